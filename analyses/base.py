@@ -1,0 +1,48 @@
+"""The contract every analysis module follows.
+
+::
+
+    @dataclass
+    class GradientsConfig:          # everything the analysis needs, typed
+        models: list[str]
+        steps: int = 50
+        ...
+
+    @dataclass
+    class GradientsResult(AnalysisResult):
+        name = "gradients"          # -> DIR/gradients.json
+        ...
+        def to_json(self) -> dict: ...
+        def figures(self, out_dir) -> list[Path]: ...
+
+    def run(config: GradientsConfig, progress: Progress | None = None) -> GradientsResult: ...
+
+``AnalysisResult.save(out_dir)`` writes ``out_dir/<name>.json`` atomically and
+then the figures; it returns every path written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from probe.io import write_json
+
+
+class AnalysisResult:
+    """Mixin for analysis results: subclasses set ``name`` and implement ``to_json``/``figures``."""
+
+    name: ClassVar[str] = "analysis"
+
+    def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def figures(self, out_dir: Path) -> list[Path]:
+        return []
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [write_json(out / f"{self.name}.json", {"analysis": self.name, **self.to_json()})]
+        written.extend(self.figures(out))
+        return written

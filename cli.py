@@ -1,0 +1,87 @@
+"""``probe``: the command-line front.
+
+This module only parses arguments and calls library functions; every command's
+work lives in ``probe/`` or ``analyses/``.  Bad input raises ``ProbeError``,
+which :func:`main` prints as one line before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from probe.errors import ProbeError
+
+app = typer.Typer(
+    name="probe",
+    help="Analyse why a monocular depth architecture under-performs (PackNet vs DenseDepth).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Shared option types: every command uses the same spelling and help.
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto|cpu|cuda|cuda:N")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="random seed")]
+OutOpt = Annotated[Path, typer.Option("--out", help="run folder: DIR/<analysis>.json, PNG figures, DIR/config.json")]
+WidthOpt = Annotated[float, typer.Option("--width", help="channel multiplier (1.0 = published widths)")]
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name (see `probe datasets`)")]
+DataRootOpt = Annotated[Optional[Path], typer.Option("--data-root", help="folder (or archive) holding the dataset")]
+InputSizeOpt = Annotated[Optional[str], typer.Option("--input-size", help="HxW, e.g. 240x320 (default: the dataset protocol's)")]
+
+
+
+@app.callback()
+def _root() -> None:
+    """probe: models, analyses and reports for monocular depth estimation."""
+
+
+# ----------------------------------------------------------------------------
+# section: models and complexity
+# ----------------------------------------------------------------------------
+
+# ----------------------------------------------------------------------------
+# section: data
+# ----------------------------------------------------------------------------
+
+# ----------------------------------------------------------------------------
+# section: training, evaluation, prediction, experiments
+# ----------------------------------------------------------------------------
+
+# ----------------------------------------------------------------------------
+# section: gradients, noise, collapse
+# ----------------------------------------------------------------------------
+
+# ----------------------------------------------------------------------------
+# section: autoencoder, attribution
+# ----------------------------------------------------------------------------
+
+# ----------------------------------------------------------------------------
+# section: report and study
+# ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the Typer app, turning ProbeError into one line and exit 2."""
+    try:
+        app(args=argv, prog_name="probe", standalone_mode=True)
+    except ProbeError as exc:
+        print(f"probe: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("probe: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:  # a bug, not bad input: still one line unless asked for the traceback
+        if os.environ.get("PROBE_DEBUG"):
+            raise
+        print(f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

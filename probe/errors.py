@@ -1,0 +1,19 @@
+"""The one exception type users are meant to see.
+
+Library code raises :class:`ProbeError` (or a subclass) for bad input: a missing
+file, a malformed flag, an impossible shape.  The CLI prints its message on one
+line and exits non-zero without a traceback, so every message must name the
+file or flag at fault and what was expected.
+"""
+
+
+class ProbeError(Exception):
+    """User-facing error: the message is printed verbatim on one line."""
+
+
+class DataError(ProbeError, ValueError):
+    """A dataset file is missing, corrupt or inconsistent."""
+
+
+class ShapeError(ProbeError, ValueError):
+    """A tensor does not satisfy a documented shape contract."""

@@ -1,0 +1,111 @@
+"""The one atomic file writer, and JSON with plain numbers.
+
+Every result, figure and checkpoint goes through :func:`atomic_write` so that a
+crash or SIGKILL never leaves a half-written file in place of a good one: the
+bytes go to a temporary file in the same directory, are fsync'ed, and the file
+is renamed over the target (an atomic operation on POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from probe.errors import ProbeError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+
+    Use for writers that insist on a file name (``safetensors.torch.save_file``,
+    ``fig.savefig``, ``torch.save``)::
+
+        with atomic_path(out / "weights.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return Path(path)
+
+
+def to_plain(obj: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, dataclasses, paths and tuples to JSON types.
+
+    Non-finite floats become ``None`` (JSON has no Infinity/NaN); callers that
+    need to distinguish +inf (e.g. PSNR of identical images) store that fact in
+    a separate field.
+    """
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return to_plain(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    # numpy / torch scalars and arrays, without importing either eagerly
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return to_plain(tolist())
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return to_plain(item())
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON with plain numbers."""
+    text = json.dumps(to_plain(obj), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, text)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, raising a one-line ProbeError naming the file on failure."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProbeError(f"{p}: file not found (expected a JSON file)")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProbeError(f"{p}: not valid JSON ({exc})") from None
+
+
+def append_jsonl(path: str | os.PathLike[str], record: Any) -> None:
+    """Append one JSON line and flush it (used for per-step training logs)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(to_plain(record), allow_nan=False) + "\n"
+    with open(p, "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()

@@ -1,0 +1,77 @@
+"""Run folders: ``--out DIR`` holds ``config.json`` plus one ``<analysis>.json`` per analysis.
+
+``config.json`` records the resolved configuration of every command that wrote
+into the folder, together with provenance (versions, device, seed, git commit),
+so a report can say exactly how each number was produced.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probe import __version__
+from probe.errors import ProbeError
+from probe.io import read_json, write_json
+
+
+def git_commit(start: Path | None = None) -> str | None:
+    """The commit of the probe checkout (None outside a git checkout)."""
+    here = start or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(device: torch.device | str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Versions, machine, device and commit: everything needed to trust a number later."""
+    import numpy
+
+    info: dict[str, Any] = {
+        "probe_version": __version__,
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cuda_available": torch.cuda.is_available(),
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+    }
+    if device is not None:
+        dev = torch.device(device)
+        info["device"] = str(dev)
+        if dev.type == "cuda":
+            info["device_name"] = torch.cuda.get_device_name(dev)
+    return info
+
+
+def prepare_run_dir(out: str | Path, command: str, config: dict[str, Any], *, device: Any = None,
+                    seed: int | None = None) -> Path:
+    """Create ``out`` and merge this command's resolved config into ``out/config.json``.
+
+    The file maps command names to ``{"config": ..., "provenance": ...}`` so that
+    several analyses can share one run folder without overwriting each other.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ProbeError(f"--out {path}: exists and is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    cfg_file = path / "config.json"
+    existing = read_json(cfg_file) if cfg_file.exists() else {}
+    if not isinstance(existing, dict):
+        raise ProbeError(f"{cfg_file}: expected a JSON object")
+    existing[command] = {"config": config, "provenance": provenance(device, seed)}
+    write_json(cfg_file, existing)
+    return path
