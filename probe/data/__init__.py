@@ -1,0 +1,23 @@
+"""Datasets: the built-in synthetic scenes and readers for published on-disk formats.
+
+``get_dataset(name, root, split, input_size, **options)`` is the only door in;
+importing the reader modules fills the registry.
+"""
+
+from probe.data.base import (  # noqa: F401
+    DATASETS,
+    BadItemLog,
+    DatasetInfo,
+    DepthDataset,
+    RawSample,
+    dataset_info,
+    dataset_present,
+    get_dataset,
+    list_datasets,
+    register_dataset,
+)
+from probe.data import synthetic as _synthetic  # noqa: E402,F401
+from probe.data import nyu as _nyu  # noqa: E402,F401
+from probe.data import make3d as _make3d  # noqa: E402,F401
+from probe.data import kitti as _kitti  # noqa: E402,F401
+from probe.data import folder as _folder  # noqa: E402,F401

@@ -1,0 +1,37 @@
+"""The model zoo: ``build_model(name, **options)`` and ``list_models()`` are the only doors in.
+
+>>> from probe.models import build_model, list_models
+>>> "packnet_b" in list_models()
+True
+>>> model = build_model("densedepth", width=0.0625).eval()   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from probe.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+
+def build_model(name: str, **options: Any) -> nn.Module:
+    """Build a registered model; options are the factory's keyword arguments (``width``, ...)."""
+    return MODELS.build(name, **options)
+
+
+def list_models() -> list[str]:
+    """Registered model names, in registration order."""
+    return MODELS.names()
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (optionally only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# Importing the architecture modules fills the registry.
+from probe.models import packnet as _packnet  # noqa: E402,F401
+from probe.models import densedepth as _densedepth  # noqa: E402,F401

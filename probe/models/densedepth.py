@@ -1,0 +1,1 @@
+"""Filled in by the densedepth work (see docs/CONTRACTS.md)."""

@@ -1,0 +1,1 @@
+"""Filled in by the packnet work (see docs/CONTRACTS.md)."""
