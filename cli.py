@@ -48,6 +48,9 @@ def _root() -> None:
 # section: data
 # ----------------------------------------------------------------------------
 
+data_app = typer.Typer(help="Inspect, check and fetch datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
 # ----------------------------------------------------------------------------
 # section: training, evaluation, prediction, experiments
 # ----------------------------------------------------------------------------
