@@ -1,0 +1,77 @@
+"""The generator reads run folders and writes a self-contained report."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from probe.errors import ProbeError
+from probe.report import build_report
+from tests.report import fixtures as fx
+
+
+def test_full_run_fills_every_question_section(tmp_path):
+    run = fx.full_run(tmp_path / "run")
+    html = build_report([run], tmp_path / "report.html").read_text()
+    for question in ("Do PackNet&#x27;s gradients vanish?", "Does the prediction collapse to the mean?",
+                     "Does packing preserve information?", "How noisy are the batches?",
+                     "What does the extra capacity cost?"):
+        assert f"<h2>{question}</h2>" in html
+    assert "The experiment matrix" in html and "pack/unpack properties" in html
+
+
+def test_report_is_self_contained(tmp_path):
+    run = fx.full_run(tmp_path / "run")
+    html = build_report([run], tmp_path / "report.html").read_text()
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    for s in srcs:
+        assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_missing_analyses_are_listed_as_not_run(tmp_path):
+    fx.write(tmp_path / "run" / "complexity.json", fx.complexity_doc())
+    html = build_report([tmp_path / "run"], tmp_path / "r.html").read_text()
+    not_run = html.split('id="not-run"')[1]
+    assert "Do PackNet&#x27;s gradients vanish? (needs gradients.json)" in not_run
+    assert "Does packing preserve information? (needs autoencoder.json)" in not_run
+    assert "<h2>The models</h2>" in html
+
+
+def test_answers_change_with_the_numbers(tmp_path):
+    run = fx.full_run(tmp_path / "run")
+    first = build_report([run], tmp_path / "a.html").read_text()
+    fx.write(run / "collapse.json", fx.collapse_doc({"packnet_b": 0.0, "densedepth": 0.0}))
+    second = build_report([run], tmp_path / "b.html").read_text()
+    assert "Yes: the most collapsed model, packnet_b, has 75%" in first
+    assert "No: the most collapsed model" in second
+
+
+def test_markdown_writes_figures_beside_it(tmp_path):
+    run = fx.full_run(tmp_path / "run")
+    md = build_report([run], tmp_path / "report.md", fmt="md").read_text()
+    links = re.findall(r"\]\((report_figures/[^)]+\.png)\)", md)
+    assert links and all((tmp_path / link).is_file() for link in links)
+
+
+def test_bad_inputs_raise_one_line_errors(tmp_path):
+    with pytest.raises(ProbeError, match="not a directory"):
+        build_report([tmp_path / "nope"], tmp_path / "r.html")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ProbeError, match="no result files found"):
+        build_report([tmp_path / "empty"], tmp_path / "r.html")
+    fx.write(tmp_path / "bad" / "gradients.json", {})
+    (tmp_path / "bad" / "gradients.json").write_text("{not json")
+    with pytest.raises(ProbeError, match="gradients.json: not valid JSON"):
+        build_report([tmp_path / "bad"], tmp_path / "r.html")
+
+
+def test_cli_report_exits_2_on_bad_format(run_cli, tmp_path):
+    run = fx.full_run(tmp_path / "run")
+    res = run_cli("report", run, "-o", tmp_path / "r.html", "--format", "pdf")
+    assert res.code == 2 and res.err.count("\n") == 1 and "--format" in res.err
+    ok = run_cli("report", run, "-o", tmp_path / "r.html")
+    assert ok.code == 0 and (tmp_path / "r.html").is_file()
