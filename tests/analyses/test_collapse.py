@@ -1,0 +1,121 @@
+"""The collapse statistics mean what they say."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from analyses.collapse import average_ranks, collapse_statistics
+from probe.errors import ShapeError
+
+
+def _scene(batch: int = 3, h: int = 12, w: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    gt = 1.0 + 9.0 * torch.rand(batch, 1, h, w, generator=gen)
+    valid = torch.rand(batch, 1, h, w, generator=gen) > 0.2
+    return gt, valid
+
+
+def test_constant_prediction_is_collapsed() -> None:
+    gt, valid = _scene()
+    stats = collapse_statistics(torch.full_like(gt, 4.0), gt, valid)
+    assert stats.collapsed == [True, True, True]
+    assert stats.collapsed_share == 1.0
+    assert all(r == 0.0 for r in stats.std_ratio)
+    assert all(math.isnan(r) for r in stats.pearson)  # correlation of a constant is undefined
+
+
+def test_predicting_each_images_mean_has_r2_zero() -> None:
+    gt, valid = _scene()
+    means = torch.stack([gt[i][valid[i]].mean() for i in range(gt.shape[0])]).view(-1, 1, 1, 1)
+    stats = collapse_statistics(means.expand_as(gt).clone(), gt, valid)
+    assert stats.r2 == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
+    assert not any(stats.scale_flagged)
+
+
+def test_ground_truth_itself_is_perfect() -> None:
+    gt, valid = _scene()
+    stats = collapse_statistics(gt.clone(), gt, valid)
+    assert stats.std_ratio == pytest.approx([1.0] * 3)
+    assert stats.pearson == pytest.approx([1.0] * 3)
+    assert stats.spearman == pytest.approx([1.0] * 3)
+    assert stats.r2 == pytest.approx([1.0] * 3)
+    assert stats.scale_ratio == pytest.approx([1.0] * 3)
+    assert not any(stats.collapsed) and not any(stats.scale_flagged)
+    assert stats.collapsed_share == 0.0
+
+
+def test_twice_the_ground_truth_is_not_collapsed_but_scale_is_flagged() -> None:
+    gt, valid = _scene()
+    stats = collapse_statistics(2.0 * gt, gt, valid)
+    assert not any(stats.collapsed)
+    assert stats.scale_flagged == [True, True, True]
+    assert stats.scale_ratio == pytest.approx([2.0] * 3)
+    assert stats.std_ratio == pytest.approx([2.0] * 3)
+    assert stats.pearson == pytest.approx([1.0] * 3)
+    assert stats.scale_flagged_share == 1.0
+
+
+def test_independent_noise_is_uncorrelated() -> None:
+    gt, valid = _scene(batch=2, h=64, w=64, seed=1)
+    noise = 1.0 + 9.0 * torch.rand(gt.shape, generator=torch.Generator().manual_seed(7))
+    stats = collapse_statistics(noise, gt, valid)
+    assert all(abs(r) < 0.08 for r in stats.pearson)
+    assert all(abs(r) < 0.08 for r in stats.spearman)
+    assert all(r < 0.0 for r in stats.r2)  # worse than the per-image mean predictor
+    assert not any(stats.collapsed)
+
+
+def test_invalid_pixels_are_ignored() -> None:
+    gt, valid = _scene()
+    n_bad = int((~valid).sum())
+    junk = torch.tensor([1e6, -5.0, float("nan")]).repeat(n_bad // 3 + 1)[:n_bad]
+    pred, gt_dirty = 0.5 * gt + 1.0, gt.clone()
+    pred_dirty = pred.clone()
+    pred_dirty[~valid] = junk
+    gt_dirty[~valid] = junk.flip(0)
+    clean = collapse_statistics(pred, gt, valid)
+    dirty = collapse_statistics(pred_dirty, gt_dirty, valid)
+    for key in ("std_ratio", "pearson", "spearman", "r2", "scale_ratio"):
+        assert getattr(dirty, key) == pytest.approx(getattr(clean, key))
+    assert dirty.n_valid == [int(v.sum()) for v in valid]
+
+
+def test_flat_ground_truth_is_undefined_not_collapsed() -> None:
+    gt = torch.full((1, 1, 4, 4), 3.0)
+    stats = collapse_statistics(gt.clone(), gt, torch.ones_like(gt, dtype=torch.bool))
+    assert stats.defined == [False] and stats.collapsed == [False]
+    assert math.isnan(stats.std_ratio[0]) and math.isnan(stats.collapsed_share)
+
+
+def test_mismatched_shapes_raise_shape_error() -> None:
+    gt, valid = _scene()
+    with pytest.raises(ShapeError, match=r"\[B,1,H,W\]"):
+        collapse_statistics(gt[:, :, :-1], gt, valid)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers(min_value=-5, max_value=5), min_size=2, max_size=30))
+def test_average_ranks_match_scipy_rankdata(values: list[int]) -> None:
+    x = torch.tensor(values, dtype=torch.float64)
+    assert average_ranks(x).tolist() == pytest.approx((sps.rankdata(values) - 1.0).tolist())
+
+
+@settings(max_examples=30)
+@given(st.integers(min_value=0, max_value=10_000))
+def test_spearman_matches_scipy_on_random_images(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    gt = torch.randint(1, 6, (1, 1, 5, 6), generator=gen).double()
+    pred = torch.randint(1, 6, (1, 1, 5, 6), generator=gen).double()
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    stats = collapse_statistics(pred, gt, valid)
+    expected = sps.spearmanr(pred.flatten().numpy(), gt.flatten().numpy()).statistic
+    if math.isnan(expected):
+        assert math.isnan(stats.spearman[0])
+    else:
+        assert stats.spearman[0] == pytest.approx(expected, abs=1e-9)
