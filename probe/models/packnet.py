@@ -1,1 +1,450 @@
-"""Filled in by the packnet work (see docs/CONTRACTS.md)."""
+"""PackNet01 and PackNetSlim01 (Guizilini et al., CVPR 2020), rebuilt from TRI's packnet-sfm.
+
+The encoder halves the resolution five times with :class:`PackLayerConv3d` (pack, 3-D
+conv, 2-D conv) instead of striding; the decoder doubles it five times with
+:class:`UnpackLayerConv3d`, merges the encoder skip of the same resolution, and emits
+depth at the four finest scales.  Channel counts, kernels and block depths follow the
+published ``PackNet01`` / ``PackNetSlim01`` exactly at ``width=1.0``; module names follow
+the published code too (``pre_calc``, ``pack1`` ... ``iconv1``, ``disp1_layer``).
+
+Registered models (``probe.models.build_model(name, **options)``):
+
+==================  =======================================================  =============
+name                network                                                  parameters
+==================  =======================================================  =============
+``packnet_a``       PackNet01 version A (skips concatenated)                  128,294,020
+``packnet_b``       PackNet01 version B (skips added)                         124,164,580
+``packnet_c``       version B with every encoder skip multiplied by zero      124,164,580
+``packnet_slim_a``  PackNetSlim01 version A                                    see ``probe models``
+``packnet_slim_b``  PackNetSlim01 version B, with the skip2 fix (see below)    see ``probe models``
+``packnet_slim_c``  slim version B with every skip multiplied by zero          see ``probe models``
+==================  =======================================================  =============
+
+>>> import torch
+>>> from probe.models import build_model
+>>> model = build_model("packnet_b", width=0.0625).eval()
+>>> model(torch.rand(1, 3, 64, 96)).shape
+torch.Size([1, 1, 64, 96])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from probe.errors import ProbeError, ShapeError
+from probe.models import MODELS
+from probe.models.common import crop_to_scale, pad_to_multiple
+from probe.ops import pack, unpack
+from probe.registry import Registry
+
+#: GroupNorm groups used throughout the published network.
+GROUPS = 16
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with the published 16 groups; narrower models use the largest divisor of 16 that fits.
+
+    Every published channel count is a multiple of 16, so ``width=1.0`` is exact; the
+    adaptation only matters for shrunken test models (e.g. 4 channels -> 4 groups).
+    """
+    return nn.GroupNorm(math.gcd(GROUPS, channels), channels)
+
+
+def scale_channels(base: int, width: float) -> int:
+    """Published channel count ``base`` times ``width``, rounded to an even number >= 2.
+
+    Even counts keep :class:`UnpackLayerConv3d` (which needs ``out * r * r`` divisible by
+    ``d``) valid for ``d`` up to 8; ``width == 1.0`` returns ``base`` unchanged.
+    """
+    if width == 1.0:
+        return base
+    return max(2, 2 * round(base * width / 2))
+
+
+# ------------------------------------------------------------------------------------------
+# layers
+# ------------------------------------------------------------------------------------------
+
+
+class Conv2D(nn.Module):
+    """Convolution with zero 'same' padding, GroupNorm(16) and ELU.
+
+    ``[B,Cin,H,W] -> [B,Cout,H/stride,W/stride]`` (PackNet uses stride 1 throughout).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv_base = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                                   padding=kernel_size // 2)
+        self.normalize = group_norm(out_channels)
+        self.activ = nn.ELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activ(self.normalize(self.conv_base(x)))
+
+
+class ResidualConv(nn.Module):
+    """Two 3x3 :class:`Conv2D` plus a 1x1 convolution shortcut, summed, then GroupNorm and ELU.
+
+    ``[B,Cin,H,W] -> [B,Cout,H,W]``.  ``residual=False`` builds no shortcut at all (the
+    block becomes two plain convolutions followed by GroupNorm and ELU).  ``dropout``
+    applies ``Dropout2d`` to the shortcut branch, where the published code puts it.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dropout: Optional[float] = None,
+                 residual: bool = True) -> None:
+        super().__init__()
+        self.conv1 = Conv2D(in_channels, out_channels, 3, stride)
+        self.conv2 = Conv2D(out_channels, out_channels, 3, 1)
+        self.conv3: Optional[nn.Module] = None
+        if residual:
+            shortcut: nn.Module = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride)
+            self.conv3 = nn.Sequential(shortcut, nn.Dropout2d(dropout)) if dropout else shortcut
+        self.normalize = group_norm(out_channels)
+        self.activ = nn.ELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.conv1(x))
+        if self.conv3 is not None:
+            out = out + self.conv3(x)
+        return self.activ(self.normalize(out))
+
+
+def residual_block(in_channels: int, out_channels: int, num_blocks: int, stride: int = 1,
+                   dropout: Optional[float] = None, residual: bool = True) -> nn.Sequential:
+    """``num_blocks`` :class:`ResidualConv` in sequence: ``[B,Cin,H,W] -> [B,Cout,H,W]``."""
+    layers = [ResidualConv(in_channels, out_channels, stride, dropout, residual)]
+    layers += [ResidualConv(out_channels, out_channels, 1, dropout, residual) for _ in range(1, num_blocks)]
+    return nn.Sequential(*layers)
+
+
+class PackLayerConv3d(nn.Module):
+    """Packing layer: :func:`probe.ops.pack`, a 3-D convolution over the packed channels, a 2-D conv.
+
+    ``[B,C,H,W] -> pack -> [B,r*r*C,H/r,W/r] -> Conv3d(1->d) -> [B,d*r*r*C,H/r,W/r]
+    -> Conv2D -> [B,C,H/r,W/r]``.  H and W must be divisible by ``r``.
+    """
+
+    def __init__(self, in_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
+        super().__init__()
+        self.r = r
+        self.conv = Conv2D(in_channels * r * r * d, in_channels, kernel_size, 1)
+        self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = pack(x, self.r).unsqueeze(1)
+        features = self.conv3d(packed)
+        b, d, c, h, w = features.shape
+        return self.conv(features.reshape(b, d * c, h, w))
+
+
+class UnpackLayerConv3d(nn.Module):
+    """Unpacking layer: a 2-D conv, a 3-D convolution, then :func:`probe.ops.unpack`.
+
+    ``[B,Cin,H,W] -> Conv2D -> [B,Cout*r*r/d,H,W] -> Conv3d(1->d) -> [B,Cout*r*r,H,W]
+    -> unpack -> [B,Cout,r*H,r*W]``.  ``Cout * r * r`` must be divisible by ``d``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
+        super().__init__()
+        if (out_channels * r * r) % d:
+            raise ShapeError(f"UnpackLayerConv3d: out_channels*r*r must be divisible by d={d}; "
+                             f"got out_channels={out_channels}, r={r}")
+        self.r = r
+        self.conv = Conv2D(in_channels, out_channels * r * r // d, kernel_size, 1)
+        self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.conv3d(self.conv(x).unsqueeze(1))
+        b, d, c, h, w = features.shape
+        return unpack(features.reshape(b, d * c, h, w), self.r)
+
+
+#: Depth-head activations (seed experiment 3 swaps sigmoid for leaky ReLU).
+HEAD_ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("depth-head activation")
+HEAD_ACTIVATIONS.register("sigmoid", description="bounded (0, 1), as published")(nn.Sigmoid)
+HEAD_ACTIVATIONS.register("leaky_relu", description="unbounded, negative slope 0.01")(nn.LeakyReLU)
+
+#: What the head's activation is scaled into: inverse depth (1/m) or depth / max_depth.
+#: Maps ``min_depth`` to the factor applied after the activation.
+TARGETS: Registry[Callable[[float], float]] = Registry("depth target")
+TARGETS.register("inverse", description="inverse depth in 1/m: activation / min_depth")(lambda m: 1.0 / m)
+TARGETS.register("direct", description="depth as a fraction of max_depth: activation")(lambda m: 1.0)
+
+
+class DepthHead(nn.Module):
+    """3x3 convolution, activation, scale: ``[B,Cin,H,W] -> [B,out_channels,H,W]``.
+
+    The published ``InvDepth`` head is ``sigmoid(conv(x)) / min_depth`` (inverse depth in
+    ``(0, 1/min_depth)``).  ``target="direct"`` emits ``activation(conv(x))`` (depth as a
+    fraction of the dataset cap, see :mod:`probe.depth_space`); ``activation="leaky_relu"``
+    makes either range unbounded.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 1, min_depth: float = 0.5,
+                 activation: str = "sigmoid", target: str = "inverse") -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
+        self.activ = HEAD_ACTIVATIONS.build(activation)
+        self.scale = TARGETS.get(target)(min_depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.activ(self.conv1(x))
+        return out * self.scale if self.scale != 1.0 else out
+
+
+# ------------------------------------------------------------------------------------------
+# skip merges: version A concatenates, version B adds
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkipMerge:
+    """How a decoder stage combines its unpacked features with the encoder skip.
+
+    ``unpack_channels(stage, skip)`` is what the unpack layer must emit and
+    ``merged_channels(stage, skip)`` what the merge yields, given the stage's decoder width
+    and the skip's channel count.
+    """
+
+    unpack_channels: Callable[[int, int], int]
+    merged_channels: Callable[[int, int], int]
+    merge: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+SKIP_MERGES: Registry[Callable[[], SkipMerge]] = Registry("PackNet version")
+SKIP_MERGES.register("A", description="concatenate the skip")(lambda: SkipMerge(
+    unpack_channels=lambda stage, skip: stage,
+    merged_channels=lambda stage, skip: stage + skip,
+    merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1)))
+# Version B adds, so the unpack layer must emit the skip's channel count.  In the published
+# PackNet01 this equals the literal values (n3//2, n4//2, ...) for every stage.
+SKIP_MERGES.register("B", description="add the skip")(lambda: SkipMerge(
+    unpack_channels=lambda stage, skip: skip,
+    merged_channels=lambda stage, skip: skip,
+    merge=lambda unpacked, skip: unpacked + skip))
+
+
+# ------------------------------------------------------------------------------------------
+# the network
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackNetSpec:
+    """Published hyper-parameters of one PackNet family member (channels at ``width=1.0``)."""
+
+    name: str
+    pre_channels: int                    # ni: pre_calc output, also skip1
+    channels: tuple[int, int, int, int, int]   # n1..n5: encoder stage / decoder stage widths
+    d: int                               # 3-D features in the pack/unpack layers
+    num_blocks: tuple[int, int, int, int] = (2, 2, 3, 3)
+    pack_kernels: tuple[int, int, int, int, int] = (5, 3, 3, 3, 3)
+    unpack_kernels: tuple[int, int, int, int, int] = (3, 3, 3, 3, 3)
+    iconv_kernels: tuple[int, int, int, int, int] = (3, 3, 3, 3, 3)
+
+
+PACKNET01 = PackNetSpec("PackNet01", 64, (64, 64, 128, 256, 512), d=8)
+PACKNET_SLIM01 = PackNetSpec("PackNetSlim01", 32, (32, 64, 128, 256, 512), d=4)
+
+_OUTPUT_SCALES = {"full": 1.0, "half": 0.5}
+
+
+class PackNet(nn.Module):
+    """PackNet01 / PackNetSlim01 encoder-decoder: ``[B,3,H,W]`` in [0,1] -> depth maps.
+
+    Eval mode returns ``[B,out_channels,H*s,W*s]`` with ``s = output_scale`` (1.0, or 0.5
+    for ``output_scale="half"``); training mode returns a list of scales, finest first:
+    4 scales (``s, s/2, s/4, s/8``) at full output, 3 (``s/2 .. s/8`` relative to the input,
+    i.e. ``0.5, 0.25, 0.125``) at half output.  Any H, W works: the input is padded
+    (replicate) to a multiple of 32 and every output cropped back.
+
+    Versions: ``A`` concatenates each encoder skip to the unpacked features, ``B`` adds it
+    (the unpack layer then emits the skip's channel count).  ``skips=False`` multiplies
+    every encoder->decoder skip (skip1..skip5) by zero, keeping all parameters (the seed's
+    version C).  ``output_scale="half"`` stops after the second-to-last decoder stage and
+    does not build ``unpack1``/``iconv1``/``disp1_layer``.
+
+    Slim version B fix: the published PackNetSlim01 version B does not run because skip2
+    (the packed output of ``conv1``) has ``n1 = 32`` channels while ``unpack2`` emits
+    ``n2 = 64`` and adds them.  Here ``unpack2`` emits the skip's 32 channels (and
+    ``iconv2`` takes 32 + out_channels), the same rule by which every other version-B
+    stage is sized; nothing else changes.  PackNet01 is unaffected (there n1 = n2 = 64).
+    """
+
+    input_multiple = 32
+    family = "packnet"
+
+    def __init__(self, spec: PackNetSpec, version: str, *, model_name: str, width: float = 1.0,
+                 activation: str = "sigmoid", target: str = "inverse", output_scale: str = "full",
+                 residual: bool = True, skips: bool = True, min_depth: float = 0.5, out_channels: int = 1,
+                 dropout: Optional[float] = None) -> None:
+        super().__init__()
+        _validate_options(width, output_scale, min_depth, out_channels, dropout, residual)
+        HEAD_ACTIVATIONS.entry(activation)
+        TARGETS.entry(target)
+        self.model_name = model_name
+        self.spec, self.version, self.width = spec, version, width
+        self.activation, self.target, self.residual, self.skips = activation, target, residual, skips
+        self.output_space = target
+        self.min_depth = float(min_depth)
+        self.output_scale = _OUTPUT_SCALES[output_scale]
+        self.out_channels = out_channels
+        self.merge = SKIP_MERGES.build(version)
+
+        ni = scale_channels(spec.pre_channels, width)
+        n1, n2, n3, n4, n5 = (scale_channels(c, width) for c in spec.channels)
+        no, d = out_channels, spec.d
+        blocks = dict(dropout=dropout, residual=residual)
+
+        self.pre_calc = Conv2D(3, ni, 5, 1)
+        # encoder
+        self.conv1 = Conv2D(ni, n1, 7, 1)
+        self.pack1 = PackLayerConv3d(n1, spec.pack_kernels[0], d=d)
+        self.conv2 = residual_block(n1, n2, spec.num_blocks[0], **blocks)
+        self.pack2 = PackLayerConv3d(n2, spec.pack_kernels[1], d=d)
+        self.conv3 = residual_block(n2, n3, spec.num_blocks[1], **blocks)
+        self.pack3 = PackLayerConv3d(n3, spec.pack_kernels[2], d=d)
+        self.conv4 = residual_block(n3, n4, spec.num_blocks[2], **blocks)
+        self.pack4 = PackLayerConv3d(n4, spec.pack_kernels[3], d=d)
+        self.conv5 = residual_block(n4, n5, spec.num_blocks[3], **blocks)
+        self.pack5 = PackLayerConv3d(n5, spec.pack_kernels[4], d=d)
+
+        # decoder: stage k unpacks to the resolution of skip k, merges it, refines with iconv k.
+        # Stages 1-3 also concatenate the upsampled depth of the coarser stage (+no channels).
+        skip_ch = {1: ni, 2: n1, 3: n2, 4: n3, 5: n4}
+        stage_ch = {1: n1, 2: n2, 3: n3, 4: n4, 5: n5}
+        stage_in = {5: n5, 4: n5, 3: n4, 2: n3, 1: n2}
+        last_stage = 2 if output_scale == "half" else 1
+        m = self.merge
+        for k in range(5, last_stage - 1, -1):
+            kernel = 5 - k
+            unpack_out = m.unpack_channels(stage_ch[k], skip_ch[k])
+            iconv_in = m.merged_channels(stage_ch[k], skip_ch[k]) + (no if k <= 3 else 0)
+            setattr(self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], d=d))
+            setattr(self, f"iconv{k}", Conv2D(iconv_in, stage_ch[k], spec.iconv_kernels[kernel], 1))
+        head = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
+        for k in range(4, last_stage - 1, -1):
+            setattr(self, f"disp{k}_layer", DepthHead(stage_ch[k], **head))
+
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Xavier-uniform convolution weights and zero biases, as published."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def _decode(self, k: int, x: torch.Tensor, skip: torch.Tensor,
+                coarser_depth: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Decoder stage ``k``: unpack ``x`` (doubling H, W), merge ``skip``, append depth, refine."""
+        merged = self.merge.merge(getattr(self, f"unpack{k}")(x), skip)
+        if coarser_depth is not None:
+            merged = torch.cat((merged, F.interpolate(coarser_depth, scale_factor=2, mode="nearest")), 1)
+        return getattr(self, f"iconv{k}")(merged)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """``[B,3,H,W] -> [B,C,H*s,W*s]`` (eval) or a list of scales finest first (training)."""
+        if rgb.dim() != 4 or rgb.shape[1] != 3:
+            raise ShapeError(f"{self.model_name}: expected input [B,3,H,W], got {tuple(rgb.shape)}")
+        padded, size = pad_to_multiple(rgb, self.input_multiple)
+
+        x = self.pre_calc(padded)
+        x1p = self.pack1(self.conv1(x))
+        x2p = self.pack2(self.conv2(x1p))
+        x3p = self.pack3(self.conv3(x2p))
+        x4p = self.pack4(self.conv4(x3p))
+        x5p = self.pack5(self.conv5(x4p))
+
+        skip1, skip2, skip3, skip4, skip5 = x, x1p, x2p, x3p, x4p
+        if not self.skips:
+            # Multiplied rather than replaced, as the seed did: same graph, zero contribution.
+            skip1, skip2, skip3, skip4, skip5 = (s * 0.0 for s in (skip1, skip2, skip3, skip4, skip5))
+
+        iconv4 = self._decode(4, self._decode(5, x5p, skip5), skip4)
+        disp4 = self.disp4_layer(iconv4)
+        iconv3 = self._decode(3, iconv4, skip3, disp4)
+        disp3 = self.disp3_layer(iconv3)
+        iconv2 = self._decode(2, iconv3, skip2, disp3)
+        disp2 = self.disp2_layer(iconv2)
+        if self.output_scale == 1.0:
+            disp1 = self.disp1_layer(self._decode(1, iconv2, skip1, disp2))
+            scales = [disp1, disp2, disp3, disp4]
+        else:
+            scales = [disp2, disp3, disp4]
+
+        outputs = [crop_to_scale(out, size, self.output_scale / 2**i) for i, out in enumerate(scales)]
+        return outputs if self.training else outputs[0]
+
+
+def _validate_options(width: float, output_scale: str, min_depth: float, out_channels: int,
+                      dropout: Optional[float], residual: bool) -> None:
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+        raise ProbeError(f"--width: expected a positive number (1.0 = published), got {width!r}")
+    if output_scale not in _OUTPUT_SCALES:
+        raise ProbeError(f"output_scale: expected one of {', '.join(_OUTPUT_SCALES)}, got {output_scale!r}")
+    if not (min_depth > 0):
+        raise ProbeError(f"min_depth: expected a positive depth in metres, got {min_depth!r}")
+    if not (isinstance(out_channels, int) and out_channels >= 1):
+        raise ProbeError(f"out_channels: expected an integer >= 1, got {out_channels!r}")
+    if dropout is not None and not (0.0 <= dropout < 1.0):
+        raise ProbeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+    if dropout and not residual:
+        raise ProbeError("dropout: acts on the residual shortcut as published, so it needs residual=True")
+
+
+# ------------------------------------------------------------------------------------------
+# registered models
+# ------------------------------------------------------------------------------------------
+
+
+def _version_c(name: str, spec: PackNetSpec, skips: bool, options: dict) -> PackNet:
+    if skips:
+        raise ProbeError(f"{name}: is version B with skips=False by definition; use the version-B model for skips")
+    return PackNet(spec, "B", model_name=name, skips=False, **options)
+
+
+@MODELS.register("packnet_a", description="PackNet01 version A: skips concatenated", family="packnet")
+def packnet_a(**options) -> PackNet:
+    """PackNet01 version A (128,294,020 parameters at width 1.0)."""
+    return PackNet(PACKNET01, "A", model_name="packnet_a", **options)
+
+
+@MODELS.register("packnet_b", description="PackNet01 version B: skips added", family="packnet")
+def packnet_b(**options) -> PackNet:
+    """PackNet01 version B (124,164,580 parameters at width 1.0)."""
+    return PackNet(PACKNET01, "B", model_name="packnet_b", **options)
+
+
+@MODELS.register("packnet_c", description="PackNet01 version B, every encoder skip x 0 (seed's C)",
+                 family="packnet")
+def packnet_c(skips: bool = False, **options) -> PackNet:
+    """The seed's version C: version B with skip1..skip5 multiplied by zero (same parameters as B)."""
+    return _version_c("packnet_c", PACKNET01, skips, options)
+
+
+@MODELS.register("packnet_slim_a", description="PackNetSlim01 version A: skips concatenated", family="packnet")
+def packnet_slim_a(**options) -> PackNet:
+    """PackNetSlim01 version A."""
+    return PackNet(PACKNET_SLIM01, "A", model_name="packnet_slim_a", **options)
+
+
+@MODELS.register("packnet_slim_b", description="PackNetSlim01 version B (skip2 channel fix)", family="packnet")
+def packnet_slim_b(**options) -> PackNet:
+    """PackNetSlim01 version B with unpack2 sized to skip2's channels (see :class:`PackNet`)."""
+    return PackNet(PACKNET_SLIM01, "B", model_name="packnet_slim_b", **options)
+
+
+@MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0",
+                 family="packnet")
+def packnet_slim_c(skips: bool = False, **options) -> PackNet:
+    """Slim version C: fixed slim version B with skip1..skip5 multiplied by zero."""
+    return _version_c("packnet_slim_c", PACKNET_SLIM01, skips, options)
