@@ -83,13 +83,13 @@ class CollapseStatistics:
             "n_defined": int(keep.sum()),
             "collapsed_share": self.collapsed_share,
             "scale_flagged_share": self.scale_flagged_share,
-            "std_ratio_median": _agg(self.std_ratio, "median"),
-            "std_ratio_mean": _agg(self.std_ratio, "mean"),
-            "pearson_mean": _agg(self.pearson, "mean"),
-            "spearman_mean": _agg(self.spearman, "mean"),
-            "r2_mean": _agg(self.r2, "mean"),
-            "r2_median": _agg(self.r2, "median"),
-            "scale_ratio_median": _agg(self.scale_ratio, "median"),
+            "median_std_ratio": _agg(self.std_ratio, "median"),
+            "mean_std_ratio": _agg(self.std_ratio, "mean"),
+            "mean_pearson": _agg(self.pearson, "mean"),
+            "mean_spearman": _agg(self.spearman, "mean"),
+            "mean_r2": _agg(self.r2, "mean"),
+            "median_r2": _agg(self.r2, "median"),
+            "median_scale_ratio": _agg(self.scale_ratio, "median"),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
     pixels where both tensors are finite count.  Example::
 
         stats = collapse_statistics(pred_m, batch["depth"], batch["valid"])
-        stats.collapsed_share, stats.summary()["r2_mean"]
+        stats.collapsed_share, stats.summary()["mean_r2"]
     """
     _check_shapes(pred, gt, valid)
     p_all = pred.detach().to(torch.float64).flatten(1).cpu()

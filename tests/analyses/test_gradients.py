@@ -1,0 +1,137 @@
+"""The gradient recorder measures what it claims, in execution order, and the verdict follows its rule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from analyses.gradients import GradientRecorder, GradientsResult, LayerGradients, ModelGradients
+
+
+class _OutOfOrder(nn.Module):
+    """Registers ``head`` first but executes it last; ``unused`` never runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(4, 1, 3, padding=1)
+        self.unused = nn.Linear(2, 2)
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.norm(self.stem(x))))
+
+
+def _drive(recorder: GradientRecorder, model: nn.Module, steps: int, manual: list | None = None) -> None:
+    """Call the hook exactly where probe.training calls it, around a plain Adam step."""
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    recorder.on_start(model, config=None)
+    for step in range(steps):
+        x = torch.rand(2, 3, 8, 8)
+        opt.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+        recorder.after_backward(step, model)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        opt.step()
+        recorder.after_step(step, model, stats=None)
+        if manual is not None:
+            manual.append((before, grads, {n: p.detach().clone() for n, p in model.named_parameters()}))
+    recorder.on_end(model)
+
+
+def _module_norm(tensors: dict, prefix: str) -> float:
+    return math.sqrt(sum(float(t.square().sum()) for n, t in tensors.items() if n.startswith(prefix + ".")))
+
+
+def test_layers_are_ordered_by_execution_not_registration() -> None:
+    model = _OutOfOrder()
+    recorder = GradientRecorder()
+    _drive(recorder, model, steps=2)
+    result = recorder.result()
+    assert [layer.name for layer in result.layers] == ["stem", "norm", "head"]
+    assert [layer.depth for layer in result.layers] == [0, 1, 2]
+    assert result.not_executed == ["unused"]
+    assert [layer.params for layer in result.layers] == [3 * 4 * 9 + 4, 8, 4 * 9 + 1]
+
+
+def test_recorded_norms_equal_per_module_norms_computed_by_hand() -> None:
+    model, manual = _OutOfOrder(), []
+    recorder = GradientRecorder()
+    _drive(recorder, model, steps=3, manual=manual)
+    result = recorder.result()
+    assert result.steps == [0, 1, 2]
+    for layer in result.layers:
+        for step, (before, grads, after) in enumerate(manual):
+            delta = {n: after[n] - before[n] for n in before}
+            weight = _module_norm(before, layer.name)
+            assert layer.grad_norm[step] == pytest.approx(_module_norm(grads, layer.name), rel=1e-5)
+            assert layer.weight_norm[step] == pytest.approx(weight, rel=1e-5)
+            assert layer.update_ratio[step] == pytest.approx(_module_norm(delta, layer.name) / weight, rel=1e-4)
+
+
+def test_every_k_records_only_multiples_of_k() -> None:
+    recorder = GradientRecorder(every=2)
+    _drive(recorder, _OutOfOrder(), steps=5)
+    result = recorder.result()
+    assert result.steps == [0, 2, 4]
+    assert all(len(layer.grad_norm) == 3 for layer in result.layers)
+
+
+def _layer(name: str, depth: int, grad: float, params: int = 100) -> LayerGradients:
+    return LayerGradients(name, "Conv2d", depth, params, [grad] * 3, [1.0] * 3, [1e-4] * 3)
+
+
+def test_verdict_flags_a_layer_far_below_the_largest_as_vanishing() -> None:
+    model = ModelGradients("toy", [0, 1, 2], [_layer("a", 0, 1e-6), _layer("b", 1, 0.5), _layer("c", 2, 1.0)])
+    verdict = model.verdict()
+    assert verdict["vanishing"] == ["a"] and verdict["exploding"] == []
+    assert verdict["first_last_ratio"] == pytest.approx(1e-6)
+    assert "1e-3" in verdict["rule"].replace("0.001", "1e-3")
+
+
+def test_verdict_normalises_by_layer_size() -> None:
+    # 1e-4 raw, but a 1-parameter layer against a 1e6-parameter one: per sqrt(param) it is 1e-1 of it.
+    small = _layer("bias", 0, 1e-4, params=1)
+    large = _layer("conv", 1, 1.0, params=1_000_000)
+    assert ModelGradients("toy", [0, 1, 2], [small, large]).verdict()["vanishing"] == []
+
+
+def test_verdict_flags_non_finite_and_huge_layers_as_exploding() -> None:
+    nan_layer = LayerGradients("n", "Conv2d", 0, 100, [1.0, float("nan"), 1.0], [1.0] * 3, [0.0] * 3)
+    layers = [nan_layer, _layer("a", 1, 1.0), _layer("b", 2, 1.0), _layer("huge", 3, 1e5)]
+    verdict = ModelGradients("toy", [0, 1, 2], layers).verdict()
+    assert verdict["exploding"] == ["n", "huge"]
+    assert verdict["vanishing"] == []  # judged against the largest non-exploding layer
+
+
+def test_save_writes_json_with_the_documented_fields_and_figures(tmp_path) -> None:
+    recorder = GradientRecorder(out_dir=tmp_path, name="toy")
+    _drive(recorder, _OutOfOrder(), steps=3)
+    written = recorder.save()
+    doc = json.loads((tmp_path / "gradients.json").read_text())
+    model = doc["models"][0]
+    assert model["name"] == "toy" and "rule" in model["verdict"]
+    layer = model["layers"][0]
+    assert {"name", "depth", "params", "grad_norm", "weight_norm", "update_ratio"} <= set(layer)
+    assert {"per_step", "mean", "median", "min", "max"} <= set(layer["grad_norm"])
+    assert len(layer["grad_norm"]["per_step"]) == 3
+    assert model["first_last_ratio"] == pytest.approx(model["verdict"]["first_last_ratio"])
+    assert (tmp_path / "gradients_heatmap_toy.png").stat().st_size > 0
+    assert (tmp_path / "gradients_depth.png").stat().st_size > 0
+    assert len(written) == 3
+
+
+def test_result_without_recorded_steps_is_an_error() -> None:
+    from probe.errors import ProbeError
+
+    recorder = GradientRecorder(every=10)
+    _drive(recorder, _OutOfOrder(), steps=0)
+    with pytest.raises(ProbeError, match="no step was recorded"):
+        recorder.result()
+    assert isinstance(GradientsResult(models=[]).to_json()["models"], list)
