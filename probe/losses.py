@@ -47,7 +47,7 @@ in ``ialhashim/DenseDepth``; that repository's PyTorch port drops the edge term,
 which ``edge_weight=0`` reproduces).
 
 * ``L_ssim = clamp((1 - mean SSIM) / 2, 0, 1)`` with an 11x11 Gaussian window
-  (sigma 1.5; ``min(11, h, w)`` on tiny maps), no padding ("valid" windows as
+  (sigma 1.5, :func:`probe.image_quality.gaussian_window`; ``min(11, h, w)`` on tiny maps), no padding ("valid" windows as
   in the reference), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2`` and dynamic range
   ``L = max_depth / min_depth`` (100 for NYU's 10 m / 0.1 m, the reference's
   ``1000 / 10``).  Masking: the local means and (co)variances are computed by
@@ -71,6 +71,7 @@ import torch.nn.functional as F
 
 from probe.depth_space import to_depth, to_depthnorm
 from probe.errors import ProbeError, ShapeError
+from probe.image_quality import gaussian_window
 from probe.registry import Registry
 
 __all__ = ["LOSSES", "LossOutput", "DepthLoss", "build_loss", "list_losses", "masked_mean", "masked_ssim_map"]
@@ -90,14 +91,6 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return total / mask.sum().clamp_min(1)
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    """Normalised 2-D Gaussian ``[1,1,size,size]`` centred on index ``size // 2``."""
-    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
-    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
 def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, val_range: float,
                     window_size: int = 11, sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
     """SSIM per window from valid pixels only: ``[B,1,h,w]`` x2 + mask -> (map, centre mask) ``[B,1,h-k+1,w-k+1]``.
@@ -107,7 +100,7 @@ def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     equals the usual Gaussian-window SSIM with "valid" (unpadded) windows.
     """
     k = min(window_size, pred.shape[-2], pred.shape[-1])
-    window = _gaussian_window(k, sigma, pred.device)
+    window = gaussian_window(k, sigma).to(device=pred.device, dtype=pred.dtype)[None, None]
     m = valid.to(pred.dtype)
     x = torch.where(valid, pred, torch.zeros_like(pred))
     y = torch.where(valid, target, torch.zeros_like(target))
@@ -124,7 +117,7 @@ def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     cov = local_mean(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * val_range) ** 2, (0.03 * val_range) ** 2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
-    r = k // 2
+    r = (k - 1) // 2
     centre = valid[..., r:r + ssim.shape[-2], r:r + ssim.shape[-1]] & (weight > 0)
     return ssim, centre
 
