@@ -1,0 +1,13 @@
+"""Training: ``train(TrainConfig(...), hooks=[...]) -> TrainResult`` and its parts.
+
+>>> from probe.training import TrainConfig, train, load_checkpoint   # doctest: +SKIP
+>>> result = train(TrainConfig(model="packnet_slim_b", width=0.0625, input_size=(32, 64),
+...                            dataset_length=16, max_steps=4, out="runs/tiny"))  # doctest: +SKIP
+>>> model, run_config = load_checkpoint("runs/tiny")                            # doctest: +SKIP
+"""
+
+from probe.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
+from probe.training.config import TrainConfig, parse_model_options  # noqa: F401
+from probe.training.hooks import StepStats, TrainHook  # noqa: F401
+from probe.training.loader import make_loader  # noqa: F401
+from probe.training.loop import StepSetup, TrainResult, read_metrics, summarise_metrics, train, train_step  # noqa: F401

@@ -1,0 +1,152 @@
+"""The training configuration: one dataclass, resolved once, recorded in ``config.json``.
+
+Defaults are the seed study's protocol (Adam, lr 1e-4, batch size 4, one epoch,
+the DenseDepth loss).  Device-dependent defaults (precision, channels_last) are
+left as ``None`` and filled in by :meth:`TrainConfig.resolved` so that the
+recorded config says what actually ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probe.errors import ProbeError
+from probe.registry import Registry
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs.
+
+    >>> cfg = TrainConfig(model="packnet_slim_b", width=0.0625, dataset="synthetic",
+    ...                   input_size=(32, 64), max_steps=4, out=Path("runs/x"))
+    >>> cfg.resolved(torch.device("cpu")).precision
+    'fp32'
+    """
+
+    model: str = "packnet_slim_b"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    width: float = 1.0
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    input_size: tuple[int, int] | None = None
+    split: str = "train"
+    dataset_length: int | None = None
+    augment: bool = True
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 4
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    loss: str = "densedepth"
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 0
+    precision: str | None = None
+    compile: bool = False
+    channels_last: bool | None = None
+    grad_clip: float | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
+    deterministic: bool = False
+    tensorboard: bool = False
+    out: Path = Path("runs/train")
+
+    def validate(self) -> None:
+        """Raise a ProbeError naming the flag for any impossible value."""
+        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size}
+        for flag, value in positive.items():
+            if value < 1:
+                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
+        optional_positive = {"--max-steps": self.max_steps, "--checkpoint-every": self.checkpoint_every,
+                             "--dataset-length": self.dataset_length}
+        for flag, value in optional_positive.items():
+            if value is not None and value < 1:
+                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
+        if not self.lr > 0:
+            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ProbeError(f"--grad-clip: expected a positive max norm, got {self.grad_clip}")
+        if self.workers < 0:
+            raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
+        if self.width <= 0:
+            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        OPTIMIZERS.entry(self.optimizer)
+
+    def resolved(self, device: torch.device) -> "TrainConfig":
+        """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""
+        self.validate()
+        on_cuda = device.type == "cuda"
+        return replace(
+            self,
+            precision=self.precision or ("bf16" if on_cuda else "fp32"),
+            channels_last=on_cuda if self.channels_last is None else self.channels_last,
+            out=Path(self.out),
+            data_root=Path(self.data_root) if self.data_root is not None else None,
+            input_size=tuple(self.input_size) if self.input_size is not None else None,
+            model_options=dict(self.model_options),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild a config from its ``to_json`` form (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ProbeError(f"train config: unknown field(s) {', '.join(unknown)}")
+        values = dict(data)
+        for key in ("out", "data_root"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        if values.get("input_size") is not None:
+            values["input_size"] = tuple(values["input_size"])
+        return cls(**values)
+
+
+OPTIMIZERS: Registry = Registry("optimizer")
+
+
+@OPTIMIZERS.register("adam", description="Adam with PyTorch defaults (betas 0.9/0.999), the seed's choice")
+def _adam(params: Any, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr)
+
+
+def parse_option_value(text: str) -> Any:
+    """``"true"`` -> True, ``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"none"`` -> None, else the string."""
+    lowered = text.strip().lower()
+    literals = {"true": True, "false": False, "none": None, "null": None}
+    if lowered in literals:
+        return literals[lowered]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text.strip()
+
+
+def parse_model_options(items: list[str] | tuple[str, ...], flag: str = "--model-option") -> dict[str, Any]:
+    """``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": "leaky_relu", "skips": False}``.
+
+    >>> parse_model_options(["output_scale=half", "min_depth=0.5"])
+    {'output_scale': 'half', 'min_depth': 0.5}
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ProbeError(f"{flag}: expected KEY=VALUE (e.g. activation=leaky_relu), got {item!r}")
+        options[key.strip()] = parse_option_value(value)
+    return options
+
