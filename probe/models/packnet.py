@@ -48,23 +48,28 @@ GROUPS = 16
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with the published 16 groups; narrower models use the largest divisor of 16 that fits.
+    """GroupNorm with the published 16 groups, or fewer when ``channels`` is too small for them.
 
-    Every published channel count is a multiple of 16, so ``width=1.0`` is exact; the
-    adaptation only matters for shrunken test models (e.g. 4 channels -> 4 groups).
+    Takes the largest of 16, 8, 4, 2, 1 that divides ``channels`` while leaving at least two
+    channels per group: a group holding one value is normalised to a constant, and torch
+    rejects it outright for batch 1 at 1x1 resolution (the bottleneck of a 32x32 input).
+    Every published channel count is a multiple of 32, so ``width=1.0`` is exactly
+    GroupNorm(16); the adaptation only concerns shrunken models.
     """
-    return nn.GroupNorm(math.gcd(GROUPS, channels), channels)
+    groups = next(g for g in (GROUPS, 8, 4, 2, 1) if channels % g == 0 and (channels // g >= 2 or g == 1))
+    return nn.GroupNorm(groups, channels)
 
 
 def scale_channels(base: int, width: float) -> int:
-    """Published channel count ``base`` times ``width``, rounded to an even number >= 2.
+    """Published channel count ``base`` times ``width``, rounded to an even number >= 4.
 
     Even counts keep :class:`UnpackLayerConv3d` (which needs ``out * r * r`` divisible by
-    ``d``) valid for ``d`` up to 8; ``width == 1.0`` returns ``base`` unchanged.
+    ``d``) valid for ``d`` up to 8, and the floor of 4 leaves its inner convolution at
+    least two channels; ``width == 1.0`` returns ``base`` unchanged.
     """
     if width == 1.0:
         return base
-    return max(2, 2 * round(base * width / 2))
+    return max(4, 2 * round(base * width / 2))
 
 
 # ------------------------------------------------------------------------------------------
