@@ -51,6 +51,47 @@ def _root() -> None:
 data_app = typer.Typer(help="Inspect, check and fetch datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+
+DatasetOptionOpt = Annotated[Optional[list[str]], typer.Option(
+    "--option", help="KEY=VALUE reader option, repeatable (e.g. split_file=lists/x.txt, crop=full, depth_scale=0.001)")]
+
+
+@data_app.command("check")
+def data_check_command(
+    name: Annotated[str, typer.Argument(help="dataset name (see `probe datasets`)")],
+    data_root: DataRootOpt = None,
+    split: Annotated[str, typer.Option("--split", help="train|test|all")] = "all",
+    workers: Annotated[int, typer.Option("--workers", help="reader processes (0: this process)")] = 0,
+    option: DatasetOptionOpt = None,
+) -> None:
+    """Read every item; print counts, resolutions, depth range and every bad file (exit 2 if any).
+
+    Example: probe data check nyu --data-root ~/data/nyu_data.zip --split test
+    """
+    from probe.data.check import check_dataset
+    from probe.training.config import parse_model_options
+
+    options = parse_model_options(option or [], flag="--option")
+    report = check_dataset(name, data_root, split=split, workers=workers, **options)
+    typer.echo(report.format())
+    report.raise_if_bad()
+
+
+@data_app.command("download")
+def data_download_command(
+    name: Annotated[str, typer.Argument(help="dataset name (see `probe datasets`)")],
+    data_root: Annotated[Path, typer.Option("--data-root", help="folder to download and extract into")],
+    url: Annotated[Optional[list[str]], typer.Option("--url", help="download this URL instead of the registered ones (repeatable)")] = None,
+) -> None:
+    """Fetch a dataset's public files (resumable, size-checked) and extract archives safely.
+
+    Example: probe data download make3d --data-root ~/data/make3d
+    """
+    from probe.data.download import download_dataset
+
+    report = download_dataset(name, data_root, urls=url)
+    typer.echo(report.summary())
+
 # ----------------------------------------------------------------------------
 # section: training, evaluation, prediction, experiments
 # ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ Crops (option ``crop``):
   depth grid keeps the same central fraction of its rows, rounded
   (``round(55 * 852 / 2272) = 21`` rows, rows 17..37).  Default input 256x512
   as in Monodepth's Make3D experiment.
-* ``"none"`` — the full portrait image and full grid (the framing of Saxena et
+* ``"full"`` — the full portrait image and full grid (the framing of Saxena et
   al. and Liu et al.); default input 320x240.
 
 Cap: the C1 protocol keeps ground truth below 70 m (``max_depth`` 70), so the
@@ -111,7 +111,7 @@ def monodepth_crop(image: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np
 
 MAKE3D_CROPS.register("monodepth", description="2:1 centre crop (Monodepth/Monodepth2 evaluation)")(
     Make3DCrop(monodepth_crop, (256, 512)))
-MAKE3D_CROPS.register("none", description="full portrait image and grid")(
+MAKE3D_CROPS.register("full", description="full portrait image and grid")(
     Make3DCrop(lambda image, depth: (image, depth), (320, 240)))
 
 

@@ -17,7 +17,7 @@ def make3d(tmp_path_factory):
 
 
 def test_uncropped_depth_is_channel_four_of_the_grid_exactly(make3d):
-    ds = get_dataset("make3d", make3d.root, split="train", crop="none")
+    ds = get_dataset("make3d", make3d.root, split="train", crop="full")
     assert len(ds) == 2
     for k, stem in enumerate(make3d.stems["train"]):
         raw = ds.load_raw(k)
@@ -48,7 +48,7 @@ def test_monodepth_crop_keeps_the_central_rows_of_image_and_grid(make3d):
 
 
 def test_depth_beyond_70m_is_invalid(make3d):
-    ds = get_dataset("make3d", make3d.root, split="train", crop="none", input_size=(16, 24))
+    ds = get_dataset("make3d", make3d.root, split="train", crop="full", input_size=(16, 24))
     item = ds[0]
     grid = make3d.grids[make3d.stems["train"][0]]
     assert item["depth"].shape == (1, 16, 24)
@@ -58,7 +58,7 @@ def test_depth_beyond_70m_is_invalid(make3d):
 
 def test_both_published_test_depth_folder_names_are_found(tmp_path):
     fx = make_make3d(tmp_path, test_depth_folder="Test134Depth")
-    ds = get_dataset("make3d", fx.root, split="test", crop="none")
+    ds = get_dataset("make3d", fx.root, split="test", crop="full")
     np.testing.assert_array_equal(ds.load_raw(0).depth, fx.grids[fx.stems["test"][0]])
 
 
@@ -89,5 +89,5 @@ def test_root_without_make3d_folders_names_expected_files(tmp_path):
 
 
 def test_unknown_crop_lists_the_known_ones(make3d):
-    with pytest.raises(ProbeError, match="monodepth, none"):
+    with pytest.raises(ProbeError, match="expected one of: full, monodepth"):
         get_dataset("make3d", make3d.root, crop="square")
