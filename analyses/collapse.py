@@ -29,15 +29,27 @@ batch (:class:`CollapseTracker`, also available as ``probe train --probe collaps
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
+import torch.nn as nn
 
 from analyses.base import AnalysisResult
-from probe.errors import ShapeError
+from analyses.gradients import checkpoint_files, training_configs
+from probe.device import resolve_device
+from probe.errors import ProbeError, ShapeError
+from probe.evaluate import predict_depth
+from probe.plotting import save_figure
+from probe.seeding import seed_everything
+from probe.training import TrainConfig, TrainHook, load_checkpoint, train
+from probe.training.checkpoint import weights_step
 
 COLLAPSE_BELOW = 0.1
 SCALE_BAND = (0.8, 1.25)
@@ -169,3 +181,270 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
     return CollapseStatistics(**out, collapsed_share=share(out["collapsed"]),
                               scale_flagged_share=share(out["scale_flagged"]),
                               collapse_below=collapse_below, scale_band=(lo, hi))
+
+
+# -- measuring a model ------------------------------------------------------------------------
+
+@dataclass
+class HeldOutBatch:
+    """A fixed batch measured at every check: ``image [B,3,H,W]``, ``depth``/``valid`` ``[B,1,h,w]``."""
+
+    image: torch.Tensor
+    depth: torch.Tensor
+    valid: torch.Tensor
+    names: list[str]
+    max_depth: float
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, n_images: int, device: torch.device) -> "HeldOutBatch":
+        """The first ``n_images`` items of ``dataset`` (a :mod:`probe.data` dataset)."""
+        n = min(n_images, len(dataset))
+        if n < 1:
+            raise ProbeError(f"collapse: the held-out dataset {dataset.info.name!r} is empty")
+        items = [dataset[i] for i in range(n)]
+        return cls(image=torch.stack([it["image"] for it in items]).to(device),
+                   depth=torch.stack([it["depth"] for it in items]).to(device),
+                   valid=torch.stack([it["valid"] for it in items]).to(device),
+                   names=[str(it["name"]) for it in items], max_depth=float(dataset.info.max_depth))
+
+
+@dataclass
+class Measurement:
+    """Collapse statistics of one model at one step, with the predictions behind them (kept for figures)."""
+
+    step: int
+    stats: CollapseStatistics
+    pred: torch.Tensor  # [B,1,h,w] metres, on the CPU
+
+    def history_row(self) -> dict[str, Any]:
+        return {"step": self.step, **self.stats.summary()}
+
+
+def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
+    """Predict ``batch`` in eval mode (then restore the mode) and compute :func:`collapse_statistics`."""
+    was_training = model.training
+    model.eval()
+    try:
+        pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]))
+    finally:
+        model.train(was_training)
+    return Measurement(step, collapse_statistics(pred, batch.depth, batch.valid), pred.cpu())
+
+
+@dataclass
+class ModelCollapse:
+    """One model's collapse history (one :class:`Measurement` per check) on one held-out batch."""
+
+    name: str
+    source: str
+    batch: HeldOutBatch
+    measurements: list[Measurement]
+
+    @property
+    def final(self) -> Measurement:
+        return self.measurements[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.final.stats.summary()
+        return {
+            "name": self.name, "source": self.source,
+            "collapsed_share": summary["collapsed_share"], "median_std_ratio": summary["median_std_ratio"],
+            "history": [m.history_row() for m in self.measurements],
+            "final": {"step": self.final.step, **summary,
+                      "per_image": {"name": self.batch.names, **self.final.stats.to_json()}},
+        }
+
+
+class CollapseTracker(TrainHook):
+    """Measures collapse on a fixed held-out batch before training and every ``every`` steps.
+
+    The held-out batch is the first ``n_images`` items of the run's dataset, test
+    split (the training split when the dataset has no test split).  Use inside
+    ``train(cfg, hooks=[tracker])``; ``tracker.result()`` -> :class:`ModelCollapse`.
+    """
+
+    def __init__(self, every: int = 5, out_dir: str | Path | None = None, n_images: int = 8,
+                 batch: HeldOutBatch | None = None) -> None:
+        if every < 1:
+            raise ProbeError(f"--every: expected a positive integer, got {every}")
+        self.every = every
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.n_images = n_images
+        self.batch = batch
+        self.name = ""
+        self.measurements: list[Measurement] = []
+        self._last_step: int | None = None
+
+    def on_start(self, model: nn.Module, config: Any) -> None:
+        self.name = str(getattr(config, "model", None) or getattr(model, "model_name", type(model).__name__))
+        if self.batch is None:
+            self.batch = HeldOutBatch.from_dataset(held_out_dataset(config), self.n_images,
+                                                   next(model.parameters()).device)
+        self.measurements.append(measure(model, self.batch, step=0))
+
+    def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
+        self._last_step = step
+        if step % self.every == 0:
+            assert self.batch is not None
+            self.measurements.append(measure(model, self.batch, step))
+
+    def on_end(self, model: nn.Module) -> None:
+        if self._last_step is not None and self.measurements[-1].step != self._last_step:
+            assert self.batch is not None
+            self.measurements.append(measure(model, self.batch, self._last_step))
+
+    def result(self, source: str = "") -> ModelCollapse:
+        if self.batch is None or not self.measurements:
+            raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
+        return ModelCollapse(self.name, source or f"trained {self._last_step or 0} steps",
+                             self.batch, list(self.measurements))
+
+    def save(self, out_dir: str | Path | None = None) -> list[Path]:
+        """Write ``collapse.json`` and figures for this run into ``out_dir`` (or the probe's folder)."""
+        target = Path(out_dir) if out_dir is not None else self.out_dir
+        if target is None:
+            raise ProbeError("collapse: no output folder given to save the measurements")
+        return CollapseResult(models=[self.result()], config={"every": self.every}).save(target)
+
+
+def held_out_dataset(config: Any) -> Any:
+    """The run's dataset (test split) at the run's input size, without augmentation."""
+    from probe.data import get_dataset
+
+    return get_dataset(config.dataset, root=config.data_root, split="test", input_size=config.input_size)
+
+
+# -- the analysis -------------------------------------------------------------------------------
+
+@dataclass
+class CollapseConfig:
+    """``probe collapse``: train ``models`` for ``steps`` (measuring every ``every``) or measure ``checkpoint``."""
+
+    models: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    steps: int = 20
+    every: int = 5
+    n_images: int = 8
+    batch_size: int = 4
+    width: float = 1.0
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    input_size: tuple[int, int] | None = None
+    device: str = "auto"
+    seed: int = 0
+    out: Path = Path("runs/collapse")
+
+
+@dataclass
+class CollapseResult(AnalysisResult):
+    """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
+
+    name = "collapse"
+    models: list[ModelCollapse]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": (f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
+                         f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]"),
+                "config": self.config, "models": [m.to_json() for m in self.models]}
+
+    def figures(self, out_dir: Path) -> list[Path]:
+        return [histogram_figure(self.models, out_dir / "collapse_hist.png"),
+                over_steps_figure(self.models, out_dir / "collapse_over_steps.png"),
+                examples_figure(self.models, out_dir / "collapse_examples.png")]
+
+
+def run(config: CollapseConfig) -> CollapseResult:
+    """Measure a checkpoint, or train each model (same batches, same seed) and measure every K steps.
+
+    >>> result = run(CollapseConfig(models=["packnet_b"], steps=20, every=5, width=0.125,
+    ...                             input_size=(64, 96), device="cpu"))          # doctest: +SKIP
+    >>> result.save("runs/collapse")                                            # doctest: +SKIP
+    """
+    if config.checkpoint is None and not config.models:
+        raise ProbeError("collapse: give --model NAME (to train and track) or --checkpoint RUN")
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    if config.checkpoint is not None:
+        _, weights, _ = checkpoint_files(config.checkpoint)
+        model, run_config = load_checkpoint(weights, device)
+        run_cfg = TrainConfig.from_json(run_config)
+        batch = HeldOutBatch.from_dataset(held_out_dataset(run_cfg), config.n_images, device)
+        step = weights_step(weights)
+        return CollapseResult(
+            models=[ModelCollapse(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
+                                  [measure(model, batch, step=step)])],
+            config=asdict(config))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix=".collapse-train-", dir=out) as tmp:
+        configs = training_configs(config.models, None, Path(tmp), steps=config.steps,
+                                   batch_size=config.batch_size, width=config.width, dataset=config.dataset,
+                                   data_root=config.data_root, input_size=config.input_size,
+                                   device=config.device, seed=config.seed)
+        for train_config in configs:
+            tracker = CollapseTracker(every=config.every, n_images=config.n_images)
+            train(train_config, hooks=[tracker])
+            results.append(tracker.result(f"trained {config.steps} steps from initialisation"))
+    return CollapseResult(models=results, config=asdict(config))
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
+    """Histogram of the final per-image std ratios, one colour per model; dashed line at the threshold."""
+    rows = [{"model": m.name, "std(pred) / std(gt)": r}
+            for m in models for r, ok in zip(m.final.stats.std_ratio, m.final.stats.defined) if ok]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if rows:
+        frame = pd.DataFrame(rows)
+        frame["log10 std ratio"] = np.log10(frame["std(pred) / std(gt)"].clip(lower=1e-6))
+        sns.histplot(frame, x="log10 std ratio", hue="model", bins=20, element="step", ax=ax)
+    ax.axvline(math.log10(COLLAPSE_BELOW), ls="--", c="grey")
+    ax.set(xlabel="log10 of std(prediction) / std(ground truth) per image (dashed: collapse threshold)",
+           ylabel="images", title="How much of each image's depth variation the prediction keeps")
+    return save_figure(fig, path)
+
+
+def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
+    """Median std ratio, collapsed share, mean Pearson r and mean R^2 against the training step."""
+    frame = pd.DataFrame([{"model": m.name, **row} for m in models for row in (x.history_row() for x in m.measurements)])
+    panels = [("median_std_ratio", "median std(pred) / std(gt)"), ("collapsed_share", "share of collapsed images"),
+              ("mean_pearson", "mean Pearson r (pred, gt)"), ("median_r2", "median R² vs per-image mean")]
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+    for ax, (column, title) in zip(axes, panels):
+        sns.lineplot(frame, x="step", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[0])
+        ax.set(xlabel="training step", ylabel="", title=title)
+    axes[0].axhline(COLLAPSE_BELOW, ls="--", c="grey")
+    axes[1].set_ylim(-0.05, 1.05)
+    axes[2].set_ylim(-1.05, 1.05)
+    axes[3].axhline(0.0, ls="--", c="grey")
+    fig.subplots_adjust(wspace=0.25)
+    return save_figure(fig, path)
+
+
+def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3) -> Path:
+    """Image, ground truth and prediction (shared colour scale) for each model's most collapsed images."""
+    rows = []
+    for m in models:
+        ratios = np.asarray(m.final.stats.std_ratio, dtype=np.float64)
+        order = [i for i in np.argsort(np.where(np.isfinite(ratios), ratios, np.inf)) if np.isfinite(ratios[i])]
+        rows += [(m, int(i)) for i in order[:per_model]]
+    fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(10, 2.6 * max(1, len(rows))), squeeze=False)
+    for (m, i), row in zip(rows, axes):
+        valid = m.batch.valid[i, 0].cpu().numpy()
+        gt = np.where(valid, m.batch.depth[i, 0].cpu().numpy(), np.nan)
+        pred = m.final.pred[i, 0].numpy()
+        lo, hi = np.nanmin(gt), np.nanmax(gt)
+        row[0].imshow(m.batch.image[i, :3].permute(1, 2, 0).cpu().clamp(0, 1).numpy())
+        row[1].imshow(gt, cmap="magma_r", vmin=lo, vmax=hi)
+        shown = row[2].imshow(pred, cmap="magma_r", vmin=lo, vmax=hi)
+        row[0].set_title(f"{m.name}: {m.batch.names[i]}", fontsize=8)
+        row[1].set_title("ground truth (m)", fontsize=8)
+        row[2].set_title(f"prediction: std ratio {m.final.stats.std_ratio[i]:.3f}, "
+                         f"r {m.final.stats.pearson[i]:.2f}", fontsize=8)
+        fig.colorbar(shown, ax=row[2], fraction=0.046)
+    for ax in axes.flat:
+        ax.axis("off")
+    return save_figure(fig, path)

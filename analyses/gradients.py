@@ -29,7 +29,9 @@ and :class:`GradientsResult` judges each model by the rule in :data:`RULE`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,7 +41,9 @@ import torch.nn as nn
 
 from analyses.base import AnalysisResult
 from probe.errors import ProbeError
-from probe.training.hooks import TrainHook
+from probe.io import read_json
+from probe.training import TrainConfig, TrainHook, train
+from probe.training.checkpoint import checkpoint_paths, weights_step
 
 VANISH_BELOW = 1e-3
 EXPLODE_ABOVE = 1e3
@@ -325,3 +329,106 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
     axes[0].set_title("median gradient norm per layer")
     axes[1].set_title("normalised by layer size (the verdict's measure)")
     return save_figure(fig, path)
+
+
+# -- the analysis -------------------------------------------------------------------------------
+
+@dataclass
+class GradientsConfig:
+    """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording.
+
+    Defaults are the seed's protocol: Adam, lr 1e-4, batch size 4, the DenseDepth loss.
+    """
+
+    models: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    steps: int = 50
+    batch_size: int = 4
+    width: float = 1.0
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    input_size: tuple[int, int] | None = None
+    device: str = "auto"
+    seed: int = 0
+    out: Path = Path("runs/gradients")
+
+
+def training_configs(models: Sequence[str], checkpoint: Path | None, workdir: Path, *, steps: int,
+                     batch_size: int, width: float, dataset: str, data_root: Path | None,
+                     input_size: tuple[int, int] | None, device: str, seed: int) -> list[TrainConfig]:
+    """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``.
+
+    Same seed for every model, hence the same batches in the same order.  With a
+    ``checkpoint`` the run is continued instead (:func:`continue_run`).
+    """
+    if steps < 1:
+        raise ProbeError(f"--steps: expected a positive integer, got {steps}")
+    if checkpoint is not None:
+        return [continue_run(checkpoint, workdir / "continued", steps=steps, device=device)]
+    if not models:
+        raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
+    return [TrainConfig(model=name, width=width, dataset=dataset, data_root=data_root, input_size=input_size,
+                        max_steps=steps, batch_size=batch_size, device=device, seed=seed, out=workdir / name)
+            for name in models]
+
+
+def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
+    """``(run_dir, weights, state)`` of a run folder (its ``last`` pair) or a ``checkpoints/<tag>.safetensors``."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        run_dir, tag = path, "last"
+    elif path.suffix == ".safetensors" and path.is_file():
+        run_dir, tag = path.parent.parent, path.name[: -len(".safetensors")]
+    else:
+        raise ProbeError(f"--checkpoint {path}: expected a run folder or a checkpoints/<tag>.safetensors file")
+    weights, state = checkpoint_paths(run_dir, tag)
+    for needed in (run_dir / "config.json", weights):
+        if not needed.is_file():
+            raise ProbeError(f"--checkpoint {path}: {needed} not found")
+    return run_dir, weights, state
+
+
+def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
+    """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
+
+    The copy (config.json plus the weights/state pair) goes to ``workdir``, so the
+    user's run folder is never written; the optimiser state, RNG and batch order
+    continue exactly where the run stopped.  ``checkpoint`` is a run folder or
+    one of its ``checkpoints/<tag>.safetensors`` files.
+    """
+    run_dir, weights, state = checkpoint_files(checkpoint)
+    if not state.is_file():
+        raise ProbeError(f"--checkpoint {checkpoint}: {state} not found (needed to continue the run)")
+    section = read_json(run_dir / "config.json").get("train")
+    if not isinstance(section, dict) or "config" not in section:
+        raise ProbeError(f"{run_dir / 'config.json'}: no 'train' section (was this folder written by `probe train`?)")
+    saved = TrainConfig.from_json(section["config"])
+    target_weights, target_state = checkpoint_paths(workdir)
+    target_weights.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "config.json", workdir / "config.json")
+    shutil.copyfile(weights, target_weights)
+    shutil.copyfile(state, target_state)
+    done = weights_step(weights)
+    return replace(saved, out=workdir, resume=True, max_steps=done + steps, epochs=saved.epochs + steps,
+                   device=device, precision=None, channels_last=None, checkpoint_every=None, tensorboard=False)
+
+
+def run(config: GradientsConfig) -> GradientsResult:
+    """Train every model on the same batches with :class:`GradientRecorder` attached.
+
+    The training runs go to a temporary folder inside ``config.out`` (deleted
+    afterwards): only ``gradients.json`` and the figures are kept.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = []
+    with tempfile.TemporaryDirectory(prefix=".gradients-train-", dir=out) as tmp:
+        configs = training_configs(config.models, config.checkpoint, Path(tmp), steps=config.steps,
+                                   batch_size=config.batch_size, width=config.width, dataset=config.dataset,
+                                   data_root=config.data_root, input_size=config.input_size,
+                                   device=config.device, seed=config.seed)
+        for train_config in configs:
+            recorder = GradientRecorder()
+            train(train_config, hooks=[recorder])
+            models.append(recorder.result())
+    return GradientsResult(models=models, config=asdict(config))

@@ -30,14 +30,23 @@ the first rapid drop the seed describes).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+import tempfile
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from analyses.base import AnalysisResult
+from analyses.gradients import training_configs
+from probe.data import get_dataset
 from probe.errors import ProbeError
+from probe.losses import build_loss
+from probe.training import StepStats, TrainConfig, TrainHook, make_loader, train
+from probe.training.config import PRECISIONS
 
 
 @dataclass
@@ -154,3 +163,209 @@ def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
         return {"n": int(a.size), "mean": mean, "std": std, "cv": std / mean if mean else math.nan}
 
     return {"all": _stats(arr), "second_half": _stats(arr[arr.size // 2:])}
+
+
+# -- measuring during training -----------------------------------------------------------------
+
+class NoiseProbe(TrainHook):
+    """Records every step's loss and, every ``every`` steps, one gradient-norm measurement.
+
+    Measurements use their own batches (a second loader over the run's training
+    split, seeded ``seed + 1``) at the current weights, in training mode, right
+    after the optimiser step.  They leave no trace on the run: gradients are
+    cleared, buffers (BatchNorm statistics) restored and the RNG forked.
+    """
+
+    def __init__(self, small_batch: int = 2, big_batch: int = 8, every: int = 1,
+                 out_dir: str | Path | None = None) -> None:
+        if every < 1:
+            raise ProbeError(f"--every: expected a positive integer, got {every}")
+        noise_scale_from_norms(1.0, 0.0, small_batch, big_batch)  # validates the pair
+        if big_batch % small_batch:
+            raise ProbeError(f"--big-batch {big_batch}: expected a multiple of --small-batch {small_batch}")
+        self.small_batch, self.big_batch, self.every = small_batch, big_batch, every
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.estimator = NoiseScaleEstimator(small_batch, big_batch)
+        self.name = ""
+        self.train_batch = 0
+        self.loss_steps: list[int] = []
+        self.losses: list[float] = []
+        self.measured_steps: list[int] = []
+
+    def on_start(self, model: nn.Module, config: TrainConfig) -> None:
+        self.name, self.train_batch = str(config.model), int(config.batch_size)
+        dataset = get_dataset(config.dataset, config.data_root, split=config.split, input_size=config.input_size,
+                              augment=config.augment, seed=config.seed + 1)
+        self._loader = make_loader(dataset, self.big_batch, seed=config.seed + 1, shuffle=True)
+        self._epoch = 0
+        self._batches = iter(self._loader)
+        self._device = next(model.parameters()).device
+        self._autocast = PRECISIONS[config.precision or "fp32"]
+        self._loss = partial(build_loss(config.loss), output_space=model.output_space,
+                             max_depth=dataset.info.max_depth)
+
+    def _next_batch(self) -> dict:
+        batch = next(self._batches, None)
+        while batch is None or len(batch["image"]) < self.big_batch:
+            self._epoch += 1
+            self._loader.set_epoch(self._epoch)
+            self._batches = iter(self._loader)
+            batch = next(self._batches, None)
+        return batch
+
+    def _batch_loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        dev = self._device
+        with torch.autocast(dev.type, dtype=self._autocast, enabled=self._autocast is not None):
+            outputs = model(batch["image"].to(dev))
+        return self._loss(outputs, batch["depth"].to(dev), batch["valid"].to(dev)).total
+
+    def after_step(self, step: int, model: nn.Module, stats: StepStats) -> None:
+        self.loss_steps.append(step)
+        self.losses.append(float(stats.loss))
+        if step % self.every:
+            return
+        buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+        devices = [self._device] if self._device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            small, big = measure_gradient_norms(model, self._batch_loss, self._next_batch(), self.small_batch)
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        self.estimator.update(small, big)
+        self.measured_steps.append(step)
+
+    def result(self) -> "ModelNoise":
+        if not self.losses:
+            raise ProbeError("noise: the probe saw no training step (was it passed to train()?)")
+        return ModelNoise(name=self.name, train_batch=self.train_batch, estimator=self.estimator,
+                          measured_steps=list(self.measured_steps), loss_steps=list(self.loss_steps),
+                          losses=list(self.losses))
+
+    def save(self, out_dir: str | Path | None = None) -> list[Path]:
+        """Write ``noise.json`` and ``noise.png`` for this run into ``out_dir`` (or the probe's folder)."""
+        target = Path(out_dir) if out_dir is not None else self.out_dir
+        if target is None:
+            raise ProbeError("noise: no output folder given to save the measurements")
+        return NoiseResult(models=[self.result()], config={"every": self.every, "small_batch": self.small_batch,
+                                                           "big_batch": self.big_batch}).save(target)
+
+
+@dataclass
+class ModelNoise:
+    """One model's measurements: squared gradient norms at two batch sizes, and per-batch losses."""
+
+    name: str
+    train_batch: int
+    estimator: NoiseScaleEstimator
+    measured_steps: list[int]
+    loss_steps: list[int]
+    losses: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        est = self.estimator
+        overall = est.estimate()
+        late = est.estimate(start=len(est.small) // 2)
+        loss = loss_statistics(self.losses)
+        return {
+            "name": self.name, "b_small": est.b_small, "b_big": est.b_big, "train_batch_size": self.train_batch,
+            "measurements": len(est.small),
+            "b_simple": overall.noise_scale, "b_simple_second_half": late.noise_scale,
+            "b_simple_over_train_batch": overall.noise_scale / self.train_batch,
+            "grad_sq_norm": overall.grad_sq, "trace_sigma": overall.trace_sigma,
+            "loss": loss["all"], "loss_second_half": loss["second_half"],
+            "per_measurement": {"step": self.measured_steps, "small_sq": est.small, "big_sq": est.big,
+                                "b_simple_ema": est.ema_history},
+            "per_step_loss": {"step": self.loss_steps, "loss": self.losses},
+        }
+
+
+@dataclass
+class NoiseConfig:
+    """``probe noise``: train each model ``steps`` steps, measuring gradient noise every ``every`` steps."""
+
+    models: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    small_batch: int = 2
+    big_batch: int = 8
+    steps: int = 50
+    every: int = 1
+    batch_size: int = 4
+    width: float = 1.0
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    input_size: tuple[int, int] | None = None
+    device: str = "auto"
+    seed: int = 0
+    out: Path = Path("runs/noise")
+
+
+@dataclass
+class NoiseResult(AnalysisResult):
+    """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
+
+    name = "noise"
+    models: list[ModelNoise]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": ("B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each "
+                           "estimator averaged over all measurements before dividing (McCandlish et al. 2018, "
+                           "appendix A); loss spread = std / mean of the per-batch training loss"),
+                "config": self.config, "models": [m.to_json() for m in self.models]}
+
+    def figures(self, out_dir: Path) -> list[Path]:
+        return [noise_figure(self.models, out_dir / "noise.png")]
+
+
+def run(config: NoiseConfig) -> NoiseResult:
+    """Train each model (same seed, same batches) with a :class:`NoiseProbe` attached.
+
+    >>> result = run(NoiseConfig(models=["packnet_b", "densedepth"], width=0.125, input_size=(64, 96),
+    ...                          steps=20, device="cpu"))                         # doctest: +SKIP
+    >>> result.save("runs/noise")                                                # doctest: +SKIP
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    NoiseProbe(config.small_batch, config.big_batch, config.every)  # bad flags fail before any training
+    models = []
+    with tempfile.TemporaryDirectory(prefix=".noise-train-", dir=out) as tmp:
+        configs = training_configs(config.models, config.checkpoint, Path(tmp), steps=config.steps,
+                                   batch_size=config.batch_size, width=config.width, dataset=config.dataset,
+                                   data_root=config.data_root, input_size=config.input_size,
+                                   device=config.device, seed=config.seed)
+        for train_config in configs:
+            probe = NoiseProbe(config.small_batch, config.big_batch, config.every)
+            train(train_config, hooks=[probe])
+            models.append(probe.result())
+    return NoiseResult(models=models, config=asdict(config))
+
+
+def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
+    """Per-batch loss against step, running B_simple (EMA) against step, and the headline numbers."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from probe.plotting import save_figure
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
+    losses = pd.DataFrame([{"model": m.name, "step": s, "loss": v} for m in models
+                           for s, v in zip(m.loss_steps, m.losses)])
+    sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8)
+    axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
+    ema = pd.DataFrame([{"model": m.name, "step": s, "B_simple (EMA)": v} for m in models
+                        for s, v in zip(m.measured_steps, m.estimator.ema_history) if math.isfinite(v) and v > 0])
+    if not ema.empty:
+        sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1])
+        axes[1].set_yscale("log")
+    axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running")
+    rows = []
+    for m in models:
+        doc = m.to_json()
+        rows += [{"model": m.name, "quantity": "B_simple / train batch", "value": doc["b_simple_over_train_batch"]},
+                 {"model": m.name, "quantity": "loss CV x 100", "value": 100 * doc["loss"]["cv"]}]
+    summary = pd.DataFrame(rows).dropna()
+    if not summary.empty:
+        sns.barplot(summary, x="quantity", y="value", hue="model", ax=axes[2])
+    axes[2].set(xlabel="", ylabel="value", title="noise scale vs batch size; per-batch loss spread")
+    return save_figure(fig, path)
