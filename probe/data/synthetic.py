@@ -1,1 +1,791 @@
-"""Filled in by the data work (see docs/CONTRACTS.md)."""
+"""Built-in synthetic scenes: a vectorised ray caster that renders RGB and exact z-depth.
+
+Two datasets are registered, both generated on the fly (no files, no root):
+
+- ``synthetic`` (indoor, like NYU Depth v2): a box room 3-8 m wide and 2.4-3.2 m
+  high with floor, ceiling and four walls; 2-8 axis-aligned boxes, spheres and
+  vertical cylinders standing on the floor; a point light under the ceiling with
+  Lambertian shading, distance fall-off and an ambient term; a camera 1-1.8 m
+  above the floor with any yaw, pitch -20..+5 degrees and roll +-5 degrees.
+  Depth cap 10 m, eval protocol ``nyu``.
+- ``synthetic_outdoor`` (like Make3D / KITTI): a ground plane, building-like
+  boxes along both sides of a street, parked cars and trees, lit by a sun; sky
+  pixels have no surface, so their depth is +inf and the base class marks them
+  invalid, as it does ground beyond the 80 m cap.  Eval protocol ``kitti``.
+
+Depth convention: ``depth`` is **z-depth**, the coordinate of the hit point
+along the camera's optical axis, not the length of the ray.  Each ray is
+``o + t d`` with ``d = R (x/z, y/z, 1)`` (unit camera-z component), so the ray
+parameter ``t`` of the first hit *is* the z-depth, with no division afterwards.
+
+Resolution: the depth is cast through the pixel centres of the depth grid
+itself (``input_size * depth_scale``, 120x160 by default), so every target pixel
+holds the exact analytic depth of the ray through its centre and the base
+class's nearest resize is a no-op; the RGB image is cast separately through
+the pixel centres of the input grid.  Both grids span the same field of view.
+
+Textures are procedural (checkers, stripes, value noise) in per-surface
+coordinates measured in metres, so they shrink with distance like real ones
+(texture gradient).  There are no cast shadows: a shadow ray per pixel against
+every object would double the cost and the 200 images/s budget does not allow it.
+
+Every scene is a pure function of ``(seed, split, index)``: the generator is
+seeded with the entropy tuple ``(seed, scene kind, split, index)``, so the same
+index gives the same bytes in every process and DataLoader worker, and the
+train and test splits draw from disjoint streams.
+
+    >>> ds = get_dataset("synthetic", split="test", input_size=(48, 64), length=4)  # doctest: +SKIP
+    >>> ds[0]["image"].shape, ds[0]["depth"].shape                                   # doctest: +SKIP
+    (torch.Size([3, 48, 64]), torch.Size([1, 24, 32]))
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from probe.data.base import DatasetInfo, DepthDataset, RawSample, register_dataset
+from probe.errors import ProbeError
+from probe.registry import Registry
+
+NO_SURFACE = 255
+"""Surface id of a ray that hits nothing (outdoor sky)."""
+
+SPLIT_STREAM = {"train": 0, "test": 1}
+
+Region = tuple[slice, slice]
+Vec3 = tuple[float, float, float]
+Arrays3 = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------
+# camera and rays
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rays:
+    """Pixel-centre rays of one grid: ``o + t d`` with ``d`` of unit camera-z component.
+
+    ``d`` and ``inv`` (``1 / d``, +-inf where a component is 0) are three
+    float32 ``[h,w]`` arrays each; indexing with a region gives views.
+    """
+
+    origin: Vec3
+    d: Arrays3
+    inv: Arrays3
+
+    def __getitem__(self, region: Region) -> "Rays":
+        return Rays(self.origin, tuple(a[region] for a in self.d), tuple(a[region] for a in self.inv))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """Pinhole camera with square pixels and a centred principal point.
+
+    World frame: metres, ``y`` up.  Camera frame: OpenCV (x right, y down, z
+    forward).  ``rotation`` maps camera to world (columns: right, down, forward);
+    ``focal`` is the focal length divided by the image width, so intrinsics
+    scale with any image size: ``fx = fy = focal * W``, ``cx = W/2``, ``cy = H/2``.
+    """
+
+    position: Vec3
+    rotation: np.ndarray
+    focal: float
+
+    @classmethod
+    def looking(cls, position: Vec3, yaw: float, pitch: float, roll: float, hfov_deg: float) -> "PinholeCamera":
+        """Camera at ``position``; yaw about world y from +z towards +x, pitch > 0 looks up (radians)."""
+        forward = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)])
+        right = np.cross(forward, [0.0, 1.0, 0.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        c, s = math.cos(roll), math.sin(roll)
+        right, down = c * right + s * down, -s * right + c * down
+        focal = 0.5 / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(tuple(float(x) for x in position), np.stack([right, down, forward], axis=1), focal)  # type: ignore[arg-type]
+
+    def _plane_coordinates(self, size: tuple[int, int], frame: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised image-plane coordinates (x/z per column, y/z per row) of pixel centres."""
+        h, w = size
+        frame_h, frame_w = frame
+        xs = ((np.arange(w) + 0.5) / w - 0.5) / self.focal
+        ys = ((np.arange(h) + 0.5) / h - 0.5) * (frame_h / frame_w) / self.focal
+        return xs, ys
+
+    def rays(self, size: tuple[int, int], frame: tuple[int, int]) -> Rays:
+        """Rays through the pixel centres of an ``h x w`` grid laid over the ``frame`` (H, W) image."""
+        xs, ys = self._plane_coordinates(size, frame)
+        rot = self.rotation
+        d = tuple(((rot[k, 0] * xs)[None, :] + (rot[k, 1] * ys + rot[k, 2])[:, None]).astype(np.float32)
+                  for k in range(3))
+        with np.errstate(divide="ignore"):
+            inv = tuple(np.float32(1.0) / a for a in d)
+        return Rays(self.position, d, inv)  # type: ignore[arg-type]
+
+    def region(self, lo: np.ndarray, hi: np.ndarray, size: tuple[int, int], frame: tuple[int, int]) -> Region | None:
+        """Pixel rectangle of the grid that can see the box ``[lo, hi]``; None if none can.
+
+        The projected corners bound the projection of anything inside the box when
+        every corner is in front of the camera; otherwise the whole grid is returned.
+        """
+        h, w = size
+        corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1)
+        cam = self.rotation.T @ (corners - np.asarray(self.position)[:, None])
+        if np.all(cam[2] <= 0):
+            return None
+        if np.any(cam[2] <= 1e-6):
+            return (slice(0, h), slice(0, w))
+        frame_h, frame_w = frame
+        cols = (cam[0] / cam[2] * self.focal + 0.5) * w - 0.5
+        rows = (cam[1] / cam[2] * self.focal * frame_w / frame_h + 0.5) * h - 0.5
+        # one pixel of margin absorbs float32 rounding of the rays at the rectangle's edge
+        j0, j1 = max(0, math.floor(cols.min()) - 1), min(w, math.ceil(cols.max()) + 2)
+        i0, i1 = max(0, math.floor(rows.min()) - 1), min(h, math.ceil(rows.max()) + 2)
+        if j0 >= j1 or i0 >= i1:
+            return None
+        return (slice(i0, i1), slice(j0, j1))
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes: intersection (t, face) and surface attributes (normal, texture coordinates)
+# ---------------------------------------------------------------------------------------------
+
+
+class Shape(Protocol):
+    """A primitive the caster knows.  Arrays are float32 over one pixel region.
+
+    ``intersect(rays) -> (t, face)``: z-depth of the first hit in front of the
+    camera (+inf on a miss) and the face hit (uint8 array or int).
+    ``attributes(p, face) -> (normal, u, v)``: unit normal and texture
+    coordinates in metres at hit points ``p`` (meaningful where the shape was hit).
+    ``bounds``: ``(lo, hi)`` world box, or None for shapes that may cover the whole image.
+    """
+
+    n_faces: int
+    bounds: tuple[np.ndarray, np.ndarray] | None
+
+    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray | int]: ...
+
+    def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]: ...
+
+
+def _planar_uv(p: Arrays3, horizontal: np.ndarray | bool) -> tuple[np.ndarray, np.ndarray]:
+    """Texture coordinates on axis-aligned faces: (x, z) on floors and tops, (x + z, y) on walls.
+
+    On a wall one of x, z is constant, so ``x + z`` runs along the wall.
+    """
+    px, py, pz = p
+    if isinstance(horizontal, bool):
+        return (px, pz) if horizontal else (px + pz, py)
+    return np.where(horizontal, px, px + pz), np.where(horizontal, pz, py)
+
+
+def _axis_normals(face: np.ndarray, outward: bool) -> Arrays3:
+    """Normals of axis-aligned faces numbered ``2*axis + side`` (side 1 = the high-coordinate face)."""
+    sign = np.float32(1.0 if outward else -1.0)
+    odd = (face & 1).astype(np.float32)
+    facing = sign * (2.0 * odd - 1.0)
+    axis = face >> 1
+    return tuple(np.where(axis == k, facing, np.float32(0.0)) for k in range(3))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Room:
+    """The inside of the box ``[0,W] x [0,H] x [0,D]``; the camera must be inside.
+
+    Faces: 0 wall x=0, 1 wall x=W, 2 floor, 3 ceiling, 4 wall z=0, 5 wall z=D.
+    """
+
+    size: Vec3
+    n_faces: int = 6
+    bounds: None = None
+
+    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
+        t = None
+        face = None
+        for k in range(3):
+            o = rays.origin[k]
+            # exactly one of the two walls of this axis is ahead of the camera: the larger t
+            tk = np.maximum((0.0 - o) * rays.inv[k], (self.size[k] - o) * rays.inv[k])
+            fk = (rays.d[k] > 0).astype(np.uint8) + np.uint8(2 * k)
+            if t is None:
+                t, face = tk, fk
+            else:
+                closer = tk < t
+                np.minimum(t, tk, out=t)
+                np.copyto(face, fk, where=closer)
+        return t, face  # type: ignore[return-value]
+
+    def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+        u, v = _planar_uv(p, (face >> 1) == 1)
+        return _axis_normals(face, outward=False), u, v
+
+
+@dataclass(frozen=True)
+class GroundPlane:
+    """The plane y = 0 seen from above."""
+
+    n_faces: int = 1
+    bounds: None = None
+
+    def intersect(self, rays: Rays) -> tuple[np.ndarray, int]:
+        with np.errstate(invalid="ignore"):
+            t = -rays.origin[1] * rays.inv[1]
+        t[~(t > 0)] = np.inf
+        return t, 0
+
+    def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+        zero, one = np.zeros_like(p[0]), np.ones_like(p[0])
+        return (zero, one, zero), p[0], p[2]
+
+
+@dataclass(frozen=True)
+class Box:
+    """Solid axis-aligned box ``[lo, hi]`` seen from outside; faces ``2*axis + side``."""
+
+    lo: Vec3
+    hi: Vec3
+    n_faces: int = 6
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.lo), np.asarray(self.hi)
+
+    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
+        near = far = None
+        entries = []
+        with np.errstate(invalid="ignore"):
+            for k in range(3):
+                o, inv = rays.origin[k], rays.inv[k]
+                a, b = (self.lo[k] - o) * inv, (self.hi[k] - o) * inv
+                enter, leave = np.minimum(a, b), np.maximum(a, b)
+                entries.append(enter)
+                near = enter if near is None else np.maximum(near, enter)
+                far = leave if far is None else np.minimum(far, leave)
+        # entering a face whose normal points back at the ray: the low face if d > 0, else the high one
+        face = np.where(near == entries[0], (rays.d[0] < 0).astype(np.uint8),
+                        np.where(near == entries[1], (rays.d[1] < 0) + np.uint8(2), (rays.d[2] < 0) + np.uint8(4)))
+        t = np.where((near <= far) & (near > 0), near, np.float32(np.inf))
+        return t, face.astype(np.uint8)
+
+    def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+        u, v = _planar_uv(p, (face >> 1) == 1)
+        return _axis_normals(face, outward=True), u, v
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """Solid sphere seen from outside."""
+
+    centre: Vec3
+    radius: float
+    n_faces: int = 1
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        c = np.asarray(self.centre)
+        return c - self.radius, c + self.radius
+
+    def intersect(self, rays: Rays) -> tuple[np.ndarray, int]:
+        dx, dy, dz = rays.d
+        ox, oy, oz = (rays.origin[k] - self.centre[k] for k in range(3))
+        a = dx * dx + dy * dy + dz * dz
+        b = dx * ox + dy * oy + dz * oz
+        c = ox * ox + oy * oy + oz * oz - self.radius**2
+        disc = b * b - a * c
+        with np.errstate(invalid="ignore"):
+            t = (-b - np.sqrt(disc)) / a
+        t[~((disc >= 0) & (t > 0))] = np.inf
+        return t, 0
+
+    def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+        inv_r = 1.0 / self.radius
+        n = tuple((p[k] - self.centre[k]) * inv_r for k in range(3))
+        u = np.arctan2(n[2], n[0]) * self.radius
+        return n, u, p[1]  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Cylinder:
+    """Solid vertical cylinder standing on y = ``base``; face 0 the side, face 1 the top cap."""
+
+    centre_xz: tuple[float, float]
+    radius: float
+    height: float
+    base: float = 0.0
+    n_faces: int = 2
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        cx, cz = self.centre_xz
+        r = self.radius
+        return np.array([cx - r, self.base, cz - r]), np.array([cx + r, self.base + self.height, cz + r])
+
+    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
+        dx, dy, dz = rays.d
+        ox, oz = rays.origin[0] - self.centre_xz[0], rays.origin[2] - self.centre_xz[1]
+        oy = rays.origin[1]
+        top = self.base + self.height
+        a = dx * dx + dz * dz
+        b = dx * ox + dz * oz
+        c = ox * ox + oz * oz - self.radius**2
+        disc = b * b - a * c
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = (-b - np.sqrt(disc)) / a
+            y = oy + t * dy
+        side = (disc >= 0) & (t > 0) & (y >= self.base) & (y <= top)
+        t[~side] = np.inf
+        face = np.zeros(t.shape, dtype=np.uint8)
+        if oy > top:  # the cap is visible only from above
+            with np.errstate(invalid="ignore"):
+                tc = (top - oy) * rays.inv[1]
+                xc, zc = ox + tc * dx, oz + tc * dz
+            cap = ~side & (tc > 0) & (xc * xc + zc * zc <= self.radius**2)
+            t[cap] = tc[cap]
+            face[cap] = 1
+        return t, face
+
+    def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+        inv_r = 1.0 / self.radius
+        nx = (p[0] - self.centre_xz[0]) * inv_r
+        nz = (p[2] - self.centre_xz[1]) * inv_r
+        cap = face == 1
+        zero = np.float32(0.0)
+        normal = (np.where(cap, zero, nx), cap.astype(np.float32), np.where(cap, zero, nz))
+        u = np.where(cap, p[0], np.arctan2(nz, nx) * self.radius)
+        v = np.where(cap, p[2], p[1])
+        return normal, u, v  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# materials, textures and lights
+# ---------------------------------------------------------------------------------------------
+
+
+def _periodic_value_noise(rng: np.random.Generator, size: int, octaves: tuple[int, ...]) -> np.ndarray:
+    """A ``size x size`` tileable value-noise image in [0,1]: smoothstep-interpolated random lattices."""
+    out = np.zeros((size, size))
+    weight_sum = 0.0
+    for cells in octaves:
+        lattice = rng.random((cells, cells))
+        x = np.arange(size) * cells / size
+        i0 = np.floor(x).astype(int)
+        f = x - i0
+        f = f * f * (3 - 2 * f)
+        i1 = (i0 + 1) % cells
+        rows = lattice[i0] * (1 - f)[:, None] + lattice[i1] * f[:, None]
+        layer = rows[:, i0] * (1 - f)[None, :] + rows[:, i1] * f[None, :]
+        weight = 1.0 / cells
+        out += weight * layer
+        weight_sum += weight
+    out /= weight_sum
+    return ((out - out.min()) / (out.max() - out.min())).astype(np.float32)
+
+
+NOISE_TILE_CELLS = 8
+NOISE_TILE = _periodic_value_noise(np.random.default_rng(0x5EED), 128, octaves=(4, 8, 16))
+"""One fixed tile for every process; a texture cell spans 128/8 = 16 texels, so nearest look-up looks smooth."""
+
+TEXTURES: Registry[Callable[[np.ndarray, np.ndarray], np.ndarray]] = Registry("texture")
+"""Pattern functions ``(u, v) -> [0,1]`` of texture coordinates in cells (1-D float32 arrays)."""
+
+
+@TEXTURES.register("checkers", description="alternating squares (tiles)")
+def checkers(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return ((np.floor(u) + np.floor(v)) % 2).astype(np.float32)
+
+
+@TEXTURES.register("stripes", description="bands across u (wallpaper, floor planks)")
+def stripes(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (np.floor(u) % 2).astype(np.float32)
+
+
+@TEXTURES.register("noise", description="smooth value noise (plaster, carpet, asphalt)")
+def value_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    texels = NOISE_TILE.shape[0] // NOISE_TILE_CELLS
+    mask = NOISE_TILE.shape[0] - 1
+    i = (np.floor(v * texels).astype(np.int64)) & mask
+    j = (np.floor(u * texels).astype(np.int64)) & mask
+    return NOISE_TILE[i, j]
+
+
+TEXTURE_IDS = {name: k for k, name in enumerate(TEXTURES.names())}
+
+
+@dataclass(frozen=True)
+class Material:
+    """Albedo ``colour * (1 - contrast * pattern(u / cell, v / cell))``."""
+
+    colour: Vec3
+    pattern: str
+    cell: float
+    contrast: float
+
+
+@dataclass(frozen=True)
+class PointLight:
+    """Isotropic light; irradiance falls off as ``1 / (1 + (r / falloff)^2)`` (no singularity at r = 0)."""
+
+    position: Vec3
+    power: float
+    falloff: float
+
+    def diffuse(self, p: Arrays3, n: Arrays3) -> np.ndarray:
+        lx, ly, lz = (self.position[k] - p[k] for k in range(3))
+        dist2 = lx * lx + ly * ly + lz * lz
+        cos = (n[0] * lx + n[1] * ly + n[2] * lz) / np.sqrt(dist2)
+        np.maximum(cos, 0.0, out=cos)
+        return cos * (self.power / (1.0 + dist2 * (1.0 / self.falloff**2)))
+
+
+@dataclass(frozen=True)
+class SunLight:
+    """Directional light; ``direction`` points from the scene towards the sun (unit)."""
+
+    direction: Vec3
+    power: float
+
+    def diffuse(self, p: Arrays3, n: Arrays3) -> np.ndarray:
+        s = self.direction
+        cos = n[0] * s[0] + n[1] * s[1] + n[2] * s[2]
+        return np.maximum(cos, 0.0) * self.power
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything needed to render one sample.
+
+    Faces are numbered globally in shape order (shape ``k``'s faces follow those
+    of shapes ``0..k-1``); ``materials`` has one entry per face.
+    """
+
+    camera: PinholeCamera
+    shapes: tuple[Shape, ...]
+    materials: tuple[Material, ...]
+    light: PointLight | SunLight
+    ambient: float
+    sky: tuple[Vec3, Vec3] | None = None  # (horizon, zenith) colours where no surface is hit
+
+    def __post_init__(self) -> None:
+        n_faces = sum(s.n_faces for s in self.shapes)
+        if len(self.materials) != n_faces:
+            raise ValueError(f"Scene: {len(self.materials)} materials for {n_faces} faces")
+        if n_faces >= NO_SURFACE:
+            raise ValueError(f"Scene: {n_faces} faces; at most {NO_SURFACE - 1} fit the uint8 face ids")
+
+
+# ---------------------------------------------------------------------------------------------
+# casting and shading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hits:
+    """First hits of one grid: z-depth ``t`` (+inf: nothing) and global face id ``surface`` (uint8)."""
+
+    rays: Rays
+    t: np.ndarray
+    surface: np.ndarray
+    regions: list[Region | None]
+    first_face: list[int]
+
+
+def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int]) -> Hits:
+    """Closest hit of every pixel-centre ray of an ``h x w`` grid laid over the ``frame`` (H, W) image.
+
+    Shapes are tested only inside the pixel rectangle their bounding box projects
+    to, which is what makes a dozen primitives affordable.
+    """
+    h, w = size
+    rays = scene.camera.rays(size, frame)
+    t = np.full((h, w), np.inf, dtype=np.float32)
+    surface = np.full((h, w), NO_SURFACE, dtype=np.uint8)
+    regions: list[Region | None] = []
+    first_face: list[int] = []
+    next_face = 0
+    for shape in scene.shapes:
+        region = (slice(0, h), slice(0, w)) if shape.bounds is None else scene.camera.region(*shape.bounds, size, frame)
+        regions.append(region)
+        first_face.append(next_face)
+        if region is not None:
+            t_shape, face = shape.intersect(rays[region])
+            t_view, s_view = t[region], surface[region]
+            closer = t_shape < t_view
+            np.copyto(t_view, t_shape, where=closer)
+            np.copyto(s_view, np.asarray(face, dtype=np.uint8) + np.uint8(next_face), where=closer)
+        next_face += shape.n_faces
+    return Hits(rays, t, surface, regions, first_face)
+
+
+def render_depth(scene: Scene, size: tuple[int, int], frame: tuple[int, int]) -> np.ndarray:
+    """float32 ``[h,w]`` z-depth (metres) of the pixel-centre rays of an ``h x w`` grid; +inf where nothing is hit."""
+    return cast(scene, size, frame).t
+
+
+def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
+    """float32 ``[H,W,3]`` RGB in [0,1]: textured albedo times (ambient + Lambertian diffuse)."""
+    hits = cast(scene, size, size)
+    t, surface, rays = hits.t, hits.surface, hits.rays
+    with np.errstate(invalid="ignore"):
+        p = tuple(rays.origin[k] + t * rays.d[k] for k in range(3))
+    normal, u, v = _surface_attributes(scene, hits, p)  # type: ignore[arg-type]
+    face = surface.astype(np.intp)
+    table = _MaterialTable.of(scene)
+    pattern = _texture_pattern(table, face, u, v)
+    with np.errstate(invalid="ignore"):
+        irradiance = scene.ambient + scene.light.diffuse(p, normal)  # type: ignore[arg-type]
+    shade = (1.0 - np.take(table.contrast, face) * pattern) * irradiance
+    image = np.empty((*size, 3), dtype=np.float32)
+    for c in range(3):
+        np.multiply(np.take(table.colour[c], face), shade, out=image[..., c])
+    sky = surface == NO_SURFACE
+    if sky.any():
+        image[sky] = 0.0 if scene.sky is None else _sky_colour(scene.sky, rays, sky)
+    np.clip(image, 0.0, 1.0, out=image)
+    return image
+
+
+def _surface_attributes(scene: Scene, hits: Hits, p: Arrays3) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+    """Per-pixel unit normal and texture coordinates, each shape filling its own pixels."""
+    size = hits.t.shape
+    normal = tuple(np.zeros(size, np.float32) for _ in range(3))
+    u, v = np.zeros(size, np.float32), np.zeros(size, np.float32)
+    for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
+        if region is None:
+            continue
+        local = hits.surface[region] - np.uint8(first)  # other shapes' ids wrap to >= n_faces
+        mine = local < shape.n_faces
+        if not mine.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            n_r, u_r, v_r = shape.attributes(tuple(c[region] for c in p), local)  # type: ignore[arg-type]
+        for dst, src in zip((*normal, u, v), (*n_r, u_r, v_r)):
+            np.copyto(dst[region], src, where=mine)
+    return normal, u, v  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _MaterialTable:
+    """Material parameters as arrays indexed by face id (NO_SURFACE and unused ids: black, no texture)."""
+
+    colour: tuple[np.ndarray, np.ndarray, np.ndarray]
+    contrast: np.ndarray
+    inv_cell: np.ndarray
+    kind: np.ndarray
+
+    @classmethod
+    def of(cls, scene: Scene) -> "_MaterialTable":
+        n = len(scene.materials)
+        colour = np.zeros((3, NO_SURFACE + 1), np.float32)
+        contrast = np.zeros(NO_SURFACE + 1, np.float32)
+        inv_cell = np.zeros(NO_SURFACE + 1, np.float32)
+        kind = np.full(NO_SURFACE + 1, -1, np.int8)
+        colour[:, :n] = np.array([m.colour for m in scene.materials], np.float32).T
+        contrast[:n] = [m.contrast for m in scene.materials]
+        inv_cell[:n] = [1.0 / m.cell for m in scene.materials]
+        kind[:n] = [TEXTURE_IDS[m.pattern] for m in scene.materials]
+        return cls((colour[0], colour[1], colour[2]), contrast, inv_cell, kind)
+
+
+def _texture_pattern(table: _MaterialTable, face: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per-pixel pattern value: each registered texture runs on the pixels of the faces that use it."""
+    kind = np.take(table.kind, face)
+    scale = np.take(table.inv_cell, face)
+    pattern = np.zeros(u.shape, dtype=np.float32)
+    for name, k in TEXTURE_IDS.items():
+        sel = kind == k
+        if sel.any():
+            s = scale[sel]
+            pattern[sel] = TEXTURES.get(name)(u[sel] * s, v[sel] * s)
+    return pattern
+
+
+def _sky_colour(sky: tuple[Vec3, Vec3], rays: Rays, mask: np.ndarray) -> np.ndarray:
+    """``[n,3]`` sky colours blending horizon -> zenith with the ray's elevation."""
+    dx, dy, dz = (a[mask] for a in rays.d)
+    elevation = np.clip(dy / np.sqrt(dx * dx + dy * dy + dz * dz), 0.0, 1.0)
+    horizon, zenith = np.asarray(sky[0], np.float32), np.asarray(sky[1], np.float32)
+    return horizon + np.sqrt(elevation)[:, None] * (zenith - horizon)
+
+
+# ---------------------------------------------------------------------------------------------
+# scene generators
+# ---------------------------------------------------------------------------------------------
+
+
+def _colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> Vec3:
+    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*saturation), rng.uniform(*value))
+    return (r, g, b)
+
+
+def _material(rng: np.random.Generator, patterns: tuple[str, ...], cell: tuple[float, float],
+              saturation: tuple[float, float] = (0.1, 0.7), value: tuple[float, float] = (0.45, 0.95),
+              contrast: tuple[float, float] = (0.15, 0.5)) -> Material:
+    return Material(_colour(rng, saturation, value), patterns[int(rng.integers(len(patterns)))],
+                    float(rng.uniform(*cell)), float(rng.uniform(*contrast)))
+
+
+def _footprint_distance(x: float, z: float, lo_x: float, hi_x: float, lo_z: float, hi_z: float) -> float:
+    """Distance in the floor plane from (x, z) to a rectangle (0 inside)."""
+    return math.hypot(max(lo_x - x, 0.0, x - hi_x), max(lo_z - z, 0.0, z - hi_z))
+
+
+INDOOR_HFOV_DEG = 60.0  # fx = 0.866 W; NYU's Kinect: fx = 518.9 px at W = 640, i.e. 0.81 W (63 degrees)
+OUTDOOR_HFOV_DEG = 70.0
+CLEARANCE = 0.5  # metres between the camera and any surface; z-depth >= CLEARANCE / |d| > 0.4 m
+
+
+def _furniture(rng: np.random.Generator, width: float, length: float) -> tuple[Shape, tuple[float, ...]]:
+    """One random box, sphere or cylinder standing on the floor, and its floor footprint rectangle."""
+    kind = int(rng.integers(3))
+    if kind == 0:
+        sx, sz, sy = rng.uniform(0.3, min(1.5, width - 0.1)), rng.uniform(0.3, min(1.5, length - 0.1)), rng.uniform(0.3, 2.0)
+        x, z = rng.uniform(0.05, width - sx - 0.05), rng.uniform(0.05, length - sz - 0.05)
+        return Box((x, 0.0, z), (x + sx, sy, z + sz)), (x, x + sx, z, z + sz)
+    r = rng.uniform(0.15, 0.6) if kind == 1 else rng.uniform(0.1, 0.5)
+    x, z = rng.uniform(r + 0.05, width - r - 0.05), rng.uniform(r + 0.05, length - r - 0.05)
+    shape: Shape = Sphere((x, r, z), r) if kind == 1 else Cylinder((x, z), r, rng.uniform(0.3, 2.2))
+    return shape, (x - r, x + r, z - r, z + r)
+
+
+def indoor_scene(rng: np.random.Generator) -> Scene:
+    """A furnished box room lit by one point light, seen from a random pose inside it."""
+    width, height, length = rng.uniform(3.0, 8.0), rng.uniform(2.4, 3.2), rng.uniform(3.0, 8.0)
+    cam_x = rng.uniform(CLEARANCE + 0.1, width - CLEARANCE - 0.1)
+    cam_z = rng.uniform(CLEARANCE + 0.1, length - CLEARANCE - 0.1)
+    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z), yaw=rng.uniform(0.0, 2 * math.pi),
+                                   pitch=math.radians(rng.uniform(-20.0, 5.0)),
+                                   roll=math.radians(rng.uniform(-5.0, 5.0)), hfov_deg=INDOOR_HFOV_DEG)
+    wall = _material(rng, ("stripes", "noise"), (0.15, 0.6), saturation=(0.05, 0.5), value=(0.55, 0.95))
+    floor = _material(rng, ("checkers", "stripes", "noise"), (0.2, 0.6), value=(0.35, 0.85))
+    ceiling = Material(_colour(rng, (0.0, 0.1), (0.8, 0.95)), "noise", float(rng.uniform(0.5, 1.5)), 0.1)
+    shapes: list[Shape] = [Room((width, height, length))]
+    materials: list[Material] = [wall, wall, floor, ceiling, wall, wall]
+    wanted = int(rng.integers(2, 9))
+    for _ in range(50):
+        if len(shapes) - 1 == wanted:
+            break
+        shape, footprint = _furniture(rng, width, length)
+        if _footprint_distance(cam_x, cam_z, *footprint) < CLEARANCE:
+            continue
+        shapes.append(shape)
+        materials.extend([_material(rng, ("checkers", "stripes", "noise"), (0.08, 0.4))] * shape.n_faces)
+    light = PointLight((rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
+                       power=float(rng.uniform(1.4, 2.2)), falloff=float(rng.uniform(2.5, 4.5)))
+    return Scene(camera, tuple(shapes), tuple(materials), light, ambient=float(rng.uniform(0.15, 0.3)))
+
+
+def outdoor_scene(rng: np.random.Generator) -> Scene:
+    """A street: ground plane, rows of buildings on both sides, parked cars and trees, under a sun."""
+    half_width = rng.uniform(6.0, 10.0)
+    camera = PinholeCamera.looking((rng.uniform(-2.5, 2.5), rng.uniform(1.5, 1.8), 0.0),
+                                   yaw=math.radians(rng.uniform(-20.0, 20.0)), pitch=math.radians(rng.uniform(-6.0, 2.0)),
+                                   roll=math.radians(rng.uniform(-2.0, 2.0)), hfov_deg=OUTDOOR_HFOV_DEG)
+    shapes: list[Shape] = [GroundPlane()]
+    materials: list[Material] = [_material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1),
+                                           value=(0.35, 0.6), contrast=(0.2, 0.4))]
+
+    def add(shape: Shape, material: Material) -> None:
+        shapes.append(shape)
+        materials.extend([material] * shape.n_faces)
+
+    for side in (-1.0, 1.0):
+        front = half_width + rng.uniform(0.0, 2.0)
+        z = rng.uniform(-30.0, -10.0)
+        for _ in range(12):
+            if z >= 150.0:
+                break
+            span, depth, tall = rng.uniform(8.0, 30.0), rng.uniform(8.0, 20.0), rng.uniform(4.0, 35.0)
+            x0, x1 = sorted((side * front, side * (front + depth)))
+            add(Box((x0, 0.0, z), (x1, tall, z + span)),
+                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)))
+            z += span + rng.uniform(0.0, 8.0)
+    for _ in range(int(rng.integers(0, 5))):
+        x = rng.choice([-1.0, 1.0]) * rng.uniform(2.5, half_width - 2.5)
+        z = rng.uniform(6.0, 60.0)
+        add(Box((x - 0.9, 0.0, z), (x + 0.9, 1.5, z + 4.5)), _material(rng, ("noise",), (0.5, 1.0), value=(0.2, 0.9)))
+    for _ in range(int(rng.integers(0, 7))):
+        x = rng.choice([-1.0, 1.0]) * (half_width - rng.uniform(0.5, 1.5))
+        z, trunk, crown = rng.uniform(4.0, 80.0), rng.uniform(2.0, 4.0), rng.uniform(1.2, 2.5)
+        add(Cylinder((x, z), float(rng.uniform(0.15, 0.3)), trunk), _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)))
+        add(Sphere((x, trunk + 0.6 * crown, z), crown),
+            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)))
+    elevation, azimuth = math.radians(rng.uniform(25.0, 65.0)), rng.uniform(0.0, 2 * math.pi)
+    sun = SunLight((math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
+                   power=float(rng.uniform(0.6, 0.9)))
+    horizon = _colour(rng, (0.05, 0.2), (0.85, 0.98))
+    zenith = (0.25 + 0.2 * rng.random(), 0.45 + 0.2 * rng.random(), 0.85 + 0.1 * rng.random())
+    return Scene(camera, tuple(shapes), tuple(materials), sun, ambient=float(rng.uniform(0.3, 0.45)), sky=(horizon, zenith))
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_LENGTH = {"train": 2000, "test": 200}
+
+
+class SyntheticDataset(DepthDataset):
+    """Scenes ray cast on demand; item ``i`` is a pure function of ``(seed, split, i)``.
+
+    Options: ``length`` (default 2000 train / 200 test), ``seed`` and the base
+    options (``augment``, ``skip_bad``, ``normalize``).
+    """
+
+    def __init__(self, info: DatasetInfo, build: Callable[[np.random.Generator], Scene], stream: int,
+                 split: str = "train", input_size: tuple[int, int] | None = None, length: int | None = None,
+                 seed: int = 0, **options: Any) -> None:
+        super().__init__(info, split=split, input_size=input_size, seed=seed, **options)
+        length = DEFAULT_LENGTH[split] if length is None else length
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ProbeError(f"{info.name}: length must be a positive integer, got {length!r}")
+        self.length = int(length)
+        self.build = build
+        self.stream = stream
+
+    def __len__(self) -> int:
+        return self.length
+
+    def item_name(self, index: int) -> str:
+        return f"{self.info.name}/{self.split}/seed{self.seed}/{index}"
+
+    def scene(self, index: int) -> Scene:
+        """The scene of item ``index``: its own generator, seeded by (seed, kind, split, index)."""
+        entropy = [self.seed & 0xFFFFFFFFFFFFFFFF, self.stream, SPLIT_STREAM[self.split], index]
+        return self.build(np.random.default_rng(entropy))
+
+    def load_raw(self, index: int) -> RawSample:
+        scene = self.scene(index)
+        image = render_image(scene, self.input_size)  # type: ignore[arg-type]
+        depth = render_depth(scene, self.depth_size, self.input_size)  # type: ignore[arg-type]
+        return RawSample(image, depth, self.item_name(index))
+
+
+INDOOR = DatasetInfo(
+    name="synthetic", description="procedural furnished rooms (NYU-like), ray cast on the fly",
+    min_depth=0.3, max_depth=10.0, input_size=(240, 320), depth_scale=0.5, eval_protocol="nyu",
+    source="built in", needs_root=False)
+OUTDOOR = DatasetInfo(
+    name="synthetic_outdoor", description="procedural streets (KITTI/Make3D-like), sky invalid",
+    min_depth=1.0, max_depth=80.0, input_size=(240, 320), depth_scale=0.5, eval_protocol="kitti",
+    source="built in", needs_root=False)
+
+
+@register_dataset(INDOOR)
+def synthetic_indoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
+                     **options: Any) -> SyntheticDataset:
+    """Indoor scenes; ``root`` is ignored (nothing to read)."""
+    return SyntheticDataset(INDOOR, indoor_scene, 0, split=split, input_size=input_size, **options)
+
+
+@register_dataset(OUTDOOR)
+def synthetic_outdoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
+                      **options: Any) -> SyntheticDataset:
+    """Outdoor street scenes; ``root`` is ignored (nothing to read)."""
+    return SyntheticDataset(OUTDOOR, outdoor_scene, 1, split=split, input_size=input_size, **options)

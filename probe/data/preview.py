@@ -1,0 +1,91 @@
+"""A picture of a dataset: RGB next to colour-mapped depth for a few items.
+
+Used by ``probe data preview`` to check at a glance that images and depth
+line up, that the depth range is plausible and where the holes are::
+
+    >>> from probe.data.preview import write_preview
+    >>> write_preview("synthetic", out="preview.png", count=4)     # doctest: +SKIP
+    PosixPath('preview.png')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probe.data.base import DepthDataset, get_dataset
+from probe.errors import ProbeError
+from probe.plotting import plt, save_figure
+
+INVALID_COLOUR = "#d0d0d0"
+"""Shown where ``valid`` is False; absent from the depth colour map (magma)."""
+
+DEPTH_CMAP = "magma_r"
+
+
+@dataclass(frozen=True)
+class PreviewSample:
+    """One item as arrays: ``image`` HxWx3 in [0,1], ``depth`` hxw metres with NaN where invalid."""
+
+    name: str
+    image: np.ndarray
+    depth: np.ndarray
+
+
+def preview_samples(dataset: DepthDataset, count: int, seed: int = 0) -> list[PreviewSample]:
+    """``count`` distinct items drawn with ``seed`` (all of them if the dataset is smaller), in index order."""
+    if count < 1:
+        raise ProbeError(f"--count: expected a positive integer, got {count}")
+    n = len(dataset)
+    if n == 0:
+        raise ProbeError(f"dataset {dataset.info.name!r} ({dataset.split}) has no items")
+    indices = np.sort(np.random.default_rng(seed).choice(n, size=min(count, n), replace=False))
+    samples = []
+    for i in indices:
+        item = dataset[int(i)]
+        depth = item["depth"][0].numpy().astype(np.float32)
+        depth[~item["valid"][0].numpy()] = np.nan
+        samples.append(PreviewSample(item["name"], item["image"].permute(1, 2, 0).numpy(), depth))
+    return samples
+
+
+def preview_figure(samples: list[PreviewSample], title: str = "") -> "plt.Figure":
+    """A ``len(samples) x 2`` grid: RGB left, depth right (one shared colour bar in metres, holes in grey)."""
+    rows = len(samples)
+    fig, axes = plt.subplots(rows, 2, figsize=(7.5, 2.6 * rows + 0.4), squeeze=False, constrained_layout=True)
+    finite = [s.depth[np.isfinite(s.depth)] for s in samples]
+    values = np.concatenate(finite) if finite else np.array([])
+    vmax = float(values.max()) if values.size else 1.0
+    cmap = plt.get_cmap(DEPTH_CMAP).with_extremes(bad=INVALID_COLOUR)
+    mappable = None
+    for row, sample in enumerate(samples):
+        ax_rgb, ax_depth = axes[row]
+        ax_rgb.imshow(np.clip(sample.image, 0.0, 1.0))
+        ax_rgb.set_title(sample.name, fontsize=8)
+        mappable = ax_depth.imshow(np.ma.masked_invalid(sample.depth), cmap=cmap, vmin=0.0, vmax=vmax,
+                                   interpolation="nearest")
+        invalid = float(np.mean(~np.isfinite(sample.depth)))
+        ax_depth.set_title(f"depth {sample.depth.shape[0]}x{sample.depth.shape[1]}, {invalid:.0%} invalid (grey)",
+                           fontsize=8)
+        for ax in (ax_rgb, ax_depth):
+            ax.set_axis_off()
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes[:, 1].tolist(), label="depth (m)", shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def write_preview(name: str, out: str | Path, root: str | Path | None = None, split: str = "train",
+                  count: int = 4, seed: int = 0, **options: Any) -> Path:
+    """Render ``count`` items of dataset ``name`` to the PNG ``out`` (written atomically)."""
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ProbeError(f"--out: expected a .png file name, got {str(out)!r}")
+    dataset = get_dataset(name, root=root, split=split, seed=seed, **options)
+    samples = preview_samples(dataset, count, seed=seed)
+    fig = preview_figure(samples, title=f"{name} ({split}), {len(samples)} of {len(dataset)} items")
+    return save_figure(fig, out)
