@@ -186,6 +186,8 @@ class NyuDenseDepth(DepthDataset):
 @register_dataset(NYU_INFO, locate=lambda root: locate_nyu(root) is not None)
 def _build_nyu(root: Path, split: str = "train", **options: Any) -> NyuDenseDepth:
     location = locate_nyu(root)
+    if location is None and root.is_file():
+        raise DataError(f"{root}: not a readable zip archive; expected DenseDepth's {NYU_ZIP} from {NYU_INFO.source}")
     if location is None:
         raise DataError(NYU_INFO.missing_root_message(root))
     return NyuDenseDepth(location, split=split, **options)

@@ -89,6 +89,13 @@ def test_root_without_the_archive_names_expected_files_and_source(tmp_path):
     assert not dataset_present("nyu", tmp_path)
 
 
+def test_corrupt_archive_given_as_root_is_named(tmp_path):
+    bad = tmp_path / "nyu_data.zip"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match=r"nyu_data.zip: not a readable zip archive"):
+        get_dataset("nyu", bad)
+
+
 def test_malformed_csv_row_names_file_and_line(tmp_path):
     fx = make_nyu_zip(tmp_path, extracted=True)
     (fx.root / "data" / "nyu2_test.csv").write_text("a.png,b.png\nonly-one-column\n")
