@@ -1,0 +1,404 @@
+"""Evaluate a depth model on a dataset protocol, and write depth predictions for images.
+
+The path from a raw network output to a metric, in order:
+
+1. ``model(image)`` in eval mode -> ``[B,1,h',w']`` in the model's ``output_space``;
+2. metres via :func:`probe.depth_space.to_depth` with the dataset's ``max_depth``;
+3. optional flip test-time augmentation: the mean, in metres, of the
+   prediction and the mirrored prediction of the mirrored image;
+4. bilinear upsampling (``align_corners=False``) to the ground-truth resolution;
+5. the protocol (:mod:`probe.metrics`): crop, depth range, optional per-image
+   median scaling, clamping to the protocol's range;
+6. metrics pooled over all evaluated pixels (``metrics``) and averaged over
+   images (``metrics_image_mean``), plus each image's own metrics.
+
+>>> from probe.models import build_model                                     # doctest: +SKIP
+>>> from probe.data import get_dataset                                       # doctest: +SKIP
+>>> ds = get_dataset("synthetic", split="test", input_size=(48, 64), length=4)  # doctest: +SKIP
+>>> result = evaluate(build_model("densedepth", width=0.0625), ds, batch_size=2)  # doctest: +SKIP
+>>> result.metrics["abs_rel"], result.save("runs/x")                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from analyses.base import AnalysisResult
+from probe.data import transforms as T
+from probe.data.images import read_rgb
+from probe.depth_space import to_depth
+from probe.device import resolve_device, synchronize
+from probe.errors import ProbeError, ShapeError
+from probe.io import atomic_write
+from probe.metrics import METRIC_NAMES, MetricAccumulator, get_protocol
+from probe.progress import progress_bar
+
+__all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "depth_to_rgb", "evaluate", "evaluate_checkpoint",
+           "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images", "print_eval_table"]
+
+
+def _as_device(device: torch.device | str) -> torch.device:
+    return device if isinstance(device, torch.device) else resolve_device(device)
+
+
+@torch.no_grad()
+def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, flip_tta: bool = False,
+                  size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Depth in metres: ``[B,3,H,W]`` -> ``[B,1,h,w]`` (``h,w`` = ``size`` or the model's output size).
+
+    Uses ``model.output_space`` to convert; with ``flip_tta`` averages (in
+    metres) the prediction and the mirrored prediction of the mirrored image.
+    The model must already be in eval mode on ``images.device``.
+    """
+    space = getattr(model, "output_space", None)
+    if space is None:
+        raise ProbeError(f"model {type(model).__name__} has no output_space attribute (see docs/CONTRACTS.md)")
+
+    def once(x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        if isinstance(out, (list, tuple)):  # a model left in training mode returns its scales
+            raise ProbeError("predict_depth: the model returned several scales; call model.eval() first")
+        if out.dim() != 4 or out.shape[1] != 1:
+            raise ShapeError(f"predict_depth: expected a [B,1,h,w] depth output, got {tuple(out.shape)}")
+        return to_depth(out.float(), space, max_depth)
+
+    depth = once(images)
+    if flip_tta:
+        depth = 0.5 * (depth + once(images.flip(-1)).flip(-1))
+    if size is not None and tuple(depth.shape[-2:]) != tuple(size):
+        depth = F.interpolate(depth, size=size, mode="bilinear", align_corners=False)
+    return depth
+
+
+@dataclass
+class EvalResult(AnalysisResult):
+    """What ``probe eval`` measured; ``save(dir)`` writes ``dir/eval.json``.
+
+    ``metrics`` pools every evaluated pixel of the split; ``metrics_image_mean``
+    averages per-image metrics (the two conventions found in papers).
+    ``median_ratio`` summarises the per-image scale factors (mean, std, median,
+    min, max) when median scaling was on; ``per_image`` lists each image's
+    name, evaluated pixels, scale ratio and metrics (``None`` metrics for an
+    image with no evaluated pixel).
+    """
+
+    name: ClassVar[str] = "eval"
+
+    dataset: str
+    split: str
+    protocol: str
+    protocol_description: str
+    model: str
+    output_space: str
+    max_depth: float
+    n_images: int
+    n_images_without_pixels: int
+    n_pixels: int
+    metrics: dict[str, float]
+    metrics_image_mean: dict[str, float]
+    options: dict[str, Any]
+    median_ratio: dict[str, float] | None
+    per_image: list[dict[str, Any]]
+    seconds: float
+    checkpoint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:
+    values = np.asarray([r for r in ratios if math.isfinite(r)], dtype=np.float64)
+    if values.size == 0:
+        return None
+    return {"mean": float(values.mean()), "std": float(values.std()), "median": float(np.median(values)),
+            "min": float(values.min()), "max": float(values.max())}
+
+
+def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None, batch_size: int = 4,
+             device: torch.device | str = "cpu", median_scaling: bool = False, flip_tta: bool = False,
+             max_depth: float | None = None, clamp: bool = True, workers: int = 0,
+             show_progress: bool | None = None) -> EvalResult:
+    """Evaluate ``model`` on every item of ``dataset`` (items per docs/CONTRACTS.md) under ``protocol``.
+
+    ``protocol`` and ``max_depth`` default to the dataset's ``info.eval_protocol``
+    and ``info.max_depth``.  ``clamp`` bounds predictions to the protocol's
+    depth range (on by default, as in every published evaluation).
+
+    >>> result = evaluate(model, get_dataset("nyu", root, split="test"), median_scaling=True)  # doctest: +SKIP
+    """
+    if batch_size < 1:
+        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
+    info = getattr(dataset, "info", None)
+    protocol_name = protocol or (info.eval_protocol if info is not None else None)
+    depth_cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
+    if protocol_name is None or depth_cap is None:
+        raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
+    chosen = get_protocol(protocol_name)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ProbeError(f"evaluate: dataset {getattr(info, 'name', dataset)!r} is empty")
+
+    dev = _as_device(device)
+    model = model.to(dev).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=dev.type == "cuda")
+    acc = MetricAccumulator()
+    per_image: list[dict[str, Any]] = []
+    ratios: list[float] = []
+    start = time.perf_counter()
+    with progress_bar(disable=None if show_progress is None else not show_progress) as bar:
+        task = bar.add_task("eval", total=len(dataset))  # type: ignore[arg-type]
+        for batch in loader:
+            gt, valid = batch["depth"].float(), batch["valid"].bool()
+            pred = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
+                                 flip_tta=flip_tta, size=tuple(gt.shape[-2:])).cpu()
+            prepared = chosen.apply(pred, gt, valid, median_scaling=median_scaling, clamp=clamp)
+            image_metrics = acc.update(prepared.pred, gt, prepared.mask)
+            counts = prepared.mask.flatten(1).sum(dim=1).tolist()
+            for i, metrics in enumerate(image_metrics):
+                ratio = float(prepared.ratios[i]) if prepared.ratios is not None else None
+                if ratio is not None:
+                    ratios.append(ratio)
+                per_image.append({"name": batch["name"][i], "n_pixels": int(counts[i]), "median_ratio": ratio,
+                                  **(metrics or {name: None for name in METRIC_NAMES})})
+            bar.advance(task, gt.shape[0])
+    synchronize(dev)
+    seconds = time.perf_counter() - start
+    return EvalResult(
+        dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
+        protocol=chosen.name, protocol_description=chosen.description,
+        model=str(getattr(model, "model_name", type(model).__name__)), output_space=model.output_space,
+        max_depth=depth_cap, n_images=acc.n_images, n_images_without_pixels=acc.n_empty, n_pixels=acc.n_pixels,
+        metrics=acc.pooled(), metrics_image_mean=acc.image_mean(),
+        options={"median_scaling": median_scaling, "flip_tta": flip_tta, "clamp": clamp, "batch_size": batch_size,
+                 "device": str(dev)},
+        median_ratio=_ratio_summary(ratios) if median_scaling else None, per_image=per_image, seconds=seconds,
+    )
+
+
+def depth_to_rgb(depth: np.ndarray, depth_range: tuple[float, float], colormap: str = "magma") -> np.ndarray:
+    """``[h,w]`` metres -> ``uint8 [h,w,3]`` through a matplotlib colormap over ``depth_range`` (near = dark).
+
+    Depths outside the range saturate at the colormap's ends.
+    """
+    from matplotlib import colormaps
+
+    low, high = depth_range
+    if not high > low:
+        raise ProbeError(f"--range: expected MIN < MAX metres, got {low}, {high}")
+    try:
+        cmap = colormaps[colormap]
+    except KeyError:
+        raise ProbeError(f"--colormap: unknown matplotlib colormap {colormap!r} (e.g. magma, viridis)") from None
+    scaled = np.clip((depth.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+    return (cmap(scaled)[..., :3] * 255.0 + 0.5).astype(np.uint8)
+
+
+@dataclass
+class ImagePrediction:
+    """One predicted image: its source, the files written, and the depth statistics in metres."""
+
+    source: str
+    png: str
+    npy: str
+    height: int
+    width: int
+    min_depth: float
+    median_depth: float
+    max_depth: float
+
+
+def _output_stems(paths: Sequence[Path]) -> list[str]:
+    """Unique output stems: ``room.jpg`` -> ``room``; a repeated stem gets ``_2``, ``_3``..."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        count = seen.get(path.stem, 0) + 1
+        seen[path.stem] = count
+        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+    return stems
+
+
+def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path, *, max_depth: float,
+                   input_size: tuple[int, int], device: torch.device | str = "cpu", flip_tta: bool = False,
+                   normalize: str = "none", colormap: str = "magma",
+                   depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
+    """Predict each image at ``input_size`` and write ``<stem>_depth.png`` and ``<stem>_depth.npy`` to ``out_dir``.
+
+    The depth is upsampled bilinearly to the image's own resolution; the
+    ``.npy`` holds float32 metres ``[H,W]``; the PNG maps ``depth_range``
+    (default ``0..max_depth`` metres) through ``colormap``.  Every path is
+    checked before any work; an undecodable image raises :class:`ProbeError`
+    naming it.  Both files are written atomically.
+
+    >>> predict_images(model, ["room.jpg"], "preds", max_depth=10.0, input_size=(240, 320))  # doctest: +SKIP
+    """
+    sources = [Path(p) for p in paths]
+    if not sources:
+        raise ProbeError("predict: no IMAGE given")
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise ProbeError(f"{missing[0]}: image file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    value_range = depth_range or (0.0, max_depth)
+    depth_to_rgb(np.zeros((1, 1)), value_range, colormap)  # bad range / colormap fails before any work
+    normalise = T.NORMALIZATIONS.get(normalize)
+    dev = _as_device(device)
+    model = model.to(dev).eval()
+    out = Path(out_dir)
+    results = []
+    for source, stem in zip(sources, _output_stems(sources)):
+        rgb = read_rgb(source)
+        height, width = rgb.shape[:2]
+        image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(dev)
+        depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
+        metres = depth[0, 0].cpu().numpy().astype(np.float32)
+        png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
+        atomic_write(npy_path, _npy_bytes(metres))
+        atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
+        results.append(ImagePrediction(source=str(source), png=str(png_path), npy=str(npy_path), height=height,
+                                       width=width, min_depth=float(metres.min()),
+                                       median_depth=float(np.median(metres)), max_depth=float(metres.max())))
+    return results
+
+
+def parse_depth_range(text: str, flag: str = "--range") -> tuple[float, float]:
+    """``"0.5,10"`` -> ``(0.5, 10.0)`` metres, MIN < MAX.
+
+    >>> parse_depth_range("0,10")
+    (0.0, 10.0)
+    """
+    parts = text.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise ProbeError(f"{flag}: expected MIN,MAX in metres (e.g. 0,10), got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise ProbeError(f"{flag}: expected finite MIN < MAX metres, got {text!r}")
+    return low, high
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class EvalOptions:
+    """What ``probe eval`` was asked; ``None`` fields default to the training run's settings."""
+
+    checkpoint: Path
+    out: Path
+    dataset: str | None = None
+    data_root: Path | None = None
+    split: str = "test"
+    input_size: tuple[int, int] | None = None
+    dataset_length: int | None = None
+    protocol: str | None = None
+    median_scaling: bool = False
+    flip_tta: bool = False
+    clamp: bool = True
+    batch_size: int = 4
+    device: str = "auto"
+    workers: int = 0
+
+
+def _run_dataset_settings(run_config: dict[str, Any], dataset: str | None, data_root: Path | None,
+                          input_size: tuple[int, int] | None) -> tuple[str, Path | None, tuple[int, int] | None]:
+    """The dataset to use: the one asked for, else the run's; root and input size follow the run's when it matches."""
+    name = dataset or run_config.get("dataset")
+    if not name:
+        raise ProbeError("--dataset: the checkpoint's run config names no dataset; pass --dataset")
+    same = name == run_config.get("dataset")
+    root = data_root if data_root is not None else (run_config.get("data_root") if same else None)
+    size = input_size or (tuple(run_config["input_size"]) if same and run_config.get("input_size") else None)
+    return name, Path(root) if root is not None else None, size  # type: ignore[return-value]
+
+
+def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
+    """Load ``options.checkpoint``, evaluate it, and write ``out/eval.json`` (+ ``out/config.json``).
+
+    The dataset, its root and the input size default to those of the training
+    run; ``dataset_length`` applies to generated datasets only.
+
+    >>> evaluate_checkpoint(EvalOptions(Path("runs/x"), Path("runs/x/eval"), median_scaling=True))  # doctest: +SKIP
+    """
+    from probe.data import dataset_info, get_dataset
+    from probe.runs import prepare_run_dir
+    from probe.training import load_checkpoint
+
+    device = resolve_device(options.device)
+    model, run_config = load_checkpoint(options.checkpoint, device)
+    name, root, size = _run_dataset_settings(run_config, options.dataset, options.data_root, options.input_size)
+    extra: dict[str, Any] = {}
+    if options.dataset_length is not None:
+        if dataset_info(name).needs_root:
+            raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), not {name!r}")
+        extra["length"] = options.dataset_length
+    dataset = get_dataset(name, root, split=options.split, input_size=size, **extra)
+    config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
+    prepare_run_dir(options.out, "eval", config, device=device)
+    result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,
+                      median_scaling=options.median_scaling, flip_tta=options.flip_tta, clamp=options.clamp,
+                      workers=options.workers)
+    result.checkpoint = str(options.checkpoint)
+    result.extra = {"input_size": list(dataset.input_size), "train_model": run_config.get("model"),
+                    "train_model_options": run_config.get("model_options"), "train_width": run_config.get("width")}
+    result.save(options.out)
+    return result
+
+
+def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, device: str = "auto",
+                       input_size: tuple[int, int] | None = None, flip_tta: bool = False, colormap: str = "magma",
+                       depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
+    """Load ``checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
+    from probe.data import dataset_info
+    from probe.training import load_checkpoint
+
+    sources = [Path(p) for p in images]
+    dev = resolve_device(device)
+    model, run_config = load_checkpoint(checkpoint, dev)
+    if not run_config.get("dataset"):
+        raise ProbeError(f"--checkpoint {checkpoint}: its run config names no dataset (needed for the depth cap)")
+    info = dataset_info(run_config["dataset"])
+    size = input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
+    return predict_images(model, sources, out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
+                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range)
+
+
+def print_eval_table(result: EvalResult, console: Any = None) -> None:
+    """A rich table: one row per metric, pooled over pixels and averaged over images."""
+    from rich.console import Console
+    from rich.table import Table
+
+    lower_better = {"abs_rel", "sq_rel", "rmse", "rmse_log", "log10"}
+    table = Table(title=f"eval {result.model} on {result.dataset}/{result.split} "
+                        f"(protocol {result.protocol}, {result.n_images} images)")
+    table.add_column("metric")
+    table.add_column("pooled over pixels", justify="right")
+    table.add_column("mean over images", justify="right")
+    for name in METRIC_NAMES:
+        arrow = "lower better" if name in lower_better else "higher better"
+        table.add_row(f"{name} ({arrow})", f"{result.metrics[name]:.4f}", f"{result.metrics_image_mean[name]:.4f}")
+    if result.median_ratio is not None:
+        table.caption = (f"median scaling: ratio {result.median_ratio['mean']:.3f} +- {result.median_ratio['std']:.3f}")
+    (console or Console()).print(table)

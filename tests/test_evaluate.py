@@ -1,0 +1,227 @@
+"""Evaluation loop, prediction writer and the `probe eval` / `probe predict` commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from probe.data import DatasetInfo, DepthDataset, RawSample, get_dataset
+from probe.errors import DataError, ProbeError, ShapeError
+from probe.evaluate import depth_to_rgb, evaluate, predict_depth, predict_images
+
+MAX_DEPTH = 8.0
+SCENE_DEPTHS = (1.0, 2.0, 4.0, 6.0)  # each /8 is exact in binary, so the oracle below is exact
+
+UNIFORM_INFO = DatasetInfo(name="uniform", description="one depth per image, encoded in the red channel",
+                           min_depth=0.1, max_depth=MAX_DEPTH, input_size=(16, 16), depth_scale=0.5,
+                           eval_protocol="none", source="tests", needs_root=False)
+
+
+class UniformScenes(DepthDataset):
+    """Image i is a flat colour whose red channel is depth_i / 8; its depth map is depth_i everywhere."""
+
+    def __init__(self, split: str = "test") -> None:
+        super().__init__(UNIFORM_INFO, split=split)
+
+    def __len__(self) -> int:
+        return len(SCENE_DEPTHS)
+
+    def load_raw(self, index: int) -> RawSample:
+        depth = SCENE_DEPTHS[index]
+        image = np.zeros((16, 16, 3), dtype=np.float32)
+        image[..., 0] = depth / MAX_DEPTH
+        return RawSample(image=image, depth=np.full((8, 8), depth, dtype=np.float32), name=f"scene{index}")
+
+
+class RedChannelDepth(nn.Module):
+    """A 'direct' model that reads depth / max_depth off the red channel, times ``gain``, with an optional tilt.
+
+    ``pool`` shrinks the output (exercising the upsampling to ground truth); ``tilt`` multiplies the
+    output by a left-to-right ramp 1 - tilt .. 1 + tilt, which flip averaging cancels exactly.
+    """
+
+    output_space = "direct"
+    model_name = "red_channel"
+
+    def __init__(self, gain: float = 1.0, pool: int = 1, tilt: float = 0.0) -> None:
+        super().__init__()
+        self.gain, self.pool, self.tilt = gain, pool, tilt
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives .to(device) something to move
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x[:, :1] * self.gain
+        if self.tilt:
+            ramp = torch.linspace(-1.0, 1.0, x.shape[-1], dtype=x.dtype)
+            out = out * (1.0 + self.tilt * ramp)
+        return F.avg_pool2d(out, self.pool) if self.pool > 1 else out
+
+
+@pytest.mark.parametrize("pool", [1, 4])  # output 16x16 (resized down to 8x8) and 4x4 (up to 8x8)
+def test_an_oracle_model_scores_zero_error_at_any_output_resolution(pool):
+    result = evaluate(RedChannelDepth(pool=pool), UniformScenes(), batch_size=3)
+    assert result.protocol == "none" and result.dataset == "uniform" and result.split == "test"
+    assert result.n_images == 4 and result.n_pixels == 4 * 64 and result.n_images_without_pixels == 0
+    assert result.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert result.metrics["delta1"] == 1.0
+    assert [row["name"] for row in result.per_image] == ["scene0", "scene1", "scene2", "scene3"]
+
+
+def test_a_model_twice_too_far_has_abs_rel_one_and_median_scaling_recovers_it():
+    plain = evaluate(RedChannelDepth(gain=2.0), UniformScenes(), batch_size=4)
+    assert plain.metrics["abs_rel"] == pytest.approx(1.0, rel=1e-6)
+    assert plain.metrics["delta1"] == 0.0 and plain.median_ratio is None
+    scaled = evaluate(RedChannelDepth(gain=2.0), UniformScenes(), batch_size=4, median_scaling=True)
+    assert scaled.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert scaled.median_ratio["mean"] == pytest.approx(0.5) and scaled.median_ratio["std"] == pytest.approx(0.0)
+    assert all(row["median_ratio"] == pytest.approx(0.5) for row in scaled.per_image)
+
+
+def test_flip_tta_averages_the_mirrored_prediction_of_the_mirrored_image():
+    tilted = RedChannelDepth(tilt=0.2)
+    without = evaluate(tilted, UniformScenes(), batch_size=2)
+    with_tta = evaluate(tilted, UniformScenes(), batch_size=2, flip_tta=True)
+    assert without.metrics["abs_rel"] > 0.05
+    assert with_tta.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert with_tta.options["flip_tta"] is True
+
+
+def test_protocol_choice_sets_crop_and_clamping():
+    nyu = evaluate(RedChannelDepth(gain=2.0), UniformScenes(), protocol="nyu", batch_size=4)
+    assert nyu.protocol == "nyu" and nyu.n_pixels == 4 * 7 * 7  # Eigen crop of 8x8 keeps rows/cols 0..6
+    # gain 2 predicts 12 m for the 6 m scene; NYU clamps to 10 m, so that image's abs_rel is 4/6 not 1
+    assert nyu.per_image[3]["abs_rel"] == pytest.approx(4 / 6, rel=1e-6)
+    unclamped = evaluate(RedChannelDepth(gain=2.0), UniformScenes(), protocol="nyu", batch_size=4, clamp=False)
+    assert unclamped.per_image[3]["abs_rel"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_pooled_and_image_mean_metrics_are_both_reported_and_differ_for_rmse():
+    result = evaluate(RedChannelDepth(gain=2.0), UniformScenes(), batch_size=4)
+    # per-image RMSE = depth_i (prediction 2 d_i): mean 3.25; pooled = sqrt(mean d_i^2)
+    assert result.metrics_image_mean["rmse"] == pytest.approx(sum(SCENE_DEPTHS) / 4, rel=1e-6)
+    assert result.metrics["rmse"] == pytest.approx(float(np.sqrt(np.mean(np.square(SCENE_DEPTHS)))), rel=1e-6)
+
+
+def test_eval_json_holds_metrics_protocol_dataset_and_options(tmp_path):
+    from probe.models import build_model
+
+    dataset = get_dataset("synthetic", split="test", input_size=(48, 64), length=2)
+    result = evaluate(build_model("densedepth", width=0.0625), dataset, batch_size=2, flip_tta=True)
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    assert result.model == "densedepth" and result.output_space == "depthnorm"
+    result.save(tmp_path)
+    data = json.loads((tmp_path / "eval.json").read_text())
+    assert data["analysis"] == "eval" and data["protocol"] == "nyu" and data["dataset"] == "synthetic"
+    assert data["n_images"] == 2 and set(data["metrics"]) == {
+        "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3"}
+    assert data["options"]["flip_tta"] is True
+
+
+def test_predict_depth_rejects_multi_channel_outputs_and_models_without_output_space():
+    class TwoChannels(nn.Module):
+        output_space = "inverse"
+
+        def forward(self, x):
+            return x[:, :2]
+
+    with pytest.raises(ShapeError, match=r"\[B,1,h,w\]"):
+        predict_depth(TwoChannels(), torch.rand(1, 3, 8, 8), max_depth=10.0)
+    with pytest.raises(ProbeError, match="output_space"):
+        predict_depth(nn.Identity(), torch.rand(1, 3, 8, 8), max_depth=10.0)
+
+
+def _write_uniform_png(path, red: float, size=(20, 30)):
+    rgb = np.zeros((*size, 3), dtype=np.uint8)
+    rgb[..., 0] = int(round(red * 255))
+    Image.fromarray(rgb).save(path)
+
+
+def test_predict_images_writes_metres_npy_and_colour_mapped_png_at_the_image_resolution(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "b").mkdir()
+    _write_uniform_png(src / "room.png", red=0.6)  # red 153/255 -> 0.6 * 8 m = 4.8 m
+    _write_uniform_png(src / "b" / "room.png", red=0.2)
+    records = predict_images(RedChannelDepth(), [src / "room.png", src / "b" / "room.png"], tmp_path / "out",
+                             max_depth=MAX_DEPTH, input_size=(16, 16), depth_range=(0.0, 8.0))
+    assert [r.npy for r in records] == [str(tmp_path / "out" / "room_depth.npy"), str(tmp_path / "out" / "room_2_depth.npy")]
+    metres = np.load(records[0].npy)
+    assert metres.shape == (20, 30) and metres.dtype == np.float32
+    np.testing.assert_allclose(metres, 153 / 255 * MAX_DEPTH, rtol=1e-6)
+    png = np.asarray(Image.open(records[0].png))
+    assert png.shape == (20, 30, 3)
+    np.testing.assert_array_equal(png[0, 0], depth_to_rgb(np.array([[153 / 255 * MAX_DEPTH]]), (0.0, 8.0))[0, 0])
+    assert records[0].median_depth == pytest.approx(4.8, rel=1e-6)
+    assert not np.array_equal(np.asarray(Image.open(records[1].png))[0, 0], png[0, 0])
+
+
+def test_depth_to_rgb_saturates_outside_the_range_and_rejects_bad_settings():
+    rgb = depth_to_rgb(np.array([[-1.0, 0.0, 10.0, 99.0]]), (0.0, 10.0), "viridis")
+    assert (rgb[0, 0] == rgb[0, 1]).all() and (rgb[0, 2] == rgb[0, 3]).all() and not (rgb[0, 0] == rgb[0, 2]).all()
+    with pytest.raises(ProbeError, match="--range"):
+        depth_to_rgb(np.zeros((1, 1)), (5.0, 5.0))
+    with pytest.raises(ProbeError, match="--colormap"):
+        depth_to_rgb(np.zeros((1, 1)), (0.0, 5.0), "no_such_map")
+
+
+def test_predict_images_names_the_missing_or_corrupt_file(tmp_path):
+    with pytest.raises(ProbeError, match="nowhere.png: image file not found"):
+        predict_images(RedChannelDepth(), [tmp_path / "nowhere.png"], tmp_path / "out", max_depth=8.0,
+                       input_size=(16, 16))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(DataError, match="broken.png"):
+        predict_images(RedChannelDepth(), [bad], tmp_path / "out", max_depth=8.0, input_size=(16, 16))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CLI, end to end on a checkpoint written by `probe train`
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from probe.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run")
+    train(TrainConfig(model="densedepth", width=0.0625, dataset="synthetic", input_size=(32, 48), dataset_length=4,
+                      max_steps=1, batch_size=2, device="cpu", workers=0, out=out))
+    return out
+
+
+def test_cli_eval_writes_eval_json_and_prints_a_table(run_cli, trained_run, tmp_path):
+    res = run_cli("eval", "--checkpoint", trained_run, "--dataset-length", "3", "--batch-size", "2",
+                  "--median-scaling", "--device", "cpu", "--out", tmp_path)
+    assert res.code == 0, res
+    data = json.loads((tmp_path / "eval.json").read_text())
+    assert data["dataset"] == "synthetic" and data["protocol"] == "nyu" and data["n_images"] == 3
+    assert data["checkpoint"] == str(trained_run) and data["options"]["median_scaling"] is True
+    assert data["median_ratio"] is not None
+    assert "abs_rel" in res.out and "delta1" in res.out
+    assert "eval" in json.loads((tmp_path / "config.json").read_text())
+
+
+def test_cli_predict_writes_png_and_npy_per_image(run_cli, trained_run, tmp_path):
+    _write_uniform_png(tmp_path / "a.png", red=0.5)
+    _write_uniform_png(tmp_path / "b.png", red=0.1)
+    res = run_cli("predict", "--checkpoint", trained_run, tmp_path / "a.png", tmp_path / "b.png",
+                  "--device", "cpu", "--out", tmp_path / "pred")
+    assert res.code == 0, res
+    for stem in ("a", "b"):
+        assert np.load(tmp_path / "pred" / f"{stem}_depth.npy").shape == (20, 30)
+        assert Image.open(tmp_path / "pred" / f"{stem}_depth.png").size == (30, 20)
+
+
+def test_cli_bad_checkpoint_or_image_is_a_one_line_error(run_cli, trained_run, tmp_path):
+    res = run_cli("eval", "--checkpoint", tmp_path / "missing_run", "--out", tmp_path / "e")
+    assert res.code == 2 and res.err.count("\n") == 1 and "--checkpoint" in res.err
+    res = run_cli("predict", "--checkpoint", tmp_path / "missing_run", tmp_path / "x.png", "--out", tmp_path / "p")
+    assert res.code == 2 and "--checkpoint" in res.err
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    res = run_cli("predict", "--checkpoint", trained_run, bad, "--device", "cpu", "--out", tmp_path / "p")
+    assert res.code == 2 and res.err.count("\n") == 1 and "bad.jpg" in res.err
