@@ -162,6 +162,122 @@ def predict_command(
 # section: gradients, noise, collapse
 # ----------------------------------------------------------------------------
 
+ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", help="model name (repeat to compare on the same batches)")]
+StepsOpt = Annotated[int, typer.Option("--steps", help="training steps per model")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="training batch size (the seed's: 4)")]
+ContinueOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="continue a copy of this run (folder or .safetensors) instead of --model")]
+
+
+def _finish_analysis(command: str, result: "object", out: Path, device: str, seed: int) -> None:
+    """Record config + provenance in DIR/config.json, write the result, list the files."""
+    from probe.device import resolve_device
+    from probe.runs import prepare_run_dir
+
+    prepare_run_dir(out, command, result.to_json()["config"], device=resolve_device(device), seed=seed)
+    for path in result.save(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command("gradients")
+def gradients_command(
+    model: ModelsOpt = None,
+    checkpoint: ContinueOpt = None,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    steps: StepsOpt = 50,
+    batch_size: BatchSizeOpt = 4,
+    width: WidthOpt = 1.0,
+    input_size: InputSizeOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("runs/gradients"),
+) -> None:
+    """Per-layer gradient norms while training (Adam 1e-4, same batches for every model); vanishing verdict.
+
+    Example: probe gradients --model packnet_c --model densedepth --width 0.125 --input-size 64x96 --steps 20
+    """
+    from analyses import gradients
+    from probe.options import parse_size
+
+    result = gradients.run(gradients.GradientsConfig(
+        models=list(model or []), checkpoint=checkpoint, steps=steps, batch_size=batch_size, width=width,
+        dataset=dataset, data_root=data_root, input_size=parse_size(input_size) if input_size else None,
+        device=device, seed=seed, out=out))
+    for m in result.models:
+        typer.echo(f"{m.name}: {m.verdict()['summary']}")
+    _finish_analysis("gradients", result, out, device, seed)
+
+
+@app.command("noise")
+def noise_command(
+    model: ModelsOpt = None,
+    checkpoint: ContinueOpt = None,
+    small_batch: Annotated[int, typer.Option("--small-batch", help="B_small of the noise-scale estimator")] = 2,
+    big_batch: Annotated[int, typer.Option("--big-batch", help="B_big (a multiple of B_small)")] = 8,
+    every: Annotated[int, typer.Option("--every", help="measure the gradient noise every K steps")] = 1,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    steps: StepsOpt = 50,
+    batch_size: BatchSizeOpt = 4,
+    width: WidthOpt = 1.0,
+    input_size: InputSizeOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("runs/noise"),
+) -> None:
+    """Gradient noise scale B_simple = tr(Sigma)/|G|^2 and per-batch loss spread while training.
+
+    Example: probe noise --model packnet_b --model densedepth --small-batch 2 --big-batch 8 --steps 30 --width 0.125
+    """
+    from analyses import noise
+    from probe.options import parse_size
+
+    result = noise.run(noise.NoiseConfig(
+        models=list(model or []), checkpoint=checkpoint, small_batch=small_batch, big_batch=big_batch, every=every,
+        steps=steps, batch_size=batch_size, width=width, dataset=dataset, data_root=data_root,
+        input_size=parse_size(input_size) if input_size else None, device=device, seed=seed, out=out))
+    for m in result.models:
+        doc = m.to_json()
+        typer.echo(f"{m.name}: B_simple {doc['b_simple']:.4g} ({doc['b_simple_over_train_batch']:.3g} x batch "
+                   f"{doc['train_batch_size']}); per-batch loss CV {doc['loss']['cv']:.3g} "
+                   f"(second half {doc['loss_second_half']['cv']:.3g})")
+    _finish_analysis("noise", result, out, device, seed)
+
+
+@app.command("collapse")
+def collapse_command(
+    model: ModelsOpt = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="measure this trained run (folder or .safetensors) instead of training")] = None,
+    steps: StepsOpt = 20,
+    every: Annotated[int, typer.Option("--every", help="measure every K steps")] = 5,
+    images: Annotated[int, typer.Option("--images", help="held-out images measured (first N of the test split)")] = 8,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    batch_size: BatchSizeOpt = 4,
+    width: WidthOpt = 1.0,
+    input_size: InputSizeOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("runs/collapse"),
+) -> None:
+    """Does the prediction collapse to one value per image? Std ratio, correlations, R^2 vs the image mean.
+
+    Example: probe collapse --model packnet_b --steps 20 --every 5 --width 0.125 --input-size 64x96
+    """
+    from analyses import collapse
+    from probe.options import parse_size
+
+    result = collapse.run(collapse.CollapseConfig(
+        models=list(model or []), checkpoint=checkpoint, steps=steps, every=every, n_images=images,
+        batch_size=batch_size, width=width, dataset=dataset, data_root=data_root,
+        input_size=parse_size(input_size) if input_size else None, device=device, seed=seed, out=out))
+    for m in result.models:
+        row = m.final.history_row()
+        typer.echo(f"{m.name} at step {row['step']}: {row['collapsed_share']:.0%} of {row['n_defined']} images "
+                   f"collapsed, median std ratio {row['median_std_ratio']:.3g}, mean r {row['mean_pearson']:.3g}, "
+                   f"median R^2 {row['median_r2']:.3g}, scale flagged {row['scale_flagged_share']:.0%}")
+    _finish_analysis("collapse", result, out, device, seed)
+
 # ----------------------------------------------------------------------------
 # section: autoencoder, attribution
 # ----------------------------------------------------------------------------
