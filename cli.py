@@ -92,6 +92,41 @@ def data_download_command(
     report = download_dataset(name, data_root, urls=url)
     typer.echo(report.summary())
 
+
+@app.command("datasets")
+def datasets_command(data_root: DataRootOpt = None) -> None:
+    """List every dataset: whether its files are found under --data-root, input size, depth cap, source.
+
+    Example: probe datasets --data-root ~/data
+    """
+    from rich.console import Console
+
+    from probe.data.preview import dataset_table
+
+    Console().print(dataset_table(data_root))
+
+
+@data_app.command("preview")
+def data_preview_command(
+    name: Annotated[str, typer.Argument(help="dataset name (see `probe datasets`)")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write")],
+    data_root: DataRootOpt = None,
+    split: Annotated[str, typer.Option("--split", help="train|test")] = "train",
+    count: Annotated[int, typer.Option("--count", help="items to show")] = 4,
+    seed: SeedOpt = 0,
+    option: DatasetOptionOpt = None,
+) -> None:
+    """Grid of RGB images and colour-mapped depth (metres; invalid pixels grey).
+
+    Example: probe data preview synthetic --count 6 --out preview.png
+    """
+    from probe.data.preview import write_preview
+    from probe.training.config import parse_model_options
+
+    options = parse_model_options(option or [], flag="--option")
+    path = write_preview(name, out, root=data_root, split=split, count=count, seed=seed, **options)
+    typer.echo(f"wrote {path}")
+
 # ----------------------------------------------------------------------------
 # section: training, evaluation, prediction, experiments
 # ----------------------------------------------------------------------------
