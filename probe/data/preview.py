@@ -1,7 +1,8 @@
-"""A picture of a dataset: RGB next to colour-mapped depth for a few items.
+"""Looking at datasets: the table behind ``probe datasets`` and the picture behind ``probe data preview``.
 
-Used by ``probe data preview`` to check at a glance that images and depth
-line up, that the depth range is plausible and where the holes are::
+The preview puts RGB next to colour-mapped depth for a few items, to check at a
+glance that images and depth line up, that the depth range is plausible and
+where the holes are::
 
     >>> from probe.data.preview import write_preview
     >>> write_preview("synthetic", out="preview.png", count=4)     # doctest: +SKIP
@@ -16,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from probe.data.base import DepthDataset, get_dataset
+from rich.table import Table
+
+from probe.data.base import DepthDataset, dataset_info, dataset_present, get_dataset, list_datasets
 from probe.errors import ProbeError
 from probe.plotting import plt, save_figure
 
@@ -24,6 +27,40 @@ INVALID_COLOUR = "#d0d0d0"
 """Shown where ``valid`` is False; absent from the depth colour map (magma)."""
 
 DEPTH_CMAP = "magma_r"
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    """One line of ``probe datasets``."""
+
+    name: str
+    description: str
+    found: bool
+    input_size: tuple[int, int]
+    max_depth: float
+    source: str
+
+
+def dataset_rows(root: str | Path | None = None) -> list[DatasetRow]:
+    """Every registered dataset, with whether its files are found under ``root``."""
+    rows = []
+    for name in list_datasets():
+        info = dataset_info(name)
+        rows.append(DatasetRow(name, info.description, dataset_present(name, root), tuple(info.input_size),
+                               float(info.max_depth), info.source))
+    return rows
+
+
+def dataset_table(root: str | Path | None = None) -> Table:
+    """A rich table of :func:`dataset_rows`."""
+    where = f"under {root}" if root is not None else "(no --data-root)"
+    table = Table(title=f"datasets, files looked for {where}")
+    for column in ("name", "description", "found", "input HxW", "depth cap", "where to get it"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("name", "found", "input HxW", "depth cap"))
+    for row in dataset_rows(root):
+        table.add_row(row.name, row.description, "[green]yes[/]" if row.found else "[red]no[/]",
+                      f"{row.input_size[0]}x{row.input_size[1]}", f"{row.max_depth:g} m", row.source)
+    return table
 
 
 @dataclass(frozen=True)
