@@ -44,6 +44,28 @@ def _root() -> None:
 # section: models and complexity
 # ----------------------------------------------------------------------------
 
+
+@app.command("properties")
+def properties_command(
+    out: OutOpt,
+    examples: Annotated[int, typer.Option("--examples", help="Hypothesis examples per law")] = 200,
+    seed: SeedOpt = 0,
+) -> None:
+    """Check the pack/unpack laws under Hypothesis; writes DIR/properties.json, exits 1 if a law fails. Example:
+    probe properties --examples 500 --out runs/props"""
+    from rich.console import Console
+
+    from probe.laws import law_table, run_laws, save_properties
+    from probe.runs import prepare_run_dir
+
+    prepare_run_dir(out, "properties", {"examples": examples, "seed": seed}, seed=seed)
+    results = run_laws(examples, seed)
+    path = save_properties(results, out, max_examples=examples, seed=seed)
+    Console().print(law_table(results))
+    typer.echo(f"wrote {path}")
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
 # ----------------------------------------------------------------------------
 # section: data
 # ----------------------------------------------------------------------------
