@@ -15,9 +15,9 @@ name                network                                                  par
 ``packnet_a``       PackNet01 version A (skips concatenated)                  128,294,020
 ``packnet_b``       PackNet01 version B (skips added)                         124,164,580
 ``packnet_c``       version B with every encoder skip multiplied by zero      124,164,580
-``packnet_slim_a``  PackNetSlim01 version A                                    see ``probe models``
-``packnet_slim_b``  PackNetSlim01 version B, with the skip2 fix (see below)    see ``probe models``
-``packnet_slim_c``  slim version B with every skip multiplied by zero          see ``probe models``
+``packnet_slim_a``  PackNetSlim01 version A                                    76,997,796
+``packnet_slim_b``  PackNetSlim01 version B, with the skip2 fix (``PackNet``)  71,899,908
+``packnet_slim_c``  slim version B with every skip multiplied by zero          71,899,908
 ==================  =======================================================  =============
 
 >>> import torch
@@ -411,22 +411,33 @@ def _validate_options(width: float, output_scale: str, min_depth: float, out_cha
 # ------------------------------------------------------------------------------------------
 
 
+OPTIONS = ("width", "activation", "target", "output_scale", "residual", "skips", "min_depth", "out_channels",
+           "dropout")
+
+
+def _build(name: str, spec: PackNetSpec, version: str, options: dict) -> PackNet:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}")
+    return PackNet(spec, version, model_name=name, **options)
+
+
 def _version_c(name: str, spec: PackNetSpec, skips: bool, options: dict) -> PackNet:
     if skips:
         raise ProbeError(f"{name}: is version B with skips=False by definition; use the version-B model for skips")
-    return PackNet(spec, "B", model_name=name, skips=False, **options)
+    return _build(name, spec, "B", {**options, "skips": False})
 
 
 @MODELS.register("packnet_a", description="PackNet01 version A: skips concatenated", family="packnet")
 def packnet_a(**options) -> PackNet:
     """PackNet01 version A (128,294,020 parameters at width 1.0)."""
-    return PackNet(PACKNET01, "A", model_name="packnet_a", **options)
+    return _build("packnet_a", PACKNET01, "A", options)
 
 
 @MODELS.register("packnet_b", description="PackNet01 version B: skips added", family="packnet")
 def packnet_b(**options) -> PackNet:
     """PackNet01 version B (124,164,580 parameters at width 1.0)."""
-    return PackNet(PACKNET01, "B", model_name="packnet_b", **options)
+    return _build("packnet_b", PACKNET01, "B", options)
 
 
 @MODELS.register("packnet_c", description="PackNet01 version B, every encoder skip x 0 (seed's C)",
@@ -439,13 +450,13 @@ def packnet_c(skips: bool = False, **options) -> PackNet:
 @MODELS.register("packnet_slim_a", description="PackNetSlim01 version A: skips concatenated", family="packnet")
 def packnet_slim_a(**options) -> PackNet:
     """PackNetSlim01 version A."""
-    return PackNet(PACKNET_SLIM01, "A", model_name="packnet_slim_a", **options)
+    return _build("packnet_slim_a", PACKNET_SLIM01, "A", options)
 
 
 @MODELS.register("packnet_slim_b", description="PackNetSlim01 version B (skip2 channel fix)", family="packnet")
 def packnet_slim_b(**options) -> PackNet:
     """PackNetSlim01 version B with unpack2 sized to skip2's channels (see :class:`PackNet`)."""
-    return PackNet(PACKNET_SLIM01, "B", model_name="packnet_slim_b", **options)
+    return _build("packnet_slim_b", PACKNET_SLIM01, "B", options)
 
 
 @MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0",

@@ -268,6 +268,7 @@ def test_every_parameter_gets_a_gradient_in_training_mode():
         (lambda: build_model("packnet_c", width=TINY, skips=True), ProbeError, "packnet_c"),
         (lambda: build_model("packnet_b", width=TINY, dropout=0.1, residual=False), ProbeError, "dropout"),
         (lambda: build_model("packnet_b", width=TINY, min_depth=0), ProbeError, "min_depth"),
+        (lambda: build_model("packnet_slim_c", width=TINY, colour=True), ProbeError, "unknown option(s) colour"),
     ],
 )
 def test_bad_input_and_options_raise_one_line_errors(call, error, fragment):
