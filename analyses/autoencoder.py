@@ -1,0 +1,537 @@
+"""Does packing preserve information?  Autoencoders with no skips, same images, same budget.
+
+PackNet's paper shows an autoencoder whose packing/unpacking layers reconstruct
+the input far better than max-pooling and bilinear upsampling.  This analysis
+re-runs that comparison on any dataset: every architecture reconstructs the RGB
+input through a bottleneck with **no skip connection** (all information passes
+the bottleneck), trains on the same cached images with the same batch order,
+steps, batch size and Adam learning rate, and is scored on held-out (test
+split) images with MSE, PSNR and SSIM (:mod:`probe.image_quality`).
+
+Architectures (``ARCHITECTURES`` registry):
+
+* ``pack3d``  space-to-depth + 3-D conv + 2-D conv / 2-D conv + 3-D conv + depth-to-space (PackNet's layers),
+* ``pack2d``  space-to-depth + 2-D conv / 2-D conv + depth-to-space (pixel (un)shuffle, no 3-D conv),
+* ``maxpool`` 2x2 max-pool / bilinear x2 upsampling (the paper's baseline),
+* ``strided`` stride-2 3x3 conv / stride-2 4x4 transposed conv,
+* ``zoo_packnet``, ``zoo_densedepth``: the zoo encoder-decoders with their skips cut.
+
+The generic four share one skeleton, one block type and one channel budget,
+swept over 1..5 levels: a stem to ``c0 = max(4, 2*round(16*width))`` channels,
+then per level the architecture's 2x down-sampler (channels kept) and a 3x3 conv
+to ``c_i = min(c0 * 2**i, 16 * c0)`` channels (doubling, capped like PackNet's
+512), mirrored in the decoder, and a linear 3x3 head to RGB.  At width 1 this is
+PackNet's 32-64-128-256-512-512 encoder progression.  Every convolution is
+PackNet's conv-norm-ELU block, and ``pack3d`` uses PackNet's own
+``PackLayerConv3d`` / ``UnpackLayerConv3d`` from :mod:`probe.models.packnet`.
+The norm is ``none`` by default (``NORMS``; ``group`` restores PackNet's
+GroupNorm): per-image normalisation itself discards information.
+The bottleneck therefore holds the same number of values in every generic
+architecture at a given level; only the way information is folded into it
+differs.  Parameters and MACs (fvcore) are reported next to each score.
+
+>>> from analyses.autoencoder import AutoencoderConfig, run
+>>> result = run(AutoencoderConfig(archs=["pack2d", "maxpool"], levels=[1, 2], steps=20,
+...                                input_size=(32, 32), width=0.125))   # doctest: +SKIP
+>>> result.save("runs/ae")                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from analyses.base import AnalysisResult
+from probe.device import resolve_device, synchronize
+from probe.errors import ProbeError
+from probe.image_quality import ImageQuality, image_quality
+from probe.models.common import pad_to_multiple
+from probe.models import build_model
+from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
+from probe.ops import pack, unpack
+from probe.registry import Registry
+from probe.seeding import seed_everything
+
+MAX_LEVELS = 5
+
+
+# -- building blocks ----------------------------------------------------------------------------
+
+Norm = Callable[[int], nn.Module]
+#: Normalisation after every convolution of the generic architectures.  ``none`` is the
+#: default: a per-image normalisation discards each group's mean and scale, i.e. information,
+#: which would blur the comparison of resamplers; ``group`` is PackNet's GroupNorm(16).
+NORMS: Registry[Norm] = Registry("autoencoder normalisation")
+NORMS.register("none", description="no normalisation (identity-capable blocks)")(lambda channels: nn.Identity())
+NORMS.register("group", description="GroupNorm with PackNet's 16 groups")(group_norm)
+
+
+class ConvBlock(nn.Sequential):
+    """k x k conv, normalisation, ELU (PackNet's ``Conv2D`` with a choice of norm): ``[B,Cin,H,W] -> [B,Cout,H/s,W/s]``."""
+
+    def __init__(self, c_in: int, c_out: int, norm: Norm, kernel_size: int = 3, stride: int = 1) -> None:
+        super().__init__(nn.Conv2d(c_in, c_out, kernel_size, stride, padding=kernel_size // 2), norm(c_out), nn.ELU())
+
+
+class PackDown2d(nn.Module):
+    """Space-to-depth then a 3x3 conv back to C: ``[B,C,H,W] -> [B,4C,H/2,W/2] -> [B,C,H/2,W/2]``."""
+
+    def __init__(self, channels: int, norm: Norm) -> None:
+        super().__init__()
+        self.conv = ConvBlock(4 * channels, channels, norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(pack(x, 2))
+
+
+class UnpackUp2d(nn.Module):
+    """A 3x3 conv to 4C then depth-to-space: ``[B,C,H,W] -> [B,4C,H,W] -> [B,C,2H,2W]``."""
+
+    def __init__(self, channels: int, norm: Norm) -> None:
+        super().__init__()
+        self.conv = ConvBlock(channels, 4 * channels, norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return unpack(self.conv(x), 2)
+
+
+def pack_down_3d(channels: int, norm: Norm) -> nn.Module:
+    """PackNet's ``PackLayerConv3d`` (3x3 2-D conv, d = 8 3-D features): ``[B,C,H,W] -> [B,C,H/2,W/2]``."""
+    layer = PackLayerConv3d(channels, 3)
+    layer.conv.normalize = norm(channels)
+    return layer
+
+
+def unpack_up_3d(channels: int, norm: Norm) -> nn.Module:
+    """PackNet's ``UnpackLayerConv3d`` (C -> C): ``[B,C,H,W] -> [B,C,2H,2W]``."""
+    layer = UnpackLayerConv3d(channels, channels, 3)
+    layer.conv.normalize = norm(layer.conv.conv_base.out_channels)
+    return layer
+
+
+class TransposedUp(nn.Sequential):
+    """Stride-2 4x4 transposed conv, normalisation, ELU: ``[B,C,H,W] -> [B,C,2H,2W]``."""
+
+    def __init__(self, channels: int, norm: Norm) -> None:
+        super().__init__(nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1), norm(channels), nn.ELU())
+
+
+def level_channels(levels: int, width: float) -> list[int]:
+    """Channels ``[c0, c1, ..., cL]``: ``c0 = max(4, 2*round(16*width))``, doubling per level, capped at 16*c0.
+
+    >>> level_channels(5, 1.0)
+    [32, 64, 128, 256, 512, 512]
+    """
+    c0 = max(4, 2 * round(16 * width))
+    return [min(c0 * 2**i, 16 * c0) for i in range(levels + 1)]
+
+
+Resampler = Callable[[int, Norm], nn.Module]
+
+
+class LevelAutoencoder(nn.Module):
+    """Encoder-decoder without skips: ``[B,3,H,W] -> bottleneck [B,c_L,H/2^L,W/2^L] -> [B,3,H,W]``.
+
+    ``down(c, norm)`` and ``up(c, norm)`` build the architecture's 2x resamplers
+    (channels kept); any H, W is padded (replicate) to a multiple of ``2**levels``
+    and cropped back.
+    """
+
+    def __init__(self, levels: int, width: float, down: Resampler, up: Resampler, norm: Norm) -> None:
+        super().__init__()
+        if not 1 <= levels <= MAX_LEVELS:
+            raise ProbeError(f"--levels: expected levels between 1 and {MAX_LEVELS}, got {levels}")
+        ch = level_channels(levels, width)
+        self.levels, self.channels = levels, ch
+        self.input_multiple = 2**levels
+        self.stem = ConvBlock(3, ch[0], norm)
+        self.encoder = nn.Sequential(*[nn.Sequential(down(ch[i], norm), ConvBlock(ch[i], ch[i + 1], norm))
+                                       for i in range(levels)])
+        self.decoder = nn.Sequential(*[nn.Sequential(up(ch[i + 1], norm), ConvBlock(ch[i + 1], ch[i], norm))
+                                       for i in reversed(range(levels))])
+        # Linear head: the identity must be reachable, and a sigmoid would need its logit inverse.
+        self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, _ = pad_to_multiple(x, self.input_multiple)
+        return self.head(self.decoder(self.encode(padded)))[..., : x.shape[-2], : x.shape[-1]]
+
+    def bottleneck_shape(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        """``(C, h, w)`` of the code for an input of ``size`` (after padding)."""
+        h = math.ceil(size[0] / self.input_multiple)
+        w = math.ceil(size[1] / self.input_multiple)
+        return self.channels[-1], h, w
+
+
+class ZooAutoencoder(nn.Module):
+    """A zoo depth network used as an RGB autoencoder: ``[B,3,H,W] -> [B,3,H,W]``.
+
+    Training-mode zoo models return a list of scales (finest first); only the
+    finest is used.  Outputs below input resolution (DenseDepth: half) are
+    upsampled bilinearly to the input size.
+    """
+
+    def __init__(self, model: nn.Module, levels: int) -> None:
+        super().__init__()
+        self.model, self.levels = model, levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        if out.shape[-2:] != x.shape[-2:]:
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return out
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+ArchFactory = Callable[[int, float, str], nn.Module]
+ARCHITECTURES: Registry[ArchFactory] = Registry("autoencoder architecture")
+
+
+def _register_resampling(name: str, down: Resampler, up: Resampler, description: str) -> None:
+    def factory(levels: int, width: float, norm: str) -> nn.Module:
+        return LevelAutoencoder(levels, width, down, up, NORMS.get(norm))
+
+    ARCHITECTURES.register(name, description=description, sweeps_levels=True)(factory)
+
+
+_register_resampling("pack3d", pack_down_3d, unpack_up_3d, "packing + 3-D conv / 3-D conv + unpacking (PackNet's layers)")
+_register_resampling("pack2d", PackDown2d, UnpackUp2d, "pixel unshuffle + 2-D conv / 2-D conv + pixel shuffle")
+_register_resampling("maxpool", lambda c, norm: nn.MaxPool2d(2),
+                     lambda c, norm: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                     "2x2 max-pool / bilinear upsampling (the paper's baseline)")
+_register_resampling("strided", lambda c, norm: ConvBlock(c, c, norm, stride=2), TransposedUp,
+                     "stride-2 3x3 conv / stride-2 4x4 transposed conv")
+
+
+@ARCHITECTURES.register("zoo_packnet", description="PackNet-B encoder-decoder, skips cut, RGB head (own GroupNorm)",
+                        sweeps_levels=False, fixed_levels=5)
+def _zoo_packnet(levels: int, width: float, norm: str) -> nn.Module:
+    """The zoo network as published (``norm`` does not apply: it keeps its own GroupNorm)."""
+    model = build_model("packnet_b", width=width, skips=False, out_channels=3, target="direct", output_scale="full")
+    return ZooAutoencoder(model, levels)
+
+
+@ARCHITECTURES.register("zoo_densedepth", description="DenseDepth encoder-decoder, skips cut, RGB head, x2 upsampled",
+                        sweeps_levels=False, fixed_levels=5)
+def _zoo_densedepth(levels: int, width: float, norm: str) -> nn.Module:
+    """The zoo network as published (``norm`` does not apply: it keeps its own BatchNorm)."""
+    return ZooAutoencoder(build_model("densedepth", width=width, skips=False, out_channels=3), levels)
+
+
+def levels_for(arch: str, levels: list[int]) -> list[int]:
+    """The levels an architecture is trained at: the sweep, or its one built-in depth (zoo models)."""
+    meta = ARCHITECTURES.entry(arch).meta
+    return list(levels) if meta["sweeps_levels"] else [int(meta["fixed_levels"])]
+
+
+def build_autoencoder(arch: str, levels: int, width: float, norm: str = "none") -> nn.Module:
+    """Build architecture ``arch`` with ``levels`` 2x down-samplings: ``[B,3,H,W] -> [B,3,H,W]``.
+
+    >>> build_autoencoder("pack2d", 2, 0.125)(torch.rand(1, 3, 16, 24)).shape   # doctest: +SKIP
+    torch.Size([1, 3, 16, 24])
+    """
+    NORMS.entry(norm)
+    return ARCHITECTURES.build(arch, levels, width, norm)
+
+
+_LEVELS_RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+
+
+def parse_levels(text: str, flag: str = "--levels") -> list[int]:
+    """``"1..5"`` -> ``[1, 2, 3, 4, 5]``; ``"1,3"`` -> ``[1, 3]``; each between 1 and 5.
+
+    >>> parse_levels("2..4")
+    [2, 3, 4]
+    """
+    match = _LEVELS_RANGE.match(text)
+    try:
+        values = (list(range(int(match.group(1)), int(match.group(2)) + 1)) if match
+                  else [int(p) for p in text.split(",") if p.strip()])
+    except ValueError:
+        values = []
+    if not values or any(not 1 <= v <= MAX_LEVELS for v in values):
+        raise ProbeError(f"{flag}: expected a range like 1..5 or a list like 1,2,3 with levels in 1..{MAX_LEVELS}, got {text!r}")
+    return sorted(set(values))
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, int], device: torch.device) -> int:
+    """Multiply-accumulates of one forward pass on ``[1,3,H,W]`` (fvcore counts one MAC per 'flop')."""
+    from fvcore.nn import FlopCountAnalysis
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            analysis = FlopCountAnalysis(model, torch.zeros(1, 3, *input_size, device=device))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            return int(analysis.total())
+    finally:
+        model.train(was_training)
+
+
+def batch_schedule(n_images: int, steps: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Indices of each training batch: seeded epochs of permutations, identical for every architecture."""
+    gen = torch.Generator().manual_seed(seed)
+    pool = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        while pool.numel() < batch_size:
+            pool = torch.cat([pool, torch.randperm(n_images, generator=gen)])
+        yield pool[:batch_size]
+        pool = pool[batch_size:]
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor) -> float:
+    """One Adam step on the pixel MSE between the reconstruction and the input ``[B,3,H,W]``."""
+    model.train()
+    loss = F.mse_loss(model(images), images)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+    """Eval-mode reconstructions of ``[N,3,H,W]`` on the CPU, clamped to the valid image range [0, 1]."""
+    model.eval()
+    parts = [model(images[i:i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(parts)
+
+
+def load_images(dataset: str, root: Path | None, split: str, input_size: tuple[int, int] | None,
+                count: int) -> torch.Tensor:
+    """The first ``count`` images of a split as ``[N,3,H,W]`` in [0,1] (depth is not needed here)."""
+    from probe.data import get_dataset
+
+    ds = get_dataset(dataset, root, split=split, input_size=input_size)
+    n = min(count, len(ds))
+    if n == 0:
+        raise ProbeError(f"dataset {dataset!r} ({split} split): no images found")
+    return torch.stack([ds[i]["image"] for i in range(n)])
+
+
+# -- the analysis -------------------------------------------------------------------------------
+
+DEFAULT_ARCHS = ("pack3d", "pack2d", "maxpool", "strided", "zoo_packnet", "zoo_densedepth")
+
+
+@dataclass
+class AutoencoderConfig:
+    """Everything the study needs; every architecture gets the same data and budget."""
+
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    archs: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
+    levels: list[int] = field(default_factory=lambda: list(range(1, MAX_LEVELS + 1)))
+    steps: int = 200
+    batch_size: int = 8
+    lr: float = 1e-3
+    width: float = 0.25
+    norm: str = "none"
+    input_size: tuple[int, int] | None = None
+    train_images: int = 256
+    eval_images: int = 32
+    figure_level: int | None = None
+    figure_examples: int = 4
+    device: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in self.archs:
+            ARCHITECTURES.entry(name)
+        NORMS.entry(self.norm)
+        if not self.archs:
+            raise ProbeError("--arch: expected at least one architecture")
+        for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
+                            ("--train-images", self.train_images), ("--eval-images", self.eval_images)):
+            if value < 1:
+                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
+        if not self.lr > 0:
+            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        if not self.width > 0:
+            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        parse_levels(",".join(str(v) for v in self.levels))
+
+
+@dataclass
+class AutoencoderRun:
+    """One trained architecture at one depth, scored on held-out images."""
+
+    arch: str
+    levels: int
+    params: int
+    macs: int
+    bottleneck: tuple[int, int, int] | None
+    bottleneck_ratio: float | None
+    quality: ImageQuality
+    steps: int
+    train_seconds: float
+    final_train_loss: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"arch": self.arch, "levels": self.levels, "params": self.params, "macs": self.macs,
+                "bottleneck": list(self.bottleneck) if self.bottleneck else None,
+                "bottleneck_ratio": self.bottleneck_ratio, **self.quality.to_json(), "steps": self.steps,
+                "train_seconds": self.train_seconds, "final_train_loss": self.final_train_loss}
+
+
+@dataclass
+class AutoencoderResult(AnalysisResult):
+    """Per-architecture, per-level reconstruction quality, plus a few reconstructions for the figure."""
+
+    name: ClassVar[str] = "autoencoder"
+    config: AutoencoderConfig
+    device: str
+    input_size: tuple[int, int]
+    runs: list[AutoencoderRun]
+    originals: np.ndarray  # uint8 [N,H,W,3]
+    reconstructions: dict[str, np.ndarray] = field(default_factory=dict)  # "arch@L" -> uint8 [N,H,W,3]
+
+    def run_for(self, arch: str, levels: int) -> AutoencoderRun:
+        for r in self.runs:
+            if r.arch == arch and r.levels == levels:
+                return r
+        raise KeyError(f"{arch}@{levels}")
+
+    def to_json(self) -> dict[str, Any]:
+        cfg = asdict(self.config)
+        return {"config": cfg, "device": self.device, "input_size": list(self.input_size),
+                "loss": "pixel MSE on [0,1] RGB", "metrics_on": f"{self.config.dataset} test split",
+                "channels": "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; "
+                            "same for every generic architecture",
+                "runs": [r.to_json() for r in self.runs]}
+
+    def figures(self, out_dir: Path) -> list[Path]:
+        return [psnr_figure(self, out_dir / "autoencoder_psnr.png"),
+                reconstruction_figure(self, out_dir / "autoencoder_reconstructions.png")]
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Tensor, config: AutoencoderConfig,
+                    device: torch.device, on_step: Callable[[float], None] | None = None
+                    ) -> tuple[AutoencoderRun, torch.Tensor]:
+    """Train ``arch`` at ``levels`` on ``train [N,3,H,W]`` and score it on ``test [M,3,H,W]``.
+
+    Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
+    """
+    seed_everything(config.seed)
+    model = build_autoencoder(arch, levels, config.width, config.norm).to(device)
+    size = (int(train.shape[-2]), int(train.shape[-1]))
+    params, macs = count_parameters(model), count_macs(model, size, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loss = math.nan
+    synchronize(device)
+    start = time.perf_counter()
+    for idx in batch_schedule(len(train), config.steps, config.batch_size, config.seed):
+        loss = train_step(model, optimizer, train[idx].to(device))
+        if on_step is not None:
+            on_step(loss)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    recon = reconstruct(model, test, device, config.batch_size)
+    bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
+    ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
+    run_ = AutoencoderRun(arch, levels, params, macs, bottleneck, ratio, image_quality(recon, test),
+                          config.steps, seconds, loss)
+    return run_, recon
+
+
+def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderResult:
+    """Train and score every (architecture, levels) pair of the sweep on the same data and budget."""
+    config.validate()
+    device = resolve_device(config.device)
+    train = load_images(config.dataset, config.data_root, "train", config.input_size, config.train_images)
+    test = load_images(config.dataset, config.data_root, "test", config.input_size, config.eval_images)
+    jobs = [(a, lv) for a in config.archs for lv in levels_for(a, config.levels)]
+    task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
+    n_fig = min(config.figure_examples, len(test))
+    result = AutoencoderResult(config=config, device=str(device), input_size=(int(train.shape[-2]), int(train.shape[-1])),
+                               runs=[], originals=_to_uint8(test[:n_fig]))
+    for arch, levels in jobs:
+        def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
+            if task is not None:
+                progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
+
+        run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step)
+        result.runs.append(run_)
+        result.reconstructions[f"{arch}@{levels}"] = _to_uint8(recon[:n_fig])
+    return result
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
+    """PSNR (dB) and SSIM against the number of levels, one line per architecture."""
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
+    rows = [{"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.quality.psnr, "SSIM": r.quality.ssim}
+            for r in result.runs]
+    frame = pd.DataFrame(rows).replace([np.inf], np.nan)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    sns.lineplot(frame, x="levels", y="PSNR (dB)", hue="architecture", style="architecture", markers=True,
+                 dashes=False, ax=axes[0])
+    sns.lineplot(frame, x="levels", y="SSIM", hue="architecture", style="architecture", markers=True,
+                 dashes=False, ax=axes[1], legend=False)
+    axes[0].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out PSNR (dB)")
+    axes[1].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out SSIM")
+    for ax in axes:
+        ax.set_xticks(sorted({r.levels for r in result.runs}))
+    cfg = result.config
+    fig.suptitle(f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
+                 f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}")
+    return save_figure(fig, path)
+
+
+def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
+    """Originals (top row) and each architecture's reconstructions at the figure level (zoo: its own depth)."""
+    from probe.plotting import plt, save_figure
+
+    level = result.config.figure_level or max(result.config.levels)
+    keys = []
+    for arch in result.config.archs:
+        lv = level if level in levels_for(arch, result.config.levels) else levels_for(arch, result.config.levels)[-1]
+        if f"{arch}@{lv}" in result.reconstructions:
+            keys.append((arch, lv))
+    n = len(result.originals)
+    fig, axes = plt.subplots(len(keys) + 1, n, figsize=(2.4 * n, 2.0 * (len(keys) + 1)), squeeze=False)
+    rows = [("original", result.originals, None)] + [
+        (f"{a} (L={lv})", result.reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys]
+    for r, (label, images, run_) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(images[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        if run_ is not None:
+            q = run_.quality
+            label += "\n" + ("PSNR inf" if q.psnr_infinite else f"{q.psnr:.1f} dB") + f", SSIM {q.ssim:.2f}"
+        axes[r][0].set_ylabel(label, fontsize=8)
+    fig.suptitle(f"Held-out reconstructions ({result.config.dataset}); metrics are means over the test images")
+    return save_figure(fig, path)

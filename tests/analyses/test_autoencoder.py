@@ -1,0 +1,157 @@
+"""The autoencoder study: shapes, matched budgets, identity capacity, CLI on synthetic and Make3D data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analyses import autoencoder as ae
+from probe.errors import ProbeError
+
+GENERIC = ["pack3d", "pack2d", "maxpool", "strided"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training loops here are tiny; on a shared, loaded CPU two intra-op threads spin-wait and run ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _smooth_images(n: int, seed: int, size: int = 16) -> torch.Tensor:
+    """Random 8x8 colour fields upsampled to ``size``: natural-image-like smoothness, known content."""
+    coarse = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+    return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("arch", GENERIC)
+def test_every_generic_architecture_reconstructs_at_input_resolution_for_any_size(arch):
+    for levels in (1, 3, 5):
+        model = ae.build_autoencoder(arch, levels, 0.0625).eval()
+        x = torch.rand(2, 3, 20, 27)
+        with torch.no_grad():
+            assert model(x).shape == x.shape
+        assert model.bottleneck_shape((20, 27)) == (ae.level_channels(levels, 0.0625)[-1],
+                                                    -(-20 // 2**levels), -(-27 // 2**levels))
+
+
+def test_generic_architectures_share_channels_and_bottleneck_at_each_level():
+    for levels in (1, 2, 4):
+        codes = set()
+        for arch in GENERIC:
+            model = ae.build_autoencoder(arch, levels, 0.125)
+            with torch.no_grad():
+                codes.add(tuple(model.encode(torch.rand(1, 3, 32, 32)).shape))
+        assert codes == {(1, ae.level_channels(levels, 0.125)[-1], 32 // 2**levels, 32 // 2**levels)}
+
+
+def test_level_channels_double_per_level_and_cap_at_sixteen_times_the_stem():
+    assert ae.level_channels(5, 1.0) == [32, 64, 128, 256, 512, 512]
+    assert ae.level_channels(2, 0.0625) == [4, 8, 16]
+
+
+def test_norm_none_removes_groupnorm_and_group_restores_packnets_layers():
+    plain = ae.build_autoencoder("pack3d", 2, 0.25, norm="none")
+    grouped = ae.build_autoencoder("pack3d", 2, 0.25, norm="group")
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in plain.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in grouped.modules())
+    with pytest.raises(ProbeError, match="normalisation"):
+        ae.build_autoencoder("pack3d", 2, 0.25, norm="batch")
+
+
+def test_batch_schedule_is_identical_for_identical_seeds_and_visits_every_image_each_epoch():
+    first = [b.tolist() for b in ae.batch_schedule(10, 5, 4, seed=3)]
+    again = [b.tolist() for b in ae.batch_schedule(10, 5, 4, seed=3)]
+    other = [b.tolist() for b in ae.batch_schedule(10, 5, 4, seed=4)]
+    assert first == again and first != other
+    flat = [i for b in first for i in b]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+
+
+def test_parse_levels_accepts_ranges_and_lists_and_rejects_the_rest():
+    assert ae.parse_levels("1..5") == [1, 2, 3, 4, 5]
+    assert ae.parse_levels("3,1") == [1, 3]
+    for bad in ("0..2", "1..6", "a", "", "1;2"):
+        with pytest.raises(ProbeError, match="--levels"):
+            ae.parse_levels(bad)
+
+
+def test_pack2d_one_level_learns_near_identity_while_maxpool_three_levels_cannot():
+    """Same images, same 900 Adam steps: a lossless resampler with a wide code reaches > 35 dB."""
+    train, test = _smooth_images(64, 0), _smooth_images(8, 1)
+    config = ae.AutoencoderConfig(steps=900, batch_size=8, lr=3e-3, width=0.5, seed=0)
+    cpu = torch.device("cpu")
+    packed, recon = ae.fit_autoencoder("pack2d", 1, train, test, config, cpu)
+    pooled, _ = ae.fit_autoencoder("maxpool", 3, train, test, config, cpu)
+    assert packed.bottleneck_ratio > 1.0
+    assert packed.quality.psnr > 35.0 and packed.quality.ssim > 0.98
+    assert pooled.quality.psnr < 20.0
+    assert recon.shape == test.shape and recon.min() >= 0 and recon.max() <= 1
+    assert packed.steps == pooled.steps == 900
+
+
+def test_zoo_architectures_are_rgb_autoencoders_without_skips():
+    for arch in ("zoo_packnet", "zoo_densedepth"):
+        model = ae.build_autoencoder(arch, ae.levels_for(arch, [1, 2])[0], 0.0625)
+        x = torch.rand(2, 3, 32, 32)
+        model.train()
+        assert model(x).shape == x.shape
+        model.eval()
+        with torch.no_grad():
+            assert model(x).shape == x.shape
+    assert ae.levels_for("zoo_packnet", [1, 2]) == [5]
+
+
+def test_cli_writes_json_and_figures_on_synthetic_data(run_cli, tmp_path):
+    out = tmp_path / "run"
+    res = run_cli("autoencoder", "--arch", "pack2d", "--arch", "maxpool", "--levels", "1,2", "--steps", "2",
+                  "--batch-size", "2", "--input-size", "32x32", "--width", "0.0625", "--train-images", "4",
+                  "--eval-images", "2", "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    doc = json.loads((out / "autoencoder.json").read_text())
+    assert [(r["arch"], r["levels"]) for r in doc["runs"]] == [("pack2d", 1), ("pack2d", 2), ("maxpool", 1), ("maxpool", 2)]
+    for r in doc["runs"]:
+        assert r["params"] > 0 and r["macs"] > 0 and r["steps"] == 2 and r["psnr_infinite"] is False
+        assert 0 < r["psnr"] < 100 and -1 <= r["ssim"] <= 1 and r["mse"] > 0
+    assert (out / "autoencoder_psnr.png").stat().st_size > 0
+    assert (out / "autoencoder_reconstructions.png").stat().st_size > 0
+    assert "autoencoder" in json.loads((out / "config.json").read_text())
+
+
+def test_cli_missing_make3d_files_exit_2_with_one_line_naming_the_expected_files(run_cli, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run_cli("autoencoder", "--dataset", "make3d", "--data-root", empty, "--arch", "maxpool",
+                  "--levels", "1", "--steps", "1", "--device", "cpu", "--out", tmp_path / "run")
+    assert res.code == 2, res
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and "Train400Img" in lines[0] and str(empty) in lines[0]
+    assert not (tmp_path / "run" / "autoencoder.json").exists()
+
+
+def test_cli_runs_on_a_make3d_format_fixture(run_cli, tmp_path):
+    from tests.data.fixtures import make_make3d
+
+    root = make_make3d(tmp_path / "make3d").root
+    out = tmp_path / "run"
+    res = run_cli("autoencoder", "--dataset", "make3d", "--data-root", root, "--arch", "pack3d", "--levels", "2",
+                  "--steps", "2", "--batch-size", "2", "--input-size", "32x64", "--width", "0.0625",
+                  "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    doc = json.loads((out / "autoencoder.json").read_text())
+    assert doc["config"]["dataset"] == "make3d" and doc["input_size"] == [32, 64]
+    assert doc["runs"][0]["arch"] == "pack3d" and doc["runs"][0]["ssim"] is not None
+
+
+def test_bad_flags_are_one_line_errors(run_cli, tmp_path):
+    res = run_cli("autoencoder", "--arch", "nope", "--out", tmp_path / "r")
+    assert res.code == 2 and "autoencoder architecture 'nope'" in res.err
+    res = run_cli("autoencoder", "--levels", "0..9", "--out", tmp_path / "r")
+    assert res.code == 2 and "--levels" in res.err
+    res = run_cli("autoencoder", "--steps", "0", "--out", tmp_path / "r")
+    assert res.code == 2 and "--steps" in res.err
