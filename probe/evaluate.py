@@ -346,6 +346,8 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     from probe.runs import prepare_run_dir
     from probe.training import load_checkpoint
 
+    if options.protocol is not None:
+        get_protocol(options.protocol)  # a misspelt --protocol fails before the model is loaded
     device = resolve_device(options.device)
     model, run_config = load_checkpoint(options.checkpoint, device)
     name, root, size = _run_dataset_settings(run_config, options.dataset, options.data_root, options.input_size)
