@@ -13,15 +13,6 @@ from probe.errors import ProbeError, ShapeError
 from probe.metrics import METRIC_NAMES, MetricAccumulator, compute_depth_metrics, get_protocol, list_protocols
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation (17x slower on a loaded 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def ones_mask(t: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(t, dtype=torch.bool)
 
