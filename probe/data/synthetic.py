@@ -6,7 +6,8 @@ Two datasets are registered, both generated on the fly (no files, no root):
   high with floor, ceiling and four walls; 2-8 axis-aligned boxes, spheres and
   vertical cylinders standing on the floor; a point light under the ceiling with
   Lambertian shading, distance fall-off and an ambient term; a camera 1-1.8 m
-  above the floor with any yaw, pitch -20..+5 degrees and roll +-5 degrees.
+  above the floor looking across the room (yaw within 80 degrees of the room
+  centre), pitch -20..+5 degrees, roll +-5 degrees, 60 degree horizontal FoV.
   Depth cap 10 m, eval protocol ``nyu``.
 - ``synthetic_outdoor`` (like Make3D / KITTI): a ground plane, building-like
   boxes along both sides of a street, parked cars and trees, lit by a sun; sky
@@ -24,12 +25,16 @@ holds the exact analytic depth of the ray through its centre and the base
 class's nearest resize is a no-op; the RGB image is cast separately through
 the pixel centres of the input grid.  Both grids span the same field of view.
 
-Textures are procedural (checkers, stripes, value noise) in per-surface
+Textures are procedural (checkers, stripes, value noise) in surface
 coordinates measured in metres, so they shrink with distance like real ones
 (texture gradient).  There are no cast shadows: a shadow ray per pixel against
-every object would double the cost and the 200 images/s budget does not allow it.
+every object would double the cost, which the 200 images/s budget does not allow.
 
-Every scene is a pure function of ``(seed, split, index)``: the generator is
+Speed comes from testing each primitive only inside the pixel rectangle its
+bounding box projects to, and from doing all per-pixel work in whole-array
+NumPy operations (``bench/data_synthetic.py`` measures it).
+
+Every scene is a pure function of ``(seed, split, index)``: its generator is
 seeded with the entropy tuple ``(seed, scene kind, split, index)``, so the same
 index gives the same bytes in every process and DataLoader worker, and the
 train and test splits draw from disjoint streams.
@@ -42,6 +47,9 @@ train and test splits draw from disjoint streams.
 from __future__ import annotations
 
 import colorsys
+import ctypes
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +62,10 @@ from probe.errors import ProbeError
 from probe.registry import Registry
 
 NO_SURFACE = 255
-"""Surface id of a ray that hits nothing (outdoor sky)."""
+"""Face id of a ray that hits nothing (outdoor sky)."""
+
+NEAR = 0.05
+"""Metres: the caster ignores surfaces closer than this along the optical axis (scenes keep >= 0.4 m)."""
 
 SPLIT_STREAM = {"train": 0, "test": 1}
 
@@ -84,6 +95,10 @@ class Rays:
         return Rays(self.origin, tuple(a[region] for a in self.d), tuple(a[region] for a in self.inv))  # type: ignore[arg-type]
 
 
+_CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), dtype=bool)  # [8,3]: take hi on this axis?
+_EDGES = np.array([(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1])  # [12,2]
+
+
 @dataclass(frozen=True)
 class PinholeCamera:
     """Pinhole camera with square pixels and a centred principal point.
@@ -110,46 +125,60 @@ class PinholeCamera:
         focal = 0.5 / math.tan(math.radians(hfov_deg) / 2.0)
         return cls(tuple(float(x) for x in position), np.stack([right, down, forward], axis=1), focal)  # type: ignore[arg-type]
 
-    def _plane_coordinates(self, size: tuple[int, int], frame: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised image-plane coordinates (x/z per column, y/z per row) of pixel centres."""
-        h, w = size
-        frame_h, frame_w = frame
-        xs = ((np.arange(w) + 0.5) / w - 0.5) / self.focal
-        ys = ((np.arange(h) + 0.5) / h - 0.5) * (frame_h / frame_w) / self.focal
-        return xs, ys
-
     def rays(self, size: tuple[int, int], frame: tuple[int, int]) -> Rays:
         """Rays through the pixel centres of an ``h x w`` grid laid over the ``frame`` (H, W) image."""
-        xs, ys = self._plane_coordinates(size, frame)
-        rot = self.rotation
-        d = tuple(((rot[k, 0] * xs)[None, :] + (rot[k, 1] * ys + rot[k, 2])[:, None]).astype(np.float32)
-                  for k in range(3))
+        h, w = size
+        xs = (((np.arange(w) + 0.5) / w - 0.5) / self.focal).astype(np.float32)
+        ys = (((np.arange(h) + 0.5) / h - 0.5) * (frame[0] / frame[1]) / self.focal).astype(np.float32)
+        rot = self.rotation.astype(np.float32)
+        d = tuple((rot[k, 0] * xs)[None, :] + (rot[k, 1] * ys + rot[k, 2])[:, None] for k in range(3))
         with np.errstate(divide="ignore"):
             inv = tuple(np.float32(1.0) / a for a in d)
         return Rays(self.position, d, inv)  # type: ignore[arg-type]
 
-    def region(self, lo: np.ndarray, hi: np.ndarray, size: tuple[int, int], frame: tuple[int, int]) -> Region | None:
-        """Pixel rectangle of the grid that can see the box ``[lo, hi]``; None if none can.
+    def view_bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image extents and nearest z-depth of the boxes ``[lo, hi]`` (``[n,3]`` each) beyond NEAR.
 
-        The projected corners bound the projection of anything inside the box when
-        every corner is in front of the camera; otherwise the whole grid is returned.
+        Returns ``[n,4]`` (x/z min, x/z max, y/z min, y/z max) and ``[n]`` minimum
+        camera z.  The part of a box with z >= NEAR is a convex solid whose vertices
+        are the box corners beyond NEAR and the points where box edges cross
+        z = NEAR, so their projections bound its image.  Rows are NaN for boxes
+        entirely nearer than NEAR.
         """
+        corners = np.where(_CORNERS[None], hi[:, None, :], lo[:, None, :])
+        cam = (corners - np.asarray(self.position)) @ self.rotation  # [n,8,3] camera coordinates
+        a, b = cam[:, _EDGES[:, 0]], cam[:, _EDGES[:, 1]]
+        za, zb = a[..., 2], b[..., 2]
+        crosses = (za - NEAR) * (zb - NEAR) < 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cut = a + ((NEAR - za) / (zb - za))[..., None] * (b - a)
+        points = np.concatenate([cam, cut], axis=1)
+        keep = np.concatenate([cam[..., 2] >= NEAR, crosses], axis=1)
+        z = np.where(keep, points[..., 2], 1.0)
+        x, y = points[..., 0] / z, points[..., 1] / z
+        inf = np.inf
+        bounds = np.stack([np.where(keep, x, inf).min(1), np.where(keep, x, -inf).max(1),
+                           np.where(keep, y, inf).min(1), np.where(keep, y, -inf).max(1)], axis=1)
+        nearest = np.where(keep, z, inf).min(1)
+        hidden = ~keep.any(1)
+        bounds[hidden] = np.nan
+        nearest[hidden] = np.nan
+        return bounds, nearest
+
+    def regions(self, bounds: np.ndarray, size: tuple[int, int], frame: tuple[int, int]) -> list[Region | None]:
+        """Pixel rectangles of an ``h x w`` grid that can see each box of :meth:`view_bounds`; None: none."""
         h, w = size
-        corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1)
-        cam = self.rotation.T @ (corners - np.asarray(self.position)[:, None])
-        if np.all(cam[2] <= 0):
-            return None
-        if np.any(cam[2] <= 1e-6):
-            return (slice(0, h), slice(0, w))
-        frame_h, frame_w = frame
-        cols = (cam[0] / cam[2] * self.focal + 0.5) * w - 0.5
-        rows = (cam[1] / cam[2] * self.focal * frame_w / frame_h + 0.5) * h - 0.5
+        cols = (bounds[:, :2] * self.focal + 0.5) * w - 0.5
+        rows = (bounds[:, 2:] * self.focal * frame[1] / frame[0] + 0.5) * h - 0.5
         # one pixel of margin absorbs float32 rounding of the rays at the rectangle's edge
-        j0, j1 = max(0, math.floor(cols.min()) - 1), min(w, math.ceil(cols.max()) + 2)
-        i0, i1 = max(0, math.floor(rows.min()) - 1), min(h, math.ceil(rows.max()) + 2)
-        if j0 >= j1 or i0 >= i1:
-            return None
-        return (slice(i0, i1), slice(j0, j1))
+        with np.errstate(invalid="ignore"):
+            j0 = np.clip(np.floor(cols[:, 0]) - 1, 0, w)
+            j1 = np.clip(np.ceil(cols[:, 1]) + 2, 0, w)
+            i0 = np.clip(np.floor(rows[:, 0]) - 1, 0, h)
+            i1 = np.clip(np.ceil(rows[:, 1]) + 2, 0, h)
+        visible = (j0 < j1) & (i0 < i1)  # False for NaN rows
+        return [(slice(int(i0[k]), int(i1[k])), slice(int(j0[k]), int(j1[k]))) if visible[k] else None
+                for k in range(len(bounds))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,39 +189,34 @@ class PinholeCamera:
 class Shape(Protocol):
     """A primitive the caster knows.  Arrays are float32 over one pixel region.
 
-    ``intersect(rays) -> (t, face)``: z-depth of the first hit in front of the
-    camera (+inf on a miss) and the face hit (uint8 array or int).
+    ``intersect(rays, faces) -> (t, face)``: z-depth of the first hit in front of
+    the camera (+inf on a miss) and, if ``faces``, the face hit (uint8 array or int).
     ``attributes(p, face) -> (normal, u, v)``: unit normal and texture
     coordinates in metres at hit points ``p`` (meaningful where the shape was hit).
     ``bounds``: ``(lo, hi)`` world box, or None for shapes that may cover the whole image.
     """
 
     n_faces: int
-    bounds: tuple[np.ndarray, np.ndarray] | None
 
-    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray | int]: ...
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, np.ndarray | int | None]: ...
 
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]: ...
 
 
-def _planar_uv(p: Arrays3, horizontal: np.ndarray | bool) -> tuple[np.ndarray, np.ndarray]:
-    """Texture coordinates on axis-aligned faces: (x, z) on floors and tops, (x + z, y) on walls.
+def _axis_face_attributes(p: Arrays3, face: np.ndarray, outward: bool) -> tuple[Arrays3, np.ndarray, np.ndarray]:
+    """Normals and texture coordinates of axis-aligned faces numbered ``2*axis + side`` (side 1: high face).
 
-    On a wall one of x, z is constant, so ``x + z`` runs along the wall.
+    Texture coordinates are (x, z) on horizontal faces and (x + z, y) on walls:
+    on a wall one of x, z is constant, so ``x + z`` runs along it.
     """
+    sign = 1.0 if outward else -1.0
+    normal = tuple(((face == 2 * k + 1).astype(np.float32) - (face == 2 * k)) * sign for k in range(3))
+    wall = 1.0 - np.abs(normal[1])
     px, py, pz = p
-    if isinstance(horizontal, bool):
-        return (px, pz) if horizontal else (px + pz, py)
-    return np.where(horizontal, px, px + pz), np.where(horizontal, pz, py)
-
-
-def _axis_normals(face: np.ndarray, outward: bool) -> Arrays3:
-    """Normals of axis-aligned faces numbered ``2*axis + side`` (side 1 = the high-coordinate face)."""
-    sign = np.float32(1.0 if outward else -1.0)
-    odd = (face & 1).astype(np.float32)
-    facing = sign * (2.0 * odd - 1.0)
-    axis = face >> 1
-    return tuple(np.where(axis == k, facing, np.float32(0.0)) for k in range(3))  # type: ignore[return-value]
+    return normal, px + pz * wall, pz + (py - pz) * wall  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -204,27 +228,28 @@ class Room:
 
     size: Vec3
     n_faces: int = 6
-    bounds: None = None
 
-    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
-        t = None
-        face = None
+    @property
+    def bounds(self) -> None:
+        return None
+
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        t = face = None
         for k in range(3):
-            o = rays.origin[k]
+            o, inv = rays.origin[k], rays.inv[k]
             # exactly one of the two walls of this axis is ahead of the camera: the larger t
-            tk = np.maximum((0.0 - o) * rays.inv[k], (self.size[k] - o) * rays.inv[k])
-            fk = (rays.d[k] > 0).astype(np.uint8) + np.uint8(2 * k)
+            tk = np.maximum((0.0 - o) * inv, (self.size[k] - o) * inv)
             if t is None:
-                t, face = tk, fk
-            else:
-                closer = tk < t
-                np.minimum(t, tk, out=t)
-                np.copyto(face, fk, where=closer)
+                t = tk
+                face = (rays.d[k] > 0).view(np.uint8) + np.uint8(2 * k) if faces else None
+                continue
+            if faces:
+                np.copyto(face, (rays.d[k] > 0).view(np.uint8) + np.uint8(2 * k), where=tk < t)
+            np.minimum(t, tk, out=t)
         return t, face  # type: ignore[return-value]
 
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
-        u, v = _planar_uv(p, (face >> 1) == 1)
-        return _axis_normals(face, outward=False), u, v
+        return _axis_face_attributes(p, face, outward=False)
 
 
 @dataclass(frozen=True)
@@ -232,17 +257,20 @@ class GroundPlane:
     """The plane y = 0 seen from above."""
 
     n_faces: int = 1
-    bounds: None = None
 
-    def intersect(self, rays: Rays) -> tuple[np.ndarray, int]:
+    @property
+    def bounds(self) -> None:
+        return None
+
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, int]:
         with np.errstate(invalid="ignore"):
             t = -rays.origin[1] * rays.inv[1]
         t[~(t > 0)] = np.inf
         return t, 0
 
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
-        zero, one = np.zeros_like(p[0]), np.ones_like(p[0])
-        return (zero, one, zero), p[0], p[2]
+        zero = np.zeros_like(p[0])
+        return (zero, zero + 1.0, zero), p[0], p[2]
 
 
 @dataclass(frozen=True)
@@ -257,7 +285,7 @@ class Box:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.lo), np.asarray(self.hi)
 
-    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, np.ndarray | None]:
         near = far = None
         entries = []
         with np.errstate(invalid="ignore"):
@@ -268,15 +296,16 @@ class Box:
                 entries.append(enter)
                 near = enter if near is None else np.maximum(near, enter)
                 far = leave if far is None else np.minimum(far, leave)
-        # entering a face whose normal points back at the ray: the low face if d > 0, else the high one
-        face = np.where(near == entries[0], (rays.d[0] < 0).astype(np.uint8),
-                        np.where(near == entries[1], (rays.d[1] < 0) + np.uint8(2), (rays.d[2] < 0) + np.uint8(4)))
         t = np.where((near <= far) & (near > 0), near, np.float32(np.inf))
-        return t, face.astype(np.uint8)
+        if not faces:
+            return t, None
+        # the entry face is the one facing the ray: the low face if d > 0, else the high one
+        neg = [(d < 0).view(np.uint8) for d in rays.d]
+        face = np.where(near == entries[0], neg[0], np.where(near == entries[1], neg[1] + np.uint8(2), neg[2] + np.uint8(4)))
+        return t, face
 
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
-        u, v = _planar_uv(p, (face >> 1) == 1)
-        return _axis_normals(face, outward=True), u, v
+        return _axis_face_attributes(p, face, outward=True)
 
 
 @dataclass(frozen=True)
@@ -292,7 +321,7 @@ class Sphere:
         c = np.asarray(self.centre)
         return c - self.radius, c + self.radius
 
-    def intersect(self, rays: Rays) -> tuple[np.ndarray, int]:
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, int]:
         dx, dy, dz = rays.d
         ox, oy, oz = (rays.origin[k] - self.centre[k] for k in range(3))
         a = dx * dx + dy * dy + dz * dz
@@ -307,8 +336,7 @@ class Sphere:
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
         inv_r = 1.0 / self.radius
         n = tuple((p[k] - self.centre[k]) * inv_r for k in range(3))
-        u = np.arctan2(n[2], n[0]) * self.radius
-        return n, u, p[1]  # type: ignore[return-value]
+        return n, np.arctan2(n[2], n[0]) * self.radius, p[1]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -327,7 +355,7 @@ class Cylinder:
         r = self.radius
         return np.array([cx - r, self.base, cz - r]), np.array([cx + r, self.base + self.height, cz + r])
 
-    def intersect(self, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, np.ndarray | None]:
         dx, dy, dz = rays.d
         ox, oz = rays.origin[0] - self.centre_xz[0], rays.origin[2] - self.centre_xz[1]
         oy = rays.origin[1]
@@ -341,26 +369,25 @@ class Cylinder:
             y = oy + t * dy
         side = (disc >= 0) & (t > 0) & (y >= self.base) & (y <= top)
         t[~side] = np.inf
-        face = np.zeros(t.shape, dtype=np.uint8)
+        face = np.zeros(t.shape, dtype=np.uint8) if faces else None
         if oy > top:  # the cap is visible only from above
             with np.errstate(invalid="ignore"):
                 tc = (top - oy) * rays.inv[1]
                 xc, zc = ox + tc * dx, oz + tc * dz
             cap = ~side & (tc > 0) & (xc * xc + zc * zc <= self.radius**2)
             t[cap] = tc[cap]
-            face[cap] = 1
+            if faces:
+                face[cap] = 1  # type: ignore[index]
         return t, face
 
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
         inv_r = 1.0 / self.radius
-        nx = (p[0] - self.centre_xz[0]) * inv_r
-        nz = (p[2] - self.centre_xz[1]) * inv_r
-        cap = face == 1
-        zero = np.float32(0.0)
-        normal = (np.where(cap, zero, nx), cap.astype(np.float32), np.where(cap, zero, nz))
-        u = np.where(cap, p[0], np.arctan2(nz, nx) * self.radius)
-        v = np.where(cap, p[2], p[1])
-        return normal, u, v  # type: ignore[return-value]
+        side = (face == 0).astype(np.float32)
+        nx = (p[0] - self.centre_xz[0]) * (inv_r * side)
+        nz = (p[2] - self.centre_xz[1]) * (inv_r * side)
+        u = np.where(side > 0, np.arctan2(nz, nx) * self.radius, p[0])
+        v = np.where(side > 0, p[1], p[2])
+        return (nx, 1.0 - side, nz), u, v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,9 +408,8 @@ def _periodic_value_noise(rng: np.random.Generator, size: int, octaves: tuple[in
         i1 = (i0 + 1) % cells
         rows = lattice[i0] * (1 - f)[:, None] + lattice[i1] * f[:, None]
         layer = rows[:, i0] * (1 - f)[None, :] + rows[:, i1] * f[None, :]
-        weight = 1.0 / cells
-        out += weight * layer
-        weight_sum += weight
+        out += layer / cells
+        weight_sum += 1.0 / cells
     out /= weight_sum
     return ((out - out.min()) / (out.max() - out.min())).astype(np.float32)
 
@@ -393,39 +419,49 @@ NOISE_TILE = _periodic_value_noise(np.random.default_rng(0x5EED), 128, octaves=(
 """One fixed tile for every process; a texture cell spans 128/8 = 16 texels, so nearest look-up looks smooth."""
 
 TEXTURES: Registry[Callable[[np.ndarray, np.ndarray], np.ndarray]] = Registry("texture")
-"""Pattern functions ``(u, v) -> [0,1]`` of texture coordinates in cells (1-D float32 arrays)."""
+"""Pattern functions ``(u, v) -> [0,1]`` of texture coordinates in cells (float32 arrays)."""
+
+
+def _cell_index(x: np.ndarray) -> np.ndarray:
+    """``floor(x)`` as int32 (the cell a coordinate falls in)."""
+    return np.floor(x).astype(np.int32)
 
 
 @TEXTURES.register("checkers", description="alternating squares (tiles)")
 def checkers(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return ((np.floor(u) + np.floor(v)) % 2).astype(np.float32)
+    return ((_cell_index(u) + _cell_index(v)) & 1).astype(np.float32)
 
 
 @TEXTURES.register("stripes", description="bands across u (wallpaper, floor planks)")
 def stripes(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return (np.floor(u) % 2).astype(np.float32)
+    return (_cell_index(u) & 1).astype(np.float32)
+
+
+_NOISE_FLAT = NOISE_TILE.ravel()
+_NOISE_SHIFT = int(math.log2(NOISE_TILE.shape[1]))
 
 
 @TEXTURES.register("noise", description="smooth value noise (plaster, carpet, asphalt)")
 def value_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     texels = NOISE_TILE.shape[0] // NOISE_TILE_CELLS
     mask = NOISE_TILE.shape[0] - 1
-    i = (np.floor(v * texels).astype(np.int64)) & mask
-    j = (np.floor(u * texels).astype(np.int64)) & mask
-    return NOISE_TILE[i, j]
-
-
-TEXTURE_IDS = {name: k for k, name in enumerate(TEXTURES.names())}
+    row = _cell_index(v * texels) & mask
+    col = _cell_index(u * texels) & mask
+    return _NOISE_FLAT.take((row << _NOISE_SHIFT) | col)
 
 
 @dataclass(frozen=True)
 class Material:
-    """Albedo ``colour * (1 - contrast * pattern(u / cell, v / cell))``."""
+    """Albedo ``colour * (1 - contrast * pattern(u / cell, v / cell))``, ``pattern`` a name in TEXTURES."""
 
     colour: Vec3
     pattern: str
     cell: float
     contrast: float
+
+    def albedo_factor(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        scale = 1.0 / self.cell
+        return 1.0 - self.contrast * TEXTURES.get(self.pattern)(u * scale, v * scale)
 
 
 @dataclass(frozen=True)
@@ -487,131 +523,151 @@ class Scene:
 
 @dataclass
 class Hits:
-    """First hits of one grid: z-depth ``t`` (+inf: nothing) and global face id ``surface`` (uint8)."""
+    """First hits of one grid: z-depth ``t`` (+inf: nothing) and global face id ``surface`` (uint8).
+
+    ``regions[k]`` is the pixel rectangle shape ``k`` was tested in (None: not visible),
+    ``first_face[k]`` its first global face id.
+    """
 
     rays: Rays
     t: np.ndarray
-    surface: np.ndarray
+    surface: np.ndarray | None
     regions: list[Region | None]
     first_face: list[int]
 
 
-def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int]) -> Hits:
+def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int], faces: bool = True) -> Hits:
     """Closest hit of every pixel-centre ray of an ``h x w`` grid laid over the ``frame`` (H, W) image.
 
-    Shapes are tested only inside the pixel rectangle their bounding box projects
-    to, which is what makes a dozen primitives affordable.
+    Each bounded shape is tested only inside the pixel rectangle its bounding
+    box projects to, shrunk to the pixels whose current hit lies beyond the box's
+    nearest point; shapes go nearest first so that occluded ones shrink to
+    nothing.  This is what makes a few dozen primitives affordable.
     """
     h, w = size
     rays = scene.camera.rays(size, frame)
+    full = (slice(0, h), slice(0, w))
+    regions: list[Region | None] = [full] * len(scene.shapes)
+    nearest = np.zeros(len(scene.shapes))
+    bounded = [k for k, s in enumerate(scene.shapes) if s.bounds is not None]
+    if bounded:
+        lo = np.array([scene.shapes[k].bounds[0] for k in bounded], dtype=float)  # type: ignore[index]
+        hi = np.array([scene.shapes[k].bounds[1] for k in bounded], dtype=float)  # type: ignore[index]
+        extents, nearest[bounded] = scene.camera.view_bounds(lo, hi)
+        for k, region in zip(bounded, scene.camera.regions(extents, size, frame)):
+            regions[k] = region
     t = np.full((h, w), np.inf, dtype=np.float32)
-    surface = np.full((h, w), NO_SURFACE, dtype=np.uint8)
-    regions: list[Region | None] = []
-    first_face: list[int] = []
-    next_face = 0
-    for shape in scene.shapes:
-        region = (slice(0, h), slice(0, w)) if shape.bounds is None else scene.camera.region(*shape.bounds, size, frame)
-        regions.append(region)
-        first_face.append(next_face)
-        if region is not None:
-            t_shape, face = shape.intersect(rays[region])
-            t_view, s_view = t[region], surface[region]
+    surface = np.full((h, w), NO_SURFACE, dtype=np.uint8) if faces else None
+    first_face = list(itertools.accumulate((s.n_faces for s in scene.shapes[:-1]), initial=0))
+    for k in sorted(range(len(scene.shapes)), key=lambda k: nearest[k]):
+        region = regions[k]
+        if region is not None and region is not full:
+            region = regions[k] = _bounding_rectangle(region, t[region] > nearest[k])
+        if region is None:
+            continue
+        t_shape, face = scene.shapes[k].intersect(rays[region], faces)
+        t_view = t[region]
+        if faces:
             closer = t_shape < t_view
-            np.copyto(t_view, t_shape, where=closer)
-            np.copyto(s_view, np.asarray(face, dtype=np.uint8) + np.uint8(next_face), where=closer)
-        next_face += shape.n_faces
+            np.copyto(surface[region], np.asarray(face, dtype=np.uint8) + np.uint8(first_face[k]), where=closer)  # type: ignore[index]
+        np.minimum(t_view, t_shape, out=t_view)
     return Hits(rays, t, surface, regions, first_face)
+
+
+def _bounding_rectangle(region: Region, mask: np.ndarray) -> Region | None:
+    """The smallest rectangle inside ``region`` holding every True pixel of ``mask`` (its ``[h,w]`` view)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    i0, j0 = region[0].start, region[1].start
+    return (slice(i0 + rows[0], i0 + rows[-1] + 1), slice(j0 + cols[0], j0 + cols[-1] + 1))
 
 
 def render_depth(scene: Scene, size: tuple[int, int], frame: tuple[int, int]) -> np.ndarray:
     """float32 ``[h,w]`` z-depth (metres) of the pixel-centre rays of an ``h x w`` grid; +inf where nothing is hit."""
-    return cast(scene, size, frame).t
+    return cast(scene, size, frame, faces=False).t
 
 
 def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
-    """float32 ``[H,W,3]`` RGB in [0,1]: textured albedo times (ambient + Lambertian diffuse)."""
+    """float32 ``[H,W,3]`` RGB in [0,1] (a view of a channels-first array): albedo x (ambient + diffuse)."""
     hits = cast(scene, size, size)
-    t, surface, rays = hits.t, hits.surface, hits.rays
+    surface, rays = hits.surface, hits.rays
+    assert surface is not None
     with np.errstate(invalid="ignore"):
-        p = tuple(rays.origin[k] + t * rays.d[k] for k in range(3))
-    normal, u, v = _surface_attributes(scene, hits, p)  # type: ignore[arg-type]
-    face = surface.astype(np.intp)
-    table = _MaterialTable.of(scene)
-    pattern = _texture_pattern(table, face, u, v)
+        p = tuple(rays.origin[k] + hits.t * rays.d[k] for k in range(3))
+    image = np.zeros((3, *size), np.float32)  # albedo first, multiplied by irradiance at the end
+    normal = tuple(np.zeros(size, np.float32) for _ in range(3))
+    for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
+        if region is not None:
+            visible = _bounding_rectangle(region, (surface[region] - np.uint8(first)) < shape.n_faces)
+            _shade_shape(shape, scene.materials[first:first + shape.n_faces], visible, surface, first, p, image, normal)  # type: ignore[arg-type]
     with np.errstate(invalid="ignore"):
         irradiance = scene.ambient + scene.light.diffuse(p, normal)  # type: ignore[arg-type]
-    shade = (1.0 - np.take(table.contrast, face) * pattern) * irradiance
-    image = np.empty((*size, 3), dtype=np.float32)
-    for c in range(3):
-        np.multiply(np.take(table.colour[c], face), shade, out=image[..., c])
     sky = surface == NO_SURFACE
     if sky.any():
-        image[sky] = 0.0 if scene.sky is None else _sky_colour(scene.sky, rays, sky)
+        irradiance[sky] = 1.0
+        sky_rgb = _sky_colour(scene.sky, rays, sky) if scene.sky is not None else np.zeros((3, 1), np.float32)
+        for c in range(3):
+            image[c][sky] = sky_rgb[c]
+    image *= irradiance
     np.clip(image, 0.0, 1.0, out=image)
-    return image
+    return image.transpose(1, 2, 0)
 
 
-def _surface_attributes(scene: Scene, hits: Hits, p: Arrays3) -> tuple[Arrays3, np.ndarray, np.ndarray]:
-    """Per-pixel unit normal and texture coordinates, each shape filling its own pixels."""
-    size = hits.t.shape
-    normal = tuple(np.zeros(size, np.float32) for _ in range(3))
-    u, v = np.zeros(size, np.float32), np.zeros(size, np.float32)
-    for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
-        if region is None:
-            continue
-        local = hits.surface[region] - np.uint8(first)  # other shapes' ids wrap to >= n_faces
-        mine = local < shape.n_faces
-        if not mine.any():
-            continue
-        with np.errstate(invalid="ignore"):
-            n_r, u_r, v_r = shape.attributes(tuple(c[region] for c in p), local)  # type: ignore[arg-type]
-        for dst, src in zip((*normal, u, v), (*n_r, u_r, v_r)):
+def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region | None, surface: np.ndarray,
+                 first: int, p: Arrays3, image: np.ndarray, normal: Arrays3) -> None:
+    """Write albedo and normals of the pixels in ``region`` whose nearest face belongs to ``shape``."""
+    if region is None:
+        return
+    local = surface[region] - np.uint8(first)  # other shapes' ids wrap to >= n_faces
+    mine = local < shape.n_faces
+    with np.errstate(invalid="ignore"):  # pixels of other shapes (even sky: p = inf) are computed, then masked
+        n_r, u, v = shape.attributes(tuple(c[region] for c in p), local)  # type: ignore[arg-type]
+        for dst, src in zip(normal, n_r):
             np.copyto(dst[region], src, where=mine)
-    return normal, u, v  # type: ignore[return-value]
+        for material, faces in _material_groups(materials):
+            sel = mine if faces is None else mine & np.isin(local, faces)
+            factor = material.albedo_factor(u, v)
+            for c in range(3):
+                np.copyto(image[c][region], factor * material.colour[c], where=sel)
 
 
-@dataclass(frozen=True)
-class _MaterialTable:
-    """Material parameters as arrays indexed by face id (NO_SURFACE and unused ids: black, no texture)."""
-
-    colour: tuple[np.ndarray, np.ndarray, np.ndarray]
-    contrast: np.ndarray
-    inv_cell: np.ndarray
-    kind: np.ndarray
-
-    @classmethod
-    def of(cls, scene: Scene) -> "_MaterialTable":
-        n = len(scene.materials)
-        colour = np.zeros((3, NO_SURFACE + 1), np.float32)
-        contrast = np.zeros(NO_SURFACE + 1, np.float32)
-        inv_cell = np.zeros(NO_SURFACE + 1, np.float32)
-        kind = np.full(NO_SURFACE + 1, -1, np.int8)
-        colour[:, :n] = np.array([m.colour for m in scene.materials], np.float32).T
-        contrast[:n] = [m.contrast for m in scene.materials]
-        inv_cell[:n] = [1.0 / m.cell for m in scene.materials]
-        kind[:n] = [TEXTURE_IDS[m.pattern] for m in scene.materials]
-        return cls((colour[0], colour[1], colour[2]), contrast, inv_cell, kind)
-
-
-def _texture_pattern(table: _MaterialTable, face: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Per-pixel pattern value: each registered texture runs on the pixels of the faces that use it."""
-    kind = np.take(table.kind, face)
-    scale = np.take(table.inv_cell, face)
-    pattern = np.zeros(u.shape, dtype=np.float32)
-    for name, k in TEXTURE_IDS.items():
-        sel = kind == k
-        if sel.any():
-            s = scale[sel]
-            pattern[sel] = TEXTURES.get(name)(u[sel] * s, v[sel] * s)
-    return pattern
+def _material_groups(materials: tuple[Material, ...]) -> list[tuple[Material, list[int] | None]]:
+    """Distinct materials of one shape's faces with the faces using each (None: all of them)."""
+    if all(m is materials[0] for m in materials):
+        return [(materials[0], None)]
+    groups: dict[int, tuple[Material, list[int]]] = {}
+    for face, material in enumerate(materials):
+        groups.setdefault(id(material), (material, []))[1].append(face)
+    return list(groups.values())
 
 
 def _sky_colour(sky: tuple[Vec3, Vec3], rays: Rays, mask: np.ndarray) -> np.ndarray:
-    """``[n,3]`` sky colours blending horizon -> zenith with the ray's elevation."""
+    """``[3,n]`` sky colours blending horizon -> zenith with the ray's elevation."""
     dx, dy, dz = (a[mask] for a in rays.d)
-    elevation = np.clip(dy / np.sqrt(dx * dx + dy * dy + dz * dz), 0.0, 1.0)
+    elevation = np.sqrt(np.clip(dy / np.sqrt(dx * dx + dy * dy + dz * dz), 0.0, 1.0))
     horizon, zenith = np.asarray(sky[0], np.float32), np.asarray(sky[1], np.float32)
-    return horizon + np.sqrt(elevation)[:, None] * (zenith - horizon)
+    return horizon[:, None] + elevation[None, :] * (zenith - horizon)[:, None]
+
+
+@functools.cache
+def retain_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS (once per process).
+
+    A 240x320 render allocates about a hundred 0.3 MB temporaries.  With glibc's
+    defaults freed blocks of that size are unmapped or trimmed, and every new
+    one is page-faulted in again, which costs more than the arithmetic (about
+    2x the render time, measured by ``bench/data_synthetic.py``).  Raising
+    M_MMAP_THRESHOLD to 16 MiB and M_TRIM_THRESHOLD to 64 MiB keeps them in the
+    heap.  Process-wide; returns False (nothing changed) where mallopt is absent.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 16 << 20)) and bool(mallopt(m_trim_threshold, 64 << 20))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,7 +715,9 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
     width, height, length = rng.uniform(3.0, 8.0), rng.uniform(2.4, 3.2), rng.uniform(3.0, 8.0)
     cam_x = rng.uniform(CLEARANCE + 0.1, width - CLEARANCE - 0.1)
     cam_z = rng.uniform(CLEARANCE + 0.1, length - CLEARANCE - 0.1)
-    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z), yaw=rng.uniform(0.0, 2 * math.pi),
+    towards_centre = math.atan2(width / 2 - cam_x, length / 2 - cam_z)
+    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z),
+                                   yaw=towards_centre + math.radians(rng.uniform(-80.0, 80.0)),
                                    pitch=math.radians(rng.uniform(-20.0, 5.0)),
                                    roll=math.radians(rng.uniform(-5.0, 5.0)), hfov_deg=INDOOR_HFOV_DEG)
     wall = _material(rng, ("stripes", "noise"), (0.15, 0.6), saturation=(0.05, 0.5), value=(0.55, 0.95))
@@ -698,19 +756,19 @@ def outdoor_scene(rng: np.random.Generator) -> Scene:
     for side in (-1.0, 1.0):
         front = half_width + rng.uniform(0.0, 2.0)
         z = rng.uniform(-30.0, -10.0)
-        for _ in range(12):
-            if z >= 150.0:
+        for _ in range(8):
+            if z >= 130.0:
                 break
-            span, depth, tall = rng.uniform(8.0, 30.0), rng.uniform(8.0, 20.0), rng.uniform(4.0, 35.0)
+            span, depth, tall = rng.uniform(12.0, 35.0), rng.uniform(8.0, 20.0), rng.uniform(4.0, 35.0)
             x0, x1 = sorted((side * front, side * (front + depth)))
             add(Box((x0, 0.0, z), (x1, tall, z + span)),
                 _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)))
             z += span + rng.uniform(0.0, 8.0)
-    for _ in range(int(rng.integers(0, 5))):
+    for _ in range(int(rng.integers(0, 4))):
         x = rng.choice([-1.0, 1.0]) * rng.uniform(2.5, half_width - 2.5)
         z = rng.uniform(6.0, 60.0)
         add(Box((x - 0.9, 0.0, z), (x + 0.9, 1.5, z + 4.5)), _material(rng, ("noise",), (0.5, 1.0), value=(0.2, 0.9)))
-    for _ in range(int(rng.integers(0, 7))):
+    for _ in range(int(rng.integers(0, 5))):
         x = rng.choice([-1.0, 1.0]) * (half_width - rng.uniform(0.5, 1.5))
         z, trunk, crown = rng.uniform(4.0, 80.0), rng.uniform(2.0, 4.0), rng.uniform(1.2, 2.5)
         add(Cylinder((x, z), float(rng.uniform(0.15, 0.3)), trunk), _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)))
@@ -761,6 +819,7 @@ class SyntheticDataset(DepthDataset):
         return self.build(np.random.default_rng(entropy))
 
     def load_raw(self, index: int) -> RawSample:
+        retain_freed_memory()
         scene = self.scene(index)
         image = render_image(scene, self.input_size)  # type: ignore[arg-type]
         depth = render_depth(scene, self.depth_size, self.input_size)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """``HxWx3`` uint8 (0..255) or float (0..1) array -> float32 ``[3,H,W]`` in [0, 1]."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {tuple(image.shape)}")
-    arr = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+    arr = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
