@@ -45,6 +45,50 @@ def _root() -> None:
 # ----------------------------------------------------------------------------
 
 
+@app.command("models")
+def models_command(width: WidthOpt = 1.0) -> None:
+    """List every registered model: name, family, parameters, description. Example: probe models --width 0.25"""
+    from rich.console import Console
+
+    from analyses.complexity import model_summaries, model_table
+
+    Console().print(model_table(model_summaries(width), width))
+
+
+@app.command("complexity")
+def complexity_command(
+    out: OutOpt,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="model name (repeat; default: all)")] = None,
+    input_size: InputSizeOpt = None,
+    width: WidthOpt = 1.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per measured forward")] = 1,
+    repeats: Annotated[Optional[int], typer.Option("--repeats", help="timed runs, median reported (default 3 on CPU, 20 on CUDA)")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", help="untimed warm-up runs (default 1 on CPU, 5 on CUDA)")] = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+) -> None:
+    """Parameters, MACs, activations, latency and memory per model and block (input default 192x640). Example:
+    probe complexity --model packnet_a --model densedepth --input-size 192x640 --repeats 1 --out runs/cost"""
+    from rich.console import Console
+
+    from analyses import complexity
+    from probe.options import parse_size
+    from probe.progress import progress_bar
+    from probe.runs import prepare_run_dir
+
+    config = complexity.ComplexityConfig(
+        models=list(model) if model else complexity.list_models(),
+        input_size=parse_size(input_size) if input_size else (192, 640), width=width, batch_size=batch_size,
+        device=device, repeats=repeats, warmup=warmup, seed=seed)
+    with progress_bar() as progress:
+        result = complexity.run(config, progress)
+    prepare_run_dir(out, "complexity", result.to_json()["config"], device=result.device, seed=seed)
+    paths = result.save(out)
+    Console().print(result.table())
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
 @app.command("properties")
 def properties_command(
     out: OutOpt,
@@ -152,6 +196,112 @@ def data_preview_command(
 # ----------------------------------------------------------------------------
 # section: training, evaluation, prediction, experiments
 # ----------------------------------------------------------------------------
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Option("--model", help="model name (see `probe models`)")] = "packnet_slim_b",
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="passes over the training split")] = 1,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="stop after this many optimizer steps")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per step (per process under DDP)")] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate")] = 1e-4,
+    input_size: InputSizeOpt = None,
+    loss: Annotated[str, typer.Option("--loss", help="densedepth|l1_inverse|silog|berhu")] = "densedepth",
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes (0: main process)")] = 2,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)")] = None,
+    grad_clip: Annotated[Optional[float], typer.Option("--grad-clip", help="clip the total gradient norm to this value")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="also keep checkpoints/step_N every N steps")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="deterministic kernels (bitwise-reproducible on CPU)")] = False,
+    width: WidthOpt = 1.0,
+    model_option: Annotated[Optional[list[str]], typer.Option("--model-option", help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)")] = None,
+    dataset_length: Annotated[Optional[int], typer.Option("--dataset-length", help="number of generated samples (synthetic data)")] = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="the seed's flip + channel-swap augmentation")] = True,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])")] = False,
+    nproc_per_node: Annotated[int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")] = 1,
+    probe_names: Annotated[Optional[str], typer.Option("--probe", help="comma-separated training probes (analyses.probes.TRAIN_PROBES)")] = None,
+    probe_every: Annotated[int, typer.Option("--probe-every", help="run the probes every K steps")] = 10,
+    out: OutOpt = Path("runs/train"),
+) -> None:
+    """Train a model with the seed's protocol (Adam, lr 1e-4, batch 4); resumable, optionally DDP.
+
+    Example: probe train --model packnet_slim_b --dataset synthetic --epochs 1 --out runs/x
+    """
+    from probe.options import parse_size
+    from probe.training import TrainConfig, parse_model_options, train
+    from probe.training.distributed import env_dist_info, launch_distributed
+    from probe.training.report import print_train_summary
+
+    config = TrainConfig(
+        model=model, model_options=parse_model_options(model_option or []), width=width, dataset=dataset,
+        data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length,
+        augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, device=device,
+        seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
+        grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
+        tensorboard=tensorboard, out=out,
+    )
+    if nproc_per_node > 1 and not env_dist_info().enabled:
+        if probe_names:
+            raise ProbeError("--probe: not available with --nproc-per-node; run torchrun -m probe.training.launch ... --probe NAMES")
+        launch_distributed(config, nproc_per_node)
+        return
+    hooks = []
+    if probe_names:
+        from analyses.probes import TRAIN_PROBES
+        from probe.options import parse_name_list
+
+        hooks = [TRAIN_PROBES.build(name, probe_every, out) for name in parse_name_list(probe_names, "--probe", TRAIN_PROBES.names())]
+    result = train(config, hooks=hooks)
+    if env_dist_info().is_main:
+        for hook in hooks:
+            hook.save()
+        print_train_summary(result)
+
+
+experiment_app = typer.Typer(help="Experiment matrices (the seed study).", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("seed-study")
+def seed_study_command(
+    quick: Annotated[bool, typer.Option("--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")] = False,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    slim: Annotated[bool, typer.Option("--slim/--full", help="PackNetSlim01 or the full PackNet01")] = True,
+    epochs: Annotated[int, typer.Option("--epochs", help="passes over the training split (seed: 1)")] = 1,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="cap every run at this many steps")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", help="comma-separated experiment ids (default: all)")] = None,
+    width: WidthOpt = 1.0,
+    input_size: InputSizeOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="seed: 4")] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="seed: 1e-4")] = 1e-4,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes")] = 2,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="score every run on the test split")] = True,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("runs/seed-study"),
+) -> None:
+    """Run the seed's experiments (DenseDepth, PackNet B, A, leaky ReLU, direct depth, no skips) on identical batches.
+
+    Example: probe experiment seed-study --quick --out runs/seed
+    """
+    from probe.experiments import EXPERIMENTS, SeedStudyConfig, print_seed_study, run_seed_study
+    from probe.options import parse_name_list, parse_size
+
+    config = SeedStudyConfig(
+        dataset=dataset, data_root=data_root, slim=slim, epochs=epochs, max_steps=max_steps, width=width,
+        input_size=parse_size(input_size) if input_size else None, batch_size=batch_size, lr=lr, precision=precision,
+        workers=workers, evaluate=evaluate, device=device, seed=seed, quick=quick, out=out,
+        only=parse_name_list(only, "--only", EXPERIMENTS.names()) if only else None,
+    )
+    print_seed_study(run_seed_study(config))
 
 
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="run folder (uses checkpoints/last) or a .safetensors file")]
@@ -339,9 +489,63 @@ def collapse_command(
 # section: autoencoder, attribution
 # ----------------------------------------------------------------------------
 
+
+@app.command("autoencoder")
+def autoencoder_command(
+    out: OutOpt,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="architecture (repeat; default: all)")] = None,
+    levels: Annotated[str, typer.Option("--levels", help="downsampling levels: 1..5 or 1,2,3")] = "1..5",
+    steps: Annotated[int, typer.Option("--steps", help="training steps per architecture and level")] = 200,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per step")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate")] = 1e-3,
+    width: WidthOpt = 0.25,
+    input_size: InputSizeOpt = None,
+    train_images: Annotated[int, typer.Option("--train-images", help="training images cached and cycled")] = 256,
+    eval_images: Annotated[int, typer.Option("--eval-images", help="held-out (test split) images scored")] = 32,
+    figure_level: Annotated[Optional[int], typer.Option("--figure-level", help="level shown in the reconstruction grid (default: deepest)")] = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+) -> None:
+    """Reconstruct RGB through skip-less bottlenecks (packing vs pooling vs strides). Example:
+    probe autoencoder --levels 1..3 --steps 100 --input-size 64x64 --width 0.0625 --out runs/ae"""
+    from analyses import autoencoder as ae
+    from probe.options import parse_size
+    from probe.progress import progress_bar
+    from probe.runs import prepare_run_dir
+
+    config = ae.AutoencoderConfig(
+        dataset=dataset, data_root=data_root, archs=list(arch) if arch else list(ae.DEFAULT_ARCHS),
+        levels=ae.parse_levels(levels), steps=steps, batch_size=batch_size, lr=lr, width=width,
+        input_size=parse_size(input_size) if input_size else None, train_images=train_images,
+        eval_images=eval_images, figure_level=figure_level, device=device, seed=seed)
+    with progress_bar() as progress:
+        result = ae.run(config, progress)
+    prepare_run_dir(out, "autoencoder", result.to_json()["config"], device=result.device, seed=seed)
+    for path in result.save(out):
+        typer.echo(f"wrote {path}")
+    for r in result.runs:
+        psnr = "inf" if r.quality.psnr_infinite else f"{r.quality.psnr:.2f}"
+        typer.echo(f"{r.arch:>15} L={r.levels}  params {r.params:>10,}  MACs {r.macs:>14,}  PSNR {psnr:>6} dB  "
+                   f"SSIM {r.quality.ssim:.3f}  {r.train_seconds:.1f}s")
+
 # ----------------------------------------------------------------------------
 # section: report and study
 # ----------------------------------------------------------------------------
+
+
+@app.command("report")
+def report_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run folders written with --out")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="report file to write")] = Path("report.html"),
+    fmt: Annotated[str, typer.Option("--format", help="html|md")] = "html",
+) -> None:
+    """Turn run folders into one self-contained report. Example: probe report runs/study -o report.html"""
+    from probe.report import build_report
+
+    path = build_report(run_dirs, output, fmt)
+    typer.echo(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> None:

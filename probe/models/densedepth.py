@@ -104,7 +104,9 @@ class DenseDepth(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise ShapeError(f"densedepth: expected a float input [B,3,H,W], got {x.dtype} {tuple(x.shape)}")
-        padded, size = pad_to_multiple(x, self.input_multiple)
+        padded, (h, w) = pad_to_multiple(x, self.input_multiple)
+        # int(): under jit tracing (fvcore's MAC count) sizes come back as 0-d tensors, which round() rejects.
+        size = (int(h), int(w))
         *skips, bottleneck = self.encoder.forward_taps(padded, ENCODER_TAPS)
         if not self.skips:
             skips = [s * 0 for s in skips]

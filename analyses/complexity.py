@@ -1,0 +1,421 @@
+"""What does a model cost? Parameters, MACs, activations, latency and memory, per model and per block.
+
+For each model at one input size ``[H, W]`` (batch of ``batch_size`` random images):
+
+- ``params`` / ``trainable_params``;
+- ``macs``: fvcore's ``FlopCountAnalysis`` total, one multiply-add = one, with the
+  extra operator handlers in :data:`MAC_HANDLERS`; operators that still have no
+  handler (elementwise activations, pooling by max, padding, pixel shuffles...) add
+  nothing and are listed with their call counts in ``unsupported_ops``;
+- ``flops_torch``: ``torch.utils.flop_counter.FlopCounterMode`` on the same input
+  (it counts a multiply-add as two FLOPs and only matmul/convolution-like ops);
+- ``by_module``: params and MACs per block (see :func:`report_blocks`), plus a
+  ``(top level)`` entry for work done in the model's own ``forward``, so the
+  entries sum to the totals;
+- ``activation_count``: fvcore's ``ActivationCountAnalysis`` (outputs of convolutions and matmuls);
+- ``latency``: median wall time of ``repeats`` runs after ``warmup`` runs, synchronised:
+  forward in eval mode without autograd, forward+backward in training mode (a
+  training step without the optimizer);
+- ``peak_memory_bytes``: on CUDA, the allocator's peak during one forward+backward
+  (``peak_memory_forward_bytes`` for an eval forward); null on CPU with ``peak_memory_reason``.
+
+>>> from analyses.complexity import ComplexityConfig, run
+>>> result = run(ComplexityConfig(models=["densedepth"], input_size=(64, 64), width=0.0625,
+...                               repeats=1, warmup=0))          # doctest: +SKIP
+>>> result.models[0].params                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+import torch.nn as nn
+from rich.progress import Progress
+from rich.table import Table
+from torch.utils.flop_counter import FlopCounterMode
+
+with warnings.catch_warnings():
+    # fvcore scripts its loss functions at import time, which torch now flags as deprecated.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    from fvcore.nn.jit_handles import elementwise_flop_counter
+
+from analyses.base import AnalysisResult
+from probe.device import device_description, resolve_device, synchronize
+from probe.errors import ProbeError
+from probe.models import MODELS, build_model, count_parameters, list_models
+from probe.plotting import save_figure
+from probe.registry import Registry
+from probe.seeding import seed_everything
+
+TOP_LEVEL = "(top level)"
+
+# Operators fvcore's default table lacks but that do arithmetic worth counting.  Convolutions of
+# any dimension (conv2d, conv3d, transposed) already go through fvcore's ``aten::_convolution``.
+MAC_HANDLERS: Registry[Callable[..., Any]] = Registry("MAC handler")
+MAC_HANDLERS.register("aten::avg_pool2d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
+    elementwise_flop_counter(1, 0))
+MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
+    elementwise_flop_counter(1, 0))
+MAC_HANDLERS.register("aten::upsample_trilinear3d", description="eight per output element (trilinear weights)")(
+    elementwise_flop_counter(0, 8))
+MAC_HANDLERS.register("aten::upsample_bicubic2d", description="sixteen per output element (bicubic weights)")(
+    elementwise_flop_counter(0, 16))
+
+
+@dataclass
+class ComplexityConfig:
+    """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
+
+    models: list[str] = field(default_factory=list_models)
+    input_size: tuple[int, int] = (192, 640)
+    width: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 1
+    device: str = "auto"
+    repeats: int | None = None
+    warmup: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class BlockCost:
+    """Parameters and MACs of one block (a module path inside the model)."""
+
+    name: str
+    params: int
+    macs: int
+
+
+@dataclass
+class Latency:
+    """Median seconds per call, in milliseconds."""
+
+    device: str
+    forward_ms: float
+    forward_backward_ms: float
+    repeats: int
+    warmup: int
+    batch_size: int
+
+
+@dataclass
+class ModelComplexity:
+    """Everything measured for one model at one input size."""
+
+    name: str
+    input_size: list[int]
+    options: dict[str, Any]
+    params: int
+    trainable_params: int
+    macs: int
+    macs_by_operator: dict[str, int]
+    unsupported_ops: dict[str, int]
+    flops_torch: int
+    by_module: list[BlockCost]
+    activation_count: int
+    latency: Latency
+    peak_memory_bytes: int | None
+    peak_memory_forward_bytes: int | None
+    peak_memory_reason: str | None
+    measure_seconds: float
+
+
+@dataclass
+class ComplexityResult(AnalysisResult):
+    """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
+
+    name: ClassVar[str] = "complexity"
+    config: ComplexityConfig
+    device: str
+    device_name: str
+    models: list[ModelComplexity]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "device": self.device, "device_name": self.device_name,
+                "models": [asdict(m) for m in self.models]}
+
+    def figures(self, out_dir: Path) -> list[Path]:
+        return [plot_blocks(self.models, Path(out_dir) / "complexity_blocks.png")]
+
+    def table(self) -> Table:
+        """A rich table of the totals, one row per model, with operators lacking a MAC handler as a caption."""
+        table = Table(title=f"complexity on {self.device_name}", caption=self.unhandled_caption() or None)
+        table.add_column("model", no_wrap=True)
+        for column in ("input", "params", "GMACs", "torch GFLOPs", "activ. (M)", "fwd ms", "fwd+bwd ms", "peak MiB"):
+            table.add_column(column, justify="right")
+        for m in self.models:
+            peak = f"{m.peak_memory_bytes / 2**20:,.0f}" if m.peak_memory_bytes is not None else "-"
+            table.add_row(m.name, "x".join(map(str, m.input_size)), f"{m.params:,}", f"{m.macs / 1e9:,.2f}",
+                          f"{m.flops_torch / 1e9:,.2f}", f"{m.activation_count / 1e6:,.1f}",
+                          f"{m.latency.forward_ms:,.1f}", f"{m.latency.forward_backward_ms:,.1f}", peak)
+        return table
+
+    def unhandled_caption(self) -> str:
+        """``model: op xN, ...`` for operators counted as zero MACs because no handler knows them."""
+        parts = [f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
+                 for m in self.models if m.unsupported_ops]
+        return ("0 MACs (no handler): " + "; ".join(parts)) if parts else ""
+
+
+@dataclass
+class ModelSummary:
+    """One row of ``probe models``."""
+
+    name: str
+    family: str
+    params: int
+    description: str
+
+
+def model_summaries(width: float = 1.0) -> list[ModelSummary]:
+    """Every registered model with its parameter count at ``width``.
+
+    Models are built on the ``meta`` device (shapes, no storage), so even the
+    128 M-parameter PackNet is counted instantly.
+
+    >>> [s.params for s in model_summaries(1.0) if s.name == "densedepth"]
+    [42657689]
+    """
+    summaries = []
+    for entry in MODELS.entries():
+        with torch.device("meta"):
+            model = entry.factory(width=width)
+        summaries.append(ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model),
+                                      entry.description))
+    return summaries
+
+
+def model_table(summaries: list[ModelSummary], width: float) -> Table:
+    """A rich table of :func:`model_summaries`."""
+    table = Table(title=f"registered models (width {width:g})")
+    table.add_column("name")
+    table.add_column("family")
+    table.add_column("parameters", justify="right")
+    table.add_column("description")
+    for s in summaries:
+        table.add_row(s.name, s.family, f"{s.params:,}", s.description)
+    return table
+
+
+@dataclass
+class MacCount:
+    """fvcore MACs of one forward: the total, per operator, per module path, and unhandled operators."""
+
+    total: int
+    by_operator: dict[str, int]
+    by_module: dict[str, int]
+    unsupported_ops: dict[str, int]
+
+
+def count_macs(model: nn.Module, inputs: torch.Tensor) -> MacCount:
+    """MACs of ``model(inputs)`` by fvcore tracing, with :data:`MAC_HANDLERS` added.
+
+    >>> count_macs(nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.rand(1, 3, 4, 4)).total
+    3456
+    """
+    analysis = FlopCountAnalysis(model, inputs)
+    for entry in MAC_HANDLERS.entries():
+        analysis.set_op_handle(entry.name, entry.factory)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with torch.no_grad():
+        total = int(analysis.total())
+        return MacCount(total=total, by_operator={k: int(v) for k, v in analysis.by_operator().items()},
+                        by_module={k: int(v) for k, v in analysis.by_module().items()},
+                        unsupported_ops=dict(sorted(analysis.unsupported_ops().items())))
+
+
+def count_activations(model: nn.Module, inputs: torch.Tensor) -> int:
+    """fvcore's activation count of ``model(inputs)`` (elements output by convolutions and matmuls)."""
+    analysis = ActivationCountAnalysis(model, inputs)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with torch.no_grad():
+        return int(analysis.total())
+
+
+def count_torch_flops(model: nn.Module, inputs: torch.Tensor) -> int:
+    """``torch.utils.flop_counter`` FLOPs of one forward (a multiply-add counts two)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(inputs)
+    return int(counter.get_total_flops())
+
+
+def report_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The blocks costs are reported for: the model's named children, where a child that only
+    wraps one module (e.g. DenseDepth's ``encoder`` -> ``features``) is replaced by that module's children.
+
+    >>> blocks = report_blocks(nn.Sequential(nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU()), nn.Conv2d(1, 1, 1)))
+    >>> [name for name, _ in blocks]
+    ['0', '1']
+    """
+
+    def unwrap(path: str, module: nn.Module) -> tuple[str, nn.Module]:
+        while len(children := list(module.named_children())) == 1:
+            name, module = children[0]
+            path = f"{path}.{name}" if path else name
+        return path, module
+
+    root_path, root = unwrap("", model)
+    blocks: list[tuple[str, nn.Module]] = []
+    for name, child in root.named_children():
+        path, inner = unwrap(f"{root_path}.{name}" if root_path else name, child)
+        grandchildren = list(inner.named_children())
+        if inner is child or not grandchildren:
+            blocks.append((path, inner))
+        else:
+            blocks.extend((f"{path}.{n}", m) for n, m in grandchildren)
+    return blocks
+
+
+def block_costs(model: nn.Module, macs: MacCount) -> list[BlockCost]:
+    """Params and MACs per :func:`report_blocks` block plus a ``(top level)`` remainder; sums to the totals."""
+    seen: set[int] = set()
+    costs: list[BlockCost] = []
+    for name, module in report_blocks(model):
+        params = 0
+        for p in module.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                params += p.numel()
+        costs.append(BlockCost(name, params, macs.by_module.get(name, 0)))
+    rest_params = count_parameters(model) - sum(c.params for c in costs)
+    rest_macs = macs.total - sum(c.macs for c in costs)
+    if rest_params or rest_macs or not costs:
+        costs.append(BlockCost(TOP_LEVEL, rest_params, rest_macs))
+    return costs
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
+    """Median wall time of ``fn`` over ``repeats`` synchronised calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _training_step(model: nn.Module, inputs: torch.Tensor) -> None:
+    outputs = model(inputs)
+    scales = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    sum(o.float().mean() for o in scales).backward()
+    model.zero_grad(set_to_none=True)
+
+
+def _forward(model: nn.Module, inputs: torch.Tensor) -> None:
+    with torch.no_grad():
+        model(inputs)
+
+
+def measure_model(name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int) -> ModelComplexity:
+    """Build ``name`` on ``device`` and measure it (see the module docstring)."""
+    started = time.perf_counter()
+    options = {"width": config.width, **config.options}
+    seed_everything(config.seed)
+    model = build_model(name, **options).to(device)
+    h, w = config.input_size
+    inputs = torch.rand(config.batch_size, 3, h, w, device=device)
+
+    model.eval()
+    macs = count_macs(model, inputs)
+    activations = count_activations(model, inputs)
+    flops = count_torch_flops(model, inputs)
+    forward_s = median_seconds(lambda: _forward(model, inputs), repeats, warmup, device)
+    model.train()
+    train_s = median_seconds(lambda: _training_step(model, inputs), repeats, warmup, device)
+
+    peak = peak_forward = None
+    reason: str | None = f"not measured on {device.type}: torch tracks allocator peaks only on CUDA"
+    if device.type == "cuda":
+        peak_forward = _cuda_peak(lambda: _forward(model.eval(), inputs), device)
+        peak = _cuda_peak(lambda: _training_step(model.train(), inputs), device)
+        reason = None
+
+    return ModelComplexity(
+        name=name, input_size=[h, w], options=options, params=count_parameters(model),
+        trainable_params=count_parameters(model, trainable_only=True), macs=macs.total,
+        macs_by_operator=macs.by_operator, unsupported_ops=macs.unsupported_ops, flops_torch=flops,
+        by_module=block_costs(model, macs), activation_count=activations,
+        latency=Latency(str(device), forward_s * 1e3, train_s * 1e3, repeats, warmup, config.batch_size),
+        peak_memory_bytes=peak, peak_memory_forward_bytes=peak_forward, peak_memory_reason=reason,
+        measure_seconds=time.perf_counter() - started)
+
+
+def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+def run(config: ComplexityConfig, progress: Progress | None = None) -> ComplexityResult:
+    """Measure every model in ``config.models``; see the module docstring for the fields."""
+    if not config.models:
+        raise ProbeError("--model: give at least one model name")
+    known = list_models()
+    unknown = [m for m in config.models if m not in known]
+    if unknown:
+        raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
+    if config.batch_size < 1:
+        raise ProbeError(f"--batch-size: expected a positive integer, got {config.batch_size}")
+    device = resolve_device(config.device)
+    repeats = config.repeats if config.repeats is not None else (20 if device.type == "cuda" else 3)
+    warmup = config.warmup if config.warmup is not None else (5 if device.type == "cuda" else 1)
+    if repeats < 1:
+        raise ProbeError(f"--repeats: expected at least 1 timed run, got {repeats}")
+    if warmup < 0:
+        raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {warmup}")
+
+    task = progress.add_task("complexity", total=len(config.models)) if progress is not None else None
+    measured = []
+    for name in config.models:
+        if progress is not None and task is not None:
+            progress.update(task, description=f"complexity: {name}")
+        measured.append(measure_model(name, config, device, repeats, warmup))
+        if progress is not None and task is not None:
+            progress.advance(task)
+    return ComplexityResult(config=config, device=str(device), device_name=device_description(device), models=measured)
+
+
+def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
+    """Horizontal bars of GMACs and millions of parameters per block, one row of panels per model.
+
+    Blocks with neither parameters nor MACs (activations, max-pooling) are left out of the figure.
+    """
+    heights = []
+    frames = []
+    for m in models:
+        rows = [{"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
+                for b in m.by_module if b.params or b.macs]
+        frames.append(pd.DataFrame(rows or [{"block": "(none)", "GMACs": 0.0, "parameters (M)": 0.0}]))
+        heights.append(1.2 + 0.22 * len(frames[-1]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for row, (m, frame) in enumerate(zip(models, frames)):
+        for col, metric in enumerate(("GMACs", "parameters (M)")):
+            ax = axes[row][col]
+            sns.barplot(frame, y="block", x=metric, ax=ax, color=sns.color_palette()[col], orient="h")
+            ax.set_ylabel(m.name if col == 0 else "")
+            ax.tick_params(axis="y", labelsize=7)
+            if col == 1:
+                ax.tick_params(axis="y", labelleft=False)
+            total = m.macs / 1e9 if col == 0 else m.params / 1e6
+            ax.set_title(f"{m.name}: {metric} per block (total {total:,.2f})", fontsize=9)
+    fig.suptitle(f"Cost per block at {'x'.join(map(str, models[0].input_size))}" if models else "Cost per block")
+    fig.tight_layout()
+    return save_figure(fig, path)
