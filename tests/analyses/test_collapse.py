@@ -119,3 +119,54 @@ def test_spearman_matches_scipy_on_random_images(seed: int) -> None:
         assert math.isnan(stats.spearman[0])
     else:
         assert stats.spearman[0] == pytest.approx(expected, abs=1e-9)
+
+
+# -- measuring models ---------------------------------------------------------------------------
+
+def test_measurement_restores_training_mode_and_returns_metres() -> None:
+    import torch.nn as nn
+
+    from analyses.collapse import HeldOutBatch, measure
+
+    class Flat(nn.Module):
+        output_space = "inverse"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = nn.Parameter(torch.tensor(0.25))  # inverse depth 0.25 -> 4 m everywhere
+
+        def forward(self, x):
+            return self.bias.expand(x.shape[0], 1, x.shape[2], x.shape[3]) if not self.training else [x]
+
+    gt, valid = _scene(batch=2, h=8, w=12)
+    batch = HeldOutBatch(image=torch.rand(2, 3, 16, 24), depth=gt, valid=valid, names=["a", "b"], max_depth=10.0)
+    model = Flat().train()
+    result = measure(model, batch, step=7)
+    assert model.training
+    assert result.pred.shape == gt.shape and torch.allclose(result.pred, torch.full_like(gt, 4.0))
+    assert result.stats.collapsed == [True, True] and result.history_row()["step"] == 7
+
+
+def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tmp_path) -> None:
+    import json
+
+    tiny = ["--width", "0.0625", "--input-size", "32x64", "--device", "cpu"]
+    res = run_cli("collapse", "--model", "packnet_slim_b", "--steps", "4", "--every", "2", "--images", "4", *tiny,
+                  "--out", tmp_path / "c")
+    assert res.code == 0, res
+    model = json.loads((tmp_path / "c" / "collapse.json").read_text())["models"][0]
+    assert [h["step"] for h in model["history"]] == [0, 2, 4]
+    assert len(model["final"]["per_image"]["std_ratio"]) == 4
+    assert model["collapsed_share"] == model["history"][-1]["collapsed_share"]
+    for name in ("collapse_hist.png", "collapse_over_steps.png", "collapse_examples.png"):
+        assert (tmp_path / "c" / name).stat().st_size > 0
+
+    res = run_cli("train", "--model", "packnet_slim_b", *tiny, "--dataset-length", "4", "--max-steps", "1",
+                  "--workers", "0", "--out", tmp_path / "run")
+    assert res.code == 0, res
+    res = run_cli("collapse", "--checkpoint", tmp_path / "run", "--images", "3", "--device", "cpu",
+                  "--out", tmp_path / "m")
+    assert res.code == 0, res
+    model = json.loads((tmp_path / "m" / "collapse.json").read_text())["models"][0]
+    assert model["name"] == "packnet_slim_b" and [h["step"] for h in model["history"]] == [1]
+    assert "checkpoint" in model["source"]

@@ -135,3 +135,68 @@ def test_result_without_recorded_steps_is_an_error() -> None:
     with pytest.raises(ProbeError, match="no step was recorded"):
         recorder.result()
     assert isinstance(GradientsResult(models=[]).to_json()["models"], list)
+
+
+# -- inside real training runs ------------------------------------------------------------------
+
+TINY = ["--width", "0.0625", "--input-size", "32x64", "--device", "cpu"]
+
+
+def _tiny_config(out, **overrides):
+    from probe.training import TrainConfig
+
+    base = dict(model="packnet_slim_c", width=0.0625, input_size=(32, 64), dataset_length=8, max_steps=2,
+                device="cpu", out=out)
+    return TrainConfig(**{**base, **overrides})
+
+
+def test_recording_does_not_change_the_training_run(tmp_path) -> None:
+    from probe.training import train
+
+    plain = train(_tiny_config(tmp_path / "plain")).model
+    recorder = GradientRecorder()
+    watched = train(_tiny_config(tmp_path / "watched"), hooks=[recorder]).model
+    for (name, a), b in zip(plain.state_dict().items(), watched.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert recorder.result().steps == [1, 2]
+
+
+def test_cli_compares_models_on_the_same_steps_and_writes_json_and_figures(run_cli, tmp_path) -> None:
+    res = run_cli("gradients", "--model", "packnet_slim_c", "--model", "packnet_slim_b", "--steps", "2", *TINY,
+                  "--out", tmp_path)
+    assert res.code == 0, res
+    doc = json.loads((tmp_path / "gradients.json").read_text())
+    assert [m["name"] for m in doc["models"]] == ["packnet_slim_c", "packnet_slim_b"]
+    assert all(m["steps"] == [1, 2] for m in doc["models"])
+    assert all(m["layers"][0]["depth"] == 0 and m["layers"][0]["grad_norm"]["median"] > 0 for m in doc["models"])
+    for name in ("gradients_heatmap_packnet_slim_c.png", "gradients_heatmap_packnet_slim_b.png", "gradients_depth.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "gradients" in json.loads((tmp_path / "config.json").read_text())
+    assert not list(tmp_path.glob(".gradients-train-*"))  # the training runs were temporary
+
+
+def test_checkpoint_continues_a_copy_of_the_run_without_touching_it(run_cli, tmp_path) -> None:
+    from probe.training import train
+
+    run_dir = train(_tiny_config(tmp_path / "run")).out
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    res = run_cli("gradients", "--checkpoint", run_dir, "--steps", "2", "--device", "cpu", "--out", tmp_path / "g")
+    assert res.code == 0, res
+    doc = json.loads((tmp_path / "g" / "gradients.json").read_text())
+    assert doc["models"][0]["name"] == "packnet_slim_c" and doc["models"][0]["steps"] == [3, 4]
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_cli_without_a_model_exits_2_with_one_line(run_cli, tmp_path) -> None:
+    res = run_cli("gradients", "--steps", "2", *TINY, "--out", tmp_path)
+    assert res.code == 2 and "--model" in res.err and "Traceback" not in res.err
+
+
+def test_train_probe_writes_gradients_json_into_the_run_folder(run_cli, tmp_path) -> None:
+    res = run_cli("train", "--model", "packnet_slim_b", *TINY, "--dataset-length", "16", "--max-steps", "4",
+                  "--workers", "0", "--probe", "gradients,collapse", "--probe-every", "2", "--out", tmp_path)
+    assert res.code == 0, res
+    grads = json.loads((tmp_path / "gradients.json").read_text())
+    assert grads["models"][0]["steps"] == [2, 4]
+    collapse = json.loads((tmp_path / "collapse.json").read_text())
+    assert [h["step"] for h in collapse["models"][0]["history"]] == [0, 2, 4]

@@ -105,3 +105,75 @@ def test_loss_statistics_report_coefficient_of_variation_per_half() -> None:
     assert stats["second_half"]["mean"] == pytest.approx(7.0 / 3.0)
     assert stats["second_half"]["cv"] == pytest.approx(stats["second_half"]["std"] / (7.0 / 3.0))
     assert stats["second_half"]["std"] == pytest.approx(float(torch.tensor([3.0, 1.0, 3.0]).std()))
+
+
+# -- inside training ------------------------------------------------------------------------------
+
+class _ToyDepthNet(nn.Module):
+    """BatchNorm and dropout: the two ways a measurement could leak into the training run."""
+
+    output_space = "inverse"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.3),
+                                  nn.Conv2d(4, 1, 3, stride=2, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.body(x)) / 0.5
+
+
+def _toy_run(probe: "NoiseProbe | None", steps: int = 3) -> dict:
+    from functools import partial
+
+    from probe.data import get_dataset
+    from probe.losses import build_loss
+    from probe.training import TrainConfig, make_loader, train_step
+    from probe.training.loop import StepSetup
+
+    config = TrainConfig(model="toy", dataset="synthetic", input_size=(32, 64), batch_size=4, device="cpu",
+                         precision="fp32")
+    dataset = get_dataset("synthetic", input_size=(32, 64), length=4 * steps)
+    torch.manual_seed(0)
+    model = _ToyDepthNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = partial(build_loss("densedepth"), output_space="inverse", max_depth=dataset.info.max_depth)
+    setup = StepSetup(module=model, device=torch.device("cpu"))
+    if probe is not None:
+        probe.on_start(model, config)
+    for step, batch in enumerate(make_loader(dataset, 4, seed=0), start=1):
+        stats = train_step(model, batch, loss_fn, optimizer, setup, step=step, epoch=0)
+        if probe is not None:
+            probe.after_step(step, model, stats)
+    return model.state_dict()
+
+
+def test_measuring_noise_leaves_no_trace_on_the_training_run() -> None:
+    from analyses.noise import NoiseProbe
+
+    probe = NoiseProbe(small_batch=2, big_batch=4, every=1)
+    plain, watched = _toy_run(None), _toy_run(probe)
+    for name, value in plain.items():
+        assert torch.equal(value, watched[name]), name  # weights, BatchNorm statistics, everything
+    result = probe.result().to_json()
+    assert result["measurements"] == 3 and len(result["per_step_loss"]["loss"]) == 3
+    assert all(s > 0 and b > 0 for s, b in zip(result["per_measurement"]["small_sq"], result["per_measurement"]["big_sq"]))
+
+
+def test_cli_writes_noise_json_with_scale_and_loss_spread(run_cli, tmp_path) -> None:
+    import json
+
+    res = run_cli("noise", "--model", "packnet_slim_b", "--steps", "3", "--small-batch", "2", "--big-batch", "4",
+                  "--width", "0.0625", "--input-size", "32x64", "--device", "cpu", "--out", tmp_path)
+    assert res.code == 0, res
+    model = json.loads((tmp_path / "noise.json").read_text())["models"][0]
+    assert model["name"] == "packnet_slim_b" and model["measurements"] == 3
+    assert model["b_small"] == 2 and model["b_big"] == 4 and model["train_batch_size"] == 4
+    assert {"b_simple", "trace_sigma", "grad_sq_norm", "loss", "loss_second_half"} <= set(model)
+    assert model["loss"]["n"] == 3 and model["loss"]["cv"] > 0
+    assert (tmp_path / "noise.png").stat().st_size > 0
+
+
+def test_cli_rejects_a_big_batch_that_is_not_a_multiple(run_cli, tmp_path) -> None:
+    res = run_cli("noise", "--model", "packnet_slim_b", "--small-batch", "3", "--big-batch", "8", "--out", tmp_path)
+    assert res.code == 2 and "--big-batch" in res.err
