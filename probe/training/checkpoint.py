@@ -102,8 +102,8 @@ def weights_step(weights_path: Path) -> int:
     return int(metadata["step"])
 
 
-def load_training_state(run_dir: Path, model: nn.Module, device: torch.device) -> dict[str, Any]:
-    """Load ``last`` weights into ``model`` and return the training state dict (for ``--resume``)."""
+def read_training_state(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The ``last`` training state (for ``--resume``) and the path of its matching weights."""
     weights_path, state_path = checkpoint_paths(run_dir)
     for path in (weights_path, state_path):
         if not path.is_file():
@@ -113,12 +113,16 @@ def load_training_state(run_dir: Path, model: nn.Module, device: torch.device) -
     if weights_step(weights_path) != step:
         raise ProbeError(f"--resume: {weights_path} (step {weights_step(weights_path)}) and {state_path} "
                          f"(step {step}) disagree; resume from a checkpoints/step_N pair instead")
-    _load_weights(model, weights_path, device)
-    return state
+    return state, weights_path
 
 
-def _load_weights(model: nn.Module, weights_path: Path, device: torch.device) -> None:
-    missing, unexpected = load_model(model, str(weights_path), strict=False, device=str(device))
+def load_weights(model: nn.Module, weights_path: Path, device: torch.device) -> None:
+    """Copy a safetensors checkpoint into ``model``; any missing, extra or misshapen tensor is a ProbeError."""
+    try:
+        missing, unexpected = load_model(model, str(weights_path), strict=False, device=str(device))
+    except RuntimeError as exc:  # shape mismatches: a different model or width than the one saved
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ProbeError(f"{weights_path}: weights do not fit the model ({first})") from None
     if missing or unexpected:
         raise ProbeError(f"{weights_path}: weights do not match the model "
                          f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
@@ -166,5 +170,5 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
             raise ProbeError(f"{config_file}: train config lacks {key!r}")
     model = build_model(run_config["model"], width=run_config["width"], **run_config["model_options"])
     dev = torch.device(device)
-    _load_weights(model, weights_path, dev)
+    load_weights(model, weights_path, dev)
     return model.to(dev).eval(), run_config

@@ -38,7 +38,7 @@ from probe.models import build_model, count_parameters
 from probe.progress import progress_bar
 from probe.runs import prepare_run_dir
 from probe.seeding import seed_everything, set_deterministic
-from probe.training.checkpoint import (Position, checkpoint_paths, load_training_state, rng_state,
+from probe.training.checkpoint import (Position, checkpoint_paths, load_weights, read_training_state, rng_state,
                                        save_checkpoint, set_rng_state)
 from probe.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
 from probe.training.distributed import (DistInfo, env_dist_info, gather_strings, init_distributed,
@@ -180,7 +180,10 @@ class _Run:
     # -- setup ------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        set_deterministic(cfg.deterministic)
+        # torch.use_deterministic_algorithms imports the compiler stack (seconds): only touch it when it changes
+        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
+            set_deterministic(cfg.deterministic)
+        torch.backends.cudnn.benchmark = not cfg.deterministic
         seed_everything(cfg.seed)
         options: dict[str, Any] = {"augment": cfg.augment, "seed": cfg.seed}
         if cfg.dataset_length is not None:
@@ -216,13 +219,14 @@ class _Run:
                 self.metrics_path.unlink(missing_ok=True)
             return Position(step=0, epoch=0, batch_in_epoch=0)
 
-        state = load_training_state(self.out, self.module, self.device)
+        state, weights_path = read_training_state(self.out)
         saved = state["config"]
         now = to_plain(cfg.to_json())
         changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k) != now[k]]
         if changed:
             raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
                              f"run in {self.out}; use the same values or a new --out")
+        load_weights(self.module, weights_path, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
