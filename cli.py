@@ -383,6 +383,85 @@ def collapse_command(
 # section: autoencoder, attribution
 # ----------------------------------------------------------------------------
 
+
+@app.command("autoencoder")
+def autoencoder_command(
+    out: OutOpt,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="architecture (repeat; default: all)")] = None,
+    levels: Annotated[str, typer.Option("--levels", help="downsampling levels: 1..5 or 1,2,3")] = "1..5",
+    steps: Annotated[int, typer.Option("--steps", help="training steps per architecture and level")] = 200,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per step")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate")] = 1e-3,
+    width: WidthOpt = 0.25,
+    norm: Annotated[str, typer.Option("--norm", help="normalisation in the generic architectures: none|group")] = "none",
+    input_size: InputSizeOpt = None,
+    train_images: Annotated[int, typer.Option("--train-images", help="training images cached and cycled")] = 256,
+    eval_images: Annotated[int, typer.Option("--eval-images", help="held-out (test split) images scored")] = 32,
+    figure_level: Annotated[Optional[int], typer.Option("--figure-level", help="level shown in the reconstruction grid (default: deepest)")] = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+) -> None:
+    """Reconstruct RGB through skip-less bottlenecks (packing vs pooling vs strides). Example:
+    probe autoencoder --levels 1..3 --steps 100 --input-size 64x64 --width 0.0625 --out runs/ae"""
+    from analyses import autoencoder as ae
+    from probe.options import parse_size
+    from probe.progress import progress_bar
+    from probe.runs import prepare_run_dir
+
+    config = ae.AutoencoderConfig(
+        dataset=dataset, data_root=data_root, archs=list(arch) if arch else list(ae.DEFAULT_ARCHS),
+        levels=ae.parse_levels(levels), steps=steps, batch_size=batch_size, lr=lr, width=width, norm=norm,
+        input_size=parse_size(input_size) if input_size else None, train_images=train_images,
+        eval_images=eval_images, figure_level=figure_level, device=device, seed=seed)
+    with progress_bar() as progress:
+        result = ae.run(config, progress)
+    prepare_run_dir(out, "autoencoder", result.to_json()["config"], device=result.device, seed=seed)
+    for path in result.save(out):
+        typer.echo(f"wrote {path}")
+    for r in result.runs:
+        psnr = "inf" if r.quality.psnr_infinite else f"{r.quality.psnr:.2f}"
+        typer.echo(f"{r.arch:>15} L={r.levels}  params {r.params:>10,}  MACs {r.macs:>14,}  PSNR {psnr:>6} dB  "
+                   f"SSIM {r.quality.ssim:.3f}  {r.train_seconds:.1f}s")
+
+
+@app.command("attribution")
+def attribution_command(
+    out: OutOpt,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="zoo model at random init (repeat)")] = None,
+    checkpoint: Annotated[Optional[list[Path]], typer.Option("--checkpoint", help="trained run folder or .safetensors (repeat)")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="one RGB image file (instead of --dataset)")] = None,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    pixel: Annotated[Optional[str], typer.Option("--pixel", help="target output pixel Y,X (default: centre)")] = None,
+    region: Annotated[Optional[str], typer.Option("--region", help="target output region Y0,X0,Y1,X1 (half-open)")] = None,
+    method: Annotated[str, typer.Option("--method", help="integrated_gradients|saliency|input_x_gradient|guided_backprop|gradient_shap")] = "integrated_gradients",
+    steps: Annotated[int, typer.Option("--steps", help="integration steps / samples of the method")] = 32,
+    images: Annotated[int, typer.Option("--images", help="test images averaged for the receptive field")] = 4,
+    width: WidthOpt = 0.25,
+    input_size: InputSizeOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+) -> None:
+    """Attribute predicted depth to input pixels (captum) and measure effective receptive fields. Example:
+    probe attribution --model packnet_b --model densedepth --width 0.0625 --input-size 64x64 --out runs/attr"""
+    from analyses import attribution as at
+    from probe.options import parse_size
+    from probe.runs import prepare_run_dir
+
+    config = at.AttributionConfig(
+        models=list(model or []), checkpoints=list(checkpoint or []), image=image, dataset=dataset,
+        data_root=data_root, pixel=pixel, region=region, method=method, steps=steps, images=images, width=width,
+        input_size=parse_size(input_size) if input_size else None, device=device, seed=seed)
+    result = at.run(config)
+    prepare_run_dir(out, "attribution", result.to_json()["config"], device=result.device, seed=seed)
+    for path in result.save(out):
+        typer.echo(f"wrote {path}")
+    for m in result.models:
+        typer.echo(f"{m.name:>28}  ERF r50 {m.erf.radius_50:g} px  r95 {m.erf.radius_95:g} px  support {m.erf.support:g} px  "
+                   f"{result.config.method} r95 {m.attribution_radii.radius_95:g} px")
+
 # ----------------------------------------------------------------------------
 # section: report and study
 # ----------------------------------------------------------------------------
