@@ -198,6 +198,112 @@ def data_preview_command(
 # ----------------------------------------------------------------------------
 
 
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Option("--model", help="model name (see `probe models`)")] = "packnet_slim_b",
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="passes over the training split")] = 1,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="stop after this many optimizer steps")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per step (per process under DDP)")] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate")] = 1e-4,
+    input_size: InputSizeOpt = None,
+    loss: Annotated[str, typer.Option("--loss", help="densedepth|l1_inverse|silog|berhu")] = "densedepth",
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes (0: main process)")] = 2,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)")] = None,
+    grad_clip: Annotated[Optional[float], typer.Option("--grad-clip", help="clip the total gradient norm to this value")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="also keep checkpoints/step_N every N steps")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="deterministic kernels (bitwise-reproducible on CPU)")] = False,
+    width: WidthOpt = 1.0,
+    model_option: Annotated[Optional[list[str]], typer.Option("--model-option", help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)")] = None,
+    dataset_length: Annotated[Optional[int], typer.Option("--dataset-length", help="number of generated samples (synthetic data)")] = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="the seed's flip + channel-swap augmentation")] = True,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])")] = False,
+    nproc_per_node: Annotated[int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")] = 1,
+    probe_names: Annotated[Optional[str], typer.Option("--probe", help="comma-separated training probes (analyses.probes.TRAIN_PROBES)")] = None,
+    probe_every: Annotated[int, typer.Option("--probe-every", help="run the probes every K steps")] = 10,
+    out: OutOpt = Path("runs/train"),
+) -> None:
+    """Train a model with the seed's protocol (Adam, lr 1e-4, batch 4); resumable, optionally DDP.
+
+    Example: probe train --model packnet_slim_b --dataset synthetic --epochs 1 --out runs/x
+    """
+    from probe.options import parse_size
+    from probe.training import TrainConfig, parse_model_options, train
+    from probe.training.distributed import env_dist_info, launch_distributed
+    from probe.training.report import print_train_summary
+
+    config = TrainConfig(
+        model=model, model_options=parse_model_options(model_option or []), width=width, dataset=dataset,
+        data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length,
+        augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, device=device,
+        seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
+        grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
+        tensorboard=tensorboard, out=out,
+    )
+    if nproc_per_node > 1 and not env_dist_info().enabled:
+        if probe_names:
+            raise ProbeError("--probe: not available with --nproc-per-node; run torchrun -m probe.training.launch ... --probe NAMES")
+        launch_distributed(config, nproc_per_node)
+        return
+    hooks = []
+    if probe_names:
+        from analyses.probes import TRAIN_PROBES
+        from probe.options import parse_name_list
+
+        hooks = [TRAIN_PROBES.build(name, probe_every, out) for name in parse_name_list(probe_names, "--probe", TRAIN_PROBES.names())]
+    result = train(config, hooks=hooks)
+    if env_dist_info().is_main:
+        for hook in hooks:
+            hook.save()
+        print_train_summary(result)
+
+
+experiment_app = typer.Typer(help="Experiment matrices (the seed study).", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("seed-study")
+def seed_study_command(
+    quick: Annotated[bool, typer.Option("--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")] = False,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    slim: Annotated[bool, typer.Option("--slim/--full", help="PackNetSlim01 or the full PackNet01")] = True,
+    epochs: Annotated[int, typer.Option("--epochs", help="passes over the training split (seed: 1)")] = 1,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="cap every run at this many steps")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", help="comma-separated experiment ids (default: all)")] = None,
+    width: WidthOpt = 1.0,
+    input_size: InputSizeOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="seed: 4")] = 4,
+    lr: Annotated[float, typer.Option("--lr", help="seed: 1e-4")] = 1e-4,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes")] = 2,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="score every run on the test split")] = True,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("runs/seed-study"),
+) -> None:
+    """Run the seed's experiments (DenseDepth, PackNet B, A, leaky ReLU, direct depth, no skips) on identical batches.
+
+    Example: probe experiment seed-study --quick --out runs/seed
+    """
+    from probe.experiments import EXPERIMENTS, SeedStudyConfig, print_seed_study, run_seed_study
+    from probe.options import parse_name_list, parse_size
+
+    config = SeedStudyConfig(
+        dataset=dataset, data_root=data_root, slim=slim, epochs=epochs, max_steps=max_steps, width=width,
+        input_size=parse_size(input_size) if input_size else None, batch_size=batch_size, lr=lr, precision=precision,
+        workers=workers, evaluate=evaluate, device=device, seed=seed, quick=quick, out=out,
+        only=parse_name_list(only, "--only", EXPERIMENTS.names()) if only else None,
+    )
+    print_seed_study(run_seed_study(config))
+
+
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="run folder (uses checkpoints/last) or a .safetensors file")]
 FlipTtaOpt = Annotated[bool, typer.Option("--flip-tta", help="average with the mirrored prediction of the mirrored image")]
 
