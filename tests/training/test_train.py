@@ -168,9 +168,12 @@ def test_tensorboard_logging_writes_event_files(tiny):
 def test_cli_train_runs_and_rejects_bad_flags(run_cli, tmp_path):
     from tests.training.conftest import TINY_FLAGS
 
-    res = run_cli("train", *TINY_FLAGS, "--dataset-length", "8", "--max-steps", "1",
-                  "--model-option", "output_scale=half", "--out", tmp_path / "cli")
+    res = run_cli("train", *TINY_FLAGS, "--dataset-length", "8", "--max-steps", "2", "--model-option",
+                  "output_scale=half", "--probe", "gradients", "--probe-every", "1", "--out", tmp_path / "cli")
     assert res.code == 0, res
     assert json.loads((tmp_path / "cli" / "train.json").read_text())["model_options"] == {"output_scale": "half"}
+    assert (tmp_path / "cli" / "gradients.json").exists(), "the probe hook ran and saved into the run folder"
+    res = run_cli("train", *TINY_FLAGS, "--probe", "nonsense", "--out", tmp_path / "bad")
+    assert res.code == 2 and "--probe" in res.err
     res = run_cli("train", *TINY_FLAGS, "--precision", "fp8", "--out", tmp_path / "bad")
     assert res.code == 2 and "--precision" in res.err
