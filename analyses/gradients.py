@@ -77,6 +77,7 @@ class GradientRecorder(TrainHook):
         self._modules: list[tuple[str, nn.Module]] = []
         self._params: list[nn.Parameter] = []
         self._owner: torch.Tensor | None = None
+        self._weights: list[torch.Tensor] = []
         self._before: list[torch.Tensor] = []
         self._order: list[int] = []
         self._order_handles: list[Any] = []
@@ -92,6 +93,7 @@ class GradientRecorder(TrainHook):
         self._modules = [(n or "<root>", m) for n, m in model.named_modules() if _owns_trainable(m)]
         if not self._modules:
             raise ProbeError(f"gradients: model {self.name!r} has no trainable parameters")
+        self._params, self._rows, self._steps = [], [], []
         owner: list[int] = []
         for index, (_, module) in enumerate(self._modules):
             for p in module.parameters(recurse=False):
@@ -100,6 +102,8 @@ class GradientRecorder(TrainHook):
                     owner.append(index)
         device = self._params[0].device
         self._owner = torch.tensor(owner, dtype=torch.long, device=device)
+        # views share storage with the parameters, which the optimiser updates in place
+        self._weights = [p.detach() for p in self._params]
         self._before = [torch.empty_like(p) for p in self._params]
         self._order, seen = [], set()
 
@@ -121,15 +125,15 @@ class GradientRecorder(TrainHook):
         if not self._recording:
             return
         grad_sq = self._per_module_sq([p.grad for p in self._params])
-        weight_sq = self._per_module_sq(list(self._params))
-        torch._foreach_copy_(self._before, [p.detach() for p in self._params])
+        weight_sq = self._per_module_sq(self._weights)
+        torch._foreach_copy_(self._before, self._weights)
         self._pending = torch.stack([grad_sq.sqrt(), weight_sq.sqrt()])
         self._steps.append(step)
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
         if not self._recording or self._pending is None:
             return
-        torch._foreach_sub_(self._before, [p.detach() for p in self._params])
+        torch._foreach_sub_(self._before, self._weights)
         update = self._per_module_sq(self._before).sqrt()
         grad, weight = self._pending
         self._rows.append(torch.stack([grad, weight, update / weight.clamp_min(1e-30)]))
@@ -146,16 +150,13 @@ class GradientRecorder(TrainHook):
         """Per-parameter tensors -> ``[modules]`` sums of squares; missing gradients count as 0."""
         assert self._owner is not None
         present = [i for i, t in enumerate(tensors) if t is not None]
-        per_param = torch.zeros(len(tensors), dtype=torch.float32, device=self._owner.device)
-        if present:
-            norms = torch._foreach_norm([tensors[i].detach() for i in present])  # type: ignore[union-attr]
-            values = torch.stack([n.float() for n in norms]).square()
-            if len(present) == len(tensors):
-                per_param = values
-            else:
-                per_param[torch.tensor(present, device=per_param.device)] = values
-        return torch.zeros(len(self._modules), dtype=torch.float32,
-                           device=per_param.device).index_add_(0, self._owner, per_param)
+        per_module = torch.zeros(len(self._modules), dtype=torch.float32, device=self._owner.device)
+        if not present:
+            return per_module
+        norms = torch._foreach_norm([tensors[i].detach() for i in present])  # type: ignore[union-attr]
+        values = torch.stack([n.float() for n in norms]).square()
+        owner = self._owner if len(present) == len(tensors) else self._owner[present]
+        return per_module.index_add_(0, owner, values)
 
     # -- results ----------------------------------------------------------------------------
     def result(self) -> "ModelGradients":
