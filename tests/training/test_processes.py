@@ -11,24 +11,23 @@ import time
 import torch
 from safetensors.torch import load_file
 
-from probe.training import read_metrics
+from probe.training import read_metrics, train
 from tests.training.conftest import ROOT, TINY_FLAGS, probe_command, run_probe, subprocess_env
 
-# 8 samples, batch 4: 2 steps per epoch, 40 steps in all; a checkpoint pair every 2 steps
-RUN_FLAGS = [*TINY_FLAGS, "--dataset-length", "8", "--epochs", "20", "--checkpoint-every", "2", "--deterministic"]
+# 8 samples, batch 4: 2 steps per epoch, 30 steps in all; a checkpoint pair every 2 steps
+STEPS = 30
+RUN_FLAGS = [*TINY_FLAGS, "--dataset-length", "8", "--epochs", str(STEPS // 2), "--checkpoint-every", "2",
+             "--deterministic"]
 
 
 def _weights(run) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / "last.safetensors"))
 
 
-def test_sigkilled_run_resumed_ends_bitwise_identical_to_an_uninterrupted_run(tmp_path):
-    reference_dir, victim_dir = tmp_path / "reference", tmp_path / "victim"
-    env = subprocess_env()
-    reference = subprocess.Popen(probe_command("train", *RUN_FLAGS, "--out", str(reference_dir)), cwd=ROOT, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen(probe_command("train", *RUN_FLAGS, "--out", str(victim_dir)), cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_sigkilled_run_resumed_ends_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny):
+    victim_dir = tmp_path / "victim"
+    victim = subprocess.Popen(probe_command("train", *RUN_FLAGS, "--out", str(victim_dir)), cwd=ROOT,
+                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first_state = victim_dir / "checkpoints" / "step_2.state.pt"
     deadline = time.monotonic() + 90
     while not first_state.exists() and victim.poll() is None and time.monotonic() < deadline:
@@ -37,19 +36,21 @@ def test_sigkilled_run_resumed_ends_bitwise_identical_to_an_uninterrupted_run(tm
     assert victim.wait() == -signal.SIGKILL
     assert not (victim_dir / "train.json").exists(), "the run finished before it could be killed"
     killed_at = torch.load(victim_dir / "checkpoints" / "last.state.pt", weights_only=True)["position"]["step"]
-    assert 2 <= killed_at < 40
+    assert 2 <= killed_at < STEPS
 
-    resumed = run_probe("train", *RUN_FLAGS, "--resume", "--out", str(victim_dir))
-    assert resumed.returncode == 0, resumed.stderr
-    assert reference.wait(timeout=120) == 0, reference.stderr.read()
+    resumed = subprocess.Popen(probe_command("train", *RUN_FLAGS, "--resume", "--out", str(victim_dir)), cwd=ROOT,
+                               env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # meanwhile the uninterrupted twin runs in this process, single-threaded like the subprocesses
+    reference = train(tiny("reference", epochs=STEPS // 2, checkpoint_every=2, deterministic=True))
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
 
-    expected, got = _weights(reference_dir), _weights(victim_dir)
+    expected, got = _weights(reference.out), _weights(victim_dir)
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     steps = [r["step"] for r in read_metrics(victim_dir / "metrics.jsonl")]
-    assert steps == list(range(1, 41)), "the log keeps exactly one line per step after the resume"
+    assert steps == list(range(1, STEPS + 1)), "the log keeps exactly one line per step after the resume"
     assert [r["loss"] for r in read_metrics(victim_dir / "metrics.jsonl")] == [
-        r["loss"] for r in read_metrics(reference_dir / "metrics.jsonl")]
+        r["loss"] for r in read_metrics(reference.out / "metrics.jsonl")]
     assert json.loads((victim_dir / "train.json").read_text())["resumed_from_step"] == killed_at
 
 
