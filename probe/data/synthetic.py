@@ -6,9 +6,9 @@ Two datasets are registered, both generated on the fly (no files, no root):
   high with floor, ceiling and four walls; 2-8 axis-aligned boxes, spheres and
   vertical cylinders standing on the floor; a point light under the ceiling with
   Lambertian shading, distance fall-off and an ambient term; a camera 1-1.8 m
-  above the floor looking across the room (yaw within 80 degrees of the room
-  centre), pitch -20..+5 degrees, roll +-5 degrees, 60 degree horizontal FoV.
-  Depth cap 10 m, eval protocol ``nyu``.
+  above the floor, any yaw, pitch -15..+5 degrees, roll +-5 degrees, 60 degree
+  horizontal FoV, at least 0.5 m from every surface.  Depth cap 10 m (deeper
+  corners of big rooms are invalid, like a sensor out of range), eval protocol ``nyu``.
 - ``synthetic_outdoor`` (like Make3D / KITTI): a ground plane, building-like
   boxes along both sides of a street, parked cars and trees, lit by a sun; sky
   pixels have no surface, so their depth is +inf and the base class marks them
@@ -715,13 +715,12 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
     width, height, length = rng.uniform(3.0, 8.0), rng.uniform(2.4, 3.2), rng.uniform(3.0, 8.0)
     cam_x = rng.uniform(CLEARANCE + 0.1, width - CLEARANCE - 0.1)
     cam_z = rng.uniform(CLEARANCE + 0.1, length - CLEARANCE - 0.1)
-    towards_centre = math.atan2(width / 2 - cam_x, length / 2 - cam_z)
-    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z),
-                                   yaw=towards_centre + math.radians(rng.uniform(-80.0, 80.0)),
-                                   pitch=math.radians(rng.uniform(-20.0, 5.0)),
+    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z), yaw=rng.uniform(0.0, 2 * math.pi),
+                                   pitch=math.radians(rng.uniform(-15.0, 5.0)),
                                    roll=math.radians(rng.uniform(-5.0, 5.0)), hfov_deg=INDOOR_HFOV_DEG)
-    wall = _material(rng, ("stripes", "noise"), (0.15, 0.6), saturation=(0.05, 0.5), value=(0.55, 0.95))
-    floor = _material(rng, ("checkers", "stripes", "noise"), (0.2, 0.6), value=(0.35, 0.85))
+    # textures of typical physical sizes (wallpaper bands, floor tiles): their apparent size is a depth cue
+    wall = _material(rng, ("stripes", "noise"), (0.2, 0.4), saturation=(0.05, 0.5), value=(0.55, 0.95))
+    floor = _material(rng, ("checkers", "stripes", "noise"), (0.3, 0.5), value=(0.35, 0.85))
     ceiling = Material(_colour(rng, (0.0, 0.1), (0.8, 0.95)), "noise", float(rng.uniform(0.5, 1.5)), 0.1)
     shapes: list[Shape] = [Room((width, height, length))]
     materials: list[Material] = [wall, wall, floor, ceiling, wall, wall]
@@ -733,7 +732,7 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
         if _footprint_distance(cam_x, cam_z, *footprint) < CLEARANCE:
             continue
         shapes.append(shape)
-        materials.extend([_material(rng, ("checkers", "stripes", "noise"), (0.08, 0.4))] * shape.n_faces)
+        materials.extend([_material(rng, ("checkers", "stripes", "noise"), (0.08, 0.2))] * shape.n_faces)
     light = PointLight((rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
                        power=float(rng.uniform(1.4, 2.2)), falloff=float(rng.uniform(2.5, 4.5)))
     return Scene(camera, tuple(shapes), tuple(materials), light, ambient=float(rng.uniform(0.15, 0.3)))
