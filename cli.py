@@ -52,7 +52,7 @@ def models_command(width: WidthOpt = 1.0) -> None:
 
     from analyses.complexity import model_summaries, model_table
 
-    Console().print(model_table(model_summaries(width), width))
+    Console(width=None if sys.stdout.isatty() else 160).print(model_table(model_summaries(width), width))
 
 
 @app.command("complexity")
@@ -84,7 +84,7 @@ def complexity_command(
         result = complexity.run(config, progress)
     prepare_run_dir(out, "complexity", result.to_json()["config"], device=result.device, seed=seed)
     paths = result.save(out)
-    Console().print(result.table())
+    Console(width=None if sys.stdout.isatty() else 160).print(result.table())
     for path in paths:
         typer.echo(f"wrote {path}")
 

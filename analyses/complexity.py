@@ -66,10 +66,6 @@ MAC_HANDLERS.register("aten::avg_pool2d", description="one per input element, as
     elementwise_flop_counter(1, 0))
 MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
     elementwise_flop_counter(1, 0))
-MAC_HANDLERS.register("aten::upsample_trilinear3d", description="eight per output element (trilinear weights)")(
-    elementwise_flop_counter(0, 8))
-MAC_HANDLERS.register("aten::upsample_bicubic2d", description="sixteen per output element (bicubic weights)")(
-    elementwise_flop_counter(0, 16))
 
 
 @dataclass
@@ -98,7 +94,7 @@ class BlockCost:
 
 @dataclass
 class Latency:
-    """Median seconds per call, in milliseconds."""
+    """Median wall time per call in milliseconds: eval forward, and a training-mode forward+backward."""
 
     device: str
     forward_ms: float
