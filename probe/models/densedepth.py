@@ -67,7 +67,8 @@ class UpBlock(nn.Module):
 
 
 class DenseDepth(nn.Module):
-    """DenseDepth: ``[B,3,H,W]`` in [0,1] -> ``[B,out_channels,H/2,W/2]`` DepthNorm (eval) or ``[that]`` (train).
+    """DenseDepth: ``[B,3,H,W]`` in [0,1] -> DepthNorm ``[B,out_channels,H/2,W/2]`` (eval mode);
+    training mode returns that tensor in a one-element list (the contract's list of scales).
 
     Args:
         width: channel multiplier for the encoder (growth rate, stem); the decoder
