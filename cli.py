@@ -179,6 +179,7 @@ def data_preview_command(
     data_root: DataRootOpt = None,
     split: Annotated[str, typer.Option("--split", help="train|test")] = "train",
     count: Annotated[int, typer.Option("--count", help="items to show")] = 4,
+    input_size: InputSizeOpt = None,
     seed: SeedOpt = 0,
     option: DatasetOptionOpt = None,
 ) -> None:
@@ -187,10 +188,12 @@ def data_preview_command(
     Example: probe data preview synthetic --count 6 --out preview.png
     """
     from probe.data.preview import write_preview
+    from probe.options import parse_size
     from probe.training.config import parse_model_options
 
     options = parse_model_options(option or [], flag="--option")
-    path = write_preview(name, out, root=data_root, split=split, count=count, seed=seed, **options)
+    path = write_preview(name, out, root=data_root, split=split, count=count, seed=seed,
+                         input_size=parse_size(input_size) if input_size else None, **options)
     typer.echo(f"wrote {path}")
 
 # ----------------------------------------------------------------------------
