@@ -117,12 +117,12 @@ def preview_figure(samples: list[PreviewSample], title: str = "") -> "plt.Figure
 
 
 def write_preview(name: str, out: str | Path, root: str | Path | None = None, split: str = "train",
-                  count: int = 4, seed: int = 0, **options: Any) -> Path:
-    """Render ``count`` items of dataset ``name`` to the PNG ``out`` (written atomically)."""
+                  count: int = 4, seed: int = 0, input_size: tuple[int, int] | None = None, **options: Any) -> Path:
+    """Render ``count`` items of dataset ``name`` (drawn with ``seed``) to the PNG ``out``, written atomically."""
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ProbeError(f"--out: expected a .png file name, got {str(out)!r}")
-    dataset = get_dataset(name, root=root, split=split, seed=seed, **options)
+    dataset = get_dataset(name, root=root, split=split, input_size=input_size, seed=seed, **options)
     samples = preview_samples(dataset, count, seed=seed)
     fig = preview_figure(samples, title=f"{name} ({split}), {len(samples)} of {len(dataset)} items")
     return save_figure(fig, out)
