@@ -277,7 +277,9 @@ class _Run:
         if skip >= self.steps_per_epoch:
             epoch, skip = epoch + 1, 0
         step = position.step
-        with progress_bar(disable=None if self.dist.is_main else True) as bar:
+        with progress_bar(disable=None if self.dist.is_main else True) as bar, contextlib.ExitStack() as cleanup:
+            if writer is not None:
+                cleanup.callback(writer.close)
             task = bar.add_task(f"train {cfg.model}", total=self.total_steps, completed=step)
             while step < self.total_steps:
                 self.loader.set_epoch(epoch, start_batch=skip)
@@ -299,8 +301,6 @@ class _Run:
                         self._checkpoint(Position(step, epoch, batch_in_epoch), periodic=True)
                 self._checkpoint(Position(step, epoch, batch_in_epoch), periodic=False)
                 epoch, skip = epoch + 1, 0
-        if writer is not None:
-            writer.close()
         for hook in self.hooks:
             hook.on_end(self.module)
         summary = self._summarise(position.step if cfg.resume else None)
