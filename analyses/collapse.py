@@ -29,7 +29,6 @@ batch (:class:`CollapseTracker`, also available as ``probe train --probe collaps
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,13 @@ import torch
 import torch.nn as nn
 
 from analyses.base import AnalysisResult
-from analyses.gradients import checkpoint_files, training_configs
+from analyses.gradients import TrainingRuns, checkpoint_files, train_with_hook
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.plotting import save_figure
 from probe.seeding import seed_everything
-from probe.training import TrainConfig, TrainHook, load_checkpoint, train
+from probe.training import TrainConfig, TrainHook, load_checkpoint
 from probe.training.checkpoint import weights_step
 
 COLLAPSE_BELOW = 0.1
@@ -317,21 +316,12 @@ def held_out_dataset(config: Any) -> Any:
 # -- the analysis -------------------------------------------------------------------------------
 
 @dataclass
-class CollapseConfig:
+class CollapseConfig(TrainingRuns):
     """``probe collapse``: train ``models`` for ``steps`` (measuring every ``every``) or measure ``checkpoint``."""
 
-    models: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
     steps: int = 20
     every: int = 5
     n_images: int = 8
-    batch_size: int = 4
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
     out: Path = Path("runs/collapse")
 
 
@@ -375,19 +365,10 @@ def run(config: CollapseConfig) -> CollapseResult:
             models=[ModelCollapse(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
                                   [measure(model, batch, step=step)])],
             config=asdict(config))
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    with tempfile.TemporaryDirectory(prefix=".collapse-train-", dir=out) as tmp:
-        configs = training_configs(config.models, None, Path(tmp), steps=config.steps,
-                                   batch_size=config.batch_size, width=config.width, dataset=config.dataset,
-                                   data_root=config.data_root, input_size=config.input_size,
-                                   device=config.device, seed=config.seed)
-        for train_config in configs:
-            tracker = CollapseTracker(every=config.every, n_images=config.n_images)
-            train(train_config, hooks=[tracker])
-            results.append(tracker.result(f"trained {config.steps} steps from initialisation"))
-    return CollapseResult(models=results, config=asdict(config))
+    trackers = train_with_hook(config, lambda: CollapseTracker(every=config.every, n_images=config.n_images),
+                               "collapse")
+    return CollapseResult(models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers],
+                          config=asdict(config))
 
 
 # -- figures ------------------------------------------------------------------------------------

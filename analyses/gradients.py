@@ -33,7 +33,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -49,9 +49,10 @@ VANISH_BELOW = 1e-3
 EXPLODE_ABOVE = 1e3
 RULE = (
     "Each layer's size-normalised gradient is its median gradient L2 norm over the recorded steps divided by "
-    "sqrt(number of parameters). A layer explodes when any recorded gradient norm is non-finite or its "
-    f"normalised gradient exceeds {EXPLODE_ABOVE:g} x the median layer's; a layer vanishes when its normalised "
-    f"gradient is below {VANISH_BELOW:g} x the largest non-exploding layer's."
+    "sqrt(number of parameters). Gradients flow backwards from the output, so a layer explodes when any recorded "
+    f"gradient norm is non-finite or its normalised gradient exceeds {EXPLODE_ABOVE:g} x the largest among the layers "
+    f"executed after it (nearer the output); a layer vanishes when its normalised gradient is below {VANISH_BELOW:g} x "
+    "the largest non-exploding layer's."
 )
 
 
@@ -233,10 +234,10 @@ class ModelGradients:
         """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
         norm = np.array([layer.normalised_grad for layer in self.layers], dtype=np.float64)
         nonfinite = [not np.all(np.isfinite(layer.grad_norm)) for layer in self.layers]
-        finite = norm[np.isfinite(norm)]
-        typical = float(np.median(finite)) if finite.size else math.nan
-        exploding = [bool(bad or (math.isfinite(typical) and n > explode_above * typical))
-                     for bad, n in zip(nonfinite, norm)]
+        exploding = []
+        for i, bad in enumerate(nonfinite):
+            later = norm[i + 1:][np.isfinite(norm[i + 1:])]
+            exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
         calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
         largest = max(calm) if calm else math.nan
         vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest)
@@ -335,10 +336,12 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
 # -- the analysis -------------------------------------------------------------------------------
 
 @dataclass
-class GradientsConfig:
-    """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording.
+class TrainingRuns:
+    """Which models to train and how: the part of the config shared by the analyses that watch training.
 
-    Defaults are the seed's protocol: Adam, lr 1e-4, batch size 4, the DenseDepth loss.
+    Every model trains with the same seed, hence on the same batches in the same
+    order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss).  With
+    ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
     """
 
     models: list[str] = field(default_factory=list)
@@ -351,26 +354,47 @@ class GradientsConfig:
     input_size: tuple[int, int] | None = None
     device: str = "auto"
     seed: int = 0
-    out: Path = Path("runs/gradients")
+    out: Path = Path("runs")
+
+    def train_configs(self, workdir: Path) -> list[TrainConfig]:
+        """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
+        if self.steps < 1:
+            raise ProbeError(f"--steps: expected a positive integer, got {self.steps}")
+        if self.checkpoint is not None:
+            return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
+        if not self.models:
+            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
+        return [TrainConfig(model=name, width=self.width, dataset=self.dataset, data_root=self.data_root,
+                            input_size=self.input_size, max_steps=self.steps, batch_size=self.batch_size,
+                            device=self.device, seed=self.seed, out=workdir / name)
+                for name in self.models]
 
 
-def training_configs(models: Sequence[str], checkpoint: Path | None, workdir: Path, *, steps: int,
-                     batch_size: int, width: float, dataset: str, data_root: Path | None,
-                     input_size: tuple[int, int] | None, device: str, seed: int) -> list[TrainConfig]:
-    """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``.
+H = TypeVar("H", bound=TrainHook)
 
-    Same seed for every model, hence the same batches in the same order.  With a
-    ``checkpoint`` the run is continued instead (:func:`continue_run`).
+
+def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: str) -> list[H]:
+    """Train every run of ``runs`` with a fresh ``make_hook()`` attached; return the hooks, in order.
+
+    The training runs go to a temporary folder inside ``runs.out`` (deleted
+    afterwards): the analysis keeps only its own JSON and figures.
     """
-    if steps < 1:
-        raise ProbeError(f"--steps: expected a positive integer, got {steps}")
-    if checkpoint is not None:
-        return [continue_run(checkpoint, workdir / "continued", steps=steps, device=device)]
-    if not models:
-        raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
-    return [TrainConfig(model=name, width=width, dataset=dataset, data_root=data_root, input_size=input_size,
-                        max_steps=steps, batch_size=batch_size, device=device, seed=seed, out=workdir / name)
-            for name in models]
+    out = Path(runs.out)
+    out.mkdir(parents=True, exist_ok=True)
+    hooks = []
+    with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
+        for train_config in runs.train_configs(Path(tmp)):
+            hook = make_hook()
+            train(train_config, hooks=[hook])
+            hooks.append(hook)
+    return hooks
+
+
+@dataclass
+class GradientsConfig(TrainingRuns):
+    """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording."""
+
+    out: Path = Path("runs/gradients")
 
 
 def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
@@ -415,21 +439,6 @@ def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) ->
 
 
 def run(config: GradientsConfig) -> GradientsResult:
-    """Train every model on the same batches with :class:`GradientRecorder` attached.
-
-    The training runs go to a temporary folder inside ``config.out`` (deleted
-    afterwards): only ``gradients.json`` and the figures are kept.
-    """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    models = []
-    with tempfile.TemporaryDirectory(prefix=".gradients-train-", dir=out) as tmp:
-        configs = training_configs(config.models, config.checkpoint, Path(tmp), steps=config.steps,
-                                   batch_size=config.batch_size, width=config.width, dataset=config.dataset,
-                                   data_root=config.data_root, input_size=config.input_size,
-                                   device=config.device, seed=config.seed)
-        for train_config in configs:
-            recorder = GradientRecorder()
-            train(train_config, hooks=[recorder])
-            models.append(recorder.result())
-    return GradientsResult(models=models, config=asdict(config))
+    """Train every model on the same batches with a :class:`GradientRecorder` attached."""
+    recorders = train_with_hook(config, GradientRecorder, "gradients")
+    return GradientsResult(models=[r.result() for r in recorders], config=asdict(config))

@@ -30,7 +30,6 @@ the first rapid drop the seed describes).
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,11 +40,11 @@ import torch
 import torch.nn as nn
 
 from analyses.base import AnalysisResult
-from analyses.gradients import training_configs
+from analyses.gradients import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.losses import build_loss
-from probe.training import StepStats, TrainConfig, TrainHook, make_loader, train
+from probe.training import StepStats, TrainConfig, TrainHook, make_loader
 from probe.training.config import PRECISIONS
 
 
@@ -280,22 +279,12 @@ class ModelNoise:
 
 
 @dataclass
-class NoiseConfig:
+class NoiseConfig(TrainingRuns):
     """``probe noise``: train each model ``steps`` steps, measuring gradient noise every ``every`` steps."""
 
-    models: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
     small_batch: int = 2
     big_batch: int = 8
-    steps: int = 50
     every: int = 1
-    batch_size: int = 4
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
     out: Path = Path("runs/noise")
 
 
@@ -324,20 +313,9 @@ def run(config: NoiseConfig) -> NoiseResult:
     ...                          steps=20, device="cpu"))                         # doctest: +SKIP
     >>> result.save("runs/noise")                                                # doctest: +SKIP
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     NoiseProbe(config.small_batch, config.big_batch, config.every)  # bad flags fail before any training
-    models = []
-    with tempfile.TemporaryDirectory(prefix=".noise-train-", dir=out) as tmp:
-        configs = training_configs(config.models, config.checkpoint, Path(tmp), steps=config.steps,
-                                   batch_size=config.batch_size, width=config.width, dataset=config.dataset,
-                                   data_root=config.data_root, input_size=config.input_size,
-                                   device=config.device, seed=config.seed)
-        for train_config in configs:
-            probe = NoiseProbe(config.small_batch, config.big_batch, config.every)
-            train(train_config, hooks=[probe])
-            models.append(probe.result())
-    return NoiseResult(models=models, config=asdict(config))
+    probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
+    return NoiseResult(models=[p.result() for p in probes], config=asdict(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:

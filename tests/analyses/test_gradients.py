@@ -102,12 +102,20 @@ def test_verdict_normalises_by_layer_size() -> None:
     assert ModelGradients("toy", [0, 1, 2], [small, large]).verdict()["vanishing"] == []
 
 
-def test_verdict_flags_non_finite_and_huge_layers_as_exploding() -> None:
-    nan_layer = LayerGradients("n", "Conv2d", 0, 100, [1.0, float("nan"), 1.0], [1.0] * 3, [0.0] * 3)
-    layers = [nan_layer, _layer("a", 1, 1.0), _layer("b", 2, 1.0), _layer("huge", 3, 1e5)]
+def test_verdict_flags_non_finite_layers_and_growth_toward_the_input_as_exploding() -> None:
+    nan_layer = LayerGradients("n", "Conv2d", 1, 100, [1.0, float("nan"), 1.0], [1.0] * 3, [0.0] * 3)
+    layers = [_layer("huge", 0, 1e5), nan_layer, _layer("a", 2, 1.0), _layer("b", 3, 1e-2)]
     verdict = ModelGradients("toy", [0, 1, 2], layers).verdict()
-    assert verdict["exploding"] == ["n", "huge"]
+    assert verdict["exploding"] == ["huge", "n"]
     assert verdict["vanishing"] == []  # judged against the largest non-exploding layer
+
+
+def test_a_large_output_layer_is_not_exploding_but_the_starved_input_side_vanishes() -> None:
+    # the DenseDepth-at-init shape: most layers far below the few nearest the output
+    layers = [_layer(f"enc{i}", i, 1e-6) for i in range(8)] + [_layer("dec", 8, 1e-2), _layer("out", 9, 1.0)]
+    verdict = ModelGradients("toy", [0, 1, 2], layers).verdict()
+    assert verdict["exploding"] == []
+    assert verdict["vanishing"] == [f"enc{i}" for i in range(8)]
 
 
 def test_save_writes_json_with_the_documented_fields_and_figures(tmp_path) -> None:
