@@ -44,7 +44,7 @@ from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
 from probe.seeding import seed_everything  # noqa: E402
 from probe.training.config import PRECISIONS, parse_model_options  # noqa: E402
-from probe.training.loop import StepSetup, train_step  # noqa: E402
+from probe.training.loop import StepSetup, to_channels_last, train_step  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name fragment (first match wins; more specific names first).
 PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
@@ -85,7 +85,7 @@ def measure(model_name: str, options: dict[str, Any], width: float, size: tuple[
     seed_everything(0)
     module = build_model(model_name, width=width, **options).to(device)
     if channels_last:
-        module = module.to(memory_format=torch.channels_last)
+        to_channels_last(module)
     row: dict[str, Any] = {"model": model_name, "options": options, "width": width, "input_size": list(size),
                            "batch_size": batch_size, "precision": precision, "params": count_parameters(module),
                            "channels_last": channels_last, "compile": compile_model}

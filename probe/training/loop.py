@@ -136,6 +136,18 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
                      seconds=seconds, data_seconds=data_seconds)
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """NHWC storage for every 4-D parameter and buffer (conv2d weights), in place.
+
+    ``module.to(memory_format=torch.channels_last)`` refuses PackNet, whose
+    packing layers hold 5-D conv3d weights; those keep their layout here.
+    """
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
 def _mean_over_processes(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, float]:
     """Detach, average over DDP processes (NaN anywhere -> NaN everywhere) and turn into floats."""
     stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
@@ -200,7 +212,7 @@ class _Run:
 
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
         if cfg.channels_last:
-            self.module = self.module.to(memory_format=torch.channels_last)
+            to_channels_last(self.module)
         self.optimizer = OPTIMIZERS.build(cfg.optimizer, self.module.parameters(), cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         loss = build_loss(cfg.loss)

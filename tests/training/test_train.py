@@ -177,3 +177,15 @@ def test_cli_train_runs_and_rejects_bad_flags(run_cli, tmp_path):
     assert res.code == 2 and "--probe" in res.err
     res = run_cli("train", *TINY_FLAGS, "--precision", "fp8", "--out", tmp_path / "bad")
     assert res.code == 2 and "--precision" in res.err
+
+
+def test_channels_last_bf16_training_of_packnet_saves_weights_that_reload_exactly(tiny):
+    """PackNet's conv3d weights are 5-D: channels_last must convert only the 4-D tensors."""
+    result = train(tiny(max_steps=1, precision="bf16", channels_last=True))
+    weights = list(result.model.parameters())
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights if p.dim() == 4)
+    assert any(p.dim() == 5 for p in weights), "PackNet has packing conv3d weights"
+    model, run_config = load_checkpoint(result.out)
+    assert run_config["precision"] == "bf16" and run_config["channels_last"] is True
+    reference = {k: v.contiguous() for k, v in result.model.state_dict().items()}
+    assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
