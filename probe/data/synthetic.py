@@ -116,10 +116,10 @@ class PinholeCamera:
     @classmethod
     def looking(cls, position: Vec3, yaw: float, pitch: float, roll: float, hfov_deg: float) -> "PinholeCamera":
         """Camera at ``position``; yaw about world y from +z towards +x, pitch > 0 looks up (radians)."""
-        forward = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)])
-        right = np.cross(forward, [0.0, 1.0, 0.0])
-        right /= np.linalg.norm(right)
-        down = np.cross(forward, right)
+        sy, cy, sp, cp = math.sin(yaw), math.cos(yaw), math.sin(pitch), math.cos(pitch)
+        forward = np.array([sy * cp, sp, cy * cp])
+        right = np.array([-cy, 0.0, sy])  # forward x world-up, normalised
+        down = np.array([sp * sy, -cp, sp * cy])  # forward x right
         c, s = math.cos(roll), math.sin(roll)
         right, down = c * right + s * down, -s * right + c * down
         focal = 0.5 / math.tan(math.radians(hfov_deg) / 2.0)
@@ -206,14 +206,18 @@ class Shape(Protocol):
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]: ...
 
 
+_AXIS_NORMALS = np.repeat(np.eye(3, dtype=np.float32), 2, axis=1) * np.tile(np.float32([-1.0, 1.0]), 3)
+"""``[3,6]``: outward normal components of the faces ``2*axis + side`` of an axis-aligned box (side 1: high face)."""
+
+
 def _axis_face_attributes(p: Arrays3, face: np.ndarray, outward: bool) -> tuple[Arrays3, np.ndarray, np.ndarray]:
-    """Normals and texture coordinates of axis-aligned faces numbered ``2*axis + side`` (side 1: high face).
+    """Normals and texture coordinates of axis-aligned faces numbered ``2*axis + side``.
 
     Texture coordinates are (x, z) on horizontal faces and (x + z, y) on walls:
     on a wall one of x, z is constant, so ``x + z`` runs along it.
     """
-    sign = 1.0 if outward else -1.0
-    normal = tuple(((face == 2 * k + 1).astype(np.float32) - (face == 2 * k)) * sign for k in range(3))
+    table = _AXIS_NORMALS if outward else -_AXIS_NORMALS
+    normal = tuple(np.take(table[k], face, mode="clip") for k in range(3))  # ids of other shapes: masked later
     wall = 1.0 - np.abs(normal[1])
     px, py, pz = p
     return normal, px + pz * wall, pz + (py - pz) * wall  # type: ignore[return-value]
@@ -285,24 +289,32 @@ class Box:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.lo), np.asarray(self.hi)
 
-    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        near = far = None
-        entries = []
+    def intersect(self, rays: Rays, faces: bool) -> tuple[np.ndarray, np.ndarray | int | None]:
+        # Slab test specialised to the camera's side of each slab: outside a slab the
+        # entry plane is known (the low one if o < lo), so no per-pixel min/max is needed.
+        entries: list[tuple[np.ndarray, int]] = []  # (t entering the slab, face id of that plane)
+        far = None
         with np.errstate(invalid="ignore"):
             for k in range(3):
-                o, inv = rays.origin[k], rays.inv[k]
-                a, b = (self.lo[k] - o) * inv, (self.hi[k] - o) * inv
-                enter, leave = np.minimum(a, b), np.maximum(a, b)
-                entries.append(enter)
-                near = enter if near is None else np.maximum(near, enter)
+                o, inv, lo, hi = rays.origin[k], rays.inv[k], self.lo[k], self.hi[k]
+                if o < lo:
+                    entries.append(((lo - o) * inv, 2 * k))
+                    leave = (hi - o) * inv
+                elif o > hi:
+                    entries.append(((hi - o) * inv, 2 * k + 1))
+                    leave = (lo - o) * inv
+                else:
+                    leave = np.maximum((lo - o) * inv, (hi - o) * inv)
                 far = leave if far is None else np.minimum(far, leave)
-        t = np.where((near <= far) & (near > 0), near, np.float32(np.inf))
-        if not faces:
-            return t, None
-        # the entry face is the one facing the ray: the low face if d > 0, else the high one
-        neg = [(d < 0).view(np.uint8) for d in rays.d]
-        face = np.where(near == entries[0], neg[0], np.where(near == entries[1], neg[1] + np.uint8(2), neg[2] + np.uint8(4)))
-        return t, face
+            if not entries:
+                raise ValueError(f"Box {self.lo}..{self.hi}: the camera is inside it")
+            near, face = entries[0][0], entries[0][1]
+            for enter, plane in entries[1:]:
+                if faces:
+                    face = np.where(enter > near, np.uint8(plane), face)
+                near = np.maximum(near, enter)
+            t = np.where((near <= far) & (near > 0), near, np.float32(np.inf))
+        return t, (face if faces else None)
 
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]:
         return _axis_face_attributes(p, face, outward=True)
@@ -561,8 +573,8 @@ def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int], faces: boo
     first_face = list(itertools.accumulate((s.n_faces for s in scene.shapes[:-1]), initial=0))
     for k in sorted(range(len(scene.shapes)), key=lambda k: nearest[k]):
         region = regions[k]
-        if region is not None and region is not full:
-            region = regions[k] = _bounding_rectangle(region, t[region] > nearest[k])
+        if region is not None and region is not full and _area(region) > 1024:  # smaller: not worth the test
+            region = regions[k] = _within(region, _bounding_rectangle(t[region] > nearest[k]))
         if region is None:
             continue
         t_shape, face = scene.shapes[k].intersect(rays[region], faces)
@@ -574,13 +586,24 @@ def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int], faces: boo
     return Hits(rays, t, surface, regions, first_face)
 
 
-def _bounding_rectangle(region: Region, mask: np.ndarray) -> Region | None:
-    """The smallest rectangle inside ``region`` holding every True pixel of ``mask`` (its ``[h,w]`` view)."""
+def _area(region: Region) -> int:
+    return (region[0].stop - region[0].start) * (region[1].stop - region[1].start)
+
+
+def _bounding_rectangle(mask: np.ndarray) -> Region | None:
+    """The smallest rectangle of the ``[h,w]`` ``mask`` holding all its True pixels (None: there are none)."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return None
+    return (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+
+
+def _within(region: Region, part: Region | None) -> Region | None:
+    """``part``, given relative to ``region``, in the coordinates of the grid ``region`` is in."""
+    if part is None:
+        return None
     i0, j0 = region[0].start, region[1].start
-    return (slice(i0 + rows[0], i0 + rows[-1] + 1), slice(j0 + cols[0], j0 + cols[-1] + 1))
+    return (slice(i0 + part[0].start, i0 + part[0].stop), slice(j0 + part[1].start, j0 + part[1].stop))
 
 
 def render_depth(scene: Scene, size: tuple[int, int], frame: tuple[int, int]) -> np.ndarray:
@@ -599,16 +622,17 @@ def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
     normal = tuple(np.zeros(size, np.float32) for _ in range(3))
     for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
         if region is not None:
-            visible = _bounding_rectangle(region, (surface[region] - np.uint8(first)) < shape.n_faces)
+            visible = _within(region, _bounding_rectangle((surface[region] - np.uint8(first)) < shape.n_faces))
             _shade_shape(shape, scene.materials[first:first + shape.n_faces], visible, surface, first, p, image, normal)  # type: ignore[arg-type]
     with np.errstate(invalid="ignore"):
         irradiance = scene.ambient + scene.light.diffuse(p, normal)  # type: ignore[arg-type]
-    sky = surface == NO_SURFACE
-    if sky.any():
-        irradiance[sky] = 1.0
-        sky_rgb = _sky_colour(scene.sky, rays, sky) if scene.sky is not None else np.zeros((3, 1), np.float32)
+    sky_region = _bounding_rectangle(surface == NO_SURFACE)
+    if sky_region is not None:
+        sky = surface[sky_region] == NO_SURFACE
+        np.copyto(irradiance[sky_region], 1.0, where=sky)
+        sky_rgb = _sky_colour(scene.sky, rays[sky_region]) if scene.sky is not None else np.zeros(3, np.float32)
         for c in range(3):
-            image[c][sky] = sky_rgb[c]
+            np.copyto(image[c][sky_region], sky_rgb[c], where=sky)
     image *= irradiance
     np.clip(image, 0.0, 1.0, out=image)
     return image.transpose(1, 2, 0)
@@ -625,29 +649,41 @@ def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region |
         n_r, u, v = shape.attributes(tuple(c[region] for c in p), local)  # type: ignore[arg-type]
         for dst, src in zip(normal, n_r):
             np.copyto(dst[region], src, where=mine)
-        for material, faces in _material_groups(materials):
-            sel = mine if faces is None else mine & np.isin(local, faces)
-            factor = material.albedo_factor(u, v)
-            for c in range(3):
-                np.copyto(image[c][region], factor * material.colour[c], where=sel)
+        groups = _material_groups(materials)
+        if len(groups) == 1:
+            _paint(image, region, mine, u, v, groups[0][0])
+            return
+        group_of_face = np.array([g for f in range(shape.n_faces) for g, (_, faces) in enumerate(groups) if f in faces])
+        group = np.take(group_of_face, local, mode="clip")
+        for g, (material, _) in enumerate(groups):
+            sel = mine & (group == g)
+            part = _bounding_rectangle(sel)  # a face group (e.g. the floor) covers part of the rectangle only
+            if part is not None:
+                _paint(image, _within(region, part), sel[part], u[part], v[part], material)  # type: ignore[arg-type]
 
 
-def _material_groups(materials: tuple[Material, ...]) -> list[tuple[Material, list[int] | None]]:
-    """Distinct materials of one shape's faces with the faces using each (None: all of them)."""
+def _paint(image: np.ndarray, region: Region, sel: np.ndarray, u: np.ndarray, v: np.ndarray, material: Material) -> None:
+    """Write ``material``'s albedo at texture coordinates ``u, v`` into the ``sel`` pixels of ``image[:, region]``."""
+    factor = material.albedo_factor(u, v)
+    for c in range(3):
+        np.copyto(image[c][region], factor * material.colour[c], where=sel)
+
+
+def _material_groups(materials: tuple[Material, ...]) -> list[tuple[Material, list[int]]]:
+    """Distinct materials of one shape's faces (by identity) with the faces using each."""
     if all(m is materials[0] for m in materials):
-        return [(materials[0], None)]
+        return [(materials[0], list(range(len(materials))))]
     groups: dict[int, tuple[Material, list[int]]] = {}
     for face, material in enumerate(materials):
         groups.setdefault(id(material), (material, []))[1].append(face)
     return list(groups.values())
 
 
-def _sky_colour(sky: tuple[Vec3, Vec3], rays: Rays, mask: np.ndarray) -> np.ndarray:
-    """``[3,n]`` sky colours blending horizon -> zenith with the ray's elevation."""
-    dx, dy, dz = (a[mask] for a in rays.d)
+def _sky_colour(sky: tuple[Vec3, Vec3], rays: Rays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel sky colours of ``rays``: horizon -> zenith with the square root of the elevation's sine."""
+    dx, dy, dz = rays.d
     elevation = np.sqrt(np.clip(dy / np.sqrt(dx * dx + dy * dy + dz * dz), 0.0, 1.0))
-    horizon, zenith = np.asarray(sky[0], np.float32), np.asarray(sky[1], np.float32)
-    return horizon[:, None] + elevation[None, :] * (zenith - horizon)[:, None]
+    return tuple(sky[0][c] + (sky[1][c] - sky[0][c]) * elevation for c in range(3))  # type: ignore[return-value]
 
 
 @functools.cache

@@ -21,13 +21,16 @@ FRAME = (48, 64)
 GRID = (24, 32)
 
 
-def _scene(*shapes: S.Shape, room=(100.0, 100.0, 20.0), position=(50.0, 50.0, 2.0), yaw=0.0, pitch=0.0, roll=0.0):
+CHECKERS = S.Material((0.6, 0.4, 0.2), "checkers", 0.5, 0.3)
+
+
+def _scene(*shapes: S.Shape, room=(100.0, 100.0, 20.0), position=(50.0, 50.0, 2.0), yaw=0.0, pitch=0.0, roll=0.0,
+           light=S.PointLight((50.0, 90.0, 10.0), 1.0, 5.0), material=CHECKERS):
     """A big room (walls far outside the view) with extra shapes, seen by a 60-degree camera."""
     camera = S.PinholeCamera.looking(position, yaw=yaw, pitch=pitch, roll=roll, hfov_deg=60.0)
     all_shapes = (S.Room(room), *shapes)
-    material = S.Material((0.5, 0.5, 0.5), "checkers", 0.5, 0.3)
     n_faces = sum(s.n_faces for s in all_shapes)
-    return S.Scene(camera, all_shapes, (material,) * n_faces, S.PointLight((50.0, 90.0, 10.0), 1.0, 5.0), 0.2)
+    return S.Scene(camera, all_shapes, (material,) * n_faces, light, 0.2)
 
 
 def _plane_coordinates(size, frame, focal):
@@ -97,6 +100,32 @@ def test_box_front_face_and_cylinder_side_have_analytic_depth():
     cylinder = S.Cylinder((50.0, 8.0), 1.0, 60.0)
     depth = S.render_depth(_scene(cylinder), (31, 41), FRAME)
     np.testing.assert_allclose(depth[:, 20], 5.0, rtol=1e-6)  # the centre column (odd width) meets the side head on
+
+
+def test_wall_image_is_checker_albedo_times_lambertian_irradiance():
+    # the sun shines straight at the far wall z = 20 (inward normal -z): irradiance = ambient + power everywhere
+    scene = _scene(light=S.SunLight((0.0, 0.0, -1.0), 0.5))
+    image = S.render_image(scene, GRID)
+    assert image.shape == (*GRID, 3) and image.dtype == np.float32
+    xs, ys = _plane_coordinates(GRID, GRID, scene.camera.focal)
+    d = np.einsum("kc,hwc->hwk", scene.camera.rotation, np.stack(np.broadcast_arrays(xs[None, :], ys[:, None], 1.0), -1))
+    p = np.array(scene.camera.position) + 18.0 * d
+    u, v = (p[..., 0] + p[..., 2]) / CHECKERS.cell, p[..., 1] / CHECKERS.cell  # wall coordinates: (x + z, y)
+    pattern = (np.floor(u) + np.floor(v)) % 2
+    expected = np.array(CHECKERS.colour) * (1 - CHECKERS.contrast * pattern)[..., None] * (0.2 + 0.5)
+    clear = (np.abs(u - np.round(u)) > 1e-3) & (np.abs(v - np.round(v)) > 1e-3)  # away from cell edges
+    assert clear.mean() > 0.9 and 0 < pattern[clear].mean() < 1
+    np.testing.assert_allclose(image[clear], expected[clear], rtol=1e-5)
+
+
+def test_point_light_irradiance_falls_off_with_distance_and_cosine():
+    plain = S.Material((0.5, 0.8, 0.3), "noise", 1.0, 0.0)
+    light = S.PointLight((50.0, 50.0, 10.0), 0.9, 4.0)
+    image = S.render_image(_scene(light=light, material=plain), (31, 41))
+    # the centre ray meets the far wall at (50, 50, 20), 10 m straight in front of the light
+    expected = np.array(plain.colour) * (0.2 + 0.9 / (1 + (10.0 / 4.0) ** 2))
+    np.testing.assert_allclose(image[15, 20], expected, rtol=1e-5)
+    assert np.all(image[15, :20].sum(-1) < image[15, 20].sum())  # farther from the light and more oblique
 
 
 @pytest.mark.parametrize("name", ["synthetic", "synthetic_outdoor"])
