@@ -831,12 +831,19 @@ class SyntheticDataset(DepthDataset):
     options (``augment``, ``skip_bad``, ``normalize``).
     """
 
+    OPTIONS = ("length", "seed", "augment", "skip_bad", "normalize")
+
     def __init__(self, info: DatasetInfo, build: Callable[[np.random.Generator], Scene], stream: int,
                  split: str = "train", input_size: tuple[int, int] | None = None, length: int | None = None,
                  seed: int = 0, **options: Any) -> None:
-        super().__init__(info, split=split, input_size=input_size, seed=seed, **options)
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            raise ProbeError(f"{info.name}: unknown option(s) {', '.join(unknown)}; expected {', '.join(self.OPTIONS)}")
+        if not _is_int(seed):
+            raise ProbeError(f"{info.name}: seed must be an integer, got {seed!r}")
+        super().__init__(info, split=split, input_size=input_size, seed=int(seed), **options)
         length = DEFAULT_LENGTH[split] if length is None else length
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        if not _is_int(length) or length < 1:
             raise ProbeError(f"{info.name}: length must be a positive integer, got {length!r}")
         self.length = int(length)
         self.build = build
@@ -859,6 +866,10 @@ class SyntheticDataset(DepthDataset):
         image = render_image(scene, self.input_size)  # type: ignore[arg-type]
         depth = render_depth(scene, self.depth_size, self.input_size)  # type: ignore[arg-type]
         return RawSample(image, depth, self.item_name(index))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 INDOOR = DatasetInfo(

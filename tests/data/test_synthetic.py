@@ -209,6 +209,10 @@ def test_length_option_and_defaults():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ProbeError, match="length"):
             get_dataset("synthetic", length=bad)
+    with pytest.raises(ProbeError, match="unknown option.*lenght"):
+        get_dataset("synthetic", lenght=5)
+    with pytest.raises(ProbeError, match="seed"):
+        get_dataset("synthetic", seed=1.5)
 
 
 # --- determinism and splits ----------------------------------------------------------------------
