@@ -94,6 +94,11 @@ def input_location(out_yx: tuple[float, float], scale: tuple[float, float]) -> t
     return (out_yx[0] + 0.5) / scale[0] - 0.5, (out_yx[1] + 0.5) / scale[1] - 0.5
 
 
+def finest(out: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The finest scale of a model output (training-mode zoo models return a list, finest first)."""
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
 class TargetOutput(nn.Module):
     """Channel 0 of the model's eval output summed over the target box: ``[B,3,H,W] -> [B]``."""
 
@@ -102,11 +107,8 @@ class TargetOutput(nn.Module):
         self.model, self.target = model, target
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
         t = self.target
-        return out[:, 0, t.y0:t.y1, t.x0:t.x1].sum(dim=(1, 2))
+        return finest(self.model(x))[:, 0, t.y0:t.y1, t.x0:t.x1].sum(dim=(1, 2))
 
 
 # -- attribution methods ------------------------------------------------------------------------
@@ -213,8 +215,7 @@ def mass_radii(mass: torch.Tensor, centre: tuple[float, float]) -> MassRadii:
 def output_scale(model: nn.Module, images: torch.Tensor) -> tuple[tuple[int, int], tuple[float, float]]:
     """Output grid size and its scale relative to the input, measured by one forward pass."""
     with torch.no_grad():
-        out = model(images[:1])
-    out = out[0] if isinstance(out, (list, tuple)) else out
+        out = finest(model(images[:1]))
     h, w = int(out.shape[-2]), int(out.shape[-1])
     return (h, w), (h / images.shape[-2], w / images.shape[-1])
 

@@ -271,23 +271,25 @@ def parse_levels(text: str, flag: str = "--levels") -> list[int]:
 
 # -- measuring ----------------------------------------------------------------------------------
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+@dataclass(frozen=True)
+class ModelCost:
+    """Size and compute of one architecture: parameters and fvcore MACs of a ``[1,3,H,W]`` forward."""
+
+    params: int
+    macs: int
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, int], device: torch.device) -> int:
-    """Multiply-accumulates of one forward pass on ``[1,3,H,W]`` (fvcore counts one MAC per 'flop')."""
-    from fvcore.nn import FlopCountAnalysis
+def model_cost(model: nn.Module, input_size: tuple[int, int], device: torch.device) -> ModelCost:
+    """Parameters and MACs (:func:`analyses.complexity.count_macs`: fvcore, one multiply-add = one)."""
+    from analyses.complexity import count_macs
 
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            analysis = FlopCountAnalysis(model, torch.zeros(1, 3, *input_size, device=device))
-            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            return int(analysis.total())
+        macs = count_macs(model, torch.zeros(1, 3, *input_size, device=device)).total
     finally:
         model.train(was_training)
+    return ModelCost(params=sum(p.numel() for p in model.parameters()), macs=macs)
 
 
 def batch_schedule(n_images: int, steps: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
@@ -420,6 +422,7 @@ class AutoencoderResult(AnalysisResult):
                 "loss": "pixel MSE on [0,1] RGB", "metrics_on": f"{self.config.dataset} test split",
                 "channels": "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; "
                             "same for every generic architecture",
+                "architectures": {a: ARCHITECTURES.entry(a).description for a in cfg["archs"]},
                 "runs": [r.to_json() for r in self.runs]}
 
     def figures(self, out_dir: Path) -> list[Path]:
@@ -432,16 +435,17 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Tensor, config: AutoencoderConfig,
-                    device: torch.device, on_step: Callable[[float], None] | None = None
-                    ) -> tuple[AutoencoderRun, torch.Tensor]:
+                    device: torch.device, on_step: Callable[[float], None] | None = None,
+                    cost: ModelCost | None = None) -> tuple[AutoencoderRun, torch.Tensor]:
     """Train ``arch`` at ``levels`` on ``train [N,3,H,W]`` and score it on ``test [M,3,H,W]``.
 
     Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
+    ``cost`` is measured here unless already known.
     """
     seed_everything(config.seed)
     model = build_autoencoder(arch, levels, config.width, config.norm).to(device)
     size = (int(train.shape[-2]), int(train.shape[-1]))
-    params, macs = count_parameters(model), count_macs(model, size, device)
+    cost = cost or model_cost(model, size, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss = math.nan
     synchronize(device)
@@ -455,7 +459,7 @@ def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Ten
     recon = reconstruct(model, test, device, config.batch_size)
     bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
-    run_ = AutoencoderRun(arch, levels, params, macs, bottleneck, ratio, image_quality(recon, test),
+    run_ = AutoencoderRun(arch, levels, cost.params, cost.macs, bottleneck, ratio, image_quality(recon, test),
                           config.steps, seconds, loss)
     return run_, recon
 
@@ -467,16 +471,19 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     train = load_images(config.dataset, config.data_root, "train", config.input_size, config.train_images)
     test = load_images(config.dataset, config.data_root, "test", config.input_size, config.eval_images)
     jobs = [(a, lv) for a in config.archs for lv in levels_for(a, config.levels)]
+    size = (int(train.shape[-2]), int(train.shape[-1]))
+    # Build and measure every model before training any, so a model that cannot run fails in seconds.
+    costs = {job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs}
     task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
     n_fig = min(config.figure_examples, len(test))
-    result = AutoencoderResult(config=config, device=str(device), input_size=(int(train.shape[-2]), int(train.shape[-1])),
-                               runs=[], originals=_to_uint8(test[:n_fig]))
+    result = AutoencoderResult(config=config, device=str(device), input_size=size, runs=[],
+                               originals=_to_uint8(test[:n_fig]))
     for arch, levels in jobs:
         def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
             if task is not None:
                 progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
 
-        run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step)
+        run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step, costs[(arch, levels)])
         result.runs.append(run_)
         result.reconstructions[f"{arch}@{levels}"] = _to_uint8(recon[:n_fig])
     return result
@@ -502,6 +509,8 @@ def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
     axes[1].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out SSIM")
     for ax in axes:
         ax.set_xticks(sorted({r.levels for r in result.runs}))
+    sns.move_legend(axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=len(result.config.archs), title=None,
+                    frameon=False)
     cfg = result.config
     fig.suptitle(f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
                  f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}")
@@ -509,10 +518,14 @@ def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
 
 
 def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
-    """Originals (top row) and each architecture's reconstructions at the figure level (zoo: its own depth)."""
+    """Originals (top row) and each architecture's reconstructions at the figure level (zoo: its own depth).
+
+    The default level is the middle of the sweep: the deepest codes of a short run are often a flat mean image.
+    """
     from probe.plotting import plt, save_figure
 
-    level = result.config.figure_level or max(result.config.levels)
+    sweep = sorted(result.config.levels)
+    level = result.config.figure_level or sweep[len(sweep) // 2]
     keys = []
     for arch in result.config.archs:
         lv = level if level in levels_for(arch, result.config.levels) else levels_for(arch, result.config.levels)[-1]

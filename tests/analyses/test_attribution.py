@@ -173,3 +173,17 @@ def test_cli_bad_target_or_method_is_a_one_line_error(run_cli, tmp_path, flag, v
 def test_cli_needs_a_model(run_cli, tmp_path):
     res = run_cli("attribution", "--out", tmp_path / "a", "--device", "cpu")
     assert res.code == 2 and "--model or --checkpoint" in res.err
+
+
+def test_cli_reads_a_trained_checkpoint_and_its_input_size(run_cli, tmp_path):
+    from probe.training import TrainConfig, train
+
+    run_dir = tmp_path / "tiny"
+    train(TrainConfig(model="packnet_slim_b", width=0.0625, dataset="synthetic", input_size=(32, 48),
+                      dataset_length=4, batch_size=2, max_steps=1, device="cpu", workers=0, out=run_dir))
+    res = run_cli("attribution", "--checkpoint", run_dir, "--method", "saliency", "--images", "1",
+                  "--device", "cpu", "--out", tmp_path / "a")
+    assert res.code == 0, res
+    doc = json.loads((tmp_path / "a" / "attribution.json").read_text())
+    assert doc["models"][0]["name"] == "packnet_slim_b (tiny)" and doc["input_size"] == [32, 48]
+    assert doc["models"][0]["source"].startswith("checkpoint")
