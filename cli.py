@@ -508,7 +508,7 @@ def autoencoder_command(
     input_size: InputSizeOpt = None,
     train_images: Annotated[int, typer.Option("--train-images", help="training images cached and cycled")] = 256,
     eval_images: Annotated[int, typer.Option("--eval-images", help="held-out (test split) images scored")] = 32,
-    figure_level: Annotated[Optional[int], typer.Option("--figure-level", help="level shown in the reconstruction grid (default: deepest)")] = None,
+    figure_level: Annotated[Optional[int], typer.Option("--figure-level", help="level shown in the reconstruction grid (default: middle of the sweep)")] = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
 ) -> None:
