@@ -104,6 +104,8 @@ def test_zoo_architectures_are_rgb_autoencoders_without_skips():
         model.eval()
         with torch.no_grad():
             assert model(x).shape == x.shape
+        cost = ae.model_cost(model, (32, 32), torch.device("cpu"))
+        assert cost.macs > 0 and cost.params == sum(p.numel() for p in model.parameters())
     assert ae.levels_for("zoo_packnet", [1, 2]) == [5]
 
 
