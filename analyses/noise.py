@@ -151,15 +151,24 @@ def measure_gradient_norms(model: nn.Module, batch_loss: BatchLoss, batch: dict,
 
 
 def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
-    """Mean, std and coefficient of variation of per-batch losses, whole run and second half."""
+    """Spread of per-batch losses, over the whole run (``all``) and its second half.
+
+    ``std``/``cv`` include the downward trend of the loss; ``std_detrended`` is
+    ``std(x[t] - x[t-1]) / sqrt(2)``, the batch-to-batch scatter alone (for a slow
+    trend plus independent noise of std s it estimates s), and ``cv_detrended``
+    divides it by the mean.
+    """
     arr = np.asarray([x for x in losses if math.isfinite(x)], dtype=np.float64)
 
     def _stats(a: np.ndarray) -> dict[str, float]:
         if a.size == 0:
-            return {"n": 0, "mean": math.nan, "std": math.nan, "cv": math.nan}
+            return {"n": 0, "mean": math.nan, "std": math.nan, "cv": math.nan, "std_detrended": math.nan,
+                    "cv_detrended": math.nan}
         mean = float(a.mean())
         std = float(a.std(ddof=1)) if a.size > 1 else 0.0
-        return {"n": int(a.size), "mean": mean, "std": std, "cv": std / mean if mean else math.nan}
+        jitter = float(np.diff(a).std(ddof=1) / math.sqrt(2.0)) if a.size > 2 else math.nan
+        return {"n": int(a.size), "mean": mean, "std": std, "cv": std / mean if mean else math.nan,
+                "std_detrended": jitter, "cv_detrended": jitter / mean if mean else math.nan}
 
     return {"all": _stats(arr), "second_half": _stats(arr[arr.size // 2:])}
 
@@ -326,24 +335,32 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 
     from probe.plotting import save_figure
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
+    order = {"hue_order": [m.name for m in models]}
     losses = pd.DataFrame([{"model": m.name, "step": s, "loss": v} for m in models
                            for s, v in zip(m.loss_steps, m.losses)])
-    sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8)
+    sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8, **order)
     axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
     ema = pd.DataFrame([{"model": m.name, "step": s, "B_simple (EMA)": v} for m in models
                         for s, v in zip(m.measured_steps, m.estimator.ema_history) if math.isfinite(v) and v > 0])
     if not ema.empty:
-        sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1])
+        sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **order)
         axes[1].set_yscale("log")
-    axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running")
-    rows = []
-    for m in models:
-        doc = m.to_json()
-        rows += [{"model": m.name, "quantity": "B_simple / train batch", "value": doc["b_simple_over_train_batch"]},
-                 {"model": m.name, "quantity": "loss CV x 100", "value": 100 * doc["loss"]["cv"]}]
-    summary = pd.DataFrame(rows).dropna()
-    if not summary.empty:
-        sns.barplot(summary, x="quantity", y="value", hue="model", ax=axes[2])
-    axes[2].set(xlabel="", ylabel="value", title="noise scale vs batch size; per-batch loss spread")
+    axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running (EMA)")
+    docs = [(m.name, m.to_json()) for m in models]
+    scale = pd.DataFrame([{"model": name, "B_simple": d["b_simple"]} for name, d in docs]).dropna()
+    scale = scale[scale["B_simple"] > 0]
+    if not scale.empty:
+        sns.barplot(scale, x="model", y="B_simple", hue="model", ax=axes[2], legend=False, **order)
+        axes[2].set_yscale("log")
+    for batch in sorted({m.train_batch for m in models}):
+        axes[2].axhline(batch, ls="--", c="grey")
+    axes[2].set(xlabel="", ylabel="B_simple (log)", title="noise scale (dashed: training batch size)")
+    spread = pd.DataFrame([{"model": name, "part": part, "loss CV (detrended)": d[key]["cv_detrended"]}
+                           for name, d in docs for part, key in (("whole run", "loss"),
+                                                                  ("second half", "loss_second_half"))]).dropna()
+    if not spread.empty:
+        sns.barplot(spread, x="part", y="loss CV (detrended)", hue="model", ax=axes[3], **order)
+    axes[3].set(xlabel="", ylabel="batch-to-batch std / mean", title="per-batch loss scatter")
+    fig.subplots_adjust(wspace=0.3)
     return save_figure(fig, path)

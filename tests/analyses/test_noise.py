@@ -177,3 +177,13 @@ def test_cli_writes_noise_json_with_scale_and_loss_spread(run_cli, tmp_path) -> 
 def test_cli_rejects_a_big_batch_that_is_not_a_multiple(run_cli, tmp_path) -> None:
     res = run_cli("noise", "--model", "packnet_slim_b", "--small-batch", "3", "--big-batch", "8", "--out", tmp_path)
     assert res.code == 2 and "--big-batch" in res.err
+
+
+def test_detrended_loss_spread_sees_the_scatter_not_the_trend() -> None:
+    gen = torch.Generator().manual_seed(3)
+    steps = torch.arange(400, dtype=torch.float64)
+    trend_only = (5.0 - 0.01 * steps).tolist()
+    noisy = (5.0 - 0.01 * steps + 0.2 * torch.randn(400, generator=gen, dtype=torch.float64)).tolist()
+    assert loss_statistics(trend_only)["all"]["std_detrended"] < 1e-9
+    assert loss_statistics(trend_only)["all"]["std"] > 1.0  # the plain std is all trend
+    assert loss_statistics(noisy)["all"]["std_detrended"] == pytest.approx(0.2, rel=0.1)
