@@ -449,8 +449,8 @@ def noise_command(
     for m in result.models:
         doc = m.to_json()
         typer.echo(f"{m.name}: B_simple {doc['b_simple']:.4g} ({doc['b_simple_over_train_batch']:.3g} x batch "
-                   f"{doc['train_batch_size']}); per-batch loss CV {doc['loss']['cv']:.3g} "
-                   f"(second half {doc['loss_second_half']['cv']:.3g})")
+                   f"{doc['train_batch_size']}); per-batch loss CV {doc['loss']['cv']:.3g}, detrended "
+                   f"{doc['loss']['cv_detrended']:.3g} (second half {doc['loss_second_half']['cv_detrended']:.3g})")
     _finish_analysis("noise", result, out, device, seed)
 
 
