@@ -258,7 +258,7 @@ class CollapseTracker(TrainHook):
     """Measures collapse on a fixed held-out batch before training and every ``every`` steps.
 
     The held-out batch is the first ``n_images`` items of the run's dataset, test
-    split (the training split when the dataset has no test split).  Use inside
+    split, at the run's input size.  Use inside
     ``train(cfg, hooks=[tracker])``; ``tracker.result()`` -> :class:`ModelCollapse`.
     """
 

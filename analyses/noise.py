@@ -204,6 +204,9 @@ class NoiseProbe(TrainHook):
         self.name, self.train_batch = str(config.model), int(config.batch_size)
         dataset = get_dataset(config.dataset, config.data_root, split=config.split, input_size=config.input_size,
                               augment=config.augment, seed=config.seed + 1)
+        if len(dataset) < self.big_batch:
+            raise ProbeError(f"--big-batch {self.big_batch}: the {config.dataset!r} {config.split} split has only "
+                             f"{len(dataset)} items")
         self._loader = make_loader(dataset, self.big_batch, seed=config.seed + 1, shuffle=True)
         self._epoch = 0
         self._batches = iter(self._loader)
