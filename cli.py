@@ -576,6 +576,40 @@ def attribution_command(
 # ----------------------------------------------------------------------------
 
 
+@app.command("report")
+def report_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run folders written with --out")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="report file to write")] = Path("report.html"),
+    fmt: Annotated[str, typer.Option("--format", help="html|md")] = "html",
+) -> None:
+    """Turn run folders into one self-contained report. Example: probe report runs/study -o report.html"""
+    from probe.report import build_report
+
+    path = build_report(run_dirs, output, fmt)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("study")
+def study_command(
+    quick: Annotated[bool, typer.Option("--quick", help="tiny widths and images: minutes on a 2-core CPU")] = False,
+    dataset: DatasetOpt = "synthetic",
+    data_root: DataRootOpt = None,
+    step: Annotated[Optional[list[str]], typer.Option("--step", help="run only these steps (repeatable)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="re-run steps whose results already exist")] = False,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("runs/study"),
+) -> None:
+    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study"""
+    from probe.study import StudyConfig, run_study
+
+    records = run_study(StudyConfig(quick=quick, dataset=dataset, data_root=data_root, device=device, seed=seed,
+                                    out=out, steps=list(step) if step else None, force=force))
+    for r in records:
+        typer.echo(f"{r.name:12s} {r.status:6s} {r.seconds:7.1f} s")
+    typer.echo(f"wrote {out / 'report.html'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the Typer app, turning ProbeError into one line and exit 2."""
     try:

@@ -21,6 +21,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 def crop_to_scale(y: torch.Tensor, size: tuple[int, int], scale: float) -> torch.Tensor:
     """Crop an output computed on a padded input back to ``round(size * scale)``."""
-    h = max(1, int(round(size[0] * scale)))
-    w = max(1, int(round(size[1] * scale)))
+    # float() because under torch.jit.trace (fvcore's counters) sizes arrive as 0-d tensors
+    h = max(1, int(round(float(size[0]) * scale)))
+    w = max(1, int(round(float(size[1]) * scale)))
     return y[..., :h, :w]

@@ -305,7 +305,7 @@ def _experiment_losses(doc: Any) -> dict[str, float]:
     if not isinstance(doc, dict):
         return out
     for e in doc.get("experiments") or []:
-        loss = e.get("mean_epoch_loss", e.get("mean_loss"))
+        loss = e.get("mean_epoch_loss")
         if isinstance(loss, list):
             loss = loss[-1] if loss else None
         if loss is not None:

@@ -73,6 +73,11 @@ def models_section(results: Results) -> Section | None:
 
 # -- experiment matrix ----------------------------------------------------------------------
 
+def _last(value: Any) -> Any:
+    """Per-epoch lists report their last epoch; scalars pass through."""
+    return value[-1] if isinstance(value, list) and value else (None if isinstance(value, list) else value)
+
+
 def _curve(e: dict[str, Any]) -> list[float]:
     curve = e.get("loss_curve") or e.get("losses") or []
     return [float(v) for v in curve if v is not None]
@@ -89,10 +94,11 @@ def experiments_section(results: Results) -> Section | None:
         metrics = e.get("eval") or e.get("eval_metrics") or {}
         rows.append({
             "experiment": e.get("id"), "title": e.get("title"), "model": e.get("model"),
-            "params": e.get("params"), "mean epoch loss": e.get("mean_epoch_loss"),
-            "per-batch loss std": e.get("loss_std", e.get("per_batch_loss_std")),
-            "first-100-batch loss": e.get("first_100_loss", e.get("first_100_batch_loss")),
-            "time/epoch (s)": e.get("time_per_epoch_s", e.get("seconds_per_epoch")),
+            "params": e.get("params"), "mean epoch loss": _last(e.get("mean_epoch_loss")),
+            "seed's loss": e.get("seed_mean_loss"),
+            "per-batch loss std": e.get("batch_loss_std"),
+            "first-100-batch loss": e.get("first100_mean_loss"),
+            "time/epoch (s)": _last(e.get("seconds_per_epoch")),
             "abs_rel": metrics.get("abs_rel"), "rmse": metrics.get("rmse"), "delta1": metrics.get("delta1"),
         })
     blocks: list[Any] = [Table(rows, "experiments.json")]
@@ -242,7 +248,7 @@ def evaluation_section(results: Results) -> Section | None:
     for found in results.all("train"):
         d = found.data if isinstance(found.data, dict) else {}
         trains.append({"run": found.path.parent.name, "model": d.get("model"), "steps": d.get("steps"),
-                       "mean loss": d.get("mean_loss"), "loss std": d.get("loss_std"),
+                       "mean epoch loss": _last(d.get("mean_epoch_loss")), "per-batch loss std": d.get("batch_loss_std"),
                        "images/s": d.get("images_per_s")})
     if trains:
         blocks.append(Table(trains, "train.json"))

@@ -52,10 +52,10 @@ def complexity_doc() -> dict:
 
 def experiments_doc() -> dict:
     return {"analysis": "experiments", "experiments": [
-        {"id": "baseline", "title": "DenseDepth", "model": "densedepth", "params": 100, "mean_epoch_loss": 0.40,
-         "loss_std": 0.05, "loss_curve": [0.9, 0.6, 0.5, 0.4]},
-        {"id": "exp1", "title": "PackNet B", "model": "packnet_slim_b", "params": 300, "mean_epoch_loss": 0.61,
-         "loss_std": 0.15, "loss_curve": [0.9, 0.7, 0.65, 0.6]}]}
+        {"id": "baseline", "title": "DenseDepth", "model": "densedepth", "params": 100, "mean_epoch_loss": [0.40],
+         "batch_loss_std": 0.05, "loss_curve": [0.9, 0.6, 0.5, 0.4]},
+        {"id": "exp1", "title": "PackNet B", "model": "packnet_slim_b", "params": 300, "mean_epoch_loss": [0.61],
+         "batch_loss_std": 0.15, "loss_curve": [0.9, 0.7, 0.65, 0.6]}]}
 
 
 def full_run(root: Path) -> Path:

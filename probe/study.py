@@ -1,0 +1,243 @@
+"""The main job: every analysis on one dataset, then the report (``probe study``).
+
+A study is a list of registered steps run in order into one run folder::
+
+    DIR/complexity.json      DIR/properties.json   DIR/experiments.json + DIR/<experiment>/...
+    DIR/gradients.json       DIR/noise.json        DIR/collapse.json
+    DIR/autoencoder.json     DIR/attribution.json  DIR/report.html
+
+Two budgets exist: ``quick`` (tiny widths, small images, the synthetic data; a
+2-core CPU finishes in minutes) and ``full`` (published widths and the dataset
+protocol's resolution, meant for a GPU).  A step that finished in an earlier call
+is not re-run unless ``force`` is given, so an interrupted study resumes.
+
+>>> from probe.study import StudyConfig, run_study
+>>> run_study(StudyConfig(quick=True, out="runs/study"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from probe.device import resolve_device
+from probe.errors import ProbeError
+from probe.io import write_json
+from probe.progress import progress_bar
+from probe.registry import Registry
+from probe.runs import prepare_run_dir
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big each step is. ``quick`` and ``full`` are the two registered budgets."""
+
+    width: float
+    input_size: tuple[int, int] | None  # None: the dataset protocol's size
+    complexity_input: tuple[int, int]
+    complexity_models: tuple[str, ...] | None  # None: every registered model
+    complexity_repeats: int
+    train_steps: int  # gradients / noise / collapse
+    collapse_every: int
+    noise_batches: tuple[int, int]
+    experiment_length: int | None  # synthetic samples per seed-study epoch (None: dataset default)
+    experiment_max_steps: int | None
+    autoencoder_steps: int
+    autoencoder_levels: tuple[int, ...]
+    autoencoder_archs: tuple[str, ...] | None  # None: every registered architecture
+    autoencoder_input: tuple[int, int]
+    attribution_images: int
+    property_examples: int
+    analysed_models: tuple[str, ...] = ("packnet_b", "packnet_c", "densedepth")
+    slim: bool = True
+
+
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget(width=0.0625, input_size=(64, 96), complexity_input=(96, 320),
+                    complexity_models=("packnet_b", "packnet_slim_b", "densedepth"), complexity_repeats=1,
+                    train_steps=40, collapse_every=10, noise_batches=(2, 8), experiment_length=320,
+                    experiment_max_steps=None, autoencoder_steps=150, autoencoder_levels=(1, 2, 3),
+                    autoencoder_archs=("pack3d", "pack2d", "maxpool", "strided"),
+                    autoencoder_input=(64, 64), attribution_images=2, property_examples=200,
+                    analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth")),
+    "full": Budget(width=1.0, input_size=None, complexity_input=(192, 640),
+                   complexity_models=None, complexity_repeats=10,
+                   train_steps=200, collapse_every=25, noise_batches=(4, 16), experiment_length=None,
+                   experiment_max_steps=None, autoencoder_steps=2000, autoencoder_levels=(1, 2, 3, 4, 5),
+                   autoencoder_archs=None,
+                   autoencoder_input=(128, 128), attribution_images=8, property_examples=2000,
+                   analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth")),
+}
+
+
+@dataclass
+class StudyConfig:
+    """``probe study``: which data, which budget, which steps, where."""
+
+    quick: bool = False
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    device: str = "auto"
+    seed: int = 0
+    out: Path = Path("runs/study")
+    steps: list[str] | None = None  # None: every registered step
+    force: bool = False
+
+    @property
+    def budget(self) -> Budget:
+        return BUDGETS["quick" if self.quick else "full"]
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str  # "ran" | "reused"
+    seconds: float
+    files: list[str] = field(default_factory=list)
+
+
+Step = Callable[[StudyConfig, Any], list[Path]]
+STEPS: Registry[Step] = Registry("study step")
+
+
+def _save(command: str, result: Any, config: StudyConfig, step_config: dict[str, Any]) -> list[Path]:
+    prepare_run_dir(config.out, command, step_config, device=resolve_device(config.device), seed=config.seed)
+    return result.save(config.out)
+
+
+@STEPS.register("complexity", description="parameters, MACs, latency and memory of every model",
+                produces="complexity.json")
+def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import complexity
+
+    b = config.budget
+    models = {"models": list(b.complexity_models)} if b.complexity_models else {}
+    cfg = complexity.ComplexityConfig(**models, input_size=b.complexity_input, width=1.0, device=config.device,
+                                      repeats=b.complexity_repeats, warmup=0 if config.quick else None,
+                                      seed=config.seed)
+    return _save("complexity", complexity.run(cfg, progress), config, asdict(cfg))
+
+
+@STEPS.register("properties", description="pack/unpack laws under Hypothesis", produces="properties.json")
+def _properties(config: StudyConfig, progress: Any) -> list[Path]:
+    from probe import laws
+
+    examples = config.budget.property_examples
+    results = laws.run_laws(max_examples=examples, seed=config.seed)
+    prepare_run_dir(config.out, "properties", {"examples": examples, "seed": config.seed}, seed=config.seed)
+    return [laws.save_properties(results, config.out, max_examples=examples, seed=config.seed)]
+
+
+@STEPS.register("experiments", description="the seed's five experiments against DenseDepth",
+                produces="experiments.json")
+def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
+    from probe.experiments import SeedStudyConfig, run_seed_study
+
+    b = config.budget
+    cfg = SeedStudyConfig(dataset=config.dataset, data_root=config.data_root, slim=b.slim, width=b.width,
+                          input_size=b.input_size, dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
+                          max_steps=b.experiment_max_steps, device=config.device, seed=config.seed,
+                          workers=0 if config.quick else 4, out=config.out)
+    prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
+    run_seed_study(cfg)
+    return [config.out / "experiments.json"]
+
+
+def _trained_analysis(module_name: str, config_name: str, **extra: Any) -> Step:
+    """A step for the analyses that train the analysed models on the same batches."""
+
+    def step(config: StudyConfig, progress: Any) -> list[Path]:
+        import importlib
+
+        module = importlib.import_module(f"analyses.{module_name}")
+        b = config.budget
+        cfg = getattr(module, config_name)(
+            models=list(b.analysed_models), steps=b.train_steps, width=b.width, dataset=config.dataset,
+            data_root=config.data_root, input_size=b.input_size, device=config.device, seed=config.seed,
+            out=config.out / f"{module_name}_runs", **{k: v(b) for k, v in extra.items()})
+        return _save(module_name, module.run(cfg), config, asdict(cfg))
+
+    return step
+
+
+STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")(
+    _trained_analysis("gradients", "GradientsConfig"))
+STEPS.register("noise", description="gradient noise scale and per-batch loss spread", produces="noise.json")(
+    _trained_analysis("noise", "NoiseConfig", small_batch=lambda b: b.noise_batches[0],
+                      big_batch=lambda b: b.noise_batches[1]))
+STEPS.register("collapse", description="collapse of the prediction to the image mean", produces="collapse.json")(
+    _trained_analysis("collapse", "CollapseConfig", every=lambda b: b.collapse_every))
+
+
+@STEPS.register("autoencoder", description="reconstruction through a bottleneck: packing vs pooling",
+                produces="autoencoder.json")
+def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import autoencoder
+
+    b = config.budget
+    archs = {"archs": list(b.autoencoder_archs)} if b.autoencoder_archs else {}
+    cfg = autoencoder.AutoencoderConfig(**archs, dataset=config.dataset, data_root=config.data_root,
+                                        levels=list(b.autoencoder_levels), steps=b.autoencoder_steps,
+                                        input_size=b.autoencoder_input, device=config.device, seed=config.seed,
+                                        **({"train_images": 128, "eval_images": 16} if config.quick else {}))
+    return _save("autoencoder", autoencoder.run(cfg, progress), config, asdict(cfg))
+
+
+@STEPS.register("attribution", description="captum attribution and effective receptive fields",
+                produces="attribution.json")
+def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
+    """Attributes the models trained by the experiment step when it ran (else freshly built ones)."""
+    from analyses import attribution
+    from probe.io import read_json
+
+    b = config.budget
+    experiments = config.out / "experiments.json"
+    runs = [Path(e["run_dir"]) for e in read_json(experiments).get("experiments", [])] if experiments.is_file() else []
+    cfg = attribution.AttributionConfig(models=[] if runs else list(b.analysed_models), checkpoints=runs,
+                                        width=b.width, dataset=config.dataset, data_root=config.data_root,
+                                        input_size=b.input_size, images=b.attribution_images,
+                                        device=config.device, seed=config.seed)
+    return _save("attribution", attribution.run(cfg), config, asdict(cfg))
+
+
+def _produced(name: str, out: Path) -> Path:
+    return out / STEPS.entry(name).meta["produces"]
+
+
+def run_study(config: StudyConfig) -> list[StepRecord]:
+    """Run the selected steps in order (skipping finished ones unless ``force``), then write the report."""
+    names = config.steps or STEPS.names()
+    for name in names:
+        STEPS.entry(name)  # unknown names fail before any work starts
+    if config.quick and config.dataset != "synthetic":
+        raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
+    config.out = Path(config.out)
+    config.out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
+                    device=resolve_device(config.device), seed=config.seed)
+    records: list[StepRecord] = []
+    with progress_bar() as progress:
+        task = progress.add_task("study", total=len(names) + 1)
+        for name in names:
+            progress.update(task, description=f"study: {name}")
+            start = time.perf_counter()
+            if _produced(name, config.out).is_file() and not config.force:
+                records.append(StepRecord(name, "reused", 0.0, [str(_produced(name, config.out))]))
+            else:
+                files = STEPS.get(name)(config, progress)
+                records.append(StepRecord(name, "ran", time.perf_counter() - start, [str(p) for p in files]))
+            write_json(config.out / "study.json", {"steps": records})
+            progress.advance(task)
+        progress.update(task, description="study: report")
+        from probe.report import build_report
+
+        build_report([config.out], config.out / "report.html")
+        progress.advance(task)
+    return records
+
+
+def quick_config(**overrides: Any) -> StudyConfig:
+    """The README's main job: the quick budget on the built-in data."""
+    return replace(StudyConfig(quick=True), **overrides)
