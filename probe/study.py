@@ -77,6 +77,7 @@ class StudyConfig:
     """``probe study``: which data, which budget, which steps, where."""
 
     quick: bool = False
+    budget_name: str | None = None  # overrides quick: any key of BUDGETS
     dataset: str = "synthetic"
     data_root: Path | None = None
     device: str = "auto"
@@ -87,7 +88,15 @@ class StudyConfig:
 
     @property
     def budget(self) -> Budget:
-        return BUDGETS["quick" if self.quick else "full"]
+        name = self.budget_name or ("quick" if self.quick else "full")
+        if name not in BUDGETS:
+            raise ProbeError(f"study budget: expected one of {', '.join(BUDGETS)}, got {name!r}")
+        return BUDGETS[name]
+
+    @property
+    def small(self) -> bool:
+        """Budgets other than ``full`` run on the synthetic data with few threads of work."""
+        return (self.budget_name or ("quick" if self.quick else "full")) != "full"
 
 
 @dataclass
@@ -115,7 +124,7 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     b = config.budget
     models = {"models": list(b.complexity_models)} if b.complexity_models else {}
     cfg = complexity.ComplexityConfig(**models, input_size=b.complexity_input, width=1.0, device=config.device,
-                                      repeats=b.complexity_repeats, warmup=0 if config.quick else None,
+                                      repeats=b.complexity_repeats, warmup=0 if config.small else None,
                                       seed=config.seed)
     return _save("complexity", complexity.run(cfg, progress), config, asdict(cfg))
 
@@ -139,7 +148,7 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
     cfg = SeedStudyConfig(dataset=config.dataset, data_root=config.data_root, slim=b.slim, width=b.width,
                           input_size=b.input_size, dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
                           max_steps=b.experiment_max_steps, device=config.device, seed=config.seed,
-                          workers=0 if config.quick else 4, out=config.out)
+                          workers=0 if config.small else 4, out=config.out)
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
     run_seed_study(cfg)
     return [config.out / "experiments.json"]
@@ -181,7 +190,7 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
     cfg = autoencoder.AutoencoderConfig(**archs, dataset=config.dataset, data_root=config.data_root,
                                         levels=list(b.autoencoder_levels), steps=b.autoencoder_steps,
                                         input_size=b.autoencoder_input, device=config.device, seed=config.seed,
-                                        **({"train_images": 128, "eval_images": 16} if config.quick else {}))
+                                        **({"train_images": 128, "eval_images": 16} if config.small else {}))
     return _save("autoencoder", autoencoder.run(cfg, progress), config, asdict(cfg))
 
 
@@ -211,8 +220,9 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     names = config.steps or STEPS.names()
     for name in names:
         STEPS.entry(name)  # unknown names fail before any work starts
-    if config.quick and config.dataset != "synthetic":
+    if config.small and config.dataset != "synthetic":
         raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
+    config.budget  # an unknown budget fails before any work starts
     config.out = Path(config.out)
     config.out.mkdir(parents=True, exist_ok=True)
     prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
