@@ -249,7 +249,7 @@ def train_command(
         grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
         tensorboard=tensorboard, out=out,
     )
-    if nproc_per_node > 1 and not env_dist_info().enabled:
+    if nproc_per_node != 1 and not env_dist_info().enabled:
         if probe_names:
             raise ProbeError("--probe: not available with --nproc-per-node; run torchrun -m probe.training.launch ... --probe NAMES")
         launch_distributed(config, nproc_per_node)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from probe.io import write_json
+from probe.io import ensure_dir, write_json
 
 
 class AnalysisResult:
@@ -41,8 +41,7 @@ class AnalysisResult:
         return []
 
     def save(self, out_dir: str | Path) -> list[Path]:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = ensure_dir(out_dir, "--out")
         written = [write_json(out / f"{self.name}.json", {"analysis": self.name, **self.to_json()})]
         written.extend(self.figures(out))
         return written

@@ -20,6 +20,23 @@ from typing import Any, Iterator
 from probe.errors import ProbeError
 
 
+def ensure_dir(path: str | os.PathLike[str], label: str | None = None) -> Path:
+    """Create folder ``path`` (and its parents) or raise a one-line ProbeError.
+
+    ``label`` names what the folder is for in the message (a flag such as
+    ``"--out"``, or the file about to be written); by default the path itself.
+    """
+    folder = Path(path)
+    label = label or str(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ProbeError(f"{label}: {folder} exists and is not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, no permission, read-only file system
+        raise ProbeError(f"{label}: cannot create folder {folder} ({exc.strerror or exc})") from None
+    return folder
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -31,7 +48,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             save_file(tensors, str(tmp))
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target.parent, f"cannot write {target}")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -18,7 +18,7 @@ import torch
 
 from probe import __version__
 from probe.errors import ProbeError
-from probe.io import read_json, write_json
+from probe.io import ensure_dir, read_json, write_json
 
 
 def git_commit(start: Path | None = None) -> str | None:
@@ -64,10 +64,7 @@ def prepare_run_dir(out: str | Path, command: str, config: dict[str, Any], *, de
     The file maps command names to ``{"config": ..., "provenance": ...}`` so that
     several analyses can share one run folder without overwriting each other.
     """
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise ProbeError(f"--out {path}: exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    path = ensure_dir(out, "--out")
     cfg_file = path / "config.json"
     existing = read_json(cfg_file) if cfg_file.exists() else {}
     if not isinstance(existing, dict):

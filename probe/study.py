@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from probe.device import resolve_device
 from probe.errors import ProbeError
-from probe.io import write_json
+from probe.io import ensure_dir, write_json
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.runs import prepare_run_dir
@@ -223,8 +223,7 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     if config.small and config.dataset != "synthetic":
         raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
     config.budget  # an unknown budget fails before any work starts
-    config.out = Path(config.out)
-    config.out.mkdir(parents=True, exist_ok=True)
+    config.out = ensure_dir(config.out, "--out")
     prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
                     device=resolve_device(config.device), seed=config.seed)
     records: list[StepRecord] = []

@@ -182,6 +182,8 @@ def check_dataset(name: str, root: str | Path | None, split: str = "all", worker
     """
     if split not in SPLITS:
         raise ProbeError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    if workers < 0:
+        raise ProbeError(f"--workers: expected 0 or more, got {workers}")
     opened: dict[str, DepthDataset] = {}
     failures: dict[str, DataError] = {}
     for one in SPLITS[split]:

@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from probe.data.base import DATASETS
 from probe.errors import DataError, ProbeError
-from probe.io import atomic_write
+from probe.io import atomic_write, ensure_dir
 from probe.progress import progress_bar
 from probe.registry import Registry
 
@@ -341,8 +341,7 @@ def download_dataset(name: str, root: Path, urls: list[str] | None = None, progr
     ``.<archive>.extracted`` exists is not extracted again.
     """
     files = plan_files(name, urls)
-    root = Path(root).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    root = ensure_dir(Path(root).expanduser(), "--data-root")
     results = []
     for remote in files:
         dest = root / remote.filename

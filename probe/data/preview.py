@@ -43,6 +43,8 @@ class DatasetRow:
 
 def dataset_rows(root: str | Path | None = None) -> list[DatasetRow]:
     """Every registered dataset, with whether its files are found under ``root``."""
+    if root is not None and not Path(root).expanduser().exists():
+        raise ProbeError(f"--data-root {root}: not found (expected a folder or archive holding datasets)")
     rows = []
     for name in list_datasets():
         info = dataset_info(name)

@@ -8,10 +8,12 @@ True
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch.nn as nn
 
+from probe.errors import ProbeError
 from probe.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -19,7 +21,13 @@ MODELS: Registry = Registry("model")
 
 def build_model(name: str, **options: Any) -> nn.Module:
     """Build a registered model; options are the factory's keyword arguments (``width``, ...)."""
-    return MODELS.build(name, **options)
+    factory = MODELS.get(name)
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(params)}")
+    return factory(**options)
 
 
 def list_models() -> list[str]:

@@ -87,8 +87,10 @@ class DenseDepth(nn.Module):
 
     def __init__(self, width: float = 1.0, out_channels: int = 1, skips: bool = True) -> None:
         super().__init__()
-        if out_channels < 1:
-            raise ProbeError(f"densedepth: out_channels must be >= 1, got {out_channels}")
+        if not (isinstance(out_channels, int) and not isinstance(out_channels, bool) and out_channels >= 1):
+            raise ProbeError(f"densedepth: out_channels must be an integer >= 1, got {out_channels!r}")
+        if not isinstance(skips, bool):
+            raise ProbeError(f"densedepth: skips expected true or false, got {skips!r}")
         self.width = width
         self.out_channels = out_channels
         self.skips = skips

@@ -291,7 +291,7 @@ class PackNet(nn.Module):
                  residual: bool = True, skips: bool = True, min_depth: float = 0.5, out_channels: int = 1,
                  dropout: Optional[float] = None) -> None:
         super().__init__()
-        _validate_options(width, output_scale, min_depth, out_channels, dropout, residual)
+        _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
         HEAD_ACTIVATIONS.entry(activation)
         TARGETS.entry(target)
         self.model_name = model_name
@@ -391,19 +391,26 @@ class PackNet(nn.Module):
 
 
 def _validate_options(width: float, output_scale: str, min_depth: float, out_channels: int,
-                      dropout: Optional[float], residual: bool) -> None:
+                      dropout: Optional[float], residual: bool, skips: bool) -> None:
     if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
         raise ProbeError(f"--width: expected a positive number (1.0 = published), got {width!r}")
     if output_scale not in _OUTPUT_SCALES:
         raise ProbeError(f"output_scale: expected one of {', '.join(_OUTPUT_SCALES)}, got {output_scale!r}")
-    if not (min_depth > 0):
+    if not (_is_number(min_depth) and min_depth > 0):
         raise ProbeError(f"min_depth: expected a positive depth in metres, got {min_depth!r}")
-    if not (isinstance(out_channels, int) and out_channels >= 1):
+    if not (isinstance(out_channels, int) and not isinstance(out_channels, bool) and out_channels >= 1):
         raise ProbeError(f"out_channels: expected an integer >= 1, got {out_channels!r}")
-    if dropout is not None and not (0.0 <= dropout < 1.0):
+    for key, value in (("residual", residual), ("skips", skips)):
+        if not isinstance(value, bool):
+            raise ProbeError(f"{key}: expected true or false, got {value!r}")
+    if dropout is not None and not (_is_number(dropout) and 0.0 <= dropout < 1.0):
         raise ProbeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
     if dropout and not residual:
         raise ProbeError("dropout: acts on the residual shortcut as published, so it needs residual=True")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ------------------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class TrainConfig:
             raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
         if self.width <= 0:
             raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        if "width" in self.model_options:
+            raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         OPTIMIZERS.entry(self.optimizer)

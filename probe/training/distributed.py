@@ -119,10 +119,12 @@ def run_torchrun(nproc: int, launch_args: list[str]) -> None:
 
 def launch_distributed(config: "TrainConfig", nproc: int) -> None:
     """``probe train --nproc-per-node N``: write the config next to the run and start torchrun on it."""
-    from probe.io import write_json
+    from probe.io import ensure_dir, write_json
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if nproc < 1:
+        raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc}")
+    config.validate()  # bad flags fail here, once, not in every child process
+    out = ensure_dir(config.out, "--out")
     request = out / "launch.json"
     write_json(request, config.to_json())
     run_torchrun(nproc, ["--config", str(request)])
