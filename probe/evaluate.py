@@ -126,6 +126,13 @@ def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:
             "min": float(values.min()), "max": float(values.max())}
 
 
+def _check_loader_args(batch_size: int, workers: int) -> None:
+    if batch_size < 1:
+        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
+    if workers < 0:
+        raise ProbeError(f"--workers: expected 0 or more, got {workers}")
+
+
 def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None, batch_size: int = 4,
              device: torch.device | str = "cpu", median_scaling: bool = False, flip_tta: bool = False,
              max_depth: float | None = None, clamp: bool = True, workers: int = 0,
@@ -138,8 +145,7 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None,
 
     >>> result = evaluate(model, get_dataset("nyu", root, split="test"), median_scaling=True)  # doctest: +SKIP
     """
-    if batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
+    _check_loader_args(batch_size, workers)
     info = getattr(dataset, "info", None)
     protocol_name = protocol or (info.eval_protocol if info is not None else None)
     depth_cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
@@ -346,6 +352,7 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     from probe.runs import prepare_run_dir
     from probe.training import load_checkpoint
 
+    _check_loader_args(options.batch_size, options.workers)
     if options.protocol is not None:
         get_protocol(options.protocol)  # a misspelt --protocol fails before the model is loaded
     device = resolve_device(options.device)

@@ -12,6 +12,7 @@ A checkpoint is a pair written atomically (temporary file, fsync, rename)::
 
 from __future__ import annotations
 
+import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
 from probe.errors import ProbeError
@@ -93,10 +94,21 @@ def save_checkpoint(run_dir: Path, model: nn.Module, state: dict[str, Any], tags
     return written
 
 
+def _unreadable(path: Path, exc: Exception) -> ProbeError:
+    """A truncated or foreign checkpoint file, reported on one line."""
+    lines = str(exc).strip().splitlines()
+    # torch's unpickling errors are paragraphs of advice; keep only short, specific reasons
+    reason = f"{type(exc).__name__}: {lines[0]}" if len(lines) == 1 and len(lines[0]) <= 120 else type(exc).__name__
+    return ProbeError(f"{path}: cannot read this checkpoint ({reason}); expected a file written by `probe train`")
+
+
 def weights_step(weights_path: Path) -> int:
     """The step recorded in a safetensors checkpoint's metadata."""
-    with safe_open(str(weights_path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(weights_path, exc) from None
     if "step" not in metadata:
         raise ProbeError(f"{weights_path}: no 'step' in the safetensors metadata (not a probe checkpoint)")
     return int(metadata["step"])
@@ -108,8 +120,11 @@ def read_training_state(run_dir: Path) -> tuple[dict[str, Any], Path]:
     for path in (weights_path, state_path):
         if not path.is_file():
             raise ProbeError(f"--resume: {path} not found (no checkpoint to resume; run without --resume)")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
-    step = int(state["position"]["step"])
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        step = int(state["position"]["step"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError) as exc:
+        raise _unreadable(state_path, exc) from None
     if weights_step(weights_path) != step:
         raise ProbeError(f"--resume: {weights_path} (step {weights_step(weights_path)}) and {state_path} "
                          f"(step {step}) disagree; resume from a checkpoints/step_N pair instead")
@@ -123,6 +138,8 @@ def load_weights(model: nn.Module, weights_path: Path, device: torch.device) -> 
     except RuntimeError as exc:  # shape mismatches: a different model or width than the one saved
         first = str(exc).strip().splitlines()[-1].strip()
         raise ProbeError(f"{weights_path}: weights do not fit the model ({first})") from None
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(weights_path, exc) from None
     if missing or unexpected:
         raise ProbeError(f"{weights_path}: weights do not match the model "
                          f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
