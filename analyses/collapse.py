@@ -353,6 +353,10 @@ def run(config: CollapseConfig) -> CollapseResult:
     """
     if config.checkpoint is None and not config.models:
         raise ProbeError("collapse: give --model NAME (to train and track) or --checkpoint RUN")
+    if config.checkpoint is not None and config.models:
+        raise ProbeError("--model/--checkpoint: give model names to train or one run to measure, not both")
+    if config.n_images < 1:
+        raise ProbeError(f"--images: expected a positive number of held-out images, got {config.n_images}")
     device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.checkpoint is not None:

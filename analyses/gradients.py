@@ -41,7 +41,7 @@ import torch.nn as nn
 
 from analyses.base import AnalysisResult
 from probe.errors import ProbeError
-from probe.io import read_json
+from probe.io import ensure_dir, read_json
 from probe.training import TrainConfig, TrainHook, train
 from probe.training.checkpoint import checkpoint_paths, weights_step
 
@@ -360,6 +360,8 @@ class TrainingRuns:
         """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
         if self.steps < 1:
             raise ProbeError(f"--steps: expected a positive integer, got {self.steps}")
+        if self.checkpoint is not None and self.models:
+            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
         if self.checkpoint is not None:
             return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
         if not self.models:
@@ -379,8 +381,7 @@ def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: st
     The training runs go to a temporary folder inside ``runs.out`` (deleted
     afterwards): the analysis keeps only its own JSON and figures.
     """
-    out = Path(runs.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(runs.out, "--out")
     hooks = []
     with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
         for train_config in runs.train_configs(Path(tmp)):
