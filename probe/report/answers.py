@@ -212,10 +212,18 @@ def packing_preserves(results: Results) -> Answer | None:
 # -- noise ----------------------------------------------------------------------------------
 
 NOISE_RULE = (
-    "Compares the coefficient of variation of the per-batch loss (std/mean) and the gradient noise scale "
-    "B_simple between PackNet models and DenseDepth. Yes (PackNet's batches are noisier) when the PackNet "
-    "CV exceeds DenseDepth's by more than 20%; no when it is lower by more than 20%; comparable otherwise."
+    "Compares the batch-to-batch scatter of the loss between PackNet models and DenseDepth: the detrended "
+    "coefficient of variation (std of successive differences / sqrt(2) / mean, so the falling trend of "
+    "the loss does not count as noise; the plain std/mean where the detrended value is absent). Yes "
+    "(PackNet's batches are noisier) when the PackNet CV exceeds DenseDepth's by more than 20%; no when it "
+    "is lower by more than 20%; comparable otherwise. B_simple is shown as evidence."
 )
+
+
+def _loss_cv(m: dict[str, Any]) -> float | None:
+    loss = m.get("loss") or {}
+    value = loss.get("cv_detrended", loss.get("cv"))
+    return None if value is None else float(value)
 
 
 @QUESTIONS.register("noise", description="How noisy are the batches?")
@@ -227,13 +235,13 @@ def batch_noise(results: Results) -> Answer | None:
     for m in models:
         loss = m.get("loss") or {}
         evidence.append({"model": m.get("name"), "B_simple": _fmt(m.get("b_simple")),
-                         "loss CV": _fmt(loss.get("cv", m.get("loss_cv"))),
-                         "loss std": _fmt(loss.get("std", m.get("loss_std")))})
-    cv = {str(m.get("name")): (m.get("loss") or {}).get("cv", m.get("loss_cv")) for m in models}
+                         "loss CV (detrended)": _fmt(_loss_cv(m)), "loss CV (plain)": _fmt(loss.get("cv")),
+                         "loss std": _fmt(loss.get("std"))})
+    cv = {str(m.get("name")): _loss_cv(m) for m in models}
     pn = [v for k, v in cv.items() if is_packnet(k) and v is not None]
     dd = [v for k, v in cv.items() if not is_packnet(k) and v is not None]
     if not pn or not dd:
-        named = ", ".join(f"{e['model']} CV {e['loss CV']}, B_simple {e['B_simple']}" for e in evidence)
+        named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
         return Answer("How noisy are the batches?", "inconclusive",
                       f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
                       NOISE_RULE, evidence)

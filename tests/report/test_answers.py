@@ -46,6 +46,13 @@ def test_noise_answer_uses_the_loss_cv_ratio(tmp_path):
     assert batch_noise(_results(tmp_path, "noise", fx.noise_doc(0.11, 0.1))).verdict == "partly"
 
 
+def test_noise_answer_prefers_the_detrended_cv(tmp_path):
+    doc = fx.noise_doc(0.4, 0.1)  # plain CVs say PackNet is noisier; its detrended CV says calmer
+    doc["models"][0]["loss"]["cv_detrended"] = 0.05
+    doc["models"][1]["loss"]["cv_detrended"] = 0.1
+    assert batch_noise(_results(tmp_path, "noise", doc)).verdict == "no"
+
+
 def test_cost_answer_states_measured_ratios(tmp_path):
     fx.write(tmp_path / "experiments.json", fx.experiments_doc())
     answer = capacity_cost(_results(tmp_path, "complexity", fx.complexity_doc()))
