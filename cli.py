@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, one_line
 
 app = typer.Typer(
     name="probe",
@@ -225,6 +225,8 @@ def train_command(
     width: WidthOpt = 1.0,
     model_option: Annotated[Optional[list[str]], typer.Option("--model-option", help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)")] = None,
     dataset_length: Annotated[Optional[int], typer.Option("--dataset-length", help="number of generated samples (synthetic data)")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unreadable items and list them at the end instead of stopping")] = False,
+    data_option: Annotated[Optional[list[str]], typer.Option("--data-option", help="dataset reader option KEY=VALUE (repeatable), e.g. split_file=eigen.txt")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="the seed's flip + channel-swap augmentation")] = True,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])")] = False,
     nproc_per_node: Annotated[int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")] = 1,
@@ -243,7 +245,8 @@ def train_command(
 
     config = TrainConfig(
         model=model, model_options=parse_model_options(model_option or []), width=width, dataset=dataset,
-        data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length,
+        data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length, skip_bad=skip_bad,
+        dataset_options=parse_model_options(data_option or [], flag="--data-option"),
         augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, device=device,
         seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
         grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
@@ -615,7 +618,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="probe", standalone_mode=True)
     except ProbeError as exc:
-        print(f"probe: error: {exc}", file=sys.stderr)
+        print(f"probe: error: {one_line(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
@@ -623,7 +626,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not bad input: still one line unless asked for the traceback
         if os.environ.get("PROBE_DEBUG"):
             raise
-        print(f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for the traceback)",
+        print(f"probe: internal error: {type(exc).__name__}: {one_line(exc)} (set PROBE_DEBUG=1 for the traceback)",
               file=sys.stderr)
         raise SystemExit(1) from None
 

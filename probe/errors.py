@@ -17,3 +17,17 @@ class DataError(ProbeError, ValueError):
 
 class ShapeError(ProbeError, ValueError):
     """A tensor does not satisfy a documented shape contract."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line.
+
+    An error raised inside a DataLoader worker arrives re-wrapped by torch with the worker's
+    whole traceback in its message; the original one-line message is that traceback's last line.
+    """
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and "." in head and " " not in head else last
+    return " ".join(text.split())

@@ -39,6 +39,8 @@ class TrainConfig:
     split: str = "train"
     dataset_length: int | None = None
     augment: bool = True
+    skip_bad: bool = False  # replace unreadable items and report them at the end instead of stopping
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. split_file=...
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 4

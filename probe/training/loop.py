@@ -197,7 +197,8 @@ class _Run:
             set_deterministic(cfg.deterministic)
         torch.backends.cudnn.benchmark = not cfg.deterministic
         seed_everything(cfg.seed)
-        options: dict[str, Any] = {"augment": cfg.augment, "seed": cfg.seed}
+        options: dict[str, Any] = {**cfg.dataset_options, "augment": cfg.augment, "seed": cfg.seed,
+                                   "skip_bad": cfg.skip_bad}
         if cfg.dataset_length is not None:
             if dataset_info(cfg.dataset).needs_root:
                 raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), "
