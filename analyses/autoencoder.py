@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from analyses.base import AnalysisResult
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
-from probe.image_quality import ImageQuality, image_quality
+from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
 from probe.models.common import pad_to_multiple
 from probe.models import build_model
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
@@ -374,6 +374,11 @@ class AutoencoderConfig:
         if not self.width > 0:
             raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
         parse_levels(",".join(str(v) for v in self.levels))
+        if self.figure_level is not None and self.figure_level not in self.levels:
+            raise ProbeError(f"--figure-level: expected one of the trained --levels {self.levels}, got {self.figure_level}")
+        if self.input_size is not None and min(self.input_size) < SSIM_WINDOW:
+            raise ProbeError(f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
+                             f"got {self.input_size[0]}x{self.input_size[1]}")
 
 
 @dataclass

@@ -48,6 +48,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             save_file(tensors, str(tmp))
     """
     target = Path(path)
+    if target.is_dir():
+        raise ProbeError(f"{target}: is a directory (expected a file name to write)")
     ensure_dir(target.parent, f"cannot write {target}")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from probe.device import resolve_device
-from probe.errors import ProbeError
+from probe.data import dataset_info, dataset_present
+from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir, write_json
 from probe.progress import progress_bar
 from probe.registry import Registry
@@ -223,6 +224,8 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     if config.small and config.dataset != "synthetic":
         raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
     config.budget  # an unknown budget fails before any work starts
+    if not dataset_present(config.dataset, config.data_root):  # before hours of work, not in the first data step
+        raise DataError(dataset_info(config.dataset).missing_root_message(config.data_root))
     config.out = ensure_dir(config.out, "--out")
     prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
                     device=resolve_device(config.device), seed=config.seed)
