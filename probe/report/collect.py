@@ -74,7 +74,11 @@ def collect_results(run_dirs: list[str | Path]) -> Results:
             for stem in RESULT_FILES:
                 path = folder / f"{stem}.json"
                 if path.is_file():
-                    results.by_name.setdefault(stem, []).append(Found(path, read_json(path)))
+                    data = read_json(path)
+                    if not isinstance(data, dict):
+                        raise ProbeError(f"{path}: expected a JSON object (a result written by probe), "
+                                         f"got {type(data).__name__}")
+                    results.by_name.setdefault(stem, []).append(Found(path, data))
                     found_any = True
             cfg = folder / "config.json"
             if cfg.is_file():
