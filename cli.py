@@ -102,8 +102,8 @@ def properties_command(
     from probe.laws import law_table, run_laws, save_properties
     from probe.runs import prepare_run_dir
 
-    prepare_run_dir(out, "properties", {"examples": examples, "seed": seed}, seed=seed)
     results = run_laws(examples, seed)
+    prepare_run_dir(out, "properties", {"examples": examples, "seed": seed}, seed=seed)
     path = save_properties(results, out, max_examples=examples, seed=seed)
     Console().print(law_table(results))
     typer.echo(f"wrote {path}")
@@ -114,7 +114,8 @@ def properties_command(
 # section: data
 # ----------------------------------------------------------------------------
 
-data_app = typer.Typer(help="Inspect, check and fetch datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect, check and fetch datasets. Example: probe data check synthetic --split test",
+                       no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -270,7 +271,8 @@ def train_command(
         print_train_summary(result)
 
 
-experiment_app = typer.Typer(help="Experiment matrices (the seed study).", no_args_is_help=True)
+experiment_app = typer.Typer(help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick",
+                             no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 
 
