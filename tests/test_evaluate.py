@@ -18,14 +18,6 @@ from probe.evaluate import depth_to_rgb, evaluate, predict_depth, predict_images
 MAX_DEPTH = 8.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation (17x slower on a loaded 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 SCENE_DEPTHS = (1.0, 2.0, 4.0, 6.0)  # each /8 is exact in binary, so the oracle below is exact
 

@@ -17,14 +17,6 @@ from probe.losses import LOSSES, build_loss, list_losses, masked_ssim_map
 MAX_DEPTH = 10.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation (17x slower on a loaded 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 SPACES = ("inverse", "direct", "depthnorm")
 

@@ -13,14 +13,6 @@ from analyses import attribution as at
 from probe.errors import ProbeError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on a shared, loaded CPU two intra-op threads spin-wait and run far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _images(n: int = 2, size: int = 32) -> torch.Tensor:
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))

@@ -14,14 +14,6 @@ from probe.errors import ProbeError
 GENERIC = ["pack3d", "pack2d", "maxpool", "strided"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training loops here are tiny; on a shared, loaded CPU two intra-op threads spin-wait and run ~30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _smooth_images(n: int, seed: int, size: int = 16) -> torch.Tensor:
     """Random 8x8 colour fields upsampled to ``size``: natural-image-like smoothness, known content."""

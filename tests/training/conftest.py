@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from probe.training import TrainConfig
 
@@ -49,11 +48,3 @@ def tiny(tmp_path: Path):
     """``tiny(name, **overrides) -> TrainConfig`` writing to ``tmp_path/name``."""
     return lambda name="run", **overrides: tiny_config(tmp_path / name, **overrides)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a shared, loaded 2-core box spin and crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
