@@ -140,7 +140,8 @@ def prediction_collapses(results: Results) -> Answer | None:
     if not worst:
         return Answer("Does the prediction collapse to the mean?", "inconclusive",
                       "collapse.json holds no collapsed share.", COLLAPSE_RULE, evidence)
-    worst.sort(key=lambda t: t[0], reverse=True)
+    # most collapsed: highest collapsed share, ties broken by the smallest std ratio
+    worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else float("inf"))), reverse=True)
     share, name, ratio = worst[0]
     if share >= 0.5:
         verdict, lead = "yes", "Yes"
@@ -204,8 +205,15 @@ def packing_preserves(results: Results) -> Answer | None:
         verdict, lead = "no", "No"
     else:
         verdict, lead = "partly", "Partly"
-    sentence = (f"{lead}: packing reconstructs held-out images {_fmt(min(diffs))} to {_fmt(max(diffs))} dB "
-                f"{'better' if max(diffs) > 0 else 'worse'} than max-pooling over {len(diffs)} level setting(s).")
+    lo, hi = min(diffs), max(diffs)
+    if lo >= 0:
+        span = f"{_fmt(lo)} to {_fmt(hi)} dB better than"
+    elif hi <= 0:
+        span = f"{_fmt(-hi)} to {_fmt(-lo)} dB worse than"
+    else:
+        span = f"between {_fmt(-lo)} dB worse and {_fmt(hi)} dB better than"
+    sentence = (f"{lead}: packing reconstructs held-out images {span} max-pooling "
+                f"over {len(diffs)} level setting(s).")
     return Answer("Does packing preserve information?", verdict, sentence, PACKING_RULE, evidence)
 
 

@@ -109,16 +109,19 @@ def experiments_section(results: Results) -> Section | None:
             s = pd.Series(curve)
             frames.append(pd.DataFrame({"step": range(1, len(curve) + 1), "loss": s,
                                         "smoothed loss": s.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
-                                        "experiment": f"{e.get('id')}: {e.get('title', e.get('model'))}"}))
+                                        "experiment": str(e.get("id"))}))
     if frames:
         df = pd.concat(frames)
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
         sns.lineplot(df, x="step", y="smoothed loss", hue="experiment", ax=axes[0])
-        axes[0].set(xlabel="training step (batches)", ylabel="loss (DenseDepth loss, smoothed)")
-        std = df.groupby("experiment")["loss"].std().reset_index()
-        sns.barplot(std, x="loss", y="experiment", ax=axes[1])
+        axes[0].set(xlabel="training step (batches)", ylabel="training loss (smoothed)")
+        axes[0].legend(title="experiment (see table)", fontsize="small")
+        std = df.groupby("experiment", sort=False)["loss"].std().reset_index()
+        sns.barplot(std, x="loss", y="experiment", hue="experiment", legend=False, ax=axes[1])
         axes[1].set(xlabel="per-batch loss standard deviation", ylabel="")
-        blocks.append(figure_from_matplotlib(fig, "Loss curves and per-batch loss spread per experiment", "curves"))
+        fig.tight_layout()
+        blocks.append(figure_from_matplotlib(fig, "Loss curves and per-batch loss spread per experiment "
+                                                  "(ids as in the table above)", "curves"))
     return Section("experiments", "The experiment matrix", blocks)
 
 

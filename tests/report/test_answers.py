@@ -67,3 +67,14 @@ def test_questions_without_results_are_not_answered(tmp_path):
     assert gradients_vanish(results) is None
     assert prediction_collapses(results) is None
     assert packing_preserves(results) is None
+
+
+def test_packing_sentence_states_the_gap_without_double_negatives(tmp_path):
+    answer = packing_preserves(_results(tmp_path, "autoencoder", fx.autoencoder_doc([20, 19], [24, 20])))
+    assert "1 to 4 dB worse than max-pooling" in answer.sentence
+
+
+def test_collapse_ties_name_the_model_with_the_smallest_std_ratio(tmp_path):
+    doc = fx.collapse_doc({"packnet_b": 0.0, "densedepth": 0.0})
+    doc["models"][1]["history"][-1]["median_std_ratio"] = 0.2
+    assert "densedepth" in prediction_collapses(_results(tmp_path, "collapse", doc)).sentence
