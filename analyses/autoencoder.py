@@ -59,7 +59,7 @@ from probe.models import build_model
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
 from probe.ops import pack, unpack
 from probe.registry import Registry
-from probe.seeding import seed_everything
+from probe.seeding import check_seed, seed_everything
 
 MAX_LEVELS = 5
 
@@ -374,6 +374,7 @@ class AutoencoderConfig:
         if not self.width > 0:
             raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
         parse_levels(",".join(str(v) for v in self.levels))
+        check_seed(self.seed)
         if self.figure_level is not None and self.figure_level not in self.levels:
             raise ProbeError(f"--figure-level: expected one of the trained --levels {self.levels}, got {self.figure_level}")
         if self.input_size is not None and min(self.input_size) < SSIM_WINDOW:

@@ -34,6 +34,7 @@ from probe.errors import ProbeError, ShapeError
 from probe.io import write_json
 from probe.ops import pack, unpack
 from probe.registry import Registry
+from probe.seeding import check_seed
 
 PackFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -346,6 +347,7 @@ def run_laws(max_examples: int = 200, seed: int = 0, laws: Optional[Registry] = 
     """
     if max_examples < 1:
         raise ProbeError(f"--examples: expected a positive number of examples per law, got {max_examples}")
+    check_seed(seed)
     registry = laws if laws is not None else LAWS
     return [check_law(e.name, e.factory, e.meta["cases"](), e.description, max_examples=max_examples, seed=seed)
             for e in registry.entries()]

@@ -8,9 +8,21 @@ import random
 import numpy as np
 import torch
 
+from probe.errors import ProbeError
+
+MAX_SEED = 2**63 - 1  # torch generators take a signed 64-bit seed; NumPy's take no negative one
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """``seed`` if it is an integer in ``0..2**63-1`` (what every generator here accepts), else a ProbeError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ProbeError(f"{flag}: expected an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)

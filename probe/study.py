@@ -29,6 +29,7 @@ from probe.io import ensure_dir, write_json
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.runs import prepare_run_dir
+from probe.seeding import check_seed
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     if config.small and config.dataset != "synthetic":
         raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
     config.budget  # an unknown budget fails before any work starts
+    check_seed(config.seed)
     if not dataset_present(config.dataset, config.data_root):  # before hours of work, not in the first data step
         raise DataError(dataset_info(config.dataset).missing_root_message(config.data_root))
     config.out = ensure_dir(config.out, "--out")

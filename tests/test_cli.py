@@ -25,6 +25,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("models", "--width", "0"), "--width"),
     (("properties", "--examples", "0", "--out", "{out}"), "--examples"),
     (("properties", "--examples", "1", "--out", "{file}"), "not a directory"),
+    (("properties", "--examples", "1", "--seed", "-1", "--out", "{out}"), "--seed"),
     (("complexity", "--model", "nope", "--out", "{out}"), "nope"),
     (("complexity", "--model", "packnet_b", "--input-size", "0x64", "--out", "{out}"), "--input-size"),
     (("complexity", "--model", "packnet_b", "--batch-size", "0", "--out", "{out}"), "--batch-size"),
@@ -41,6 +42,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("data", "preview", "synthetic", "--count", "0", "--out", "{out}/p.png"), "--count"),
     (("data", "preview", "synthetic", "--count", "1", "--input-size", "32x32", "--out", "{file}/p.png"),
      "not a directory"),
+    (("data", "preview", "synthetic", "--seed", "-1", "--count", "1", *TINY[2:], "--out", "{out}/p.png"), "--seed"),
     (("data", "download", "nope", "--data-root", "{out}"), "unknown dataset"),
     (("data", "download", "make3d", "--data-root", "{file}"), "--data-root"),
     (("data", "download", "make3d", "--data-root", "{out}", "--url", "notaurl"), "--url"),
@@ -62,6 +64,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("train", "--model-option", "width=0.5", "--out", "{out}"), "--model-option width"),
     (("train", "--model", "densedepth", "--model-option", "bogus=1", "--out", "{out}"), "densedepth: unknown option"),
     (("train", "--nproc-per-node", "0", "--out", "{out}"), "--nproc-per-node"),
+    (("train", "--seed", "-1", "--out", "{out}"), "--seed"),
+    (("train", "--seed", str(2**64), "--out", "{out}"), "--seed"),
     (("train", "--out", "{file}"), "not a directory"),
     (("train", "--resume", "--out", "{missing}"), "--resume"),
     (("train", "--resume", "--max-steps", "2", *TINY, "--out", "{corrupt_run}"), "cannot read this checkpoint"),
@@ -122,6 +126,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("study", "--quick", "--dataset", "nyu", "--out", "{out}"), "--quick"),
     (("study", "--dataset", "nyu", "--data-root", "{missing}", "--out", "{out}"), "nyu_data.zip"),
     (("study", "--out", "{file}"), "not a directory"),
+    (("study", "--quick", "--seed", "-1", "--out", "{out}"), "--seed"),
 ]
 
 CUDA_CASES: list[tuple[str, ...]] = [

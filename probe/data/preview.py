@@ -22,6 +22,7 @@ from rich.table import Table
 from probe.data.base import DepthDataset, dataset_info, dataset_present, get_dataset, list_datasets
 from probe.errors import ProbeError
 from probe.plotting import plt, save_figure
+from probe.seeding import check_seed
 
 INVALID_COLOUR = "#d0d0d0"
 """Shown where ``valid`` is False; absent from the depth colour map (magma)."""
@@ -78,6 +79,7 @@ def preview_samples(dataset: DepthDataset, count: int, seed: int = 0) -> list[Pr
     """``count`` distinct items drawn with ``seed`` (all of them if the dataset is smaller), in index order."""
     if count < 1:
         raise ProbeError(f"--count: expected a positive integer, got {count}")
+    check_seed(seed)
     n = len(dataset)
     if n == 0:
         raise ProbeError(f"dataset {dataset.info.name!r} ({dataset.split}) has no items")

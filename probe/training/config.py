@@ -16,6 +16,7 @@ import torch
 
 from probe.errors import ProbeError
 from probe.registry import Registry
+from probe.seeding import check_seed
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -79,6 +80,7 @@ class TrainConfig:
             raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
         if self.width <= 0:
             raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_seed(self.seed)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
