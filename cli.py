@@ -247,7 +247,7 @@ def train_command(
     config = TrainConfig(
         model=model, model_options=parse_model_options(model_option or []), width=width, dataset=dataset,
         data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length, skip_bad=skip_bad,
-        dataset_options=parse_model_options(data_option or [], flag="--data-option"),
+        dataset_options=parse_model_options(data_option or [], flag="--data-option", example="split_file=eigen_test_files.txt"),
         augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, device=device,
         seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
         grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,

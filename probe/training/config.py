@@ -142,7 +142,8 @@ def parse_option_value(text: str) -> Any:
     return text.strip()
 
 
-def parse_model_options(items: list[str] | tuple[str, ...], flag: str = "--model-option") -> dict[str, Any]:
+def parse_model_options(items: list[str] | tuple[str, ...], flag: str = "--model-option",
+                        example: str = "activation=leaky_relu") -> dict[str, Any]:
     """``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": "leaky_relu", "skips": False}``.
 
     >>> parse_model_options(["output_scale=half", "min_depth=0.5"])
@@ -152,7 +153,7 @@ def parse_model_options(items: list[str] | tuple[str, ...], flag: str = "--model
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ProbeError(f"{flag}: expected KEY=VALUE (e.g. activation=leaky_relu), got {item!r}")
+            raise ProbeError(f"{flag}: expected KEY=VALUE (e.g. {example}), got {item!r}")
         options[key.strip()] = parse_option_value(value)
     return options
 
