@@ -95,7 +95,8 @@ def experiments_section(results: Results) -> Section | None:
         rows.append({
             "experiment": e.get("id"), "title": e.get("title"), "model": e.get("model"),
             "params": e.get("params"), "mean epoch loss": _last(e.get("mean_epoch_loss")),
-            "seed's loss": e.get("seed_mean_loss"),
+            "seed reported (NYU, 1 epoch)": e.get("seed_mean_loss") if e.get("seed_mean_loss") is not None
+            else e.get("seed_note"),
             "per-batch loss std": e.get("batch_loss_std"),
             "first-100-batch loss": e.get("first100_mean_loss"),
             "time/epoch (s)": _last(e.get("seconds_per_epoch")),
