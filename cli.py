@@ -74,7 +74,6 @@ def complexity_command(
     from analyses import complexity
     from probe.options import parse_size
     from probe.progress import progress_bar
-    from probe.runs import prepare_run_dir
 
     config = complexity.ComplexityConfig(
         models=list(model) if model else complexity.list_models(),
@@ -82,8 +81,7 @@ def complexity_command(
         device=device, repeats=repeats, warmup=warmup, seed=seed)
     with progress_bar() as progress:
         result = complexity.run(config, progress)
-    prepare_run_dir(out, "complexity", result.to_json()["config"], device=result.device, seed=seed)
-    paths = result.save(out)
+    paths = result.save_run(out, device=result.device, seed=seed)
     Console(width=None if sys.stdout.isatty() else 160).print(result.table())
     for path in paths:
         typer.echo(f"wrote {path}")
@@ -386,10 +384,8 @@ ContinueOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="conti
 def _finish_analysis(command: str, result: "object", out: Path, device: str, seed: int) -> None:
     """Record config + provenance in DIR/config.json, write the result, list the files."""
     from probe.device import resolve_device
-    from probe.runs import prepare_run_dir
 
-    prepare_run_dir(out, command, result.to_json()["config"], device=resolve_device(device), seed=seed)
-    for path in result.save(out):
+    for path in result.save_run(out, device=resolve_device(device), seed=seed):
         typer.echo(f"wrote {path}")
 
 
@@ -522,7 +518,6 @@ def autoencoder_command(
     from analyses import autoencoder as ae
     from probe.options import parse_size
     from probe.progress import progress_bar
-    from probe.runs import prepare_run_dir
 
     config = ae.AutoencoderConfig(
         dataset=dataset, data_root=data_root, archs=list(arch) if arch else list(ae.DEFAULT_ARCHS),
@@ -531,8 +526,7 @@ def autoencoder_command(
         eval_images=eval_images, figure_level=figure_level, device=device, seed=seed)
     with progress_bar() as progress:
         result = ae.run(config, progress)
-    prepare_run_dir(out, "autoencoder", result.to_json()["config"], device=result.device, seed=seed)
-    for path in result.save(out):
+    for path in result.save_run(out, device=result.device, seed=seed):
         typer.echo(f"wrote {path}")
     for r in result.runs:
         psnr = "inf" if r.quality.psnr_infinite else f"{r.quality.psnr:.2f}"
@@ -562,15 +556,13 @@ def attribution_command(
     probe attribution --model packnet_b --model densedepth --width 0.0625 --input-size 64x64 --out runs/attr"""
     from analyses import attribution as at
     from probe.options import parse_size
-    from probe.runs import prepare_run_dir
 
     config = at.AttributionConfig(
         models=list(model or []), checkpoints=list(checkpoint or []), image=image, dataset=dataset,
         data_root=data_root, pixel=pixel, region=region, method=method, steps=steps, images=images, width=width,
         input_size=parse_size(input_size) if input_size else None, device=device, seed=seed)
     result = at.run(config)
-    prepare_run_dir(out, "attribution", result.to_json()["config"], device=result.device, seed=seed)
-    for path in result.save(out):
+    for path in result.save_run(out, device=result.device, seed=seed):
         typer.echo(f"wrote {path}")
     for m in result.models:
         typer.echo(f"{m.name:>28}  ERF r50 {m.erf.radius_50:g} px  r95 {m.erf.radius_95:g} px  support {m.erf.support:g} px  "

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from probe.io import ensure_dir, write_json
+from probe.runs import prepare_run_dir
 
 
 class AnalysisResult:
@@ -45,3 +46,8 @@ class AnalysisResult:
         written = [write_json(out / f"{self.name}.json", {"analysis": self.name, **self.to_json()})]
         written.extend(self.figures(out))
         return written
+
+    def save_run(self, out_dir: str | Path, *, device: Any = None, seed: int | None = None) -> list[Path]:
+        """Record this analysis's config and provenance in ``out_dir/config.json``, then :meth:`save`."""
+        prepare_run_dir(out_dir, self.name, self.to_json().get("config", {}), device=device, seed=seed)
+        return self.save(out_dir)

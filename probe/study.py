@@ -113,9 +113,8 @@ Step = Callable[[StudyConfig, Any], list[Path]]
 STEPS: Registry[Step] = Registry("study step")
 
 
-def _save(command: str, result: Any, config: StudyConfig, step_config: dict[str, Any]) -> list[Path]:
-    prepare_run_dir(config.out, command, step_config, device=resolve_device(config.device), seed=config.seed)
-    return result.save(config.out)
+def _save(result: Any, config: StudyConfig) -> list[Path]:
+    return result.save_run(config.out, device=resolve_device(config.device), seed=config.seed)
 
 
 @STEPS.register("complexity", description="parameters, MACs, latency and memory of every model",
@@ -128,7 +127,7 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     cfg = complexity.ComplexityConfig(**models, input_size=b.complexity_input, width=1.0, device=config.device,
                                       repeats=b.complexity_repeats, warmup=0 if config.small else None,
                                       seed=config.seed)
-    return _save("complexity", complexity.run(cfg, progress), config, asdict(cfg))
+    return _save(complexity.run(cfg, progress), config)
 
 
 @STEPS.register("properties", description="pack/unpack laws under Hypothesis", produces="properties.json")
@@ -168,7 +167,7 @@ def _trained_analysis(module_name: str, config_name: str, **extra: Any) -> Step:
             models=list(b.analysed_models), steps=b.train_steps, width=b.width, dataset=config.dataset,
             data_root=config.data_root, input_size=b.input_size, device=config.device, seed=config.seed,
             out=config.out / f"{module_name}_runs", **{k: v(b) for k, v in extra.items()})
-        return _save(module_name, module.run(cfg), config, asdict(cfg))
+        return _save(module.run(cfg), config)
 
     return step
 
@@ -193,7 +192,7 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
                                         levels=list(b.autoencoder_levels), steps=b.autoencoder_steps,
                                         input_size=b.autoencoder_input, device=config.device, seed=config.seed,
                                         **({"train_images": 128, "eval_images": 16} if config.small else {}))
-    return _save("autoencoder", autoencoder.run(cfg, progress), config, asdict(cfg))
+    return _save(autoencoder.run(cfg, progress), config)
 
 
 @STEPS.register("attribution", description="captum attribution and effective receptive fields",
@@ -210,7 +209,7 @@ def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
                                         width=b.width, dataset=config.dataset, data_root=config.data_root,
                                         input_size=b.input_size, images=b.attribution_images,
                                         device=config.device, seed=config.seed)
-    return _save("attribution", attribution.run(cfg), config, asdict(cfg))
+    return _save(attribution.run(cfg), config)
 
 
 def _produced(name: str, out: Path) -> Path:
