@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.limits import check_processes
 
 if TYPE_CHECKING:
     from probe.training.config import TrainConfig
@@ -103,8 +104,7 @@ def run_torchrun(nproc: int, launch_args: list[str]) -> None:
     The children find ``probe`` through ``PYTHONPATH`` even when it is not
     installed (a source checkout).  A failing child becomes a ProbeError.
     """
-    if nproc < 1:
-        raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc}")
+    check_processes(nproc)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     # one process per GPU owns the machine's threads; on CPU share the cores between processes
@@ -119,12 +119,13 @@ def run_torchrun(nproc: int, launch_args: list[str]) -> None:
 
 def launch_distributed(config: "TrainConfig", nproc: int) -> None:
     """``probe train --nproc-per-node N``: write the config next to the run and start torchrun on it."""
-    from probe.io import ensure_dir, write_json
+    from probe.io import write_json
+    from probe.runs import run_folder_lock
 
-    if nproc < 1:
-        raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc}")
+    check_processes(nproc)
     config.validate()  # bad flags fail here, once, not in every child process
-    out = ensure_dir(config.out, "--out")
-    request = out / "launch.json"
-    write_json(request, config.to_json())
+    # rank 0 locks the folder for the run; holding it while writing the request refuses a busy folder at once
+    with run_folder_lock(config.out, "train") as out:
+        request = out / "launch.json"
+        write_json(request, config.to_json())
     run_torchrun(nproc, ["--config", str(request)])
