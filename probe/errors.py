@@ -31,3 +31,10 @@ def one_line(exc: BaseException) -> str:
         head, sep, rest = last.partition(": ")
         text = rest if sep and "." in head and " " not in head else last
     return " ".join(text.split())
+
+
+def warn(message: str) -> None:
+    """Tell the user something went wrong but the command carries on: one ``probe: warning:`` line on stderr."""
+    import sys
+
+    print(f"probe: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
