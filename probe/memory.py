@@ -1,0 +1,177 @@
+"""How much memory training a model needs, estimated without allocating any of it.
+
+:func:`estimate_training_memory` builds the model on PyTorch's ``meta`` device
+(shapes and dtypes, no storage) and runs one training-mode forward pass on a
+meta input, counting every tensor autograd saves for the backward pass.  With
+the parameters that gives::
+
+    weights      4 B x parameters        (fp32 master weights, whatever the autocast precision)
+    gradients    4 B x parameters
+    optimizer    8 B x parameters        (Adam's two moment estimates)
+    activations  the saved tensors' bytes (halved under bf16 / fp16 autocast)
+    input        the batch of images
+
+The sum is what must fit at the peak of a step, before the transient buffers
+of the backward pass and the loss (so a run that the estimate refuses could
+never fit, while one it admits may still run out near the limit).
+:func:`check_training_fits` refuses a configuration whose estimate exceeds the
+device's free memory (``MemAvailable`` of ``/proc/meminfo`` on CPU,
+``torch.cuda.mem_get_info`` on CUDA), with one line naming the flags, the
+estimate and the free memory.
+
+>>> estimate = estimate_training_memory("densedepth", input_size=(480, 640), batch_size=4)  # doctest: +SKIP
+>>> print(estimate.describe())                                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probe.errors import ProbeError
+from probe.limits import MAX_BATCH_SIZE, check_count, check_input_size, check_width
+
+GIB = float(1 << 30)
+FP32_BYTES = 4
+ADAM_STATES = 2
+ACTIVATION_SCALE = {"fp32": 1.0, "bf16": 0.5, "fp16": 0.5}
+"""Saved activations relative to fp32 under each autocast precision (norms keep fp32: approximate)."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one training step needs, by kind; ``total_bytes`` is their sum."""
+
+    model: str
+    input_size: tuple[int, int]
+    batch_size: int
+    width: float
+    precision: str
+    parameters: int
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int
+    input_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.activation_bytes + self.input_bytes
+
+    @property
+    def state_bytes(self) -> int:
+        """Weights, gradients and optimizer states: what does not grow with the batch."""
+        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
+
+    def describe(self) -> str:
+        return (f"about {format_bytes(self.total_bytes)} (weights, gradients and Adam states "
+                f"{format_bytes(self.state_bytes)} for {self.parameters:,} parameters; activations "
+                f"{format_bytes(self.activation_bytes)})")
+
+
+def format_bytes(count: float) -> str:
+    """``1536 MiB`` -> ``"1.5 GiB"``; below a GiB in MiB."""
+    return f"{count / GIB:.1f} GiB" if count >= GIB else f"{count / (1 << 20):.1f} MiB"
+
+
+def _saved_activation_bytes(model: torch.nn.Module, image: torch.Tensor) -> int:
+    """Bytes of the distinct storages autograd saves during one forward pass, parameters excluded."""
+    parameter_storages = {p.untyped_storage()._cdata for p in model.parameters()}
+    seen: set[int] = set()
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key not in parameter_storages and key not in seen:
+            seen.add(key)
+            total += storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(image)
+    return total
+
+
+def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
+                             model_options: dict[str, Any] | None = None, precision: str = "fp32") -> MemoryEstimate:
+    """Estimate the memory of one training step of ``model`` at ``[batch_size,3,H,W]`` without allocating it.
+
+    The model is built on the ``meta`` device and run forward once in training
+    mode; see the module docstring for what is counted.  Sizes are checked
+    against :mod:`probe.limits` first, so an absurd request fails before any
+    model is built.
+
+    >>> e = estimate_training_memory("packnet_slim_b", input_size=(64, 96), batch_size=4, width=0.0625)
+    >>> e.parameters > 0 and e.activation_bytes > 0
+    True
+    """
+    size = check_input_size(input_size)
+    check_count("--batch-size", batch_size, MAX_BATCH_SIZE)
+    check_width(width)
+    if precision not in ACTIVATION_SCALE:
+        raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {precision!r}")
+    # a weights file only fills values; shapes do not depend on it, and it must not be read here
+    options = tuple(sorted((k, v) for k, v in (model_options or {}).items() if k != "weights"))
+    try:
+        hash(options)
+    except TypeError:  # an unhashable option value: estimate without the cache
+        return _estimate.__wrapped__(model, size, batch_size, float(width), options, precision)
+    return _estimate(model, size, batch_size, float(width), options, precision)
+
+
+@functools.lru_cache(maxsize=64)
+def _estimate(model: str, size: tuple[int, int], batch_size: int, width: float, options: tuple[tuple[str, Any], ...],
+              precision: str) -> MemoryEstimate:
+    """The meta-device measurement behind :func:`estimate_training_memory` (cached: analyses train the same
+    configuration many times in one process)."""
+    from probe.models import build_model
+
+    with torch.device("meta"):
+        module = build_model(model, width=width, **dict(options))
+        image = torch.empty(batch_size, 3, *size)
+    module.train()
+    parameters = sum(p.numel() for p in module.parameters())
+    activations = int(_saved_activation_bytes(module, image) * ACTIVATION_SCALE[precision])
+    return MemoryEstimate(model=model, input_size=size, batch_size=batch_size, width=float(width), precision=precision,
+                          parameters=parameters, weight_bytes=FP32_BYTES * parameters,
+                          gradient_bytes=FP32_BYTES * parameters,
+                          optimizer_bytes=ADAM_STATES * FP32_BYTES * parameters,
+                          activation_bytes=activations, input_bytes=image.numel() * FP32_BYTES)
+
+
+def available_memory(device: torch.device | str) -> tuple[int, str] | None:
+    """Free bytes on ``device`` and where the number comes from, or None when it cannot be known."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free), f"free on {dev} (torch.cuda.mem_get_info)"
+    if dev.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available RAM (MemAvailable)"
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
+                        model_options: dict[str, Any] | None = None, precision: str = "fp32",
+                        device: torch.device | str = "cpu") -> MemoryEstimate:
+    """Refuse, with one line, a training configuration whose estimate exceeds the device's free memory."""
+    estimate = estimate_training_memory(model, input_size=input_size, batch_size=batch_size, width=width,
+                                        model_options=model_options, precision=precision)
+    free = available_memory(device)
+    if free is not None and estimate.total_bytes > free[0]:
+        height, width_px = estimate.input_size
+        raise ProbeError(
+            f"--batch-size {batch_size} --input-size {height}x{width_px} --width {width:g}: training {model} needs "
+            f"{estimate.describe()}, more than the {format_bytes(free[0])} {free[1]}; "
+            "lower --batch-size, --input-size or --width")
+    return estimate
