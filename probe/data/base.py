@@ -73,11 +73,16 @@ SKIP_SEPARATOR = "\n"
 
 @dataclass
 class RawSample:
-    """One sample as read from disk: ``image`` HxWx3 (uint8 or float in [0,1]), ``depth`` hxw metres."""
+    """One sample as read from disk: ``image`` HxWx3 (uint8 or float in [0,1]), ``depth`` hxw metres.
+
+    ``files`` says where it came from for error messages (e.g. ``"a.png with depth a.npy"``, full paths);
+    ``name`` is the item's stable id.
+    """
 
     image: np.ndarray
     depth: np.ndarray
     name: str
+    files: str = ""
 
 
 class DepthDataset(Dataset):
@@ -160,14 +165,15 @@ def check_raw_sample(raw: RawSample, aspect_tolerance: float | None = ASPECT_TOL
     whose rows and columns are swapped against the image is named as transposed.
     """
     image, depth = np.asarray(raw.image), np.asarray(raw.depth)
+    where = raw.files or raw.name
     if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise DataError(f"{raw.name}: image must be H x W x 3, got shape {image.shape}")
+        raise DataError(f"{where}: image must be H x W x 3, got shape {image.shape}")
     if image.dtype != np.uint8 and image.dtype.kind != "f":
-        raise DataError(f"{raw.name}: image must be uint8 or float, got {image.dtype}")
+        raise DataError(f"{where}: image must be uint8 or float, got {image.dtype}")
     if depth.ndim != 2 or 0 in depth.shape:
-        raise DataError(f"{raw.name}: depth must be a non-empty H x W map, got shape {depth.shape}")
+        raise DataError(f"{where}: depth must be a non-empty H x W map, got shape {depth.shape}")
     if depth.dtype.kind not in "uif":
-        raise DataError(f"{raw.name}: depth must be real numbers, got {depth.dtype}")
+        raise DataError(f"{where}: depth must be real numbers, got {depth.dtype}")
     if aspect_tolerance is None:
         return
     (height, width), (rows, cols) = image.shape[:2], depth.shape
@@ -175,9 +181,9 @@ def check_raw_sample(raw: RawSample, aspect_tolerance: float | None = ASPECT_TOL
     if abs(depth_ratio / image_ratio - 1.0) <= aspect_tolerance:
         return
     if height != width and abs((rows / cols) / image_ratio - 1.0) <= aspect_tolerance:
-        raise DataError(f"{raw.name}: depth map {rows}x{cols} is transposed against its image {height}x{width} "
+        raise DataError(f"{where}: depth map {rows}x{cols} is transposed against its image {height}x{width} "
                         "(rows and columns swapped)")
-    raise DataError(f"{raw.name}: image {height}x{width} and depth map {rows}x{cols} differ in aspect ratio "
+    raise DataError(f"{where}: image {height}x{width} and depth map {rows}x{cols} differ in aspect ratio "
                     f"({image_ratio:.3f} vs {depth_ratio:.3f}, tolerance {aspect_tolerance:.0%}); resizing would "
                     "misalign them")
 
@@ -266,5 +272,6 @@ class BadItemLog:
     def summary(self) -> str:
         if not self.names:
             return "no bad items"
-        shown = ", ".join(sorted(set(self.names))[:10])
-        return f"{len(set(self.names))} bad item(s) skipped: {shown}"
+        names = sorted(set(self.names))
+        more = f" and {len(names) - 10} more (all listed in train.json)" if len(names) > 10 else ""
+        return f"{len(names)} bad item(s) skipped: {', '.join(names[:10])}{more}"

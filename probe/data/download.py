@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 
 from probe.data.base import DATASETS
 from probe.data.images import check_data_file
-from probe.errors import DataError, ProbeError
+from probe.errors import DataError, ProbeError, reason
 from probe.limits import MAX_ARCHIVE_MEMBERS
 from probe.io import atomic_write, ensure_dir
 from probe.progress import progress_bar
@@ -313,7 +313,9 @@ def check_members(members: list[_Member], archive: Path, target: Path) -> int:
             raise DataError(f"{archive}: member {member.name!r} would be written outside {target}; refusing to extract")
         if member.kind == "symlink":
             parent = list(member.parts[:-1])
-            if _resolve_virtual(parent + member.link.replace("\\", "/").split("/"), links) is None:
+            link = member.link.replace("\\", "/")
+            if link.startswith("/") or re.match(r"^[A-Za-z]:", link) or _resolve_virtual(parent + link.split("/"),
+                                                                                        links) is None:
                 raise DataError(f"{archive}: link {member.name!r} -> {member.link!r} points outside {target}; "
                                 "refusing to extract")
         elif member.kind == "hardlink":
@@ -350,7 +352,7 @@ def _extract_tar(archive: Path, target: Path) -> list[str]:
                 tar.extractall(target, members=members)
             return [m.name for m in members]
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{archive}: cannot extract tar archive ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{archive}: cannot extract tar archive ({reason(exc)})") from None
 
 
 def _zip_member(info: zipfile.ZipInfo, archive: Path) -> _Member:
@@ -367,7 +369,7 @@ def _extract_zip(archive: Path, target: Path) -> list[str]:
             zf.extractall(target, members=infos)
             return [i.filename for i in infos]
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
-        raise DataError(f"{archive}: cannot extract zip archive ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{archive}: cannot extract zip archive ({reason(exc)})") from None
 
 
 def safe_extract(archive: Path, target: Path) -> list[str]:

@@ -124,7 +124,8 @@ class FolderDataset(DepthDataset):
             raise DataError(f"{depth_path}: no image with the same stem matches {self.image_glob!r}")
         image = read_rgb(image_path)
         depth = read_depth_metres(depth_path, self.depth_units)
-        return RawSample(image=image, depth=depth, name=self.item_name(index))
+        return RawSample(image=image, depth=depth, name=self.item_name(index),
+                         files=f"{image_path} with depth {depth_path}")
 
 
 @register_dataset(FOLDER_INFO, locate=locate_folder)

@@ -39,7 +39,7 @@ from typing import Any, Callable, Generic, Iterable, TypeVar
 import numpy as np
 from PIL import Image
 
-from probe.errors import DataError
+from probe.errors import DataError, reason
 from probe.limits import MAX_ARRAY_ELEMENTS, MAX_DATA_FILE_BYTES
 from probe.registry import Registry
 
@@ -58,12 +58,6 @@ def _label(source: Source, name: str | None) -> str:
     if name:
         return name
     return str(source) if isinstance(source, Path) else "<bytes>"
-
-
-def _reason(exc: BaseException) -> str:
-    """``Type: first line`` of a decoder's exception, short enough for a one-line message."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
 def check_data_file(path: Path, label: str | None = None, max_bytes: int | None = MAX_DATA_FILE_BYTES) -> int:
@@ -109,7 +103,7 @@ def _decode_pil(source: Source, label: str) -> Image.Image:
             image = Image.open(io.BytesIO(data))
             image.load()  # PIL decodes lazily: force truncation errors to surface here
     except Exception as exc:  # a parser of untrusted bytes: whatever it raises means a corrupt file
-        raise DataError(f"{label}: cannot decode image ({_reason(exc)})") from None
+        raise DataError(f"{label}: cannot decode image ({reason(exc)})") from None
     if 0 in image.size:
         raise DataError(f"{label}: image has a zero-size side ({image.size[1]}x{image.size[0]})")
     return image
@@ -125,7 +119,7 @@ def read_image_size(path: Path) -> tuple[int, int]:
             with Image.open(path) as image:
                 width, height = image.size
     except Exception as exc:  # a parser of untrusted bytes
-        raise DataError(f"{label}: cannot decode image ({_reason(exc)})") from None
+        raise DataError(f"{label}: cannot decode image ({reason(exc)})") from None
     if width <= 0 or height <= 0:
         raise DataError(f"{label}: image has a zero-size side ({height}x{width})")
     return height, width
@@ -143,7 +137,7 @@ def read_rgb(source: Source, name: str | None = None) -> np.ndarray:
     try:
         arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except Exception as exc:  # PIL's converters on odd modes of a corrupt file
-        raise DataError(f"{label}: cannot convert image to RGB ({_reason(exc)})") from None
+        raise DataError(f"{label}: cannot convert image to RGB ({reason(exc)})") from None
     return np.ascontiguousarray(arr)
 
 
@@ -197,7 +191,7 @@ def read_npy(source: Source, name: str | None = None) -> np.ndarray:
         else:
             raise ValueError(f"unsupported .npy format version {version}")
     except Exception as exc:  # numpy's header parser on untrusted bytes
-        raise DataError(f"{label}: cannot read .npy header ({_reason(exc)})") from None
+        raise DataError(f"{label}: cannot read .npy header ({reason(exc)})") from None
     count = check_real_array(shape, dtype, label, ".npy array")
     present = len(data) - stream.tell()
     if present < count * dtype.itemsize:
@@ -234,17 +228,32 @@ def read_mat(path: Path, keys: Iterable[str], name: str | None = None) -> dict[s
     if is_mat_v73(path):
         handle = open_mat_v73(path, label)
         try:
-            _check_present(label, keys, list(handle.keys()))
+            _check_present(label, keys, mat_v73_variables(handle, label))
             return {k: _read_h5_variable(handle, k, label) for k in keys}
         finally:
             handle.close()
     return _read_mat_v5(path, keys, label)
 
 
-def _check_present(label: str, keys: list[str], present: list[str]) -> None:
+def mat_v73_variables(handle: Any, label: str) -> list[str]:
+    """The variable names of an open MATLAB v7.3 file (a corrupt HDF5 index is a DataError)."""
+    try:
+        return list(handle.keys())
+    except Exception as exc:  # HDF5 on a corrupt file
+        raise DataError(f"{label}: cannot list MATLAB v7.3 variables ({reason(exc)})") from None
+
+
+def _shown_name(name: Any) -> str:
+    """A variable name read from a file, safe for a one-line message (a corrupt file can hold any bytes)."""
+    text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    return text if text.isprintable() and len(text) <= 64 else repr(text[:64])
+
+
+def _check_present(label: str, keys: list[str], present: list[Any]) -> None:
     missing = [k for k in keys if k not in present]
     if missing:
-        shown = ", ".join(sorted(k for k in present if not k.startswith("#"))) or "none"
+        names = sorted({_shown_name(k) for k in present} - {"#refs#", "#subsystem#"})
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "none"
         raise DataError(f"{label}: variable(s) {', '.join(missing)} not found; file has {shown}")
 
 
@@ -268,31 +277,26 @@ def _read_h5_variable(handle: Any, key: str, label: str) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:  # h5py on a corrupt file: any failure means the variable cannot be read
-        raise DataError(f"{label}: cannot read MATLAB v7.3 {what} ({_reason(exc)})") from None
+        raise DataError(f"{label}: cannot read MATLAB v7.3 {what} ({reason(exc)})") from None
 
 
 def _read_mat_v5(path: Path, keys: list[str], label: str) -> dict[str, np.ndarray]:
-    import scipy.io
+    """Numeric variables of a v5 / v7 file through probe's bounds-checked reader (:mod:`probe.data.matv5`):
+    SciPy's reader crashes the interpreter on a truncated file."""
+    from probe.data.matv5 import byte_order, read_variables, to_array
 
-    check_data_file(path, label)
-    try:
-        headers = {name: (shape, matlab_class) for name, shape, matlab_class in scipy.io.whosmat(str(path))}
-    except Exception as exc:  # scipy's parser on untrusted bytes (MatReadError is not a ValueError)
-        raise DataError(f"{label}: cannot read MATLAB v5 file ({_reason(exc)})") from None
-    _check_present(label, keys, list(headers))
+    data = _open_bytes(path, label)
+    variables = read_variables(data, set(keys), label, MAX_DATA_FILE_BYTES)
+    _check_present(label, keys, list(variables))
+    arrays = {}
     for key in keys:
-        shape, matlab_class = headers[key]
-        if matlab_class not in MAT_NUMERIC_CLASSES:
-            raise DataError(f"{label}: variable {key!r} has MATLAB class {matlab_class!r}; expected a numeric array")
-        check_real_array(tuple(shape), np.dtype(np.float64), label, f"variable {key!r}")
-    try:
-        content = scipy.io.loadmat(str(path), variable_names=keys)
-    except Exception as exc:
-        raise DataError(f"{label}: cannot read MATLAB v5 file ({_reason(exc)})") from None
-    _check_present(label, keys, list(content))
-    arrays = {k: np.asarray(content[k]) for k in keys}
-    for key, array in arrays.items():
-        check_real_array(array.shape, array.dtype, label, f"variable {key!r}")
+        variable = variables[key]
+        if variable.matlab_class not in MAT_NUMERIC_CLASSES:
+            raise DataError(f"{label}: variable {key!r} has MATLAB class {variable.matlab_class!r}; "
+                            "expected a numeric array")
+        check_real_array(variable.shape, np.dtype(np.complex128 if variable.complex else np.float64), label,
+                         f"variable {key!r}")
+        arrays[key] = to_array(variable, label, byte_order(data))
     return arrays
 
 
@@ -305,7 +309,7 @@ def open_mat_v73(path: Path, name: str | None = None) -> Any:
     try:
         return h5py.File(str(path), "r")
     except Exception as exc:  # HDF5's parser on untrusted bytes
-        raise DataError(f"{label}: cannot open MATLAB v7.3 (HDF5) file ({_reason(exc)})") from None
+        raise DataError(f"{label}: cannot open MATLAB v7.3 (HDF5) file ({reason(exc)})") from None
 
 
 def _png_depth_metres(source: Source, label: str, png_scale: float) -> np.ndarray:

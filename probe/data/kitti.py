@@ -48,7 +48,7 @@ import numpy as np
 
 from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
 from probe.data.images import check_data_file, read_depth_png, read_rgb
-from probe.errors import DataError
+from probe.errors import DataError, reason
 from probe.registry import Registry
 
 KITTI_MAX_DEPTH = 80.0
@@ -146,7 +146,7 @@ def parse_split_list(path: Path) -> tuple[list[KittiFrame], int]:
             raise DataError(f"{path}: split list not found; get Eigen's lists from {EIGEN_LISTS}") from None
         raise
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read split list ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: cannot read split list ({reason(exc)})") from None
     frames, dropped = [], 0
     for lineno, line in enumerate(lines, 1):
         tokens = line.split()
@@ -235,7 +235,7 @@ class Kitti(DepthDataset):
         depth = counts.astype(np.float32) / np.float32(GT_UNITS_PER_METRE)
         if self.kb_crop:
             image, depth = benchmark_crop(image, depth, str(rgb))
-        return RawSample(image=image, depth=depth, name=self.item_name(index))
+        return RawSample(image=image, depth=depth, name=self.item_name(index), files=f"{rgb} with depth {gt}")
 
 
 @register_dataset(KITTI_INFO, locate=locate_kitti)

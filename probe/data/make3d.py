@@ -192,7 +192,7 @@ class Make3D(DepthDataset):
         depth = np.asarray(grid[:, :, DEPTH_CHANNEL], dtype=np.float32)
         image, depth = self.crop.apply(image, depth)
         return RawSample(image=np.ascontiguousarray(image), depth=np.ascontiguousarray(depth),
-                         name=self.item_name(index))
+                         name=self.item_name(index), files=f"{pair.image} with depth {pair.depth}")
 
 
 @register_dataset(MAKE3D_INFO, locate=locate_make3d)

@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 
 from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
-from probe.data.images import (PerProcessHandle, check_data_file, open_mat_v73, read_depth_png, read_mat,
-                               read_rgb)
-from probe.errors import DataError
+from probe.data.images import (PerProcessHandle, check_data_file, mat_v73_variables, open_mat_v73, read_depth_png,
+                               read_mat, read_rgb)
+from probe.errors import DataError, reason
 from probe.limits import MAX_DATA_FILE_BYTES
 
 NYU_ZIP = "nyu_data.zip"
@@ -153,7 +153,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except Exception as exc:  # zipfile's parser on untrusted bytes
-        raise DataError(f"{path}: cannot open zip archive ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: cannot open zip archive ({reason(exc)})") from None
 
 
 class NyuDenseDepth(DepthDataset):
@@ -189,7 +189,7 @@ class NyuDenseDepth(DepthDataset):
         try:
             return archive.read(info)
         except Exception as exc:  # zipfile/zlib on a corrupt archive: any failure means a corrupt member
-            raise DataError(f"{label}: corrupt archive member ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{label}: corrupt archive member ({reason(exc)})") from None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -202,7 +202,8 @@ class NyuDenseDepth(DepthDataset):
         image = read_rgb(self._read(rgb_member), self.location.label(rgb_member))
         depth_label = self.location.label(depth_member)
         depth = nyu_depth_metres(read_depth_png(self._read(depth_member), depth_label), depth_label)
-        return RawSample(image=image, depth=depth, name=rgb_member)
+        return RawSample(image=image, depth=depth, name=rgb_member,
+                         files=f"{self.location.label(rgb_member)} with depth {depth_label}")
 
 
 @register_dataset(NYU_INFO, locate=lambda root: locate_nyu(root) is not None)
@@ -255,14 +256,15 @@ class NyuLabeled(DepthDataset):
         self._h5 = PerProcessHandle(functools.partial(open_mat_v73, mat))
 
     def _check_layout(self, handle: Any) -> int:
+        present = mat_v73_variables(handle, str(self.mat))
         for key in ("images", "depths"):
-            if key not in handle:
+            if key not in present:
                 raise DataError(f"{self.mat}: variable {key!r} not found; expected 'images' and 'depths'")
         try:
             images, depths = handle["images"].shape, handle["depths"].shape
             kinds = handle["images"].dtype.kind, handle["depths"].dtype.kind
         except Exception as exc:  # h5py on a corrupt file, or groups where datasets belong
-            raise DataError(f"{self.mat}: cannot read 'images' / 'depths' ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{self.mat}: cannot read 'images' / 'depths' ({reason(exc)})") from None
         if any(kind not in "uif" for kind in kinds):
             raise DataError(f"{self.mat}: 'images' and 'depths' must be real numbers, got dtypes "
                             f"{handle['images'].dtype} and {handle['depths'].dtype}")
@@ -285,7 +287,7 @@ class NyuLabeled(DepthDataset):
             image = np.asarray(handle["images"][row], dtype=np.uint8).transpose(2, 1, 0)
             depth = np.asarray(handle["depths"][row], dtype=np.float32).T
         except Exception as exc:  # h5py on a corrupt file: any failure means this item cannot be read
-            raise DataError(f"{name}: cannot read item from {self.mat} ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{name}: cannot read item from {self.mat} ({reason(exc)})") from None
         return RawSample(image=np.ascontiguousarray(image), depth=np.ascontiguousarray(depth), name=name)
 
 
