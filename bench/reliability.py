@@ -39,27 +39,30 @@ from tests.training.conftest import TINY_FLAGS, probe_command, subprocess_env  #
 from tests.training.crash import finish, kill_rounds, temporaries  # noqa: E402
 
 
-def measure_kills(kills: int, seed: int, work: Path) -> dict:
+def measure_kills(kills: int, seed: int, work: Path, anytime_share: float) -> dict:
     steps = 8 * kills + 40
     flags = [*TINY_FLAGS, "--dataset-length", "8", "--epochs", str(steps // 2), "--checkpoint-every", "1"]
     run = work / "victim"
     start = time.perf_counter()
-    records = kill_rounds(run, flags, kills, random.Random(seed), anytime_share=0.5)
+    records = kill_rounds(run, flags, kills, random.Random(seed), anytime_share=anytime_share)
     done = finish(run, flags)
     metrics = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     table = Table(title=f"{kills} SIGKILLs of probe train --checkpoint-every 1, each resumed with --resume")
-    for column in ("kill", "after (s)", "killed", "resume from step", "resumable", "warning / error"):
+    for column in ("kill", "after (s)", "killed", "resume from step", "resumable", "left mid-write",
+                   "warning / error"):
         table.add_column(column)
     for r in records:
         table.add_row(str(r.round + 1), f"{r.delay_s:.3f}", str(r.killed), str(r.resume_step), str(r.resumable),
-                      (r.warnings or r.error)[:80])
+                      ", ".join(r.temporaries_left)[:60], (r.warnings or r.error)[:80])
     Console().print(table)
     summary = {"kills": kills, "seed": seed, "resumable": sum(r.resumable for r in records),
                "warnings": sum(bool(r.warnings) for r in records), "final_resume_exit": done.returncode,
+               "interrupted_a_write": sum(bool(r.temporaries_left) for r in records), "anytime_share": anytime_share,
                "final_steps_logged": metrics == list(range(1, steps + 1)), "steps": steps,
                "temporaries_after_final_resume": [str(p) for p in temporaries(run)],
                "seconds": time.perf_counter() - start, "rounds": [vars(r) for r in records]}
-    print(f"resumable: {summary['resumable']}/{kills}; final --resume exit {done.returncode}; log 1..{steps}: "
+    print(f"resumable: {summary['resumable']}/{kills} ({summary['interrupted_a_write']} kills interrupted a "
+          f"write); final --resume exit {done.returncode}; log 1..{steps}: "
           f"{summary['final_steps_logged']}; temporary files left: {len(summary['temporaries_after_final_resume'])}")
     return summary
 
@@ -122,11 +125,13 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--anytime-share", type=float, default=0.5,
+                        help="share of kills at any moment from process start (the rest: just after a checkpoint)")
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="probe-reliability-") as tmp:
         work = Path(tmp)
-        result = {"kills": lambda: measure_kills(args.kills, args.seed, work),
+        result = {"kills": lambda: measure_kills(args.kills, args.seed, work, args.anytime_share),
                   "writers": lambda: measure_writers(args.trials, work),
                   "inputs": lambda: measure_inputs(work)}[args.scenario]()
     if args.out is not None:
