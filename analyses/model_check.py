@@ -39,4 +39,4 @@ def macs_clause(model: nn.Module, images: torch.Tensor) -> Clause:
 
 def run(config: CheckConfig) -> ContractReport:
     """Every contract clause of :func:`probe.models.check.check_model`, then MACs."""
-    return check_model(config, extra_checks=[macs_clause])
+    return check_model(config, extra_checks={"MACs": macs_clause})

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -176,12 +176,15 @@ class ContractReport:
         return cls(**values)
 
 
-#: An extra clause: ``(model, images [B,3,H,W]) -> Clause``; exceptions become a failed clause.
+#: An extra clause: ``(model in eval mode, images [B,3,H,W]) -> Clause``; exceptions become a failed clause.
 ExtraCheck = Callable[[nn.Module, torch.Tensor], Clause]
 
 
-def check_model(config: CheckConfig, extra_checks: Sequence[ExtraCheck] = ()) -> ContractReport:
-    """Build ``config.spec`` and run every clause (see the module docstring) on synthetic images."""
+def check_model(config: CheckConfig, extra_checks: Mapping[str, ExtraCheck] | None = None) -> ContractReport:
+    """Build ``config.spec`` and run every clause (see the module docstring) on synthetic images.
+
+    ``extra_checks`` maps clause names to checks run last, on a model whose eval output passed.
+    """
     config.validate()
     device = resolve_device(config.device)
     report = ContractReport(config.spec, None, tuple(config.input_size), config.odd_size)
@@ -199,12 +202,14 @@ def check_model(config: CheckConfig, extra_checks: Sequence[ExtraCheck] = ()) ->
     _train_output(model, images, eval_out, report)
     _gradients(model, images, config.seed, report)
     _parameters(model, report)
-    for check in extra_checks:
+    for name, check in (extra_checks or {}).items():
+        if eval_out is None:
+            report.add(name, "skipped", "needs a passing eval output")
+            continue
         try:
             report.clauses.append(check(model.eval(), images))
         except Exception as exc:  # an extra check's own failure is reported, not raised
-            report.add(getattr(check, "__name__", "extra"), "failed", _describe_error(exc),
-                       fix="see the message")
+            report.add(name, "failed", _describe_error(exc), fix="see the message")
     return report
 
 
@@ -264,10 +269,13 @@ def _declared(model: nn.Module) -> str:
 
 
 def _strip_spec(message: str, spec: str) -> str:
-    """Messages of the builders start with the SPEC; the report's lines name it once themselves."""
+    """Messages of the builders and the adapter start with the SPEC (and the clause); the report's lines name both."""
     for prefix in (f"--model {spec}: ", f"{spec}: "):
         if message.startswith(prefix):
-            return message[len(prefix):]
+            message = message[len(prefix):]
+            break
+    for clause in ("eval output: ", "train output: "):
+        message = message.removeprefix(clause)
     return message
 
 

@@ -270,7 +270,7 @@ class ModelAdapter(nn.Module):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """``[B,3,H,W]`` -> ``[B,1,h,w]`` in eval mode, a list of scales finest first in train mode."""
         if rgb.dim() != 4 or rgb.shape[1] != 3:
-            raise ShapeError(f"{self.spec}: input: expected [B,3,H,W], got {tuple(rgb.shape)}")
+            raise ShapeError(f"{self.spec}: input: expected [B,3,H,W], got {list(rgb.shape)}")
         padded, size = pad_to_multiple(rgb, self.input_multiple) if self.input_multiple > 1 else (rgb, None)
         scales = self._scales(self._run_network(padded), rgb.shape[0])
         if size is not None:
@@ -292,39 +292,41 @@ class ModelAdapter(nn.Module):
                              f"`probe check-model {self.spec}` checks every clause of the contract") from exc
 
     def _scales(self, raw: Any, batch: int) -> list[torch.Tensor]:
+        """The network's output as depth maps finest first; violations name the clause (eval/train output)."""
+        where = f"{self.spec}: {'train' if self.training else 'eval'} output"
         key = self.declaration.output_key
         if isinstance(raw, Mapping):
             if key is None:
-                raise ShapeError(f"{self.spec}: output: the model returns a dict (keys "
-                                 f"{', '.join(spell_key(k) for k in raw)}); name the depth entry with "
-                                 "--model-option output_key=KEY")
-            raw = key.select(raw, self.spec)
+                raise ShapeError(f"{where}: the model returns a dict (keys {', '.join(spell_key(k) for k in raw)}); "
+                                 "name the depth entry with --model-option output_key=KEY")
+            raw = key.select(raw, where)
         elif key is not None:
-            raise ShapeError(f"{self.spec}: output: output_key={key.spelling} is set but the model returns a "
+            raise ShapeError(f"{where}: output_key={key.spelling} is set but the model returns a "
                              f"{type(raw).__name__}, not a dict")
         items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
         if not items:
-            raise ShapeError(f"{self.spec}: output: the model returned an empty {type(raw).__name__}")
-        scales = [self._depth_map(item, batch) for item in items]
+            raise ShapeError(f"{where}: the model returned an empty {type(raw).__name__}")
+        scales = [_depth_map(item, batch, where) for item in items]
         heights = [s.shape[-2] for s in scales]
         if any(later > earlier for earlier, later in zip(heights, heights[1:])):
-            raise ShapeError(f"{self.spec}: output: scales must be finest first, got heights "
+            raise ShapeError(f"{where}: scales must be finest first, got heights "
                              f"{', '.join(map(str, heights))}; return them in the other order")
         return scales
-
-    def _depth_map(self, item: Any, batch: int) -> torch.Tensor:
-        if isinstance(item, torch.Tensor) and item.is_floating_point() and item.dim() == 3:
-            item = item.unsqueeze(1)
-        if not (isinstance(item, torch.Tensor) and item.is_floating_point() and item.dim() == 4
-                and item.shape[0] == batch and item.shape[1] == 1):
-            got = f"{item.dtype} {list(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
-            raise ShapeError(f"{self.spec}: output: expected a float [B,1,h,w] (or [B,h,w]) with B={batch}, "
-                             f"got {got}")
-        return item
 
     def extra_repr(self) -> str:
         return (f"spec={self.spec!r}, output_space={self.declared_space!r}, depth {self.min_depth}..{self.max_depth} m"
                 f", input_multiple={self.input_multiple}")
+
+
+def _depth_map(item: Any, batch: int, where: str) -> torch.Tensor:
+    """``[B,1,h,w]`` as is, ``[B,h,w]`` given its channel; anything else is a ShapeError naming ``where``."""
+    if isinstance(item, torch.Tensor) and item.is_floating_point() and item.dim() == 3:
+        item = item.unsqueeze(1)
+    if not (isinstance(item, torch.Tensor) and item.is_floating_point() and item.dim() == 4
+            and item.shape[0] == batch and item.shape[1] == 1):
+        got = f"{item.dtype} {list(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
+        raise ShapeError(f"{where}: expected a float [B,1,h,w] (or [B,h,w]) with B={batch}, got {got}")
+    return item
 
 
 def _crop_back(out: torch.Tensor, size: tuple[int, int], padded: torch.Size) -> torch.Tensor:

@@ -87,6 +87,8 @@ def resolve_spec(spec: str) -> ResolvedSpec:
     if spec in MODELS:
         return ResolvedSpec(spec, "zoo", spec, "probe zoo", lambda: MODELS.get(spec))
     target, sep, attribute = spec.rpartition(":")
+    if not sep and (spec.endswith(".py") or "/" in spec):
+        raise ProbeError(f"--model {spec}: name the factory after a colon, e.g. {spec}:build")
     if not sep:
         return _entry_point_spec(spec)
     if not target or not attribute or not all(part.isidentifier() for part in attribute.split(".")):

@@ -60,10 +60,10 @@ def test_train_mode_gives_scales_finest_first(shape, options, sizes):
     ("coarse_first", {}, "scales must be finest first, got heights 8, 16"),
     ("two_channels", {}, "expected a float [B,1,h,w]"),
 ])
-def test_an_output_off_the_contract_is_one_line_naming_the_spec(shape, options, message):
+def test_an_output_off_the_contract_is_one_line_naming_the_spec_and_clause(shape, options, message):
     with pytest.raises(ShapeError) as info:
         plain(shape=shape, **options).eval()(X)
-    assert message in str(info.value) and str(USER) in str(info.value)
+    assert message in str(info.value) and f"{USER}:plain: eval output: " in str(info.value)
 
 
 def test_output_key_spelling_reads_tuples_and_integers():

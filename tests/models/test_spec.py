@@ -137,6 +137,7 @@ BAD_SPECS = [
     ("os.path:", "expected module:factory"),
     ("not a module:build", "neither an importable module name"),
     (f"{HERE / 'test_spec.py'}x:build", "expected a .py file"),
+    ("examples/unet.py", "name the factory after a colon, e.g. examples/unet.py:build"),
 ]
 
 
