@@ -288,8 +288,9 @@ class ModelAdapter(nn.Module):
             raise
         except Exception as exc:  # the user's code failed: name the SPEC, keep the cause for PROBE_DEBUG
             raise NetworkError(f"{self.spec}: the network's forward failed on input {list(rgb.shape)} "
-                             f"({'train' if self.training else 'eval'} mode): {type(exc).__name__}: {one_line(exc)}; "
-                             f"`probe check-model {self.spec}` checks every clause of the contract") from exc
+                               f"({'train' if self.training else 'eval'} mode): {type(exc).__name__}: "
+                               f"{one_line(exc)}; `probe check-model {self.spec}` checks every clause of the "
+                               "contract") from exc
 
     def _scales(self, raw: Any, batch: int) -> list[torch.Tensor]:
         """The network's output as depth maps finest first; violations name the clause (eval/train output)."""
