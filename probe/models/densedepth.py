@@ -284,7 +284,9 @@ def keras_state_dict(arrays: Mapping[str, np.ndarray], label: str) -> dict[str, 
         if layer not in table or weight not in KERAS_WEIGHT_NAMES:
             state[f"keras:{name}"] = torch.from_numpy(np.ascontiguousarray(array))
             continue
-        value = np.asarray(array, dtype=np.float32)
+        value = np.asarray(array)
+        if value.dtype.kind != "f":
+            raise ProbeError(f"{label}: {name} should hold floating-point weights, got {value.dtype}")
         if weight == "kernel":
             if value.ndim != 4:
                 raise ProbeError(f"{label}: {name} should be a 4-D HWIO convolution kernel, got shape {value.shape}")
