@@ -191,14 +191,7 @@ def test_predict_images_names_the_missing_or_corrupt_file(tmp_path):
 # CLI, end to end on a checkpoint written by `probe train`
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from probe.training import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("run")
-    train(TrainConfig(model="densedepth", width=0.0625, dataset="synthetic", input_size=(32, 48), dataset_length=4,
-                      max_steps=1, batch_size=2, device="cpu", workers=0, out=out))
-    return out
+# (the `trained_run` fixture lives in tests/conftest.py)
 
 
 def test_cli_eval_writes_eval_json_and_prints_a_table(run_cli, trained_run, tmp_path):

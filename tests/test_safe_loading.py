@@ -19,16 +19,6 @@ from probe.training.checkpoint import checkpoint_paths
 from tests.models.checkpoint_files import save_malicious_pickle
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from probe.training import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("run")
-    train(TrainConfig(model="densedepth", width=0.0625, dataset="synthetic", input_size=(32, 48), dataset_length=4,
-                      max_steps=1, batch_size=2, device="cpu", workers=0, out=out))
-    return out
-
-
 def _poisoned_copy(run: Path, tmp_path: Path, which: str, marker: Path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -66,9 +56,9 @@ COMMANDS = {
 
 @pytest.mark.parametrize("which", ["weights", "state"])
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_a_poisoned_checkpoint_file_is_refused_by_every_command(run_cli, tiny_run, tmp_path, command, which):
+def test_a_poisoned_checkpoint_file_is_refused_by_every_command(run_cli, trained_run, tmp_path, command, which):
     marker = tmp_path / "marker"
-    run = _poisoned_copy(tiny_run, tmp_path, which, marker)
+    run = _poisoned_copy(trained_run, tmp_path, which, marker)
     res = run_cli(*COMMANDS[command](run, tmp_path))
     assert not marker.exists(), f"{command} ran the payload planted in the {which} file"
     if res.code == 0:

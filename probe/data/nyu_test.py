@@ -39,6 +39,7 @@ import numpy as np
 
 from probe.data.base import DatasetInfo, DepthDataset, RawSample, register_dataset
 from probe.data.images import PerProcessHandle
+from probe.data.nyu import NyuLocation, _open_zip  # the same archive-or-folder handling as nyu_data.zip
 from probe.errors import DataError
 from probe.metrics import DENSEDEPTH_NYU_CROP, NYU_SIZE, EvalProtocol
 
@@ -86,41 +87,23 @@ def read_npy_layout(handle: IO[bytes], label: str) -> NpyLayout:
     return NpyLayout(int(shape[0]), tuple(int(s) for s in shape[1:]), dtype, handle.tell())
 
 
-@dataclass(frozen=True)
-class NyuTestLocation:
-    """The archive (``is_zip``) or the folder holding the extracted ``.npy`` files."""
-
-    path: Path
-    is_zip: bool
-
-    def label(self, member: str) -> str:
-        return f"{self.path}:{member}" if self.is_zip else str(self.path / member)
-
-
-def locate_nyu_test(root: Path | None) -> NyuTestLocation | None:
+def locate_nyu_test(root: Path | None) -> NyuLocation | None:
     """Resolve a root given as the zip, a folder holding it, or a folder of the extracted arrays."""
     if root is None or not root.exists():
         return None
     if root.is_file():
-        return NyuTestLocation(root, True) if zipfile.is_zipfile(root) else None
+        return NyuLocation(root, True) if zipfile.is_zipfile(root) else None
     if (root / RGB_NPY).is_file() and (root / DEPTH_NPY).is_file():
-        return NyuTestLocation(root, False)
+        return NyuLocation(root, False)
     if (root / NYU_TEST_ZIP).is_file() and zipfile.is_zipfile(root / NYU_TEST_ZIP):
-        return NyuTestLocation(root / NYU_TEST_ZIP, True)
+        return NyuLocation(root / NYU_TEST_ZIP, True)
     return None
-
-
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{path}: cannot open zip archive ({exc})") from None
 
 
 class NyuTest(DepthDataset):
     """``nyu_test.zip`` (or its extracted arrays); see the module docstring."""
 
-    def __init__(self, location: NyuTestLocation, split: str = "test", **options: Any) -> None:
+    def __init__(self, location: NyuLocation, split: str = "test", **options: Any) -> None:
         if split != "test":
             raise DataError(f"nyu_test: holds the test split only, got split={split!r}")
         super().__init__(NYU_TEST_INFO, split=split, **options)
