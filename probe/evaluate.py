@@ -149,6 +149,30 @@ def _full_resolution(dataset: Dataset) -> Dataset:
     return full
 
 
+def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> EvalProtocol:
+    """The protocol to score ``dataset`` with (default: the dataset's), adjusted by the dataset, checked to fit.
+
+    Reads the first item's ground truth, so a protocol whose crop is defined on
+    another size (``nyu_densedepth`` on 480x640) fails here, before any work.
+    """
+    info = getattr(dataset, "info", None)
+    name = protocol or (info.eval_protocol if info is not None else None)
+    if name is None:
+        raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
+    chosen = name if isinstance(name, EvalProtocol) else get_protocol(name)
+    override = getattr(dataset, "protocol_override", None)
+    if callable(override):
+        chosen = override(chosen)
+    if len(dataset) > 0:  # type: ignore[arg-type]
+        height, width = _full_resolution(dataset)[0]["depth"].shape[-2:]
+        try:
+            chosen.crop_box(int(height), int(width))
+        except ShapeError as exc:
+            raise ProbeError(f"--protocol {chosen.name}: does not fit dataset {getattr(info, 'name', '?')!r} "
+                             f"({exc})") from None
+    return chosen
+
+
 def _collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the images (all at the input size); keep each ground truth at its own size in a list."""
     return {"image": torch.stack([it["image"] for it in items]), "depth": [it["depth"] for it in items],
@@ -173,16 +197,12 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
     """
     _check_loader_args(batch_size, workers)
     info = getattr(dataset, "info", None)
-    protocol_name = protocol or (info.eval_protocol if info is not None else None)
     depth_cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
-    if protocol_name is None or depth_cap is None:
+    if depth_cap is None:
         raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
-    chosen = protocol_name if isinstance(protocol_name, EvalProtocol) else get_protocol(protocol_name)
-    override = getattr(dataset, "protocol_override", None)
-    if callable(override):
-        chosen = override(chosen)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError(f"evaluate: dataset {getattr(info, 'name', dataset)!r} is empty")
+    chosen = resolve_protocol(dataset, protocol)
     tta = flip_tta or chosen.flip_tta
     scaling = True if median_scaling else None  # None: the protocol's own setting
     clamping = None if clamp else False
@@ -412,6 +432,7 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
             raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), not {name!r}")
         extra["length"] = options.dataset_length
     dataset = get_dataset(name, root, split=options.split, input_size=size, **extra)
+    resolve_protocol(dataset, options.protocol)  # a protocol that does not fit the data fails before any write
     config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
     prepare_run_dir(options.out, "eval", config, device=device)
     result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,

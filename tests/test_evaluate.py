@@ -343,3 +343,10 @@ def test_cli_eval_runs_every_protocol_on_its_format_fixture(run_cli, trained_run
     assert data["protocol"] == protocol and data["protocol_choices"]["name"] == protocol
     assert data["n_pixels"] > 0 and all(np.isfinite(v) for v in data["metrics"].values())
     assert data["protocol_choices"]["median_scaling"] is (protocol == "kitti_eigen_median")
+
+
+def test_cli_a_protocol_that_does_not_fit_the_data_fails_before_writing(run_cli, trained_run, tmp_path):
+    res = run_cli("eval", "--checkpoint", trained_run, "--protocol", "nyu_densedepth", "--dataset-length", "2",
+                  "--device", "cpu", "--out", tmp_path / "e")
+    assert res.code == 2 and res.err.count("\n") == 1 and "480x640" in res.err and "nyu_densedepth" in res.err, res
+    assert not (tmp_path / "e").exists()

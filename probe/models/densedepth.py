@@ -187,7 +187,7 @@ class DenseDepth(nn.Module):
         if file.kind == "keras_h5":
             state, ignored = keras_state_dict(file.tensors, label), []
         else:
-            state, ignored = _split_classifier(_canonical_keys(file.tensors))
+            state, ignored = _split_classifier(file.tensors)
         fit_state_dict(self, state, label=label, target=self.describe(), hint=self._hint(state))
         warn_ignored(label, ignored, "the classifier of torchvision's DenseNet is not part of DenseDepth")
 
@@ -197,7 +197,7 @@ class DenseDepth(nn.Module):
         file = read_tensor_file(path, label)
         if file.kind == "keras_h5":
             raise ProbeError(f"{label}: expected torchvision's DenseNet-169 state dict (features.*), got a Keras file")
-        state, ignored = _split_classifier(_canonical_keys(file.tensors))
+        state, ignored = _split_classifier(file.tensors)
         state = {k.removeprefix("encoder."): v for k, v in state.items()}
         fit_state_dict(self.encoder, state, label=label, target=f"the DenseNet-169 encoder (width {self.width})",
                        hint="expected torchvision's densenet169 state dict (features.*, classifier.*)")
@@ -234,10 +234,14 @@ def _canonical_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     return renamed
 
 
-def _split_classifier(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Drop torchvision's ImageNet classifier (``classifier.*``, ``encoder.classifier.*``); return it as ignored."""
-    ignored = [k for k in state if k.startswith(("classifier.", "encoder.classifier."))]
-    return {k: v for k, v in state.items() if k not in ignored}, ignored
+_CLASSIFIER_KEY = re.compile(r"(^|\.)classifier\.")
+
+
+def _split_classifier(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Drop torchvision's ImageNet classifier (``classifier.*`` under any prefix), returned by its names in the
+    file, and bring the other keys to probe's spelling (:func:`_canonical_keys`)."""
+    ignored = [k for k in state if _CLASSIFIER_KEY.search(k)]
+    return _canonical_keys({k: v for k, v in state.items() if not _CLASSIFIER_KEY.search(k)}), ignored
 
 
 #: Keras weight names -> torch parameter/buffer names (BatchNormalization and Conv2D).
