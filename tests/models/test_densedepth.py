@@ -179,9 +179,10 @@ def test_pretrained_loads_torchvision_densenet_with_old_key_spelling_into_the_en
     torch.manual_seed(7)
     with pytest.warns(IgnoredWeightsWarning, match="classifier"):
         other = build_model("densedepth", width=TINY, pretrained=tmp_path / "densenet169.pth")
+    loaded = other.encoder.state_dict()
     for key, value in source.encoder.state_dict().items():
         if not key.endswith("num_batches_tracked"):
-            assert torch.equal(other.encoder.state_dict()[key], value), key
+            assert torch.equal(loaded[key], value), key
     assert not torch.equal(other.conv3.weight, source.conv3.weight)
 
 
