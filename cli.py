@@ -363,7 +363,7 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="train|test")] = "test",
     input_size: InputSizeOpt = None,
     dataset_length: Annotated[Optional[int], typer.Option("--dataset-length", help="number of generated samples (synthetic data)")] = None,
-    protocol: Annotated[Optional[str], typer.Option("--protocol", help="nyu|make3d|kitti|none (default: the dataset's)")] = None,
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="nyu_densedepth|nyu_eigen|kitti_eigen|kitti_eigen_median|make3d_c1|none (old names nyu, kitti, make3d still work; default: the dataset's)")] = None,
     median_scaling: Annotated[bool, typer.Option("--median-scaling", help="scale each prediction by median(gt)/median(pred)")] = False,
     flip_tta: FlipTtaOpt = False,
     clamp: Annotated[bool, typer.Option("--clamp/--no-clamp", help="clamp predictions to the protocol's depth range")] = True,
@@ -374,7 +374,7 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint with a dataset protocol; writes DIR/eval.json and prints a table.
 
-    Example: probe eval --checkpoint runs/x --median-scaling --out runs/x/eval
+    Example: probe eval --checkpoint runs/x --dataset nyu_test --data-root nyu_test.zip --protocol nyu_densedepth --out runs/x/eval
     """
     from probe.evaluate import EvalOptions, evaluate_checkpoint, print_eval_table
     from probe.options import parse_size
