@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, reason, warn
 from probe.limits import MAX_BATCH_SIZE, check_count, check_input_size, check_width
 
 GIB = float(1 << 30)
@@ -116,8 +116,8 @@ def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_s
     check_width(width)
     if precision not in ACTIVATION_SCALE:
         raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {precision!r}")
-    # a weights file only fills values; shapes do not depend on it, and it must not be read here
-    options = tuple(sorted((k, v) for k, v in (model_options or {}).items() if k != "weights"))
+    # weight files only fill values; shapes do not depend on them, and they must not be read here
+    options = tuple(sorted((k, v) for k, v in (model_options or {}).items() if k not in ("weights", "pretrained")))
     try:
         hash(options)
     except TypeError:  # an unhashable option value: estimate without the cache
@@ -163,10 +163,26 @@ def available_memory(device: torch.device | str) -> tuple[int, str] | None:
 
 def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
                         model_options: dict[str, Any] | None = None, precision: str = "fp32",
-                        device: torch.device | str = "cpu") -> MemoryEstimate:
-    """Refuse, with one line, a training configuration whose estimate exceeds the device's free memory."""
-    estimate = estimate_training_memory(model, input_size=input_size, batch_size=batch_size, width=width,
-                                        model_options=model_options, precision=precision)
+                        device: torch.device | str = "cpu") -> MemoryEstimate | None:
+    """Refuse, with one line, a training configuration whose estimate exceeds the device's free memory.
+
+    Returns the estimate, or None for a user model (a SPEC) whose forward pass cannot run on the
+    meta device; that is said in one warning line and training goes on unchecked.  Zoo models are
+    always estimated (a test runs every one on the meta device).
+    """
+    from probe.models import list_models
+
+    try:
+        estimate = estimate_training_memory(model, input_size=input_size, batch_size=batch_size, width=width,
+                                            model_options=model_options, precision=precision)
+    except ProbeError:
+        raise
+    except Exception as exc:
+        if model in list_models():
+            raise
+        warn(f"{model}: memory not estimated (its forward pass does not run on the meta device: {reason(exc)}); "
+             "--batch-size and --input-size are not checked against free memory")
+        return None
     free = available_memory(device)
     if free is not None and estimate.total_bytes > free[0]:
         height, width_px = estimate.input_size

@@ -487,6 +487,10 @@ def run_train_config(run_dir: Path, flag: str = "--checkpoint") -> dict[str, Any
     return run_config
 
 
+#: Model options that only choose initial weights; a checkpoint overrides them.
+INIT_WEIGHT_OPTIONS = ("weights", "pretrained")
+
+
 def load_checkpoint(path: str | Path | Checkpoint,
                     device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model from a run folder, a ``step_N`` folder or a ``.safetensors`` file.
@@ -505,7 +509,9 @@ def load_checkpoint(path: str | Path | Checkpoint,
 
     checkpoint = path if isinstance(path, Checkpoint) else resolve_checkpoint(path)
     run_config = run_train_config(checkpoint.run_dir)
-    model = build_model(run_config["model"], width=run_config["width"], **run_config["model_options"])
+    # The checkpoint holds every weight: the file the run started from is neither needed nor re-read.
+    options = {k: v for k, v in run_config["model_options"].items() if k not in INIT_WEIGHT_OPTIONS}
+    model = build_model(run_config["model"], width=run_config["width"], **options)
     dev = torch.device(device)
     load_weights(model, checkpoint.weights, dev)
     return model.to(dev).eval(), run_config
