@@ -29,7 +29,7 @@ import torch
 
 from probe import __version__
 from probe.errors import ProbeError
-from probe.io import ensure_dir, read_json, write_json
+from probe.io import ensure_dir, read_json, remove_stale_temporaries, write_json
 
 
 def git_commit(start: Path | None = None) -> str | None:
@@ -136,7 +136,8 @@ def run_folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
     """Hold the writer lock of run folder ``folder`` (created if needed) for the ``with`` block.
 
     The lock is ``fcntl.flock`` on ``folder/.lock``: the operating system drops
-    it when the holder exits or is killed, so a stale lock never blocks.  The
+    it when the holder exits or is killed, so a stale lock never blocks.  Taking
+    it removes the temporary files a killed writer left in ``folder``.  The
     file records the holder's PID, command and start time for the message a
     second writer gets (a one-line ProbeError, raised at once, never a wait).
     Re-entrant within one process: a study that runs an analysis that trains
@@ -185,6 +186,7 @@ def _acquire(path: Path, command: str) -> _Held:
               "started": datetime.now().astimezone().isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+    remove_stale_temporaries(path)  # no other writer is alive: any temporary file is a killed one's
     return _Held(fd=fd, depth=1)
 
 

@@ -275,7 +275,8 @@ class FineGroundTruth(DepthDataset):
     def load_raw(self, index: int) -> RawSample:
         h, w = self.sizes[index]
         board = np.where((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0, 1.0, 4.0).astype(np.float32)
-        return RawSample(image=np.zeros((16, 16, 3), np.float32), depth=board, name=f"board{index}")
+        # the image shares its ground truth's aspect ratio, as every reader's pairs must (check_raw_sample)
+        return RawSample(image=np.zeros((h, w, 3), np.float32), depth=board, name=f"board{index}")
 
 
 class Constant(nn.Module):

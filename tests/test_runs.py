@@ -88,3 +88,13 @@ def test_a_stale_lock_from_a_sigkilled_writer_never_blocks_even_with_its_forked_
     finally:
         for pid in child_pids:
             os.kill(int(pid), signal.SIGKILL)
+
+
+def test_taking_the_lock_removes_the_temporaries_a_killed_writer_left(tmp_path):
+    from probe.io import TEMP_MARK
+
+    stale = tmp_path / f".gradients.json.k2j8{TEMP_MARK}.json"
+    stale.write_text('{"half": ')
+    (tmp_path / "gradients.json").write_text("{}")
+    with run_folder_lock(tmp_path, "gradients"):
+        assert not stale.exists() and (tmp_path / "gradients.json").exists()

@@ -33,7 +33,7 @@ import torch.nn as nn
 from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, warn
-from probe.io import append_jsonl, atomic_write, remove_stale_temporaries, to_plain, write_json
+from probe.io import append_jsonl, atomic_write, to_plain, write_json
 from probe.losses import build_loss
 from probe.memory import check_training_fits
 from probe.models import build_model, count_parameters
@@ -240,9 +240,8 @@ class _Run:
         requeued job's first start) starts at step 0 with a warning.
         """
         cfg = self.config
-        if self.dist.is_main:  # what a killed writer left behind (we hold the folder's lock)
+        if self.dist.is_main:  # what a killed writer left in checkpoints/ (the lock cleaned the folder itself)
             clean_partial_checkpoints(self.out)
-            remove_stale_temporaries(self.out)
         if not cfg.resume and has_checkpoint(self.out):
             raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/); "
                              "pass --resume to continue it or choose another --out")
