@@ -68,15 +68,14 @@ class CheckpointedForward:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not torch.is_grad_enabled():
             return self.forward(*args, **kwargs)
-        context_fn = self._restore_buffers_after_recompute if self.mutable else _no_contexts
-        return checkpoint(self.forward, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
+        if self.mutable and not torch.compiler.is_compiling():
+            # Under torch.compile buffer writes are functionalised and applied once, recomputed or not.
+            return checkpoint(self.forward, *args, use_reentrant=False, context_fn=self.contexts, **kwargs)
+        return checkpoint(self.forward, *args, use_reentrant=False, **kwargs)
 
-    def _restore_buffers_after_recompute(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
+    def contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
+        """(forward, recomputation) contexts for ``torch.utils.checkpoint``: restore buffers after recomputing."""
         return contextlib.nullcontext(), _buffers_restored(self.module)
-
-
-def _no_contexts() -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
-    return contextlib.nullcontext(), contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -193,10 +193,7 @@ class _Run:
     # -- setup ------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        # torch.use_deterministic_algorithms imports the compiler stack (seconds): only touch it when it changes
-        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
-            set_deterministic(cfg.deterministic)
-        torch.backends.cudnn.benchmark = not cfg.deterministic
+        set_deterministic(cfg.deterministic, self.device.type)
         seed_everything(cfg.seed)
         options: dict[str, Any] = {**cfg.dataset_options, "augment": cfg.augment, "seed": cfg.seed,
                                    "skip_bad": cfg.skip_bad}
