@@ -8,8 +8,9 @@ one vector (cosine and norm ratio).
 Tolerances (:data:`LOSS_RTOL`, :data:`GRADIENT_COSINE_MIN`, :data:`GRADIENT_NORM_RTOL`):
 bf16 keeps 8 significant bits, a relative rounding error of 2**-9 ~ 0.2% per operation;
 over a forward and backward of tens of layers the errors mostly average out.  On a CPU
-with bf16 autocast the tiny models land within 1e-3 of the fp32 loss and above 0.999
-gradient cosine; the bounds leave room for GPU kernels and larger widths.
+with bf16 autocast the tiny models (width 1/16, 64x96) land within 0.05% of the fp32 loss,
+at a gradient cosine above 0.998 and within 1% of its norm; the bounds leave room for GPU
+kernels and larger widths.
 """
 
 from __future__ import annotations
