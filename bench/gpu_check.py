@@ -7,12 +7,12 @@ is recorded with its estimate and the time that was left):
 1. ``environment``: GPU, driver, torch, cuDNN, the peak FLOP/s MFU is measured against;
 2. ``physical_bound``: PackNet01-A's MACs per 480x640 image by probe's counter, against the
    issue's 3 x 513.6 GMAC per training image, and what one NYU epoch costs at peak;
-3. ``cuda_tests``: ``pytest -m cuda tests/cuda`` (outcome of every test);
-4. ``targets``: PackNet01-A at 480x640, batch 16: probe's default GPU step against the
+3. ``targets``: PackNet01-A at 480x640, batch 16: probe's default GPU step against the
    eager fp32 step (target >= 3x), its MFU (target >= 30%), the default step with activation
    checkpointing within a 16 GB GPU (target: peak reserved <= 15,500 MiB, leaving the CUDA
    context room on a 16,160 MiB V100), and the default step with the conv2d packing conv;
-5. ``depth_conv``: ``bench/depth_conv.py`` on this GPU, which decides ``DEFAULT_IMPL["cuda"]``;
+4. ``depth_conv``: ``bench/depth_conv.py`` on this GPU, which decides ``DEFAULT_IMPL["cuda"]``;
+5. ``cuda_tests``: ``pytest -m cuda tests/cuda`` (outcome of every test; at most 4 minutes);
 6. ``sweep_480``, then ``seed_study`` (``probe experiment seed-study --full`` at a reduced step
    count), then ``sweep_240``: ``bench/train_step.py`` rows for packnet_a, packnet_slim_b and
    densedepth at batches 4, 8, 16, default (bf16) and eager fp32, plus activation
@@ -186,14 +186,10 @@ class GpuCheck:
     # -- train_step rows ----------------------------------------------------------------------------
     def row_estimate_s(self, model: str, size: tuple[int, int], batch: int, mode: step_bench.StepMode,
                        warmup: int, steps: int) -> float:
-        flops = step_bench.forward_flops_per_image(model, tuple(sorted(self._options(model, mode).items())),
-                                                   self.scale.width, size)
+        options = step_bench.step_options(model, step_bench.model_options(model), mode)
+        flops = step_bench.forward_flops_per_image(model, tuple(sorted(options.items())), self.scale.width, size)
         step_s = 3.0 * flops * batch / self.rate[mode.precision] * (4 / 3 if mode.activation_checkpointing else 1)
         return self.row_overhead_s + (warmup + steps) * step_s
-
-    def _options(self, model: str, mode: step_bench.StepMode) -> dict[str, Any]:
-        options = step_bench.model_options(model)
-        return {**options, "depth_conv": mode.depth_conv} if model.startswith("packnet") else options
 
     def measure(self, model: str, size: tuple[int, int], batch: int, mode: step_bench.StepMode,
                 warmup: int, steps: int, optional: bool) -> dict[str, Any] | None:
@@ -238,10 +234,10 @@ class GpuCheck:
         return [
             Phase("environment", True, lambda: s.phase_estimates_s["environment"], self.environment),
             Phase("physical_bound", True, lambda: s.phase_estimates_s["physical_bound"], self.physical_bound),
-            Phase("cuda_tests", True, lambda: s.phase_estimates_s["cuda_tests"], self.cuda_tests),
             Phase("targets", True, lambda: rows_estimate(target_items),
                   lambda: [self.measure(*item, optional=False) for item in target_items]),
             Phase("depth_conv", True, lambda: s.phase_estimates_s["depth_conv"], self.depth_conv),
+            Phase("cuda_tests", True, lambda: s.phase_estimates_s["cuda_tests"], self.cuda_tests),
             Phase("sweep_480", False, lambda: self.row_overhead_s, lambda: self.sweep(sweep[(480, 640)])),
             Phase("seed_study", False, lambda: s.phase_estimates_s["seed_study"], self.seed_study),
             Phase("sweep_240", False, lambda: self.row_overhead_s, lambda: self.sweep(sweep[(240, 320)])),
@@ -302,8 +298,8 @@ class GpuCheck:
     def cuda_tests(self) -> dict[str, Any]:
         report = self.work_dir / "cuda_tests.xml"
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "-rs",
-                   str(ROOT / "tests" / "cuda"), f"--junitxml={report}"]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=420)
+                   "--timeout", "150", str(ROOT / "tests" / "cuda"), f"--junitxml={report}"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=240)
         return {"returncode": done.returncode, "tests": junit_outcomes(report), "tail": done.stdout[-1500:]}
 
     def depth_conv(self) -> dict[str, Any]:
@@ -393,18 +389,26 @@ def _fmt(value: Any, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown section holding one table (cells with ``|`` get ``/``)."""
+    cells = [[str(c).replace("|", "/") for c in row] for row in rows]
+    return ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *("| " + " | ".join(row) + " |" for row in cells)]
+
+
+def _result(results: dict[str, Any], phase: str) -> Any:
+    return (results["phases"].get(phase) or {}).get("result")
+
+
 def summary_markdown(results: dict[str, Any]) -> str:
-    """The check as Markdown tables: targets, bound, tests, packing conv, train_step rows, seed study, skipped."""
-    lines = [f"# GPU check: {results['device']}" + (" (CPU dry run: no number here is a GPU figure)"
-                                                     if results["dry_run"] else ""), "",
-             f"Elapsed {results.get('elapsed_s', 0):.0f} s of a {results['budget_s']:.0f} s budget.", "",
-             "## Targets (PackNet01-A, 480x640, batch 16)", "", "| target | value | goal | met |", "| --- | --- | --- | --- |"]
-    for name, t in (results.get("targets") or {}).items():
-        value = t["value"]
-        shown = _fmt(value, ".1%") if name.startswith("mfu") else _fmt(value, ",.2f")
-        lines.append(f"| {name} | {shown} | {t['target']} | {_fmt(t['met'])} |")
-    phases = results["phases"]
-    bound = (phases.get("physical_bound") or {}).get("result")
+    """The check as Markdown tables: targets, bound, phases, tests, packing conv, train_step rows, seed study, skipped."""
+    dry = " (CPU dry run: no number here is a GPU figure)" if results["dry_run"] else ""
+    lines = [f"# GPU check: {results['device']}{dry}", "",
+             f"Elapsed {results.get('elapsed_s', 0):.0f} s of a {results['budget_s']:.0f} s budget."]
+    lines += _table("Targets (PackNet01-A, 480x640, batch 16)", ["target", "value", "goal", "met"],
+                    [[name, _fmt(t["value"], ".1%" if name.startswith("mfu") else ",.2f"), t["target"], _fmt(t["met"])]
+                     for name, t in (results.get("targets") or {}).items()])
+    bound = _result(results, "physical_bound")
     if bound:
         lines += ["", "## Physical bound", "",
                   f"PackNet01-A forward at 480x640: {bound['gmac_per_image_full_output']:.1f} GMAC per image "
@@ -412,34 +416,31 @@ def summary_markdown(results: dict[str, Any]) -> str:
                   f"{bound['gmac_per_image_half_output']:.1f} with the seed's half-resolution output. "
                   f"One NYU epoch: {bound['nyu_epoch_pflop']:.0f} PFLOP, "
                   f"{bound['nyu_epoch_s_at_h100_bf16_peak'] / 60:.1f} min at the H100's bf16 peak."]
-    lines += ["", "## Phases", "", "| phase | status | seconds | estimate |", "| --- | --- | --- | --- |"]
-    lines += [f"| {name} | {p['status']} | {p['seconds']:.0f} | {p['estimate_s']:.0f} |" for name, p in phases.items()]
-    tests = ((phases.get("cuda_tests") or {}).get("result") or {}).get("tests", [])
-    if tests:
-        lines += ["", "## CUDA tests", "", "| test | outcome | message |", "| --- | --- | --- |"]
-        lines += [f"| {t['test']} | {t['outcome']} | {t['message'].replace('|', '/')} |" for t in tests]
-    conv = (phases.get("depth_conv") or {}).get("result")
+    lines += _table("Phases", ["phase", "status", "seconds", "estimate"],
+                    [[name, p["status"], f"{p['seconds']:.0f}", f"{p['estimate_s']:.0f}"]
+                     for name, p in results["phases"].items()])
+    tests = (_result(results, "cuda_tests") or {}).get("tests", [])
+    lines += _table("CUDA tests", ["test", "outcome", "message"], [[t["test"], t["outcome"], t["message"]] for t in tests])
+    conv = _result(results, "depth_conv")
     if conv:
-        lines += ["", f"## Packing conv ({conv['precision']}; default here: {conv['default_impl']})", "",
-                  "| model | conv3d ms | conv2d ms | conv3d/conv2d |", "| --- | --- | --- | --- |"]
-        lines += [f"| {m['model']} | {m['total_ms']['conv3d']:.2f} | {m['total_ms']['conv2d']:.2f} | "
-                  f"{m['speedup_conv2d_over_conv3d']:.2f} |" for m in conv["models"]]
-    lines += ["", "## Training steps", "",
-              "| model | size | batch | mode | step ms | images/s | MFU | peak alloc MiB | peak reserved MiB | status |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in results["rows"]:
-        lines.append(f"| {r['model']} | {'x'.join(map(str, r['input_size']))} | {r['batch_size']} | {r['mode']} | "
-                     f"{_fmt(r.get('step_ms'), '.1f')} | {_fmt(r.get('images_per_s'), '.1f')} | {_fmt(r.get('mfu'), '.1%')} | "
-                     f"{_fmt(r.get('peak_memory_mib'), ',.0f')} | {_fmt(r.get('peak_reserved_mib'), ',.0f')} | {r['status']} |")
-    study = (phases.get("seed_study") or {}).get("result")
+        lines += _table(f"Packing conv ({conv['precision']}; default here: {conv['default_impl']})",
+                        ["model", "conv3d ms", "conv2d ms", "conv3d/conv2d"],
+                        [[m["model"], f"{m['total_ms']['conv3d']:.2f}", f"{m['total_ms']['conv2d']:.2f}",
+                          f"{m['speedup_conv2d_over_conv3d']:.2f}"] for m in conv["models"]])
+    lines += _table("Training steps", ["model", "size", "batch", "mode", "step ms", "images/s", "MFU", "peak alloc MiB",
+                                       "peak reserved MiB", "saved MiB", "status"],
+                    [[r["model"], "x".join(map(str, r["input_size"])), r["batch_size"], r["mode"],
+                      _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("images_per_s"), ".1f"), _fmt(r.get("mfu"), ".1%"),
+                      _fmt(r.get("peak_memory_mib"), ",.0f"), _fmt(r.get("peak_reserved_mib"), ",.0f"),
+                      _fmt(r.get("saved_activation_mib"), ",.1f"), r["status"]] for r in results["rows"]])
+    study = _result(results, "seed_study")
     if study:
-        lines += ["", f"## Seed study ({' '.join(study['flags'])})", "",
-                  "| experiment | model | steps | final loss | images/s | abs_rel |", "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {e['id']} | {e['model']} | {e['steps']} | {_fmt(e['final_loss'], '.4f')} | "
-                  f"{_fmt(e['images_per_s'], '.1f')} | {_fmt(e['abs_rel'], '.3f')} |" for e in study["experiments"]]
-    if results["skipped"]:
-        lines += ["", "## Skipped (over budget)", "", "| what | estimate s | remaining s |", "| --- | --- | --- |"]
-        lines += [f"| {s['what']} | {s['estimate_s']} | {s['remaining_s']} |" for s in results["skipped"]]
+        lines += _table(f"Seed study ({' '.join(study['flags'])})",
+                        ["experiment", "model", "steps", "final loss", "images/s", "abs_rel"],
+                        [[e["id"], e["model"], e["steps"], _fmt(e["final_loss"], ".4f"), _fmt(e["images_per_s"], ".1f"),
+                          _fmt(e["abs_rel"], ".3f")] for e in study["experiments"]])
+    lines += _table("Skipped (over budget)", ["what", "estimate s", "remaining s"],
+                    [[s["what"], s["estimate_s"], s["remaining_s"]] for s in results["skipped"]])
     return "\n".join(lines) + "\n"
 
 
@@ -469,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     print(check.md_path.read_text())
     print(f"wrote {check.json_path} and {check.md_path}")
     failed = [name for name, p in results["phases"].items() if p["status"] != "ok"]
-    return 1 if failed else 0
+    tests = (results["phases"].get("cuda_tests") or {}).get("result") or {}
+    return 1 if failed or tests.get("returncode", 0) != 0 else 0
 
 
 if __name__ == "__main__":

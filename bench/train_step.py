@@ -65,7 +65,7 @@ from probe.device import benchmark_clock, benchmark_clock_name, device_descripti
 from probe.errors import one_line  # noqa: E402
 from probe.io import write_json  # noqa: E402
 from probe.losses import build_loss  # noqa: E402
-from probe.models import build_model, count_parameters  # noqa: E402
+from probe.models import MODELS, build_model, count_parameters  # noqa: E402
 from probe.models.recompute import enable_activation_checkpointing, saved_tensor_bytes  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
@@ -86,8 +86,6 @@ PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
     ("T4", {"fp16": 65.0, "fp32": 8.1}),
 ]
 
-#: Models whose options default to the seed's half-resolution output (the last decoder stage unbuilt).
-HALF_OUTPUT_FAMILY = "packnet"
 
 
 @dataclass(frozen=True)
@@ -143,10 +141,19 @@ def synthetic_batch(size: tuple[int, int], batch_size: int) -> dict[str, Any]:
     return default_collate([dataset[i] for i in range(batch_size)])
 
 
+def _is_packnet(model_name: str) -> bool:
+    return MODELS.entry(model_name).meta.get("family") == "packnet"
+
+
 def model_options(model_name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The seed's half-resolution output for PackNet models (as ``probe experiment seed-study`` trains them)."""
-    base = {"output_scale": "half"} if model_name.startswith(HALF_OUTPUT_FAMILY) else {}
+    base = {"output_scale": "half"} if _is_packnet(model_name) else {}
     return {**base, **(extra or {})}
+
+
+def step_options(model_name: str, options: dict[str, Any], mode: StepMode) -> dict[str, Any]:
+    """The model options a row in ``mode`` builds with: PackNet's packing conv follows the mode."""
+    return {**options, "depth_conv": mode.depth_conv} if _is_packnet(model_name) else dict(options)
 
 
 def measure(model_name: str, options: dict[str, Any], width: float, size: tuple[int, int], batch_size: int,
@@ -154,8 +161,7 @@ def measure(model_name: str, options: dict[str, Any], width: float, size: tuple[
     """One row: time ``steps`` training steps after ``warmup`` (>= 1) in ``mode``; errors become the row's status."""
     if steps < 1 or warmup < 1:
         raise ValueError("measure: needs steps >= 1 and warmup >= 1 (the first warm-up step measures saved bytes)")
-    if model_name.startswith(HALF_OUTPUT_FAMILY):
-        options = {**options, "depth_conv": mode.depth_conv}
+    options = step_options(model_name, options, mode)
     row: dict[str, Any] = {"model": model_name, "options": options, "width": width, "input_size": list(size),
                            "batch_size": batch_size, "mode": mode.name, **{f"mode_{k}": v for k, v in asdict(mode).items()
                                                                             if k != "name"},

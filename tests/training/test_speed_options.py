@@ -50,3 +50,14 @@ def test_bf16_channels_last_checkpointed_cpu_step_stays_close_to_fp32(tiny):
     fast_losses = [r["loss"] for r in read_metrics(fast.out / "metrics.jsonl")]
     plain_losses = [r["loss"] for r in read_metrics(plain.out / "metrics.jsonl")]
     assert all(abs(a - b) <= 0.01 * abs(b) for a, b in zip(fast_losses, plain_losses)), (fast_losses, plain_losses)
+
+
+def test_ddp_with_activation_checkpointing_keeps_the_replicas_identical(tmp_path):
+    from tests.training.conftest import run_probe
+
+    out = tmp_path / "ddp"
+    res = run_probe("train", *TINY_FLAGS, "--dataset-length", "8", "--batch-size", "2", "--max-steps", "2",
+                    "--nproc-per-node", "2", "--activation-checkpointing", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["world_size"] == 2 and summary["replicas_identical"] and summary["steps"] == 2
