@@ -20,7 +20,8 @@ is recorded with its estimate and the time that was left):
 7. ``compile``: the target configuration with ``torch.compile``.
 
 Writes ``<out-dir>/gpu-<device>.json`` after every phase (a killed run keeps what it had) and
-``<out-dir>/gpu-<device>.md``, the summary the README's performance section is filled from.
+``<out-dir>/gpu-<device>.md``, the summary the README's performance section is filled from
+(``--out-dir`` defaults to ``bench/results``; for a dry run, to its scratch folder).
 
 ``--dry-run`` runs the same phases on the CPU at tiny sizes (width 1/16, 32x64 and 64x96
 images, batches 1/2/4, one timed step; the quick seed study with 2 steps), to check
@@ -449,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="the same phases on the CPU at tiny sizes")
     parser.add_argument("--budget-s", type=float, default=None,
                         help=f"wall-clock budget in seconds (default {BUDGET_S:.0f}; dry run {DRY_RUN_BUDGET_S:.0f})")
-    parser.add_argument("--out-dir", type=Path, default=BENCH / "results")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="where gpu-<device>.json/.md go (default: bench/results; a dry run: its work dir)")
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
     if not args.dry_run and not torch.cuda.is_available():
@@ -463,9 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     scale = DRY_SCALE if args.dry_run else GPU_SCALE
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="probe-gpu-check-"))
     work_dir.mkdir(parents=True, exist_ok=True)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out_dir or (work_dir if args.dry_run else BENCH / "results")  # dry-run results are never GPU figures
+    out_dir.mkdir(parents=True, exist_ok=True)
     budget = args.budget_s if args.budget_s is not None else (DRY_RUN_BUDGET_S if args.dry_run else BUDGET_S)
-    check = GpuCheck(scale, Budget(budget), args.out_dir, work_dir, args.dry_run)
+    check = GpuCheck(scale, Budget(budget), out_dir, work_dir, args.dry_run)
     results = check.run(check.phases())
     print(check.md_path.read_text())
     print(f"wrote {check.json_path} and {check.md_path}")
