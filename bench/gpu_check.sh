@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/probe-site .whl/*.whl
+    python3 -m pip install -q --root-user-action=ignore --disable-pip-version-check --no-index --no-deps \
+        --no-compile --no-cache-dir --upgrade --target /tmp/probe-site .whl/*.whl
     export PYTHONPATH="/tmp/probe-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
