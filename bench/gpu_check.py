@@ -176,8 +176,7 @@ class GpuCheck:
         self.write()
 
     def skip(self, what: str, estimate_s: float) -> None:
-        self.results["skipped"].append({"what": what, "estimate_s": round(estimate_s, 1),
-                                        "remaining_s": round(self.budget.remaining(), 1)})
+        self.results["skipped"].append({"what": what, "estimate_s": estimate_s, "remaining_s": self.budget.remaining()})
 
     def write(self) -> None:
         self.results["provenance"] = provenance(self.device)
@@ -441,7 +440,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
                         [[e["id"], e["model"], e["steps"], _fmt(e["final_loss"], ".4f"), _fmt(e["images_per_s"], ".1f"),
                           _fmt(e["abs_rel"], ".3f")] for e in study["experiments"]])
     lines += _table("Skipped (over budget)", ["what", "estimate s", "remaining s"],
-                    [[s["what"], s["estimate_s"], s["remaining_s"]] for s in results["skipped"]])
+                    [[s["what"], f"{s['estimate_s']:.1f}", f"{s['remaining_s']:.1f}"] for s in results["skipped"]])
     return "\n".join(lines) + "\n"
 
 
