@@ -2,7 +2,8 @@
 
 :func:`estimate_training_memory` builds the model on PyTorch's ``meta`` device
 (shapes and dtypes, no storage) and runs one training-mode forward pass on a
-meta input, counting every tensor autograd saves for the backward pass.  With
+meta input, counting every tensor autograd saves for the backward pass
+(:func:`probe.models.recompute.saved_tensor_bytes`, the measure the training benchmark reports).  With
 the parameters that gives::
 
     weights      4 B x parameters        (fp32 master weights, whatever the autocast precision)
@@ -78,32 +79,18 @@ def format_bytes(count: float) -> str:
     return f"{count / GIB:.1f} GiB" if count >= GIB else f"{count / (1 << 20):.1f} MiB"
 
 
-def _saved_activation_bytes(model: torch.nn.Module, image: torch.Tensor) -> int:
-    """Bytes of the distinct storages autograd saves during one forward pass, parameters excluded."""
-    parameter_storages = {p.untyped_storage()._cdata for p in model.parameters()}
-    seen: set[int] = set()
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        storage = tensor.untyped_storage()
-        key = storage._cdata
-        if key not in parameter_storages and key not in seen:
-            seen.add(key)
-            total += storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(image)
-    return total
-
-
 def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
-                             model_options: dict[str, Any] | None = None, precision: str = "fp32") -> MemoryEstimate:
+                             model_options: dict[str, Any] | None = None, precision: str = "fp32",
+                             activation_checkpointing: bool = False,
+                             device: torch.device | str = "cpu") -> MemoryEstimate:
     """Estimate the memory of one training step of ``model`` at ``[batch_size,3,H,W]`` without allocating it.
 
     The model is built on the ``meta`` device and run forward once in training
-    mode; see the module docstring for what is counted.  Sizes are checked
+    mode (through its checkpointed stages with ``activation_checkpointing``, as
+    ``probe train --activation-checkpointing`` runs it); see the module docstring
+    for what is counted.  ``device`` is where training will run: kernels chosen per
+    device type (PackNet's packing convolution) are the ones it will use, since
+    on ``meta`` they would fall back to another form.  Sizes are checked
     against :mod:`probe.limits` first, so an absurd request fails before any
     model is built.
 
@@ -121,23 +108,32 @@ def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_s
     try:
         hash(options)
     except TypeError:  # an unhashable option value: estimate without the cache
-        return _estimate.__wrapped__(model, size, batch_size, float(width), options, precision)
-    return _estimate(model, size, batch_size, float(width), options, precision)
+        return _estimate.__wrapped__(model, size, batch_size, float(width), options, precision,
+                                     activation_checkpointing, torch.device(device).type)
+    return _estimate(model, size, batch_size, float(width), options, precision, activation_checkpointing,
+                     torch.device(device).type)
 
 
 @functools.lru_cache(maxsize=64)
 def _estimate(model: str, size: tuple[int, int], batch_size: int, width: float, options: tuple[tuple[str, Any], ...],
-              precision: str) -> MemoryEstimate:
+              precision: str, activation_checkpointing: bool, device_type: str) -> MemoryEstimate:
     """The meta-device measurement behind :func:`estimate_training_memory` (cached: analyses train the same
     configuration many times in one process)."""
     from probe.models import build_model
+    from probe.models.depth_conv import DepthConv3d, resolve_impl
+    from probe.models.recompute import enable_activation_checkpointing, saved_tensor_bytes
 
     with torch.device("meta"):
         module = build_model(model, width=width, **dict(options))
         image = torch.empty(batch_size, 3, *size)
+    for layer in module.modules():  # the form the target device runs, not the one meta would pick
+        if isinstance(layer, DepthConv3d) and layer.impl == "auto":
+            layer.impl = resolve_impl("auto", torch.device(device_type))
+    if activation_checkpointing:
+        enable_activation_checkpointing(module)
     module.train()
     parameters = sum(p.numel() for p in module.parameters())
-    activations = int(_saved_activation_bytes(module, image) * ACTIVATION_SCALE[precision])
+    activations = int(saved_tensor_bytes(lambda: module(image), module) * ACTIVATION_SCALE[precision])
     return MemoryEstimate(model=model, input_size=size, batch_size=batch_size, width=float(width), precision=precision,
                           parameters=parameters, weight_bytes=FP32_BYTES * parameters,
                           gradient_bytes=FP32_BYTES * parameters,
@@ -163,6 +159,7 @@ def available_memory(device: torch.device | str) -> tuple[int, str] | None:
 
 def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
                         model_options: dict[str, Any] | None = None, precision: str = "fp32",
+                        activation_checkpointing: bool = False,
                         device: torch.device | str = "cpu") -> MemoryEstimate | None:
     """Refuse, with one line, a training configuration whose estimate exceeds the device's free memory.
 
@@ -174,7 +171,8 @@ def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: 
 
     try:
         estimate = estimate_training_memory(model, input_size=input_size, batch_size=batch_size, width=width,
-                                            model_options=model_options, precision=precision)
+                                            model_options=model_options, precision=precision,
+                                            activation_checkpointing=activation_checkpointing, device=device)
     except ProbeError:
         raise
     except Exception as exc:

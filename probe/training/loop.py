@@ -37,6 +37,7 @@ from probe.io import append_jsonl, atomic_write, to_plain, write_json
 from probe.losses import build_loss
 from probe.memory import check_training_fits
 from probe.models import build_model, count_parameters
+from probe.models.recompute import enable_activation_checkpointing
 from probe.progress import progress_bar
 from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import seed_everything, set_deterministic
@@ -203,10 +204,7 @@ class _Run:
     # -- setup ------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        # torch.use_deterministic_algorithms imports the compiler stack (seconds): only touch it when it changes
-        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
-            set_deterministic(cfg.deterministic)
-        torch.backends.cudnn.benchmark = not cfg.deterministic
+        set_deterministic(cfg.deterministic, self.device.type)
         seed_everything(cfg.seed)
         options: dict[str, Any] = {**cfg.dataset_options, "augment": cfg.augment, "seed": cfg.seed,
                                    "skip_bad": cfg.skip_bad}
@@ -224,8 +222,11 @@ class _Run:
 
         check_training_fits(cfg.model, width=cfg.width, model_options=cfg.model_options,
                             input_size=self.dataset.input_size, batch_size=cfg.batch_size,
-                            precision=cfg.precision or "fp32", device=self.device)
+                            precision=cfg.precision or "fp32", activation_checkpointing=cfg.activation_checkpointing,
+                            device=self.device)
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
+        if cfg.activation_checkpointing:
+            enable_activation_checkpointing(self.module)
         if cfg.channels_last:
             to_channels_last(self.module)
         self.optimizer = OPTIMIZERS.build(cfg.optimizer, self.module.parameters(), cfg.lr)
