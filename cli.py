@@ -404,10 +404,13 @@ def predict_command(
     flip_tta: FlipTtaOpt = False,
     colormap: Annotated[str, typer.Option("--colormap", help="matplotlib colormap for the PNG")] = "magma",
     depth_range: Annotated[Optional[str], typer.Option("--range", help="MIN,MAX metres mapped by the colormap (default 0,max depth)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite prediction files that already exist in --out")] = False,
     device: DeviceOpt = "auto",
     out: OutOpt = Path("runs/predict"),
 ) -> None:
     """Predict depth for images: DIR/<name>_depth.png (colour-mapped) and DIR/<name>_depth.npy (metres).
+
+    Names are unique per image (a repeated file name gets _2, _3, ...); existing files are kept unless --force.
 
     Example: probe predict --checkpoint runs/x room.jpg --out preds
     """
@@ -416,7 +419,8 @@ def predict_command(
 
     records = predict_checkpoint(checkpoint, images, out, device=device,
                                  input_size=parse_size(input_size) if input_size else None, flip_tta=flip_tta,
-                                 colormap=colormap, depth_range=parse_depth_range(depth_range) if depth_range else None)
+                                 colormap=colormap, depth_range=parse_depth_range(depth_range) if depth_range else None,
+                                 force=force)
     for record in records:
         typer.echo(f"{record.source} -> {record.png}, {record.npy} "
                    f"(depth {record.min_depth:.2f}..{record.max_depth:.2f} m, median {record.median_depth:.2f} m)")

@@ -41,14 +41,14 @@ import torch
 import torch.nn as nn
 
 from analyses.base import AnalysisResult
-from analyses.gradients import TrainingRuns, checkpoint_files, train_with_hook
+from analyses.gradients import TrainingRuns, train_with_hook
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.plotting import save_figure
 from probe.seeding import seed_everything
 from probe.training import TrainConfig, TrainHook, load_checkpoint
-from probe.training.checkpoint import weights_step
+from probe.training.checkpoint import resolve_checkpoint
 
 COLLAPSE_BELOW = 0.1
 SCALE_BAND = (0.8, 1.25)
@@ -360,11 +360,11 @@ def run(config: CollapseConfig) -> CollapseResult:
     device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.checkpoint is not None:
-        _, weights, _ = checkpoint_files(config.checkpoint)
-        model, run_config = load_checkpoint(weights, device)
+        found = resolve_checkpoint(config.checkpoint)
+        model, run_config = load_checkpoint(found, device)
         run_cfg = TrainConfig.from_json(run_config)
         batch = HeldOutBatch.from_dataset(held_out_dataset(run_cfg), config.n_images, device)
-        step = weights_step(weights)
+        step = found.step
         return CollapseResult(
             models=[ModelCollapse(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
                                   [measure(model, batch, step=step)])],

@@ -40,13 +40,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from analyses.base import AnalysisResult
 from probe.data import transforms as T
-from probe.data.images import read_rgb
+from probe.data.images import read_image_size, read_rgb
 from probe.depth_space import to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
+from probe.limits import MAX_BATCH_SIZE, check_count, check_workers
 from probe.metrics import METRIC_NAMES, EvalProtocol, MetricAccumulator, abs_rel_as_published_sums, get_protocol
 from probe.progress import progress_bar
+from probe.runs import run_folder_lock
 
 __all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "depth_to_rgb", "evaluate", "evaluate_checkpoint",
            "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images", "print_eval_table"]
@@ -134,10 +136,8 @@ def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:
 
 
 def _check_loader_args(batch_size: int, workers: int) -> None:
-    if batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
-    if workers < 0:
-        raise ProbeError(f"--workers: expected 0 or more, got {workers}")
+    check_count("--batch-size", batch_size, MAX_BATCH_SIZE)
+    check_workers(workers)
 
 
 def _full_resolution(dataset: Dataset) -> Dataset:
@@ -293,28 +293,46 @@ class ImagePrediction:
     max_depth: float
 
 
-def _output_stems(paths: Sequence[Path]) -> list[str]:
-    """Unique output stems: ``room.jpg`` -> ``room``; a repeated stem gets ``_2``, ``_3``..."""
-    seen: dict[str, int] = {}
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """One distinct output stem per input image, in input order.
+
+    The rule: the first image with a given file stem keeps it (``x/room.jpg`` -> ``room``);
+    each later image with the same stem (``y/room.png``) gets the smallest suffix
+    ``_2``, ``_3``, ... that no input's own stem and no earlier output uses, so
+    ``a.png``, ``b/a.png``, ``a_2.png`` give ``a``, ``a_3``, ``a_2``.  The same file
+    given twice is an error (it would be written twice).
+    """
+    resolved = [p.resolve() for p in paths]
+    for index, path in enumerate(resolved):
+        if path in resolved[:index]:
+            raise ProbeError(f"{paths[index]}: given twice; each IMAGE is predicted once")
+    taken = {p.stem for p in paths}
+    used: set[str] = set()
     stems = []
     for path in paths:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+        stem = path.stem
+        if stem in used:
+            stem = next(f"{path.stem}_{n}" for n in range(2, len(paths) + 2)
+                        if f"{path.stem}_{n}" not in taken | used)
+        used.add(stem)
+        stems.append(stem)
     return stems
 
 
 def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path, *, max_depth: float,
                    input_size: tuple[int, int], device: torch.device | str = "cpu", flip_tta: bool = False,
                    normalize: str = "none", colormap: str = "magma",
-                   depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
+                   depth_range: tuple[float, float] | None = None, force: bool = False) -> list[ImagePrediction]:
     """Predict each image at ``input_size`` and write ``<stem>_depth.png`` and ``<stem>_depth.npy`` to ``out_dir``.
 
     The depth is upsampled bilinearly to the image's own resolution; the
     ``.npy`` holds float32 metres ``[H,W]``; the PNG maps ``depth_range``
     (default ``0..max_depth`` metres) through ``colormap``.  Every path is
     checked before any work; an undecodable image raises :class:`ProbeError`
-    naming it.  Both files are written atomically.
+    naming it.  Output names follow :func:`output_stems` (distinct per input).
+    An output file that already exists is refused before any work unless
+    ``force``: a call never overwrites a file it did not write itself.  Both
+    files are written atomically, under ``out_dir``'s writer lock.
 
     >>> predict_images(model, ["room.jpg"], "preds", max_depth=10.0, input_size=(240, 320))  # doctest: +SKIP
     """
@@ -326,24 +344,39 @@ def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str |
         raise ProbeError(f"{missing[0]}: image file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     value_range = depth_range or (0.0, max_depth)
     depth_to_rgb(np.zeros((1, 1)), value_range, colormap)  # bad range / colormap fails before any work
+    for source in sources:  # headers only: a non-image fails before anything is written
+        read_image_size(source)
     normalise = T.NORMALIZATIONS.get(normalize)
+    out = Path(out_dir)
+    stems = output_stems(sources)
+    targets = [out / f"{stem}_depth{suffix}" for stem in stems for suffix in (".png", ".npy")]
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if existing and not force:
+        raise ProbeError(f"{existing[0]}: already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                         + "; predict does not overwrite files it did not write; pass --force or another --out")
     dev = _as_device(device)
     model = model.to(dev).eval()
-    out = Path(out_dir)
-    results = []
-    for source, stem in zip(sources, _output_stems(sources)):
-        rgb = read_rgb(source)
-        height, width = rgb.shape[:2]
-        image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(dev)
-        depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
-        metres = depth[0, 0].cpu().numpy().astype(np.float32)
-        png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
-        atomic_write(npy_path, _npy_bytes(metres))
-        atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
-        results.append(ImagePrediction(source=str(source), png=str(png_path), npy=str(npy_path), height=height,
-                                       width=width, min_depth=float(metres.min()),
-                                       median_depth=float(np.median(metres)), max_depth=float(metres.max())))
-    return results
+    with run_folder_lock(out, "predict"):
+        return [_predict_one(model, source, out, stem, max_depth=max_depth, input_size=input_size, device=dev,
+                             flip_tta=flip_tta, normalise=normalise, colormap=colormap, value_range=value_range)
+                for source, stem in zip(sources, stems)]
+
+
+def _predict_one(model: nn.Module, source: Path, out: Path, stem: str, *, max_depth: float,
+                 input_size: tuple[int, int], device: torch.device, flip_tta: bool, normalise: Any, colormap: str,
+                 value_range: tuple[float, float]) -> ImagePrediction:
+    """Predict one image and write its two files (see :func:`predict_images`)."""
+    rgb = read_rgb(source)
+    height, width = rgb.shape[:2]
+    image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(device)
+    depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
+    metres = depth[0, 0].cpu().numpy().astype(np.float32)
+    png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
+    atomic_write(npy_path, _npy_bytes(metres))
+    atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
+    return ImagePrediction(source=str(source), png=str(png_path), npy=str(npy_path), height=height, width=width,
+                           min_depth=float(metres.min()), median_depth=float(np.median(metres)),
+                           max_depth=float(metres.max()))
 
 
 def parse_depth_range(text: str, flag: str = "--range") -> tuple[float, float]:
@@ -434,20 +467,22 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     dataset = get_dataset(name, root, split=options.split, input_size=size, **extra)
     resolve_protocol(dataset, options.protocol)  # a protocol that does not fit the data fails before any write
     config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
-    prepare_run_dir(options.out, "eval", config, device=device)
-    result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,
-                      median_scaling=options.median_scaling, flip_tta=options.flip_tta, clamp=options.clamp,
-                      workers=options.workers)
-    result.checkpoint = str(options.checkpoint)
-    result.extra = {"input_size": list(dataset.input_size), "train_model": run_config.get("model"),
-                    "train_model_options": run_config.get("model_options"), "train_width": run_config.get("width")}
-    result.save(options.out)
+    with run_folder_lock(options.out, "eval"):
+        prepare_run_dir(options.out, "eval", config, device=device)
+        result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,
+                          median_scaling=options.median_scaling, flip_tta=options.flip_tta, clamp=options.clamp,
+                          workers=options.workers)
+        result.checkpoint = str(options.checkpoint)
+        result.extra = {"input_size": list(dataset.input_size), "train_model": run_config.get("model"),
+                        "train_model_options": run_config.get("model_options"),
+                        "train_width": run_config.get("width")}
+        result.save(options.out)
     return result
 
 
 def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, device: str = "auto",
                        input_size: tuple[int, int] | None = None, flip_tta: bool = False, colormap: str = "magma",
-                       depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
+                       depth_range: tuple[float, float] | None = None, force: bool = False) -> list[ImagePrediction]:
     """Load ``checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
     from probe.data import dataset_info
     from probe.training import load_checkpoint
@@ -460,7 +495,7 @@ def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, d
     info = dataset_info(run_config["dataset"])
     size = input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
     return predict_images(model, sources, out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
-                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range)
+                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range, force=force)
 
 
 def print_eval_table(result: EvalResult, console: Any = None) -> None:

@@ -46,9 +46,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from probe.data.base import DatasetInfo, DepthDataset, RawSample, register_dataset
-from probe.data.images import read_depth_png, read_rgb
-from probe.errors import DataError
+from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
+from probe.data.images import check_data_file, read_depth_png, read_rgb
+from probe.errors import DataError, reason
 from probe.registry import Registry
 
 KITTI_MAX_DEPTH = 80.0
@@ -139,11 +139,14 @@ def _parse_monodepth(tokens: list[str]) -> KittiFrame | None:
 def parse_split_list(path: Path) -> tuple[list[KittiFrame], int]:
     """Parse a split list -> ``(frames, dropped)``; a line in no known format is a DataError."""
     try:
+        check_data_file(path)
         lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: split list not found; get Eigen's lists from {EIGEN_LISTS}") from None
+    except DataError as exc:
+        if "file not found" in str(exc):
+            raise DataError(f"{path}: split list not found; get Eigen's lists from {EIGEN_LISTS}") from None
+        raise
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read split list ({exc})") from None
+        raise DataError(f"{path}: cannot read split list ({reason(exc)})") from None
     frames, dropped = [], 0
     for lineno, line in enumerate(lines, 1):
         tokens = line.split()
@@ -152,12 +155,23 @@ def parse_split_list(path: Path) -> tuple[list[KittiFrame], int]:
         parsed = next((f for f in (e.factory(tokens) for e in LIST_FORMATS.entries()) if f is not None), None)
         if parsed is None:
             formats = "; ".join(f"{e.name}: {e.description}" for e in LIST_FORMATS.entries())
-            raise DataError(f"{path}, line {lineno}: unrecognised entry {line.strip()!r}; expected one of {formats}")
+            raise DataError(f"{path}, line {lineno}: unrecognised entry {line.strip()[:200]!r}; "
+                            f"expected one of {formats}")
         if parsed is DROP:
             dropped += 1
         else:
-            frames.append(parsed)
+            frames.append(_inside_root(parsed, f"{path}, line {lineno}"))
+    if not frames:
+        reason = f" ({dropped} line(s) declare no ground truth)" if dropped else ""
+        raise DataError(f"{path}: lists no frames{reason}; an empty split cannot be trained or evaluated")
     return frames, dropped
+
+
+def _inside_root(frame: KittiFrame, label: str) -> KittiFrame:
+    """The frame with every listed path checked to stay inside the dataset root."""
+    return KittiFrame(check_list_path(frame.drive, label), frame.camera, frame.frame,
+                      rgb=check_list_path(frame.rgb, label) if frame.rgb else None,
+                      gt=check_list_path(frame.gt, label) if frame.gt else None)
 
 
 def benchmark_crop(image: np.ndarray, depth: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +235,7 @@ class Kitti(DepthDataset):
         depth = counts.astype(np.float32) / np.float32(GT_UNITS_PER_METRE)
         if self.kb_crop:
             image, depth = benchmark_crop(image, depth, str(rgb))
-        return RawSample(image=image, depth=depth, name=self.item_name(index))
+        return RawSample(image=image, depth=depth, name=self.item_name(index), files=f"{rgb} with depth {gt}")
 
 
 @register_dataset(KITTI_INFO, locate=locate_kitti)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from probe.errors import ProbeError
+from probe.limits import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_ITEMS, MAX_STEPS, check_count, check_input_size,
+                          check_optional_count, check_positive_float, check_width, check_workers)
 from probe.registry import Registry
 from probe.seeding import check_seed
 
@@ -63,24 +65,18 @@ class TrainConfig:
     out: Path = Path("runs/train")
 
     def validate(self) -> None:
-        """Raise a ProbeError naming the flag for any impossible value."""
-        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size}
-        for flag, value in positive.items():
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        optional_positive = {"--max-steps": self.max_steps, "--checkpoint-every": self.checkpoint_every,
-                             "--dataset-length": self.dataset_length}
-        for flag, value in optional_positive.items():
-            if value is not None and value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ProbeError(f"--grad-clip: expected a positive max norm, got {self.grad_clip}")
-        if self.workers < 0:
-            raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
-        if self.width <= 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        """Raise a ProbeError naming the flag for any value outside its domain (limits: :mod:`probe.limits`)."""
+        check_count("--epochs", self.epochs, MAX_EPOCHS)
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
+        check_optional_count("--checkpoint-every", self.checkpoint_every, MAX_STEPS)
+        check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
+        if self.grad_clip is not None:
+            check_positive_float("--grad-clip", self.grad_clip, what="a positive max norm")
+        check_workers(self.workers)
+        check_width(self.width)
+        check_input_size(self.input_size)
         check_seed(self.seed)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")

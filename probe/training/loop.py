@@ -4,13 +4,14 @@ A run folder (``config.out``) ends up holding::
 
     config.json                 resolved TrainConfig + provenance (section "train")
     metrics.jsonl               one line per step (StepStats.to_record)
-    checkpoints/last.*          weights (safetensors) + state (weights_only torch file)
-    checkpoints/step_N.*        every --checkpoint-every N steps
-    train.json                  summary: loss per epoch, batch-loss spread, throughput, params
+    checkpoints/step_N/         weights + state + manifest, committed by one rename (probe.training.checkpoint)
+    checkpoints/last            the newest checkpoint's folder name
+    train.json                  summary: loss per epoch, batch-loss spread, throughput, params, bad items
     tensorboard/                with --tensorboard
+    .lock                       the writer lock (probe.runs.run_folder_lock): one training run per folder
 
 Under torchrun every process runs this same function on its shard of each
-batch (DDP); only rank 0 writes files.
+batch (DDP); only rank 0 locks the folder and writes files.
 """
 
 from __future__ import annotations
@@ -31,16 +32,17 @@ import torch.nn as nn
 
 from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
-from probe.errors import ProbeError
+from probe.errors import ProbeError, warn
 from probe.io import append_jsonl, atomic_write, to_plain, write_json
 from probe.losses import build_loss
+from probe.memory import check_training_fits
 from probe.models import build_model, count_parameters
 from probe.models.recompute import enable_activation_checkpointing
 from probe.progress import progress_bar
-from probe.runs import prepare_run_dir
+from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import seed_everything, set_deterministic
-from probe.training.checkpoint import (Position, checkpoint_paths, load_weights, read_training_state, rng_state,
-                                       save_checkpoint, set_rng_state)
+from probe.training.checkpoint import (Checkpoint, Position, clean_partial_checkpoints, find_resume_point,
+                                       has_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state)
 from probe.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
 from probe.training.distributed import (DistInfo, env_dist_info, gather_strings, init_distributed,
                                         shutdown_distributed, weights_digest)
@@ -53,7 +55,7 @@ RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size
 
 
 class NonFiniteLoss(ProbeError):
-    """The loss (or, without a GradScaler, the gradient norm) stopped being finite."""
+    """The loss (or, without a GradScaler, the gradient norm, or the weights after a step) stopped being finite."""
 
 
 @dataclass
@@ -88,7 +90,10 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
 
     ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool.
     ``loss_fn(outputs, depth, valid) -> LossOutput`` (output space already bound).
-    Raises :class:`NonFiniteLoss` *before* the weights change, so they stay the last good ones.
+    Raises :class:`NonFiniteLoss` *before* the weights change when the loss or gradient is not
+    finite, and after the step when the step itself made a weight non-finite (an lr so large that
+    Adam's update overflows while a saturating head keeps the loss finite); either way no checkpoint
+    of bad weights is ever written.
     """
     start = time.perf_counter()
     dev = setup.device
@@ -128,6 +133,10 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
                             f"{logged['loss']:.4g}")
     else:
         optimizer.step()
+    weight_max = float(torch.nn.utils.get_total_norm(list(setup.module.parameters()), norm_type=math.inf))
+    if not math.isfinite(weight_max):
+        raise NonFiniteLoss(f"step {step}: the optimizer step made weights non-finite (lr "
+                            f"{optimizer.param_groups[0]['lr']:g}, gradient norm {grad_norm_value:.4g})")
     synchronize(dev)
 
     seconds = time.perf_counter() - start + data_seconds
@@ -188,6 +197,8 @@ class _Run:
         self.metrics_path = self.out / "metrics.jsonl"
         self.bad_items = BadItemLog()
         self.saved_step: int | None = None
+        self.last_checkpoint: Checkpoint | None = None
+        self.resumed_from: int | None = None
         self.rng_to_restore: dict[str, Any] | None = None
 
     # -- setup ------------------------------------------------------------------------------------
@@ -209,6 +220,10 @@ class _Run:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
+        check_training_fits(cfg.model, width=cfg.width, model_options=cfg.model_options,
+                            input_size=self.dataset.input_size, batch_size=cfg.batch_size,
+                            precision=cfg.precision or "fp32", activation_checkpointing=cfg.activation_checkpointing,
+                            device=self.device)
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
         if cfg.activation_checkpointing:
             enable_activation_checkpointing(self.module)
@@ -220,26 +235,34 @@ class _Run:
         self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth)
 
     def _prepare_folder(self) -> Position:
-        """Fresh run: refuse to mix with an old one. Resume: restore everything at the checkpoint's step."""
+        """Fresh run: refuse to mix with an old one. Resume: restore everything at the newest complete checkpoint.
+
+        ``--resume`` where no checkpoint was written yet (a run killed before its first one, or a
+        requeued job's first start) starts at step 0 with a warning.
+        """
         cfg = self.config
-        weights, _ = checkpoint_paths(self.out)
-        if not cfg.resume:
-            if weights.exists():
-                raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/last.safetensors); "
-                                 "pass --resume to continue it or choose another --out")
+        if self.dist.is_main:  # what a killed writer left in checkpoints/ (the lock cleaned the folder itself)
+            clean_partial_checkpoints(self.out)
+        if not cfg.resume and has_checkpoint(self.out):
+            raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/); "
+                             "pass --resume to continue it or choose another --out")
+        found = find_resume_point(self.out) if cfg.resume else None
+        if found is None:
+            if cfg.resume and self.dist.is_main:
+                warn(f"--resume: no checkpoint in {self.out} yet; starting at step 0")
             if self.dist.is_main:
                 prepare_run_dir(self.out, "train", cfg.to_json(), device=self.device, seed=cfg.seed)
                 self.metrics_path.unlink(missing_ok=True)
             return Position(step=0, epoch=0, batch_in_epoch=0)
 
-        state, weights_path = read_training_state(self.out)
+        checkpoint, state = found
         saved = state["config"]
         now = to_plain(cfg.to_json())
         changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k) != now[k]]
         if changed:
             raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
                              f"run in {self.out}; use the same values or a new --out")
-        load_weights(self.module, weights_path, self.device)
+        load_weights(self.module, checkpoint.weights, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -247,6 +270,8 @@ class _Run:
         self.rng_to_restore = state["rng"]
         position = Position(**state["position"])
         self.saved_step = position.step
+        self.last_checkpoint = checkpoint
+        self.resumed_from = position.step
         if self.dist.is_main:
             prepare_run_dir(self.out, "train", cfg.to_json(), device=self.device, seed=cfg.seed)
             _truncate_metrics(self.metrics_path, position.step)
@@ -256,19 +281,25 @@ class _Run:
         if self.saved_step == position.step:
             return
         self.saved_step = position.step
+        self._gather_bad_items()
         if not self.dist.is_main:
             return
         state = {"position": vars(position).copy(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                  "rng": rng_state(), "config": to_plain(self.config.to_json()),
                  "bad_items": list(self.bad_items.names)}
-        tags = ["last"] + ([f"step_{position.step}"] if periodic else [])
-        save_checkpoint(self.out, self.module, state, tags)
+        self.last_checkpoint = save_checkpoint(self.out, self.module, state, keep=periodic)
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        cfg = self.config
+        """Build (every check, nothing written), then train under the run folder's lock (rank 0 takes it)."""
         self._build()
+        lock = run_folder_lock(self.out, "train") if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            return self._train()
+
+    def _train(self) -> TrainResult:
+        cfg = self.config
         position = self._prepare_folder()
         model: nn.Module = self.module
         if self.dist.enabled:
@@ -316,9 +347,19 @@ class _Run:
                 epoch, skip = epoch + 1, 0
         for hook in self.hooks:
             hook.on_end(self.module)
-        summary = self._summarise(position.step if cfg.resume else None)
-        return TrainResult(out=self.out, steps=step, summary=summary, checkpoint=checkpoint_paths(self.out)[0],
-                           model=self.module)
+        summary = self._summarise()
+        weights = self.last_checkpoint.weights if self.last_checkpoint is not None else self.out
+        return TrainResult(out=self.out, steps=step, summary=summary, checkpoint=weights, model=self.module)
+
+    def _gather_bad_items(self) -> None:
+        """Under DDP each process skips bad items of its own shard: rank 0 collects them all to report."""
+        if not self.dist.enabled:
+            return
+        merged = set()
+        for names in gather_strings(json.dumps(sorted(set(self.bad_items.names))), self.dist):
+            merged.update(json.loads(names))
+        if self.dist.is_main:
+            self.bad_items.names = sorted(merged)
 
     def _step(self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int,
               data_seconds: float) -> StepStats:
@@ -326,8 +367,9 @@ class _Run:
             return train_step(model, batch, self.loss_fn, self.optimizer, setup, step=step, epoch=epoch,
                               data_seconds=data_seconds)
         except NonFiniteLoss as exc:
-            kept = checkpoint_paths(self.out)[0]
-            where = f"last good checkpoint: {kept} (step {self.saved_step})" if kept.exists() else "no checkpoint written yet"
+            kept = self.last_checkpoint
+            where = (f"last good checkpoint: {kept.folder or kept.weights} (step {kept.step})" if kept is not None
+                     else "no checkpoint written yet")
             raise ProbeError(f"{exc}; run stopped, {where}; try a lower --lr or --grad-clip") from None
         except torch.OutOfMemoryError:
             raise ProbeError(f"CUDA out of memory at step {step} with --batch-size {self.config.batch_size} "
@@ -345,8 +387,9 @@ class _Run:
                     writer.add_scalar(f"train/{key}", value, stats.step)
 
     # -- summary ----------------------------------------------------------------------------------
-    def _summarise(self, resumed_from: int | None) -> dict[str, Any]:
+    def _summarise(self) -> dict[str, Any]:
         digests = gather_strings(weights_digest(self.module), self.dist)
+        self._gather_bad_items()
         if not self.dist.is_main:
             return {}
         records = read_metrics(self.metrics_path)
@@ -355,7 +398,7 @@ class _Run:
             "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
             "params": count_parameters(self.module), "dataset": self.config.dataset,
             "batch_size": self.config.batch_size, "precision": self.config.precision,
-            "device": str(self.device), "resumed_from_step": resumed_from,
+            "device": str(self.device), "resumed_from_step": self.resumed_from,
             "bad_items": {"count": len(set(self.bad_items.names)), "names": sorted(set(self.bad_items.names)),
                           "summary": self.bad_items.summary()},
             "world_size": self.dist.world_size, "replica_weights_sha256": digests,
@@ -384,8 +427,26 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after the checkpoint a run resumes from, so the log stays one line per step."""
-    kept = [r for r in read_metrics(path) if r["step"] <= step]
+    """Drop lines logged after the checkpoint a run resumes from, so the log stays one line per step.
+
+    A kill during an append can leave the last line cut short; it is dropped too (its step is
+    after the checkpoint's, since checkpoints follow their steps' lines).  A malformed line
+    anywhere else is an error naming the file and line.
+    """
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if Path(path).is_file() else []
+    kept = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            record_step = int(record["step"])
+        except (ValueError, TypeError, KeyError):
+            if number == len(lines):
+                break
+            raise ProbeError(f"{path}, line {number}: not a metrics record; cannot resume this run's log") from None
+        if record_step <= step:
+            kept.append(record)
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
