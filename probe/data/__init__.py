@@ -21,3 +21,4 @@ from probe.data import nyu as _nyu  # noqa: E402,F401
 from probe.data import make3d as _make3d  # noqa: E402,F401
 from probe.data import kitti as _kitti  # noqa: E402,F401
 from probe.data import folder as _folder  # noqa: E402,F401
+from probe.data import video as _video  # noqa: E402,F401
