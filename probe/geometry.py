@@ -145,5 +145,6 @@ def inverse_warp(source: torch.Tensor, depth: torch.Tensor, T_target_to_source: 
     grid = torch.stack([2.0 * u / max(w - 1, 1) - 1.0, 2.0 * v / max(h - 1, 1) - 1.0], dim=-1)
     warped = F.grid_sample(source, grid.to(source.dtype), mode="bilinear", padding_mode=padding_mode,
                            align_corners=True)
-    inside = in_front & ((u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1))[:, None]
+    tol = 1e-3  # pixels: rounding puts exact border hits a hair outside
+    inside = in_front & ((u >= -tol) & (u <= w - 1 + tol) & (v >= -tol) & (v <= h - 1 + tol))[:, None]
     return warped, inside

@@ -30,9 +30,18 @@ def build_model(name: str, **options: Any) -> nn.Module:
     return factory(**options)
 
 
-def list_models() -> list[str]:
-    """Registered model names, in registration order."""
-    return MODELS.names()
+def model_task(name: str) -> str:
+    """What a registered model predicts: ``"depth"`` (the default) or ``"pose"`` (registered with ``task="pose"``)."""
+    return str(MODELS.entry(name).meta.get("task", "depth"))
+
+
+def list_models(task: str | None = "depth") -> list[str]:
+    """Registered model names of ``task`` (``"depth"``, ``"pose"``; None: every model), in registration order.
+
+    Depth models take ``[B,3,H,W]`` images (the contract in docs/CONTRACTS.md);
+    pose models (``posenet``) take stacked frames and serve self-supervised training.
+    """
+    return [name for name in MODELS.names() if task is None or model_task(name) == task]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -43,3 +52,4 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 # Importing the architecture modules fills the registry.
 from probe.models import packnet as _packnet  # noqa: E402,F401
 from probe.models import densedepth as _densedepth  # noqa: E402,F401
+from probe.models import posenet as _posenet  # noqa: E402,F401
