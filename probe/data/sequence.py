@@ -86,7 +86,12 @@ def parse_offsets(value: Any, label: str) -> tuple[int, ...]:
 
 
 class SequenceDataset(DepthDataset):
-    """Base class of video datasets: ``load_raw(index) -> RawWindow``; items per the module docstring."""
+    """Base class of video datasets: ``load_raw(index) -> RawWindow``; items per the module docstring.
+
+    Subclasses set ``context_offsets`` (the source frames' offsets from the target, e.g. ``(-1, 1)``).
+    """
+
+    context_offsets: tuple[int, ...] = ()
 
     def _finish(self, raw: RawSample, index: int, skipped: str) -> dict[str, Any]:  # type: ignore[override]
         if not isinstance(raw, RawWindow):

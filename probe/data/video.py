@@ -483,6 +483,7 @@ class SyntheticVideo(SequenceDataset):
         self.build = build
         self.stream = stream
         self.motion = self.video.motion()
+        self.context_offsets = self.video.context
         if max_travel is not None:
             top_speed, metres = self.video.speed if self.video.speed is not None else max_travel[0], max_travel[1]
             if (self.motion.t_max - self.motion.t_min) * top_speed > metres:
