@@ -14,7 +14,9 @@ it into an item that extends the single-image contract::
     context_offsets  int64 [S]          frame offsets from t, e.g. (-1, +1)
     K                float32 [3,3]      intrinsics of the H x W images (pixel-centre convention,
                                         probe.geometry), identical for every frame
-    dt               float32 []         seconds between consecutive frames
+    dt               float32 []         seconds between consecutive frames (nominal)
+    context_dt       float32 [S]        seconds from t to each source (signed; from timestamps where the
+                                        dataset has them, else context_offsets * dt)
     speed            float32 []         reported speed at t in m/s (noisy where the dataset says so;
                                         0 where speed_valid is False)
     speed_valid      bool []            False where the reading is missing (sensor dropout)
@@ -65,6 +67,7 @@ class RawWindow(RawSample):
     offsets: tuple[int, ...] = ()
     K: np.ndarray | None = None
     dt: float = math.nan
+    context_dt: tuple[float, ...] | None = None
     speed: float = math.nan
     speed_valid: bool = True
     speed_true: float | None = None
@@ -126,6 +129,8 @@ class SequenceDataset(DepthDataset):
             "name": raw.name, "skipped": skipped,
             "context": torch.stack(frames[1:]), "context_offsets": torch.tensor(raw.offsets, dtype=torch.int64),
             "K": K, "dt": torch.tensor(raw.dt, dtype=torch.float32),
+            "context_dt": torch.tensor(raw.context_dt if raw.context_dt is not None
+                                       else [o * raw.dt for o in raw.offsets], dtype=torch.float32),
             "speed": torch.tensor(raw.speed if raw.speed_valid else 0.0, dtype=torch.float32),
             "speed_valid": torch.tensor(bool(raw.speed_valid)),
         }

@@ -59,7 +59,7 @@ class SelfSupervisedObjective:
         vectors = forward(self.pose_forward, torch.cat([image, sources.flatten(1, 2)], dim=1))
         b, s = vectors.shape[:2]
         poses = pose_vec_to_matrix(vectors.float().reshape(-1, 6)).view(b, s, 4, 4)
-        travelled = batch["speed"][:, None] * batch["context_offsets"].abs() * batch["dt"][:, None]
+        travelled = batch["speed"][:, None] * batch["context_dt"].abs()
         inputs = ViewSynthesisInputs(image.float(), sources.float(), depths, poses, batch["K"].float(),
                                      travelled.float(), batch["speed_valid"])
         return self.loss(inputs)

@@ -169,11 +169,13 @@ def test_items_follow_the_sequence_contract(name):
     assert dataset_info(name).depth_scale == 1.0
     shapes = {"image": (3, 24, 32), "depth": (1, 24, 32), "valid": (1, 24, 32), "context": (2, 3, 24, 32),
               "context_depth": (2, 1, 24, 32), "context_valid": (2, 1, 24, 32), "moving": (1, 24, 32),
-              "poses": (2, 4, 4), "K": (3, 3), "context_offsets": (2,), "speed": (), "dt": (), "speed_valid": ()}
+              "poses": (2, 4, 4), "K": (3, 3), "context_offsets": (2,), "context_dt": (2,), "speed": (), "dt": (),
+              "speed_valid": ()}
     for key, shape in shapes.items():
         assert tuple(item[key].shape) == shape, key
     assert item["context_offsets"].tolist() == [-1, 1]
     assert float(item["dt"]) == pytest.approx(0.1)
+    assert item["context_dt"].tolist() == pytest.approx([-0.1, 0.1])
     assert torch.equal(item["depth"] > 0, item["valid"])
     fx = float(item["K"][0, 0])
     assert float(item["K"][0, 2]) == pytest.approx(15.5) and float(item["K"][1, 2]) == pytest.approx(11.5)
