@@ -78,6 +78,7 @@ class SelfSupervisedStudyConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     width: float = 1.0
     pose_width: float = 1.0
+    pose_lr: float | None = None
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
     dataset_length: int | None = None
@@ -288,7 +289,7 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     dataset_options=options, epochs=config.epochs, max_steps=config.max_steps,
                     batch_size=config.batch_size, lr=config.lr, device=config.device, seed=seed,
                     workers=config.workers, precision=config.precision, objective="self_supervised",
-                    velocity_weight=weight, pose_width=config.pose_width, out=run_dir,
+                    velocity_weight=weight, pose_width=config.pose_width, pose_lr=config.pose_lr, out=run_dir,
                     resume=checkpoint_paths(run_dir)[0].exists())
                 planned.append(PlannedRun(run_id, model, seed, weight, noise, train_config))
     return planned

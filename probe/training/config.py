@@ -53,6 +53,7 @@ class TrainConfig:
     objective: str = "supervised"  # or "self_supervised" (video datasets; probe.training.objective)
     velocity_weight: float = 0.0  # self-supervised: weight of the velocity loss (packnet-sfm: 0.1)
     pose_width: float = 1.0  # self-supervised: channel multiplier of the pose network
+    pose_lr: float | None = None  # self-supervised: the pose network's learning rate (default: --lr, as packnet-sfm)
     device: str = "auto"
     seed: int = 0
     workers: int = 0
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ProbeError("--velocity-weight: only with --objective self_supervised")
         if not (isinstance(self.pose_width, (int, float)) and self.pose_width > 0):
             raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
+        if self.pose_lr is not None and not self.pose_lr > 0:
+            raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""

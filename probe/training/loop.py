@@ -49,7 +49,7 @@ from probe.training.objective import Objective, as_objective, build_objective
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
                        "augment", "batch_size", "seed", "loss", "optimizer", "objective", "velocity_weight",
-                       "pose_width")
+                       "pose_width", "pose_lr")
 
 
 class NonFiniteLoss(ProbeError):
@@ -226,8 +226,11 @@ class _Run:
         if cfg.channels_last:
             to_channels_last(self.module)
         self.objective = build_objective(cfg, self.module, self.dataset, self.device)
-        self.optimizer = OPTIMIZERS.build(cfg.optimizer, [*self.module.parameters(), *self.objective.parameters()],
-                                          cfg.lr)
+        groups = [{"params": list(self.module.parameters())}]
+        extra = list(self.objective.parameters())
+        if extra:  # the objective's own networks (the pose net) in a group of their own, as packnet-sfm
+            groups.append({"params": extra, "lr": cfg.pose_lr if cfg.pose_lr is not None else cfg.lr})
+        self.optimizer = OPTIMIZERS.build(cfg.optimizer, groups, cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
 
     def _prepare_folder(self) -> Position:

@@ -71,6 +71,18 @@ def test_resume_restores_the_pose_network_and_its_optimiser_state(tmp_path):
     assert whole.summary["objective"] == "self_supervised" and whole.summary["objective_params"] > 0
 
 
+def test_the_pose_network_trains_in_its_own_parameter_group_with_its_learning_rate(tmp_path):
+    from probe.training.loop import _Run
+    from probe.training.distributed import DistInfo
+
+    config = _config(tmp_path / "run", max_steps=1, pose_lr=3e-3).resolved(torch.device("cpu"))
+    run = _Run(config, [], DistInfo(), torch.device("cpu"))
+    run._build()
+    depth_group, pose_group = run.optimizer.param_groups
+    assert depth_group["lr"] == 1e-3 and pose_group["lr"] == 3e-3
+    assert sum(p.numel() for p in pose_group["params"]) == sum(p.numel() for p in run.objective.parameters())
+
+
 def test_resume_refuses_a_different_velocity_weight(tmp_path):
     train(_config(tmp_path / "run", max_steps=1))
     with pytest.raises(ProbeError, match="--velocity-weight"):
@@ -89,6 +101,7 @@ def test_supervised_training_reads_a_video_dataset_like_any_other(tmp_path):
     ({"velocity_weight": -0.1}, "--velocity-weight"),
     ({"objective": "semi"}, "unknown objective"),
     ({"pose_width": 0.0}, "--pose-width"),
+    ({"pose_lr": 0.0}, "--pose-lr"),
 ])
 def test_configs_that_cannot_work_fail_before_writing_anything(tmp_path, overrides, match):
     out = tmp_path / "never"
