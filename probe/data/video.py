@@ -3,11 +3,14 @@
 Two datasets are registered (no files, no root), built on the still-image ray
 caster of :mod:`probe.data.synthetic`:
 
-- ``synthetic_video`` (indoor): a walking robot.  The camera goes round a
-  furnished room along a rounded rectangle inset 0.6-1.3 m from the walls
-  (straight stretches, then turns of 0.6-1.2 m radius), looking along its
-  direction of travel, at 0.4-1.2 m/s, 1.0-1.8 m above the floor.  Furniture
-  keeps 0.5 m from the whole path.  Depth cap 10 m, eval protocol ``nyu``.
+- ``synthetic_video`` (indoor): a camera carried round a furnished room at
+  0.4-1.2 m/s, 1.0-1.8 m above the floor, along a rounded rectangle inset
+  0.6-1.3 m from the walls (straight stretches, then turns of 0.6-1.2 m
+  radius).  It looks 15-40 degrees into the room from its direction of
+  travel and 8-25 degrees down, as a hand-held camera would: looking straight
+  ahead at eye level it would mostly face the nearby end wall, a plane at one
+  depth, which leaves depth nothing to learn.  Furniture keeps 0.5 m from the
+  whole path.  Depth cap 10 m, eval protocol ``nyu``.
 - ``synthetic_video_outdoor`` (streets): a car driving down the street at
   5-15 m/s, weaving smoothly across its lane (amplitude up to 1 m, wavelength
   40-120 m), camera 1.5-1.8 m high.  Buildings, parked cars and trees keep
@@ -85,6 +88,8 @@ from probe.errors import ProbeError
 PATH_STEP = 0.02  # metres between polyline vertices
 COARSE = 10  # clearance checks use every 10th vertex (20 cm apart) and allow for the gap
 INDOOR_SPEED = (0.4, 1.2)  # m/s: a walking robot
+INDOOR_LOOK_IN_DEG = (15.0, 40.0)  # the indoor camera looks this far into the room from its direction of travel
+INDOOR_PITCH_DEG = (-25.0, -8.0)  # and down at the floor, so the view spans near floor to far wall
 OUTDOOR_SPEED = (5.0, 15.0)  # m/s: 18-54 km/h
 OUTDOOR_CLEARANCE = 1.0  # metres between the car's path and anything standing
 OUTDOOR_MAX_TRAVEL = 240.0  # metres a street sequence may cover: longer streets overflow the uint8 face ids
@@ -168,7 +173,10 @@ class PlanarPath:
 
 @dataclass(frozen=True)
 class Trajectory:
-    """A camera at fixed height, pitch and roll walking ``path`` at ``speed`` m/s, at arc length ``start`` at time 0."""
+    """A camera at fixed height, pitch and roll walking ``path`` at ``speed`` m/s, at arc length ``start`` at time 0.
+
+    The camera looks ``yaw_offset`` radians away from the direction of travel (0: straight ahead).
+    """
 
     path: PlanarPath
     speed: float
@@ -177,10 +185,11 @@ class Trajectory:
     pitch: float
     roll: float
     hfov_deg: float
+    yaw_offset: float = 0.0
 
     def camera(self, time: float) -> PinholeCamera:
         x, z, yaw = self.path.at(self.start + self.speed * time)
-        return PinholeCamera.looking((x, self.height, z), yaw, self.pitch, self.roll, self.hfov_deg)
+        return PinholeCamera.looking((x, self.height, z), yaw + self.yaw_offset, self.pitch, self.roll, self.hfov_deg)
 
     def max_turn_rate(self) -> float:
         """rad/s: the speed times the path's largest curvature."""
@@ -267,6 +276,13 @@ def _rounded_rectangle(x0: float, x1: float, z0: float, z1: float, radius: float
                            for cx, cz, a0 in corners])
 
 
+def _inward(path: PlanarPath, width: float, length: float) -> float:
+    """+1 if turning the camera to larger yaw faces the room's centre from the path (a loop keeps one side), else -1."""
+    x, z, yaw = path.at(0.0)
+    right = (math.cos(yaw), -math.sin(yaw))  # where the view direction moves as the yaw grows
+    return 1.0 if right[0] * (width / 2 - x) + right[1] * (length / 2 - z) > 0 else -1.0
+
+
 def _speed(rng: np.random.Generator, motion: Motion, default: tuple[float, float]) -> float:
     drawn = float(rng.uniform(*default))  # drawn either way, so a fixed speed leaves the scene unchanged
     return drawn if motion.speed is None else float(motion.speed)
@@ -282,8 +298,9 @@ def indoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
     path = PlanarPath.through(loop if rng.random() < 0.5 else loop[::-1].copy(), closed=True)
     speed = _speed(rng, motion, INDOOR_SPEED)
     trajectory = Trajectory(path, speed, start=float(rng.uniform(0.0, path.length)), height=float(rng.uniform(1.0, 1.8)),
-                            pitch=math.radians(rng.uniform(-12.0, 3.0)), roll=math.radians(rng.uniform(-3.0, 3.0)),
-                            hfov_deg=INDOOR_HFOV_DEG)
+                            pitch=math.radians(rng.uniform(*INDOOR_PITCH_DEG)), roll=math.radians(rng.uniform(-3.0, 3.0)),
+                            hfov_deg=INDOOR_HFOV_DEG,
+                            yaw_offset=_inward(path, width, length) * math.radians(rng.uniform(*INDOOR_LOOK_IN_DEG)))
     wall = _material(rng, ("stripes", "noise"), (0.2, 0.4), saturation=(0.05, 0.5), value=(0.55, 0.95))
     floor = _material(rng, ("checkers", "stripes", "noise"), (0.3, 0.5), value=(0.35, 0.85))
     ceiling = Material(_colour(rng, (0.0, 0.1), (0.8, 0.95)), "noise", float(rng.uniform(0.5, 1.5)), 0.1)
