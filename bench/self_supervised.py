@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--noise", default="0,0.3,b0.3", help="velocity noise levels: std, bSTD for bias, dP for dropout")
     parser.add_argument("--velocity-weight", type=float, default=0.1, help="packnet-sfm's 0.1")
+    parser.add_argument("--smoothness-weight", type=float, default=1e-3, help="packnet-sfm's 0.001")
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--pose-width", type=float, default=0.5)
     parser.add_argument("--size", default="64x96")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         options[key] = float(value) if value.replace(".", "", 1).isdigit() else value
     config = SelfSupervisedStudyConfig(
         models=tuple(m.strip() for m in args.models.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-        velocity_weight=args.velocity_weight, noise_levels=parse_noise(args.noise), dataset=args.dataset,
+        velocity_weight=args.velocity_weight, smoothness_weight=args.smoothness_weight, noise_levels=parse_noise(args.noise), dataset=args.dataset,
         dataset_options=options, width=args.width, pose_width=args.pose_width, input_size=parse_size(args.size),
         dataset_length=args.steps * args.batch_size, eval_length=args.eval_length, max_steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, pose_lr=args.pose_lr, device="cpu", workers=0, out=args.out)

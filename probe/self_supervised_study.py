@@ -73,6 +73,7 @@ class SelfSupervisedStudyConfig:
     models: tuple[str, ...] = ("packnet_b", "densedepth")
     seeds: tuple[int, ...] = (0, 1, 2)
     velocity_weight: float = PACKNET_VELOCITY_WEIGHT
+    smoothness_weight: float = 1e-3
     noise_levels: tuple[NoiseLevel, ...] = (NoiseLevel(),)
     dataset: str = "synthetic_video"
     dataset_options: dict[str, Any] = field(default_factory=dict)
@@ -289,7 +290,8 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     dataset_options=options, epochs=config.epochs, max_steps=config.max_steps,
                     batch_size=config.batch_size, lr=config.lr, device=config.device, seed=seed,
                     workers=config.workers, precision=config.precision, objective="self_supervised",
-                    velocity_weight=weight, pose_width=config.pose_width, pose_lr=config.pose_lr, out=run_dir,
+                    velocity_weight=weight, smoothness_weight=config.smoothness_weight, pose_width=config.pose_width,
+                    pose_lr=config.pose_lr, out=run_dir,
                     resume=checkpoint_paths(run_dir)[0].exists())
                 planned.append(PlannedRun(run_id, model, seed, weight, noise, train_config))
     return planned

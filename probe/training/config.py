@@ -52,6 +52,7 @@ class TrainConfig:
     loss: str = "densedepth"  # the supervised objective's loss
     objective: str = "supervised"  # or "self_supervised" (video datasets; probe.training.objective)
     velocity_weight: float = 0.0  # self-supervised: weight of the velocity loss (packnet-sfm: 0.1)
+    smoothness_weight: float = 1e-3  # self-supervised: weight of the edge-aware smoothness (packnet-sfm: 0.001)
     pose_width: float = 1.0  # self-supervised: channel multiplier of the pose network
     pose_lr: float | None = None  # self-supervised: the pose network's learning rate (default: --lr, as packnet-sfm)
     device: str = "auto"
@@ -103,6 +104,8 @@ class TrainConfig:
             raise ProbeError(f"--velocity-weight: expected a weight >= 0, got {self.velocity_weight}")
         if self.velocity_weight > 0 and self.objective != "self_supervised":
             raise ProbeError("--velocity-weight: only with --objective self_supervised")
+        if not (isinstance(self.smoothness_weight, (int, float)) and self.smoothness_weight >= 0):
+            raise ProbeError(f"--smoothness-weight: expected a weight >= 0, got {self.smoothness_weight}")
         if not (isinstance(self.pose_width, (int, float)) and self.pose_width > 0):
             raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
         if self.pose_lr is not None and not self.pose_lr > 0:

@@ -49,7 +49,7 @@ from probe.training.objective import Objective, as_objective, build_objective
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
                        "augment", "batch_size", "seed", "loss", "optimizer", "objective", "velocity_weight",
-                       "pose_width", "pose_lr")
+                       "smoothness_weight", "pose_width", "pose_lr")
 
 
 class NonFiniteLoss(ProbeError):

@@ -9,8 +9,8 @@ For a batch of windows (``image`` = target frame, ``context`` = source frames,
 2. the pose network (``posenet``, owned by this objective) predicts
    ``T_target_to_source`` for every source from the stacked frames;
 3. :class:`probe.self_supervised_losses.SelfSupervisedLoss` weighs the
-   reprojection (1), smoothness (0.001) and velocity (``velocity_weight``;
-   packnet-sfm uses 0.1) terms.
+   reprojection (1), smoothness (``smoothness_weight``, packnet-sfm's 0.001)
+   and velocity (``velocity_weight``; packnet-sfm uses 0.1) terms.
 
 Without the velocity term depth and translation are recovered only up to one
 unknown scale (evaluate with median scaling); the velocity term ties the
@@ -91,6 +91,7 @@ def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.
         raise ProbeError(f"--objective self_supervised: dataset {dataset.info.name!r} has no context frames; use a "
                          "video dataset (synthetic_video, synthetic_video_outdoor, kitti_raw)")
     pose_net = build_model("posenet", n_sources=len(dataset.context_offsets), width=config.pose_width).to(device)
-    weights = {**DEFAULT_WEIGHTS, "velocity": float(config.velocity_weight)}
+    weights = {**DEFAULT_WEIGHTS, "velocity": float(config.velocity_weight),
+               "smoothness": float(config.smoothness_weight)}
     return SelfSupervisedObjective(pose_net, SelfSupervisedLoss(weights), output_space=model.output_space,
                                    max_depth=dataset.info.max_depth)

@@ -102,6 +102,7 @@ def test_supervised_training_reads_a_video_dataset_like_any_other(tmp_path):
     ({"objective": "semi"}, "unknown objective"),
     ({"pose_width": 0.0}, "--pose-width"),
     ({"pose_lr": 0.0}, "--pose-lr"),
+    ({"smoothness_weight": -1.0}, "--smoothness-weight"),
 ])
 def test_configs_that_cannot_work_fail_before_writing_anything(tmp_path, overrides, match):
     out = tmp_path / "never"
