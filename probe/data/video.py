@@ -9,8 +9,11 @@ caster of :mod:`probe.data.synthetic`:
   radius).  It looks 15-40 degrees into the room from its direction of
   travel and 8-25 degrees down, as a hand-held camera would: looking straight
   ahead at eye level it would mostly face the nearby end wall, a plane at one
-  depth, which leaves depth nothing to learn.  Furniture keeps 0.5 m from the
-  whole path.  Depth cap 10 m, eval protocol ``nyu``.
+  depth, which leaves depth nothing to learn.  Its yaw is averaged over 2 m of
+  path, so it turns gradually, and the speed is lowered where needed so that
+  it turns at most 0.5 rad/s (under 3 degrees between frames at 10 frames/s:
+  photometric losses cannot follow much larger rotations).  Furniture keeps
+  0.5 m from the whole path.  Depth cap 10 m, eval protocol ``nyu``.
 - ``synthetic_video_outdoor`` (streets): a car driving down the street at
   5-15 m/s, weaving smoothly across its lane (amplitude up to 1 m, wavelength
   40-120 m), camera 1.5-1.8 m high.  Buildings, parked cars and trees keep
@@ -90,6 +93,8 @@ COARSE = 10  # clearance checks use every 10th vertex (20 cm apart) and allow fo
 INDOOR_SPEED = (0.4, 1.2)  # m/s: a walking robot
 INDOOR_LOOK_IN_DEG = (15.0, 40.0)  # the indoor camera looks this far into the room from its direction of travel
 INDOOR_PITCH_DEG = (-25.0, -8.0)  # and down at the floor, so the view spans near floor to far wall
+INDOOR_YAW_WINDOW = 2.0  # metres of path over which the indoor camera's yaw is averaged: it turns gradually
+INDOOR_MAX_TURN_RATE = 0.5  # rad/s: the drawn indoor speed is lowered so the camera turns no faster
 OUTDOOR_SPEED = (5.0, 15.0)  # m/s: 18-54 km/h
 OUTDOOR_CLEARANCE = 1.0  # metres between the car's path and anything standing
 OUTDOOR_MAX_TRAVEL = 240.0  # metres a street sequence may cover: longer streets overflow the uint8 face ids
@@ -136,6 +141,34 @@ class PlanarPath:
     @property
     def length(self) -> float:
         return float(self.s[-1])
+
+    def with_smooth_yaw(self, window: float) -> "PlanarPath":
+        """The same path with its yaw averaged over ``window`` metres of arc length (a camera turning gradually).
+
+        On a closed path the average wraps round the loop (the yaw's winding of
+        2 pi per lap is taken out first and put back after).
+        """
+        count = int(round(window / (self.s[1] - self.s[0]))) // 2 * 2 + 1
+        if count < 3:
+            return self
+        kernel = np.full(count, 1.0 / count)
+        half = count // 2
+        if self.closed:
+            m = len(self.yaw) - 1
+            winding = self.yaw[-1] - self.yaw[0]
+            trend = winding * np.arange(m) / m
+            periodic = self.yaw[:-1] - trend
+            padded = np.concatenate([periodic[-half:], periodic, periodic[:half]]) if half <= m else np.resize(periodic, m)
+            smooth = np.convolve(padded, kernel, mode="valid") + trend if half <= m else np.full(m, periodic.mean()) + trend
+            yaw = np.concatenate([smooth, smooth[:1] + winding])
+        else:
+            padded = np.concatenate([np.full(half, self.yaw[0]), self.yaw, np.full(half, self.yaw[-1])])
+            yaw = np.convolve(padded, kernel, mode="valid")
+        return PlanarPath(self.xz, self.s, yaw, self.closed)
+
+    def max_yaw_rate(self) -> float:
+        """Largest ``|d yaw / d s|`` of the camera's yaw (1/m); speed times it bounds the camera's turn rate."""
+        return float(np.max(np.abs(np.diff(self.yaw))) / (self.s[1] - self.s[0]))
 
     def at(self, s: float) -> tuple[float, float, float]:
         """``(x, z, yaw)`` at arc length ``s`` (wrapped on a closed path, clamped to the ends otherwise)."""
@@ -192,8 +225,12 @@ class Trajectory:
         return PinholeCamera.looking((x, self.height, z), yaw + self.yaw_offset, self.pitch, self.roll, self.hfov_deg)
 
     def max_turn_rate(self) -> float:
-        """rad/s: the speed times the path's largest curvature."""
+        """rad/s: the speed times the path's largest curvature (how fast the direction of motion turns)."""
         return self.speed * self.path.max_curvature()
+
+    def max_camera_turn_rate(self) -> float:
+        """rad/s: the speed times the largest change of the camera's yaw per metre."""
+        return self.speed * self.path.max_yaw_rate()
 
 
 def camera_to_world(camera: PinholeCamera) -> np.ndarray:
@@ -296,7 +333,10 @@ def indoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
     radius = min(rng.uniform(0.6, 1.2), width / 2 - mx, length / 2 - mz)
     loop = _rounded_rectangle(mx, width - mx, mz, length - mz, radius)
     path = PlanarPath.through(loop if rng.random() < 0.5 else loop[::-1].copy(), closed=True)
-    speed = _speed(rng, motion, INDOOR_SPEED)
+    path = path.with_smooth_yaw(INDOOR_YAW_WINDOW)
+    # a walker turning at most INDOOR_MAX_TURN_RATE: slower round the corners of small rooms
+    speed = min(_speed(rng, motion, INDOOR_SPEED), INDOOR_MAX_TURN_RATE / path.max_yaw_rate()) \
+        if motion.speed is None else float(motion.speed)
     trajectory = Trajectory(path, speed, start=float(rng.uniform(0.0, path.length)), height=float(rng.uniform(1.0, 1.8)),
                             pitch=math.radians(rng.uniform(*INDOOR_PITCH_DEG)), roll=math.radians(rng.uniform(-3.0, 3.0)),
                             hfov_deg=INDOOR_HFOV_DEG,

@@ -48,7 +48,7 @@ def _reprojection(item: dict, source: int, pose: torch.Tensor | None = None) -> 
 # percentile 0.002-0.007 indoors (checkered floors at grazing angles) and 0.04-0.05 outdoors, where far
 # textures are finer than a pixel and point sampling aliases (the residual is resampling, not geometry:
 # see test_a_wrong_pose_breaks_the_reprojection).
-BOUNDS = {"synthetic_video": (1e-3, 0.01, 0.25), "synthetic_video_outdoor": (1e-3, 0.07, 0.4)}
+BOUNDS = {"synthetic_video": (1e-3, 0.01), "synthetic_video_outdoor": (1e-3, 0.07)}
 
 
 @pytest.mark.parametrize("name", VIDEO)
@@ -56,11 +56,12 @@ def test_reprojecting_a_source_with_exact_depth_pose_and_K_reproduces_the_target
     ds = get_dataset(name, input_size=SIZE, length=8, seed=3)
     errors, identities = zip(*(_reprojection(ds[i], s) for i in range(len(ds)) for s in range(2)))
     error, identity = torch.cat(errors), torch.cat(identities)
-    median_bound, p90_bound, ratio_bound = BOUNDS[name]
+    median_bound, p90_bound = BOUNDS[name]
     assert error.numel() > 0.5 * len(ds) * 2 * SIZE[0] * SIZE[1]  # most pixels are checked
     assert error.median() < median_bound
     assert error.quantile(0.9) < p90_bound
-    assert error.mean() < ratio_bound * identity.mean()  # the motion is real: not warping is far worse
+    # the motion is real: leaving the source unwarped is far worse (median 0.003-0.005 at these speeds)
+    assert error.median() < 0.1 * identity.median() and error.mean() < 0.4 * identity.mean()
 
 
 @pytest.mark.parametrize("name", VIDEO)
@@ -71,9 +72,10 @@ def test_a_wrong_pose_breaks_the_reprojection(name):
         item = ds[i]
         T = item["poses"][1].clone()
         T[:3, 3] *= 1.5  # the same direction of motion, half as far again
-        exact.append(_reprojection(item, 1)[0].mean())
-        wrong.append(_reprojection(item, 1, pose=T)[0].mean())
-    assert torch.stack(wrong).mean() > 2.5 * torch.stack(exact).mean()
+        exact.append(_reprojection(item, 1)[0])
+        wrong.append(_reprojection(item, 1, pose=T)[0])
+    exact_error, wrong_error = torch.cat(exact), torch.cat(wrong)
+    assert wrong_error.median() > 10 * exact_error.median() and wrong_error.mean() > 1.8 * exact_error.mean()
 
 
 @pytest.mark.parametrize("name", VIDEO)
