@@ -3,6 +3,7 @@ the pose network survives checkpoints and resume, and configs that cannot work f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,17 @@ def test_configs_that_cannot_work_fail_before_writing_anything(tmp_path, overrid
     with pytest.raises(ProbeError, match=match):
         train(_config(out, max_steps=1, **overrides))
     assert not out.exists()
+
+
+def test_cli_trains_self_supervised_and_refuses_a_still_dataset_in_one_line(run_cli, tmp_path):
+    res = run_cli("train", "--model", "densedepth", "--width", TINY, "--dataset", "synthetic_video", "--input-size",
+                  "32x48", "--dataset-length", "4", "--batch-size", "2", "--max-steps", "1", "--objective",
+                  "self_supervised", "--velocity-weight", "0.1", "--pose-width", "0.25", "--pose-lr", "1e-3",
+                  "--smoothness-weight", "0.01", "--workers", "0", "--device", "cpu", "--out", tmp_path / "ok")
+    assert res.code == 0, res
+    config = json.loads((tmp_path / "ok" / "config.json").read_text())["train"]["config"]
+    assert (config["objective"], config["velocity_weight"], config["pose_lr"], config["smoothness_weight"]) == \
+        ("self_supervised", 0.1, 1e-3, 0.01)
+    bad = run_cli("train", "--dataset", "synthetic", "--objective", "self_supervised", "--out", tmp_path / "bad")
+    assert bad.code == 2 and "no context frames" in bad.err and len(bad.err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
