@@ -29,12 +29,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from probe.errors import ProbeError
-from probe.evaluate import predict_depth
+from probe.evaluate import collate_keep_sizes, full_resolution, predict_depth, resolve_protocol
 from probe.io import ensure_dir, write_json
-from probe.metrics import MetricAccumulator, get_protocol
+from probe.metrics import MetricAccumulator
 
 __all__ = ["ScaleEvaluation", "evaluate_scale", "ratio_summary"]
 
@@ -101,37 +102,42 @@ def evaluate_scale(model: nn.Module, dataset: Dataset, *, protocol: str | None =
                    flip_tta: bool = False) -> ScaleEvaluation:
     """Evaluate ``model`` on ``dataset`` with and without median scaling (module docstring).
 
-    ``protocol`` and ``max_depth`` default to the dataset's ``info``; images
-    whose protocol mask is empty are skipped (and have no ratio).
+    The same path as :func:`probe.evaluate.evaluate`: ``protocol`` and
+    ``max_depth`` default to the dataset's ``info``, each image is scored at its
+    ground truth's own resolution; images whose protocol mask is empty have no
+    ratio (NaN) and add no pixels.
     """
     if batch_size < 1:
         raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
     info = getattr(dataset, "info", None)
-    chosen = get_protocol(protocol or (info.eval_protocol if info is not None else "none"))
     cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
     if cap is None:
         raise ProbeError("evaluate_scale: the dataset has no .info; pass max_depth=")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError(f"evaluate_scale: dataset {getattr(info, 'name', dataset)!r} is empty")
+    chosen = resolve_protocol(dataset, protocol)
     dev = torch.device(device)
     model = model.to(dev).eval()
     raw, scaled, constant = MetricAccumulator(), MetricAccumulator(), MetricAccumulator()
     ratios: list[float] = []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        gt, valid = batch["depth"].float(), batch["valid"].bool()
-        pred = predict_depth(model, batch["image"].to(dev), max_depth=cap, flip_tta=flip_tta,
-                             size=tuple(gt.shape[-2:])).cpu()
-        as_is = chosen.apply(pred, gt, valid, median_scaling=False)
-        median = chosen.apply(pred, gt, valid, median_scaling=True)
-        flat = chosen.apply(torch.ones_like(pred), gt, valid, median_scaling=True)
-        raw.update(as_is.pred, gt, as_is.mask)
-        scaled.update(median.pred, gt, median.mask)
-        constant.update(flat.pred, gt, flat.mask)
-        ratios.extend(float(r) for r in median.ratios)  # type: ignore[union-attr]
+    loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, collate_fn=collate_keep_sizes)
+    for batch in loader:
+        preds = predict_depth(model, batch["image"].to(dev), max_depth=cap, flip_tta=flip_tta or chosen.flip_tta,
+                              clip=chosen.clip).cpu()
+        for i in range(len(batch["name"])):
+            gt, valid = batch["depth"][i][None].float(), batch["valid"][i][None].bool()
+            pred = F.interpolate(preds[i:i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
+            as_is = chosen.apply(pred, gt, valid, median_scaling=False)
+            median = chosen.apply(pred, gt, valid, median_scaling=True)
+            flat = chosen.apply(torch.ones_like(pred), gt, valid, median_scaling=True)
+            raw.update(as_is.pred, gt, as_is.mask)
+            scaled.update(median.pred, gt, median.mask)
+            constant.update(flat.pred, gt, flat.mask)
+            ratios.append(float(median.ratios[0]))  # type: ignore[index]
     return ScaleEvaluation(
         dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
         protocol=chosen.name, model=str(getattr(model, "model_name", type(model).__name__)), n_images=raw.n_images,
         metrics=raw.pooled(), metrics_median_scaled=scaled.pooled(), constant_median_scaled=constant.pooled(),
         ratio=ratio_summary(ratios), per_image_ratio=ratios,
-        options={"max_depth": cap, "flip_tta": flip_tta, "batch_size": batch_size},
+        options={"max_depth": cap, "flip_tta": flip_tta or chosen.flip_tta, "batch_size": batch_size},
     )

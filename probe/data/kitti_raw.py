@@ -205,7 +205,8 @@ def locate_kitti_raw(root: Path | None) -> bool:
 def _build_kitti_raw(root: Path, split: str = "train", **options: Any) -> KittiRaw:
     if options.get("split_file") is None and not locate_kitti_raw(root):
         raise DataError(KITTI_RAW_INFO.missing_root_message(root))
-    unknown = sorted(set(options) - {"split_file", "context", "input_size", "augment", "seed", "skip_bad", "normalize"})
+    unknown = sorted(set(options) - {"split_file", "context", "input_size", "augment", "seed", "skip_bad", "normalize",
+                                   "depth_resolution"})
     if unknown:
         raise ProbeError(f"kitti_raw: unknown option(s) {', '.join(unknown)}; expected split_file, context, augment, "
                          "seed, skip_bad, normalize")

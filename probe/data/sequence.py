@@ -110,8 +110,8 @@ class SequenceDataset(DepthDataset):
         K = _scaled_K(raw.K, raw.name, width / raw_w, height / raw_h)
         poses = torch.from_numpy(np.asarray(raw.poses, dtype=np.float64)) if raw.poses is not None else None
         moving = torch.from_numpy(np.ascontiguousarray(raw.moving, dtype=bool))[None] if raw.moving is not None else None
-        if moving is not None and tuple(moving.shape[-2:]) != tuple(self.depth_size):
-            moving = T.resize_depth(moving.float(), self.depth_size).bool()
+        if moving is not None and tuple(moving.shape[-2:]) != tuple(depths[0].shape[-2:]):
+            moving = T.resize_depth(moving.float(), tuple(depths[0].shape[-2:])).bool()
 
         if self.augment:
             flip, perm = T.augment_choice(T.sample_rng(self.seed, self.epoch, index))
@@ -158,7 +158,7 @@ class SequenceDataset(DepthDataset):
         depth_np = np.asarray(depth, dtype=np.float32)
         if depth_np.ndim != 2:
             raise DataError(f"{name}: depth must be a 2-D map, got shape {depth_np.shape}")
-        if depth_np.shape != tuple(self.depth_size):
+        if self.depth_resolution == "target" and depth_np.shape != tuple(self.depth_size):
             depth_np = T.resize_depth(torch.from_numpy(np.ascontiguousarray(depth_np))[None], self.depth_size)[0].numpy()
         with np.errstate(invalid="ignore"):
             valid = (depth_np > 0) & (depth_np <= self.info.max_depth)

@@ -518,7 +518,8 @@ SceneBuilder = Callable[[np.random.Generator, Motion], VideoScene]
 class SyntheticVideo(SequenceDataset):
     """Windows of frames rendered on demand; item ``i`` is a pure function of ``(seed, split, i)`` and the options."""
 
-    OPTIONS = ("length", "seed", "augment", "skip_bad", "normalize", *(f.name for f in dataclasses.fields(VideoOptions)))
+    OPTIONS = ("length", "seed", "augment", "skip_bad", "normalize", "depth_resolution",
+               *(f.name for f in dataclasses.fields(VideoOptions)))
 
     def __init__(self, info: DatasetInfo, build: SceneBuilder, stream: int, split: str = "train",
                  input_size: tuple[int, int] | None = None, length: int | None = None, seed: int = 0,
