@@ -38,6 +38,7 @@ from rich.table import Table  # noqa: E402
 
 from probe.io import write_json  # noqa: E402
 from probe.options import parse_size  # noqa: E402
+from probe.training.config import parse_model_options  # noqa: E402
 from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,  # noqa: E402
                                          run_self_supervised_study)
 
@@ -58,33 +59,33 @@ def parse_noise(text: str) -> tuple[NoiseLevel, ...]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="synthetic_video")
-    parser.add_argument("--data-option", action="append", default=["fps=5"],
-                        help="dataset option KEY=VALUE (default fps=5: frames 0.2 s apart)")
+    parser.add_argument("--data-option", action="append", default=[], help="dataset option KEY=VALUE (repeatable)")
     parser.add_argument("--models", default="packnet_b", help="comma-separated depth models")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--noise", default="0,0.3,b0.3", help="velocity noise levels: std, bSTD for bias, dP for dropout")
+    parser.add_argument("--noise", default="0,0.1,b0.1",
+                        help="velocity noise levels: std (m/s), bB for a bias, dP for dropout; '' for none")
+    parser.add_argument("--no-velocity-run", action=argparse.BooleanOptionalAction, default=True,
+                        help="also train without the velocity loss (per model and seed)")
     parser.add_argument("--velocity-weight", type=float, default=0.1, help="packnet-sfm's 0.1")
-    parser.add_argument("--smoothness-weight", type=float, default=1e-3, help="packnet-sfm's 0.001")
+    parser.add_argument("--smoothness-weight", type=float, default=0.01,
+                        help="packnet-sfm's is 0.001; 0.01 holds back texture copying in a short run")
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--pose-width", type=float, default=0.5)
     parser.add_argument("--size", default="64x96")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--pose-lr", type=float, default=5e-3)
+    parser.add_argument("--pose-lr", type=float, default=1e-3)
     parser.add_argument("--eval-length", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("runs/ssl-bench"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    options = {}
-    for item in args.data_option:
-        key, _, value = item.partition("=")
-        options[key] = float(value) if value.replace(".", "", 1).isdigit() else value
+    options = parse_model_options(args.data_option, flag="--data-option", example="fps=5")
     config = SelfSupervisedStudyConfig(
         models=tuple(m.strip() for m in args.models.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-        velocity_weight=args.velocity_weight, smoothness_weight=args.smoothness_weight, noise_levels=parse_noise(args.noise), dataset=args.dataset,
+        velocity_weight=args.velocity_weight, include_no_velocity=args.no_velocity_run, smoothness_weight=args.smoothness_weight, noise_levels=parse_noise(args.noise), dataset=args.dataset,
         dataset_options=options, width=args.width, pose_width=args.pose_width, input_size=parse_size(args.size),
         dataset_length=args.steps * args.batch_size, eval_length=args.eval_length, max_steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, pose_lr=args.pose_lr, device="cpu", workers=0, out=args.out)

@@ -73,6 +73,7 @@ class SelfSupervisedStudyConfig:
     models: tuple[str, ...] = ("packnet_b", "densedepth")
     seeds: tuple[int, ...] = (0, 1, 2)
     velocity_weight: float = PACKNET_VELOCITY_WEIGHT
+    include_no_velocity: bool = True  # the run without the velocity loss, per model and seed
     smoothness_weight: float = 1e-3
     noise_levels: tuple[NoiseLevel, ...] = (NoiseLevel(),)
     dataset: str = "synthetic_video"
@@ -95,8 +96,10 @@ class SelfSupervisedStudyConfig:
 
     def validate(self) -> None:
         """One-line ProbeErrors for a matrix that cannot run, before any training."""
-        if not self.models or not self.seeds or not self.noise_levels:
-            raise ProbeError("self-supervised study: models, seeds and noise_levels must each be non-empty")
+        if not self.models or not self.seeds:
+            raise ProbeError("self-supervised study: models and seeds must each be non-empty")
+        if not self.noise_levels and not self.include_no_velocity:
+            raise ProbeError("self-supervised study: no run left (no noise level and include_no_velocity=False)")
         known = list_models()
         for model in self.models:
             if model not in known:
@@ -279,7 +282,8 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
     planned = []
     for model in config.models:
         for seed in config.seeds:
-            cells = [(0.0, NoiseLevel())] + [(config.velocity_weight, n) for n in config.noise_levels]
+            cells = [(0.0, NoiseLevel())] if config.include_no_velocity else []
+            cells += [(config.velocity_weight, n) for n in config.noise_levels]
             for weight, noise in cells:
                 run_id = f"{model}_{'velocity_' + noise.label if weight > 0 else 'no_velocity'}_seed{seed}"
                 run_dir = Path(config.out) / run_id
