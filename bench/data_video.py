@@ -34,6 +34,7 @@ from rich.table import Table  # noqa: E402
 from probe.data import get_dataset  # noqa: E402
 from probe.data import synthetic  # noqa: E402
 from probe.io import write_json  # noqa: E402
+from probe.runs import provenance  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 
 TARGET_WINDOWS_PER_S = 100.0
@@ -124,10 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, {
             "benchmark": "data_video", "input_size": list(size), "threads": 1, "moving_objects": args.moving_objects,
             "target_windows_per_s": TARGET_WINDOWS_PER_S, "results": results,
-            "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                        "python": platform.python_version(), "numpy": synthetic.np.__version__,
-                        "torch": torch.__version__, "load_average_before": load_before[0],
-                        "load_average_after": load_after[0]},
+            "machine": {**provenance(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                        "load_average_before": load_before[0], "load_average_after": load_after[0]},
         })
         print(f"wrote {args.out}")
     return 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from probe.io import write_json  # noqa: E402
+from probe.runs import provenance  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.training.config import parse_model_options  # noqa: E402
 from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,  # noqa: E402
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or args.out / "bench_self_supervised.json"
     write_json(out, {"benchmark": "self_supervised", "argv": sys.argv[1:] if argv is None else argv,
                      "seconds": seconds, "study": result.to_json(),
-                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                     "machine": {**provenance(device="cpu"), "cpus": os.cpu_count(),
                                  "load_average_before": load_before[0], "load_average_after": load_after[0]}})
     print(f"wrote {out}")
     return 0

@@ -61,14 +61,19 @@ KITTI_RAW_INFO = DatasetInfo(
 )
 
 
+def _read_text(path: Path, what: str) -> str:
+    """The text of one KITTI raw file, or a one-line DataError naming it and ``what`` it should hold."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def read_calibration(path: Path) -> dict[str, np.ndarray]:
     """``calib_cam_to_cam.txt`` -> ``{key: float64 array}`` for every numeric line (``calib_time`` is skipped)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: calibration file not found (KITTI raw: <date>/{CALIB_FILE})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read calibration ({exc})") from None
+    lines = _read_text(path, f"calibration (KITTI raw: <date>/{CALIB_FILE})").splitlines()
     values: dict[str, np.ndarray] = {}
     for lineno, line in enumerate(lines, 1):
         key, sep, rest = line.partition(":")
@@ -92,10 +97,8 @@ def intrinsics(calibration: dict[str, np.ndarray], camera: str, path: Path) -> t
 
 def read_timestamps(path: Path) -> list[float]:
     """KITTI ``timestamps.txt`` -> seconds since the first line (nanosecond strings kept exact to the microsecond)."""
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise DataError(f"{path}: timestamps not found (KITTI raw: <drive>/image_02/timestamps.txt)") from None
+    text = _read_text(path, "timestamps (KITTI raw: <drive>/image_02/timestamps.txt)")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     stamps = []
     for lineno, line in enumerate(lines, 1):
         day, _, clock = line.partition(" ")
@@ -110,10 +113,7 @@ def read_timestamps(path: Path) -> list[float]:
 
 def read_speed(path: Path) -> float:
     """Norm of the OXTS velocity ``(vf, vl, vu)`` in m/s from one ``oxts/data/<frame>.txt``."""
-    try:
-        fields = path.read_text(encoding="utf-8").split()
-    except FileNotFoundError:
-        raise DataError(f"{path}: OXTS record not found (needed for the speed)") from None
+    fields = _read_text(path, "OXTS record (needed for the speed)").split()
     try:
         values = [float(v) for v in fields]
     except ValueError:
@@ -171,7 +171,6 @@ class KittiRaw(SequenceDataset):
 
     def load_raw(self, index: int) -> RawWindow:
         frame = self.frames[index]
-        target = self._frame_path(frame)
         images = [read_rgb(self._frame_path(frame, o)) for o in (0, *self.context_offsets)]
         calib_path = self.root / Path(frame.drive).parent / CALIB_FILE
         K, size = intrinsics(self._read_once(calib_path, read_calibration), frame.camera, calib_path)

@@ -102,7 +102,7 @@ class SequenceDataset(DepthDataset):
         height, width = self.input_size
         raw_h, raw_w = raw.image.shape[:2]
         frames = [self._image(raw.image), *(self._image(c) for c in raw.context)]
-        for c, frame in zip(raw.context, frames[1:]):
+        for c in raw.context:
             if c.shape[:2] != (raw_h, raw_w):
                 raise DataError(f"{raw.name}: context frame of size {c.shape[:2]} differs from the target's "
                                 f"{(raw_h, raw_w)}")
