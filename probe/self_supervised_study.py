@@ -139,6 +139,13 @@ class Interval:
         return cls(mean, std, mean - half, mean + half, len(values))
 
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Interval":
+        """Read back :func:`dataclasses.asdict` output; JSON's null (a non-finite number) becomes NaN."""
+        return cls(*(math.nan if data[k] is None else float(data[k]) for k in ("mean", "std", "low", "high")),
+                   int(data["n"]))
+
+
 def _t95(dof: int) -> float:
     """Two-sided 95 % Student-t quantile (exact table up to 10 degrees of freedom, then the normal's 1.96+)."""
     table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -204,7 +211,7 @@ class ConditionSummary:
         values["noise"] = NoiseLevel(**data["noise"])
         for key in ("scale_ratio", "scale_error", "within_10_percent", "abs_rel_metric", "abs_rel_median_scaled",
                     "delta1_median_scaled", "constant_abs_rel"):
-            values[key] = Interval(**data[key])
+            values[key] = Interval.from_json(data[key])
         return cls(**values)
 
 
