@@ -263,6 +263,7 @@ def train_command(
     precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)")] = None,
+    activation_checkpointing: Annotated[bool, typer.Option("--activation-checkpointing", help="recompute the model's stages in backward: less memory, about one more forward of time")] = False,
     grad_clip: Annotated[Optional[float], typer.Option("--grad-clip", help="clip the total gradient norm to this value")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="also keep checkpoints/step_N every N steps")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
@@ -275,6 +276,11 @@ def train_command(
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="the seed's flip + channel-swap augmentation")] = True,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])")] = False,
     nproc_per_node: Annotated[int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", help="machines in the DDP job; run the same command on each (needs --rdzv-endpoint)")] = 1,
+    node_rank: Annotated[Optional[int], typer.Option("--node-rank", help="this machine's index, 0..nnodes-1 (needed by --rdzv-backend static; c10d assigns ranks itself)")] = None,
+    rdzv_endpoint: Annotated[Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT where the nodes meet (e.g. the first node, port 29500)")] = None,
+    rdzv_backend: Annotated[str, typer.Option("--rdzv-backend", help="torchrun rendezvous: c10d|static")] = "c10d",
+    rdzv_id: Annotated[str, typer.Option("--rdzv-id", help="job id shared by every node (e.g. $SLURM_JOB_ID)")] = "probe",
     probe_names: Annotated[Optional[str], typer.Option("--probe", help="comma-separated training probes (analyses.probes.TRAIN_PROBES)")] = None,
     probe_every: Annotated[int, typer.Option("--probe-every", help="run the probes every K steps")] = 10,
     out: OutOpt = Path("runs/train"),
@@ -285,7 +291,7 @@ def train_command(
     """
     from probe.options import parse_size
     from probe.training import TrainConfig, parse_model_options, train
-    from probe.training.distributed import env_dist_info, launch_distributed
+    from probe.training.distributed import Nodes, env_dist_info, launch_distributed
     from probe.training.report import print_train_summary
 
     config = TrainConfig(
@@ -296,13 +302,16 @@ def train_command(
         objective=objective, velocity_weight=velocity_weight, smoothness_weight=smoothness_weight,
         pose_width=pose_width, pose_lr=pose_lr, device=device,
         seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
-        grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
+        activation_checkpointing=activation_checkpointing, grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
         tensorboard=tensorboard, out=out,
     )
-    if nproc_per_node != 1 and not env_dist_info().enabled:
+    nodes = Nodes(nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_backend=rdzv_backend,
+                  rdzv_id=rdzv_id)
+    nodes.validate()
+    if (nproc_per_node != 1 or not nodes.standalone) and not env_dist_info().enabled:
         if probe_names:
             raise ProbeError("--probe: not available with --nproc-per-node; run torchrun -m probe.training.launch ... --probe NAMES")
-        launch_distributed(config, nproc_per_node)
+        launch_distributed(config, nproc_per_node, nodes)
         return
     hooks = []
     if probe_names:

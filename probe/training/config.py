@@ -61,6 +61,7 @@ class TrainConfig:
     precision: str | None = None
     compile: bool = False
     channels_last: bool | None = None
+    activation_checkpointing: bool = False  # recompute the model's checkpoint_stages in backward: less memory
     grad_clip: float | None = None
     checkpoint_every: int | None = None
     resume: bool = False
