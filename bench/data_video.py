@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.data_synthetic import measure_passes  # noqa: E402  (one way to time passes over a dataset)
 from probe.data import get_dataset  # noqa: E402
 from probe.data import synthetic  # noqa: E402
 from probe.io import write_json  # noqa: E402
@@ -38,21 +39,6 @@ from probe.runs import provenance  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 
 TARGET_WINDOWS_PER_S = 100.0
-
-
-def measure_passes(name: str, size: tuple[int, int], items: int, repeats: int, options: dict) -> dict[str, list[float]]:
-    """CPU and wall seconds of ``repeats`` passes over ``items`` windows (after a short warm-up)."""
-    dataset = get_dataset(name, input_size=size, length=items, **options)
-    for i in range(min(5, items)):
-        dataset[i]
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        for i in range(items):
-            dataset[i]
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return {"cpu_s": cpu, "wall_s": wall}
 
 
 def measure_stages(name: str, size: tuple[int, int], items: int, options: dict) -> dict[str, float]:
