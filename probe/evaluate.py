@@ -140,7 +140,7 @@ def _check_loader_args(batch_size: int, workers: int) -> None:
     check_workers(workers)
 
 
-def _full_resolution(dataset: Dataset) -> Dataset:
+def full_resolution(dataset: Dataset) -> Dataset:
     """``dataset`` delivering its ground truth as read (a shallow copy when it was set to resize it)."""
     if getattr(dataset, "depth_resolution", "full") == "full":
         return dataset
@@ -164,7 +164,7 @@ def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> E
     if callable(override):
         chosen = override(chosen)
     if len(dataset) > 0:  # type: ignore[arg-type]
-        height, width = _full_resolution(dataset)[0]["depth"].shape[-2:]
+        height, width = full_resolution(dataset)[0]["depth"].shape[-2:]
         try:
             chosen.crop_box(int(height), int(width))
         except ShapeError as exc:
@@ -173,7 +173,7 @@ def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> E
     return chosen
 
 
-def _collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
+def collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the images (all at the input size); keep each ground truth at its own size in a list."""
     return {"image": torch.stack([it["image"] for it in items]), "depth": [it["depth"] for it in items],
             "valid": [it["valid"] for it in items], "name": [it["name"] for it in items]}
@@ -209,8 +209,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
 
     dev = _as_device(device)
     model = model.to(dev).eval()
-    loader = DataLoader(_full_resolution(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=dev.type == "cuda", collate_fn=_collate_keep_sizes)
+    loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=dev.type == "cuda", collate_fn=collate_keep_sizes)
     acc = MetricAccumulator()
     per_image: list[dict[str, Any]] = []
     ratios: list[float] = []

@@ -184,6 +184,21 @@ def benchmark_crop(image: np.ndarray, depth: np.ndarray, label: str) -> tuple[np
     return (image[top:, left:left + KB_CROP[1]], depth[top:, left:left + KB_CROP[1]])
 
 
+def find_ground_truth(root: Path, frame: KittiFrame) -> Path | None:
+    """The annotated depth PNG of ``frame`` under ``root`` (the places listed in the module docstring), or None."""
+    candidates = [root / base / rel for rel in frame.gt_relative for base in GT_BASES]
+    candidates.append(root / frame.drive / "proj_depth" / "groundtruth" / frame.camera / f"{frame.frame}.png")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def read_ground_truth(path: Path) -> np.ndarray:
+    """Metres from a KITTI 16-bit depth PNG (value / 256; 0 = no return)."""
+    counts = read_depth_png(path)
+    if counts.dtype != np.uint16:
+        raise DataError(f"{path}: expected a 16-bit depth PNG (value/256 m), got {counts.dtype}")
+    return counts.astype(np.float32) / np.float32(GT_UNITS_PER_METRE)
+
+
 def locate_kitti(root: Path | None) -> bool:
     return root is not None and root.is_dir() and any((root / f).is_file() for f in SPLIT_FILES.values())
 
@@ -216,11 +231,9 @@ class Kitti(DepthDataset):
         raise DataError(f"{self.root / frame.rgb_candidates[0]}: RGB file not found (listed in {self.split_file})")
 
     def _find_gt(self, frame: KittiFrame, rgb: Path) -> Path:
-        candidates = [self.root / base / rel for rel in frame.gt_relative for base in GT_BASES]
-        candidates.append(self.root / frame.drive / "proj_depth" / "groundtruth" / frame.camera / f"{frame.frame}.png")
-        for path in candidates:
-            if path.is_file():
-                return path
+        found = find_ground_truth(self.root, frame)
+        if found is not None:
+            return found
         raise DataError(f"{rgb}: no ground truth {frame.gt_relative[-1]} under {self.root} "
                         f"({', '.join(GT_BASES[:-1])} or the root)")
 
@@ -229,10 +242,7 @@ class Kitti(DepthDataset):
         rgb = self._find_rgb(frame)
         gt = self._find_gt(frame, rgb)
         image = read_rgb(rgb)
-        counts = read_depth_png(gt)
-        if counts.dtype != np.uint16:
-            raise DataError(f"{gt}: expected a 16-bit depth PNG (value/256 m), got {counts.dtype}")
-        depth = counts.astype(np.float32) / np.float32(GT_UNITS_PER_METRE)
+        depth = read_ground_truth(gt)
         if self.kb_crop:
             image, depth = benchmark_crop(image, depth, str(rgb))
         return RawSample(image=image, depth=depth, name=self.item_name(index), files=f"{rgb} with depth {gt}")

@@ -17,8 +17,10 @@ import torch
 from probe.errors import ProbeError
 from probe.limits import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_ITEMS, MAX_STEPS, check_count, check_input_size,
                           check_optional_count, check_positive_float, check_width, check_workers)
+from probe.models import list_models, model_task
 from probe.registry import Registry
 from probe.seeding import check_seed
+from probe.training.objective import OBJECTIVES
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,7 +51,12 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 1e-4
     optimizer: str = "adam"
-    loss: str = "densedepth"
+    loss: str = "densedepth"  # the supervised objective's loss
+    objective: str = "supervised"  # or "self_supervised" (video datasets; probe.training.objective)
+    velocity_weight: float = 0.0  # self-supervised: weight of the velocity loss (packnet-sfm: 0.1)
+    smoothness_weight: float = 1e-3  # self-supervised: weight of the edge-aware smoothness (packnet-sfm: 0.001)
+    pose_width: float = 1.0  # self-supervised: channel multiplier of the pose network
+    pose_lr: float | None = None  # self-supervised: the pose network's learning rate (default: --lr, as packnet-sfm)
     device: str = "auto"
     seed: int = 0
     workers: int = 0
@@ -77,12 +84,29 @@ class TrainConfig:
         check_workers(self.workers)
         check_width(self.width)
         check_input_size(self.input_size)
+        self._validate_objective()
         check_seed(self.seed)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         OPTIMIZERS.entry(self.optimizer)
+
+    def _validate_objective(self) -> None:
+        if model_task(self.model) != "depth":
+            raise ProbeError(f"--model {self.model}: a {model_task(self.model)} model; train a depth model "
+                             f"({', '.join(list_models())})")
+        OBJECTIVES.entry(self.objective)
+        if not (isinstance(self.velocity_weight, (int, float)) and self.velocity_weight >= 0):
+            raise ProbeError(f"--velocity-weight: expected a weight >= 0, got {self.velocity_weight}")
+        if self.velocity_weight > 0 and self.objective != "self_supervised":
+            raise ProbeError("--velocity-weight: only with --objective self_supervised")
+        if not (isinstance(self.smoothness_weight, (int, float)) and self.smoothness_weight >= 0):
+            raise ProbeError(f"--smoothness-weight: expected a weight >= 0, got {self.smoothness_weight}")
+        if not (isinstance(self.pose_width, (int, float)) and self.pose_width > 0):
+            raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
+        if self.pose_lr is not None and not self.pose_lr > 0:
+            raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""

@@ -34,7 +34,6 @@ from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, warn
 from probe.io import append_jsonl, atomic_write, to_plain, write_json
-from probe.losses import build_loss
 from probe.memory import check_training_fits
 from probe.models import build_model, count_parameters
 from probe.models.recompute import enable_activation_checkpointing
@@ -48,10 +47,12 @@ from probe.training.distributed import (DistInfo, env_dist_info, gather_strings,
                                         shutdown_distributed, weights_digest)
 from probe.training.hooks import StepStats, TrainHook
 from probe.training.loader import EpochLoader, make_loader
+from probe.training.objective import Objective, as_objective, build_objective
 
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
-                       "augment", "batch_size", "seed", "loss", "optimizer")
+                       "augment", "batch_size", "seed", "loss", "optimizer", "objective", "velocity_weight",
+                       "smoothness_weight", "pose_width", "pose_lr")
 
 
 class NonFiniteLoss(ProbeError):
@@ -83,29 +84,25 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
-def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., Any],
+def train_step(model: nn.Module, batch: dict[str, Any], objective: Objective | Callable[..., Any],
                optimizer: torch.optim.Optimizer, setup: StepSetup, *, step: int, epoch: int,
                data_seconds: float = 0.0) -> StepStats:
-    """One optimizer step on one batch: forward, loss, backward, hooks, clip, step.
+    """One optimizer step on one batch: forward and loss (the objective), backward, hooks, clip, step.
 
-    ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool.
-    ``loss_fn(outputs, depth, valid) -> LossOutput`` (output space already bound).
+    ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool,
+    and whatever else the objective reads (video context, ``K``, speed).
+    ``objective(model, batch, forward) -> LossOutput`` (probe.training.objective); a plain
+    ``loss_fn(outputs, depth, valid)`` is the supervised objective.
     Raises :class:`NonFiniteLoss` *before* the weights change when the loss or gradient is not
     finite, and after the step when the step itself made a weight non-finite (an lr so large that
     Adam's update overflows while a saturating head keeps the loss finite); either way no checkpoint
     of bad weights is ever written.
     """
     start = time.perf_counter()
-    dev = setup.device
-    image = batch["image"].to(dev, non_blocking=True)
-    if setup.channels_last:
-        image = image.contiguous(memory_format=torch.channels_last)
-    depth = batch["depth"].to(dev, non_blocking=True)
-    valid = batch["valid"].to(dev, non_blocking=True)
+    objective = as_objective(objective)
+    inputs = _to_device(batch, setup)
 
-    with torch.autocast(dev.type, dtype=setup.autocast_dtype, enabled=setup.autocast_dtype is not None):
-        outputs = model(image)
-    result = loss_fn(outputs, depth, valid)  # probe.losses runs in fp32 whatever the autocast dtype
+    result = objective(model, inputs, partial(_autocast_forward, setup))  # losses compute in fp32 themselves
     logged = _mean_over_processes({"loss": result.total, **result.terms}, setup.dist)
     if not all(math.isfinite(v) for v in logged.values()):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
@@ -120,10 +117,10 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
     for hook in setup.hooks:
         hook.after_backward(step, setup.module)
 
-    grads = [p.grad for p in setup.module.parameters() if p.grad is not None]
-    grad_norm = torch.nn.utils.get_total_norm(grads)
+    params = [*setup.module.parameters(), *objective.parameters()]
+    grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
     if setup.grad_clip is not None:
-        torch.nn.utils.clip_grads_with_norm_(setup.module.parameters(), setup.grad_clip, grad_norm)
+        torch.nn.utils.clip_grads_with_norm_(params, setup.grad_clip, grad_norm)
     grad_norm_value = float(grad_norm)
     if setup.scaler is not None:  # skips the update itself when fp16 gradients overflowed
         setup.scaler.step(optimizer)
@@ -137,13 +134,28 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
     if not math.isfinite(weight_max):
         raise NonFiniteLoss(f"step {step}: the optimizer step made weights non-finite (lr "
                             f"{optimizer.param_groups[0]['lr']:g}, gradient norm {grad_norm_value:.4g})")
-    synchronize(dev)
+    synchronize(setup.device)
 
     seconds = time.perf_counter() - start + data_seconds
-    images = image.shape[0] * setup.dist.world_size
+    images = inputs["image"].shape[0] * setup.dist.world_size
     return StepStats(step=step, epoch=epoch, loss=logged.pop("loss"), terms=logged, grad_norm=grad_norm_value,
                      lr=float(optimizer.param_groups[0]["lr"]), images_per_s=images / max(seconds, 1e-9),
                      seconds=seconds, data_seconds=data_seconds)
+
+
+def _to_device(batch: dict[str, Any], setup: StepSetup) -> dict[str, Any]:
+    """Every tensor of the batch on the step's device (non-blocking); the image NHWC when asked."""
+    moved = {k: v.to(setup.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    if setup.channels_last:
+        moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
+    return moved
+
+
+def _autocast_forward(setup: StepSetup, module: nn.Module, *inputs: torch.Tensor) -> Any:
+    """``module(*inputs)`` under the step's autocast (bf16/fp16 or off)."""
+    dtype = setup.autocast_dtype
+    with torch.autocast(setup.device.type, dtype=dtype, enabled=dtype is not None):
+        return module(*inputs)
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:
@@ -229,10 +241,13 @@ class _Run:
             enable_activation_checkpointing(self.module)
         if cfg.channels_last:
             to_channels_last(self.module)
-        self.optimizer = OPTIMIZERS.build(cfg.optimizer, self.module.parameters(), cfg.lr)
+        self.objective = build_objective(cfg, self.module, self.dataset, self.device)
+        groups = [{"params": list(self.module.parameters())}]
+        extra = list(self.objective.parameters())
+        if extra:  # the objective's own networks (the pose net) in a group of their own, as packnet-sfm
+            groups.append({"params": extra, "lr": cfg.pose_lr if cfg.pose_lr is not None else cfg.lr})
+        self.optimizer = OPTIMIZERS.build(cfg.optimizer, groups, cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
-        loss = build_loss(cfg.loss)
-        self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth)
 
     def _prepare_folder(self) -> Position:
         """Fresh run: refuse to mix with an old one. Resume: restore everything at the newest complete checkpoint.
@@ -263,6 +278,7 @@ class _Run:
             raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
                              f"run in {self.out}; use the same values or a new --out")
         load_weights(self.module, checkpoint.weights, self.device)
+        self.objective.load_state_dict(state.get("objective", {}))
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -287,7 +303,7 @@ class _Run:
         state = {"position": vars(position).copy(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                  "rng": rng_state(), "config": to_plain(self.config.to_json()),
-                 "bad_items": list(self.bad_items.names)}
+                 "bad_items": list(self.bad_items.names), "objective": self.objective.state_dict()}
         self.last_checkpoint = save_checkpoint(self.out, self.module, state, keep=periodic)
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -305,6 +321,7 @@ class _Run:
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+            self.objective.wrap(partial(nn.parallel.DistributedDataParallel, device_ids=device_ids))
         if cfg.compile:
             model = torch.compile(model)
         setup = StepSetup(module=self.module, device=self.device, autocast_dtype=PRECISIONS[cfg.precision],
@@ -364,7 +381,7 @@ class _Run:
     def _step(self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int,
               data_seconds: float) -> StepStats:
         try:
-            return train_step(model, batch, self.loss_fn, self.optimizer, setup, step=step, epoch=epoch,
+            return train_step(model, batch, self.objective, self.optimizer, setup, step=step, epoch=epoch,
                               data_seconds=data_seconds)
         except NonFiniteLoss as exc:
             kept = self.last_checkpoint
@@ -397,6 +414,8 @@ class _Run:
         summary.update({
             "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
             "params": count_parameters(self.module), "dataset": self.config.dataset,
+            "objective": self.config.objective, "velocity_weight": self.config.velocity_weight,
+            "objective_params": sum(p.numel() for p in self.objective.parameters()),
             "batch_size": self.config.batch_size, "precision": self.config.precision,
             "device": str(self.device), "resumed_from_step": self.resumed_from,
             "bad_items": {"count": len(set(self.bad_items.names)), "names": sorted(set(self.bad_items.names)),
