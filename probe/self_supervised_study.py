@@ -40,7 +40,7 @@ from probe.io import ensure_dir, write_json
 from probe.models import list_models
 from probe.seeding import check_seed
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
-from probe.training.checkpoint import checkpoint_paths
+from probe.training.checkpoint import has_checkpoint
 
 __all__ = ["ConditionSummary", "Interval", "NoiseLevel", "SelfSupervisedRun", "SelfSupervisedStudyConfig",
            "SelfSupervisedStudyResult", "run_self_supervised_study", "study_runs"]
@@ -303,7 +303,7 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     workers=config.workers, precision=config.precision, objective="self_supervised",
                     velocity_weight=weight, smoothness_weight=config.smoothness_weight, pose_width=config.pose_width,
                     pose_lr=config.pose_lr, out=run_dir,
-                    resume=checkpoint_paths(run_dir)[0].exists())
+                    resume=has_checkpoint(run_dir))
                 planned.append(PlannedRun(run_id, model, seed, weight, noise, train_config))
     return planned
 

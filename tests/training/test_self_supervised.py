@@ -15,7 +15,7 @@ from probe.errors import ProbeError
 from probe.models import build_model
 from probe.self_supervised_losses import SelfSupervisedLoss
 from probe.training import TrainConfig, train
-from probe.training.checkpoint import checkpoint_paths
+from probe.training.checkpoint import latest_checkpoint, read_state
 from probe.training.loop import StepSetup, train_step
 from probe.training.self_supervised import SelfSupervisedObjective
 
@@ -62,7 +62,7 @@ def test_resume_restores_the_pose_network_and_its_optimiser_state(tmp_path):
     resumed = train(_config(tmp_path / "split", max_steps=4, resume=True))
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
-    states = [torch.load(checkpoint_paths(r.out)[1], weights_only=True) for r in (whole, resumed)]
+    states = [read_state(latest_checkpoint(r.out, with_state=True)) for r in (whole, resumed)]
     pose_whole, pose_resumed = (s["objective"]["pose_net"] for s in states)
     assert pose_whole.keys() == pose_resumed.keys() and len(pose_whole) > 10
     for key in pose_whole:
