@@ -326,7 +326,7 @@ def train_command(
         print_train_summary(result)
 
 
-experiment_app = typer.Typer(help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick",
+experiment_app = typer.Typer(help="Experiment matrices (the seed study, the self-supervised study). Example: probe experiment seed-study --quick",
                              no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 
@@ -365,6 +365,50 @@ def seed_study_command(
         only=parse_name_list(only, "--only", EXPERIMENTS.names()) if only else None,
     )
     print_seed_study(run_seed_study(config))
+
+
+@experiment_app.command("self-supervised")
+def self_supervised_command(
+    quick: Annotated[bool, typer.Option("--quick", help="the CPU recipe (probe.self_supervised_study.QUICK); other flags override it")] = False,
+    models: Annotated[Optional[list[str]], typer.Option("--model", help="depth model, repeatable (default: packnet_b and densedepth)")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="comma-separated seeds (default 0,1,2)")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="optimizer steps per run (default: --epochs over the split)")] = None,
+    velocity_weight: Annotated[Optional[float], typer.Option("--velocity-weight", help="velocity loss weight (default 0.1, packnet-sfm's)")] = None,
+    velocity_noise: Annotated[Optional[str], typer.Option("--velocity-noise", help="speed-sensor levels of the velocity runs, e.g. 0,0.2,b0.1,d0.5: Gaussian std, bias (b), dropout (d) in m/s; 0 = clean (default 0)")] = None,
+    no_velocity_run: Annotated[Optional[bool], typer.Option("--no-velocity-run/--skip-no-velocity-run", help="also train without the velocity loss (default: yes)")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="video dataset (default synthetic_video)")] = None,
+    data_option: Annotated[Optional[list[str]], typer.Option("--data-option", help="dataset option KEY=VALUE (repeatable), e.g. fps=5")] = None,
+    input_size: Annotated[Optional[str], typer.Option("--input-size", help="HxW (default: the dataset's)")] = None,
+    width: Annotated[Optional[float], typer.Option("--width", help="depth-model channel multiplier (default 1.0)")] = None,
+    pose_width: Annotated[Optional[float], typer.Option("--pose-width", help="PoseNet channel multiplier (default 1.0)")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default 2e-4, packnet-sfm's)")] = None,
+    pose_lr: Annotated[Optional[float], typer.Option("--pose-lr", help="PoseNet learning rate (default: --lr)")] = None,
+    smoothness_weight: Annotated[Optional[float], typer.Option("--smoothness-weight", help="edge-aware smoothness weight (default 1e-3)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="windows per step (default 4)")] = None,
+    eval_length: Annotated[Optional[int], typer.Option("--eval-length", help="test windows scored per run (generated data)")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto|cpu|cuda|cuda:N")] = None,
+    out: OutOpt = Path("runs/self-supervised"),
+) -> None:
+    """PackNet and DenseDepth trained from video, with and without the velocity loss and under speed noise, over
+    seeds. Writes DIR/self_supervised.json (with its figure) and one run folder per run; `probe report DIR` answers
+    "Does the velocity loss recover metric scale?" and "Does PackNet beat DenseDepth in its own regime?".
+
+    Example: probe experiment self-supervised --quick --seeds 0,1,2 --velocity-noise 0,0.2,b0.1 --out runs/ssl
+    """
+    from probe.report.self_supervised import metric_scale_answer, packnet_vs_densedepth_answer
+    from probe.self_supervised_study import print_self_supervised_study, run_self_supervised_study, study_config
+
+    given = dict(models=models, seeds=seeds, max_steps=steps, velocity_weight=velocity_weight,
+                 noise_levels=velocity_noise, include_no_velocity=no_velocity_run, dataset=dataset,
+                 dataset_options=data_option, input_size=input_size, width=width, pose_width=pose_width, lr=lr,
+                 pose_lr=pose_lr, smoothness_weight=smoothness_weight, batch_size=batch_size, eval_length=eval_length,
+                 device=device)
+    config = study_config(quick=quick, out=out, **{k: v for k, v in given.items() if v is not None})
+    result = run_self_supervised_study(config)
+    print_self_supervised_study(result)
+    for answer in (metric_scale_answer(result), packnet_vs_densedepth_answer(result)):
+        typer.echo(f"{answer.question} {answer.sentence}")
+    typer.echo(f"wrote {out / 'self_supervised.json'}")
 
 
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="run folder (uses checkpoints/last) or a .safetensors file")]

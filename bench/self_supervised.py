@@ -39,21 +39,8 @@ from probe.io import write_json  # noqa: E402
 from probe.runs import provenance  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.training.config import parse_model_options  # noqa: E402
-from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,  # noqa: E402
-                                         run_self_supervised_study)
-
-
-def parse_noise(text: str) -> tuple[NoiseLevel, ...]:
-    """``"0,0.2,b0.3"`` -> clean, Gaussian std 0.2 m/s, bias +0.3 m/s (the velocity runs' sensor conditions)."""
-    levels = []
-    for token in [t.strip() for t in text.split(",") if t.strip()]:
-        if token.startswith("b"):
-            levels.append(NoiseLevel(bias=float(token[1:])))
-        elif token.startswith("d"):
-            levels.append(NoiseLevel(dropout=float(token[1:])))
-        else:
-            levels.append(NoiseLevel(std=float(token)))
-    return tuple(levels)
+from probe.self_supervised_study import (QUICK, SelfSupervisedRun, SelfSupervisedStudyConfig,  # noqa: E402
+                                         parse_noise_levels, run_self_supervised_study)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,16 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-velocity-run", action=argparse.BooleanOptionalAction, default=True,
                         help="also train without the velocity loss (per model and seed)")
     parser.add_argument("--velocity-weight", type=float, default=0.1, help="packnet-sfm's 0.1")
-    parser.add_argument("--smoothness-weight", type=float, default=0.01,
-                        help="packnet-sfm's is 0.001; 0.01 holds back texture copying in a short run")
-    parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--pose-width", type=float, default=0.5)
-    parser.add_argument("--size", default="64x96")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--pose-lr", type=float, default=1e-3)
-    parser.add_argument("--eval-length", type=int, default=64)
+    parser.add_argument("--smoothness-weight", type=float, default=QUICK["smoothness_weight"],
+                        help="packnet-sfm's is 0.001; the CPU recipe's larger weight holds back texture copying")
+    parser.add_argument("--width", type=float, default=QUICK["width"])
+    parser.add_argument("--pose-width", type=float, default=QUICK["pose_width"])
+    parser.add_argument("--size", default="x".join(str(v) for v in QUICK["input_size"]))
+    parser.add_argument("--steps", type=int, default=QUICK["max_steps"])
+    parser.add_argument("--batch-size", type=int, default=QUICK["batch_size"])
+    parser.add_argument("--lr", type=float, default=QUICK["lr"])
+    parser.add_argument("--pose-lr", type=float, default=QUICK["pose_lr"])
+    parser.add_argument("--eval-length", type=int, default=QUICK["eval_length"])
     parser.add_argument("--out", type=Path, default=Path("runs/ssl-bench"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -85,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_model_options(args.data_option, flag="--data-option", example="fps=5")
     config = SelfSupervisedStudyConfig(
         models=tuple(m.strip() for m in args.models.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-        velocity_weight=args.velocity_weight, include_no_velocity=args.no_velocity_run, smoothness_weight=args.smoothness_weight, noise_levels=parse_noise(args.noise), dataset=args.dataset,
+        velocity_weight=args.velocity_weight, include_no_velocity=args.no_velocity_run, smoothness_weight=args.smoothness_weight, noise_levels=parse_noise_levels(args.noise, '--noise'), dataset=args.dataset,
         dataset_options=options, width=args.width, pose_width=args.pose_width, input_size=parse_size(args.size),
         dataset_length=args.steps * args.batch_size, eval_length=args.eval_length, max_steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, pose_lr=args.pose_lr, device="cpu", workers=0, out=args.out)

@@ -15,13 +15,19 @@ from rich.progress import (
 )
 
 
+#: One console for every bar: rich stacks a bar opened inside another (a study's runs around each run's
+#: training steps) only when both share their console; two consoles would overwrite each other's lines.
+_STDERR = Console(stderr=True)
+
+
 def progress_bar(transient: bool = False, disable: bool | None = None) -> Progress:
     """A Progress with description, bar, n/total, elapsed and ETA, written to stderr.
 
     Use as a context manager and add tasks with ``progress.add_task(desc, total=n)``;
     put live numbers (loss) in the description via ``progress.update(task, description=...)``.
+    Bars opened while another is live stack under it.
     """
-    console = Console(stderr=True)
+    console = _STDERR
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -38,12 +38,14 @@ from probe.errors import ProbeError
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
 from probe.io import ensure_dir, write_json
 from probe.models import list_models
+from probe.progress import progress_bar
 from probe.seeding import check_seed
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
 from probe.training.checkpoint import has_checkpoint
 
 __all__ = ["ConditionSummary", "Interval", "NoiseLevel", "SelfSupervisedRun", "SelfSupervisedStudyConfig",
-           "SelfSupervisedStudyResult", "run_self_supervised_study", "study_runs"]
+           "SelfSupervisedStudyResult", "parse_noise_levels", "plot_scale_vs_noise", "print_self_supervised_study",
+           "run_self_supervised_study", "study_config", "study_runs"]
 
 PACKNET_VELOCITY_WEIGHT = 0.1
 
@@ -64,6 +66,29 @@ class NoiseLevel:
 
     def dataset_options(self) -> dict[str, float]:
         return {"velocity_noise": self.std, "velocity_bias": self.bias, "velocity_dropout": self.dropout}
+
+
+def parse_noise_levels(text: str, flag: str = "--velocity-noise") -> tuple[NoiseLevel, ...]:
+    """``"0,0.2,b-0.1,d0.5"`` -> clean, Gaussian std 0.2 m/s, bias -0.1 m/s, dropout 0.5 ('' -> none).
+
+    A plain number is the Gaussian std (0: clean), ``bB`` a bias in m/s, ``dP`` a dropout probability.
+    """
+    levels = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        kind, number = (token[0], token[1:]) if token[0] in "bd" else ("s", token)
+        try:
+            value = float(number)
+        except ValueError:
+            raise ProbeError(f"{flag}: {token!r} is not a noise level; expected e.g. 0,0.2,b-0.1,d0.5 (std, bias, "
+                             "dropout)") from None
+        bad = (not math.isfinite(value) or (kind == "s" and value < 0) or (kind == "d" and not 0 <= value <= 1))
+        if bad:
+            raise ProbeError(f"{flag}: {token!r} is out of range (std >= 0 m/s, finite bias, dropout in [0, 1])")
+        levels.append(NoiseLevel(std=value) if kind == "s" else NoiseLevel(bias=value) if kind == "b"
+                      else NoiseLevel(dropout=value))
+    return tuple(levels)
 
 
 @dataclass
@@ -114,6 +139,49 @@ class SelfSupervisedStudyConfig:
         dataset_info(self.dataset)
         if self.eval_length is not None and dataset_info(self.dataset).needs_root:
             raise ProbeError("--eval-length: only for generated datasets")
+
+
+#: The CPU recipe (``probe experiment self-supervised --quick``, ``bench/self_supervised.py``): what the README's
+#: "What a CPU run shows" measured.  Tiny widths at 64x96; the smoothness weight is 10x packnet-sfm's 0.001, which
+#: let the depth copy image texture in so short a run.
+QUICK: dict[str, Any] = dict(width=0.125, pose_width=0.5, input_size=(64, 96), max_steps=1000, batch_size=4, lr=1e-3,
+                             pose_lr=1e-3, smoothness_weight=0.01, eval_length=64, workers=0)
+
+
+def study_config(*, quick: bool = False, out: Path = Path("runs/self-supervised"), **given: Any) -> SelfSupervisedStudyConfig:
+    """A checked config from command-line values: :data:`QUICK` when ``quick``, then ``given`` on top.
+
+    ``given`` holds config fields; text forms are parsed here: ``seeds="0,1,2"``,
+    ``noise_levels="0,0.2,b0.1"`` (:func:`parse_noise_levels`), ``input_size="64x96"``,
+    ``dataset_options=["fps=5"]``, ``models`` as a list.  Without a dataset length,
+    a generated dataset is made long enough for ``max_steps`` (one epoch).
+    """
+    from probe.options import parse_size
+    from probe.training.config import parse_model_options
+
+    values: dict[str, Any] = {**(QUICK if quick else {}), **given}
+    unknown = sorted(set(values) - set(SelfSupervisedStudyConfig.__dataclass_fields__))
+    if unknown:
+        raise ProbeError(f"self-supervised study: unknown setting(s) {', '.join(unknown)}")
+    if isinstance(values.get("seeds"), str):
+        try:
+            values["seeds"] = tuple(int(v) for v in values["seeds"].split(",") if v.strip())
+        except ValueError:
+            raise ProbeError(f"--seeds: expected comma-separated integers like 0,1,2, got {values['seeds']!r}") from None
+    if isinstance(values.get("noise_levels"), str):
+        values["noise_levels"] = parse_noise_levels(values["noise_levels"])
+    if isinstance(values.get("input_size"), str):
+        values["input_size"] = parse_size(values["input_size"])
+    if isinstance(values.get("dataset_options"), (list, tuple)):
+        values["dataset_options"] = parse_model_options(list(values["dataset_options"]), flag="--data-option",
+                                                        example="fps=5")
+    if "models" in values:
+        values["models"] = tuple(values["models"])
+    config = SelfSupervisedStudyConfig(**values, out=Path(out))
+    if config.max_steps is not None and config.dataset_length is None and not dataset_info(config.dataset).needs_root:
+        config.dataset_length = config.max_steps * config.batch_size * max(1, config.epochs)
+    config.validate()
+    return config
 
 
 @dataclass(frozen=True)
@@ -260,7 +328,14 @@ class SelfSupervisedStudyResult:
                    conditions=[ConditionSummary.from_json(c) for c in data["conditions"]])
 
     def save(self, out_dir: str | Path) -> Path:
-        return write_json(ensure_dir(out_dir, "--out") / f"{self.name}.json", {"analysis": self.name, **self.to_json()})
+        """Write ``self_supervised.json`` and, when runs exist, the figure ``self_supervised_scale.png`` beside it."""
+        folder = ensure_dir(out_dir, "--out")
+        path = write_json(folder / f"{self.name}.json", {"analysis": self.name, **self.to_json()})
+        if self.runs:
+            from probe.plotting import save_figure
+
+            save_figure(plot_scale_vs_noise(self), folder / f"{self.name}_scale.png")
+        return path
 
     def condition(self, model: str, velocity_weight: float, noise: NoiseLevel = NoiseLevel()) -> ConditionSummary:
         """The summary of one condition (ProbeError if the matrix did not hold it)."""
@@ -346,11 +421,15 @@ def run_self_supervised_study(config: SelfSupervisedStudyConfig,
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()
     runs = []
-    for plan in planned:
-        run = _run_one(plan, config)
-        runs.append(run)
-        if on_run is not None:
-            on_run(run)
+    with progress_bar() as bar:  # each run's own training bar nests under this one
+        task = bar.add_task("self-supervised runs", total=len(planned))
+        for plan in planned:
+            bar.update(task, description=f"self-supervised runs: {plan.id}")
+            run = _run_one(plan, config)
+            runs.append(run)
+            bar.update(task, advance=1)
+            if on_run is not None:
+                on_run(run)
     result = SelfSupervisedStudyResult(config=_config_json(config), runs=runs, conditions=summarise(runs))
     result.save(config.out)
     return result
@@ -360,3 +439,61 @@ def _config_json(config: SelfSupervisedStudyConfig) -> dict[str, Any]:
     data = asdict(replace(config))
     data["noise_levels"] = [asdict(n) for n in config.noise_levels]
     return data
+
+
+NO_VELOCITY_LABEL = "no velocity loss"
+METRIC_BAND = (0.9, 1.1)  # a scale factor within 10 % of 1 counts as metric (probe.evaluate_scale.METRIC_TOLERANCE)
+
+
+def plot_scale_vs_noise(result: SelfSupervisedStudyResult) -> Any:
+    """Seaborn figure: each run's scale factor per velocity-noise level and model, with mean and 95 % t-interval.
+
+    The x axis lists the run without the velocity loss first (nothing ties it to metres), then the noise levels in
+    the study's order; the shaded band is within 10 % of 1.  Returns the matplotlib Figure (caller saves or embeds).
+    """
+    import pandas as pd  # the plotting stack loads only when a figure is drawn
+
+    from probe.plotting import plt, sns
+
+    rows = [{"condition": run.noise.label if run.velocity_weight > 0 else NO_VELOCITY_LABEL, "model": run.model,
+             "scale factor": run.scale.ratio["median"]} for run in result.runs]
+    order = list(dict.fromkeys(r["condition"] for r in sorted(rows, key=lambda r: r["condition"] != NO_VELOCITY_LABEL)))
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * len(order) + 2), 4))
+    ax.axhspan(*METRIC_BAND, color="tab:green", alpha=0.12, label="within 10 % of 1")
+    ax.axhline(1.0, color="grey", lw=1, ls="--")
+    several = frame["model"].nunique() > 1  # seaborn cannot dodge a single hue level
+    sns.stripplot(frame, x="condition", y="scale factor", hue="model", order=order, dodge=several, alpha=0.45,
+                  legend=False, ax=ax)
+    sns.pointplot(frame, x="condition", y="scale factor", hue="model", order=order, dodge=0.4 if several else False,
+                  linestyle="none", errorbar=lambda v: _interval_bounds(list(v)), capsize=0.1, marker="D", ax=ax)
+    ax.set(xlabel="reported speed during training (noise on the training split only)",
+           ylabel="scale factor median(gt) / median(pred)")
+    ax.set_title("Does the velocity loss give metric depth? (dots: seeds; diamonds: mean, 95 % t-interval)")
+    fig.tight_layout()
+    return fig
+
+
+def _interval_bounds(values: list[float]) -> tuple[float, float]:
+    interval = Interval.of(values)
+    return (interval.low, interval.high) if interval.n >= 2 else (interval.mean, interval.mean)
+
+
+def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any = None) -> None:
+    """One row per condition: mean [95 % t-interval] over seeds of the scale factor and the abs_rel numbers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(interval: Interval) -> str:
+        spread = f" [{interval.low:.3f}, {interval.high:.3f}]" if interval.n >= 2 else ""
+        return f"{interval.mean:.3f}{spread}"
+
+    table = Table(title="self-supervised study: mean [95 % t-interval] over seeds (scored on the clean test split)")
+    for column in ("model", "condition", "seeds", "scale factor", "abs_rel median-scaled", "constant predictor",
+                   "abs_rel metric"):
+        table.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for c in result.conditions:
+        table.add_row(c.model, c.noise.label if c.velocity_weight > 0 else NO_VELOCITY_LABEL,
+                      ",".join(str(s) for s in c.seeds), cell(c.scale_ratio), cell(c.abs_rel_median_scaled),
+                      cell(c.constant_abs_rel), cell(c.abs_rel_metric))
+    (console or Console(width=max(140, Console().width))).print(table)

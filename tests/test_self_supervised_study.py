@@ -10,8 +10,9 @@ import pytest
 
 from probe.errors import ProbeError
 from probe.io import to_plain
-from probe.self_supervised_study import (Interval, NoiseLevel, SelfSupervisedStudyConfig, SelfSupervisedStudyResult,
-                                         run_self_supervised_study, study_runs)
+from probe.self_supervised_study import (QUICK, Interval, NoiseLevel, SelfSupervisedStudyConfig,
+                                         SelfSupervisedStudyResult, parse_noise_levels, run_self_supervised_study,
+                                         study_config, study_runs)
 
 
 def _config(out: Path, **overrides) -> SelfSupervisedStudyConfig:
@@ -69,3 +70,47 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     assert ratio.mean == result.conditions[0].scale_ratio.mean and math.isnan(ratio.std) and ratio.n == 1
     with pytest.raises(ProbeError, match="no condition"):
         result.condition("packnet_b", 0.1)
+
+
+def test_noise_levels_parse_std_bias_and_dropout_and_refuse_the_rest():
+    assert parse_noise_levels("0, 0.2,b-0.1,d0.5") == (NoiseLevel(), NoiseLevel(std=0.2), NoiseLevel(bias=-0.1),
+                                                       NoiseLevel(dropout=0.5))
+    assert parse_noise_levels("") == ()
+    for bad in ("x", "-0.1", "d1.5", "bnan"):
+        with pytest.raises(ProbeError, match="--velocity-noise"):
+            parse_noise_levels(bad)
+
+
+def test_command_line_settings_fill_the_config_and_nothing_else(tmp_path):
+    plain = study_config(out=tmp_path)
+    assert plain == SelfSupervisedStudyConfig(out=tmp_path)  # no flag: the dataclass's defaults
+    quick = study_config(quick=True, out=tmp_path, seeds="3,4", input_size="32x48", dataset_options=["fps=5"])
+    assert (quick.width, quick.max_steps, quick.smoothness_weight) == (QUICK["width"], QUICK["max_steps"],
+                                                                        QUICK["smoothness_weight"])
+    assert quick.seeds == (3, 4) and quick.input_size == (32, 48) and quick.dataset_options == {"fps": 5}
+    assert quick.dataset_length == QUICK["max_steps"] * QUICK["batch_size"]  # one epoch holds every step
+    with pytest.raises(ProbeError, match="--seeds"):
+        study_config(out=tmp_path, seeds="0,one")
+
+
+def test_cli_runs_the_study_prints_both_answers_and_writes_one_schema(run_cli, tmp_path):
+    out = tmp_path / "ssl"
+    res = run_cli("experiment", "self-supervised", "--model", "densedepth", "--seeds", "0", "--steps", "1",
+                  "--velocity-noise", "0", "--skip-no-velocity-run", "--width", "0.0625", "--pose-width", "0.25",
+                  "--input-size", "32x48", "--batch-size", "2", "--eval-length", "2", "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    assert "Does the velocity loss recover metric scale? Inconclusive" in res.out  # one seed: no interval
+    assert "Does PackNet beat DenseDepth in its own regime? Inconclusive" in res.out  # no PackNet run
+    result = SelfSupervisedStudyResult.from_json(json.loads((out / "self_supervised.json").read_text()))
+    assert [r.id for r in result.runs] == ["densedepth_velocity_clean_seed0"] and result.runs[0].steps == 1
+    assert (out / "self_supervised_scale.png").is_file()
+
+
+@pytest.mark.parametrize("flags,match", [(["--velocity-noise", "fast"], "--velocity-noise"),
+                                         (["--seeds", "a,b"], "--seeds"),
+                                         (["--model", "posenet"], "not a depth model"),
+                                         (["--input-size", "big"], "")])
+def test_cli_refuses_bad_flags_in_one_line_before_writing(run_cli, tmp_path, flags, match):
+    res = run_cli("experiment", "self-supervised", *flags, "--out", tmp_path / "never")
+    assert res.code == 2 and match in res.err and len(res.err.strip().splitlines()) == 1, res
+    assert not (tmp_path / "never").exists()

@@ -18,6 +18,7 @@ from probe.report.answers import QUESTIONS, Answer, answer_all  # noqa: F401
 from probe.report.collect import Results, collect_results  # noqa: F401
 from probe.report.document import Section, Table, render_html, render_markdown
 from probe.report.sections import SECTIONS
+from probe.report import self_supervised as _self_supervised  # noqa: F401,E402  (registers its questions, sections)
 
 FORMATS = ("html", "md")
 TITLE = "probe report: why does PackNet under-perform DenseDepth?"

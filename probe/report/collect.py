@@ -18,7 +18,7 @@ from probe.io import read_json
 #: analysis file stem -> report key
 RESULT_FILES = (
     "complexity", "experiments", "gradients", "noise", "collapse",
-    "autoencoder", "attribution", "properties", "eval", "train",
+    "autoencoder", "attribution", "properties", "eval", "train", "self_supervised",
 )
 
 
