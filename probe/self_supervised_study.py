@@ -35,13 +35,14 @@ from typing import Any, Callable, ClassVar
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
+from probe.evaluate_pose import PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
 from probe.io import ensure_dir, write_json
-from probe.models import list_models
+from probe.models import build_model, list_models
 from probe.progress import progress_bar
 from probe.seeding import check_seed
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
-from probe.training.checkpoint import has_checkpoint
+from probe.training.checkpoint import has_checkpoint, latest_checkpoint, read_state
 
 __all__ = ["ConditionSummary", "Interval", "NoiseLevel", "SelfSupervisedRun", "SelfSupervisedStudyConfig",
            "SelfSupervisedStudyResult", "parse_noise_levels", "plot_scale_vs_noise", "print_self_supervised_study",
@@ -237,6 +238,7 @@ class SelfSupervisedRun:
     pose_scale_last: float | None
     scale: ScaleEvaluation
     run_dir: str
+    pose: PoseEvaluation | None = None  # PoseNet against the exact poses (datasets that have them)
 
     @property
     def condition(self) -> tuple[str, float, NoiseLevel]:
@@ -251,6 +253,7 @@ class SelfSupervisedRun:
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         values["noise"] = NoiseLevel(**data["noise"])
         values["scale"] = ScaleEvaluation.from_json(data["scale"])
+        values["pose"] = PoseEvaluation.from_json(data["pose"]) if data.get("pose") else None
         return cls(**values)
 
 
@@ -269,6 +272,10 @@ class ConditionSummary:
     abs_rel_median_scaled: Interval
     delta1_median_scaled: Interval
     constant_abs_rel: Interval  # the median-scaled constant predictor
+    # PoseNet on the test split (NaN without exact poses): ||t_hat|| / ||t||, and the translation angle (degrees)
+    # of its worse source frame, per run the median over windows
+    translation_ratio: Interval = field(default_factory=lambda: Interval.of([]))
+    translation_angle: Interval = field(default_factory=lambda: Interval.of([]))
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "noise_label": self.noise.label}
@@ -278,9 +285,14 @@ class ConditionSummary:
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         values["noise"] = NoiseLevel(**data["noise"])
         for key in ("scale_ratio", "scale_error", "within_10_percent", "abs_rel_metric", "abs_rel_median_scaled",
-                    "delta1_median_scaled", "constant_abs_rel"):
-            values[key] = Interval.from_json(data[key])
+                    "delta1_median_scaled", "constant_abs_rel", "translation_ratio", "translation_angle"):
+            if key in data:
+                values[key] = Interval.from_json(data[key])
         return cls(**values)
+
+
+def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
+    return statistics.median(s["translation_ratio"] for s in pose.per_source) if pose else math.nan
 
 
 def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
@@ -304,7 +316,9 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
             abs_rel_metric=over(group, lambda r: r.scale.metrics["abs_rel"]),
             abs_rel_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["abs_rel"]),
             delta1_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["delta1"]),
-            constant_abs_rel=over(group, lambda r: r.scale.constant_median_scaled["abs_rel"])))
+            constant_abs_rel=over(group, lambda r: r.scale.constant_median_scaled["abs_rel"]),
+            translation_ratio=over(group, lambda r: _median_translation_ratio(r.pose)),
+            translation_angle=over(group, lambda r: r.pose.worst_angle_deg if r.pose else math.nan)))
     return out
 
 
@@ -395,13 +409,22 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
     test = get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
     scale = evaluate_scale(model, test, batch_size=config.batch_size, device=_device(config))
     scale.save(result.out / "eval")
+    pose = _evaluate_pose_net(result.out, test, config) if "poses" in test[0] else None
     return SelfSupervisedRun(
         id=plan.id, model=plan.model, seed=plan.seed, velocity_weight=plan.velocity_weight, noise=plan.noise,
         params=result.summary["params"], steps=result.summary["steps"], seconds=result.summary["seconds"],
         reprojection_first=statistics.fmean(reprojection[:window]),
         reprojection_last=statistics.fmean(reprojection[-window:]),
         pose_scale_last=records[-1].get("loss_pose_scale") if records else None,
-        scale=scale, run_dir=str(result.out))
+        scale=scale, run_dir=str(result.out), pose=pose)
+
+
+def _evaluate_pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> PoseEvaluation:
+    """The run's PoseNet (from its newest checkpoint's training state) against the test split's exact poses."""
+    state = read_state(latest_checkpoint(run_dir, with_state=True))  # type: ignore[arg-type]
+    pose_net = build_model("posenet", n_sources=len(test.context_offsets), width=config.pose_width)
+    pose_net.load_state_dict(state["objective"]["pose_net"])
+    return evaluate_pose(pose_net, test, batch_size=config.batch_size, device=_device(config))
 
 
 def _device(config: SelfSupervisedStudyConfig) -> Any:

@@ -60,6 +60,7 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     for run in result.runs:
         assert run.steps == 2 and run.scale.n_images == 4
         assert (Path(run.run_dir) / "eval" / "scale.json").is_file()
+        assert run.pose is not None and run.pose.offsets == [-1, 1]  # PoseNet scored against the exact poses
     clean = result.condition("densedepth", 0.1)
     assert clean.seeds == [0] and clean.scale_ratio.n == 1
     data = json.loads((tmp_path / "self_supervised.json").read_text())

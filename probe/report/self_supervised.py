@@ -82,7 +82,9 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
     evidence = [{"model": c.model, "condition": _condition_label(c), "seeds": len(c.seeds),
                  "scale factor, mean [95 % CI]": _interval_text(c.scale_ratio),
                  "images within 10 %": _fmt(c.within_10_percent.mean),
-                 "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a"}
+                 "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
+                 "PoseNet |t| / distance": _interval_text(c.translation_ratio),
+                 "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, 2)}
                 for c in result.conditions]
     clean = [c for c in result.conditions if c.velocity_weight > 0 and c.noise == NoiseLevel()]
     if not clean:
@@ -180,7 +182,9 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
              "scale factor": _interval_text(c.scale_ratio), "abs_rel, metric": _interval_text(c.abs_rel_metric),
              "abs_rel, median-scaled": _interval_text(c.abs_rel_median_scaled),
              "delta1, median-scaled": _interval_text(c.delta1_median_scaled),
-             "constant predictor abs_rel": _interval_text(c.constant_abs_rel)} for c in result.conditions]
+             "constant predictor abs_rel": _interval_text(c.constant_abs_rel),
+             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
+             "PoseNet t angle (deg)": _interval_text(c.translation_angle, 2)} for c in result.conditions]
     return Table(rows, "self_supervised.json: mean [95 % t-interval] over seeds per condition")
 
 
@@ -196,7 +200,9 @@ def scale_section(results: Results) -> Section | None:
                                              "of 1)", "scale_noise"))
     blocks.append(Paragraph("Noise acts on the reported speed of the training split only; every run is scored on "
                             "the clean test split. Without the velocity loss nothing ties depth to metres, so its "
-                            "scale factor is shown for contrast."))
+                            "scale factor is shown for contrast. The velocity loss fixes the length of PoseNet's "
+                            "translation; the depth follows it only where the translation also points the right way "
+                            "(the angle column: the worse of the source frames, median over test windows)."))
     blocks.append(_conditions_table(result))
     return Section("self_supervised_scale", SCALE_QUESTION, blocks)
 
