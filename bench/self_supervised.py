@@ -45,7 +45,7 @@ from probe.self_supervised_study import (QUICK, SelfSupervisedRun, SelfSupervise
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="synthetic_video")
+    parser.add_argument("--dataset", default=QUICK["dataset"])
     parser.add_argument("--data-option", action="append", default=[], help="dataset option KEY=VALUE (repeatable)")
     parser.add_argument("--models", default="packnet_b", help="comma-separated depth models")
     parser.add_argument("--seeds", default="0")
