@@ -253,7 +253,8 @@ def train_command(
     )
     if nproc_per_node != 1 and not env_dist_info().enabled:
         if probe_names:
-            raise ProbeError("--probe: not available with --nproc-per-node; run torchrun -m probe.training.launch ... --probe NAMES")
+            raise ProbeError("--probe: not available with --nproc-per-node; run torchrun --nproc-per-node N -m probe train "
+                             "... --probe NAMES")
         launch_distributed(config, nproc_per_node)
         return
     hooks = []

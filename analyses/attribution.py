@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
+from probe.results import Result
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.models import build_model
@@ -360,7 +360,7 @@ class ModelAttribution:
 
 
 @dataclass
-class AttributionResult(AnalysisResult):
+class AttributionResult(Result):
     """Per-model ERF radii and attribution statistics, plus maps for the figures."""
 
     name: ClassVar[str] = "attribution"

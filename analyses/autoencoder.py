@@ -50,7 +50,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from analyses.base import AnalysisResult
+from probe.results import Result
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
@@ -405,7 +405,7 @@ class AutoencoderRun:
 
 
 @dataclass
-class AutoencoderResult(AnalysisResult):
+class AutoencoderResult(Result):
     """Per-architecture, per-level reconstruction quality, plus a few reconstructions for the figure."""
 
     name: ClassVar[str] = "autoencoder"

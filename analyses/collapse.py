@@ -40,14 +40,15 @@ import seaborn as sns
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
-from analyses.gradients import TrainingRuns, checkpoint_files, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe
+from analyses.training_runs import TrainingRuns, checkpoint_files, train_with_hook
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.plotting import save_figure
+from probe.results import Result
 from probe.seeding import seed_everything
-from probe.training import TrainConfig, TrainHook, load_checkpoint
+from probe.training import TrainConfig, load_checkpoint
 from probe.training.checkpoint import weights_step
 
 COLLAPSE_BELOW = 0.1
@@ -254,7 +255,7 @@ class ModelCollapse:
         }
 
 
-class CollapseTracker(TrainHook):
+class CollapseTracker(TrainingProbe):
     """Measures collapse on a fixed held-out batch before training and every ``every`` steps.
 
     The held-out batch is the first ``n_images`` items of the run's dataset, test
@@ -262,20 +263,18 @@ class CollapseTracker(TrainHook):
     ``train(cfg, hooks=[tracker])``; ``tracker.result()`` -> :class:`ModelCollapse`.
     """
 
+    analysis = "collapse"
+
     def __init__(self, every: int = 5, out_dir: str | Path | None = None, n_images: int = 8,
-                 batch: HeldOutBatch | None = None) -> None:
-        if every < 1:
-            raise ProbeError(f"--every: expected a positive integer, got {every}")
-        self.every = every
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+                 batch: HeldOutBatch | None = None, *, flag: str = "--every") -> None:
+        super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
-        self.name = ""
         self.measurements: list[Measurement] = []
         self._last_step: int | None = None
 
     def on_start(self, model: nn.Module, config: Any) -> None:
-        self.name = str(getattr(config, "model", None) or getattr(model, "model_name", type(model).__name__))
+        super().on_start(model, config)
         if self.batch is None:
             self.batch = HeldOutBatch.from_dataset(held_out_dataset(config), self.n_images,
                                                    next(model.parameters()).device)
@@ -283,7 +282,7 @@ class CollapseTracker(TrainHook):
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
         self._last_step = step
-        if step % self.every == 0:
+        if self.due(step):
             assert self.batch is not None
             self.measurements.append(measure(model, self.batch, step))
 
@@ -295,15 +294,16 @@ class CollapseTracker(TrainHook):
     def result(self, source: str = "") -> ModelCollapse:
         if self.batch is None or not self.measurements:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse(self.name, source or f"trained {self._last_step or 0} steps",
+        return ModelCollapse(str(self.name), source or f"trained {self._last_step or 0} steps",
                              self.batch, list(self.measurements))
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write ``collapse.json`` and figures for this run into ``out_dir`` (or the probe's folder)."""
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ProbeError("collapse: no output folder given to save the measurements")
-        return CollapseResult(models=[self.result()], config={"every": self.every}).save(target)
+    def to_result(self) -> CollapseResult:
+        return CollapseResult(models=[self.result()], config={"every": self.every})
+
+
+@TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
+def collapse_probe(every: int, out_dir: Path) -> CollapseTracker:
+    return CollapseTracker(every=every, out_dir=out_dir, flag="--probe-every")
 
 
 def held_out_dataset(config: Any) -> Any:
@@ -326,7 +326,7 @@ class CollapseConfig(TrainingRuns):
 
 
 @dataclass
-class CollapseResult(AnalysisResult):
+class CollapseResult(Result):
     """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
 
     name = "collapse"

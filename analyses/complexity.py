@@ -49,7 +49,7 @@ with warnings.catch_warnings():
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
-from analyses.base import AnalysisResult
+from probe.results import Result
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.models import MODELS, build_model, count_parameters, list_models
@@ -127,7 +127,7 @@ class ModelComplexity:
 
 
 @dataclass
-class ComplexityResult(AnalysisResult):
+class ComplexityResult(Result):
     """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
 
     name: ClassVar[str] = "complexity"

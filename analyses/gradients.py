@@ -29,21 +29,18 @@ and :class:`GradientsResult` judges each model by the rule in :data:`RULE`.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
+from analyses.probes import TRAIN_PROBES, TrainingProbe
+from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.errors import ProbeError
-from probe.io import ensure_dir, read_json
-from probe.training import TrainConfig, TrainHook, train
-from probe.training.checkpoint import checkpoint_paths, weights_step
+from probe.results import Result
 
 VANISH_BELOW = 1e-3
 EXPLODE_ABOVE = 1e3
@@ -60,7 +57,7 @@ def _owns_trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters(recurse=False))
 
 
-class GradientRecorder(TrainHook):
+class GradientRecorder(TrainingProbe):
     """Records per-module gradient norm, weight norm and update ratio every ``every`` steps.
 
     Attach to a run: ``train(cfg, hooks=[rec := GradientRecorder()])``, then
@@ -69,12 +66,11 @@ class GradientRecorder(TrainHook):
     and the figures there.
     """
 
-    def __init__(self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None) -> None:
-        if every < 1:
-            raise ProbeError(f"--probe-every: expected a positive integer, got {every}")
-        self.every = every
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.name = name
+    analysis = "gradients"
+
+    def __init__(self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *,
+                 flag: str = "--every") -> None:
+        super().__init__(every, out_dir, name, flag=flag)
         self._modules: list[tuple[str, nn.Module]] = []
         self._params: list[nn.Parameter] = []
         self._owner: torch.Tensor | None = None
@@ -89,8 +85,7 @@ class GradientRecorder(TrainHook):
 
     # -- TrainHook --------------------------------------------------------------------------
     def on_start(self, model: nn.Module, config: Any) -> None:
-        if self.name is None:
-            self.name = str(getattr(config, "model", None) or getattr(model, "model_name", type(model).__name__))
+        super().on_start(model, config)
         self._modules = [(n or "<root>", m) for n, m in model.named_modules() if _owns_trainable(m)]
         if not self._modules:
             raise ProbeError(f"gradients: model {self.name!r} has no trainable parameters")
@@ -122,7 +117,7 @@ class GradientRecorder(TrainHook):
             for handle in self._order_handles:
                 handle.remove()
             self._order_handles = []
-        self._recording = step % self.every == 0
+        self._recording = self.due(step)
         if not self._recording:
             return
         grad_sq = self._per_module_sq([p.grad for p in self._params])
@@ -163,7 +158,7 @@ class GradientRecorder(TrainHook):
     def result(self) -> "ModelGradients":
         """The recorded history as a :class:`ModelGradients` (one host copy, here)."""
         if not self._rows:
-            raise ProbeError(f"gradients: no step was recorded for {self.name!r} (run more steps than --probe-every)")
+            raise ProbeError(f"gradients: no step was recorded for {self.name!r} (run more steps than every={self.every})")
         history = torch.stack(self._rows).cpu().numpy().astype(np.float64)  # [steps, 3, modules]
         executed = set(self._order)
         layers = []
@@ -177,12 +172,8 @@ class GradientRecorder(TrainHook):
         not_executed = [self._modules[i][0] for i in range(len(self._modules)) if i not in executed]
         return ModelGradients(name=str(self.name), steps=list(self._steps), layers=layers, not_executed=not_executed)
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write ``gradients.json`` and figures for this one model into ``out_dir`` (or the probe's folder)."""
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ProbeError("gradients: no output folder given to save the recording")
-        return GradientsResult(models=[self.result()], config={"every": self.every}).save(target)
+    def to_result(self) -> GradientsResult:
+        return GradientsResult(models=[self.result()], config={"every": self.every})
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -265,7 +256,7 @@ class ModelGradients:
 
 
 @dataclass
-class GradientsResult(AnalysisResult):
+class GradientsResult(Result):
     """Per-model gradient histories; ``save(DIR)`` writes ``gradients.json`` and the figures."""
 
     name = "gradients"
@@ -336,110 +327,19 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
 # -- the analysis -------------------------------------------------------------------------------
 
 @dataclass
-class TrainingRuns:
-    """Which models to train and how: the part of the config shared by the analyses that watch training.
-
-    Every model trains with the same seed, hence on the same batches in the same
-    order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss).  With
-    ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
-    """
-
-    models: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
-    steps: int = 50
-    batch_size: int = 4
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
-    out: Path = Path("runs")
-
-    def train_configs(self, workdir: Path) -> list[TrainConfig]:
-        """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
-        if self.steps < 1:
-            raise ProbeError(f"--steps: expected a positive integer, got {self.steps}")
-        if self.checkpoint is not None and self.models:
-            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
-        if self.checkpoint is not None:
-            return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
-        if not self.models:
-            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
-        return [TrainConfig(model=name, width=self.width, dataset=self.dataset, data_root=self.data_root,
-                            input_size=self.input_size, max_steps=self.steps, batch_size=self.batch_size,
-                            device=self.device, seed=self.seed, out=workdir / name)
-                for name in self.models]
-
-
-H = TypeVar("H", bound=TrainHook)
-
-
-def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: str) -> list[H]:
-    """Train every run of ``runs`` with a fresh ``make_hook()`` attached; return the hooks, in order.
-
-    The training runs go to a temporary folder inside ``runs.out`` (deleted
-    afterwards): the analysis keeps only its own JSON and figures.
-    """
-    out = ensure_dir(runs.out, "--out")
-    hooks = []
-    with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
-        for train_config in runs.train_configs(Path(tmp)):
-            hook = make_hook()
-            train(train_config, hooks=[hook])
-            hooks.append(hook)
-    return hooks
-
-
-@dataclass
 class GradientsConfig(TrainingRuns):
     """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording."""
 
     out: Path = Path("runs/gradients")
 
 
-def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
-    """``(run_dir, weights, state)`` of a run folder (its ``last`` pair) or a ``checkpoints/<tag>.safetensors``."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        run_dir, tag = path, "last"
-    elif path.suffix == ".safetensors" and path.is_file():
-        run_dir, tag = path.parent.parent, path.name[: -len(".safetensors")]
-    else:
-        raise ProbeError(f"--checkpoint {path}: expected a run folder or a checkpoints/<tag>.safetensors file")
-    weights, state = checkpoint_paths(run_dir, tag)
-    for needed in (run_dir / "config.json", weights):
-        if not needed.is_file():
-            raise ProbeError(f"--checkpoint {path}: {needed} not found")
-    return run_dir, weights, state
-
-
-def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
-    """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
-
-    The copy (config.json plus the weights/state pair) goes to ``workdir``, so the
-    user's run folder is never written; the optimiser state, RNG and batch order
-    continue exactly where the run stopped.  ``checkpoint`` is a run folder or
-    one of its ``checkpoints/<tag>.safetensors`` files.
-    """
-    run_dir, weights, state = checkpoint_files(checkpoint)
-    if not state.is_file():
-        raise ProbeError(f"--checkpoint {checkpoint}: {state} not found (needed to continue the run)")
-    section = read_json(run_dir / "config.json").get("train")
-    if not isinstance(section, dict) or "config" not in section:
-        raise ProbeError(f"{run_dir / 'config.json'}: no 'train' section (was this folder written by `probe train`?)")
-    saved = TrainConfig.from_json(section["config"])
-    target_weights, target_state = checkpoint_paths(workdir)
-    target_weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "config.json", workdir / "config.json")
-    shutil.copyfile(weights, target_weights)
-    shutil.copyfile(state, target_state)
-    done = weights_step(weights)
-    return replace(saved, out=workdir, resume=True, max_steps=done + steps, epochs=saved.epochs + steps,
-                   device=device, precision=None, channels_last=None, checkpoint_every=None, tensorboard=False)
-
 
 def run(config: GradientsConfig) -> GradientsResult:
     """Train every model on the same batches with a :class:`GradientRecorder` attached."""
     recorders = train_with_hook(config, GradientRecorder, "gradients")
     return GradientsResult(models=[r.result() for r in recorders], config=asdict(config))
+
+
+@TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
+def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
+    return GradientRecorder(every=every, out_dir=out_dir, flag="--probe-every")

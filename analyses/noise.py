@@ -39,12 +39,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
-from analyses.gradients import TrainingRuns, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe
+from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.losses import build_loss
-from probe.training import StepStats, TrainConfig, TrainHook, make_loader
+from probe.results import Result
+from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
 
 
@@ -175,7 +176,7 @@ def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
 
 # -- measuring during training -----------------------------------------------------------------
 
-class NoiseProbe(TrainHook):
+class NoiseProbe(TrainingProbe):
     """Records every step's loss and, every ``every`` steps, one gradient-norm measurement.
 
     Measurements use their own batches (a second loader over the run's training
@@ -184,24 +185,24 @@ class NoiseProbe(TrainHook):
     cleared, buffers (BatchNorm statistics) restored and the RNG forked.
     """
 
+    analysis = "noise"
+
     def __init__(self, small_batch: int = 2, big_batch: int = 8, every: int = 1,
-                 out_dir: str | Path | None = None) -> None:
-        if every < 1:
-            raise ProbeError(f"--every: expected a positive integer, got {every}")
+                 out_dir: str | Path | None = None, *, flag: str = "--every") -> None:
+        super().__init__(every, out_dir, flag=flag)
         noise_scale_from_norms(1.0, 0.0, small_batch, big_batch)  # validates the pair
         if big_batch % small_batch:
             raise ProbeError(f"--big-batch {big_batch}: expected a multiple of --small-batch {small_batch}")
-        self.small_batch, self.big_batch, self.every = small_batch, big_batch, every
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.small_batch, self.big_batch = small_batch, big_batch
         self.estimator = NoiseScaleEstimator(small_batch, big_batch)
-        self.name = ""
         self.train_batch = 0
         self.loss_steps: list[int] = []
         self.losses: list[float] = []
         self.measured_steps: list[int] = []
 
     def on_start(self, model: nn.Module, config: TrainConfig) -> None:
-        self.name, self.train_batch = str(config.model), int(config.batch_size)
+        super().on_start(model, config)
+        self.train_batch = int(config.batch_size)
         dataset = get_dataset(config.dataset, config.data_root, split=config.split, input_size=config.input_size,
                               augment=config.augment, seed=config.seed + 1)
         if len(dataset) < self.big_batch:
@@ -233,7 +234,7 @@ class NoiseProbe(TrainHook):
     def after_step(self, step: int, model: nn.Module, stats: StepStats) -> None:
         self.loss_steps.append(step)
         self.losses.append(float(stats.loss))
-        if step % self.every:
+        if not self.due(step):
             return
         buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
         devices = [self._device] if self._device.type == "cuda" else []
@@ -248,17 +249,18 @@ class NoiseProbe(TrainHook):
     def result(self) -> "ModelNoise":
         if not self.losses:
             raise ProbeError("noise: the probe saw no training step (was it passed to train()?)")
-        return ModelNoise(name=self.name, train_batch=self.train_batch, estimator=self.estimator,
+        return ModelNoise(name=str(self.name), train_batch=self.train_batch, estimator=self.estimator,
                           measured_steps=list(self.measured_steps), loss_steps=list(self.loss_steps),
                           losses=list(self.losses))
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write ``noise.json`` and ``noise.png`` for this run into ``out_dir`` (or the probe's folder)."""
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ProbeError("noise: no output folder given to save the measurements")
+    def to_result(self) -> NoiseResult:
         return NoiseResult(models=[self.result()], config={"every": self.every, "small_batch": self.small_batch,
-                                                           "big_batch": self.big_batch}).save(target)
+                                                           "big_batch": self.big_batch})
+
+
+@TRAIN_PROBES.register("noise", description="gradient noise scale (batch sizes 2 and 8) and loss spread -> noise.json")
+def noise_probe(every: int, out_dir: Path) -> NoiseProbe:
+    return NoiseProbe(every=every, out_dir=out_dir, flag="--probe-every")
 
 
 @dataclass
@@ -301,7 +303,7 @@ class NoiseConfig(TrainingRuns):
 
 
 @dataclass
-class NoiseResult(AnalysisResult):
+class NoiseResult(Result):
     """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
     name = "noise"

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from analyses.base import AnalysisResult
+from probe.results import Result
 from probe.data import transforms as T
 from probe.data.images import read_rgb
 from probe.depth_space import to_depth
@@ -82,7 +82,7 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
 
 
 @dataclass
-class EvalResult(AnalysisResult):
+class EvalResult(Result):
     """What ``probe eval`` measured; ``save(dir)`` writes ``dir/eval.json``.
 
     ``metrics`` pools every evaluated pixel of the split; ``metrics_image_mean``

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analyses.base import AnalysisResult
+from probe.results import Result
 from probe.errors import ProbeError
 from probe.registry import Registry
 from probe.training import TrainConfig, train
@@ -127,7 +127,7 @@ class SeedStudyConfig:
 
 
 @dataclass
-class SeedStudyResult(AnalysisResult):
+class SeedStudyResult(Result):
     """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
 
     name = "experiments"

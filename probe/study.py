@@ -155,30 +155,36 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
     return [config.out / "experiments.json"]
 
 
-def _trained_analysis(module_name: str, config_name: str, **extra: Any) -> Step:
-    """A step for the analyses that train the analysed models on the same batches."""
-
-    def step(config: StudyConfig, progress: Any) -> list[Path]:
-        import importlib
-
-        module = importlib.import_module(f"analyses.{module_name}")
-        b = config.budget
-        cfg = getattr(module, config_name)(
-            models=list(b.analysed_models), steps=b.train_steps, width=b.width, dataset=config.dataset,
-            data_root=config.data_root, input_size=b.input_size, device=config.device, seed=config.seed,
-            out=config.out / f"{module_name}_runs", **{k: v(b) for k, v in extra.items()})
-        return _save(module.run(cfg), config)
-
-    return step
+def _training_runs(config: StudyConfig, analysis: str) -> dict[str, Any]:
+    """The settings shared by the analyses that train the analysed models on identical batches."""
+    b = config.budget
+    return dict(models=list(b.analysed_models), steps=b.train_steps, width=b.width, dataset=config.dataset,
+                data_root=config.data_root, input_size=b.input_size, device=config.device, seed=config.seed,
+                out=config.out / f"{analysis}_runs")
 
 
-STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")(
-    _trained_analysis("gradients", "GradientsConfig"))
-STEPS.register("noise", description="gradient noise scale and per-batch loss spread", produces="noise.json")(
-    _trained_analysis("noise", "NoiseConfig", small_batch=lambda b: b.noise_batches[0],
-                      big_batch=lambda b: b.noise_batches[1]))
-STEPS.register("collapse", description="collapse of the prediction to the image mean", produces="collapse.json")(
-    _trained_analysis("collapse", "CollapseConfig", every=lambda b: b.collapse_every))
+@STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")
+def _gradients(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import gradients
+
+    return _save(gradients.run(gradients.GradientsConfig(**_training_runs(config, "gradients"))), config)
+
+
+@STEPS.register("noise", description="gradient noise scale and per-batch loss spread", produces="noise.json")
+def _noise(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import noise
+
+    small, big = config.budget.noise_batches
+    cfg = noise.NoiseConfig(**_training_runs(config, "noise"), small_batch=small, big_batch=big)
+    return _save(noise.run(cfg), config)
+
+
+@STEPS.register("collapse", description="collapse of the prediction to the image mean", produces="collapse.json")
+def _collapse(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import collapse
+
+    cfg = collapse.CollapseConfig(**_training_runs(config, "collapse"), every=config.budget.collapse_every)
+    return _save(collapse.run(cfg), config)
 
 
 @STEPS.register("autoencoder", description="reconstruction through a bottleneck: packing vs pooling",

@@ -1,0 +1,125 @@
+"""Train several models on identical batches while a hook watches: the runs behind gradients, noise and collapse.
+
+Every model trains with the same seed, hence on the same batches in the same
+order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss) through
+:func:`probe.training.train`.  :func:`train_with_hook` attaches a fresh hook to
+each run and keeps only the hooks: the runs themselves go to a temporary folder.
+With ``checkpoint`` a *copy* of a finished run is continued instead
+(:func:`continue_run`), so the user's run folder is never written.
+
+>>> runs = TrainingRuns(models=["packnet_slim_b", "densedepth"], steps=20, width=0.0625,
+...                     input_size=(64, 96), out=Path("runs/x"))              # doctest: +SKIP
+>>> recorders = train_with_hook(runs, GradientRecorder, "gradients")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from probe.errors import ProbeError
+from probe.io import ensure_dir, read_json
+from probe.training import TrainConfig, TrainHook, train
+from probe.training.checkpoint import checkpoint_paths, weights_step
+
+
+@dataclass
+class TrainingRuns:
+    """Which models to train and how: the part of the config shared by the analyses that watch training.
+
+    Every model trains with the same seed, hence on the same batches in the same
+    order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss).  With
+    ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
+    """
+
+    models: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    steps: int = 50
+    batch_size: int = 4
+    width: float = 1.0
+    dataset: str = "synthetic"
+    data_root: Path | None = None
+    input_size: tuple[int, int] | None = None
+    device: str = "auto"
+    seed: int = 0
+    out: Path = Path("runs")
+
+    def train_configs(self, workdir: Path) -> list[TrainConfig]:
+        """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
+        if self.steps < 1:
+            raise ProbeError(f"--steps: expected a positive integer, got {self.steps}")
+        if self.checkpoint is not None and self.models:
+            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
+        if self.checkpoint is not None:
+            return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
+        if not self.models:
+            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
+        return [TrainConfig(model=name, width=self.width, dataset=self.dataset, data_root=self.data_root,
+                            input_size=self.input_size, max_steps=self.steps, batch_size=self.batch_size,
+                            device=self.device, seed=self.seed, out=workdir / name)
+                for name in self.models]
+
+
+H = TypeVar("H", bound=TrainHook)
+
+
+def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: str) -> list[H]:
+    """Train every run of ``runs`` with a fresh ``make_hook()`` attached; return the hooks, in order.
+
+    The training runs go to a temporary folder inside ``runs.out`` (deleted
+    afterwards): the analysis keeps only its own JSON and figures.
+    """
+    out = ensure_dir(runs.out, "--out")
+    hooks = []
+    with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
+        for train_config in runs.train_configs(Path(tmp)):
+            hook = make_hook()
+            train(train_config, hooks=[hook])
+            hooks.append(hook)
+    return hooks
+
+
+
+def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
+    """``(run_dir, weights, state)`` of a run folder (its ``last`` pair) or a ``checkpoints/<tag>.safetensors``."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        run_dir, tag = path, "last"
+    elif path.suffix == ".safetensors" and path.is_file():
+        run_dir, tag = path.parent.parent, path.name[: -len(".safetensors")]
+    else:
+        raise ProbeError(f"--checkpoint {path}: expected a run folder or a checkpoints/<tag>.safetensors file")
+    weights, state = checkpoint_paths(run_dir, tag)
+    for needed in (run_dir / "config.json", weights):
+        if not needed.is_file():
+            raise ProbeError(f"--checkpoint {path}: {needed} not found")
+    return run_dir, weights, state
+
+
+def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
+    """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
+
+    The copy (config.json plus the weights/state pair) goes to ``workdir``, so the
+    user's run folder is never written; the optimiser state, RNG and batch order
+    continue exactly where the run stopped.  ``checkpoint`` is a run folder or
+    one of its ``checkpoints/<tag>.safetensors`` files.
+    """
+    run_dir, weights, state = checkpoint_files(checkpoint)
+    if not state.is_file():
+        raise ProbeError(f"--checkpoint {checkpoint}: {state} not found (needed to continue the run)")
+    section = read_json(run_dir / "config.json").get("train")
+    if not isinstance(section, dict) or "config" not in section:
+        raise ProbeError(f"{run_dir / 'config.json'}: no 'train' section (was this folder written by `probe train`?)")
+    saved = TrainConfig.from_json(section["config"])
+    target_weights, target_state = checkpoint_paths(workdir)
+    target_weights.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "config.json", workdir / "config.json")
+    shutil.copyfile(weights, target_weights)
+    shutil.copyfile(state, target_state)
+    done = weights_step(weights)
+    return replace(saved, out=workdir, resume=True, max_steps=done + steps, epochs=saved.epochs + steps,
+                   device=device, precision=None, channels_last=None, checkpoint_every=None, tensorboard=False)
+
