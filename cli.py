@@ -416,7 +416,7 @@ def gradients_command(
         dataset=dataset, data_root=data_root, input_size=parse_size(input_size) if input_size else None,
         device=device, seed=seed, out=out))
     for m in result.models:
-        typer.echo(f"{m.name}: {m.verdict()['summary']}")
+        typer.echo(f"{m.name}: {m.verdict.summary}")
     _finish_analysis("gradients", result, out, device, seed)
 
 
@@ -449,10 +449,9 @@ def noise_command(
         steps=steps, batch_size=batch_size, width=width, dataset=dataset, data_root=data_root,
         input_size=parse_size(input_size) if input_size else None, device=device, seed=seed, out=out))
     for m in result.models:
-        doc = m.to_json()
-        typer.echo(f"{m.name}: B_simple {doc['b_simple']:.4g} ({doc['b_simple_over_train_batch']:.3g} x batch "
-                   f"{doc['train_batch_size']}); per-batch loss CV {doc['loss']['cv']:.3g}, detrended "
-                   f"{doc['loss']['cv_detrended']:.3g} (second half {doc['loss_second_half']['cv_detrended']:.3g})")
+        typer.echo(f"{m.name}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
+                   f"{m.train_batch_size}); per-batch loss CV {m.loss.cv:.3g}, detrended "
+                   f"{m.loss.cv_detrended:.3g} (second half {m.loss_second_half.cv_detrended:.3g})")
     _finish_analysis("noise", result, out, device, seed)
 
 
@@ -484,10 +483,10 @@ def collapse_command(
         batch_size=batch_size, width=width, dataset=dataset, data_root=data_root,
         input_size=parse_size(input_size) if input_size else None, device=device, seed=seed, out=out))
     for m in result.models:
-        row = m.final.history_row()
-        typer.echo(f"{m.name} at step {row['step']}: {row['collapsed_share']:.0%} of {row['n_defined']} images "
-                   f"collapsed, median std ratio {row['median_std_ratio']:.3g}, mean r {row['mean_pearson']:.3g}, "
-                   f"median R^2 {row['median_r2']:.3g}, scale flagged {row['scale_flagged_share']:.0%}")
+        row = m.last
+        typer.echo(f"{m.name} at step {row.step}: {row.collapsed_share:.0%} of {row.n_defined} images "
+                   f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
+                   f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}")
     _finish_analysis("collapse", result, out, device, seed)
 
 # ----------------------------------------------------------------------------
@@ -581,7 +580,7 @@ def report_command(
     fmt: Annotated[str, typer.Option("--format", help="html|md")] = "html",
 ) -> None:
     """Turn run folders into one self-contained report. Example: probe report runs/study -o report.html"""
-    from probe.report import build_report
+    from probe.report.build import build_report
 
     path = build_report(run_dirs, output, fmt)
     typer.echo(f"wrote {path}")

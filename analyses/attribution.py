@@ -34,12 +34,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from probe.results import Result
+from probe.results import Result, register_result
+from probe.schema import transient
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.models import build_model
 from probe.options import parse_int_tuple
 from probe.registry import Registry
+from probe.report.collect import Results
+from probe.report.document import Block, Paragraph, Section, Table
+from probe.report.sections import SECTIONS, embedded_figures
 from probe.seeding import seed_everything
 
 # -- targets ------------------------------------------------------------------------------------
@@ -331,6 +335,20 @@ class AttributionConfig:
 
 
 @dataclass
+class AttributionStats:
+    """How the target's attribution is spread over the input: sums, peak, and (for methods with the
+    completeness property) how far the attributions' sum is from ``output(input) - output(baseline)``."""
+
+    method: str
+    abs_sum: float
+    signed_sum: float
+    peak_yx_first_image: tuple[int, int]
+    peak_distance_first_image: float
+    completeness_error: float | None = None
+    output_minus_baseline: float | None = None
+
+
+@dataclass
 class ModelAttribution:
     """One model's receptive field and attribution of the target."""
 
@@ -341,52 +359,45 @@ class ModelAttribution:
     output_scale: tuple[float, float]
     params: int
     erf: MassRadii
-    erf_map: np.ndarray  # [H,W] mean |input gradient| of the centre output pixel
     target: Target
+    attribution: AttributionStats
     attribution_radii: MassRadii
-    attribution_map: np.ndarray  # [H,W] |attribution| summed over channels, first image
-    attribution_stats: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        erf = {"radius_50": self.erf.radius_50, "radius_95": self.erf.radius_95, "support": self.erf.support,
-               "centre_yx": list(self.erf.centre_yx), "mass_curve": [list(p) for p in self.erf.curve]}
-        return {"name": self.name, "source": self.source, "output_space": self.output_space,
-                "output_size": list(self.output_size), "output_scale": list(self.output_scale), "params": self.params,
-                "erf": erf, "target": {"kind": self.target.kind, "box_y0x0y1x1": [self.target.y0, self.target.x0,
-                                                                                  self.target.y1, self.target.x1]},
-                "attribution": {**self.attribution_stats, "radius_50": self.attribution_radii.radius_50,
-                                "radius_95": self.attribution_radii.radius_95,
-                                "centre_yx": list(self.attribution_radii.centre_yx)}}
+    erf_map: np.ndarray | None = transient()  # [H,W] mean |input gradient| of the centre output pixel
+    attribution_map: np.ndarray | None = transient()  # [H,W] |attribution| summed over channels, first image
 
 
+TARGET_SPACE = "raw model output (channel 0, in the model's output_space), summed over the target box"
+ERF_DEFINITION = ("mean over images of sum over colour channels of |d output(centre pixel) / d input|; "
+                  "radius = smallest Chebyshev distance (input pixels) from the centre's input location "
+                  "holding the share of that mass; support = farthest non-zero gradient")
+
+
+@register_result
 @dataclass
 class AttributionResult(Result):
     """Per-model ERF radii and attribution statistics, plus maps for the figures."""
 
     name: ClassVar[str] = "attribution"
+    schema_version: ClassVar[int] = 1
     config: AttributionConfig
     device: str
-    image_names: list[str]
-    images: np.ndarray  # uint8 [N,H,W,3]
+    method: str
+    method_description: str
+    target: str  # the requested target, as the flags said
+    images: list[str]  # the names of the attributed images
+    input_size: tuple[int, int]
     models: list[ModelAttribution]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "config": asdict(self.config), "device": self.device, "method": self.config.method,
-            "method_description": METHODS.entry(self.config.method).description,
-            "target_space": "raw model output (channel 0, in the model's output_space), summed over the target box",
-            "target": (f"--region {self.config.region}" if self.config.region else f"--pixel {self.config.pixel}"
-                       if self.config.pixel else "centre pixel of each model's output"),
-            "images": self.image_names, "input_size": list(self.images.shape[1:3]),
-            "erf_definition": ("mean over images of sum over colour channels of |d output(centre pixel) / d input|; "
-                               "radius = smallest Chebyshev distance (input pixels) from the centre's input location "
-                               "holding the share of that mass; support = farthest non-zero gradient"),
-            "models": [m.to_json() for m in self.models],
-        }
+    target_space: str = TARGET_SPACE
+    erf_definition: str = ERF_DEFINITION
+    pixels: np.ndarray | None = transient()  # uint8 [N,H,W,3], the images themselves
 
     def figures(self, out_dir: Path) -> list[Path]:
-        return [overlay_figure(self, out_dir / "attribution_overlay.png"),
-                erf_figure(self, out_dir / "attribution_erf.png")]
+        erf_maps = [m.erf_map for m in self.models if m.erf_map is not None]
+        attribution_maps = [m.attribution_map for m in self.models if m.attribution_map is not None]
+        if self.pixels is None or len(erf_maps) != len(attribution_maps) or len(erf_maps) != len(self.models):
+            return []  # read back from JSON: the images and maps are not stored
+        return [overlay_figure(self, self.pixels, attribution_maps, out_dir / "attribution_overlay.png"),
+                erf_figure(self, erf_maps, out_dir / "attribution_erf.png")]
 
 
 def analyse_model(loaded: LoadedModel, images: torch.Tensor, config: AttributionConfig) -> ModelAttribution:
@@ -401,22 +412,19 @@ def analyse_model(loaded: LoadedModel, images: torch.Tensor, config: Attribution
     radii = mass_radii(mass.mean(dim=0), centre)
     flat = mass[0].flatten()
     peak = divmod(int(flat.argmax()), mass.shape[-1])
-    stats: dict[str, Any] = {
-        "method": config.method,
-        "abs_sum": float(mass.sum(dim=(1, 2)).mean()),
-        "signed_sum": float(attr.sum(dim=(1, 2, 3)).mean()),
-        "peak_yx_first_image": list(peak),
-        "peak_distance_first_image": float(max(abs(peak[0] - centre[0]), abs(peak[1] - centre[1]))),
-    }
+    stats = AttributionStats(
+        method=config.method, abs_sum=float(mass.sum(dim=(1, 2)).mean()),
+        signed_sum=float(attr.sum(dim=(1, 2, 3)).mean()), peak_yx_first_image=peak,
+        peak_distance_first_image=float(max(abs(peak[0] - centre[0]), abs(peak[1] - centre[1]))))
     if METHODS.entry(config.method).meta.get("completeness"):
         module = TargetOutput(model, target).eval()
         with torch.no_grad():
             gap = module(images) - module(torch.zeros_like(images))
-        stats["completeness_error"] = float((attr.sum(dim=(1, 2, 3)) - gap).abs().mean())
-        stats["output_minus_baseline"] = float(gap.mean())
+        stats.completeness_error = float((attr.sum(dim=(1, 2, 3)) - gap).abs().mean())
+        stats.output_minus_baseline = float(gap.mean())
     return ModelAttribution(loaded.name, loaded.source, getattr(model, "output_space", None), out_size, scale,
-                            sum(p.numel() for p in model.parameters()), erf, erf_map.cpu().numpy(), target, radii,
-                            mass[0].cpu().numpy(), stats)
+                            sum(p.numel() for p in model.parameters()), erf, target, stats, radii,
+                            erf_map=erf_map.cpu().numpy(), attribution_map=mass[0].cpu().numpy())
 
 
 def run(config: AttributionConfig) -> AttributionResult:
@@ -431,7 +439,12 @@ def run(config: AttributionConfig) -> AttributionResult:
         config.target(output_scale(m.model, images)[0])
     results = [analyse_model(m, images, config) for m in loaded]
     pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return AttributionResult(config, str(device), names, pixels, results)
+    target = (f"--region {config.region}" if config.region else f"--pixel {config.pixel}" if config.pixel
+              else "centre pixel of each model's output")
+    return AttributionResult(config=config, device=str(device), method=config.method,
+                             method_description=METHODS.entry(config.method).description, target=target,
+                             images=names, input_size=(int(images.shape[-2]), int(images.shape[-1])),
+                             models=results, pixels=pixels)
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -443,19 +456,19 @@ def _square(ax: Any, centre: tuple[float, float], radius: float, color: str, lab
                            fill=False, edgecolor=color, linewidth=1.2, label=label))
 
 
-def overlay_figure(result: AttributionResult, path: Path) -> Path:
-    """The first image with the target marked, then each model's |attribution| over it."""
+def overlay_figure(result: AttributionResult, pixels: np.ndarray, maps: list[np.ndarray], path: Path) -> Path:
+    """The first image (``pixels[0]``) with the target marked, then each model's |attribution| map over it."""
     from probe.plotting import plt, save_figure
 
     n = len(result.models)
     fig, axes = plt.subplots(1, n + 1, figsize=(3.8 * (n + 1), 3.4), squeeze=False)
-    image = result.images[0]
+    image = pixels[0]
     axes[0][0].imshow(image)
-    axes[0][0].set_title(f"input: {result.image_names[0]}", fontsize=8)
-    for i, m in enumerate(result.models):
+    axes[0][0].set_title(f"input: {result.images[0]}", fontsize=8)
+    for i, (m, amap) in enumerate(zip(result.models, maps)):
         ax = axes[0][i + 1]
         ax.imshow(image.mean(axis=2), cmap="gray", alpha=0.6)
-        heat = m.attribution_map / max(float(np.percentile(m.attribution_map, 99.5)), 1e-30)
+        heat = amap / max(float(np.percentile(amap, 99.5)), 1e-30)
         shown = ax.imshow(np.clip(heat, 0, 1), cmap="inferno", alpha=0.65)
         centre = m.attribution_radii.centre_yx
         _square(ax, centre, m.attribution_radii.radius_95, "cyan", "95% of |attribution|")
@@ -473,16 +486,16 @@ def overlay_figure(result: AttributionResult, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def erf_figure(result: AttributionResult, path: Path) -> Path:
+def erf_figure(result: AttributionResult, erf_maps: list[np.ndarray], path: Path) -> Path:
     """ERF maps (log scale, with 50%/95% squares) per model and the cumulative mass against radius."""
     from probe.plotting import plt, save_figure, sns
 
     n = len(result.models)
     fig = plt.figure(figsize=(max(6.0, 3.2 * n), 7.0))
     grid = fig.add_gridspec(2, n, height_ratios=[1.1, 1.0])
-    for i, m in enumerate(result.models):
+    for i, (m, erf_map) in enumerate(zip(result.models, erf_maps)):
         ax = fig.add_subplot(grid[0, i])
-        norm = m.erf_map / max(float(m.erf_map.max()), 1e-30)
+        norm = erf_map / max(float(erf_map.max()), 1e-30)
         ax.imshow(np.log10(np.maximum(norm, 1e-6)), cmap="viridis", vmin=-6, vmax=0)
         _square(ax, m.erf.centre_yx, m.erf.radius_50, "white", "50%")
         _square(ax, m.erf.centre_yx, m.erf.radius_95, "red", "95%")
@@ -499,6 +512,23 @@ def erf_figure(result: AttributionResult, path: Path) -> Path:
     ax.set(xlabel="radius around the centre output pixel (input pixels, Chebyshev)",
            ylabel="share of |input gradient| mass", ylim=(0, 1.02))
     ax.legend(fontsize=8)
-    fig.suptitle(f"Effective receptive fields (log10 of normalised mean |gradient|, {len(result.image_names)} image(s))",
+    fig.suptitle(f"Effective receptive fields (log10 of normalised mean |gradient|, {len(result.images)} image(s))",
                  fontsize=10)
     return save_figure(fig, path)
+
+
+# -- the report: the attribution section ------------------------------------------------------------------
+
+@SECTIONS.register("attribution", description="Attribution and receptive fields", needs=(AttributionResult,),
+                   order=80)
+def attribution_section(results: Results) -> Section | None:
+    doc = results.first(AttributionResult)
+    if doc is None or not doc.models:
+        return None
+    rows = [{"model": m.name, "ERF radius 50% (px)": m.erf.radius_50, "ERF radius 95% (px)": m.erf.radius_95,
+             "method": doc.method} for m in doc.models]
+    blocks: list[Block] = [Paragraph("Effective receptive field: the input-gradient of the centre output pixel; "
+                                     "the radius holds the stated share of its absolute mass."),
+                           Table(rows, "attribution.json")]
+    blocks += embedded_figures(results, AttributionResult, "attribution_*.png", "Attribution")
+    return Section("attribution", "Attribution and receptive fields", blocks)

@@ -50,7 +50,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from probe.results import Result
+from probe.results import Result, register_result
+from probe.schema import transient
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
@@ -59,6 +60,10 @@ from probe.models import build_model
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
 from probe.ops import pack, unpack
 from probe.registry import Registry
+from probe.report.answers import QUESTIONS, Answer, fmt
+from probe.report.collect import Results
+from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.seeding import check_seed, seed_everything
 
 MAX_LEVELS = 5
@@ -384,37 +389,60 @@ class AutoencoderConfig:
 
 @dataclass
 class AutoencoderRun:
-    """One trained architecture at one depth, scored on held-out images."""
+    """One trained architecture at one depth, scored on held-out images (MSE, PSNR, SSIM as in ImageQuality)."""
 
     arch: str
     levels: int
     params: int
     macs: int
-    bottleneck: tuple[int, int, int] | None
-    bottleneck_ratio: float | None
-    quality: ImageQuality
+    bottleneck: tuple[int, int, int] | None  # (C, h, w) of the code; None for the zoo models
+    bottleneck_ratio: float | None  # code values / input values
+    mse: float
+    psnr: float  # inf when an image is reconstructed exactly (JSON: null with psnr_infinite true)
+    psnr_infinite: bool
+    ssim: float
+    images: int
     steps: int
     train_seconds: float
     final_train_loss: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {"arch": self.arch, "levels": self.levels, "params": self.params, "macs": self.macs,
-                "bottleneck": list(self.bottleneck) if self.bottleneck else None,
-                "bottleneck_ratio": self.bottleneck_ratio, **self.quality.to_json(), "steps": self.steps,
-                "train_seconds": self.train_seconds, "final_train_loss": self.final_train_loss}
+    def __post_init__(self) -> None:
+        if self.psnr_infinite:  # JSON stores +inf as null
+            self.psnr = math.inf
+
+    @classmethod
+    def of(cls, arch: str, levels: int, cost: ModelCost, bottleneck: tuple[int, int, int] | None,
+           ratio: float | None, quality: ImageQuality, steps: int, seconds: float, loss: float) -> AutoencoderRun:
+        return cls(arch, levels, cost.params, cost.macs, bottleneck, ratio, quality.mse, quality.psnr,
+                   quality.psnr_infinite, quality.ssim, quality.images, steps, seconds, loss)
+
+    @property
+    def quality(self) -> ImageQuality:
+        return ImageQuality(mse=self.mse, psnr=self.psnr, ssim=self.ssim, images=self.images)
 
 
+LOSS = "pixel MSE on [0,1] RGB"
+CHANNELS = ("c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; "
+            "same for every generic architecture")
+
+
+@register_result
 @dataclass
 class AutoencoderResult(Result):
     """Per-architecture, per-level reconstruction quality, plus a few reconstructions for the figure."""
 
     name: ClassVar[str] = "autoencoder"
+    schema_version: ClassVar[int] = 1
     config: AutoencoderConfig
     device: str
     input_size: tuple[int, int]
+    metrics_on: str  # which images were scored
+    architectures: dict[str, str]  # arch -> description
     runs: list[AutoencoderRun]
-    originals: np.ndarray  # uint8 [N,H,W,3]
-    reconstructions: dict[str, np.ndarray] = field(default_factory=dict)  # "arch@L" -> uint8 [N,H,W,3]
+    loss: str = LOSS
+    channels: str = CHANNELS
+    originals: np.ndarray | None = transient()  # uint8 [N,H,W,3]
+    reconstructions: dict[str, np.ndarray] | None = transient()  # "arch@L" -> uint8 [N,H,W,3]
 
     def run_for(self, arch: str, levels: int) -> AutoencoderRun:
         for r in self.runs:
@@ -422,18 +450,12 @@ class AutoencoderResult(Result):
                 return r
         raise KeyError(f"{arch}@{levels}")
 
-    def to_json(self) -> dict[str, Any]:
-        cfg = asdict(self.config)
-        return {"config": cfg, "device": self.device, "input_size": list(self.input_size),
-                "loss": "pixel MSE on [0,1] RGB", "metrics_on": f"{self.config.dataset} test split",
-                "channels": "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; "
-                            "same for every generic architecture",
-                "architectures": {a: ARCHITECTURES.entry(a).description for a in cfg["archs"]},
-                "runs": [r.to_json() for r in self.runs]}
-
     def figures(self, out_dir: Path) -> list[Path]:
-        return [psnr_figure(self, out_dir / "autoencoder_psnr.png"),
-                reconstruction_figure(self, out_dir / "autoencoder_reconstructions.png")]
+        written = [psnr_figure(self, out_dir / "autoencoder_psnr.png")]
+        if self.originals is not None and self.reconstructions is not None:
+            written.append(reconstruction_figure(self, self.originals, self.reconstructions,
+                                                 out_dir / "autoencoder_reconstructions.png"))
+        return written
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -465,8 +487,8 @@ def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Ten
     recon = reconstruct(model, test, device, config.batch_size)
     bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
-    run_ = AutoencoderRun(arch, levels, cost.params, cost.macs, bottleneck, ratio, image_quality(recon, test),
-                          config.steps, seconds, loss)
+    run_ = AutoencoderRun.of(arch, levels, cost, bottleneck, ratio, image_quality(recon, test), config.steps, seconds,
+                             loss)
     return run_, recon
 
 
@@ -482,8 +504,11 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     costs = {job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs}
     task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
     n_fig = min(config.figure_examples, len(test))
-    result = AutoencoderResult(config=config, device=str(device), input_size=size, runs=[],
-                               originals=_to_uint8(test[:n_fig]))
+    reconstructions: dict[str, np.ndarray] = {}
+    result = AutoencoderResult(config=config, device=str(device), input_size=size,
+                               metrics_on=f"{config.dataset} test split",
+                               architectures={a: ARCHITECTURES.entry(a).description for a in config.archs}, runs=[],
+                               originals=_to_uint8(test[:n_fig]), reconstructions=reconstructions)
     for arch, levels in jobs:
         def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
             if task is not None:
@@ -491,7 +516,7 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
 
         run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step, costs[(arch, levels)])
         result.runs.append(run_)
-        result.reconstructions[f"{arch}@{levels}"] = _to_uint8(recon[:n_fig])
+        reconstructions[f"{arch}@{levels}"] = _to_uint8(recon[:n_fig])
     return result
 
 
@@ -523,7 +548,8 @@ def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
+def reconstruction_figure(result: AutoencoderResult, originals: np.ndarray, reconstructions: dict[str, np.ndarray],
+                          path: Path) -> Path:
     """Originals (top row) and each architecture's reconstructions at the figure level (zoo: its own depth).
 
     The default level is the middle of the sweep: the deepest codes of a short run are often a flat mean image.
@@ -535,12 +561,12 @@ def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
     keys = []
     for arch in result.config.archs:
         lv = level if level in levels_for(arch, result.config.levels) else levels_for(arch, result.config.levels)[-1]
-        if f"{arch}@{lv}" in result.reconstructions:
+        if f"{arch}@{lv}" in reconstructions:
             keys.append((arch, lv))
-    n = len(result.originals)
+    n = len(originals)
     fig, axes = plt.subplots(len(keys) + 1, n, figsize=(2.4 * n, 2.0 * (len(keys) + 1)), squeeze=False)
-    rows = [("original", result.originals, None)] + [
-        (f"{a} (L={lv})", result.reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys]
+    rows = [("original", originals, None)] + [
+        (f"{a} (L={lv})", reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys]
     for r, (label, images, run_) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
@@ -554,3 +580,79 @@ def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
         axes[r][0].set_ylabel(label, fontsize=8)
     fig.suptitle(f"Held-out reconstructions ({result.config.dataset}); metrics are means over the test images")
     return save_figure(fig, path)
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+PACKING_RULE = (
+    "Compares held-out reconstruction PSNR of packing autoencoders (architectures whose name starts with "
+    "'pack') against max-pool + bilinear upsampling at the same number of levels. Yes when packing is at "
+    "least 1 dB better at every level measured, no when it is never better, partly otherwise."
+)
+PACKING_QUESTION = "Does packing preserve information?"
+
+
+@QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
+def packing_preserves(results: Results) -> Answer | None:
+    doc = results.first(AutoencoderResult)
+    if doc is None or not doc.runs:
+        return None
+    by_level: dict[int, dict[str, float]] = {}
+    for r in doc.runs:
+        if not math.isnan(r.psnr):  # +inf (an exact reconstruction) counts; an undefined PSNR does not
+            by_level.setdefault(r.levels, {})[r.arch] = r.psnr
+    diffs, evidence = [], []
+    for level in sorted(by_level):
+        archs = by_level[level]
+        pool = archs.get("maxpool")
+        packs = {a: v for a, v in archs.items() if a.startswith("pack")}
+        if pool is None or not packs:
+            continue
+        best_arch = max(packs, key=lambda a: packs[a])
+        diff = packs[best_arch] - pool
+        diffs.append(diff)
+        evidence.append({"levels": level, "best packing": best_arch, "packing PSNR (dB)": fmt(packs[best_arch]),
+                         "max-pool PSNR (dB)": fmt(pool), "difference (dB)": fmt(diff)})
+    if not diffs:
+        return Answer(PACKING_QUESTION, "inconclusive",
+                      "The autoencoder study has no level where both packing and max-pool were trained.",
+                      PACKING_RULE, evidence)
+    if all(d >= 1.0 for d in diffs):
+        verdict, lead = "yes", "Yes"
+    elif all(d <= 0 for d in diffs):
+        verdict, lead = "no", "No"
+    else:
+        verdict, lead = "partly", "Partly"
+    lo, hi = min(diffs), max(diffs)
+    if lo >= 0:
+        span = f"{fmt(lo)} to {fmt(hi)} dB better than"
+    elif hi <= 0:
+        span = f"{fmt(-hi)} to {fmt(-lo)} dB worse than"
+    else:
+        span = f"between {fmt(-lo)} dB worse and {fmt(hi)} dB better than"
+    sentence = f"{lead}: packing reconstructs held-out images {span} max-pooling over {len(diffs)} level setting(s)."
+    return Answer(PACKING_QUESTION, verdict, sentence, PACKING_RULE, evidence)
+
+
+@SECTIONS.register("packing", description=PACKING_QUESTION, needs=(AutoencoderResult,), order=50)
+def packing_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(AutoencoderResult)
+    runs = doc.runs if doc else []
+    extra: list[Block] = []
+    pts = [{"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.psnr} for r in runs if math.isfinite(r.psnr)]
+    if pts:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        sns.lineplot(pd.DataFrame(pts), x="levels", y="PSNR (dB)", hue="architecture", marker="o", ax=ax)
+        ax.set(xlabel="downsampling levels (bottleneck = input / 2^levels per side)", ylabel="held-out PSNR (dB)")
+        extra.append(figure_from_matplotlib(fig, "Autoencoder reconstruction PSNR against depth of the bottleneck",
+                                            "psnr"))
+    if runs:
+        extra.append(Table([{"arch": r.arch, "levels": r.levels, "params": r.params, "macs": r.macs, "mse": r.mse,
+                             "psnr": r.psnr, "ssim": r.ssim, "steps": r.steps} for r in runs], "autoencoder.json"))
+    extra += embedded_figures(results, AutoencoderResult, "autoencoder_reconstructions*.png",
+                              "Reconstructions next to originals")
+    return answer_section("packing", PACKING_QUESTION, results, extra)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +46,12 @@ from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.plotting import save_figure
-from probe.results import Result
+from probe.report.answers import QUESTIONS, Answer, finite, fmt
+from probe.report.collect import Results
+from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import encode, transient
 from probe.seeding import seed_everything
 from probe.training import TrainConfig, load_checkpoint
 from probe.training.checkpoint import weights_step
@@ -79,8 +84,8 @@ class CollapseStatistics:
     collapse_below: float = COLLAPSE_BELOW
     scale_band: tuple[float, float] = SCALE_BAND
 
-    def summary(self) -> dict[str, float]:
-        """Batch-level numbers: shares plus median/mean of each statistic over defined images."""
+    def summary(self, step: int) -> CollapseSummary:
+        """Batch-level numbers at ``step``: shares plus median/mean of each statistic over defined images."""
         keep = np.asarray(self.defined, dtype=bool)
 
         def _agg(values: list[float], how: str) -> float:
@@ -90,22 +95,31 @@ class CollapseStatistics:
                 return math.nan
             return float(np.median(arr) if how == "median" else arr.mean())
 
-        return {
-            "n_images": len(self.std_ratio),
-            "n_defined": int(keep.sum()),
-            "collapsed_share": self.collapsed_share,
-            "scale_flagged_share": self.scale_flagged_share,
-            "median_std_ratio": _agg(self.std_ratio, "median"),
-            "mean_std_ratio": _agg(self.std_ratio, "mean"),
-            "mean_pearson": _agg(self.pearson, "mean"),
-            "mean_spearman": _agg(self.spearman, "mean"),
-            "mean_r2": _agg(self.r2, "mean"),
-            "median_r2": _agg(self.r2, "median"),
-            "median_scale_ratio": _agg(self.scale_ratio, "median"),
-        }
+        return CollapseSummary(
+            step=step, n_images=len(self.std_ratio), n_defined=int(keep.sum()),
+            collapsed_share=self.collapsed_share, scale_flagged_share=self.scale_flagged_share,
+            median_std_ratio=_agg(self.std_ratio, "median"), mean_std_ratio=_agg(self.std_ratio, "mean"),
+            mean_pearson=_agg(self.pearson, "mean"), mean_spearman=_agg(self.spearman, "mean"),
+            mean_r2=_agg(self.r2, "mean"), median_r2=_agg(self.r2, "median"),
+            median_scale_ratio=_agg(self.scale_ratio, "median"))
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+
+@dataclass
+class CollapseSummary:
+    """One measurement of one model: shares of collapsed / scale-flagged images and per-image aggregates."""
+
+    step: int
+    n_images: int
+    n_defined: int
+    collapsed_share: float
+    scale_flagged_share: float
+    median_std_ratio: float
+    mean_std_ratio: float
+    mean_pearson: float
+    mean_spearman: float
+    mean_r2: float
+    median_r2: float
+    median_scale_ratio: float
 
 
 def _check_shapes(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> None:
@@ -216,8 +230,8 @@ class Measurement:
     stats: CollapseStatistics
     pred: torch.Tensor  # [B,1,h,w] metres, on the CPU
 
-    def history_row(self) -> dict[str, Any]:
-        return {"step": self.step, **self.stats.summary()}
+    def summary(self) -> CollapseSummary:
+        return self.stats.summary(self.step)
 
 
 def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
@@ -228,31 +242,34 @@ def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
         pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]))
     finally:
         model.train(was_training)
+    return measure_prediction(pred, batch, step)
+
+
+def measure_prediction(pred: torch.Tensor, batch: HeldOutBatch, step: int) -> Measurement:
+    """Collapse statistics of a prediction ``[B,1,h,w]`` (metres) of ``batch`` at ``step``."""
     return Measurement(step, collapse_statistics(pred, batch.depth, batch.valid), pred.cpu())
 
 
 @dataclass
 class ModelCollapse:
-    """One model's collapse history (one :class:`Measurement` per check) on one held-out batch."""
+    """One model's collapse history on one held-out batch; ``final`` holds the per-image statistics of the last."""
 
     name: str
     source: str
-    batch: HeldOutBatch
-    measurements: list[Measurement]
+    images: list[str]  # the held-out images, in the order of every per-image list
+    history: list[CollapseSummary]  # one per measurement, in step order
+    final: CollapseStatistics
+    batch: HeldOutBatch | None = transient()  # for the example figure only
+    final_pred: torch.Tensor | None = transient()  # [B,1,h,w] metres at the last measurement
+
+    @classmethod
+    def of(cls, name: str, source: str, batch: HeldOutBatch, measurements: list[Measurement]) -> ModelCollapse:
+        last = measurements[-1]
+        return cls(name, source, list(batch.names), [m.summary() for m in measurements], last.stats, batch, last.pred)
 
     @property
-    def final(self) -> Measurement:
-        return self.measurements[-1]
-
-    def to_json(self) -> dict[str, Any]:
-        summary = self.final.stats.summary()
-        return {
-            "name": self.name, "source": self.source,
-            "collapsed_share": summary["collapsed_share"], "median_std_ratio": summary["median_std_ratio"],
-            "history": [m.history_row() for m in self.measurements],
-            "final": {"step": self.final.step, **summary,
-                      "per_image": {"name": self.batch.names, **self.final.stats.to_json()}},
-        }
+    def last(self) -> CollapseSummary:
+        return self.history[-1]
 
 
 class CollapseTracker(TrainingProbe):
@@ -294,8 +311,8 @@ class CollapseTracker(TrainingProbe):
     def result(self, source: str = "") -> ModelCollapse:
         if self.batch is None or not self.measurements:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse(str(self.name), source or f"trained {self._last_step or 0} steps",
-                             self.batch, list(self.measurements))
+        return ModelCollapse.of(str(self.name), source or f"trained {self._last_step or 0} steps",
+                                self.batch, list(self.measurements))
 
     def to_result(self) -> CollapseResult:
         return CollapseResult(models=[self.result()], config={"every": self.every})
@@ -325,18 +342,20 @@ class CollapseConfig(TrainingRuns):
     out: Path = Path("runs/collapse")
 
 
+RULE = (f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
+        f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]")
+
+
+@register_result
 @dataclass
 class CollapseResult(Result):
     """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
 
-    name = "collapse"
+    name: ClassVar[str] = "collapse"
+    schema_version: ClassVar[int] = 1
     models: list[ModelCollapse]
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rule": (f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
-                         f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]"),
-                "config": self.config, "models": [m.to_json() for m in self.models]}
+    config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
+    rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [histogram_figure(self.models, out_dir / "collapse_hist.png"),
@@ -366,13 +385,13 @@ def run(config: CollapseConfig) -> CollapseResult:
         batch = HeldOutBatch.from_dataset(held_out_dataset(run_cfg), config.n_images, device)
         step = weights_step(weights)
         return CollapseResult(
-            models=[ModelCollapse(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
-                                  [measure(model, batch, step=step)])],
-            config=asdict(config))
+            models=[ModelCollapse.of(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
+                                     [measure(model, batch, step=step)])],
+            config=encode(config))
     trackers = train_with_hook(config, lambda: CollapseTracker(every=config.every, n_images=config.n_images),
                                "collapse")
     return CollapseResult(models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers],
-                          config=asdict(config))
+                          config=encode(config))
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -380,7 +399,7 @@ def run(config: CollapseConfig) -> CollapseResult:
 def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Histogram of the final per-image std ratios, one colour per model; dashed line at the threshold."""
     rows = [{"model": m.name, "std(pred) / std(gt)": r}
-            for m in models for r, ok in zip(m.final.stats.std_ratio, m.final.stats.defined) if ok]
+            for m in models for r, ok in zip(m.final.std_ratio, m.final.defined) if ok]
     fig, ax = plt.subplots(figsize=(7, 4))
     if rows:
         frame = pd.DataFrame(rows)
@@ -394,7 +413,7 @@ def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
 
 def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Median std ratio, collapsed share, mean Pearson r and mean R^2 against the training step."""
-    frame = pd.DataFrame([{"model": m.name, **row} for m in models for row in (x.history_row() for x in m.measurements)])
+    frame = pd.DataFrame([{"model": m.name, **asdict(row)} for m in models for row in m.history])
     panels = [("median_std_ratio", "median std(pred) / std(gt)"), ("collapsed_share", "share of collapsed images"),
               ("mean_pearson", "mean Pearson r (pred, gt)"), ("median_r2", "median R² vs per-image mean")]
     fig, axes = plt.subplots(1, 4, figsize=(19, 4))
@@ -410,26 +429,88 @@ def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
 
 
 def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3) -> Path:
-    """Image, ground truth and prediction (shared colour scale) for each model's most collapsed images."""
+    """Image, ground truth and prediction (shared colour scale) for each model's most collapsed images.
+
+    Models read back from JSON carry no images or predictions and are left out.
+    """
     rows = []
     for m in models:
-        ratios = np.asarray(m.final.stats.std_ratio, dtype=np.float64)
+        if m.batch is None or m.final_pred is None:
+            continue
+        ratios = np.asarray(m.final.std_ratio, dtype=np.float64)
         order = [i for i in np.argsort(np.where(np.isfinite(ratios), ratios, np.inf)) if np.isfinite(ratios[i])]
-        rows += [(m, int(i)) for i in order[:per_model]]
+        rows += [(m, m.batch, m.final_pred, int(i)) for i in order[:per_model]]
     fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(10, 2.6 * max(1, len(rows))), squeeze=False)
-    for (m, i), row in zip(rows, axes):
-        valid = m.batch.valid[i, 0].cpu().numpy()
-        gt = np.where(valid, m.batch.depth[i, 0].cpu().numpy(), np.nan)
-        pred = m.final.pred[i, 0].numpy()
+    for (m, batch, final_pred, i), row in zip(rows, axes):
+        valid = batch.valid[i, 0].cpu().numpy()
+        gt = np.where(valid, batch.depth[i, 0].cpu().numpy(), np.nan)
+        pred = final_pred[i, 0].numpy()
         lo, hi = np.nanmin(gt), np.nanmax(gt)
-        row[0].imshow(m.batch.image[i, :3].permute(1, 2, 0).cpu().clamp(0, 1).numpy())
+        row[0].imshow(batch.image[i, :3].permute(1, 2, 0).cpu().clamp(0, 1).numpy())
         row[1].imshow(gt, cmap="magma_r", vmin=lo, vmax=hi)
         shown = row[2].imshow(pred, cmap="magma_r", vmin=lo, vmax=hi)
-        row[0].set_title(f"{m.name}: {m.batch.names[i]}", fontsize=8)
+        row[0].set_title(f"{m.name}: {m.images[i]}", fontsize=8)
         row[1].set_title("ground truth (m)", fontsize=8)
-        row[2].set_title(f"prediction: std ratio {m.final.stats.std_ratio[i]:.3f}, "
-                         f"r {m.final.stats.pearson[i]:.2f}", fontsize=8)
+        row[2].set_title(f"prediction: std ratio {m.final.std_ratio[i]:.3f}, r {m.final.pearson[i]:.2f}", fontsize=8)
         fig.colorbar(shown, ax=row[2], fraction=0.046)
     for ax in axes.flat:
         ax.axis("off")
     return save_figure(fig, path)
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+COLLAPSE_RULE = (
+    "An image is collapsed when the spatial standard deviation of its prediction is below 0.1 of the "
+    "ground truth's. Yes when at least half of a model's evaluated images are collapsed at the last "
+    "measurement, partly when some are, no when none are."
+)
+COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
+
+
+@QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
+def prediction_collapses(results: Results) -> Answer | None:
+    doc = results.first(CollapseResult)
+    if doc is None or not doc.models:
+        return None
+    evidence, worst = [], []
+    for m in doc.models:
+        share, ratio = finite(m.last.collapsed_share), finite(m.last.median_std_ratio)
+        evidence.append({"model": m.name, "collapsed share": fmt(share), "median std ratio": fmt(ratio)})
+        if share is not None:
+            worst.append((share, m.name, ratio))
+    if not worst:
+        return Answer(COLLAPSE_QUESTION, "inconclusive", "collapse.json holds no collapsed share.", COLLAPSE_RULE,
+                      evidence)
+    # most collapsed: highest collapsed share, ties broken by the smallest std ratio
+    worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else math.inf)), reverse=True)
+    share, name, ratio = worst[0]
+    if share >= 0.5:
+        verdict, lead = "yes", "Yes"
+    elif share > 0:
+        verdict, lead = "partly", "Partly"
+    else:
+        verdict, lead = "no", "No"
+    sentence = (f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
+                f"(median prediction/ground-truth std ratio {fmt(ratio)}).")
+    return Answer(COLLAPSE_QUESTION, verdict, sentence, COLLAPSE_RULE, evidence)
+
+
+@SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)
+def collapse_section(results: Results) -> Section | None:
+    doc = results.first(CollapseResult)
+    rows = [{"model": m.name, "step": h.step, "median std ratio": h.median_std_ratio,
+             "collapsed share": h.collapsed_share} for m in (doc.models if doc else []) for h in m.history]
+    extra: list[Block] = []
+    if rows:
+        df = pd.DataFrame(rows)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        sns.lineplot(df, x="step", y="median std ratio", hue="model", marker="o", ax=axes[0])
+        axes[0].axhline(COLLAPSE_BELOW, ls="--", c="grey")
+        axes[0].set(xlabel="training step", ylabel="prediction std / ground-truth std")
+        sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", ax=axes[1])
+        axes[1].set(xlabel="training step", ylabel="share of collapsed images", ylim=(-0.05, 1.05))
+        extra.append(figure_from_matplotlib(fig, "Collapse statistics over training (dashed: collapse threshold)",
+                                            "steps"))
+    extra += embedded_figures(results, CollapseResult, "collapse_*.png", "Collapse analysis figure")
+    return answer_section("collapse", COLLAPSE_QUESTION, results, extra)

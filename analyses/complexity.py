@@ -49,12 +49,15 @@ with warnings.catch_warnings():
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
-from probe.results import Result
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.plotting import save_figure
 from probe.registry import Registry
+from probe.report import document
+from probe.report.collect import Results
+from probe.report.sections import SECTIONS, embedded_figures
+from probe.results import Result, register_result
 from probe.seeding import seed_everything
 
 TOP_LEVEL = "(top level)"
@@ -126,19 +129,17 @@ class ModelComplexity:
     measure_seconds: float
 
 
+@register_result
 @dataclass
 class ComplexityResult(Result):
     """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
 
     name: ClassVar[str] = "complexity"
+    schema_version: ClassVar[int] = 1
     config: ComplexityConfig
     device: str
     device_name: str
     models: list[ModelComplexity]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "device": self.device, "device_name": self.device_name,
-                "models": [asdict(m) for m in self.models]}
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_blocks(self.models, Path(out_dir) / "complexity_blocks.png")]
@@ -415,3 +416,33 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
     fig.suptitle(f"Cost per block at {'x'.join(map(str, models[0].input_size))}" if models else "Cost per block")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# -- the report: the models section -----------------------------------------------------------------------
+
+@SECTIONS.register("models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,),
+                   order=10)
+def models_section(results: Results) -> document.Section | None:
+    doc = results.first(ComplexityResult)
+    if doc is None or not doc.models:
+        return None
+    rows = [{"model": m.name, "input (HxW)": "x".join(str(v) for v in m.input_size), "params": m.params,
+             "MACs (G)": m.macs / 1e9, "FLOPs torch (G)": m.flops_torch / 1e9,
+             "activations (M)": m.activation_count / 1e6, "forward (ms)": m.latency.forward_ms,
+             "fwd+bwd (ms)": m.latency.forward_backward_ms,
+             "peak memory (MiB)": m.peak_memory_bytes / 2**20 if m.peak_memory_bytes else None}
+            for m in doc.models]
+    df = pd.DataFrame({"model": [m.name for m in doc.models],
+                       "parameters (millions)": [m.params / 1e6 for m in doc.models],
+                       "GMACs per image": [m.macs / 1e9 for m in doc.models]})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    sns.barplot(df, x="model", y="parameters (millions)", ax=axes[0])
+    sns.barplot(df, x="model", y="GMACs per image", ax=axes[1])
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Model size and compute")
+    blocks: list[document.Block] = [document.Table(rows, "complexity.json"),
+                                    document.figure_from_matplotlib(
+                                        fig, "Parameters (millions) and multiply-accumulates (G) per model", "size")]
+    blocks += embedded_figures(results, ComplexityResult, "complexity_*.png", "Per-block MACs and parameters")
+    return document.Section("models", "The models", blocks)

@@ -29,9 +29,9 @@ and :class:`GradientsResult` judges each model by the rule in :data:`RULE`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,12 @@ import torch.nn as nn
 from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.errors import ProbeError
-from probe.results import Result
+from probe.report.answers import QUESTIONS, Answer, fmt, is_packnet
+from probe.report.collect import Results
+from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import encode
 
 VANISH_BELOW = 1e-3
 EXPLODE_ABOVE = 1e3
@@ -165,106 +170,131 @@ class GradientRecorder(TrainingProbe):
         for depth, index in enumerate(self._order):
             name, module = self._modules[index]
             params = sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
-            layers.append(LayerGradients(
+            layers.append(LayerGradients.of(
                 name=name, type=type(module).__name__, depth=depth, params=params,
                 grad_norm=history[:, 0, index].tolist(), weight_norm=history[:, 1, index].tolist(),
                 update_ratio=history[:, 2, index].tolist()))
         not_executed = [self._modules[i][0] for i in range(len(self._modules)) if i not in executed]
-        return ModelGradients(name=str(self.name), steps=list(self._steps), layers=layers, not_executed=not_executed)
+        return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed)
 
     def to_result(self) -> GradientsResult:
         return GradientsResult(models=[self.result()], config={"every": self.every})
 
 
-def _summary(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
-        return {"per_step": arr.tolist(), "mean": math.nan, "median": math.nan, "min": math.nan, "max": math.nan}
-    return {"per_step": arr.tolist(), "mean": float(finite.mean()), "median": float(np.median(finite)),
-            "min": float(finite.min()), "max": float(finite.max())}
+@dataclass
+class StepSeries:
+    """One quantity at every recorded step (``per_step``) and its summary over the finite values (NaN if none)."""
+
+    per_step: list[float]
+    mean: float
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> StepSeries:
+        arr = np.asarray(values, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        if finite.size == 0:
+            return cls(arr.tolist(), math.nan, math.nan, math.nan, math.nan)
+        return cls(arr.tolist(), float(finite.mean()), float(np.median(finite)), float(finite.min()),
+                   float(finite.max()))
 
 
 @dataclass
 class LayerGradients:
-    """One module's history; lists have one entry per recorded step."""
+    """One module's history: gradient norm, weight norm and update ratio at every recorded step."""
 
     name: str
     type: str
     depth: int
     params: int
-    grad_norm: list[float]
-    weight_norm: list[float]
-    update_ratio: list[float]
+    grad_norm: StepSeries
+    normalised_grad: float  # median gradient norm per sqrt(parameter): the verdict's measure
+    weight_norm: StepSeries
+    update_ratio: StepSeries
+
+    @classmethod
+    def of(cls, name: str, type: str, depth: int, params: int, grad_norm: Sequence[float],
+           weight_norm: Sequence[float], update_ratio: Sequence[float]) -> LayerGradients:
+        """From per-step values; ``normalised_grad`` makes a 3x3 conv comparable with a bias-only norm."""
+        grads = StepSeries.of(grad_norm)
+        return cls(name, type, depth, params, grads, grads.median / math.sqrt(max(1, params)),
+                   StepSeries.of(weight_norm), StepSeries.of(update_ratio))
 
     @property
     def median_grad(self) -> float:
-        return _summary(self.grad_norm)["median"]
+        return self.grad_norm.median
 
-    @property
-    def normalised_grad(self) -> float:
-        """Median gradient norm per sqrt(parameter): comparable between a 3x3 conv and a bias-only norm."""
-        return self.median_grad / math.sqrt(max(1, self.params))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "depth": self.depth, "params": self.params,
-                "grad_norm": _summary(self.grad_norm), "normalised_grad": self.normalised_grad,
-                "weight_norm": _summary(self.weight_norm), "update_ratio": _summary(self.update_ratio)}
+@dataclass
+class GradientVerdict:
+    """What :data:`RULE` says about one model's layers, and its first/last-layer gradient ratios."""
+
+    rule: str
+    vanishing: list[str]
+    exploding: list[str]
+    first_last_ratio: float  # median gradient norm of the first executed layer / the last's
+    first_last_ratio_normalised: float
+    summary: str
+    first_layer: str
+    last_layer: str
+
+
+def judge(layers: Sequence[LayerGradients], vanish_below: float = VANISH_BELOW,
+          explode_above: float = EXPLODE_ABOVE) -> GradientVerdict:
+    """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
+    norm = np.array([layer.normalised_grad for layer in layers], dtype=np.float64)
+    nonfinite = [not np.all(np.isfinite(layer.grad_norm.per_step)) for layer in layers]
+    exploding = []
+    for i, bad in enumerate(nonfinite):
+        later = norm[i + 1:][np.isfinite(norm[i + 1:])]
+        exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
+    calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
+    largest = max(calm) if calm else math.nan
+    vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest)
+                 for n, e in zip(norm, exploding)]
+    first, last = layers[0], layers[-1]
+    ratio = first.median_grad / last.median_grad if last.median_grad > 0 else math.nan
+    ratio_norm = first.normalised_grad / last.normalised_grad if last.normalised_grad > 0 else math.nan
+    names_v = [layer.name for layer, v in zip(layers, vanishing) if v]
+    names_e = [layer.name for layer, e in zip(layers, exploding) if e]
+    if names_e or names_v:
+        summary = f"{len(names_v)} vanishing and {len(names_e)} exploding of {len(layers)} layers"
+    else:
+        summary = f"no vanishing or exploding layer among {len(layers)}"
+    summary += f"; first/last median gradient norm ratio {ratio:.3g}"
+    return GradientVerdict(RULE, names_v, names_e, ratio, ratio_norm, summary, first.name, last.name)
 
 
 @dataclass
 class ModelGradients:
-    """All layers of one model, input to output."""
+    """All layers of one model, input to output, and the verdict on them."""
 
     name: str
     steps: list[int]
+    params: int
+    verdict: GradientVerdict
     layers: list[LayerGradients]
-    not_executed: list[str] = field(default_factory=list)
+    not_executed: list[str]
 
-    def verdict(self, vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE) -> dict[str, Any]:
-        """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
-        norm = np.array([layer.normalised_grad for layer in self.layers], dtype=np.float64)
-        nonfinite = [not np.all(np.isfinite(layer.grad_norm)) for layer in self.layers]
-        exploding = []
-        for i, bad in enumerate(nonfinite):
-            later = norm[i + 1:][np.isfinite(norm[i + 1:])]
-            exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
-        calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
-        largest = max(calm) if calm else math.nan
-        vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest)
-                     for n, e in zip(norm, exploding)]
-        first, last = self.layers[0], self.layers[-1]
-        ratio = first.median_grad / last.median_grad if last.median_grad > 0 else math.nan
-        ratio_norm = first.normalised_grad / last.normalised_grad if last.normalised_grad > 0 else math.nan
-        names_v = [layer.name for layer, v in zip(self.layers, vanishing) if v]
-        names_e = [layer.name for layer, e in zip(self.layers, exploding) if e]
-        if names_e or names_v:
-            summary = f"{len(names_v)} vanishing and {len(names_e)} exploding of {len(self.layers)} layers"
-        else:
-            summary = f"no vanishing or exploding layer among {len(self.layers)}"
-        summary += f"; first/last median gradient norm ratio {ratio:.3g}"
-        return {"rule": RULE, "vanishing": names_v, "exploding": names_e, "first_last_ratio": ratio,
-                "first_last_ratio_normalised": ratio_norm, "summary": summary,
-                "first_layer": first.name, "last_layer": last.name}
-
-    def to_json(self) -> dict[str, Any]:
-        verdict = self.verdict()
-        return {"name": self.name, "steps": self.steps, "n_layers": len(self.layers),
-                "params": sum(layer.params for layer in self.layers),
-                "first_last_ratio": verdict["first_last_ratio"], "verdict": verdict,
-                "layers": [layer.to_json() for layer in self.layers], "not_executed": self.not_executed}
+    @classmethod
+    def of(cls, name: str, steps: list[int], layers: list[LayerGradients],
+           not_executed: list[str] | None = None) -> ModelGradients:
+        """Judge ``layers`` by :data:`RULE` (:func:`judge`)."""
+        return cls(name, steps, sum(layer.params for layer in layers), judge(layers), layers, not_executed or [])
 
 
+@register_result
 @dataclass
 class GradientsResult(Result):
-    """Per-model gradient histories; ``save(DIR)`` writes ``gradients.json`` and the figures."""
+    """Per-model gradient histories and verdicts; ``save(DIR)`` writes ``gradients.json`` and the figures."""
 
-    name = "gradients"
+    name: ClassVar[str] = "gradients"
+    schema_version: ClassVar[int] = 1
     models: list[ModelGradients]
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rule": RULE, "config": self.config, "models": [m.to_json() for m in self.models]}
+    config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
+    rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
         written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{m.name}.png") for m in self.models]
@@ -279,7 +309,7 @@ def heatmap_figure(model: ModelGradients, path: Path) -> Path:
 
     from probe.plotting import save_figure
 
-    grid = np.array([layer.grad_norm for layer in model.layers], dtype=np.float64)  # [layers, steps]
+    grid = np.array([layer.grad_norm.per_step for layer in model.layers], dtype=np.float64)  # [layers, steps]
     shown = np.ma.masked_where(~np.isfinite(grid) | (grid <= 0), grid)
     positive = shown.compressed()
     fig, ax = plt.subplots(figsize=(min(14.0, 4 + 0.08 * grid.shape[1]), min(18.0, 2.5 + 0.12 * grid.shape[0])))
@@ -337,9 +367,65 @@ class GradientsConfig(TrainingRuns):
 def run(config: GradientsConfig) -> GradientsResult:
     """Train every model on the same batches with a :class:`GradientRecorder` attached."""
     recorders = train_with_hook(config, GradientRecorder, "gradients")
-    return GradientsResult(models=[r.result() for r in recorders], config=asdict(config))
+    return GradientsResult(models=[r.result() for r in recorders], config=encode(config))
 
 
 @TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
 def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
     return GradientRecorder(every=every, out_dir=out_dir, flag="--probe-every")
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+VANISH_RULE = (
+    "Yes when a PackNet model's gradient verdict flags at least one layer as vanishing "
+    "(the rule recorded in gradients.json), or its first/last-layer median gradient ratio is below 1e-2; "
+    "no when no PackNet layer is flagged and the ratio is at least 1e-2."
+)
+VANISH_QUESTION = "Do PackNet's gradients vanish?"
+
+
+@QUESTIONS.register("gradients", description=VANISH_QUESTION, order=10)
+def gradients_vanish(results: Results) -> Answer | None:
+    doc = results.first(GradientsResult)
+    if doc is None or not doc.models:
+        return None
+    evidence, flagged = [], []
+    for m in doc.models:
+        v = m.verdict
+        evidence.append({"model": m.name, "layers": len(m.layers), "vanishing layers": len(v.vanishing),
+                         "exploding layers": len(v.exploding), "first/last median grad": fmt(v.first_last_ratio)})
+        if is_packnet(m.name) and (v.vanishing or v.first_last_ratio < 1e-2):  # NaN never counts as below
+            flagged.append((m.name, len(v.vanishing), v.first_last_ratio))
+    packnets = [m for m in doc.models if is_packnet(m.name)]
+    if not packnets:
+        return Answer(VANISH_QUESTION, "inconclusive",
+                      "No PackNet model was measured, so the question cannot be answered from these runs.",
+                      VANISH_RULE, evidence)
+    if flagged:
+        parts = ", ".join(f"{n} ({k} layers flagged, first/last ratio {fmt(r)})" for n, k, r in flagged)
+        return Answer(VANISH_QUESTION, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
+    ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in packnets)
+    return Answer(VANISH_QUESTION, "no", f"No: no PackNet layer meets the vanishing rule (first/last ratios: {ratios}).",
+                  VANISH_RULE, evidence)
+
+
+@SECTIONS.register("gradients", description=VANISH_QUESTION, needs=(GradientsResult,), order=30)
+def gradients_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(GradientsResult)
+    frames = [{"model": m.name, "depth": layer.depth, "median gradient L2 norm": layer.median_grad}
+              for m in (doc.models if doc else []) for layer in m.layers
+              if math.isfinite(layer.median_grad) and layer.median_grad > 0]
+    extra: list[Block] = []
+    if frames:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        sns.lineplot(pd.DataFrame(frames), x="depth", y="median gradient L2 norm", hue="model", marker="o", ax=ax)
+        ax.set_yscale("log")
+        ax.set(xlabel="layer depth (0 = input side)", ylabel="median gradient L2 norm (log scale)")
+        extra.append(figure_from_matplotlib(fig, "Median gradient norm per layer, input to output", "depth"))
+    extra += embedded_figures(results, GradientsResult, "gradients_heatmap_*.png", "Gradient norm per layer and step")
+    return answer_section("gradients", VANISH_QUESTION, results, extra)

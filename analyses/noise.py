@@ -30,10 +30,11 @@ the first rapid drop the seed describes).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import statistics
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +45,12 @@ from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.losses import build_loss
-from probe.results import Result
+from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.collect import Results
+from probe.report.document import Section
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import encode
 from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
 
@@ -151,7 +157,29 @@ def measure_gradient_norms(model: nn.Module, batch_loss: BatchLoss, batch: dict,
     return values[0], values[1]
 
 
-def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
+@dataclass
+class LossSpread:
+    """Spread of per-batch losses: ``std``/``cv`` include the loss's trend, the detrended ones do not."""
+
+    n: int
+    mean: float
+    std: float
+    cv: float
+    std_detrended: float
+    cv_detrended: float
+
+    @classmethod
+    def of(cls, a: np.ndarray) -> LossSpread:
+        if a.size == 0:
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+        mean = float(a.mean())
+        std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+        jitter = float(np.diff(a).std(ddof=1) / math.sqrt(2.0)) if a.size > 2 else math.nan
+        return cls(int(a.size), mean, std, std / mean if mean else math.nan, jitter,
+                   jitter / mean if mean else math.nan)
+
+
+def loss_statistics(losses: Iterable[float]) -> dict[str, LossSpread]:
     """Spread of per-batch losses, over the whole run (``all``) and its second half.
 
     ``std``/``cv`` include the downward trend of the loss; ``std_detrended`` is
@@ -160,18 +188,7 @@ def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
     divides it by the mean.
     """
     arr = np.asarray([x for x in losses if math.isfinite(x)], dtype=np.float64)
-
-    def _stats(a: np.ndarray) -> dict[str, float]:
-        if a.size == 0:
-            return {"n": 0, "mean": math.nan, "std": math.nan, "cv": math.nan, "std_detrended": math.nan,
-                    "cv_detrended": math.nan}
-        mean = float(a.mean())
-        std = float(a.std(ddof=1)) if a.size > 1 else 0.0
-        jitter = float(np.diff(a).std(ddof=1) / math.sqrt(2.0)) if a.size > 2 else math.nan
-        return {"n": int(a.size), "mean": mean, "std": std, "cv": std / mean if mean else math.nan,
-                "std_detrended": jitter, "cv_detrended": jitter / mean if mean else math.nan}
-
-    return {"all": _stats(arr), "second_half": _stats(arr[arr.size // 2:])}
+    return {"all": LossSpread.of(arr), "second_half": LossSpread.of(arr[arr.size // 2:])}
 
 
 # -- measuring during training -----------------------------------------------------------------
@@ -246,12 +263,11 @@ class NoiseProbe(TrainingProbe):
         self.estimator.update(small, big)
         self.measured_steps.append(step)
 
-    def result(self) -> "ModelNoise":
+    def result(self) -> ModelNoise:
         if not self.losses:
             raise ProbeError("noise: the probe saw no training step (was it passed to train()?)")
-        return ModelNoise(name=str(self.name), train_batch=self.train_batch, estimator=self.estimator,
-                          measured_steps=list(self.measured_steps), loss_steps=list(self.loss_steps),
-                          losses=list(self.losses))
+        return ModelNoise.of(str(self.name), self.train_batch, self.estimator, list(self.measured_steps),
+                             list(self.loss_steps), list(self.losses))
 
     def to_result(self) -> NoiseResult:
         return NoiseResult(models=[self.result()], config={"every": self.every, "small_batch": self.small_batch,
@@ -264,32 +280,54 @@ def noise_probe(every: int, out_dir: Path) -> NoiseProbe:
 
 
 @dataclass
+class NoiseMeasurements:
+    """Every gradient-norm measurement: its step, ``|G_small|^2``, ``|G_big|^2`` and the running B_simple."""
+
+    step: list[int]
+    small_sq: list[float]
+    big_sq: list[float]
+    b_simple_ema: list[float]
+
+
+@dataclass
+class StepLosses:
+    """The training loss of every step."""
+
+    step: list[int]
+    loss: list[float]
+
+
+@dataclass
 class ModelNoise:
-    """One model's measurements: squared gradient norms at two batch sizes, and per-batch losses."""
+    """One model's noise scale (whole run and second half) and per-batch loss spread, with the raw series."""
 
     name: str
-    train_batch: int
-    estimator: NoiseScaleEstimator
-    measured_steps: list[int]
-    loss_steps: list[int]
-    losses: list[float]
+    b_small: int
+    b_big: int
+    train_batch_size: int
+    measurements: int
+    b_simple: float
+    b_simple_second_half: float
+    b_simple_over_train_batch: float
+    grad_sq_norm: float
+    trace_sigma: float
+    loss: LossSpread
+    loss_second_half: LossSpread
+    per_measurement: NoiseMeasurements
+    per_step_loss: StepLosses
 
-    def to_json(self) -> dict[str, Any]:
-        est = self.estimator
+    @classmethod
+    def of(cls, name: str, train_batch: int, est: NoiseScaleEstimator, measured_steps: list[int],
+           loss_steps: list[int], losses: list[float]) -> ModelNoise:
+        """Estimate from the measurements: means before dividing, over all of them and their second half."""
         overall = est.estimate()
         late = est.estimate(start=len(est.small) // 2)
-        loss = loss_statistics(self.losses)
-        return {
-            "name": self.name, "b_small": est.b_small, "b_big": est.b_big, "train_batch_size": self.train_batch,
-            "measurements": len(est.small),
-            "b_simple": overall.noise_scale, "b_simple_second_half": late.noise_scale,
-            "b_simple_over_train_batch": overall.noise_scale / self.train_batch,
-            "grad_sq_norm": overall.grad_sq, "trace_sigma": overall.trace_sigma,
-            "loss": loss["all"], "loss_second_half": loss["second_half"],
-            "per_measurement": {"step": self.measured_steps, "small_sq": est.small, "big_sq": est.big,
-                                "b_simple_ema": est.ema_history},
-            "per_step_loss": {"step": self.loss_steps, "loss": self.losses},
-        }
+        spread = loss_statistics(losses)
+        return cls(name, est.b_small, est.b_big, train_batch, len(est.small), overall.noise_scale, late.noise_scale,
+                   overall.noise_scale / train_batch, overall.grad_sq, overall.trace_sigma, spread["all"],
+                   spread["second_half"], NoiseMeasurements(measured_steps, list(est.small), list(est.big),
+                                                            list(est.ema_history)),
+                   StepLosses(loss_steps, losses))
 
 
 @dataclass
@@ -302,19 +340,21 @@ class NoiseConfig(TrainingRuns):
     out: Path = Path("runs/noise")
 
 
+METHOD = ("B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each estimator averaged "
+          "over all measurements before dividing (McCandlish et al. 2018, appendix A); loss spread = std / mean "
+          "of the per-batch training loss")
+
+
+@register_result
 @dataclass
 class NoiseResult(Result):
     """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
-    name = "noise"
+    name: ClassVar[str] = "noise"
+    schema_version: ClassVar[int] = 1
     models: list[ModelNoise]
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"method": ("B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each "
-                           "estimator averaged over all measurements before dividing (McCandlish et al. 2018, "
-                           "appendix A); loss spread = std / mean of the per-batch training loss"),
-                "config": self.config, "models": [m.to_json() for m in self.models]}
+    config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or the probe's settings
+    method: str = METHOD
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [noise_figure(self.models, out_dir / "noise.png")]
@@ -329,7 +369,7 @@ def run(config: NoiseConfig) -> NoiseResult:
     """
     NoiseProbe(config.small_batch, config.big_batch, config.every)  # bad flags fail before any training
     probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
-    return NoiseResult(models=[p.result() for p in probes], config=asdict(config))
+    return NoiseResult(models=[p.result() for p in probes], config=encode(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
@@ -343,29 +383,77 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
     fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
     order = {"hue_order": [m.name for m in models]}
     losses = pd.DataFrame([{"model": m.name, "step": s, "loss": v} for m in models
-                           for s, v in zip(m.loss_steps, m.losses)])
+                           for s, v in zip(m.per_step_loss.step, m.per_step_loss.loss)])
     sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8, **order)
     axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
     ema = pd.DataFrame([{"model": m.name, "step": s, "B_simple (EMA)": v} for m in models
-                        for s, v in zip(m.measured_steps, m.estimator.ema_history) if math.isfinite(v) and v > 0])
+                        for s, v in zip(m.per_measurement.step, m.per_measurement.b_simple_ema)
+                        if math.isfinite(v) and v > 0])
     if not ema.empty:
         sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **order)
         axes[1].set_yscale("log")
     axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running (EMA)")
-    docs = [(m.name, m.to_json()) for m in models]
-    scale = pd.DataFrame([{"model": name, "B_simple": d["b_simple"]} for name, d in docs]).dropna()
+    scale = pd.DataFrame([{"model": m.name, "B_simple": m.b_simple} for m in models]).dropna()
     scale = scale[scale["B_simple"] > 0]
     if not scale.empty:
         sns.barplot(scale, x="model", y="B_simple", hue="model", ax=axes[2], legend=False, **order)
         axes[2].set_yscale("log")
-    for batch in sorted({m.train_batch for m in models}):
+    for batch in sorted({m.train_batch_size for m in models}):
         axes[2].axhline(batch, ls="--", c="grey")
     axes[2].set(xlabel="", ylabel="B_simple (log)", title="noise scale (dashed: training batch size)")
-    spread = pd.DataFrame([{"model": name, "part": part, "loss CV (detrended)": d[key]["cv_detrended"]}
-                           for name, d in docs for part, key in (("whole run", "loss"),
-                                                                  ("second half", "loss_second_half"))]).dropna()
+    spread = pd.DataFrame([{"model": m.name, "part": part, "loss CV (detrended)": loss.cv_detrended}
+                           for m in models for part, loss in (("whole run", m.loss),
+                                                              ("second half", m.loss_second_half))]).dropna()
     if not spread.empty:
         sns.barplot(spread, x="part", y="loss CV (detrended)", hue="model", ax=axes[3], **order)
     axes[3].set(xlabel="", ylabel="batch-to-batch std / mean", title="per-batch loss scatter")
     fig.subplots_adjust(wspace=0.3)
     return save_figure(fig, path)
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+NOISE_RULE = (
+    "Compares the batch-to-batch scatter of the loss between PackNet models and DenseDepth: the detrended "
+    "coefficient of variation (std of successive differences / sqrt(2) / mean, so the falling trend of "
+    "the loss does not count as noise; the plain std/mean where the detrended value is absent). Yes "
+    "(PackNet's batches are noisier) when the PackNet CV exceeds DenseDepth's by more than 20%; no when it "
+    "is lower by more than 20%; comparable otherwise. B_simple is shown as evidence."
+)
+NOISE_QUESTION = "How noisy are the batches?"
+
+
+def loss_cv(m: ModelNoise) -> float | None:
+    """The detrended per-batch loss CV, or the plain one where the run was too short for it (None: neither)."""
+    return finite(m.loss.cv_detrended) if finite(m.loss.cv_detrended) is not None else finite(m.loss.cv)
+
+
+@QUESTIONS.register("noise", description=NOISE_QUESTION, order=40)
+def batch_noise(results: Results) -> Answer | None:
+    doc = results.first(NoiseResult)
+    if doc is None or not doc.models:
+        return None
+    evidence = [{"model": m.name, "B_simple": fmt(m.b_simple), "loss CV (detrended)": fmt(loss_cv(m)),
+                 "loss CV (plain)": fmt(m.loss.cv), "loss std": fmt(m.loss.std)} for m in doc.models]
+    cv = {m.name: loss_cv(m) for m in doc.models}
+    pn = [v for k, v in cv.items() if is_packnet(k) and v is not None]
+    dd = [v for k, v in cv.items() if not is_packnet(k) and v is not None]
+    if not pn or not dd:
+        named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
+        return Answer(NOISE_QUESTION, "inconclusive",
+                      f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
+                      NOISE_RULE, evidence)
+    ratio = statistics.mean(pn) / max(statistics.mean(dd), 1e-12)
+    if ratio > 1.2:
+        verdict, lead = "yes", f"PackNet's batches are noisier: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+    elif ratio < 1 / 1.2:
+        verdict, lead = "no", f"PackNet's batches are calmer: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+    else:
+        verdict, lead = "partly", f"Comparable: PackNet's per-batch loss CV is {ratio:.2f}x DenseDepth's"
+    return Answer(NOISE_QUESTION, verdict, lead + ".", NOISE_RULE, evidence)
+
+
+@SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)
+def noise_section(results: Results) -> Section | None:
+    extra = embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
+    return answer_section("noise", NOISE_QUESTION, results, extra)

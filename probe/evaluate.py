@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from probe.results import Result
+from probe.results import Result, register_result
 from probe.data import transforms as T
 from probe.data.images import read_rgb
 from probe.depth_space import to_depth
@@ -81,6 +81,7 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
     return depth
 
 
+@register_result
 @dataclass
 class EvalResult(Result):
     """What ``probe eval`` measured; ``save(dir)`` writes ``dir/eval.json``.
@@ -94,6 +95,7 @@ class EvalResult(Result):
     """
 
     name: ClassVar[str] = "eval"
+    schema_version: ClassVar[int] = 1
 
     dataset: str
     split: str
@@ -109,13 +111,10 @@ class EvalResult(Result):
     metrics_image_mean: dict[str, float]
     options: dict[str, Any]
     median_ratio: dict[str, float] | None
-    per_image: list[dict[str, Any]]
+    per_image: list[dict[str, str | int | float | None]]
     seconds: float
     checkpoint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:

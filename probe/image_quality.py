@@ -96,7 +96,8 @@ class ImageQuality:
     """Quality of a set of reconstructions, averaged over images.
 
     ``psnr`` is the mean of per-image PSNRs in dB; it is ``inf`` when any image is
-    reconstructed exactly, which JSON stores as ``null`` with ``psnr_infinite`` true.
+    reconstructed exactly (result files store it as ``null`` beside a ``psnr_infinite`` flag,
+    see :class:`analyses.autoencoder.AutoencoderRun`).
     """
 
     mse: float
@@ -117,10 +118,6 @@ class ImageQuality:
         return ImageQuality(mse=sum(p.mse * p.images for p in parts) / n,
                             psnr=sum(p.psnr * p.images for p in parts) / n,
                             ssim=sum(p.ssim * p.images for p in parts) / n, images=n)
-
-    def to_json(self) -> dict[str, float | int | bool | None]:
-        return {"mse": self.mse, "psnr": None if self.psnr_infinite else self.psnr,
-                "psnr_infinite": self.psnr_infinite, "ssim": self.ssim, "images": self.images}
 
 
 def image_quality(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> ImageQuality:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -31,9 +31,9 @@ from hypothesis.extra import numpy as hnp
 from hypothesis.reporting import with_reporter
 
 from probe.errors import ProbeError, ShapeError
-from probe.io import write_json
 from probe.ops import pack, unpack
 from probe.registry import Registry
+from probe.results import Result, register_result
 from probe.seeding import check_seed
 
 PackFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -353,17 +353,27 @@ def run_laws(max_examples: int = 200, seed: int = 0, laws: Optional[Registry] = 
             for e in registry.entries()]
 
 
+@register_result
+@dataclass
+class PropertiesResult(Result):
+    """``properties.json``: every law with its example count, verdict and (shrunk) counterexample."""
+
+    name: ClassVar[str] = "properties"
+    schema_version: ClassVar[int] = 1
+    max_examples: int
+    seed: int
+    passed: bool  # every law held
+    laws: list[LawResult]
+
+    @classmethod
+    def of(cls, results: Sequence[LawResult], *, max_examples: int, seed: int) -> PropertiesResult:
+        laws = [replace(r, seconds=round(r.seconds, 3)) for r in results]
+        return cls(max_examples, seed, all(r.passed for r in laws), laws)
+
+
 def save_properties(results: Sequence[LawResult], out_dir: str | Path, *, max_examples: int, seed: int) -> Path:
-    """Write ``out_dir/properties.json``: ``{"analysis", "max_examples", "seed", "passed", "laws": [...]}``."""
-    doc = {
-        "analysis": "properties",
-        "max_examples": max_examples,
-        "seed": seed,
-        "passed": all(r.passed for r in results),
-        "laws": [{"name": r.name, "statement": r.statement, "examples": r.examples, "passed": r.passed,
-                  "counterexample": r.counterexample, "seconds": round(r.seconds, 3)} for r in results],
-    }
-    return write_json(Path(out_dir) / "properties.json", doc)
+    """Write ``out_dir/properties.json`` (:class:`PropertiesResult`) and return its path."""
+    return PropertiesResult.of(results, max_examples=max_examples, seed=seed).save(out_dir)[0]
 
 
 def law_table(results: Sequence[LawResult]) -> Any:

@@ -68,9 +68,15 @@ class Result:
     def read(cls: type[R], path: str | Path) -> R:
         """Load ``path`` (a file written by :meth:`save`); errors name the file and the key."""
         try:
-            return cls.from_json(read_json(path))
+            data = read_json(path)
+        except (RecursionError, ValueError) as exc:  # nested too deep, or an integer too long for Python to parse
+            raise SchemaError(f"{path}: not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+        try:
+            return cls.from_json(data)
         except SchemaError as exc:
             raise SchemaError(f"{path}: {exc}") from None
+        except RecursionError:
+            raise SchemaError(f"{path}: nested too deeply to be a result written by probe") from None
 
     def figures(self, out_dir: Path) -> list[Path]:
         """PNG figures of this result written into ``out_dir`` (none by default)."""
@@ -79,9 +85,7 @@ class Result:
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write ``out_dir/<name>.json`` atomically, then the figures; return every path written."""
         out = ensure_dir(out_dir, "--out")
-        # results whose to_json is still hand-written get the envelope here (removed once every class is a schema)
-        doc = {"analysis": self.name, "schema_version": self.schema_version, **self.to_json()}
-        written = [write_json(out / f"{self.name}.json", doc)]
+        written = [write_json(out / f"{self.name}.json", self.to_json())]
         written.extend(self.figures(out))
         return written
 

@@ -240,5 +240,66 @@ def _describe(annotation: Any) -> str:
 
 
 def _plural(annotation: Any) -> str:
-    plurals = {float: "numbers", int: "integers", str: "strings", bool: "booleans", Any: "values"}
+    plurals = {float: "numbers", int: "integers", str: "strings", bool: "booleans", Any: "values",
+               type(None): "nulls", Path: "paths"}
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return " or ".join(_plural(a) for a in typing.get_args(annotation))
+    if dataclasses.is_dataclass(annotation):
+        return f"objects ({annotation.__name__})"
+    if typing.get_origin(annotation) in (list, tuple):
+        return "lists"
+    if typing.get_origin(annotation) is dict:
+        return "objects"
     return plurals.get(annotation, _describe(annotation))
+
+
+# -- documentation ----------------------------------------------------------------------------------------
+
+
+def type_name(annotation: Any) -> str:
+    """A short name for a field type: ``int``, ``[float]``, ``{str: any}``, ``(int, int)``, ``float | null``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return "any"
+    if annotation is type(None) or annotation is None:
+        return "null"
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is list:
+        return f"[{type_name(args[0]) if args else 'any'}]"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"[{type_name(args[0])}]"
+        return "(" + ", ".join(type_name(a) for a in args) + ")"
+    if origin is dict:
+        return "{str: " + (type_name(args[1]) if args else "any") + "}"
+    if annotation is Path:
+        return "path"
+    return getattr(annotation, "__name__", repr(annotation))
+
+
+def schema_classes(cls: type) -> list[type]:
+    """``cls`` and every dataclass its JSON fields contain, depth first, each once."""
+    seen: list[type] = []
+
+    def visit(annotation: Any) -> None:
+        if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+            if annotation in seen:
+                return
+            seen.append(annotation)
+            hints = _hints(annotation)
+            for f in json_fields(annotation):
+                visit(hints[f.name])
+        for arg in typing.get_args(annotation):
+            visit(arg)
+
+    visit(cls)
+    return seen
+
+
+def describe(cls: type) -> list[str]:
+    """One line per dataclass of ``cls``'s schema: ``Name: field type, field type, ...`` (the JSON keys in order)."""
+    return [f"{c.__name__}: " + ", ".join(f"{f.name} {type_name(_hints(c)[f.name])}" for f in json_fields(c))
+            for c in schema_classes(cls)]

@@ -20,14 +20,15 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from probe.device import resolve_device
 from probe.data import dataset_info, dataset_present
 from probe.errors import DataError, ProbeError
-from probe.io import ensure_dir, write_json
+from probe.io import ensure_dir
 from probe.progress import progress_bar
 from probe.registry import Registry
+from probe.results import Result
 from probe.runs import prepare_run_dir
 from probe.seeding import check_seed
 
@@ -103,10 +104,21 @@ class StudyConfig:
 
 @dataclass
 class StepRecord:
+    """One step of a study: whether it ran or reused an earlier result, how long it took, what it wrote."""
+
     name: str
     status: str  # "ran" | "reused"
     seconds: float
     files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StudyLog(Result):
+    """``study.json``: the steps of the last ``probe study`` call, in order (the study's own log, not a report input)."""
+
+    name: ClassVar[str] = "study"
+    schema_version: ClassVar[int] = 1
+    steps: list[StepRecord]
 
 
 Step = Callable[[StudyConfig, Any], list[Path]]
@@ -206,11 +218,11 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
 def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
     """Attributes the models trained by the experiment step when it ran (else freshly built ones)."""
     from analyses import attribution
-    from probe.io import read_json
+    from probe.experiments import SeedStudyResult
 
     b = config.budget
     experiments = config.out / "experiments.json"
-    runs = [Path(e["run_dir"]) for e in read_json(experiments).get("experiments", [])] if experiments.is_file() else []
+    runs = [Path(e.run_dir) for e in SeedStudyResult.read(experiments).experiments] if experiments.is_file() else []
     cfg = attribution.AttributionConfig(models=[] if runs else list(b.analysed_models), checkpoints=runs,
                                         width=b.width, dataset=config.dataset, data_root=config.data_root,
                                         input_size=b.input_size, images=b.attribution_images,
@@ -247,10 +259,10 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
             else:
                 files = STEPS.get(name)(config, progress)
                 records.append(StepRecord(name, "ran", time.perf_counter() - start, [str(p) for p in files]))
-            write_json(config.out / "study.json", {"steps": records})
+            StudyLog(records).save(config.out)
             progress.advance(task)
         progress.update(task, description="study: report")
-        from probe.report import build_report
+        from probe.report.build import build_report
 
         build_report([config.out], config.out / "report.html")
         progress.advance(task)

@@ -10,4 +10,5 @@ from probe.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: 
 from probe.training.config import TrainConfig, parse_model_options  # noqa: F401
 from probe.training.hooks import StepStats, TrainHook  # noqa: F401
 from probe.training.loader import make_loader  # noqa: F401
-from probe.training.loop import StepSetup, TrainResult, read_metrics, summarise_metrics, train, train_step  # noqa: F401
+from probe.training.loop import StepSetup, TrainResult, train, train_step  # noqa: F401
+from probe.training.summary import TrainSummary, read_metrics, summarise_metrics  # noqa: F401

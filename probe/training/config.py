@@ -8,7 +8,8 @@ recorded config says what actually ran.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import typing
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 
 from probe.errors import ProbeError
 from probe.registry import Registry
+from probe.schema import SchemaError, decode
 from probe.seeding import check_seed
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -105,19 +107,16 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Rebuild a config from its ``to_json`` form (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_json(cls, data: Any) -> "TrainConfig":
+        """Rebuild a config from its ``to_json`` form: unknown keys and values of the wrong type are errors
+        naming the key; a missing key takes its default (configs written before the field existed)."""
+        if not isinstance(data, dict):
+            raise SchemaError(f"train config: expected a JSON object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(data) - set(hints))
         if unknown:
             raise ProbeError(f"train config: unknown field(s) {', '.join(unknown)}")
-        values = dict(data)
-        for key in ("out", "data_root"):
-            if values.get(key) is not None:
-                values[key] = Path(values[key])
-        if values.get("input_size") is not None:
-            values["input_size"] = tuple(values["input_size"])
-        return cls(**values)
+        return cls(**{key: decode(hints[key], value, key) for key, value in data.items()})
 
 
 OPTIMIZERS: Registry = Registry("optimizer")

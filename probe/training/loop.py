@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,7 +31,7 @@ import torch.nn as nn
 from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
-from probe.io import append_jsonl, atomic_write, to_plain, write_json
+from probe.io import append_jsonl, atomic_write, to_plain
 from probe.losses import build_loss
 from probe.models import build_model, count_parameters
 from probe.progress import progress_bar
@@ -45,6 +44,7 @@ from probe.training.distributed import (DistInfo, env_dist_info, gather_strings,
                                         shutdown_distributed, weights_digest)
 from probe.training.hooks import StepStats, TrainHook
 from probe.training.loader import EpochLoader, make_loader
+from probe.training.summary import BadItems, TrainSummary, read_metrics, summarise_metrics
 
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
@@ -71,11 +71,12 @@ class StepSetup:
 
 @dataclass
 class TrainResult:
-    """What ``train`` produced; ``model`` is the trained plain module (on the training device)."""
+    """What ``train`` produced; ``summary`` is ``train.json`` (None on DDP processes other than the main one);
+    ``model`` is the trained plain module (on the training device)."""
 
     out: Path
     steps: int
-    summary: dict[str, Any]
+    summary: TrainSummary | None
     checkpoint: Path
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
@@ -165,7 +166,7 @@ def train(config: TrainConfig, hooks: Sequence[TrainHook] = ()) -> TrainResult:
 
     >>> cfg = TrainConfig(model="packnet_slim_b", width=0.0625, input_size=(32, 64),
     ...                   dataset_length=16, max_steps=4, out=Path("runs/tiny"))  # doctest: +SKIP
-    >>> train(cfg).summary["steps"]                                              # doctest: +SKIP
+    >>> train(cfg).summary.steps                                                 # doctest: +SKIP
     4
     """
     info = env_dist_info()
@@ -345,23 +346,20 @@ class _Run:
                     writer.add_scalar(f"train/{key}", value, stats.step)
 
     # -- summary ----------------------------------------------------------------------------------
-    def _summarise(self, resumed_from: int | None) -> dict[str, Any]:
+    def _summarise(self, resumed_from: int | None) -> TrainSummary | None:
+        """``train.json`` (written by the main process; the others return None)."""
         digests = gather_strings(weights_digest(self.module), self.dist)
         if not self.dist.is_main:
-            return {}
-        records = read_metrics(self.metrics_path)
-        summary = summarise_metrics(records)
-        summary.update({
-            "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
-            "params": count_parameters(self.module), "dataset": self.config.dataset,
-            "batch_size": self.config.batch_size, "precision": self.config.precision,
-            "device": str(self.device), "resumed_from_step": resumed_from,
-            "bad_items": {"count": len(set(self.bad_items.names)), "names": sorted(set(self.bad_items.names)),
-                          "summary": self.bad_items.summary()},
-            "world_size": self.dist.world_size, "replica_weights_sha256": digests,
-            "replicas_identical": len(set(digests)) == 1,
-        })
-        write_json(self.out / "train.json", summary)
+            return None
+        cfg = self.config
+        bad = sorted(set(self.bad_items.names))
+        summary = TrainSummary(
+            **vars(summarise_metrics(read_metrics(self.metrics_path))), model=cfg.model,
+            model_options=cfg.model_options, width=cfg.width, params=count_parameters(self.module),
+            dataset=cfg.dataset, batch_size=cfg.batch_size, precision=cfg.precision, device=str(self.device),
+            resumed_from_step=resumed_from, bad_items=BadItems(len(bad), bad, self.bad_items.summary()),
+            world_size=self.dist.world_size, replica_weights_sha256=digests, replicas_identical=len(set(digests)) == 1)
+        summary.save(self.out)
         if len(set(digests)) != 1:
             raise ProbeError(f"DDP replicas ended with different weights ({digests}); see {self.out / 'train.json'}")
         return summary
@@ -376,43 +374,7 @@ def _tensorboard_writer(out: Path) -> Any:
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The per-step records of a run's ``metrics.jsonl`` (empty if there is none)."""
-    if not Path(path).is_file():
-        return []
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop lines logged after the checkpoint a run resumes from, so the log stays one line per step."""
     kept = [r for r in read_metrics(path) if r["step"] <= step]
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def summarise_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-epoch mean loss and time, per-batch loss spread, first-100-batch loss, throughput.
-
-    The seed judged models by these numbers: mean loss over the epoch, how much
-    single batches scatter around it, and how fast the first batches improve.
-    """
-    losses = [r["loss"] for r in records]
-    seconds = sum(r["seconds"] for r in records)
-    images = sum(r["images_per_s"] * r["seconds"] for r in records)
-    epochs = []
-    for epoch in sorted({r["epoch"] for r in records}):
-        rows = [r for r in records if r["epoch"] == epoch]
-        epoch_losses = [r["loss"] for r in rows]
-        epochs.append({"epoch": epoch, "steps": len(rows), "mean_loss": statistics.fmean(epoch_losses),
-                       "loss_std": statistics.pstdev(epoch_losses), "seconds": sum(r["seconds"] for r in rows)})
-    return {
-        "steps": len(records),
-        "epochs": epochs,
-        "mean_epoch_loss": epochs[-1]["mean_loss"] if epochs else None,
-        "batch_loss_std": statistics.pstdev(losses) if losses else None,
-        "first100_mean_loss": statistics.fmean(losses[:100]) if losses else None,
-        "final_loss": losses[-1] if losses else None,
-        "seconds": seconds,
-        "seconds_per_epoch": statistics.fmean(e["seconds"] for e in epochs) if epochs else None,
-        "images_per_s": images / seconds if seconds > 0 else None,
-        "loss_curve": losses,
-    }
