@@ -39,12 +39,13 @@ from probe.schema import transient
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.models import build_model
-from probe.options import parse_int_tuple
+from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
+                           input_size_option, option, parse_int_tuple, seed_option, width_option)
 from probe.registry import Registry
 from probe.report.collect import Results
 from probe.report.document import Block, Paragraph, Section, Table
 from probe.report.sections import SECTIONS, embedded_figures
-from probe.seeding import seed_everything
+from probe.seeding import check_seed, seed_everything
 
 # -- targets ------------------------------------------------------------------------------------
 
@@ -296,20 +297,22 @@ def load_inputs(image: Path | None, dataset: str, data_root: Path | None, input_
 class AttributionConfig:
     """Models (zoo names and/or checkpoints), inputs, target and method."""
 
-    models: list[str] = field(default_factory=list)
-    checkpoints: list[Path] = field(default_factory=list)
-    image: Path | None = None
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    pixel: str | None = None
-    region: str | None = None
-    method: str = "integrated_gradients"
-    steps: int = 32
-    images: int = 4
-    width: float = 0.25
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
+    models: list[str] = option(default_factory=list, flag="--model", help="zoo model at random init (repeat)")
+    checkpoints: list[Path] = option(default_factory=list, flag="--checkpoint",
+                                     help="trained run folder or .safetensors (repeat)")
+    image: Path | None = option(None, help="one RGB image file (instead of --dataset)")
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    pixel: str | None = option(None, help="target output pixel Y,X (default: centre)")
+    region: str | None = option(None, help="target output region Y0,X0,Y1,X1 (half-open)")
+    method: str = option("integrated_gradients",
+                         help="integrated_gradients|saliency|input_x_gradient|guided_backprop|gradient_shap")
+    steps: int = option(32, help="integration steps / samples of the method")
+    images: int = option(4, help="test images averaged for the receptive field")
+    width: float = width_option(0.25)
+    input_size: tuple[int, int] | None = input_size_option()
+    device: str = device_option()
+    seed: int = seed_option()
 
     def validate(self) -> None:
         METHODS.entry(self.method)
@@ -319,11 +322,11 @@ class AttributionConfig:
             parse_pixel(self.pixel)
         if self.region:
             parse_region(self.region)
-        for flag, value in (("--steps", self.steps), ("--images", self.images)):
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        if not self.width > 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_positive({"--steps": self.steps, "--images": self.images})
+        check_width(self.width)
+        check_seed(self.seed)
+        if not self.models and not self.checkpoints:
+            raise ProbeError("attribution: expected at least one --model or --checkpoint")
 
     def target(self, out_size: tuple[int, int]) -> Target:
         """The requested target checked against the output grid (default: its centre pixel)."""

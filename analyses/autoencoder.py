@@ -58,6 +58,8 @@ from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
 from probe.models.common import pad_to_multiple
 from probe.models import build_model
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
+from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
+                           input_size_option, option, seed_option, width_option)
 from probe.ops import pack, unpack
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, fmt
@@ -75,9 +77,7 @@ Norm = Callable[[int], nn.Module]
 #: Normalisation after every convolution of the generic architectures.  ``none`` is the
 #: default: a per-image normalisation discards each group's mean and scale, i.e. information,
 #: which would blur the comparison of resamplers; ``group`` is PackNet's GroupNorm(16).
-NORMS: Registry[Norm] = Registry("autoencoder normalisation")
-NORMS.register("none", description="no normalisation (identity-capable blocks)")(lambda channels: nn.Identity())
-NORMS.register("group", description="GroupNorm with PackNet's 16 groups")(group_norm)
+NORMS: dict[str, Norm] = {"none": lambda channels: nn.Identity(), "group": group_norm}
 
 
 class ConvBlock(nn.Sequential):
@@ -209,7 +209,7 @@ ARCHITECTURES: Registry[ArchFactory] = Registry("autoencoder architecture")
 
 def _register_resampling(name: str, down: Resampler, up: Resampler, description: str) -> None:
     def factory(levels: int, width: float, norm: str) -> nn.Module:
-        return LevelAutoencoder(levels, width, down, up, NORMS.get(norm))
+        return LevelAutoencoder(levels, width, down, up, NORMS[norm])
 
     ARCHITECTURES.register(name, description=description, sweeps_levels=True)(factory)
 
@@ -250,7 +250,8 @@ def build_autoencoder(arch: str, levels: int, width: float, norm: str = "none") 
     >>> build_autoencoder("pack2d", 2, 0.125)(torch.rand(1, 3, 16, 24)).shape   # doctest: +SKIP
     torch.Size([1, 3, 16, 24])
     """
-    NORMS.entry(norm)
+    if norm not in NORMS:
+        raise ProbeError(f"--norm: unknown autoencoder normalisation {norm!r}; expected one of {', '.join(NORMS)}")
     return ARCHITECTURES.build(arch, levels, width, norm)
 
 
@@ -347,37 +348,39 @@ DEFAULT_ARCHS = ("pack3d", "pack2d", "maxpool", "strided", "zoo_packnet", "zoo_d
 class AutoencoderConfig:
     """Everything the study needs; every architecture gets the same data and budget."""
 
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    archs: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
-    levels: list[int] = field(default_factory=lambda: list(range(1, MAX_LEVELS + 1)))
-    steps: int = 200
-    batch_size: int = 8
-    lr: float = 1e-3
-    width: float = 0.25
-    norm: str = "none"
-    input_size: tuple[int, int] | None = None
-    train_images: int = 256
-    eval_images: int = 32
-    figure_level: int | None = None
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    archs: list[str] = option(default_factory=lambda: list(DEFAULT_ARCHS), flag="--arch", shown="all",
+                              help="architecture (repeat; default: all)")
+    levels: list[int] = option(default_factory=lambda: list(range(1, MAX_LEVELS + 1)), parse=parse_levels,
+                               shown=f"1..{MAX_LEVELS}", help="downsampling levels: 1..5 or 1,2,3")
+    steps: int = option(200, help="training steps per architecture and level")
+    batch_size: int = option(8, help="images per step")
+    lr: float = option(1e-3, help="Adam learning rate")
+    width: float = width_option(0.25)
+    norm: str = option("none", help="normalisation in the generic architectures: none|group")
+    input_size: tuple[int, int] | None = input_size_option()
+    train_images: int = option(256, help="training images cached and cycled")
+    eval_images: int = option(32, help="held-out (test split) images scored")
+    figure_level: int | None = option(None, help="level shown in the reconstruction grid "
+                                                 "(default: middle of the sweep)")
     figure_examples: int = 4
-    device: str = "auto"
-    seed: int = 0
+    device: str = device_option()
+    seed: int = seed_option()
 
     def validate(self) -> None:
-        for name in self.archs:
-            ARCHITECTURES.entry(name)
-        NORMS.entry(self.norm)
         if not self.archs:
             raise ProbeError("--arch: expected at least one architecture")
-        for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
-                            ("--train-images", self.train_images), ("--eval-images", self.eval_images)):
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
+        for name in self.archs:
+            ARCHITECTURES.entry(name)
+        if self.norm not in NORMS:
+            raise ProbeError(f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of "
+                             f"{', '.join(NORMS)}")
+        check_positive({"--steps": self.steps, "--batch-size": self.batch_size, "--train-images": self.train_images,
+                        "--eval-images": self.eval_images})
         if not self.lr > 0:
             raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
-        if not self.width > 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_width(self.width)
         parse_levels(",".join(str(v) for v in self.levels))
         check_seed(self.seed)
         if self.figure_level is not None and self.figure_level not in self.levels:

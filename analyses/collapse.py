@@ -45,6 +45,7 @@ from analyses.training_runs import TrainingRuns, checkpoint_files, train_with_ho
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
+from probe.options import check_positive, option, out_option
 from probe.plotting import save_figure
 from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
@@ -336,10 +337,15 @@ def held_out_dataset(config: Any) -> Any:
 class CollapseConfig(TrainingRuns):
     """``probe collapse``: train ``models`` for ``steps`` (measuring every ``every``) or measure ``checkpoint``."""
 
-    steps: int = 20
-    every: int = 5
-    n_images: int = 8
-    out: Path = Path("runs/collapse")
+    checkpoint: Path | None = option(None, help="measure this trained run (folder or .safetensors) instead of training")
+    steps: int = option(20, help="training steps per model")
+    every: int = option(5, help="measure every K steps")
+    n_images: int = option(8, flag="--images", help="held-out images measured (first N of the test split)")
+    out: Path = out_option(Path("runs/collapse"))
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive({"--every": self.every, "--images": self.n_images})
 
 
 RULE = (f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
@@ -370,12 +376,7 @@ def run(config: CollapseConfig) -> CollapseResult:
     ...                             input_size=(64, 96), device="cpu"))          # doctest: +SKIP
     >>> result.save("runs/collapse")                                            # doctest: +SKIP
     """
-    if config.checkpoint is None and not config.models:
-        raise ProbeError("collapse: give --model NAME (to train and track) or --checkpoint RUN")
-    if config.checkpoint is not None and config.models:
-        raise ProbeError("--model/--checkpoint: give model names to train or one run to measure, not both")
-    if config.n_images < 1:
-        raise ProbeError(f"--images: expected a positive number of held-out images, got {config.n_images}")
+    config.validate()
     device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.checkpoint is not None:

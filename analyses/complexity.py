@@ -52,13 +52,14 @@ with warnings.catch_warnings():
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.models import MODELS, build_model, count_parameters, list_models
+from probe.options import check_positive, check_width, device_option, input_size_option, option, seed_option, width_option
 from probe.plotting import save_figure
 from probe.registry import Registry
 from probe.report import document
 from probe.report.collect import Results
 from probe.report.sections import SECTIONS, embedded_figures
 from probe.results import Result, register_result
-from probe.seeding import seed_everything
+from probe.seeding import check_seed, seed_everything
 
 TOP_LEVEL = "(top level)"
 
@@ -75,15 +76,29 @@ MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as
 class ComplexityConfig:
     """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
 
-    models: list[str] = field(default_factory=list_models)
-    input_size: tuple[int, int] = (192, 640)
-    width: float = 1.0
+    models: list[str] = option(default_factory=list_models, flag="--model", shown="all",
+                               help="model name (repeat; default: all)")
+    input_size: tuple[int, int] = input_size_option((192, 640), help="HxW of the measured input")
+    width: float = width_option()
     options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 1
-    device: str = "auto"
-    repeats: int | None = None
-    warmup: int | None = None
-    seed: int = 0
+    batch_size: int = option(1, help="images per measured forward")
+    device: str = device_option()
+    repeats: int | None = option(None, help="timed runs, median reported (default 3 on CPU, 20 on CUDA)")
+    warmup: int | None = option(None, help="untimed warm-up runs (default 1 on CPU, 5 on CUDA)")
+    seed: int = seed_option()
+
+    def validate(self) -> None:
+        if not self.models:
+            raise ProbeError("--model: give at least one model name")
+        known = list_models()
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
+        check_positive({"--batch-size": self.batch_size, "--repeats": self.repeats})
+        if self.warmup is not None and self.warmup < 0:
+            raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {self.warmup}")
+        check_width(self.width)
+        check_seed(self.seed)
 
 
 @dataclass
@@ -362,21 +377,10 @@ def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
 
 def run(config: ComplexityConfig, progress: Progress | None = None) -> ComplexityResult:
     """Measure every model in ``config.models``; see the module docstring for the fields."""
-    if not config.models:
-        raise ProbeError("--model: give at least one model name")
-    known = list_models()
-    unknown = [m for m in config.models if m not in known]
-    if unknown:
-        raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
-    if config.batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {config.batch_size}")
+    config.validate()
     device = resolve_device(config.device)
     repeats = config.repeats if config.repeats is not None else (20 if device.type == "cuda" else 3)
     warmup = config.warmup if config.warmup is not None else (5 if device.type == "cuda" else 1)
-    if repeats < 1:
-        raise ProbeError(f"--repeats: expected at least 1 timed run, got {repeats}")
-    if warmup < 0:
-        raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {warmup}")
 
     task = progress.add_task("complexity", total=len(config.models)) if progress is not None else None
     measured = []

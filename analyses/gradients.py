@@ -40,6 +40,7 @@ import torch.nn as nn
 from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.errors import ProbeError
+from probe.options import out_option
 from probe.report.answers import QUESTIONS, Answer, fmt, is_packnet
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
@@ -360,12 +361,13 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
 class GradientsConfig(TrainingRuns):
     """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording."""
 
-    out: Path = Path("runs/gradients")
+    out: Path = out_option(Path("runs/gradients"))
 
 
 
 def run(config: GradientsConfig) -> GradientsResult:
     """Train every model on the same batches with a :class:`GradientRecorder` attached."""
+    config.validate()
     recorders = train_with_hook(config, GradientRecorder, "gradients")
     return GradientsResult(models=[r.result() for r in recorders], config=encode(config))
 

@@ -45,6 +45,7 @@ from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.losses import build_loss
+from probe.options import check_positive, option, out_option
 from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
 from probe.report.collect import Results
 from probe.report.document import Section
@@ -66,6 +67,14 @@ class NoiseEstimate:
     grad_sq: float
     trace_sigma: float
     noise_scale: float
+
+
+def check_batch_sizes(b_small: int, b_big: int) -> None:
+    """The two batch sizes of the estimator: ``0 < b_small < b_big``, ``b_big`` a multiple of ``b_small``."""
+    if not 0 < b_small < b_big:
+        raise ProbeError(f"--small-batch/--big-batch: expected 0 < small < big, got {b_small} and {b_big}")
+    if b_big % b_small:
+        raise ProbeError(f"--big-batch {b_big}: expected a multiple of --small-batch {b_small}")
 
 
 def noise_scale_from_norms(small_sq: float, big_sq: float, b_small: int, b_big: int) -> NoiseEstimate:
@@ -207,9 +216,7 @@ class NoiseProbe(TrainingProbe):
     def __init__(self, small_batch: int = 2, big_batch: int = 8, every: int = 1,
                  out_dir: str | Path | None = None, *, flag: str = "--every") -> None:
         super().__init__(every, out_dir, flag=flag)
-        noise_scale_from_norms(1.0, 0.0, small_batch, big_batch)  # validates the pair
-        if big_batch % small_batch:
-            raise ProbeError(f"--big-batch {big_batch}: expected a multiple of --small-batch {small_batch}")
+        check_batch_sizes(small_batch, big_batch)
         self.small_batch, self.big_batch = small_batch, big_batch
         self.estimator = NoiseScaleEstimator(small_batch, big_batch)
         self.train_batch = 0
@@ -334,10 +341,15 @@ class ModelNoise:
 class NoiseConfig(TrainingRuns):
     """``probe noise``: train each model ``steps`` steps, measuring gradient noise every ``every`` steps."""
 
-    small_batch: int = 2
-    big_batch: int = 8
-    every: int = 1
-    out: Path = Path("runs/noise")
+    small_batch: int = option(2, help="B_small of the noise-scale estimator")
+    big_batch: int = option(8, help="B_big (a multiple of B_small)")
+    every: int = option(1, help="measure the gradient noise every K steps")
+    out: Path = out_option(Path("runs/noise"))
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive({"--every": self.every})
+        check_batch_sizes(self.small_batch, self.big_batch)
 
 
 METHOD = ("B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each estimator averaged "
@@ -367,7 +379,7 @@ def run(config: NoiseConfig) -> NoiseResult:
     ...                          steps=20, device="cpu"))                         # doctest: +SKIP
     >>> result.save("runs/noise")                                                # doctest: +SKIP
     """
-    NoiseProbe(config.small_batch, config.big_batch, config.every)  # bad flags fail before any training
+    config.validate()
     probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
     return NoiseResult(models=[p.result() for p in probes], config=encode(config))
 

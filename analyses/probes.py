@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.options import check_positive
 from probe.registry import Registry
 from probe.results import Result
 from probe.training import TrainHook
@@ -46,8 +47,7 @@ class TrainingProbe(TrainHook):
 
     def __init__(self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *,
                  flag: str = "--every") -> None:
-        if every < 1:
-            raise ProbeError(f"{flag}: expected a positive integer, got {every}")
+        check_positive({flag: every})
         self.every = every
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name = name

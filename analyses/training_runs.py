@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from probe.errors import ProbeError
 from probe.io import ensure_dir, read_json
+from probe.models import MODELS
+from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
+                           input_size_option, option, out_option, seed_option, width_option)
+from probe.seeding import check_seed
 from probe.training import TrainConfig, TrainHook, train
 from probe.training.checkpoint import checkpoint_paths, weights_step
 
@@ -35,28 +39,37 @@ class TrainingRuns:
     ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
     """
 
-    models: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
-    steps: int = 50
-    batch_size: int = 4
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
-    out: Path = Path("runs")
+    models: list[str] = option(default_factory=list, flag="--model",
+                               help="model name (repeat to compare on the same batches)")
+    checkpoint: Path | None = option(None, help="continue a copy of this run (folder or .safetensors) instead of --model")
+    steps: int = option(50, help="training steps per model")
+    batch_size: int = option(4, help="training batch size (the seed's: 4)")
+    width: float = width_option()
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    input_size: tuple[int, int] | None = input_size_option()
+    device: str = device_option()
+    seed: int = seed_option()
+    out: Path = out_option(Path("runs"))
+
+    def validate(self) -> None:
+        """Raise a ProbeError naming the flag for any impossible value, before any work."""
+        check_positive({"--steps": self.steps, "--batch-size": self.batch_size})
+        check_width(self.width)
+        check_seed(self.seed)
+        if self.checkpoint is not None and self.models:
+            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
+        if self.checkpoint is None and not self.models:
+            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
+        for name in self.models:
+            MODELS.entry(name)
+        if self.checkpoint is not None:
+            checkpoint_files(self.checkpoint)
 
     def train_configs(self, workdir: Path) -> list[TrainConfig]:
         """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
-        if self.steps < 1:
-            raise ProbeError(f"--steps: expected a positive integer, got {self.steps}")
-        if self.checkpoint is not None and self.models:
-            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
         if self.checkpoint is not None:
             return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
-        if not self.models:
-            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
         return [TrainConfig(model=name, width=self.width, dataset=self.dataset, data_root=self.data_root,
                             input_size=self.input_size, max_steps=self.steps, batch_size=self.batch_size,
                             device=self.device, seed=self.seed, out=workdir / name)
@@ -72,6 +85,7 @@ def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: st
     The training runs go to a temporary folder inside ``runs.out`` (deleted
     afterwards): the analysis keeps only its own JSON and figures.
     """
+    runs.validate()
     out = ensure_dir(runs.out, "--out")
     hooks = []
     with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:

@@ -43,7 +43,8 @@ from probe.models import build_model, count_parameters  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
 from probe.seeding import seed_everything  # noqa: E402
-from probe.training.config import PRECISIONS, parse_model_options  # noqa: E402
+from probe.options import parse_model_options  # noqa: E402
+from probe.training.config import PRECISIONS  # noqa: E402
 from probe.training.loop import StepSetup, to_channels_last, train_step  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name fragment (first match wins; more specific names first).

@@ -42,10 +42,12 @@ from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
 from probe.metrics import METRIC_NAMES, MetricAccumulator, get_protocol
+from probe.options import check_positive, data_root_option, device_option, input_size_option, option, out_option
 from probe.progress import progress_bar
 
-__all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "depth_to_rgb", "evaluate", "evaluate_checkpoint",
-           "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images", "print_eval_table"]
+__all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "PredictOptions", "depth_to_rgb", "evaluate",
+           "evaluate_checkpoint", "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images",
+           "print_eval_table"]
 
 
 def _as_device(device: torch.device | str) -> torch.device:
@@ -311,20 +313,28 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 class EvalOptions:
     """What ``probe eval`` was asked; ``None`` fields default to the training run's settings."""
 
-    checkpoint: Path
-    out: Path
-    dataset: str | None = None
-    data_root: Path | None = None
-    split: str = "test"
-    input_size: tuple[int, int] | None = None
-    dataset_length: int | None = None
-    protocol: str | None = None
-    median_scaling: bool = False
-    flip_tta: bool = False
-    clamp: bool = True
-    batch_size: int = 4
-    device: str = "auto"
-    workers: int = 0
+    checkpoint: Path = option(help="run folder (uses checkpoints/last) or a .safetensors file")
+    out: Path = out_option(Path("runs/eval"))
+    dataset: str | None = option(None, help="dataset name (default: the run's)")
+    data_root: Path | None = data_root_option()
+    split: str = option("test", help="train|test")
+    input_size: tuple[int, int] | None = input_size_option(help="HxW (default: the run's)")
+    dataset_length: int | None = option(None, help="number of generated samples (synthetic data)")
+    protocol: str | None = option(None, help="nyu|make3d|kitti|none (default: the dataset's)")
+    median_scaling: bool = option(False, flag="--median-scaling",
+                                  help="scale each prediction by median(gt)/median(pred)")
+    flip_tta: bool = option(False, flag="--flip-tta",
+                            help="average with the mirrored prediction of the mirrored image")
+    clamp: bool = option(True, flag="--clamp/--no-clamp", help="clamp predictions to the protocol's depth range")
+    batch_size: int = option(4, help="images per forward pass")
+    device: str = device_option()
+    workers: int = option(0, help="data-loading worker processes (0: main process)")
+
+    def validate(self) -> None:
+        _check_loader_args(self.batch_size, self.workers)
+        check_positive({"--dataset-length": self.dataset_length})
+        if self.protocol is not None:
+            get_protocol(self.protocol)  # a misspelt --protocol fails before the model is loaded
 
 
 def _run_dataset_settings(run_config: dict[str, Any], dataset: str | None, data_root: Path | None,
@@ -351,9 +361,7 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     from probe.runs import prepare_run_dir
     from probe.training import load_checkpoint
 
-    _check_loader_args(options.batch_size, options.workers)
-    if options.protocol is not None:
-        get_protocol(options.protocol)  # a misspelt --protocol fails before the model is loaded
+    options.validate()
     device = resolve_device(options.device)
     model, run_config = load_checkpoint(options.checkpoint, device)
     name, root, size = _run_dataset_settings(run_config, options.dataset, options.data_root, options.input_size)
@@ -375,22 +383,36 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     return result
 
 
-def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, device: str = "auto",
-                       input_size: tuple[int, int] | None = None, flip_tta: bool = False, colormap: str = "magma",
-                       depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
-    """Load ``checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
+@dataclass
+class PredictOptions:
+    """What ``probe predict`` was asked: images, the trained run, and how to draw the depth."""
+
+    images: list[Path] = option(argument=True, help="image files (JPEG, PNG, ...)")
+    checkpoint: Path = option(help="run folder (uses checkpoints/last) or a .safetensors file")
+    input_size: tuple[int, int] | None = input_size_option(help="HxW (default: the run's)")
+    flip_tta: bool = option(False, flag="--flip-tta",
+                            help="average with the mirrored prediction of the mirrored image")
+    colormap: str = option("magma", help="matplotlib colormap for the PNG")
+    depth_range: tuple[float, float] | None = option(None, flag="--range", parse=parse_depth_range,
+                                                     help="MIN,MAX metres mapped by the colormap (default 0,max depth)")
+    device: str = device_option()
+    out: Path = out_option(Path("runs/predict"))
+
+
+def predict_checkpoint(options: PredictOptions) -> list[ImagePrediction]:
+    """Load ``options.checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
     from probe.data import dataset_info
     from probe.training import load_checkpoint
 
-    sources = [Path(p) for p in images]
-    dev = resolve_device(device)
-    model, run_config = load_checkpoint(checkpoint, dev)
+    sources = [Path(p) for p in options.images]
+    dev = resolve_device(options.device)
+    model, run_config = load_checkpoint(options.checkpoint, dev)
     if not run_config.get("dataset"):
-        raise ProbeError(f"--checkpoint {checkpoint}: its run config names no dataset (needed for the depth cap)")
+        raise ProbeError(f"--checkpoint {options.checkpoint}: its run config names no dataset (needed for the depth cap)")
     info = dataset_info(run_config["dataset"])
-    size = input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
-    return predict_images(model, sources, out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
-                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range)
+    size = options.input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
+    return predict_images(model, sources, options.out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
+                          flip_tta=options.flip_tta, colormap=options.colormap, depth_range=options.depth_range)
 
 
 def print_eval_table(result: EvalResult, console: Any = None) -> None:

@@ -35,12 +35,15 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
+                           input_size_option, option, out_option, parse_name_list, seed_option, width_option)
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
+from probe.seeding import check_seed
 from probe.training import TrainConfig, train
 from probe.training.checkpoint import checkpoint_paths
 
@@ -101,32 +104,44 @@ def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> 
 class SeedStudyConfig:
     """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run."""
 
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    slim: bool = True
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    lr: float = 1e-4
-    width: float = 1.0
-    input_size: tuple[int, int] | None = None
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    slim: bool = option(True, flag="--slim/--full", help="PackNetSlim01 or the full PackNet01")
+    epochs: int = option(1, help="passes over the training split (seed: 1)")
+    max_steps: int | None = option(None, help="cap every run at this many steps")
+    batch_size: int = option(4, help="seed: 4")
+    lr: float = option(1e-4, help="seed: 1e-4")
+    width: float = width_option()
+    input_size: tuple[int, int] | None = input_size_option()
     dataset_length: int | None = None
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 2
-    precision: str | None = None
-    quick: bool = False
-    evaluate: bool = True
+    device: str = device_option()
+    seed: int = seed_option()
+    workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
+    precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
+    evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
     eval_length: int | None = None
-    only: list[str] | None = None
-    out: Path = Path("runs/seed-study")
+    only: list[str] | None = option(None, parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
+                                    help="comma-separated experiment ids (default: all)")
+    out: Path = out_option(Path("runs/seed-study"))
+
+    def validate(self) -> None:
+        """Bad values fail here, before the first of the runs (each run's TrainConfig checks the rest)."""
+        check_positive({"--epochs": self.epochs, "--max-steps": self.max_steps, "--batch-size": self.batch_size})
+        if not self.lr > 0:
+            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        check_width(self.width)
+        check_seed(self.seed)
+        if self.quick and self.dataset != "synthetic":
+            raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
+        for name in self.only or []:
+            EXPERIMENTS.entry(name)
 
     def resolved(self) -> "SeedStudyConfig":
         """Apply ``quick``: width 1/16, 64x96 images, 96 synthetic training samples (24 steps), 32 test samples."""
+        self.validate()
         if not self.quick:
             return self
-        if self.dataset != "synthetic":
-            raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
         return replace(self, width=min(self.width, 0.0625), input_size=self.input_size or (64, 96),
                        dataset_length=self.dataset_length or 96, eval_length=self.eval_length or 32, workers=0)
 

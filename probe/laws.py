@@ -5,7 +5,7 @@ in :data:`LAWS` with a one-sentence statement and a Hypothesis strategy that gen
 cases (random B, C, H, W, ratio r in {2, 3, 4}, and the dtypes in :data:`DTYPES`; tensor
 elements are arbitrary bit patterns, so NaN, infinities, -0.0 and subnormals occur).
 ``tests/test_ops.py`` asserts the same functions under the same strategies, and
-:func:`run_laws` (``probe properties``) runs them programmatically and reports
+:func:`run_laws` (``probe properties``: :func:`run_properties`) runs them programmatically and reports
 counterexamples, so the test suite and the CLI check the same laws.
 
 >>> results = run_laws(max_examples=5, seed=0)      # doctest: +SKIP
@@ -32,6 +32,7 @@ from hypothesis.reporting import with_reporter
 
 from probe.errors import ProbeError, ShapeError
 from probe.ops import pack, unpack
+from probe.options import check_positive, option, seed_option
 from probe.registry import Registry
 from probe.results import Result, register_result
 from probe.seeding import check_seed
@@ -339,18 +340,28 @@ def check_law(name: str, check: Callable[..., bool], cases: st.SearchStrategy[An
                      time.perf_counter() - start)
 
 
-def run_laws(max_examples: int = 200, seed: int = 0, laws: Optional[Registry] = None) -> list[LawResult]:
+def run_laws(max_examples: int, seed: int, laws: Optional[Registry] = None) -> list[LawResult]:
     """Check every law in ``laws`` (default :data:`LAWS`) on ``max_examples`` generated cases each.
 
-    >>> [r.passed for r in run_laws(3)][:2]     # doctest: +SKIP
+    >>> [r.passed for r in run_laws(3, seed=0)][:2]     # doctest: +SKIP
     [True, True]
     """
-    if max_examples < 1:
-        raise ProbeError(f"--examples: expected a positive number of examples per law, got {max_examples}")
-    check_seed(seed)
+    PropertiesConfig(max_examples, seed).validate()
     registry = laws if laws is not None else LAWS
     return [check_law(e.name, e.factory, e.meta["cases"](), e.description, max_examples=max_examples, seed=seed)
             for e in registry.entries()]
+
+
+@dataclass
+class PropertiesConfig:
+    """``probe properties``: how many Hypothesis examples per law, from which seed."""
+
+    examples: int = option(200, help="Hypothesis examples per law")
+    seed: int = seed_option()
+
+    def validate(self) -> None:
+        check_positive({"--examples": self.examples})
+        check_seed(self.seed)
 
 
 @register_result
@@ -370,10 +381,17 @@ class PropertiesResult(Result):
         laws = [replace(r, seconds=round(r.seconds, 3)) for r in results]
         return cls(max_examples, seed, all(r.passed for r in laws), laws)
 
+    @property
+    def config(self) -> PropertiesConfig:
+        """What ran (recorded in config.json by ``save_run``)."""
+        return PropertiesConfig(self.max_examples, self.seed)
 
-def save_properties(results: Sequence[LawResult], out_dir: str | Path, *, max_examples: int, seed: int) -> Path:
-    """Write ``out_dir/properties.json`` (:class:`PropertiesResult`) and return its path."""
-    return PropertiesResult.of(results, max_examples=max_examples, seed=seed).save(out_dir)[0]
+
+def run_properties(config: PropertiesConfig) -> PropertiesResult:
+    """Check every law of :data:`LAWS` under Hypothesis (``probe properties``)."""
+    config.validate()
+    return PropertiesResult.of(run_laws(config.examples, config.seed), max_examples=config.examples,
+                               seed=config.seed)
 
 
 def law_table(results: Sequence[LawResult]) -> Any:

@@ -26,6 +26,7 @@ from probe.device import resolve_device
 from probe.data import dataset_info, dataset_present
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
+from probe.options import data_root_option, dataset_option, device_option, option, out_option, seed_option
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.results import Result
@@ -79,15 +80,26 @@ BUDGETS: dict[str, Budget] = {
 class StudyConfig:
     """``probe study``: which data, which budget, which steps, where."""
 
-    quick: bool = False
+    quick: bool = option(False, flag="--quick", help="tiny widths and images: minutes on a 2-core CPU")
     budget_name: str | None = None  # overrides quick: any key of BUDGETS
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    device: str = "auto"
-    seed: int = 0
-    out: Path = Path("runs/study")
-    steps: list[str] | None = None  # None: every registered step
-    force: bool = False
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    device: str = device_option()
+    seed: int = seed_option()
+    out: Path = out_option(Path("runs/study"))
+    steps: list[str] | None = option(None, flag="--step", help="run only these steps (repeatable)")  # None: all
+    force: bool = option(False, flag="--force", help="re-run steps whose results already exist")
+
+    def validate(self) -> None:
+        """Everything a study can check before hours of work: steps, budget, seed and the dataset's files."""
+        for name in self.steps or []:
+            STEPS.entry(name)
+        if self.small and self.dataset != "synthetic":
+            raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {self.dataset}")
+        _ = self.budget  # an unknown budget name fails here
+        check_seed(self.seed)
+        if not dataset_present(self.dataset, self.data_root):
+            raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
 
     @property
     def budget(self) -> Budget:
@@ -146,10 +158,8 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
 def _properties(config: StudyConfig, progress: Any) -> list[Path]:
     from probe import laws
 
-    examples = config.budget.property_examples
-    results = laws.run_laws(max_examples=examples, seed=config.seed)
-    prepare_run_dir(config.out, "properties", {"examples": examples, "seed": config.seed}, seed=config.seed)
-    return [laws.save_properties(results, config.out, max_examples=examples, seed=config.seed)]
+    result = laws.run_properties(laws.PropertiesConfig(examples=config.budget.property_examples, seed=config.seed))
+    return result.save_run(config.out, seed=config.seed)
 
 
 @STEPS.register("experiments", description="the seed's five experiments against DenseDepth",
@@ -236,15 +246,8 @@ def _produced(name: str, out: Path) -> Path:
 
 def run_study(config: StudyConfig) -> list[StepRecord]:
     """Run the selected steps in order (skipping finished ones unless ``force``), then write the report."""
+    config.validate()
     names = config.steps or STEPS.names()
-    for name in names:
-        STEPS.entry(name)  # unknown names fail before any work starts
-    if config.small and config.dataset != "synthetic":
-        raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
-    config.budget  # an unknown budget fails before any work starts
-    check_seed(config.seed)
-    if not dataset_present(config.dataset, config.data_root):  # before hours of work, not in the first data step
-        raise DataError(dataset_info(config.dataset).missing_root_message(config.data_root))
     config.out = ensure_dir(config.out, "--out")
     prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
                     device=resolve_device(config.device), seed=config.seed)

@@ -9,18 +9,25 @@ recorded config says what actually ran.
 from __future__ import annotations
 
 import typing
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from probe.errors import ProbeError
-from probe.registry import Registry
+from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
+                           input_size_option, model_options_option, option, out_option, parse_data_options,
+                           seed_option, width_option)
 from probe.schema import SchemaError, decode
 from probe.seeding import check_seed
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: optimizer name -> factory(params, lr); Adam with PyTorch's defaults (betas 0.9/0.999) is the seed's choice
+OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
+}
 
 
 @dataclass
@@ -33,61 +40,63 @@ class TrainConfig:
     'fp32'
     """
 
-    model: str = "packnet_slim_b"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
+    model: str = option("packnet_slim_b", help="model name (see `probe models`)")
+    model_options: dict[str, Any] = model_options_option()
+    width: float = width_option()
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    input_size: tuple[int, int] | None = input_size_option()
     split: str = "train"
-    dataset_length: int | None = None
-    augment: bool = True
-    skip_bad: bool = False  # replace unreadable items and report them at the end instead of stopping
-    dataset_options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. split_file=...
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    lr: float = 1e-4
+    dataset_length: int | None = option(None, help="number of generated samples (synthetic data)")
+    augment: bool = option(True, flag="--augment/--no-augment",
+                           help="the seed's flip + channel-swap augmentation")
+    skip_bad: bool = option(False, flag="--skip-bad",
+                            help="skip unreadable items and list them at the end instead of stopping")
+    dataset_options: dict[str, Any] = option(default_factory=dict, flag="--data-option", parse=parse_data_options,
+                                             help="dataset reader option KEY=VALUE (repeatable), "
+                                                  "e.g. split_file=eigen.txt")
+    epochs: int = option(1, help="passes over the training split")
+    max_steps: int | None = option(None, help="stop after this many optimizer steps")
+    batch_size: int = option(4, help="images per step (per process under DDP)")
+    lr: float = option(1e-4, help="Adam learning rate")
     optimizer: str = "adam"
-    loss: str = "densedepth"
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 0
-    precision: str | None = None
-    compile: bool = False
-    channels_last: bool | None = None
-    grad_clip: float | None = None
-    checkpoint_every: int | None = None
-    resume: bool = False
-    deterministic: bool = False
-    tensorboard: bool = False
-    out: Path = Path("runs/train")
+    loss: str = option("densedepth", help="densedepth|l1_inverse|silog|berhu")
+    device: str = device_option()
+    seed: int = seed_option()
+    # Loading overlaps the step in 2 worker processes, as `probe train` always did: GPU-first, and on a CPU
+    # the synthetic renderer or a dataset archive is read beside the step instead of before it.
+    workers: int = option(2, help="data-loading worker processes (0: main process)")
+    precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    compile: bool = option(False, flag="--compile", help="torch.compile the model")
+    channels_last: bool | None = option(None, flag="--channels-last/--no-channels-last",
+                                        help="NHWC memory format (default: on for CUDA)")
+    grad_clip: float | None = option(None, help="clip the total gradient norm to this value")
+    checkpoint_every: int | None = option(None, help="also keep checkpoints/step_N every N steps")
+    resume: bool = option(False, flag="--resume", help="continue the run in --out from its last checkpoint")
+    deterministic: bool = option(False, flag="--deterministic",
+                                 help="deterministic kernels (bitwise-reproducible on CPU)")
+    tensorboard: bool = option(False, flag="--tensorboard",
+                               help="also log to DIR/tensorboard (needs probe[tensorboard])")
+    out: Path = out_option(Path("runs/train"))
 
     def validate(self) -> None:
         """Raise a ProbeError naming the flag for any impossible value."""
-        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size}
-        for flag, value in positive.items():
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        optional_positive = {"--max-steps": self.max_steps, "--checkpoint-every": self.checkpoint_every,
-                             "--dataset-length": self.dataset_length}
-        for flag, value in optional_positive.items():
-            if value is not None and value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
+        check_positive({"--epochs": self.epochs, "--batch-size": self.batch_size, "--max-steps": self.max_steps,
+                        "--checkpoint-every": self.checkpoint_every, "--dataset-length": self.dataset_length})
         if not self.lr > 0:
             raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ProbeError(f"--grad-clip: expected a positive max norm, got {self.grad_clip}")
         if self.workers < 0:
             raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
-        if self.width <= 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_width(self.width)
         check_seed(self.seed)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        OPTIMIZERS.entry(self.optimizer)
+        if self.optimizer not in OPTIMIZERS:
+            raise ProbeError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""
@@ -118,41 +127,4 @@ class TrainConfig:
             raise ProbeError(f"train config: unknown field(s) {', '.join(unknown)}")
         return cls(**{key: decode(hints[key], value, key) for key, value in data.items()})
 
-
-OPTIMIZERS: Registry = Registry("optimizer")
-
-
-@OPTIMIZERS.register("adam", description="Adam with PyTorch defaults (betas 0.9/0.999), the seed's choice")
-def _adam(params: Any, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr)
-
-
-def parse_option_value(text: str) -> Any:
-    """``"true"`` -> True, ``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"none"`` -> None, else the string."""
-    lowered = text.strip().lower()
-    literals = {"true": True, "false": False, "none": None, "null": None}
-    if lowered in literals:
-        return literals[lowered]
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
-    return text.strip()
-
-
-def parse_model_options(items: list[str] | tuple[str, ...], flag: str = "--model-option",
-                        example: str = "activation=leaky_relu") -> dict[str, Any]:
-    """``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": "leaky_relu", "skips": False}``.
-
-    >>> parse_model_options(["output_scale=half", "min_depth=0.5"])
-    {'output_scale': 'half', 'min_depth': 0.5}
-    """
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ProbeError(f"{flag}: expected KEY=VALUE (e.g. {example}), got {item!r}")
-        options[key.strip()] = parse_option_value(value)
-    return options
 

@@ -169,6 +169,7 @@ def train(config: TrainConfig, hooks: Sequence[TrainHook] = ()) -> TrainResult:
     >>> train(cfg).summary.steps                                                 # doctest: +SKIP
     4
     """
+    config.validate()  # bad values fail before a process group or a device is touched
     info = env_dist_info()
     started_group = info.enabled and not (dist.is_available() and dist.is_initialized())
     device = init_distributed(info, resolve_device(config.device))
@@ -215,7 +216,7 @@ class _Run:
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
         if cfg.channels_last:
             to_channels_last(self.module)
-        self.optimizer = OPTIMIZERS.build(cfg.optimizer, self.module.parameters(), cfg.lr)
+        self.optimizer = OPTIMIZERS[cfg.optimizer](self.module.parameters(), cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         loss = build_loss(cfg.loss)
         self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth)

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from probe.errors import ProbeError
 from probe.training import StepStats, TrainHook, load_checkpoint, read_metrics, train, train_step
-from probe.training.config import TrainConfig, parse_model_options
+from probe.options import parse_model_options
+from probe.training.config import TrainConfig
 from probe.training.loop import StepSetup
 
 
