@@ -36,9 +36,12 @@ import torch.nn as nn
 
 from probe.results import Result, register_result
 from probe.schema import transient
+from probe.data.samples import load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.models import build_model
+from probe.models.common import finest_scale
+from probe.plotting import to_uint8_rgb
 from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
                            input_size_option, option, parse_int_tuple, seed_option, width_option)
 from probe.registry import Registry
@@ -99,11 +102,6 @@ def input_location(out_yx: tuple[float, float], scale: tuple[float, float]) -> t
     return (out_yx[0] + 0.5) / scale[0] - 0.5, (out_yx[1] + 0.5) / scale[1] - 0.5
 
 
-def finest(out: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The finest scale of a model output (training-mode zoo models return a list, finest first)."""
-    return out[0] if isinstance(out, (list, tuple)) else out
-
-
 class TargetOutput(nn.Module):
     """Channel 0 of the model's eval output summed over the target box: ``[B,3,H,W] -> [B]``."""
 
@@ -113,7 +111,7 @@ class TargetOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.target
-        return finest(self.model(x))[:, 0, t.y0:t.y1, t.x0:t.x1].sum(dim=(1, 2))
+        return finest_scale(self.model(x))[:, 0, t.y0:t.y1, t.x0:t.x1].sum(dim=(1, 2))
 
 
 # -- attribution methods ------------------------------------------------------------------------
@@ -220,7 +218,7 @@ def mass_radii(mass: torch.Tensor, centre: tuple[float, float]) -> MassRadii:
 def output_scale(model: nn.Module, images: torch.Tensor) -> tuple[tuple[int, int], tuple[float, float]]:
     """Output grid size and its scale relative to the input, measured by one forward pass."""
     with torch.no_grad():
-        out = finest(model(images[:1]))
+        out = finest_scale(model(images[:1]))
     h, w = int(out.shape[-2]), int(out.shape[-1])
     return (h, w), (h / images.shape[-2], w / images.shape[-1])
 
@@ -281,14 +279,8 @@ def load_inputs(image: Path | None, dataset: str, data_root: Path | None, input_
         if input_size is not None:
             tensor = resize_image(tensor, input_size)
         return tensor[None], [Path(image).name]
-    from probe.data import get_dataset
-
-    ds = get_dataset(dataset, data_root, split="test", input_size=input_size)
-    n = min(count, len(ds))
-    if n == 0:
-        raise ProbeError(f"dataset {dataset!r} (test split): no images found")
-    items = [ds[i] for i in range(n)]
-    return torch.stack([it["image"] for it in items]), [str(it["name"]) for it in items]
+    samples = load_first_samples(dataset, data_root, split="test", input_size=input_size, count=count)
+    return samples.image, samples.names
 
 
 # -- the analysis -------------------------------------------------------------------------------
@@ -441,7 +433,7 @@ def run(config: AttributionConfig) -> AttributionResult:
     for m in loaded:  # a bad --pixel/--region fails before any model is analysed
         config.target(output_scale(m.model, images)[0])
     results = [analyse_model(m, images, config) for m in loaded]
-    pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    pixels = to_uint8_rgb(images)
     target = (f"--region {config.region}" if config.region else f"--pixel {config.pixel}" if config.pixel
               else "centre pixel of each model's output")
     return AttributionResult(config=config, device=str(device), method=config.method,

@@ -52,15 +52,17 @@ import torch.nn.functional as F
 
 from probe.results import Result, register_result
 from probe.schema import transient
+from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
-from probe.models.common import pad_to_multiple
+from probe.models.common import finest_scale, pad_to_multiple
 from probe.models import build_model
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
 from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
                            input_size_option, option, seed_option, width_option)
 from probe.ops import pack, unpack
+from probe.plotting import to_uint8_rgb
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results
@@ -193,9 +195,7 @@ class ZooAutoencoder(nn.Module):
         self.model, self.levels = model, levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
+        out = finest_scale(self.model(x))
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return out
@@ -327,18 +327,6 @@ def reconstruct(model: nn.Module, images: torch.Tensor, device: torch.device, ba
     return torch.cat(parts)
 
 
-def load_images(dataset: str, root: Path | None, split: str, input_size: tuple[int, int] | None,
-                count: int) -> torch.Tensor:
-    """The first ``count`` images of a split as ``[N,3,H,W]`` in [0,1] (depth is not needed here)."""
-    from probe.data import get_dataset
-
-    ds = get_dataset(dataset, root, split=split, input_size=input_size)
-    n = min(count, len(ds))
-    if n == 0:
-        raise ProbeError(f"dataset {dataset!r} ({split} split): no images found")
-    return torch.stack([ds[i]["image"] for i in range(n)])
-
-
 # -- the analysis -------------------------------------------------------------------------------
 
 DEFAULT_ARCHS = ("pack3d", "pack2d", "maxpool", "strided", "zoo_packnet", "zoo_densedepth")
@@ -461,10 +449,6 @@ class AutoencoderResult(Result):
         return written
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Tensor, config: AutoencoderConfig,
                     device: torch.device, on_step: Callable[[float], None] | None = None,
                     cost: ModelCost | None = None) -> tuple[AutoencoderRun, torch.Tensor]:
@@ -499,8 +483,10 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     """Train and score every (architecture, levels) pair of the sweep on the same data and budget."""
     config.validate()
     device = resolve_device(config.device)
-    train = load_images(config.dataset, config.data_root, "train", config.input_size, config.train_images)
-    test = load_images(config.dataset, config.data_root, "test", config.input_size, config.eval_images)
+    train = load_first_samples(config.dataset, config.data_root, split="train", input_size=config.input_size,
+                               count=config.train_images).image
+    test = load_first_samples(config.dataset, config.data_root, split="test", input_size=config.input_size,
+                              count=config.eval_images).image
     jobs = [(a, lv) for a in config.archs for lv in levels_for(a, config.levels)]
     size = (int(train.shape[-2]), int(train.shape[-1]))
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
@@ -511,7 +497,7 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     result = AutoencoderResult(config=config, device=str(device), input_size=size,
                                metrics_on=f"{config.dataset} test split",
                                architectures={a: ARCHITECTURES.entry(a).description for a in config.archs}, runs=[],
-                               originals=_to_uint8(test[:n_fig]), reconstructions=reconstructions)
+                               originals=to_uint8_rgb(test[:n_fig]), reconstructions=reconstructions)
     for arch, levels in jobs:
         def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
             if task is not None:
@@ -519,7 +505,7 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
 
         run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step, costs[(arch, levels)])
         result.runs.append(run_)
-        reconstructions[f"{arch}@{levels}"] = _to_uint8(recon[:n_fig])
+        reconstructions[f"{arch}@{levels}"] = to_uint8_rgb(recon[:n_fig])
     return result
 
 

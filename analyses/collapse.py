@@ -42,6 +42,7 @@ import torch.nn as nn
 
 from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, checkpoint_files, train_with_hook
+from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
@@ -201,29 +202,6 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
 # -- measuring a model ------------------------------------------------------------------------
 
 @dataclass
-class HeldOutBatch:
-    """A fixed batch measured at every check: ``image [B,3,H,W]``, ``depth``/``valid`` ``[B,1,h,w]``."""
-
-    image: torch.Tensor
-    depth: torch.Tensor
-    valid: torch.Tensor
-    names: list[str]
-    max_depth: float
-
-    @classmethod
-    def from_dataset(cls, dataset: Any, n_images: int, device: torch.device) -> "HeldOutBatch":
-        """The first ``n_images`` items of ``dataset`` (a :mod:`probe.data` dataset)."""
-        n = min(n_images, len(dataset))
-        if n < 1:
-            raise ProbeError(f"collapse: the held-out dataset {dataset.info.name!r} is empty")
-        items = [dataset[i] for i in range(n)]
-        return cls(image=torch.stack([it["image"] for it in items]).to(device),
-                   depth=torch.stack([it["depth"] for it in items]).to(device),
-                   valid=torch.stack([it["valid"] for it in items]).to(device),
-                   names=[str(it["name"]) for it in items], max_depth=float(dataset.info.max_depth))
-
-
-@dataclass
 class Measurement:
     """Collapse statistics of one model at one step, with the predictions behind them (kept for figures)."""
 
@@ -235,7 +213,7 @@ class Measurement:
         return self.stats.summary(self.step)
 
 
-def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
+def measure(model: nn.Module, batch: Samples, step: int) -> Measurement:
     """Predict ``batch`` in eval mode (then restore the mode) and compute :func:`collapse_statistics`."""
     was_training = model.training
     model.eval()
@@ -246,7 +224,7 @@ def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
     return measure_prediction(pred, batch, step)
 
 
-def measure_prediction(pred: torch.Tensor, batch: HeldOutBatch, step: int) -> Measurement:
+def measure_prediction(pred: torch.Tensor, batch: Samples, step: int) -> Measurement:
     """Collapse statistics of a prediction ``[B,1,h,w]`` (metres) of ``batch`` at ``step``."""
     return Measurement(step, collapse_statistics(pred, batch.depth, batch.valid), pred.cpu())
 
@@ -260,11 +238,11 @@ class ModelCollapse:
     images: list[str]  # the held-out images, in the order of every per-image list
     history: list[CollapseSummary]  # one per measurement, in step order
     final: CollapseStatistics
-    batch: HeldOutBatch | None = transient()  # for the example figure only
+    batch: Samples | None = transient()  # for the example figure only
     final_pred: torch.Tensor | None = transient()  # [B,1,h,w] metres at the last measurement
 
     @classmethod
-    def of(cls, name: str, source: str, batch: HeldOutBatch, measurements: list[Measurement]) -> ModelCollapse:
+    def of(cls, name: str, source: str, batch: Samples, measurements: list[Measurement]) -> ModelCollapse:
         last = measurements[-1]
         return cls(name, source, list(batch.names), [m.summary() for m in measurements], last.stats, batch, last.pred)
 
@@ -284,7 +262,7 @@ class CollapseTracker(TrainingProbe):
     analysis = "collapse"
 
     def __init__(self, every: int = 5, out_dir: str | Path | None = None, n_images: int = 8,
-                 batch: HeldOutBatch | None = None, *, flag: str = "--every") -> None:
+                 batch: Samples | None = None, *, flag: str = "--every") -> None:
         super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
@@ -294,8 +272,7 @@ class CollapseTracker(TrainingProbe):
     def on_start(self, model: nn.Module, config: Any) -> None:
         super().on_start(model, config)
         if self.batch is None:
-            self.batch = HeldOutBatch.from_dataset(held_out_dataset(config), self.n_images,
-                                                   next(model.parameters()).device)
+            self.batch = held_out_samples(config, self.n_images).to(next(model.parameters()).device)
         self.measurements.append(measure(model, self.batch, step=0))
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
@@ -324,11 +301,10 @@ def collapse_probe(every: int, out_dir: Path) -> CollapseTracker:
     return CollapseTracker(every=every, out_dir=out_dir, flag="--probe-every")
 
 
-def held_out_dataset(config: Any) -> Any:
-    """The run's dataset (test split) at the run's input size, without augmentation."""
-    from probe.data import get_dataset
-
-    return get_dataset(config.dataset, root=config.data_root, split="test", input_size=config.input_size)
+def held_out_samples(config: Any, count: int) -> Samples:
+    """The first ``count`` test items of the run's dataset at the run's input size, without augmentation."""
+    return load_first_samples(config.dataset, config.data_root, split="test", input_size=config.input_size,
+                              count=count)
 
 
 # -- the analysis -------------------------------------------------------------------------------
@@ -383,7 +359,7 @@ def run(config: CollapseConfig) -> CollapseResult:
         _, weights, _ = checkpoint_files(config.checkpoint)
         model, run_config = load_checkpoint(weights, device)
         run_cfg = TrainConfig.from_json(run_config)
-        batch = HeldOutBatch.from_dataset(held_out_dataset(run_cfg), config.n_images, device)
+        batch = held_out_samples(run_cfg, config.n_images).to(device)
         step = weights_step(weights)
         return CollapseResult(
             models=[ModelCollapse.of(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,

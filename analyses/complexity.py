@@ -52,6 +52,7 @@ with warnings.catch_warnings():
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.models import MODELS, build_model, count_parameters, list_models
+from probe.models.common import output_scales
 from probe.options import check_positive, check_width, device_option, input_size_option, option, seed_option, width_option
 from probe.plotting import save_figure
 from probe.registry import Registry
@@ -322,9 +323,7 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: 
 
 
 def _training_step(model: nn.Module, inputs: torch.Tensor) -> None:
-    outputs = model(inputs)
-    scales = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    sum(o.float().mean() for o in scales).backward()
+    sum(o.float().mean() for o in output_scales(model(inputs))).backward()
     model.zero_grad(set_to_none=True)
 
 

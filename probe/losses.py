@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 
 from probe.depth_space import to_depth, to_depthnorm
+from probe.models.common import output_scales
 from probe.errors import ProbeError, ShapeError
 from probe.image_quality import gaussian_window
 from probe.registry import Registry
@@ -129,13 +130,6 @@ def _check_target(depth: torch.Tensor, valid: torch.Tensor) -> None:
         raise ShapeError(f"loss: valid {tuple(valid.shape)} must match depth {tuple(depth.shape)}")
 
 
-def _as_scales(outputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    scales = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-    if not scales:
-        raise ShapeError("loss: outputs is an empty list (expected a tensor or a list of scales)")
-    return scales
-
-
 class DepthLoss:
     """Shared machinery: shape checks, float32, per-scale resize, masking, averaging over scales.
 
@@ -153,7 +147,7 @@ class DepthLoss:
                  *, output_space: str, max_depth: float) -> LossOutput:
         """``outputs`` ``[B,1,h',w']`` or a list of them; ``depth``/``valid`` ``[B,1,h,w]`` -> :class:`LossOutput`."""
         _check_target(depth, valid)
-        scales = _as_scales(outputs)
+        scales = output_scales(outputs)
         valid = valid.bool()
         with torch.autocast(device_type=depth.device.type, enabled=False):
             depth = depth.float()

@@ -17,10 +17,11 @@ import torch
 from analyses.attribution import (AttributionConfig, AttributionResult, AttributionStats, ModelAttribution, Target,
                                   mass_radii)
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
-from analyses.collapse import CollapseResult, HeldOutBatch, ModelCollapse, measure_prediction
+from analyses.collapse import CollapseResult, ModelCollapse, measure_prediction
 from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
+from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.experiments import ExperimentEval, ExperimentRow, SeedStudyConfig, SeedStudyResult
 from probe.image_quality import ImageQuality
@@ -57,7 +58,7 @@ def model_collapse(name: str, factors: list[float], steps: tuple[int, ...] = (0,
     n = len(factors)
     gt = 1.0 + 4.0 * torch.rand(n, 1, 8, 12, generator=gen)
     valid = torch.ones_like(gt, dtype=torch.bool)
-    batch = HeldOutBatch(torch.rand(n, 3, 8, 12, generator=gen), gt, valid, [f"img{i}" for i in range(n)], 10.0)
+    batch = Samples(torch.rand(n, 3, 8, 12, generator=gen), gt, valid, [f"img{i}" for i in range(n)], 10.0)
     mean = gt.mean(dim=(2, 3), keepdim=True)
     scale = torch.tensor(factors, dtype=gt.dtype).view(n, 1, 1, 1)
     flat = mean.expand_as(gt)

@@ -29,15 +29,9 @@ import torch
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.models.common import scale_channels
 
 DENSENET169_BLOCKS: tuple[int, ...] = (6, 12, 32, 32)
-
-
-def scaled_channels(channels: int, width: float) -> int:
-    """``channels * width`` rounded, at least 1 (``width=1.0`` returns ``channels`` exactly)."""
-    if width <= 0:
-        raise ProbeError(f"--width: expected a positive channel multiplier, got {width}")
-    return max(1, int(round(channels * width)))
 
 
 class DenseLayer(nn.Module):
@@ -102,8 +96,8 @@ class DenseNet(nn.Module):
                  num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,
                  width: float = 1.0) -> None:
         super().__init__()
-        growth = scaled_channels(growth_rate, width)
-        channels = scaled_channels(num_init_features, width)
+        growth = scale_channels(growth_rate, width)
+        channels = scale_channels(num_init_features, width)
         self.channels: dict[str, int] = {}
         layers: list[tuple[str, nn.Module]] = [
             ("conv0", nn.Conv2d(3, channels, kernel_size=7, stride=2, padding=3, bias=False)),

@@ -29,9 +29,8 @@ torch.Size([1, 1, 64, 96])
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 import torch.nn as nn
@@ -39,9 +38,9 @@ import torch.nn.functional as F
 
 from probe.errors import ProbeError, ShapeError
 from probe.models import MODELS
-from probe.models.common import crop_to_scale, pad_to_multiple
+from probe.models.common import crop_to_scale, pad_to_multiple, scale_channels
 from probe.ops import pack, unpack
-from probe.registry import Registry
+from probe.options import check_width
 
 #: GroupNorm groups used throughout the published network.
 GROUPS = 16
@@ -60,16 +59,14 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
-def scale_channels(base: int, width: float) -> int:
+def packnet_channels(base: int, width: float) -> int:
     """Published channel count ``base`` times ``width``, rounded to an even number >= 4.
 
     Even counts keep :class:`UnpackLayerConv3d` (which needs ``out * r * r`` divisible by
     ``d``) valid for ``d`` up to 8, and the floor of 4 leaves its inner convolution at
     least two channels; ``width == 1.0`` returns ``base`` unchanged.
     """
-    if width == 1.0:
-        return base
-    return max(4, 2 * round(base * width / 2))
+    return scale_channels(base, width, multiple=2, minimum=4)
 
 
 # ------------------------------------------------------------------------------------------
@@ -171,16 +168,12 @@ class UnpackLayerConv3d(nn.Module):
         return unpack(features.reshape(b, d * c, h, w), self.r)
 
 
-#: Depth-head activations (seed experiment 3 swaps sigmoid for leaky ReLU).
-HEAD_ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("depth-head activation")
-HEAD_ACTIVATIONS.register("sigmoid", description="bounded (0, 1), as published")(nn.Sigmoid)
-HEAD_ACTIVATIONS.register("leaky_relu", description="unbounded, negative slope 0.01")(nn.LeakyReLU)
+#: Depth-head activations: bounded (0, 1) as published, or unbounded (seed experiment 3's leaky ReLU, slope 0.01).
+HEAD_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
-#: What the head's activation is scaled into: inverse depth (1/m) or depth / max_depth.
-#: Maps ``min_depth`` to the factor applied after the activation.
-TARGETS: Registry[Callable[[float], float]] = Registry("depth target")
-TARGETS.register("inverse", description="inverse depth in 1/m: activation / min_depth")(lambda m: 1.0 / m)
-TARGETS.register("direct", description="depth as a fraction of max_depth: activation")(lambda m: 1.0)
+#: What the head's activation is scaled into: inverse depth in 1/m (``activation / min_depth``) or depth as a
+#: fraction of the dataset cap (``activation``, seed experiment 4).
+TARGETS = ("inverse", "direct")
 
 
 class DepthHead(nn.Module):
@@ -196,8 +189,8 @@ class DepthHead(nn.Module):
                  activation: str = "sigmoid", target: str = "inverse") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
-        self.activ = HEAD_ACTIVATIONS.build(activation)
-        self.scale = TARGETS.get(target)(min_depth)
+        self.activ = HEAD_ACTIVATIONS[activation]()
+        self.scale = 1.0 / min_depth if target == "inverse" else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.activ(self.conv1(x))
@@ -223,17 +216,14 @@ class SkipMerge:
     merge: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-SKIP_MERGES: Registry[Callable[[], SkipMerge]] = Registry("PackNet version")
-SKIP_MERGES.register("A", description="concatenate the skip")(lambda: SkipMerge(
-    unpack_channels=lambda stage, skip: stage,
-    merged_channels=lambda stage, skip: stage + skip,
-    merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1)))
-# Version B adds, so the unpack layer must emit the skip's channel count.  In the published
-# PackNet01 this equals the literal values (n3//2, n4//2, ...) for every stage.
-SKIP_MERGES.register("B", description="add the skip")(lambda: SkipMerge(
-    unpack_channels=lambda stage, skip: skip,
-    merged_channels=lambda stage, skip: skip,
-    merge=lambda unpacked, skip: unpacked + skip))
+SKIP_MERGES: dict[str, SkipMerge] = {
+    "A": SkipMerge(unpack_channels=lambda stage, skip: stage, merged_channels=lambda stage, skip: stage + skip,
+                   merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1)),
+    # Version B adds, so the unpack layer must emit the skip's channel count.  In the published
+    # PackNet01 this equals the literal values (n3//2, n4//2, ...) for every stage.
+    "B": SkipMerge(unpack_channels=lambda stage, skip: skip, merged_channels=lambda stage, skip: skip,
+                   merge=lambda unpacked, skip: unpacked + skip),
+}
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,8 +282,8 @@ class PackNet(nn.Module):
                  dropout: Optional[float] = None) -> None:
         super().__init__()
         _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
-        HEAD_ACTIVATIONS.entry(activation)
-        TARGETS.entry(target)
+        _validate_choice("activation", activation, HEAD_ACTIVATIONS)
+        _validate_choice("target", target, TARGETS)
         self.model_name = model_name
         self.spec, self.version, self.width = spec, version, width
         self.activation, self.target, self.residual, self.skips = activation, target, residual, skips
@@ -301,10 +291,10 @@ class PackNet(nn.Module):
         self.min_depth = float(min_depth)
         self.output_scale = _OUTPUT_SCALES[output_scale]
         self.out_channels = out_channels
-        self.merge = SKIP_MERGES.build(version)
+        self.merge = SKIP_MERGES[version]
 
-        ni = scale_channels(spec.pre_channels, width)
-        n1, n2, n3, n4, n5 = (scale_channels(c, width) for c in spec.channels)
+        ni = packnet_channels(spec.pre_channels, width)
+        n1, n2, n3, n4, n5 = (packnet_channels(c, width) for c in spec.channels)
         no, d = out_channels, spec.d
         blocks = dict(dropout=dropout, residual=residual)
 
@@ -390,10 +380,14 @@ class PackNet(nn.Module):
         return outputs if self.training else outputs[0]
 
 
+def _validate_choice(option: str, value: object, choices: Iterable[str]) -> None:
+    if value not in choices:
+        raise ProbeError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+
+
 def _validate_options(width: float, output_scale: str, min_depth: float, out_channels: int,
                       dropout: Optional[float], residual: bool, skips: bool) -> None:
-    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
-        raise ProbeError(f"--width: expected a positive number (1.0 = published), got {width!r}")
+    check_width(width)
     if output_scale not in _OUTPUT_SCALES:
         raise ProbeError(f"output_scale: expected one of {', '.join(_OUTPUT_SCALES)}, got {output_scale!r}")
     if not (_is_number(min_depth) and min_depth > 0):

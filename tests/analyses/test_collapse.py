@@ -126,7 +126,8 @@ def test_spearman_matches_scipy_on_random_images(seed: int) -> None:
 def test_measurement_restores_training_mode_and_returns_metres() -> None:
     import torch.nn as nn
 
-    from analyses.collapse import HeldOutBatch, measure
+    from analyses.collapse import measure
+    from probe.data.samples import Samples
 
     class Flat(nn.Module):
         output_space = "inverse"
@@ -139,7 +140,7 @@ def test_measurement_restores_training_mode_and_returns_metres() -> None:
             return self.bias.expand(x.shape[0], 1, x.shape[2], x.shape[3]) if not self.training else [x]
 
     gt, valid = _scene(batch=2, h=8, w=12)
-    batch = HeldOutBatch(image=torch.rand(2, 3, 16, 24), depth=gt, valid=valid, names=["a", "b"], max_depth=10.0)
+    batch = Samples(image=torch.rand(2, 3, 16, 24), depth=gt, valid=valid, names=["a", "b"], max_depth=10.0)
     model = Flat().train()
     result = measure(model, batch, step=7)
     assert model.training
