@@ -68,7 +68,7 @@ def config_command(parent: typer.Typer, name: str, config: type) -> Callable[[Ha
         def command(**given: Any) -> None:
             handler(config(**{f.name: _value(f, hints[f.name], given.pop(f.name)) for f in fields}), **given)
 
-        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__signature__ = inspect.Signature(params)  # what Typer reads the options from
         command.__doc__ = handler.__doc__
         parent.command(name)(command)
         return handler
@@ -79,14 +79,16 @@ def config_command(parent: typer.Typer, name: str, config: type) -> Callable[[Ha
 def _parameter(f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
     meta = f.metadata
     default = _default(f)
+    cli_type: Any
     if meta["parse"] is not None:  # given as text, read by the field's parser
-        cli_type: Any = Optional[list[str]] if _is_dict(hint) else Optional[str]
+        cli_type = list[str] | None if _is_dict(hint) else str | None
         cli_default: Any = None
         shown: Any = meta["shown"] or (default is not None and default != {} and str(default))
     elif _is_list(hint):  # a repeatable option; not given: the field's default
-        cli_type, cli_default, shown = Optional[list[_item(hint)]], None, meta["shown"] or bool(default)
+        cli_type = types.GenericAlias(list, (_item(hint),)) | None
+        cli_default, shown = None, meta["shown"] or bool(default)
     else:
-        cli_type, cli_default, shown = _plain(hint), default, True
+        cli_type, cli_default, shown = hint, default, True
     if meta["argument"]:
         info: Any = typer.Argument(help=meta["help"], show_default=False)
     else:
@@ -128,12 +130,6 @@ def _is_dict(hint: Any) -> bool:
 
 def _item(hint: Any) -> Any:
     return typing.get_args(_without_none(hint))[0]
-
-
-def _plain(hint: Any) -> Any:
-    """``X | None`` as ``Optional[X]`` (the spelling Typer reads)."""
-    inner = _without_none(hint)
-    return Optional[inner] if inner is not hint else hint
 
 
 # Options of commands that are not backed by a config: help text from the same declarations as the configs'.
@@ -472,7 +468,7 @@ def attribution_command(config: AttributionConfig, out: OutOpt) -> None:
 
 @app.command("report")
 def report_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="run folders written with --out")],
+    run_dirs: Annotated[list[str], typer.Argument(help="run folders written with --out")],
     output: Annotated[Path, typer.Option("-o", "--output", help="report file to write")] = Path("report.html"),
     fmt: Annotated[str, typer.Option("--format", help="html|md")] = "html",
 ) -> None:

@@ -26,7 +26,7 @@ output is ``s`` times the input resolution sits at input location
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -34,20 +34,30 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from probe.results import Result, register_result
-from probe.schema import transient
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.models import build_model
 from probe.models.common import finest_scale
+from probe.options import (
+    check_positive,
+    check_width,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    parse_int_tuple,
+    seed_option,
+    width_option,
+)
 from probe.plotting import to_uint8_rgb
-from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
-                           input_size_option, option, parse_int_tuple, seed_option, width_option)
 from probe.registry import Registry
 from probe.report.collect import Results
 from probe.report.document import Block, Paragraph, Section, Table
 from probe.report.sections import SECTIONS, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import transient
 from probe.seeding import check_seed, seed_everything
 
 # -- targets ------------------------------------------------------------------------------------
@@ -199,7 +209,7 @@ def mass_radii(mass: torch.Tensor, centre: tuple[float, float]) -> MassRadii:
     total = float(mass.sum())
     if not total > 0:
         raise ProbeError("receptive field: the input gradient is zero everywhere (the output does not depend on the input)")
-    dist = chebyshev_distances(tuple(mass.shape), centre).flatten()
+    dist = chebyshev_distances((int(mass.shape[0]), int(mass.shape[1])), centre).flatten()
     order = torch.argsort(dist, stable=True)
     d_sorted, cum = dist[order], torch.cumsum(mass.flatten()[order], 0) / total
     radii, last = torch.unique_consecutive(d_sorted, return_counts=True)
@@ -234,6 +244,8 @@ def effective_receptive_field(model: nn.Module, images: torch.Tensor) -> tuple[t
     centre = Target.pixel(h // 2, w // 2)
     x = images.clone().requires_grad_(True)
     TargetOutput(model, centre)(x).sum().backward()
+    if x.grad is None:
+        raise ProbeError("receptive field: the output does not depend on the input (no input gradient)")
     grad_map = x.grad.detach().abs().sum(dim=1).mean(dim=0)
     return grad_map, mass_radii(grad_map, input_location(centre.centre(), scale))
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -50,24 +50,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from probe.results import Result, register_result
-from probe.schema import transient
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
-from probe.models.common import finest_scale, pad_to_multiple
 from probe.models import build_model
+from probe.models.common import finest_scale, pad_to_multiple
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
-from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
-                           input_size_option, option, seed_option, width_option)
 from probe.ops import pack, unpack
+from probe.options import (
+    check_positive,
+    check_width,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    seed_option,
+    width_option,
+)
 from probe.plotting import to_uint8_rgb
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import transient
 from probe.seeding import check_seed, seed_everything
 
 MAX_LEVELS = 5
@@ -83,7 +92,7 @@ NORMS: dict[str, Norm] = {"none": lambda channels: nn.Identity(), "group": group
 
 
 class ConvBlock(nn.Sequential):
-    """k x k conv, normalisation, ELU (PackNet's ``Conv2D`` with a choice of norm): ``[B,Cin,H,W] -> [B,Cout,H/s,W/s]``."""
+    """k x k conv, norm, ELU (PackNet's ``Conv2D``, any norm): ``[B,Cin,H,W] -> [B,Cout,H/s,W/s]``."""
 
     def __init__(self, c_in: int, c_out: int, norm: Norm, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__(nn.Conv2d(c_in, c_out, kernel_size, stride, padding=kernel_size // 2), norm(c_out), nn.ELU())
@@ -500,7 +509,7 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
                                originals=to_uint8_rgb(test[:n_fig]), reconstructions=reconstructions)
     for arch, levels in jobs:
         def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
-            if task is not None:
+            if progress is not None and task is not None:
                 progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
 
         run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step, costs[(arch, levels)])

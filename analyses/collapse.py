@@ -193,7 +193,10 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
         out["scale_flagged"].append(bool(defined and not lo <= scale_ratio <= hi))
         out["defined"].append(bool(defined))
     n_defined = sum(out["defined"])
-    share = (lambda flags: sum(flags) / n_defined if n_defined else math.nan)
+
+    def share(flags: list[bool]) -> float:
+        return sum(flags) / n_defined if n_defined else math.nan
+
     return CollapseStatistics(**out, collapsed_share=share(out["collapsed"]),
                               scale_flagged_share=share(out["scale_flagged"]),
                               collapse_below=collapse_below, scale_band=(lo, hi))
@@ -218,7 +221,8 @@ def measure(model: nn.Module, batch: Samples, step: int) -> Measurement:
     was_training = model.training
     model.eval()
     try:
-        pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]))
+        pred = predict_depth(model, batch.image, max_depth=batch.max_depth,
+                             size=(int(batch.depth.shape[-2]), int(batch.depth.shape[-1])))
     finally:
         model.train(was_training)
     return measure_prediction(pred, batch, step)

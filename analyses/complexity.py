@@ -30,7 +30,7 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -53,7 +53,15 @@ from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.models.common import output_scales
-from probe.options import check_positive, check_width, device_option, input_size_option, option, seed_option, width_option
+from probe.options import (
+    check_positive,
+    check_width,
+    device_option,
+    input_size_option,
+    option,
+    seed_option,
+    width_option,
+)
 from probe.plotting import save_figure
 from probe.registry import Registry
 from probe.report import document
@@ -323,7 +331,7 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: 
 
 
 def _training_step(model: nn.Module, inputs: torch.Tensor) -> None:
-    sum(o.float().mean() for o in output_scales(model(inputs))).backward()
+    torch.stack([o.float().mean() for o in output_scales(model(inputs))]).sum().backward()
     model.zero_grad(set_to_none=True)
 
 

@@ -152,10 +152,11 @@ class GradientRecorder(TrainingProbe):
         """Per-parameter tensors -> ``[modules]`` sums of squares; missing gradients count as 0."""
         assert self._owner is not None
         present = [i for i, t in enumerate(tensors) if t is not None]
+        given = [t.detach() for t in tensors if t is not None]
         per_module = torch.zeros(len(self._modules), dtype=torch.float32, device=self._owner.device)
         if not present:
             return per_module
-        norms = torch._foreach_norm([tensors[i].detach() for i in present])  # type: ignore[union-attr]
+        norms = torch._foreach_norm(given)
         values = torch.stack([n.float() for n in norms]).square()
         owner = self._owner if len(present) == len(tensors) else self._owner[present]
         return per_module.index_add_(0, owner, values)

@@ -45,6 +45,7 @@ from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.losses import build_loss
+from probe.models.common import output_space_of
 from probe.options import check_positive, option, out_option
 from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
 from probe.report.collect import Results
@@ -237,7 +238,7 @@ class NoiseProbe(TrainingProbe):
         self._batches = iter(self._loader)
         self._device = next(model.parameters()).device
         self._autocast = PRECISIONS[config.precision or "fp32"]
-        self._loss = partial(build_loss(config.loss), output_space=model.output_space,
+        self._loss = partial(build_loss(config.loss), output_space=output_space_of(model),
                              max_depth=dataset.info.max_depth)
 
     def _next_batch(self) -> dict:

@@ -23,8 +23,18 @@ from typing import Callable, TypeVar
 from probe.errors import ProbeError
 from probe.io import ensure_dir, read_json
 from probe.models import MODELS
-from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
-                           input_size_option, option, out_option, seed_option, width_option)
+from probe.options import (
+    check_positive,
+    check_width,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    out_option,
+    seed_option,
+    width_option,
+)
 from probe.seeding import check_seed
 from probe.training import TrainConfig, TrainHook, train
 from probe.training.checkpoint import checkpoint_paths, weights_step

@@ -29,8 +29,10 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from probe.data import get_dataset  # noqa: E402
-from probe.data import synthetic  # noqa: E402
+from probe.data import (
+    get_dataset,  # noqa: E402
+    synthetic,  # noqa: E402
+)
 from probe.io import write_json  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 

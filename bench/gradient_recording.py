@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     rows = [measure(name, args, device) for name in (args.model or ["packnet_b", "packnet_c", "densedepth"])]
 
-    table = Table(title=f"gradient recording overhead ({device}, {'CPU' if device.type == 'cpu' else 'wall'} time, width {args.width}, "
+    clock = "CPU" if device.type == "cpu" else "wall"
+    table = Table(title=f"gradient recording overhead ({device}, {clock} time, width {args.width}, "
                         f"{args.input_size[0]}x{args.input_size[1]}, batch {args.batch_size}; goal <= {GOAL:.0%})")
     for column in ("model", "layers", "plain step ms", "recorded step ms", "hook ms", "hook overhead",
                    "end-to-end overhead"):

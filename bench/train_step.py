@@ -40,10 +40,12 @@ from probe.device import device_description, resolve_device  # noqa: E402
 from probe.io import write_json  # noqa: E402
 from probe.losses import build_loss  # noqa: E402
 from probe.models import build_model, count_parameters  # noqa: E402
-from probe.options import parse_size  # noqa: E402
+from probe.options import (
+    parse_model_options,  # noqa: E402
+    parse_size,  # noqa: E402
+)
 from probe.runs import provenance  # noqa: E402
 from probe.seeding import seed_everything  # noqa: E402
-from probe.options import parse_model_options  # noqa: E402
 from probe.training.config import PRECISIONS  # noqa: E402
 from probe.training.loop import StepSetup, to_channels_last, train_step  # noqa: E402
 

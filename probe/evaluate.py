@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence, Sized, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from probe.results import Result, register_result
 from probe.data import transforms as T
 from probe.data.images import read_rgb
 from probe.depth_space import to_depth
@@ -42,8 +41,10 @@ from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
 from probe.metrics import METRIC_NAMES, MetricAccumulator, get_protocol
+from probe.models.common import output_space_of
 from probe.options import check_positive, data_root_option, device_option, input_size_option, option, out_option
 from probe.progress import progress_bar
+from probe.results import Result, register_result
 
 __all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "PredictOptions", "depth_to_rgb", "evaluate",
            "evaluate_checkpoint", "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images",
@@ -63,9 +64,7 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
     metres) the prediction and the mirrored prediction of the mirrored image.
     The model must already be in eval mode on ``images.device``.
     """
-    space = getattr(model, "output_space", None)
-    if space is None:
-        raise ProbeError(f"model {type(model).__name__} has no output_space attribute (see docs/CONTRACTS.md)")
+    space = output_space_of(model)
 
     def once(x: torch.Tensor) -> torch.Tensor:
         out = model(x)
@@ -153,7 +152,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None,
     if protocol_name is None or depth_cap is None:
         raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
     chosen = get_protocol(protocol_name)
-    if len(dataset) == 0:  # type: ignore[arg-type]
+    size = len(cast(Sized, dataset))  # torch's Dataset declares no __len__; every probe dataset has one
+    if size == 0:
         raise ProbeError(f"evaluate: dataset {getattr(info, 'name', dataset)!r} is empty")
 
     dev = _as_device(device)
@@ -165,7 +165,7 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None,
     ratios: list[float] = []
     start = time.perf_counter()
     with progress_bar(disable=None if show_progress is None else not show_progress) as bar:
-        task = bar.add_task("eval", total=len(dataset))  # type: ignore[arg-type]
+        task = bar.add_task("eval", total=size)
         for batch in loader:
             gt, valid = batch["depth"].float(), batch["valid"].bool()
             pred = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
@@ -185,7 +185,7 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None,
     return EvalResult(
         dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
         protocol=chosen.name, protocol_description=chosen.description,
-        model=str(getattr(model, "model_name", type(model).__name__)), output_space=model.output_space,
+        model=str(getattr(model, "model_name", type(model).__name__)), output_space=output_space_of(model),
         max_depth=depth_cap, n_images=acc.n_images, n_images_without_pixels=acc.n_empty, n_pixels=acc.n_pixels,
         metrics=acc.pooled(), metrics_image_mean=acc.image_mean(),
         options={"median_scaling": median_scaling, "flip_tta": flip_tta, "clamp": clamp, "batch_size": batch_size,
@@ -346,7 +346,7 @@ def _run_dataset_settings(run_config: dict[str, Any], dataset: str | None, data_
     same = name == run_config.get("dataset")
     root = data_root if data_root is not None else (run_config.get("data_root") if same else None)
     size = input_size or (tuple(run_config["input_size"]) if same and run_config.get("input_size") else None)
-    return name, Path(root) if root is not None else None, size  # type: ignore[return-value]
+    return name, Path(root) if root is not None else None, size
 
 
 def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
@@ -411,7 +411,7 @@ def predict_checkpoint(options: PredictOptions) -> list[ImagePrediction]:
         raise ProbeError(f"--checkpoint {options.checkpoint}: its run config names no dataset (needed for the depth cap)")
     info = dataset_info(run_config["dataset"])
     size = options.input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
-    return predict_images(model, sources, options.out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
+    return predict_images(model, sources, options.out, max_depth=info.max_depth, input_size=size, device=dev,
                           flip_tta=options.flip_tta, colormap=options.colormap, depth_range=options.depth_range)
 
 

@@ -35,8 +35,19 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
-                           input_size_option, option, out_option, parse_name_list, seed_option, width_option)
+from probe.options import (
+    check_positive,
+    check_width,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    out_option,
+    parse_name_list,
+    seed_option,
+    width_option,
+)
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
 from probe.report.collect import Results

@@ -34,7 +34,8 @@ SSIM_K2 = 0.03
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape or pred.dim() != 4:
         raise ShapeError(
-            f"image quality: expected two [B,C,H,W] tensors of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+            "image quality: expected two [B,C,H,W] tensors of the same shape, "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
 
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.reporting import with_reporter
 
-from probe.errors import ProbeError, ShapeError
+from probe.errors import ShapeError
 from probe.ops import pack, unpack
 from probe.options import check_positive, option, seed_option
 from probe.registry import Registry
@@ -126,7 +125,7 @@ def law_pack_matches_pixel_unshuffle(x: torch.Tensor, r: int, *, pack_fn: PackFn
         unpack_fn(packed, r), F.pixel_shuffle(packed, r))
 
 
-def _valid_ratio(r: object) -> bool:
+def _valid_ratio(r: object) -> TypeGuard[int]:
     return isinstance(r, int) and not isinstance(r, bool) and r >= 1
 
 
@@ -148,21 +147,20 @@ def law_non_divisible_shapes_raise(shape: tuple[int, ...], r: object, *, pack_fn
     documented output shape.
     """
     x = torch.zeros(shape, dtype=torch.uint8)
-    ok_r = _valid_ratio(r)
+    given = cast(int, r)  # any object on purpose: an invalid ratio must raise, not be rejected by a type
+    ratio = r if _valid_ratio(r) else None
     is_4d = len(shape) == 4
-    raised, out = _raises_shape_error(lambda: pack_fn(x, r))  # type: ignore[arg-type]
-    pack_valid = ok_r and is_4d and shape[2] % r == 0 and shape[3] % r == 0  # type: ignore[operator]
-    if pack_valid:
+    raised, out = _raises_shape_error(lambda: pack_fn(x, given))
+    if ratio is not None and is_4d and shape[2] % ratio == 0 and shape[3] % ratio == 0:
         b, c, h, w = shape
-        if out is None or tuple(out.shape) != (b, c * r * r, h // r, w // r):  # type: ignore[operator]
+        if out is None or tuple(out.shape) != (b, c * ratio * ratio, h // ratio, w // ratio):
             return False
     elif not raised:
         return False
-    raised, out = _raises_shape_error(lambda: unpack_fn(x, r))  # type: ignore[arg-type]
-    unpack_valid = ok_r and is_4d and shape[1] % (r * r) == 0  # type: ignore[operator]
-    if unpack_valid:
+    raised, out = _raises_shape_error(lambda: unpack_fn(x, given))
+    if ratio is not None and is_4d and shape[1] % (ratio * ratio) == 0:
         b, c, h, w = shape
-        return out is not None and tuple(out.shape) == (b, c // (r * r), h * r, w * r)  # type: ignore[operator]
+        return out is not None and tuple(out.shape) == (b, c // (ratio * ratio), h * ratio, w * ratio)
     return raised
 
 

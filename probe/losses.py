@@ -47,8 +47,8 @@ in ``ialhashim/DenseDepth``; that repository's PyTorch port drops the edge term,
 which ``edge_weight=0`` reproduces).
 
 * ``L_ssim = clamp((1 - mean SSIM) / 2, 0, 1)`` with an 11x11 Gaussian window
-  (sigma 1.5, :func:`probe.image_quality.gaussian_window`; ``min(11, h, w)`` on tiny maps), no padding ("valid" windows as
-  in the reference), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2`` and dynamic range
+  (sigma 1.5, :func:`probe.image_quality.gaussian_window`; ``min(11, h, w)`` on tiny maps), no padding
+  ("valid" windows as in the reference), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2`` and dynamic range
   ``L = max_depth / min_depth`` (100 for NYU's 10 m / 0.1 m, the reference's
   ``1000 / 10``).  Masking: the local means and (co)variances are computed by
   normalised convolution over the valid pixels of each window only, and the
@@ -70,9 +70,9 @@ import torch
 import torch.nn.functional as F
 
 from probe.depth_space import to_depth, to_depthnorm
-from probe.models.common import output_scales
 from probe.errors import ProbeError, ShapeError
 from probe.image_quality import gaussian_window
+from probe.models.common import output_scales
 from probe.registry import Registry
 
 __all__ = ["LOSSES", "LossOutput", "DepthLoss", "build_loss", "list_losses", "masked_mean", "masked_ssim_map"]
@@ -161,7 +161,7 @@ class DepthLoss:
                 if out.shape[-2:] != depth.shape[-2:]:
                     out = F.interpolate(out, size=depth.shape[-2:], mode="bilinear", align_corners=False)
                 terms = self.scale_terms(out, depth, valid, output_space=output_space, max_depth=max_depth)
-                totals.append(sum(self.weights[name] * value for name, value in terms.items()))
+                totals.append(torch.stack([self.weights[name] * value for name, value in terms.items()]).sum())
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value.detach()
             n = len(scales)
@@ -210,7 +210,7 @@ def _edge_term(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) ->
             continue
         first, second = slice(0, n - 1), slice(1, n)
 
-        def cut(t: torch.Tensor, s: slice) -> torch.Tensor:
+        def cut(t: torch.Tensor, s: slice, dim: int = dim) -> torch.Tensor:
             return t.narrow(dim, s.start, s.stop - s.start)
 
         d_pred = cut(pred, second) - cut(pred, first)

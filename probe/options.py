@@ -166,7 +166,7 @@ def parse_key_values(items: list[str] | tuple[str, ...], flag: str, example: str
 
 
 def parse_model_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``--model-option`` values: ``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": ..., "skips": False}``.
+    """``--model-option`` values: ``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": ...}``.
 
     >>> parse_model_options(["output_scale=half", "min_depth=0.5"])
     {'output_scale': 'half', 'min_depth': 0.5}

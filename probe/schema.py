@@ -232,7 +232,7 @@ def _describe(annotation: Any) -> str:
         return f"a list of {len(args)} values"
     if origin is dict:
         return f"an object of {_plural(args[1])}" if args else "an object"
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return f"an object ({annotation.__name__})"
     if annotation is Path:
         return "a path"
@@ -244,7 +244,7 @@ def _plural(annotation: Any) -> str:
                type(None): "nulls", Path: "paths"}
     if typing.get_origin(annotation) in (Union, types.UnionType):
         return " or ".join(_plural(a) for a in typing.get_args(annotation))
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return f"objects ({annotation.__name__})"
     if typing.get_origin(annotation) in (list, tuple):
         return "lists"

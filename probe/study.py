@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from probe.device import resolve_device
 from probe.data import dataset_info, dataset_present
+from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
 from probe.options import data_root_option, dataset_option, device_option, option, out_option, seed_option
@@ -126,7 +126,7 @@ class StepRecord:
 
 @dataclass
 class StudyLog(Result):
-    """``study.json``: the steps of the last ``probe study`` call, in order (the study's own log, not a report input)."""
+    """``study.json``: the steps of the last ``probe study`` call, in order (its own log, not a report input)."""
 
     name: ClassVar[str] = "study"
     schema_version: ClassVar[int] = 1
@@ -147,10 +147,11 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import complexity
 
     b = config.budget
-    models = {"models": list(b.complexity_models)} if b.complexity_models else {}
-    cfg = complexity.ComplexityConfig(**models, input_size=b.complexity_input, width=1.0, device=config.device,
+    cfg = complexity.ComplexityConfig(input_size=b.complexity_input, width=1.0, device=config.device,
                                       repeats=b.complexity_repeats, warmup=0 if config.small else None,
                                       seed=config.seed)
+    if b.complexity_models:  # None: the config's default, every registered model
+        cfg = replace(cfg, models=list(b.complexity_models))
     return _save(complexity.run(cfg, progress), config)
 
 
@@ -215,11 +216,13 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import autoencoder
 
     b = config.budget
-    archs = {"archs": list(b.autoencoder_archs)} if b.autoencoder_archs else {}
-    cfg = autoencoder.AutoencoderConfig(**archs, dataset=config.dataset, data_root=config.data_root,
+    cfg = autoencoder.AutoencoderConfig(dataset=config.dataset, data_root=config.data_root,
                                         levels=list(b.autoencoder_levels), steps=b.autoencoder_steps,
-                                        input_size=b.autoencoder_input, device=config.device, seed=config.seed,
-                                        **({"train_images": 128, "eval_images": 16} if config.small else {}))
+                                        input_size=b.autoencoder_input, device=config.device, seed=config.seed)
+    if b.autoencoder_archs:  # None: the config's default, every registered architecture
+        cfg = replace(cfg, archs=list(b.autoencoder_archs))
+    if config.small:
+        cfg = replace(cfg, train_images=128, eval_images=16)
     return _save(autoencoder.run(cfg, progress), config)
 
 

@@ -16,8 +16,12 @@ from probe.data.base import (  # noqa: F401
     list_datasets,
     register_dataset,
 )
+
+# Importing the readers fills the registry, in this order (the order `probe datasets` lists).
+# isort: off
 from probe.data import synthetic as _synthetic  # noqa: E402,F401
 from probe.data import nyu as _nyu  # noqa: E402,F401
 from probe.data import make3d as _make3d  # noqa: E402,F401
 from probe.data import kitti as _kitti  # noqa: E402,F401
 from probe.data import folder as _folder  # noqa: E402,F401
+# isort: on

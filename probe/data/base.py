@@ -73,7 +73,8 @@ class DepthDataset(Dataset):
             raise ProbeError(f"split: expected 'train' or 'test', got {split!r}")
         self.info = info
         self.split = split
-        self.input_size = tuple(input_size) if input_size else tuple(info.input_size)
+        height, width = input_size or info.input_size
+        self.input_size = (int(height), int(width))
         self.depth_size = info.depth_size(self.input_size)
         self.augment = augment
         self.seed = seed

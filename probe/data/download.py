@@ -186,7 +186,7 @@ def _stream(response, part: Path, mode: str, offset: int, total: int | None, lab
     received = 0
     disable = None if progress is None else not progress
     with progress_bar(disable=disable) as bar, open(part, mode) as handle:
-        task = bar.add_task(f"{label} (MiB)", total=(total / MIB) if total else None, completed=offset / MIB)
+        task = bar.add_task(f"{label} (MiB)", total=(total / MIB) if total else None, completed=int(offset / MIB))
         while True:
             try:
                 block = response.read(CHUNK_BYTES)

@@ -47,7 +47,8 @@ FOLDER_INFO = DatasetInfo(
     input_size=(240, 320),
     depth_scale=1.0,
     eval_protocol="none",
-    source="your own files: image_glob / depth_glob patterns under --data-root (default {split}/image/*, {split}/depth/*)",
+    source=("your own files: image_glob / depth_glob patterns under --data-root "
+            "(default {split}/image/*, {split}/depth/*)"),
     expected=(DEFAULT_IMAGE_GLOB, DEFAULT_DEPTH_GLOB),
 )
 
@@ -114,7 +115,8 @@ class FolderDataset(DepthDataset):
 
     def item_name(self, index: int) -> str:
         image, depth = self.pairs[index]
-        return str((image or depth).relative_to(self.root))
+        named = image if image is not None else depth
+        return str(named.relative_to(self.root)) if named is not None else f"{self.split}/{index}"
 
     def load_raw(self, index: int) -> RawSample:
         image_path, depth_path = self.pairs[index]

@@ -16,9 +16,12 @@ naming the RGB file, so ``probe data check`` lists it and ``skip_bad`` skips it.
 Split lists: one frame per line, in any of these three formats (the first
 token decides; blank lines are ignored)::
 
-    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.jpg <right image>   # Monodepth (eigen_*_files.txt)
-    2011_09_26/2011_09_26_drive_0002_sync 69 l                                         # Monodepth2 (l = image_02, r = image_03)
-    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png <gt path|None> 721.5377   # BTS
+    # Monodepth (eigen_*_files.txt)
+    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.jpg <right image>
+    # Monodepth2 (l = image_02, r = image_03)
+    2011_09_26/2011_09_26_drive_0002_sync 69 l
+    # BTS
+    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png <gt path|None> 721.5377
 
 Only the first image of a Monodepth line is used.  Monodepth's lists name
 ``.jpg`` files (its authors converted the PNGs); the listed path is tried

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rich.table import Table
 
 from probe.data.base import DepthDataset, dataset_info, dataset_present, get_dataset, list_datasets
@@ -49,7 +48,7 @@ def dataset_rows(root: str | Path | None = None) -> list[DatasetRow]:
     rows = []
     for name in list_datasets():
         info = dataset_info(name)
-        rows.append(DatasetRow(name, info.description, dataset_present(name, root), tuple(info.input_size),
+        rows.append(DatasetRow(name, info.description, dataset_present(name, root), info.input_size,
                                float(info.max_depth), info.source))
     return rows
 

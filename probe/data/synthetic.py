@@ -92,7 +92,9 @@ class Rays:
     inv: Arrays3
 
     def __getitem__(self, region: Region) -> "Rays":
-        return Rays(self.origin, tuple(a[region] for a in self.d), tuple(a[region] for a in self.inv))  # type: ignore[arg-type]
+        d, inv = self.d, self.inv
+        return Rays(self.origin, (d[0][region], d[1][region], d[2][region]),
+                    (inv[0][region], inv[1][region], inv[2][region]))
 
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), dtype=bool)  # [8,3]: take hi on this axis?
@@ -123,7 +125,8 @@ class PinholeCamera:
         c, s = math.cos(roll), math.sin(roll)
         right, down = c * right + s * down, -s * right + c * down
         focal = 0.5 / math.tan(math.radians(hfov_deg) / 2.0)
-        return cls(tuple(float(x) for x in position), np.stack([right, down, forward], axis=1), focal)  # type: ignore[arg-type]
+        origin = (float(position[0]), float(position[1]), float(position[2]))
+        return cls(origin, np.stack([right, down, forward], axis=1), focal)
 
     def rays(self, size: tuple[int, int], frame: tuple[int, int]) -> Rays:
         """Rays through the pixel centres of an ``h x w`` grid laid over the ``frame`` (H, W) image."""
@@ -134,7 +137,7 @@ class PinholeCamera:
         d = tuple((rot[k, 0] * xs)[None, :] + (rot[k, 1] * ys + rot[k, 2])[:, None] for k in range(3))
         with np.errstate(divide="ignore"):
             inv = tuple(np.float32(1.0) / a for a in d)
-        return Rays(self.position, d, inv)  # type: ignore[arg-type]
+        return Rays(self.position, d, inv)
 
     def view_bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image extents and nearest z-depth of the boxes ``[lo, hi]`` (``[n,3]`` each) beyond NEAR.
@@ -196,7 +199,8 @@ class Shape(Protocol):
     ``bounds``: ``(lo, hi)`` world box, or None for shapes that may cover the whole image.
     """
 
-    n_faces: int
+    @property
+    def n_faces(self) -> int: ...
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray] | None: ...
@@ -206,7 +210,7 @@ class Shape(Protocol):
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]: ...
 
 
-_AXIS_NORMALS = np.repeat(np.eye(3, dtype=np.float32), 2, axis=1) * np.tile(np.float32([-1.0, 1.0]), 3)
+_AXIS_NORMALS = np.repeat(np.eye(3, dtype=np.float32), 2, axis=1) * np.tile(np.array([-1.0, 1.0], dtype=np.float32), 3)
 """``[3,6]``: outward normal components of the faces ``2*axis + side`` of an axis-aligned box (side 1: high face)."""
 
 
@@ -247,7 +251,7 @@ class Room:
                 t = tk
                 face = (rays.d[k] > 0).view(np.uint8) + np.uint8(2 * k) if faces else None
                 continue
-            if faces:
+            if face is not None:
                 np.copyto(face, (rays.d[k] > 0).view(np.uint8) + np.uint8(2 * k), where=tk < t)
             np.minimum(t, tk, out=t)
         return t, face  # type: ignore[return-value]
@@ -308,7 +312,8 @@ class Box:
                 far = leave if far is None else np.minimum(far, leave)
             if not entries:
                 raise ValueError(f"Box {self.lo}..{self.hi}: the camera is inside it")
-            near, face = entries[0][0], entries[0][1]
+            near = entries[0][0]
+            face: np.ndarray | int = entries[0][1]
             for enter, plane in entries[1:]:
                 if faces:
                     face = np.where(enter > near, np.uint8(plane), face)
@@ -563,8 +568,9 @@ def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int], faces: boo
     nearest = np.zeros(len(scene.shapes))
     bounded = [k for k, s in enumerate(scene.shapes) if s.bounds is not None]
     if bounded:
-        lo = np.array([scene.shapes[k].bounds[0] for k in bounded], dtype=float)  # type: ignore[index]
-        hi = np.array([scene.shapes[k].bounds[1] for k in bounded], dtype=float)  # type: ignore[index]
+        boxes = [box for box in (scene.shapes[k].bounds for k in bounded) if box is not None]
+        lo = np.array([box[0] for box in boxes], dtype=np.float64)
+        hi = np.array([box[1] for box in boxes], dtype=np.float64)
         extents, nearest[bounded] = scene.camera.view_bounds(lo, hi)
         for k, region in zip(bounded, scene.camera.regions(extents, size, frame)):
             regions[k] = region
@@ -646,7 +652,7 @@ def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region |
     local = surface[region] - np.uint8(first)  # other shapes' ids wrap to >= n_faces
     mine = local < shape.n_faces
     with np.errstate(invalid="ignore"):  # pixels of other shapes (even sky: p = inf) are computed, then masked
-        n_r, u, v = shape.attributes(tuple(c[region] for c in p), local)  # type: ignore[arg-type]
+        n_r, u, v = shape.attributes((p[0][region], p[1][region], p[2][region]), local)
         for dst, src in zip(normal, n_r):
             np.copyto(dst[region], src, where=mine)
         groups = _material_groups(materials)
@@ -683,7 +689,7 @@ def _sky_colour(sky: tuple[Vec3, Vec3], rays: Rays) -> tuple[np.ndarray, np.ndar
     """Per-channel sky colours of ``rays``: horizon -> zenith with the square root of the elevation's sine."""
     dx, dy, dz = rays.d
     elevation = np.sqrt(np.clip(dy / np.sqrt(dx * dx + dy * dy + dz * dz), 0.0, 1.0))
-    return tuple(sky[0][c] + (sky[1][c] - sky[0][c]) * elevation for c in range(3))  # type: ignore[return-value]
+    return tuple(sky[0][c] + (sky[1][c] - sky[0][c]) * elevation for c in range(3))
 
 
 @functools.cache
@@ -863,8 +869,8 @@ class SyntheticDataset(DepthDataset):
     def load_raw(self, index: int) -> RawSample:
         retain_freed_memory()
         scene = self.scene(index)
-        image = render_image(scene, self.input_size)  # type: ignore[arg-type]
-        depth = render_depth(scene, self.depth_size, self.input_size)  # type: ignore[arg-type]
+        image = render_image(scene, self.input_size)
+        depth = render_depth(scene, self.depth_size, self.input_size)
         return RawSample(image, depth, self.item_name(index))
 
 

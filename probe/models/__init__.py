@@ -40,6 +40,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-# Importing the architecture modules fills the registry.
+# Importing the architecture modules fills the registry, in this order (the order `probe models` lists).
+# isort: off
 from probe.models import packnet as _packnet  # noqa: E402,F401
 from probe.models import densedepth as _densedepth  # noqa: E402,F401
+# isort: on

@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from probe.errors import ShapeError
+from probe.errors import ProbeError, ShapeError
 from probe.options import check_width
+
+
+def output_space_of(model: nn.Module) -> str:
+    """The model's declared ``output_space`` (see :mod:`probe.depth_space`); a model without one is an error."""
+    space = getattr(model, "output_space", None)
+    if not isinstance(space, str):
+        raise ProbeError(f"model {type(model).__name__} has no output_space attribute (see docs/CONTRACTS.md)")
+    return space
 
 
 def output_scales(outputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:

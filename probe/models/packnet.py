@@ -30,7 +30,7 @@ torch.Size([1, 1, 64, 96])
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Collection, Optional
 
 import torch
 import torch.nn as nn
@@ -84,7 +84,7 @@ class Conv2D(nn.Module):
         super().__init__()
         self.conv_base = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                                    padding=kernel_size // 2)
-        self.normalize = group_norm(out_channels)
+        self.normalize: nn.Module = group_norm(out_channels)
         self.activ = nn.ELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -296,7 +296,7 @@ class PackNet(nn.Module):
         ni = packnet_channels(spec.pre_channels, width)
         n1, n2, n3, n4, n5 = (packnet_channels(c, width) for c in spec.channels)
         no, d = out_channels, spec.d
-        blocks = dict(dropout=dropout, residual=residual)
+        blocks: dict[str, Any] = dict(dropout=dropout, residual=residual)
 
         self.pre_calc = Conv2D(3, ni, 5, 1)
         # encoder
@@ -324,7 +324,7 @@ class PackNet(nn.Module):
             iconv_in = m.merged_channels(stage_ch[k], skip_ch[k]) + (no if k <= 3 else 0)
             setattr(self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], d=d))
             setattr(self, f"iconv{k}", Conv2D(iconv_in, stage_ch[k], spec.iconv_kernels[kernel], 1))
-        head = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
+        head: dict[str, Any] = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
         for k in range(4, last_stage - 1, -1):
             setattr(self, f"disp{k}_layer", DepthHead(stage_ch[k], **head))
 
@@ -365,13 +365,13 @@ class PackNet(nn.Module):
             skip1, skip2, skip3, skip4, skip5 = (s * 0.0 for s in (skip1, skip2, skip3, skip4, skip5))
 
         iconv4 = self._decode(4, self._decode(5, x5p, skip5), skip4)
-        disp4 = self.disp4_layer(iconv4)
+        disp4 = self.get_submodule("disp4_layer")(iconv4)
         iconv3 = self._decode(3, iconv4, skip3, disp4)
-        disp3 = self.disp3_layer(iconv3)
+        disp3 = self.get_submodule("disp3_layer")(iconv3)
         iconv2 = self._decode(2, iconv3, skip2, disp3)
-        disp2 = self.disp2_layer(iconv2)
+        disp2 = self.get_submodule("disp2_layer")(iconv2)
         if self.output_scale == 1.0:
-            disp1 = self.disp1_layer(self._decode(1, iconv2, skip1, disp2))
+            disp1 = self.get_submodule("disp1_layer")(self._decode(1, iconv2, skip1, disp2))
             scales = [disp1, disp2, disp3, disp4]
         else:
             scales = [disp2, disp3, disp4]
@@ -380,7 +380,7 @@ class PackNet(nn.Module):
         return outputs if self.training else outputs[0]
 
 
-def _validate_choice(option: str, value: object, choices: Iterable[str]) -> None:
+def _validate_choice(option: str, value: object, choices: Collection[str]) -> None:
     if value not in choices:
         raise ProbeError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
 

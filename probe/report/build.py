@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import analyses  # noqa: F401  (registers every analysis' questions and sections)
 import probe.experiments  # noqa: F401  (registers the experiment matrix' and the cost question's)
@@ -41,12 +41,12 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
         reason = _missing(entry, results)
         section = None
         if reason is None:
-            section, reason = _guarded(lambda: entry.factory(results), entry.description)
+            section, reason = _guarded(entry.factory, results, entry.description)
         if section is not None:
             sections.append(section)
         else:
             not_run.append(reason or f"{entry.description} (its results hold nothing to show)")
-    answers, failures = _guarded(lambda: answer_all(results), "summary")
+    answers, failures = _guarded(answer_all, results, "summary")
     rows = [{"question": question, "answer": answer.verdict, "why": answer.sentence}
             for _, question, answer in (answers or []) if answer is not None]
     if rows:
@@ -67,10 +67,10 @@ def _missing(entry: Entry[Builder], results: Results) -> str | None:
     return f"{entry.description} (needs {', '.join(f'{cls.name}.json' for cls in needs)})"
 
 
-def _guarded(build: Callable[[], T], what: str) -> tuple[T | None, str | None]:
-    """Run one builder; a failure costs its own section only (PROBE_DEBUG=1 re-raises it)."""
+def _guarded(build: Callable[[Results], T], results: Results, what: str) -> tuple[T | None, str | None]:
+    """Run one builder on ``results``; a failure costs its own section only (PROBE_DEBUG=1 re-raises it)."""
     try:
-        return build(), None
+        return build(results), None
     except ProbeError as exc:
         return None, f"{what} (could not be built: {one_line(exc)})"
     except Exception as exc:  # a bug or a value no rule foresaw: keep the rest of the report
@@ -79,7 +79,7 @@ def _guarded(build: Callable[[], T], what: str) -> tuple[T | None, str | None]:
         return None, f"{what} (could not be built: internal error: {type(exc).__name__}: {one_line(exc)})"
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html") -> Path:
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "html") -> Path:
     """Write the report for ``run_dirs`` to ``out`` (atomically) and return its path."""
     if fmt not in FORMATS:
         raise ProbeError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")

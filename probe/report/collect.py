@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Sequence, TypeVar
 
 from probe.errors import ProbeError
 from probe.results import RESULTS, Result
@@ -65,7 +65,7 @@ def _candidate_dirs(root: Path) -> list[Path]:
     return dirs
 
 
-def collect_results(run_dirs: list[str | Path]) -> Results:
+def collect_results(run_dirs: Sequence[str | Path]) -> Results:
     """Read every registered result file under the given run folders.
 
     Raises a one-line ProbeError when a folder is missing or holds no result file, or when

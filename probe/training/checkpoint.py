@@ -52,7 +52,7 @@ def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
                    "gauss": py_gauss},
-        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)), "pos": int(np_pos),
                   "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
         "torch": torch.get_rng_state(),
     }

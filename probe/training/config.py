@@ -16,9 +16,20 @@ from typing import Any, Callable
 import torch
 
 from probe.errors import ProbeError
-from probe.options import (check_positive, check_width, data_root_option, dataset_option, device_option,
-                           input_size_option, model_options_option, option, out_option, parse_data_options,
-                           seed_option, width_option)
+from probe.options import (
+    check_positive,
+    check_width,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    model_options_option,
+    option,
+    out_option,
+    parse_data_options,
+    seed_option,
+    width_option,
+)
 from probe.schema import SchemaError, decode
 from probe.seeding import check_seed
 
@@ -108,7 +119,7 @@ class TrainConfig:
             channels_last=on_cuda if self.channels_last is None else self.channels_last,
             out=Path(self.out),
             data_root=Path(self.data_root) if self.data_root is not None else None,
-            input_size=tuple(self.input_size) if self.input_size is not None else None,
+            input_size=(int(self.input_size[0]), int(self.input_size[1])) if self.input_size is not None else None,
             model_options=dict(self.model_options),
         )
 

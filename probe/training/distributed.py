@@ -1,8 +1,9 @@
 """Multi-process data-parallel training with PyTorch DDP, started by torchrun.
 
 ``torchrun --nproc-per-node N -m probe train <flags>`` starts N processes;
-each one reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from the environment torchrun sets, joins the process group (NCCL on GPU, gloo on
-CPU) and trains its shard of every batch.  ``probe train --nproc-per-node N``
+each one reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from the environment
+torchrun sets, joins the process group (NCCL on GPU, gloo on CPU) and trains
+its shard of every batch.  ``probe train --nproc-per-node N``
 is a shortcut: it writes the resolved config to ``DIR/launch.json`` and runs
 ``torch.distributed.run ... -m probe.training.launch --config DIR/launch.json``.
 Only rank 0 writes logs, checkpoints and summaries.

@@ -48,8 +48,9 @@ class ResumableSampler(Sampler):
         self.batch_size = batch_size
         self.epoch = 0
         self.start_batch = 0
-        self._inner = DistributedSampler(range(length), num_replicas=num_replicas, rank=rank,  # type: ignore[arg-type]
-                                         shuffle=shuffle, seed=seed, drop_last=False)
+        # the sampler only needs len(); a range of indices stands in for the dataset
+        self._inner: DistributedSampler[int] = DistributedSampler(range(length), num_replicas=num_replicas,  # type: ignore[arg-type]
+                                                                  rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch = epoch

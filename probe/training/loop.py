@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import torch
 import torch.distributed as dist
@@ -34,14 +34,28 @@ from probe.errors import ProbeError
 from probe.io import append_jsonl, atomic_write, to_plain
 from probe.losses import build_loss
 from probe.models import build_model, count_parameters
+from probe.models.common import output_space_of
 from probe.progress import progress_bar
 from probe.runs import prepare_run_dir
 from probe.seeding import seed_everything, set_deterministic
-from probe.training.checkpoint import (Position, checkpoint_paths, load_weights, read_training_state, rng_state,
-                                       save_checkpoint, set_rng_state)
+from probe.training.checkpoint import (
+    Position,
+    checkpoint_paths,
+    load_weights,
+    read_training_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from probe.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
-from probe.training.distributed import (DistInfo, env_dist_info, gather_strings, init_distributed,
-                                        shutdown_distributed, weights_digest)
+from probe.training.distributed import (
+    DistInfo,
+    env_dist_info,
+    gather_strings,
+    init_distributed,
+    shutdown_distributed,
+    weights_digest,
+)
 from probe.training.hooks import StepStats, TrainHook
 from probe.training.loader import EpochLoader, make_loader
 from probe.training.summary import BadItems, TrainSummary, read_metrics, summarise_metrics
@@ -219,7 +233,7 @@ class _Run:
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.module.parameters(), cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         loss = build_loss(cfg.loss)
-        self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth)
+        self.loss_fn = partial(loss, output_space=output_space_of(self.module), max_depth=self.dataset.info.max_depth)
 
     def _prepare_folder(self) -> Position:
         """Fresh run: refuse to mix with an old one. Resume: restore everything at the checkpoint's step."""
@@ -277,8 +291,8 @@ class _Run:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if cfg.compile:
-            model = torch.compile(model)
-        setup = StepSetup(module=self.module, device=self.device, autocast_dtype=PRECISIONS[cfg.precision],
+            model = cast(nn.Module, torch.compile(model))  # an OptimizedModule, typed as a plain callable
+        setup = StepSetup(module=self.module, device=self.device, autocast_dtype=PRECISIONS[cfg.precision or "fp32"],
                           scaler=self.scaler, grad_clip=cfg.grad_clip, channels_last=bool(cfg.channels_last),
                           hooks=self.hooks, dist=self.dist)
         writer = _tensorboard_writer(self.out) if cfg.tensorboard and self.dist.is_main else None
