@@ -30,6 +30,7 @@ from probe.errors import ProbeError, one_line
 from probe.evaluate import EvalOptions, PredictOptions
 from probe.experiments import SeedStudyConfig
 from probe.laws import PropertiesConfig
+from probe.models.check import CheckConfig
 from probe.options import data_root_option, input_size_option, is_option, out_option, parse_key_values, width_option
 from probe.study import StudyConfig
 from probe.training import TrainConfig
@@ -68,7 +69,7 @@ def config_command(parent: typer.Typer, name: str, config: type) -> Callable[[Ha
         def command(**given: Any) -> None:
             handler(config(**{f.name: _value(f, hints[f.name], given.pop(f.name)) for f in fields}), **given)
 
-        command.__signature__ = inspect.Signature(params)  # what Typer reads the options from
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what Typer reads  # what Typer reads the options from
         command.__doc__ = handler.__doc__
         parent.command(name)(command)
         return handler
@@ -163,12 +164,40 @@ def _console() -> Any:
 
 @app.command("models")
 def models_command(width: WidthOpt = 1.0) -> None:
-    """List every registered model: name, family, parameters, description. Example: probe models --width 0.25"""
+    """List the zoo (name, family, parameters, description) and the models installed packages register
+    (entry-point group probe.models) with their source. Example: probe models --width 0.25"""
+    from rich.table import Table
+
     from analyses.complexity import model_summaries, model_table
+    from probe.models.spec import ENTRY_POINT_GROUP, entry_point_models
     from probe.options import check_width
 
     check_width(width)
-    _console().print(model_table(model_summaries(width), width))
+    console = _console()
+    console.print(model_table(model_summaries(width), width))
+    plugins = Table(title=f"models registered by installed packages (entry-point group {ENTRY_POINT_GROUP})")
+    for column in ("name", "source"):
+        plugins.add_column(column)
+    for entry in entry_point_models():
+        plugins.add_row(entry.name, entry.source + (" (shadowed by the zoo model of this name)" if entry.shadowed else ""))
+    console.print(plugins if plugins.row_count else f"no installed package registers models ({ENTRY_POINT_GROUP})")
+    console.print("Any --model also takes package.module:factory or path/to/file.py:factory; "
+                  "`probe check-model SPEC` checks one against the model contract.")
+
+
+@config_command(app, "check-model", CheckConfig)
+def check_model_command(config: CheckConfig) -> None:
+    """Run the model contract on a model: each clause passed or failed with its fix; exit 2 if any failed.
+
+    Example: probe check-model examples/unet.py:build --input-size 64x96
+    """
+    from analyses import model_check
+
+    report = model_check.run(config)
+    for clause in report.clauses:
+        typer.echo(clause.line(report.spec), err=clause.status == "failed")
+    if not report.passed:
+        raise typer.Exit(2)
 
 
 @config_command(app, "complexity", ComplexityConfig)
@@ -348,7 +377,7 @@ def seed_study_command(config: SeedStudyConfig) -> None:
 def eval_command(options: EvalOptions) -> None:
     """Evaluate a checkpoint with a dataset protocol; writes DIR/eval.json and prints a table.
 
-    Example: probe eval --checkpoint runs/x --median-scaling --out runs/x/eval
+    Example: probe eval --checkpoint runs/x --dataset nyu_test --data-root nyu_test.zip --protocol nyu_densedepth --out runs/x/eval
     """
     from probe.evaluate import evaluate_checkpoint, print_eval_table
 
@@ -493,6 +522,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="probe", standalone_mode=True)
     except ProbeError as exc:
+        if os.environ.get("PROBE_DEBUG") and exc.__cause__ is not None:  # e.g. a user model's own traceback
+            import traceback
+
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         print(f"probe: error: {one_line(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

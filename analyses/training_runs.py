@@ -22,7 +22,7 @@ from typing import Callable, TypeVar
 
 from probe.errors import ProbeError
 from probe.io import ensure_dir, read_json
-from probe.models import MODELS
+from probe.models.spec import resolve_spec
 from probe.options import (
     check_positive,
     check_width,
@@ -71,8 +71,8 @@ class TrainingRuns:
             raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
         if self.checkpoint is None and not self.models:
             raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
-        for name in self.models:
-            MODELS.entry(name)
+        for name in self.models:  # zoo names or SPECs (module:factory, file.py:factory): parsed, not imported
+            resolve_spec(name)
         if self.checkpoint is not None:
             checkpoint_files(self.checkpoint)
 

@@ -4,12 +4,15 @@ The path from a raw network output to a metric, in order:
 
 1. ``model(image)`` in eval mode -> ``[B,1,h',w']`` in the model's ``output_space``;
 2. metres via :func:`probe.depth_space.to_depth` with the dataset's ``max_depth``;
-3. optional flip test-time augmentation: the mean, in metres, of the
-   prediction and the mirrored prediction of the mirrored image;
-4. bilinear upsampling (``align_corners=False``) to the ground-truth resolution;
-5. the protocol (:mod:`probe.metrics`): crop, depth range, optional per-image
+3. the protocol's per-pass clip, if any (DenseDepth clips each pass to [0.1, 10] m);
+4. optional flip test-time augmentation (on when the protocol prescribes it): the
+   mean, in metres, of the prediction and the mirrored prediction of the mirrored image;
+5. bilinear upsampling (``align_corners=False``) to the ground truth's own
+   resolution: the dataset is read with ``depth_resolution="full"``, so the ground
+   truth is never resampled, and each image is scored at its own size;
+6. the protocol (:mod:`probe.metrics`): crop, depth range, optional per-image
    median scaling, clamping to the protocol's range;
-6. metrics pooled over all evaluated pixels (``metrics``) and averaged over
+7. metrics pooled over all evaluated pixels (``metrics``) and averaged over
    images (``metrics_image_mean``), plus each image's own metrics.
 
 >>> from probe.models import build_model                                     # doctest: +SKIP
@@ -21,6 +24,7 @@ The path from a raw network output to a metric, in order:
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -40,7 +44,7 @@ from probe.depth_space import to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
-from probe.metrics import METRIC_NAMES, MetricAccumulator, get_protocol
+from probe.metrics import METRIC_NAMES, EvalProtocol, MetricAccumulator, abs_rel_as_published_sums, get_protocol
 from probe.models.common import output_space_of
 from probe.options import check_positive, data_root_option, device_option, input_size_option, option, out_option
 from probe.progress import progress_bar
@@ -57,11 +61,12 @@ def _as_device(device: torch.device | str) -> torch.device:
 
 @torch.no_grad()
 def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, flip_tta: bool = False,
-                  size: tuple[int, int] | None = None) -> torch.Tensor:
+                  size: tuple[int, int] | None = None, clip: tuple[float, float] | None = None) -> torch.Tensor:
     """Depth in metres: ``[B,3,H,W]`` -> ``[B,1,h,w]`` (``h,w`` = ``size`` or the model's output size).
 
-    Uses ``model.output_space`` to convert; with ``flip_tta`` averages (in
-    metres) the prediction and the mirrored prediction of the mirrored image.
+    Uses ``model.output_space`` to convert; ``clip`` bounds each pass (before
+    averaging); with ``flip_tta`` averages (in metres) the prediction and the
+    mirrored prediction of the mirrored image; then upsamples bilinearly.
     The model must already be in eval mode on ``images.device``.
     """
     space = output_space_of(model)
@@ -72,7 +77,8 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
             raise ProbeError("predict_depth: the model returned several scales; call model.eval() first")
         if out.dim() != 4 or out.shape[1] != 1:
             raise ShapeError(f"predict_depth: expected a [B,1,h,w] depth output, got {tuple(out.shape)}")
-        return to_depth(out.float(), space, max_depth)
+        depth = to_depth(out.float(), space, max_depth)
+        return depth.clamp(*clip) if clip is not None else depth
 
     depth = once(images)
     if flip_tta:
@@ -111,6 +117,7 @@ class EvalResult(Result):
     metrics: dict[str, float]
     metrics_image_mean: dict[str, float]
     options: dict[str, Any]
+    protocol_choices: dict[str, Any]
     median_ratio: dict[str, float] | None
     per_image: list[dict[str, str | int | float | None]]
     seconds: float
@@ -133,64 +140,125 @@ def _check_loader_args(batch_size: int, workers: int) -> None:
         raise ProbeError(f"--workers: expected 0 or more, got {workers}")
 
 
-def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None, batch_size: int = 4,
+def _full_resolution(dataset: Dataset) -> Dataset:
+    """``dataset`` delivering its ground truth as read (a shallow copy when it was set to resize it)."""
+    if getattr(dataset, "depth_resolution", "full") == "full":
+        return dataset
+    full = copy.copy(dataset)
+    full.depth_resolution = "full"  # type: ignore[attr-defined]
+    return full
+
+
+def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> EvalProtocol:
+    """The protocol to score ``dataset`` with (default: the dataset's), adjusted by the dataset, checked to fit.
+
+    Reads the first item's ground truth, so a protocol whose crop is defined on
+    another size (``nyu_densedepth`` on 480x640) fails here, before any work.
+    """
+    info = getattr(dataset, "info", None)
+    name = protocol or (info.eval_protocol if info is not None else None)
+    if name is None:
+        raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
+    chosen = name if isinstance(name, EvalProtocol) else get_protocol(name)
+    override = getattr(dataset, "protocol_override", None)
+    if callable(override):
+        chosen = override(chosen)
+    if len(dataset) > 0:  # type: ignore[arg-type]
+        height, width = _full_resolution(dataset)[0]["depth"].shape[-2:]
+        try:
+            chosen.crop_box(int(height), int(width))
+        except ShapeError as exc:
+            raise ProbeError(f"--protocol {chosen.name}: does not fit dataset {getattr(info, 'name', '?')!r} "
+                             f"({exc})") from None
+    return chosen
+
+
+def _collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the images (all at the input size); keep each ground truth at its own size in a list."""
+    return {"image": torch.stack([it["image"] for it in items]), "depth": [it["depth"] for it in items],
+            "valid": [it["valid"] for it in items], "name": [it["name"] for it in items]}
+
+
+def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol | None = None, batch_size: int = 4,
              device: torch.device | str = "cpu", median_scaling: bool = False, flip_tta: bool = False,
              max_depth: float | None = None, clamp: bool = True, workers: int = 0,
              show_progress: bool | None = None) -> EvalResult:
     """Evaluate ``model`` on every item of ``dataset`` (items per docs/CONTRACTS.md) under ``protocol``.
 
-    ``protocol`` and ``max_depth`` default to the dataset's ``info.eval_protocol``
-    and ``info.max_depth``.  ``clamp`` bounds predictions to the protocol's
-    depth range (on by default, as in every published evaluation).
+    ``protocol`` (a name or an :class:`~probe.metrics.EvalProtocol`) and
+    ``max_depth`` default to the dataset's ``info.eval_protocol`` and
+    ``info.max_depth``.  Scoring happens at the ground truth's own resolution.
+    ``median_scaling`` and ``flip_tta`` add to what the protocol prescribes;
+    ``clamp=False`` turns off its final clamping.  A dataset with
+    ``protocol_override(protocol)`` (``nyu_test``: the crop from its archive)
+    adjusts the protocol first.
 
-    >>> result = evaluate(model, get_dataset("nyu", root, split="test"), median_scaling=True)  # doctest: +SKIP
+    >>> result = evaluate(model, get_dataset("nyu", root, split="test"), protocol="nyu_eigen")  # doctest: +SKIP
     """
     _check_loader_args(batch_size, workers)
     info = getattr(dataset, "info", None)
-    protocol_name = protocol or (info.eval_protocol if info is not None else None)
     depth_cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
-    if protocol_name is None or depth_cap is None:
+    if depth_cap is None:
         raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
-    chosen = get_protocol(protocol_name)
-    size = len(cast(Sized, dataset))  # torch's Dataset declares no __len__; every probe dataset has one
-    if size == 0:
+    count = len(cast(Sized, dataset))  # torch's Dataset declares no __len__; every probe dataset has one
+    if count == 0:
         raise ProbeError(f"evaluate: dataset {getattr(info, 'name', dataset)!r} is empty")
+    chosen = resolve_protocol(dataset, protocol)
+    tta = flip_tta or chosen.flip_tta
+    scaling = True if median_scaling else None  # None: the protocol's own setting
+    clamping = None if clamp else False
 
     dev = _as_device(device)
     model = model.to(dev).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=dev.type == "cuda")
+    loader = DataLoader(_full_resolution(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=dev.type == "cuda", collate_fn=_collate_keep_sizes)
     acc = MetricAccumulator()
     per_image: list[dict[str, Any]] = []
     ratios: list[float] = []
+    swapped = [0.0, 0]
+    gt_sizes: set[tuple[int, int]] = set()
     start = time.perf_counter()
     with progress_bar(disable=None if show_progress is None else not show_progress) as bar:
-        task = bar.add_task("eval", total=size)
+        task = bar.add_task("eval", total=count)
         for batch in loader:
-            gt, valid = batch["depth"].float(), batch["valid"].bool()
-            pred = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
-                                 flip_tta=flip_tta, size=tuple(gt.shape[-2:])).cpu()
-            prepared = chosen.apply(pred, gt, valid, median_scaling=median_scaling, clamp=clamp)
-            image_metrics = acc.update(prepared.pred, gt, prepared.mask)
-            counts = prepared.mask.flatten(1).sum(dim=1).tolist()
-            for i, metrics in enumerate(image_metrics):
-                ratio = float(prepared.ratios[i]) if prepared.ratios is not None else None
+            pred_batch = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
+                                       flip_tta=tta, clip=chosen.clip).cpu()
+            for i, name in enumerate(batch["name"]):
+                gt, valid = batch["depth"][i][None].float(), batch["valid"][i][None].bool()
+                gt_sizes.add(tuple(gt.shape[-2:]))
+                pred = F.interpolate(pred_batch[i:i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
+                prepared = chosen.apply(pred, gt, valid, median_scaling=scaling, clamp=clamping)
+                metrics = acc.update(prepared.pred, gt, prepared.mask)[0]
+                if chosen.swapped_abs_rel and prepared.mask.any():
+                    total, count = abs_rel_as_published_sums(prepared.pred, gt, prepared.mask)
+                    swapped[0] += total
+                    swapped[1] += count
+                ratio = float(prepared.ratios[0]) if prepared.ratios is not None else None
                 if ratio is not None:
                     ratios.append(ratio)
-                per_image.append({"name": batch["name"][i], "n_pixels": int(counts[i]), "median_ratio": ratio,
-                                  **(metrics or {name: None for name in METRIC_NAMES})})
-            bar.advance(task, gt.shape[0])
+                per_image.append({"name": name, "n_pixels": int(prepared.mask.sum()), "median_ratio": ratio,
+                                  **(metrics or {m: None for m in METRIC_NAMES})})
+            bar.advance(task, len(batch["name"]))
     synchronize(dev)
     seconds = time.perf_counter() - start
+    pooled = acc.pooled()
+    if chosen.swapped_abs_rel and swapped[1]:
+        pooled["abs_rel_as_published"] = swapped[0] / swapped[1]
+    size = next(iter(gt_sizes)) if len(gt_sizes) == 1 else (None, None)
+    choices = chosen.choices(height=size[0], width=size[1], median_scaling=bool(scaling) or None, clamp=clamping,
+                             flip_tta=tta)
+    choices["ground_truth_sizes"] = sorted([list(s) for s in gt_sizes])[:5]
     return EvalResult(
         dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
         protocol=chosen.name, protocol_description=chosen.description,
         model=str(getattr(model, "model_name", type(model).__name__)), output_space=output_space_of(model),
         max_depth=depth_cap, n_images=acc.n_images, n_images_without_pixels=acc.n_empty, n_pixels=acc.n_pixels,
-        metrics=acc.pooled(), metrics_image_mean=acc.image_mean(),
-        options={"median_scaling": median_scaling, "flip_tta": flip_tta, "clamp": clamp, "batch_size": batch_size,
-                 "device": str(dev)},
-        median_ratio=_ratio_summary(ratios) if median_scaling else None, per_image=per_image, seconds=seconds,
+        metrics=pooled, metrics_image_mean=acc.image_mean(),
+        options={"median_scaling": choices["median_scaling"], "flip_tta": tta, "clamp": choices["clamp_m"] is not None,
+                 "batch_size": batch_size, "device": str(dev)},
+        protocol_choices=choices,
+        median_ratio=_ratio_summary(ratios) if choices["median_scaling"] else None, per_image=per_image,
+        seconds=seconds,
     )
 
 
@@ -320,7 +388,8 @@ class EvalOptions:
     split: str = option("test", help="train|test")
     input_size: tuple[int, int] | None = input_size_option(help="HxW (default: the run's)")
     dataset_length: int | None = option(None, help="number of generated samples (synthetic data)")
-    protocol: str | None = option(None, help="nyu|make3d|kitti|none (default: the dataset's)")
+    protocol: str | None = option(None, help="nyu_densedepth|nyu_eigen|kitti_eigen|kitti_eigen_median|make3d_c1|none "
+                                             "(old names nyu, kitti, make3d still work; default: the dataset's)")
     median_scaling: bool = option(False, flag="--median-scaling",
                                   help="scale each prediction by median(gt)/median(pred)")
     flip_tta: bool = option(False, flag="--flip-tta",
@@ -371,6 +440,7 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
             raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), not {name!r}")
         extra["length"] = options.dataset_length
     dataset = get_dataset(name, root, split=options.split, input_size=size, **extra)
+    resolve_protocol(dataset, options.protocol)  # a protocol that does not fit the data fails before any write
     config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
     prepare_run_dir(options.out, "eval", config, device=device)
     result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,

@@ -52,3 +52,14 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A one-step ``probe train`` run of a tiny DenseDepth on synthetic data (read-only for the tests: copy to change)."""
+    from probe.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("trained_run")
+    train(TrainConfig(model="densedepth", width=0.0625, dataset="synthetic", input_size=(32, 48), dataset_length=4,
+                      max_steps=1, batch_size=2, device="cpu", workers=0, out=out))
+    return out

@@ -173,7 +173,8 @@ def evaluation() -> EvalResult:
     return EvalResult(dataset="synthetic", split="test", protocol="nyu", protocol_description="Eigen crop",
                       model="packnet_slim_b", output_space="inverse", max_depth=10.0, n_images=2,
                       n_images_without_pixels=0, n_pixels=1000, metrics=metrics, metrics_image_mean=metrics,
-                      options={"flip_tta": False}, median_ratio=None,
+                      options={"flip_tta": False}, protocol_choices={"crop": "eigen", "clamp_m": [0.001, 10.0]},
+                      median_ratio=None,
                       per_image=[{"name": "a", "n_pixels": 500, "median_ratio": None, "abs_rel": 0.2},
                                  {"name": "b", "n_pixels": 0, "median_ratio": None, "abs_rel": None}],
                       seconds=1.0, checkpoint="runs/x")

@@ -11,10 +11,12 @@ import analyses.autoencoder
 import analyses.collapse
 import analyses.complexity
 import analyses.gradients
+import analyses.model_check
 import analyses.noise
 import probe.evaluate
 import probe.experiments
 import probe.laws
+import probe.models.check
 import probe.study
 import probe.training
 from probe.options import check_width, parse_size
@@ -47,6 +49,7 @@ CASES = [
     (["complexity", "--out", "o"], analyses.complexity, "run", analyses.complexity.ComplexityConfig()),
     (["properties", "--out", "o"], probe.laws, "run_properties", probe.laws.PropertiesConfig()),
     (["study"], probe.study, "run_study", probe.study.StudyConfig()),
+    (["check-model", "packnet_b"], analyses.model_check, "run", probe.models.check.CheckConfig("packnet_b")),
 ]
 
 

@@ -7,6 +7,7 @@ every consumer sees::
 
     {"image": float32 [3,H,W] in [0,1],      # H,W = input_size
      "depth": float32 [1,h,w] metres,         # h,w = input_size * info.depth_scale; 0 where invalid
+                                               # (depth_resolution="full": the ground truth's own h,w)
      "valid": bool [1,h,w],
      "name": str,                              # stable id
      "skipped": str}                           # "" or the name of a bad item this one replaced
@@ -64,13 +65,22 @@ class RawSample:
     name: str
 
 
+#: ``depth_resolution`` option: the training target size, or the ground truth as read (for evaluation).
+DEPTH_RESOLUTIONS = ("target", "full")
+
+
 class DepthDataset(Dataset):
     """Base class: lazy loading, resizing, validity mask, seeded augmentation, bad-item policy."""
 
     def __init__(self, info: DatasetInfo, split: str = "train", input_size: tuple[int, int] | None = None,
-                 augment: bool = False, seed: int = 0, skip_bad: bool = False, normalize: str = "none") -> None:
+                 augment: bool = False, seed: int = 0, skip_bad: bool = False, normalize: str = "none",
+                 depth_resolution: str = "target") -> None:
         if split not in ("train", "test"):
             raise ProbeError(f"split: expected 'train' or 'test', got {split!r}")
+        if depth_resolution not in DEPTH_RESOLUTIONS:
+            raise ProbeError(f"depth_resolution: expected one of {', '.join(DEPTH_RESOLUTIONS)}, got {depth_resolution!r}")
+        # "full" keeps the ground truth as read (evaluation scores there); "target" resizes it for training.
+        self.depth_resolution = depth_resolution
         self.info = info
         self.split = split
         height, width = input_size or info.input_size
@@ -120,7 +130,9 @@ class DepthDataset(Dataset):
         depth_np = np.asarray(raw.depth, dtype=np.float32)
         if depth_np.ndim != 2:
             raise DataError(f"{raw.name}: depth must be a 2-D map, got shape {depth_np.shape}")
-        depth = T.resize_depth(torch.from_numpy(np.ascontiguousarray(depth_np))[None], self.depth_size)
+        depth = torch.from_numpy(np.ascontiguousarray(depth_np))[None]
+        if self.depth_resolution == "target":
+            depth = T.resize_depth(depth, self.depth_size)
         valid = T.valid_mask(depth, self.info.max_depth)
         depth = torch.where(valid, depth, torch.zeros_like(depth))
         if self.augment:
