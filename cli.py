@@ -95,8 +95,12 @@ def _parameter(f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
     else:
         info = typer.Option(meta["flag"] or "--" + f.name.replace("_", "-"), help=meta["help"], show_default=shown)
     required = default is dataclasses.MISSING
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[cli_type, info],
-                             default=inspect.Parameter.empty if required else cli_default)
+    return inspect.Parameter(
+        f.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[cli_type, info],
+        default=inspect.Parameter.empty if required else cli_default,
+    )
 
 
 def _value(f: dataclasses.Field[Any], hint: Any, given: Any) -> Any:
@@ -179,10 +183,14 @@ def models_command(width: WidthOpt = 1.0) -> None:
     for column in ("name", "source"):
         plugins.add_column(column)
     for entry in entry_point_models():
-        plugins.add_row(entry.name, entry.source + (" (shadowed by the zoo model of this name)" if entry.shadowed else ""))
+        plugins.add_row(
+            entry.name, entry.source + (" (shadowed by the zoo model of this name)" if entry.shadowed else "")
+        )
     console.print(plugins if plugins.row_count else f"no installed package registers models ({ENTRY_POINT_GROUP})")
-    console.print("Any --model also takes package.module:factory or path/to/file.py:factory; "
-                  "`probe check-model SPEC` checks one against the model contract.")
+    console.print(
+        "Any --model also takes package.module:factory or path/to/file.py:factory; "
+        "`probe check-model SPEC` checks one against the model contract."
+    )
 
 
 @config_command(app, "check-model", CheckConfig)
@@ -229,17 +237,24 @@ def properties_command(config: PropertiesConfig, out: OutOpt) -> None:
     if not result.passed:
         raise typer.Exit(1)
 
+
 # ----------------------------------------------------------------------------
 # section: data
 # ----------------------------------------------------------------------------
 
-data_app = typer.Typer(help="Inspect, check and fetch datasets. Example: probe data check synthetic --split test",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect, check and fetch datasets. Example: probe data check synthetic --split test", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 
-DatasetOptionOpt = Annotated[Optional[list[str]], typer.Option(
-    "--option", help="KEY=VALUE reader option, repeatable (e.g. split_file=lists/x.txt, crop=full, depth_scale=0.001)")]
+DatasetOptionOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--option",
+        help="KEY=VALUE reader option, repeatable (e.g. split_file=lists/x.txt, crop=full, depth_scale=0.001)",
+    ),
+]
 DatasetArg = Annotated[str, typer.Argument(help="dataset name (see `probe datasets`)")]
 
 
@@ -270,8 +285,9 @@ def data_check_command(
 def data_download_command(
     name: DatasetArg,
     data_root: Annotated[Path, typer.Option("--data-root", help="folder to download and extract into")],
-    url: Annotated[Optional[list[str]], typer.Option(
-        "--url", help="download this URL instead of the registered ones (repeatable)")] = None,
+    url: Annotated[
+        Optional[list[str]], typer.Option("--url", help="download this URL instead of the registered ones (repeatable)")
+    ] = None,
 ) -> None:
     """Fetch a dataset's public files (resumable, size-checked) and extract archives safely.
 
@@ -313,8 +329,16 @@ def data_preview_command(
     from probe.data.preview import write_preview
     from probe.options import parse_size
 
-    path = write_preview(name, out, root=data_root, split=split, count=count, seed=seed,
-                         input_size=parse_size(input_size) if input_size else None, **_reader_options(option))
+    path = write_preview(
+        name,
+        out,
+        root=data_root,
+        split=split,
+        count=count,
+        seed=seed,
+        input_size=parse_size(input_size) if input_size else None,
+        **_reader_options(option),
+    )
     typer.echo(f"wrote {path}")
 
 
@@ -326,10 +350,12 @@ def data_preview_command(
 @config_command(app, "train", TrainConfig)
 def train_command(
     config: TrainConfig,
-    nproc_per_node: Annotated[int, typer.Option("--nproc-per-node",
-                                                help="DDP processes (runs torchrun); 1 = this process")] = 1,
-    probe_names: Annotated[Optional[str], typer.Option(
-        "--probe", help="comma-separated training probes (analyses.probes.TRAIN_PROBES)")] = None,
+    nproc_per_node: Annotated[
+        int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")
+    ] = 1,
+    probe_names: Annotated[
+        Optional[str], typer.Option("--probe", help="comma-separated training probes (analyses.probes.TRAIN_PROBES)")
+    ] = None,
     probe_every: Annotated[int, typer.Option("--probe-every", help="run the probes every K steps")] = 10,
 ) -> None:
     """Train a model with the seed's protocol (Adam, lr 1e-4, batch 4); resumable, optionally DDP.
@@ -344,8 +370,10 @@ def train_command(
 
     if nproc_per_node != 1 and not env_dist_info().enabled:
         if probe_names:
-            raise ProbeError("--probe: not available with --nproc-per-node; run torchrun --nproc-per-node N -m probe "
-                             "train ... --probe NAMES")
+            raise ProbeError(
+                "--probe: not available with --nproc-per-node; run torchrun --nproc-per-node N -m probe "
+                "train ... --probe NAMES"
+            )
         launch_distributed(config, nproc_per_node)
         return
     names = parse_name_list(probe_names, "--probe", TRAIN_PROBES.names()) if probe_names else []
@@ -357,8 +385,9 @@ def train_command(
         print_train_summary(result)
 
 
-experiment_app = typer.Typer(help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick",
-                             no_args_is_help=True)
+experiment_app = typer.Typer(
+    help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick", no_args_is_help=True
+)
 app.add_typer(experiment_app, name="experiment")
 
 
@@ -393,8 +422,10 @@ def predict_command(options: PredictOptions) -> None:
     from probe.evaluate import predict_checkpoint
 
     for record in predict_checkpoint(options):
-        typer.echo(f"{record.source} -> {record.png}, {record.npy} "
-                   f"(depth {record.min_depth:.2f}..{record.max_depth:.2f} m, median {record.median_depth:.2f} m)")
+        typer.echo(
+            f"{record.source} -> {record.png}, {record.npy} "
+            f"(depth {record.min_depth:.2f}..{record.max_depth:.2f} m, median {record.median_depth:.2f} m)"
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -433,9 +464,11 @@ def noise_command(config: NoiseConfig) -> None:
 
     result = noise.run(config)
     for m in result.models:
-        typer.echo(f"{m.name}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
-                   f"{m.train_batch_size}); per-batch loss CV {m.loss.cv:.3g}, detrended "
-                   f"{m.loss.cv_detrended:.3g} (second half {m.loss_second_half.cv_detrended:.3g})")
+        typer.echo(
+            f"{m.name}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
+            f"{m.train_batch_size}); per-batch loss CV {m.loss.cv:.3g}, detrended "
+            f"{m.loss.cv_detrended:.3g} (second half {m.loss_second_half.cv_detrended:.3g})"
+        )
     _save_analysis(result, config.out, config.device, config.seed)
 
 
@@ -450,9 +483,11 @@ def collapse_command(config: CollapseConfig) -> None:
     result = collapse.run(config)
     for m in result.models:
         row = m.last
-        typer.echo(f"{m.name} at step {row.step}: {row.collapsed_share:.0%} of {row.n_defined} images "
-                   f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
-                   f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}")
+        typer.echo(
+            f"{m.name} at step {row.step}: {row.collapsed_share:.0%} of {row.n_defined} images "
+            f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
+            f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}"
+        )
     _save_analysis(result, config.out, config.device, config.seed)
 
 
@@ -473,8 +508,10 @@ def autoencoder_command(config: AutoencoderConfig, out: OutOpt) -> None:
     _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for r in result.runs:
         psnr = "inf" if r.psnr_infinite else f"{r.psnr:.2f}"
-        typer.echo(f"{r.arch:>15} L={r.levels}  params {r.params:>10,}  MACs {r.macs:>14,}  PSNR {psnr:>6} dB  "
-                   f"SSIM {r.ssim:.3f}  {r.train_seconds:.1f}s")
+        typer.echo(
+            f"{r.arch:>15} L={r.levels}  params {r.params:>10,}  MACs {r.macs:>14,}  PSNR {psnr:>6} dB  "
+            f"SSIM {r.ssim:.3f}  {r.train_seconds:.1f}s"
+        )
 
 
 @config_command(app, "attribution", AttributionConfig)
@@ -486,8 +523,10 @@ def attribution_command(config: AttributionConfig, out: OutOpt) -> None:
     result = attribution.run(config)
     _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for m in result.models:
-        typer.echo(f"{m.name:>28}  ERF r50 {m.erf.radius_50:g} px  r95 {m.erf.radius_95:g} px  "
-                   f"support {m.erf.support:g} px  {config.method} r95 {m.attribution_radii.radius_95:g} px")
+        typer.echo(
+            f"{m.name:>28}  ERF r50 {m.erf.radius_50:g} px  r95 {m.erf.radius_95:g} px  "
+            f"support {m.erf.support:g} px  {config.method} r95 {m.attribution_radii.radius_95:g} px"
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -534,8 +573,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not bad input: still one line unless asked for the traceback
         if os.environ.get("PROBE_DEBUG"):
             raise
-        print(f"probe: internal error: {type(exc).__name__}: {one_line(exc)} (set PROBE_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(
+            f"probe: internal error: {type(exc).__name__}: {one_line(exc)} (set PROBE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
 
 

@@ -80,7 +80,9 @@ class Target:
     def check(self, out_size: tuple[int, int], flag: str) -> "Target":
         h, w = out_size
         if not (0 <= self.y0 < self.y1 <= h and 0 <= self.x0 < self.x1 <= w):
-            raise ProbeError(f"{flag}: {self.describe()} lies outside the {h}x{w} output (y in 0..{h - 1}, x in 0..{w - 1})")
+            raise ProbeError(
+                f"{flag}: {self.describe()} lies outside the {h}x{w} output (y in 0..{h - 1}, x in 0..{w - 1})"
+            )
         return self
 
     def describe(self) -> str:
@@ -121,7 +123,7 @@ class TargetOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.target
-        return finest_scale(self.model(x))[:, 0, t.y0:t.y1, t.x0:t.x1].sum(dim=(1, 2))
+        return finest_scale(self.model(x))[:, 0, t.y0 : t.y1, t.x0 : t.x1].sum(dim=(1, 2))
 
 
 # -- attribution methods ------------------------------------------------------------------------
@@ -130,12 +132,15 @@ Attribute = Callable[[nn.Module, torch.Tensor, int], torch.Tensor]
 METHODS: Registry[Attribute] = Registry("attribution method")
 
 
-@METHODS.register("integrated_gradients", description="path integral of gradients from a black image", completeness=True)
+@METHODS.register(
+    "integrated_gradients", description="path integral of gradients from a black image", completeness=True
+)
 def _integrated_gradients(module: nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:
     from captum.attr import IntegratedGradients
 
-    return IntegratedGradients(module).attribute(inputs, baselines=torch.zeros_like(inputs), n_steps=steps,
-                                                 internal_batch_size=max(1, inputs.shape[0]))
+    return IntegratedGradients(module).attribute(
+        inputs, baselines=torch.zeros_like(inputs), n_steps=steps, internal_batch_size=max(1, inputs.shape[0])
+    )
 
 
 @METHODS.register("saliency", description="absolute input gradient", completeness=False)
@@ -152,16 +157,20 @@ def _input_x_gradient(module: nn.Module, inputs: torch.Tensor, steps: int) -> to
     return InputXGradient(module).attribute(inputs)
 
 
-@METHODS.register("guided_backprop", description="gradient with ReLU back-passes clipped at 0 (ELU layers: plain gradient)",
-                  completeness=False)
+@METHODS.register(
+    "guided_backprop",
+    description="gradient with ReLU back-passes clipped at 0 (ELU layers: plain gradient)",
+    completeness=False,
+)
 def _guided_backprop(module: nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:
     from captum.attr import GuidedBackprop
 
     return GuidedBackprop(module).attribute(inputs)
 
 
-@METHODS.register("gradient_shap", description="expected gradients against black and white baselines",
-                  completeness=False)
+@METHODS.register(
+    "gradient_shap", description="expected gradients against black and white baselines", completeness=False
+)
 def _gradient_shap(module: nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:
     from captum.attr import GradientShap
 
@@ -180,6 +189,7 @@ def attribute(model: nn.Module, images: torch.Tensor, target: Target, method: st
 
 
 # -- receptive fields ---------------------------------------------------------------------------
+
 
 def chebyshev_distances(size: tuple[int, int], centre: tuple[float, float]) -> torch.Tensor:
     """``[H,W]`` map of ``max(|y - cy|, |x - cx|)``."""
@@ -208,7 +218,9 @@ def mass_radii(mass: torch.Tensor, centre: tuple[float, float]) -> MassRadii:
     mass = mass.double().cpu()
     total = float(mass.sum())
     if not total > 0:
-        raise ProbeError("receptive field: the input gradient is zero everywhere (the output does not depend on the input)")
+        raise ProbeError(
+            "receptive field: the input gradient is zero everywhere (the output does not depend on the input)"
+        )
     dist = chebyshev_distances((int(mass.shape[0]), int(mass.shape[1])), centre).flatten()
     order = torch.argsort(dist, stable=True)
     d_sorted, cum = dist[order], torch.cumsum(mass.flatten()[order], 0) / total
@@ -252,6 +264,7 @@ def effective_receptive_field(model: nn.Module, images: torch.Tensor) -> tuple[t
 
 # -- models and inputs --------------------------------------------------------------------------
 
+
 @dataclass
 class LoadedModel:
     name: str
@@ -260,28 +273,39 @@ class LoadedModel:
     input_size: tuple[int, int] | None = None
 
 
-def load_models(models: list[str], checkpoints: list[Path], width: float, seed: int,
-                device: torch.device) -> list[LoadedModel]:
+def load_models(
+    models: list[str], checkpoints: list[Path], width: float, seed: int, device: torch.device
+) -> list[LoadedModel]:
     """Zoo models at seeded random init (``--model``) and trained runs (``--checkpoint``)."""
     from probe.training import load_checkpoint
 
     loaded = []
     for name in models:
         seed_everything(seed)
-        loaded.append(LoadedModel(name, f"zoo (random init, width {width}, seed {seed})",
-                                  build_model(name, width=width).to(device).eval()))
+        loaded.append(
+            LoadedModel(
+                name, f"zoo (random init, width {width}, seed {seed})", build_model(name, width=width).to(device).eval()
+            )
+        )
     for path in checkpoints:
         model, run_config = load_checkpoint(path, device)
         size = run_config.get("input_size")
-        loaded.append(LoadedModel(f"{run_config['model']} ({Path(path).name})", f"checkpoint {path}", model.eval(),
-                                  tuple(size) if size else None))
+        loaded.append(
+            LoadedModel(
+                f"{run_config['model']} ({Path(path).name})",
+                f"checkpoint {path}",
+                model.eval(),
+                tuple(size) if size else None,
+            )
+        )
     if not loaded:
         raise ProbeError("attribution: expected at least one --model or --checkpoint")
     return loaded
 
 
-def load_inputs(image: Path | None, dataset: str, data_root: Path | None, input_size: tuple[int, int] | None,
-                count: int) -> tuple[torch.Tensor, list[str]]:
+def load_inputs(
+    image: Path | None, dataset: str, data_root: Path | None, input_size: tuple[int, int] | None, count: int
+) -> tuple[torch.Tensor, list[str]]:
     """``--image FILE`` (one image) or the first ``count`` test images of ``dataset``: ``[N,3,H,W]`` in [0,1]."""
     if image is not None:
         from probe.data.images import read_rgb
@@ -297,20 +321,23 @@ def load_inputs(image: Path | None, dataset: str, data_root: Path | None, input_
 
 # -- the analysis -------------------------------------------------------------------------------
 
+
 @dataclass
 class AttributionConfig:
     """Models (zoo names and/or checkpoints), inputs, target and method."""
 
     models: list[str] = option(default_factory=list, flag="--model", help="zoo model at random init (repeat)")
-    checkpoints: list[Path] = option(default_factory=list, flag="--checkpoint",
-                                     help="trained run folder or .safetensors (repeat)")
+    checkpoints: list[Path] = option(
+        default_factory=list, flag="--checkpoint", help="trained run folder or .safetensors (repeat)"
+    )
     image: Path | None = option(None, help="one RGB image file (instead of --dataset)")
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
     pixel: str | None = option(None, help="target output pixel Y,X (default: centre)")
     region: str | None = option(None, help="target output region Y0,X0,Y1,X1 (half-open)")
-    method: str = option("integrated_gradients",
-                         help="integrated_gradients|saliency|input_x_gradient|guided_backprop|gradient_shap")
+    method: str = option(
+        "integrated_gradients", help="integrated_gradients|saliency|input_x_gradient|guided_backprop|gradient_shap"
+    )
     steps: int = option(32, help="integration steps / samples of the method")
     images: int = option(4, help="test images averaged for the receptive field")
     width: float = width_option(0.25)
@@ -374,9 +401,11 @@ class ModelAttribution:
 
 
 TARGET_SPACE = "raw model output (channel 0, in the model's output_space), summed over the target box"
-ERF_DEFINITION = ("mean over images of sum over colour channels of |d output(centre pixel) / d input|; "
-                  "radius = smallest Chebyshev distance (input pixels) from the centre's input location "
-                  "holding the share of that mass; support = farthest non-zero gradient")
+ERF_DEFINITION = (
+    "mean over images of sum over colour channels of |d output(centre pixel) / d input|; "
+    "radius = smallest Chebyshev distance (input pixels) from the centre's input location "
+    "holding the share of that mass; support = farthest non-zero gradient"
+)
 
 
 @register_result
@@ -403,8 +432,10 @@ class AttributionResult(Result):
         attribution_maps = [m.attribution_map for m in self.models if m.attribution_map is not None]
         if self.pixels is None or len(erf_maps) != len(attribution_maps) or len(erf_maps) != len(self.models):
             return []  # read back from JSON: the images and maps are not stored
-        return [overlay_figure(self, self.pixels, attribution_maps, out_dir / "attribution_overlay.png"),
-                erf_figure(self, erf_maps, out_dir / "attribution_erf.png")]
+        return [
+            overlay_figure(self, self.pixels, attribution_maps, out_dir / "attribution_overlay.png"),
+            erf_figure(self, erf_maps, out_dir / "attribution_erf.png"),
+        ]
 
 
 def analyse_model(loaded: LoadedModel, images: torch.Tensor, config: AttributionConfig) -> ModelAttribution:
@@ -420,18 +451,32 @@ def analyse_model(loaded: LoadedModel, images: torch.Tensor, config: Attribution
     flat = mass[0].flatten()
     peak = divmod(int(flat.argmax()), mass.shape[-1])
     stats = AttributionStats(
-        method=config.method, abs_sum=float(mass.sum(dim=(1, 2)).mean()),
-        signed_sum=float(attr.sum(dim=(1, 2, 3)).mean()), peak_yx_first_image=peak,
-        peak_distance_first_image=float(max(abs(peak[0] - centre[0]), abs(peak[1] - centre[1]))))
+        method=config.method,
+        abs_sum=float(mass.sum(dim=(1, 2)).mean()),
+        signed_sum=float(attr.sum(dim=(1, 2, 3)).mean()),
+        peak_yx_first_image=peak,
+        peak_distance_first_image=float(max(abs(peak[0] - centre[0]), abs(peak[1] - centre[1]))),
+    )
     if METHODS.entry(config.method).meta.get("completeness"):
         module = TargetOutput(model, target).eval()
         with torch.no_grad():
             gap = module(images) - module(torch.zeros_like(images))
         stats.completeness_error = float((attr.sum(dim=(1, 2, 3)) - gap).abs().mean())
         stats.output_minus_baseline = float(gap.mean())
-    return ModelAttribution(loaded.name, loaded.source, getattr(model, "output_space", None), out_size, scale,
-                            sum(p.numel() for p in model.parameters()), erf, target, stats, radii,
-                            erf_map=erf_map.cpu().numpy(), attribution_map=mass[0].cpu().numpy())
+    return ModelAttribution(
+        loaded.name,
+        loaded.source,
+        getattr(model, "output_space", None),
+        out_size,
+        scale,
+        sum(p.numel() for p in model.parameters()),
+        erf,
+        target,
+        stats,
+        radii,
+        erf_map=erf_map.cpu().numpy(),
+        attribution_map=mass[0].cpu().numpy(),
+    )
 
 
 def run(config: AttributionConfig) -> AttributionResult:
@@ -446,21 +491,43 @@ def run(config: AttributionConfig) -> AttributionResult:
         config.target(output_scale(m.model, images)[0])
     results = [analyse_model(m, images, config) for m in loaded]
     pixels = to_uint8_rgb(images)
-    target = (f"--region {config.region}" if config.region else f"--pixel {config.pixel}" if config.pixel
-              else "centre pixel of each model's output")
-    return AttributionResult(config=config, device=str(device), method=config.method,
-                             method_description=METHODS.entry(config.method).description, target=target,
-                             images=names, input_size=(int(images.shape[-2]), int(images.shape[-1])),
-                             models=results, pixels=pixels)
+    target = (
+        f"--region {config.region}"
+        if config.region
+        else f"--pixel {config.pixel}"
+        if config.pixel
+        else "centre pixel of each model's output"
+    )
+    return AttributionResult(
+        config=config,
+        device=str(device),
+        method=config.method,
+        method_description=METHODS.entry(config.method).description,
+        target=target,
+        images=names,
+        input_size=(int(images.shape[-2]), int(images.shape[-1])),
+        models=results,
+        pixels=pixels,
+    )
 
 
 # -- figures ------------------------------------------------------------------------------------
 
+
 def _square(ax: Any, centre: tuple[float, float], radius: float, color: str, label: str) -> None:
     from matplotlib.patches import Rectangle
 
-    ax.add_patch(Rectangle((centre[1] - radius - 0.5, centre[0] - radius - 0.5), 2 * radius + 1, 2 * radius + 1,
-                           fill=False, edgecolor=color, linewidth=1.2, label=label))
+    ax.add_patch(
+        Rectangle(
+            (centre[1] - radius - 0.5, centre[0] - radius - 0.5),
+            2 * radius + 1,
+            2 * radius + 1,
+            fill=False,
+            edgecolor=color,
+            linewidth=1.2,
+            label=label,
+        )
+    )
 
 
 def overlay_figure(result: AttributionResult, pixels: np.ndarray, maps: list[np.ndarray], path: Path) -> Path:
@@ -480,16 +547,22 @@ def overlay_figure(result: AttributionResult, pixels: np.ndarray, maps: list[np.
         centre = m.attribution_radii.centre_yx
         _square(ax, centre, m.attribution_radii.radius_95, "cyan", "95% of |attribution|")
         ax.plot([centre[1]], [centre[0]], marker="+", color="lime", markersize=10)
-        ax.set_title(f"{m.name}: output {m.target.describe()}\n95% of |attribution| within "
-                     f"{m.attribution_radii.radius_95:g} px (cyan)", fontsize=8)
+        ax.set_title(
+            f"{m.name}: output {m.target.describe()}\n95% of |attribution| within "
+            f"{m.attribution_radii.radius_95:g} px (cyan)",
+            fontsize=8,
+        )
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
     for row in axes:
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
-    fig.suptitle(f"{result.config.method}: |attribution| of the raw output (channel 0) at the target (green +), "
-                 "normalised to its 99.5th percentile", fontsize=10)
+    fig.suptitle(
+        f"{result.config.method}: |attribution| of the raw output (channel 0) at the target (green +), "
+        "normalised to its 99.5th percentile",
+        fontsize=10,
+    )
     return save_figure(fig, path)
 
 
@@ -516,26 +589,41 @@ def erf_figure(result: AttributionResult, erf_maps: list[np.ndarray], path: Path
         ax.plot(radii, shares, label=m.name, color=color)
     for q in (0.5, 0.95):
         ax.axhline(q, color="gray", linestyle=":", linewidth=1)
-    ax.set(xlabel="radius around the centre output pixel (input pixels, Chebyshev)",
-           ylabel="share of |input gradient| mass", ylim=(0, 1.02))
+    ax.set(
+        xlabel="radius around the centre output pixel (input pixels, Chebyshev)",
+        ylabel="share of |input gradient| mass",
+        ylim=(0, 1.02),
+    )
     ax.legend(fontsize=8)
-    fig.suptitle(f"Effective receptive fields (log10 of normalised mean |gradient|, {len(result.images)} image(s))",
-                 fontsize=10)
+    fig.suptitle(
+        f"Effective receptive fields (log10 of normalised mean |gradient|, {len(result.images)} image(s))", fontsize=10
+    )
     return save_figure(fig, path)
 
 
 # -- the report: the attribution section ------------------------------------------------------------------
 
-@SECTIONS.register("attribution", description="Attribution and receptive fields", needs=(AttributionResult,),
-                   order=80)
+
+@SECTIONS.register("attribution", description="Attribution and receptive fields", needs=(AttributionResult,), order=80)
 def attribution_section(results: Results) -> Section | None:
     doc = results.first(AttributionResult)
     if doc is None or not doc.models:
         return None
-    rows = [{"model": m.name, "ERF radius 50% (px)": m.erf.radius_50, "ERF radius 95% (px)": m.erf.radius_95,
-             "method": doc.method} for m in doc.models]
-    blocks: list[Block] = [Paragraph("Effective receptive field: the input-gradient of the centre output pixel; "
-                                     "the radius holds the stated share of its absolute mass."),
-                           Table(rows, "attribution.json")]
+    rows = [
+        {
+            "model": m.name,
+            "ERF radius 50% (px)": m.erf.radius_50,
+            "ERF radius 95% (px)": m.erf.radius_95,
+            "method": doc.method,
+        }
+        for m in doc.models
+    ]
+    blocks: list[Block] = [
+        Paragraph(
+            "Effective receptive field: the input-gradient of the centre output pixel; "
+            "the radius holds the stated share of its absolute mass."
+        ),
+        Table(rows, "attribution.json"),
+    ]
     blocks += embedded_figures(results, AttributionResult, "attribution_*.png", "Attribution")
     return Section("attribution", "Attribution and receptive fields", blocks)

@@ -170,10 +170,12 @@ class LevelAutoencoder(nn.Module):
         self.levels, self.channels = levels, ch
         self.input_multiple = 2**levels
         self.stem = ConvBlock(3, ch[0], norm)
-        self.encoder = nn.Sequential(*[nn.Sequential(down(ch[i], norm), ConvBlock(ch[i], ch[i + 1], norm))
-                                       for i in range(levels)])
-        self.decoder = nn.Sequential(*[nn.Sequential(up(ch[i + 1], norm), ConvBlock(ch[i + 1], ch[i], norm))
-                                       for i in reversed(range(levels))])
+        self.encoder = nn.Sequential(
+            *[nn.Sequential(down(ch[i], norm), ConvBlock(ch[i], ch[i + 1], norm)) for i in range(levels)]
+        )
+        self.decoder = nn.Sequential(
+            *[nn.Sequential(up(ch[i + 1], norm), ConvBlock(ch[i + 1], ch[i], norm)) for i in reversed(range(levels))]
+        )
         # Linear head: the identity must be reachable, and a sigmoid would need its logit inverse.
         self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
 
@@ -223,25 +225,42 @@ def _register_resampling(name: str, down: Resampler, up: Resampler, description:
     ARCHITECTURES.register(name, description=description, sweeps_levels=True)(factory)
 
 
-_register_resampling("pack3d", pack_down_3d, unpack_up_3d, "packing + 3-D conv / 3-D conv + unpacking (PackNet's layers)")
+_register_resampling(
+    "pack3d", pack_down_3d, unpack_up_3d, "packing + 3-D conv / 3-D conv + unpacking (PackNet's layers)"
+)
 _register_resampling("pack2d", PackDown2d, UnpackUp2d, "pixel unshuffle + 2-D conv / 2-D conv + pixel shuffle")
-_register_resampling("maxpool", lambda c, norm: nn.MaxPool2d(2),
-                     lambda c, norm: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                     "2x2 max-pool / bilinear upsampling (the paper's baseline)")
-_register_resampling("strided", lambda c, norm: ConvBlock(c, c, norm, stride=2), TransposedUp,
-                     "stride-2 3x3 conv / stride-2 4x4 transposed conv")
+_register_resampling(
+    "maxpool",
+    lambda c, norm: nn.MaxPool2d(2),
+    lambda c, norm: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+    "2x2 max-pool / bilinear upsampling (the paper's baseline)",
+)
+_register_resampling(
+    "strided",
+    lambda c, norm: ConvBlock(c, c, norm, stride=2),
+    TransposedUp,
+    "stride-2 3x3 conv / stride-2 4x4 transposed conv",
+)
 
 
-@ARCHITECTURES.register("zoo_packnet", description="PackNet-B encoder-decoder, skips cut, RGB head (own GroupNorm)",
-                        sweeps_levels=False, fixed_levels=5)
+@ARCHITECTURES.register(
+    "zoo_packnet",
+    description="PackNet-B encoder-decoder, skips cut, RGB head (own GroupNorm)",
+    sweeps_levels=False,
+    fixed_levels=5,
+)
 def _zoo_packnet(levels: int, width: float, norm: str) -> nn.Module:
     """The zoo network as published (``norm`` does not apply: it keeps its own GroupNorm)."""
     model = build_model("packnet_b", width=width, skips=False, out_channels=3, target="direct", output_scale="full")
     return ZooAutoencoder(model, levels)
 
 
-@ARCHITECTURES.register("zoo_densedepth", description="DenseDepth encoder-decoder, skips cut, RGB head, x2 upsampled",
-                        sweeps_levels=False, fixed_levels=5)
+@ARCHITECTURES.register(
+    "zoo_densedepth",
+    description="DenseDepth encoder-decoder, skips cut, RGB head, x2 upsampled",
+    sweeps_levels=False,
+    fixed_levels=5,
+)
 def _zoo_densedepth(levels: int, width: float, norm: str) -> nn.Module:
     """The zoo network as published (``norm`` does not apply: it keeps its own BatchNorm)."""
     return ZooAutoencoder(build_model("densedepth", width=width, skips=False, out_channels=3), levels)
@@ -275,16 +294,22 @@ def parse_levels(text: str, flag: str = "--levels") -> list[int]:
     """
     match = _LEVELS_RANGE.match(text)
     try:
-        values = (list(range(int(match.group(1)), int(match.group(2)) + 1)) if match
-                  else [int(p) for p in text.split(",") if p.strip()])
+        values = (
+            list(range(int(match.group(1)), int(match.group(2)) + 1))
+            if match
+            else [int(p) for p in text.split(",") if p.strip()]
+        )
     except ValueError:
         values = []
     if not values or any(not 1 <= v <= MAX_LEVELS for v in values):
-        raise ProbeError(f"{flag}: expected a range like 1..5 or a list like 1,2,3 with levels in 1..{MAX_LEVELS}, got {text!r}")
+        raise ProbeError(
+            f"{flag}: expected a range like 1..5 or a list like 1,2,3 with levels in 1..{MAX_LEVELS}, got {text!r}"
+        )
     return sorted(set(values))
 
 
 # -- measuring ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ModelCost:
@@ -332,7 +357,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
 def reconstruct(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
     """Eval-mode reconstructions of ``[N,3,H,W]`` on the CPU, clamped to the valid image range [0, 1]."""
     model.eval()
-    parts = [model(images[i:i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
+    parts = [model(images[i : i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(parts)
 
 
@@ -347,10 +372,18 @@ class AutoencoderConfig:
 
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
-    archs: list[str] = option(default_factory=lambda: list(DEFAULT_ARCHS), flag="--arch", shown="all",
-                              help="architecture (repeat; default: all)")
-    levels: list[int] = option(default_factory=lambda: list(range(1, MAX_LEVELS + 1)), parse=parse_levels,
-                               shown=f"1..{MAX_LEVELS}", help="downsampling levels: 1..5 or 1,2,3")
+    archs: list[str] = option(
+        default_factory=lambda: list(DEFAULT_ARCHS),
+        flag="--arch",
+        shown="all",
+        help="architecture (repeat; default: all)",
+    )
+    levels: list[int] = option(
+        default_factory=lambda: list(range(1, MAX_LEVELS + 1)),
+        parse=parse_levels,
+        shown=f"1..{MAX_LEVELS}",
+        help="downsampling levels: 1..5 or 1,2,3",
+    )
     steps: int = option(200, help="training steps per architecture and level")
     batch_size: int = option(8, help="images per step")
     lr: float = option(1e-3, help="Adam learning rate")
@@ -359,8 +392,9 @@ class AutoencoderConfig:
     input_size: tuple[int, int] | None = input_size_option()
     train_images: int = option(256, help="training images cached and cycled")
     eval_images: int = option(32, help="held-out (test split) images scored")
-    figure_level: int | None = option(None, help="level shown in the reconstruction grid "
-                                                 "(default: middle of the sweep)")
+    figure_level: int | None = option(
+        None, help="level shown in the reconstruction grid (default: middle of the sweep)"
+    )
     figure_examples: int = 4
     device: str = device_option()
     seed: int = seed_option()
@@ -371,20 +405,31 @@ class AutoencoderConfig:
         for name in self.archs:
             ARCHITECTURES.entry(name)
         if self.norm not in NORMS:
-            raise ProbeError(f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of "
-                             f"{', '.join(NORMS)}")
-        check_positive({"--steps": self.steps, "--batch-size": self.batch_size, "--train-images": self.train_images,
-                        "--eval-images": self.eval_images})
+            raise ProbeError(
+                f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of {', '.join(NORMS)}"
+            )
+        check_positive(
+            {
+                "--steps": self.steps,
+                "--batch-size": self.batch_size,
+                "--train-images": self.train_images,
+                "--eval-images": self.eval_images,
+            }
+        )
         if not self.lr > 0:
             raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
         check_width(self.width)
         parse_levels(",".join(str(v) for v in self.levels))
         check_seed(self.seed)
         if self.figure_level is not None and self.figure_level not in self.levels:
-            raise ProbeError(f"--figure-level: expected one of the trained --levels {self.levels}, got {self.figure_level}")
+            raise ProbeError(
+                f"--figure-level: expected one of the trained --levels {self.levels}, got {self.figure_level}"
+            )
         if self.input_size is not None and min(self.input_size) < SSIM_WINDOW:
-            raise ProbeError(f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
-                             f"got {self.input_size[0]}x{self.input_size[1]}")
+            raise ProbeError(
+                f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
+                f"got {self.input_size[0]}x{self.input_size[1]}"
+            )
 
 
 @dataclass
@@ -411,10 +456,34 @@ class AutoencoderRun:
             self.psnr = math.inf
 
     @classmethod
-    def of(cls, arch: str, levels: int, cost: ModelCost, bottleneck: tuple[int, int, int] | None,
-           ratio: float | None, quality: ImageQuality, steps: int, seconds: float, loss: float) -> AutoencoderRun:
-        return cls(arch, levels, cost.params, cost.macs, bottleneck, ratio, quality.mse, quality.psnr,
-                   quality.psnr_infinite, quality.ssim, quality.images, steps, seconds, loss)
+    def of(
+        cls,
+        arch: str,
+        levels: int,
+        cost: ModelCost,
+        bottleneck: tuple[int, int, int] | None,
+        ratio: float | None,
+        quality: ImageQuality,
+        steps: int,
+        seconds: float,
+        loss: float,
+    ) -> AutoencoderRun:
+        return cls(
+            arch,
+            levels,
+            cost.params,
+            cost.macs,
+            bottleneck,
+            ratio,
+            quality.mse,
+            quality.psnr,
+            quality.psnr_infinite,
+            quality.ssim,
+            quality.images,
+            steps,
+            seconds,
+            loss,
+        )
 
     @property
     def quality(self) -> ImageQuality:
@@ -422,8 +491,7 @@ class AutoencoderRun:
 
 
 LOSS = "pixel MSE on [0,1] RGB"
-CHANNELS = ("c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; "
-            "same for every generic architecture")
+CHANNELS = "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; same for every generic architecture"
 
 
 @register_result
@@ -453,14 +521,24 @@ class AutoencoderResult(Result):
     def figures(self, out_dir: Path) -> list[Path]:
         written = [psnr_figure(self, out_dir / "autoencoder_psnr.png")]
         if self.originals is not None and self.reconstructions is not None:
-            written.append(reconstruction_figure(self, self.originals, self.reconstructions,
-                                                 out_dir / "autoencoder_reconstructions.png"))
+            written.append(
+                reconstruction_figure(
+                    self, self.originals, self.reconstructions, out_dir / "autoencoder_reconstructions.png"
+                )
+            )
         return written
 
 
-def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Tensor, config: AutoencoderConfig,
-                    device: torch.device, on_step: Callable[[float], None] | None = None,
-                    cost: ModelCost | None = None) -> tuple[AutoencoderRun, torch.Tensor]:
+def fit_autoencoder(
+    arch: str,
+    levels: int,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    config: AutoencoderConfig,
+    device: torch.device,
+    on_step: Callable[[float], None] | None = None,
+    cost: ModelCost | None = None,
+) -> tuple[AutoencoderRun, torch.Tensor]:
     """Train ``arch`` at ``levels`` on ``train [N,3,H,W]`` and score it on ``test [M,3,H,W]``.
 
     Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
@@ -483,8 +561,9 @@ def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Ten
     recon = reconstruct(model, test, device, config.batch_size)
     bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
-    run_ = AutoencoderRun.of(arch, levels, cost, bottleneck, ratio, image_quality(recon, test), config.steps, seconds,
-                             loss)
+    run_ = AutoencoderRun.of(
+        arch, levels, cost, bottleneck, ratio, image_quality(recon, test), config.steps, seconds, loss
+    )
     return run_, recon
 
 
@@ -492,22 +571,33 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     """Train and score every (architecture, levels) pair of the sweep on the same data and budget."""
     config.validate()
     device = resolve_device(config.device)
-    train = load_first_samples(config.dataset, config.data_root, split="train", input_size=config.input_size,
-                               count=config.train_images).image
-    test = load_first_samples(config.dataset, config.data_root, split="test", input_size=config.input_size,
-                              count=config.eval_images).image
+    train = load_first_samples(
+        config.dataset, config.data_root, split="train", input_size=config.input_size, count=config.train_images
+    ).image
+    test = load_first_samples(
+        config.dataset, config.data_root, split="test", input_size=config.input_size, count=config.eval_images
+    ).image
     jobs = [(a, lv) for a in config.archs for lv in levels_for(a, config.levels)]
     size = (int(train.shape[-2]), int(train.shape[-1]))
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
-    costs = {job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs}
+    costs = {
+        job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs
+    }
     task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
     n_fig = min(config.figure_examples, len(test))
     reconstructions: dict[str, np.ndarray] = {}
-    result = AutoencoderResult(config=config, device=str(device), input_size=size,
-                               metrics_on=f"{config.dataset} test split",
-                               architectures={a: ARCHITECTURES.entry(a).description for a in config.archs}, runs=[],
-                               originals=to_uint8_rgb(test[:n_fig]), reconstructions=reconstructions)
+    result = AutoencoderResult(
+        config=config,
+        device=str(device),
+        input_size=size,
+        metrics_on=f"{config.dataset} test split",
+        architectures={a: ARCHITECTURES.entry(a).description for a in config.archs},
+        runs=[],
+        originals=to_uint8_rgb(test[:n_fig]),
+        reconstructions=reconstructions,
+    )
     for arch, levels in jobs:
+
         def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
             if progress is not None and task is not None:
                 progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
@@ -520,34 +610,58 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
 
 # -- figures ------------------------------------------------------------------------------------
 
+
 def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
     """PSNR (dB) and SSIM against the number of levels, one line per architecture."""
     import pandas as pd
 
     from probe.plotting import plt, save_figure, sns
 
-    rows = [{"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.quality.psnr, "SSIM": r.quality.ssim}
-            for r in result.runs]
+    rows = [
+        {"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.quality.psnr, "SSIM": r.quality.ssim}
+        for r in result.runs
+    ]
     frame = pd.DataFrame(rows).replace([np.inf], np.nan)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    sns.lineplot(frame, x="levels", y="PSNR (dB)", hue="architecture", style="architecture", markers=True,
-                 dashes=False, ax=axes[0])
-    sns.lineplot(frame, x="levels", y="SSIM", hue="architecture", style="architecture", markers=True,
-                 dashes=False, ax=axes[1], legend=False)
+    sns.lineplot(
+        frame,
+        x="levels",
+        y="PSNR (dB)",
+        hue="architecture",
+        style="architecture",
+        markers=True,
+        dashes=False,
+        ax=axes[0],
+    )
+    sns.lineplot(
+        frame,
+        x="levels",
+        y="SSIM",
+        hue="architecture",
+        style="architecture",
+        markers=True,
+        dashes=False,
+        ax=axes[1],
+        legend=False,
+    )
     axes[0].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out PSNR (dB)")
     axes[1].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out SSIM")
     for ax in axes:
         ax.set_xticks(sorted({r.levels for r in result.runs}))
-    sns.move_legend(axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=len(result.config.archs), title=None,
-                    frameon=False)
+    sns.move_legend(
+        axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=len(result.config.archs), title=None, frameon=False
+    )
     cfg = result.config
-    fig.suptitle(f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
-                 f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}")
+    fig.suptitle(
+        f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
+        f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}"
+    )
     return save_figure(fig, path)
 
 
-def reconstruction_figure(result: AutoencoderResult, originals: np.ndarray, reconstructions: dict[str, np.ndarray],
-                          path: Path) -> Path:
+def reconstruction_figure(
+    result: AutoencoderResult, originals: np.ndarray, reconstructions: dict[str, np.ndarray], path: Path
+) -> Path:
     """Originals (top row) and each architecture's reconstructions at the figure level (zoo: its own depth).
 
     The default level is the middle of the sweep: the deepest codes of a short run are often a flat mean image.
@@ -564,7 +678,8 @@ def reconstruction_figure(result: AutoencoderResult, originals: np.ndarray, reco
     n = len(originals)
     fig, axes = plt.subplots(len(keys) + 1, n, figsize=(2.4 * n, 2.0 * (len(keys) + 1)), squeeze=False)
     rows = [("original", originals, None)] + [
-        (f"{a} (L={lv})", reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys]
+        (f"{a} (L={lv})", reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys
+    ]
     for r, (label, images, run_) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
@@ -609,12 +724,23 @@ def packing_preserves(results: Results) -> Answer | None:
         best_arch = max(packs, key=lambda a: packs[a])
         diff = packs[best_arch] - pool
         diffs.append(diff)
-        evidence.append({"levels": level, "best packing": best_arch, "packing PSNR (dB)": fmt(packs[best_arch]),
-                         "max-pool PSNR (dB)": fmt(pool), "difference (dB)": fmt(diff)})
+        evidence.append(
+            {
+                "levels": level,
+                "best packing": best_arch,
+                "packing PSNR (dB)": fmt(packs[best_arch]),
+                "max-pool PSNR (dB)": fmt(pool),
+                "difference (dB)": fmt(diff),
+            }
+        )
     if not diffs:
-        return Answer(PACKING_QUESTION, "inconclusive",
-                      "The autoencoder study has no level where both packing and max-pool were trained.",
-                      PACKING_RULE, evidence)
+        return Answer(
+            PACKING_QUESTION,
+            "inconclusive",
+            "The autoencoder study has no level where both packing and max-pool were trained.",
+            PACKING_RULE,
+            evidence,
+        )
     if all(d >= 1.0 for d in diffs):
         verdict, lead = "yes", "Yes"
     elif all(d <= 0 for d in diffs):
@@ -646,11 +772,29 @@ def packing_section(results: Results) -> Section | None:
         fig, ax = plt.subplots(figsize=(8, 4))
         sns.lineplot(pd.DataFrame(pts), x="levels", y="PSNR (dB)", hue="architecture", marker="o", ax=ax)
         ax.set(xlabel="downsampling levels (bottleneck = input / 2^levels per side)", ylabel="held-out PSNR (dB)")
-        extra.append(figure_from_matplotlib(fig, "Autoencoder reconstruction PSNR against depth of the bottleneck",
-                                            "psnr"))
+        extra.append(
+            figure_from_matplotlib(fig, "Autoencoder reconstruction PSNR against depth of the bottleneck", "psnr")
+        )
     if runs:
-        extra.append(Table([{"arch": r.arch, "levels": r.levels, "params": r.params, "macs": r.macs, "mse": r.mse,
-                             "psnr": r.psnr, "ssim": r.ssim, "steps": r.steps} for r in runs], "autoencoder.json"))
-    extra += embedded_figures(results, AutoencoderResult, "autoencoder_reconstructions*.png",
-                              "Reconstructions next to originals")
+        extra.append(
+            Table(
+                [
+                    {
+                        "arch": r.arch,
+                        "levels": r.levels,
+                        "params": r.params,
+                        "macs": r.macs,
+                        "mse": r.mse,
+                        "psnr": r.psnr,
+                        "ssim": r.ssim,
+                        "steps": r.steps,
+                    }
+                    for r in runs
+                ],
+                "autoencoder.json",
+            )
+        )
+    extra += embedded_figures(
+        results, AutoencoderResult, "autoencoder_reconstructions*.png", "Reconstructions next to originals"
+    )
     return answer_section("packing", PACKING_QUESTION, results, extra)

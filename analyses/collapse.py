@@ -98,12 +98,19 @@ class CollapseStatistics:
             return float(np.median(arr) if how == "median" else arr.mean())
 
         return CollapseSummary(
-            step=step, n_images=len(self.std_ratio), n_defined=int(keep.sum()),
-            collapsed_share=self.collapsed_share, scale_flagged_share=self.scale_flagged_share,
-            median_std_ratio=_agg(self.std_ratio, "median"), mean_std_ratio=_agg(self.std_ratio, "mean"),
-            mean_pearson=_agg(self.pearson, "mean"), mean_spearman=_agg(self.spearman, "mean"),
-            mean_r2=_agg(self.r2, "mean"), median_r2=_agg(self.r2, "median"),
-            median_scale_ratio=_agg(self.scale_ratio, "median"))
+            step=step,
+            n_images=len(self.std_ratio),
+            n_defined=int(keep.sum()),
+            collapsed_share=self.collapsed_share,
+            scale_flagged_share=self.scale_flagged_share,
+            median_std_ratio=_agg(self.std_ratio, "median"),
+            mean_std_ratio=_agg(self.std_ratio, "mean"),
+            mean_pearson=_agg(self.pearson, "mean"),
+            mean_spearman=_agg(self.spearman, "mean"),
+            mean_r2=_agg(self.r2, "mean"),
+            median_r2=_agg(self.r2, "median"),
+            median_scale_ratio=_agg(self.scale_ratio, "median"),
+        )
 
 
 @dataclass
@@ -154,9 +161,14 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return max(-1.0, min(1.0, float((da * db).sum()) / denom))
 
 
-def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *,
-                        collapse_below: float = COLLAPSE_BELOW,
-                        scale_band: tuple[float, float] = SCALE_BAND) -> CollapseStatistics:
+def collapse_statistics(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    collapse_below: float = COLLAPSE_BELOW,
+    scale_band: tuple[float, float] = SCALE_BAND,
+) -> CollapseStatistics:
     """Per-image collapse statistics of depth predictions (metres) against the ground truth.
 
     ``pred``, ``gt``: ``[B,1,H,W]`` float; ``valid``: ``[B,1,H,W]`` bool.  Only valid
@@ -170,8 +182,20 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
     g_all = gt.detach().to(torch.float64).flatten(1).cpu()
     m_all = valid.detach().to(torch.bool).flatten(1).cpu() & torch.isfinite(p_all) & torch.isfinite(g_all)
     lo, hi = scale_band
-    out: dict[str, list[Any]] = {k: [] for k in ("n_valid", "std_ratio", "pearson", "spearman", "r2",
-                                                   "scale_ratio", "collapsed", "scale_flagged", "defined")}
+    out: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "n_valid",
+            "std_ratio",
+            "pearson",
+            "spearman",
+            "r2",
+            "scale_ratio",
+            "collapsed",
+            "scale_flagged",
+            "defined",
+        )
+    }
     for p_row, g_row, m_row in zip(p_all, g_all, m_all):
         p, g = p_row[m_row], g_row[m_row]
         n = int(p.numel())
@@ -197,12 +221,17 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
     def share(flags: list[bool]) -> float:
         return sum(flags) / n_defined if n_defined else math.nan
 
-    return CollapseStatistics(**out, collapsed_share=share(out["collapsed"]),
-                              scale_flagged_share=share(out["scale_flagged"]),
-                              collapse_below=collapse_below, scale_band=(lo, hi))
+    return CollapseStatistics(
+        **out,
+        collapsed_share=share(out["collapsed"]),
+        scale_flagged_share=share(out["scale_flagged"]),
+        collapse_below=collapse_below,
+        scale_band=(lo, hi),
+    )
 
 
 # -- measuring a model ------------------------------------------------------------------------
+
 
 @dataclass
 class Measurement:
@@ -221,8 +250,9 @@ def measure(model: nn.Module, batch: Samples, step: int) -> Measurement:
     was_training = model.training
     model.eval()
     try:
-        pred = predict_depth(model, batch.image, max_depth=batch.max_depth,
-                             size=(int(batch.depth.shape[-2]), int(batch.depth.shape[-1])))
+        pred = predict_depth(
+            model, batch.image, max_depth=batch.max_depth, size=(int(batch.depth.shape[-2]), int(batch.depth.shape[-1]))
+        )
     finally:
         model.train(was_training)
     return measure_prediction(pred, batch, step)
@@ -265,8 +295,15 @@ class CollapseTracker(TrainingProbe):
 
     analysis = "collapse"
 
-    def __init__(self, every: int = 5, out_dir: str | Path | None = None, n_images: int = 8,
-                 batch: Samples | None = None, *, flag: str = "--every") -> None:
+    def __init__(
+        self,
+        every: int = 5,
+        out_dir: str | Path | None = None,
+        n_images: int = 8,
+        batch: Samples | None = None,
+        *,
+        flag: str = "--every",
+    ) -> None:
         super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
@@ -293,8 +330,9 @@ class CollapseTracker(TrainingProbe):
     def result(self, source: str = "") -> ModelCollapse:
         if self.batch is None or not self.measurements:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse.of(str(self.name), source or f"trained {self._last_step or 0} steps",
-                                self.batch, list(self.measurements))
+        return ModelCollapse.of(
+            str(self.name), source or f"trained {self._last_step or 0} steps", self.batch, list(self.measurements)
+        )
 
     def to_result(self) -> CollapseResult:
         return CollapseResult(models=[self.result()], config={"every": self.every})
@@ -307,11 +345,11 @@ def collapse_probe(every: int, out_dir: Path) -> CollapseTracker:
 
 def held_out_samples(config: Any, count: int) -> Samples:
     """The first ``count`` test items of the run's dataset at the run's input size, without augmentation."""
-    return load_first_samples(config.dataset, config.data_root, split="test", input_size=config.input_size,
-                              count=count)
+    return load_first_samples(config.dataset, config.data_root, split="test", input_size=config.input_size, count=count)
 
 
 # -- the analysis -------------------------------------------------------------------------------
+
 
 @dataclass
 class CollapseConfig(TrainingRuns):
@@ -328,8 +366,10 @@ class CollapseConfig(TrainingRuns):
         check_positive({"--every": self.every, "--images": self.n_images})
 
 
-RULE = (f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
-        f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]")
+RULE = (
+    f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
+    f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]"
+)
 
 
 @register_result
@@ -344,9 +384,11 @@ class CollapseResult(Result):
     rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
-        return [histogram_figure(self.models, out_dir / "collapse_hist.png"),
-                over_steps_figure(self.models, out_dir / "collapse_over_steps.png"),
-                examples_figure(self.models, out_dir / "collapse_examples.png")]
+        return [
+            histogram_figure(self.models, out_dir / "collapse_hist.png"),
+            over_steps_figure(self.models, out_dir / "collapse_over_steps.png"),
+            examples_figure(self.models, out_dir / "collapse_examples.png"),
+        ]
 
 
 def run(config: CollapseConfig) -> CollapseResult:
@@ -366,37 +408,58 @@ def run(config: CollapseConfig) -> CollapseResult:
         batch = held_out_samples(run_cfg, config.n_images).to(device)
         step = weights_step(weights)
         return CollapseResult(
-            models=[ModelCollapse.of(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
-                                     [measure(model, batch, step=step)])],
-            config=encode(config))
-    trackers = train_with_hook(config, lambda: CollapseTracker(every=config.every, n_images=config.n_images),
-                               "collapse")
-    return CollapseResult(models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers],
-                          config=encode(config))
+            models=[
+                ModelCollapse.of(
+                    str(run_cfg.model),
+                    f"checkpoint {config.checkpoint} (step {step})",
+                    batch,
+                    [measure(model, batch, step=step)],
+                )
+            ],
+            config=encode(config),
+        )
+    trackers = train_with_hook(
+        config, lambda: CollapseTracker(every=config.every, n_images=config.n_images), "collapse"
+    )
+    return CollapseResult(
+        models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers], config=encode(config)
+    )
 
 
 # -- figures ------------------------------------------------------------------------------------
 
+
 def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Histogram of the final per-image std ratios, one colour per model; dashed line at the threshold."""
-    rows = [{"model": m.name, "std(pred) / std(gt)": r}
-            for m in models for r, ok in zip(m.final.std_ratio, m.final.defined) if ok]
+    rows = [
+        {"model": m.name, "std(pred) / std(gt)": r}
+        for m in models
+        for r, ok in zip(m.final.std_ratio, m.final.defined)
+        if ok
+    ]
     fig, ax = plt.subplots(figsize=(7, 4))
     if rows:
         frame = pd.DataFrame(rows)
         frame["log10 std ratio"] = np.log10(frame["std(pred) / std(gt)"].clip(lower=1e-6))
         sns.histplot(frame, x="log10 std ratio", hue="model", bins=20, element="step", ax=ax)
     ax.axvline(math.log10(COLLAPSE_BELOW), ls="--", c="grey")
-    ax.set(xlabel="log10 of std(prediction) / std(ground truth) per image (dashed: collapse threshold)",
-           ylabel="images", title="How much of each image's depth variation the prediction keeps")
+    ax.set(
+        xlabel="log10 of std(prediction) / std(ground truth) per image (dashed: collapse threshold)",
+        ylabel="images",
+        title="How much of each image's depth variation the prediction keeps",
+    )
     return save_figure(fig, path)
 
 
 def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Median std ratio, collapsed share, mean Pearson r and mean R^2 against the training step."""
     frame = pd.DataFrame([{"model": m.name, **asdict(row)} for m in models for row in m.history])
-    panels = [("median_std_ratio", "median std(pred) / std(gt)"), ("collapsed_share", "share of collapsed images"),
-              ("mean_pearson", "mean Pearson r (pred, gt)"), ("median_r2", "median R² vs per-image mean")]
+    panels = [
+        ("median_std_ratio", "median std(pred) / std(gt)"),
+        ("collapsed_share", "share of collapsed images"),
+        ("mean_pearson", "mean Pearson r (pred, gt)"),
+        ("median_r2", "median R² vs per-image mean"),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(19, 4))
     for ax, (column, title) in zip(axes, panels):
         sns.lineplot(frame, x="step", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[0])
@@ -461,8 +524,9 @@ def prediction_collapses(results: Results) -> Answer | None:
         if share is not None:
             worst.append((share, m.name, ratio))
     if not worst:
-        return Answer(COLLAPSE_QUESTION, "inconclusive", "collapse.json holds no collapsed share.", COLLAPSE_RULE,
-                      evidence)
+        return Answer(
+            COLLAPSE_QUESTION, "inconclusive", "collapse.json holds no collapsed share.", COLLAPSE_RULE, evidence
+        )
     # most collapsed: highest collapsed share, ties broken by the smallest std ratio
     worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else math.inf)), reverse=True)
     share, name, ratio = worst[0]
@@ -472,16 +536,21 @@ def prediction_collapses(results: Results) -> Answer | None:
         verdict, lead = "partly", "Partly"
     else:
         verdict, lead = "no", "No"
-    sentence = (f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
-                f"(median prediction/ground-truth std ratio {fmt(ratio)}).")
+    sentence = (
+        f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
+        f"(median prediction/ground-truth std ratio {fmt(ratio)})."
+    )
     return Answer(COLLAPSE_QUESTION, verdict, sentence, COLLAPSE_RULE, evidence)
 
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)
 def collapse_section(results: Results) -> Section | None:
     doc = results.first(CollapseResult)
-    rows = [{"model": m.name, "step": h.step, "median std ratio": h.median_std_ratio,
-             "collapsed share": h.collapsed_share} for m in (doc.models if doc else []) for h in m.history]
+    rows = [
+        {"model": m.name, "step": h.step, "median std ratio": h.median_std_ratio, "collapsed share": h.collapsed_share}
+        for m in (doc.models if doc else [])
+        for h in m.history
+    ]
     extra: list[Block] = []
     if rows:
         df = pd.DataFrame(rows)
@@ -491,7 +560,8 @@ def collapse_section(results: Results) -> Section | None:
         axes[0].set(xlabel="training step", ylabel="prediction std / ground-truth std")
         sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", ax=axes[1])
         axes[1].set(xlabel="training step", ylabel="share of collapsed images", ylim=(-0.05, 1.05))
-        extra.append(figure_from_matplotlib(fig, "Collapse statistics over training (dashed: collapse threshold)",
-                                            "steps"))
+        extra.append(
+            figure_from_matplotlib(fig, "Collapse statistics over training (dashed: collapse threshold)", "steps")
+        )
     extra += embedded_figures(results, CollapseResult, "collapse_*.png", "Collapse analysis figure")
     return answer_section("collapse", COLLAPSE_QUESTION, results, extra)

@@ -76,17 +76,20 @@ TOP_LEVEL = "(top level)"
 # any dimension (conv2d, conv3d, transposed) already go through fvcore's ``aten::_convolution``.
 MAC_HANDLERS: Registry[Callable[..., Any]] = Registry("MAC handler")
 MAC_HANDLERS.register("aten::avg_pool2d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
-    elementwise_flop_counter(1, 0))
+    elementwise_flop_counter(1, 0)
+)
 MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
-    elementwise_flop_counter(1, 0))
+    elementwise_flop_counter(1, 0)
+)
 
 
 @dataclass
 class ComplexityConfig:
     """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
 
-    models: list[str] = option(default_factory=list_models, flag="--model", shown="all",
-                               help="model name (repeat; default: all)")
+    models: list[str] = option(
+        default_factory=list_models, flag="--model", shown="all", help="model name (repeat; default: all)"
+    )
     input_size: tuple[int, int] = input_size_option((192, 640), help="HxW of the measured input")
     width: float = width_option()
     options: dict[str, Any] = field(default_factory=dict)
@@ -176,15 +179,26 @@ class ComplexityResult(Result):
             table.add_column(column, justify="right")
         for m in self.models:
             peak = f"{m.peak_memory_bytes / 2**20:,.0f}" if m.peak_memory_bytes is not None else "-"
-            table.add_row(m.name, "x".join(map(str, m.input_size)), f"{m.params:,}", f"{m.macs / 1e9:,.2f}",
-                          f"{m.flops_torch / 1e9:,.2f}", f"{m.activation_count / 1e6:,.1f}",
-                          f"{m.latency.forward_ms:,.1f}", f"{m.latency.forward_backward_ms:,.1f}", peak)
+            table.add_row(
+                m.name,
+                "x".join(map(str, m.input_size)),
+                f"{m.params:,}",
+                f"{m.macs / 1e9:,.2f}",
+                f"{m.flops_torch / 1e9:,.2f}",
+                f"{m.activation_count / 1e6:,.1f}",
+                f"{m.latency.forward_ms:,.1f}",
+                f"{m.latency.forward_backward_ms:,.1f}",
+                peak,
+            )
         return table
 
     def unhandled_caption(self) -> str:
         """``model: op xN, ...`` for operators counted as zero MACs because no handler knows them."""
-        parts = [f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
-                 for m in self.models if m.unsupported_ops]
+        parts = [
+            f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
+            for m in self.models
+            if m.unsupported_ops
+        ]
         return ("0 MACs (no handler): " + "; ".join(parts)) if parts else ""
 
 
@@ -211,8 +225,9 @@ def model_summaries(width: float = 1.0) -> list[ModelSummary]:
     for entry in MODELS.entries():
         with torch.device("meta"):
             model = entry.factory(width=width)
-        summaries.append(ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model),
-                                      entry.description))
+        summaries.append(
+            ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model), entry.description)
+        )
     return summaries
 
 
@@ -250,9 +265,12 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> MacCount:
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
         total = int(analysis.total())
-        return MacCount(total=total, by_operator={k: int(v) for k, v in analysis.by_operator().items()},
-                        by_module={k: int(v) for k, v in analysis.by_module().items()},
-                        unsupported_ops=dict(sorted(analysis.unsupported_ops().items())))
+        return MacCount(
+            total=total,
+            by_operator={k: int(v) for k, v in analysis.by_operator().items()},
+            by_module={k: int(v) for k, v in analysis.by_module().items()},
+            unsupported_ops=dict(sorted(analysis.unsupported_ops().items())),
+        )
 
 
 def count_activations(model: nn.Module, inputs: torch.Tensor) -> int:
@@ -340,7 +358,9 @@ def _forward(model: nn.Module, inputs: torch.Tensor) -> None:
         model(inputs)
 
 
-def measure_model(name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int) -> ModelComplexity:
+def measure_model(
+    name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int
+) -> ModelComplexity:
     """Build ``name`` on ``device`` and measure it (see the module docstring)."""
     started = time.perf_counter()
     options = {"width": config.width, **config.options}
@@ -365,13 +385,23 @@ def measure_model(name: str, config: ComplexityConfig, device: torch.device, rep
         reason = None
 
     return ModelComplexity(
-        name=name, input_size=[h, w], options=options, params=count_parameters(model),
-        trainable_params=count_parameters(model, trainable_only=True), macs=macs.total,
-        macs_by_operator=macs.by_operator, unsupported_ops=macs.unsupported_ops, flops_torch=flops,
-        by_module=block_costs(model, macs), activation_count=activations,
+        name=name,
+        input_size=[h, w],
+        options=options,
+        params=count_parameters(model),
+        trainable_params=count_parameters(model, trainable_only=True),
+        macs=macs.total,
+        macs_by_operator=macs.by_operator,
+        unsupported_ops=macs.unsupported_ops,
+        flops_torch=flops,
+        by_module=block_costs(model, macs),
+        activation_count=activations,
         latency=Latency(str(device), forward_s * 1e3, train_s * 1e3, repeats, warmup, config.batch_size),
-        peak_memory_bytes=peak, peak_memory_forward_bytes=peak_forward, peak_memory_reason=reason,
-        measure_seconds=time.perf_counter() - started)
+        peak_memory_bytes=peak,
+        peak_memory_forward_bytes=peak_forward,
+        peak_memory_reason=reason,
+        measure_seconds=time.perf_counter() - started,
+    )
 
 
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
@@ -408,12 +438,16 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
     heights = []
     frames = []
     for m in models:
-        rows = [{"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
-                for b in m.by_module if b.params or b.macs]
+        rows = [
+            {"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
+            for b in m.by_module
+            if b.params or b.macs
+        ]
         frames.append(pd.DataFrame(rows or [{"block": "(none)", "GMACs": 0.0, "parameters (M)": 0.0}]))
         heights.append(1.2 + 0.22 * len(frames[-1]))
-    fig, axes = plt.subplots(len(models), 2, figsize=(12, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(models), 2, figsize=(12, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for row, (m, frame) in enumerate(zip(models, frames)):
         for col, metric in enumerate(("GMACs", "parameters (M)")):
             ax = axes[row][col]
@@ -431,29 +465,44 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
 
 # -- the report: the models section -----------------------------------------------------------------------
 
-@SECTIONS.register("models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,),
-                   order=10)
+
+@SECTIONS.register(
+    "models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,), order=10
+)
 def models_section(results: Results) -> document.Section | None:
     doc = results.first(ComplexityResult)
     if doc is None or not doc.models:
         return None
-    rows = [{"model": m.name, "input (HxW)": "x".join(str(v) for v in m.input_size), "params": m.params,
-             "MACs (G)": m.macs / 1e9, "FLOPs torch (G)": m.flops_torch / 1e9,
-             "activations (M)": m.activation_count / 1e6, "forward (ms)": m.latency.forward_ms,
-             "fwd+bwd (ms)": m.latency.forward_backward_ms,
-             "peak memory (MiB)": m.peak_memory_bytes / 2**20 if m.peak_memory_bytes else None}
-            for m in doc.models]
-    df = pd.DataFrame({"model": [m.name for m in doc.models],
-                       "parameters (millions)": [m.params / 1e6 for m in doc.models],
-                       "GMACs per image": [m.macs / 1e9 for m in doc.models]})
+    rows = [
+        {
+            "model": m.name,
+            "input (HxW)": "x".join(str(v) for v in m.input_size),
+            "params": m.params,
+            "MACs (G)": m.macs / 1e9,
+            "FLOPs torch (G)": m.flops_torch / 1e9,
+            "activations (M)": m.activation_count / 1e6,
+            "forward (ms)": m.latency.forward_ms,
+            "fwd+bwd (ms)": m.latency.forward_backward_ms,
+            "peak memory (MiB)": m.peak_memory_bytes / 2**20 if m.peak_memory_bytes else None,
+        }
+        for m in doc.models
+    ]
+    df = pd.DataFrame(
+        {
+            "model": [m.name for m in doc.models],
+            "parameters (millions)": [m.params / 1e6 for m in doc.models],
+            "GMACs per image": [m.macs / 1e9 for m in doc.models],
+        }
+    )
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     sns.barplot(df, x="model", y="parameters (millions)", ax=axes[0])
     sns.barplot(df, x="model", y="GMACs per image", ax=axes[1])
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle("Model size and compute")
-    blocks: list[document.Block] = [document.Table(rows, "complexity.json"),
-                                    document.figure_from_matplotlib(
-                                        fig, "Parameters (millions) and multiply-accumulates (G) per model", "size")]
+    blocks: list[document.Block] = [
+        document.Table(rows, "complexity.json"),
+        document.figure_from_matplotlib(fig, "Parameters (millions) and multiply-accumulates (G) per model", "size"),
+    ]
     blocks += embedded_figures(results, ComplexityResult, "complexity_*.png", "Per-block MACs and parameters")
     return document.Section("models", "The models", blocks)

@@ -74,8 +74,9 @@ class GradientRecorder(TrainingProbe):
 
     analysis = "gradients"
 
-    def __init__(self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *,
-                 flag: str = "--every") -> None:
+    def __init__(
+        self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *, flag: str = "--every"
+    ) -> None:
         super().__init__(every, out_dir, name, flag=flag)
         self._modules: list[tuple[str, nn.Module]] = []
         self._params: list[nn.Parameter] = []
@@ -114,6 +115,7 @@ class GradientRecorder(TrainingProbe):
                 if index not in seen:
                     seen.add(index)
                     self._order.append(index)
+
             return hook
 
         self._order_handles = [m.register_forward_pre_hook(_note(i)) for i, (_, m) in enumerate(self._modules)]
@@ -165,17 +167,26 @@ class GradientRecorder(TrainingProbe):
     def result(self) -> "ModelGradients":
         """The recorded history as a :class:`ModelGradients` (one host copy, here)."""
         if not self._rows:
-            raise ProbeError(f"gradients: no step was recorded for {self.name!r} (run more steps than every={self.every})")
+            raise ProbeError(
+                f"gradients: no step was recorded for {self.name!r} (run more steps than every={self.every})"
+            )
         history = torch.stack(self._rows).cpu().numpy().astype(np.float64)  # [steps, 3, modules]
         executed = set(self._order)
         layers = []
         for depth, index in enumerate(self._order):
             name, module = self._modules[index]
             params = sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
-            layers.append(LayerGradients.of(
-                name=name, type=type(module).__name__, depth=depth, params=params,
-                grad_norm=history[:, 0, index].tolist(), weight_norm=history[:, 1, index].tolist(),
-                update_ratio=history[:, 2, index].tolist()))
+            layers.append(
+                LayerGradients.of(
+                    name=name,
+                    type=type(module).__name__,
+                    depth=depth,
+                    params=params,
+                    grad_norm=history[:, 0, index].tolist(),
+                    weight_norm=history[:, 1, index].tolist(),
+                    update_ratio=history[:, 2, index].tolist(),
+                )
+            )
         not_executed = [self._modules[i][0] for i in range(len(self._modules)) if i not in executed]
         return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed)
 
@@ -199,8 +210,9 @@ class StepSeries:
         finite = arr[np.isfinite(arr)]
         if finite.size == 0:
             return cls(arr.tolist(), math.nan, math.nan, math.nan, math.nan)
-        return cls(arr.tolist(), float(finite.mean()), float(np.median(finite)), float(finite.min()),
-                   float(finite.max()))
+        return cls(
+            arr.tolist(), float(finite.mean()), float(np.median(finite)), float(finite.min()), float(finite.max())
+        )
 
 
 @dataclass
@@ -217,12 +229,28 @@ class LayerGradients:
     update_ratio: StepSeries
 
     @classmethod
-    def of(cls, name: str, type: str, depth: int, params: int, grad_norm: Sequence[float],
-           weight_norm: Sequence[float], update_ratio: Sequence[float]) -> LayerGradients:
+    def of(
+        cls,
+        name: str,
+        type: str,
+        depth: int,
+        params: int,
+        grad_norm: Sequence[float],
+        weight_norm: Sequence[float],
+        update_ratio: Sequence[float],
+    ) -> LayerGradients:
         """From per-step values; ``normalised_grad`` makes a 3x3 conv comparable with a bias-only norm."""
         grads = StepSeries.of(grad_norm)
-        return cls(name, type, depth, params, grads, grads.median / math.sqrt(max(1, params)),
-                   StepSeries.of(weight_norm), StepSeries.of(update_ratio))
+        return cls(
+            name,
+            type,
+            depth,
+            params,
+            grads,
+            grads.median / math.sqrt(max(1, params)),
+            StepSeries.of(weight_norm),
+            StepSeries.of(update_ratio),
+        )
 
     @property
     def median_grad(self) -> float:
@@ -243,19 +271,19 @@ class GradientVerdict:
     last_layer: str
 
 
-def judge(layers: Sequence[LayerGradients], vanish_below: float = VANISH_BELOW,
-          explode_above: float = EXPLODE_ABOVE) -> GradientVerdict:
+def judge(
+    layers: Sequence[LayerGradients], vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE
+) -> GradientVerdict:
     """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
     norm = np.array([layer.normalised_grad for layer in layers], dtype=np.float64)
     nonfinite = [not np.all(np.isfinite(layer.grad_norm.per_step)) for layer in layers]
     exploding = []
     for i, bad in enumerate(nonfinite):
-        later = norm[i + 1:][np.isfinite(norm[i + 1:])]
+        later = norm[i + 1 :][np.isfinite(norm[i + 1 :])]
         exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
     calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
     largest = max(calm) if calm else math.nan
-    vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest)
-                 for n, e in zip(norm, exploding)]
+    vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest) for n, e in zip(norm, exploding)]
     first, last = layers[0], layers[-1]
     ratio = first.median_grad / last.median_grad if last.median_grad > 0 else math.nan
     ratio_norm = first.normalised_grad / last.normalised_grad if last.normalised_grad > 0 else math.nan
@@ -281,8 +309,9 @@ class ModelGradients:
     not_executed: list[str]
 
     @classmethod
-    def of(cls, name: str, steps: list[int], layers: list[LayerGradients],
-           not_executed: list[str] | None = None) -> ModelGradients:
+    def of(
+        cls, name: str, steps: list[int], layers: list[LayerGradients], not_executed: list[str] | None = None
+    ) -> ModelGradients:
         """Judge ``layers`` by :data:`RULE` (:func:`judge`)."""
         return cls(name, steps, sum(layer.params for layer in layers), judge(layers), layers, not_executed or [])
 
@@ -322,8 +351,11 @@ def heatmap_figure(model: ModelGradients, path: Path) -> Path:
     ax.set_yticks(ticks, [model.layers[i].name for i in ticks], fontsize=6)
     step_ticks = list(range(0, len(model.steps), max(1, len(model.steps) // 10)))
     ax.set_xticks(step_ticks, [str(model.steps[i]) for i in step_ticks])
-    ax.set(xlabel="training step", ylabel="layer (input at top, execution order)",
-           title=f"{model.name}: gradient L2 norm per layer")
+    ax.set(
+        xlabel="training step",
+        ylabel="layer (input at top, execution order)",
+        title=f"{model.name}: gradient L2 norm per layer",
+    )
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="gradient L2 norm (log scale)")
     return save_figure(fig, path)
@@ -341,9 +373,14 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
     for m in models:
         span = max(1, len(m.layers) - 1)
         for layer in m.layers:
-            rows.append({"model": m.name, "relative depth": layer.depth / span,
-                         "median gradient L2 norm": layer.median_grad,
-                         "per sqrt(parameter)": layer.normalised_grad})
+            rows.append(
+                {
+                    "model": m.name,
+                    "relative depth": layer.depth / span,
+                    "median gradient L2 norm": layer.median_grad,
+                    "per sqrt(parameter)": layer.normalised_grad,
+                }
+            )
     frame = pd.DataFrame(rows)
     frame = frame[(frame["median gradient L2 norm"] > 0) & np.isfinite(frame["median gradient L2 norm"])]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -358,12 +395,12 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
 
 # -- the analysis -------------------------------------------------------------------------------
 
+
 @dataclass
 class GradientsConfig(TrainingRuns):
     """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording."""
 
     out: Path = out_option(Path("runs/gradients"))
-
 
 
 def run(config: GradientsConfig) -> GradientsResult:
@@ -396,21 +433,37 @@ def gradients_vanish(results: Results) -> Answer | None:
     evidence, flagged = [], []
     for m in doc.models:
         v = m.verdict
-        evidence.append({"model": m.name, "layers": len(m.layers), "vanishing layers": len(v.vanishing),
-                         "exploding layers": len(v.exploding), "first/last median grad": fmt(v.first_last_ratio)})
+        evidence.append(
+            {
+                "model": m.name,
+                "layers": len(m.layers),
+                "vanishing layers": len(v.vanishing),
+                "exploding layers": len(v.exploding),
+                "first/last median grad": fmt(v.first_last_ratio),
+            }
+        )
         if is_packnet(m.name) and (v.vanishing or v.first_last_ratio < 1e-2):  # NaN never counts as below
             flagged.append((m.name, len(v.vanishing), v.first_last_ratio))
     packnets = [m for m in doc.models if is_packnet(m.name)]
     if not packnets:
-        return Answer(VANISH_QUESTION, "inconclusive",
-                      "No PackNet model was measured, so the question cannot be answered from these runs.",
-                      VANISH_RULE, evidence)
+        return Answer(
+            VANISH_QUESTION,
+            "inconclusive",
+            "No PackNet model was measured, so the question cannot be answered from these runs.",
+            VANISH_RULE,
+            evidence,
+        )
     if flagged:
         parts = ", ".join(f"{n} ({k} layers flagged, first/last ratio {fmt(r)})" for n, k, r in flagged)
         return Answer(VANISH_QUESTION, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
     ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in packnets)
-    return Answer(VANISH_QUESTION, "no", f"No: no PackNet layer meets the vanishing rule (first/last ratios: {ratios}).",
-                  VANISH_RULE, evidence)
+    return Answer(
+        VANISH_QUESTION,
+        "no",
+        f"No: no PackNet layer meets the vanishing rule (first/last ratios: {ratios}).",
+        VANISH_RULE,
+        evidence,
+    )
 
 
 @SECTIONS.register("gradients", description=VANISH_QUESTION, needs=(GradientsResult,), order=30)
@@ -420,9 +473,12 @@ def gradients_section(results: Results) -> Section | None:
     from probe.plotting import plt, sns
 
     doc = results.first(GradientsResult)
-    frames = [{"model": m.name, "depth": layer.depth, "median gradient L2 norm": layer.median_grad}
-              for m in (doc.models if doc else []) for layer in m.layers
-              if math.isfinite(layer.median_grad) and layer.median_grad > 0]
+    frames = [
+        {"model": m.name, "depth": layer.depth, "median gradient L2 norm": layer.median_grad}
+        for m in (doc.models if doc else [])
+        for layer in m.layers
+        if math.isfinite(layer.median_grad) and layer.median_grad > 0
+    ]
     extra: list[Block] = []
     if frames:
         fig, ax = plt.subplots(figsize=(9, 4))

@@ -115,7 +115,8 @@ class NoiseScaleEstimator:
             self._ema_small = d * self._ema_small + (1 - d) * float(small_sq)
             self._ema_big = d * self._ema_big + (1 - d) * float(big_sq)
         self.ema_history.append(
-            noise_scale_from_norms(self._ema_small, self._ema_big, self.b_small, self.b_big).noise_scale)
+            noise_scale_from_norms(self._ema_small, self._ema_big, self.b_small, self.b_big).noise_scale
+        )
 
     def estimate(self, start: int = 0) -> NoiseEstimate:
         """Estimate from the mean of measurements ``start:`` (all by default)."""
@@ -185,8 +186,9 @@ class LossSpread:
         mean = float(a.mean())
         std = float(a.std(ddof=1)) if a.size > 1 else 0.0
         jitter = float(np.diff(a).std(ddof=1) / math.sqrt(2.0)) if a.size > 2 else math.nan
-        return cls(int(a.size), mean, std, std / mean if mean else math.nan, jitter,
-                   jitter / mean if mean else math.nan)
+        return cls(
+            int(a.size), mean, std, std / mean if mean else math.nan, jitter, jitter / mean if mean else math.nan
+        )
 
 
 def loss_statistics(losses: Iterable[float]) -> dict[str, LossSpread]:
@@ -198,10 +200,11 @@ def loss_statistics(losses: Iterable[float]) -> dict[str, LossSpread]:
     divides it by the mean.
     """
     arr = np.asarray([x for x in losses if math.isfinite(x)], dtype=np.float64)
-    return {"all": LossSpread.of(arr), "second_half": LossSpread.of(arr[arr.size // 2:])}
+    return {"all": LossSpread.of(arr), "second_half": LossSpread.of(arr[arr.size // 2 :])}
 
 
 # -- measuring during training -----------------------------------------------------------------
+
 
 class NoiseProbe(TrainingProbe):
     """Records every step's loss and, every ``every`` steps, one gradient-norm measurement.
@@ -214,8 +217,15 @@ class NoiseProbe(TrainingProbe):
 
     analysis = "noise"
 
-    def __init__(self, small_batch: int = 2, big_batch: int = 8, every: int = 1,
-                 out_dir: str | Path | None = None, *, flag: str = "--every") -> None:
+    def __init__(
+        self,
+        small_batch: int = 2,
+        big_batch: int = 8,
+        every: int = 1,
+        out_dir: str | Path | None = None,
+        *,
+        flag: str = "--every",
+    ) -> None:
         super().__init__(every, out_dir, flag=flag)
         check_batch_sizes(small_batch, big_batch)
         self.small_batch, self.big_batch = small_batch, big_batch
@@ -228,18 +238,27 @@ class NoiseProbe(TrainingProbe):
     def on_start(self, model: nn.Module, config: TrainConfig) -> None:
         super().on_start(model, config)
         self.train_batch = int(config.batch_size)
-        dataset = get_dataset(config.dataset, config.data_root, split=config.split, input_size=config.input_size,
-                              augment=config.augment, seed=config.seed + 1)
+        dataset = get_dataset(
+            config.dataset,
+            config.data_root,
+            split=config.split,
+            input_size=config.input_size,
+            augment=config.augment,
+            seed=config.seed + 1,
+        )
         if len(dataset) < self.big_batch:
-            raise ProbeError(f"--big-batch {self.big_batch}: the {config.dataset!r} {config.split} split has only "
-                             f"{len(dataset)} items")
+            raise ProbeError(
+                f"--big-batch {self.big_batch}: the {config.dataset!r} {config.split} split has only "
+                f"{len(dataset)} items"
+            )
         self._loader = make_loader(dataset, self.big_batch, seed=config.seed + 1, shuffle=True)
         self._epoch = 0
         self._batches = iter(self._loader)
         self._device = next(model.parameters()).device
         self._autocast = PRECISIONS[config.precision or "fp32"]
-        self._loss = partial(build_loss(config.loss), output_space=output_space_of(model),
-                             max_depth=dataset.info.max_depth)
+        self._loss = partial(
+            build_loss(config.loss), output_space=output_space_of(model), max_depth=dataset.info.max_depth
+        )
 
     def _next_batch(self) -> dict:
         batch = next(self._batches, None)
@@ -274,12 +293,20 @@ class NoiseProbe(TrainingProbe):
     def result(self) -> ModelNoise:
         if not self.losses:
             raise ProbeError("noise: the probe saw no training step (was it passed to train()?)")
-        return ModelNoise.of(str(self.name), self.train_batch, self.estimator, list(self.measured_steps),
-                             list(self.loss_steps), list(self.losses))
+        return ModelNoise.of(
+            str(self.name),
+            self.train_batch,
+            self.estimator,
+            list(self.measured_steps),
+            list(self.loss_steps),
+            list(self.losses),
+        )
 
     def to_result(self) -> NoiseResult:
-        return NoiseResult(models=[self.result()], config={"every": self.every, "small_batch": self.small_batch,
-                                                           "big_batch": self.big_batch})
+        return NoiseResult(
+            models=[self.result()],
+            config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch},
+        )
 
 
 @TRAIN_PROBES.register("noise", description="gradient noise scale (batch sizes 2 and 8) and loss spread -> noise.json")
@@ -325,17 +352,35 @@ class ModelNoise:
     per_step_loss: StepLosses
 
     @classmethod
-    def of(cls, name: str, train_batch: int, est: NoiseScaleEstimator, measured_steps: list[int],
-           loss_steps: list[int], losses: list[float]) -> ModelNoise:
+    def of(
+        cls,
+        name: str,
+        train_batch: int,
+        est: NoiseScaleEstimator,
+        measured_steps: list[int],
+        loss_steps: list[int],
+        losses: list[float],
+    ) -> ModelNoise:
         """Estimate from the measurements: means before dividing, over all of them and their second half."""
         overall = est.estimate()
         late = est.estimate(start=len(est.small) // 2)
         spread = loss_statistics(losses)
-        return cls(name, est.b_small, est.b_big, train_batch, len(est.small), overall.noise_scale, late.noise_scale,
-                   overall.noise_scale / train_batch, overall.grad_sq, overall.trace_sigma, spread["all"],
-                   spread["second_half"], NoiseMeasurements(measured_steps, list(est.small), list(est.big),
-                                                            list(est.ema_history)),
-                   StepLosses(loss_steps, losses))
+        return cls(
+            name,
+            est.b_small,
+            est.b_big,
+            train_batch,
+            len(est.small),
+            overall.noise_scale,
+            late.noise_scale,
+            overall.noise_scale / train_batch,
+            overall.grad_sq,
+            overall.trace_sigma,
+            spread["all"],
+            spread["second_half"],
+            NoiseMeasurements(measured_steps, list(est.small), list(est.big), list(est.ema_history)),
+            StepLosses(loss_steps, losses),
+        )
 
 
 @dataclass
@@ -353,9 +398,11 @@ class NoiseConfig(TrainingRuns):
         check_batch_sizes(self.small_batch, self.big_batch)
 
 
-METHOD = ("B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each estimator averaged "
-          "over all measurements before dividing (McCandlish et al. 2018, appendix A); loss spread = std / mean "
-          "of the per-batch training loss")
+METHOD = (
+    "B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each estimator averaged "
+    "over all measurements before dividing (McCandlish et al. 2018, appendix A); loss spread = std / mean "
+    "of the per-batch training loss"
+)
 
 
 @register_result
@@ -395,13 +442,23 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
     order = {"hue_order": [m.name for m in models]}
-    losses = pd.DataFrame([{"model": m.name, "step": s, "loss": v} for m in models
-                           for s, v in zip(m.per_step_loss.step, m.per_step_loss.loss)])
+    losses = pd.DataFrame(
+        [
+            {"model": m.name, "step": s, "loss": v}
+            for m in models
+            for s, v in zip(m.per_step_loss.step, m.per_step_loss.loss)
+        ]
+    )
     sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8, **order)
     axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
-    ema = pd.DataFrame([{"model": m.name, "step": s, "B_simple (EMA)": v} for m in models
-                        for s, v in zip(m.per_measurement.step, m.per_measurement.b_simple_ema)
-                        if math.isfinite(v) and v > 0])
+    ema = pd.DataFrame(
+        [
+            {"model": m.name, "step": s, "B_simple (EMA)": v}
+            for m in models
+            for s, v in zip(m.per_measurement.step, m.per_measurement.b_simple_ema)
+            if math.isfinite(v) and v > 0
+        ]
+    )
     if not ema.empty:
         sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **order)
         axes[1].set_yscale("log")
@@ -414,9 +471,13 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
     for batch in sorted({m.train_batch_size for m in models}):
         axes[2].axhline(batch, ls="--", c="grey")
     axes[2].set(xlabel="", ylabel="B_simple (log)", title="noise scale (dashed: training batch size)")
-    spread = pd.DataFrame([{"model": m.name, "part": part, "loss CV (detrended)": loss.cv_detrended}
-                           for m in models for part, loss in (("whole run", m.loss),
-                                                              ("second half", m.loss_second_half))]).dropna()
+    spread = pd.DataFrame(
+        [
+            {"model": m.name, "part": part, "loss CV (detrended)": loss.cv_detrended}
+            for m in models
+            for part, loss in (("whole run", m.loss), ("second half", m.loss_second_half))
+        ]
+    ).dropna()
     if not spread.empty:
         sns.barplot(spread, x="part", y="loss CV (detrended)", hue="model", ax=axes[3], **order)
     axes[3].set(xlabel="", ylabel="batch-to-batch std / mean", title="per-batch loss scatter")
@@ -446,16 +507,28 @@ def batch_noise(results: Results) -> Answer | None:
     doc = results.first(NoiseResult)
     if doc is None or not doc.models:
         return None
-    evidence = [{"model": m.name, "B_simple": fmt(m.b_simple), "loss CV (detrended)": fmt(loss_cv(m)),
-                 "loss CV (plain)": fmt(m.loss.cv), "loss std": fmt(m.loss.std)} for m in doc.models]
+    evidence = [
+        {
+            "model": m.name,
+            "B_simple": fmt(m.b_simple),
+            "loss CV (detrended)": fmt(loss_cv(m)),
+            "loss CV (plain)": fmt(m.loss.cv),
+            "loss std": fmt(m.loss.std),
+        }
+        for m in doc.models
+    ]
     cv = {m.name: loss_cv(m) for m in doc.models}
     pn = [v for k, v in cv.items() if is_packnet(k) and v is not None]
     dd = [v for k, v in cv.items() if not is_packnet(k) and v is not None]
     if not pn or not dd:
         named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
-        return Answer(NOISE_QUESTION, "inconclusive",
-                      f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
-                      NOISE_RULE, evidence)
+        return Answer(
+            NOISE_QUESTION,
+            "inconclusive",
+            f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
+            NOISE_RULE,
+            evidence,
+        )
     ratio = statistics.mean(pn) / max(statistics.mean(dd), 1e-12)
     if ratio > 1.2:
         verdict, lead = "yes", f"PackNet's batches are noisier: its per-batch loss CV is {ratio:.2f}x DenseDepth's"

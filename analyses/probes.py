@@ -45,8 +45,9 @@ class TrainingProbe(TrainHook):
     #: the analysis this probe feeds (used in messages)
     analysis = "probe"
 
-    def __init__(self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *,
-                 flag: str = "--every") -> None:
+    def __init__(
+        self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *, flag: str = "--every"
+    ) -> None:
         check_positive({flag: every})
         self.every = every
         self.out_dir = Path(out_dir) if out_dir is not None else None

@@ -49,9 +49,12 @@ class TrainingRuns:
     ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
     """
 
-    models: list[str] = option(default_factory=list, flag="--model",
-                               help="model name (repeat to compare on the same batches)")
-    checkpoint: Path | None = option(None, help="continue a copy of this run (folder or .safetensors) instead of --model")
+    models: list[str] = option(
+        default_factory=list, flag="--model", help="model name (repeat to compare on the same batches)"
+    )
+    checkpoint: Path | None = option(
+        None, help="continue a copy of this run (folder or .safetensors) instead of --model"
+    )
     steps: int = option(50, help="training steps per model")
     batch_size: int = option(4, help="training batch size (the seed's: 4)")
     width: float = width_option()
@@ -80,10 +83,21 @@ class TrainingRuns:
         """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
         if self.checkpoint is not None:
             return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
-        return [TrainConfig(model=name, width=self.width, dataset=self.dataset, data_root=self.data_root,
-                            input_size=self.input_size, max_steps=self.steps, batch_size=self.batch_size,
-                            device=self.device, seed=self.seed, out=workdir / name)
-                for name in self.models]
+        return [
+            TrainConfig(
+                model=name,
+                width=self.width,
+                dataset=self.dataset,
+                data_root=self.data_root,
+                input_size=self.input_size,
+                max_steps=self.steps,
+                batch_size=self.batch_size,
+                device=self.device,
+                seed=self.seed,
+                out=workdir / name,
+            )
+            for name in self.models
+        ]
 
 
 H = TypeVar("H", bound=TrainHook)
@@ -104,7 +118,6 @@ def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: st
             train(train_config, hooks=[hook])
             hooks.append(hook)
     return hooks
-
 
 
 def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
@@ -144,6 +157,15 @@ def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) ->
     shutil.copyfile(weights, target_weights)
     shutil.copyfile(state, target_state)
     done = weights_step(weights)
-    return replace(saved, out=workdir, resume=True, max_steps=done + steps, epochs=saved.epochs + steps,
-                   device=device, precision=None, channels_last=None, checkpoint_every=None, tensorboard=False)
-
+    return replace(
+        saved,
+        out=workdir,
+        resume=True,
+        max_steps=done + steps,
+        epochs=saved.epochs + steps,
+        device=device,
+        precision=None,
+        channels_last=None,
+        checkpoint_every=None,
+        tensorboard=False,
+    )

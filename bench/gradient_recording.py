@@ -107,9 +107,17 @@ def measure(model: str, args: argparse.Namespace, device: torch.device) -> dict[
     for repeat in range(args.repeats):
         for with_recorder in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
-                config = TrainConfig(model=model, width=args.width, input_size=args.input_size, max_steps=args.steps,
-                                     batch_size=args.batch_size, device=args.device, seed=repeat, workers=0,
-                                     out=Path(tmp) / "run")
+                config = TrainConfig(
+                    model=model,
+                    width=args.width,
+                    input_size=args.input_size,
+                    max_steps=args.steps,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    seed=repeat,
+                    workers=0,
+                    out=Path(tmp) / "run",
+                )
                 times = StepTimes(device)
                 hooks: list[TrainHook] = [times]
                 if with_recorder:
@@ -125,8 +133,11 @@ def measure(model: str, args: argparse.Namespace, device: torch.device) -> dict[
                 plain += times.seconds[kept]
     plain_median = statistics.median(plain)
     return {
-        "model": model, "layers": layers, "steps_timed": len(plain),
-        "plain_step_ms": 1e3 * plain_median, "recorded_step_ms": 1e3 * statistics.median(recorded),
+        "model": model,
+        "layers": layers,
+        "steps_timed": len(plain),
+        "plain_step_ms": 1e3 * plain_median,
+        "recorded_step_ms": 1e3 * statistics.median(recorded),
         "hook_ms": 1e3 * statistics.median(hook),
         "hook_overhead": statistics.median(hook) / plain_median,
         "end_to_end_overhead": statistics.median(recorded) / plain_median - 1.0,
@@ -135,7 +146,9 @@ def measure(model: str, args: argparse.Namespace, device: torch.device) -> dict[
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", help="model name (repeat; default packnet_b, packnet_c, densedepth)")
+    parser.add_argument(
+        "--model", action="append", help="model name (repeat; default packnet_b, packnet_c, densedepth)"
+    )
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--input-size", type=parse_size, default=(64, 96), help="HxW (default 64x96)")
     parser.add_argument("--steps", type=int, default=12, help="training steps per run")
@@ -154,19 +167,42 @@ def main(argv: list[str] | None = None) -> None:
     rows = [measure(name, args, device) for name in (args.model or ["packnet_b", "packnet_c", "densedepth"])]
 
     clock = "CPU" if device.type == "cpu" else "wall"
-    table = Table(title=f"gradient recording overhead ({device}, {clock} time, width {args.width}, "
-                        f"{args.input_size[0]}x{args.input_size[1]}, batch {args.batch_size}; goal <= {GOAL:.0%})")
-    for column in ("model", "layers", "plain step ms", "recorded step ms", "hook ms", "hook overhead",
-                   "end-to-end overhead"):
+    table = Table(
+        title=f"gradient recording overhead ({device}, {clock} time, width {args.width}, "
+        f"{args.input_size[0]}x{args.input_size[1]}, batch {args.batch_size}; goal <= {GOAL:.0%})"
+    )
+    for column in (
+        "model",
+        "layers",
+        "plain step ms",
+        "recorded step ms",
+        "hook ms",
+        "hook overhead",
+        "end-to-end overhead",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in rows:
-        table.add_row(r["model"], str(r["layers"]), f"{r['plain_step_ms']:.1f}", f"{r['recorded_step_ms']:.1f}",
-                      f"{r['hook_ms']:.2f}", f"{r['hook_overhead']:.1%}", f"{r['end_to_end_overhead']:+.1%}")
+        table.add_row(
+            r["model"],
+            str(r["layers"]),
+            f"{r['plain_step_ms']:.1f}",
+            f"{r['recorded_step_ms']:.1f}",
+            f"{r['hook_ms']:.2f}",
+            f"{r['hook_overhead']:.1%}",
+            f"{r['end_to_end_overhead']:+.1%}",
+        )
     Console().print(table)
-    write_json(args.out, {"bench": "gradient_recording", "goal_overhead": GOAL,
-                          "clock": "process CPU time" if device.type == "cpu" else "synchronised wall time",
-                          "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
-                          "results": rows, "provenance": provenance(device)})
+    write_json(
+        args.out,
+        {
+            "bench": "gradient_recording",
+            "goal_overhead": GOAL,
+            "clock": "process CPU time" if device.type == "cpu" else "synchronised wall time",
+            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+            "results": rows,
+            "provenance": provenance(device),
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -82,16 +82,34 @@ def synthetic_batch(size: tuple[int, int], batch_size: int) -> dict[str, Any]:
     return default_collate([dataset[i] for i in range(batch_size)])
 
 
-def measure(model_name: str, options: dict[str, Any], width: float, size: tuple[int, int], batch_size: int,
-            precision: str, device: torch.device, steps: int, warmup: int, channels_last: bool,
-            compile_model: bool) -> dict[str, Any]:
+def measure(
+    model_name: str,
+    options: dict[str, Any],
+    width: float,
+    size: tuple[int, int],
+    batch_size: int,
+    precision: str,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    channels_last: bool,
+    compile_model: bool,
+) -> dict[str, Any]:
     seed_everything(0)
     module = build_model(model_name, width=width, **options).to(device)
     if channels_last:
         to_channels_last(module)
-    row: dict[str, Any] = {"model": model_name, "options": options, "width": width, "input_size": list(size),
-                           "batch_size": batch_size, "precision": precision, "params": count_parameters(module),
-                           "channels_last": channels_last, "compile": compile_model}
+    row: dict[str, Any] = {
+        "model": model_name,
+        "options": options,
+        "width": width,
+        "input_size": list(size),
+        "batch_size": batch_size,
+        "precision": precision,
+        "params": count_parameters(module),
+        "channels_last": channels_last,
+        "compile": compile_model,
+    }
     row["forward_flops_per_image"] = count_torch_flops(module.eval(), torch.rand(1, 3, *size, device=device))
     row["macs_per_image"] = row["forward_flops_per_image"] // 2
     module.train()
@@ -99,29 +117,42 @@ def measure(model_name: str, options: dict[str, Any], width: float, size: tuple[
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
     loss = build_loss("densedepth")
     loss_fn = partial(loss, output_space=module.output_space, max_depth=10.0)
-    setup = StepSetup(module=module, device=device, autocast_dtype=PRECISIONS[precision],
-                      scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
-                      channels_last=channels_last)
+    setup = StepSetup(
+        module=module,
+        device=device,
+        autocast_dtype=PRECISIONS[precision],
+        scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
+        channels_last=channels_last,
+    )
     batch = synthetic_batch(size, batch_size)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        seconds = [train_step(model, batch, loss_fn, optimizer, setup, step=i + 1, epoch=0).seconds
-                   for i in range(warmup + steps)][warmup:]
+        seconds = [
+            train_step(model, batch, loss_fn, optimizer, setup, step=i + 1, epoch=0).seconds
+            for i in range(warmup + steps)
+        ][warmup:]
     except torch.OutOfMemoryError:
         return {**row, "status": "out of memory"}
     step_s = statistics.median(seconds)
     images_per_s = batch_size / step_s
     peak, peak_key = peak_flops(device, precision)
     train_flops = 3.0 * row["forward_flops_per_image"] * images_per_s
-    row.update({
-        "status": "ok", "step_ms": 1e3 * step_s, "step_ms_min": 1e3 * min(seconds), "images_per_s": images_per_s,
-        "achieved_tflops": train_flops / 1e12, "peak_tflops": peak / 1e12 if peak else None, "peak_key": peak_key,
-        "mfu": train_flops / peak if peak else None,
-        "peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    })
+    row.update(
+        {
+            "status": "ok",
+            "step_ms": 1e3 * step_s,
+            "step_ms_min": 1e3 * min(seconds),
+            "images_per_s": images_per_s,
+            "achieved_tflops": train_flops / 1e12,
+            "peak_tflops": peak / 1e12 if peak else None,
+            "peak_key": peak_key,
+            "mfu": train_flops / peak if peak else None,
+            "peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+            "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
     return row
 
 
@@ -130,14 +161,34 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         return "-" if value is None else format(value, spec)
 
     table = Table(title=title)
-    for column in ("model", "batch", "precision", "params (M)", "GMACs/img", "step ms", "images/s", "TFLOP/s",
-                   "MFU", "peak MiB", "status"):
+    for column in (
+        "model",
+        "batch",
+        "precision",
+        "params (M)",
+        "GMACs/img",
+        "step ms",
+        "images/s",
+        "TFLOP/s",
+        "MFU",
+        "peak MiB",
+        "status",
+    ):
         table.add_column(column, justify="left" if column in ("model", "status") else "right", no_wrap=True)
     for r in rows:
-        table.add_row(r["model"], str(r["batch_size"]), r["precision"], fmt(r["params"] / 1e6, ".1f"),
-                      fmt(r["macs_per_image"] / 1e9, ".2f"), fmt(r.get("step_ms"), ".1f"),
-                      fmt(r.get("images_per_s"), ".1f"), fmt(r.get("achieved_tflops"), ".2f"),
-                      fmt(r.get("mfu"), ".1%"), fmt(r.get("peak_memory_mib"), ",.0f"), r["status"])
+        table.add_row(
+            r["model"],
+            str(r["batch_size"]),
+            r["precision"],
+            fmt(r["params"] / 1e6, ".1f"),
+            fmt(r["macs_per_image"] / 1e9, ".2f"),
+            fmt(r.get("step_ms"), ".1f"),
+            fmt(r.get("images_per_s"), ".1f"),
+            fmt(r.get("achieved_tflops"), ".2f"),
+            fmt(r.get("mfu"), ".1%"),
+            fmt(r.get("peak_memory_mib"), ",.0f"),
+            r["status"],
+        )
     Console(width=max(140, Console().width)).print(table)
 
 
@@ -148,8 +199,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input-size", default="240x320")
     parser.add_argument("--batch-sizes", default="4")
     parser.add_argument("--precisions", default=None, help="comma list; default bf16 on CUDA, fp32 on CPU")
-    parser.add_argument("--model-option", action="append", default=[],
-                        help="KEY=VALUE for PackNet models (default output_scale=half, as in the seed)")
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        help="KEY=VALUE for PackNet models (default output_scale=half, as in the seed)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
@@ -170,12 +225,32 @@ def main(argv: list[str] | None = None) -> None:
         options = packnet_options if name.startswith("packnet") else {}
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             for precision in precisions:
-                rows.append(measure(name, options, args.width, size, batch_size, precision, device, args.steps,
-                                    args.warmup, channels_last, args.compile))
+                rows.append(
+                    measure(
+                        name,
+                        options,
+                        args.width,
+                        size,
+                        batch_size,
+                        precision,
+                        device,
+                        args.steps,
+                        args.warmup,
+                        channels_last,
+                        args.compile,
+                    )
+                )
     title = f"train_step on {device_description(device)}, input {size[0]}x{size[1]}, width {args.width:g}"
     print_table(rows, title)
-    write_json(args.out, {"benchmark": "train_step", "device": device_description(device),
-                          "provenance": provenance(device), "rows": rows})
+    write_json(
+        args.out,
+        {
+            "benchmark": "train_step",
+            "device": device_description(device),
+            "provenance": provenance(device),
+            "rows": rows,
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -67,16 +67,27 @@ def _log_depth_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
 
 #: output space name -> its conversions; a new space (e.g. for a user model) is one entry here
 OUTPUT_SPACES: dict[str, OutputSpace] = {
-    "inverse": OutputSpace("inverse depth in 1/m", lambda out, max_depth: 1.0 / out.clamp_min(_EPS),
-                           lambda out, max_depth: out * max_depth),
-    "direct": OutputSpace("depth / max_depth", lambda out, max_depth: out.clamp_min(_EPS) * max_depth,
-                          lambda out, max_depth: 1.0 / out.clamp_min(_EPS)),
-    "depthnorm": OutputSpace("max_depth / depth", lambda out, max_depth: max_depth / out.clamp_min(_EPS),
-                             lambda out, max_depth: out),
-    "metric": OutputSpace("depth in metres", lambda out, max_depth: out.clamp_min(_EPS),
-                          lambda out, max_depth: max_depth / out.clamp_min(_EPS)),
-    "log_depth": OutputSpace("ln(depth in metres)", _log_depth_to_depth,
-                             lambda out, max_depth: max_depth * torch.exp(-out.clamp(_LOG_EPS, -_LOG_EPS))),
+    "inverse": OutputSpace(
+        "inverse depth in 1/m", lambda out, max_depth: 1.0 / out.clamp_min(_EPS), lambda out, max_depth: out * max_depth
+    ),
+    "direct": OutputSpace(
+        "depth / max_depth",
+        lambda out, max_depth: out.clamp_min(_EPS) * max_depth,
+        lambda out, max_depth: 1.0 / out.clamp_min(_EPS),
+    ),
+    "depthnorm": OutputSpace(
+        "max_depth / depth", lambda out, max_depth: max_depth / out.clamp_min(_EPS), lambda out, max_depth: out
+    ),
+    "metric": OutputSpace(
+        "depth in metres",
+        lambda out, max_depth: out.clamp_min(_EPS),
+        lambda out, max_depth: max_depth / out.clamp_min(_EPS),
+    ),
+    "log_depth": OutputSpace(
+        "ln(depth in metres)",
+        _log_depth_to_depth,
+        lambda out, max_depth: max_depth * torch.exp(-out.clamp(_LOG_EPS, -_LOG_EPS)),
+    ),
 }
 
 
@@ -103,7 +114,7 @@ def disparity_to_inverse(out: torch.Tensor, min_depth: float, max_depth: float) 
 #: Spaces defined relative to the model's own ``[min_depth, max_depth]``: name -> (space of
 #: :data:`OUTPUT_SPACES` it maps to, the map ``(out, min_depth, max_depth) -> out'``).
 MODEL_RANGE_SPACES: dict[str, tuple[str, Callable[[torch.Tensor, float, float], torch.Tensor]]] = {
-    "disparity": ("inverse", disparity_to_inverse),
+    "disparity": ("inverse", disparity_to_inverse)
 }
 
 

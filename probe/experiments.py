@@ -82,27 +82,77 @@ def _packnet(version: str, slim: bool) -> str:
     return f"packnet_{'slim_' if slim else ''}{version}"
 
 
-def _define(id: str, title: str, seed_number: int | None, model: Callable[[bool], str], options: dict[str, Any],
-            seed_mean_loss: float | None, seed_note: str) -> None:
+def _define(
+    id: str,
+    title: str,
+    seed_number: int | None,
+    model: Callable[[bool], str],
+    options: dict[str, Any],
+    seed_mean_loss: float | None,
+    seed_note: str,
+) -> None:
     """Register an experiment; ``model(slim)`` names the network for the slim or full PackNet."""
+
     def factory(slim: bool) -> Experiment:
         return Experiment(id, title, seed_number, model(slim), dict(options), seed_mean_loss, seed_note)
 
     EXPERIMENTS.register(id, description=title)(factory)
 
 
-_define("densedepth", "DenseDepth (no pretraining), the baseline", None, lambda slim: "densedepth", {},
-        0.401, "baseline: mean loss 0.401 over one NYU epoch")
-_define("exp1_packnet_b", "PackNet version B (skips added)", 1, lambda slim: _packnet("b", slim), _HALF,
-        0.612, "mean loss 0.612; early drop then slow; high batch-to-batch variance")
-_define("exp2_packnet_a", "PackNet version A (skips concatenated)", 2, lambda slim: _packnet("a", slim), _HALF,
-        0.623, "mean loss 0.623, comparable to version B")
-_define("exp3_leaky_relu", "PackNet B with leaky-ReLU depth heads", 3, lambda slim: _packnet("b", slim),
-        {**_HALF, "activation": "leaky_relu"}, None, "aborted after ~30 min at about 0.66")
-_define("exp4_direct", "PackNet B predicting depth instead of inverse depth", 4, lambda slim: _packnet("b", slim),
-        {**_HALF, "target": "direct"}, 0.731, "mean loss 0.731, worse")
-_define("exp5_no_skips", "PackNet without skips (version C)", 5, lambda slim: _packnet("c", slim), _HALF,
-        None, "aborted after ~30 min with mean loss > 1.21")
+_define(
+    "densedepth",
+    "DenseDepth (no pretraining), the baseline",
+    None,
+    lambda slim: "densedepth",
+    {},
+    0.401,
+    "baseline: mean loss 0.401 over one NYU epoch",
+)
+_define(
+    "exp1_packnet_b",
+    "PackNet version B (skips added)",
+    1,
+    lambda slim: _packnet("b", slim),
+    _HALF,
+    0.612,
+    "mean loss 0.612; early drop then slow; high batch-to-batch variance",
+)
+_define(
+    "exp2_packnet_a",
+    "PackNet version A (skips concatenated)",
+    2,
+    lambda slim: _packnet("a", slim),
+    _HALF,
+    0.623,
+    "mean loss 0.623, comparable to version B",
+)
+_define(
+    "exp3_leaky_relu",
+    "PackNet B with leaky-ReLU depth heads",
+    3,
+    lambda slim: _packnet("b", slim),
+    {**_HALF, "activation": "leaky_relu"},
+    None,
+    "aborted after ~30 min at about 0.66",
+)
+_define(
+    "exp4_direct",
+    "PackNet B predicting depth instead of inverse depth",
+    4,
+    lambda slim: _packnet("b", slim),
+    {**_HALF, "target": "direct"},
+    0.731,
+    "mean loss 0.731, worse",
+)
+_define(
+    "exp5_no_skips",
+    "PackNet without skips (version C)",
+    5,
+    lambda slim: _packnet("c", slim),
+    _HALF,
+    None,
+    "aborted after ~30 min with mean loss > 1.21",
+)
 
 
 def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> list[Experiment]:
@@ -132,8 +182,11 @@ class SeedStudyConfig:
     quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
     evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
     eval_length: int | None = None
-    only: list[str] | None = option(None, parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
-                                    help="comma-separated experiment ids (default: all)")
+    only: list[str] | None = option(
+        None,
+        parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
+        help="comma-separated experiment ids (default: all)",
+    )
     out: Path = out_option(Path("runs/seed-study"))
 
     def validate(self) -> None:
@@ -153,8 +206,14 @@ class SeedStudyConfig:
         self.validate()
         if not self.quick:
             return self
-        return replace(self, width=min(self.width, 0.0625), input_size=self.input_size or (64, 96),
-                       dataset_length=self.dataset_length or 96, eval_length=self.eval_length or 32, workers=0)
+        return replace(
+            self,
+            width=min(self.width, 0.0625),
+            input_size=self.input_size or (64, 96),
+            dataset_length=self.dataset_length or 96,
+            eval_length=self.eval_length or 32,
+            workers=0,
+        )
 
 
 @dataclass
@@ -208,11 +267,24 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
     """The TrainConfig of one experiment: identical data, seed and hyper-parameters for every model."""
     run_dir = Path(config.out) / experiment.id
     return TrainConfig(
-        model=experiment.model, model_options=dict(experiment.options), width=config.width, dataset=config.dataset,
-        data_root=config.data_root, input_size=config.input_size, dataset_length=config.dataset_length,
-        epochs=config.epochs, max_steps=config.max_steps, batch_size=config.batch_size, lr=config.lr,
-        loss="densedepth", device=config.device, seed=config.seed, workers=config.workers,
-        precision=config.precision, out=run_dir, resume=checkpoint_paths(run_dir)[0].exists(),
+        model=experiment.model,
+        model_options=dict(experiment.options),
+        width=config.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=config.input_size,
+        dataset_length=config.dataset_length,
+        epochs=config.epochs,
+        max_steps=config.max_steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        loss="densedepth",
+        device=config.device,
+        seed=config.seed,
+        workers=config.workers,
+        precision=config.precision,
+        out=run_dir,
+        resume=checkpoint_paths(run_dir)[0].exists(),
     )
 
 
@@ -220,9 +292,16 @@ def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> ExperimentEval:
     """Score a finished run on the dataset's test split (``probe eval``); writes ``run_dir/eval/eval.json``."""
     from probe.evaluate import EvalOptions, evaluate_checkpoint
 
-    result = evaluate_checkpoint(EvalOptions(checkpoint=run_dir, out=run_dir / "eval", split="test",
-                                             dataset_length=config.eval_length, batch_size=config.batch_size,
-                                             device=config.device))
+    result = evaluate_checkpoint(
+        EvalOptions(
+            checkpoint=run_dir,
+            out=run_dir / "eval",
+            split="test",
+            dataset_length=config.eval_length,
+            batch_size=config.batch_size,
+            device=config.device,
+        )
+    )
     return ExperimentEval(result.protocol, result.n_images, dict(result.metrics))
 
 
@@ -239,14 +318,28 @@ def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
         s = result.summary
         if s is None:
             raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
-        rows.append(ExperimentRow(
-            id=experiment.id, title=experiment.title, seed_experiment=experiment.seed_number,
-            model=experiment.model, options=experiment.options, params=s.params, steps=s.steps,
-            mean_epoch_loss=s.mean_epoch_loss, batch_loss_std=s.batch_loss_std,
-            first100_mean_loss=s.first100_mean_loss, final_loss=s.final_loss,
-            seconds_per_epoch=s.seconds_per_epoch, images_per_s=s.images_per_s, loss_curve=s.loss_curve,
-            seed_mean_loss=experiment.seed_mean_loss, seed_note=experiment.seed_note, run_dir=str(result.out),
-            eval=evaluate_run(result.out, cfg) if cfg.evaluate else None))
+        rows.append(
+            ExperimentRow(
+                id=experiment.id,
+                title=experiment.title,
+                seed_experiment=experiment.seed_number,
+                model=experiment.model,
+                options=experiment.options,
+                params=s.params,
+                steps=s.steps,
+                mean_epoch_loss=s.mean_epoch_loss,
+                batch_loss_std=s.batch_loss_std,
+                first100_mean_loss=s.first100_mean_loss,
+                final_loss=s.final_loss,
+                seconds_per_epoch=s.seconds_per_epoch,
+                images_per_s=s.images_per_s,
+                loss_curve=s.loss_curve,
+                seed_mean_loss=experiment.seed_mean_loss,
+                seed_note=experiment.seed_note,
+                run_dir=str(result.out),
+                eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
+            )
+        )
     study = SeedStudyResult(config=cfg, experiments=rows)
     study.save(cfg.out)
     return study
@@ -295,21 +388,42 @@ def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
         return "-" if value is None else format(value, spec)
 
     table = Table(title="seed study (DenseDepth loss; lower is better)")
-    for column in ("id", "model", "params", "mean loss", "batch std", "first 100", "s/epoch", "abs_rel", "delta1",
-                   "seed's loss"):
+    for column in (
+        "id",
+        "model",
+        "params",
+        "mean loss",
+        "batch std",
+        "first 100",
+        "s/epoch",
+        "abs_rel",
+        "delta1",
+        "seed's loss",
+    ):
         table.add_column(column, justify="left" if column in ("id", "model") else "right", no_wrap=True)
     for row in result.experiments:
         metrics = row.eval.metrics if row.eval is not None else {}
-        table.add_row(row.id, row.model, fmt(row.params, ",d"), fmt(row.mean_epoch_loss), fmt(row.batch_loss_std),
-                      fmt(row.first100_mean_loss), fmt(row.seconds_per_epoch, ".1f"), fmt(metrics.get("abs_rel")),
-                      fmt(metrics.get("delta1")), fmt(row.seed_mean_loss, ".3f"))
+        table.add_row(
+            row.id,
+            row.model,
+            fmt(row.params, ",d"),
+            fmt(row.mean_epoch_loss),
+            fmt(row.batch_loss_std),
+            fmt(row.first100_mean_loss),
+            fmt(row.seconds_per_epoch, ".1f"),
+            fmt(metrics.get("abs_rel")),
+            fmt(metrics.get("delta1")),
+            fmt(row.seed_mean_loss, ".3f"),
+        )
     (console or Console(width=max(140, Console().width))).print(table)
 
 
 # -- the report: the experiment matrix, and the question that weighs cost against it -----------------------
 
-@SECTIONS.register("experiments", description="The seed's five experiments side by side", needs=(SeedStudyResult,),
-                   order=20)
+
+@SECTIONS.register(
+    "experiments", description="The seed's five experiments side by side", needs=(SeedStudyResult,), order=20
+)
 def experiments_section(results: Results) -> Section | None:
     import pandas as pd
 
@@ -321,23 +435,38 @@ def experiments_section(results: Results) -> Section | None:
     rows = []
     for e in doc.experiments:
         metrics = e.eval.metrics if e.eval is not None else {}
-        rows.append({
-            "experiment": e.id, "title": e.title, "model": e.model, "params": e.params,
-            "mean epoch loss": e.mean_epoch_loss,
-            "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
-            "per-batch loss std": e.batch_loss_std, "first-100-batch loss": e.first100_mean_loss,
-            "time/epoch (s)": e.seconds_per_epoch, "abs_rel": metrics.get("abs_rel"), "rmse": metrics.get("rmse"),
-            "delta1": metrics.get("delta1"),
-        })
+        rows.append(
+            {
+                "experiment": e.id,
+                "title": e.title,
+                "model": e.model,
+                "params": e.params,
+                "mean epoch loss": e.mean_epoch_loss,
+                "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
+                "per-batch loss std": e.batch_loss_std,
+                "first-100-batch loss": e.first100_mean_loss,
+                "time/epoch (s)": e.seconds_per_epoch,
+                "abs_rel": metrics.get("abs_rel"),
+                "rmse": metrics.get("rmse"),
+                "delta1": metrics.get("delta1"),
+            }
+        )
     blocks: list[Block] = [Table(rows, "experiments.json")]
     frames = []
     for e in doc.experiments:
         curve = [v for v in e.loss_curve if math.isfinite(v)]
         if curve:
             s = pd.Series(curve)
-            frames.append(pd.DataFrame({"step": range(1, len(curve) + 1), "loss": s,
-                                        "smoothed loss": s.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
-                                        "experiment": e.id}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "step": range(1, len(curve) + 1),
+                        "loss": s,
+                        "smoothed loss": s.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
+                        "experiment": e.id,
+                    }
+                )
+            )
     if frames:
         df = pd.concat(frames)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
@@ -348,8 +477,11 @@ def experiments_section(results: Results) -> Section | None:
         sns.barplot(std, x="loss", y="experiment", hue="experiment", legend=False, ax=axes[1])
         axes[1].set(xlabel="per-batch loss standard deviation", ylabel="")
         fig.tight_layout()
-        blocks.append(figure_from_matplotlib(fig, "Loss curves and per-batch loss spread per experiment "
-                                                  "(ids as in the table above)", "curves"))
+        blocks.append(
+            figure_from_matplotlib(
+                fig, "Loss curves and per-batch loss spread per experiment (ids as in the table above)", "curves"
+            )
+        )
     return Section("experiments", "The experiment matrix", blocks)
 
 
@@ -371,12 +503,24 @@ def capacity_cost(results: Results) -> Answer | None:
         return None
     models = doc.models
     base = next((m for m in models if not is_packnet(m.name)), None)
-    evidence = [{"model": m.name, "params": m.params, "MACs": fmt(m.macs),
-                 "fwd+bwd latency (ms)": fmt(m.latency.forward_backward_ms)} for m in models]
+    evidence = [
+        {
+            "model": m.name,
+            "params": m.params,
+            "MACs": fmt(m.macs),
+            "fwd+bwd latency (ms)": fmt(m.latency.forward_backward_ms),
+        }
+        for m in models
+    ]
     packs = [m for m in models if is_packnet(m.name)]
     if base is None or not packs:
-        return Answer(COST_QUESTION, "inconclusive",
-                      "A PackNet model and DenseDepth must both be in complexity.json to compare.", COST_RULE, evidence)
+        return Answer(
+            COST_QUESTION,
+            "inconclusive",
+            "A PackNet model and DenseDepth must both be in complexity.json to compare.",
+            COST_RULE,
+            evidence,
+        )
     parts = []
     for m in packs:
         p = m.params / max(base.params, 1)
@@ -390,8 +534,10 @@ def capacity_cost(results: Results) -> Answer | None:
     pn = [v for k, v in losses.items() if is_packnet(k)]
     if dd and pn:
         better = min(pn) < min(dd)
-        sentence += (f"; for that, its best mean training loss is {fmt(min(pn))} against "
-                     f"{fmt(min(dd))} ({'better' if better else 'worse'})")
+        sentence += (
+            f"; for that, its best mean training loss is {fmt(min(pn))} against "
+            f"{fmt(min(dd))} ({'better' if better else 'worse'})"
+        )
     return Answer(COST_QUESTION, "measured", sentence + ".", COST_RULE, evidence)
 
 

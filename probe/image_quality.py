@@ -48,8 +48,11 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def psnr_from_mse(mse_value: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """``10 log10(data_range^2 / mse)`` in dB; ``+inf`` where the error is exactly zero."""
     mse_value = mse_value.double()
-    return torch.where(mse_value > 0, 10.0 * torch.log10(data_range**2 / mse_value.clamp_min(1e-300)),
-                       torch.full_like(mse_value, math.inf))
+    return torch.where(
+        mse_value > 0,
+        10.0 * torch.log10(data_range**2 / mse_value.clamp_min(1e-300)),
+        torch.full_like(mse_value, math.inf),
+    )
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -65,8 +68,15 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch
     return torch.outer(g, g)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, window: int = SSIM_WINDOW,
-         sigma: float = SSIM_SIGMA, k1: float = SSIM_K1, k2: float = SSIM_K2) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
+    k1: float = SSIM_K1,
+    k2: float = SSIM_K2,
+) -> torch.Tensor:
     """Structural similarity per image: ``[B,C,H,W] x2 -> [B]``, 1 for identical images.
 
     Each channel is filtered separately with the Gaussian window and only
@@ -116,9 +126,12 @@ class ImageQuality:
         n = sum(p.images for p in parts)
         if n == 0:
             raise ValueError("ImageQuality.combine: no images")
-        return ImageQuality(mse=sum(p.mse * p.images for p in parts) / n,
-                            psnr=sum(p.psnr * p.images for p in parts) / n,
-                            ssim=sum(p.ssim * p.images for p in parts) / n, images=n)
+        return ImageQuality(
+            mse=sum(p.mse * p.images for p in parts) / n,
+            psnr=sum(p.psnr * p.images for p in parts) / n,
+            ssim=sum(p.ssim * p.images for p in parts) / n,
+            images=n,
+        )
 
 
 def image_quality(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> ImageQuality:
@@ -130,7 +143,9 @@ def image_quality(pred: torch.Tensor, target: torch.Tensor, data_range: float = 
     20.0
     """
     per_image_mse = mse(pred, target)
-    return ImageQuality(mse=float(per_image_mse.mean()),
-                        psnr=float(psnr_from_mse(per_image_mse, data_range).mean()),
-                        ssim=float(ssim(pred, target, data_range).mean()),
-                        images=int(pred.shape[0]))
+    return ImageQuality(
+        mse=float(per_image_mse.mean()),
+        psnr=float(psnr_from_mse(per_image_mse, data_range).mean()),
+        ssim=float(ssim(pred, target, data_range).mean()),
+        images=int(pred.shape[0]),
+    )

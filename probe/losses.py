@@ -96,8 +96,15 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return total / mask.sum().clamp_min(1)
 
 
-def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, val_range: float,
-                    window_size: int = 11, sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_ssim_map(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    val_range: float,
+    window_size: int = 11,
+    sigma: float = 1.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SSIM per window from valid pixels only: ``[B,1,h,w]`` x2 + mask -> (map, centre mask) ``[B,1,h-k+1,w-k+1]``.
 
     Local statistics are normalised convolutions (``conv(m*x) / conv(m)``), so
@@ -123,7 +130,7 @@ def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     c1, c2 = (0.01 * val_range) ** 2, (0.03 * val_range) ** 2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
     r = (k - 1) // 2
-    centre = valid[..., r:r + ssim.shape[-2], r:r + ssim.shape[-1]] & (weight > 0)
+    centre = valid[..., r : r + ssim.shape[-2], r : r + ssim.shape[-1]] & (weight > 0)
     return ssim, centre
 
 
@@ -143,12 +150,20 @@ class DepthLoss:
 
     weights: dict[str, float] = {}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:  # pragma: no cover
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def __call__(self, outputs: torch.Tensor | Sequence[torch.Tensor], depth: torch.Tensor, valid: torch.Tensor,
-                 *, output_space: str, max_depth: float) -> LossOutput:
+    def __call__(
+        self,
+        outputs: torch.Tensor | Sequence[torch.Tensor],
+        depth: torch.Tensor,
+        valid: torch.Tensor,
+        *,
+        output_space: str,
+        max_depth: float,
+    ) -> LossOutput:
         """``outputs`` ``[B,1,h',w']`` or a list of them; ``depth``/``valid`` ``[B,1,h,w]`` -> :class:`LossOutput`."""
         _check_target(depth, valid)
         scales = output_scales(outputs)
@@ -159,8 +174,9 @@ class DepthLoss:
             sums: dict[str, torch.Tensor] = {}
             for i, out in enumerate(scales):
                 if out.dim() != 4 or out.shape[0] != depth.shape[0] or out.shape[1] != 1:
-                    raise ShapeError(f"loss: output scale {i} must be [B,1,h,w] with B={depth.shape[0]}, "
-                                     f"got {tuple(out.shape)}")
+                    raise ShapeError(
+                        f"loss: output scale {i} must be [B,1,h,w] with B={depth.shape[0]}, got {tuple(out.shape)}"
+                    )
                 out = out.float()
                 if out.shape[-2:] != depth.shape[-2:]:
                     out = F.interpolate(out, size=depth.shape[-2:], mode="bilinear", align_corners=False)
@@ -175,7 +191,9 @@ class DepthLoss:
 LOSSES: Registry[Callable[..., DepthLoss]] = Registry("loss")
 
 
-@LOSSES.register("densedepth", description="SSIM + image gradients + 0.1 L1 on max_depth/depth (DenseDepth, the seed's)")
+@LOSSES.register(
+    "densedepth", description="SSIM + image gradients + 0.1 L1 on max_depth/depth (DenseDepth, the seed's)"
+)
 class DenseDepthLoss(DepthLoss):
     """DenseDepth's loss on ``y = max_depth / depth``: see the module docstring for the exact definition.
 
@@ -183,9 +201,17 @@ class DenseDepthLoss(DepthLoss):
     unless ``val_range`` is given; the default 0.1 m is DenseDepth's 10 cm.
     """
 
-    def __init__(self, *, ssim_weight: float = 1.0, edge_weight: float = 1.0, l1_weight: float = 0.1,
-                 min_depth: float = 0.1, val_range: float | None = None, window_size: int = 11,
-                 sigma: float = 1.5) -> None:
+    def __init__(
+        self,
+        *,
+        ssim_weight: float = 1.0,
+        edge_weight: float = 1.0,
+        l1_weight: float = 0.1,
+        min_depth: float = 0.1,
+        val_range: float | None = None,
+        window_size: int = 11,
+        sigma: float = 1.5,
+    ) -> None:
         if min_depth <= 0 or (val_range is not None and val_range <= 0):
             raise ProbeError(f"densedepth loss: min_depth and val_range must be positive, got {min_depth}, {val_range}")
         self.weights = {"ssim": ssim_weight, "edges": edge_weight, "l1": l1_weight}
@@ -194,15 +220,21 @@ class DenseDepthLoss(DepthLoss):
         self.window_size = window_size
         self.sigma = sigma
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         pred = to_depthnorm(out, output_space, max_depth)
         target = torch.where(valid, max_depth / depth.clamp_min(1e-6), torch.zeros_like(depth))
         val_range = self.val_range if self.val_range is not None else max_depth / self.min_depth
-        ssim, centre = masked_ssim_map(pred, target, valid, val_range=val_range,
-                                       window_size=self.window_size, sigma=self.sigma)
+        ssim, centre = masked_ssim_map(
+            pred, target, valid, val_range=val_range, window_size=self.window_size, sigma=self.sigma
+        )
         ssim_term = masked_mean((1.0 - ssim) * 0.5, centre).clamp(0.0, 1.0)
-        return {"ssim": ssim_term, "edges": _edge_term(pred, target, valid), "l1": masked_mean((pred - target).abs(), valid)}
+        return {
+            "ssim": ssim_term,
+            "edges": _edge_term(pred, target, valid),
+            "l1": masked_mean((pred - target).abs(), valid),
+        }
 
 
 def _edge_term(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -232,14 +264,17 @@ class InverseL1Loss(DepthLoss):
 
     weights = {"l1_inverse": 1.0}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         inv_pred = to_depthnorm(out, output_space, max_depth) / max_depth
         inv_gt = torch.where(valid, 1.0 / depth.clamp_min(1e-6), torch.zeros_like(depth))
         return {"l1_inverse": masked_mean((inv_pred - inv_gt).abs(), valid)}
 
 
-@LOSSES.register("silog", description="scale-invariant log error, scale*sqrt(mean d^2 - lambda mean(d)^2) (BTS/AdaBins)")
+@LOSSES.register(
+    "silog", description="scale-invariant log error, scale*sqrt(mean d^2 - lambda mean(d)^2) (BTS/AdaBins)"
+)
 class SILogLoss(DepthLoss):
     """Eigen et al. (2014) scale-invariant log loss in the BTS/AdaBins form.
 
@@ -262,8 +297,9 @@ class SILogLoss(DepthLoss):
         self.scale = scale
         self.weights = {"silog": 1.0}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         log_pred = torch.log(to_depth(out, output_space, max_depth))
         log_gt = torch.log(torch.where(valid, depth, torch.ones_like(depth)).clamp_min(1e-6))
         d = log_pred - log_gt
@@ -289,8 +325,9 @@ class BerHuLoss(DepthLoss):
         self.threshold = threshold
         self.weights = {"berhu": 1.0}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         residual = (to_depth(out, output_space, max_depth) - depth).abs()
         residual = torch.where(valid, residual, torch.zeros_like(residual))
         c = (self.threshold * residual.detach().max()).clamp_min(1e-6) if residual.numel() else residual.new_ones(())

@@ -29,9 +29,16 @@ from probe.errors import ProbeError
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX,]\s*(\d+)\s*$")
 
 
-def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
-           parse: Callable[[Any], Any] | None = None, shown: str | None = None, argument: bool = False,
-           default_factory: Any = dataclasses.MISSING) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    flag: str | None = None,
+    parse: Callable[[Any], Any] | None = None,
+    shown: str | None = None,
+    argument: bool = False,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
     """A dataclass field that is also a CLI option (or, with ``argument``, a positional argument).
 
     ``flag``: the option's names (``"--model"``, ``"--augment/--no-augment"``; default ``--field-name``).
@@ -75,8 +82,9 @@ def data_root_option() -> Any:
 
 def input_size_option(default: tuple[int, int] | None = None, help: str = "") -> Any:
     shown = None if default is None else f"{default[0]}x{default[1]}"
-    return option(default, parse=parse_size, shown=shown,
-                  help=help or "HxW, e.g. 240x320 (default: the dataset protocol's)")
+    return option(
+        default, parse=parse_size, shown=shown, help=help or "HxW, e.g. 240x320 (default: the dataset protocol's)"
+    )
 
 
 def out_option(default: Path | None = None) -> Any:
@@ -84,8 +92,12 @@ def out_option(default: Path | None = None) -> Any:
 
 
 def model_options_option() -> Any:
-    return option(default_factory=dict, flag="--model-option", parse=parse_model_options,
-                  help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)")
+    return option(
+        default_factory=dict,
+        flag="--model-option",
+        parse=parse_model_options,
+        help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)",
+    )
 
 
 # -- checks and parsers -----------------------------------------------------------------------------------

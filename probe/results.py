@@ -60,8 +60,9 @@ class Result:
         if kind != cls.name:
             raise SchemaError(f"analysis: expected {cls.name!r}, got {kind!r}")
         if version != cls.schema_version:
-            raise SchemaError(f"schema_version: this probe reads version {cls.schema_version} of {cls.name}.json, "
-                              f"got {version!r}")
+            raise SchemaError(
+                f"schema_version: this probe reads version {cls.schema_version} of {cls.name}.json, got {version!r}"
+            )
         return decode(cls, fields)
 
     @classmethod

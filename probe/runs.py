@@ -67,11 +67,19 @@ def provenance(device: torch.device | str | None = None, seed: int | None = None
 
     dev = torch.device(device) if device is not None else None
     return Provenance(
-        probe_version=__version__, git_commit=git_commit(), python=sys.version.split()[0], torch=torch.__version__,
-        numpy=numpy.__version__, platform=platform.platform(), hostname=platform.node(),
-        cuda_available=torch.cuda.is_available(), time_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seed=seed, device=str(dev) if dev is not None else None,
-        device_name=torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda" else None)
+        probe_version=__version__,
+        git_commit=git_commit(),
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        numpy=numpy.__version__,
+        platform=platform.platform(),
+        hostname=platform.node(),
+        cuda_available=torch.cuda.is_available(),
+        time_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seed=seed,
+        device=str(dev) if dev is not None else None,
+        device_name=torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda" else None,
+    )
 
 
 def read_run_records(path: str | Path) -> dict[str, RunRecord]:
@@ -82,8 +90,9 @@ def read_run_records(path: str | Path) -> dict[str, RunRecord]:
         raise SchemaError(f"{path}: {exc}") from None
 
 
-def prepare_run_dir(out: str | Path, command: str, config: dict[str, Any], *, device: Any = None,
-                    seed: int | None = None) -> Path:
+def prepare_run_dir(
+    out: str | Path, command: str, config: dict[str, Any], *, device: Any = None, seed: int | None = None
+) -> Path:
     """Create ``out`` and merge this command's resolved config into ``out/config.json``.
 
     The file maps command names to ``{"config": ..., "provenance": ...}`` so that

@@ -240,8 +240,15 @@ def _describe(annotation: Any) -> str:
 
 
 def _plural(annotation: Any) -> str:
-    plurals = {float: "numbers", int: "integers", str: "strings", bool: "booleans", Any: "values",
-               type(None): "nulls", Path: "paths"}
+    plurals = {
+        float: "numbers",
+        int: "integers",
+        str: "strings",
+        bool: "booleans",
+        Any: "values",
+        type(None): "nulls",
+        Path: "paths",
+    }
     if typing.get_origin(annotation) in (Union, types.UnionType):
         return " or ".join(_plural(a) for a in typing.get_args(annotation))
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
@@ -301,5 +308,7 @@ def schema_classes(cls: type) -> list[type]:
 
 def describe(cls: type) -> list[str]:
     """One line per dataclass of ``cls``'s schema: ``Name: field type, field type, ...`` (the JSON keys in order)."""
-    return [f"{c.__name__}: " + ", ".join(f"{f.name} {type_name(_hints(c)[f.name])}" for f in json_fields(c))
-            for c in schema_classes(cls)]
+    return [
+        f"{c.__name__}: " + ", ".join(f"{f.name} {type_name(_hints(c)[f.name])}" for f in json_fields(c))
+        for c in schema_classes(cls)
+    ]

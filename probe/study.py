@@ -59,20 +59,44 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget(width=0.0625, input_size=(64, 96), complexity_input=(96, 320),
-                    complexity_models=("packnet_b", "packnet_slim_b", "densedepth"), complexity_repeats=1,
-                    train_steps=40, collapse_every=10, noise_batches=(2, 8), experiment_length=320,
-                    experiment_max_steps=None, autoencoder_steps=150, autoencoder_levels=(1, 2, 3),
-                    autoencoder_archs=("pack3d", "pack2d", "maxpool", "strided"),
-                    autoencoder_input=(64, 64), attribution_images=2, property_examples=200,
-                    analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth")),
-    "full": Budget(width=1.0, input_size=None, complexity_input=(192, 640),
-                   complexity_models=None, complexity_repeats=10,
-                   train_steps=200, collapse_every=25, noise_batches=(4, 16), experiment_length=None,
-                   experiment_max_steps=None, autoencoder_steps=2000, autoencoder_levels=(1, 2, 3, 4, 5),
-                   autoencoder_archs=None,
-                   autoencoder_input=(128, 128), attribution_images=8, property_examples=2000,
-                   analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth")),
+    "quick": Budget(
+        width=0.0625,
+        input_size=(64, 96),
+        complexity_input=(96, 320),
+        complexity_models=("packnet_b", "packnet_slim_b", "densedepth"),
+        complexity_repeats=1,
+        train_steps=40,
+        collapse_every=10,
+        noise_batches=(2, 8),
+        experiment_length=320,
+        experiment_max_steps=None,
+        autoencoder_steps=150,
+        autoencoder_levels=(1, 2, 3),
+        autoencoder_archs=("pack3d", "pack2d", "maxpool", "strided"),
+        autoencoder_input=(64, 64),
+        attribution_images=2,
+        property_examples=200,
+        analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth"),
+    ),
+    "full": Budget(
+        width=1.0,
+        input_size=None,
+        complexity_input=(192, 640),
+        complexity_models=None,
+        complexity_repeats=10,
+        train_steps=200,
+        collapse_every=25,
+        noise_batches=(4, 16),
+        experiment_length=None,
+        experiment_max_steps=None,
+        autoencoder_steps=2000,
+        autoencoder_levels=(1, 2, 3, 4, 5),
+        autoencoder_archs=None,
+        autoencoder_input=(128, 128),
+        attribution_images=8,
+        property_examples=2000,
+        analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth"),
+    ),
 }
 
 
@@ -141,15 +165,21 @@ def _save(result: Any, config: StudyConfig) -> list[Path]:
     return result.save_run(config.out, device=resolve_device(config.device), seed=config.seed)
 
 
-@STEPS.register("complexity", description="parameters, MACs, latency and memory of every model",
-                produces="complexity.json")
+@STEPS.register(
+    "complexity", description="parameters, MACs, latency and memory of every model", produces="complexity.json"
+)
 def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import complexity
 
     b = config.budget
-    cfg = complexity.ComplexityConfig(input_size=b.complexity_input, width=1.0, device=config.device,
-                                      repeats=b.complexity_repeats, warmup=0 if config.small else None,
-                                      seed=config.seed)
+    cfg = complexity.ComplexityConfig(
+        input_size=b.complexity_input,
+        width=1.0,
+        device=config.device,
+        repeats=b.complexity_repeats,
+        warmup=0 if config.small else None,
+        seed=config.seed,
+    )
     if b.complexity_models:  # None: the config's default, every registered model
         cfg = replace(cfg, models=list(b.complexity_models))
     return _save(complexity.run(cfg, progress), config)
@@ -163,16 +193,26 @@ def _properties(config: StudyConfig, progress: Any) -> list[Path]:
     return result.save_run(config.out, seed=config.seed)
 
 
-@STEPS.register("experiments", description="the seed's five experiments against DenseDepth",
-                produces="experiments.json")
+@STEPS.register(
+    "experiments", description="the seed's five experiments against DenseDepth", produces="experiments.json"
+)
 def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
     from probe.experiments import SeedStudyConfig, run_seed_study
 
     b = config.budget
-    cfg = SeedStudyConfig(dataset=config.dataset, data_root=config.data_root, slim=b.slim, width=b.width,
-                          input_size=b.input_size, dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
-                          max_steps=b.experiment_max_steps, device=config.device, seed=config.seed,
-                          workers=0 if config.small else 4, out=config.out)
+    cfg = SeedStudyConfig(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        slim=b.slim,
+        width=b.width,
+        input_size=b.input_size,
+        dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
+        max_steps=b.experiment_max_steps,
+        device=config.device,
+        seed=config.seed,
+        workers=0 if config.small else 4,
+        out=config.out,
+    )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
     run_seed_study(cfg)
     return [config.out / "experiments.json"]
@@ -181,9 +221,17 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
 def _training_runs(config: StudyConfig, analysis: str) -> dict[str, Any]:
     """The settings shared by the analyses that train the analysed models on identical batches."""
     b = config.budget
-    return dict(models=list(b.analysed_models), steps=b.train_steps, width=b.width, dataset=config.dataset,
-                data_root=config.data_root, input_size=b.input_size, device=config.device, seed=config.seed,
-                out=config.out / f"{analysis}_runs")
+    return dict(
+        models=list(b.analysed_models),
+        steps=b.train_steps,
+        width=b.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=b.input_size,
+        device=config.device,
+        seed=config.seed,
+        out=config.out / f"{analysis}_runs",
+    )
 
 
 @STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")
@@ -210,15 +258,22 @@ def _collapse(config: StudyConfig, progress: Any) -> list[Path]:
     return _save(collapse.run(cfg), config)
 
 
-@STEPS.register("autoencoder", description="reconstruction through a bottleneck: packing vs pooling",
-                produces="autoencoder.json")
+@STEPS.register(
+    "autoencoder", description="reconstruction through a bottleneck: packing vs pooling", produces="autoencoder.json"
+)
 def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import autoencoder
 
     b = config.budget
-    cfg = autoencoder.AutoencoderConfig(dataset=config.dataset, data_root=config.data_root,
-                                        levels=list(b.autoencoder_levels), steps=b.autoencoder_steps,
-                                        input_size=b.autoencoder_input, device=config.device, seed=config.seed)
+    cfg = autoencoder.AutoencoderConfig(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        levels=list(b.autoencoder_levels),
+        steps=b.autoencoder_steps,
+        input_size=b.autoencoder_input,
+        device=config.device,
+        seed=config.seed,
+    )
     if b.autoencoder_archs:  # None: the config's default, every registered architecture
         cfg = replace(cfg, archs=list(b.autoencoder_archs))
     if config.small:
@@ -226,8 +281,9 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
     return _save(autoencoder.run(cfg, progress), config)
 
 
-@STEPS.register("attribution", description="captum attribution and effective receptive fields",
-                produces="attribution.json")
+@STEPS.register(
+    "attribution", description="captum attribution and effective receptive fields", produces="attribution.json"
+)
 def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
     """Attributes the models trained by the experiment step when it ran (else freshly built ones)."""
     from analyses import attribution
@@ -236,10 +292,17 @@ def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
     b = config.budget
     experiments = config.out / "experiments.json"
     runs = [Path(e.run_dir) for e in SeedStudyResult.read(experiments).experiments] if experiments.is_file() else []
-    cfg = attribution.AttributionConfig(models=[] if runs else list(b.analysed_models), checkpoints=runs,
-                                        width=b.width, dataset=config.dataset, data_root=config.data_root,
-                                        input_size=b.input_size, images=b.attribution_images,
-                                        device=config.device, seed=config.seed)
+    cfg = attribution.AttributionConfig(
+        models=[] if runs else list(b.analysed_models),
+        checkpoints=runs,
+        width=b.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=b.input_size,
+        images=b.attribution_images,
+        device=config.device,
+        seed=config.seed,
+    )
     return _save(attribution.run(cfg), config)
 
 
@@ -252,8 +315,13 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     config.validate()
     names = config.steps or STEPS.names()
     config.out = ensure_dir(config.out, "--out")
-    prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
-                    device=resolve_device(config.device), seed=config.seed)
+    prepare_run_dir(
+        config.out,
+        "study",
+        {**asdict(config), "budget": asdict(config.budget)},
+        device=resolve_device(config.device),
+        seed=config.seed,
+    )
     records: list[StepRecord] = []
     with progress_bar() as progress:
         task = progress.add_task("study", total=len(names) + 1)

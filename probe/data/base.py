@@ -72,13 +72,23 @@ DEPTH_RESOLUTIONS = ("target", "full")
 class DepthDataset(Dataset):
     """Base class: lazy loading, resizing, validity mask, seeded augmentation, bad-item policy."""
 
-    def __init__(self, info: DatasetInfo, split: str = "train", input_size: tuple[int, int] | None = None,
-                 augment: bool = False, seed: int = 0, skip_bad: bool = False, normalize: str = "none",
-                 depth_resolution: str = "target") -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        split: str = "train",
+        input_size: tuple[int, int] | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        skip_bad: bool = False,
+        normalize: str = "none",
+        depth_resolution: str = "target",
+    ) -> None:
         if split not in ("train", "test"):
             raise ProbeError(f"split: expected 'train' or 'test', got {split!r}")
         if depth_resolution not in DEPTH_RESOLUTIONS:
-            raise ProbeError(f"depth_resolution: expected one of {', '.join(DEPTH_RESOLUTIONS)}, got {depth_resolution!r}")
+            raise ProbeError(
+                f"depth_resolution: expected one of {', '.join(DEPTH_RESOLUTIONS)}, got {depth_resolution!r}"
+            )
         # "full" keeps the ground truth as read (evaluation scores there); "target" resizes it for training.
         self.depth_resolution = depth_resolution
         self.info = info
@@ -137,25 +147,41 @@ class DepthDataset(Dataset):
         depth = torch.where(valid, depth, torch.zeros_like(depth))
         if self.augment:
             image, depth, valid = T.augment(image, depth, valid, T.sample_rng(self.seed, self.epoch, index))
-        return {"image": self._normalize(image).contiguous(), "depth": depth.contiguous(),
-                "valid": valid.contiguous(), "name": raw.name, "skipped": skipped}
+        return {
+            "image": self._normalize(image).contiguous(),
+            "depth": depth.contiguous(),
+            "valid": valid.contiguous(),
+            "name": raw.name,
+            "skipped": skipped,
+        }
 
 
 Factory = Callable[..., DepthDataset]
 DATASETS: Registry[Factory] = Registry("dataset")
 
 
-def register_dataset(info: DatasetInfo, locate: Callable[[Path | None], bool] | None = None) -> Callable[[Factory], Factory]:
+def register_dataset(
+    info: DatasetInfo, locate: Callable[[Path | None], bool] | None = None
+) -> Callable[[Factory], Factory]:
     """Register ``factory(root, split, input_size, **options)`` under ``info.name``.
 
     ``locate(root) -> bool`` says whether the files are present (for ``probe datasets``).
     """
-    return DATASETS.register(info.name, description=info.description, info=info,
-                             locate=locate or (lambda root: root is not None and Path(root).exists()))
+    return DATASETS.register(
+        info.name,
+        description=info.description,
+        info=info,
+        locate=locate or (lambda root: root is not None and Path(root).exists()),
+    )
 
 
-def get_dataset(name: str, root: str | Path | None = None, split: str = "train",
-                input_size: tuple[int, int] | None = None, **options: Any) -> DepthDataset:
+def get_dataset(
+    name: str,
+    root: str | Path | None = None,
+    split: str = "train",
+    input_size: tuple[int, int] | None = None,
+    **options: Any,
+) -> DepthDataset:
     """Build dataset ``name`` from ``root`` (None for the built-in synthetic data).
 
     >>> ds = get_dataset("synthetic", split="test", input_size=(48, 64), length=4)  # doctest: +SKIP

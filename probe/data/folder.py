@@ -47,8 +47,9 @@ FOLDER_INFO = DatasetInfo(
     input_size=(240, 320),
     depth_scale=1.0,
     eval_protocol="none",
-    source=("your own files: image_glob / depth_glob patterns under --data-root "
-            "(default {split}/image/*, {split}/depth/*)"),
+    source=(
+        "your own files: image_glob / depth_glob patterns under --data-root (default {split}/image/*, {split}/depth/*)"
+    ),
     expected=(DEFAULT_IMAGE_GLOB, DEFAULT_DEPTH_GLOB),
 )
 
@@ -62,8 +63,10 @@ def pair_by_stem(images: list[Path], depths: list[Path], root: Path, image_glob:
     by_stem_image = {p.stem: p for p in images}
     by_stem_depth = {p.stem: p for p in depths}
     if len(by_stem_image) != len(images) or len(by_stem_depth) != len(depths):
-        raise DataError(f"{root}: several files share a stem under {image_glob!r} or {depth_glob!r}; "
-                        "use pair_by='order' or narrower globs")
+        raise DataError(
+            f"{root}: several files share a stem under {image_glob!r} or {depth_glob!r}; "
+            "use pair_by='order' or narrower globs"
+        )
     stems = sorted(set(by_stem_image) | set(by_stem_depth))
     return [(by_stem_image.get(s), by_stem_depth.get(s)) for s in stems]
 
@@ -71,8 +74,10 @@ def pair_by_stem(images: list[Path], depths: list[Path], root: Path, image_glob:
 @PAIRINGS.register("order", description="n-th image with the n-th depth file, both sorted by path")
 def pair_by_order(images: list[Path], depths: list[Path], root: Path, image_glob: str, depth_glob: str) -> list[Pair]:
     if len(images) != len(depths):
-        raise DataError(f"{root}: {len(images)} images ({image_glob!r}) but {len(depths)} depth files "
-                        f"({depth_glob!r}); pair_by='order' needs equal counts")
+        raise DataError(
+            f"{root}: {len(images)} images ({image_glob!r}) but {len(depths)} depth files "
+            f"({depth_glob!r}); pair_by='order' needs equal counts"
+        )
     return list(zip(images, depths))
 
 
@@ -90,11 +95,21 @@ def locate_folder(root: Path | None) -> bool:
 class FolderDataset(DepthDataset):
     """Image/depth pairs from glob patterns; see the module docstring for the options."""
 
-    def __init__(self, root: Path, split: str = "train", image_glob: str = DEFAULT_IMAGE_GLOB,
-                 depth_glob: str = DEFAULT_DEPTH_GLOB, pair_by: str = "stem", depth_scale: float = 0.001,
-                 max_depth: float = FOLDER_INFO.max_depth, **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        image_glob: str = DEFAULT_IMAGE_GLOB,
+        depth_glob: str = DEFAULT_DEPTH_GLOB,
+        pair_by: str = "stem",
+        depth_scale: float = 0.001,
+        max_depth: float = FOLDER_INFO.max_depth,
+        **options: Any,
+    ) -> None:
         if not depth_scale > 0:
-            raise ProbeError(f"depth_scale: expected metres per PNG count > 0 (e.g. 0.001 for millimetres), got {depth_scale}")
+            raise ProbeError(
+                f"depth_scale: expected metres per PNG count > 0 (e.g. 0.001 for millimetres), got {depth_scale}"
+            )
         if not max_depth > 0:
             raise ProbeError(f"max_depth: expected a positive depth cap in metres, got {max_depth}")
         pairing = PAIRINGS.get(pair_by)
@@ -106,8 +121,10 @@ class FolderDataset(DepthDataset):
         images = _glob(root, self.image_glob, IMAGE_SUFFIXES)
         depths = _glob(root, self.depth_glob, tuple(DEPTH_FORMATS.names()))
         if not images and not depths:
-            raise DataError(f"{root}: no images match {self.image_glob!r} and no depth files "
-                            f"({', '.join(DEPTH_FORMATS.names())}) match {self.depth_glob!r}")
+            raise DataError(
+                f"{root}: no images match {self.image_glob!r} and no depth files "
+                f"({', '.join(DEPTH_FORMATS.names())}) match {self.depth_glob!r}"
+            )
         self.pairs = pairing(images, depths, root, self.image_glob, self.depth_glob)
 
     def __len__(self) -> int:

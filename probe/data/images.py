@@ -124,7 +124,7 @@ def is_mat_v73(path: Path) -> bool:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    return any(head[o:o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS)
+    return any(head[o : o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS)
 
 
 def read_mat(path: Path, keys: Iterable[str], name: str | None = None) -> dict[str, np.ndarray]:
@@ -141,8 +141,10 @@ def read_mat(path: Path, keys: Iterable[str], name: str | None = None) -> dict[s
         try:
             missing = [k for k in keys if k not in handle]
             if missing:
-                raise DataError(f"{label}: variable(s) {', '.join(missing)} not found; "
-                                f"file has {', '.join(sorted(handle.keys())) or 'none'}")
+                raise DataError(
+                    f"{label}: variable(s) {', '.join(missing)} not found; "
+                    f"file has {', '.join(sorted(handle.keys())) or 'none'}"
+                )
             try:
                 return {k: np.asarray(handle[k][()]).T for k in keys}
             except (OSError, KeyError, TypeError, ValueError) as exc:
@@ -205,7 +207,9 @@ def read_depth_metres(path: Path, png_scale: float, name: str | None = None) -> 
     label = _label(path, name)
     suffix = Path(path).suffix.lower()
     if suffix not in DEPTH_FORMATS:
-        raise DataError(f"{label}: unsupported depth file type {suffix!r}; expected one of {', '.join(DEPTH_FORMATS.names())}")
+        raise DataError(
+            f"{label}: unsupported depth file type {suffix!r}; expected one of {', '.join(DEPTH_FORMATS.names())}"
+        )
     return DEPTH_FORMATS.get(suffix)(path, label, png_scale)
 
 

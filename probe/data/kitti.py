@@ -70,11 +70,17 @@ KITTI_INFO = DatasetInfo(
     input_size=(192, 640),
     depth_scale=1.0,
     eval_protocol="kitti",
-    source=("registration required: http://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction "
-            "(data_depth_annotated.zip) and the raw sequences from http://www.cvlibs.net/datasets/kitti/raw_data.php; "
-            f"Eigen lists: {EIGEN_LISTS}"),
-    expected=("eigen_train_files.txt", "eigen_test_files.txt", "<date>/<drive>/image_02/data/*.png",
-              "data_depth_annotated/{train,val}/<drive>/proj_depth/groundtruth/image_02/*.png"),
+    source=(
+        "registration required: http://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction "
+        "(data_depth_annotated.zip) and the raw sequences from http://www.cvlibs.net/datasets/kitti/raw_data.php; "
+        f"Eigen lists: {EIGEN_LISTS}"
+    ),
+    expected=(
+        "eigen_train_files.txt",
+        "eigen_test_files.txt",
+        "<date>/<drive>/image_02/data/*.png",
+        "data_depth_annotated/{train,val}/<drive>/proj_depth/groundtruth/image_02/*.png",
+    ),
 )
 
 
@@ -167,10 +173,12 @@ def benchmark_crop(image: np.ndarray, depth: np.ndarray, label: str) -> tuple[np
     """KITTI benchmark crop: bottom 352 rows, central 1216 columns, on image and depth alike."""
     height, width = image.shape[:2]
     if height < KB_CROP[0] or width < KB_CROP[1] or depth.shape != (height, width):
-        raise DataError(f"{label}: kb_crop needs image and depth of the same size >= {KB_CROP[0]}x{KB_CROP[1]}, "
-                        f"got image {height}x{width}, depth {depth.shape[0]}x{depth.shape[1]}")
+        raise DataError(
+            f"{label}: kb_crop needs image and depth of the same size >= {KB_CROP[0]}x{KB_CROP[1]}, "
+            f"got image {height}x{width}, depth {depth.shape[0]}x{depth.shape[1]}"
+        )
     top, left = height - KB_CROP[0], (width - KB_CROP[1]) // 2
-    return (image[top:, left:left + KB_CROP[1]], depth[top:, left:left + KB_CROP[1]])
+    return (image[top:, left : left + KB_CROP[1]], depth[top:, left : left + KB_CROP[1]])
 
 
 def locate_kitti(root: Path | None) -> bool:
@@ -180,15 +188,24 @@ def locate_kitti(root: Path | None) -> bool:
 class Kitti(DepthDataset):
     """KITTI frames listed in a split file; see the module docstring."""
 
-    def __init__(self, root: Path, split: str = "train", split_file: str | Path | None = None,
-                 kb_crop: bool = False, input_size: tuple[int, int] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        split_file: str | Path | None = None,
+        kb_crop: bool = False,
+        input_size: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(KITTI_INFO, split=split, input_size=input_size or (KB_CROP if kb_crop else None), **options)
         self.root = root
         self.kb_crop = kb_crop
         self.split_file = Path(split_file).expanduser() if split_file else root / SPLIT_FILES[split]
         if not self.split_file.is_file():
-            raise DataError(f"kitti ({split}): split list {self.split_file} not found; pass split_file= or put "
-                            f"{SPLIT_FILES[split]} under {root} (from {EIGEN_LISTS})")
+            raise DataError(
+                f"kitti ({split}): split list {self.split_file} not found; pass split_file= or put "
+                f"{SPLIT_FILES[split]} under {root} (from {EIGEN_LISTS})"
+            )
         self.frames, self.dropped = parse_split_list(self.split_file)
 
     def __len__(self) -> int:
@@ -210,8 +227,9 @@ class Kitti(DepthDataset):
         for path in candidates:
             if path.is_file():
                 return path
-        raise DataError(f"{rgb}: no ground truth {frame.gt_relative[-1]} under {self.root} "
-                        f"({', '.join(GT_BASES[:-1])} or the root)")
+        raise DataError(
+            f"{rgb}: no ground truth {frame.gt_relative[-1]} under {self.root} ({', '.join(GT_BASES[:-1])} or the root)"
+        )
 
     def load_raw(self, index: int) -> RawSample:
         frame = self.frames[index]

@@ -78,13 +78,16 @@ LABELED_INFO = DatasetInfo(
     input_size=(480, 640),
     depth_scale=0.5,
     eval_protocol="nyu",
-    source=("http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat and "
-            "http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat (`probe data download nyu_labeled`)"),
+    source=(
+        "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat and "
+        "http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat (`probe data download nyu_labeled`)"
+    ),
     expected=(LABELED_MAT, SPLITS_MAT),
 )
 
 
 # -- nyu_data.zip -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NyuLocation:
@@ -148,7 +151,8 @@ class NyuDenseDepth(DepthDataset):
         super().__init__(NYU_INFO, split=split, **options)
         self.location = location
         self._zip: PerProcessHandle[zipfile.ZipFile] | None = (
-            PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None)
+            PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None
+        )
         csv = NYU_CSV[split]
         text = self._read(csv).decode("utf-8", errors="replace")
         self.pairs = parse_pair_csv(text, location.label(csv))
@@ -195,6 +199,7 @@ def _build_nyu(root: Path, split: str = "train", **options: Any) -> NyuDenseDept
 
 # -- nyu_depth_v2_labeled.mat -------------------------------------------------------------------
 
+
 def locate_labeled(root: Path | None) -> tuple[Path, Path] | None:
     """``(labeled .mat, splits.mat)`` from a folder holding both, or from the labeled .mat itself."""
     if root is None or not root.exists():
@@ -213,8 +218,10 @@ def read_split_indices(splits: Path, split: str, count: int) -> np.ndarray:
         raise DataError(f"{splits}: {key} must be a non-empty list of integer indices")
     indices = indices.astype(np.int64)
     if indices.min() < 1 or indices.max() > count:
-        raise DataError(f"{splits}: {key} holds indices {indices.min()}..{indices.max()}, "
-                        f"expected 1-based indices within 1..{count} (the items in {LABELED_MAT})")
+        raise DataError(
+            f"{splits}: {key} holds indices {indices.min()}..{indices.max()}, "
+            f"expected 1-based indices within 1..{count} (the items in {LABELED_MAT})"
+        )
     return indices
 
 
@@ -238,8 +245,10 @@ class NyuLabeled(DepthDataset):
                 raise DataError(f"{self.mat}: variable {key!r} not found; expected 'images' and 'depths'")
         images, depths = handle["images"].shape, handle["depths"].shape
         if len(images) != 4 or images[1] != 3 or len(depths) != 3 or depths[0] != images[0] or depths[1:] != images[2:]:
-            raise DataError(f"{self.mat}: expected images N x 3 x W x H and depths N x W x H (h5py order), "
-                            f"got images {images} and depths {depths}")
+            raise DataError(
+                f"{self.mat}: expected images N x 3 x W x H and depths N x W x H (h5py order), "
+                f"got images {images} and depths {depths}"
+            )
         return int(images[0])
 
     def __len__(self) -> int:

@@ -27,8 +27,7 @@ class Samples:
     max_depth: float
 
     def to(self, device: torch.device | str) -> Samples:
-        return Samples(self.image.to(device), self.depth.to(device), self.valid.to(device), self.names,
-                       self.max_depth)
+        return Samples(self.image.to(device), self.depth.to(device), self.valid.to(device), self.names, self.max_depth)
 
 
 def first_samples(dataset: Any, count: int) -> Samples:
@@ -38,13 +37,23 @@ def first_samples(dataset: Any, count: int) -> Samples:
         info = dataset.info
         raise DataError(f"dataset {info.name!r} ({getattr(dataset, 'split', '?')} split): no images found")
     items = [dataset[i] for i in range(n)]
-    return Samples(image=torch.stack([it["image"] for it in items]), depth=torch.stack([it["depth"] for it in items]),
-                   valid=torch.stack([it["valid"] for it in items]), names=[str(it["name"]) for it in items],
-                   max_depth=float(dataset.info.max_depth))
+    return Samples(
+        image=torch.stack([it["image"] for it in items]),
+        depth=torch.stack([it["depth"] for it in items]),
+        valid=torch.stack([it["valid"] for it in items]),
+        names=[str(it["name"]) for it in items],
+        max_depth=float(dataset.info.max_depth),
+    )
 
 
-def load_first_samples(name: str, root: str | Path | None = None, *, split: str = "test",
-                       input_size: tuple[int, int] | None = None, count: int) -> Samples:
+def load_first_samples(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    split: str = "test",
+    input_size: tuple[int, int] | None = None,
+    count: int,
+) -> Samples:
     """The first ``count`` items of split ``split`` of dataset ``name`` at ``input_size``, without augmentation."""
     from probe.data import get_dataset
 

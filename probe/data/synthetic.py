@@ -93,8 +93,9 @@ class Rays:
 
     def __getitem__(self, region: Region) -> "Rays":
         d, inv = self.d, self.inv
-        return Rays(self.origin, (d[0][region], d[1][region], d[2][region]),
-                    (inv[0][region], inv[1][region], inv[2][region]))
+        return Rays(
+            self.origin, (d[0][region], d[1][region], d[2][region]), (inv[0][region], inv[1][region], inv[2][region])
+        )
 
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), dtype=bool)  # [8,3]: take hi on this axis?
@@ -160,8 +161,15 @@ class PinholeCamera:
         z = np.where(keep, points[..., 2], 1.0)
         x, y = points[..., 0] / z, points[..., 1] / z
         inf = np.inf
-        bounds = np.stack([np.where(keep, x, inf).min(1), np.where(keep, x, -inf).max(1),
-                           np.where(keep, y, inf).min(1), np.where(keep, y, -inf).max(1)], axis=1)
+        bounds = np.stack(
+            [
+                np.where(keep, x, inf).min(1),
+                np.where(keep, x, -inf).max(1),
+                np.where(keep, y, inf).min(1),
+                np.where(keep, y, -inf).max(1),
+            ],
+            axis=1,
+        )
         nearest = np.where(keep, z, inf).min(1)
         hidden = ~keep.any(1)
         bounds[hidden] = np.nan
@@ -180,8 +188,10 @@ class PinholeCamera:
             i0 = np.clip(np.floor(rows[:, 0]) - 1, 0, h)
             i1 = np.clip(np.ceil(rows[:, 1]) + 2, 0, h)
         visible = (j0 < j1) & (i0 < i1)  # False for NaN rows
-        return [(slice(int(i0[k]), int(i1[k])), slice(int(j0[k]), int(j1[k]))) if visible[k] else None
-                for k in range(len(bounds))]
+        return [
+            (slice(int(i0[k]), int(i1[k])), slice(int(j0[k]), int(j1[k]))) if visible[k] else None
+            for k in range(len(bounds))
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,7 +639,9 @@ def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
     for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
         if region is not None:
             visible = _within(region, _bounding_rectangle((surface[region] - np.uint8(first)) < shape.n_faces))
-            _shade_shape(shape, scene.materials[first:first + shape.n_faces], visible, surface, first, p, image, normal)  # type: ignore[arg-type]
+            _shade_shape(
+                shape, scene.materials[first : first + shape.n_faces], visible, surface, first, p, image, normal
+            )  # type: ignore[arg-type]
     with np.errstate(invalid="ignore"):
         irradiance = scene.ambient + scene.light.diffuse(p, normal)  # type: ignore[arg-type]
     sky_region = _bounding_rectangle(surface == NO_SURFACE)
@@ -644,8 +656,16 @@ def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
     return image.transpose(1, 2, 0)
 
 
-def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region | None, surface: np.ndarray,
-                 first: int, p: Arrays3, image: np.ndarray, normal: Arrays3) -> None:
+def _shade_shape(
+    shape: Shape,
+    materials: tuple[Material, ...],
+    region: Region | None,
+    surface: np.ndarray,
+    first: int,
+    p: Arrays3,
+    image: np.ndarray,
+    normal: Arrays3,
+) -> None:
     """Write albedo and normals of the pixels in ``region`` whose nearest face belongs to ``shape``."""
     if region is None:
         return
@@ -668,7 +688,9 @@ def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region |
                 _paint(image, _within(region, part), sel[part], u[part], v[part], material)  # type: ignore[arg-type]
 
 
-def _paint(image: np.ndarray, region: Region, sel: np.ndarray, u: np.ndarray, v: np.ndarray, material: Material) -> None:
+def _paint(
+    image: np.ndarray, region: Region, sel: np.ndarray, u: np.ndarray, v: np.ndarray, material: Material
+) -> None:
     """Write ``material``'s albedo at texture coordinates ``u, v`` into the ``sel`` pixels of ``image[:, region]``."""
     factor = material.albedo_factor(u, v)
     for c in range(3):
@@ -722,11 +744,20 @@ def _colour(rng: np.random.Generator, saturation: tuple[float, float], value: tu
     return (r, g, b)
 
 
-def _material(rng: np.random.Generator, patterns: tuple[str, ...], cell: tuple[float, float],
-              saturation: tuple[float, float] = (0.1, 0.7), value: tuple[float, float] = (0.45, 0.95),
-              contrast: tuple[float, float] = (0.15, 0.5)) -> Material:
-    return Material(_colour(rng, saturation, value), patterns[int(rng.integers(len(patterns)))],
-                    float(rng.uniform(*cell)), float(rng.uniform(*contrast)))
+def _material(
+    rng: np.random.Generator,
+    patterns: tuple[str, ...],
+    cell: tuple[float, float],
+    saturation: tuple[float, float] = (0.1, 0.7),
+    value: tuple[float, float] = (0.45, 0.95),
+    contrast: tuple[float, float] = (0.15, 0.5),
+) -> Material:
+    return Material(
+        _colour(rng, saturation, value),
+        patterns[int(rng.integers(len(patterns)))],
+        float(rng.uniform(*cell)),
+        float(rng.uniform(*contrast)),
+    )
 
 
 def _footprint_distance(x: float, z: float, lo_x: float, hi_x: float, lo_z: float, hi_z: float) -> float:
@@ -743,7 +774,11 @@ def _furniture(rng: np.random.Generator, width: float, length: float) -> tuple[S
     """One random box, sphere or cylinder standing on the floor, and its floor footprint rectangle."""
     kind = int(rng.integers(3))
     if kind == 0:
-        sx, sz, sy = rng.uniform(0.3, min(1.5, width - 0.1)), rng.uniform(0.3, min(1.5, length - 0.1)), rng.uniform(0.3, 2.0)
+        sx, sz, sy = (
+            rng.uniform(0.3, min(1.5, width - 0.1)),
+            rng.uniform(0.3, min(1.5, length - 0.1)),
+            rng.uniform(0.3, 2.0),
+        )
         x, z = rng.uniform(0.05, width - sx - 0.05), rng.uniform(0.05, length - sz - 0.05)
         return Box((x, 0.0, z), (x + sx, sy, z + sz)), (x, x + sx, z, z + sz)
     r = rng.uniform(0.15, 0.6) if kind == 1 else rng.uniform(0.1, 0.5)
@@ -757,9 +792,13 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
     width, height, length = rng.uniform(3.0, 8.0), rng.uniform(2.4, 3.2), rng.uniform(3.0, 8.0)
     cam_x = rng.uniform(CLEARANCE + 0.1, width - CLEARANCE - 0.1)
     cam_z = rng.uniform(CLEARANCE + 0.1, length - CLEARANCE - 0.1)
-    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z), yaw=rng.uniform(0.0, 2 * math.pi),
-                                   pitch=math.radians(rng.uniform(-15.0, 5.0)),
-                                   roll=math.radians(rng.uniform(-5.0, 5.0)), hfov_deg=INDOOR_HFOV_DEG)
+    camera = PinholeCamera.looking(
+        (cam_x, rng.uniform(1.0, 1.8), cam_z),
+        yaw=rng.uniform(0.0, 2 * math.pi),
+        pitch=math.radians(rng.uniform(-15.0, 5.0)),
+        roll=math.radians(rng.uniform(-5.0, 5.0)),
+        hfov_deg=INDOOR_HFOV_DEG,
+    )
     # textures of typical physical sizes (wallpaper bands, floor tiles): their apparent size is a depth cue
     wall = _material(rng, ("stripes", "noise"), (0.2, 0.4), saturation=(0.05, 0.5), value=(0.55, 0.95))
     floor = _material(rng, ("checkers", "stripes", "noise"), (0.3, 0.5), value=(0.35, 0.85))
@@ -775,20 +814,28 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
             continue
         shapes.append(shape)
         materials.extend([_material(rng, ("checkers", "stripes", "noise"), (0.08, 0.2))] * shape.n_faces)
-    light = PointLight((rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
-                       power=float(rng.uniform(1.4, 2.2)), falloff=float(rng.uniform(2.5, 4.5)))
+    light = PointLight(
+        (rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
+        power=float(rng.uniform(1.4, 2.2)),
+        falloff=float(rng.uniform(2.5, 4.5)),
+    )
     return Scene(camera, tuple(shapes), tuple(materials), light, ambient=float(rng.uniform(0.15, 0.3)))
 
 
 def outdoor_scene(rng: np.random.Generator) -> Scene:
     """A street: ground plane, rows of buildings on both sides, parked cars and trees, under a sun."""
     half_width = rng.uniform(6.0, 10.0)
-    camera = PinholeCamera.looking((rng.uniform(-2.5, 2.5), rng.uniform(1.5, 1.8), 0.0),
-                                   yaw=math.radians(rng.uniform(-20.0, 20.0)), pitch=math.radians(rng.uniform(-6.0, 2.0)),
-                                   roll=math.radians(rng.uniform(-2.0, 2.0)), hfov_deg=OUTDOOR_HFOV_DEG)
+    camera = PinholeCamera.looking(
+        (rng.uniform(-2.5, 2.5), rng.uniform(1.5, 1.8), 0.0),
+        yaw=math.radians(rng.uniform(-20.0, 20.0)),
+        pitch=math.radians(rng.uniform(-6.0, 2.0)),
+        roll=math.radians(rng.uniform(-2.0, 2.0)),
+        hfov_deg=OUTDOOR_HFOV_DEG,
+    )
     shapes: list[Shape] = [GroundPlane()]
-    materials: list[Material] = [_material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1),
-                                           value=(0.35, 0.6), contrast=(0.2, 0.4))]
+    materials: list[Material] = [
+        _material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1), value=(0.35, 0.6), contrast=(0.2, 0.4))
+    ]
 
     def add(shape: Shape, material: Material) -> None:
         shapes.append(shape)
@@ -802,8 +849,10 @@ def outdoor_scene(rng: np.random.Generator) -> Scene:
                 break
             span, depth, tall = rng.uniform(12.0, 35.0), rng.uniform(8.0, 20.0), rng.uniform(4.0, 35.0)
             x0, x1 = sorted((side * front, side * (front + depth)))
-            add(Box((x0, 0.0, z), (x1, tall, z + span)),
-                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)))
+            add(
+                Box((x0, 0.0, z), (x1, tall, z + span)),
+                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)),
+            )
             z += span + rng.uniform(0.0, 8.0)
     for _ in range(int(rng.integers(0, 4))):
         x = rng.choice([-1.0, 1.0]) * rng.uniform(2.5, half_width - 2.5)
@@ -812,15 +861,24 @@ def outdoor_scene(rng: np.random.Generator) -> Scene:
     for _ in range(int(rng.integers(0, 5))):
         x = rng.choice([-1.0, 1.0]) * (half_width - rng.uniform(0.5, 1.5))
         z, trunk, crown = rng.uniform(4.0, 80.0), rng.uniform(2.0, 4.0), rng.uniform(1.2, 2.5)
-        add(Cylinder((x, z), float(rng.uniform(0.15, 0.3)), trunk), _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)))
-        add(Sphere((x, trunk + 0.6 * crown, z), crown),
-            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)))
+        add(
+            Cylinder((x, z), float(rng.uniform(0.15, 0.3)), trunk),
+            _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)),
+        )
+        add(
+            Sphere((x, trunk + 0.6 * crown, z), crown),
+            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)),
+        )
     elevation, azimuth = math.radians(rng.uniform(25.0, 65.0)), rng.uniform(0.0, 2 * math.pi)
-    sun = SunLight((math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
-                   power=float(rng.uniform(0.6, 0.9)))
+    sun = SunLight(
+        (math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
+        power=float(rng.uniform(0.6, 0.9)),
+    )
     horizon = _colour(rng, (0.05, 0.2), (0.85, 0.98))
     zenith = (0.25 + 0.2 * rng.random(), 0.45 + 0.2 * rng.random(), 0.85 + 0.1 * rng.random())
-    return Scene(camera, tuple(shapes), tuple(materials), sun, ambient=float(rng.uniform(0.3, 0.45)), sky=(horizon, zenith))
+    return Scene(
+        camera, tuple(shapes), tuple(materials), sun, ambient=float(rng.uniform(0.3, 0.45)), sky=(horizon, zenith)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -839,9 +897,17 @@ class SyntheticDataset(DepthDataset):
 
     OPTIONS = ("length", "seed", "augment", "skip_bad", "normalize")
 
-    def __init__(self, info: DatasetInfo, build: Callable[[np.random.Generator], Scene], stream: int,
-                 split: str = "train", input_size: tuple[int, int] | None = None, length: int | None = None,
-                 seed: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        build: Callable[[np.random.Generator], Scene],
+        stream: int,
+        split: str = "train",
+        input_size: tuple[int, int] | None = None,
+        length: int | None = None,
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
         unknown = sorted(set(options) - set(self.OPTIONS))
         if unknown:
             raise ProbeError(f"{info.name}: unknown option(s) {', '.join(unknown)}; expected {', '.join(self.OPTIONS)}")
@@ -879,24 +945,40 @@ def _is_int(value: Any) -> bool:
 
 
 INDOOR = DatasetInfo(
-    name="synthetic", description="procedural furnished rooms (NYU-like), ray cast on the fly",
-    min_depth=0.3, max_depth=10.0, input_size=(240, 320), depth_scale=0.5, eval_protocol="nyu",
-    source="built in", needs_root=False)
+    name="synthetic",
+    description="procedural furnished rooms (NYU-like), ray cast on the fly",
+    min_depth=0.3,
+    max_depth=10.0,
+    input_size=(240, 320),
+    depth_scale=0.5,
+    eval_protocol="nyu",
+    source="built in",
+    needs_root=False,
+)
 OUTDOOR = DatasetInfo(
-    name="synthetic_outdoor", description="procedural streets (KITTI/Make3D-like), sky invalid",
-    min_depth=1.0, max_depth=80.0, input_size=(240, 320), depth_scale=0.5, eval_protocol="kitti",
-    source="built in", needs_root=False)
+    name="synthetic_outdoor",
+    description="procedural streets (KITTI/Make3D-like), sky invalid",
+    min_depth=1.0,
+    max_depth=80.0,
+    input_size=(240, 320),
+    depth_scale=0.5,
+    eval_protocol="kitti",
+    source="built in",
+    needs_root=False,
+)
 
 
 @register_dataset(INDOOR)
-def synthetic_indoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
-                     **options: Any) -> SyntheticDataset:
+def synthetic_indoor(
+    root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None, **options: Any
+) -> SyntheticDataset:
     """Indoor scenes; ``root`` is ignored (nothing to read)."""
     return SyntheticDataset(INDOOR, indoor_scene, 0, split=split, input_size=input_size, **options)
 
 
 @register_dataset(OUTDOOR)
-def synthetic_outdoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
-                      **options: Any) -> SyntheticDataset:
+def synthetic_outdoor(
+    root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None, **options: Any
+) -> SyntheticDataset:
     """Outdoor street scenes; ``root`` is ignored (nothing to read)."""
     return SyntheticDataset(OUTDOOR, outdoor_scene, 1, split=split, input_size=input_size, **options)

@@ -64,8 +64,14 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, epoch, index])
 
 
-def augment(image: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, rng: np.random.Generator,
-            flip_p: float = 0.5, swap_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def augment(
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    valid: torch.Tensor,
+    rng: np.random.Generator,
+    flip_p: float = 0.5,
+    swap_p: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed's augmentation: horizontal flip and a random RGB channel permutation, each with p=0.5."""
     if rng.random() < flip_p:
         image, depth, valid = image.flip(-1), depth.flip(-1), valid.flip(-1)

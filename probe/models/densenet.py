@@ -66,8 +66,9 @@ class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers, each fed every earlier output:
     ``[B,C,H,W] -> [B,C + num_layers*growth,H,W]``."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int,
-                 bn_eps: float = TORCH_BN_EPS) -> None:
+    def __init__(
+        self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int, bn_eps: float = TORCH_BN_EPS
+    ) -> None:
         super().__init__()
         for i in range(num_layers):
             self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, bn_eps)
@@ -84,12 +85,16 @@ class Transition(nn.Sequential):
     """BN-ReLU-1x1 conv-2x2 average pool: ``[B,C,H,W] -> [B,C_out,H/2,W/2]``."""
 
     def __init__(self, in_channels: int, out_channels: int, bn_eps: float = TORCH_BN_EPS) -> None:
-        super().__init__(OrderedDict([
-            ("norm", nn.BatchNorm2d(in_channels, eps=bn_eps)),
-            ("relu", nn.ReLU(inplace=True)),
-            ("conv", nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)),
-            ("pool", nn.AvgPool2d(kernel_size=2, stride=2)),
-        ]))
+        super().__init__(
+            OrderedDict(
+                [
+                    ("norm", nn.BatchNorm2d(in_channels, eps=bn_eps)),
+                    ("relu", nn.ReLU(inplace=True)),
+                    ("conv", nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)),
+                    ("pool", nn.AvgPool2d(kernel_size=2, stride=2)),
+                ]
+            )
+        )
 
 
 class DenseNet(nn.Module):
@@ -100,9 +105,16 @@ class DenseNet(nn.Module):
     count and ``channels[name]`` the channel count after each ``features`` child.
     """
 
-    def __init__(self, block_config: Sequence[int] = DENSENET169_BLOCKS, growth_rate: int = 32,
-                 num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,
-                 width: float = 1.0, bn_eps: float = TORCH_BN_EPS) -> None:
+    def __init__(
+        self,
+        block_config: Sequence[int] = DENSENET169_BLOCKS,
+        growth_rate: int = 32,
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        compression: float = 0.5,
+        width: float = 1.0,
+        bn_eps: float = TORCH_BN_EPS,
+    ) -> None:
         super().__init__()
         growth = scale_channels(growth_rate, width)
         channels = scale_channels(num_init_features, width)

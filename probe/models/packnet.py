@@ -90,8 +90,7 @@ class Conv2D(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv_base = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                                   padding=kernel_size // 2)
+        self.conv_base = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
         self.normalize: nn.Module = group_norm(out_channels)
         self.activ = nn.ELU()
 
@@ -107,8 +106,14 @@ class ResidualConv(nn.Module):
     applies ``Dropout2d`` to the shortcut branch, where the published code puts it.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dropout: Optional[float] = None,
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        dropout: Optional[float] = None,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.conv1 = Conv2D(in_channels, out_channels, 3, stride)
         self.conv2 = Conv2D(out_channels, out_channels, 3, 1)
@@ -126,8 +131,14 @@ class ResidualConv(nn.Module):
         return self.activ(self.normalize(out))
 
 
-def residual_block(in_channels: int, out_channels: int, num_blocks: int, stride: int = 1,
-                   dropout: Optional[float] = None, residual: bool = True) -> nn.Sequential:
+def residual_block(
+    in_channels: int,
+    out_channels: int,
+    num_blocks: int,
+    stride: int = 1,
+    dropout: Optional[float] = None,
+    residual: bool = True,
+) -> nn.Sequential:
     """``num_blocks`` :class:`ResidualConv` in sequence: ``[B,Cin,H,W] -> [B,Cout,H,W]``."""
     layers = [ResidualConv(in_channels, out_channels, stride, dropout, residual)]
     layers += [ResidualConv(out_channels, out_channels, 1, dropout, residual) for _ in range(1, num_blocks)]
@@ -164,8 +175,10 @@ class UnpackLayerConv3d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
         super().__init__()
         if (out_channels * r * r) % d:
-            raise ShapeError(f"UnpackLayerConv3d: out_channels*r*r must be divisible by d={d}; "
-                             f"got out_channels={out_channels}, r={r}")
+            raise ShapeError(
+                f"UnpackLayerConv3d: out_channels*r*r must be divisible by d={d}; "
+                f"got out_channels={out_channels}, r={r}"
+            )
         self.r = r
         self.conv = Conv2D(in_channels, out_channels * r * r // d, kernel_size, 1)
         self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
@@ -193,8 +206,14 @@ class DepthHead(nn.Module):
     makes either range unbounded.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 1, min_depth: float = 0.5,
-                 activation: str = "sigmoid", target: str = "inverse") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 1,
+        min_depth: float = 0.5,
+        activation: str = "sigmoid",
+        target: str = "inverse",
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
         self.activ = HEAD_ACTIVATIONS[activation]()
@@ -225,12 +244,18 @@ class SkipMerge:
 
 
 SKIP_MERGES: dict[str, SkipMerge] = {
-    "A": SkipMerge(unpack_channels=lambda stage, skip: stage, merged_channels=lambda stage, skip: stage + skip,
-                   merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1)),
+    "A": SkipMerge(
+        unpack_channels=lambda stage, skip: stage,
+        merged_channels=lambda stage, skip: stage + skip,
+        merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1),
+    ),
     # Version B adds, so the unpack layer must emit the skip's channel count.  In the published
     # PackNet01 this equals the literal values (n3//2, n4//2, ...) for every stage.
-    "B": SkipMerge(unpack_channels=lambda stage, skip: skip, merged_channels=lambda stage, skip: skip,
-                   merge=lambda unpacked, skip: unpacked + skip),
+    "B": SkipMerge(
+        unpack_channels=lambda stage, skip: skip,
+        merged_channels=lambda stage, skip: skip,
+        merge=lambda unpacked, skip: unpacked + skip,
+    ),
 }
 
 
@@ -244,9 +269,9 @@ class PackNetSpec:
     """Published hyper-parameters of one PackNet family member (channels at ``width=1.0``)."""
 
     name: str
-    pre_channels: int                    # ni: pre_calc output, also skip1
-    channels: tuple[int, int, int, int, int]   # n1..n5: encoder stage / decoder stage widths
-    d: int                               # 3-D features in the pack/unpack layers
+    pre_channels: int  # ni: pre_calc output, also skip1
+    channels: tuple[int, int, int, int, int]  # n1..n5: encoder stage / decoder stage widths
+    d: int  # 3-D features in the pack/unpack layers
     num_blocks: tuple[int, int, int, int] = (2, 2, 3, 3)
     pack_kernels: tuple[int, int, int, int, int] = (5, 3, 3, 3, 3)
     unpack_kernels: tuple[int, int, int, int, int] = (3, 3, 3, 3, 3)
@@ -292,10 +317,23 @@ class PackNet(nn.Module):
     input_multiple = 32
     family = "packnet"
 
-    def __init__(self, spec: PackNetSpec, version: str, *, model_name: str, width: float = 1.0,
-                 activation: str = "sigmoid", target: str = "inverse", output_scale: str = "full",
-                 residual: bool = True, skips: bool = True, min_depth: float = 0.5, out_channels: int = 1,
-                 dropout: Optional[float] = None, skip2: str = "pack1") -> None:
+    def __init__(
+        self,
+        spec: PackNetSpec,
+        version: str,
+        *,
+        model_name: str,
+        width: float = 1.0,
+        activation: str = "sigmoid",
+        target: str = "inverse",
+        output_scale: str = "full",
+        residual: bool = True,
+        skips: bool = True,
+        min_depth: float = 0.5,
+        out_channels: int = 1,
+        dropout: Optional[float] = None,
+        skip2: str = "pack1",
+    ) -> None:
         super().__init__()
         _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
         _validate_choice("activation", activation, HEAD_ACTIVATIONS)
@@ -357,8 +395,9 @@ class PackNet(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def _decode(self, k: int, x: torch.Tensor, skip: torch.Tensor,
-                coarser_depth: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _decode(
+        self, k: int, x: torch.Tensor, skip: torch.Tensor, coarser_depth: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Decoder stage ``k``: unpack ``x`` (doubling H, W), merge ``skip``, append depth, refine."""
         merged = self.merge.merge(getattr(self, f"unpack{k}")(x), skip)
         if coarser_depth is not None:
@@ -411,8 +450,15 @@ _SKIP2_SOURCES = ("pack1", "conv2")
 SLIM_B_FIXES = {"unpack": "pack1", "skip": "conv2"}
 
 
-def _validate_options(width: float, output_scale: str, min_depth: float, out_channels: int,
-                      dropout: Optional[float], residual: bool, skips: bool) -> None:
+def _validate_options(
+    width: float,
+    output_scale: str,
+    min_depth: float,
+    out_channels: int,
+    dropout: Optional[float],
+    residual: bool,
+    skips: bool,
+) -> None:
     check_width(width)
     if output_scale not in _OUTPUT_SCALES:
         raise ProbeError(f"output_scale: expected one of {', '.join(_OUTPUT_SCALES)}, got {output_scale!r}")
@@ -438,8 +484,18 @@ def _is_number(value: object) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
-OPTIONS = ("width", "activation", "target", "output_scale", "residual", "skips", "min_depth", "out_channels",
-           "dropout", "weights")
+OPTIONS = (
+    "width",
+    "activation",
+    "target",
+    "output_scale",
+    "residual",
+    "skips",
+    "min_depth",
+    "out_channels",
+    "dropout",
+    "weights",
+)
 
 #: Where packnet-sfm's checkpoints keep the depth network (its ModelWrapper -> SfmModel -> depth_net).
 PACKNET_SFM_PREFIX = "model.depth_net."
@@ -449,7 +505,9 @@ def _build(name: str, spec: PackNetSpec, version: str, options: dict, skip2: str
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         extra = ", slim_b_fix" if spec is PACKNET_SLIM01 and version == "B" else ""
-        raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}{extra}")
+        raise ProbeError(
+            f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}{extra}"
+        )
     options = dict(options)
     weights = options.pop("weights", None)
     model = PackNet(spec, version, model_name=name, skip2=skip2, **options)
@@ -508,8 +566,7 @@ def packnet_b(**options) -> PackNet:
     return _build("packnet_b", PACKNET01, "B", options)
 
 
-@MODELS.register("packnet_c", description="PackNet01 version B, every encoder skip x 0 (seed's C)",
-                 family="packnet")
+@MODELS.register("packnet_c", description="PackNet01 version B, every encoder skip x 0 (seed's C)", family="packnet")
 def packnet_c(skips: bool = False, **options) -> PackNet:
     """The seed's version C: version B with skip1..skip5 multiplied by zero (same parameters as B)."""
     return _version_c("packnet_c", PACKNET01, skips, options)
@@ -521,8 +578,11 @@ def packnet_slim_a(**options) -> PackNet:
     return _build("packnet_slim_a", PACKNET_SLIM01, "A", options)
 
 
-@MODELS.register("packnet_slim_b", description="PackNetSlim01 version B (skip2 channel fix: slim_b_fix=unpack|skip)",
-                 family="packnet")
+@MODELS.register(
+    "packnet_slim_b",
+    description="PackNetSlim01 version B (skip2 channel fix: slim_b_fix=unpack|skip)",
+    family="packnet",
+)
 def packnet_slim_b(slim_b_fix: str = "unpack", **options) -> PackNet:
     """PackNetSlim01 version B, made to run by one of two fixes (see :class:`PackNet`).
 
@@ -533,8 +593,7 @@ def packnet_slim_b(slim_b_fix: str = "unpack", **options) -> PackNet:
     return _build("packnet_slim_b", PACKNET_SLIM01, "B", options, _skip2_source("packnet_slim_b", slim_b_fix))
 
 
-@MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0",
-                 family="packnet")
+@MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0", family="packnet")
 def packnet_slim_c(skips: bool = False, slim_b_fix: str = "unpack", **options) -> PackNet:
     """Slim version C: fixed slim version B (``slim_b_fix`` as there) with skip1..skip5 multiplied by zero."""
     return _version_c("packnet_slim_c", PACKNET_SLIM01, skips, options, _skip2_source("packnet_slim_c", slim_b_fix))

@@ -47,8 +47,11 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
         else:
             not_run.append(reason or f"{entry.description} (its results hold nothing to show)")
     answers, failures = _guarded(answer_all, results, "summary")
-    rows = [{"question": question, "answer": answer.verdict, "why": answer.sentence}
-            for _, question, answer in (answers or []) if answer is not None]
+    rows = [
+        {"question": question, "answer": answer.verdict, "why": answer.sentence}
+        for _, question, answer in (answers or [])
+        if answer is not None
+    ]
     if rows:
         summary.blocks.append(Table(rows, "Each answer is derived by the rule printed in its section"))
     else:
@@ -85,8 +88,12 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "ht
         raise ProbeError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     results = collect_results(list(run_dirs))
     sections, not_run = build_sections(results)
-    not_run += [f"could not read {line}" for lines in results.unreadable.values() for line in lines
-                if not any(line in reason for reason in not_run)]
+    not_run += [
+        f"could not read {line}"
+        for lines in results.unreadable.values()
+        for line in lines
+        if not any(line in reason for reason in not_run)
+    ]
     target = Path(out)
     if fmt == "html":
         atomic_write(target, render_html(TITLE, sections, not_run))

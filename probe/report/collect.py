@@ -41,8 +41,7 @@ class Results:
 
     def all(self, cls: type[R]) -> list[Loaded[R]]:
         """Every ``cls.name``.json that was read, in folder order."""
-        return [Loaded(item.path, item.result) for item in self.found.get(cls.name, [])
-                if isinstance(item.result, cls)]
+        return [Loaded(item.path, item.result) for item in self.found.get(cls.name, []) if isinstance(item.result, cls)]
 
     def first(self, cls: type[R]) -> R | None:
         found = self.all(cls)

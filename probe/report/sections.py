@@ -52,36 +52,59 @@ def answer_section(key: str, title: str, results: Results, extra: list[Block]) -
 
 # -- properties, evaluations, provenance: the sections of core results ----------------------------
 
+
 @SECTIONS.register("properties", description="pack/unpack properties", needs=(PropertiesResult,), order=90)
 def properties_section(results: Results) -> Section | None:
     doc = results.first(PropertiesResult)
     if doc is None or not doc.laws:
         return None
-    rows = [{"law": law.name, "statement": law.statement, "examples": law.examples,
-             "holds": "yes" if law.passed else "NO"} for law in doc.laws]
+    rows = [
+        {"law": law.name, "statement": law.statement, "examples": law.examples, "holds": "yes" if law.passed else "NO"}
+        for law in doc.laws
+    ]
     failed = sum(1 for law in doc.laws if not law.passed)
-    text = (f"All {len(doc.laws)} laws held on every generated example." if not failed
-            else f"{failed} of {len(doc.laws)} laws failed; see the counterexamples in properties.json.")
+    text = (
+        f"All {len(doc.laws)} laws held on every generated example."
+        if not failed
+        else f"{failed} of {len(doc.laws)} laws failed; see the counterexamples in properties.json."
+    )
     return Section("properties", "pack/unpack properties", [Paragraph(text), Table(rows, "properties.json")])
 
 
-@SECTIONS.register("evaluation", description="Evaluation metrics and training runs",
-                   needs=(EvalResult, TrainSummary), order=100)
+@SECTIONS.register(
+    "evaluation", description="Evaluation metrics and training runs", needs=(EvalResult, TrainSummary), order=100
+)
 def evaluation_section(results: Results) -> Section | None:
     blocks: list[Block] = []
     evals: list[dict[str, Any]] = []
     for loaded in results.all(EvalResult):
         d = loaded.result
-        evals.append({"run": loaded.path.parent.name, "dataset": d.dataset, "protocol": d.protocol,
-                      "images": d.n_images, **{k: d.metrics.get(k) for k in
-                                               ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10",
-                                                "delta1", "delta2", "delta3")}})
+        evals.append(
+            {
+                "run": loaded.path.parent.name,
+                "dataset": d.dataset,
+                "protocol": d.protocol,
+                "images": d.n_images,
+                **{
+                    k: d.metrics.get(k)
+                    for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3")
+                },
+            }
+        )
     if evals:
         blocks.append(Table(evals, "eval.json"))
-    trains = [{"run": loaded.path.parent.name, "model": s.model, "steps": s.steps,
-               "mean epoch loss": s.mean_epoch_loss, "per-batch loss std": s.batch_loss_std,
-               "images/s": s.images_per_s}
-              for loaded in results.all(TrainSummary) for s in [loaded.result]]
+    trains = [
+        {
+            "run": loaded.path.parent.name,
+            "model": s.model,
+            "steps": s.steps,
+            "mean epoch loss": s.mean_epoch_loss,
+            "per-batch loss std": s.batch_loss_std,
+            "images/s": s.images_per_s,
+        }
+        for loaded in results.all(TrainSummary)
+        for s in [loaded.result]
+    ]
     if trains:
         blocks.append(Table(trains, "train.json"))
     frames = []
@@ -103,9 +126,18 @@ def provenance_section(results: Results) -> Section | None:
     for path, records in results.records:
         for command, record in records.items():
             prov = record.provenance
-            rows.append({"folder": str(path.parent), "command": command, "commit": (prov.git_commit or "")[:10],
-                         "probe": prov.probe_version, "torch": prov.torch,
-                         "device": prov.device_name or prov.device, "seed": prov.seed, "time (UTC)": prov.time_utc})
+            rows.append(
+                {
+                    "folder": str(path.parent),
+                    "command": command,
+                    "commit": (prov.git_commit or "")[:10],
+                    "probe": prov.probe_version,
+                    "torch": prov.torch,
+                    "device": prov.device_name or prov.device,
+                    "seed": prov.seed,
+                    "time (UTC)": prov.time_utc,
+                }
+            )
     if not rows:
         return None
     return Section("provenance", "Run provenance", [Table(rows, "config.json of every run folder")])

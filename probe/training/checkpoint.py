@@ -50,10 +50,14 @@ def rng_state() -> dict[str, Any]:
     py_version, py_internal, py_gauss = random.getstate()
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state: dict[str, Any] = {
-        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
-                   "gauss": py_gauss},
-        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)), "pos": int(np_pos),
-                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64), "gauss": py_gauss},
+        "numpy": {
+            "kind": np_kind,
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -66,8 +70,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
     nps = state["numpy"]
-    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
-                         nps["gauss"]))
+    np.random.set_state(
+        (nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["gauss"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"]
@@ -126,8 +131,10 @@ def read_training_state(run_dir: Path) -> tuple[dict[str, Any], Path]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError) as exc:
         raise _unreadable(state_path, exc) from None
     if weights_step(weights_path) != step:
-        raise ProbeError(f"--resume: {weights_path} (step {weights_step(weights_path)}) and {state_path} "
-                         f"(step {step}) disagree; resume from a checkpoints/step_N pair instead")
+        raise ProbeError(
+            f"--resume: {weights_path} (step {weights_step(weights_path)}) and {state_path} "
+            f"(step {step}) disagree; resume from a checkpoints/step_N pair instead"
+        )
     return state, weights_path
 
 
@@ -141,8 +148,10 @@ def load_weights(model: nn.Module, weights_path: Path, device: torch.device) -> 
     except (SafetensorError, OSError) as exc:
         raise _unreadable(weights_path, exc) from None
     if missing or unexpected:
-        raise ProbeError(f"{weights_path}: weights do not match the model "
-                         f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        raise ProbeError(
+            f"{weights_path}: weights do not match the model "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
 
 
 def _run_dir_of(path: Path) -> tuple[Path, Path]:

@@ -37,7 +37,7 @@ PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 
 #: optimizer name -> factory(params, lr); Adam with PyTorch's defaults (betas 0.9/0.999) is the seed's choice
 OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr)
 }
 
 
@@ -59,13 +59,16 @@ class TrainConfig:
     input_size: tuple[int, int] | None = input_size_option()
     split: str = "train"
     dataset_length: int | None = option(None, help="number of generated samples (synthetic data)")
-    augment: bool = option(True, flag="--augment/--no-augment",
-                           help="the seed's flip + channel-swap augmentation")
-    skip_bad: bool = option(False, flag="--skip-bad",
-                            help="skip unreadable items and list them at the end instead of stopping")
-    dataset_options: dict[str, Any] = option(default_factory=dict, flag="--data-option", parse=parse_data_options,
-                                             help="dataset reader option KEY=VALUE (repeatable), "
-                                                  "e.g. split_file=eigen.txt")
+    augment: bool = option(True, flag="--augment/--no-augment", help="the seed's flip + channel-swap augmentation")
+    skip_bad: bool = option(
+        False, flag="--skip-bad", help="skip unreadable items and list them at the end instead of stopping"
+    )
+    dataset_options: dict[str, Any] = option(
+        default_factory=dict,
+        flag="--data-option",
+        parse=parse_data_options,
+        help="dataset reader option KEY=VALUE (repeatable), e.g. split_file=eigen.txt",
+    )
     epochs: int = option(1, help="passes over the training split")
     max_steps: int | None = option(None, help="stop after this many optimizer steps")
     batch_size: int = option(4, help="images per step (per process under DDP)")
@@ -79,21 +82,31 @@ class TrainConfig:
     workers: int = option(2, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
     compile: bool = option(False, flag="--compile", help="torch.compile the model")
-    channels_last: bool | None = option(None, flag="--channels-last/--no-channels-last",
-                                        help="NHWC memory format (default: on for CUDA)")
+    channels_last: bool | None = option(
+        None, flag="--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)"
+    )
     grad_clip: float | None = option(None, help="clip the total gradient norm to this value")
     checkpoint_every: int | None = option(None, help="also keep checkpoints/step_N every N steps")
     resume: bool = option(False, flag="--resume", help="continue the run in --out from its last checkpoint")
-    deterministic: bool = option(False, flag="--deterministic",
-                                 help="deterministic kernels (bitwise-reproducible on CPU)")
-    tensorboard: bool = option(False, flag="--tensorboard",
-                               help="also log to DIR/tensorboard (needs probe[tensorboard])")
+    deterministic: bool = option(
+        False, flag="--deterministic", help="deterministic kernels (bitwise-reproducible on CPU)"
+    )
+    tensorboard: bool = option(
+        False, flag="--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])"
+    )
     out: Path = out_option(Path("runs/train"))
 
     def validate(self) -> None:
         """Raise a ProbeError naming the flag for any impossible value."""
-        check_positive({"--epochs": self.epochs, "--batch-size": self.batch_size, "--max-steps": self.max_steps,
-                        "--checkpoint-every": self.checkpoint_every, "--dataset-length": self.dataset_length})
+        check_positive(
+            {
+                "--epochs": self.epochs,
+                "--batch-size": self.batch_size,
+                "--max-steps": self.max_steps,
+                "--checkpoint-every": self.checkpoint_every,
+                "--dataset-length": self.dataset_length,
+            }
+        )
         if not self.lr > 0:
             raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -137,5 +150,3 @@ class TrainConfig:
         if unknown:
             raise ProbeError(f"train config: unknown field(s) {', '.join(unknown)}")
         return cls(**{key: decode(hints[key], value, key) for key, value in data.items()})
-
-

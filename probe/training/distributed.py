@@ -50,8 +50,11 @@ class DistInfo:
 
 def env_dist_info() -> DistInfo:
     """Read torchrun's environment variables (defaults: a single process)."""
-    return DistInfo(rank=int(os.environ.get("RANK", 0)), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-                    world_size=int(os.environ.get("WORLD_SIZE", 1)))
+    return DistInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
 
 
 def init_distributed(info: DistInfo, device: torch.device) -> torch.device:
@@ -60,8 +63,9 @@ def init_distributed(info: DistInfo, device: torch.device) -> torch.device:
         return device
     if device.type == "cuda":
         if info.local_rank >= torch.cuda.device_count():
-            raise ProbeError(f"--nproc-per-node: process {info.local_rank} has no GPU "
-                             f"(only {torch.cuda.device_count()} visible)")
+            raise ProbeError(
+                f"--nproc-per-node: process {info.local_rank} has no GPU (only {torch.cuda.device_count()} visible)"
+            )
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -110,12 +114,21 @@ def run_torchrun(nproc: int, launch_args: list[str]) -> None:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     # one process per GPU owns the machine's threads; on CPU share the cores between processes
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "probe.training.launch", *launch_args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "probe.training.launch",
+        *launch_args,
+    ]
     result = subprocess.run(command, env=env, check=False)
     if result.returncode != 0:
-        raise ProbeError(f"--nproc-per-node {nproc}: torchrun exited with status {result.returncode} "
-                         "(see the messages above)")
+        raise ProbeError(
+            f"--nproc-per-node {nproc}: torchrun exited with status {result.returncode} (see the messages above)"
+        )
 
 
 def launch_distributed(config: "TrainConfig", nproc: int) -> None:

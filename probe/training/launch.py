@@ -17,8 +17,10 @@ from probe.io import read_json
 from probe.training.config import TrainConfig
 from probe.training.loop import train
 
-USAGE = ("probe.training.launch: expected --config FILE (written by probe train --nproc-per-node); "
-         "to pass train flags run torchrun ... -m probe train FLAGS")
+USAGE = (
+    "probe.training.launch: expected --config FILE (written by probe train --nproc-per-node); "
+    "to pass train flags run torchrun ... -m probe train FLAGS"
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,8 +61,20 @@ from probe.training.loader import EpochLoader, make_loader
 from probe.training.summary import BadItems, TrainSummary, read_metrics, summarise_metrics
 
 # Changing these between a run and its --resume would silently make a different run.
-RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
-                       "augment", "batch_size", "seed", "loss", "optimizer")
+RESUME_FIXED_FIELDS = (
+    "model",
+    "width",
+    "model_options",
+    "dataset",
+    "input_size",
+    "split",
+    "dataset_length",
+    "augment",
+    "batch_size",
+    "seed",
+    "loss",
+    "optimizer",
+)
 
 
 class NonFiniteLoss(ProbeError):
@@ -95,9 +107,17 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
-def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., Any],
-               optimizer: torch.optim.Optimizer, setup: StepSetup, *, step: int, epoch: int,
-               data_seconds: float = 0.0) -> StepStats:
+def train_step(
+    model: nn.Module,
+    batch: dict[str, Any],
+    loss_fn: Callable[..., Any],
+    optimizer: torch.optim.Optimizer,
+    setup: StepSetup,
+    *,
+    step: int,
+    epoch: int,
+    data_seconds: float = 0.0,
+) -> StepStats:
     """One optimizer step on one batch: forward, loss, backward, hooks, clip, step.
 
     ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool.
@@ -138,17 +158,26 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
         setup.scaler.step(optimizer)
         setup.scaler.update()
     elif not math.isfinite(grad_norm_value):
-        raise NonFiniteLoss(f"step {step}: non-finite gradient norm ({grad_norm_value}) with finite loss "
-                            f"{logged['loss']:.4g}")
+        raise NonFiniteLoss(
+            f"step {step}: non-finite gradient norm ({grad_norm_value}) with finite loss {logged['loss']:.4g}"
+        )
     else:
         optimizer.step()
     synchronize(dev)
 
     seconds = time.perf_counter() - start + data_seconds
     images = image.shape[0] * setup.dist.world_size
-    return StepStats(step=step, epoch=epoch, loss=logged.pop("loss"), terms=logged, grad_norm=grad_norm_value,
-                     lr=float(optimizer.param_groups[0]["lr"]), images_per_s=images / max(seconds, 1e-9),
-                     seconds=seconds, data_seconds=data_seconds)
+    return StepStats(
+        step=step,
+        epoch=epoch,
+        loss=logged.pop("loss"),
+        terms=logged,
+        grad_norm=grad_norm_value,
+        lr=float(optimizer.param_groups[0]["lr"]),
+        images_per_s=images / max(seconds, 1e-9),
+        seconds=seconds,
+        data_seconds=data_seconds,
+    )
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:
@@ -213,16 +242,25 @@ class _Run:
             set_deterministic(cfg.deterministic)
         torch.backends.cudnn.benchmark = not cfg.deterministic
         seed_everything(cfg.seed)
-        options: dict[str, Any] = {**cfg.dataset_options, "augment": cfg.augment, "seed": cfg.seed,
-                                   "skip_bad": cfg.skip_bad}
+        options: dict[str, Any] = {
+            **cfg.dataset_options,
+            "augment": cfg.augment,
+            "seed": cfg.seed,
+            "skip_bad": cfg.skip_bad,
+        }
         if cfg.dataset_length is not None:
             if dataset_info(cfg.dataset).needs_root:
-                raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), "
-                                 f"not {cfg.dataset!r}")
+                raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), not {cfg.dataset!r}")
             options["length"] = cfg.dataset_length
         self.dataset = get_dataset(cfg.dataset, cfg.data_root, split=cfg.split, input_size=cfg.input_size, **options)
-        self.loader: EpochLoader = make_loader(self.dataset, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
-                                               shuffle=True, distributed=self.dist.enabled)
+        self.loader: EpochLoader = make_loader(
+            self.dataset,
+            cfg.batch_size,
+            seed=cfg.seed,
+            workers=cfg.workers,
+            shuffle=True,
+            distributed=self.dist.enabled,
+        )
         self.steps_per_epoch = self.loader.batches_per_epoch()
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
@@ -241,8 +279,10 @@ class _Run:
         weights, _ = checkpoint_paths(self.out)
         if not cfg.resume:
             if weights.exists():
-                raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/last.safetensors); "
-                                 "pass --resume to continue it or choose another --out")
+                raise ProbeError(
+                    f"--out {self.out}: already holds a training run (checkpoints/last.safetensors); "
+                    "pass --resume to continue it or choose another --out"
+                )
             if self.dist.is_main:
                 prepare_run_dir(self.out, "train", cfg.to_json(), device=self.device, seed=cfg.seed)
                 self.metrics_path.unlink(missing_ok=True)
@@ -253,8 +293,10 @@ class _Run:
         now = to_plain(cfg.to_json())
         changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k) != now[k]]
         if changed:
-            raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
-                             f"run in {self.out}; use the same values or a new --out")
+            raise ProbeError(
+                f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
+                f"run in {self.out}; use the same values or a new --out"
+            )
         load_weights(self.module, weights_path, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
@@ -274,10 +316,14 @@ class _Run:
         self.saved_step = position.step
         if not self.dist.is_main:
             return
-        state = {"position": vars(position).copy(), "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-                 "rng": rng_state(), "config": to_plain(self.config.to_json()),
-                 "bad_items": list(self.bad_items.names)}
+        state = {
+            "position": vars(position).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "rng": rng_state(),
+            "config": to_plain(self.config.to_json()),
+            "bad_items": list(self.bad_items.names),
+        }
         tags = ["last"] + ([f"step_{position.step}"] if periodic else [])
         save_checkpoint(self.out, self.module, state, tags)
 
@@ -292,9 +338,16 @@ class _Run:
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if cfg.compile:
             model = cast(nn.Module, torch.compile(model))  # an OptimizedModule, typed as a plain callable
-        setup = StepSetup(module=self.module, device=self.device, autocast_dtype=PRECISIONS[cfg.precision or "fp32"],
-                          scaler=self.scaler, grad_clip=cfg.grad_clip, channels_last=bool(cfg.channels_last),
-                          hooks=self.hooks, dist=self.dist)
+        setup = StepSetup(
+            module=self.module,
+            device=self.device,
+            autocast_dtype=PRECISIONS[cfg.precision or "fp32"],
+            scaler=self.scaler,
+            grad_clip=cfg.grad_clip,
+            channels_last=bool(cfg.channels_last),
+            hooks=self.hooks,
+            dist=self.dist,
+        )
         writer = _tensorboard_writer(self.out) if cfg.tensorboard and self.dist.is_main else None
         for hook in self.hooks:
             hook.on_start(self.module, cfg)
@@ -333,22 +386,31 @@ class _Run:
         for hook in self.hooks:
             hook.on_end(self.module)
         summary = self._summarise(position.step if cfg.resume else None)
-        return TrainResult(out=self.out, steps=step, summary=summary, checkpoint=checkpoint_paths(self.out)[0],
-                           model=self.module)
+        return TrainResult(
+            out=self.out, steps=step, summary=summary, checkpoint=checkpoint_paths(self.out)[0], model=self.module
+        )
 
-    def _step(self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int,
-              data_seconds: float) -> StepStats:
+    def _step(
+        self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int, data_seconds: float
+    ) -> StepStats:
         try:
-            return train_step(model, batch, self.loss_fn, self.optimizer, setup, step=step, epoch=epoch,
-                              data_seconds=data_seconds)
+            return train_step(
+                model, batch, self.loss_fn, self.optimizer, setup, step=step, epoch=epoch, data_seconds=data_seconds
+            )
         except NonFiniteLoss as exc:
             kept = checkpoint_paths(self.out)[0]
-            where = f"last good checkpoint: {kept} (step {self.saved_step})" if kept.exists() else "no checkpoint written yet"
+            where = (
+                f"last good checkpoint: {kept} (step {self.saved_step})"
+                if kept.exists()
+                else "no checkpoint written yet"
+            )
             raise ProbeError(f"{exc}; run stopped, {where}; try a lower --lr or --grad-clip") from None
         except torch.OutOfMemoryError:
-            raise ProbeError(f"CUDA out of memory at step {step} with --batch-size {self.config.batch_size} "
-                             f"({self.config.model}, input {tuple(batch['image'].shape[-2:])}); try "
-                             f"--batch-size {max(1, self.config.batch_size // 2)} or a smaller --input-size") from None
+            raise ProbeError(
+                f"CUDA out of memory at step {step} with --batch-size {self.config.batch_size} "
+                f"({self.config.model}, input {tuple(batch['image'].shape[-2:])}); try "
+                f"--batch-size {max(1, self.config.batch_size // 2)} or a smaller --input-size"
+            ) from None
 
     def _log(self, stats: StepStats, writer: Any) -> None:
         if not self.dist.is_main:
@@ -369,11 +431,21 @@ class _Run:
         cfg = self.config
         bad = sorted(set(self.bad_items.names))
         summary = TrainSummary(
-            **vars(summarise_metrics(read_metrics(self.metrics_path))), model=cfg.model,
-            model_options=cfg.model_options, width=cfg.width, params=count_parameters(self.module),
-            dataset=cfg.dataset, batch_size=cfg.batch_size, precision=cfg.precision, device=str(self.device),
-            resumed_from_step=resumed_from, bad_items=BadItems(len(bad), bad, self.bad_items.summary()),
-            world_size=self.dist.world_size, replica_weights_sha256=digests, replicas_identical=len(set(digests)) == 1)
+            **vars(summarise_metrics(read_metrics(self.metrics_path))),
+            model=cfg.model,
+            model_options=cfg.model_options,
+            width=cfg.width,
+            params=count_parameters(self.module),
+            dataset=cfg.dataset,
+            batch_size=cfg.batch_size,
+            precision=cfg.precision,
+            device=str(self.device),
+            resumed_from_step=resumed_from,
+            bad_items=BadItems(len(bad), bad, self.bad_items.summary()),
+            world_size=self.dist.world_size,
+            replica_weights_sha256=digests,
+            replicas_identical=len(set(digests)) == 1,
+        )
         summary.save(self.out)
         if len(set(digests)) != 1:
             raise ProbeError(f"DDP replicas ended with different weights ({digests}); see {self.out / 'train.json'}")
@@ -384,8 +456,10 @@ def _tensorboard_writer(out: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ProbeError("--tensorboard: the tensorboard package is not installed; "
-                         "pip install 'probe[tensorboard]' (or pip install tensorboard)") from None
+        raise ProbeError(
+            "--tensorboard: the tensorboard package is not installed; "
+            "pip install 'probe[tensorboard]' (or pip install tensorboard)"
+        ) from None
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 

@@ -90,16 +90,27 @@ def summarise_metrics(records: list[dict[str, Any]]) -> MetricsSummary:
     for epoch in sorted({r["epoch"] for r in records}):
         rows = [r for r in records if r["epoch"] == epoch]
         epoch_losses = [r["loss"] for r in rows]
-        epochs.append(EpochSummary(epoch, len(rows), statistics.fmean(epoch_losses), statistics.pstdev(epoch_losses),
-                                   sum(r["seconds"] for r in rows)))
+        epochs.append(
+            EpochSummary(
+                epoch,
+                len(rows),
+                statistics.fmean(epoch_losses),
+                statistics.pstdev(epoch_losses),
+                sum(r["seconds"] for r in rows),
+            )
+        )
     return MetricsSummary(
-        steps=len(records), epochs=epochs,
+        steps=len(records),
+        epochs=epochs,
         mean_epoch_loss=epochs[-1].mean_loss if epochs else None,
         batch_loss_std=statistics.pstdev(losses) if losses else None,
         first100_mean_loss=statistics.fmean(losses[:100]) if losses else None,
-        final_loss=losses[-1] if losses else None, seconds=seconds,
+        final_loss=losses[-1] if losses else None,
+        seconds=seconds,
         seconds_per_epoch=statistics.fmean(e.seconds for e in epochs) if epochs else None,
-        images_per_s=images / seconds if seconds > 0 else None, loss_curve=losses)
+        images_per_s=images / seconds if seconds > 0 else None,
+        loss_curve=losses,
+    )
 
 
 @dataclass
