@@ -406,7 +406,8 @@ def seed_study_command(config: SeedStudyConfig) -> None:
 def eval_command(options: EvalOptions) -> None:
     """Evaluate a checkpoint with a dataset protocol; writes DIR/eval.json and prints a table.
 
-    Example: probe eval --checkpoint runs/x --dataset nyu_test --data-root nyu_test.zip --protocol nyu_densedepth --out runs/x/eval
+    Example: probe eval --checkpoint runs/x --dataset nyu_test --data-root nyu_test.zip --protocol nyu_densedepth
+    --out runs/x/eval
     """
     from probe.evaluate import evaluate_checkpoint, print_eval_table
 

@@ -633,17 +633,21 @@ def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
     surface, rays = hits.surface, hits.rays
     assert surface is not None
     with np.errstate(invalid="ignore"):
-        p = tuple(rays.origin[k] + hits.t * rays.d[k] for k in range(3))
+        p: Arrays3 = (
+            rays.origin[0] + hits.t * rays.d[0],
+            rays.origin[1] + hits.t * rays.d[1],
+            rays.origin[2] + hits.t * rays.d[2],
+        )
     image = np.zeros((3, *size), np.float32)  # albedo first, multiplied by irradiance at the end
-    normal = tuple(np.zeros(size, np.float32) for _ in range(3))
+    normal: Arrays3 = (np.zeros(size, np.float32), np.zeros(size, np.float32), np.zeros(size, np.float32))
     for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
         if region is not None:
             visible = _within(region, _bounding_rectangle((surface[region] - np.uint8(first)) < shape.n_faces))
             _shade_shape(
                 shape, scene.materials[first : first + shape.n_faces], visible, surface, first, p, image, normal
-            )  # type: ignore[arg-type]
+            )
     with np.errstate(invalid="ignore"):
-        irradiance = scene.ambient + scene.light.diffuse(p, normal)  # type: ignore[arg-type]
+        irradiance = scene.ambient + scene.light.diffuse(p, normal)
     sky_region = _bounding_rectangle(surface == NO_SURFACE)
     if sky_region is not None:
         sky = surface[sky_region] == NO_SURFACE

@@ -290,8 +290,10 @@ def keras_layer_table(blocks: tuple[int, ...] = DENSENET169_BLOCKS) -> dict[str,
     ``pool2`` .. ``pool4``: block ``b`` here is Keras's ``conv{b+1}``.
 
     >>> table = keras_layer_table()
-    >>> table["conv1/bn"], table["conv2_block1_1_conv"], table["pool3_conv"], table["up4_convB"]
-    ('encoder.features.norm0', 'encoder.features.denseblock1.denselayer1.conv1', 'encoder.features.transition2.conv', 'up4.convB')
+    >>> table["conv1/bn"], table["conv2_block1_1_conv"]
+    ('encoder.features.norm0', 'encoder.features.denseblock1.denselayer1.conv1')
+    >>> table["pool3_conv"], table["up4_convB"]
+    ('encoder.features.transition2.conv', 'up4.convB')
     """
     features = "encoder.features"
     table = {

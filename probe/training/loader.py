@@ -51,8 +51,8 @@ class ResumableSampler(Sampler):
         self.start_batch = 0
         # the sampler only needs len(); a range of indices stands in for the dataset
         self._inner: DistributedSampler[int] = DistributedSampler(
-            range(length),
-            num_replicas=num_replicas,  # type: ignore[arg-type]
+            range(length),  # type: ignore[arg-type]
+            num_replicas=num_replicas,
             rank=rank,
             shuffle=shuffle,
             seed=seed,
@@ -112,10 +112,10 @@ def make_loader(
     if distributed:
         num_replicas, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
     sampler = ResumableSampler(
-        len(dataset),
+        len(dataset),  # type: ignore[arg-type]
         batch_size,
         seed=seed,
-        shuffle=shuffle,  # type: ignore[arg-type]
+        shuffle=shuffle,
         num_replicas=num_replicas,
         rank=rank,
     )
