@@ -37,6 +37,7 @@ import torch.nn as nn
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError
+from probe.image_quality import to_uint8_rgb
 from probe.models import build_model
 from probe.models.common import finest_scale
 from probe.options import (
@@ -51,7 +52,6 @@ from probe.options import (
     seed_option,
     width_option,
 )
-from probe.plotting import to_uint8_rgb
 from probe.registry import Registry
 from probe.report.collect import Results
 from probe.report.document import Block, Paragraph, Section, Table

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
-from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
+from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
 from probe.models import build_model
 from probe.models.common import finest_scale, pad_to_multiple
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
@@ -69,7 +69,6 @@ from probe.options import (
     seed_option,
     width_option,
 )
-from probe.plotting import to_uint8_rgb
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results

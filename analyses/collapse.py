@@ -33,10 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn as nn
 
@@ -47,7 +44,6 @@ from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.options import check_positive, option, out_option
-from probe.plotting import save_figure
 from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
@@ -431,6 +427,10 @@ def run(config: CollapseConfig) -> CollapseResult:
 
 def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Histogram of the final per-image std ratios, one colour per model; dashed line at the threshold."""
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
     rows = [
         {"model": m.name, "std(pred) / std(gt)": r}
         for m in models
@@ -453,6 +453,10 @@ def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
 
 def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Median std ratio, collapsed share, mean Pearson r and mean R^2 against the training step."""
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
     frame = pd.DataFrame([{"model": m.name, **asdict(row)} for m in models for row in m.history])
     panels = [
         ("median_std_ratio", "median std(pred) / std(gt)"),
@@ -477,6 +481,9 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
 
     Models read back from JSON carry no images or predictions and are left out.
     """
+
+    from probe.plotting import plt, save_figure
+
     rows = []
     for m in models:
         if m.batch is None or m.final_pred is None:
@@ -545,6 +552,10 @@ def prediction_collapses(results: Results) -> Answer | None:
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)
 def collapse_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
     doc = results.first(CollapseResult)
     rows = [
         {"model": m.name, "step": h.step, "median std ratio": h.median_std_ratio, "collapsed share": h.collapsed_share}

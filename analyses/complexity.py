@@ -34,9 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn as nn
 from rich.progress import Progress
@@ -62,7 +59,6 @@ from probe.options import (
     seed_option,
     width_option,
 )
-from probe.plotting import save_figure
 from probe.registry import Registry
 from probe.report import document
 from probe.report.collect import Results
@@ -435,6 +431,10 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
 
     Blocks with neither parameters nor MACs (activations, max-pooling) are left out of the figure.
     """
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
     heights = []
     frames = []
     for m in models:
@@ -470,6 +470,10 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
     "models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,), order=10
 )
 def models_section(results: Results) -> document.Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
     doc = results.first(ComplexityResult)
     if doc is None or not doc.models:
         return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -149,3 +150,8 @@ def image_quality(pred: torch.Tensor, target: torch.Tensor, data_range: float = 
         ssim=float(ssim(pred, target, data_range).mean()),
         images=int(pred.shape[0]),
     )
+
+
+def to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
+    """Images ``[N,3,H,W]`` in [0, 1] (clamped) -> ``uint8 [N,H,W,3]`` on the CPU, the pixels figures show."""
+    return (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

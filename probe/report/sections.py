@@ -17,11 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
-
 from probe.evaluate import EvalResult
 from probe.laws import PropertiesResult
-from probe.plotting import plt, sns
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS
 from probe.report.collect import Results
@@ -75,6 +72,10 @@ def properties_section(results: Results) -> Section | None:
     "evaluation", description="Evaluation metrics and training runs", needs=(EvalResult, TrainSummary), order=100
 )
 def evaluation_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
     blocks: list[Block] = []
     evals: list[dict[str, Any]] = []
     for loaded in results.all(EvalResult):
