@@ -34,6 +34,7 @@ from probe.models.check import CheckConfig
 from probe.options import data_root_option, input_size_option, is_option, out_option, parse_key_values, width_option
 from probe.study import StudyConfig
 from probe.training import TrainConfig
+from probe.training.distributed import Nodes
 
 app = typer.Typer(
     name="probe",
@@ -51,23 +52,29 @@ Handler = TypeVar("Handler", bound=Callable[..., None])
 # ----------------------------------------------------------------------------
 
 
-def config_command(parent: typer.Typer, name: str, config: type) -> Callable[[Handler], Handler]:
-    """Register ``handler(config, **extra)`` as command ``name``.
+def config_command(parent: typer.Typer, name: str, *configs: type) -> Callable[[Handler], Handler]:
+    """Register ``handler(config, ..., **extra)`` as command ``name``.
 
-    The command has one option per ``option()`` field of ``config`` (its flag, default and
+    The command has one option per ``option()`` field of each config (its flag, default and
     help read from the field; flags given as text go through the field's parser), then the
-    handler's own parameters; the handler receives the built config.
+    handler's own parameters; the handler receives the built configs, in order.
     """
 
     def register(handler: Handler) -> Handler:
-        hints = typing.get_type_hints(config)
-        fields = [f for f in dataclasses.fields(config) if is_option(f)]
-        extra = list(inspect.signature(handler, eval_str=True).parameters.values())[1:]
-        params = [_parameter(f, hints[f.name]) for f in fields]
+        parts = [
+            (config, typing.get_type_hints(config), [f for f in dataclasses.fields(config) if is_option(f)])
+            for config in configs
+        ]
+        extra = list(inspect.signature(handler, eval_str=True).parameters.values())[len(configs) :]
+        params = [_parameter(f, hints[f.name]) for _, hints, fields in parts for f in fields]
         params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in extra]
 
         def command(**given: Any) -> None:
-            handler(config(**{f.name: _value(f, hints[f.name], given.pop(f.name)) for f in fields}), **given)
+            built = [
+                config(**{f.name: _value(f, hints[f.name], given.pop(f.name)) for f in fields})
+                for config, hints, fields in parts
+            ]
+            handler(*built, **given)
 
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what Typer reads  # what Typer reads the options from
         command.__doc__ = handler.__doc__
@@ -347,9 +354,10 @@ def data_preview_command(
 # ----------------------------------------------------------------------------
 
 
-@config_command(app, "train", TrainConfig)
+@config_command(app, "train", TrainConfig, Nodes)
 def train_command(
     config: TrainConfig,
+    nodes: Nodes,
     nproc_per_node: Annotated[
         int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")
     ] = 1,
@@ -368,13 +376,14 @@ def train_command(
     from probe.training.distributed import env_dist_info, launch_distributed
     from probe.training.report import print_train_summary
 
-    if nproc_per_node != 1 and not env_dist_info().enabled:
+    nodes.validate()
+    if (nproc_per_node != 1 or not nodes.standalone) and not env_dist_info().enabled:
         if probe_names:
             raise ProbeError(
                 "--probe: not available with --nproc-per-node; run torchrun --nproc-per-node N -m probe "
                 "train ... --probe NAMES"
             )
-        launch_distributed(config, nproc_per_node)
+        launch_distributed(config, nproc_per_node, nodes)
         return
     names = parse_name_list(probe_names, "--probe", TRAIN_PROBES.names()) if probe_names else []
     hooks = [TRAIN_PROBES.build(name, probe_every, config.out) for name in names]

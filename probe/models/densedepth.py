@@ -130,6 +130,20 @@ class DenseDepth(nn.Module):
     input_multiple = 32
     family = "densedepth"
     model_name = "densedepth"
+    # Recomputed in backward under --activation-checkpointing (probe.models.recompute): the DenseNet
+    # blocks and transitions, then the decoder's up blocks.
+    checkpoint_stages = (
+        *(
+            f"encoder.features.{kind}{i}"
+            for i in range(1, 5)
+            for kind in ("denseblock", "transition")
+            if (kind, i) != ("transition", 4)
+        ),
+        "up1",
+        "up2",
+        "up3",
+        "up4",
+    )
 
     def __init__(
         self,

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from probe.errors import ProbeError, ShapeError
 from probe.models import MODELS
 from probe.models.common import crop_to_scale, pad_to_multiple, scale_channels
+from probe.models.depth_conv import DepthConv3d, check_impl
 from probe.models.weights import fit_state_dict, read_tensor_file, split_prefix, warn_ignored
 from probe.ops import pack, unpack
 from probe.options import check_width
@@ -149,20 +150,18 @@ class PackLayerConv3d(nn.Module):
     """Packing layer: :func:`probe.ops.pack`, a 3-D convolution over the packed channels, a 2-D conv.
 
     ``[B,C,H,W] -> pack -> [B,r*r*C,H/r,W/r] -> Conv3d(1->d) -> [B,d*r*r*C,H/r,W/r]
-    -> Conv2D -> [B,C,H/r,W/r]``.  H and W must be divisible by ``r``.
+    -> Conv2D -> [B,C,H/r,W/r]``.  H and W must be divisible by ``r``.  ``depth_conv``
+    picks the kernel of the 3-D convolution (:mod:`probe.models.depth_conv`).
     """
 
-    def __init__(self, in_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
+    def __init__(self, in_channels: int, kernel_size: int, r: int = 2, d: int = 8, depth_conv: str = "auto") -> None:
         super().__init__()
         self.r = r
         self.conv = Conv2D(in_channels * r * r * d, in_channels, kernel_size, 1)
-        self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
+        self.conv3d = DepthConv3d(d, kernel_size=3, impl=depth_conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        packed = pack(x, self.r).unsqueeze(1)
-        features = self.conv3d(packed)
-        b, d, c, h, w = features.shape
-        return self.conv(features.reshape(b, d * c, h, w))
+        return self.conv(self.conv3d(pack(x, self.r)))
 
 
 class UnpackLayerConv3d(nn.Module):
@@ -172,7 +171,9 @@ class UnpackLayerConv3d(nn.Module):
     -> unpack -> [B,Cout,r*H,r*W]``.  ``Cout * r * r`` must be divisible by ``d``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8, depth_conv: str = "auto"
+    ) -> None:
         super().__init__()
         if (out_channels * r * r) % d:
             raise ShapeError(
@@ -181,12 +182,10 @@ class UnpackLayerConv3d(nn.Module):
             )
         self.r = r
         self.conv = Conv2D(in_channels, out_channels * r * r // d, kernel_size, 1)
-        self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
+        self.conv3d = DepthConv3d(d, kernel_size=3, impl=depth_conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.conv3d(self.conv(x).unsqueeze(1))
-        b, d, c, h, w = features.shape
-        return unpack(features.reshape(b, d * c, h, w), self.r)
+        return unpack(self.conv3d(self.conv(x)), self.r)
 
 
 #: Depth-head activations: bounded (0, 1) as published, or unbounded (seed experiment 3's leaky ReLU, slope 0.01).
@@ -297,7 +296,9 @@ class PackNet(nn.Module):
     (the unpack layer then emits the skip's channel count).  ``skips=False`` multiplies
     every encoder->decoder skip (skip1..skip5) by zero, keeping all parameters (the seed's
     version C).  ``output_scale="half"`` stops after the second-to-last decoder stage and
-    does not build ``unpack1``/``iconv1``/``disp1_layer``.
+    does not build ``unpack1``/``iconv1``/``disp1_layer``.  ``depth_conv`` (``auto``,
+    ``conv3d``, ``conv2d``) picks the kernel of the packing layers' 3-D convolutions
+    (:mod:`probe.models.depth_conv`); it changes no parameter.
 
     Slim version B fix: the published PackNetSlim01 version B does not run because skip2
     (the packed output of ``conv1``) has ``n1 = 32`` channels while ``unpack2`` emits
@@ -333,9 +334,11 @@ class PackNet(nn.Module):
         out_channels: int = 1,
         dropout: Optional[float] = None,
         skip2: str = "pack1",
+        depth_conv: str = "auto",
     ) -> None:
         super().__init__()
         _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
+        check_impl(depth_conv)
         _validate_choice("activation", activation, HEAD_ACTIVATIONS)
         _validate_choice("target", target, TARGETS)
         self.model_name = model_name
@@ -354,19 +357,20 @@ class PackNet(nn.Module):
         n1, n2, n3, n4, n5 = (packnet_channels(c, width) for c in spec.channels)
         no, d = out_channels, spec.d
         blocks: dict[str, Any] = dict(dropout=dropout, residual=residual)
+        packing: dict[str, Any] = dict(d=d, depth_conv=depth_conv)
 
         self.pre_calc = Conv2D(3, ni, 5, 1)
         # encoder
         self.conv1 = Conv2D(ni, n1, 7, 1)
-        self.pack1 = PackLayerConv3d(n1, spec.pack_kernels[0], d=d)
+        self.pack1 = PackLayerConv3d(n1, spec.pack_kernels[0], **packing)
         self.conv2 = residual_block(n1, n2, spec.num_blocks[0], **blocks)
-        self.pack2 = PackLayerConv3d(n2, spec.pack_kernels[1], d=d)
+        self.pack2 = PackLayerConv3d(n2, spec.pack_kernels[1], **packing)
         self.conv3 = residual_block(n2, n3, spec.num_blocks[1], **blocks)
-        self.pack3 = PackLayerConv3d(n3, spec.pack_kernels[2], d=d)
+        self.pack3 = PackLayerConv3d(n3, spec.pack_kernels[2], **packing)
         self.conv4 = residual_block(n3, n4, spec.num_blocks[2], **blocks)
-        self.pack4 = PackLayerConv3d(n4, spec.pack_kernels[3], d=d)
+        self.pack4 = PackLayerConv3d(n4, spec.pack_kernels[3], **packing)
         self.conv5 = residual_block(n4, n5, spec.num_blocks[3], **blocks)
-        self.pack5 = PackLayerConv3d(n5, spec.pack_kernels[4], d=d)
+        self.pack5 = PackLayerConv3d(n5, spec.pack_kernels[4], **packing)
 
         # decoder: stage k unpacks to the resolution of skip k, merges it, refines with iconv k.
         # Stages 1-3 also concatenate the upsampled depth of the coarser stage (+no channels).
@@ -379,11 +383,20 @@ class PackNet(nn.Module):
             kernel = 5 - k
             unpack_out = m.unpack_channels(stage_ch[k], skip_ch[k])
             iconv_in = m.merged_channels(stage_ch[k], skip_ch[k]) + (no if k <= 3 else 0)
-            setattr(self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], d=d))
+            setattr(
+                self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], **packing)
+            )
             setattr(self, f"iconv{k}", Conv2D(iconv_in, stage_ch[k], spec.iconv_kernels[kernel], 1))
         head: dict[str, Any] = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
         for k in range(4, last_stage - 1, -1):
             setattr(self, f"disp{k}_layer", DepthHead(stage_ch[k], **head))
+        # Recomputed in backward under --activation-checkpointing (probe.models.recompute): every encoder
+        # and decoder stage that was built, in forward order.
+        self.checkpoint_stages = (
+            "pre_calc",
+            *(f"{kind}{k}" for k in range(1, 6) for kind in ("conv", "pack")),
+            *(f"{kind}{k}" for k in range(5, last_stage - 1, -1) for kind in ("unpack", "iconv")),
+        )
 
         self.init_weights()
 
@@ -495,6 +508,7 @@ OPTIONS = (
     "out_channels",
     "dropout",
     "weights",
+    "depth_conv",
 )
 
 #: Where packnet-sfm's checkpoints keep the depth network (its ModelWrapper -> SfmModel -> depth_net).

@@ -85,6 +85,11 @@ class TrainConfig:
     channels_last: bool | None = option(
         None, flag="--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)"
     )
+    activation_checkpointing: bool = option(
+        False,
+        flag="--activation-checkpointing",
+        help="recompute the model's stages in backward: less memory, about one more forward of time",
+    )
     grad_clip: float | None = option(None, help="clip the total gradient norm to this value")
     checkpoint_every: int | None = option(None, help="also keep checkpoints/step_N every N steps")
     resume: bool = option(False, flag="--resume", help="continue the run in --out from its last checkpoint")

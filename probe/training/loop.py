@@ -35,6 +35,7 @@ from probe.io import append_jsonl, atomic_write, to_plain
 from probe.losses import build_loss
 from probe.models import build_model, count_parameters
 from probe.models.common import output_space_of
+from probe.models.recompute import enable_activation_checkpointing
 from probe.progress import progress_bar
 from probe.runs import prepare_run_dir
 from probe.seeding import seed_everything, set_deterministic
@@ -237,10 +238,7 @@ class _Run:
     # -- setup ------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        # torch.use_deterministic_algorithms imports the compiler stack (seconds): only touch it when it changes
-        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
-            set_deterministic(cfg.deterministic)
-        torch.backends.cudnn.benchmark = not cfg.deterministic
+        set_deterministic(cfg.deterministic, self.device.type)
         seed_everything(cfg.seed)
         options: dict[str, Any] = {
             **cfg.dataset_options,
@@ -266,6 +264,8 @@ class _Run:
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
+        if cfg.activation_checkpointing:
+            enable_activation_checkpointing(self.module)
         if cfg.channels_last:
             to_channels_last(self.module)
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.module.parameters(), cfg.lr)
