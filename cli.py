@@ -180,8 +180,8 @@ def models_command(width: WidthOpt = 1.0) -> None:
     from rich.table import Table
 
     from analyses.complexity import model_summaries, model_table
+    from probe.limits import check_width
     from probe.models.spec import ENTRY_POINT_GROUP, entry_point_models
-    from probe.options import check_width
 
     check_width(width)
     console = _console()
@@ -426,6 +426,8 @@ def eval_command(options: EvalOptions) -> None:
 @config_command(app, "predict", PredictOptions)
 def predict_command(options: PredictOptions) -> None:
     """Predict depth for images: DIR/<name>_depth.png (colour-mapped) and DIR/<name>_depth.npy (metres).
+
+    Names are unique per image (a repeated file name gets _2, _3, ...); existing files are kept unless --force.
 
     Example: probe predict --checkpoint runs/x room.jpg --out preds
     """

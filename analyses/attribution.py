@@ -38,11 +38,11 @@ from probe.data.samples import load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.image_quality import to_uint8_rgb
+from probe.limits import check_width
 from probe.models import build_model
 from probe.models.common import finest_scale
 from probe.options import (
     check_positive,
-    check_width,
     data_root_option,
     dataset_option,
     device_option,

@@ -54,13 +54,13 @@ from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
+from probe.limits import check_width
 from probe.models import build_model
 from probe.models.common import finest_scale, pad_to_multiple
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
 from probe.ops import pack, unpack
 from probe.options import (
     check_positive,
-    check_width,
     data_root_option,
     dataset_option,
     device_option,

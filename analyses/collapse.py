@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 
 from analyses.probes import TRAIN_PROBES, TrainingProbe
-from analyses.training_runs import TrainingRuns, checkpoint_files, train_with_hook
+from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
@@ -52,7 +52,7 @@ from probe.results import Result, register_result
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
 from probe.training import TrainConfig, load_checkpoint
-from probe.training.checkpoint import weights_step
+from probe.training.checkpoint import resolve_checkpoint
 
 COLLAPSE_BELOW = 0.1
 SCALE_BAND = (0.8, 1.25)
@@ -398,11 +398,13 @@ def run(config: CollapseConfig) -> CollapseResult:
     device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.checkpoint is not None:
-        _, weights, _ = checkpoint_files(config.checkpoint)
-        model, run_config = load_checkpoint(weights, device)
+        found = resolve_checkpoint(config.checkpoint)
+        model, run_config = load_checkpoint(found, device)
         run_cfg = TrainConfig.from_json(run_config)
         batch = held_out_samples(run_cfg, config.n_images).to(device)
-        step = weights_step(weights)
+        step = found.step
+        if step is None:  # a .safetensors file not written by `probe train`: the history needs a step
+            raise ProbeError(f"--checkpoint {config.checkpoint}: its weights record no training step (metadata 'step')")
         return CollapseResult(
             models=[
                 ModelCollapse.of(

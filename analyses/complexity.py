@@ -48,17 +48,10 @@ with warnings.catch_warnings():
 
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
+from probe.limits import check_width
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.models.common import output_scales
-from probe.options import (
-    check_positive,
-    check_width,
-    device_option,
-    input_size_option,
-    option,
-    seed_option,
-    width_option,
-)
+from probe.options import check_positive, device_option, input_size_option, option, seed_option, width_option
 from probe.registry import Registry
 from probe.report import document
 from probe.report.collect import Results

@@ -14,18 +14,17 @@ With ``checkpoint`` a *copy* of a finished run is continued instead
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from probe.errors import ProbeError
-from probe.io import ensure_dir, read_json
+from probe.io import ensure_dir
+from probe.limits import check_width
 from probe.models.spec import resolve_spec
 from probe.options import (
     check_positive,
-    check_width,
     data_root_option,
     dataset_option,
     device_option,
@@ -37,7 +36,7 @@ from probe.options import (
 )
 from probe.seeding import check_seed
 from probe.training import TrainConfig, TrainHook, train
-from probe.training.checkpoint import checkpoint_paths, weights_step
+from probe.training.checkpoint import copy_checkpoint, resolve_checkpoint, run_train_config
 
 
 @dataclass
@@ -76,8 +75,8 @@ class TrainingRuns:
             raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
         for name in self.models:  # zoo names or SPECs (module:factory, file.py:factory): parsed, not imported
             resolve_spec(name)
-        if self.checkpoint is not None:
-            checkpoint_files(self.checkpoint)
+        if self.checkpoint is not None:  # a verified checkpoint and the config.json that rebuilds its model
+            run_train_config(resolve_checkpoint(self.checkpoint).run_dir)
 
     def train_configs(self, workdir: Path) -> list[TrainConfig]:
         """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
@@ -120,43 +119,18 @@ def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: st
     return hooks
 
 
-def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
-    """``(run_dir, weights, state)`` of a run folder (its ``last`` pair) or a ``checkpoints/<tag>.safetensors``."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        run_dir, tag = path, "last"
-    elif path.suffix == ".safetensors" and path.is_file():
-        run_dir, tag = path.parent.parent, path.name[: -len(".safetensors")]
-    else:
-        raise ProbeError(f"--checkpoint {path}: expected a run folder or a checkpoints/<tag>.safetensors file")
-    weights, state = checkpoint_paths(run_dir, tag)
-    for needed in (run_dir / "config.json", weights):
-        if not needed.is_file():
-            raise ProbeError(f"--checkpoint {path}: {needed} not found")
-    return run_dir, weights, state
-
-
 def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
     """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
 
-    The copy (config.json plus the weights/state pair) goes to ``workdir``, so the
+    The copy (config.json plus the verified checkpoint folder) goes to ``workdir``, so the
     user's run folder is never written; the optimiser state, RNG and batch order
-    continue exactly where the run stopped.  ``checkpoint`` is a run folder or
-    one of its ``checkpoints/<tag>.safetensors`` files.
+    continue exactly where the run stopped.  ``checkpoint`` is anything
+    :func:`~probe.training.checkpoint.resolve_checkpoint` accepts (a run folder, a
+    ``checkpoints/step_N`` folder or its weights file).
     """
-    run_dir, weights, state = checkpoint_files(checkpoint)
-    if not state.is_file():
-        raise ProbeError(f"--checkpoint {checkpoint}: {state} not found (needed to continue the run)")
-    section = read_json(run_dir / "config.json").get("train")
-    if not isinstance(section, dict) or "config" not in section:
-        raise ProbeError(f"{run_dir / 'config.json'}: no 'train' section (was this folder written by `probe train`?)")
-    saved = TrainConfig.from_json(section["config"])
-    target_weights, target_state = checkpoint_paths(workdir)
-    target_weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "config.json", workdir / "config.json")
-    shutil.copyfile(weights, target_weights)
-    shutil.copyfile(state, target_state)
-    done = weights_step(weights)
+    found = resolve_checkpoint(checkpoint, with_state=True)
+    saved = TrainConfig.from_json(run_train_config(found.run_dir))
+    done = copy_checkpoint(found, workdir).step or 0
     return replace(
         saved,
         out=workdir,

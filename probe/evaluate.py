@@ -39,16 +39,18 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from probe.data import transforms as T
-from probe.data.images import read_rgb
+from probe.data.images import read_image_size, read_rgb
 from probe.depth_space import to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
+from probe.limits import MAX_BATCH_SIZE, check_count, check_workers
 from probe.metrics import METRIC_NAMES, EvalProtocol, MetricAccumulator, abs_rel_as_published_sums, get_protocol
 from probe.models.common import output_space_of
 from probe.options import check_positive, data_root_option, device_option, input_size_option, option, out_option
 from probe.progress import progress_bar
 from probe.results import Result, register_result
+from probe.runs import run_folder_lock
 
 __all__ = [
     "EvalOptions",
@@ -157,13 +159,11 @@ def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:
 
 
 def _check_loader_args(batch_size: int, workers: int) -> None:
-    if batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
-    if workers < 0:
-        raise ProbeError(f"--workers: expected 0 or more, got {workers}")
+    check_count("--batch-size", batch_size, MAX_BATCH_SIZE)
+    check_workers(workers)
 
 
-def _full_resolution(dataset: Dataset) -> Dataset:
+def full_resolution(dataset: Dataset) -> Dataset:
     """``dataset`` delivering its ground truth as read (a shallow copy when it was set to resize it)."""
     if getattr(dataset, "depth_resolution", "full") == "full":
         return dataset
@@ -187,7 +187,7 @@ def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> E
     if callable(override):
         chosen = override(chosen)
     if len(dataset) > 0:  # type: ignore[arg-type]
-        height, width = _full_resolution(dataset)[0]["depth"].shape[-2:]
+        height, width = full_resolution(dataset)[0]["depth"].shape[-2:]
         try:
             chosen.crop_box(int(height), int(width))
         except ShapeError as exc:
@@ -197,7 +197,7 @@ def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> E
     return chosen
 
 
-def _collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
+def collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the images (all at the input size); keep each ground truth at its own size in a list."""
     return {
         "image": torch.stack([it["image"] for it in items]),
@@ -249,12 +249,12 @@ def evaluate(
     dev = _as_device(device)
     model = model.to(dev).eval()
     loader = DataLoader(
-        _full_resolution(dataset),
+        full_resolution(dataset),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
         pin_memory=dev.type == "cuda",
-        collate_fn=_collate_keep_sizes,
+        collate_fn=collate_keep_sizes,
     )
     acc = MetricAccumulator()
     per_image: list[dict[str, Any]] = []
@@ -359,14 +359,28 @@ class ImagePrediction:
     max_depth: float
 
 
-def _output_stems(paths: Sequence[Path]) -> list[str]:
-    """Unique output stems: ``room.jpg`` -> ``room``; a repeated stem gets ``_2``, ``_3``..."""
-    seen: dict[str, int] = {}
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """One distinct output stem per input image, in input order.
+
+    The rule: the first image with a given file stem keeps it (``x/room.jpg`` -> ``room``);
+    each later image with the same stem (``y/room.png``) gets the smallest suffix
+    ``_2``, ``_3``, ... that no input's own stem and no earlier output uses, so
+    ``a.png``, ``b/a.png``, ``a_2.png`` give ``a``, ``a_3``, ``a_2``.  The same file
+    given twice is an error (it would be written twice).
+    """
+    resolved = [p.resolve() for p in paths]
+    for index, path in enumerate(resolved):
+        if path in resolved[:index]:
+            raise ProbeError(f"{paths[index]}: given twice; each IMAGE is predicted once")
+    taken = {p.stem for p in paths}
+    used: set[str] = set()
     stems = []
     for path in paths:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+        stem = path.stem
+        if stem in used:
+            stem = next(f"{path.stem}_{n}" for n in range(2, len(paths) + 2) if f"{path.stem}_{n}" not in taken | used)
+        used.add(stem)
+        stems.append(stem)
     return stems
 
 
@@ -382,6 +396,7 @@ def predict_images(
     normalize: str = "none",
     colormap: str = "magma",
     depth_range: tuple[float, float] | None = None,
+    force: bool = False,
 ) -> list[ImagePrediction]:
     """Predict each image at ``input_size`` and write ``<stem>_depth.png`` and ``<stem>_depth.npy`` to ``out_dir``.
 
@@ -389,7 +404,10 @@ def predict_images(
     ``.npy`` holds float32 metres ``[H,W]``; the PNG maps ``depth_range``
     (default ``0..max_depth`` metres) through ``colormap``.  Every path is
     checked before any work; an undecodable image raises :class:`ProbeError`
-    naming it.  Both files are written atomically.
+    naming it.  Output names follow :func:`output_stems` (distinct per input).
+    An output file that already exists is refused before any work unless
+    ``force``: a call never overwrites a file it did not write itself.  Both
+    files are written atomically, under ``out_dir``'s writer lock.
 
     >>> predict_images(model, ["room.jpg"], "preds", max_depth=10.0, input_size=(240, 320))  # doctest: +SKIP
     """
@@ -403,33 +421,73 @@ def predict_images(
         )
     value_range = depth_range or (0.0, max_depth)
     depth_to_rgb(np.zeros((1, 1)), value_range, colormap)  # bad range / colormap fails before any work
+    for source in sources:  # headers only: a non-image fails before anything is written
+        read_image_size(source)
     normalise = T.NORMALIZATIONS.get(normalize)
+    out = Path(out_dir)
+    stems = output_stems(sources)
+    targets = [out / f"{stem}_depth{suffix}" for stem in stems for suffix in (".png", ".npy")]
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if existing and not force:
+        raise ProbeError(
+            f"{existing[0]}: already exists"
+            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+            + "; predict does not overwrite files it did not write; pass --force or another --out"
+        )
     dev = _as_device(device)
     model = model.to(dev).eval()
-    out = Path(out_dir)
-    results = []
-    for source, stem in zip(sources, _output_stems(sources)):
-        rgb = read_rgb(source)
-        height, width = rgb.shape[:2]
-        image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(dev)
-        depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
-        metres = depth[0, 0].cpu().numpy().astype(np.float32)
-        png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
-        atomic_write(npy_path, _npy_bytes(metres))
-        atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
-        results.append(
-            ImagePrediction(
-                source=str(source),
-                png=str(png_path),
-                npy=str(npy_path),
-                height=height,
-                width=width,
-                min_depth=float(metres.min()),
-                median_depth=float(np.median(metres)),
-                max_depth=float(metres.max()),
+    with run_folder_lock(out, "predict"):
+        return [
+            _predict_one(
+                model,
+                source,
+                out,
+                stem,
+                max_depth=max_depth,
+                input_size=input_size,
+                device=dev,
+                flip_tta=flip_tta,
+                normalise=normalise,
+                colormap=colormap,
+                value_range=value_range,
             )
-        )
-    return results
+            for source, stem in zip(sources, stems)
+        ]
+
+
+def _predict_one(
+    model: nn.Module,
+    source: Path,
+    out: Path,
+    stem: str,
+    *,
+    max_depth: float,
+    input_size: tuple[int, int],
+    device: torch.device,
+    flip_tta: bool,
+    normalise: Any,
+    colormap: str,
+    value_range: tuple[float, float],
+) -> ImagePrediction:
+    """Predict one image and write its two files (see :func:`predict_images`)."""
+    rgb = read_rgb(source)
+    height, width = rgb.shape[:2]
+    image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(device)
+    depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
+    metres = depth[0, 0].cpu().numpy().astype(np.float32)
+    png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
+    atomic_write(npy_path, _npy_bytes(metres))
+    atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
+    return ImagePrediction(
+        source=str(source),
+        png=str(png_path),
+        npy=str(npy_path),
+        height=height,
+        width=width,
+        min_depth=float(metres.min()),
+        median_depth=float(np.median(metres)),
+        max_depth=float(metres.max()),
+    )
 
 
 def parse_depth_range(text: str, flag: str = "--range") -> tuple[float, float]:
@@ -531,26 +589,27 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     dataset = get_dataset(name, root, split=options.split, input_size=size, **extra)
     resolve_protocol(dataset, options.protocol)  # a protocol that does not fit the data fails before any write
     config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
-    prepare_run_dir(options.out, "eval", config, device=device)
-    result = evaluate(
-        model,
-        dataset,
-        protocol=options.protocol,
-        batch_size=options.batch_size,
-        device=device,
-        median_scaling=options.median_scaling,
-        flip_tta=options.flip_tta,
-        clamp=options.clamp,
-        workers=options.workers,
-    )
-    result.checkpoint = str(options.checkpoint)
-    result.extra = {
-        "input_size": list(dataset.input_size),
-        "train_model": run_config.get("model"),
-        "train_model_options": run_config.get("model_options"),
-        "train_width": run_config.get("width"),
-    }
-    result.save(options.out)
+    with run_folder_lock(options.out, "eval"):
+        prepare_run_dir(options.out, "eval", config, device=device)
+        result = evaluate(
+            model,
+            dataset,
+            protocol=options.protocol,
+            batch_size=options.batch_size,
+            device=device,
+            median_scaling=options.median_scaling,
+            flip_tta=options.flip_tta,
+            clamp=options.clamp,
+            workers=options.workers,
+        )
+        result.checkpoint = str(options.checkpoint)
+        result.extra = {
+            "input_size": list(dataset.input_size),
+            "train_model": run_config.get("model"),
+            "train_model_options": run_config.get("model_options"),
+            "train_width": run_config.get("width"),
+        }
+        result.save(options.out)
     return result
 
 
@@ -569,6 +628,7 @@ class PredictOptions:
         parse=parse_depth_range,
         help="MIN,MAX metres mapped by the colormap (default 0,max depth)",
     )
+    force: bool = option(False, help="overwrite prediction files that already exist in --out")
     device: str = device_option()
     out: Path = out_option(Path("runs/predict"))
 
@@ -597,6 +657,7 @@ def predict_checkpoint(options: PredictOptions) -> list[ImagePrediction]:
         flip_tta=options.flip_tta,
         colormap=options.colormap,
         depth_range=options.depth_range,
+        force=options.force,
     )
 
 

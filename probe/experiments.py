@@ -35,9 +35,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.limits import check_width
 from probe.options import (
     check_positive,
-    check_width,
     data_root_option,
     dataset_option,
     device_option,
@@ -54,9 +54,10 @@ from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
+from probe.runs import run_folder_lock
 from probe.seeding import check_seed
 from probe.training import TrainConfig, train
-from probe.training.checkpoint import checkpoint_paths
+from probe.training.checkpoint import has_checkpoint
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
         workers=config.workers,
         precision=config.precision,
         out=run_dir,
-        resume=checkpoint_paths(run_dir)[0].exists(),
+        resume=has_checkpoint(run_dir),
     )
 
 
@@ -312,8 +313,16 @@ def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
     split.  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``.
     """
     cfg = config.resolved()
+    experiments = seed_study_experiments(cfg.slim, cfg.only)
+    for experiment in experiments:  # every flag checked before the folder is locked or written
+        train_config_for(experiment, cfg).validate()
+    with run_folder_lock(cfg.out, "experiment seed-study"):
+        return _run_experiments(cfg, experiments)
+
+
+def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> SeedStudyResult:
     rows = []
-    for experiment in seed_study_experiments(cfg.slim, cfg.only):
+    for experiment in experiments:
         result = train(train_config_for(experiment, cfg))
         s = result.summary
         if s is None:

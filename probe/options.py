@@ -12,14 +12,13 @@ once, in the config::
 
 The shared flags (``--device``, ``--seed``, ``--width``, ``--dataset``, ``--data-root``,
 ``--input-size``, ``--out``) have one constructor each below, so every config spells
-them alike; ``--width`` is checked by :func:`check_width` and ``--input-size`` parsed by
-:func:`parse_size`, each in one place with one message.
+them alike; ``--width`` is checked by :func:`probe.limits.check_width` and ``--input-size`` parsed by
+:func:`parse_size` (and bounded by :func:`probe.limits.check_input_size`), each in one place with one message.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -101,12 +100,6 @@ def model_options_option() -> Any:
 
 
 # -- checks and parsers -----------------------------------------------------------------------------------
-
-
-def check_width(width: object, flag: str = "--width") -> None:
-    """A channel multiplier is a finite positive number (1.0 = the published channel counts)."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) or width <= 0:
-        raise ProbeError(f"{flag}: expected a positive channel multiplier (1.0 = published widths), got {width!r}")
 
 
 def check_positive(values: dict[str, int | None]) -> None:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, TypeVar
 
 from probe.io import ensure_dir, read_json, write_json
 from probe.registry import Registry
-from probe.runs import prepare_run_dir
+from probe.runs import prepare_run_dir, run_folder_lock
 from probe.schema import SchemaError, decode, encode
 
 R = TypeVar("R", bound="Result")
@@ -86,15 +86,17 @@ class Result:
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write ``out_dir/<name>.json`` atomically, then the figures; return every path written."""
         out = ensure_dir(out_dir, "--out")
-        written = [write_json(out / f"{self.name}.json", self.to_json())]
-        written.extend(self.figures(out))
+        with run_folder_lock(out, self.name):  # one writer per run folder
+            written = [write_json(out / f"{self.name}.json", self.to_json())]
+            written.extend(self.figures(out))
         return written
 
     def save_run(self, out_dir: str | Path, *, device: Any = None, seed: int | None = None) -> list[Path]:
         """Record this result's ``config`` field and provenance in ``out_dir/config.json``, then :meth:`save`."""
         config = encode(getattr(self, "config", None)) or {}  # results without a config record an empty one
-        prepare_run_dir(out_dir, self.name, config, device=device, seed=seed)
-        return self.save(out_dir)
+        with run_folder_lock(out_dir, self.name):  # re-entrant: save() takes it again in this process
+            prepare_run_dir(out_dir, self.name, config, device=device, seed=seed)
+            return self.save(out_dir)
 
 
 #: file name (without ``.json``) -> the Result class that writes and reads it

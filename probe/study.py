@@ -30,7 +30,7 @@ from probe.options import data_root_option, dataset_option, device_option, optio
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.results import Result
-from probe.runs import prepare_run_dir
+from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import check_seed
 
 
@@ -315,6 +315,11 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     config.validate()
     names = config.steps or STEPS.names()
     config.out = ensure_dir(config.out, "--out")
+    with run_folder_lock(config.out, "study"):  # the whole study: a second one on this folder fails at once
+        return _run_steps(config, names)
+
+
+def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
     prepare_run_dir(
         config.out,
         "study",

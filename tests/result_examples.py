@@ -23,11 +23,14 @@ from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
+from probe.evaluate_scale import ScaleEvaluation, ratio_summary
 from probe.experiments import ExperimentEval, ExperimentRow, SeedStudyConfig, SeedStudyResult
 from probe.image_quality import ImageQuality
 from probe.io import write_json
 from probe.laws import LawResult, PropertiesResult
 from probe.results import Result
+from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,
+                                         SelfSupervisedStudyResult, summarise)
 from probe.study import StepRecord, StudyLog
 from probe.training.summary import BadItems, TrainSummary, summarise_metrics
 
@@ -184,9 +187,40 @@ def train_summary(curve: tuple[float, ...] = (0.9, 0.7, 0.6)) -> TrainSummary:
     records = [{"step": i + 1, "epoch": 0, "loss": v, "seconds": 0.5, "images_per_s": 8.0}
                for i, v in enumerate(curve)]
     return TrainSummary(**vars(summarise_metrics(records)), model="packnet_slim_b", model_options={}, width=0.0625,
-                        params=100, dataset="synthetic", batch_size=4, precision="fp32", device="cpu",
+                        params=100, dataset="synthetic", objective="supervised", velocity_weight=0.0,
+                        objective_params=0, batch_size=4, precision="fp32", device="cpu",
                         resumed_from_step=None, bad_items=BadItems(0, [], ""), world_size=1,
                         replica_weights_sha256=["abc"], replicas_identical=True)
+
+
+# -- self-supervised: scale evaluations with a NaN ratio, summarised over seeds by the real code ----
+
+def scale_evaluation(scale: float = 2.0, abs_rel_scaled: float = 0.1) -> ScaleEvaluation:
+    """A model off by ``scale``: per-image ratios ``median(gt)/median(pred)`` near ``1/scale``, one image empty."""
+    ratios = [1 / scale, 1.02 / scale, float("nan"), 0.98 / scale]
+    return ScaleEvaluation(dataset="synthetic_video", split="test", protocol="none", model="densedepth", n_images=4,
+                           metrics={"abs_rel": abs(scale - 1), "delta1": 0.0},
+                           metrics_median_scaled={"abs_rel": abs_rel_scaled, "delta1": 0.9},
+                           constant_median_scaled={"abs_rel": 0.3, "delta1": 0.5}, ratio=ratio_summary(ratios),
+                           per_image_ratio=ratios, options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
+
+
+def self_supervised_run(seed: int, velocity_weight: float, noise: NoiseLevel, scale: float) -> SelfSupervisedRun:
+    label = f"velocity_{noise.label}" if velocity_weight > 0 else "no_velocity"
+    return SelfSupervisedRun(id=f"densedepth_{label}_seed{seed}", model="densedepth", seed=seed,
+                             velocity_weight=velocity_weight, noise=noise, params=100, steps=2, seconds=1.0,
+                             reprojection_first=0.3, reprojection_last=0.2,
+                             pose_scale_last=None if velocity_weight == 0 else 1.1, scale=scale_evaluation(scale),
+                             run_dir=f"runs/ssl/densedepth_{label}_seed{seed}")
+
+
+def self_supervised() -> SelfSupervisedStudyResult:
+    """Two seeds without velocity (off by 3x), one seed with velocity under noise (a spread of NaN)."""
+    noisy = NoiseLevel(std=0.2)
+    config = SelfSupervisedStudyConfig(models=("densedepth",), seeds=(0, 1), noise_levels=(noisy,), width=0.0625)
+    runs = [self_supervised_run(0, 0.0, NoiseLevel(), 3.0), self_supervised_run(1, 0.0, NoiseLevel(), 2.8),
+            self_supervised_run(0, 0.1, noisy, 1.05)]
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
 
 
 def study_log() -> StudyLog:
@@ -207,4 +241,6 @@ EXAMPLES: dict[type[Result], Callable[[], Result]] = {
     EvalResult: evaluation,
     TrainSummary: train_summary,
     StudyLog: study_log,
+    ScaleEvaluation: scale_evaluation,
+    SelfSupervisedStudyResult: self_supervised,
 }

@@ -168,6 +168,31 @@ def test_predict_images_writes_metres_npy_and_colour_mapped_png_at_the_image_res
     assert not np.array_equal(np.asarray(Image.open(records[1].png))[0, 0], png[0, 0])
 
 
+def test_output_stems_are_distinct_per_image_and_skip_names_another_input_owns(tmp_path):
+    from probe.evaluate import output_stems
+
+    paths = [tmp_path / "a.png", tmp_path / "x" / "a.png", tmp_path / "a_2.png", tmp_path / "y" / "a.jpg"]
+    assert output_stems(paths) == ["a", "a_3", "a_2", "a_4"]
+    assert output_stems([tmp_path / "room.jpg", tmp_path / "hall.jpg"]) == ["room", "hall"]
+    with pytest.raises(ProbeError, match="a.png: given twice"):
+        output_stems([tmp_path / "a.png", tmp_path / "." / "a.png"])
+
+
+def test_predict_never_overwrites_a_file_it_did_not_write_unless_forced(tmp_path):
+    _write_uniform_png(tmp_path / "room.png", red=0.6)
+    _write_uniform_png(tmp_path / "hall.png", red=0.2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "hall_depth.npy").write_bytes(b"someone else's file")
+    with pytest.raises(ProbeError, match=r"hall_depth.npy: already exists; .*--force"):
+        predict_images(RedChannelDepth(), [tmp_path / "room.png", tmp_path / "hall.png"], out, max_depth=MAX_DEPTH,
+                       input_size=(16, 16))
+    assert sorted(p.name for p in out.iterdir()) == ["hall_depth.npy"], "refused before writing anything"
+    records = predict_images(RedChannelDepth(), [tmp_path / "room.png", tmp_path / "hall.png"], out,
+                             max_depth=MAX_DEPTH, input_size=(16, 16), force=True)
+    np.testing.assert_allclose(np.load(records[1].npy), 51 / 255 * MAX_DEPTH, rtol=1e-6)
+
+
 def test_depth_to_rgb_saturates_outside_the_range_and_rejects_bad_settings():
     rgb = depth_to_rgb(np.array([[-1.0, 0.0, 10.0, 99.0]]), (0.0, 10.0), "viridis")
     assert (rgb[0, 0] == rgb[0, 1]).all() and (rgb[0, 2] == rgb[0, 3]).all() and not (rgb[0, 0] == rgb[0, 2]).all()
@@ -250,7 +275,8 @@ class FineGroundTruth(DepthDataset):
     def load_raw(self, index: int) -> RawSample:
         h, w = self.sizes[index]
         board = np.where((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0, 1.0, 4.0).astype(np.float32)
-        return RawSample(image=np.zeros((16, 16, 3), np.float32), depth=board, name=f"board{index}")
+        # the image shares its ground truth's aspect ratio, as every reader's pairs must (check_raw_sample)
+        return RawSample(image=np.zeros((h, w, 3), np.float32), depth=board, name=f"board{index}")
 
 
 class Constant(nn.Module):

@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "probe.__main__": 4,
     "probe.study": 3,
     "probe.experiments": 3,
+    "probe.self_supervised_study": 3,
     "probe.report.build": 3,
     "analyses": 2,
     "probe": 1,

@@ -19,7 +19,8 @@ import probe.laws
 import probe.models.check
 import probe.study
 import probe.training
-from probe.options import check_width, parse_size
+from probe.limits import check_width
+from probe.options import parse_size
 
 
 class _Stop(Exception):

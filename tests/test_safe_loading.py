@@ -2,7 +2,8 @@
 reads is refused with one line, and the marker file it would write never appears.
 
 Each case plants a malicious pickle (see tests/models/checkpoint_files.py) where the command looks: the
-checkpoint files of a run (named through `probe.training.checkpoint.checkpoint_paths`, not hard-coded), or
+checkpoint files of a run (found through `probe.training.checkpoint.resolve_checkpoint`, not hard-coded, with
+the manifest's hashes recomputed so that only the loader itself stands between the payload and running it), or
 a `weights=` / `pretrained=` model option.  A positive control shows the payload is live.
 """
 
@@ -15,15 +16,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from probe.training.checkpoint import checkpoint_paths
+from probe.training.checkpoint import MANIFEST_FILE, resolve_checkpoint
 from tests.models.checkpoint_files import save_malicious_pickle
 
 
 def _poisoned_copy(run: Path, tmp_path: Path, which: str, marker: Path) -> Path:
+    import hashlib
+    import json
+
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    weights, state = checkpoint_paths(copy)
-    save_malicious_pickle(weights if which == "weights" else state, marker)
+    checkpoint = resolve_checkpoint(copy, with_state=True)
+    target = checkpoint.weights if which == "weights" else checkpoint.state
+    save_malicious_pickle(target, marker)
+    manifest = json.loads((checkpoint.folder / MANIFEST_FILE).read_text())
+    data = target.read_bytes()
+    manifest["files"][target.name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (checkpoint.folder / MANIFEST_FILE).write_text(json.dumps(manifest))
     return copy
 
 

@@ -38,7 +38,7 @@ with ``extra_checks`` (``probe check-model`` adds fvcore MACs from
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import torch
@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from probe.depth_space import to_depth
 from probe.device import resolve_device
 from probe.errors import ProbeError, one_line
+from probe.limits import check_width
 from probe.models import build_model, count_parameters
 from probe.models.contract import (
     ModelAdapter,
@@ -59,15 +60,8 @@ from probe.models.contract import (
     spell_key,
 )
 from probe.models.spec import resolve_spec
-from probe.options import (
-    check_width,
-    device_option,
-    input_size_option,
-    option,
-    parse_model_options,
-    seed_option,
-    width_option,
-)
+from probe.options import device_option, input_size_option, option, parse_model_options, seed_option, width_option
+from probe.schema import decode, encode
 from probe.seeding import check_seed, seed_everything
 
 #: Smallest side check-model accepts: the odd size is 3 pixels off, and tiny maps say little.
@@ -189,14 +183,12 @@ class ContractReport:
         return clause
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return encode(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ContractReport:
-        values = dict(data)
-        values["clauses"] = [Clause(**c) for c in values.get("clauses", [])]
-        values["input_size"], values["odd_size"] = tuple(values["input_size"]), tuple(values["odd_size"])
-        return cls(**values)
+    def from_json(cls, data: Any) -> ContractReport:
+        """Read :meth:`to_json`'s form back by the field annotations (a wrong key is one SchemaError line)."""
+        return decode(cls, data)
 
 
 #: An extra clause: ``(model in eval mode, images [B,3,H,W]) -> Clause``; exceptions become a failed clause.

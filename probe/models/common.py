@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from probe.errors import ProbeError, ShapeError
-from probe.options import check_width
+from probe.limits import check_width
 
 
 def output_space_of(model: nn.Module) -> str:

@@ -44,12 +44,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from probe.errors import ProbeError, ShapeError
+from probe.limits import check_width
 from probe.models import MODELS
 from probe.models.common import crop_to_scale, pad_to_multiple, scale_channels
 from probe.models.depth_conv import DepthConv3d, check_impl
 from probe.models.weights import fit_state_dict, read_tensor_file, split_prefix, warn_ignored
 from probe.ops import pack, unpack
-from probe.options import check_width
 
 #: GroupNorm groups used throughout the published network.
 GROUPS = 16

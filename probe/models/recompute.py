@@ -124,13 +124,14 @@ def saved_tensor_bytes(fn: Callable[[], Any], model: nn.Module | None = None) ->
     nothing but the stage's inputs, which is exactly what this measures.  Run ``fn`` as the forward
     pass (and loss) of a step; the result is what the backward would have to hold at its start.
     """
-    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()} if model is not None else set()
+    # keyed by the storage object itself, not its address: meta tensors (probe.memory) all have address 0
+    parameters = {p.untyped_storage()._cdata for p in model.parameters()} if model is not None else set()
     sizes: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters:
-            sizes[storage.data_ptr()] = storage.nbytes()
+        if storage._cdata not in parameters:
+            sizes[storage._cdata] = storage.nbytes()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):

@@ -16,9 +16,20 @@ from typing import Any, Callable
 import torch
 
 from probe.errors import ProbeError
-from probe.options import (
-    check_positive,
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_ITEMS,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_optional_count,
+    check_positive_float,
     check_width,
+    check_workers,
+)
+from probe.models import list_models, model_task
+from probe.options import (
     data_root_option,
     dataset_option,
     device_option,
@@ -32,6 +43,7 @@ from probe.options import (
 )
 from probe.schema import SchemaError, decode
 from probe.seeding import check_seed
+from probe.training.objective import OBJECTIVES
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -74,7 +86,14 @@ class TrainConfig:
     batch_size: int = option(4, help="images per step (per process under DDP)")
     lr: float = option(1e-4, help="Adam learning rate")
     optimizer: str = "adam"
-    loss: str = option("densedepth", help="densedepth|l1_inverse|silog|berhu")
+    loss: str = option("densedepth", help="densedepth|l1_inverse|silog|berhu (the supervised objective's loss)")
+    objective: str = option(
+        "supervised", help="supervised|self_supervised (video datasets: frames, PoseNet, no depth labels)"
+    )
+    velocity_weight: float = option(0.0, help="self-supervised: weight of the velocity loss (packnet-sfm: 0.1)")
+    smoothness_weight: float = option(1e-3, help="self-supervised: edge-aware smoothness weight (packnet-sfm: 0.001)")
+    pose_width: float = option(1.0, help="self-supervised: PoseNet channel multiplier")
+    pose_lr: float | None = option(None, help="self-supervised: PoseNet learning rate (default: --lr)")
     device: str = device_option()
     seed: int = seed_option()
     # Loading overlaps the step in 2 worker processes, as `probe train` always did: GPU-first, and on a CPU
@@ -102,23 +121,19 @@ class TrainConfig:
     out: Path = out_option(Path("runs/train"))
 
     def validate(self) -> None:
-        """Raise a ProbeError naming the flag for any impossible value."""
-        check_positive(
-            {
-                "--epochs": self.epochs,
-                "--batch-size": self.batch_size,
-                "--max-steps": self.max_steps,
-                "--checkpoint-every": self.checkpoint_every,
-                "--dataset-length": self.dataset_length,
-            }
-        )
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ProbeError(f"--grad-clip: expected a positive max norm, got {self.grad_clip}")
-        if self.workers < 0:
-            raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
+        """Raise a ProbeError naming the flag for any value outside its domain (limits: :mod:`probe.limits`)."""
+        check_count("--epochs", self.epochs, MAX_EPOCHS)
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
+        check_optional_count("--checkpoint-every", self.checkpoint_every, MAX_STEPS)
+        check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
+        if self.grad_clip is not None:
+            check_positive_float("--grad-clip", self.grad_clip, what="a positive max norm")
+        check_workers(self.workers)
         check_width(self.width)
+        check_input_size(self.input_size)
+        self._validate_objective()
         check_seed(self.seed)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
@@ -126,6 +141,24 @@ class TrainConfig:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ProbeError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+
+    def _validate_objective(self) -> None:
+        if model_task(self.model) != "depth":
+            raise ProbeError(
+                f"--model {self.model}: a {model_task(self.model)} model; train a depth model "
+                f"({', '.join(list_models())})"
+            )
+        OBJECTIVES.entry(self.objective)
+        if not (isinstance(self.velocity_weight, (int, float)) and self.velocity_weight >= 0):
+            raise ProbeError(f"--velocity-weight: expected a weight >= 0, got {self.velocity_weight}")
+        if self.velocity_weight > 0 and self.objective != "self_supervised":
+            raise ProbeError("--velocity-weight: only with --objective self_supervised")
+        if not (isinstance(self.smoothness_weight, (int, float)) and self.smoothness_weight >= 0):
+            raise ProbeError(f"--smoothness-weight: expected a weight >= 0, got {self.smoothness_weight}")
+        if not (isinstance(self.pose_width, (int, float)) and self.pose_width > 0):
+            raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
+        if self.pose_lr is not None and not self.pose_lr > 0:
+            raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""

@@ -13,6 +13,7 @@ Only rank 0 writes logs, checkpoints and summaries.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -27,6 +28,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.limits import check_processes
 from probe.options import option
 
 if TYPE_CHECKING:
@@ -198,6 +200,7 @@ def run_torchrun(nproc: int, launch_args: list[str], nodes: Nodes = Nodes()) -> 
     The children find ``probe`` through ``PYTHONPATH`` even when it is not
     installed (a source checkout).  A failing child becomes a ProbeError.
     """
+    check_processes(nproc)  # this machine runs them: no more than it has GPUs (or cores)
     command = torchrun_command(nproc, launch_args, nodes)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -217,10 +220,19 @@ def launch_distributed(config: "TrainConfig", nproc: int, nodes: Nodes = Nodes()
     which must then be a folder all nodes share (only rank 0 writes the run itself).
     """
     from probe.io import ensure_dir, write_json
+    from probe.runs import run_folder_lock
 
+    check_processes(nproc)
     torchrun_command(nproc, [], nodes)  # bad flags fail here, before anything is written
     config.validate()  # bad flags fail here, once, not in every child process
-    out = ensure_dir(config.out, "--out")
-    request = out / "launch.json"
-    write_json(request, config.to_json())
+    # Rank 0 locks the folder for the run.  On one node, holding the lock while writing the request
+    # refuses a busy folder at once; several nodes write the same request concurrently, so they do not lock.
+    lock = (
+        run_folder_lock(config.out, "train")
+        if nodes.standalone
+        else contextlib.nullcontext(ensure_dir(config.out, "--out"))
+    )
+    with lock as out:
+        request = out / "launch.json"
+        write_json(request, config.to_json())
     run_torchrun(nproc, ["--config", str(request)], nodes)

@@ -16,21 +16,27 @@ from probe.errors import ProbeError
 from probe.results import Result, register_result
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+def read_metrics(path: str | Path, *, drop_cut_last_line: bool = False) -> list[dict[str, Any]]:
     """The per-step records of a run's ``metrics.jsonl`` (empty if there is none).
 
-    A line that is not a JSON object is a one-line error naming the file and the line.
+    A line that is not a JSON object is a one-line error naming the file and the line.  With
+    ``drop_cut_last_line`` (``--resume``) a bad *last* line is dropped instead: a kill during an
+    append leaves it cut short, and its step is after the checkpoint's (checkpoints follow their
+    steps' lines).
     """
     file = Path(path)
     if not file.is_file():
         return []
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
     records = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, ValueError, RecursionError):
+            if drop_cut_last_line and number == len(lines):
+                break
             raise ProbeError(f"{file}:{number}: not a JSON line") from None
         if not isinstance(record, dict):
             raise ProbeError(f"{file}:{number}: expected a JSON object per line, got {type(record).__name__}")
@@ -134,6 +140,9 @@ class TrainSummary(MetricsSummary, Result):
     width: float
     params: int
     dataset: str
+    objective: str  # supervised | self_supervised (TrainConfig.objective)
+    velocity_weight: float
+    objective_params: int  # parameters the objective trains beside the model (the pose network)
     batch_size: int
     precision: str | None
     device: str

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from probe.training import TrainConfig, read_metrics, train
+from probe.training.checkpoint import resolve_checkpoint
 from tests.training.conftest import TINY_FLAGS
 
 
@@ -23,8 +24,8 @@ def test_activation_checkpointing_run_matches_the_plain_run_bitwise(run_cli, tin
     assert json.loads((out / "config.json").read_text())["train"]["config"]["activation_checkpointing"] is True
     assert [r["loss"] for r in read_metrics(out / "metrics.jsonl")] == [
         r["loss"] for r in read_metrics(plain.out / "metrics.jsonl")]
-    expected = load_file(str(plain.out / "checkpoints" / "last.safetensors"))
-    got = load_file(str(out / "checkpoints" / "last.safetensors"))
+    expected = load_file(str(plain.checkpoint))
+    got = load_file(str(resolve_checkpoint(out).weights))
     assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
 
