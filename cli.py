@@ -211,6 +211,7 @@ def train_command(
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate")] = 1e-4,
     input_size: InputSizeOpt = None,
     loss: Annotated[str, typer.Option("--loss", help="densedepth|l1_inverse|silog|berhu")] = "densedepth",
+    loss_scales: Annotated[str, typer.Option("--loss-scales", help="finest (one objective for every model, the seed's) | all (mean over PackNet's output scales)")] = "finest",
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes (0: main process)")] = 2,
@@ -246,8 +247,8 @@ def train_command(
         model=model, model_options=parse_model_options(model_option or []), width=width, dataset=dataset,
         data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length, skip_bad=skip_bad,
         dataset_options=parse_model_options(data_option or [], flag="--data-option", example="split_file=eigen_test_files.txt"),
-        augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, device=device,
-        seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
+        augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, loss_scales=loss_scales,
+        device=device, seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
         grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
         tensorboard=tensorboard, out=out,
     )

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from analyses.base import AnalysisResult
 from probe.data import transforms as T
 from probe.data.images import read_rgb
-from probe.depth_space import to_depth
+from probe.depth_space import clip_depth, to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
@@ -54,12 +54,13 @@ def _as_device(device: torch.device | str) -> torch.device:
 
 @torch.no_grad()
 def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, flip_tta: bool = False,
-                  size: tuple[int, int] | None = None) -> torch.Tensor:
+                  size: tuple[int, int] | None = None, depth_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Depth in metres: ``[B,3,H,W]`` -> ``[B,1,h,w]`` (``h,w`` = ``size`` or the model's output size).
 
-    Uses ``model.output_space`` to convert; with ``flip_tta`` averages (in
-    metres) the prediction and the mirrored prediction of the mirrored image.
-    The model must already be in eval mode on ``images.device``.
+    Uses ``model.output_space`` to convert; with ``depth_range`` each prediction is clipped to it
+    (:func:`probe.depth_space.clip_depth`) before flip averaging and resizing, as DenseDepth's evaluation
+    does; with ``flip_tta`` averages (in metres) the prediction and the mirrored prediction of the mirrored
+    image.  The model must already be in eval mode on ``images.device``.
     """
     space = getattr(model, "output_space", None)
     if space is None:
@@ -71,7 +72,8 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
             raise ProbeError("predict_depth: the model returned several scales; call model.eval() first")
         if out.dim() != 4 or out.shape[1] != 1:
             raise ShapeError(f"predict_depth: expected a [B,1,h,w] depth output, got {tuple(out.shape)}")
-        return to_depth(out.float(), space, max_depth)
+        metres = to_depth(out.float(), space, max_depth)
+        return clip_depth(metres, depth_range) if depth_range is not None else metres
 
     depth = once(images)
     if flip_tta:

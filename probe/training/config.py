@@ -1,9 +1,11 @@
 """The training configuration: one dataclass, resolved once, recorded in ``config.json``.
 
 Defaults are the seed study's protocol (Adam, lr 1e-4, batch size 4, one epoch,
-the DenseDepth loss).  Device-dependent defaults (precision, channels_last) are
-left as ``None`` and filled in by :meth:`TrainConfig.resolved` so that the
-recorded config says what actually ran.
+the DenseDepth loss on the finest output).  Device-dependent defaults (precision,
+channels_last) are left as ``None`` and filled in by :meth:`TrainConfig.resolved`,
+as are the model options the dataset protocol implies (PackNet's ``min_depth``,
+:func:`probe.models.dataset_model_options`), so that the recorded config says
+what actually ran.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 
 from probe.errors import ProbeError
+from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.registry import Registry
 from probe.seeding import check_seed
 
@@ -48,6 +51,7 @@ class TrainConfig:
     lr: float = 1e-4
     optimizer: str = "adam"
     loss: str = "densedepth"
+    loss_scales: str = DEFAULT_LOSS_SCALES  # "finest" | "all": which output scales the loss charges
     device: str = "auto"
     seed: int = 0
     workers: int = 0
@@ -81,6 +85,7 @@ class TrainConfig:
         if self.width <= 0:
             raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
         check_seed(self.seed)
+        check_loss_scales(self.loss_scales)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -88,9 +93,13 @@ class TrainConfig:
         OPTIMIZERS.entry(self.optimizer)
 
     def resolved(self, device: torch.device) -> "TrainConfig":
-        """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""
+        """Fill the defaults: bf16 and channels_last on CUDA, fp32 on CPU; model options from the dataset protocol."""
+        from probe.data import dataset_info
+        from probe.models import dataset_model_options
+
         self.validate()
         on_cuda = device.type == "cuda"
+        implied = dataset_model_options(self.model, dataset_info(self.dataset))
         return replace(
             self,
             precision=self.precision or ("bf16" if on_cuda else "fp32"),
@@ -98,7 +107,7 @@ class TrainConfig:
             out=Path(self.out),
             data_root=Path(self.data_root) if self.data_root is not None else None,
             input_size=tuple(self.input_size) if self.input_size is not None else None,
-            model_options=dict(self.model_options),
+            model_options={**implied, **self.model_options},
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
 from probe.io import append_jsonl, atomic_write, to_plain, write_json
-from probe.losses import build_loss
+from probe.losses import build_loss, dataset_loss_options
 from probe.models import build_model, count_parameters
 from probe.progress import progress_bar
 from probe.runs import prepare_run_dir
@@ -48,7 +48,9 @@ from probe.training.loader import EpochLoader, make_loader
 
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
-                       "augment", "batch_size", "seed", "loss", "optimizer")
+                       "augment", "batch_size", "seed", "loss", "loss_scales", "optimizer")
+# What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
+LEGACY_FIELDS = {"loss_scales": "all"}
 
 
 class NonFiniteLoss(ProbeError):
@@ -216,8 +218,9 @@ class _Run:
             to_channels_last(self.module)
         self.optimizer = OPTIMIZERS.build(cfg.optimizer, self.module.parameters(), cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
-        loss = build_loss(cfg.loss)
-        self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth)
+        loss = build_loss(cfg.loss, **dataset_loss_options(cfg.loss, self.dataset.info))
+        self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth,
+                               scales=cfg.loss_scales)
 
     def _prepare_folder(self) -> Position:
         """Fresh run: refuse to mix with an old one. Resume: restore everything at the checkpoint's step."""
@@ -235,7 +238,7 @@ class _Run:
         state, weights_path = read_training_state(self.out)
         saved = state["config"]
         now = to_plain(cfg.to_json())
-        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k) != now[k]]
+        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
         if changed:
             raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
                              f"run in {self.out}; use the same values or a new --out")
@@ -353,6 +356,7 @@ class _Run:
         summary = summarise_metrics(records)
         summary.update({
             "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
+            "loss": self.config.loss, "loss_scales": self.config.loss_scales,
             "params": count_parameters(self.module), "dataset": self.config.dataset,
             "batch_size": self.config.batch_size, "precision": self.config.precision,
             "device": str(self.device), "resumed_from_step": resumed_from,
