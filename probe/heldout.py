@@ -11,7 +11,9 @@ on held-out images:
 2. the pixels scored are the valid ones whose ground truth lies in that range;
 3. ``loss``: the DenseDepth loss (SSIM + edges + 0.1 L1 on ``max_depth / depth``,
    the protocol's SSIM range) of that prediction, per image, then averaged;
-4. ``metrics``: abs_rel ... delta3 pooled over pixels, and averaged over images.
+4. ``metrics``: abs_rel ... delta3 pooled over pixels, and averaged over images;
+5. ``per_image_abs_rel_median_scaled``: abs_rel after scaling each prediction by
+   ``median(gt) / median(pred)`` (and clipping again): structure without scale.
 
 The same numbers are computed for the **per-image-median constant predictor**,
 which fills each image with the median of its own valid ground truth.  It knows
@@ -22,7 +24,10 @@ Rule (:data:`LEARNED_RULE`): the ratio ``r = mean_i abs_rel(model, i) / mean_i
 abs_rel(constant, i)`` over the held-out images, with a paired bootstrap
 interval over images; *learned* when the whole interval lies below
 :data:`LEARNED_FRACTION`, *not learned* when it lies above, otherwise
-*inconclusive*.  Over several seeds the same rule applies to the per-seed
+*inconclusive*.  The constant predictor knows each image's scale; the
+*scale-matched* ratio gives the model the same knowledge (median-scaled
+abs_rel over the constant's), so it measures depth structure alone and is
+reported beside the rule.  Over several seeds the same rule applies to the per-seed
 ratios with a Student t interval (:func:`learned_over_seeds`).
 
 >>> from probe.data import get_dataset                                    # doctest: +SKIP
@@ -43,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 from probe.depth_space import clip_depth, depth_range
 from probe.errors import ProbeError
 from probe.losses import build_loss, dataset_loss_options
-from probe.metrics import MetricAccumulator
+from probe.metrics import MetricAccumulator, median_ratios
 from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
 
 __all__ = ["LEARNED_FRACTION", "LEARNED_RULE", "HeldOutScore", "PredictorScore", "constant_median_prediction",
@@ -74,11 +79,13 @@ class PredictorScore:
     metrics_image_mean: dict[str, float]
     per_image_abs_rel: list[float]
     per_image_loss: list[float]
+    per_image_abs_rel_median_scaled: list[float]
 
     def to_json(self) -> dict[str, Any]:
         return {"loss": self.loss, "loss_terms": self.loss_terms, "metrics": self.metrics,
                 "metrics_image_mean": self.metrics_image_mean, "per_image_abs_rel": self.per_image_abs_rel,
-                "per_image_loss": self.per_image_loss}
+                "per_image_loss": self.per_image_loss,
+                "per_image_abs_rel_median_scaled": self.per_image_abs_rel_median_scaled}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "PredictorScore":
@@ -97,13 +104,15 @@ class HeldOutScore:
     constant: PredictorScore
     ratio: Estimate
     learned: Verdict
+    scale_matched_ratio: Estimate
     method: str = field(default="")
 
     def to_json(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "split": self.split, "n_images": self.n_images,
                 "depth_range": list(self.depth_range), "method": self.method, "loss": SCORE_LOSS,
                 "model": self.model.to_json(), "constant_median": self.constant.to_json(),
-                "abs_rel_ratio": self.ratio.to_json(), "learned": self.learned.to_json(), "rule": LEARNED_RULE}
+                "abs_rel_ratio": self.ratio.to_json(), "learned": self.learned.to_json(), "rule": LEARNED_RULE,
+                "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "HeldOutScore":
@@ -111,6 +120,7 @@ class HeldOutScore:
                    depth_range=tuple(data["depth_range"]), model=PredictorScore.from_json(data["model"]),
                    constant=PredictorScore.from_json(data["constant_median"]),
                    ratio=Estimate.from_json(data["abs_rel_ratio"]), learned=Verdict.from_json(data["learned"]),
+                   scale_matched_ratio=Estimate.from_json(data["scale_matched_abs_rel_ratio"]),
                    method=data.get("method", ""))
 
 
@@ -137,14 +147,17 @@ class _Scorer:
         self.losses: list[float] = []
         self.terms: dict[str, float] = {}
         self.abs_rel: list[float] = []
+        self.abs_rel_scaled: list[float] = []
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, bounds: tuple[float, float]) -> None:
         """``pred`` metres (already clipped), ``gt``, ``mask`` ``[B,1,h,w]``; images without scored pixels skipped."""
         per_image = self.metrics.update(pred, gt, mask)
+        scaled = clip_depth(pred * median_ratios(pred, gt, mask).nan_to_num(1.0).to(pred.dtype).view(-1, 1, 1, 1), bounds)
         for i, m in enumerate(per_image):
             if m is None:
                 continue
             self.abs_rel.append(m["abs_rel"])
+            self.abs_rel_scaled.append(float(((scaled[i] - gt[i]).abs() / gt[i])[mask[i]].double().mean()))
             out = self.loss_fn(self.max_depth / pred[i:i + 1], gt[i:i + 1], mask[i:i + 1], output_space="depthnorm",
                                max_depth=self.max_depth)
             self.losses.append(float(out.total))
@@ -155,7 +168,8 @@ class _Scorer:
         n = len(self.losses)
         return PredictorScore(loss=sum(self.losses) / n, loss_terms={k: v / n for k, v in self.terms.items()},
                               metrics=self.metrics.pooled(), metrics_image_mean=self.metrics.image_mean(),
-                              per_image_abs_rel=list(self.abs_rel), per_image_loss=list(self.losses))
+                              per_image_abs_rel=list(self.abs_rel), per_image_loss=list(self.losses),
+                              per_image_abs_rel_median_scaled=list(self.abs_rel_scaled))
 
 
 def learned_verdict(model_abs_rel: Sequence[float], constant_abs_rel: Sequence[float], *,
@@ -189,8 +203,8 @@ def score_predictions(batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.
     low, high = bounds
     for pred, gt, valid in batches:
         mask = valid.bool() & (gt >= low) & (gt <= high)
-        model.update(clip_depth(pred, bounds), gt, mask)
-        constant.update(constant_median_prediction(gt, mask), gt, mask)
+        model.update(clip_depth(pred, bounds), gt, mask, bounds)
+        constant.update(constant_median_prediction(gt, mask), gt, mask, bounds)
     if not model.losses:
         raise ProbeError("held-out score: no image has a valid ground-truth pixel inside the protocol's range")
     return model.result(), constant.result()
@@ -224,9 +238,12 @@ def held_out_score(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, d
     scored, constant = score_predictions(batches(), bounds=bounds, loss_fn=loss_fn, max_depth=info.max_depth)
     ratio, verdict = learned_verdict(scored.per_image_abs_rel, constant.per_image_abs_rel, resamples=resamples,
                                      seed=seed)
+    scale_matched = paired_bootstrap_ratio(scored.per_image_abs_rel_median_scaled, constant.per_image_abs_rel,
+                                           resamples=resamples, seed=seed)
     return HeldOutScore(
         dataset=info.name, split=getattr(dataset, "split", "unknown"), n_images=len(scored.per_image_loss),
         depth_range=bounds, model=scored, constant=constant, ratio=ratio, learned=verdict,
+        scale_matched_ratio=scale_matched,
         method=(f"eval-mode finest output in metres at the ground truth's resolution, clipped to "
                 f"[{bounds[0]:g}, {bounds[1]:g}] m; valid pixels with ground truth in that range; "
                 f"{SCORE_LOSS} loss per image (SSIM range max/min depth), metrics pooled over pixels and "

@@ -35,8 +35,8 @@ from probe.errors import ProbeError
 from probe.stats import Estimate, Verdict, decide, seed_interval
 
 __all__ = ["EXPLODE_ABOVE", "GRADIENT_RULE", "NEAR_LOSSLESS_MSE", "PACKING_RULE", "PARAM_TOLERANCE", "PLATEAU_RULE", "VANISH_BELOW",
-           "Convergence", "GradientVerdict", "LayerRecord", "PackingComparison", "PackingRun", "packing_comparison",
-           "plateaued", "vanishing_gradients"]
+           "Convergence", "GradientVerdict", "LayerRecord", "PackingComparison", "PackingRun", "gradient_weight_ratio",
+           "packing_comparison", "plateaued", "vanishing_gradients"]
 
 # -- gradients ------------------------------------------------------------------------------------
 

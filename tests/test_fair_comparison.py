@@ -184,3 +184,13 @@ def test_held_out_score_runs_on_a_model_and_round_trips_through_json():
     assert score.learned.verdict in {"learned", "not learned", "inconclusive"}
     back = HeldOutScore.from_json(json.loads(json.dumps(score.to_json())))
     assert back.to_json() == score.to_json()
+
+
+def test_scale_matched_score_separates_structure_from_scale():
+    loss = build_loss("densedepth")
+    depth, valid = _batch(4)
+    model, constant = score_predictions([(depth * 1.6, depth, valid)], bounds=(0.1, 10.0), loss_fn=loss,
+                                        max_depth=MAX_DEPTH)
+    assert model.metrics_image_mean["abs_rel"] == pytest.approx(0.6, rel=1e-5)  # the scale is wrong...
+    assert max(model.per_image_abs_rel_median_scaled) < 1e-6  # ...the structure is exact
+    assert min(constant.per_image_abs_rel_median_scaled) > 0.05  # a flat map has none
