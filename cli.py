@@ -47,12 +47,53 @@ def _root() -> None:
 
 @app.command("models")
 def models_command(width: WidthOpt = 1.0) -> None:
-    """List every registered model: name, family, parameters, description. Example: probe models --width 0.25"""
+    """List the zoo (name, family, parameters, description) and the models installed packages register
+    (entry-point group probe.models) with their source. Example: probe models --width 0.25"""
     from rich.console import Console
+    from rich.table import Table
 
     from analyses.complexity import model_summaries, model_table
+    from probe.models.spec import ENTRY_POINT_GROUP, entry_point_models
 
-    Console(width=None if sys.stdout.isatty() else 160).print(model_table(model_summaries(width), width))
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(model_table(model_summaries(width), width))
+    plugins = Table(title=f"models registered by installed packages (entry-point group {ENTRY_POINT_GROUP})")
+    for column in ("name", "source"):
+        plugins.add_column(column)
+    for entry in entry_point_models():
+        plugins.add_row(entry.name, entry.source + (" (shadowed by the zoo model of this name)" if entry.shadowed else ""))
+    console.print(plugins if plugins.row_count else f"no installed package registers models ({ENTRY_POINT_GROUP})")
+    console.print("Any --model also takes package.module:factory or path/to/file.py:factory; "
+                  "`probe check-model SPEC` checks one against the model contract.")
+
+
+@app.command("check-model")
+def check_model_command(
+    spec: Annotated[str, typer.Argument(help="zoo name, entry-point name, package.module:factory or path/to/file.py:factory")],
+    input_size: Annotated[Optional[str], typer.Option("--input-size", help="HxW of the checked batch (default 64x96; the odd size is H+3 x W-3)")] = None,
+    model_option: Annotated[Optional[list[str]], typer.Option("--model-option", help="KEY=VALUE, repeatable: factory keyword arguments and output_space, min_depth, max_depth, output_key, input_multiple, weights, name")] = None,
+    width: WidthOpt = 1.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per checked batch (at least 2)")] = 2,
+    max_depth: Annotated[Optional[float], typer.Option("--max-depth", help="dataset cap for direct/depthnorm outputs (default: the model's max_depth, else 10 m)")] = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+) -> None:
+    """Run the model contract on a model: each clause passed or failed with its fix; exit 2 if any failed.
+
+    Example: probe check-model examples/unet.py:build --input-size 64x96
+    """
+    from analyses import model_check
+    from probe.options import parse_size
+    from probe.training.config import parse_model_options
+
+    config = model_check.CheckConfig(
+        spec, options=parse_model_options(model_option or []), width=width, batch_size=batch_size, device=device,
+        seed=seed, max_depth=max_depth, **({"input_size": parse_size(input_size)} if input_size else {}))
+    report = model_check.run(config)
+    for clause in report.clauses:
+        typer.echo(clause.line(report.spec), err=clause.status == "failed")
+    if not report.passed:
+        raise typer.Exit(2)
 
 
 @app.command("complexity")
@@ -613,6 +654,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="probe", standalone_mode=True)
     except ProbeError as exc:
+        if os.environ.get("PROBE_DEBUG") and exc.__cause__ is not None:  # e.g. a user model's own traceback
+            import traceback
+
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         print(f"probe: error: {one_line(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

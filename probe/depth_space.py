@@ -12,7 +12,20 @@ output_space    what the network emits                depth in metres
 ``direct``      depth as a fraction of the dataset    ``out * max_depth``
                 cap (seed experiment 4: sigmoid)
 ``depthnorm``   DenseDepth's ``max_depth / depth``    ``max_depth / out``
+``metric``      depth in metres                       ``out``
+``log_depth``   natural log of depth in metres        ``exp(out)``
+``disparity``   Monodepth2's sigmoid disparity        ``1 / (1/max_d + (1/min_d
+                ``s`` in [0, 1] over the model's own  - 1/max_d) * s)``
+                range ``[min_d, max_d]``
 ==============  ====================================  ==========================
+
+``max_depth`` in the table is the *dataset's* cap (what the loss and the
+metrics are given); ``min_d`` / ``max_d`` are the *model's* declared range.
+``disparity`` is the one space whose meaning depends on the model rather than
+the dataset, so it is not a converter here: the user-model adapter
+(:mod:`probe.models.contract`) maps it to ``inverse`` with
+:func:`disparity_to_inverse` inside its forward pass, once, and losses and
+metrics see an ``inverse`` model.  :data:`MODEL_RANGE_SPACES` lists such spaces.
 
 The DenseDepth loss works in *depthnorm* space, ``max_depth / depth`` (1..100
 for NYU's 0.1..10 m).  For an inverse-depth head this is ``max_depth * out``,
@@ -30,6 +43,7 @@ same protocol minimum sizes the heads that need one (:func:`head_min_depth`).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -37,6 +51,7 @@ import torch
 from probe.registry import Registry
 
 _EPS = 1e-6
+_LOG_EPS = math.log(_EPS)
 
 #: PackNet's published inverse-depth head range (``sigmoid / 0.5 m``), tuned for KITTI.
 PUBLISHED_MIN_DEPTH = 0.5
@@ -64,6 +79,17 @@ def _depthnorm_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
     return max_depth / out.clamp_min(_EPS)
 
 
+@TO_DEPTH.register("metric", description="depth in metres")
+def _metric_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
+    return out.clamp_min(_EPS)
+
+
+@TO_DEPTH.register("log_depth", description="ln(depth in metres)")
+def _log_depth_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
+    # Clamped to the same [1e-6, 1e6] m window the divisions above allow, so exp never overflows to inf.
+    return torch.exp(out.clamp(_LOG_EPS, -_LOG_EPS))
+
+
 @TO_DEPTHNORM.register("inverse")
 def _inverse_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
     return out * max_depth
@@ -77,6 +103,40 @@ def _direct_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
 @TO_DEPTHNORM.register("depthnorm")
 def _depthnorm_identity(out: torch.Tensor, max_depth: float) -> torch.Tensor:
     return out
+
+
+@TO_DEPTHNORM.register("metric")
+def _metric_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
+    return max_depth / out.clamp_min(_EPS)
+
+
+@TO_DEPTHNORM.register("log_depth")
+def _log_depth_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
+    return max_depth * torch.exp(-out.clamp(_LOG_EPS, -_LOG_EPS))
+
+
+def disparity_to_inverse(out: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """Monodepth2's scaled disparity: ``s`` in [0, 1] -> inverse depth in 1/m, ``[B,1,h,w] -> [B,1,h,w]``.
+
+    ``1/max_depth + (1/min_depth - 1/max_depth) * s``: ``s = 0`` is ``max_depth`` metres and
+    ``s = 1`` is ``min_depth`` metres; the map is affine, so gradients only change scale.
+
+    >>> disparity_to_inverse(torch.tensor([0.0, 1.0]), 0.1, 100.0)
+    tensor([ 0.0100, 10.0000])
+    """
+    return 1.0 / max_depth + (1.0 / min_depth - 1.0 / max_depth) * out
+
+
+#: Spaces defined relative to the model's own ``[min_depth, max_depth]``: name -> (space of
+#: :data:`TO_DEPTH` it maps to, the map ``(out, min_depth, max_depth) -> out'``).
+MODEL_RANGE_SPACES: dict[str, tuple[str, Callable[[torch.Tensor, float, float], torch.Tensor]]] = {
+    "disparity": ("inverse", disparity_to_inverse),
+}
+
+
+def output_spaces() -> list[str]:
+    """Every space a model may declare: the converters' plus :data:`MODEL_RANGE_SPACES`."""
+    return [*TO_DEPTH.names(), *MODEL_RANGE_SPACES]
 
 
 def to_depth(out: torch.Tensor, output_space: str, max_depth: float) -> torch.Tensor:

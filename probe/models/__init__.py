@@ -1,9 +1,15 @@
-"""The model zoo: ``build_model(name, **options)`` and ``list_models()`` are the only doors in.
+"""Models: ``build_model(spec, **options)`` and ``list_models()`` are the only doors in.
+
+``spec`` is a zoo name or any SPEC of :mod:`probe.models.spec` (an entry-point name,
+``package.module:factory``, ``path/to/file.py:factory``).  Zoo models are returned as
+built; user models come wrapped in :class:`probe.models.contract.ModelAdapter`, which
+gives them the zoo's attributes, so nothing downstream asks which kind it holds.
 
 >>> from probe.models import build_model, list_models
 >>> "packnet_b" in list_models()
 True
 >>> model = build_model("densedepth", width=0.0625).eval()   # doctest: +SKIP
+>>> model = build_model("examples/unet.py:build", width=0.0625)   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,8 +25,17 @@ from probe.registry import Registry
 MODELS: Registry = Registry("model")
 
 
-def build_model(name: str, **options: Any) -> nn.Module:
-    """Build a registered model; options are the factory's keyword arguments (``width``, ...)."""
+def build_model(name: str, /, **options: Any) -> nn.Module:
+    """Build a zoo model or a user model from a SPEC; options are the factory's keyword arguments (``width``, ...).
+
+    For user models the options of :data:`probe.models.contract.ADAPTER_OPTIONS` (``output_space``,
+    ``output_key``, ``min_depth``, ``max_depth``, ``input_multiple``, ``weights``, ``name``) configure the adapter.
+    """
+    if name not in MODELS:
+        from probe.models.contract import build_user_model
+        from probe.models.spec import resolve_spec
+
+        return build_user_model(resolve_spec(name), options)
     factory = MODELS.get(name)
     params = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -35,7 +50,8 @@ def dataset_model_options(name: str, info: Any) -> dict[str, Any]:
 
     PackNet's inverse-depth head ``sigmoid / min_depth`` cannot predict below ``min_depth``; it follows the
     protocol's minimum (:func:`probe.depth_space.head_min_depth`: 0.1 m on NYU and the synthetic rooms) instead
-    of the published 0.5 m.  DenseDepth's DepthNorm output ``max_depth / depth`` is unbounded and needs none.
+    of the published 0.5 m.  DenseDepth's DepthNorm output ``max_depth / depth`` is unbounded and needs none;
+    user models (SPECs) declare their own range.
 
     >>> from probe.data import dataset_info
     >>> dataset_model_options("packnet_b", dataset_info("nyu")), dataset_model_options("densedepth", dataset_info("nyu"))
@@ -43,13 +59,13 @@ def dataset_model_options(name: str, info: Any) -> dict[str, Any]:
     """
     from probe.depth_space import head_min_depth
 
-    if MODELS.entry(name).meta.get("family") == "packnet":
+    if name in MODELS and MODELS.entry(name).meta.get("family") == "packnet":
         return {"min_depth": head_min_depth(info)}
     return {}
 
 
 def list_models() -> list[str]:
-    """Registered model names, in registration order."""
+    """Zoo model names, in registration order (entry-point models: :func:`probe.models.spec.entry_point_models`)."""
     return MODELS.names()
 
 

@@ -160,6 +160,10 @@ def _run_dir_of(path: Path) -> tuple[Path, Path]:
     return run_dir, path
 
 
+#: Model options that only choose initial weights; a checkpoint overrides them.
+INIT_WEIGHT_OPTIONS = ("weights", "pretrained")
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model from a run folder (its last checkpoint) or a ``.safetensors`` file.
 
@@ -185,7 +189,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     for key in ("model", "width", "model_options"):
         if key not in run_config:
             raise ProbeError(f"{config_file}: train config lacks {key!r}")
-    model = build_model(run_config["model"], width=run_config["width"], **run_config["model_options"])
+    # The checkpoint holds every weight: the file the run started from is neither needed nor re-read.
+    options = {k: v for k, v in run_config["model_options"].items() if k not in INIT_WEIGHT_OPTIONS}
+    model = build_model(run_config["model"], width=run_config["width"], **options)
     dev = torch.device(device)
     load_weights(model, weights_path, dev)
     return model.to(dev).eval(), run_config
