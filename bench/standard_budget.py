@@ -280,22 +280,29 @@ def learn(budget: StandardBudget, seeds: list[int], workdir: Path) -> list[dict[
             score = held_out_score(result.model, test, seed=seed)
             per_seed.append({"seed": seed, "cpu_seconds": time.process_time() - start, **score.to_json()})
         ratios = [s["abs_rel_ratio"]["mean"] for s in per_seed]
+        scaled = [s["scale_matched_abs_rel_ratio"]["mean"] for s in per_seed]
         rows.append({"id": e.id, "model": e.model, "options": e.options, "seeds": per_seed,
-                     "learned_over_seeds": learned_over_seeds(ratios).to_json() if len(ratios) > 1 else None})
+                     "learned_over_seeds": learned_over_seeds(ratios).to_json() if len(ratios) > 1 else None,
+                     "structure_over_seeds": learned_over_seeds(scaled).to_json() if len(scaled) > 1 else None})
     return rows
 
 
 def print_learning(rows: list[dict[str, Any]]) -> None:
     table = Table(title="held-out abs_rel as a fraction of the per-image-median constant predictor's")
-    for column in ("experiment", "per seed (ratio [95% bootstrap])", "model abs_rel", "constant abs_rel", "verdict"):
+    for column in ("experiment", "ratio per seed [95% bootstrap]", "scale-matched ratio per seed", "model abs_rel",
+                   "constant abs_rel", "learned (over seeds)", "structure (over seeds)"):
         table.add_column(column)
+
+    def per_seed(row: dict[str, Any], key: str) -> str:
+        return ", ".join(f"{s[key]['mean']:.2f} [{s[key]['low']:.2f}, {s[key]['high']:.2f}]" for s in row["seeds"])
+
     for row in rows:
-        seeds = ", ".join(f"{s['abs_rel_ratio']['mean']:.2f} [{s['abs_rel_ratio']['low']:.2f}, "
-                          f"{s['abs_rel_ratio']['high']:.2f}]" for s in row["seeds"])
         model = ", ".join(f"{s['model']['metrics_image_mean']['abs_rel']:.3f}" for s in row["seeds"])
         const = ", ".join(f"{s['constant_median']['metrics_image_mean']['abs_rel']:.3f}" for s in row["seeds"])
-        verdict = (row["learned_over_seeds"] or row["seeds"][0]["learned"])["sentence"]
-        table.add_row(row["id"], seeds, model, const, verdict)
+        learned = (row["learned_over_seeds"] or row["seeds"][0]["learned"])["sentence"]
+        structure = (row["structure_over_seeds"] or row["seeds"][0]["structure_learned"])["sentence"]
+        table.add_row(row["id"], per_seed(row, "abs_rel_ratio"), per_seed(row, "scale_matched_abs_rel_ratio"), model,
+                      const, learned, structure)
     Console(width=max(160, Console().width)).print(table)
 
 

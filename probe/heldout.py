@@ -24,10 +24,11 @@ Rule (:data:`LEARNED_RULE`): the ratio ``r = mean_i abs_rel(model, i) / mean_i
 abs_rel(constant, i)`` over the held-out images, with a paired bootstrap
 interval over images; *learned* when the whole interval lies below
 :data:`LEARNED_FRACTION`, *not learned* when it lies above, otherwise
-*inconclusive*.  The constant predictor knows each image's scale; the
-*scale-matched* ratio gives the model the same knowledge (median-scaled
-abs_rel over the constant's), so it measures depth structure alone and is
-reported beside the rule.  Over several seeds the same rule applies to the per-seed
+*inconclusive*.  The constant predictor knows each image's scale, which is
+the hard part of monocular depth; the *scale-matched* ratio gives the model the
+same knowledge (its abs_rel after per-image median scaling, as self-supervised
+evaluations such as PackNet's do, over the constant's), so it measures depth
+structure alone; :func:`structure_verdict` applies the same threshold to it.  Over several seeds the same rule applies to the per-seed
 ratios with a Student t interval (:func:`learned_over_seeds`).
 
 >>> from probe.data import get_dataset                                    # doctest: +SKIP
@@ -52,7 +53,7 @@ from probe.metrics import MetricAccumulator, median_ratios
 from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
 
 __all__ = ["LEARNED_FRACTION", "LEARNED_RULE", "HeldOutScore", "PredictorScore", "constant_median_prediction",
-           "held_out_score", "learned_over_seeds", "learned_verdict", "score_predictions"]
+           "held_out_score", "learned_over_seeds", "learned_verdict", "score_predictions", "structure_verdict"]
 
 #: A model has learned when its held-out abs_rel is below this fraction of the constant predictor's,
 #: interval included.  Chosen from the standard-budget measurements (bench/standard_budget.py and the
@@ -105,6 +106,7 @@ class HeldOutScore:
     ratio: Estimate
     learned: Verdict
     scale_matched_ratio: Estimate
+    structure_learned: Verdict
     method: str = field(default="")
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +114,8 @@ class HeldOutScore:
                 "depth_range": list(self.depth_range), "method": self.method, "loss": SCORE_LOSS,
                 "model": self.model.to_json(), "constant_median": self.constant.to_json(),
                 "abs_rel_ratio": self.ratio.to_json(), "learned": self.learned.to_json(), "rule": LEARNED_RULE,
-                "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json()}
+                "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json(),
+                "structure_learned": self.structure_learned.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "HeldOutScore":
@@ -121,6 +124,7 @@ class HeldOutScore:
                    constant=PredictorScore.from_json(data["constant_median"]),
                    ratio=Estimate.from_json(data["abs_rel_ratio"]), learned=Verdict.from_json(data["learned"]),
                    scale_matched_ratio=Estimate.from_json(data["scale_matched_abs_rel_ratio"]),
+                   structure_learned=Verdict.from_json(data["structure_learned"]),
                    method=data.get("method", ""))
 
 
@@ -184,6 +188,11 @@ def learned_verdict(model_abs_rel: Sequence[float], constant_abs_rel: Sequence[f
     return ratio, decide(ratio, threshold=LEARNED_FRACTION, below="learned", above="not learned")
 
 
+def structure_verdict(ratio: Estimate) -> Verdict:
+    """The same threshold on the scale-matched ratio: the model's depth structure beats a flat map at equal scale."""
+    return decide(ratio, threshold=LEARNED_FRACTION, below="structure learned", above="no structure learned")
+
+
 def learned_over_seeds(ratios: Sequence[float]) -> Verdict:
     """:data:`LEARNED_RULE` over seeds: each seed's abs_rel ratio (model / constant), Student t over seeds.
 
@@ -243,7 +252,7 @@ def held_out_score(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, d
     return HeldOutScore(
         dataset=info.name, split=getattr(dataset, "split", "unknown"), n_images=len(scored.per_image_loss),
         depth_range=bounds, model=scored, constant=constant, ratio=ratio, learned=verdict,
-        scale_matched_ratio=scale_matched,
+        scale_matched_ratio=scale_matched, structure_learned=structure_verdict(scale_matched),
         method=(f"eval-mode finest output in metres at the ground truth's resolution, clipped to "
                 f"[{bounds[0]:g}, {bounds[1]:g}] m; valid pixels with ground truth in that range; "
                 f"{SCORE_LOSS} loss per image (SSIM range max/min depth), metrics pooled over pixels and "

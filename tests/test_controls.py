@@ -18,9 +18,9 @@ from probe.rules import (NEAR_LOSSLESS_MSE, PackingRun, packing_comparison, plat
 from probe.training import TrainConfig, train
 
 
-def _recorded(model: torch.nn.Module, name: str, steps: int = 30):
+def _recorded(model: torch.nn.Module, name: str, steps: int = 20):
     """Train a control on the regression task with analyses.gradients' recorder attached: -> its layers."""
-    x, y = regression_task()
+    x, y = regression_task(size=12)
     recorder = GradientRecorder()
     recorder.on_start(model, SimpleNamespace(model=name))
     fit_regression(model, x, y, steps=steps, after_backward=recorder.after_backward,
