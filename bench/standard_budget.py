@@ -261,24 +261,50 @@ def print_projection(result: dict[str, Any], budget: StandardBudget, efficiency:
                   f"efficiency {efficiency:g}): {wall / 60:.1f} min of {BUDGET_MINUTES:g}")
 
 
-def learn(budget: StandardBudget, seeds: list[int], workdir: Path) -> list[dict[str, Any]]:
+def learning_curve_hook(test: Any, every: int, seed: int) -> Any:
+    """A TrainHook scoring the model on ``test`` every ``every`` steps: -> ``hook.points`` (step, both ratios)."""
+    from probe.heldout import held_out_score
+    from probe.training import TrainHook
+
+    class Curve(TrainHook):
+        points: list[dict[str, float]] = []
+
+        def after_step(self, step: int, model: torch.nn.Module, stats: Any) -> None:
+            if step % every:
+                return
+            was_training = model.training
+            score = held_out_score(model, test, resamples=200, seed=seed)
+            model.train(was_training)
+            self.points.append({"step": step, "abs_rel_ratio": score.ratio.mean,
+                                "scale_matched_ratio": score.scale_matched_ratio.mean, "loss": score.model.loss,
+                                "cpu_seconds": time.process_time()})
+
+    hook = Curve()
+    hook.points = []
+    return hook
+
+
+def learn(budget: StandardBudget, seeds: list[int], workdir: Path, curve_every: int = 0,
+          only: list[str] | None = None) -> list[dict[str, Any]]:
     """Train every experiment on each seed at the budget and score it against the constant predictor."""
     from probe.heldout import held_out_score, learned_over_seeds
     from probe.training import TrainConfig, train
 
     test = get_dataset("synthetic", split="test", input_size=budget.input_size, length=budget.eval_images)
     rows = []
-    for e in seed_study_experiments(True):
+    for e in seed_study_experiments(True, only):
         per_seed = []
         for seed in seeds:
             start = time.process_time()
+            hooks = [learning_curve_hook(test, curve_every, seed)] if curve_every else []
             result = train(TrainConfig(model=e.model, model_options=dict(e.options), width=budget.width,
                                        input_size=budget.input_size, dataset_length=budget.experiment_length,
                                        max_steps=budget.experiment_steps, epochs=10**6, batch_size=budget.batch_size,
                                        lr=budget.lr, loss_scales=budget.loss_scales, device="cpu", seed=seed,
-                                       out=workdir / f"{e.id}_seed{seed}"))
+                                       out=workdir / f"{e.id}_seed{seed}"), hooks=hooks)
             score = held_out_score(result.model, test, seed=seed)
-            per_seed.append({"seed": seed, "cpu_seconds": time.process_time() - start, **score.to_json()})
+            per_seed.append({"seed": seed, "cpu_seconds": time.process_time() - start,
+                             "curve": hooks[0].points if hooks else [], **score.to_json()})
         ratios = [s["abs_rel_ratio"]["mean"] for s in per_seed]
         scaled = [s["scale_matched_abs_rel_ratio"]["mean"] for s in per_seed]
         rows.append({"id": e.id, "model": e.model, "options": e.options, "seeds": per_seed,
@@ -321,21 +347,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-fixed", action="store_true", help="skip timing complexity, properties and attribution")
     parser.add_argument("--learn", action="store_true", help="also train the matrix and score it (slow)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds for --learn")
+    parser.add_argument("--only", default=None, help="comma-separated experiment ids for --learn (default: all)")
+    parser.add_argument("--curve-every", type=int, default=0, help="with --learn: score every N steps (learning curves)")
+    parser.add_argument("--no-projection", action="store_true", help="with --learn: skip the timing projection")
     parser.add_argument("--out", default="bench_standard_budget.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     budget = replace(defaults, width=args.width, input_size=parse_size(args.input_size), batch_size=args.batch_size,
                      lr=args.lr, experiment_steps=args.experiment_steps, analysis_steps=args.analysis_steps,
                      autoencoder_steps=args.autoencoder_steps)
-    result = project(budget, args.calls, not args.no_fixed)
-    print_projection(result, budget, args.parallel_efficiency)
     doc: dict[str, Any] = {"benchmark": "standard_budget", "budget": asdict(budget),
                            "device": device_description(torch.device("cpu")), "provenance": provenance(torch.device("cpu")),
-                           "threads": 1, "projection": result,
-                           "projected_minutes_2_cores": result["cpu_seconds"] / 2 / args.parallel_efficiency / 60}
+                           "threads": 1}
+    if not args.no_projection:
+        result = project(budget, args.calls, not args.no_fixed)
+        print_projection(result, budget, args.parallel_efficiency)
+        doc.update(projection=result, projected_minutes_2_cores=result["cpu_seconds"] / 2 / args.parallel_efficiency / 60)
     if args.learn:
         with tempfile.TemporaryDirectory(prefix="standard-learn-") as tmp:
-            doc["learning"] = learn(budget, [int(s) for s in args.seeds.split(",")], Path(tmp))
+            doc["learning"] = learn(budget, [int(s) for s in args.seeds.split(",")], Path(tmp), args.curve_every,
+                                    args.only.split(",") if args.only else None)
         print_learning(doc["learning"])
     write_json(args.out, doc)
     print(f"wrote {args.out}")
