@@ -3,8 +3,8 @@
 ``probe study --budget standard`` must finish in 45 minutes on a 2-core CPU.
 This script measures, on the current machine, the CPU time of one step of
 every configuration the standard budget trains (the six experiments of the
-seed's matrix, the analysed models under the gradient/noise/collapse probes,
-each autoencoder of the matched-size sweep), of rendering and scoring the
+seed's matrix, with the gradient/noise/collapse probes riding along inside the
+runs of the analysed models, each autoencoder of the matched-size sweep), of rendering and scoring the
 synthetic images, and of the fixed steps (complexity, properties,
 attribution), then multiplies by the budget's steps and seeds:
 
@@ -56,35 +56,38 @@ BUDGET_MINUTES = 45.0
 
 @dataclass
 class StandardBudget:
-    """The proposed standard budget (issue 10): every value the standard study's steps need."""
+    """The proposed standard budget (issue 10): every value the standard study's steps need.
 
-    width: float = 0.25
+    The gradient, noise and collapse probes ride along inside the experiment runs of the analysed models
+    (``analyses.probes.TRAIN_PROBES``), so they cost their measurements, not extra training.
+    """
+
+    width: float = 0.0625
     input_size: tuple[int, int] = (64, 96)
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 3e-3
     loss_scales: str = "finest"
     seeds: int = 3
-    experiment_steps: int = 1000
-    experiment_length: int = 8000  # synthetic training images per epoch (>= steps x batch: no image seen twice)
+    experiment_steps: int = 1500
+    experiment_length: int = 12000  # synthetic training images per epoch (steps x batch: no image seen twice)
     eval_images: int = 64
     analysed_models: tuple[str, ...] = ("packnet_slim_b", "packnet_slim_c", "densedepth")
-    analysis_steps: int = 300  # gradients / noise / collapse
+    gradient_every: int = 10
     noise_batches: tuple[int, int] = (2, 8)
-    noise_every: int = 10
-    collapse_every: int = 50
+    noise_every: int = 25
+    collapse_every: int = 250
     collapse_images: int = 16
-    autoencoder_input: tuple[int, int] = (64, 64)
-    autoencoder_levels: tuple[int, ...] = (1, 2, 3)
+    autoencoder_input: tuple[int, int] = (32, 32)
+    autoencoder_levels: tuple[int, ...] = (1, 2)
     autoencoder_runs: tuple[tuple[str, float], ...] = (("pack2d", 0.25), ("pack3d", 0.125), ("maxpool", 0.25),
-                                                       ("maxpool", 0.5), ("maxpool", 1.0), ("strided", 0.25))
-    autoencoder_steps: int = 1500
+                                                       ("maxpool", 0.5), ("maxpool", 1.0))
+    autoencoder_steps: int = 2000
     autoencoder_batch: int = 8
     autoencoder_lr: float = 1e-3
     complexity_input: tuple[int, int] = (96, 320)
     complexity_models: tuple[str, ...] = ("packnet_b", "packnet_slim_b", "densedepth")
     attribution_images: int = 2
     property_examples: int = 200
-    notes: dict[str, str] = field(default_factory=dict)
 
 
 def cpu_seconds_per_call(fn: Callable[[], Any], calls: int, warmup: int = 1) -> float:
@@ -215,17 +218,15 @@ def project(budget: StandardBudget, calls: int, measure_fixed: bool) -> dict[str
             held_out_seconds_per_image(e.model, e.options, budget) + render, model=e.model)
     by_model = {e.model: e.id for e in seed_study_experiments(True) if e.id in ("densedepth", "exp1_packnet_b",
                                                                                    "exp5_no_skips")}
-    for model in budget.analysed_models:
-        step = step_of[by_model[model]] + render * budget.batch_size
-        runs = budget.seeds * budget.analysis_steps
-        add("gradients", f"{model} train step + per-layer recording", runs, step * 1.1, model=model)
-        add("noise", f"{model} train step", runs, step, model=model)
-        add("noise", f"{model} gradient-noise measurement (every {budget.noise_every})",
-            runs / budget.noise_every, noise_measurement_seconds(model, budget) + render * budget.noise_batches[1],
-            model=model)
-        add("collapse", f"{model} train step", runs, step, model=model)
-        add("collapse", f"{model} held-out measurement (every {budget.collapse_every}, {budget.collapse_images} images)",
-            budget.seeds * (budget.analysis_steps / budget.collapse_every + 1) * budget.collapse_images,
+    runs = budget.seeds * budget.experiment_steps
+    for model in budget.analysed_models:  # the probes ride along inside the experiment runs of these models
+        step = step_of[by_model[model]]
+        add("gradients", f"{model} per-layer recording (every {budget.gradient_every}; +10% of a step)",
+            runs / budget.gradient_every, 0.1 * step, model=model)
+        add("noise", f"{model} gradient-noise measurement (every {budget.noise_every})", runs / budget.noise_every,
+            noise_measurement_seconds(model, budget) + render * budget.noise_batches[1], model=model)
+        add("collapse", f"{model} measurement (every {budget.collapse_every}, {budget.collapse_images} images)",
+            budget.seeds * (budget.experiment_steps / budget.collapse_every + 1) * budget.collapse_images,
             held_out_seconds_per_image(model, {"output_scale": "half"} if "packnet" in model else {}, budget),
             model=model)
     for arch, width in budget.autoencoder_runs:
@@ -233,7 +234,7 @@ def project(budget: StandardBudget, calls: int, measure_fixed: bool) -> dict[str
             seconds, params = autoencoder_step_seconds(arch, levels, width, budget)
             add("autoencoder", f"{arch}@{levels} width {width:g} ({params:,} params) step",
                 budget.seeds * budget.autoencoder_steps, seconds)
-    add("autoencoder", "rendering the train and test images", budget.seeds * 0 + 1,
+    add("autoencoder", "rendering the train and test images", 1,
         render_seconds_per_image(budget.autoencoder_input) * (256 + 32))
     if measure_fixed:
         for name, seconds in fixed_step_seconds(budget).items():
@@ -340,7 +341,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--experiment-steps", type=int, default=defaults.experiment_steps)
-    parser.add_argument("--analysis-steps", type=int, default=defaults.analysis_steps)
     parser.add_argument("--autoencoder-steps", type=int, default=defaults.autoencoder_steps)
     parser.add_argument("--calls", type=int, default=3, help="timed training steps per configuration")
     parser.add_argument("--parallel-efficiency", type=float, default=0.9)
@@ -354,8 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     budget = replace(defaults, width=args.width, input_size=parse_size(args.input_size), batch_size=args.batch_size,
-                     lr=args.lr, experiment_steps=args.experiment_steps, analysis_steps=args.analysis_steps,
-                     autoencoder_steps=args.autoencoder_steps)
+                     lr=args.lr, experiment_steps=args.experiment_steps, autoencoder_steps=args.autoencoder_steps)
     doc: dict[str, Any] = {"benchmark": "standard_budget", "budget": asdict(budget),
                            "device": device_description(torch.device("cpu")), "provenance": provenance(torch.device("cpu")),
                            "threads": 1}
