@@ -194,3 +194,15 @@ def test_scale_matched_score_separates_structure_from_scale():
     assert model.metrics_image_mean["abs_rel"] == pytest.approx(0.6, rel=1e-5)  # the scale is wrong...
     assert max(model.per_image_abs_rel_median_scaled) < 1e-6  # ...the structure is exact
     assert min(constant.per_image_abs_rel_median_scaled) > 0.05  # a flat map has none
+
+
+@pytest.mark.parametrize("min_depth,bias", [(0.5, 0.0), (0.1, -2.1972246)])
+def test_inverse_heads_start_where_the_published_head_starts(min_depth, bias):
+    model = build_model("packnet_slim_b", width=0.0625, min_depth=min_depth)
+    heads = [m for name, m in model.named_modules() if name.endswith("_layer")]
+    assert all(h.conv1.bias.detach().tolist() == pytest.approx([bias]) for h in heads)  # published 0.5 m: unchanged
+    for h in heads:
+        torch.nn.init.zeros_(h.conv1.weight)
+    with torch.no_grad():
+        metres = to_depth(model.eval()(torch.rand(1, 3, 32, 32)), model.output_space, MAX_DEPTH)
+    assert torch.allclose(metres, torch.ones_like(metres), rtol=1e-5)  # a zero input predicts 1 m
