@@ -253,12 +253,18 @@ def train_command(
     input_size: InputSizeOpt = None,
     loss: Annotated[str, typer.Option("--loss", help="densedepth|l1_inverse|silog|berhu")] = "densedepth",
     loss_scales: Annotated[str, typer.Option("--loss-scales", help="finest (one objective for every model, the seed's) | all (mean over PackNet's output scales)")] = "finest",
+    objective: Annotated[str, typer.Option("--objective", help="supervised|self_supervised (video datasets: frames, PoseNet, no depth labels)")] = "supervised",
+    velocity_weight: Annotated[float, typer.Option("--velocity-weight", help="self-supervised: weight of the velocity loss (packnet-sfm: 0.1)")] = 0.0,
+    smoothness_weight: Annotated[float, typer.Option("--smoothness-weight", help="self-supervised: edge-aware smoothness weight (packnet-sfm: 0.001)")] = 1e-3,
+    pose_width: Annotated[float, typer.Option("--pose-width", help="self-supervised: PoseNet channel multiplier")] = 1.0,
+    pose_lr: Annotated[Optional[float], typer.Option("--pose-lr", help="self-supervised: PoseNet learning rate (default: --lr)")] = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes (0: main process)")] = 2,
     precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)")] = None,
+    activation_checkpointing: Annotated[bool, typer.Option("--activation-checkpointing", help="recompute the model's stages in backward: less memory, about one more forward of time")] = False,
     grad_clip: Annotated[Optional[float], typer.Option("--grad-clip", help="clip the total gradient norm to this value")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="also keep checkpoints/step_N every N steps")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
@@ -271,6 +277,11 @@ def train_command(
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="the seed's flip + channel-swap augmentation")] = True,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])")] = False,
     nproc_per_node: Annotated[int, typer.Option("--nproc-per-node", help="DDP processes (runs torchrun); 1 = this process")] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", help="machines in the DDP job; run the same command on each (needs --rdzv-endpoint)")] = 1,
+    node_rank: Annotated[Optional[int], typer.Option("--node-rank", help="this machine's index, 0..nnodes-1 (needed by --rdzv-backend static; c10d assigns ranks itself)")] = None,
+    rdzv_endpoint: Annotated[Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT where the nodes meet (e.g. the first node, port 29500)")] = None,
+    rdzv_backend: Annotated[str, typer.Option("--rdzv-backend", help="torchrun rendezvous: c10d|static")] = "c10d",
+    rdzv_id: Annotated[str, typer.Option("--rdzv-id", help="job id shared by every node (e.g. $SLURM_JOB_ID)")] = "probe",
     probe_names: Annotated[Optional[str], typer.Option("--probe", help="comma-separated training probes (analyses.probes.TRAIN_PROBES)")] = None,
     probe_every: Annotated[int, typer.Option("--probe-every", help="run the probes every K steps")] = 10,
     out: OutOpt = Path("runs/train"),
@@ -281,7 +292,7 @@ def train_command(
     """
     from probe.options import parse_size
     from probe.training import TrainConfig, parse_model_options, train
-    from probe.training.distributed import env_dist_info, launch_distributed
+    from probe.training.distributed import Nodes, env_dist_info, launch_distributed
     from probe.training.report import print_train_summary
 
     config = TrainConfig(
@@ -289,14 +300,19 @@ def train_command(
         data_root=data_root, input_size=parse_size(input_size) if input_size else None, dataset_length=dataset_length, skip_bad=skip_bad,
         dataset_options=parse_model_options(data_option or [], flag="--data-option", example="split_file=eigen_test_files.txt"),
         augment=augment, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, loss=loss, loss_scales=loss_scales,
-        device=device, seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
-        grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
+        objective=objective, velocity_weight=velocity_weight, smoothness_weight=smoothness_weight,
+        pose_width=pose_width, pose_lr=pose_lr, device=device,
+        seed=seed, workers=workers, precision=precision, compile=compile_model, channels_last=channels_last,
+        activation_checkpointing=activation_checkpointing, grad_clip=grad_clip, checkpoint_every=checkpoint_every, resume=resume, deterministic=deterministic,
         tensorboard=tensorboard, out=out,
     )
-    if nproc_per_node != 1 and not env_dist_info().enabled:
+    nodes = Nodes(nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_backend=rdzv_backend,
+                  rdzv_id=rdzv_id)
+    nodes.validate()
+    if (nproc_per_node != 1 or not nodes.standalone) and not env_dist_info().enabled:
         if probe_names:
             raise ProbeError("--probe: not available with --nproc-per-node; run torchrun -m probe.training.launch ... --probe NAMES")
-        launch_distributed(config, nproc_per_node)
+        launch_distributed(config, nproc_per_node, nodes)
         return
     hooks = []
     if probe_names:
@@ -364,7 +380,7 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="train|test")] = "test",
     input_size: InputSizeOpt = None,
     dataset_length: Annotated[Optional[int], typer.Option("--dataset-length", help="number of generated samples (synthetic data)")] = None,
-    protocol: Annotated[Optional[str], typer.Option("--protocol", help="nyu|make3d|kitti|none (default: the dataset's)")] = None,
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="nyu_densedepth|nyu_eigen|kitti_eigen|kitti_eigen_median|make3d_c1|none (old names nyu, kitti, make3d still work; default: the dataset's)")] = None,
     median_scaling: Annotated[bool, typer.Option("--median-scaling", help="scale each prediction by median(gt)/median(pred)")] = False,
     flip_tta: FlipTtaOpt = False,
     clamp: Annotated[bool, typer.Option("--clamp/--no-clamp", help="clamp predictions to the protocol's depth range")] = True,
@@ -375,7 +391,7 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint with a dataset protocol; writes DIR/eval.json and prints a table.
 
-    Example: probe eval --checkpoint runs/x --median-scaling --out runs/x/eval
+    Example: probe eval --checkpoint runs/x --dataset nyu_test --data-root nyu_test.zip --protocol nyu_densedepth --out runs/x/eval
     """
     from probe.evaluate import EvalOptions, evaluate_checkpoint, print_eval_table
     from probe.options import parse_size
@@ -396,10 +412,13 @@ def predict_command(
     flip_tta: FlipTtaOpt = False,
     colormap: Annotated[str, typer.Option("--colormap", help="matplotlib colormap for the PNG")] = "magma",
     depth_range: Annotated[Optional[str], typer.Option("--range", help="MIN,MAX metres mapped by the colormap (default 0,max depth)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite prediction files that already exist in --out")] = False,
     device: DeviceOpt = "auto",
     out: OutOpt = Path("runs/predict"),
 ) -> None:
     """Predict depth for images: DIR/<name>_depth.png (colour-mapped) and DIR/<name>_depth.npy (metres).
+
+    Names are unique per image (a repeated file name gets _2, _3, ...); existing files are kept unless --force.
 
     Example: probe predict --checkpoint runs/x room.jpg --out preds
     """
@@ -408,7 +427,8 @@ def predict_command(
 
     records = predict_checkpoint(checkpoint, images, out, device=device,
                                  input_size=parse_size(input_size) if input_size else None, flip_tta=flip_tta,
-                                 colormap=colormap, depth_range=parse_depth_range(depth_range) if depth_range else None)
+                                 colormap=colormap, depth_range=parse_depth_range(depth_range) if depth_range else None,
+                                 force=force)
     for record in records:
         typer.echo(f"{record.source} -> {record.png}, {record.npy} "
                    f"(depth {record.min_depth:.2f}..{record.max_depth:.2f} m, median {record.median_depth:.2f} m)")

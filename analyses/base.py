@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from probe.io import ensure_dir, write_json
-from probe.runs import prepare_run_dir
+from probe.runs import prepare_run_dir, run_folder_lock
 
 
 class AnalysisResult:
@@ -43,11 +43,13 @@ class AnalysisResult:
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = ensure_dir(out_dir, "--out")
-        written = [write_json(out / f"{self.name}.json", {"analysis": self.name, **self.to_json()})]
-        written.extend(self.figures(out))
+        with run_folder_lock(out, self.name):  # one writer per run folder
+            written = [write_json(out / f"{self.name}.json", {"analysis": self.name, **self.to_json()})]
+            written.extend(self.figures(out))
         return written
 
     def save_run(self, out_dir: str | Path, *, device: Any = None, seed: int | None = None) -> list[Path]:
         """Record this analysis's config and provenance in ``out_dir/config.json``, then :meth:`save`."""
-        prepare_run_dir(out_dir, self.name, self.to_json().get("config", {}), device=device, seed=seed)
-        return self.save(out_dir)
+        with run_folder_lock(out_dir, self.name):
+            prepare_run_dir(out_dir, self.name, self.to_json().get("config", {}), device=device, seed=seed)
+            return self.save(out_dir)

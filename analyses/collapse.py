@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 
 from analyses.base import AnalysisResult
-from analyses.gradients import TrainingRuns, checkpoint_files, train_with_hook
+from analyses.gradients import TrainingRuns, train_with_hook
 from probe.depth_space import depth_range
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
@@ -49,7 +49,7 @@ from probe.evaluate import predict_depth
 from probe.plotting import save_figure
 from probe.seeding import seed_everything
 from probe.training import TrainConfig, TrainHook, load_checkpoint
-from probe.training.checkpoint import weights_step
+from probe.training.checkpoint import resolve_checkpoint
 
 COLLAPSE_BELOW = 0.1
 SCALE_BAND = (0.8, 1.25)
@@ -228,7 +228,7 @@ def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
     model.eval()
     try:
         pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]),
-                             depth_range=batch.depth_range)
+                             clip=batch.depth_range)
     finally:
         model.train(was_training)
     return Measurement(step, collapse_statistics(pred, batch.depth, batch.valid), pred.cpu())
@@ -364,11 +364,11 @@ def run(config: CollapseConfig) -> CollapseResult:
     device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.checkpoint is not None:
-        _, weights, _ = checkpoint_files(config.checkpoint)
-        model, run_config = load_checkpoint(weights, device)
+        found = resolve_checkpoint(config.checkpoint)
+        model, run_config = load_checkpoint(found, device)
         run_cfg = TrainConfig.from_json(run_config)
         batch = HeldOutBatch.from_dataset(held_out_dataset(run_cfg), config.n_images, device)
-        step = weights_step(weights)
+        step = found.step
         return CollapseResult(
             models=[ModelCollapse(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
                                   [measure(model, batch, step=step)])],

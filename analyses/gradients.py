@@ -29,7 +29,6 @@ and :class:`GradientsResult` judges each model by the rule in :data:`RULE`.
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,9 +40,9 @@ import torch.nn as nn
 
 from analyses.base import AnalysisResult
 from probe.errors import ProbeError
-from probe.io import ensure_dir, read_json
+from probe.io import ensure_dir
 from probe.training import TrainConfig, TrainHook, train
-from probe.training.checkpoint import checkpoint_paths, weights_step
+from probe.training.checkpoint import copy_checkpoint, resolve_checkpoint, run_train_config
 
 VANISH_BELOW = 1e-3
 EXPLODE_ABOVE = 1e3
@@ -398,43 +397,18 @@ class GradientsConfig(TrainingRuns):
     out: Path = Path("runs/gradients")
 
 
-def checkpoint_files(checkpoint: Path) -> tuple[Path, Path, Path]:
-    """``(run_dir, weights, state)`` of a run folder (its ``last`` pair) or a ``checkpoints/<tag>.safetensors``."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        run_dir, tag = path, "last"
-    elif path.suffix == ".safetensors" and path.is_file():
-        run_dir, tag = path.parent.parent, path.name[: -len(".safetensors")]
-    else:
-        raise ProbeError(f"--checkpoint {path}: expected a run folder or a checkpoints/<tag>.safetensors file")
-    weights, state = checkpoint_paths(run_dir, tag)
-    for needed in (run_dir / "config.json", weights):
-        if not needed.is_file():
-            raise ProbeError(f"--checkpoint {path}: {needed} not found")
-    return run_dir, weights, state
-
-
 def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
     """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
 
-    The copy (config.json plus the weights/state pair) goes to ``workdir``, so the
+    The copy (config.json plus the verified checkpoint folder) goes to ``workdir``, so the
     user's run folder is never written; the optimiser state, RNG and batch order
-    continue exactly where the run stopped.  ``checkpoint`` is a run folder or
-    one of its ``checkpoints/<tag>.safetensors`` files.
+    continue exactly where the run stopped.  ``checkpoint`` is anything
+    :func:`~probe.training.checkpoint.resolve_checkpoint` accepts (a run folder, a
+    ``checkpoints/step_N`` folder or its weights file).
     """
-    run_dir, weights, state = checkpoint_files(checkpoint)
-    if not state.is_file():
-        raise ProbeError(f"--checkpoint {checkpoint}: {state} not found (needed to continue the run)")
-    section = read_json(run_dir / "config.json").get("train")
-    if not isinstance(section, dict) or "config" not in section:
-        raise ProbeError(f"{run_dir / 'config.json'}: no 'train' section (was this folder written by `probe train`?)")
-    saved = TrainConfig.from_json(section["config"])
-    target_weights, target_state = checkpoint_paths(workdir)
-    target_weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "config.json", workdir / "config.json")
-    shutil.copyfile(weights, target_weights)
-    shutil.copyfile(state, target_state)
-    done = weights_step(weights)
+    found = resolve_checkpoint(checkpoint, with_state=True)
+    saved = TrainConfig.from_json(run_train_config(found.run_dir))
+    done = copy_checkpoint(found, workdir).step or 0
     return replace(saved, out=workdir, resume=True, max_steps=done + steps, epochs=saved.epochs + steps,
                    device=device, precision=None, channels_last=None, checkpoint_every=None, tensorboard=False)
 

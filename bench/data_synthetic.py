@@ -37,9 +37,10 @@ from probe.options import parse_size  # noqa: E402
 TARGET_IMAGES_PER_S = 200.0
 
 
-def measure_passes(name: str, size: tuple[int, int], items: int, repeats: int) -> dict[str, list[float]]:
-    """CPU and wall seconds of ``repeats`` passes over ``items`` items (after a short warm-up)."""
-    dataset = get_dataset(name, input_size=size, length=items)
+def measure_passes(name: str, size: tuple[int, int], items: int, repeats: int,
+                   options: dict | None = None) -> dict[str, list[float]]:
+    """CPU and wall seconds of ``repeats`` passes over ``items`` items (after a short warm-up); ``options``: the dataset's."""
+    dataset = get_dataset(name, input_size=size, length=items, **(options or {}))
     for i in range(min(5, items)):
         dataset[i]
     cpu, wall = [], []

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,7 +38,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from analyses.gradients import GradientRecorder  # noqa: E402
-from probe.device import resolve_device, synchronize  # noqa: E402
+from probe.device import benchmark_clock, benchmark_clock_name, resolve_device, synchronize  # noqa: E402
 from probe.io import write_json  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
@@ -47,13 +47,8 @@ from probe.training import StepStats, TrainConfig, TrainHook, train  # noqa: E40
 GOAL = 0.10
 
 
-def clock(device: torch.device) -> Callable[[], float]:
-    """Process CPU time on the CPU, wall time (callers synchronise) on CUDA."""
-    return time.process_time if device.type == "cpu" else time.perf_counter
-
-
 class StepTimes(TrainHook):
-    """Seconds per step on ``clock``: wall time from the loop on CUDA; CPU time between steps on the CPU."""
+    """Seconds per step on :func:`probe.device.benchmark_clock`'s terms: wall time from the loop on CUDA; CPU time between steps on the CPU."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -81,7 +76,7 @@ class TimedRecorder(GradientRecorder):
         self.device = device
         self.hook_seconds: list[float] = []
         self._current = 0.0
-        self._clock = clock(device)
+        self._clock = benchmark_clock(device)
 
     def _timed(self, fn: Any, *args: Any) -> None:
         synchronize(self.device)
@@ -163,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{r['hook_ms']:.2f}", f"{r['hook_overhead']:.1%}", f"{r['end_to_end_overhead']:+.1%}")
     Console().print(table)
     write_json(args.out, {"bench": "gradient_recording", "goal_overhead": GOAL,
-                          "clock": "process CPU time" if device.type == "cpu" else "synchronised wall time",
+                          "clock": benchmark_clock_name(device),
                           "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
                           "results": rows, "provenance": provenance(device)})
     print(f"wrote {args.out}")

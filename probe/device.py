@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Callable
 
 import torch
 
@@ -50,3 +52,17 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued kernels so wall-clock timings are honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def benchmark_clock(device: torch.device) -> Callable[[], float]:
+    """The clock benchmarks time ``device`` with: process CPU seconds on a CPU, wall seconds on CUDA.
+
+    CPU time counts every thread of this process and nothing of other processes, so CPU
+    timings stay comparable on a shared machine; on CUDA callers synchronise first.
+    """
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
+def benchmark_clock_name(device: torch.device) -> str:
+    """What :func:`benchmark_clock` measures on ``device``, for result files."""
+    return "process CPU time" if device.type == "cpu" else "synchronised wall time"

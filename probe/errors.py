@@ -31,3 +31,16 @@ def one_line(exc: BaseException) -> str:
         head, sep, rest = last.partition(": ")
         text = rest if sep and "." in head and " " not in head else last
     return " ".join(text.split())
+
+
+def reason(exc: BaseException, limit: int = 160) -> str:
+    """``Type: message`` of a third-party exception, on one line and short: for "cannot read X (reason)"."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__
+
+
+def warn(message: str) -> None:
+    """Tell the user something went wrong but the command carries on: one ``probe: warning:`` line on stderr."""
+    import sys
+
+    print(f"probe: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)

@@ -4,12 +4,15 @@ The path from a raw network output to a metric, in order:
 
 1. ``model(image)`` in eval mode -> ``[B,1,h',w']`` in the model's ``output_space``;
 2. metres via :func:`probe.depth_space.to_depth` with the dataset's ``max_depth``;
-3. optional flip test-time augmentation: the mean, in metres, of the
-   prediction and the mirrored prediction of the mirrored image;
-4. bilinear upsampling (``align_corners=False``) to the ground-truth resolution;
-5. the protocol (:mod:`probe.metrics`): crop, depth range, optional per-image
+3. the protocol's per-pass clip, if any (DenseDepth clips each pass to [0.1, 10] m);
+4. optional flip test-time augmentation (on when the protocol prescribes it): the
+   mean, in metres, of the prediction and the mirrored prediction of the mirrored image;
+5. bilinear upsampling (``align_corners=False``) to the ground truth's own
+   resolution: the dataset is read with ``depth_resolution="full"``, so the ground
+   truth is never resampled, and each image is scored at its own size;
+6. the protocol (:mod:`probe.metrics`): crop, depth range, optional per-image
    median scaling, clamping to the protocol's range;
-6. metrics pooled over all evaluated pixels (``metrics``) and averaged over
+7. metrics pooled over all evaluated pixels (``metrics``) and averaged over
    images (``metrics_image_mean``), plus each image's own metrics.
 
 >>> from probe.models import build_model                                     # doctest: +SKIP
@@ -21,6 +24,7 @@ The path from a raw network output to a metric, in order:
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -36,13 +40,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from analyses.base import AnalysisResult
 from probe.data import transforms as T
-from probe.data.images import read_rgb
+from probe.data.images import read_image_size, read_rgb
 from probe.depth_space import clip_depth, to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
-from probe.metrics import METRIC_NAMES, MetricAccumulator, get_protocol
+from probe.limits import MAX_BATCH_SIZE, check_count, check_workers
+from probe.metrics import METRIC_NAMES, EvalProtocol, MetricAccumulator, abs_rel_as_published_sums, get_protocol
 from probe.progress import progress_bar
+from probe.runs import run_folder_lock
 
 __all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "depth_to_rgb", "evaluate", "evaluate_checkpoint",
            "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images", "print_eval_table"]
@@ -54,13 +60,14 @@ def _as_device(device: torch.device | str) -> torch.device:
 
 @torch.no_grad()
 def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, flip_tta: bool = False,
-                  size: tuple[int, int] | None = None, depth_range: tuple[float, float] | None = None) -> torch.Tensor:
+                  size: tuple[int, int] | None = None, clip: tuple[float, float] | None = None) -> torch.Tensor:
     """Depth in metres: ``[B,3,H,W]`` -> ``[B,1,h,w]`` (``h,w`` = ``size`` or the model's output size).
 
-    Uses ``model.output_space`` to convert; with ``depth_range`` each prediction is clipped to it
-    (:func:`probe.depth_space.clip_depth`) before flip averaging and resizing, as DenseDepth's evaluation
-    does; with ``flip_tta`` averages (in metres) the prediction and the mirrored prediction of the mirrored
-    image.  The model must already be in eval mode on ``images.device``.
+    Uses ``model.output_space`` to convert; ``clip`` = ``(min, max)`` bounds each pass
+    (:func:`probe.depth_space.clip_depth`, before averaging), as every published evaluation does;
+    with ``flip_tta`` averages (in metres) the prediction and the mirrored prediction of the
+    mirrored image; then upsamples bilinearly.  The model must already be in eval mode on
+    ``images.device``.
     """
     space = getattr(model, "output_space", None)
     if space is None:
@@ -72,8 +79,8 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
             raise ProbeError("predict_depth: the model returned several scales; call model.eval() first")
         if out.dim() != 4 or out.shape[1] != 1:
             raise ShapeError(f"predict_depth: expected a [B,1,h,w] depth output, got {tuple(out.shape)}")
-        metres = to_depth(out.float(), space, max_depth)
-        return clip_depth(metres, depth_range) if depth_range is not None else metres
+        depth = to_depth(out.float(), space, max_depth)
+        return clip_depth(depth, clip) if clip is not None else depth
 
     depth = once(images)
     if flip_tta:
@@ -110,6 +117,7 @@ class EvalResult(AnalysisResult):
     metrics: dict[str, float]
     metrics_image_mean: dict[str, float]
     options: dict[str, Any]
+    protocol_choices: dict[str, Any]
     median_ratio: dict[str, float] | None
     per_image: list[dict[str, Any]]
     seconds: float
@@ -129,69 +137,128 @@ def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:
 
 
 def _check_loader_args(batch_size: int, workers: int) -> None:
-    if batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
-    if workers < 0:
-        raise ProbeError(f"--workers: expected 0 or more, got {workers}")
+    check_count("--batch-size", batch_size, MAX_BATCH_SIZE)
+    check_workers(workers)
 
 
-def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | None = None, batch_size: int = 4,
+def full_resolution(dataset: Dataset) -> Dataset:
+    """``dataset`` delivering its ground truth as read (a shallow copy when it was set to resize it)."""
+    if getattr(dataset, "depth_resolution", "full") == "full":
+        return dataset
+    full = copy.copy(dataset)
+    full.depth_resolution = "full"  # type: ignore[attr-defined]
+    return full
+
+
+def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> EvalProtocol:
+    """The protocol to score ``dataset`` with (default: the dataset's), adjusted by the dataset, checked to fit.
+
+    Reads the first item's ground truth, so a protocol whose crop is defined on
+    another size (``nyu_densedepth`` on 480x640) fails here, before any work.
+    """
+    info = getattr(dataset, "info", None)
+    name = protocol or (info.eval_protocol if info is not None else None)
+    if name is None:
+        raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
+    chosen = name if isinstance(name, EvalProtocol) else get_protocol(name)
+    override = getattr(dataset, "protocol_override", None)
+    if callable(override):
+        chosen = override(chosen)
+    if len(dataset) > 0:  # type: ignore[arg-type]
+        height, width = full_resolution(dataset)[0]["depth"].shape[-2:]
+        try:
+            chosen.crop_box(int(height), int(width))
+        except ShapeError as exc:
+            raise ProbeError(f"--protocol {chosen.name}: does not fit dataset {getattr(info, 'name', '?')!r} "
+                             f"({exc})") from None
+    return chosen
+
+
+def collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the images (all at the input size); keep each ground truth at its own size in a list."""
+    return {"image": torch.stack([it["image"] for it in items]), "depth": [it["depth"] for it in items],
+            "valid": [it["valid"] for it in items], "name": [it["name"] for it in items]}
+
+
+def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol | None = None, batch_size: int = 4,
              device: torch.device | str = "cpu", median_scaling: bool = False, flip_tta: bool = False,
              max_depth: float | None = None, clamp: bool = True, workers: int = 0,
              show_progress: bool | None = None) -> EvalResult:
     """Evaluate ``model`` on every item of ``dataset`` (items per docs/CONTRACTS.md) under ``protocol``.
 
-    ``protocol`` and ``max_depth`` default to the dataset's ``info.eval_protocol``
-    and ``info.max_depth``.  ``clamp`` bounds predictions to the protocol's
-    depth range (on by default, as in every published evaluation).
+    ``protocol`` (a name or an :class:`~probe.metrics.EvalProtocol`) and
+    ``max_depth`` default to the dataset's ``info.eval_protocol`` and
+    ``info.max_depth``.  Scoring happens at the ground truth's own resolution.
+    ``median_scaling`` and ``flip_tta`` add to what the protocol prescribes;
+    ``clamp=False`` turns off its final clamping.  A dataset with
+    ``protocol_override(protocol)`` (``nyu_test``: the crop from its archive)
+    adjusts the protocol first.
 
-    >>> result = evaluate(model, get_dataset("nyu", root, split="test"), median_scaling=True)  # doctest: +SKIP
+    >>> result = evaluate(model, get_dataset("nyu", root, split="test"), protocol="nyu_eigen")  # doctest: +SKIP
     """
     _check_loader_args(batch_size, workers)
     info = getattr(dataset, "info", None)
-    protocol_name = protocol or (info.eval_protocol if info is not None else None)
     depth_cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
-    if protocol_name is None or depth_cap is None:
+    if depth_cap is None:
         raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
-    chosen = get_protocol(protocol_name)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError(f"evaluate: dataset {getattr(info, 'name', dataset)!r} is empty")
+    chosen = resolve_protocol(dataset, protocol)
+    tta = flip_tta or chosen.flip_tta
+    scaling = True if median_scaling else None  # None: the protocol's own setting
+    clamping = None if clamp else False
 
     dev = _as_device(device)
     model = model.to(dev).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=dev.type == "cuda")
+    loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=dev.type == "cuda", collate_fn=collate_keep_sizes)
     acc = MetricAccumulator()
     per_image: list[dict[str, Any]] = []
     ratios: list[float] = []
+    swapped = [0.0, 0]
+    gt_sizes: set[tuple[int, int]] = set()
     start = time.perf_counter()
     with progress_bar(disable=None if show_progress is None else not show_progress) as bar:
         task = bar.add_task("eval", total=len(dataset))  # type: ignore[arg-type]
         for batch in loader:
-            gt, valid = batch["depth"].float(), batch["valid"].bool()
-            pred = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
-                                 flip_tta=flip_tta, size=tuple(gt.shape[-2:])).cpu()
-            prepared = chosen.apply(pred, gt, valid, median_scaling=median_scaling, clamp=clamp)
-            image_metrics = acc.update(prepared.pred, gt, prepared.mask)
-            counts = prepared.mask.flatten(1).sum(dim=1).tolist()
-            for i, metrics in enumerate(image_metrics):
-                ratio = float(prepared.ratios[i]) if prepared.ratios is not None else None
+            pred_batch = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
+                                       flip_tta=tta, clip=chosen.clip).cpu()
+            for i, name in enumerate(batch["name"]):
+                gt, valid = batch["depth"][i][None].float(), batch["valid"][i][None].bool()
+                gt_sizes.add(tuple(gt.shape[-2:]))
+                pred = F.interpolate(pred_batch[i:i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
+                prepared = chosen.apply(pred, gt, valid, median_scaling=scaling, clamp=clamping)
+                metrics = acc.update(prepared.pred, gt, prepared.mask)[0]
+                if chosen.swapped_abs_rel and prepared.mask.any():
+                    total, count = abs_rel_as_published_sums(prepared.pred, gt, prepared.mask)
+                    swapped[0] += total
+                    swapped[1] += count
+                ratio = float(prepared.ratios[0]) if prepared.ratios is not None else None
                 if ratio is not None:
                     ratios.append(ratio)
-                per_image.append({"name": batch["name"][i], "n_pixels": int(counts[i]), "median_ratio": ratio,
-                                  **(metrics or {name: None for name in METRIC_NAMES})})
-            bar.advance(task, gt.shape[0])
+                per_image.append({"name": name, "n_pixels": int(prepared.mask.sum()), "median_ratio": ratio,
+                                  **(metrics or {m: None for m in METRIC_NAMES})})
+            bar.advance(task, len(batch["name"]))
     synchronize(dev)
     seconds = time.perf_counter() - start
+    pooled = acc.pooled()
+    if chosen.swapped_abs_rel and swapped[1]:
+        pooled["abs_rel_as_published"] = swapped[0] / swapped[1]
+    size = next(iter(gt_sizes)) if len(gt_sizes) == 1 else (None, None)
+    choices = chosen.choices(height=size[0], width=size[1], median_scaling=bool(scaling) or None, clamp=clamping,
+                             flip_tta=tta)
+    choices["ground_truth_sizes"] = sorted([list(s) for s in gt_sizes])[:5]
     return EvalResult(
         dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
         protocol=chosen.name, protocol_description=chosen.description,
         model=str(getattr(model, "model_name", type(model).__name__)), output_space=model.output_space,
         max_depth=depth_cap, n_images=acc.n_images, n_images_without_pixels=acc.n_empty, n_pixels=acc.n_pixels,
-        metrics=acc.pooled(), metrics_image_mean=acc.image_mean(),
-        options={"median_scaling": median_scaling, "flip_tta": flip_tta, "clamp": clamp, "batch_size": batch_size,
-                 "device": str(dev)},
-        median_ratio=_ratio_summary(ratios) if median_scaling else None, per_image=per_image, seconds=seconds,
+        metrics=pooled, metrics_image_mean=acc.image_mean(),
+        options={"median_scaling": choices["median_scaling"], "flip_tta": tta, "clamp": choices["clamp_m"] is not None,
+                 "batch_size": batch_size, "device": str(dev)},
+        protocol_choices=choices,
+        median_ratio=_ratio_summary(ratios) if choices["median_scaling"] else None, per_image=per_image,
+        seconds=seconds,
     )
 
 
@@ -227,28 +294,46 @@ class ImagePrediction:
     max_depth: float
 
 
-def _output_stems(paths: Sequence[Path]) -> list[str]:
-    """Unique output stems: ``room.jpg`` -> ``room``; a repeated stem gets ``_2``, ``_3``..."""
-    seen: dict[str, int] = {}
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """One distinct output stem per input image, in input order.
+
+    The rule: the first image with a given file stem keeps it (``x/room.jpg`` -> ``room``);
+    each later image with the same stem (``y/room.png``) gets the smallest suffix
+    ``_2``, ``_3``, ... that no input's own stem and no earlier output uses, so
+    ``a.png``, ``b/a.png``, ``a_2.png`` give ``a``, ``a_3``, ``a_2``.  The same file
+    given twice is an error (it would be written twice).
+    """
+    resolved = [p.resolve() for p in paths]
+    for index, path in enumerate(resolved):
+        if path in resolved[:index]:
+            raise ProbeError(f"{paths[index]}: given twice; each IMAGE is predicted once")
+    taken = {p.stem for p in paths}
+    used: set[str] = set()
     stems = []
     for path in paths:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+        stem = path.stem
+        if stem in used:
+            stem = next(f"{path.stem}_{n}" for n in range(2, len(paths) + 2)
+                        if f"{path.stem}_{n}" not in taken | used)
+        used.add(stem)
+        stems.append(stem)
     return stems
 
 
 def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path, *, max_depth: float,
                    input_size: tuple[int, int], device: torch.device | str = "cpu", flip_tta: bool = False,
                    normalize: str = "none", colormap: str = "magma",
-                   depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
+                   depth_range: tuple[float, float] | None = None, force: bool = False) -> list[ImagePrediction]:
     """Predict each image at ``input_size`` and write ``<stem>_depth.png`` and ``<stem>_depth.npy`` to ``out_dir``.
 
     The depth is upsampled bilinearly to the image's own resolution; the
     ``.npy`` holds float32 metres ``[H,W]``; the PNG maps ``depth_range``
     (default ``0..max_depth`` metres) through ``colormap``.  Every path is
     checked before any work; an undecodable image raises :class:`ProbeError`
-    naming it.  Both files are written atomically.
+    naming it.  Output names follow :func:`output_stems` (distinct per input).
+    An output file that already exists is refused before any work unless
+    ``force``: a call never overwrites a file it did not write itself.  Both
+    files are written atomically, under ``out_dir``'s writer lock.
 
     >>> predict_images(model, ["room.jpg"], "preds", max_depth=10.0, input_size=(240, 320))  # doctest: +SKIP
     """
@@ -260,24 +345,39 @@ def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str |
         raise ProbeError(f"{missing[0]}: image file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     value_range = depth_range or (0.0, max_depth)
     depth_to_rgb(np.zeros((1, 1)), value_range, colormap)  # bad range / colormap fails before any work
+    for source in sources:  # headers only: a non-image fails before anything is written
+        read_image_size(source)
     normalise = T.NORMALIZATIONS.get(normalize)
+    out = Path(out_dir)
+    stems = output_stems(sources)
+    targets = [out / f"{stem}_depth{suffix}" for stem in stems for suffix in (".png", ".npy")]
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if existing and not force:
+        raise ProbeError(f"{existing[0]}: already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                         + "; predict does not overwrite files it did not write; pass --force or another --out")
     dev = _as_device(device)
     model = model.to(dev).eval()
-    out = Path(out_dir)
-    results = []
-    for source, stem in zip(sources, _output_stems(sources)):
-        rgb = read_rgb(source)
-        height, width = rgb.shape[:2]
-        image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(dev)
-        depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
-        metres = depth[0, 0].cpu().numpy().astype(np.float32)
-        png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
-        atomic_write(npy_path, _npy_bytes(metres))
-        atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
-        results.append(ImagePrediction(source=str(source), png=str(png_path), npy=str(npy_path), height=height,
-                                       width=width, min_depth=float(metres.min()),
-                                       median_depth=float(np.median(metres)), max_depth=float(metres.max())))
-    return results
+    with run_folder_lock(out, "predict"):
+        return [_predict_one(model, source, out, stem, max_depth=max_depth, input_size=input_size, device=dev,
+                             flip_tta=flip_tta, normalise=normalise, colormap=colormap, value_range=value_range)
+                for source, stem in zip(sources, stems)]
+
+
+def _predict_one(model: nn.Module, source: Path, out: Path, stem: str, *, max_depth: float,
+                 input_size: tuple[int, int], device: torch.device, flip_tta: bool, normalise: Any, colormap: str,
+                 value_range: tuple[float, float]) -> ImagePrediction:
+    """Predict one image and write its two files (see :func:`predict_images`)."""
+    rgb = read_rgb(source)
+    height, width = rgb.shape[:2]
+    image = normalise(T.resize_image(T.image_to_tensor(rgb), input_size))[None].to(device)
+    depth = predict_depth(model, image, max_depth=max_depth, flip_tta=flip_tta, size=(height, width))
+    metres = depth[0, 0].cpu().numpy().astype(np.float32)
+    png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
+    atomic_write(npy_path, _npy_bytes(metres))
+    atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
+    return ImagePrediction(source=str(source), png=str(png_path), npy=str(npy_path), height=height, width=width,
+                           min_depth=float(metres.min()), median_depth=float(np.median(metres)),
+                           max_depth=float(metres.max()))
 
 
 def parse_depth_range(text: str, flag: str = "--range") -> tuple[float, float]:
@@ -366,21 +466,24 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
             raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), not {name!r}")
         extra["length"] = options.dataset_length
     dataset = get_dataset(name, root, split=options.split, input_size=size, **extra)
+    resolve_protocol(dataset, options.protocol)  # a protocol that does not fit the data fails before any write
     config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
-    prepare_run_dir(options.out, "eval", config, device=device)
-    result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,
-                      median_scaling=options.median_scaling, flip_tta=options.flip_tta, clamp=options.clamp,
-                      workers=options.workers)
-    result.checkpoint = str(options.checkpoint)
-    result.extra = {"input_size": list(dataset.input_size), "train_model": run_config.get("model"),
-                    "train_model_options": run_config.get("model_options"), "train_width": run_config.get("width")}
-    result.save(options.out)
+    with run_folder_lock(options.out, "eval"):
+        prepare_run_dir(options.out, "eval", config, device=device)
+        result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,
+                          median_scaling=options.median_scaling, flip_tta=options.flip_tta, clamp=options.clamp,
+                          workers=options.workers)
+        result.checkpoint = str(options.checkpoint)
+        result.extra = {"input_size": list(dataset.input_size), "train_model": run_config.get("model"),
+                        "train_model_options": run_config.get("model_options"),
+                        "train_width": run_config.get("width")}
+        result.save(options.out)
     return result
 
 
 def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, device: str = "auto",
                        input_size: tuple[int, int] | None = None, flip_tta: bool = False, colormap: str = "magma",
-                       depth_range: tuple[float, float] | None = None) -> list[ImagePrediction]:
+                       depth_range: tuple[float, float] | None = None, force: bool = False) -> list[ImagePrediction]:
     """Load ``checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
     from probe.data import dataset_info
     from probe.training import load_checkpoint
@@ -393,7 +496,7 @@ def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, d
     info = dataset_info(run_config["dataset"])
     size = input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
     return predict_images(model, sources, out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
-                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range)
+                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range, force=force)
 
 
 def print_eval_table(result: EvalResult, console: Any = None) -> None:

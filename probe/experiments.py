@@ -36,8 +36,9 @@ import numpy as np
 from analyses.base import AnalysisResult
 from probe.errors import ProbeError
 from probe.registry import Registry
+from probe.runs import run_folder_lock
 from probe.training import TrainConfig, train
-from probe.training.checkpoint import checkpoint_paths
+from probe.training.checkpoint import has_checkpoint
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
         data_root=config.data_root, input_size=config.input_size, dataset_length=config.dataset_length,
         epochs=config.epochs, max_steps=config.max_steps, batch_size=config.batch_size, lr=config.lr,
         loss="densedepth", device=config.device, seed=config.seed, workers=config.workers,
-        precision=config.precision, out=run_dir, resume=checkpoint_paths(run_dir)[0].exists(),
+        precision=config.precision, out=run_dir, resume=has_checkpoint(run_dir),
     )
 
 
@@ -170,8 +171,16 @@ def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
     split.  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``.
     """
     cfg = config.resolved()
+    experiments = seed_study_experiments(cfg.slim, cfg.only)
+    for experiment in experiments:  # every flag checked before the folder is locked or written
+        train_config_for(experiment, cfg).validate()
+    with run_folder_lock(cfg.out, "experiment seed-study"):
+        return _run_experiments(cfg, experiments)
+
+
+def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> SeedStudyResult:
     rows = []
-    for experiment in seed_study_experiments(cfg.slim, cfg.only):
+    for experiment in experiments:
         result = train(train_config_for(experiment, cfg))
         s = result.summary
         rows.append({

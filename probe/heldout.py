@@ -244,7 +244,7 @@ def held_out_score(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, d
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             gt, valid = batch["depth"].float(), batch["valid"].bool()
             pred = predict_depth(model, batch["image"].to(dev), max_depth=info.max_depth, size=tuple(gt.shape[-2:]),
-                                 depth_range=bounds).cpu()
+                                 clip=bounds).cpu()
             yield pred, gt, valid
 
     scored, constant = score_predictions(batches(), bounds=bounds, loss_fn=loss_fn, max_depth=info.max_depth)

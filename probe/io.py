@@ -4,6 +4,11 @@ Every result, figure and checkpoint goes through :func:`atomic_write` so that a
 crash or SIGKILL never leaves a half-written file in place of a good one: the
 bytes go to a temporary file in the same directory, are fsync'ed, and the file
 is renamed over the target (an atomic operation on POSIX).
+
+Only regular files are replaced.  An output path that names a character or
+block device, a FIFO, a socket or ``-`` is refused with one line: renaming a
+file over ``/dev/null`` would replace the device node, and writing a result
+into a pipe would lose the atomicity every reader relies on.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -48,10 +54,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             save_file(tensors, str(tmp))
     """
     target = Path(path)
-    if target.is_dir():
-        raise ProbeError(f"{target}: is a directory (expected a file name to write)")
+    check_regular_output(target)
     ensure_dir(target.parent, f"cannot write {target}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_MARK + target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -61,9 +66,73 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp makes the file private (0600); give it the mode a plain open() would have
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
+        fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+TEMP_MARK = ".probe-tmp"
+"""In the name of every temporary file :func:`atomic_path` creates (``.<name>.<random>.probe-tmp<suffix>``)."""
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a rename inside ``folder`` durable (POSIX: the directory entry lives in the folder's own data)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # platforms or file systems without directory handles: the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files a killed :func:`atomic_path` left directly in ``folder``; returns them.
+
+    Call only while holding the folder's writer lock (:func:`probe.runs.run_folder_lock`),
+    so that no live writer's temporary file is taken for a stale one.
+    """
+    base = Path(folder)
+    if not base.is_dir():
+        return []
+    stale = [p for p in base.glob(f".*{TEMP_MARK}*") if p.is_file() or p.is_symlink()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+_SPECIAL_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_file_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (``"a FIFO ..."``), else None.
+
+    Symbolic links are followed: a link to ``/dev/null`` is a character device.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ProbeError(f"{path}: cannot inspect this path ({exc.strerror or exc})") from None
+    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), None)
+
+
+def check_regular_output(path: str | os.PathLike[str]) -> None:
+    """Refuse an output path that is a folder, a device, a FIFO, a socket or ``-`` (one line)."""
+    target = Path(path)
+    if str(path) == "-":
+        raise ProbeError("-: writing to standard output is not supported; give a file name")
+    if target.is_dir():
+        raise ProbeError(f"{target}: is a directory (expected a file name to write)")
+    kind = special_file_kind(target)
+    if kind is not None:
+        raise ProbeError(f"{target}: is {kind}, not a regular file; probe writes results only to regular files")
 
 
 def _current_umask() -> int:
@@ -131,6 +200,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 def append_jsonl(path: str | os.PathLike[str], record: Any) -> None:
     """Append one JSON line and flush it (used for per-step training logs)."""
     p = Path(path)
+    check_regular_output(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(to_plain(record), allow_nan=False) + "\n"
     with open(p, "a", encoding="utf-8") as handle:

@@ -64,9 +64,13 @@ which ``edge_weight=0`` reproduces).
   normalised convolution over the valid pixels of each window only, and the
   SSIM map is averaged over windows whose centre pixel is valid.  With every
   pixel valid this is exactly the reference SSIM.
-* ``L_edges = mean |dx pred - dx y| + mean |dy pred - dy y|`` with forward
-  differences between horizontal (vertical) neighbours, averaged over the
-  pairs whose two pixels are both valid.
+* ``L_edges = mean(|dx pred - dx y| + |dy pred - dy y|)`` exactly as Keras computes
+  it with TensorFlow's ``tf.image.image_gradients``: forward differences
+  (``x[i+1] - x[i]``) whose last row (dy) and last column (dx) are zero padding,
+  so the sum of the H-1 x W and H x W-1 differences is divided by H x W per image,
+  not by the number of pairs.  Masking: a difference counts only when both of its
+  pixels are valid, and the mean is over the valid pixels (H x W x B when all are
+  valid, which is Keras's value).
 * ``L_l1 = mean |pred - y|`` over valid pixels.
 """
 
@@ -239,22 +243,24 @@ class DenseDepthLoss(DepthLoss):
 
 
 def _edge_term(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean |forward difference of pred - that of target| over both-valid pairs, x plus y."""
+    """Keras's ``l_edges``: ``[B,1,h,w]`` x2 + mask -> scalar.
+
+    ``sum |forward diff of pred - that of target|`` over x and y, over pairs of two
+    valid pixels, divided by the number of valid pixels: TF's ``image_gradients``
+    pads the last row/column with zeros, so its mean runs over H x W (0 when no
+    pixel is valid, still in the graph).
+    """
     total = pred.new_zeros(())
     for dim in (-1, -2):
         n = pred.shape[dim]
-        if n < 2:
+        if n < 2:  # the whole gradient is TF's zero padding
             continue
-        first, second = slice(0, n - 1), slice(1, n)
-
-        def cut(t: torch.Tensor, s: slice) -> torch.Tensor:
-            return t.narrow(dim, s.start, s.stop - s.start)
-
-        d_pred = cut(pred, second) - cut(pred, first)
-        d_target = cut(target, second) - cut(target, first)
-        pair_valid = cut(valid, second) & cut(valid, first)
-        total = total + masked_mean((d_pred - d_target).abs(), pair_valid)
-    return total
+        d_pred = pred.narrow(dim, 1, n - 1) - pred.narrow(dim, 0, n - 1)
+        d_target = target.narrow(dim, 1, n - 1) - target.narrow(dim, 0, n - 1)
+        pair_valid = valid.narrow(dim, 1, n - 1) & valid.narrow(dim, 0, n - 1)
+        diff = (d_pred - d_target).abs()
+        total = total + torch.where(pair_valid, diff, torch.zeros_like(diff)).sum()
+    return total / valid.sum().clamp_min(1)
 
 
 @LOSSES.register("l1_inverse", description="mean |1/pred - 1/gt| in 1/m over valid pixels")

@@ -21,11 +21,39 @@ have different numbers of valid pixels (sparse LiDAR) and for the root
 metrics (the mean of per-image RMSEs is not the pooled RMSE), so
 :func:`probe.evaluate.evaluate` reports both.
 
-Protocols (:data:`PROTOCOLS`) decide which pixels count and how the prediction
-is post-processed, in this order: optional per-image median scaling
-(``p *= median(g) / median(p)`` over the evaluated pixels), optional clamping
-of ``p`` to ``[min_depth, max_depth]``, then metrics over pixels that are valid,
-inside the crop and satisfy ``min_depth < g < max_depth``.
+Protocols (:data:`PROTOCOLS`) are the published evaluation recipes: which
+ground-truth pixels count (crop box, depth range), how the prediction is
+post-processed (clipping, per-image median scaling, flip averaging) and how
+metrics are pooled.  Every protocol scores at the ground truth's own
+resolution: the prediction is upsampled bilinearly to it, the ground truth is
+never resampled (:mod:`probe.evaluate`).  Each protocol's docstring line cites
+its source; :meth:`EvalProtocol.choices` lists every choice for ``eval.json``.
+
+===================  ======================================================================
+``nyu_densedepth``   DenseDepth's ``evaluate.py``/``utils.py`` on ``nyu_test.zip``: each pass
+                     clipped to [0.1, 10] m, mirrored pass averaged, crop from
+                     ``eigen_test_crop.npy`` (inclusive bounds), every pixel pooled, no
+                     depth-range mask.  abs_rel is computed correctly (see below).
+``nyu_eigen``        BTS / AdaBins: rows 45:471, cols 41:601 of 480x640, 1e-3 < gt < 10 m,
+                     prediction clamped to [1e-3, 10]
+``kitti_eigen``      monodepth2 / packnet-sfm: Garg crop, 1e-3 < gt < 80 m, clamp to [1e-3, 80]
+``kitti_eigen_       the same with per-image median scaling ``p *= median(g)/median(p)``
+median``             before clamping (self-supervised models, scale-ambiguous)
+``make3d_c1``        Monodepth-style Make3D C1: gt <= 70 m on the reader's 2:1 centre crop
+``none``             every valid pixel with gt > 1e-3 m
+===================  ======================================================================
+
+The older names ``nyu``, ``kitti`` and ``make3d`` still work and mean
+``nyu_eigen``, ``kitti_eigen`` and ``make3d_c1`` (``eval.json`` records the
+canonical name).
+
+DenseDepth's published abs_rel.  Its ``compute_errors(gt, pred)`` is called as
+``compute_errors(predictions, testSetDepths)``, so the published "abs_rel" is
+``mean |g - p| / p`` (relative to the prediction).  probe reports the standard
+``mean |p - g| / g`` as ``abs_rel`` and, for ``nyu_densedepth``, DenseDepth's
+quantity as ``abs_rel_as_published`` beside it.  delta, RMSE and log10 are
+symmetric in the two arguments and unaffected; ``sq_rel`` and ``rmse_log`` are
+not part of DenseDepth's output.
 
 >>> import torch
 >>> gt = torch.full((1, 1, 4, 4), 2.0)
@@ -37,9 +65,9 @@ inside the crop and satisfy ``min_depth < g < max_depth``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -189,6 +217,8 @@ def compute_depth_metrics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Ten
 
 
 Crop = tuple[Fraction, Fraction, Fraction, Fraction]
+#: Pixel bounds (top, bottom, left, right), bottom/right exclusive, on a map of ``on_size``.
+PixelBox = tuple[int, int, int, int]
 
 
 @dataclass
@@ -205,43 +235,88 @@ class ProtocolOutput:
 
 @dataclass(frozen=True)
 class EvalProtocol:
-    """Which pixels a benchmark evaluates and how predictions are post-processed.
+    """A published evaluation recipe: which pixels count and how predictions are post-processed.
 
     ``crop`` holds the (top, bottom, left, right) edges as fractions of the
-    ground-truth height/width; pixel edges are ``floor(fraction * size)``, so a
-    crop defined on 480x640 is exact there and scales proportionally elsewhere.
+    ground-truth height/width; pixel edges are ``floor(fraction * size)`` (the
+    ``astype(np.int32)`` of monodepth2 and BTS).  ``pixel_crop`` instead fixes a
+    box in pixels of a map of ``pixel_crop_size`` (DenseDepth's crop file); a map
+    of another size is an error.  Ground truth counts where it is valid and
+    ``min_depth < g < max_depth`` (``g <= max_depth`` with ``max_inclusive``);
+    ``range_mask=False`` skips the range test (DenseDepth pools every pixel).
+
+    ``clip`` bounds each prediction pass in metres before flip averaging
+    (DenseDepth: ``np.clip`` inside ``predict``); ``clamp`` bounds the final
+    prediction to ``[min_depth, max_depth]`` after median scaling (monodepth2,
+    BTS).  ``median_scaling`` and ``flip_tta`` are the protocol's own settings;
+    ``reduction`` names the pooling its source reports (both are always written).
     """
 
     name: str
     description: str
+    source: str
     min_depth: float
     max_depth: float
     crop: Crop | None = None
+    pixel_crop: PixelBox | None = None
+    pixel_crop_size: tuple[int, int] | None = None
+    max_inclusive: bool = False
+    range_mask: bool = True
+    clip: tuple[float, float] | None = None
+    clamp: bool = True
+    median_scaling: bool = False
+    flip_tta: bool = False
+    reduction: str = "images"
+    swapped_abs_rel: bool = False
+    crop_source: str = ""
 
     def crop_box(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) pixel bounds, bottom/right exclusive, for a ``height x width`` map."""
+        if self.pixel_crop is not None:
+            if self.pixel_crop_size is not None and (height, width) != tuple(self.pixel_crop_size):
+                raise ShapeError(f"protocol {self.name}: its crop is defined on {self.pixel_crop_size[0]}x"
+                                 f"{self.pixel_crop_size[1]} ground truth, got {height}x{width}")
+            return self.pixel_crop
         if self.crop is None:
             return 0, height, 0, width
         top, bottom, left, right = self.crop
         return (math.floor(top * height), math.floor(bottom * height),
                 math.floor(left * width), math.floor(right * width))
 
+    def with_pixel_crop(self, inclusive: tuple[int, int, int, int], size: tuple[int, int],
+                        source: str = "") -> "EvalProtocol":
+        """This protocol with DenseDepth-style inclusive bounds ``(r0, r1, c0, c1)`` on a ``size`` map."""
+        r0, r1, c0, c1 = (int(v) for v in inclusive)
+        if not (0 <= r0 <= r1 < size[0] and 0 <= c0 <= c1 < size[1]):
+            raise ProbeError(f"protocol {self.name}: crop {inclusive} (inclusive rows, cols) lies outside "
+                             f"{size[0]}x{size[1]}")
+        return replace(self, pixel_crop=(r0, r1 + 1, c0, c1 + 1), pixel_crop_size=(int(size[0]), int(size[1])),
+                       crop_source=source or self.crop_source)
+
     def mask(self, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Evaluated pixels of ``[..., h, w]``: valid, inside the crop, ``min_depth < gt < max_depth``."""
-        keep = valid.bool() & (gt > self.min_depth) & (gt < self.max_depth)
-        if self.crop is not None:
-            top, bottom, left, right = self.crop_box(gt.shape[-2], gt.shape[-1])
+        """Evaluated pixels of ``[..., h, w]``: valid, inside the crop, within the depth range."""
+        keep = valid.bool() & torch.isfinite(gt) & (gt > 0)
+        if self.range_mask:
+            below_max = gt <= self.max_depth if self.max_inclusive else gt < self.max_depth
+            keep = keep & (gt > self.min_depth) & below_max
+        top, bottom, left, right = self.crop_box(gt.shape[-2], gt.shape[-1])
+        if (top, bottom, left, right) != (0, gt.shape[-2], 0, gt.shape[-1]):
             window = torch.zeros_like(keep)
             window[..., top:bottom, left:right] = True
             keep = keep & window
         return keep
 
-    def apply(self, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *, median_scaling: bool = False,
-              clamp: bool = True) -> ProtocolOutput:
-        """``pred``, ``gt``, ``valid`` ``[B,1,h,w]`` -> :class:`ProtocolOutput` (median scaling, then clamping)."""
+    def apply(self, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *, median_scaling: bool | None = None,
+              clamp: bool | None = None) -> ProtocolOutput:
+        """``pred``, ``gt``, ``valid`` ``[B,1,h,w]`` -> :class:`ProtocolOutput` (median scaling, then clamping).
+
+        ``median_scaling``/``clamp`` default to the protocol's own settings.
+        """
         if not (pred.shape == gt.shape == valid.shape) or pred.dim() != 4:
             raise ShapeError(f"protocol {self.name}: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid "
                              f"{tuple(valid.shape)} must all be [B,1,h,w]")
+        median_scaling = self.median_scaling if median_scaling is None else median_scaling
+        clamp = self.clamp if clamp is None else clamp
         mask = self.mask(gt, valid)
         ratios = None
         if median_scaling:
@@ -250,6 +325,28 @@ class EvalProtocol:
         if clamp:
             pred = pred.clamp(self.min_depth, self.max_depth)
         return ProtocolOutput(pred=pred, mask=mask, ratios=ratios)
+
+    def choices(self, *, height: int | None = None, width: int | None = None, median_scaling: bool | None = None,
+                clamp: bool | None = None, flip_tta: bool | None = None) -> dict[str, Any]:
+        """Every choice this protocol implies, as plain JSON values (for ``eval.json``)."""
+        box = self.crop_box(height, width) if height and width else None
+        return {
+            "name": self.name, "source": self.source,
+            "crop": {"fractions": [str(f) for f in self.crop] if self.crop else None,
+                     "pixels_exclusive_end": list(box) if box else None,
+                     "defined_on": list(self.pixel_crop_size) if self.pixel_crop_size else None,
+                     "from": self.crop_source or None},
+            "gt_range_m": [self.min_depth, self.max_depth] if self.range_mask else None,
+            "gt_range_rule": (None if not self.range_mask else
+                              f"{self.min_depth} < gt {'<=' if self.max_inclusive else '<'} {self.max_depth}"),
+            "clip_each_pass_m": list(self.clip) if self.clip else None,
+            "clamp_m": [self.min_depth, self.max_depth] if (self.clamp if clamp is None else clamp) else None,
+            "median_scaling": self.median_scaling if median_scaling is None else median_scaling,
+            "flip_tta": self.flip_tta or bool(flip_tta),
+            "resolution": "ground truth's own; prediction upsampled bilinearly (align_corners=False)",
+            "reduction_reported_by_source": self.reduction,
+            "abs_rel": "mean |p - g| / g" + ("; abs_rel_as_published = mean |g - p| / p" if self.swapped_abs_rel else ""),
+        }
 
 
 def median_ratios(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -262,35 +359,67 @@ def median_ratios(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> t
     return ratios
 
 
+def abs_rel_as_published_sums(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> tuple[float, int]:
+    """``(sum |g - p| / p, count)`` over ``mask``: DenseDepth's published "abs_rel" (arguments swapped)."""
+    p, g = pred[mask].double(), gt[mask].double()
+    return float(((g - p).abs() / p).sum()), int(mask.sum())
+
+
 PROTOCOLS: Registry[Callable[[], EvalProtocol]] = Registry("evaluation protocol")
 
 
-def _register(protocol: EvalProtocol) -> EvalProtocol:
+def _register(protocol: EvalProtocol, *aliases: str) -> EvalProtocol:
     def factory() -> EvalProtocol:
         return protocol
 
     PROTOCOLS.register(protocol.name, description=protocol.description, protocol=protocol)(factory)
+    for alias in aliases:
+        PROTOCOLS.register(alias, description=f"alias of {protocol.name}", protocol=protocol, alias_of=protocol.name)(factory)
     return protocol
 
 
-NYU = _register(EvalProtocol(
-    "nyu", "NYU Depth v2: Eigen crop (rows 45:471, cols 41:601 of 480x640), 1e-3 < gt < 10 m",
+_GARG = (Fraction("0.40810811"), Fraction("0.99189189"), Fraction("0.03594771"), Fraction("0.96405229"))
+
+#: DenseDepth's crop (rows 20..459, cols 24..615 inclusive of 480x640): the value that DenseDepth-derived
+#: evaluation code hard-codes for ``eigen_test_crop.npy``; the file itself wins when present.
+DENSEDEPTH_NYU_CROP: tuple[int, int, int, int] = (20, 459, 24, 615)
+NYU_SIZE = (480, 640)
+
+NYU_DENSEDEPTH = _register(EvalProtocol(
+    "nyu_densedepth",
+    "DenseDepth's NYU recipe on nyu_test.zip: clip each pass to [0.1, 10] m, flip-average, crop 20..459 x 24..615 "
+    "(inclusive; from eigen_test_crop.npy), every pixel pooled",
+    source="ialhashim/DenseDepth evaluate.py + utils.py (predict, scale_up, evaluate, compute_errors)",
+    min_depth=0.1, max_depth=10.0, range_mask=False, clip=(0.1, 10.0), clamp=False, flip_tta=True,
+    reduction="pixels", swapped_abs_rel=True).with_pixel_crop(
+        DENSEDEPTH_NYU_CROP, NYU_SIZE, source="default: DenseDepth's crop (eigen_test_crop.npy replaces it when read)"))
+NYU_EIGEN = _register(EvalProtocol(
+    "nyu_eigen", "NYU Depth v2, Eigen crop (rows 45:471, cols 41:601 of 480x640), 1e-3 < gt < 10 m, clamp [1e-3, 10]",
+    source="BTS / AdaBins eval (eval_mask[45:471, 41:601]; min_depth_eval 1e-3, max_depth_eval 10)",
     min_depth=1e-3, max_depth=10.0,
-    crop=(Fraction(45, 480), Fraction(471, 480), Fraction(41, 640), Fraction(601, 640))))
-MAKE3D = _register(EvalProtocol(
-    "make3d", "Make3D C1: every pixel with 1e-3 < gt < 70 m, no crop", min_depth=1e-3, max_depth=70.0))
-KITTI = _register(EvalProtocol(
-    "kitti", "KITTI Eigen split: Garg crop (rows 0.408-0.992 H, cols 0.036-0.964 W), 1e-3 < gt < 80 m",
-    min_depth=1e-3, max_depth=80.0,
-    crop=(Fraction("0.40810811"), Fraction("0.99189189"), Fraction("0.03594771"), Fraction("0.96405229"))))
+    crop=(Fraction(45, 480), Fraction(471, 480), Fraction(41, 640), Fraction(601, 640))), "nyu")
+KITTI_EIGEN = _register(EvalProtocol(
+    "kitti_eigen", "KITTI Eigen split: Garg crop (rows 0.408-0.992 H, cols 0.036-0.964 W), 1e-3 < gt < 80 m",
+    source="monodepth2 evaluate_depth.py / packnet-sfm (Garg crop, MIN_DEPTH 1e-3, MAX_DEPTH 80)",
+    min_depth=1e-3, max_depth=80.0, crop=_GARG), "kitti")
+KITTI_EIGEN_MEDIAN = _register(EvalProtocol(
+    "kitti_eigen_median", "kitti_eigen with per-image median scaling (self-supervised models)",
+    source="monodepth2 evaluate_depth.py (ratio = median(gt) / median(pred) per image, then clamp)",
+    min_depth=1e-3, max_depth=80.0, crop=_GARG, median_scaling=True))
+MAKE3D_C1 = _register(EvalProtocol(
+    "make3d_c1", "Make3D C1: gt <= 70 m on the 2:1 centre crop (the make3d reader's default crop='monodepth')",
+    source="Saxena et al. C1 (depth <= 70 m); Monodepth's Make3D crop (image height = width / 2, centred)",
+    min_depth=1e-3, max_depth=70.0, max_inclusive=True), "make3d")
 NONE = _register(EvalProtocol(
-    "none", "no crop, no cap: every valid pixel with gt > 1e-3 m", min_depth=1e-3, max_depth=math.inf))
+    "none", "no crop, no cap: every valid pixel with gt > 1e-3 m", source="probe",
+    min_depth=1e-3, max_depth=math.inf))
 
 
 def get_protocol(name: str) -> EvalProtocol:
-    """The registered protocol ``name`` (``nyu``, ``make3d``, ``kitti``, ``none``)."""
+    """The registered protocol ``name`` (an alias returns its canonical protocol)."""
     return PROTOCOLS.build(name)
 
 
 def list_protocols() -> list[str]:
-    return PROTOCOLS.names()
+    """Canonical protocol names (aliases excluded)."""
+    return [e.name for e in PROTOCOLS.entries() if "alias_of" not in e.meta]

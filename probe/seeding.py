@@ -28,10 +28,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_deterministic(enabled: bool) -> None:
-    """Ask torch for deterministic kernels (bitwise-reproducible CPU runs)."""
+def set_deterministic(enabled: bool, device_type: str = "cpu") -> None:
+    """Ask torch for deterministic kernels: bitwise-reproducible runs on a CPU.
+
+    On CUDA a few kernels have no deterministic version: the backward of bilinear
+    upsampling (DenseDepth's decoder, the multi-scale loss) accumulates with atomics.
+    There torch warns about those instead of stopping the run, and two runs agree to
+    rounding rather than bitwise.
+    """
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled, warn_only=False)
+    warn_only = enabled and device_type == "cuda"
+    # the first call imports the compiler stack (seconds): only touch torch's switch when it changes
+    if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != (
+            enabled, warn_only):
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled

@@ -28,7 +28,7 @@ from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir, write_json
 from probe.progress import progress_bar
 from probe.registry import Registry
-from probe.runs import prepare_run_dir
+from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import check_seed
 
 
@@ -228,6 +228,11 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
     if not dataset_present(config.dataset, config.data_root):  # before hours of work, not in the first data step
         raise DataError(dataset_info(config.dataset).missing_root_message(config.data_root))
     config.out = ensure_dir(config.out, "--out")
+    with run_folder_lock(config.out, "study"):  # the whole study: a second one on this folder fails at once
+        return _run_steps(config, names)
+
+
+def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
     prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
                     device=resolve_device(config.device), seed=config.seed)
     records: list[StepRecord] = []

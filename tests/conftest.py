@@ -28,6 +28,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``cuda`` are skipped, with the reason, where no GPU is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); "
+                                   "bench/gpu_check.sh runs these on a GPU machine")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 class CliResult:
     def __init__(self, code: int, out: str, err: str) -> None:
         self.code, self.out, self.err = code, out, err
@@ -52,3 +63,14 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A one-step ``probe train`` run of a tiny DenseDepth on synthetic data (read-only for the tests: copy to change)."""
+    from probe.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("trained_run")
+    train(TrainConfig(model="densedepth", width=0.0625, dataset="synthetic", input_size=(32, 48), dataset_length=4,
+                      max_steps=1, batch_size=2, device="cpu", workers=0, out=out))
+    return out

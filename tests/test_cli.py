@@ -4,12 +4,14 @@ Every case fails before any training or measuring starts, so the whole table run
 Paths in the arguments are placeholders filled from the ``paths`` fixture:
 ``{out}`` a fresh empty folder (still empty afterwards: nothing is written before the error), ``{file}`` an existing regular file, ``{missing}`` a path that does not
 exist, ``{good_run}`` a tiny loadable run folder, ``{corrupt_run}`` a run folder whose checkpoint
-files are random bytes, ``{bad_json_run}`` / ``{list_json_run}`` run folders with a broken result.
+files are random bytes, ``{bad_json_run}`` / ``{list_json_run}`` run folders with a broken result,
+``{fifo}`` a named pipe (reading it would block forever).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("data", "check", "synthetic", "--option", "noequals"), "--option"),
     (("data", "check", "synthetic", "--option", "length=-3"), "length"),
     (("data", "preview", "synthetic", "--count", "0", "--out", "{out}/p.png"), "--count"),
+    (("data", "preview", "synthetic", "--count", str(2**70), "--out", "{out}/p.png"), "--count"),
+    (("data", "check", "synthetic", "--workers", "1000000", "--option", "length=2"), "--workers"),
     (("data", "preview", "synthetic", "--count", "1", "--input-size", "32x32", "--out", "{file}/p.png"),
      "not a directory"),
     (("data", "preview", "synthetic", "--seed", "-1", "--count", "1", *TINY[2:], "--out", "{out}/p.png"), "--seed"),
@@ -53,6 +57,16 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("train", "--max-steps", "0", "--out", "{out}"), "--max-steps"),
     (("train", "--batch-size", "0", "--out", "{out}"), "--batch-size"),
     (("train", "--lr", "-1", "--out", "{out}"), "--lr"),
+    (("train", "--lr", "inf", "--out", "{out}"), "--lr"),
+    (("train", "--lr", "nan", "--out", "{out}"), "--lr"),
+    (("train", "--grad-clip", "inf", "--out", "{out}"), "--grad-clip"),
+    (("train", "--max-steps", str(2**70), "--out", "{out}"), "--max-steps"),
+    (("train", "--epochs", str(10**12), "--out", "{out}"), "--epochs"),
+    (("train", "--workers", "1000000", "--out", "{out}"), "--workers"),
+    (("train", "--nproc-per-node", "100000", "--out", "{out}"), "--nproc-per-node"),
+    (("train", "--width", "1e6", "--out", "{out}"), "--width"),
+    (("train", "--input-size", "100000x100000", "--out", "{out}"), "--input-size"),
+    (("train", "--dataset-length", "2", "--input-size", "16000x16000", "--out", "{out}"), "needs about"),
     (("train", "--width", "0", "--out", "{out}"), "--width"),
     (("train", "--input-size", "32", "--out", "{out}"), "--input-size"),
     (("train", "--workers", "-1", "--out", "{out}"), "--workers"),
@@ -64,14 +78,19 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("train", "--model-option", "width=0.5", "--out", "{out}"), "--model-option width"),
     (("train", "--model", "densedepth", "--model-option", "bogus=1", "--out", "{out}"), "densedepth: unknown option"),
     (("train", "--nproc-per-node", "0", "--out", "{out}"), "--nproc-per-node"),
+    (("train", "--nnodes", "0", "--out", "{out}"), "--nnodes"),
+    (("train", "--nnodes", "2", "--out", "{out}"), "needs --rdzv-endpoint"),
+    (("train", "--nnodes", "2", "--rdzv-endpoint", "node001", "--out", "{out}"), "--rdzv-endpoint"),
+    (("train", "--nnodes", "2", "--rdzv-endpoint", "node001:29500", "--node-rank", "2", "--out", "{out}"), "--node-rank"),
+    (("train", "--nnodes", "2", "--rdzv-endpoint", "node001:29500", "--rdzv-backend", "etcd", "--out", "{out}"), "--rdzv-backend"),
+    (("train", "--model-option", "depth_conv=fft", "--out", "{out}"), "depth_conv"),
     (("train", "--seed", "-1", "--out", "{out}"), "--seed"),
     (("train", "--seed", str(2**64), "--out", "{out}"), "--seed"),
     (("train", "--out", "{file}"), "not a directory"),
-    (("train", "--resume", "--out", "{missing}"), "--resume"),
-    (("train", "--resume", "--max-steps", "2", *TINY, "--out", "{corrupt_run}"), "cannot read this checkpoint"),
+    (("train", "--resume", "--max-steps", "2", *TINY, "--out", "{corrupt_run}"), "no complete checkpoint"),
     # eval, predict
     (("eval", "--checkpoint", "{missing}", "--out", "{out}"), "--checkpoint"),
-    (("eval", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "cannot read this checkpoint"),
+    (("eval", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "no complete checkpoint"),
     (("eval", "--checkpoint", "{good_run}", "--workers", "-1", "--out", "{out}"), "--workers"),
     (("eval", "--checkpoint", "{good_run}", "--batch-size", "0", "--out", "{out}"), "--batch-size"),
     (("eval", "--checkpoint", "{good_run}", "--protocol", "nope", "--out", "{out}"), "protocol 'nope'"),
@@ -81,6 +100,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("predict", "{file}", "--checkpoint", "{good_run}", "--out", "{out}"), "cannot decode image"),
     (("predict", "{file}", "--checkpoint", "{good_run}", "--range", "5,1", "--out", "{out}"), "--range"),
     (("predict", "{file}", "--checkpoint", "{good_run}", "--colormap", "nope", "--out", "{out}"), "--colormap"),
+    (("predict", "{fifo}", "--checkpoint", "{good_run}", "--out", "{out}"), "image file not found"),
     # experiment seed-study
     (("experiment", "seed-study", "--only", "nope", "--out", "{out}"), "--only"),
     (("experiment", "seed-study", "--epochs", "0", "--out", "{out}"), "--epochs"),
@@ -98,7 +118,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("collapse", "--out", "{out}"), "--model"),
     (("collapse", "--model", "packnet_b", "--images", "0", "--out", "{out}"), "--images"),
     (("collapse", "--model", "packnet_b", "--every", "0", "--out", "{out}"), "--every"),
-    (("collapse", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "cannot read this checkpoint"),
+    (("collapse", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "no complete checkpoint"),
     # autoencoder, attribution
     (("autoencoder", "--arch", "nope", "--out", "{out}"), "'nope'"),
     (("autoencoder", "--levels", "0", "--out", "{out}"), "--levels"),
@@ -115,7 +135,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
      "--pixel and --region"),
     (("attribution", "--model", "packnet_b", "--pixel", "1000,1000", *TINY, "--out", "{out}"), "outside"),
     (("attribution", "--model", "packnet_b", "--image", "{missing}", "--out", "{out}"), "file not found"),
-    (("attribution", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "cannot read this checkpoint"),
+    (("attribution", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "no complete checkpoint"),
+    (("attribution", "--model", "packnet_slim_b", *TINY, "--image", "{fifo}", "--out", "{out}"), "not a regular file"),
     # report, study
     (("report", "{missing}", "-o", "{out}/r.html"), "not a directory"),
     (("report", "{out}", "-o", "{out}/r.html"), "no result files"),
@@ -139,16 +160,15 @@ CUDA_CASES: list[tuple[str, ...]] = [
 
 
 def _write_run(folder: Path) -> None:
-    """A run folder as `probe train` leaves it: config.json (train section) and checkpoints/last.*."""
-    from safetensors.torch import save_model
-
+    """A run folder as `probe train` leaves it: config.json (train section) and checkpoints/step_1/."""
     from probe.models import build_model
+    from probe.training import save_checkpoint
 
     config = {"model": "packnet_slim_b", "width": 0.0625, "model_options": {}, "dataset": "synthetic",
               "input_size": [32, 32]}
-    (folder / "checkpoints").mkdir(parents=True)
+    folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"train": {"config": config}}))
-    save_model(build_model("packnet_slim_b", width=0.0625), str(folder / "checkpoints" / "last.safetensors"))
+    save_checkpoint(folder, build_model("packnet_slim_b", width=0.0625), {"position": {"step": 1}})
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +179,17 @@ def paths(tmp_path_factory) -> dict[str, Path]:
     good_run, corrupt_run = root / "good_run", root / "corrupt_run"
     _write_run(good_run)
     _write_run(corrupt_run)
-    for name in ("last.safetensors", "last.state.pt"):
-        (corrupt_run / "checkpoints" / name).write_bytes(bytes(range(256)) * 4)
+    for name in ("weights.safetensors", "state.pt"):
+        (corrupt_run / "checkpoints" / "step_1" / name).write_bytes(bytes(range(256)) * 4)
+    fifo = root / "pipe.png"
+    os.mkfifo(fifo)
     bad_json_run, list_json_run = root / "bad_json_run", root / "list_json_run"
     bad_json_run.mkdir()
     (bad_json_run / "gradients.json").write_text('{"models": [')
     list_json_run.mkdir()
     (list_json_run / "noise.json").write_text("[]")
     return {"file": file, "missing": root / "missing", "good_run": good_run, "corrupt_run": corrupt_run,
-            "bad_json_run": bad_json_run, "list_json_run": list_json_run}
+            "bad_json_run": bad_json_run, "list_json_run": list_json_run, "fifo": fifo}
 
 
 def _fill(args: tuple[str, ...], paths: dict[str, Path], out: Path) -> list[str]:
@@ -203,7 +225,7 @@ def test_a_failed_command_leaves_existing_results_untouched(run_cli, paths, tmp_
     res = run_cli("report", paths["bad_json_run"], "-o", report)
     _assert_one_line_error(res, "not valid JSON")
     assert report.read_text() == "an earlier report"
-    weights = paths["good_run"] / "checkpoints" / "last.safetensors"
+    weights = paths["good_run"] / "checkpoints" / "step_1" / "weights.safetensors"
     before = weights.read_bytes()
     res = run_cli("train", *TINY, "--max-steps", "1", "--out", paths["good_run"])
     _assert_one_line_error(res, "--resume")

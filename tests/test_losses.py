@@ -141,14 +141,15 @@ def test_densedepth_terms_match_hand_computed_values_on_a_row():
     res = build_loss("densedepth")(pred, depth, valid, output_space="depthnorm", max_depth=10.0)
     ssim_mid = (2 * 4 * 5 + 1) / (16 + 25 + 1)
     assert res.terms["ssim"].item() == pytest.approx((1 - ssim_mid) / 2 / 3, rel=1e-5)
-    assert res.terms["edges"].item() == pytest.approx(1.0, rel=1e-6)  # dx pred [-6,-2] vs target [-5,-3]
+    # dx pred [-6,-2] vs target [-5,-3]: |1| + |1| over H x W = 3 pixels (TF pads the last column with 0)
+    assert res.terms["edges"].item() == pytest.approx(2 / 3, rel=1e-6)
     assert res.terms["l1"].item() == pytest.approx(1 / 3, rel=1e-6)
-    assert res.total.item() == pytest.approx((1 - ssim_mid) / 6 + 1.0 + 0.1 / 3, rel=1e-5)
+    assert res.total.item() == pytest.approx((1 - ssim_mid) / 6 + 2 / 3 + 0.1 / 3, rel=1e-5)
 
     valid[..., 2] = False  # last pixel gone: its SSIM window, the (1,2) pair and its L1 drop out
     res = build_loss("densedepth")(pred, depth, valid, output_space="depthnorm", max_depth=10.0)
     assert res.terms["ssim"].item() == pytest.approx((1 - ssim_mid) / 2 / 2, rel=1e-5)
-    assert res.terms["edges"].item() == pytest.approx(1.0, rel=1e-6)
+    assert res.terms["edges"].item() == pytest.approx(1 / 2, rel=1e-6)  # the (0,1) pair over 2 valid pixels
     assert res.terms["l1"].item() == pytest.approx(1 / 2, rel=1e-6)
 
 
@@ -229,3 +230,35 @@ def test_shape_mismatches_raise_shape_errors():
     with pytest.raises(ShapeError, match="empty list"):
         loss([], depth, valid, output_space="inverse", max_depth=MAX_DEPTH)
     assert "densedepth" in LOSSES
+
+
+def test_edge_term_equals_tf_image_gradients_mean_on_a_hand_computed_4x4():
+    # Keras: dy, dx = tf.image.image_gradients(y) (forward differences, last row / column 0);
+    # l_edges = mean(|dy_pred - dy_true| + |dx_pred - dx_true|) over the 4 x 4 pixels.
+    target = torch.tensor([[1.0, 2.0, 4.0, 7.0],
+                           [2.0, 2.0, 2.0, 2.0],
+                           [0.5, 1.0, 1.5, 2.0],
+                           [3.0, 3.0, 3.0, 3.0]]).view(1, 1, 4, 4)
+    pred = torch.zeros(1, 1, 4, 4)  # every gradient of the prediction is 0
+    # |dx target| rows: [1,2,3] [0,0,0] [.5,.5,.5] [0,0,0] -> 7.5;  |dy target| cols:
+    # [1,1.5,2.5,4.5]... per column: |2-1|+|.5-2|+|3-.5| = 5, |0|+1+2 = 3, 2+.5+1.5 = 4, 5+0+1 = 6 -> 18
+    depth = 10.0 / target  # the loss target is max_depth / depth = target
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    res = build_loss("densedepth")(pred, depth, valid, output_space="depthnorm", max_depth=10.0)
+    assert res.terms["edges"].item() == pytest.approx((7.5 + 18) / 16, rel=1e-6)
+    # the pair-count normalisation (12 x-pairs, 12 y-pairs) this replaces would give 7.5/12 + 18/12
+    assert res.terms["edges"].item() != pytest.approx(7.5 / 12 + 18 / 12, rel=1e-3)
+
+
+def test_edge_term_drops_pairs_touching_an_invalid_pixel_and_averages_over_valid_pixels():
+    target = torch.tensor([[1.0, 2.0], [4.0, 8.0]]).view(1, 1, 2, 2)
+    depth = 10.0 / target
+    valid = torch.tensor([[True, True], [True, False]]).view(1, 1, 2, 2)
+    pred = torch.zeros(1, 1, 2, 2)
+    res = build_loss("densedepth")(pred, depth, valid, output_space="depthnorm", max_depth=10.0)
+    # kept pairs: x (0,0)-(0,1): |2-1| = 1; y (0,0)-(1,0): |4-1| = 3; 3 valid pixels
+    assert res.terms["edges"].item() == pytest.approx(4 / 3, rel=1e-6)
+    changed = pred.clone()
+    changed[..., 1, 1] = 100.0  # the invalid pixel: nothing it touches may change the term
+    again = build_loss("densedepth")(changed, depth, valid, output_space="depthnorm", max_depth=10.0)
+    assert again.terms["edges"].item() == pytest.approx(4 / 3, rel=1e-6)

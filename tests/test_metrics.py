@@ -130,14 +130,21 @@ def test_no_valid_pixel_bad_values_and_shape_mismatch_raise():
         compute_depth_metrics(gt, gt[..., :1], ones_mask(gt))
 
 
-def test_protocol_registry_has_the_published_protocols():
-    assert list_protocols() == ["nyu", "make3d", "kitti", "none"]
+def test_protocol_registry_has_the_published_protocols_and_keeps_the_old_names():
+    assert list_protocols() == ["nyu_densedepth", "nyu_eigen", "kitti_eigen", "kitti_eigen_median", "make3d_c1", "none"]
+    assert {old: get_protocol(old).name for old in ("nyu", "kitti", "make3d")} == {
+        "nyu": "nyu_eigen", "kitti": "kitti_eigen", "make3d": "make3d_c1"}
     with pytest.raises(ProbeError, match="unknown evaluation protocol"):
         get_protocol("eigen")
+    for name in list_protocols():
+        protocol = get_protocol(name)
+        assert protocol.source and protocol.description
+        choices = protocol.choices(height=480, width=640)
+        assert choices["name"] == name and choices["resolution"].startswith("ground truth's own")
 
 
 def test_nyu_eigen_crop_is_exact_at_480x640_and_proportional_at_half_resolution():
-    nyu = get_protocol("nyu")
+    nyu = get_protocol("nyu_eigen")
     assert nyu.crop_box(480, 640) == (45, 471, 41, 601)
     assert nyu.crop_box(240, 320) == (22, 235, 20, 300)
     gt = torch.full((1, 1, 480, 640), 3.0)
@@ -156,7 +163,8 @@ def test_kitti_garg_crop_matches_the_usual_integer_bounds():
 def test_depth_caps_exclude_ground_truth_at_or_beyond_the_cap_and_below_the_minimum():
     gt = torch.tensor([0.0005, 0.5, 69.9, 70.0, 79.9, 80.0, 100.0]).view(1, 1, 1, 7)
     valid = ones_mask(gt)
-    assert get_protocol("make3d").mask(gt, valid).flatten().tolist() == [False, True, True, False, False, False, False]
+    # Make3D C1 keeps gt <= 70 m (70.0 itself counts); the others exclude their cap
+    assert get_protocol("make3d_c1").mask(gt, valid).flatten().tolist() == [False, True, True, True, False, False, False]
     assert get_protocol("none").mask(gt, valid).flatten().tolist() == [False, True, True, True, True, True, True]
     wide = gt.repeat(1, 1, 100, 20)  # 100 x 140: every test value lies well inside the Garg crop at columns 7..13
     kitti_row = get_protocol("kitti").mask(wide, ones_mask(wide))[0, 0, 50, 7:14].tolist()
@@ -197,3 +205,81 @@ def test_clamping_bounds_the_prediction_to_the_protocol_range():
 
 def test_metric_names_are_the_literature_set():
     assert METRIC_NAMES == ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3")
+
+
+# -- each published protocol on a small hand-computed example -------------------------------------------
+
+
+def _scores(name: str, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None, **kwargs):
+    protocol = get_protocol(name)
+    out = protocol.apply(pred, gt, ones_mask(gt) if valid is None else valid, **kwargs)
+    return out, compute_depth_metrics(out.pred, gt, out.mask, reduction=protocol.reduction)
+
+
+def test_nyu_densedepth_crop_is_inclusive_on_480x640_and_pools_every_pixel_without_a_range_test():
+    protocol = get_protocol("nyu_densedepth")
+    assert protocol.crop_box(480, 640) == (20, 460, 24, 616)  # rows 20..459, cols 24..615 inclusive
+    assert protocol.reduction == "pixels" and protocol.flip_tta and protocol.clip == (0.1, 10.0)
+    gt = torch.full((1, 1, 480, 640), 12.0)  # beyond 10 m: DenseDepth keeps it (no depth-range mask)
+    mask = protocol.mask(gt, ones_mask(gt))
+    assert int(mask.sum()) == 440 * 592 and mask[0, 0, 20, 24] and mask[0, 0, 459, 615] and not mask[0, 0, 460, 615]
+    with pytest.raises(ShapeError, match="480x640"):
+        protocol.mask(gt[..., :240, :320], ones_mask(gt[..., :240, :320]))
+    with pytest.raises(ProbeError, match="outside"):
+        protocol.with_pixel_crop((0, 480, 0, 10), (480, 640))
+
+
+def test_nyu_eigen_on_a_hand_computed_full_resolution_map():
+    gt = torch.full((1, 1, 480, 640), 2.0)
+    gt[0, 0, 100, 100] = 12.0     # beyond 10 m: not evaluated
+    gt[0, 0, 10, 10] = 5.0        # outside the crop: not evaluated
+    pred = torch.full_like(gt, 3.0)
+    pred[0, 0, 200, 200] = 15.0   # clamped to 10 m: |10 - 2| / 2 = 4
+    out, m = _scores("nyu_eigen", pred, gt)
+    n = 426 * 560 - 1
+    assert int(out.mask.sum()) == n
+    assert m["abs_rel"] == pytest.approx((0.5 * (n - 1) + 4.0) / n, rel=1e-12)
+    assert m["rmse"] == pytest.approx(math.sqrt((1.0 * (n - 1) + 64.0) / n), rel=1e-12)
+
+
+def _kitti_map() -> torch.Tensor:
+    gt = torch.zeros(1, 1, 375, 1242)        # sparse LiDAR: 0 = no return
+    gt[0, 0, 200, 100] = 10.0                 # inside the Garg crop (rows 153..370, cols 44..1196)
+    gt[0, 0, 300, 600] = 20.0                 # inside
+    gt[0, 0, 100, 100] = 10.0                 # above row 153: outside
+    gt[0, 0, 200, 1210] = 10.0                # right of col 1196: outside
+    gt[0, 0, 250, 500] = 85.0                 # beyond 80 m: not evaluated
+    return gt
+
+
+def test_kitti_eigen_on_a_hand_computed_sparse_map():
+    gt = _kitti_map()
+    pred = torch.full_like(gt, 12.0)
+    out, m = _scores("kitti_eigen", pred, gt, gt > 0)
+    assert int(out.mask.sum()) == 2
+    assert m["abs_rel"] == pytest.approx((2 / 10 + 8 / 20) / 2)
+    assert m["delta1"] == pytest.approx(0.5)  # 12/10 = 1.2 < 1.25; 20/12 = 1.67
+    assert out.ratios is None
+
+
+def test_kitti_eigen_median_scales_each_image_by_the_median_ratio_before_clamping():
+    gt = _kitti_map()
+    pred = torch.full_like(gt, 200.0)
+    pred[0, 0, 200, 100], pred[0, 0, 300, 600] = 25.0, 40.0
+    out, m = _scores("kitti_eigen_median", pred, gt, gt > 0)
+    ratio = 15.0 / 32.5                        # median(10, 20) / median(25, 40)
+    assert out.ratios.tolist() == pytest.approx([ratio])
+    assert m["abs_rel"] == pytest.approx((abs(25 * ratio - 10) / 10 + abs(40 * ratio - 20) / 20) / 2)
+    # scaled first (200 x 0.46 = 92.3), then clamped to 80; clamping first would give 80 x 0.46 = 36.9
+    assert out.pred[0, 0, 0, 0].item() == pytest.approx(80.0)
+    plain, _ = _scores("kitti_eigen", pred, gt, gt > 0)
+    assert plain.ratios is None
+
+
+def test_make3d_c1_keeps_ground_truth_up_to_and_including_70_m():
+    gt = torch.tensor([[10.0, 70.0], [70.5, 35.0]]).view(1, 1, 2, 2)
+    pred = torch.tensor([[12.0, 60.0], [1.0, 90.0]]).view(1, 1, 2, 2)
+    out, m = _scores("make3d_c1", pred, gt)
+    assert out.mask.flatten().tolist() == [True, True, False, True]
+    # 90 is clamped to 70: |70 - 35| / 35 = 1
+    assert m["abs_rel"] == pytest.approx((2 / 10 + 10 / 70 + 1.0) / 3)

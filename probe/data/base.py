@@ -7,19 +7,27 @@ every consumer sees::
 
     {"image": float32 [3,H,W] in [0,1],      # H,W = input_size
      "depth": float32 [1,h,w] metres,         # h,w = input_size * info.depth_scale; 0 where invalid
+                                               # (depth_resolution="full": the ground truth's own h,w)
      "valid": bool [1,h,w],
      "name": str,                              # stable id
      "skipped": str}                           # "" or the name of a bad item this one replaced
 
 Readers register a factory with :data:`DATASETS`; ``get_dataset(name, ...)``
 is the only door in.
+
+Every raw sample is checked before it is resized (:meth:`DepthDataset.load_checked`):
+an ``H x W x 3`` image, a non-empty real-valued ``h x w`` depth map, and, for
+readers whose depth covers the image pixel for pixel, the same aspect ratio
+within :data:`ASPECT_TOLERANCE`, so a mismatched or transposed pair is a named
+DataError (or a reported skip under ``skip_bad``) instead of a silent stretch.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +35,7 @@ from torch.utils.data import Dataset
 
 from probe.data import transforms as T
 from probe.errors import DataError, ProbeError
+from probe.limits import check_input_size
 from probe.registry import Registry
 
 
@@ -60,25 +69,50 @@ class DatasetInfo:
         return f"dataset {self.name!r}: files not found {where}; expected {files}. Get them from {self.source}"
 
 
+ASPECT_TOLERANCE = 0.02
+"""Largest relative difference between an image's and its depth map's width/height ratios (2%).
+NYU, KITTI and the labeled set pair equal sizes; 2% absorbs a dropped border row or column."""
+
+SKIP_SEPARATOR = "\n"
+"""Joins the names in an item's ``skipped`` field when several bad items were passed over for it."""
+
+
 @dataclass
 class RawSample:
-    """One sample as read from disk: ``image`` HxWx3 (uint8 or float in [0,1]), ``depth`` hxw metres."""
+    """One sample as read from disk: ``image`` HxWx3 (uint8 or float in [0,1]), ``depth`` hxw metres.
+
+    ``files`` says where it came from for error messages (e.g. ``"a.png with depth a.npy"``, full paths);
+    ``name`` is the item's stable id.
+    """
 
     image: np.ndarray
     depth: np.ndarray
     name: str
+    files: str = ""
+
+
+#: ``depth_resolution`` option: the training target size, or the ground truth as read (for evaluation).
+DEPTH_RESOLUTIONS = ("target", "full")
 
 
 class DepthDataset(Dataset):
     """Base class: lazy loading, resizing, validity mask, seeded augmentation, bad-item policy."""
 
+    pair_aspect_tolerance: ClassVar[float | None] = ASPECT_TOLERANCE
+    """None for readers whose depth samples the image anisotropically (Make3D's laser grid)."""
+
     def __init__(self, info: DatasetInfo, split: str = "train", input_size: tuple[int, int] | None = None,
-                 augment: bool = False, seed: int = 0, skip_bad: bool = False, normalize: str = "none") -> None:
+                 augment: bool = False, seed: int = 0, skip_bad: bool = False, normalize: str = "none",
+                 depth_resolution: str = "target") -> None:
         if split not in ("train", "test"):
             raise ProbeError(f"split: expected 'train' or 'test', got {split!r}")
+        if depth_resolution not in DEPTH_RESOLUTIONS:
+            raise ProbeError(f"depth_resolution: expected one of {', '.join(DEPTH_RESOLUTIONS)}, got {depth_resolution!r}")
+        # "full" keeps the ground truth as read (evaluation scores there); "target" resizes it for training.
+        self.depth_resolution = depth_resolution
         self.info = info
         self.split = split
-        self.input_size = tuple(input_size) if input_size else tuple(info.input_size)
+        self.input_size = check_input_size(tuple(input_size) if input_size else tuple(info.input_size))
         self.depth_size = info.depth_size(self.input_size)
         self.augment = augment
         self.seed = seed
@@ -98,6 +132,12 @@ class DepthDataset(Dataset):
         return f"{self.info.name}/{self.split}/{index}"
 
     # -- shared pipeline ----------------------------------------------------------------------
+    def load_checked(self, index: int) -> RawSample:
+        """``load_raw(index)`` after the checks every consumer relies on (a DataError naming the item)."""
+        raw = self.load_raw(index)
+        check_raw_sample(raw, self.pair_aspect_tolerance)
+        return raw
+
     def set_epoch(self, epoch: int) -> None:
         """Vary augmentation per epoch (called by the training loop, like DistributedSampler)."""
         self.epoch = epoch
@@ -106,31 +146,86 @@ class DepthDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"{self.info.name}: index {index} out of range 0..{len(self) - 1}")
         try:
-            return self._finish(self.load_raw(index), index, skipped="")
+            return self._finish(self.load_checked(index), index, skipped="")
         except DataError:
             if not self.skip_bad:
                 raise
-        bad = self.item_name(index)
+        # every item tried and failed is reported, not only the one asked for
+        failed = [self.item_name(index)]
         for offset in range(1, len(self)):
             other = (index + offset) % len(self)
             try:
-                return self._finish(self.load_raw(other), other, skipped=bad)
+                return self._finish(self.load_checked(other), other, skipped=SKIP_SEPARATOR.join(failed))
             except DataError:
-                continue
+                failed.append(self.item_name(other))
         raise DataError(f"dataset {self.info.name!r} ({self.split}): every item failed to load")
 
     def _finish(self, raw: RawSample, index: int, skipped: str) -> dict[str, Any]:
         image = T.resize_image(T.image_to_tensor(raw.image), self.input_size)
         depth_np = np.asarray(raw.depth, dtype=np.float32)
-        if depth_np.ndim != 2:
-            raise DataError(f"{raw.name}: depth must be a 2-D map, got shape {depth_np.shape}")
-        depth = T.resize_depth(torch.from_numpy(np.ascontiguousarray(depth_np))[None], self.depth_size)
+        depth = torch.from_numpy(np.ascontiguousarray(depth_np))[None]
+        if self.depth_resolution == "target":
+            depth = T.resize_depth(depth, self.depth_size)
         valid = T.valid_mask(depth, self.info.max_depth)
         depth = torch.where(valid, depth, torch.zeros_like(depth))
         if self.augment:
             image, depth, valid = T.augment(image, depth, valid, T.sample_rng(self.seed, self.epoch, index))
         return {"image": self._normalize(image).contiguous(), "depth": depth.contiguous(),
                 "valid": valid.contiguous(), "name": raw.name, "skipped": skipped}
+
+
+def check_raw_sample(raw: RawSample, aspect_tolerance: float | None = ASPECT_TOLERANCE) -> None:
+    """Raise a DataError naming ``raw.name`` unless image and depth are well-formed and paired.
+
+    Image ``[H,W,3]`` uint8 or real float; depth ``[h,w]`` real numeric, non-empty.  With
+    ``aspect_tolerance`` the two must share their width/height ratio within it; a depth map
+    whose rows and columns are swapped against the image is named as transposed.
+    """
+    image, depth = np.asarray(raw.image), np.asarray(raw.depth)
+    where = raw.files or raw.name
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise DataError(f"{where}: image must be H x W x 3, got shape {image.shape}")
+    if image.dtype != np.uint8 and image.dtype.kind != "f":
+        raise DataError(f"{where}: image must be uint8 or float, got {image.dtype}")
+    if depth.ndim != 2 or 0 in depth.shape:
+        raise DataError(f"{where}: depth must be a non-empty H x W map, got shape {depth.shape}")
+    if depth.dtype.kind not in "uif":
+        raise DataError(f"{where}: depth must be real numbers, got {depth.dtype}")
+    if aspect_tolerance is None:
+        return
+    (height, width), (rows, cols) = image.shape[:2], depth.shape
+    image_ratio, depth_ratio = width / height, cols / rows
+    if abs(depth_ratio / image_ratio - 1.0) <= aspect_tolerance:
+        return
+    if height != width and abs((rows / cols) / image_ratio - 1.0) <= aspect_tolerance:
+        raise DataError(f"{where}: depth map {rows}x{cols} is transposed against its image {height}x{width} "
+                        "(rows and columns swapped)")
+    raise DataError(f"{where}: image {height}x{width} and depth map {rows}x{cols} differ in aspect ratio "
+                    f"({image_ratio:.3f} vs {depth_ratio:.3f}, tolerance {aspect_tolerance:.0%}); resizing would "
+                    "misalign them")
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_list_path(text: str, label: str) -> str:
+    """A path read from a dataset's list file, as a relative POSIX path that stays inside the dataset root.
+
+    Refused with a DataError naming ``label`` (the list file and line): control characters (NUL...),
+    absolute paths (``/x``, ``\\x``, ``C:x``) and ``..`` components.
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise DataError(f"{label}: path {text!r} contains a control character; expected a plain relative path")
+    posix = text.replace("\\", "/")
+    if posix.startswith("/") or _DRIVE.match(posix):
+        raise DataError(f"{label}: path {text!r} is absolute; list files may only name files inside the dataset root")
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DataError(f"{label}: path {text!r} climbs out with '..'; list files may only name files inside the "
+                        "dataset root")
+    if not parts:
+        raise DataError(f"{label}: empty path")
+    return "/".join(parts)
 
 
 Factory = Callable[..., DepthDataset]
@@ -159,7 +254,10 @@ def get_dataset(name: str, root: str | Path | None = None, split: str = "train",
     root_path = Path(root).expanduser() if root is not None else None
     if info.needs_root and (root_path is None or not root_path.exists()):
         raise DataError(info.missing_root_message(root_path))
-    return entry.factory(root_path, split=split, input_size=input_size, **options)
+    dataset = entry.factory(root_path, split=split, input_size=input_size, **options)
+    if len(dataset) == 0:  # readers name their list file; this catches any that does not
+        raise DataError(f"dataset {name!r} ({split}) under {root_path}: the split has no items")
+    return dataset
 
 
 def list_datasets() -> list[str]:
@@ -185,10 +283,12 @@ class BadItemLog:
     names: list[str] = field(default_factory=list)
 
     def update(self, batch: dict[str, Any]) -> None:
-        self.names.extend(n for n in batch.get("skipped", []) if n)
+        for joined in batch.get("skipped", []):
+            self.names.extend(n for n in joined.split(SKIP_SEPARATOR) if n)
 
     def summary(self) -> str:
         if not self.names:
             return "no bad items"
-        shown = ", ".join(sorted(set(self.names))[:10])
-        return f"{len(set(self.names))} bad item(s) skipped: {shown}"
+        names = sorted(set(self.names))
+        more = f" and {len(names) - 10} more (all listed in train.json)" if len(names) > 10 else ""
+        return f"{len(names)} bad item(s) skipped: {', '.join(names[:10])}{more}"

@@ -4,8 +4,9 @@
 (the reader's ``load_raw``, at the files' own resolution, before any resize)
 and collects one :class:`ItemCheck` per item.  An item is *bad* when reading
 it raises a DataError (corrupt image or ``.mat``, missing partner, a list
-entry pointing at a missing file) or when its arrays are not ``[H,W,3]`` /
-``[H,W]``.  A split that cannot even be opened (missing list file) is reported
+entry pointing at a missing file) or fails the checks of
+:meth:`~probe.data.base.DepthDataset.load_checked` (shapes, real-valued depth,
+image/depth aspect ratio).  A split that cannot even be opened (missing list file) is reported
 as bad too.  Items whose depth has no valid pixel are listed separately: they
 load, but train nothing.
 
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from probe.data.base import DepthDataset, get_dataset
 from probe.errors import DataError, ProbeError
+from probe.limits import check_workers
 from probe.progress import progress_bar
 
 SPLITS = {"train": ("train",), "test": ("test",), "all": ("train", "test")}
@@ -48,14 +50,10 @@ def inspect_item(dataset: DepthDataset, index: int) -> ItemCheck:
     """Read item ``index`` raw and summarise it; a DataError becomes ``error``, never an exception."""
     name = dataset.item_name(index)
     try:
-        raw = dataset.load_raw(index)
+        raw = dataset.load_checked(index)
     except DataError as exc:
         return ItemCheck(index, name, error=str(exc))
     image, depth = np.asarray(raw.image), np.asarray(raw.depth)
-    if image.ndim != 3 or image.shape[2] != 3:
-        return ItemCheck(index, name, error=f"{name}: image must be H x W x 3, got shape {image.shape}")
-    if depth.ndim != 2 or depth.size == 0:
-        return ItemCheck(index, name, error=f"{name}: depth must be a non-empty H x W map, got shape {depth.shape}")
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(depth) & (depth > 0) & (depth <= dataset.info.max_depth)
     values = depth[valid]
@@ -182,8 +180,7 @@ def check_dataset(name: str, root: str | Path | None, split: str = "all", worker
     """
     if split not in SPLITS:
         raise ProbeError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
-    if workers < 0:
-        raise ProbeError(f"--workers: expected 0 or more, got {workers}")
+    check_workers(workers)
     opened: dict[str, DepthDataset] = {}
     failures: dict[str, DataError] = {}
     for one in SPLITS[split]:

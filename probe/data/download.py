@@ -11,9 +11,13 @@
   ``Content-Range`` total and the registered size when known, and the SHA-256
   when known; only then is ``.part`` renamed to the file;
 * archives marked for extraction (zip, tar, tar.gz, tgz) are extracted into
-  ``root`` after every member is checked: an absolute name, a ``..``
-  component, a link pointing outside ``root`` or a device file rejects the
-  whole archive before anything is written.
+  ``root`` after every member is checked by probe itself (on every supported
+  interpreter, with or without ``tarfile.data_filter``): an absolute name, a
+  ``..`` component, a name listed twice, a member inside one of the
+  archive's symlinks, a symlink whose target (followed through the archive's
+  other links) leaves ``root``, a hard link to anything but an earlier
+  regular member, a device or FIFO, or more bytes than the free disk space
+  rejects the whole archive before anything is written.
 
 ``nyu_data.zip`` is not extracted: the ``nyu`` reader reads it in place.
 KITTI needs a registration, so it has no public URL here; ``urls=`` (CLI
@@ -28,17 +32,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
+import shutil
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from probe.data.base import DATASETS
-from probe.errors import DataError, ProbeError
+from probe.data.images import check_data_file
+from probe.errors import DataError, ProbeError, reason
+from probe.limits import MAX_ARCHIVE_MEMBERS
 from probe.io import atomic_write, ensure_dir
 from probe.progress import progress_bar
 from probe.registry import Registry
@@ -178,6 +185,9 @@ def fetch(url: str, dest: Path, size: int | None = None, sha256: str | None = No
             total = int(length) if length and length.isdigit() else None
         if size is not None and total is not None and total != size:
             raise DataError(f"{url}: server reports {total} bytes, expected {size}; not downloading")
+        free = shutil.disk_usage(part.parent).free
+        if total is not None and total - offset > free:
+            raise DataError(f"{url}: {total - offset:,} bytes to download, only {free:,} free under {part.parent}")
         received = _stream(response, part, mode, offset, total, dest.name, progress)
     return _finish(url, part, dest, offset + received, received, status, (total, size), sha256)
 
@@ -222,69 +232,155 @@ def _finish(url: str, part: Path, dest: Path, have: int, received: int, status: 
 
 
 # -- extraction ---------------------------------------------------------------------------------
+#
+# Every member is checked before anything is written, without relying on
+# tarfile's extraction filters (absent before Python 3.10.12 / 3.11.4, which
+# requires-python allows).  The archive's own links are resolved in a virtual
+# tree, so a chain of links that are harmless one by one (``d -> .``,
+# ``p -> d/..``) cannot climb out, and no member may be written through a link.
 
-def _check_name(name: str, archive: Path, target: Path) -> Path:
-    """The path ``name`` extracts to, or a DataError if it is absolute or climbs out of ``target``."""
+_MAX_LINK_HOPS = 40
+
+
+def _member_parts(name: str, archive: Path) -> list[str]:
+    """A member name as path components, or a DataError if it is absolute, climbs with ``..`` or is empty."""
     posix = name.replace("\\", "/")
+    if any(ord(c) < 32 for c in posix):
+        raise DataError(f"{archive}: member {name!r} has a control character in its name; refusing to extract")
     if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
         raise DataError(f"{archive}: member {name!r} has an absolute path; refusing to extract")
-    if ".." in PurePosixPath(posix).parts:
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if ".." in parts:
         raise DataError(f"{archive}: member {name!r} contains '..'; refusing to extract")
-    resolved = (target / posix).resolve()
-    if not resolved.is_relative_to(target):
-        raise DataError(f"{archive}: member {name!r} would be written outside {target}; refusing to extract")
-    return resolved
+    return parts
 
 
-def _check_link(name: str, link: str, base: Path, archive: Path, target: Path) -> None:
-    posix = link.replace("\\", "/")
-    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix) or not (base / posix).resolve().is_relative_to(target):
-        raise DataError(f"{archive}: link {name!r} -> {link!r} points outside {target}; refusing to extract")
+def _resolve_virtual(parts: list[str], links: dict[str, str]) -> list[str] | None:
+    """Resolve ``parts`` through the archive's symlinks (``links``: member -> target); None if it escapes."""
+    stack: list[str] = []
+    queue = list(parts)
+    hops = 0
+    while queue:
+        part = queue.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return None
+            stack.pop()
+            continue
+        stack.append(part)
+        target = links.get("/".join(stack))
+        if target is not None:
+            hops += 1
+            if hops > _MAX_LINK_HOPS or target.startswith("/") or re.match(r"^[A-Za-z]:", target):
+                return None
+            stack.pop()
+            queue = target.replace("\\", "/").split("/") + queue
+    return stack
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    parts: tuple[str, ...]
+    kind: str  # "file" | "dir" | "symlink" | "hardlink"
+    link: str = ""
+    size: int = 0
+
+
+def check_members(members: list[_Member], archive: Path, target: Path) -> int:
+    """Refuse the archive unless every member stays inside ``target``; returns the bytes it will write.
+
+    Rules: names relative without ``..``; no name twice; no member inside a folder that is a
+    symlink of the archive (symlink-then-file); symlink targets resolved through the archive's
+    other links stay inside; a hard link names a regular file member listed before it; files
+    already on disk under ``target`` resolve inside it.
+    """
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise DataError(f"{archive}: {len(members):,} members, more than the {MAX_ARCHIVE_MEMBERS:,} probe extracts")
+    links = {"/".join(m.parts): m.link for m in members if m.kind == "symlink"}
+    seen: dict[str, str] = {}
+    for member in members:
+        key = "/".join(member.parts)
+        if key in seen and not (member.kind == seen[key] == "dir"):
+            raise DataError(f"{archive}: member {member.name!r} appears twice; refusing to extract")
+        for depth in range(1, len(member.parts)):
+            if "/".join(member.parts[:depth]) in links:
+                raise DataError(f"{archive}: member {member.name!r} lies inside the symlink "
+                                f"{'/'.join(member.parts[:depth])!r}; refusing to extract")
+        if not (target / key).resolve().is_relative_to(target):
+            raise DataError(f"{archive}: member {member.name!r} would be written outside {target}; refusing to extract")
+        if member.kind == "symlink":
+            parent = list(member.parts[:-1])
+            link = member.link.replace("\\", "/")
+            if link.startswith("/") or re.match(r"^[A-Za-z]:", link) or _resolve_virtual(parent + link.split("/"),
+                                                                                        links) is None:
+                raise DataError(f"{archive}: link {member.name!r} -> {member.link!r} points outside {target}; "
+                                "refusing to extract")
+        elif member.kind == "hardlink":
+            source = "/".join(_member_parts(member.link, archive))
+            if seen.get(source) != "file":
+                raise DataError(f"{archive}: hard link {member.name!r} -> {member.link!r} does not name a regular "
+                                "file listed before it; refusing to extract")
+        seen[key] = member.kind
+    return sum(m.size for m in members if m.kind == "file")
+
+
+def _check_space(archive: Path, target: Path, needed: int) -> None:
+    free = shutil.disk_usage(target).free
+    if needed > free:
+        raise DataError(f"{archive}: extracting needs {needed:,} bytes, only {free:,} are free under {target}")
+
+
+def _tar_member(m: tarfile.TarInfo, archive: Path) -> _Member:
+    kinds = {m.isfile(): "file", m.isdir(): "dir", m.issym(): "symlink", m.islnk(): "hardlink"}
+    if True not in kinds:
+        raise DataError(f"{archive}: member {m.name!r} is a device or FIFO; refusing to extract")
+    return _Member(m.name, tuple(_member_parts(m.name, archive)), kinds[True], m.linkname, m.size if m.isfile() else 0)
 
 
 def _extract_tar(archive: Path, target: Path) -> list[str]:
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
-            for m in members:
-                path = _check_name(m.name, archive, target)
-                if m.issym():
-                    _check_link(m.name, m.linkname, path.parent, archive, target)
-                elif m.islnk():
-                    _check_link(m.name, m.linkname, target, archive, target)
-                elif not (m.isfile() or m.isdir()):
-                    raise DataError(f"{archive}: member {m.name!r} is a device or FIFO; refusing to extract")
+            _check_space(archive, target, check_members([_tar_member(m, archive) for m in members], archive, target))
             extract_filter = getattr(tarfile, "data_filter", None)
-            if extract_filter is not None:
+            if extract_filter is not None:  # a second line of defence where the interpreter has one
                 tar.extractall(target, members=members, filter=extract_filter)
             else:
                 tar.extractall(target, members=members)
             return [m.name for m in members]
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise DataError(f"{archive}: cannot extract tar archive ({exc})") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"{archive}: cannot extract tar archive ({reason(exc)})") from None
+
+
+def _zip_member(info: zipfile.ZipInfo, archive: Path) -> _Member:
+    # zipfile never creates links (a symlink entry becomes a small regular file), so every entry is a file or folder
+    kind = "dir" if info.is_dir() else "file"
+    return _Member(info.filename, tuple(_member_parts(info.filename, archive)), kind, "", info.file_size)
 
 
 def _extract_zip(archive: Path, target: Path) -> list[str]:
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            for info in infos:
-                path = _check_name(info.filename, archive, target)
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    _check_link(info.filename, zf.read(info).decode("utf-8", "replace"), path.parent, archive, target)
+            _check_space(archive, target, check_members([_zip_member(i, archive) for i in infos], archive, target))
             zf.extractall(target, members=infos)
             return [i.filename for i in infos]
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DataError(f"{archive}: cannot extract zip archive ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+        raise DataError(f"{archive}: cannot extract zip archive ({reason(exc)})") from None
 
 
 def safe_extract(archive: Path, target: Path) -> list[str]:
     """Extract a zip or tar archive into ``target`` after checking every member; returns top-level names.
 
-    Nothing is written unless every member stays inside ``target``.
+    Nothing is written unless every member stays inside ``target`` (:func:`check_members`)
+    and the uncompressed size fits the free disk space.
     """
     target = target.resolve()
     target.mkdir(parents=True, exist_ok=True)
+    check_data_file(archive, max_bytes=None)
     if zipfile.is_zipfile(archive):
         names = _extract_zip(archive, target)
     elif tarfile.is_tarfile(archive):

@@ -30,7 +30,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from probe.data.base import DatasetInfo, DepthDataset, RawSample, register_dataset
+from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
 from probe.data.images import DEPTH_FORMATS, read_depth_metres, read_rgb
 from probe.errors import DataError, ProbeError
 from probe.registry import Registry
@@ -100,8 +100,8 @@ class FolderDataset(DepthDataset):
         super().__init__(dataclasses.replace(FOLDER_INFO, max_depth=float(max_depth)), split=split, **options)
         self.root = root
         self.depth_units = float(depth_scale)
-        self.image_glob = image_glob.format(split=split)
-        self.depth_glob = depth_glob.format(split=split)
+        self.image_glob = check_list_path(image_glob.format(split=split), "image_glob")
+        self.depth_glob = check_list_path(depth_glob.format(split=split), "depth_glob")
         images = _glob(root, self.image_glob, IMAGE_SUFFIXES)
         depths = _glob(root, self.depth_glob, tuple(DEPTH_FORMATS.names()))
         if not images and not depths:
@@ -124,7 +124,8 @@ class FolderDataset(DepthDataset):
             raise DataError(f"{depth_path}: no image with the same stem matches {self.image_glob!r}")
         image = read_rgb(image_path)
         depth = read_depth_metres(depth_path, self.depth_units)
-        return RawSample(image=image, depth=depth, name=self.item_name(index))
+        return RawSample(image=image, depth=depth, name=self.item_name(index),
+                         files=f"{image_path} with depth {depth_path}")
 
 
 @register_dataset(FOLDER_INFO, locate=locate_folder)

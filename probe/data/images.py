@@ -13,12 +13,25 @@ zip archive); ``name`` is what error messages call it::
 Shapes: ``read_rgb -> uint8 [H,W,3]``; ``read_depth_png -> uint8|uint16 [H,W]``
 (raw counts: the caller knows the dataset's unit); ``read_npy -> ndarray``;
 ``read_depth_metres -> float32 [H,W]``.
+
+Every reader validates before it allocates: a path must be a regular file
+(a FIFO would block forever, a device never ends) of at most
+:data:`~probe.limits.MAX_DATA_FILE_BYTES`; a ``.npy`` header is parsed first and
+its shape (no zero-size axis), dtype (real numbers: no complex, object,
+structured or string arrays) and element count (at most
+:data:`~probe.limits.MAX_ARRAY_ELEMENTS`) checked against the bytes actually
+present; a ``.mat`` variable's class and shape are read from its header
+(``scipy.io.whosmat`` / the HDF5 dataset) before its data.  Decoders are
+third-party parsers of untrusted bytes: any exception they raise on a corrupt
+file becomes a DataError naming the file.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, TypeVar
@@ -26,7 +39,8 @@ from typing import Any, Callable, Generic, Iterable, TypeVar
 import numpy as np
 from PIL import Image
 
-from probe.errors import DataError
+from probe.errors import DataError, reason
+from probe.limits import MAX_ARRAY_ELEMENTS, MAX_DATA_FILE_BYTES
 from probe.registry import Registry
 
 Source = Path | bytes
@@ -35,9 +49,9 @@ Source = Path | bytes
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512)
 
-# PIL's decompression-bomb guard is a warning below 2x the limit; a depth
-# dataset has no business shipping such files, so treat the warning as corrupt.
-_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+# MATLAB classes that hold plain real or complex numbers (complex is refused after loading).
+MAT_NUMERIC_CLASSES = frozenset({"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+                                 "int64", "uint64"})
 
 
 def _label(source: Source, name: str | None) -> str:
@@ -46,9 +60,31 @@ def _label(source: Source, name: str | None) -> str:
     return str(source) if isinstance(source, Path) else "<bytes>"
 
 
+def check_data_file(path: Path, label: str | None = None, max_bytes: int | None = MAX_DATA_FILE_BYTES) -> int:
+    """The size of ``path`` if it is a readable regular file of at most ``max_bytes``, else a DataError.
+
+    Checked with ``stat`` before opening: opening a FIFO blocks until a writer appears.
+    ``max_bytes=None`` for containers read lazily (HDF5, zip), which may be larger.
+    """
+    label = label or str(path)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{label}: file not found") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise DataError(f"{label}: cannot read file ({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+        raise DataError(f"{label}: is {kind}, not a regular file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise DataError(f"{label}: {info.st_size:,} bytes, more than the {max_bytes:,} probe reads whole from one file")
+    return info.st_size
+
+
 def _open_bytes(source: Source, label: str) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
+    check_data_file(Path(source), label)
     try:
         return Path(source).read_bytes()
     except FileNotFoundError:
@@ -61,12 +97,32 @@ def _decode_pil(source: Source, label: str) -> Image.Image:
     data = _open_bytes(source, label)
     try:
         with warnings.catch_warnings():
+            # PIL's decompression-bomb guard is only a warning below 2x its limit; a depth
+            # dataset has no business shipping such files, so treat the warning as corrupt
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             image.load()  # PIL decodes lazily: force truncation errors to surface here
-    except (*_PIL_ERRORS, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{label}: cannot decode image ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # a parser of untrusted bytes: whatever it raises means a corrupt file
+        raise DataError(f"{label}: cannot decode image ({reason(exc)})") from None
+    if 0 in image.size:
+        raise DataError(f"{label}: image has a zero-size side ({image.size[1]}x{image.size[0]})")
     return image
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """``(H, W)`` from an image file's header, without decoding its pixels: a cheap check before any work."""
+    label = str(path)
+    check_data_file(Path(path), label)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Exception as exc:  # a parser of untrusted bytes
+        raise DataError(f"{label}: cannot decode image ({reason(exc)})") from None
+    if width <= 0 or height <= 0:
+        raise DataError(f"{label}: image has a zero-size side ({height}x{width})")
+    return height, width
 
 
 def read_rgb(source: Source, name: str | None = None) -> np.ndarray:
@@ -80,8 +136,8 @@ def read_rgb(source: Source, name: str | None = None) -> np.ndarray:
         raise DataError(f"{label}: expected an 8-bit colour image, got a {image.mode} (depth-like) image")
     try:
         arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except _PIL_ERRORS as exc:
-        raise DataError(f"{label}: cannot convert image to RGB ({exc})") from None
+    except Exception as exc:  # PIL's converters on odd modes of a corrupt file
+        raise DataError(f"{label}: cannot convert image to RGB ({reason(exc)})") from None
     return np.ascontiguousarray(arr)
 
 
@@ -105,18 +161,49 @@ def read_depth_png(source: Source, name: str | None = None) -> np.ndarray:
     raise DataError(f"{label}: expected a single-channel 8- or 16-bit depth PNG, got PIL mode {image.mode!r}")
 
 
+def check_real_array(shape: tuple[int, ...], dtype: np.dtype, label: str, what: str = "array") -> int:
+    """Element count of a ``shape``/``dtype`` about to be allocated, or a DataError: real numbers only,
+    no zero-size axis, at most :data:`~probe.limits.MAX_ARRAY_ELEMENTS` elements."""
+    if dtype.kind == "c":
+        raise DataError(f"{label}: {what} holds complex values ({dtype}); expected real numbers")
+    if dtype.kind not in "iuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise DataError(f"{label}: {what} has dtype {dtype}; expected real numbers (integer or float)")
+    if len(shape) == 0 or any(int(n) <= 0 for n in shape):
+        raise DataError(f"{label}: {what} has shape {tuple(shape)}; expected no empty axis")
+    count = math.prod(int(n) for n in shape)
+    if count > MAX_ARRAY_ELEMENTS:
+        raise DataError(f"{label}: {what} of shape {tuple(shape)} has {count:,} elements, more than the "
+                        f"{MAX_ARRAY_ELEMENTS:,} probe reads from one file")
+    return count
+
+
 def read_npy(source: Source, name: str | None = None) -> np.ndarray:
-    """Load a ``.npy`` array (no pickles)."""
+    """Load a ``.npy`` array of real numbers (no pickles), checking its header before allocating."""
     label = _label(source, name)
     data = _open_bytes(source, label)
+    stream = io.BytesIO(data)
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{label}: cannot read .npy array ({exc})") from None
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except Exception as exc:  # numpy's header parser on untrusted bytes
+        raise DataError(f"{label}: cannot read .npy header ({reason(exc)})") from None
+    count = check_real_array(shape, dtype, label, ".npy array")
+    present = len(data) - stream.tell()
+    if present < count * dtype.itemsize:
+        raise DataError(f"{label}: .npy header promises {count * dtype.itemsize:,} bytes of data, the file has "
+                        f"{present:,} (truncated)")
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+    return flat.reshape(shape, order="F" if fortran else "C").copy()
 
 
 def is_mat_v73(path: Path) -> bool:
     """Whether ``path`` is a MATLAB v7.3 (HDF5) file rather than a v5 file."""
+    check_data_file(path, max_bytes=None)
     try:
         with open(path, "rb") as handle:
             head = handle.read(_HDF5_OFFSETS[-1] + len(_HDF5_SIGNATURE))
@@ -128,44 +215,89 @@ def is_mat_v73(path: Path) -> bool:
 
 
 def read_mat(path: Path, keys: Iterable[str], name: str | None = None) -> dict[str, np.ndarray]:
-    """Read variables ``keys`` from a v5 (scipy) or v7.3 (h5py) ``.mat`` file.
+    """Read numeric variables ``keys`` from a v5 (scipy) or v7.3 (h5py) ``.mat`` file.
 
     Arrays come back in MATLAB's axis order for both versions: h5py exposes
     v7.3 arrays with their axes reversed, so those are transposed back here.
-    A missing variable is a DataError naming the file and the variables present.
+    A missing variable is a DataError naming the file and the variables present;
+    so is a variable that is not a non-empty array of real numbers (text, cell,
+    struct, complex), checked from its header before its data is read.
     """
     label = _label(path, name)
     keys = list(keys)
     if is_mat_v73(path):
         handle = open_mat_v73(path, label)
         try:
-            missing = [k for k in keys if k not in handle]
-            if missing:
-                raise DataError(f"{label}: variable(s) {', '.join(missing)} not found; "
-                                f"file has {', '.join(sorted(handle.keys())) or 'none'}")
-            try:
-                return {k: np.asarray(handle[k][()]).T for k in keys}
-            except (OSError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{label}: cannot read MATLAB v7.3 variable ({exc})") from None
+            _check_present(label, keys, mat_v73_variables(handle, label))
+            return {k: _read_h5_variable(handle, k, label) for k in keys}
         finally:
             handle.close()
     return _read_mat_v5(path, keys, label)
 
 
-def _read_mat_v5(path: Path, keys: list[str], label: str) -> dict[str, np.ndarray]:
-    import scipy.io
-
+def mat_v73_variables(handle: Any, label: str) -> list[str]:
+    """The variable names of an open MATLAB v7.3 file (a corrupt HDF5 index is a DataError)."""
     try:
-        content = scipy.io.loadmat(str(path), variable_names=keys)
-    except FileNotFoundError:
-        raise DataError(f"{label}: file not found") from None
-    except (ValueError, OSError, TypeError, EOFError, NotImplementedError, IndexError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: cannot read MATLAB v5 file ({type(exc).__name__}: {exc})") from None
-    missing = [k for k in keys if k not in content]
+        return list(handle.keys())
+    except Exception as exc:  # HDF5 on a corrupt file
+        raise DataError(f"{label}: cannot list MATLAB v7.3 variables ({reason(exc)})") from None
+
+
+def _shown_name(name: Any) -> str:
+    """A variable name read from a file, safe for a one-line message (a corrupt file can hold any bytes)."""
+    text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    return text if text.isprintable() and len(text) <= 64 else repr(text[:64])
+
+
+def _check_present(label: str, keys: list[str], present: list[Any]) -> None:
+    missing = [k for k in keys if k not in present]
     if missing:
-        present = sorted(k for k in content if not k.startswith("__"))
-        raise DataError(f"{label}: variable(s) {', '.join(missing)} not found; file has {', '.join(present) or 'none'}")
-    return {k: np.asarray(content[k]) for k in keys}
+        names = sorted({_shown_name(k) for k in present} - {"#refs#", "#subsystem#"})
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "none"
+        raise DataError(f"{label}: variable(s) {', '.join(missing)} not found; file has {shown}")
+
+
+def _read_h5_variable(handle: Any, key: str, label: str) -> np.ndarray:
+    """One MATLAB v7.3 variable, checked (class attribute, dtype, shape) before it is read."""
+    import h5py
+
+    what = f"variable {key!r}"
+    try:
+        node = handle[key]
+        if not isinstance(node, h5py.Dataset):
+            raise DataError(f"{label}: {what} is a MATLAB struct or group; expected a numeric array")
+        matlab_class = node.attrs.get("MATLAB_class", b"")
+        matlab_class = matlab_class.decode("ascii", "replace") if isinstance(matlab_class, bytes) else str(matlab_class)
+        if matlab_class and matlab_class not in MAT_NUMERIC_CLASSES:
+            raise DataError(f"{label}: {what} has MATLAB class {matlab_class!r}; expected a numeric array")
+        if node.attrs.get("MATLAB_empty", 0):  # MATLAB stores [] as its dimensions, marked empty
+            raise DataError(f"{label}: {what} is empty; expected a non-empty numeric array")
+        check_real_array(tuple(node.shape), node.dtype, label, what)
+        return np.asarray(node[()]).T
+    except DataError:
+        raise
+    except Exception as exc:  # h5py on a corrupt file: any failure means the variable cannot be read
+        raise DataError(f"{label}: cannot read MATLAB v7.3 {what} ({reason(exc)})") from None
+
+
+def _read_mat_v5(path: Path, keys: list[str], label: str) -> dict[str, np.ndarray]:
+    """Numeric variables of a v5 / v7 file through probe's bounds-checked reader (:mod:`probe.data.matv5`):
+    SciPy's reader crashes the interpreter on a truncated file."""
+    from probe.data.matv5 import byte_order, read_variables, to_array
+
+    data = _open_bytes(path, label)
+    variables = read_variables(data, set(keys), label, MAX_DATA_FILE_BYTES)
+    _check_present(label, keys, list(variables))
+    arrays = {}
+    for key in keys:
+        variable = variables[key]
+        if variable.matlab_class not in MAT_NUMERIC_CLASSES:
+            raise DataError(f"{label}: variable {key!r} has MATLAB class {variable.matlab_class!r}; "
+                            "expected a numeric array")
+        check_real_array(variable.shape, np.dtype(np.complex128 if variable.complex else np.float64), label,
+                         f"variable {key!r}")
+        arrays[key] = to_array(variable, label, byte_order(data))
+    return arrays
 
 
 def open_mat_v73(path: Path, name: str | None = None) -> Any:
@@ -173,12 +305,11 @@ def open_mat_v73(path: Path, name: str | None = None) -> Any:
     import h5py
 
     label = _label(path, name)
-    if not Path(path).is_file():
-        raise DataError(f"{label}: file not found")
+    check_data_file(Path(path), label, max_bytes=None)
     try:
         return h5py.File(str(path), "r")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{label}: cannot open MATLAB v7.3 (HDF5) file ({exc})") from None
+    except Exception as exc:  # HDF5's parser on untrusted bytes
+        raise DataError(f"{label}: cannot open MATLAB v7.3 (HDF5) file ({reason(exc)})") from None
 
 
 def _png_depth_metres(source: Source, label: str, png_scale: float) -> np.ndarray:
@@ -186,11 +317,11 @@ def _png_depth_metres(source: Source, label: str, png_scale: float) -> np.ndarra
 
 
 def _npy_depth_metres(source: Source, label: str, png_scale: float) -> np.ndarray:
-    arr = read_npy(source, label)
+    arr = read_npy(source, label)  # real numbers, no empty axis: checked from the header
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise DataError(f"{label}: expected a 2-D numeric depth array in metres, got {arr.dtype} {arr.shape}")
+    if arr.ndim != 2:
+        raise DataError(f"{label}: expected a 2-D depth array in metres, got shape {arr.shape}")
     return arr.astype(np.float32)
 
 

@@ -46,9 +46,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from probe.data.base import DatasetInfo, DepthDataset, RawSample, register_dataset
-from probe.data.images import read_depth_png, read_rgb
-from probe.errors import DataError
+from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
+from probe.data.images import check_data_file, read_depth_png, read_rgb
+from probe.errors import DataError, reason
 from probe.registry import Registry
 
 KITTI_MAX_DEPTH = 80.0
@@ -139,11 +139,14 @@ def _parse_monodepth(tokens: list[str]) -> KittiFrame | None:
 def parse_split_list(path: Path) -> tuple[list[KittiFrame], int]:
     """Parse a split list -> ``(frames, dropped)``; a line in no known format is a DataError."""
     try:
+        check_data_file(path)
         lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: split list not found; get Eigen's lists from {EIGEN_LISTS}") from None
+    except DataError as exc:
+        if "file not found" in str(exc):
+            raise DataError(f"{path}: split list not found; get Eigen's lists from {EIGEN_LISTS}") from None
+        raise
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read split list ({exc})") from None
+        raise DataError(f"{path}: cannot read split list ({reason(exc)})") from None
     frames, dropped = [], 0
     for lineno, line in enumerate(lines, 1):
         tokens = line.split()
@@ -152,12 +155,23 @@ def parse_split_list(path: Path) -> tuple[list[KittiFrame], int]:
         parsed = next((f for f in (e.factory(tokens) for e in LIST_FORMATS.entries()) if f is not None), None)
         if parsed is None:
             formats = "; ".join(f"{e.name}: {e.description}" for e in LIST_FORMATS.entries())
-            raise DataError(f"{path}, line {lineno}: unrecognised entry {line.strip()!r}; expected one of {formats}")
+            raise DataError(f"{path}, line {lineno}: unrecognised entry {line.strip()[:200]!r}; "
+                            f"expected one of {formats}")
         if parsed is DROP:
             dropped += 1
         else:
-            frames.append(parsed)
+            frames.append(_inside_root(parsed, f"{path}, line {lineno}"))
+    if not frames:
+        reason = f" ({dropped} line(s) declare no ground truth)" if dropped else ""
+        raise DataError(f"{path}: lists no frames{reason}; an empty split cannot be trained or evaluated")
     return frames, dropped
+
+
+def _inside_root(frame: KittiFrame, label: str) -> KittiFrame:
+    """The frame with every listed path checked to stay inside the dataset root."""
+    return KittiFrame(check_list_path(frame.drive, label), frame.camera, frame.frame,
+                      rgb=check_list_path(frame.rgb, label) if frame.rgb else None,
+                      gt=check_list_path(frame.gt, label) if frame.gt else None)
 
 
 def benchmark_crop(image: np.ndarray, depth: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -168,6 +182,21 @@ def benchmark_crop(image: np.ndarray, depth: np.ndarray, label: str) -> tuple[np
                         f"got image {height}x{width}, depth {depth.shape[0]}x{depth.shape[1]}")
     top, left = height - KB_CROP[0], (width - KB_CROP[1]) // 2
     return (image[top:, left:left + KB_CROP[1]], depth[top:, left:left + KB_CROP[1]])
+
+
+def find_ground_truth(root: Path, frame: KittiFrame) -> Path | None:
+    """The annotated depth PNG of ``frame`` under ``root`` (the places listed in the module docstring), or None."""
+    candidates = [root / base / rel for rel in frame.gt_relative for base in GT_BASES]
+    candidates.append(root / frame.drive / "proj_depth" / "groundtruth" / frame.camera / f"{frame.frame}.png")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def read_ground_truth(path: Path) -> np.ndarray:
+    """Metres from a KITTI 16-bit depth PNG (value / 256; 0 = no return)."""
+    counts = read_depth_png(path)
+    if counts.dtype != np.uint16:
+        raise DataError(f"{path}: expected a 16-bit depth PNG (value/256 m), got {counts.dtype}")
+    return counts.astype(np.float32) / np.float32(GT_UNITS_PER_METRE)
 
 
 def locate_kitti(root: Path | None) -> bool:
@@ -202,11 +231,9 @@ class Kitti(DepthDataset):
         raise DataError(f"{self.root / frame.rgb_candidates[0]}: RGB file not found (listed in {self.split_file})")
 
     def _find_gt(self, frame: KittiFrame, rgb: Path) -> Path:
-        candidates = [self.root / base / rel for rel in frame.gt_relative for base in GT_BASES]
-        candidates.append(self.root / frame.drive / "proj_depth" / "groundtruth" / frame.camera / f"{frame.frame}.png")
-        for path in candidates:
-            if path.is_file():
-                return path
+        found = find_ground_truth(self.root, frame)
+        if found is not None:
+            return found
         raise DataError(f"{rgb}: no ground truth {frame.gt_relative[-1]} under {self.root} "
                         f"({', '.join(GT_BASES[:-1])} or the root)")
 
@@ -215,13 +242,10 @@ class Kitti(DepthDataset):
         rgb = self._find_rgb(frame)
         gt = self._find_gt(frame, rgb)
         image = read_rgb(rgb)
-        counts = read_depth_png(gt)
-        if counts.dtype != np.uint16:
-            raise DataError(f"{gt}: expected a 16-bit depth PNG (value/256 m), got {counts.dtype}")
-        depth = counts.astype(np.float32) / np.float32(GT_UNITS_PER_METRE)
+        depth = read_ground_truth(gt)
         if self.kb_crop:
             image, depth = benchmark_crop(image, depth, str(rgb))
-        return RawSample(image=image, depth=depth, name=self.item_name(index))
+        return RawSample(image=image, depth=depth, name=self.item_name(index), files=f"{rgb} with depth {gt}")
 
 
 @register_dataset(KITTI_INFO, locate=locate_kitti)

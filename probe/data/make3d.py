@@ -150,6 +150,10 @@ class Make3DPair:
 class Make3D(DepthDataset):
     """Make3D image / laser-grid pairs; see the module docstring for layout, crop and cap."""
 
+    # the 55 x 305 grid samples the portrait image anisotropically: no common aspect ratio to check;
+    # its orientation is checked instead (load_raw)
+    pair_aspect_tolerance = None
+
     def __init__(self, root: Path, split: str = "train", crop: str = "monodepth",
                  input_size: tuple[int, int] | None = None, **options: Any) -> None:
         self.crop = MAKE3D_CROPS.get(crop)
@@ -182,10 +186,13 @@ class Make3D(DepthDataset):
         grid = read_mat(pair.depth, [DEPTH_VARIABLE])[DEPTH_VARIABLE]
         if grid.ndim != 3 or grid.shape[2] <= DEPTH_CHANNEL:
             raise DataError(f"{pair.depth}: {DEPTH_VARIABLE} must be rows x cols x 4, got shape {grid.shape}")
+        if grid.shape[0] > grid.shape[1]:
+            raise DataError(f"{pair.depth}: {DEPTH_VARIABLE} is {grid.shape[0]} x {grid.shape[1]} x "
+                            f"{grid.shape[2]}, transposed (the published grids are 55 rows x 305 columns)")
         depth = np.asarray(grid[:, :, DEPTH_CHANNEL], dtype=np.float32)
         image, depth = self.crop.apply(image, depth)
         return RawSample(image=np.ascontiguousarray(image), depth=np.ascontiguousarray(depth),
-                         name=self.item_name(index))
+                         name=self.item_name(index), files=f"{pair.image} with depth {pair.depth}")
 
 
 @register_dataset(MAKE3D_INFO, locate=locate_make3d)

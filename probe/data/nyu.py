@@ -36,16 +36,17 @@ from __future__ import annotations
 
 import functools
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from probe.data.base import DatasetInfo, DepthDataset, RawSample, register_dataset
-from probe.data.images import PerProcessHandle, open_mat_v73, read_depth_png, read_mat, read_rgb
-from probe.errors import DataError
+from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
+from probe.data.images import (PerProcessHandle, check_data_file, mat_v73_variables, open_mat_v73, read_depth_png,
+                               read_mat, read_rgb)
+from probe.errors import DataError, reason
+from probe.limits import MAX_DATA_FILE_BYTES
 
 NYU_ZIP = "nyu_data.zip"
 NYU_CSV = {"train": "data/nyu2_train.csv", "test": "data/nyu2_test.csv"}
@@ -112,16 +113,29 @@ def locate_nyu(root: Path | None) -> NyuLocation | None:
     return None
 
 
-def parse_pair_csv(text: str, label: str) -> list[tuple[str, str]]:
-    """``"rgb,depth"`` rows -> pairs; blank lines are ignored, anything else malformed is an error."""
+def parse_pair_csv(data: bytes, label: str) -> list[tuple[str, str]]:
+    """``"rgb,depth"`` rows (UTF-8 text) -> pairs of relative paths inside the dataset root.
+
+    Blank lines are ignored; binary content (a NUL byte, invalid UTF-8), a row without exactly two
+    paths, an absolute or ``..`` path, and a list without any pair are DataErrors naming the file.
+    """
+    if b"\x00" in data:
+        raise DataError(f"{label}: contains a NUL byte; expected a text CSV of 'rgb,depth' rows")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{label}: not UTF-8 text (byte {exc.start}); expected a CSV of 'rgb,depth' rows") from None
     pairs = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 2 or not all(parts):
-            raise DataError(f"{label}, line {lineno}: expected 'rgb,depth' (two paths), got {line.strip()!r}")
-        pairs.append((parts[0], parts[1]))
+            raise DataError(f"{label}, line {lineno}: expected 'rgb,depth' (two paths), got {line.strip()[:200]!r}")
+        where = f"{label}, line {lineno}"
+        pairs.append((check_list_path(parts[0], where), check_list_path(parts[1], where)))
+    if not pairs:
+        raise DataError(f"{label}: lists no image/depth pairs (empty split); expected rows 'rgb,depth'")
     return pairs
 
 
@@ -135,10 +149,11 @@ def nyu_depth_metres(counts: np.ndarray, label: str) -> np.ndarray:
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
+    check_data_file(path, max_bytes=None)
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{path}: cannot open zip archive ({exc})") from None
+    except Exception as exc:  # zipfile's parser on untrusted bytes
+        raise DataError(f"{path}: cannot open zip archive ({reason(exc)})") from None
 
 
 class NyuDenseDepth(DepthDataset):
@@ -150,24 +165,31 @@ class NyuDenseDepth(DepthDataset):
         self._zip: PerProcessHandle[zipfile.ZipFile] | None = (
             PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None)
         csv = NYU_CSV[split]
-        text = self._read(csv).decode("utf-8", errors="replace")
-        self.pairs = parse_pair_csv(text, location.label(csv))
+        self.pairs = parse_pair_csv(self._read(csv), location.label(csv))
 
     def _read(self, member: str) -> bytes:
         label = self.location.label(member)
         if self._zip is None:
+            path = self.location.path / member
+            if not path.resolve().is_relative_to(self.location.path.resolve()):
+                raise DataError(f"{label}: resolves outside the dataset root {self.location.path} (a symlink?)")
+            check_data_file(path, label)
             try:
-                return (self.location.path / member).read_bytes()
-            except FileNotFoundError:
-                raise DataError(f"{label}: file not found") from None
+                return path.read_bytes()
             except OSError as exc:
                 raise DataError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+        archive = self._zip.get()
         try:
-            return self._zip.get().read(member)
+            info = archive.getinfo(member)
         except KeyError:
             raise DataError(f"{label}: file not found in the archive") from None
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-            raise DataError(f"{label}: corrupt archive member ({exc})") from None
+        if info.file_size > MAX_DATA_FILE_BYTES:
+            raise DataError(f"{label}: {info.file_size:,} bytes uncompressed, more than the "
+                            f"{MAX_DATA_FILE_BYTES:,} probe reads whole from one file")
+        try:
+            return archive.read(info)
+        except Exception as exc:  # zipfile/zlib on a corrupt archive: any failure means a corrupt member
+            raise DataError(f"{label}: corrupt archive member ({reason(exc)})") from None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -180,7 +202,8 @@ class NyuDenseDepth(DepthDataset):
         image = read_rgb(self._read(rgb_member), self.location.label(rgb_member))
         depth_label = self.location.label(depth_member)
         depth = nyu_depth_metres(read_depth_png(self._read(depth_member), depth_label), depth_label)
-        return RawSample(image=image, depth=depth, name=rgb_member)
+        return RawSample(image=image, depth=depth, name=rgb_member,
+                         files=f"{self.location.label(rgb_member)} with depth {depth_label}")
 
 
 @register_dataset(NYU_INFO, locate=lambda root: locate_nyu(root) is not None)
@@ -233,10 +256,18 @@ class NyuLabeled(DepthDataset):
         self._h5 = PerProcessHandle(functools.partial(open_mat_v73, mat))
 
     def _check_layout(self, handle: Any) -> int:
+        present = mat_v73_variables(handle, str(self.mat))
         for key in ("images", "depths"):
-            if key not in handle:
+            if key not in present:
                 raise DataError(f"{self.mat}: variable {key!r} not found; expected 'images' and 'depths'")
-        images, depths = handle["images"].shape, handle["depths"].shape
+        try:
+            images, depths = handle["images"].shape, handle["depths"].shape
+            kinds = handle["images"].dtype.kind, handle["depths"].dtype.kind
+        except Exception as exc:  # h5py on a corrupt file, or groups where datasets belong
+            raise DataError(f"{self.mat}: cannot read 'images' / 'depths' ({reason(exc)})") from None
+        if any(kind not in "uif" for kind in kinds):
+            raise DataError(f"{self.mat}: 'images' and 'depths' must be real numbers, got dtypes "
+                            f"{handle['images'].dtype} and {handle['depths'].dtype}")
         if len(images) != 4 or images[1] != 3 or len(depths) != 3 or depths[0] != images[0] or depths[1:] != images[2:]:
             raise DataError(f"{self.mat}: expected images N x 3 x W x H and depths N x W x H (h5py order), "
                             f"got images {images} and depths {depths}")
@@ -255,8 +286,8 @@ class NyuLabeled(DepthDataset):
             handle = self._h5.get()
             image = np.asarray(handle["images"][row], dtype=np.uint8).transpose(2, 1, 0)
             depth = np.asarray(handle["depths"][row], dtype=np.float32).T
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"{name}: cannot read item from {self.mat} ({exc})") from None
+        except Exception as exc:  # h5py on a corrupt file: any failure means this item cannot be read
+            raise DataError(f"{name}: cannot read item from {self.mat} ({reason(exc)})") from None
         return RawSample(image=np.ascontiguousarray(image), depth=np.ascontiguousarray(depth), name=name)
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from probe.data.base import DepthDataset, dataset_info, dataset_present, get_dataset, list_datasets
 from probe.errors import ProbeError
+from probe.limits import MAX_PREVIEW_COUNT, check_count
 from probe.plotting import plt, save_figure
 from probe.seeding import check_seed
 
@@ -77,8 +78,7 @@ class PreviewSample:
 
 def preview_samples(dataset: DepthDataset, count: int, seed: int = 0) -> list[PreviewSample]:
     """``count`` distinct items drawn with ``seed`` (all of them if the dataset is smaller), in index order."""
-    if count < 1:
-        raise ProbeError(f"--count: expected a positive integer, got {count}")
+    check_count("--count", count, MAX_PREVIEW_COUNT)
     check_seed(seed)
     n = len(dataset)
     if n == 0:
@@ -123,6 +123,7 @@ def preview_figure(samples: list[PreviewSample], title: str = "") -> "plt.Figure
 def write_preview(name: str, out: str | Path, root: str | Path | None = None, split: str = "train",
                   count: int = 4, seed: int = 0, input_size: tuple[int, int] | None = None, **options: Any) -> Path:
     """Render ``count`` items of dataset ``name`` (drawn with ``seed``) to the PNG ``out``, written atomically."""
+    check_count("--count", count, MAX_PREVIEW_COUNT)
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ProbeError(f"--out: expected a .png file name, got {str(out)!r}")

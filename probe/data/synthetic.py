@@ -613,7 +613,16 @@ def render_depth(scene: Scene, size: tuple[int, int], frame: tuple[int, int]) ->
 
 def render_image(scene: Scene, size: tuple[int, int]) -> np.ndarray:
     """float32 ``[H,W,3]`` RGB in [0,1] (a view of a channels-first array): albedo x (ambient + diffuse)."""
-    hits = cast(scene, size, size)
+    return shade(scene, cast(scene, size, size), size)
+
+
+def shade(scene: Scene, hits: Hits, size: tuple[int, int]) -> np.ndarray:
+    """RGB of the ``size`` grid whose hits (with face ids) :func:`cast` found: see :func:`render_image`.
+
+    Shading is view-independent (Lambertian albedo times irradiance from the
+    light, textures fixed to the surfaces), so one surface point has the same
+    colour seen from any camera: what the video datasets' reprojection law needs.
+    """
     surface, rays = hits.surface, hits.rays
     assert surface is not None
     with np.errstate(invalid="ignore"):

@@ -64,12 +64,23 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, epoch, index])
 
 
+def augment_choice(rng: np.random.Generator, flip_p: float = 0.5,
+                   swap_p: float = 0.5) -> tuple[bool, torch.Tensor | None]:
+    """The seed's random draws: (flip horizontally?, RGB channel permutation or None), each with p=0.5.
+
+    Separate from :func:`augment` so that a video window applies one draw to all its frames.
+    """
+    flip = bool(rng.random() < flip_p)
+    perm = torch.from_numpy(rng.permutation(3)) if rng.random() < swap_p else None
+    return flip, perm
+
+
 def augment(image: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, rng: np.random.Generator,
             flip_p: float = 0.5, swap_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed's augmentation: horizontal flip and a random RGB channel permutation, each with p=0.5."""
-    if rng.random() < flip_p:
+    flip, perm = augment_choice(rng, flip_p, swap_p)
+    if flip:
         image, depth, valid = image.flip(-1), depth.flip(-1), valid.flip(-1)
-    if rng.random() < swap_p:
-        perm = rng.permutation(3)
-        image = image[torch.from_numpy(perm)]
+    if perm is not None:
+        image = image[perm]
     return image, depth, valid

@@ -64,9 +64,22 @@ def dataset_model_options(name: str, info: Any) -> dict[str, Any]:
     return {}
 
 
-def list_models() -> list[str]:
-    """Zoo model names, in registration order (entry-point models: :func:`probe.models.spec.entry_point_models`)."""
-    return MODELS.names()
+def model_task(name: str) -> str:
+    """What a model predicts: ``"pose"`` for zoo models registered with ``task="pose"``, else ``"depth"``.
+
+    A SPEC outside the zoo (a user model) is a depth model by the model contract.
+    """
+    return str(MODELS.entry(name).meta.get("task", "depth")) if name in MODELS else "depth"
+
+
+def list_models(task: str | None = "depth") -> list[str]:
+    """Zoo model names of ``task`` (``"depth"``, ``"pose"``; None: every model), in registration order.
+
+    Depth models take ``[B,3,H,W]`` images (the contract in docs/CONTRACTS.md); pose models
+    (``posenet``) take stacked frames and serve self-supervised training.  Entry-point models:
+    :func:`probe.models.spec.entry_point_models`.
+    """
+    return [name for name in MODELS.names() if task is None or model_task(name) == task]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -77,3 +90,4 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 # Importing the architecture modules fills the registry.
 from probe.models import packnet as _packnet  # noqa: E402,F401
 from probe.models import densedepth as _densedepth  # noqa: E402,F401
+from probe.models import posenet as _posenet  # noqa: E402,F401

@@ -5,6 +5,10 @@ Module names follow torchvision's layout (``features.conv0``, ``features.norm0``
 ``features.norm5``) so a torchvision-style ``state_dict`` loads by name; the
 classifier is not built because DenseDepth only uses the feature extractor.
 
+``bn_eps`` is BatchNorm's epsilon: 1e-5 in torchvision (``nn.BatchNorm2d``'s
+default) and 1.001e-5 in ``keras.applications.DenseNet169`` (every
+``BatchNormalization`` there sets it), so Keras weights run with Keras's value.
+
 Stages of DenseNet-169 for a ``[B,3,H,W]`` input (width 1.0)::
 
     conv0/norm0/relu0   [B,64,H/2,W/2]
@@ -31,6 +35,9 @@ import torch.nn as nn
 from probe.errors import ProbeError
 
 DENSENET169_BLOCKS: tuple[int, ...] = (6, 12, 32, 32)
+#: BatchNorm epsilon of torchvision's DenseNet (PyTorch's default) and of Keras's DenseNet.
+TORCH_BN_EPS = 1e-5
+KERAS_BN_EPS = 1.001e-5
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -47,13 +54,13 @@ class DenseLayer(nn.Module):
     ``growth`` new channels.
     """
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int) -> None:
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, bn_eps: float = TORCH_BN_EPS) -> None:
         super().__init__()
         bottleneck = bn_size * growth_rate
-        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.norm1 = nn.BatchNorm2d(in_channels, eps=bn_eps)
         self.relu1 = nn.ReLU(inplace=True)
         self.conv1 = nn.Conv2d(in_channels, bottleneck, kernel_size=1, stride=1, bias=False)
-        self.norm2 = nn.BatchNorm2d(bottleneck)
+        self.norm2 = nn.BatchNorm2d(bottleneck, eps=bn_eps)
         self.relu2 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(bottleneck, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
 
@@ -65,10 +72,11 @@ class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers, each fed every earlier output:
     ``[B,C,H,W] -> [B,C + num_layers*growth,H,W]``."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int) -> None:
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int,
+                 bn_eps: float = TORCH_BN_EPS) -> None:
         super().__init__()
         for i in range(num_layers):
-            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size)
+            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, bn_eps)
         self.out_channels = in_channels + num_layers * growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,9 +89,9 @@ class DenseBlock(nn.ModuleDict):
 class Transition(nn.Sequential):
     """BN-ReLU-1x1 conv-2x2 average pool: ``[B,C,H,W] -> [B,C_out,H/2,W/2]``."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, bn_eps: float = TORCH_BN_EPS) -> None:
         super().__init__(OrderedDict([
-            ("norm", nn.BatchNorm2d(in_channels)),
+            ("norm", nn.BatchNorm2d(in_channels, eps=bn_eps)),
             ("relu", nn.ReLU(inplace=True)),
             ("conv", nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)),
             ("pool", nn.AvgPool2d(kernel_size=2, stride=2)),
@@ -100,29 +108,29 @@ class DenseNet(nn.Module):
 
     def __init__(self, block_config: Sequence[int] = DENSENET169_BLOCKS, growth_rate: int = 32,
                  num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,
-                 width: float = 1.0) -> None:
+                 width: float = 1.0, bn_eps: float = TORCH_BN_EPS) -> None:
         super().__init__()
         growth = scaled_channels(growth_rate, width)
         channels = scaled_channels(num_init_features, width)
         self.channels: dict[str, int] = {}
         layers: list[tuple[str, nn.Module]] = [
             ("conv0", nn.Conv2d(3, channels, kernel_size=7, stride=2, padding=3, bias=False)),
-            ("norm0", nn.BatchNorm2d(channels)),
+            ("norm0", nn.BatchNorm2d(channels, eps=bn_eps)),
             ("relu0", nn.ReLU(inplace=True)),
             ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
         ]
         self.channels.update({name: channels for name, _ in layers})
         for i, num_layers in enumerate(block_config, start=1):
-            block = DenseBlock(num_layers, channels, growth, bn_size)
+            block = DenseBlock(num_layers, channels, growth, bn_size, bn_eps)
             channels = block.out_channels
             layers.append((f"denseblock{i}", block))
             self.channels[f"denseblock{i}"] = channels
             if i != len(block_config):
                 reduced = max(1, int(channels * compression))
-                layers.append((f"transition{i}", Transition(channels, reduced)))
+                layers.append((f"transition{i}", Transition(channels, reduced, bn_eps)))
                 channels = reduced
                 self.channels[f"transition{i}"] = channels
-        layers.append(("norm5", nn.BatchNorm2d(channels)))
+        layers.append(("norm5", nn.BatchNorm2d(channels, eps=bn_eps)))
         self.channels["norm5"] = channels
         self.features = nn.Sequential(OrderedDict(layers))
         self.num_features = channels
@@ -159,6 +167,6 @@ class DenseNet(nn.Module):
         return [outputs[t] for t in taps]
 
 
-def densenet169(width: float = 1.0) -> DenseNet:
+def densenet169(width: float = 1.0, bn_eps: float = TORCH_BN_EPS) -> DenseNet:
     """DenseNet-169 features (growth 32, blocks 6/12/32/32, bn_size 4, 64 stem channels): 1664 outputs at width 1."""
-    return DenseNet(DENSENET169_BLOCKS, growth_rate=32, num_init_features=64, bn_size=4, width=width)
+    return DenseNet(DENSENET169_BLOCKS, growth_rate=32, num_init_features=64, bn_size=4, width=width, bn_eps=bn_eps)

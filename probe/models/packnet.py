@@ -16,9 +16,15 @@ name                network                                                  par
 ``packnet_b``       PackNet01 version B (skips added)                         124,164,580
 ``packnet_c``       version B with every encoder skip multiplied by zero      124,164,580
 ``packnet_slim_a``  PackNetSlim01 version A                                    76,997,796
-``packnet_slim_b``  PackNetSlim01 version B, with the skip2 fix (``PackNet``)  71,899,908
+``packnet_slim_b``  PackNetSlim01 version B, ``slim_b_fix="unpack"``           71,899,908
+                    ... ``slim_b_fix="skip"``                                  71,955,300
 ``packnet_slim_c``  slim version B with every skip multiplied by zero          71,899,908
 ==================  =======================================================  =============
+
+``weights=PATH`` on every model loads a packnet-sfm checkpoint (``.ckpt``: its
+``state_dict`` keys under ``model.depth_net.``, read without running the pickled
+``config``; see :mod:`probe.models.weights`), a bare depth-net state dict, or
+probe's own safetensors, strictly.
 
 >>> import torch
 >>> from probe.models import build_model
@@ -30,6 +36,7 @@ torch.Size([1, 1, 64, 96])
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -40,6 +47,8 @@ import torch.nn.functional as F
 from probe.errors import ProbeError, ShapeError
 from probe.models import MODELS
 from probe.models.common import crop_to_scale, pad_to_multiple
+from probe.models.depth_conv import DepthConv3d, check_impl
+from probe.models.weights import fit_state_dict, read_tensor_file, split_prefix, warn_ignored
 from probe.ops import pack, unpack
 from probe.registry import Registry
 
@@ -133,20 +142,18 @@ class PackLayerConv3d(nn.Module):
     """Packing layer: :func:`probe.ops.pack`, a 3-D convolution over the packed channels, a 2-D conv.
 
     ``[B,C,H,W] -> pack -> [B,r*r*C,H/r,W/r] -> Conv3d(1->d) -> [B,d*r*r*C,H/r,W/r]
-    -> Conv2D -> [B,C,H/r,W/r]``.  H and W must be divisible by ``r``.
+    -> Conv2D -> [B,C,H/r,W/r]``.  H and W must be divisible by ``r``.  ``depth_conv``
+    picks the kernel of the 3-D convolution (:mod:`probe.models.depth_conv`).
     """
 
-    def __init__(self, in_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
+    def __init__(self, in_channels: int, kernel_size: int, r: int = 2, d: int = 8, depth_conv: str = "auto") -> None:
         super().__init__()
         self.r = r
         self.conv = Conv2D(in_channels * r * r * d, in_channels, kernel_size, 1)
-        self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
+        self.conv3d = DepthConv3d(d, kernel_size=3, impl=depth_conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        packed = pack(x, self.r).unsqueeze(1)
-        features = self.conv3d(packed)
-        b, d, c, h, w = features.shape
-        return self.conv(features.reshape(b, d * c, h, w))
+        return self.conv(self.conv3d(pack(x, self.r)))
 
 
 class UnpackLayerConv3d(nn.Module):
@@ -156,19 +163,18 @@ class UnpackLayerConv3d(nn.Module):
     -> unpack -> [B,Cout,r*H,r*W]``.  ``Cout * r * r`` must be divisible by ``d``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8,
+                 depth_conv: str = "auto") -> None:
         super().__init__()
         if (out_channels * r * r) % d:
             raise ShapeError(f"UnpackLayerConv3d: out_channels*r*r must be divisible by d={d}; "
                              f"got out_channels={out_channels}, r={r}")
         self.r = r
         self.conv = Conv2D(in_channels, out_channels * r * r // d, kernel_size, 1)
-        self.conv3d = nn.Conv3d(1, d, kernel_size=3, stride=1, padding=1)
+        self.conv3d = DepthConv3d(d, kernel_size=3, impl=depth_conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.conv3d(self.conv(x).unsqueeze(1))
-        b, d, c, h, w = features.shape
-        return unpack(features.reshape(b, d * c, h, w), self.r)
+        return unpack(self.conv3d(self.conv(x)), self.r)
 
 
 #: Depth-head activations (seed experiment 3 swaps sigmoid for leaky ReLU).
@@ -292,13 +298,23 @@ class PackNet(nn.Module):
     (the unpack layer then emits the skip's channel count).  ``skips=False`` multiplies
     every encoder->decoder skip (skip1..skip5) by zero, keeping all parameters (the seed's
     version C).  ``output_scale="half"`` stops after the second-to-last decoder stage and
-    does not build ``unpack1``/``iconv1``/``disp1_layer``.
+    does not build ``unpack1``/``iconv1``/``disp1_layer``.  ``depth_conv`` (``auto``,
+    ``conv3d``, ``conv2d``) picks the kernel of the packing layers' 3-D convolutions
+    (:mod:`probe.models.depth_conv`); it changes no parameter.
 
     Slim version B fix: the published PackNetSlim01 version B does not run because skip2
     (the packed output of ``conv1``) has ``n1 = 32`` channels while ``unpack2`` emits
-    ``n2 = 64`` and adds them.  Here ``unpack2`` emits the skip's 32 channels (and
-    ``iconv2`` takes 32 + out_channels), the same rule by which every other version-B
-    stage is sized; nothing else changes.  PackNet01 is unaffected (there n1 = n2 = 64).
+    ``n2 = 64`` and adds them.  Two one-line fixes make it run, and the seed's text
+    ("72 million parameters", version B) fits both; it does not say which it used:
+
+    * ``skip2="pack1"`` (``slim_b_fix="unpack"``): skip2 stays the packed ``conv1``
+      output and ``unpack2`` emits its 32 channels (``iconv2`` takes 32 + out_channels),
+      the rule by which every other version-B stage is sized.  71,899,908 parameters.
+    * ``skip2="conv2"`` (``slim_b_fix="skip"``): skip2 is ``conv2``'s 64-channel output
+      (same resolution), so every published layer keeps its published shape.
+      71,955,300 parameters, the published count.
+
+    PackNet01 is unaffected (there n1 = n2 = 64 and skip2 is the published one).
     """
 
     input_multiple = 32
@@ -307,9 +323,10 @@ class PackNet(nn.Module):
     def __init__(self, spec: PackNetSpec, version: str, *, model_name: str, width: float = 1.0,
                  activation: str = "sigmoid", target: str = "inverse", output_scale: str = "full",
                  residual: bool = True, skips: bool = True, min_depth: float = 0.5, out_channels: int = 1,
-                 dropout: Optional[float] = None) -> None:
+                 dropout: Optional[float] = None, skip2: str = "pack1", depth_conv: str = "auto") -> None:
         super().__init__()
         _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
+        check_impl(depth_conv)
         HEAD_ACTIVATIONS.entry(activation)
         TARGETS.entry(target)
         self.model_name = model_name
@@ -320,28 +337,32 @@ class PackNet(nn.Module):
         self.output_scale = _OUTPUT_SCALES[output_scale]
         self.out_channels = out_channels
         self.merge = SKIP_MERGES.build(version)
+        if skip2 not in _SKIP2_SOURCES:
+            raise ProbeError(f"{model_name}: skip2 source expected one of {', '.join(_SKIP2_SOURCES)}, got {skip2!r}")
+        self.skip2 = skip2
 
         ni = scale_channels(spec.pre_channels, width)
         n1, n2, n3, n4, n5 = (scale_channels(c, width) for c in spec.channels)
         no, d = out_channels, spec.d
         blocks = dict(dropout=dropout, residual=residual)
+        packing = dict(d=d, depth_conv=depth_conv)
 
         self.pre_calc = Conv2D(3, ni, 5, 1)
         # encoder
         self.conv1 = Conv2D(ni, n1, 7, 1)
-        self.pack1 = PackLayerConv3d(n1, spec.pack_kernels[0], d=d)
+        self.pack1 = PackLayerConv3d(n1, spec.pack_kernels[0], **packing)
         self.conv2 = residual_block(n1, n2, spec.num_blocks[0], **blocks)
-        self.pack2 = PackLayerConv3d(n2, spec.pack_kernels[1], d=d)
+        self.pack2 = PackLayerConv3d(n2, spec.pack_kernels[1], **packing)
         self.conv3 = residual_block(n2, n3, spec.num_blocks[1], **blocks)
-        self.pack3 = PackLayerConv3d(n3, spec.pack_kernels[2], d=d)
+        self.pack3 = PackLayerConv3d(n3, spec.pack_kernels[2], **packing)
         self.conv4 = residual_block(n3, n4, spec.num_blocks[2], **blocks)
-        self.pack4 = PackLayerConv3d(n4, spec.pack_kernels[3], d=d)
+        self.pack4 = PackLayerConv3d(n4, spec.pack_kernels[3], **packing)
         self.conv5 = residual_block(n4, n5, spec.num_blocks[3], **blocks)
-        self.pack5 = PackLayerConv3d(n5, spec.pack_kernels[4], d=d)
+        self.pack5 = PackLayerConv3d(n5, spec.pack_kernels[4], **packing)
 
         # decoder: stage k unpacks to the resolution of skip k, merges it, refines with iconv k.
         # Stages 1-3 also concatenate the upsampled depth of the coarser stage (+no channels).
-        skip_ch = {1: ni, 2: n1, 3: n2, 4: n3, 5: n4}
+        skip_ch = {1: ni, 2: n1 if skip2 == "pack1" else n2, 3: n2, 4: n3, 5: n4}
         stage_ch = {1: n1, 2: n2, 3: n3, 4: n4, 5: n5}
         stage_in = {5: n5, 4: n5, 3: n4, 2: n3, 1: n2}
         last_stage = 2 if output_scale == "half" else 1
@@ -350,11 +371,16 @@ class PackNet(nn.Module):
             kernel = 5 - k
             unpack_out = m.unpack_channels(stage_ch[k], skip_ch[k])
             iconv_in = m.merged_channels(stage_ch[k], skip_ch[k]) + (no if k <= 3 else 0)
-            setattr(self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], d=d))
+            setattr(self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel],
+                                                                 **packing))
             setattr(self, f"iconv{k}", Conv2D(iconv_in, stage_ch[k], spec.iconv_kernels[kernel], 1))
         head = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
         for k in range(4, last_stage - 1, -1):
             setattr(self, f"disp{k}_layer", DepthHead(stage_ch[k], **head))
+        # Recomputed in backward under --activation-checkpointing (probe.models.recompute): every encoder
+        # and decoder stage that was built, in forward order.
+        self.checkpoint_stages = ("pre_calc", *(f"{kind}{k}" for k in range(1, 6) for kind in ("conv", "pack")),
+                                  *(f"{kind}{k}" for k in range(5, last_stage - 1, -1) for kind in ("unpack", "iconv")))
 
         self.init_weights()
 
@@ -385,12 +411,13 @@ class PackNet(nn.Module):
 
         x = self.pre_calc(padded)
         x1p = self.pack1(self.conv1(x))
-        x2p = self.pack2(self.conv2(x1p))
+        x2 = self.conv2(x1p)
+        x2p = self.pack2(x2)
         x3p = self.pack3(self.conv3(x2p))
         x4p = self.pack4(self.conv4(x3p))
         x5p = self.pack5(self.conv5(x4p))
 
-        skip1, skip2, skip3, skip4, skip5 = x, x1p, x2p, x3p, x4p
+        skip1, skip2, skip3, skip4, skip5 = x, (x1p if self.skip2 == "pack1" else x2), x2p, x3p, x4p
         if not self.skips:
             # Multiplied rather than replaced, as the seed did: same graph, zero contribution.
             skip1, skip2, skip3, skip4, skip5 = (s * 0.0 for s in (skip1, skip2, skip3, skip4, skip5))
@@ -409,6 +436,12 @@ class PackNet(nn.Module):
 
         outputs = [crop_to_scale(out, size, self.output_scale / 2**i) for i, out in enumerate(scales)]
         return outputs if self.training else outputs[0]
+
+
+#: Where skip2 comes from: the published packed conv1 output, or conv2's output (the slim B "skip" fix).
+_SKIP2_SOURCES = ("pack1", "conv2")
+#: packnet_slim_b's two fixes (see :class:`PackNet`) -> skip2 source.
+SLIM_B_FIXES = {"unpack": "pack1", "skip": "conv2"}
 
 
 def _validate_options(width: float, output_scale: str, min_depth: float, out_channels: int,
@@ -440,20 +473,61 @@ def _is_number(value: object) -> bool:
 
 
 OPTIONS = ("width", "activation", "target", "output_scale", "residual", "skips", "min_depth", "out_channels",
-           "dropout")
+           "dropout", "weights", "depth_conv")
+
+#: Where packnet-sfm's checkpoints keep the depth network (its ModelWrapper -> SfmModel -> depth_net).
+PACKNET_SFM_PREFIX = "model.depth_net."
 
 
-def _build(name: str, spec: PackNetSpec, version: str, options: dict) -> PackNet:
+def _build(name: str, spec: PackNetSpec, version: str, options: dict, skip2: str = "pack1") -> PackNet:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}")
-    return PackNet(spec, version, model_name=name, **options)
+        extra = ", slim_b_fix" if spec is PACKNET_SLIM01 and version == "B" else ""
+        raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}{extra}")
+    options = dict(options)
+    weights = options.pop("weights", None)
+    model = PackNet(spec, version, model_name=name, skip2=skip2, **options)
+    if weights is not None:
+        load_packnet_weights(model, weights)
+    return model
 
 
-def _version_c(name: str, spec: PackNetSpec, skips: bool, options: dict) -> PackNet:
+def load_packnet_weights(model: PackNet, path: str | Path) -> None:
+    """Load a packnet-sfm ``.ckpt``, a bare depth-net state dict or probe safetensors into ``model``, strictly.
+
+    A checkpoint's keys outside ``model.depth_net.`` (the pose network) are ignored
+    and reported.  When the checkpoint's config names its depth network, a mismatch
+    error quotes it (e.g. ``PackNet01 version 1A`` belongs in ``packnet_a``).
+    """
+    label = f"weights={path}"
+    file = read_tensor_file(path, label)
+    if file.kind == "keras_h5":
+        raise ProbeError(f"{label}: a Keras file holds no PackNet; expected a packnet-sfm .ckpt or a state dict")
+    state, ignored = split_prefix(file.tensors, PACKNET_SFM_PREFIX)
+    target = f"{model.model_name}(width={model.width}, version {model.version})"
+    fit_state_dict(model, state, label=label, target=target, hint=_checkpoint_network(file.config))
+    warn_ignored(label, ignored, f"only the depth network ({PACKNET_SFM_PREFIX}*) is loaded")
+
+
+def _checkpoint_network(config: object) -> str:
+    """``"the checkpoint's config names depth_net PackNet01 version 1A"`` from a packnet-sfm config, else ``""``."""
+    try:
+        depth_net = config["model"]["depth_net"]  # type: ignore[index]
+        return f"the checkpoint's config names depth_net {depth_net['name']} version {depth_net['version']}"
+    except (TypeError, KeyError):
+        return ""
+
+
+def _version_c(name: str, spec: PackNetSpec, skips: bool, options: dict, skip2: str = "pack1") -> PackNet:
     if skips:
         raise ProbeError(f"{name}: is version B with skips=False by definition; use the version-B model for skips")
-    return _build(name, spec, "B", {**options, "skips": False})
+    return _build(name, spec, "B", {**options, "skips": False}, skip2)
+
+
+def _skip2_source(name: str, slim_b_fix: str) -> str:
+    if slim_b_fix not in SLIM_B_FIXES:
+        raise ProbeError(f"{name}: slim_b_fix expected one of {', '.join(SLIM_B_FIXES)}, got {slim_b_fix!r}")
+    return SLIM_B_FIXES[slim_b_fix]
 
 
 @MODELS.register("packnet_a", description="PackNet01 version A: skips concatenated", family="packnet")
@@ -481,14 +555,20 @@ def packnet_slim_a(**options) -> PackNet:
     return _build("packnet_slim_a", PACKNET_SLIM01, "A", options)
 
 
-@MODELS.register("packnet_slim_b", description="PackNetSlim01 version B (skip2 channel fix)", family="packnet")
-def packnet_slim_b(**options) -> PackNet:
-    """PackNetSlim01 version B with unpack2 sized to skip2's channels (see :class:`PackNet`)."""
-    return _build("packnet_slim_b", PACKNET_SLIM01, "B", options)
+@MODELS.register("packnet_slim_b", description="PackNetSlim01 version B (skip2 channel fix: slim_b_fix=unpack|skip)",
+                 family="packnet")
+def packnet_slim_b(slim_b_fix: str = "unpack", **options) -> PackNet:
+    """PackNetSlim01 version B, made to run by one of two fixes (see :class:`PackNet`).
+
+    ``slim_b_fix="unpack"`` (default, 71,899,908 parameters): unpack2 emits skip2's 32
+    channels.  ``"skip"`` (71,955,300, the published count): skip2 is conv2's 64-channel
+    output.  Both fit the seed's description; the seed does not say which it used.
+    """
+    return _build("packnet_slim_b", PACKNET_SLIM01, "B", options, _skip2_source("packnet_slim_b", slim_b_fix))
 
 
 @MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0",
                  family="packnet")
-def packnet_slim_c(skips: bool = False, **options) -> PackNet:
-    """Slim version C: fixed slim version B with skip1..skip5 multiplied by zero."""
-    return _version_c("packnet_slim_c", PACKNET_SLIM01, skips, options)
+def packnet_slim_c(skips: bool = False, slim_b_fix: str = "unpack", **options) -> PackNet:
+    """Slim version C: fixed slim version B (``slim_b_fix`` as there) with skip1..skip5 multiplied by zero."""
+    return _version_c("packnet_slim_c", PACKNET_SLIM01, skips, options, _skip2_source("packnet_slim_c", slim_b_fix))

@@ -1,10 +1,10 @@
 """``weights=PATH`` for user models: a state dict read without running code, fitted key for key.
 
-The file is read by the zoo's reader (:func:`probe.models.densedepth.read_state_dict`:
-``.safetensors``, or a torch file with ``weights_only=True``, ``state_dict``/``model``
-wrappers unwrapped).  When probe's general safe weight reader (``probe.models.weights``,
-issue 11) is on main, :func:`load_user_weights` should read through it instead and
-keep only the prefix fitting below.
+The file is read by probe's one safe reader (:func:`probe.models.weights.read_tensor_file`:
+``.safetensors``, Keras ``.h5``, or a torch pickle through the restricted unpickler, with
+``state_dict``/``model`` wrappers unwrapped) and loaded strictly by
+:func:`probe.models.weights.fit_state_dict`.  The only user-model specific step is
+dropping a wrapper prefix that a copy of the same network may carry.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
-from probe.errors import ProbeError, one_line
-from probe.models.densedepth import read_state_dict
+from probe.models.weights import fit_state_dict, read_tensor_file
 
 # Prefixes a state dict of the same network may carry: DataParallel/DDP's, and probe's own checkpoint of an
 # adapted user model (:class:`probe.models.contract.ModelAdapter` keeps the network as ``net``).
 _WRAPPER_PREFIXES = ("module.", "net.")
-_MAX_DETAIL = 300  # characters of torch's key listing kept in the one-line error
 
 
 def _fit_prefixes(state: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -36,17 +34,8 @@ def _fit_prefixes(state: dict[str, torch.Tensor], expected: Mapping[str, torch.T
 def load_user_weights(module: nn.Module, path: str | Path, label: str) -> None:
     """Load ``path`` into ``module`` strictly: every key present, no extra key, every shape equal.
 
-    A mismatch is one line: torch's own list of missing, unexpected and mis-shaped keys, shortened.
+    A mismatch is one line naming the first missing and unexpected keys and shape conflicts.
     """
-    expected = module.state_dict()
-    try:
-        raw = read_state_dict(path)
-    except ProbeError as exc:  # the reader names the file as weights=PATH; say which model it was for
-        raise ProbeError(f"{label}: {one_line(exc).removeprefix(f'weights={Path(path)}: ')}") from None
-    state = _fit_prefixes(raw, expected)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # torch lists the missing, unexpected and mis-shaped keys; keep one line of it
-        text = one_line(exc).split(":", 1)[-1].strip()
-        raise ProbeError(f"{label}: the state dict does not fit the model: "
-                         f"{text[:_MAX_DETAIL]}{' ...' if len(text) > _MAX_DETAIL else ''}") from None
+    tensors = read_tensor_file(path, label).tensors
+    state = _fit_prefixes(tensors, module.state_dict())
+    fit_state_dict(module, state, label=label, target="the model")

@@ -17,9 +17,13 @@ from typing import Any
 import torch
 
 from probe.errors import ProbeError
+from probe.limits import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_ITEMS, MAX_STEPS, check_count, check_input_size,
+                          check_optional_count, check_positive_float, check_width, check_workers)
 from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
+from probe.models import list_models, model_task
 from probe.registry import Registry
 from probe.seeding import check_seed
+from probe.training.objective import OBJECTIVES
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -50,14 +54,20 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 1e-4
     optimizer: str = "adam"
-    loss: str = "densedepth"
+    loss: str = "densedepth"  # the supervised objective's loss
     loss_scales: str = DEFAULT_LOSS_SCALES  # "finest" | "all": which output scales the loss charges
+    objective: str = "supervised"  # or "self_supervised" (video datasets; probe.training.objective)
+    velocity_weight: float = 0.0  # self-supervised: weight of the velocity loss (packnet-sfm: 0.1)
+    smoothness_weight: float = 1e-3  # self-supervised: weight of the edge-aware smoothness (packnet-sfm: 0.001)
+    pose_width: float = 1.0  # self-supervised: channel multiplier of the pose network
+    pose_lr: float | None = None  # self-supervised: the pose network's learning rate (default: --lr, as packnet-sfm)
     device: str = "auto"
     seed: int = 0
     workers: int = 0
     precision: str | None = None
     compile: bool = False
     channels_last: bool | None = None
+    activation_checkpointing: bool = False  # recompute the model's checkpoint_stages in backward: less memory
     grad_clip: float | None = None
     checkpoint_every: int | None = None
     resume: bool = False
@@ -66,24 +76,19 @@ class TrainConfig:
     out: Path = Path("runs/train")
 
     def validate(self) -> None:
-        """Raise a ProbeError naming the flag for any impossible value."""
-        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size}
-        for flag, value in positive.items():
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        optional_positive = {"--max-steps": self.max_steps, "--checkpoint-every": self.checkpoint_every,
-                             "--dataset-length": self.dataset_length}
-        for flag, value in optional_positive.items():
-            if value is not None and value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ProbeError(f"--grad-clip: expected a positive max norm, got {self.grad_clip}")
-        if self.workers < 0:
-            raise ProbeError(f"--workers: expected 0 or more, got {self.workers}")
-        if self.width <= 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        """Raise a ProbeError naming the flag for any value outside its domain (limits: :mod:`probe.limits`)."""
+        check_count("--epochs", self.epochs, MAX_EPOCHS)
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
+        check_optional_count("--checkpoint-every", self.checkpoint_every, MAX_STEPS)
+        check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
+        if self.grad_clip is not None:
+            check_positive_float("--grad-clip", self.grad_clip, what="a positive max norm")
+        check_workers(self.workers)
+        check_width(self.width)
+        check_input_size(self.input_size)
+        self._validate_objective()
         check_seed(self.seed)
         check_loss_scales(self.loss_scales)
         if "width" in self.model_options:
@@ -91,6 +96,22 @@ class TrainConfig:
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         OPTIMIZERS.entry(self.optimizer)
+
+    def _validate_objective(self) -> None:
+        if model_task(self.model) != "depth":
+            raise ProbeError(f"--model {self.model}: a {model_task(self.model)} model; train a depth model "
+                             f"({', '.join(list_models())})")
+        OBJECTIVES.entry(self.objective)
+        if not (isinstance(self.velocity_weight, (int, float)) and self.velocity_weight >= 0):
+            raise ProbeError(f"--velocity-weight: expected a weight >= 0, got {self.velocity_weight}")
+        if self.velocity_weight > 0 and self.objective != "self_supervised":
+            raise ProbeError("--velocity-weight: only with --objective self_supervised")
+        if not (isinstance(self.smoothness_weight, (int, float)) and self.smoothness_weight >= 0):
+            raise ProbeError(f"--smoothness-weight: expected a weight >= 0, got {self.smoothness_weight}")
+        if not (isinstance(self.pose_width, (int, float)) and self.pose_width > 0):
+            raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
+        if self.pose_lr is not None and not self.pose_lr > 0:
+            raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """Fill the defaults: bf16 and channels_last on CUDA, fp32 on CPU; model options from the dataset protocol."""

@@ -4,14 +4,18 @@
 starts N processes; each one reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from
 the environment torchrun sets, joins the process group (NCCL on GPU, gloo on
 CPU) and trains its shard of every batch.  ``probe train --nproc-per-node N``
-is a shortcut that runs exactly that command through ``torch.distributed.run``.
+is a shortcut that runs exactly that command through ``torch.distributed.run``;
+with ``--nnodes M --rdzv-endpoint HOST:PORT`` (run once on every node) the nodes
+meet at the rendezvous instead of a standalone one (:class:`Nodes`).
 Only rank 0 writes logs, checkpoints and summaries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.limits import check_processes
 
 if TYPE_CHECKING:
     from probe.training.config import TrainConfig
@@ -97,34 +102,106 @@ def gather_strings(value: str, info: DistInfo) -> list[str]:
     return gathered
 
 
-def run_torchrun(nproc: int, launch_args: list[str]) -> None:
-    """Run ``python -m torch.distributed.run --nproc-per-node N -m probe.training.launch ARGS``.
+#: torchrun rendezvous backends probe passes through (others need extra services, e.g. etcd).
+RDZV_BACKENDS = ("c10d", "static")
+_ENDPOINT = re.compile(r"^(?P<host>[A-Za-z0-9._\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """The machines of a DDP job, as torchrun's rendezvous flags.
+
+    One node (the default) uses a standalone rendezvous on a free local port.  Several nodes
+    run the same command on every node: ``c10d`` meets at ``rdzv_endpoint`` (a store on the
+    first node to arrive; ranks are assigned by the rendezvous, ``node_rank`` is not needed),
+    ``static`` makes node ``node_rank`` 0 host it at ``rdzv_endpoint``.  Every node of one job
+    must pass the same ``rdzv_id``.
+    """
+
+    nnodes: int = 1
+    node_rank: int | None = None
+    rdzv_endpoint: str | None = None
+    rdzv_backend: str = "c10d"
+    rdzv_id: str = "probe"
+
+    @property
+    def standalone(self) -> bool:
+        return self.nnodes == 1 and self.rdzv_endpoint is None
+
+    def validate(self) -> None:
+        """Raise a ProbeError naming the flag for any inconsistent value."""
+        if isinstance(self.nnodes, bool) or not isinstance(self.nnodes, int) or self.nnodes < 1:
+            raise ProbeError(f"--nnodes: expected a positive integer, got {self.nnodes!r}")
+        if self.rdzv_backend not in RDZV_BACKENDS:
+            raise ProbeError(f"--rdzv-backend: expected one of {', '.join(RDZV_BACKENDS)}, got {self.rdzv_backend!r}")
+        if self.nnodes > 1 and self.rdzv_endpoint is None:
+            raise ProbeError(f"--nnodes {self.nnodes}: needs --rdzv-endpoint HOST:PORT, the address every node meets at")
+        if self.rdzv_endpoint is not None:
+            match = _ENDPOINT.match(self.rdzv_endpoint)
+            if not match or not 1 <= int(match["port"]) <= 65535:
+                raise ProbeError(f"--rdzv-endpoint: expected HOST:PORT with a port from 1 to 65535 "
+                                 f"(e.g. node001:29500), got {self.rdzv_endpoint!r}")
+        if self.node_rank is not None and not 0 <= self.node_rank < self.nnodes:
+            raise ProbeError(f"--node-rank: expected 0..{self.nnodes - 1} for --nnodes {self.nnodes}, "
+                             f"got {self.node_rank}")
+        if self.rdzv_backend == "static" and not self.standalone and self.node_rank is None:
+            raise ProbeError("--rdzv-backend static: needs --node-rank (0 on the node at --rdzv-endpoint)")
+        if not re.fullmatch(r"[A-Za-z0-9._\-]+", self.rdzv_id):
+            raise ProbeError(f"--rdzv-id: expected letters, digits, '.', '_' or '-' (e.g. a job id), got {self.rdzv_id!r}")
+
+    def torchrun_flags(self) -> list[str]:
+        """The rendezvous part of the torchrun command line."""
+        if self.standalone:
+            return ["--standalone"]
+        flags = [f"--nnodes={self.nnodes}", f"--rdzv-backend={self.rdzv_backend}",
+                 f"--rdzv-endpoint={self.rdzv_endpoint}", f"--rdzv-id={self.rdzv_id}"]
+        return flags + ([f"--node-rank={self.node_rank}"] if self.node_rank is not None else [])
+
+
+def torchrun_command(nproc: int, launch_args: list[str], nodes: Nodes = Nodes()) -> list[str]:
+    """``python -m torch.distributed.run <rendezvous> --nproc-per-node N -m probe.training.launch ARGS``."""
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc!r}")
+    nodes.validate()
+    return [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_flags(), f"--nproc-per-node={nproc}",
+            "-m", "probe.training.launch", *launch_args]
+
+
+def run_torchrun(nproc: int, launch_args: list[str], nodes: Nodes = Nodes()) -> None:
+    """Run :func:`torchrun_command` and wait for it.
 
     The children find ``probe`` through ``PYTHONPATH`` even when it is not
     installed (a source checkout).  A failing child becomes a ProbeError.
     """
-    if nproc < 1:
-        raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc}")
+    check_processes(nproc)  # this machine runs them: no more than it has GPUs (or cores)
+    command = torchrun_command(nproc, launch_args, nodes)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     # one process per GPU owns the machine's threads; on CPU share the cores between processes
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "probe.training.launch", *launch_args]
     result = subprocess.run(command, env=env, check=False)
     if result.returncode != 0:
         raise ProbeError(f"--nproc-per-node {nproc}: torchrun exited with status {result.returncode} "
                          "(see the messages above)")
 
 
-def launch_distributed(config: "TrainConfig", nproc: int) -> None:
-    """``probe train --nproc-per-node N``: write the config next to the run and start torchrun on it."""
-    from probe.io import ensure_dir, write_json
+def launch_distributed(config: "TrainConfig", nproc: int, nodes: Nodes = Nodes()) -> None:
+    """``probe train --nproc-per-node N [--nnodes M ...]``: write the config next to the run, start torchrun on it.
 
-    if nproc < 1:
-        raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc}")
+    On several nodes every node writes the same ``launch.json`` (atomically) into ``--out``,
+    which must then be a folder all nodes share (only rank 0 writes the run itself).
+    """
+    from probe.io import ensure_dir, write_json
+    from probe.runs import run_folder_lock
+
+    check_processes(nproc)
+    torchrun_command(nproc, [], nodes)  # bad flags fail here, before anything is written
     config.validate()  # bad flags fail here, once, not in every child process
-    out = ensure_dir(config.out, "--out")
-    request = out / "launch.json"
-    write_json(request, config.to_json())
-    run_torchrun(nproc, ["--config", str(request)])
+    # Rank 0 locks the folder for the run.  On one node, holding the lock while writing the request
+    # refuses a busy folder at once; several nodes write the same request concurrently, so they do not lock.
+    lock = run_folder_lock(config.out, "train") if nodes.standalone else contextlib.nullcontext(
+        ensure_dir(config.out, "--out"))
+    with lock as out:
+        request = out / "launch.json"
+        write_json(request, config.to_json())
+    run_torchrun(nproc, ["--config", str(request)], nodes)

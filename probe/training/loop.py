@@ -4,13 +4,14 @@ A run folder (``config.out``) ends up holding::
 
     config.json                 resolved TrainConfig + provenance (section "train")
     metrics.jsonl               one line per step (StepStats.to_record)
-    checkpoints/last.*          weights (safetensors) + state (weights_only torch file)
-    checkpoints/step_N.*        every --checkpoint-every N steps
-    train.json                  summary: loss per epoch, batch-loss spread, throughput, params
+    checkpoints/step_N/         weights + state + manifest, committed by one rename (probe.training.checkpoint)
+    checkpoints/last            the newest checkpoint's folder name
+    train.json                  summary: loss per epoch, batch-loss spread, throughput, params, bad items
     tensorboard/                with --tensorboard
+    .lock                       the writer lock (probe.runs.run_folder_lock): one training run per folder
 
 Under torchrun every process runs this same function on its shard of each
-batch (DDP); only rank 0 writes files.
+batch (DDP); only rank 0 locks the folder and writes files.
 """
 
 from __future__ import annotations
@@ -31,30 +32,33 @@ import torch.nn as nn
 
 from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
-from probe.errors import ProbeError
+from probe.errors import ProbeError, warn
 from probe.io import append_jsonl, atomic_write, to_plain, write_json
-from probe.losses import build_loss, dataset_loss_options
+from probe.memory import check_training_fits
 from probe.models import build_model, count_parameters
+from probe.models.recompute import enable_activation_checkpointing
 from probe.progress import progress_bar
-from probe.runs import prepare_run_dir
+from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import seed_everything, set_deterministic
-from probe.training.checkpoint import (Position, checkpoint_paths, load_weights, read_training_state, rng_state,
-                                       save_checkpoint, set_rng_state)
+from probe.training.checkpoint import (Checkpoint, Position, clean_partial_checkpoints, find_resume_point,
+                                       has_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state)
 from probe.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
 from probe.training.distributed import (DistInfo, env_dist_info, gather_strings, init_distributed,
                                         shutdown_distributed, weights_digest)
 from probe.training.hooks import StepStats, TrainHook
 from probe.training.loader import EpochLoader, make_loader
+from probe.training.objective import Objective, as_objective, build_objective
 
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
-                       "augment", "batch_size", "seed", "loss", "loss_scales", "optimizer")
+                       "augment", "batch_size", "seed", "loss", "loss_scales", "optimizer", "objective",
+                       "velocity_weight", "smoothness_weight", "pose_width", "pose_lr")
 # What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
 LEGACY_FIELDS = {"loss_scales": "all"}
 
 
 class NonFiniteLoss(ProbeError):
-    """The loss (or, without a GradScaler, the gradient norm) stopped being finite."""
+    """The loss (or, without a GradScaler, the gradient norm, or the weights after a step) stopped being finite."""
 
 
 @dataclass
@@ -82,26 +86,25 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
-def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., Any],
+def train_step(model: nn.Module, batch: dict[str, Any], objective: Objective | Callable[..., Any],
                optimizer: torch.optim.Optimizer, setup: StepSetup, *, step: int, epoch: int,
                data_seconds: float = 0.0) -> StepStats:
-    """One optimizer step on one batch: forward, loss, backward, hooks, clip, step.
+    """One optimizer step on one batch: forward and loss (the objective), backward, hooks, clip, step.
 
-    ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool.
-    ``loss_fn(outputs, depth, valid) -> LossOutput`` (output space already bound).
-    Raises :class:`NonFiniteLoss` *before* the weights change, so they stay the last good ones.
+    ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool,
+    and whatever else the objective reads (video context, ``K``, speed).
+    ``objective(model, batch, forward) -> LossOutput`` (probe.training.objective); a plain
+    ``loss_fn(outputs, depth, valid)`` is the supervised objective.
+    Raises :class:`NonFiniteLoss` *before* the weights change when the loss or gradient is not
+    finite, and after the step when the step itself made a weight non-finite (an lr so large that
+    Adam's update overflows while a saturating head keeps the loss finite); either way no checkpoint
+    of bad weights is ever written.
     """
     start = time.perf_counter()
-    dev = setup.device
-    image = batch["image"].to(dev, non_blocking=True)
-    if setup.channels_last:
-        image = image.contiguous(memory_format=torch.channels_last)
-    depth = batch["depth"].to(dev, non_blocking=True)
-    valid = batch["valid"].to(dev, non_blocking=True)
+    objective = as_objective(objective)
+    inputs = _to_device(batch, setup)
 
-    with torch.autocast(dev.type, dtype=setup.autocast_dtype, enabled=setup.autocast_dtype is not None):
-        outputs = model(image)
-    result = loss_fn(outputs, depth, valid)  # probe.losses runs in fp32 whatever the autocast dtype
+    result = objective(model, inputs, partial(_autocast_forward, setup))  # losses compute in fp32 themselves
     logged = _mean_over_processes({"loss": result.total, **result.terms}, setup.dist)
     if not all(math.isfinite(v) for v in logged.values()):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
@@ -116,10 +119,10 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
     for hook in setup.hooks:
         hook.after_backward(step, setup.module)
 
-    grads = [p.grad for p in setup.module.parameters() if p.grad is not None]
-    grad_norm = torch.nn.utils.get_total_norm(grads)
+    params = [*setup.module.parameters(), *objective.parameters()]
+    grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
     if setup.grad_clip is not None:
-        torch.nn.utils.clip_grads_with_norm_(setup.module.parameters(), setup.grad_clip, grad_norm)
+        torch.nn.utils.clip_grads_with_norm_(params, setup.grad_clip, grad_norm)
     grad_norm_value = float(grad_norm)
     if setup.scaler is not None:  # skips the update itself when fp16 gradients overflowed
         setup.scaler.step(optimizer)
@@ -129,13 +132,32 @@ def train_step(model: nn.Module, batch: dict[str, Any], loss_fn: Callable[..., A
                             f"{logged['loss']:.4g}")
     else:
         optimizer.step()
-    synchronize(dev)
+    weight_max = float(torch.nn.utils.get_total_norm(list(setup.module.parameters()), norm_type=math.inf))
+    if not math.isfinite(weight_max):
+        raise NonFiniteLoss(f"step {step}: the optimizer step made weights non-finite (lr "
+                            f"{optimizer.param_groups[0]['lr']:g}, gradient norm {grad_norm_value:.4g})")
+    synchronize(setup.device)
 
     seconds = time.perf_counter() - start + data_seconds
-    images = image.shape[0] * setup.dist.world_size
+    images = inputs["image"].shape[0] * setup.dist.world_size
     return StepStats(step=step, epoch=epoch, loss=logged.pop("loss"), terms=logged, grad_norm=grad_norm_value,
                      lr=float(optimizer.param_groups[0]["lr"]), images_per_s=images / max(seconds, 1e-9),
                      seconds=seconds, data_seconds=data_seconds)
+
+
+def _to_device(batch: dict[str, Any], setup: StepSetup) -> dict[str, Any]:
+    """Every tensor of the batch on the step's device (non-blocking); the image NHWC when asked."""
+    moved = {k: v.to(setup.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    if setup.channels_last:
+        moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
+    return moved
+
+
+def _autocast_forward(setup: StepSetup, module: nn.Module, *inputs: torch.Tensor) -> Any:
+    """``module(*inputs)`` under the step's autocast (bf16/fp16 or off)."""
+    dtype = setup.autocast_dtype
+    with torch.autocast(setup.device.type, dtype=dtype, enabled=dtype is not None):
+        return module(*inputs)
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:
@@ -189,15 +211,14 @@ class _Run:
         self.metrics_path = self.out / "metrics.jsonl"
         self.bad_items = BadItemLog()
         self.saved_step: int | None = None
+        self.last_checkpoint: Checkpoint | None = None
+        self.resumed_from: int | None = None
         self.rng_to_restore: dict[str, Any] | None = None
 
     # -- setup ------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        # torch.use_deterministic_algorithms imports the compiler stack (seconds): only touch it when it changes
-        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
-            set_deterministic(cfg.deterministic)
-        torch.backends.cudnn.benchmark = not cfg.deterministic
+        set_deterministic(cfg.deterministic, self.device.type)
         seed_everything(cfg.seed)
         options: dict[str, Any] = {**cfg.dataset_options, "augment": cfg.augment, "seed": cfg.seed,
                                    "skip_bad": cfg.skip_bad}
@@ -213,36 +234,53 @@ class _Run:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
+        check_training_fits(cfg.model, width=cfg.width, model_options=cfg.model_options,
+                            input_size=self.dataset.input_size, batch_size=cfg.batch_size,
+                            precision=cfg.precision or "fp32", activation_checkpointing=cfg.activation_checkpointing,
+                            device=self.device)
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
+        if cfg.activation_checkpointing:
+            enable_activation_checkpointing(self.module)
         if cfg.channels_last:
             to_channels_last(self.module)
-        self.optimizer = OPTIMIZERS.build(cfg.optimizer, self.module.parameters(), cfg.lr)
+        self.objective = build_objective(cfg, self.module, self.dataset, self.device)
+        groups = [{"params": list(self.module.parameters())}]
+        extra = list(self.objective.parameters())
+        if extra:  # the objective's own networks (the pose net) in a group of their own, as packnet-sfm
+            groups.append({"params": extra, "lr": cfg.pose_lr if cfg.pose_lr is not None else cfg.lr})
+        self.optimizer = OPTIMIZERS.build(cfg.optimizer, groups, cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
-        loss = build_loss(cfg.loss, **dataset_loss_options(cfg.loss, self.dataset.info))
-        self.loss_fn = partial(loss, output_space=self.module.output_space, max_depth=self.dataset.info.max_depth,
-                               scales=cfg.loss_scales)
 
     def _prepare_folder(self) -> Position:
-        """Fresh run: refuse to mix with an old one. Resume: restore everything at the checkpoint's step."""
+        """Fresh run: refuse to mix with an old one. Resume: restore everything at the newest complete checkpoint.
+
+        ``--resume`` where no checkpoint was written yet (a run killed before its first one, or a
+        requeued job's first start) starts at step 0 with a warning.
+        """
         cfg = self.config
-        weights, _ = checkpoint_paths(self.out)
-        if not cfg.resume:
-            if weights.exists():
-                raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/last.safetensors); "
-                                 "pass --resume to continue it or choose another --out")
+        if self.dist.is_main:  # what a killed writer left in checkpoints/ (the lock cleaned the folder itself)
+            clean_partial_checkpoints(self.out)
+        if not cfg.resume and has_checkpoint(self.out):
+            raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/); "
+                             "pass --resume to continue it or choose another --out")
+        found = find_resume_point(self.out) if cfg.resume else None
+        if found is None:
+            if cfg.resume and self.dist.is_main:
+                warn(f"--resume: no checkpoint in {self.out} yet; starting at step 0")
             if self.dist.is_main:
                 prepare_run_dir(self.out, "train", cfg.to_json(), device=self.device, seed=cfg.seed)
                 self.metrics_path.unlink(missing_ok=True)
             return Position(step=0, epoch=0, batch_in_epoch=0)
 
-        state, weights_path = read_training_state(self.out)
+        checkpoint, state = found
         saved = state["config"]
         now = to_plain(cfg.to_json())
         changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
         if changed:
             raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
                              f"run in {self.out}; use the same values or a new --out")
-        load_weights(self.module, weights_path, self.device)
+        load_weights(self.module, checkpoint.weights, self.device)
+        self.objective.load_state_dict(state.get("objective", {}))
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -250,6 +288,8 @@ class _Run:
         self.rng_to_restore = state["rng"]
         position = Position(**state["position"])
         self.saved_step = position.step
+        self.last_checkpoint = checkpoint
+        self.resumed_from = position.step
         if self.dist.is_main:
             prepare_run_dir(self.out, "train", cfg.to_json(), device=self.device, seed=cfg.seed)
             _truncate_metrics(self.metrics_path, position.step)
@@ -259,24 +299,31 @@ class _Run:
         if self.saved_step == position.step:
             return
         self.saved_step = position.step
+        self._gather_bad_items()
         if not self.dist.is_main:
             return
         state = {"position": vars(position).copy(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                  "rng": rng_state(), "config": to_plain(self.config.to_json()),
-                 "bad_items": list(self.bad_items.names)}
-        tags = ["last"] + ([f"step_{position.step}"] if periodic else [])
-        save_checkpoint(self.out, self.module, state, tags)
+                 "bad_items": list(self.bad_items.names), "objective": self.objective.state_dict()}
+        self.last_checkpoint = save_checkpoint(self.out, self.module, state, keep=periodic)
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        cfg = self.config
+        """Build (every check, nothing written), then train under the run folder's lock (rank 0 takes it)."""
         self._build()
+        lock = run_folder_lock(self.out, "train") if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            return self._train()
+
+    def _train(self) -> TrainResult:
+        cfg = self.config
         position = self._prepare_folder()
         model: nn.Module = self.module
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+            self.objective.wrap(partial(nn.parallel.DistributedDataParallel, device_ids=device_ids))
         if cfg.compile:
             model = torch.compile(model)
         setup = StepSetup(module=self.module, device=self.device, autocast_dtype=PRECISIONS[cfg.precision],
@@ -319,18 +366,29 @@ class _Run:
                 epoch, skip = epoch + 1, 0
         for hook in self.hooks:
             hook.on_end(self.module)
-        summary = self._summarise(position.step if cfg.resume else None)
-        return TrainResult(out=self.out, steps=step, summary=summary, checkpoint=checkpoint_paths(self.out)[0],
-                           model=self.module)
+        summary = self._summarise()
+        weights = self.last_checkpoint.weights if self.last_checkpoint is not None else self.out
+        return TrainResult(out=self.out, steps=step, summary=summary, checkpoint=weights, model=self.module)
+
+    def _gather_bad_items(self) -> None:
+        """Under DDP each process skips bad items of its own shard: rank 0 collects them all to report."""
+        if not self.dist.enabled:
+            return
+        merged = set()
+        for names in gather_strings(json.dumps(sorted(set(self.bad_items.names))), self.dist):
+            merged.update(json.loads(names))
+        if self.dist.is_main:
+            self.bad_items.names = sorted(merged)
 
     def _step(self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int,
               data_seconds: float) -> StepStats:
         try:
-            return train_step(model, batch, self.loss_fn, self.optimizer, setup, step=step, epoch=epoch,
+            return train_step(model, batch, self.objective, self.optimizer, setup, step=step, epoch=epoch,
                               data_seconds=data_seconds)
         except NonFiniteLoss as exc:
-            kept = checkpoint_paths(self.out)[0]
-            where = f"last good checkpoint: {kept} (step {self.saved_step})" if kept.exists() else "no checkpoint written yet"
+            kept = self.last_checkpoint
+            where = (f"last good checkpoint: {kept.folder or kept.weights} (step {kept.step})" if kept is not None
+                     else "no checkpoint written yet")
             raise ProbeError(f"{exc}; run stopped, {where}; try a lower --lr or --grad-clip") from None
         except torch.OutOfMemoryError:
             raise ProbeError(f"CUDA out of memory at step {step} with --batch-size {self.config.batch_size} "
@@ -348,8 +406,9 @@ class _Run:
                     writer.add_scalar(f"train/{key}", value, stats.step)
 
     # -- summary ----------------------------------------------------------------------------------
-    def _summarise(self, resumed_from: int | None) -> dict[str, Any]:
+    def _summarise(self) -> dict[str, Any]:
         digests = gather_strings(weights_digest(self.module), self.dist)
+        self._gather_bad_items()
         if not self.dist.is_main:
             return {}
         records = read_metrics(self.metrics_path)
@@ -358,8 +417,10 @@ class _Run:
             "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
             "loss": self.config.loss, "loss_scales": self.config.loss_scales,
             "params": count_parameters(self.module), "dataset": self.config.dataset,
+            "objective": self.config.objective, "velocity_weight": self.config.velocity_weight,
+            "objective_params": sum(p.numel() for p in self.objective.parameters()),
             "batch_size": self.config.batch_size, "precision": self.config.precision,
-            "device": str(self.device), "resumed_from_step": resumed_from,
+            "device": str(self.device), "resumed_from_step": self.resumed_from,
             "bad_items": {"count": len(set(self.bad_items.names)), "names": sorted(set(self.bad_items.names)),
                           "summary": self.bad_items.summary()},
             "world_size": self.dist.world_size, "replica_weights_sha256": digests,
@@ -388,8 +449,26 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after the checkpoint a run resumes from, so the log stays one line per step."""
-    kept = [r for r in read_metrics(path) if r["step"] <= step]
+    """Drop lines logged after the checkpoint a run resumes from, so the log stays one line per step.
+
+    A kill during an append can leave the last line cut short; it is dropped too (its step is
+    after the checkpoint's, since checkpoints follow their steps' lines).  A malformed line
+    anywhere else is an error naming the file and line.
+    """
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if Path(path).is_file() else []
+    kept = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            record_step = int(record["step"])
+        except (ValueError, TypeError, KeyError):
+            if number == len(lines):
+                break
+            raise ProbeError(f"{path}, line {number}: not a metrics record; cannot resume this run's log") from None
+        if record_step <= step:
+            kept.append(record)
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 

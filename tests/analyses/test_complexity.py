@@ -108,7 +108,7 @@ def test_bad_configs_are_probe_errors():
 
 def test_model_summaries_cover_the_registry_with_published_counts():
     summaries = {s.name: s for s in model_summaries(1.0)}
-    assert list(summaries) == list_models()
+    assert list(summaries) == list_models(task=None)  # pose models too
     assert summaries["densedepth"].params == 42_657_689
     assert summaries["densedepth"].family == "densedepth"
 

@@ -272,6 +272,47 @@ def make_kitti(folder: Path, frames: tuple[tuple[str, str, int], ...] = KITTI_FR
     return KittiFixture(folder, depth, counts_out, split_lines)
 
 
+# -- KITTI raw sequences -------------------------------------------------------------------------
+
+P_RECT_02 = (721.5377, 0.0, 609.5593, 44.85728, 0.0, 721.5377, 172.854, 0.2163791, 0.0, 0.0, 1.0, 0.002745884)
+
+
+@dataclass
+class KittiRawFixture:
+    root: Path
+    drive: str                       # "<date>/<date>_drive_<NNNN>_sync"
+    stamps: list[float]              # seconds since the first frame
+    velocity: np.ndarray             # [n, 3] vf, vl, vu (m/s)
+    K: np.ndarray                    # 3x3 at the PNGs' size
+    size: tuple[int, int]
+
+
+def make_kitti_raw(folder: Path, n: int = 5, size: tuple[int, int] = (12, 40), seed: int = 0,
+                   date: str = "2011_09_26", drive_number: int = 1) -> KittiRawFixture:
+    """One KITTI raw drive in the release's layout: calib_cam_to_cam.txt (P_rect_02 scaled to ``size`` from
+    the real 375x1242), image_02 PNGs + timestamps.txt with slightly irregular intervals, oxts/data records."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    drive = f"{date}/{date}_drive_{drive_number:04d}_sync"
+    p = np.array(P_RECT_02).reshape(3, 4)
+    p[0] *= w / 1242.0
+    p[1] *= h / 375.0
+    calib = ["calib_time: 09-Jan-2012 13:57:47", "corner_dist: 9.950000e-02",
+             "S_rect_00: 1.242000e+03 3.750000e+02",
+             "P_rect_00: " + " ".join(f"{v:.6e}" for v in np.array(P_RECT_02)),
+             f"S_rect_02: {w:.6e} {h:.6e}", "P_rect_02: " + " ".join(f"{v:.6e}" for v in p.ravel())]
+    write(folder / date / "calib_cam_to_cam.txt", ("\n".join(calib) + "\n").encode())
+    stamps = list(np.cumsum([0.0] + list(0.1036 + rng.uniform(-0.002, 0.002, n - 1))))
+    lines = [f"2011-09-26 13:02:{25 + s:012.9f}" for s in stamps]
+    write(folder / drive / "image_02" / "timestamps.txt", ("\n".join(lines) + "\n").encode())
+    velocity = rng.uniform(-1.0, 12.0, size=(n, 3))
+    for k in range(n):
+        write(folder / drive / "image_02" / "data" / f"{k:010d}.png", encode_png(random_rgb(rng, h, w)))
+        record = np.concatenate([[49.0, 8.4, 116.0, 0.01, 0.02, 1.5, 3.0, 4.0], velocity[k], rng.normal(size=19)])
+        write(folder / drive / "oxts" / "data" / f"{k:010d}.txt", (" ".join(f"{v:.12f}" for v in record) + "\n").encode())
+    return KittiRawFixture(folder, drive, [float(s) for s in stamps], velocity, p[:, :3].copy(), size)
+
+
 # -- folder ------------------------------------------------------------------------------------
 
 @dataclass

@@ -198,3 +198,76 @@ def test_cli_download_reports_files_and_rejects_kitti(tmp_path, server, run_cli)
     assert (tmp_path / "m" / "Gridlaserdata" / "depth_sph_corr-a.mat").is_file()
     res = run_cli("data", "download", "kitti", "--data-root", tmp_path / "k")
     assert res.code == 2 and "registration" in res.err
+
+
+def _ordered_tar(path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
+    """A tar whose members come in the given order: (name, "file"|"dir"|"symlink"|"hardlink", data or link)."""
+    import io
+    import tarfile
+
+    types = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}
+    with tarfile.open(path, "w") as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            info.type = types[kind]
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+            else:
+                info.linkname = payload if isinstance(payload, str) else ""
+                tar.addfile(info)
+    return path
+
+
+ESCAPES = {
+    "symlink chain through the archive's own link": ([("d", "symlink", "."), ("p", "symlink", "d/.."),
+                                                      ("p/evil", "file", b"pwned")], r"link 'p' -> 'd/\.\.' points outside"),
+    "symlink then a file written through it": ([("sub", "symlink", "../.."), ("sub/evil", "file", b"pwned")],
+                                               r"link 'sub' -> '\.\./\.\.' points outside|inside the symlink"),
+    "inside-pointing symlink then a file through it": ([("sub", "symlink", "."), ("sub/evil", "file", b"x")],
+                                                       r"member 'sub/evil' lies inside the symlink 'sub'"),
+    "symlink to an absolute path": ([("abs", "symlink", "/etc")], r"link 'abs' -> '/etc' points outside"),
+    "hard link to a file outside": ([("h", "hardlink", "../../etc/hostname")], r"member .*contains '\.\.'"),
+    "hard link to a path that is no earlier member": ([("h", "hardlink", "etc/hostname")],
+                                                      r"hard link 'h' -> 'etc/hostname' does not name a regular file"),
+    "absolute member name": ([("/tmp/probe-evil-abs", "file", b"pwned")], r"has an absolute path"),
+    "dot-dot member name": ([("a/../../evil", "file", b"pwned")], r"contains '\.\.'"),
+    "a name listed twice (symlink, then file)": ([("x", "symlink", "y"), ("x", "file", b"pwned")], r"'x' appears twice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPES))
+def test_archive_escapes_are_refused_by_probes_own_checks_without_the_data_filter(tmp_path, monkeypatch, case):
+    import tarfile
+
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)  # Python before 3.10.12 / 3.11.4
+    members, message = ESCAPES[case]
+    archive = _ordered_tar(tmp_path / "bad.tar", [("good.txt", "file", b"fine"), *members])
+    target = tmp_path / "deep" / "out"
+    with pytest.raises(DataError, match=rf"bad.tar: .*({message})"):
+        safe_extract(archive, target)
+    assert not (target / "good.txt").exists(), "nothing is written unless every member is safe"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar", "deep"]
+    assert not Path("/tmp/probe-evil-abs").exists()
+
+
+def test_safe_links_and_hard_links_to_earlier_members_still_extract_without_the_filter(tmp_path, monkeypatch):
+    import tarfile
+
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    archive = _ordered_tar(tmp_path / "ok.tar", [("d/a.txt", "file", b"a"), ("d/alias", "symlink", "a.txt"),
+                                                 ("d/hard", "hardlink", "d/a.txt"), ("top", "symlink", "d/alias")])
+    assert safe_extract(archive, tmp_path / "out") == ["d", "top"]
+    assert (tmp_path / "out" / "top").read_bytes() == (tmp_path / "out" / "d" / "hard").read_bytes() == b"a"
+
+
+def test_an_archive_larger_than_the_free_disk_space_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    archive = write_tar(tmp_path / "big.tar.gz", {"a.bin": b"\x00" * 5000})
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 100, 100))
+    with pytest.raises(DataError, match=r"big.tar.gz: extracting needs 5,000 bytes, only 100 are free"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "a.bin").exists()

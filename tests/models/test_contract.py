@@ -177,7 +177,7 @@ def test_weights_that_do_not_fit_are_one_line_listing_the_keys(tmp_path):
     state.pop("head.bias")
     state["extra"] = torch.zeros(1)
     save_file(state, str(tmp_path / "w.safetensors"))
-    with pytest.raises(ProbeError, match=r"weights=.*does not fit the model: Missing key\(s\) in state_dict: \"head.bias\"\. Unexpected key\(s\) in state_dict: \"extra\""):
+    with pytest.raises(ProbeError, match=r"weights=.*does not fit the model: 1 missing keys \[head.bias\]; 1 unexpected keys \[extra\]"):
         plain(weights=str(tmp_path / "w.safetensors"))
 
 
@@ -190,7 +190,7 @@ def test_weights_never_run_code_from_the_file(tmp_path):
     marker = Path("/tmp/probe_payload_ran")
     marker.unlink(missing_ok=True)
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"head.weight": _Payload()}, protocol=2))
-    with pytest.raises(ProbeError, match=r"weights=.*evil.pth: cannot read a state dict \(UnpicklingError"):
+    with pytest.raises(ProbeError, match=r"weights=.*evil.pth: refused to load: the pickle calls builtins.getattr"):
         plain(weights=str(tmp_path / "evil.pth"))
     assert not marker.exists()
 

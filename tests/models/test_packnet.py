@@ -13,6 +13,8 @@ from probe.errors import ProbeError, ShapeError
 from probe.laws import single_thread
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.models.packnet import PackNet, ResidualConv
+from probe.models.weights import IgnoredWeightsWarning
+from tests.models.checkpoint_files import save_malicious_pickle, save_packnet_sfm_checkpoint
 
 PACKNETS = ["packnet_a", "packnet_b", "packnet_c", "packnet_slim_a", "packnet_slim_b", "packnet_slim_c"]
 TINY = 0.03125  # every channel count hits the floor of 4: milliseconds per forward
@@ -21,7 +23,7 @@ PUBLISHED = {
     "packnet_b": 124_164_580,
     "packnet_c": 124_164_580,
     "packnet_slim_a": 76_997_796,
-    "packnet_slim_b": 71_899_908,   # with the skip2 fix: unpack2 emits 32 channels, not 64
+    "packnet_slim_b": 71_899_908,   # default slim_b_fix="unpack": unpack2 emits 32 channels, not 64
     "packnet_slim_c": 71_899_908,
 }
 
@@ -275,3 +277,106 @@ def test_bad_input_and_options_raise_one_line_errors(call, error, fragment):
     with pytest.raises(error) as info:
         call()
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+# -- slim B: the two fixes the seed's text allows ------------------------------------------------
+
+@pytest.mark.parametrize("fix, params", [("unpack", 71_899_908), ("skip", 71_955_300)])
+def test_slim_b_fixes_have_their_parameter_counts(fix, params):
+    assert count_parameters(_meta("packnet_slim_b", slim_b_fix=fix)) == params
+    assert count_parameters(_meta("packnet_slim_c", slim_b_fix=fix)) == params
+
+
+def test_slim_b_skip_fix_takes_skip2_from_conv2_and_keeps_every_published_shape():
+    model = _meta("packnet_slim_b", slim_b_fix="skip").eval()
+    seen: dict[str, torch.Size] = {}
+    model.unpack2.register_forward_hook(lambda m, i, o: seen.update(unpack2=o.shape))
+    model.conv2.register_forward_hook(lambda m, i, o: seen.update(conv2=o.shape))
+    with torch.device("meta"):
+        out = model(torch.empty(1, 3, 64, 64))
+    assert out.shape == (1, 1, 64, 64)
+    assert seen["unpack2"] == seen["conv2"] == (1, 64, 32, 32)   # published n2o = 64
+    assert model.iconv2.conv_base.in_channels == 64 + 1            # published n2i = n2 + no
+
+
+def test_slim_b_skip_fix_output_depends_on_conv2_through_the_skip():
+    # With the skip fix, skip2 is conv2's output: perturbing conv2's output changes the decoder's
+    # stage-2 input directly; under the unpack fix skip2 is pack1's output and conv2 reaches stage 2
+    # only through the bottleneck path.  Compare the gradient of iconv2's input w.r.t. conv2's output.
+    for fix, direct in (("skip", True), ("unpack", False)):
+        model = _seeded("packnet_slim_b", slim_b_fix=fix).eval()
+        captured = {}
+
+        def keep(m, i, o):
+            o.retain_grad()
+            captured["conv2"] = o
+
+        model.conv2.register_forward_hook(keep)
+        model.unpack2.register_forward_hook(lambda m, i, o: captured.update(unpack2=o))
+        model.iconv2.register_forward_hook(lambda m, i, o: captured.update(iconv2_in=i[0]))
+        model(torch.rand(1, 3, 64, 64))
+        skip_part = captured["iconv2_in"][:, :-1] - captured["unpack2"]  # version B adds the skip
+        same = torch.allclose(skip_part, captured["conv2"], atol=1e-6) if skip_part.shape == captured["conv2"].shape else False
+        assert same is direct, fix
+
+
+def test_unknown_slim_b_fix_is_a_one_line_error():
+    with pytest.raises(ProbeError, match="slim_b_fix expected one of unpack, skip"):
+        build_model("packnet_slim_b", width=TINY, slim_b_fix="pad")
+    with pytest.raises(ProbeError, match="unknown option"):
+        build_model("packnet_b", width=TINY, slim_b_fix="skip")
+
+
+# -- weights= : packnet-sfm checkpoints and bare state dicts ------------------------------------
+
+def _same_outputs(a: PackNet, b: PackNet) -> bool:
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        return torch.equal(a.eval()(x), b.eval()(x))
+
+
+def test_a_packnet_sfm_checkpoint_loads_strictly_and_reports_the_pose_network(tmp_path):
+    source = _seeded("packnet_a", seed=1)
+    path = save_packnet_sfm_checkpoint(tmp_path / "PackNet01_MR_selfsup_K.ckpt", source.state_dict())
+    assert b"yacs.config" in (tmp_path / "PackNet01_MR_selfsup_K.ckpt").read_bytes() or _zip_holds(path, b"yacs.config")
+    with pytest.warns(IgnoredWeightsWarning, match=r"ignored 2 tensor\(s\) \[model\.pose_net"):
+        loaded = _seeded("packnet_a", seed=2, weights=str(path))
+    assert _same_outputs(source, loaded)
+    assert not _same_outputs(source, _seeded("packnet_a", seed=2))
+
+
+def _zip_holds(path, needle: bytes) -> bool:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return any(needle in z.read(n) for n in z.namelist() if n.endswith(".pkl"))
+
+
+def test_a_bare_depth_net_state_dict_loads(tmp_path):
+    source = _seeded("packnet_slim_b", seed=1, slim_b_fix="skip")
+    torch.save(source.state_dict(), tmp_path / "depth_net.pth")
+    loaded = _seeded("packnet_slim_b", seed=2, slim_b_fix="skip", weights=tmp_path / "depth_net.pth")
+    assert _same_outputs(source, loaded)
+
+
+def test_a_checkpoint_of_another_version_names_its_network_in_one_line(tmp_path):
+    path = save_packnet_sfm_checkpoint(tmp_path / "a.ckpt", _seeded("packnet_a").state_dict(), version="1A")
+    with pytest.raises(ProbeError) as info:
+        _seeded("packnet_b", weights=path)
+    message = str(info.value)
+    assert "\n" not in message and "shape conflicts" in message
+    assert "config names depth_net PackNet01 version 1A" in message
+
+
+def test_a_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    for torch_format in (True, False):
+        path = save_malicious_pickle(tmp_path / f"evil{torch_format}.ckpt", marker, torch_format=torch_format)
+        with pytest.raises(ProbeError, match=r"refused to load: the pickle calls builtins\.exec"):
+            _seeded("packnet_b", weights=path)
+        assert not marker.exists()
+    # positive control: the payload is live, plain unpickling runs it
+    import pickle
+
+    pickle.loads((tmp_path / "evilFalse.ckpt").read_bytes())
+    assert marker.read_text() == "ran"

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from probe.errors import ProbeError
 from probe.training import StepStats, TrainHook, load_checkpoint, read_metrics, train, train_step
+from probe.training.checkpoint import resolve_checkpoint
 from probe.training.config import TrainConfig, parse_model_options
 from probe.training.loop import StepSetup
 
@@ -51,8 +52,10 @@ def test_run_folder_has_one_metrics_line_per_step_config_summary_and_checkpoint(
     assert summary["loss_curve"] == [r["loss"] for r in records]
     assert summary["first100_mean_loss"] == pytest.approx(sum(r["loss"] for r in records) / 3)
 
-    assert (out / "checkpoints" / "step_2.safetensors").exists()
-    state = torch.load(out / "checkpoints" / "last.state.pt", weights_only=True)
+    # step 2 is a --checkpoint-every multiple; step 3 the end of the run and the `last` pointer's target
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last", "step_2", "step_3"]
+    assert (out / "checkpoints" / "last").read_text() == "step_3\n" and result.checkpoint.parent.name == "step_3"
+    state = torch.load(out / "checkpoints" / "step_3" / "state.pt", weights_only=True)
     assert state["position"]["step"] == 3 and "optimizer" in state and "rng" in state
 
     assert hook.events[0] == ("start", "packnet_slim_b") and hook.events[-1] == ("end",)
@@ -65,7 +68,7 @@ def test_load_checkpoint_rebuilds_the_trained_model_from_folder_or_file(tiny):
     result = train(tiny(max_steps=2, model="packnet_slim_a", model_options={"output_scale": "half"}))
     image = torch.rand(1, 3, 32, 64)
     expected = result.model.eval()(image)
-    for path in (result.out, result.out / "checkpoints" / "last.safetensors"):
+    for path in (result.out, result.out / "checkpoints" / "step_2", result.out / "checkpoints" / "step_2" / "weights.safetensors"):
         model, run_config = load_checkpoint(path, "cpu")
         # the protocol's head range (min_depth 0.1 m on the synthetic rooms) is recorded with the explicit options
         assert run_config["model_options"] == {"min_depth": 0.1, "output_scale": "half"}
@@ -77,7 +80,7 @@ def test_load_checkpoint_without_config_is_a_probe_error(tmp_path, tiny):
     (result.out / "config.json").unlink()
     with pytest.raises(ProbeError, match="config.json"):
         load_checkpoint(result.out)
-    with pytest.raises(ProbeError, match="run folder or a .safetensors"):
+    with pytest.raises(ProbeError, match="run folder, a checkpoints/step_N folder or a .safetensors"):
         load_checkpoint(tmp_path / "weights.bin")
 
 
@@ -99,10 +102,33 @@ def test_non_finite_loss_stops_naming_step_and_terms_and_keeps_last_good_checkpo
         train(config, hooks=[PoisonAfter(3)])
     message = str(info.value)
     assert "step 4" in message and "ssim=" in message and "last good checkpoint" in message
-    weights = load_file(str(config.out / "checkpoints" / "last.safetensors"))
-    assert all(torch.isfinite(t).all() for t in weights.values())
-    assert torch.load(config.out / "checkpoints" / "last.state.pt", weights_only=True)["position"]["step"] == 2
+    last = resolve_checkpoint(config.out, with_state=True)
+    assert last.step == 2 and all(torch.isfinite(t).all() for t in load_file(str(last.weights)).values())
     assert [r["step"] for r in read_metrics(config.out / "metrics.jsonl")] == [1, 2, 3]
+
+
+class OverflowingSGD(torch.optim.SGD):
+    """An update that overflows one weight to inf while the loss and the gradient were finite."""
+
+    def step(self, closure=None):
+        super().step(closure)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+
+
+def test_a_step_that_makes_weights_non_finite_raises_naming_the_step():
+    from probe.losses import build_loss
+    from probe.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("packnet_slim_b", width=0.0625).train()
+    loss = build_loss("densedepth")
+    batch = {"image": torch.rand(2, 3, 32, 64), "depth": torch.rand(2, 1, 32, 64) * 9 + 0.5,
+             "valid": torch.ones(2, 1, 32, 64, dtype=torch.bool)}
+    setup = StepSetup(module=model, device=torch.device("cpu"))
+    with pytest.raises(ProbeError, match=r"step 7: the optimizer step made weights non-finite \(lr 0.001"):
+        train_step(model, batch, lambda o, d, v: loss(o, d, v, output_space="inverse", max_depth=10.0),
+                   OverflowingSGD(model.parameters(), lr=1e-3), setup, step=7, epoch=0)
 
 
 def test_grad_clip_bounds_the_sgd_update_and_grad_norm_is_measured_before_clipping():
@@ -142,7 +168,7 @@ def test_resume_continues_at_the_checkpoint_step_across_epochs(tiny):
         {**r, "seconds": w["seconds"], "images_per_s": w["images_per_s"], "data_seconds": w["data_seconds"]}
         for r, w in zip(read_metrics(resumed.out / "metrics.jsonl"), read_metrics(whole.out / "metrics.jsonl"))
     ]
-    a, b = (load_file(str(r.out / "checkpoints" / "last.safetensors")) for r in (whole, resumed))
+    a, b = (load_file(str(r.checkpoint)) for r in (whole, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -152,7 +178,11 @@ def test_config_validation_and_model_option_parsing():
     with pytest.raises(ProbeError, match="--model-option"):
         parse_model_options(["activation"])
     for bad, flag in ((dict(batch_size=0), "--batch-size"), (dict(precision="fp8"), "--precision"),
-                      (dict(lr=0.0), "--lr"), (dict(grad_clip=-1.0), "--grad-clip")):
+                      (dict(lr=0.0), "--lr"), (dict(lr=float("inf")), "--lr"), (dict(lr=float("nan")), "--lr"),
+                      (dict(grad_clip=-1.0), "--grad-clip"), (dict(grad_clip=float("nan")), "--grad-clip"),
+                      (dict(max_steps=2**70), "--max-steps"), (dict(epochs=10**12), "--epochs"),
+                      (dict(workers=10**6), "--workers"), (dict(width=1e6), "--width"),
+                      (dict(input_size=(100000, 100000)), "--input-size"), (dict(dataset_length=2**70), "--dataset-length")):
         with pytest.raises(ProbeError, match=flag):
             TrainConfig(**bad).validate()
     cpu = TrainConfig().resolved(torch.device("cpu"))

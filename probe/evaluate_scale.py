@@ -1,0 +1,143 @@
+"""Did the model learn metric scale?  Metrics with and without median scaling, and the scale factor itself.
+
+A self-supervised model sees depth only through reprojection, which is
+blind to one global scale: depth and translation can both be multiplied by
+any factor.  The literature therefore evaluates with per-image median
+scaling, ``p *= median(gt) / median(p)``, which hides whether the scale was
+learnt.  :func:`evaluate_scale` reports, in one pass over the data and with
+one protocol (crop, depth range):
+
+- ``metrics``: the prediction as it is (metric depth, clamped to the protocol's range);
+- ``metrics_median_scaled``: after per-image median scaling (the monodepth2 / packnet-sfm protocol);
+- ``constant_median_scaled``: the constant predictor after median scaling, i.e. every
+  pixel at the image's median ground truth: the floor any depth map must beat;
+- ``ratio``: the per-image scale factors ``median(gt) / median(pred)`` (over the
+  evaluated pixels, before clamping): median, mean, std, quartiles, range and the
+  fraction within 10 % of 1.  A median ratio of 1 with a small spread means
+  metric depth; the velocity loss is meant to produce exactly that.
+
+>>> result = evaluate_scale(model, get_dataset("synthetic_video", split="test"))  # doctest: +SKIP
+>>> result.ratio["median"], result.metrics_median_scaled["abs_rel"]               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from probe.errors import ProbeError
+from probe.evaluate import collate_keep_sizes, full_resolution, predict_depth, resolve_protocol
+from probe.io import ensure_dir, write_json
+from probe.metrics import MetricAccumulator
+
+__all__ = ["ScaleEvaluation", "evaluate_scale", "ratio_summary"]
+
+#: A ratio within this relative distance of 1 counts as metric scale ("within 10 %").
+METRIC_TOLERANCE = 0.10
+
+
+def ratio_summary(ratios: list[float]) -> dict[str, float]:
+    """Median, mean, std, quartiles, min, max, count and fraction within 10 % of 1 of finite scale ratios."""
+    values = np.asarray([r for r in ratios if np.isfinite(r)], dtype=np.float64)
+    if values.size == 0:
+        raise ProbeError("scale evaluation: no image had evaluated pixels, so no scale ratio exists")
+    q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+    return {"median": float(median), "mean": float(values.mean()), "std": float(values.std()),
+            "q25": float(q25), "q75": float(q75), "min": float(values.min()), "max": float(values.max()),
+            "n": int(values.size),
+            "within_10_percent": float(np.mean(np.abs(values - 1.0) <= METRIC_TOLERANCE))}
+
+
+@dataclass
+class ScaleEvaluation:
+    """What :func:`evaluate_scale` measured; ``save(dir)`` writes ``dir/scale.json`` (read back by ``from_json``)."""
+
+    name: ClassVar[str] = "scale"
+
+    dataset: str
+    split: str
+    protocol: str
+    model: str
+    n_images: int
+    metrics: dict[str, float]
+    metrics_median_scaled: dict[str, float]
+    constant_median_scaled: dict[str, float]
+    ratio: dict[str, float]
+    per_image_ratio: list[float]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale_error(self) -> float:
+        """``|median ratio - 1|``: 0 for metric depth, 0.1 for a 10 % scale error."""
+        return abs(self.ratio["median"] - 1.0)
+
+    @property
+    def beats_constant(self) -> bool:
+        """Median-scaled abs_rel below the median-scaled constant predictor's."""
+        return self.metrics_median_scaled["abs_rel"] < self.constant_median_scaled["abs_rel"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "scale_error": self.scale_error, "beats_constant": self.beats_constant}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ScaleEvaluation":
+        """Rebuild from :meth:`to_json` (the derived ``scale_error`` / ``beats_constant`` are recomputed)."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def save(self, out_dir: str | Path) -> Path:
+        return write_json(ensure_dir(out_dir, "--out") / f"{self.name}.json", {"analysis": self.name, **self.to_json()})
+
+
+@torch.no_grad()
+def evaluate_scale(model: nn.Module, dataset: Dataset, *, protocol: str | None = None, batch_size: int = 4,
+                   device: torch.device | str = "cpu", max_depth: float | None = None,
+                   flip_tta: bool = False) -> ScaleEvaluation:
+    """Evaluate ``model`` on ``dataset`` with and without median scaling (module docstring).
+
+    The same path as :func:`probe.evaluate.evaluate`: ``protocol`` and
+    ``max_depth`` default to the dataset's ``info``, each image is scored at its
+    ground truth's own resolution; images whose protocol mask is empty have no
+    ratio (NaN) and add no pixels.
+    """
+    if batch_size < 1:
+        raise ProbeError(f"--batch-size: expected a positive integer, got {batch_size}")
+    info = getattr(dataset, "info", None)
+    cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
+    if cap is None:
+        raise ProbeError("evaluate_scale: the dataset has no .info; pass max_depth=")
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ProbeError(f"evaluate_scale: dataset {getattr(info, 'name', dataset)!r} is empty")
+    chosen = resolve_protocol(dataset, protocol)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    raw, scaled, constant = MetricAccumulator(), MetricAccumulator(), MetricAccumulator()
+    ratios: list[float] = []
+    loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, collate_fn=collate_keep_sizes)
+    for batch in loader:
+        preds = predict_depth(model, batch["image"].to(dev), max_depth=cap, flip_tta=flip_tta or chosen.flip_tta,
+                              clip=chosen.clip).cpu()
+        for i in range(len(batch["name"])):
+            gt, valid = batch["depth"][i][None].float(), batch["valid"][i][None].bool()
+            pred = F.interpolate(preds[i:i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
+            as_is = chosen.apply(pred, gt, valid, median_scaling=False)
+            median = chosen.apply(pred, gt, valid, median_scaling=True)
+            flat = chosen.apply(torch.ones_like(pred), gt, valid, median_scaling=True)
+            raw.update(as_is.pred, gt, as_is.mask)
+            scaled.update(median.pred, gt, median.mask)
+            constant.update(flat.pred, gt, flat.mask)
+            ratios.append(float(median.ratios[0]))  # type: ignore[index]
+    return ScaleEvaluation(
+        dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
+        protocol=chosen.name, model=str(getattr(model, "model_name", type(model).__name__)), n_images=raw.n_images,
+        metrics=raw.pooled(), metrics_median_scaled=scaled.pooled(), constant_median_scaled=constant.pooled(),
+        ratio=ratio_summary(ratios), per_image_ratio=ratios,
+        options={"max_depth": cap, "flip_tta": flip_tta or chosen.flip_tta, "batch_size": batch_size},
+    )

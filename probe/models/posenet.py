@@ -1,0 +1,98 @@
+"""PoseNet: 6-DoF camera motion from a stack of frames (packnet-sfm's pose network, after SfMLearner).
+
+The target frame and its ``n_sources`` context frames are concatenated along
+the channels and go through seven stride-2 convolutions (kernels 7, 5, 3, 3,
+3, 3, 3; 16, 32, 64, 128, 256, 256, 256 channels), each followed by
+GroupNorm(16) and ReLU; a 1x1 convolution gives ``6 * n_sources`` channels,
+averaged over the remaining pixels and multiplied by 0.01 (the published
+output scaling, which starts training from near-identity motion).  Weights are
+Xavier-uniform, biases zero, as published.  1,592,684 parameters for two
+sources at width 1.0.
+
+Each source's 6 numbers are ``(tx, ty, tz, rx, ry, rz)``: a translation in
+metres *up to the depth network's scale* and Euler angles in radians, turned
+into ``T_target_to_source`` by :func:`probe.geometry.pose_vec_to_matrix`
+(rotation ``Rx Ry Rz``), the transform packnet-sfm's photometric loss uses to
+warp each source into the target view.
+
+>>> import torch
+>>> from probe.models import build_model
+>>> net = build_model("posenet", width=0.25)
+>>> net(torch.rand(2, 9, 64, 96)).shape
+torch.Size([2, 2, 6])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from probe.errors import ProbeError, ShapeError
+from probe.geometry import pose_vec_to_matrix
+from probe.models import MODELS
+
+CHANNELS = (16, 32, 64, 128, 256, 256, 256)
+KERNELS = (7, 5, 3, 3, 3, 3, 3)
+OUTPUT_SCALE = 0.01
+
+
+def _channels(base: int, width: float) -> int:
+    """Published channels times ``width``, rounded to a multiple of 4 and at least 4 (GroupNorm-friendly)."""
+    return base if width == 1.0 else max(4, 4 * round(base * width / 4))
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm(16) as published, or the largest of 8, 4, 2, 1 groups dividing a shrunken channel count."""
+    return nn.GroupNorm(next(g for g in (16, 8, 4, 2, 1) if channels % g == 0), channels)
+
+
+class PoseNet(nn.Module):
+    """``[B, 3 (1 + S), H, W]`` (target first, then the sources) -> ``[B, S, 6]`` pose vectors.
+
+    :meth:`poses` returns the matching ``[B, S, 4, 4]`` ``T_target_to_source`` matrices.
+    """
+
+    def __init__(self, n_sources: int = 2, width: float = 1.0) -> None:
+        super().__init__()
+        if not (isinstance(n_sources, int) and not isinstance(n_sources, bool) and n_sources >= 1):
+            raise ProbeError(f"posenet: n_sources must be a positive integer, got {n_sources!r}")
+        if not (isinstance(width, (int, float)) and width > 0):
+            raise ProbeError(f"posenet: width must be a positive number, got {width!r}")
+        self.n_sources = n_sources
+        self.model_name = "posenet"
+        self.family = "pose"
+        self.input_channels = 3 * (1 + n_sources)
+        layers: list[nn.Module] = []
+        cin = self.input_channels
+        for base, k in zip(CHANNELS, KERNELS):
+            cout = _channels(base, width)
+            layers += [nn.Conv2d(cin, cout, k, stride=2, padding=(k - 1) // 2), _group_norm(cout), nn.ReLU(inplace=True)]
+            cin = cout
+        self.encoder = nn.Sequential(*layers)
+        self.pose_pred = nn.Conv2d(cin, 6 * n_sources, kernel_size=1)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.dim() != 4 or frames.shape[1] != self.input_channels:
+            raise ShapeError(f"posenet: expected [B,{self.input_channels},H,W] (target + {self.n_sources} sources "
+                             f"stacked on channels), got {tuple(frames.shape)}")
+        out = self.pose_pred(self.encoder(frames)).mean(dim=(2, 3))
+        return OUTPUT_SCALE * out.view(-1, self.n_sources, 6)
+
+    def poses(self, target: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        """``target [B,3,H,W]``, ``sources [B,S,3,H,W]`` -> ``T_target_to_source [B,S,4,4]``."""
+        if sources.dim() != 5 or sources.shape[1] != self.n_sources:
+            raise ShapeError(f"posenet: sources must be [B,{self.n_sources},3,H,W], got {tuple(sources.shape)}")
+        b = target.shape[0]
+        vectors = self(torch.cat([target, sources.flatten(1, 2)], dim=1))
+        return pose_vec_to_matrix(vectors.reshape(-1, 6)).view(b, self.n_sources, 4, 4)
+
+
+@MODELS.register("posenet", description="pose network: 6-DoF per source frame from stacked frames (packnet-sfm)",
+                 family="pose", task="pose")
+def posenet(n_sources: int = 2, width: float = 1.0) -> PoseNet:
+    """packnet-sfm's PoseNet (1,592,684 parameters for two sources at width 1.0)."""
+    return PoseNet(n_sources=n_sources, width=width)

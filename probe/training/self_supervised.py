@@ -1,0 +1,97 @@
+"""The self-supervised objective: depth and pose networks trained from video frames alone (packnet-sfm).
+
+For a batch of windows (``image`` = target frame, ``context`` = source frames,
+``K``, and the reported ``speed``/``dt``, see :mod:`probe.data.sequence`):
+
+1. the depth model predicts its scales from the target image (training mode);
+   each is converted to metres through the model's ``output_space`` and
+   upsampled (nearest) to the input resolution;
+2. the pose network (``posenet``, owned by this objective) predicts
+   ``T_target_to_source`` for every source from the stacked frames;
+3. :class:`probe.self_supervised_losses.SelfSupervisedLoss` weighs the
+   reprojection (1), smoothness (``smoothness_weight``, packnet-sfm's 0.001)
+   and velocity (``velocity_weight``; packnet-sfm uses 0.1) terms.
+
+Without the velocity term depth and translation are recovered only up to one
+unknown scale (evaluate with median scaling); the velocity term ties the
+translation, hence the depth, to metres.  Any depth model trains this way.
+
+The pose network's weights travel in the training state (``objective`` entry
+of ``checkpoints/*.state.pt``), and its parameters share the depth model's
+optimiser (packnet-sfm: Adam, the same learning rate for both).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from probe.data.sequence import SequenceDataset
+from probe.depth_space import to_depth
+from probe.errors import ProbeError
+from probe.geometry import pose_vec_to_matrix
+from probe.losses import LossOutput
+from probe.models import build_model
+from probe.models.posenet import PoseNet
+from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss, ViewSynthesisInputs
+from probe.training.objective import OBJECTIVES, Forward, Objective
+
+
+class SelfSupervisedObjective:
+    """Photometric self-supervision of ``model`` with an owned ``pose_net``; see the module docstring."""
+
+    def __init__(self, pose_net: PoseNet, loss: SelfSupervisedLoss, *, output_space: str, max_depth: float) -> None:
+        self.pose_net = pose_net
+        self.pose_forward: nn.Module = pose_net
+        self.loss = loss
+        self.output_space = output_space
+        self.max_depth = max_depth
+
+    def __call__(self, model: nn.Module, batch: dict[str, Any], forward: Forward) -> LossOutput:
+        image, sources = batch["image"], batch["context"]
+        outputs = forward(model, image)
+        scales = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        depths = [to_depth(_upsample(out.float(), image.shape[-2:]), self.output_space, self.max_depth)
+                  for out in scales]
+        vectors = forward(self.pose_forward, torch.cat([image, sources.flatten(1, 2)], dim=1))
+        b, s = vectors.shape[:2]
+        poses = pose_vec_to_matrix(vectors.float().reshape(-1, 6)).view(b, s, 4, 4)
+        travelled = batch["speed"][:, None] * batch["context_dt"].abs()
+        inputs = ViewSynthesisInputs(image.float(), sources.float(), depths, poses, batch["K"].float(),
+                                     travelled.float(), batch["speed_valid"])
+        return self.loss(inputs)
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.pose_net.parameters()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pose_net": self.pose_net.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "pose_net" not in state:
+            raise ProbeError("--resume: the checkpoint holds no pose network (was it a supervised run?)")
+        self.pose_net.load_state_dict(state["pose_net"])
+
+    def wrap(self, fn: Callable[[nn.Module], nn.Module]) -> None:
+        self.pose_forward = fn(self.pose_net)
+
+
+def _upsample(out: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """A depth scale at the input resolution: nearest-neighbour upsampling, as packnet-sfm's ``upsample_depth_maps``."""
+    return out if out.shape[-2:] == size else F.interpolate(out, size=tuple(size), mode="nearest")
+
+
+@OBJECTIVES.register("self_supervised", description="photometric reprojection from video context + smoothness "
+                                                     "(+ velocity loss with --velocity-weight), with a PoseNet")
+def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:
+    if not isinstance(dataset, SequenceDataset):
+        raise ProbeError(f"--objective self_supervised: dataset {dataset.info.name!r} has no context frames; use a "
+                         "video dataset (synthetic_video, synthetic_video_outdoor, kitti_raw)")
+    pose_net = build_model("posenet", n_sources=len(dataset.context_offsets), width=config.pose_width).to(device)
+    weights = {**DEFAULT_WEIGHTS, "velocity": float(config.velocity_weight),
+               "smoothness": float(config.smoothness_weight)}
+    return SelfSupervisedObjective(pose_net, SelfSupervisedLoss(weights), output_space=model.output_space,
+                                   max_depth=dataset.info.max_depth)

@@ -1,0 +1,88 @@
+"""Scale evaluation: the ratio median(gt)/median(pred) recovers a known scale error; median scaling removes it;
+the median-scaled constant predictor is the floor a depth map must beat."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from probe.data.base import DatasetInfo
+from probe.errors import ProbeError
+from probe.evaluate_scale import ScaleEvaluation, evaluate_scale, ratio_summary
+
+INFO = DatasetInfo("oracle", "depth written into the image", 0.1, 10.0, (8, 8), 1.0, "none", "test")
+
+
+class Oracle(Dataset):
+    """Items whose red channel is depth / 10 m: a model can read the exact depth off the image."""
+
+    info = INFO
+    split = "test"
+
+    def __init__(self, n: int = 6) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.depth = torch.rand(n, 1, 8, 8, generator=g) * 8 + 1.0
+
+    def __len__(self) -> int:
+        return len(self.depth)
+
+    def __getitem__(self, i: int) -> dict:
+        image = torch.cat([self.depth[i] / 10.0, torch.zeros(2, 8, 8)])
+        return {"image": image, "depth": self.depth[i], "valid": torch.ones(1, 8, 8, dtype=torch.bool), "name": str(i)}
+
+
+class ScaledReader(nn.Module):
+    """Predicts ``scale`` times the true depth (``direct`` output: depth / max_depth)."""
+
+    output_space = "direct"
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x[:, :1] + 0 * self.dummy
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 1.3])
+def test_the_ratio_recovers_the_scale_and_median_scaling_removes_it(scale):
+    result = evaluate_scale(ScaledReader(scale), Oracle(), batch_size=4)
+    assert result.n_images == 6 and len(result.per_image_ratio) == 6
+    assert result.ratio["median"] == pytest.approx(1 / scale, rel=1e-5)
+    assert result.ratio["std"] == pytest.approx(0.0, abs=1e-5)
+    assert result.metrics_median_scaled["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+    assert result.metrics["abs_rel"] == pytest.approx(abs(scale - 1), rel=1e-4, abs=1e-6)
+    assert result.scale_error == pytest.approx(abs(1 / scale - 1), rel=1e-5)
+    assert result.ratio["within_10_percent"] == (1.0 if scale == 1.0 else 0.0)
+    assert result.beats_constant  # an exact map up to scale beats every constant
+
+
+def test_a_constant_prediction_does_not_beat_the_constant_predictor():
+    class Flat(ScaledReader):
+        def forward(self, x):
+            return torch.full_like(x[:, :1], 0.4) + 0 * self.dummy
+
+    result = evaluate_scale(Flat(1.0), Oracle())
+    assert not result.beats_constant
+    assert result.metrics_median_scaled["abs_rel"] == pytest.approx(result.constant_median_scaled["abs_rel"])
+
+
+def test_result_round_trips_through_its_json(tmp_path):
+    result = evaluate_scale(ScaledReader(2.0), Oracle(3))
+    path = result.save(tmp_path)
+    data = json.loads(path.read_text())
+    assert data["analysis"] == "scale" and data["scale_error"] == pytest.approx(0.5)
+    assert ScaleEvaluation.from_json(data) == result
+
+
+def test_ratio_summary_quartiles_and_tolerance():
+    summary = ratio_summary([0.5, 0.95, 1.0, 1.05, 2.0, float("nan")])
+    assert summary["n"] == 5 and summary["median"] == 1.0 and summary["q25"] == 0.95 and summary["q75"] == 1.05
+    assert summary["within_10_percent"] == pytest.approx(0.6)
+    with pytest.raises(ProbeError, match="no image"):
+        ratio_summary([float("nan")])

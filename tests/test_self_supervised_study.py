@@ -1,0 +1,71 @@
+"""The self-supervised experiment matrix: its cells, their training configs, summaries over seeds, one schema."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from probe.errors import ProbeError
+from probe.io import to_plain
+from probe.self_supervised_study import (Interval, NoiseLevel, SelfSupervisedStudyConfig, SelfSupervisedStudyResult,
+                                         run_self_supervised_study, study_runs)
+
+
+def _config(out: Path, **overrides) -> SelfSupervisedStudyConfig:
+    base = dict(models=("densedepth",), seeds=(0,), noise_levels=(NoiseLevel(), NoiseLevel(std=0.2)),
+                width=0.0625, pose_width=0.25, input_size=(32, 48), dataset_length=4, eval_length=4, max_steps=2,
+                batch_size=2, lr=1e-3, device="cpu", out=out)
+    return SelfSupervisedStudyConfig(**{**base, **overrides})
+
+
+def test_the_matrix_has_a_run_without_velocity_and_one_per_noise_level_per_model_and_seed(tmp_path):
+    config = _config(tmp_path, models=("packnet_b", "densedepth"), seeds=(0, 1))
+    runs = study_runs(config)
+    assert len(runs) == 2 * 2 * 3
+    first = runs[:3]
+    assert [(r.velocity_weight, r.noise.label) for r in first] == [(0.0, "clean"), (0.1, "clean"), (0.1, "std0.2")]
+    assert first[0].train.dataset_options == {} and first[2].train.dataset_options["velocity_noise"] == 0.2
+    assert all(r.train.objective == "self_supervised" and r.train.seed == r.seed for r in runs)
+    assert len({r.id for r in runs}) == len(runs)
+    only_velocity = study_runs(_config(tmp_path, include_no_velocity=False))
+    assert [r.velocity_weight for r in only_velocity] == [0.1, 0.1]
+
+
+def test_intervals_are_t_intervals_over_seeds():
+    interval = Interval.of([1.0, 2.0, 3.0])
+    assert interval.mean == 2.0 and interval.std == pytest.approx(1.0) and interval.n == 3
+    assert interval.high - interval.mean == pytest.approx(4.303 / math.sqrt(3))
+    single = Interval.of([0.5, float("nan")])
+    assert single.n == 1 and math.isnan(single.std)
+
+
+@pytest.mark.parametrize("overrides,match", [({"models": ("posenet",)}, "not a depth model"),
+                                             ({"velocity_weight": 0.0}, "velocity-weight"),
+                                             ({"seeds": (0, 0)}, "distinct"),
+                                             ({"noise_levels": (), "include_no_velocity": False}, "no run left")])
+def test_a_matrix_that_cannot_run_fails_before_training(tmp_path, overrides, match):
+    with pytest.raises(ProbeError, match=match):
+        run_self_supervised_study(_config(tmp_path / "never", **overrides))
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
+    seen = []
+    result = run_self_supervised_study(_config(tmp_path), on_run=seen.append)
+    assert [r.id for r in seen] == [r.id for r in result.runs] and len(result.runs) == 3
+    for run in result.runs:
+        assert run.steps == 2 and run.scale.n_images == 4
+        assert (Path(run.run_dir) / "eval" / "scale.json").is_file()
+    clean = result.condition("densedepth", 0.1)
+    assert clean.seeds == [0] and clean.scale_ratio.n == 1
+    data = json.loads((tmp_path / "self_supervised.json").read_text())
+    assert data["analysis"] == "self_supervised"
+    again = SelfSupervisedStudyResult.from_json(data)
+    assert to_plain(again.to_json()) == to_plain(result.to_json())
+    ratio = again.conditions[0].scale_ratio  # one seed: a mean, no spread (null in JSON, NaN again here)
+    assert ratio.mean == result.conditions[0].scale_ratio.mean and math.isnan(ratio.std) and ratio.n == 1
+    with pytest.raises(ProbeError, match="no condition"):
+        result.condition("packnet_b", 0.1)
