@@ -42,6 +42,7 @@ import torch.nn as nn
 
 from analyses.base import AnalysisResult
 from analyses.gradients import TrainingRuns, train_with_hook
+from probe.depth_space import depth_range
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
@@ -193,6 +194,7 @@ class HeldOutBatch:
     valid: torch.Tensor
     names: list[str]
     max_depth: float
+    depth_range: tuple[float, float] | None = None  # the protocol's range predictions are clipped to
 
     @classmethod
     def from_dataset(cls, dataset: Any, n_images: int, device: torch.device) -> "HeldOutBatch":
@@ -204,7 +206,8 @@ class HeldOutBatch:
         return cls(image=torch.stack([it["image"] for it in items]).to(device),
                    depth=torch.stack([it["depth"] for it in items]).to(device),
                    valid=torch.stack([it["valid"] for it in items]).to(device),
-                   names=[str(it["name"]) for it in items], max_depth=float(dataset.info.max_depth))
+                   names=[str(it["name"]) for it in items], max_depth=float(dataset.info.max_depth),
+                   depth_range=depth_range(dataset.info))
 
 
 @dataclass
@@ -224,7 +227,8 @@ def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
     was_training = model.training
     model.eval()
     try:
-        pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]))
+        pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]),
+                             clip=batch.depth_range)
     finally:
         model.train(was_training)
     return Measurement(step, collapse_statistics(pred, batch.depth, batch.valid), pred.cpu())

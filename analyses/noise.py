@@ -43,7 +43,7 @@ from analyses.base import AnalysisResult
 from analyses.gradients import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
-from probe.losses import build_loss
+from probe.losses import build_loss, dataset_loss_options
 from probe.training import StepStats, TrainConfig, TrainHook, make_loader
 from probe.training.config import PRECISIONS
 
@@ -212,8 +212,9 @@ class NoiseProbe(TrainHook):
         self._batches = iter(self._loader)
         self._device = next(model.parameters()).device
         self._autocast = PRECISIONS[config.precision or "fp32"]
-        self._loss = partial(build_loss(config.loss), output_space=model.output_space,
-                             max_depth=dataset.info.max_depth)
+        self._loss = partial(build_loss(config.loss, **dataset_loss_options(config.loss, dataset.info)),
+                             output_space=model.output_space, max_depth=dataset.info.max_depth,
+                             scales=config.loss_scales)
 
     def _next_batch(self) -> dict:
         batch = next(self._batches, None)

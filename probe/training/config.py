@@ -1,9 +1,11 @@
 """The training configuration: one dataclass, resolved once, recorded in ``config.json``.
 
 Defaults are the seed study's protocol (Adam, lr 1e-4, batch size 4, one epoch,
-the DenseDepth loss).  Device-dependent defaults (precision, channels_last) are
-left as ``None`` and filled in by :meth:`TrainConfig.resolved` so that the
-recorded config says what actually ran.
+the DenseDepth loss on the finest output).  Device-dependent defaults (precision,
+channels_last) are left as ``None`` and filled in by :meth:`TrainConfig.resolved`,
+as are the model options the dataset protocol implies (PackNet's ``min_depth``,
+:func:`probe.models.dataset_model_options`), so that the recorded config says
+what actually ran.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from probe.errors import ProbeError
 from probe.limits import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_ITEMS, MAX_STEPS, check_count, check_input_size,
                           check_optional_count, check_positive_float, check_width, check_workers)
+from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.models import list_models, model_task
 from probe.registry import Registry
 from probe.seeding import check_seed
@@ -52,6 +55,7 @@ class TrainConfig:
     lr: float = 1e-4
     optimizer: str = "adam"
     loss: str = "densedepth"  # the supervised objective's loss
+    loss_scales: str = DEFAULT_LOSS_SCALES  # "finest" | "all": which output scales the loss charges
     objective: str = "supervised"  # or "self_supervised" (video datasets; probe.training.objective)
     velocity_weight: float = 0.0  # self-supervised: weight of the velocity loss (packnet-sfm: 0.1)
     smoothness_weight: float = 1e-3  # self-supervised: weight of the edge-aware smoothness (packnet-sfm: 0.001)
@@ -86,6 +90,7 @@ class TrainConfig:
         check_input_size(self.input_size)
         self._validate_objective()
         check_seed(self.seed)
+        check_loss_scales(self.loss_scales)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -109,9 +114,13 @@ class TrainConfig:
             raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
-        """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""
+        """Fill the defaults: bf16 and channels_last on CUDA, fp32 on CPU; model options from the dataset protocol."""
+        from probe.data import dataset_info
+        from probe.models import dataset_model_options
+
         self.validate()
         on_cuda = device.type == "cuda"
+        implied = dataset_model_options(self.model, dataset_info(self.dataset))
         return replace(
             self,
             precision=self.precision or ("bf16" if on_cuda else "fp32"),
@@ -119,7 +128,7 @@ class TrainConfig:
             out=Path(self.out),
             data_root=Path(self.data_root) if self.data_root is not None else None,
             input_size=tuple(self.input_size) if self.input_size is not None else None,
-            model_options=dict(self.model_options),
+            model_options={**implied, **self.model_options},
         )
 
     def to_json(self) -> dict[str, Any]:

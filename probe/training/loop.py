@@ -51,8 +51,10 @@ from probe.training.objective import Objective, as_objective, build_objective
 
 # Changing these between a run and its --resume would silently make a different run.
 RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
-                       "augment", "batch_size", "seed", "loss", "optimizer", "objective", "velocity_weight",
-                       "smoothness_weight", "pose_width", "pose_lr")
+                       "augment", "batch_size", "seed", "loss", "loss_scales", "optimizer", "objective",
+                       "velocity_weight", "smoothness_weight", "pose_width", "pose_lr")
+# What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
+LEGACY_FIELDS = {"loss_scales": "all"}
 
 
 class NonFiniteLoss(ProbeError):
@@ -273,7 +275,7 @@ class _Run:
         checkpoint, state = found
         saved = state["config"]
         now = to_plain(cfg.to_json())
-        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k) != now[k]]
+        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
         if changed:
             raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
                              f"run in {self.out}; use the same values or a new --out")
@@ -413,6 +415,7 @@ class _Run:
         summary = summarise_metrics(records)
         summary.update({
             "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
+            "loss": self.config.loss, "loss_scales": self.config.loss_scales,
             "params": count_parameters(self.module), "dataset": self.config.dataset,
             "objective": self.config.objective, "velocity_weight": self.config.velocity_weight,
             "objective_params": sum(p.numel() for p in self.objective.parameters()),

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 import torch
 import torch.nn as nn
 
-from probe.losses import LossOutput, build_loss
+from probe.losses import LossOutput, build_loss, dataset_loss_options
 from probe.registry import Registry
 
 Forward = Callable[..., Any]
@@ -88,8 +88,9 @@ OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
 
 @OBJECTIVES.register("supervised", description="the depth loss (--loss) against ground-truth depth")
 def _supervised(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:
-    loss = build_loss(config.loss)
-    return SupervisedObjective(partial(loss, output_space=model.output_space, max_depth=dataset.info.max_depth))
+    loss = build_loss(config.loss, **dataset_loss_options(config.loss, dataset.info))
+    return SupervisedObjective(partial(loss, output_space=model.output_space, max_depth=dataset.info.max_depth,
+                                       scales=config.loss_scales))
 
 
 def build_objective(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:
