@@ -247,7 +247,11 @@ def measure(model: nn.Module, batch: Samples, step: int) -> Measurement:
     model.eval()
     try:
         pred = predict_depth(
-            model, batch.image, max_depth=batch.max_depth, size=(int(batch.depth.shape[-2]), int(batch.depth.shape[-1]))
+            model,
+            batch.image,
+            max_depth=batch.max_depth,
+            size=(int(batch.depth.shape[-2]), int(batch.depth.shape[-1])),
+            clip=batch.depth_range,
         )
     finally:
         model.train(was_training)

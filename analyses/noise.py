@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
@@ -44,8 +43,6 @@ from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
-from probe.losses import build_loss
-from probe.models.common import output_space_of
 from probe.options import check_positive, option, out_option
 from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
 from probe.report.collect import Results
@@ -55,6 +52,7 @@ from probe.results import Result, register_result
 from probe.schema import encode
 from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
+from probe.training.objective import supervised_loss
 
 
 @dataclass
@@ -256,9 +254,7 @@ class NoiseProbe(TrainingProbe):
         self._batches = iter(self._loader)
         self._device = next(model.parameters()).device
         self._autocast = PRECISIONS[config.precision or "fp32"]
-        self._loss = partial(
-            build_loss(config.loss), output_space=output_space_of(model), max_depth=dataset.info.max_depth
-        )
+        self._loss = supervised_loss(config, model, dataset)
 
     def _next_batch(self) -> dict:
         batch = next(self._batches, None)

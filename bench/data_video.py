@@ -39,6 +39,7 @@ from probe.data import (
 from probe.io import write_json  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
+from probe.schema import encode  # noqa: E402
 
 TARGET_WINDOWS_PER_S = 100.0
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 "target_windows_per_s": TARGET_WINDOWS_PER_S,
                 "results": results,
                 "machine": {
-                    **provenance(),
+                    **encode(provenance()),
                     "processor": platform.processor(),
                     "cpus": os.cpu_count(),
                     "load_average_before": load_before[0],

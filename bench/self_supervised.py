@@ -36,15 +36,15 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from probe.io import write_json  # noqa: E402
-from probe.options import parse_size  # noqa: E402
+from probe.options import parse_key_values, parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
+from probe.schema import encode  # noqa: E402
 from probe.self_supervised_study import (  # noqa: E402
     NoiseLevel,
     SelfSupervisedRun,
     SelfSupervisedStudyConfig,
     run_self_supervised_study,
 )
-from probe.training.config import parse_model_options  # noqa: E402
 
 
 def parse_noise(text: str) -> tuple[NoiseLevel, ...]:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    options = parse_model_options(args.data_option, flag="--data-option", example="fps=5")
+    options = parse_key_values(args.data_option, "--data-option", "fps=5")
     config = SelfSupervisedStudyConfig(
         models=tuple(m.strip() for m in args.models.split(",")),
         seeds=tuple(int(s) for s in args.seeds.split(",")),
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": seconds,
             "study": result.to_json(),
             "machine": {
-                **provenance(device="cpu"),
+                **encode(provenance(device="cpu")),
                 "cpus": os.cpu_count(),
                 "load_average_before": load_before[0],
                 "load_average_after": load_after[0],

@@ -34,6 +34,7 @@ from probe.io import write_json  # noqa: E402
 from probe.models import build_model  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
+from probe.schema import encode  # noqa: E402
 from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss  # noqa: E402
 from probe.training.loader import make_loader  # noqa: E402
 from probe.training.loop import StepSetup, train_step  # noqa: E402
@@ -143,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
                 "benchmark": "velocity_noise",
                 "argv": sys.argv[1:] if argv is None else argv,
                 "rows": rows,
-                "machine": {**provenance(device="cpu"), "cpus": os.cpu_count(), "load_average_before": load_before[0]},
+                "machine": {
+                    **encode(provenance(device="cpu")),
+                    "cpus": os.cpu_count(),
+                    "load_average_before": load_before[0],
+                },
             },
         )
         print(f"wrote {args.out}")

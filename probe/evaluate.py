@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from probe.data import transforms as T
 from probe.data.images import read_image_size, read_rgb
-from probe.depth_space import to_depth
+from probe.depth_space import clip_depth, to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
@@ -84,10 +84,11 @@ def predict_depth(
 ) -> torch.Tensor:
     """Depth in metres: ``[B,3,H,W]`` -> ``[B,1,h,w]`` (``h,w`` = ``size`` or the model's output size).
 
-    Uses ``model.output_space`` to convert; ``clip`` bounds each pass (before
-    averaging); with ``flip_tta`` averages (in metres) the prediction and the
-    mirrored prediction of the mirrored image; then upsamples bilinearly.
-    The model must already be in eval mode on ``images.device``.
+    Uses ``model.output_space`` to convert; ``clip`` = ``(min, max)`` bounds each pass
+    (:func:`probe.depth_space.clip_depth`, before averaging), as every published evaluation does;
+    with ``flip_tta`` averages (in metres) the prediction and the mirrored prediction of the
+    mirrored image; then upsamples bilinearly.  The model must already be in eval mode on
+    ``images.device``.
     """
     space = output_space_of(model)
 
@@ -98,7 +99,7 @@ def predict_depth(
         if out.dim() != 4 or out.shape[1] != 1:
             raise ShapeError(f"predict_depth: expected a [B,1,h,w] depth output, got {tuple(out.shape)}")
         depth = to_depth(out.float(), space, max_depth)
-        return depth.clamp(*clip) if clip is not None else depth
+        return clip_depth(depth, clip) if clip is not None else depth
 
     depth = once(images)
     if flip_tta:

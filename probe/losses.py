@@ -9,10 +9,20 @@ Every loss is called the same way (docs/CONTRACTS.md)::
 ``outputs`` is the raw model output ``[B,1,h',w']`` or a list of them (one per
 scale, finest first, as PackNet returns in training mode).  ``depth`` is the
 ground truth in metres ``[B,1,h,w]`` and ``valid`` its boolean mask ``[B,1,h,w]``.
-Each scale is resized bilinearly (``align_corners=False``) *in the raw output
-space* to ``h x w`` and then converted; the total and every term are averaged
-over the scales.  Losses run in float32 with autocast disabled, so a bf16
-training step does not compute SSIM statistics (values up to 1e4) in bf16.
+
+Which scales are charged is the ``scales`` setting (:data:`LOSS_SCALES`):
+
+* ``finest`` (the default): only the first, finest output.  Every model then pays
+  the same loss on the same resolution (DenseDepth has one output; the seed
+  trained PackNet on one output too), so losses of different models compare.
+* ``all``: every scale is resized bilinearly (``align_corners=False``) *in the raw
+  output space* to ``h x w`` and converted; the total and every term are
+  averaged over the scales (PackNet's own multi-scale protocol).  A perfect
+  finest prediction is still charged for its coarser scales here.
+
+A finest-only output below the target resolution is resized the same way.
+Losses run in float32 with autocast disabled, so a bf16 training step does
+not compute SSIM statistics (values up to 1e4) in bf16.
 
 Masking: every term is a mean over valid pixels only (or over pairs / windows
 built from valid pixels, see below); invalid pixels enter no sum, so changing
@@ -79,7 +89,34 @@ from probe.image_quality import gaussian_window
 from probe.models.common import output_scales
 from probe.registry import Registry
 
-__all__ = ["LOSSES", "LossOutput", "DepthLoss", "build_loss", "list_losses", "masked_mean", "masked_ssim_map"]
+__all__ = [
+    "DEFAULT_LOSS_SCALES",
+    "LOSSES",
+    "LOSS_SCALES",
+    "LossOutput",
+    "DepthLoss",
+    "build_loss",
+    "check_loss_scales",
+    "dataset_loss_options",
+    "list_losses",
+    "masked_mean",
+    "masked_ssim_map",
+    "select_scales",
+]
+
+#: Which outputs of a multi-scale model the loss charges (see the module docstring).
+LOSS_SCALES: dict[str, str] = {
+    "finest": "the finest output only: the same objective for every model (the seed trained one output)",
+    "all": "the mean over every output scale, each resized to the target (PackNet's multi-scale protocol)",
+}
+DEFAULT_LOSS_SCALES = "finest"
+
+
+def check_loss_scales(scales: str, flag: str = "--loss-scales") -> str:
+    """``scales`` if it is a key of :data:`LOSS_SCALES`, else a one-line ProbeError naming ``flag``."""
+    if scales not in LOSS_SCALES:
+        raise ProbeError(f"{flag}: expected one of {', '.join(LOSS_SCALES)}, got {scales!r}")
+    return scales
 
 
 @dataclass
@@ -141,8 +178,17 @@ def _check_target(depth: torch.Tensor, valid: torch.Tensor) -> None:
         raise ShapeError(f"loss: valid {tuple(valid.shape)} must match depth {tuple(depth.shape)}")
 
 
+def select_scales(
+    outputs: torch.Tensor | Sequence[torch.Tensor], scales: str = DEFAULT_LOSS_SCALES
+) -> list[torch.Tensor]:
+    """The outputs the loss charges: a tensor or a list of scales (finest first) -> ``[finest]`` or all of them."""
+    check_loss_scales(scales, "loss scales")
+    chosen = output_scales(outputs)
+    return chosen[:1] if scales == "finest" else chosen
+
+
 class DepthLoss:
-    """Shared machinery: shape checks, float32, per-scale resize, masking, averaging over scales.
+    """Shared machinery: shape checks, float32, scale selection, per-scale resize, masking, averaging over scales.
 
     Subclasses set ``weights`` (term name -> weight in the total) and implement
     :meth:`scale_terms`, which sees one scale already resized to the target.
@@ -163,16 +209,20 @@ class DepthLoss:
         *,
         output_space: str,
         max_depth: float,
+        scales: str = DEFAULT_LOSS_SCALES,
     ) -> LossOutput:
-        """``outputs`` ``[B,1,h',w']`` or a list of them; ``depth``/``valid`` ``[B,1,h,w]`` -> :class:`LossOutput`."""
+        """``outputs`` ``[B,1,h',w']`` or a list of them; ``depth``/``valid`` ``[B,1,h,w]`` -> :class:`LossOutput`.
+
+        ``scales``: ``"finest"`` charges ``outputs[0]`` only, ``"all"`` averages over every scale.
+        """
         _check_target(depth, valid)
-        scales = output_scales(outputs)
+        charged = select_scales(outputs, scales)
         valid = valid.bool()
         with torch.autocast(device_type=depth.device.type, enabled=False):
             depth = depth.float()
             totals: list[torch.Tensor] = []
             sums: dict[str, torch.Tensor] = {}
-            for i, out in enumerate(scales):
+            for i, out in enumerate(charged):
                 if out.dim() != 4 or out.shape[0] != depth.shape[0] or out.shape[1] != 1:
                     raise ShapeError(
                         f"loss: output scale {i} must be [B,1,h,w] with B={depth.shape[0]}, got {tuple(out.shape)}"
@@ -184,7 +234,7 @@ class DepthLoss:
                 totals.append(torch.stack([self.weights[name] * value for name, value in terms.items()]).sum())
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value.detach()
-            n = len(scales)
+            n = len(charged)
             return LossOutput(total=torch.stack(totals).mean(), terms={k: v / n for k, v in sums.items()})
 
 
@@ -192,7 +242,9 @@ LOSSES: Registry[Callable[..., DepthLoss]] = Registry("loss")
 
 
 @LOSSES.register(
-    "densedepth", description="SSIM + image gradients + 0.1 L1 on max_depth/depth (DenseDepth, the seed's)"
+    "densedepth",
+    description="SSIM + image gradients + 0.1 L1 on max_depth/depth (DenseDepth, the seed's)",
+    depth_range_option="min_depth",
 )
 class DenseDepthLoss(DepthLoss):
     """DenseDepth's loss on ``y = max_depth / depth``: see the module docstring for the exact definition.
@@ -347,6 +399,24 @@ def build_loss(name: str = "densedepth", **options: Any) -> DepthLoss:
         return factory(**options)
     except TypeError as exc:
         raise ProbeError(f"loss {name!r}: bad option ({exc})") from None
+
+
+def dataset_loss_options(name: str, info: Any) -> dict[str, Any]:
+    """Options the dataset protocol ``info`` implies for loss ``name``.
+
+    The DenseDepth loss's SSIM dynamic range ``max_depth / min_depth`` spans the protocol's DepthNorm targets
+    (1..100 on NYU and the synthetic rooms) when ``min_depth`` is the protocol minimum
+    (:func:`probe.depth_space.head_min_depth`); other losses take none.
+
+    >>> from probe.data import dataset_info
+    >>> outdoor, nyu = dataset_info("synthetic_outdoor"), dataset_info("nyu")
+    >>> dataset_loss_options("densedepth", outdoor), dataset_loss_options("silog", nyu)
+    ({'min_depth': 1.0}, {})
+    """
+    from probe.depth_space import head_min_depth
+
+    option = LOSSES.entry(name).meta.get("depth_range_option")
+    return {option: head_min_depth(info)} if option else {}
 
 
 def list_losses() -> list[str]:

@@ -187,7 +187,7 @@ def train_summary(curve: tuple[float, ...] = (0.9, 0.7, 0.6)) -> TrainSummary:
     records = [{"step": i + 1, "epoch": 0, "loss": v, "seconds": 0.5, "images_per_s": 8.0}
                for i, v in enumerate(curve)]
     return TrainSummary(**vars(summarise_metrics(records)), model="packnet_slim_b", model_options={}, width=0.0625,
-                        params=100, dataset="synthetic", objective="supervised", velocity_weight=0.0,
+                        params=100, dataset="synthetic", loss="densedepth", loss_scales="finest", objective="supervised", velocity_weight=0.0,
                         objective_params=0, batch_size=4, precision="fp32", device="cpu",
                         resumed_from_step=None, bad_items=BadItems(0, [], ""), world_size=1,
                         replica_weights_sha256=["abc"], replicas_identical=True)

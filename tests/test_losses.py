@@ -110,7 +110,7 @@ def test_loss_of_several_scales_is_the_mean_of_each_scale_resized_to_the_target(
     coarse = 0.1 + torch.rand(2, 1, 8, 10, generator=g)
     loss = build_loss(name)
     kw = dict(output_space="inverse", max_depth=MAX_DEPTH)
-    both = loss([fine, coarse], depth, valid, **kw)
+    both = loss([fine, coarse], depth, valid, scales="all", **kw)
     alone_fine = loss(fine, depth, valid, **kw)
     alone_coarse = loss(coarse, depth, valid, **kw)
     upsampled = loss(F.interpolate(coarse, size=(16, 20), mode="bilinear", align_corners=False), depth, valid, **kw)
@@ -128,7 +128,7 @@ def test_gradient_reaches_every_scale(name, space):
     g = torch.Generator().manual_seed(6)
     scales = [raw_output_for(0.5 + 9.0 * torch.rand(2, 1, 16 // s, 20 // s, generator=g), space).requires_grad_(True)
               for s in (1, 2, 4)]
-    build_loss(name)(scales, depth, valid, output_space=space, max_depth=MAX_DEPTH).total.backward()
+    build_loss(name)(scales, depth, valid, output_space=space, max_depth=MAX_DEPTH, scales="all").total.backward()
     for out in scales:
         assert torch.isfinite(out.grad).all()
         assert out.grad.abs().sum() > 0

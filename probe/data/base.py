@@ -41,7 +41,12 @@ from probe.registry import Registry
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset is, what resolution its protocol uses, and where to get it."""
+    """What a dataset is, what resolution its protocol uses, and where to get it.
+
+    ``min_depth``/``max_depth`` are the protocol's depth range in metres: ground truth lies inside it,
+    predictions are clipped to it before any statistic (:func:`probe.depth_space.clip_depth`), and it sizes
+    PackNet's inverse-depth head (:func:`probe.depth_space.head_min_depth`).
+    """
 
     name: str
     description: str

@@ -7,27 +7,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from probe.depth_space import depth_range
 from probe.errors import DataError
 
 
 @dataclass
 class Samples:
-    """``image [N,3,H,W]`` in [0,1], ``depth [N,1,h,w]`` metres, ``valid [N,1,h,w]`` bool, item names, depth cap."""
+    """``image [N,3,H,W]`` in [0,1], ``depth [N,1,h,w]`` metres, ``valid [N,1,h,w]`` bool, item names, depth cap.
+
+    ``depth_range``: the dataset protocol's ``(min, max)`` metres, to which predictions are clipped before any
+    statistic (:func:`probe.depth_space.clip_depth`); None leaves them unclipped.
+    """
 
     image: torch.Tensor
     depth: torch.Tensor
     valid: torch.Tensor
     names: list[str]
     max_depth: float
+    depth_range: tuple[float, float] | None = None
 
     def to(self, device: torch.device | str) -> Samples:
-        return Samples(self.image.to(device), self.depth.to(device), self.valid.to(device), self.names, self.max_depth)
+        return replace(self, image=self.image.to(device), depth=self.depth.to(device), valid=self.valid.to(device))
 
 
 def first_samples(dataset: Any, count: int) -> Samples:
@@ -43,6 +49,7 @@ def first_samples(dataset: Any, count: int) -> Samples:
         valid=torch.stack([it["valid"] for it in items]),
         names=[str(it["name"]) for it in items],
         max_depth=float(dataset.info.max_depth),
+        depth_range=depth_range(dataset.info),
     )
 
 

@@ -1,9 +1,11 @@
 """The training configuration: one dataclass, resolved once, recorded in ``config.json``.
 
 Defaults are the seed study's protocol (Adam, lr 1e-4, batch size 4, one epoch,
-the DenseDepth loss).  Device-dependent defaults (precision, channels_last) are
-left as ``None`` and filled in by :meth:`TrainConfig.resolved` so that the
-recorded config says what actually ran.
+the DenseDepth loss on the finest output).  Device-dependent defaults (precision,
+channels_last) are left as ``None`` and filled in by :meth:`TrainConfig.resolved`,
+as are the model options the dataset protocol implies (PackNet's ``min_depth``,
+:func:`probe.models.dataset_model_options`), so that the recorded config says
+what actually ran.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from probe.limits import (
     check_width,
     check_workers,
 )
+from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.models import list_models, model_task
 from probe.options import (
     data_root_option,
@@ -87,6 +90,10 @@ class TrainConfig:
     lr: float = option(1e-4, help="Adam learning rate")
     optimizer: str = "adam"
     loss: str = option("densedepth", help="densedepth|l1_inverse|silog|berhu (the supervised objective's loss)")
+    loss_scales: str = option(
+        DEFAULT_LOSS_SCALES,
+        help="finest (one objective for every model, the seed's) | all (mean over PackNet's output scales)",
+    )
     objective: str = option(
         "supervised", help="supervised|self_supervised (video datasets: frames, PoseNet, no depth labels)"
     )
@@ -135,6 +142,7 @@ class TrainConfig:
         check_input_size(self.input_size)
         self._validate_objective()
         check_seed(self.seed)
+        check_loss_scales(self.loss_scales)
         if "width" in self.model_options:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -161,9 +169,13 @@ class TrainConfig:
             raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
-        """Fill the device-dependent defaults: bf16 and channels_last on CUDA, fp32 on CPU."""
+        """Fill the defaults: bf16 and channels_last on CUDA, fp32 on CPU; model options from the dataset protocol."""
+        from probe.data import dataset_info
+        from probe.models import dataset_model_options
+
         self.validate()
         on_cuda = device.type == "cuda"
+        implied = dataset_model_options(self.model, dataset_info(self.dataset))
         return replace(
             self,
             precision=self.precision or ("bf16" if on_cuda else "fp32"),
@@ -171,7 +183,7 @@ class TrainConfig:
             out=Path(self.out),
             data_root=Path(self.data_root) if self.data_root is not None else None,
             input_size=(int(self.input_size[0]), int(self.input_size[1])) if self.input_size is not None else None,
-            model_options=dict(self.model_options),
+            model_options={**implied, **self.model_options},
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -77,6 +77,7 @@ RESUME_FIXED_FIELDS = (
     "batch_size",
     "seed",
     "loss",
+    "loss_scales",
     "optimizer",
     "objective",
     "velocity_weight",
@@ -84,6 +85,8 @@ RESUME_FIXED_FIELDS = (
     "pose_width",
     "pose_lr",
 )
+# What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
+LEGACY_FIELDS = {"loss_scales": "all"}
 
 
 class NonFiniteLoss(ProbeError):
@@ -342,7 +345,7 @@ class _Run:
         checkpoint, state = found
         saved = state["config"]
         now = to_plain(cfg.to_json())
-        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k) != now[k]]
+        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
         if changed:
             raise ProbeError(
                 f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
@@ -509,6 +512,8 @@ class _Run:
             width=cfg.width,
             params=count_parameters(self.module),
             dataset=cfg.dataset,
+            loss=cfg.loss,
+            loss_scales=cfg.loss_scales,
             objective=cfg.objective,
             velocity_weight=cfg.velocity_weight,
             objective_params=sum(p.numel() for p in self.objective.parameters()),

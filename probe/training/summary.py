@@ -140,6 +140,8 @@ class TrainSummary(MetricsSummary, Result):
     width: float
     params: int
     dataset: str
+    loss: str  # the supervised objective's loss (TrainConfig.loss)
+    loss_scales: str  # finest | all: which output scales the loss charged
     objective: str  # supervised | self_supervised (TrainConfig.objective)
     velocity_weight: float
     objective_params: int  # parameters the objective trains beside the model (the pose network)

@@ -71,7 +71,8 @@ def test_load_checkpoint_rebuilds_the_trained_model_from_folder_or_file(tiny):
     expected = result.model.eval()(image)
     for path in (result.out, result.out / "checkpoints" / "step_2", result.out / "checkpoints" / "step_2" / "weights.safetensors"):
         model, run_config = load_checkpoint(path, "cpu")
-        assert run_config["model_options"] == {"output_scale": "half"}
+        # the protocol's head range (min_depth 0.1 m on the synthetic rooms) is recorded with the explicit options
+        assert run_config["model_options"] == {"min_depth": 0.1, "output_scale": "half"}
         assert torch.equal(model(image), expected)
 
 
@@ -202,12 +203,15 @@ def test_cli_train_runs_and_rejects_bad_flags(run_cli, tmp_path):
     res = run_cli("train", *TINY_FLAGS, "--dataset-length", "8", "--max-steps", "2", "--model-option",
                   "output_scale=half", "--probe", "gradients", "--probe-every", "1", "--out", tmp_path / "cli")
     assert res.code == 0, res
-    assert json.loads((tmp_path / "cli" / "train.json").read_text())["model_options"] == {"output_scale": "half"}
+    summary = json.loads((tmp_path / "cli" / "train.json").read_text())
+    assert summary["model_options"] == {"min_depth": 0.1, "output_scale": "half"} and summary["loss_scales"] == "finest"
     assert (tmp_path / "cli" / "gradients.json").exists(), "the probe hook ran and saved into the run folder"
     res = run_cli("train", *TINY_FLAGS, "--probe", "nonsense", "--out", tmp_path / "bad")
     assert res.code == 2 and "--probe" in res.err
     res = run_cli("train", *TINY_FLAGS, "--precision", "fp8", "--out", tmp_path / "bad")
     assert res.code == 2 and "--precision" in res.err
+    res = run_cli("train", *TINY_FLAGS, "--loss-scales", "coarsest", "--out", tmp_path / "bad")
+    assert res.code == 2 and "--loss-scales: expected one of finest, all" in res.err and not (tmp_path / "bad").exists()
 
 
 def test_channels_last_bf16_training_of_packnet_saves_weights_that_reload_exactly(tiny):
