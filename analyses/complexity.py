@@ -30,13 +30,10 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn as nn
 from rich.progress import Progress
@@ -49,13 +46,18 @@ with warnings.catch_warnings():
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
-from analyses.base import AnalysisResult
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
+from probe.limits import check_width
 from probe.models import MODELS, build_model, count_parameters, list_models
-from probe.plotting import save_figure
+from probe.models.common import output_scales
+from probe.options import check_positive, device_option, input_size_option, option, seed_option, width_option
 from probe.registry import Registry
-from probe.seeding import seed_everything
+from probe.report import document
+from probe.report.collect import Results
+from probe.report.sections import SECTIONS, embedded_figures
+from probe.results import Result, register_result
+from probe.seeding import check_seed, seed_everything
 
 TOP_LEVEL = "(top level)"
 
@@ -63,24 +65,41 @@ TOP_LEVEL = "(top level)"
 # any dimension (conv2d, conv3d, transposed) already go through fvcore's ``aten::_convolution``.
 MAC_HANDLERS: Registry[Callable[..., Any]] = Registry("MAC handler")
 MAC_HANDLERS.register("aten::avg_pool2d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
-    elementwise_flop_counter(1, 0))
+    elementwise_flop_counter(1, 0)
+)
 MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
-    elementwise_flop_counter(1, 0))
+    elementwise_flop_counter(1, 0)
+)
 
 
 @dataclass
 class ComplexityConfig:
     """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
 
-    models: list[str] = field(default_factory=list_models)
-    input_size: tuple[int, int] = (192, 640)
-    width: float = 1.0
+    models: list[str] = option(
+        default_factory=list_models, flag="--model", shown="all", help="model name (repeat; default: all)"
+    )
+    input_size: tuple[int, int] = input_size_option((192, 640), help="HxW of the measured input")
+    width: float = width_option()
     options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 1
-    device: str = "auto"
-    repeats: int | None = None
-    warmup: int | None = None
-    seed: int = 0
+    batch_size: int = option(1, help="images per measured forward")
+    device: str = device_option()
+    repeats: int | None = option(None, help="timed runs, median reported (default 3 on CPU, 20 on CUDA)")
+    warmup: int | None = option(None, help="untimed warm-up runs (default 1 on CPU, 5 on CUDA)")
+    seed: int = seed_option()
+
+    def validate(self) -> None:
+        if not self.models:
+            raise ProbeError("--model: give at least one model name")
+        known = list_models()
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
+        check_positive({"--batch-size": self.batch_size, "--repeats": self.repeats})
+        if self.warmup is not None and self.warmup < 0:
+            raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {self.warmup}")
+        check_width(self.width)
+        check_seed(self.seed)
 
 
 @dataclass
@@ -126,19 +145,17 @@ class ModelComplexity:
     measure_seconds: float
 
 
+@register_result
 @dataclass
-class ComplexityResult(AnalysisResult):
+class ComplexityResult(Result):
     """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
 
     name: ClassVar[str] = "complexity"
+    schema_version: ClassVar[int] = 1
     config: ComplexityConfig
     device: str
     device_name: str
     models: list[ModelComplexity]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "device": self.device, "device_name": self.device_name,
-                "models": [asdict(m) for m in self.models]}
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_blocks(self.models, Path(out_dir) / "complexity_blocks.png")]
@@ -151,15 +168,26 @@ class ComplexityResult(AnalysisResult):
             table.add_column(column, justify="right")
         for m in self.models:
             peak = f"{m.peak_memory_bytes / 2**20:,.0f}" if m.peak_memory_bytes is not None else "-"
-            table.add_row(m.name, "x".join(map(str, m.input_size)), f"{m.params:,}", f"{m.macs / 1e9:,.2f}",
-                          f"{m.flops_torch / 1e9:,.2f}", f"{m.activation_count / 1e6:,.1f}",
-                          f"{m.latency.forward_ms:,.1f}", f"{m.latency.forward_backward_ms:,.1f}", peak)
+            table.add_row(
+                m.name,
+                "x".join(map(str, m.input_size)),
+                f"{m.params:,}",
+                f"{m.macs / 1e9:,.2f}",
+                f"{m.flops_torch / 1e9:,.2f}",
+                f"{m.activation_count / 1e6:,.1f}",
+                f"{m.latency.forward_ms:,.1f}",
+                f"{m.latency.forward_backward_ms:,.1f}",
+                peak,
+            )
         return table
 
     def unhandled_caption(self) -> str:
         """``model: op xN, ...`` for operators counted as zero MACs because no handler knows them."""
-        parts = [f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
-                 for m in self.models if m.unsupported_ops]
+        parts = [
+            f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
+            for m in self.models
+            if m.unsupported_ops
+        ]
         return ("0 MACs (no handler): " + "; ".join(parts)) if parts else ""
 
 
@@ -186,8 +214,9 @@ def model_summaries(width: float = 1.0) -> list[ModelSummary]:
     for entry in MODELS.entries():
         with torch.device("meta"):
             model = entry.factory(width=width)
-        summaries.append(ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model),
-                                      entry.description))
+        summaries.append(
+            ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model), entry.description)
+        )
     return summaries
 
 
@@ -225,9 +254,12 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> MacCount:
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
         total = int(analysis.total())
-        return MacCount(total=total, by_operator={k: int(v) for k, v in analysis.by_operator().items()},
-                        by_module={k: int(v) for k, v in analysis.by_module().items()},
-                        unsupported_ops=dict(sorted(analysis.unsupported_ops().items())))
+        return MacCount(
+            total=total,
+            by_operator={k: int(v) for k, v in analysis.by_operator().items()},
+            by_module={k: int(v) for k, v in analysis.by_module().items()},
+            unsupported_ops=dict(sorted(analysis.unsupported_ops().items())),
+        )
 
 
 def count_activations(model: nn.Module, inputs: torch.Tensor) -> int:
@@ -306,9 +338,7 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: 
 
 
 def _training_step(model: nn.Module, inputs: torch.Tensor) -> None:
-    outputs = model(inputs)
-    scales = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    sum(o.float().mean() for o in scales).backward()
+    torch.stack([o.float().mean() for o in output_scales(model(inputs))]).sum().backward()
     model.zero_grad(set_to_none=True)
 
 
@@ -317,7 +347,9 @@ def _forward(model: nn.Module, inputs: torch.Tensor) -> None:
         model(inputs)
 
 
-def measure_model(name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int) -> ModelComplexity:
+def measure_model(
+    name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int
+) -> ModelComplexity:
     """Build ``name`` on ``device`` and measure it (see the module docstring)."""
     started = time.perf_counter()
     options = {"width": config.width, **config.options}
@@ -342,13 +374,23 @@ def measure_model(name: str, config: ComplexityConfig, device: torch.device, rep
         reason = None
 
     return ModelComplexity(
-        name=name, input_size=[h, w], options=options, params=count_parameters(model),
-        trainable_params=count_parameters(model, trainable_only=True), macs=macs.total,
-        macs_by_operator=macs.by_operator, unsupported_ops=macs.unsupported_ops, flops_torch=flops,
-        by_module=block_costs(model, macs), activation_count=activations,
+        name=name,
+        input_size=[h, w],
+        options=options,
+        params=count_parameters(model),
+        trainable_params=count_parameters(model, trainable_only=True),
+        macs=macs.total,
+        macs_by_operator=macs.by_operator,
+        unsupported_ops=macs.unsupported_ops,
+        flops_torch=flops,
+        by_module=block_costs(model, macs),
+        activation_count=activations,
         latency=Latency(str(device), forward_s * 1e3, train_s * 1e3, repeats, warmup, config.batch_size),
-        peak_memory_bytes=peak, peak_memory_forward_bytes=peak_forward, peak_memory_reason=reason,
-        measure_seconds=time.perf_counter() - started)
+        peak_memory_bytes=peak,
+        peak_memory_forward_bytes=peak_forward,
+        peak_memory_reason=reason,
+        measure_seconds=time.perf_counter() - started,
+    )
 
 
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
@@ -361,21 +403,10 @@ def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
 
 def run(config: ComplexityConfig, progress: Progress | None = None) -> ComplexityResult:
     """Measure every model in ``config.models``; see the module docstring for the fields."""
-    if not config.models:
-        raise ProbeError("--model: give at least one model name")
-    known = list_models()
-    unknown = [m for m in config.models if m not in known]
-    if unknown:
-        raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
-    if config.batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {config.batch_size}")
+    config.validate()
     device = resolve_device(config.device)
     repeats = config.repeats if config.repeats is not None else (20 if device.type == "cuda" else 3)
     warmup = config.warmup if config.warmup is not None else (5 if device.type == "cuda" else 1)
-    if repeats < 1:
-        raise ProbeError(f"--repeats: expected at least 1 timed run, got {repeats}")
-    if warmup < 0:
-        raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {warmup}")
 
     task = progress.add_task("complexity", total=len(config.models)) if progress is not None else None
     measured = []
@@ -393,15 +424,23 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
 
     Blocks with neither parameters nor MACs (activations, max-pooling) are left out of the figure.
     """
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
     heights = []
     frames = []
     for m in models:
-        rows = [{"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
-                for b in m.by_module if b.params or b.macs]
+        rows = [
+            {"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
+            for b in m.by_module
+            if b.params or b.macs
+        ]
         frames.append(pd.DataFrame(rows or [{"block": "(none)", "GMACs": 0.0, "parameters (M)": 0.0}]))
         heights.append(1.2 + 0.22 * len(frames[-1]))
-    fig, axes = plt.subplots(len(models), 2, figsize=(12, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(models), 2, figsize=(12, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for row, (m, frame) in enumerate(zip(models, frames)):
         for col, metric in enumerate(("GMACs", "parameters (M)")):
             ax = axes[row][col]
@@ -415,3 +454,52 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
     fig.suptitle(f"Cost per block at {'x'.join(map(str, models[0].input_size))}" if models else "Cost per block")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# -- the report: the models section -----------------------------------------------------------------------
+
+
+@SECTIONS.register(
+    "models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,), order=10
+)
+def models_section(results: Results) -> document.Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(ComplexityResult)
+    if doc is None or not doc.models:
+        return None
+    rows = [
+        {
+            "model": m.name,
+            "input (HxW)": "x".join(str(v) for v in m.input_size),
+            "params": m.params,
+            "MACs (G)": m.macs / 1e9,
+            "FLOPs torch (G)": m.flops_torch / 1e9,
+            "activations (M)": m.activation_count / 1e6,
+            "forward (ms)": m.latency.forward_ms,
+            "fwd+bwd (ms)": m.latency.forward_backward_ms,
+            "peak memory (MiB)": m.peak_memory_bytes / 2**20 if m.peak_memory_bytes else None,
+        }
+        for m in doc.models
+    ]
+    df = pd.DataFrame(
+        {
+            "model": [m.name for m in doc.models],
+            "parameters (millions)": [m.params / 1e6 for m in doc.models],
+            "GMACs per image": [m.macs / 1e9 for m in doc.models],
+        }
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    sns.barplot(df, x="model", y="parameters (millions)", ax=axes[0])
+    sns.barplot(df, x="model", y="GMACs per image", ax=axes[1])
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Model size and compute")
+    blocks: list[document.Block] = [
+        document.Table(rows, "complexity.json"),
+        document.figure_from_matplotlib(fig, "Parameters (millions) and multiply-accumulates (G) per model", "size"),
+    ]
+    blocks += embedded_figures(results, ComplexityResult, "complexity_*.png", "Per-block MACs and parameters")
+    return document.Section("models", "The models", blocks)

@@ -18,21 +18,23 @@ depth free).  :func:`evaluate_pose` reports, per source frame of the window
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from probe.errors import ProbeError
+from probe.models.posenet import PoseNet
 
 __all__ = ["PoseEvaluation", "evaluate_pose"]
 
 
 @dataclass
 class PoseEvaluation:
-    """Medians over test windows per source frame (``offsets`` order); see the module docstring."""
+    """Medians over test windows per source frame (``offsets`` order); see the module docstring.
+
+    Stored inside other results (the self-supervised study's runs), read and written by :mod:`probe.schema`.
+    """
 
     offsets: list[int]
     n_windows: int
@@ -43,14 +45,6 @@ class PoseEvaluation:
         """The largest per-source median translation angle: one wrong source is enough to spoil the depth."""
         return max(s["translation_angle_deg"] for s in self.per_source)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "PoseEvaluation":
-        return cls(offsets=[int(o) for o in data["offsets"]], n_windows=int(data["n_windows"]),
-                   per_source=[{k: float(v) for k, v in s.items()} for s in data["per_source"]])
-
 
 def _angle_deg(R: torch.Tensor) -> torch.Tensor:
     """``[...,3,3]`` rotations -> their rotation angles in degrees."""
@@ -59,9 +53,13 @@ def _angle_deg(R: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_pose(pose_net: nn.Module, dataset: Dataset, *, batch_size: int = 8,
-                  device: torch.device | str = "cpu") -> PoseEvaluation:
-    """Score ``pose_net`` (``poses(target [B,3,H,W], sources [B,S,3,H,W]) -> [B,S,4,4]``) on a dataset with exact poses."""
+def evaluate_pose(
+    pose_net: PoseNet, dataset: Dataset, *, batch_size: int = 8, device: torch.device | str = "cpu"
+) -> PoseEvaluation:
+    """Score ``pose_net`` on a dataset with exact poses.
+
+    ``pose_net.poses(target [B,3,H,W], sources [B,S,3,H,W]) -> [B,S,4,4]`` (``T_target_to_source``).
+    """
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError("evaluate_pose: the dataset is empty")
     if "poses" not in dataset[0]:
@@ -78,9 +76,16 @@ def evaluate_pose(pose_net: nn.Module, dataset: Dataset, *, batch_size: int = 8,
         rot_errors.append(_angle_deg(predicted[..., :3, :3].transpose(-1, -2) @ exact[..., :3, :3]))
         rotations.append(_angle_deg(exact[..., :3, :3]))
         offsets = batch["context_offsets"][0].tolist()
-    columns = {"translation_ratio": torch.cat(ratios), "translation_angle_deg": torch.cat(angles),
-               "rotation_error_deg": torch.cat(rot_errors), "rotation_deg": torch.cat(rotations)}
-    per_source = [{name: float(values[:, s].median()) for name, values in columns.items()}
-                  for s in range(columns["translation_ratio"].shape[1])]
-    return PoseEvaluation(offsets=[int(o) for o in offsets or []], n_windows=int(columns["rotation_deg"].shape[0]),
-                          per_source=per_source)
+    columns = {
+        "translation_ratio": torch.cat(ratios),
+        "translation_angle_deg": torch.cat(angles),
+        "rotation_error_deg": torch.cat(rot_errors),
+        "rotation_deg": torch.cat(rotations),
+    }
+    per_source = [
+        {name: float(values[:, s].median()) for name, values in columns.items()}
+        for s in range(columns["translation_ratio"].shape[1])
+    ]
+    return PoseEvaluation(
+        offsets=[int(o) for o in offsets or []], n_windows=int(columns["rotation_deg"].shape[0]), per_source=per_source
+    )

@@ -9,6 +9,7 @@ import torch.nn as nn
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_pose import PoseEvaluation, evaluate_pose
+from probe.schema import decode, encode
 
 
 class Oracle(nn.Module):
@@ -58,7 +59,7 @@ def test_one_source_pointing_backwards_is_the_worst_angle():
     pose = _score(_second_source_reversed)
     assert pose.per_source[0]["translation_angle_deg"] < 0.1 and pose.per_source[1]["translation_angle_deg"] > 90
     assert pose.worst_angle_deg == pose.per_source[1]["translation_angle_deg"]
-    assert PoseEvaluation.from_json(pose.to_json()) == pose
+    assert decode(PoseEvaluation, encode(pose)) == pose
 
 
 def test_a_dataset_without_poses_is_refused():

@@ -12,7 +12,7 @@ from probe.errors import ProbeError
 from probe.io import to_plain
 from probe.self_supervised_study import (QUICK, Interval, NoiseLevel, SelfSupervisedStudyConfig,
                                          SelfSupervisedStudyResult, parse_noise_levels, run_self_supervised_study,
-                                         study_config, study_runs)
+                                         study_runs)
 
 
 def _config(out: Path, **overrides) -> SelfSupervisedStudyConfig:
@@ -82,21 +82,19 @@ def test_noise_levels_parse_std_bias_and_dropout_and_refuse_the_rest():
             parse_noise_levels(bad)
 
 
-def test_command_line_settings_fill_the_config_and_nothing_else(tmp_path):
-    plain = study_config(out=tmp_path)
-    assert plain == SelfSupervisedStudyConfig(out=tmp_path)  # no flag: the dataclass's defaults
-    quick = study_config(quick=True, out=tmp_path, seeds="3,4", input_size="32x48", dataset_options=["fps=5"])
-    assert (quick.width, quick.max_steps, quick.smoothness_weight) == (QUICK["width"], QUICK["max_steps"],
-                                                                        QUICK["smoothness_weight"])
-    assert quick.seeds == (3, 4) and quick.input_size == (32, 48) and quick.dataset_options == {"fps": 5}
+def test_quick_fills_the_settings_left_at_their_defaults_and_sizes_the_split_for_the_steps(tmp_path):
+    plain = SelfSupervisedStudyConfig(out=tmp_path)
+    assert plain.resolved() == plain  # nothing to apply
+    quick = SelfSupervisedStudyConfig(quick=True, seeds=(3, 4), input_size=(32, 48), out=tmp_path).resolved()
+    assert (quick.width, quick.max_steps, quick.pose_lr, quick.smoothness_weight) == (
+        QUICK["width"], QUICK["max_steps"], QUICK["pose_lr"], QUICK["smoothness_weight"])
+    assert quick.seeds == (3, 4) and quick.input_size == (32, 48)  # given settings win
     assert quick.dataset_length == QUICK["max_steps"] * QUICK["batch_size"]  # one epoch holds every step
-    with pytest.raises(ProbeError, match="--seeds"):
-        study_config(out=tmp_path, seeds="0,one")
 
 
 def test_cli_runs_the_study_prints_both_answers_and_writes_one_schema(run_cli, tmp_path):
     out = tmp_path / "ssl"
-    res = run_cli("experiment", "self-supervised", "--model", "densedepth", "--seeds", "0", "--steps", "1",
+    res = run_cli("experiment", "self-supervised", "--models", "densedepth", "--seeds", "0", "--steps", "1",
                   "--velocity-noise", "0", "--skip-no-velocity-run", "--width", "0.0625", "--pose-width", "0.25",
                   "--input-size", "32x48", "--batch-size", "2", "--eval-length", "2", "--device", "cpu", "--out", out)
     assert res.code == 0, res
@@ -109,8 +107,8 @@ def test_cli_runs_the_study_prints_both_answers_and_writes_one_schema(run_cli, t
 
 @pytest.mark.parametrize("flags,match", [(["--velocity-noise", "fast"], "--velocity-noise"),
                                          (["--seeds", "a,b"], "--seeds"),
-                                         (["--model", "posenet"], "not a depth model"),
-                                         (["--input-size", "big"], "")])
+                                         (["--models", "posenet"], "--models"),
+                                         (["--input-size", "big"], "--input-size")])
 def test_cli_refuses_bad_flags_in_one_line_before_writing(run_cli, tmp_path, flags, match):
     res = run_cli("experiment", "self-supervised", *flags, "--out", tmp_path / "never")
     assert res.code == 2 and match in res.err and len(res.err.strip().splitlines()) == 1, res

@@ -45,6 +45,26 @@ def build_model(name: str, /, **options: Any) -> nn.Module:
     return factory(**options)
 
 
+def dataset_model_options(name: str, info: Any) -> dict[str, Any]:
+    """Options the dataset protocol ``info`` implies for model ``name`` (explicit options override them).
+
+    PackNet's inverse-depth head ``sigmoid / min_depth`` cannot predict below ``min_depth``; it follows the
+    protocol's minimum (:func:`probe.depth_space.head_min_depth`: 0.1 m on NYU and the synthetic rooms) instead
+    of the published 0.5 m.  DenseDepth's DepthNorm output ``max_depth / depth`` is unbounded and needs none;
+    user models (SPECs) declare their own range.
+
+    >>> from probe.data import dataset_info
+    >>> nyu = dataset_info("nyu")
+    >>> dataset_model_options("packnet_b", nyu), dataset_model_options("densedepth", nyu)
+    ({'min_depth': 0.1}, {})
+    """
+    from probe.depth_space import head_min_depth
+
+    if name in MODELS and MODELS.entry(name).meta.get("family") == "packnet":
+        return {"min_depth": head_min_depth(info)}
+    return {}
+
+
 def model_task(name: str) -> str:
     """What a model predicts: ``"pose"`` for zoo models registered with ``task="pose"``, else ``"depth"``.
 
@@ -68,7 +88,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-# Importing the architecture modules fills the registry.
+# Importing the architecture modules fills the registry, in this order (the order `probe models` lists).
+# isort: off
 from probe.models import packnet as _packnet  # noqa: E402,F401
 from probe.models import densedepth as _densedepth  # noqa: E402,F401
 from probe.models import posenet as _posenet  # noqa: E402,F401
+# isort: on

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from probe.errors import ProbeError
 from probe.evaluate_scale import ScaleEvaluation
-from probe.report import build_report
-from probe.report.self_supervised import (BEATS_QUESTION, SCALE_QUESTION, band_verdict, metric_scale_answer,
-                                          packnet_vs_densedepth_answer)
-from probe.self_supervised_study import (Interval, NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyResult,
-                                         summarise)
+from probe.report.build import build_report
+from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
+                                         SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
+                                         metric_scale_answer, packnet_vs_densedepth_answer, summarise)
 
 CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
 
@@ -35,9 +35,8 @@ def _study(cells: dict[tuple[str, float, NoiseLevel], list[tuple[float, float]]]
     """cells: (model, velocity weight, noise) -> per seed (scale factor, median-scaled abs_rel)."""
     runs = [_run(model, seed, weight, noise, ratio, abs_rel)
             for (model, weight, noise), values in cells.items() for seed, (ratio, abs_rel) in enumerate(values)]
-    return SelfSupervisedStudyResult(config={"dataset": "synthetic_video", "max_steps": 10, "batch_size": 4,
-                                             "width": 0.125, "input_size": [64, 96]},
-                                     runs=runs, conditions=summarise(runs))
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
 
 
 def _scale_study(ratios: list[float], model: str = "packnet_b") -> SelfSupervisedStudyResult:
@@ -125,5 +124,5 @@ def test_the_report_shows_both_sections_with_the_figure_from_the_study_json(tmp_
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "runs": []}))
-    with pytest.raises(Exception, match="self_supervised.json: not a self-supervised study result"):
+    with pytest.raises(ProbeError, match=r"bad/self_supervised.json: schema_version"):  # one line naming file and key
         build_report([bad], tmp_path / "bad.html")

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from probe.errors import ProbeError
 from probe.training import StepStats, TrainHook, load_checkpoint, read_metrics, train, train_step
 from probe.training.checkpoint import resolve_checkpoint
-from probe.training.config import TrainConfig, parse_model_options
+from probe.options import parse_model_options
+from probe.training.config import TrainConfig
 from probe.training.loop import StepSetup
 
 
@@ -70,7 +71,8 @@ def test_load_checkpoint_rebuilds_the_trained_model_from_folder_or_file(tiny):
     expected = result.model.eval()(image)
     for path in (result.out, result.out / "checkpoints" / "step_2", result.out / "checkpoints" / "step_2" / "weights.safetensors"):
         model, run_config = load_checkpoint(path, "cpu")
-        assert run_config["model_options"] == {"output_scale": "half"}
+        # the protocol's head range (min_depth 0.1 m on the synthetic rooms) is recorded with the explicit options
+        assert run_config["model_options"] == {"min_depth": 0.1, "output_scale": "half"}
         assert torch.equal(model(image), expected)
 
 
@@ -162,7 +164,7 @@ def test_resume_continues_at_the_checkpoint_step_across_epochs(tiny):
     whole = train(tiny("whole", epochs=3, deterministic=True))
     train(tiny("split", epochs=3, deterministic=True, max_steps=3))
     resumed = train(tiny("split", epochs=3, deterministic=True, resume=True))
-    assert resumed.summary["resumed_from_step"] == 3 and resumed.steps == whole.steps == 6
+    assert resumed.summary is not None and resumed.summary.resumed_from_step == 3 and resumed.steps == whole.steps == 6
     assert read_metrics(whole.out / "metrics.jsonl") == [
         {**r, "seconds": w["seconds"], "images_per_s": w["images_per_s"], "data_seconds": w["data_seconds"]}
         for r, w in zip(read_metrics(resumed.out / "metrics.jsonl"), read_metrics(whole.out / "metrics.jsonl"))
@@ -201,12 +203,15 @@ def test_cli_train_runs_and_rejects_bad_flags(run_cli, tmp_path):
     res = run_cli("train", *TINY_FLAGS, "--dataset-length", "8", "--max-steps", "2", "--model-option",
                   "output_scale=half", "--probe", "gradients", "--probe-every", "1", "--out", tmp_path / "cli")
     assert res.code == 0, res
-    assert json.loads((tmp_path / "cli" / "train.json").read_text())["model_options"] == {"output_scale": "half"}
+    summary = json.loads((tmp_path / "cli" / "train.json").read_text())
+    assert summary["model_options"] == {"min_depth": 0.1, "output_scale": "half"} and summary["loss_scales"] == "finest"
     assert (tmp_path / "cli" / "gradients.json").exists(), "the probe hook ran and saved into the run folder"
     res = run_cli("train", *TINY_FLAGS, "--probe", "nonsense", "--out", tmp_path / "bad")
     assert res.code == 2 and "--probe" in res.err
     res = run_cli("train", *TINY_FLAGS, "--precision", "fp8", "--out", tmp_path / "bad")
     assert res.code == 2 and "--precision" in res.err
+    res = run_cli("train", *TINY_FLAGS, "--loss-scales", "coarsest", "--out", tmp_path / "bad")
+    assert res.code == 2 and "--loss-scales: expected one of finest, all" in res.err and not (tmp_path / "bad").exists()
 
 
 def test_channels_last_bf16_training_of_packnet_saves_weights_that_reload_exactly(tiny):

@@ -1,0 +1,335 @@
+"""One held-out score computed identically for every model, and the constant predictor it must beat.
+
+Training losses of different models do not compare (PackNet's multi-scale loss
+charges scales DenseDepth does not have; a model's training loss is measured on
+batches it is fitting).  :func:`held_out_score` scores any model the same way
+on held-out images:
+
+1. predict depth in metres at the ground truth's resolution (eval mode, the
+   finest output), each prediction clipped to the dataset protocol's range
+   ``[min_depth, max_depth]`` (:func:`probe.depth_space.clip_depth`);
+2. the pixels scored are the valid ones whose ground truth lies in that range;
+3. ``loss``: the DenseDepth loss (SSIM + edges + 0.1 L1 on ``max_depth / depth``,
+   the protocol's SSIM range) of that prediction, per image, then averaged;
+4. ``metrics``: abs_rel ... delta3 pooled over pixels, and averaged over images;
+5. ``per_image_abs_rel_median_scaled``: abs_rel after scaling each prediction by
+   ``median(gt) / median(pred)`` (and clipping again): structure without scale.
+
+The same numbers are computed for the **per-image-median constant predictor**,
+which fills each image with the median of its own valid ground truth.  It knows
+every image's scale and nothing of its structure, so a model that does not beat
+it clearly has not learned depth from the image.
+
+Rule (:data:`LEARNED_RULE`): the ratio ``r = mean_i abs_rel(model, i) / mean_i
+abs_rel(constant, i)`` over the held-out images, with a paired bootstrap
+interval over images; *learned* when the whole interval lies below
+:data:`LEARNED_FRACTION`, *not learned* when it lies above, otherwise
+*inconclusive*.  The constant predictor knows each image's scale, which is
+the hard part of monocular depth; the *scale-matched* ratio gives the model the
+same knowledge (its abs_rel after per-image median scaling, as self-supervised
+evaluations such as PackNet's do, over the constant's), so it measures depth
+structure alone; :func:`structure_verdict` applies the same threshold to it.  Over several seeds the
+same rule applies to the per-seed ratios with a Student t interval (:func:`learned_over_seeds`).
+
+>>> from probe.data import get_dataset                                    # doctest: +SKIP
+>>> test = get_dataset("synthetic", split="test", input_size=(64, 96), length=32)  # doctest: +SKIP
+>>> score = held_out_score(model, test)                                   # doctest: +SKIP
+>>> score.learned.verdict, score.ratio.describe()                         # doctest: +SKIP
+('learned', '0.52 ± 0.04 (paired bootstrap_95 over 32 images, 2000 resamples)')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from probe.depth_space import clip_depth, depth_range
+from probe.errors import ProbeError
+from probe.losses import build_loss, dataset_loss_options
+from probe.metrics import MetricAccumulator, median_ratios
+from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
+
+__all__ = [
+    "LEARNED_FRACTION",
+    "LEARNED_RULE",
+    "HeldOutScore",
+    "PredictorScore",
+    "constant_median_prediction",
+    "held_out_score",
+    "learned_over_seeds",
+    "learned_verdict",
+    "score_predictions",
+    "structure_verdict",
+]
+
+#: A model has learned when its held-out abs_rel is below this fraction of the constant predictor's,
+#: interval included: a 20% cut of the error of a flat map at each image's true scale.  Measured on 64
+#: synthetic test images at 64x96 (bench/standard_budget.py --learn, issue 10): the constant's abs_rel is
+#: 0.222 and a dataset-wide constant's 0.567 (2.55x); after 1500 Adam steps (3e-3, batch 8, width 1/16)
+#: DenseDepth reaches 1.4-2.2x raw and 0.75-0.80x scale-matched, the PackNet variants 2.1-2.8x and
+#: 0.92-0.98x, a dead head 22x and 1.0x.  The bootstrap half-width over 64 images is about 0.08 on the
+#: scale-matched ratio, so one run counts as learned from about 0.72.
+LEARNED_FRACTION = 0.8
+LEARNED_RULE = (
+    "learned when the held-out abs_rel of the model, as a fraction of the per-image-median constant "
+    f"predictor's on the same images (ratio of the per-image means), lies below {LEARNED_FRACTION:g} with its "
+    "whole 95% interval (a paired bootstrap over images for one run, Student t over seeds for several); "
+    f"not learned when the whole interval lies above {LEARNED_FRACTION:g}; inconclusive otherwise"
+)
+#: The loss every model is scored with on held-out images (the seed's objective).
+SCORE_LOSS = "densedepth"
+
+
+@dataclass
+class PredictorScore:
+    """One predictor on the held-out images: mean loss, pooled and per-image-mean metrics, per-image values."""
+
+    loss: float
+    loss_terms: dict[str, float]
+    metrics: dict[str, float]
+    metrics_image_mean: dict[str, float]
+    per_image_abs_rel: list[float]
+    per_image_loss: list[float]
+    per_image_abs_rel_median_scaled: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "loss": self.loss,
+            "loss_terms": self.loss_terms,
+            "metrics": self.metrics,
+            "metrics_image_mean": self.metrics_image_mean,
+            "per_image_abs_rel": self.per_image_abs_rel,
+            "per_image_loss": self.per_image_loss,
+            "per_image_abs_rel_median_scaled": self.per_image_abs_rel_median_scaled,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PredictorScore":
+        return cls(**data)
+
+
+@dataclass
+class HeldOutScore:
+    """A model and the per-image-median constant predictor scored identically on the same held-out images."""
+
+    dataset: str
+    split: str
+    n_images: int
+    depth_range: tuple[float, float]
+    model: PredictorScore
+    constant: PredictorScore
+    ratio: Estimate
+    learned: Verdict
+    scale_matched_ratio: Estimate
+    structure_learned: Verdict
+    method: str = field(default="")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "n_images": self.n_images,
+            "depth_range": list(self.depth_range),
+            "method": self.method,
+            "loss": SCORE_LOSS,
+            "model": self.model.to_json(),
+            "constant_median": self.constant.to_json(),
+            "abs_rel_ratio": self.ratio.to_json(),
+            "learned": self.learned.to_json(),
+            "rule": LEARNED_RULE,
+            "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json(),
+            "structure_learned": self.structure_learned.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "HeldOutScore":
+        return cls(
+            dataset=data["dataset"],
+            split=data["split"],
+            n_images=data["n_images"],
+            depth_range=tuple(data["depth_range"]),
+            model=PredictorScore.from_json(data["model"]),
+            constant=PredictorScore.from_json(data["constant_median"]),
+            ratio=Estimate.from_json(data["abs_rel_ratio"]),
+            learned=Verdict.from_json(data["learned"]),
+            scale_matched_ratio=Estimate.from_json(data["scale_matched_abs_rel_ratio"]),
+            structure_learned=Verdict.from_json(data["structure_learned"]),
+            method=data.get("method", ""),
+        )
+
+
+def constant_median_prediction(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each image filled with the median of its own ground truth over ``mask``: ``[B,1,h,w]`` -> ``[B,1,h,w]``.
+
+    An image without a scored pixel gets 1 m (it is never scored).  The median is NumPy's (mean of the
+    middle two).
+    """
+    out = torch.ones_like(depth)
+    for i in range(depth.shape[0]):
+        values = depth[i][mask[i]]
+        if values.numel():
+            out[i] = torch.quantile(values.double(), 0.5).to(depth.dtype)
+    return out
+
+
+class _Scorer:
+    """Accumulates one predictor's per-image loss and metrics over batches."""
+
+    def __init__(self, loss_fn: Any, max_depth: float) -> None:
+        self.loss_fn, self.max_depth = loss_fn, max_depth
+        self.metrics = MetricAccumulator()
+        self.losses: list[float] = []
+        self.terms: dict[str, float] = {}
+        self.abs_rel: list[float] = []
+        self.abs_rel_scaled: list[float] = []
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, bounds: tuple[float, float]) -> None:
+        """``pred`` metres (already clipped), ``gt``, ``mask`` ``[B,1,h,w]``; images without scored pixels skipped."""
+        per_image = self.metrics.update(pred, gt, mask)
+        scaled = clip_depth(
+            pred * median_ratios(pred, gt, mask).nan_to_num(1.0).to(pred.dtype).view(-1, 1, 1, 1), bounds
+        )
+        for i, m in enumerate(per_image):
+            if m is None:
+                continue
+            self.abs_rel.append(m["abs_rel"])
+            self.abs_rel_scaled.append(float(((scaled[i] - gt[i]).abs() / gt[i])[mask[i]].double().mean()))
+            out = self.loss_fn(
+                self.max_depth / pred[i : i + 1],
+                gt[i : i + 1],
+                mask[i : i + 1],
+                output_space="depthnorm",
+                max_depth=self.max_depth,
+            )
+            self.losses.append(float(out.total))
+            for name, value in out.terms.items():
+                self.terms[name] = self.terms.get(name, 0.0) + float(value)
+
+    def result(self) -> PredictorScore:
+        n = len(self.losses)
+        return PredictorScore(
+            loss=sum(self.losses) / n,
+            loss_terms={k: v / n for k, v in self.terms.items()},
+            metrics=self.metrics.pooled(),
+            metrics_image_mean=self.metrics.image_mean(),
+            per_image_abs_rel=list(self.abs_rel),
+            per_image_loss=list(self.losses),
+            per_image_abs_rel_median_scaled=list(self.abs_rel_scaled),
+        )
+
+
+def learned_verdict(
+    model_abs_rel: Sequence[float],
+    constant_abs_rel: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[Estimate, Verdict]:
+    """:data:`LEARNED_RULE` for one run: per-image abs_rel of the model and of the constant predictor.
+
+    >>> ratio, verdict = learned_verdict([0.1, 0.12, 0.09, 0.11], [0.3, 0.28, 0.33, 0.31])
+    >>> verdict.verdict, round(ratio.mean, 3)
+    ('learned', 0.344)
+    """
+    ratio = paired_bootstrap_ratio(model_abs_rel, constant_abs_rel, resamples=resamples, seed=seed)
+    return ratio, decide(ratio, threshold=LEARNED_FRACTION, below="learned", above="not learned")
+
+
+def structure_verdict(ratio: Estimate) -> Verdict:
+    """The same threshold on the scale-matched ratio: the model's depth structure beats a flat map at equal scale."""
+    return decide(ratio, threshold=LEARNED_FRACTION, below="structure learned", above="no structure learned")
+
+
+def learned_over_seeds(ratios: Sequence[float]) -> Verdict:
+    """:data:`LEARNED_RULE` over seeds: each seed's abs_rel ratio (model / constant), Student t over seeds.
+
+    >>> learned_over_seeds([0.52, 0.55, 0.5]).verdict, learned_over_seeds([0.7, 0.95, 0.6]).verdict
+    ('learned', 'inconclusive')
+    """
+    return decide(seed_interval(ratios), threshold=LEARNED_FRACTION, below="learned", above="not learned")
+
+
+def score_predictions(
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    bounds: tuple[float, float],
+    loss_fn: Any,
+    max_depth: float,
+) -> tuple[PredictorScore, PredictorScore]:
+    """(model, constant) scores of ``(pred metres, gt, valid)`` batches ``[B,1,h,w]``: the pure part of the score.
+
+    ``pred`` is clipped to ``bounds`` here; scored pixels are valid with ``bounds[0] <= gt <= bounds[1]``.
+    """
+    model, constant = _Scorer(loss_fn, max_depth), _Scorer(loss_fn, max_depth)
+    low, high = bounds
+    for pred, gt, valid in batches:
+        mask = valid.bool() & (gt >= low) & (gt <= high)
+        model.update(clip_depth(pred, bounds), gt, mask, bounds)
+        constant.update(constant_median_prediction(gt, mask), gt, mask, bounds)
+    if not model.losses:
+        raise ProbeError("held-out score: no image has a valid ground-truth pixel inside the protocol's range")
+    return model.result(), constant.result()
+
+
+@torch.no_grad()
+def held_out_score(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> HeldOutScore:
+    """Score ``model`` and the per-image-median constant predictor on every item of ``dataset`` (see module doc).
+
+    ``dataset`` is a :mod:`probe.data` dataset (items with ``image``, ``depth``, ``valid``; ``.info``).  The model
+    is put in eval mode.  ``resamples``/``seed`` set the bootstrap of the learned verdict.
+    """
+    from probe.evaluate import predict_depth
+
+    info = getattr(dataset, "info", None)
+    if info is None:
+        raise ProbeError("held-out score: the dataset has no .info (protocol range unknown)")
+    bounds = depth_range(info)
+    loss_fn = build_loss(SCORE_LOSS, **dataset_loss_options(SCORE_LOSS, info))
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+
+    def batches() -> Any:
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            gt, valid = batch["depth"].float(), batch["valid"].bool()
+            pred = predict_depth(
+                model, batch["image"].to(dev), max_depth=info.max_depth, size=tuple(gt.shape[-2:]), clip=bounds
+            ).cpu()
+            yield pred, gt, valid
+
+    scored, constant = score_predictions(batches(), bounds=bounds, loss_fn=loss_fn, max_depth=info.max_depth)
+    ratio, verdict = learned_verdict(
+        scored.per_image_abs_rel, constant.per_image_abs_rel, resamples=resamples, seed=seed
+    )
+    scale_matched = paired_bootstrap_ratio(
+        scored.per_image_abs_rel_median_scaled, constant.per_image_abs_rel, resamples=resamples, seed=seed
+    )
+    return HeldOutScore(
+        dataset=info.name,
+        split=getattr(dataset, "split", "unknown"),
+        n_images=len(scored.per_image_loss),
+        depth_range=bounds,
+        model=scored,
+        constant=constant,
+        ratio=ratio,
+        learned=verdict,
+        scale_matched_ratio=scale_matched,
+        structure_learned=structure_verdict(scale_matched),
+        method=(
+            f"eval-mode finest output in metres at the ground truth's resolution, clipped to "
+            f"[{bounds[0]:g}, {bounds[1]:g}] m; valid pixels with ground truth in that range; "
+            f"{SCORE_LOSS} loss per image (SSIM range max/min depth), metrics pooled over pixels and "
+            "averaged over images"
+        ),
+    )

@@ -1,0 +1,348 @@
+"""Verdict rules as pure functions of recorded numbers, each calibrated on :mod:`probe.controls`.
+
+Nothing here trains or reads files: every rule takes what an analysis recorded
+and returns its verdict with the numbers behind it, so the same rule runs on a
+control in the tests and on a real model in a study.
+
+Gradients (:func:`vanishing_gradients`), one sentence (:data:`GRADIENT_RULE`):
+a layer's gradient vanishes when its gradient-to-weight ratio ``|g| / |w|``
+(median over the recorded steps) is below ``1e-4`` of the median ratio over the
+model's layers.  Dividing by the layer's own weight norm makes the measure
+dimensionless (the relative change one SGD step of unit learning rate would
+make) and independent of layer size; comparing with the model's own median
+cancels the scale of the loss.  Calibration (``python3 bench/gradient_rule.py
+--width 0.0625 --steps 150 --lr 3e-3``): the 24-layer sigmoid control spreads
+over 20.6 decades and 7 of its layers (those nearest the input) fall below the
+threshold; the residual GroupNorm control of the same depth (min 0.02 x its
+median), DenseDepth (347 layers, min 0.026 x) and PackNet B / C (102 layers,
+min 0.0069 x and 0.07 x) have none, where the old size-normalised rule flagged
+56, 45 and 76 of their layers.
+
+Packing (:func:`packing_comparison`): packing and max-pool autoencoders are
+compared only at matched size (parameters within :data:`PARAM_TOLERANCE`, or
+max-pool's PSNR interpolated on its PSNR-vs-log-parameters line between two
+runs that bracket the packing run's size) and only when every run involved has
+converged by :func:`plateaued`; the rest is listed as unmatched or unconverged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from probe.errors import ProbeError
+from probe.stats import Estimate, Verdict, decide, seed_interval
+
+__all__ = [
+    "EXPLODE_ABOVE",
+    "GRADIENT_RULE",
+    "NEAR_LOSSLESS_MSE",
+    "PACKING_RULE",
+    "PARAM_TOLERANCE",
+    "PLATEAU_RULE",
+    "VANISH_BELOW",
+    "Convergence",
+    "GradientVerdict",
+    "LayerRecord",
+    "PerStep",
+    "PackingComparison",
+    "PackingRun",
+    "gradient_weight_ratio",
+    "packing_comparison",
+    "plateaued",
+    "vanishing_gradients",
+]
+
+# -- gradients ------------------------------------------------------------------------------------
+
+VANISH_BELOW = 1e-4
+EXPLODE_ABOVE = 1e4
+GRADIENT_RULE = (
+    "A layer's gradient vanishes when its gradient-to-weight ratio |g|/|w| (median over the recorded steps) is "
+    f"below {VANISH_BELOW:g} of the median ratio over the model's layers, and explodes when a gradient is "
+    f"non-finite or the ratio exceeds {EXPLODE_ABOVE:g} times the median ratio of the layers executed after it "
+    "(gradients flow back from the output, so growth is measured against what arrives from there)."
+)
+
+
+class PerStep(Protocol):
+    """A quantity recorded at every step (``analyses.gradients.StepSeries`` is one)."""
+
+    per_step: list[float]
+
+
+class LayerRecord(Protocol):
+    """What the rule reads of one layer (``analyses.gradients.LayerGradients`` has these)."""
+
+    name: str
+    grad_norm: PerStep
+    weight_norm: PerStep
+
+
+@dataclass
+class GradientVerdict:
+    """Per-layer ratios (execution order), the model's median ratio, and the layers each side of the rule."""
+
+    ratios: list[float]
+    median_ratio: float
+    vanishing: list[str]
+    exploding: list[str]
+    spread_decades: float
+    rule: str = GRADIENT_RULE
+
+    @property
+    def verdict(self) -> str:
+        """``"vanishing"``, ``"exploding"``, ``"both"`` or ``"healthy"``."""
+        if self.vanishing and self.exploding:
+            return "both"
+        return "vanishing" if self.vanishing else "exploding" if self.exploding else "healthy"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "verdict": self.verdict}
+
+
+def gradient_weight_ratio(layer: LayerRecord) -> float:
+    """Median over the recorded steps of ``|g| / |w|`` (steps with a zero weight norm skipped); NaN if none."""
+    g = np.asarray(layer.grad_norm.per_step, dtype=np.float64)
+    w = np.asarray(layer.weight_norm.per_step, dtype=np.float64)
+    if g.shape != w.shape:
+        raise ProbeError(f"gradient rule: layer {layer.name} has {g.size} gradient norms and {w.size} weight norms")
+    keep = np.isfinite(g) & np.isfinite(w) & (w > 0)
+    return float(np.median(g[keep] / w[keep])) if keep.any() else math.nan
+
+
+def _median_after(ratios: list[float], index: int) -> float:
+    """Median of the finite, positive ratios after ``index`` (inf when there are none: nothing to grow from)."""
+    later = [r for r in ratios[index + 1 :] if math.isfinite(r) and r > 0]
+    return float(np.median(later)) if later else math.inf
+
+
+def vanishing_gradients(
+    layers: Sequence[LayerRecord], *, vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE
+) -> GradientVerdict:
+    """:data:`GRADIENT_RULE` on per-layer gradient and weight norms, layers in execution order."""
+    if not layers:
+        raise ProbeError("gradient rule: no layer was recorded")
+    ratios = [gradient_weight_ratio(layer) for layer in layers]
+    finite = np.asarray([r for r in ratios if math.isfinite(r) and r > 0], dtype=np.float64)
+    median = float(np.median(finite)) if finite.size else math.nan
+    nonfinite = [not np.all(np.isfinite(layer.grad_norm.per_step)) for layer in layers]
+    exploding = [
+        layer.name
+        for i, (layer, r, bad) in enumerate(zip(layers, ratios, nonfinite))
+        if bad or r > explode_above * _median_after(ratios, i)
+    ]
+    vanishing = [
+        layer.name
+        for layer, r, bad in zip(layers, ratios, nonfinite)
+        if not bad and math.isfinite(median) and r < vanish_below * median
+    ]
+    spread = float(np.log10(finite.max() / finite.min())) if finite.size else math.nan
+    return GradientVerdict(
+        ratios=ratios, median_ratio=median, vanishing=vanishing, exploding=exploding, spread_decades=spread
+    )
+
+
+# -- convergence ----------------------------------------------------------------------------------
+
+PLATEAU_TAIL = 0.2
+PLATEAU_BELOW = 0.02
+PLATEAU_RULE = (
+    f"converged when, over the last {PLATEAU_TAIL:.0%} of the steps, the mean training loss of the final quarter "
+    f"is at most {PLATEAU_BELOW:.0%} below that of the first quarter, or already at or below the stated floor "
+    "(where nothing that matters is left to gain)"
+)
+
+
+@dataclass
+class Convergence:
+    """Whether a loss curve has plateaued by :data:`PLATEAU_RULE`, and the improvement it measured."""
+
+    converged: bool
+    relative_improvement: float
+    final_loss: float
+    floor: float
+    steps: int
+    rule: str = PLATEAU_RULE
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plateaued(
+    losses: Sequence[float], *, tail: float = PLATEAU_TAIL, below: float = PLATEAU_BELOW, floor: float = 0.0
+) -> Convergence:
+    """:data:`PLATEAU_RULE` on per-step training losses (at least 8 steps in the tail window).
+
+    ``floor``: a final loss at or below it counts as converged however fast it still falls (a near-lossless
+    autoencoder halving an MSE of 1e-5 has nothing left to gain that matters).
+
+    >>> plateaued([1.0 / (1 + t) for t in range(100)]).converged, plateaued([1.0] * 100).converged
+    (False, True)
+    """
+    arr = np.asarray([x for x in losses if math.isfinite(x)], dtype=np.float64)
+    window = arr[len(arr) - max(8, int(round(tail * len(arr)))) :] if arr.size else arr
+    if window.size < 8:
+        raise ProbeError(f"plateau rule: needs at least 8 finite losses, got {arr.size}")
+    quarter = max(2, window.size // 4)
+    first, last = float(window[:quarter].mean()), float(window[-quarter:].mean())
+    improvement = (first - last) / abs(first) if first != 0 else 0.0
+    return Convergence(
+        converged=improvement <= below or last <= floor,
+        relative_improvement=improvement,
+        final_loss=last,
+        floor=floor,
+        steps=int(arr.size),
+    )
+
+
+# -- packing --------------------------------------------------------------------------------------
+
+PARAM_TOLERANCE = 0.25
+#: Reconstruction MSE (images in [0, 1]) at 35 dB PSNR: below it an autoencoder counts as converged.
+NEAR_LOSSLESS_MSE = 10 ** (-35 / 10)
+PACKING_RULE = (
+    "Packing autoencoders (architectures named pack*) are compared with max-pool + bilinear at the same number of "
+    f"levels and matched size: a max-pool run within {PARAM_TOLERANCE:.0%} of the packing run's parameters, or "
+    "max-pool's PSNR interpolated linearly in log(parameters) between two max-pool runs that bracket it; a run "
+    f"whose training loss has not plateaued (over the last {PLATEAU_TAIL:.0%} of steps it still fell by more than "
+    f"{PLATEAU_BELOW:.0%}, "
+    "and its MSE is above that of 35 dB) is left out and reported as unconverged. Per level, the PSNR "
+    "difference (packing - max-pool) over seeds gives a verdict only when its 95% interval excludes 0 dB."
+)
+
+
+@dataclass
+class PackingRun:
+    """One trained autoencoder: architecture, levels, size, held-out PSNR per seed and training losses per seed."""
+
+    arch: str
+    levels: int
+    params: int
+    macs: int
+    psnr: list[float]
+    losses: list[list[float]] = field(default_factory=list)
+
+    @property
+    def is_packing(self) -> bool:
+        return self.arch.startswith("pack")
+
+
+@dataclass
+class LevelComparison:
+    """The matched comparison at one level (``difference`` is None when nothing could be compared)."""
+
+    levels: int
+    packing: str
+    packing_params: int
+    reference: str
+    difference: Estimate | None
+    verdict: Verdict | None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "levels": self.levels,
+            "packing": self.packing,
+            "packing_params": self.packing_params,
+            "reference": self.reference,
+            "note": self.note,
+            "difference_db": self.difference.to_json() if self.difference else None,
+            "verdict": self.verdict.to_json() if self.verdict else None,
+        }
+
+
+@dataclass
+class PackingComparison:
+    """Every level's matched comparison, the runs left out, and the overall verdict."""
+
+    levels: list[LevelComparison]
+    unconverged: list[str]
+    verdict: str
+    rule: str = PACKING_RULE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "rule": self.rule,
+            "unconverged": self.unconverged,
+            "levels": [c.to_json() for c in self.levels],
+        }
+
+
+def _converged(run: PackingRun) -> bool:
+    return bool(run.losses) and all(plateaued(curve, floor=NEAR_LOSSLESS_MSE).converged for curve in run.losses)
+
+
+def _reference_psnr(run: PackingRun, pools: list[PackingRun]) -> tuple[list[float], str] | None:
+    """Max-pool PSNR per seed at ``run``'s size: a matched run, or interpolation between two bracketing runs."""
+    matched = [p for p in pools if abs(p.params - run.params) <= PARAM_TOLERANCE * run.params]
+    if matched:
+        best = min(matched, key=lambda p: abs(math.log(p.params / run.params)))
+        return best.psnr, f"{best.arch} with {best.params:,} parameters"
+    below = [p for p in pools if p.params < run.params]
+    above = [p for p in pools if p.params > run.params]
+    if not below or not above:
+        return None
+    lo, hi = max(below, key=lambda p: p.params), min(above, key=lambda p: p.params)
+    t = (math.log(run.params) - math.log(lo.params)) / (math.log(hi.params) - math.log(lo.params))
+    psnr = [(1 - t) * a + t * b for a, b in zip(lo.psnr, hi.psnr)]
+    return psnr, f"{lo.arch} interpolated between {lo.params:,} and {hi.params:,} parameters"
+
+
+def packing_comparison(runs: Sequence[PackingRun], *, reference: str = "maxpool") -> PackingComparison:
+    """:data:`PACKING_RULE` on autoencoder runs (PSNR per seed, in the same seed order for every run)."""
+    unconverged = [f"{r.arch}@{r.levels} ({r.params:,} parameters)" for r in runs if not _converged(r)]
+    comparisons = []
+    for run in sorted((r for r in runs if r.is_packing), key=lambda r: (r.levels, r.arch, r.params)):
+        pools = [p for p in runs if p.arch == reference and p.levels == run.levels and _converged(p)]
+        if not _converged(run):
+            comparisons.append(
+                LevelComparison(
+                    run.levels,
+                    run.arch,
+                    run.params,
+                    reference,
+                    None,
+                    None,
+                    "unconverged: training loss had not plateaued",
+                )
+            )
+            continue
+        found = _reference_psnr(run, pools)
+        if found is None:
+            sizes = ", ".join(f"{p.params:,}" for p in sorted(pools, key=lambda p: p.params)) or "none converged"
+            comparisons.append(
+                LevelComparison(
+                    run.levels,
+                    run.arch,
+                    run.params,
+                    reference,
+                    None,
+                    None,
+                    f"unmatched: no {reference} run of comparable size ({sizes})",
+                )
+            )
+            continue
+        psnr, label = found
+        if len(psnr) != len(run.psnr):
+            raise ProbeError(f"packing rule: {run.arch}@{run.levels} has {len(run.psnr)} seeds, {label} {len(psnr)}")
+        diff = seed_interval([a - b for a, b in zip(run.psnr, psnr)])
+        verdict = decide(diff, above="packing better", below="packing worse")
+        comparisons.append(LevelComparison(run.levels, run.arch, run.params, label, diff, verdict))
+    decided = [c.verdict.verdict for c in comparisons if c.verdict is not None and c.verdict.conclusive]
+    compared = [c for c in comparisons if c.verdict is not None]
+    if not compared:
+        overall = "inconclusive: no converged packing run has a converged max-pool run of matched size"
+    elif len(decided) < len(compared):
+        overall = "inconclusive: at some matched level the difference is within the seeds' spread"
+    elif all(v == "packing better" for v in decided):
+        overall = "yes"
+    elif all(v == "packing worse" for v in decided):
+        overall = "no"
+    else:
+        overall = "partly"
+    return PackingComparison(levels=comparisons, unconverged=unconverged, verdict=overall)
