@@ -66,6 +66,7 @@ from probe.report.document import AnswerBlock, Block, Paragraph, Section, Table,
 from probe.report.sections import SECTIONS
 from probe.results import Result, register_result
 from probe.seeding import check_seed
+from probe.stats import Estimate, decide, paired_difference
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
 from probe.training.checkpoint import has_checkpoint, latest_checkpoint, read_state
 
@@ -277,6 +278,13 @@ class Interval:
         std = statistics.stdev(values)
         half = _t95(len(values) - 1) * std / math.sqrt(len(values))
         return cls(mean, std, mean - half, mean + half, len(values))
+
+    def estimate(self) -> Estimate:
+        """The same numbers as a :class:`probe.stats.Estimate`, for :func:`probe.stats.decide`."""
+        has = self.n >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+        method = f"student_t_95 over {self.n} seeds" if has else f"{self.n} seed(s): no interval"
+        std = self.std if math.isfinite(self.std) else None
+        return Estimate(self.mean, std, self.n, self.low if has else None, self.high if has else None, method, "seeds")
 
 
 def _t95(dof: int) -> float:
@@ -653,14 +661,16 @@ def _interval_text(interval: Interval, digits: int = 3) -> str:
 
 
 def band_verdict(interval: Interval, band: tuple[float, float] = METRIC_BAND) -> str:
-    """yes: the 95 % interval lies inside ``band``; no: entirely outside; inconclusive: crosses it or n < 2."""
-    if interval.n < 2 or not (math.isfinite(interval.low) and math.isfinite(interval.high)):
-        return "inconclusive"
-    if band[0] <= interval.low and interval.high <= band[1]:
+    """yes: the 95 % interval lies inside ``band``; no: entirely outside; inconclusive: crosses it or n < 2.
+
+    Both bounds are decided by :func:`probe.stats.decide`, the one verdict rule.
+    """
+    estimate = interval.estimate()
+    lower = decide(estimate, above="above", below="below", threshold=band[0]).verdict
+    upper = decide(estimate, above="above", below="below", threshold=band[1]).verdict
+    if lower == "above" and upper == "below":
         return "yes"
-    if interval.high < band[0] or interval.low > band[1]:
-        return "no"
-    return "inconclusive"
+    return "no" if "below" == lower or "above" == upper else "inconclusive"
 
 
 def _condition_label(c: ConditionSummary) -> str:
@@ -744,10 +754,8 @@ def packnet_vs_densedepth_answer(result: SelfSupervisedStudyResult) -> Answer:
                 interval = Interval.of(diffs)
                 floor = Interval.of(constant).mean
                 learnt = min(Interval.of(pa).mean, Interval.of(da).mean) < floor
-                if interval.n < 2 or not learnt or not math.isfinite(interval.low):
-                    verdict = "inconclusive"
-                else:
-                    verdict = "yes" if interval.high < 0 else "no" if interval.low > 0 else "inconclusive"
+                difference = paired_difference(pa, da)  # PackNet minus DenseDepth, seed by seed
+                verdict = decide(difference, above="no", below="yes").verdict if learnt else "inconclusive"
                 label = NO_VELOCITY_LABEL if weight == 0 else f"velocity {weight:g}, clean"
                 verdicts.append(verdict)
                 parts.append(
