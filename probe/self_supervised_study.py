@@ -642,7 +642,8 @@ BEATS_RULE = (
     "its 95 % t-interval over the paired seeds. Yes when the interval lies below 0 in every condition, no when it lies "
     "above 0 in every condition, partly when the conditions disagree, inconclusive otherwise: an interval holding 0, "
     "fewer than two paired seeds, or neither model beating the median-scaled constant predictor (then neither has "
-    "learnt depth and the comparison says nothing)."
+    "learnt depth and the comparison says nothing). A model that does not beat that predictor is named in the answer: "
+    "a win over it says more about its training than about the architectures."
 )
 
 
@@ -753,16 +754,21 @@ def packnet_vs_densedepth_answer(result: SelfSupervisedStudyResult) -> Answer:
                     continue
                 interval = Interval.of(diffs)
                 floor = Interval.of(constant).mean
-                learnt = min(Interval.of(pa).mean, Interval.of(da).mean) < floor
+                below_floor = [m for m, v in ((p, pa), (d, da)) if Interval.of(v).mean < floor]
                 difference = paired_difference(pa, da)  # PackNet minus DenseDepth, seed by seed
-                verdict = decide(difference, above="no", below="yes").verdict if learnt else "inconclusive"
+                verdict = decide(difference, above="no", below="yes").verdict if below_floor else "inconclusive"
                 label = NO_VELOCITY_LABEL if weight == 0 else f"velocity {weight:g}, clean"
                 verdicts.append(verdict)
-                parts.append(
-                    f"{p} minus {d}, {label}: {_interval_text(interval)} ({verdict}"
-                    + ("" if learnt else ", neither beats the constant predictor")
-                    + ")"
+                # a win over a model that learnt no depth says little about the architectures: say so
+                unlearnt = [m for m in (p, d) if m not in below_floor]
+                note = (
+                    ", neither beats the constant predictor"
+                    if not below_floor
+                    else f", {' and '.join(unlearnt)} does not beat the constant predictor"
+                    if unlearnt
+                    else ""
                 )
+                parts.append(f"{p} minus {d}, {label}: {_interval_text(interval)} ({verdict}{note})")
                 evidence.append(
                     {
                         "condition": label,

@@ -109,6 +109,12 @@ def test_models_that_do_not_beat_the_constant_predictor_are_not_compared():
     assert answer.verdict == "inconclusive" and "neither beats the constant predictor" in answer.sentence
 
 
+def test_a_win_over_a_model_that_learnt_no_depth_names_it():
+    # PackNet beats the constant predictor's 0.25, DenseDepth does not: the verdict stands, with the caveat
+    answer = packnet_vs_densedepth_answer(_model_study([0.10, 0.115, 0.12], [0.26, 0.27, 0.25]))
+    assert answer.verdict == "yes" and "densedepth does not beat the constant predictor" in answer.sentence
+
+
 def test_a_study_of_one_architecture_cannot_compare():
     assert packnet_vs_densedepth_answer(_scale_study([1.0, 1.0])).verdict == "inconclusive"
 
