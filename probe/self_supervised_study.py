@@ -215,6 +215,9 @@ class SelfSupervisedStudyConfig:
     device: str = device_option()
     workers: int = option(0, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    checkpoint_every: int | None = option(
+        None, help="also keep each run's checkpoint every N steps (a killed study resumes from the last one)"
+    )
     quick: bool = option(False, flag="--quick", help="the CPU recipe (QUICK) for every setting left at its default")
     out: Path = out_option(Path("runs/self-supervised"))
 
@@ -450,6 +453,7 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     smoothness_weight=config.smoothness_weight,
                     pose_width=config.pose_width,
                     pose_lr=config.pose_lr,
+                    checkpoint_every=config.checkpoint_every,
                     out=run_dir,
                     resume=has_checkpoint(run_dir),
                 )

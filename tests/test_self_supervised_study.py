@@ -31,6 +31,8 @@ def test_the_matrix_has_a_run_without_velocity_and_one_per_noise_level_per_model
     assert first[0].train.dataset_options == {} and first[2].train.dataset_options["velocity_noise"] == 0.2
     assert all(r.train.objective == "self_supervised" and r.train.seed == r.seed for r in runs)
     assert len({r.id for r in runs}) == len(runs)
+    assert all(r.train.checkpoint_every is None for r in runs)
+    assert {r.train.checkpoint_every for r in study_runs(_config(tmp_path, checkpoint_every=50))} == {50}
     only_velocity = study_runs(_config(tmp_path, include_no_velocity=False))
     assert [r.velocity_weight for r in only_velocity] == [0.1, 0.1]
 
