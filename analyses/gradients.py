@@ -40,6 +40,7 @@ import torch.nn as nn
 from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.errors import ProbeError
+from probe.models.spec import file_safe_name
 from probe.options import out_option
 from probe.report.answers import QUESTIONS, Answer, fmt, is_packnet
 from probe.report.collect import Results
@@ -328,7 +329,9 @@ class GradientsResult(Result):
     rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
-        written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{m.name}.png") for m in self.models]
+        written = [
+            heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in self.models
+        ]
         written.append(depth_figure(self.models, out_dir / "gradients_depth.png"))
         return written
 

@@ -22,7 +22,7 @@ from typing import Callable, TypeVar
 from probe.errors import ProbeError
 from probe.io import ensure_dir
 from probe.limits import check_width
-from probe.models.spec import resolve_spec
+from probe.models.spec import file_safe_name, resolve_spec
 from probe.options import (
     check_positive,
     data_root_option,
@@ -93,7 +93,7 @@ class TrainingRuns:
                 batch_size=self.batch_size,
                 device=self.device,
                 seed=self.seed,
-                out=workdir / name,
+                out=workdir / file_safe_name(name),
             )
             for name in self.models
         ]
