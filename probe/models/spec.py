@@ -170,7 +170,7 @@ def _entry_point_spec(spec: str) -> ResolvedSpec:
         plugins = sorted({e.name for e in entry_point_models()})
         known = ", ".join(list_models() + plugins)
         raise ProbeError(
-            f"unknown model {spec!r}; expected one of: {known}; or a SPEC package.module:factory "
+            f"--model: unknown model {spec!r}; expected one of: {known}; or a SPEC package.module:factory "
             "or path/to/file.py:factory"
         )
     values = sorted({ep.value for ep in matches})

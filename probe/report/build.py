@@ -48,7 +48,7 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
             not_run.append(reason or f"{entry.description} (its results hold nothing to show)")
     answers, failures = _guarded(answer_all, results, "summary")
     rows = [
-        {"question": question, "answer": answer.verdict, "why": answer.sentence}
+        {"question": answer.question or question, "answer": answer.verdict, "why": answer.sentence}
         for _, question, answer in (answers or [])
         if answer is not None
     ]
