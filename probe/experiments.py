@@ -595,8 +595,8 @@ def capacity_cost(results: Results) -> Answer | None:
         p = m.params / max(base.params, 1)
         c = m.macs / max(base.macs, 1)
         lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
-        lat = f", {lm / lb:.1f}x the training-step latency" if lb and lm else ""
-        parts.append(f"{m.name} has {p:.1f}x the parameters and {c:.1f}x the MACs{lat}")
+        lat = f", {_times(lm / lb)}x the training-step latency" if lb and lm else ""
+        parts.append(f"{m.name} has {_times(p)}x the parameters and {_times(c)}x the MACs{lat}")
     sentence = "; ".join(parts) + f" of {base.name}"
     experiments = results.first(SeedStudyResult)
     losses = _experiment_losses(experiments)
@@ -610,6 +610,11 @@ def capacity_cost(results: Results) -> Answer | None:
                 f"{fmt(min(base_losses))} ({'better' if better else 'worse'})"
             )
     return Answer(question, "measured", sentence + ".", COST_RULE, evidence)
+
+
+def _times(ratio: float) -> str:
+    """A ratio for "N x the ...": one decimal from 1 up, two significant digits below (0.02x, not 0.0x)."""
+    return f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"
 
 
 def _experiment_losses(doc: SeedStudyResult | None) -> dict[str, float]:

@@ -114,7 +114,7 @@ def autoencoder(pack_psnr: list[float], pool_psnr: list[float]) -> AutoencoderRe
         runs += [autoencoder_run("pack3d", level, p), autoencoder_run("maxpool", level, q)]
     config = AutoencoderConfig(archs=["pack3d", "maxpool"], levels=list(range(1, len(pack_psnr) + 1)))
     return AutoencoderResult(config=config, device="cpu", input_size=(32, 32), metrics_on="synthetic test split",
-                             architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs)
+                             architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs, roles=roles([]))
 
 
 # -- complexity, experiments: the published parameter counts, latencies given ------------------
