@@ -498,6 +498,7 @@ def experiments_section(results: Results) -> Section | None:
                 "experiment": e.id,
                 "title": e.title,
                 "model": e.model,
+                **doc.roles.evidence(e.model),
                 "params": e.params,
                 "mean epoch loss": e.mean_epoch_loss,
                 "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,

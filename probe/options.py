@@ -92,7 +92,7 @@ def out_option(default: Path | None = None) -> Any:
 
 def model_options_option(scoped: bool = False) -> Any:
     """``--model-option KEY=VALUE``; with ``scoped`` (commands naming several models) also ``MODEL:KEY=VALUE``."""
-    scope = "; MODEL:KEY=VALUE reaches only that --model/--baseline" if scoped else ""
+    scope = " for every --model; MODEL:KEY=VALUE for that --model or --baseline only" if scoped else ""
     return option(
         default_factory=dict,
         flag="--model-option",

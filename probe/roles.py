@@ -177,10 +177,13 @@ class ModelSelection:
         return list(self.models) + list(self.baselines)
 
     def options_for(self, model: str) -> dict[str, Any]:
-        """The ``--model-option``s that reach ``model`` (unscoped ones and its own ``MODEL:KEY``)."""
-        from probe.options import options_for
+        """The ``--model-option``s that reach ``model``: its own ``MODEL:KEY`` ones and, for a ``--model``, every
+        unscoped ``KEY`` (a ``--baseline`` keeps its defaults unless an option names it)."""
+        from probe.options import options_for, split_scoped_key
 
-        return options_for(model, self.model_options)
+        if model in self.models:
+            return options_for(model, self.model_options)
+        return {split_scoped_key(k)[1]: v for k, v in self.model_options.items() if split_scoped_key(k)[0] == model}
 
     def roles(self, names: Mapping[str, str] | None = None) -> Roles:
         return assign_roles(self.models, self.baselines, {m: self.options_for(m) for m in self.compared()}, names)
