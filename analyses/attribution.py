@@ -277,7 +277,7 @@ class LoadedModel:
 
 
 def load_models(config: "AttributionConfig", device: torch.device) -> list[LoadedModel]:
-    """Models at seeded random init (``--model``, ``--baseline``: zoo names or SPECs) and trained runs (``--checkpoint``)."""
+    """Models at seeded random init (``--model``, ``--baseline``: zoo names or SPECs) and runs (``--checkpoint``)."""
     from probe.training import load_checkpoint
 
     loaded = []

@@ -60,17 +60,17 @@ from probe.errors import ProbeError, ShapeError, one_line, warn
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
 from probe.limits import check_width
 from probe.models import build_model, check_options
-from probe.models.contract import ModelAdapter
-from probe.models.spec import resolve_spec
 from probe.models.common import finest_scale, pad_to_multiple
+from probe.models.contract import ModelAdapter
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
+from probe.models.spec import resolve_spec
 from probe.ops import pack, unpack
 from probe.options import (
+    check_model_options,
     check_positive,
     data_root_option,
     dataset_option,
     device_option,
-    check_model_options,
     input_size_option,
     model_options_option,
     option,
@@ -240,7 +240,9 @@ class EncoderAutoencoder(nn.Module):
         ch[-1] = code[0]
         self.decoder = nn.Sequential(
             *[
-                nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), ConvBlock(ch[i + 1], ch[i], norm))
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), ConvBlock(ch[i + 1], ch[i], norm)
+                )
                 for i in reversed(range(self.levels))
             ]
         )
@@ -551,8 +553,11 @@ class AutoencoderConfig:
             raise ProbeError("--model: the autoencoder trains a model's encoder; name it with --encoder-module PATH")
         if self.encoder_module and not self.models:
             raise ProbeError("--encoder-module: give the model it belongs to with --model SPEC")
-        if self.encoder_module is not None and not all(p.isidentifier() for p in self.encoder_module.split(".")):
-            raise ProbeError(f"--encoder-module: expected a submodule path such as encoder, got {self.encoder_module!r}")
+        parts = (self.encoder_module or "").split(".")
+        if self.encoder_module is not None and not all(p.isidentifier() or p.isdigit() for p in parts):
+            raise ProbeError(
+                f"--encoder-module: expected a submodule path such as encoder, got {self.encoder_module!r}"
+            )
         if len(set(self.models)) != len(self.models):
             raise ProbeError("--model: each model once")
         check_model_options(self.model_options, self.models)
@@ -727,8 +732,10 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     sweep = sorted(set(config.levels) | {levels for _, levels in builders})
     added = sorted(set(sweep) - set(config.levels))
     if added and any(ARCHITECTURES.entry(a).meta["sweeps_levels"] for a in config.archs):
-        warn(f"autoencoder: also training the architectures at {', '.join(map(str, added))} level(s), the depth of "
-             "the --model's encoder, to compare at equal depth")
+        warn(
+            f"autoencoder: also training the architectures at {', '.join(map(str, added))} level(s), the depth of "
+            "the --model's encoder, to compare at equal depth"
+        )
     jobs = [(a, lv) for a in config.archs for lv in levels_for(a, sweep)] + list(builders)
 
     def build(job: tuple[str, int]) -> nn.Module:
@@ -806,8 +813,12 @@ def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
     for ax in axes:
         ax.set_xticks(sorted({r.levels for r in result.runs}))
     sns.move_legend(
-        axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=min(4, len(result.architectures)), title=None,
-        frameon=False
+        axes[0],
+        "upper center",
+        bbox_to_anchor=(1.1, -0.18),
+        ncol=min(4, len(result.architectures)),
+        title=None,
+        frameon=False,
     )
     cfg = result.config
     fig.suptitle(

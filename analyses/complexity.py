@@ -30,7 +30,7 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -440,11 +440,7 @@ def run(config: ComplexityConfig, progress: Progress | None = None) -> Complexit
         if progress is not None and task is not None:
             progress.advance(task)
     return ComplexityResult(
-        config=config,
-        device=str(device),
-        device_name=device_description(device),
-        models=measured,
-        roles=config.roles(),
+        config=config, device=str(device), device_name=device_description(device), models=measured, roles=config.roles()
     )
 
 

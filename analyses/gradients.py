@@ -331,9 +331,7 @@ class GradientsResult(Result):
     rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
-        written = [
-            heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in self.models
-        ]
+        written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in self.models]
         written.append(depth_figure(self.models, out_dir / "gradients_depth.png"))
         return written
 

@@ -25,11 +25,11 @@ from probe.limits import check_width
 from probe.models.spec import file_safe_name
 from probe.options import (
     check_positive,
-    model_options_option,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
     out_option,
     seed_option,

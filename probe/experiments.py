@@ -36,6 +36,7 @@ import numpy as np
 
 from probe.errors import ProbeError
 from probe.limits import check_width
+from probe.models.spec import display_name, file_safe_name
 from probe.options import (
     check_positive,
     data_root_option,
@@ -50,7 +51,6 @@ from probe.options import (
     width_option,
 )
 from probe.registry import Registry
-from probe.models.spec import display_name, file_safe_name
 from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib

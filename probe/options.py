@@ -187,7 +187,7 @@ def parse_data_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def split_scoped_key(key: str) -> tuple[str | None, str]:
-    """``"examples/unet.py:build:max_depth"`` -> ``("examples/unet.py:build", "max_depth")``; ``"skips"`` -> ``(None, ...)``.
+    """``"examples/unet.py:build:max_depth"`` -> ``("examples/unet.py:build", "max_depth")``; ``"skips"``: no scope.
 
     A model option's own name is a Python identifier, so everything before its last colon names the model.
     """

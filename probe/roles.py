@@ -87,8 +87,10 @@ class Roles:
     def seed_comparison(self) -> bool:
         """Zoo models only, the PackNet family under study and nothing else: the seed study's own questions."""
         subjects = self.of(UNDER_STUDY)
-        return bool(subjects) and all(m.family != USER_FAMILY for m in self.models) and all(
-            (m.family == SEED_FAMILY) == (m.role == UNDER_STUDY) for m in self.models
+        return (
+            bool(subjects)
+            and all(m.family != USER_FAMILY for m in self.models)
+            and all((m.family == SEED_FAMILY) == (m.role == UNDER_STUDY) for m in self.models)
         )
 
     def evidence(self, name: str) -> dict[str, str]:
@@ -188,8 +190,11 @@ class ModelSelection:
     def roles(self, names: Mapping[str, str] | None = None) -> Roles:
         return assign_roles(self.models, self.baselines, {m: self.options_for(m) for m in self.compared()}, names)
 
-    def validate_models(self) -> None:
-        """SPECs parse, no model is named twice, every option reaches a model that takes it (factories are loaded)."""
+    def validate_models(self, width: float | None = None) -> None:
+        """SPECs parse, no model is named twice, every option reaches a model that takes it (factories are loaded).
+
+        ``width``: what the models are built at, where the config has no ``width`` of its own.
+        """
         from probe.models import check_options
         from probe.models.spec import resolve_spec
         from probe.options import check_model_options
@@ -204,7 +209,9 @@ class ModelSelection:
             if "width" in options:
                 raise ProbeError("--model-option width: set the channel multiplier with --width")
             try:
-                check_options(name, {"width": self.width, **options})
+                check_options(name, {"width": self.width if width is None else width, **options})
             except ProbeError as exc:
-                hint = "; give an option to one model only as --model-option MODEL:KEY=VALUE" if len(compared) > 1 else ""
+                hint = (
+                    "; give an option to one model only as --model-option MODEL:KEY=VALUE" if len(compared) > 1 else ""
+                )
                 raise ProbeError(f"{exc}{hint}") from None

@@ -156,14 +156,9 @@ class StudyConfig(ModelSelection):
         if (self.baselines or self.model_options or self.encoder_module) and not self.models:
             raise ProbeError("--baseline/--model-option/--encoder-module: they apply to --model SPEC; give it too")
         if self.models:
-            self.validate_models()
+            self.validate_models(width=self.budget.width)
         if not dataset_present(self.dataset, self.data_root):
             raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
-
-    @property
-    def width(self) -> float:
-        """The width every trained model is built at (the budget's)."""
-        return self.budget.width
 
     def comparison(self, zoo: Sequence[str]) -> tuple[list[str], list[str]]:
         """(models, baselines) of a step whose zoo comparison is ``zoo``: the --model(s) against the baselines.

@@ -365,7 +365,8 @@ def _depth_map(item: Any, batch: int, where: str) -> torch.Tensor:
         and item.shape[0] == batch
         and item.shape[1] == 1
     ):
-        got = f"{item.dtype} {list(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
+        # int(): under torch.jit.trace (fvcore's MAC counter) sizes arrive as 0-d tensors
+        got = f"{item.dtype} {[int(n) for n in item.shape]}" if isinstance(item, torch.Tensor) else type(item).__name__
         raise ShapeError(f"{where}: expected a float [B,1,h,w] (or [B,h,w]) with B={batch}, got {got}")
     return item
 

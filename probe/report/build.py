@@ -48,6 +48,7 @@ def report_title(results: Results) -> tuple[str, str]:
     against = f" against {roles.phrase(BASELINE)}" if roles.of(BASELINE) else ""
     return f"probe report: {roles.phrase(UNDER_STUDY)}{against}", "The questions at a glance"
 
+
 T = TypeVar("T")
 
 
