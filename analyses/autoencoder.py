@@ -875,6 +875,15 @@ PACKING_RULE = (
 PACKING_QUESTION = "Does packing preserve information?"
 
 
+def gap_verdict(gaps: list[float]) -> tuple[str, str]:
+    """(verdict, lead) of PSNR gaps over max-pooling: yes when each is >= 1 dB, no when none is > 0, else partly."""
+    if all(d >= 1.0 for d in gaps):
+        return "yes", "Yes"
+    if all(d <= 0 for d in gaps):
+        return "no", "No"
+    return "partly", "Partly"
+
+
 @QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
 def packing_preserves(results: Results) -> Answer | None:
     doc = results.first(AutoencoderResult)
@@ -911,12 +920,7 @@ def packing_preserves(results: Results) -> Answer | None:
             PACKING_RULE,
             evidence,
         )
-    if all(d >= 1.0 for d in diffs):
-        verdict, lead = "yes", "Yes"
-    elif all(d <= 0 for d in diffs):
-        verdict, lead = "no", "No"
-    else:
-        verdict, lead = "partly", "Partly"
+    verdict, lead = gap_verdict(diffs)
     lo, hi = min(diffs), max(diffs)
     if lo >= 0:
         span = f"{fmt(lo)} to {fmt(hi)} dB better than"
@@ -970,13 +974,7 @@ def encoder_preserves(results: Results) -> Answer | None:
             ENCODER_RULE,
             evidence,
         )
-    gaps = [d for _, _, d in diffs]
-    if all(d >= 1.0 for d in gaps):
-        verdict, lead = "yes", "Yes"
-    elif all(d <= 0 for d in gaps):
-        verdict, lead = "no", "No"
-    else:
-        verdict, lead = "partly", "Partly"
+    verdict, lead = gap_verdict([d for _, _, d in diffs])
     parts = "; ".join(
         f"{doc.roles.display(arch)}'s encoder ({levels} levels) is {fmt(abs(d))} dB "
         f"{'better' if d >= 0 else 'worse'} than max-pooling at the same depth"

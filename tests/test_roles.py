@@ -158,3 +158,41 @@ def test_noise_compares_the_model_under_study_with_the_baseline_by_role(tmp_path
     assert noisier.verdict == "yes" and noisier.sentence.startswith("unet's batches are noisier")
     assert noisier.question == "How noisy are unet's batches?"
     assert answer(0.05, 0.2, "b").verdict == "no"
+
+
+def _encoder_study(encoder_psnr: float, pool_psnr: float = 20.0):
+    from dataclasses import replace
+
+    doc = ex.autoencoder([20.0], [pool_psnr])
+    runs = [ex.autoencoder_run("maxpool", 5, pool_psnr), replace(ex.autoencoder_run(UNET, 5, encoder_psnr))]
+    return replace(doc, runs=doc.runs + runs, architectures={**doc.architectures, UNET: "unet's encoder"},
+                   roles=assign_roles([UNET]))
+
+
+@pytest.mark.parametrize("encoder_psnr, verdict", [(22.0, "yes"), (20.5, "partly"), (19.0, "no")])
+def test_encoder_question_compares_the_encoder_with_max_pool_at_its_depth(tmp_path, encoder_psnr, verdict):
+    from analyses.autoencoder import encoder_preserves, packing_preserves
+
+    results = _results(tmp_path, _encoder_study(encoder_psnr))
+    answer = encoder_preserves(results)
+    assert answer.verdict == verdict and answer.question == "Does unet's encoder preserve information?"
+    assert answer.evidence[0]["levels"] == 5 and answer.evidence[0]["max-pool PSNR (dB)"] == "20"
+    assert [row["best packing"] for row in packing_preserves(results).evidence] == ["pack3d"]  # not the user's
+
+
+def test_no_encoder_question_without_a_models_encoder(tmp_path):
+    from analyses.autoencoder import encoder_preserves
+
+    assert encoder_preserves(_results(tmp_path, ex.autoencoder([30.0], [24.0]))) is None
+
+
+def test_a_users_encoder_named_pack_is_no_packing_architecture(tmp_path):
+    from dataclasses import replace
+
+    from analyses.autoencoder import packing_preserves
+
+    spec = "packer.py:build"
+    doc = ex.autoencoder([20.0], [24.0])
+    doc = replace(doc, runs=doc.runs + [ex.autoencoder_run(spec, 1, 99.0)], roles=assign_roles([spec]))
+    answer = packing_preserves(_results(tmp_path, doc))
+    assert answer.verdict == "no" and answer.evidence[0]["best packing"] == "pack3d"
