@@ -327,6 +327,23 @@ def train_command(
         print_train_summary(result)
 
 
+# How independent runs are run (probe.jobs.Launch): the seed study and the study's experiment step.
+ParallelOpt = Annotated[Optional[int], typer.Option("--parallel", help="runs at once: worker processes here (CPU threads split between them; one GPU each on CUDA), or SLURM jobs at once (default: 1 here, all on SLURM)")]
+LauncherOpt = Annotated[str, typer.Option("--launcher", help="local|slurm|submitit-local: this machine, one SLURM job per run (submitit; requeued on preemption), or submitit jobs on this machine")]
+PartitionOpt = Annotated[Optional[str], typer.Option("--partition", help="SLURM partition (--launcher slurm)")]
+GpusPerJobOpt = Annotated[int, typer.Option("--gpus-per-job", help="GPUs of each SLURM job")]
+CpusPerJobOpt = Annotated[Optional[int], typer.Option("--cpus-per-job", help="CPUs of each SLURM job (default: the partition's)")]
+TimeMinOpt = Annotated[int, typer.Option("--time-min", help="time limit of each submitit job, minutes")]
+
+
+def _launch(parallel: Optional[int], launcher: str, partition: Optional[str], gpus_per_job: int,
+            cpus_per_job: Optional[int], time_min: int) -> "Launch":
+    from probe.jobs import Launch
+
+    return Launch(parallel=parallel, launcher=launcher, partition=partition, gpus_per_job=gpus_per_job,
+                  cpus_per_job=cpus_per_job, time_min=time_min)
+
+
 experiment_app = typer.Typer(help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick",
                              no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
@@ -348,9 +365,12 @@ def seed_study_command(
     precision: Annotated[Optional[str], typer.Option("--precision", help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")] = None,
     workers: Annotated[int, typer.Option("--workers", help="data-loading worker processes")] = 2,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="score every run on the test split")] = True,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="also checkpoint every N steps (what a preempted job loses at most)")] = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/seed-study"),
+    parallel: ParallelOpt = None, launcher: LauncherOpt = "local", partition: PartitionOpt = None,
+    gpus_per_job: GpusPerJobOpt = 1, cpus_per_job: CpusPerJobOpt = None, time_min: TimeMinOpt = 240,
 ) -> None:
     """Run the seed's experiments (DenseDepth, PackNet B, A, leaky ReLU, direct depth, no skips) on identical batches.
 
@@ -362,10 +382,11 @@ def seed_study_command(
     config = SeedStudyConfig(
         dataset=dataset, data_root=data_root, slim=slim, epochs=epochs, max_steps=max_steps, width=width,
         input_size=parse_size(input_size) if input_size else None, batch_size=batch_size, lr=lr, precision=precision,
-        workers=workers, evaluate=evaluate, device=device, seed=seed, quick=quick, out=out,
-        only=parse_name_list(only, "--only", EXPERIMENTS.names()) if only else None,
+        workers=workers, evaluate=evaluate, checkpoint_every=checkpoint_every, device=device, seed=seed, quick=quick,
+        out=out, only=parse_name_list(only, "--only", EXPERIMENTS.names()) if only else None,
     )
-    print_seed_study(run_seed_study(config))
+    print_seed_study(run_seed_study(config, _launch(parallel, launcher, partition, gpus_per_job, cpus_per_job,
+                                                    time_min)))
 
 
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="run folder (uses checkpoints/last) or a .safetensors file")]
@@ -658,12 +679,17 @@ def study_command(
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/study"),
+    parallel: ParallelOpt = None, launcher: LauncherOpt = "local", partition: PartitionOpt = None,
+    gpus_per_job: GpusPerJobOpt = 1, cpus_per_job: CpusPerJobOpt = None, time_min: TimeMinOpt = 240,
 ) -> None:
-    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study"""
+    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study
+
+    --parallel / --launcher run the experiment step's runs side by side (as `probe experiment seed-study`)."""
     from probe.study import StudyConfig, run_study
 
+    launch = _launch(parallel, launcher, partition, gpus_per_job, cpus_per_job, time_min)
     records = run_study(StudyConfig(quick=quick, dataset=dataset, data_root=data_root, device=device, seed=seed,
-                                    out=out, steps=list(step) if step else None, force=force))
+                                    out=out, steps=list(step) if step else None, force=force, launch=launch))
     for r in records:
         typer.echo(f"{r.name:12s} {r.status:6s} {r.seconds:7.1f} s")
     typer.echo(f"wrote {out / 'report.html'}")

@@ -37,6 +37,7 @@ from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
 from probe.io import ensure_dir, write_json
+from probe.jobs import Job, Launch, run_jobs
 from probe.models import list_models
 from probe.seeding import check_seed
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
@@ -309,7 +310,8 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
 
 
 def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervisedRun:
-    result = train(plan.train)
+    """Train one cell (resuming the checkpoints of an earlier start, found here where it trains) and score it."""
+    result = train(replace(plan.train, resume=has_checkpoint(plan.train.out)))
     records = read_metrics(result.out / "metrics.jsonl")
     reprojection = [r["loss_reprojection"] for r in records]
     window = max(1, min(10, len(reprojection) // 5))
@@ -336,21 +338,32 @@ def _device(config: SelfSupervisedStudyConfig) -> Any:
 
 
 def run_self_supervised_study(config: SelfSupervisedStudyConfig,
-                              on_run: Callable[[SelfSupervisedRun], None] | None = None) -> SelfSupervisedStudyResult:
+                              on_run: Callable[[SelfSupervisedRun], None] | None = None,
+                              launch: Launch = Launch()) -> SelfSupervisedStudyResult:
     """Train and score every cell of the matrix (resuming unfinished runs), then summarise over seeds.
 
     Writes ``DIR/<run id>/`` per run (with ``eval/scale.json``) and
-    ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress).
+    ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress), in the
+    matrix's order.  ``launch`` runs the cells side by side (:mod:`probe.jobs`: worker
+    processes, SLURM jobs); each cell is seeded by its own config, so the numbers do not
+    depend on it.
     """
     planned = study_runs(config)
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()
+    launch.validate()
     runs = []
-    for plan in planned:
-        run = _run_one(plan, config)
-        runs.append(run)
-        if on_run is not None:
-            on_run(run)
+    if launch.in_process:  # one by one, reporting each as it ends
+        for plan in planned:
+            runs.extend(run_jobs([Job(plan.id, plan.train.out, _run_one, (plan, config))]))
+            if on_run is not None:
+                on_run(runs[-1])
+    else:
+        jobs = [Job(plan.id, plan.train.out, _run_one, (plan, config)) for plan in planned]
+        runs = run_jobs(jobs, launch, device=config.device, out=Path(config.out), what="self-supervised runs")
+        for run in runs:
+            if on_run is not None:
+                on_run(run)
     result = SelfSupervisedStudyResult(config=_config_json(config), runs=runs, conditions=summarise(runs))
     result.save(config.out)
     return result

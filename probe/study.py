@@ -26,6 +26,7 @@ from probe.device import resolve_device
 from probe.data import dataset_info, dataset_present
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir, write_json
+from probe.jobs import Launch
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.runs import prepare_run_dir, run_folder_lock
@@ -87,6 +88,7 @@ class StudyConfig:
     out: Path = Path("runs/study")
     steps: list[str] | None = None  # None: every registered step
     force: bool = False
+    launch: Launch = field(default_factory=Launch)  # how the experiment step's independent runs run (probe.jobs)
 
     @property
     def budget(self) -> Budget:
@@ -151,7 +153,7 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
                           max_steps=b.experiment_max_steps, device=config.device, seed=config.seed,
                           workers=0 if config.small else 4, out=config.out)
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
-    run_seed_study(cfg)
+    run_seed_study(cfg, config.launch)
     return [config.out / "experiments.json"]
 
 
@@ -225,6 +227,7 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
         raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
     config.budget  # an unknown budget fails before any work starts
     check_seed(config.seed)
+    config.launch.validate()
     if not dataset_present(config.dataset, config.data_root):  # before hours of work, not in the first data step
         raise DataError(dataset_info(config.dataset).missing_root_message(config.data_root))
     config.out = ensure_dir(config.out, "--out")
