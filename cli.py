@@ -102,7 +102,9 @@ def complexity_command(
     model: Annotated[Optional[list[str]], typer.Option("--model", help="model name (repeat; default: all)")] = None,
     input_size: InputSizeOpt = None,
     width: WidthOpt = 1.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="images per measured forward")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per measured forward, and of the training-memory estimate")] = 1,
+    precision: Annotated[str, typer.Option("--precision", help="fp32|bf16|fp16: the training step's autocast (fwd+bwd timing, peak, memory estimate)")] = "fp32",
+    activation_checkpointing: Annotated[bool, typer.Option("--activation-checkpointing", help="the training step recomputes the model's stages in backward")] = False,
     repeats: Annotated[Optional[int], typer.Option("--repeats", help="timed runs, median reported (default 3 on CPU, 20 on CUDA)")] = None,
     warmup: Annotated[Optional[int], typer.Option("--warmup", help="untimed warm-up runs (default 1 on CPU, 5 on CUDA)")] = None,
     device: DeviceOpt = "auto",
@@ -119,7 +121,8 @@ def complexity_command(
     config = complexity.ComplexityConfig(
         models=list(model) if model else complexity.list_models(),
         input_size=parse_size(input_size) if input_size else (192, 640), width=width, batch_size=batch_size,
-        device=device, repeats=repeats, warmup=warmup, seed=seed)
+        precision=precision, activation_checkpointing=activation_checkpointing, device=device, repeats=repeats,
+        warmup=warmup, seed=seed)
     with progress_bar() as progress:
         result = complexity.run(config, progress)
     paths = result.save_run(out, device=result.device, seed=seed)

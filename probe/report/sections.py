@@ -55,6 +55,7 @@ def models_section(results: Results) -> Section | None:
             "forward (ms)": lat.get("forward_ms", m.get("forward_ms")),
             "fwd+bwd (ms)": lat.get("forward_backward_ms", m.get("forward_backward_ms")),
             "peak memory (MiB)": (m["peak_memory_bytes"] / 2**20) if m.get("peak_memory_bytes") else None,
+            **_training_memory(m.get("training_memory")),
         })
     df = pd.DataFrame({"model": [r["model"] for r in rows],
                        "parameters (millions)": [(r["params"] or 0) / 1e6 for r in rows],
@@ -69,6 +70,15 @@ def models_section(results: Results) -> Section | None:
                          figure_from_matplotlib(fig, "Parameters (millions) and multiply-accumulates (G) per model", "size")]
     blocks += _embedded(results, "complexity", "complexity_*.png", "Per-block MACs and parameters")
     return Section("models", "The models", blocks)
+
+
+def _training_memory(estimate: Any) -> dict[str, Any]:
+    """The estimated training memory column, headed by what it assumed (complexity.json's ``training_memory``)."""
+    if not isinstance(estimate, dict) or estimate.get("total_gb") is None:
+        return {}
+    assumed = f"batch {estimate.get('batch_size')}, {estimate.get('precision')}" + (
+        ", checkpointed" if estimate.get("activation_checkpointing") else "")
+    return {f"est. training memory (GB; {assumed})": estimate["total_gb"]}
 
 
 # -- experiment matrix ----------------------------------------------------------------------
