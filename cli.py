@@ -332,6 +332,7 @@ def train_command(
 
 # How independent runs are run (probe.jobs.Launch): the seed study and the study's experiment step.
 ParallelOpt = Annotated[Optional[int], typer.Option("--parallel", help="runs at once: worker processes here (CPU threads split between them; one GPU each on CUDA), or SLURM jobs at once (default: 1 here, all on SLURM)")]
+ThreadsPerRunOpt = Annotated[Optional[int], typer.Option("--threads-per-run", help="torch threads of every run, sequential ones too (default: this process's when sequential, cores // --parallel in a worker); equal threads give bit-equal numbers")]
 LauncherOpt = Annotated[str, typer.Option("--launcher", help="local|slurm|submitit-local: this machine, one SLURM job per run (submitit; requeued on preemption), or submitit jobs on this machine")]
 PartitionOpt = Annotated[Optional[str], typer.Option("--partition", help="SLURM partition (--launcher slurm)")]
 GpusPerJobOpt = Annotated[int, typer.Option("--gpus-per-job", help="GPUs of each SLURM job")]
@@ -339,12 +340,12 @@ CpusPerJobOpt = Annotated[Optional[int], typer.Option("--cpus-per-job", help="CP
 TimeMinOpt = Annotated[int, typer.Option("--time-min", help="time limit of each submitit job, minutes")]
 
 
-def _launch(parallel: Optional[int], launcher: str, partition: Optional[str], gpus_per_job: int,
-            cpus_per_job: Optional[int], time_min: int) -> "Launch":
+def _launch(parallel: Optional[int], threads_per_run: Optional[int], launcher: str, partition: Optional[str],
+            gpus_per_job: int, cpus_per_job: Optional[int], time_min: int) -> "Launch":
     from probe.jobs import Launch
 
-    return Launch(parallel=parallel, launcher=launcher, partition=partition, gpus_per_job=gpus_per_job,
-                  cpus_per_job=cpus_per_job, time_min=time_min)
+    return Launch(parallel=parallel, threads=threads_per_run, launcher=launcher, partition=partition,
+                  gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, time_min=time_min)
 
 
 experiment_app = typer.Typer(help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick",
@@ -372,7 +373,8 @@ def seed_study_command(
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/seed-study"),
-    parallel: ParallelOpt = None, launcher: LauncherOpt = "local", partition: PartitionOpt = None,
+    parallel: ParallelOpt = None, threads_per_run: ThreadsPerRunOpt = None, launcher: LauncherOpt = "local",
+    partition: PartitionOpt = None,
     gpus_per_job: GpusPerJobOpt = 1, cpus_per_job: CpusPerJobOpt = None, time_min: TimeMinOpt = 240,
 ) -> None:
     """Run the seed's experiments (DenseDepth, PackNet B, A, leaky ReLU, direct depth, no skips) on identical batches.
@@ -388,8 +390,8 @@ def seed_study_command(
         workers=workers, evaluate=evaluate, checkpoint_every=checkpoint_every, device=device, seed=seed, quick=quick,
         out=out, only=parse_name_list(only, "--only", EXPERIMENTS.names()) if only else None,
     )
-    print_seed_study(run_seed_study(config, _launch(parallel, launcher, partition, gpus_per_job, cpus_per_job,
-                                                    time_min)))
+    launch = _launch(parallel, threads_per_run, launcher, partition, gpus_per_job, cpus_per_job, time_min)
+    print_seed_study(run_seed_study(config, launch))
 
 
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="run folder (uses checkpoints/last) or a .safetensors file")]
@@ -682,7 +684,8 @@ def study_command(
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/study"),
-    parallel: ParallelOpt = None, launcher: LauncherOpt = "local", partition: PartitionOpt = None,
+    parallel: ParallelOpt = None, threads_per_run: ThreadsPerRunOpt = None, launcher: LauncherOpt = "local",
+    partition: PartitionOpt = None,
     gpus_per_job: GpusPerJobOpt = 1, cpus_per_job: CpusPerJobOpt = None, time_min: TimeMinOpt = 240,
 ) -> None:
     """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study
@@ -690,7 +693,7 @@ def study_command(
     --parallel / --launcher run the experiment step's runs side by side (as `probe experiment seed-study`)."""
     from probe.study import StudyConfig, run_study
 
-    launch = _launch(parallel, launcher, partition, gpus_per_job, cpus_per_job, time_min)
+    launch = _launch(parallel, threads_per_run, launcher, partition, gpus_per_job, cpus_per_job, time_min)
     records = run_study(StudyConfig(quick=quick, dataset=dataset, data_root=data_root, device=device, seed=seed,
                                     out=out, steps=list(step) if step else None, force=force, launch=launch))
     for r in records:

@@ -67,6 +67,23 @@ def test_threads_are_split_between_the_runs(monkeypatch):
     assert [threads_per_job(n) for n in (1, 2, 3, 16, 40)] == [16, 8, 5, 1, 1]
 
 
+def _torch_threads():
+    return torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_threads_per_run_pins_sequential_runs_too_and_is_restored(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        jobs = [Job("a", tmp_path / "a", _torch_threads)]
+        assert run_jobs(jobs, Launch(threads=2)) == [(2, "2")]
+        assert JobRecord.read(tmp_path / "a").attempts[0].threads == 2
+        assert _torch_threads() == (1, "7")
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_on_cuda_each_worker_gets_one_visible_gpu_of_its_own(monkeypatch):
     monkeypatch.setattr("probe.device.resolve_device", lambda spec: torch.device("cuda", 0))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)

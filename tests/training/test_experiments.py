@@ -72,9 +72,15 @@ SIDE_BY_SIDE_FLAGS = ("--quick", "--only", "densedepth,exp1_packnet_b", "--max-s
 
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory):
-    """The reference: the two experiments one after another in this process (one thread: tests/conftest.py)."""
+    """The reference: the two experiments one after another in this process, on one thread each.
+
+    On a CPU a run's numbers depend on its thread count (kernels split their sums by thread), so the runs
+    side by side below get one thread each too (--threads-per-run 1), whatever the machine's cores.
+    """
+    from probe.jobs import Launch
+
     out = tmp_path_factory.mktemp("sequential") / "study"
-    run_seed_study(SeedStudyConfig(**SIDE_BY_SIDE, out=out))
+    run_seed_study(SeedStudyConfig(**SIDE_BY_SIDE, out=out), Launch(threads=1))
     return out
 
 
@@ -110,14 +116,14 @@ def test_study_differences_sees_one_ulp_and_ignores_only_timings_and_places(sequ
     assert study_differences(study, renamed) == [".experiments[0].run_dir: 'densedepth' != 'other'"]
 
 
-def test_parallel_2_writes_the_sequential_runs_experiments_json(sequential, tmp_path, run_cli, monkeypatch):
+def test_parallel_2_writes_the_sequential_runs_experiments_json(sequential, tmp_path, run_cli):
     """Two worker processes with one thread each (as the reference), through the CLI."""
-    monkeypatch.setattr("probe.jobs.available_cores", lambda: 2)
     out = tmp_path / "parallel"
-    res = run_cli("experiment", "seed-study", *SIDE_BY_SIDE_FLAGS, "--parallel", "2", "--out", out)
+    res = run_cli("experiment", "seed-study", *SIDE_BY_SIDE_FLAGS, "--parallel", "2", "--threads-per-run", "1",
+                  "--out", out)
     assert res.code == 0, res
     parallel = _study(out)
-    assert parallel["launch"]["parallel"] == 2
+    assert (parallel["launch"]["parallel"], parallel["launch"]["threads"]) == (2, 1)
     pids = {json.loads((out / i / "job.json").read_text())["attempts"][0]["pid"] for i in ("densedepth", "exp1_packnet_b")}
     assert len(pids) == 2 and os.getpid() not in pids, "each experiment ran in a worker process of its own"
     for i in ("densedepth", "exp1_packnet_b"):
@@ -126,8 +132,7 @@ def test_parallel_2_writes_the_sequential_runs_experiments_json(sequential, tmp_
     assert study_differences(_study(sequential), parallel) == []
 
 
-def test_submitit_local_job_interrupted_mid_run_is_requeued_resumes_and_ends_as_the_sequential_run(sequential, tmp_path,
-                                                                                                   monkeypatch):
+def test_submitit_local_job_interrupted_mid_run_is_requeued_resumes_and_ends_as_the_sequential_run(sequential, tmp_path):
     """submitit's LocalExecutor, two jobs at once; exp1_packnet_b gets submitit's preemption signal (USR2) after its
     first checkpoint: checkpoint() requeues it with resume=True and the new start continues from that checkpoint."""
     import signal
@@ -140,7 +145,6 @@ def test_submitit_local_job_interrupted_mid_run_is_requeued_resumes_and_ends_as_
     from probe.training import read_metrics
     from probe.training.checkpoint import latest_checkpoint
 
-    monkeypatch.setattr("probe.jobs.available_cores", lambda: 2)
     out = tmp_path / "submitit"
     victim = out / "exp1_packnet_b"
     outcome: dict = {}
@@ -148,7 +152,7 @@ def test_submitit_local_job_interrupted_mid_run_is_requeued_resumes_and_ends_as_
     def study() -> None:
         try:
             outcome["result"] = run_seed_study(SeedStudyConfig(**SIDE_BY_SIDE, out=out),
-                                               Launch(parallel=2, launcher="submitit-local"))
+                                               Launch(parallel=2, threads=1, launcher="submitit-local"))
         except BaseException as exc:  # handed to the test thread
             outcome["error"] = exc
 
