@@ -26,7 +26,7 @@ output is ``s`` times the input resolution sits at input location
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -34,13 +34,31 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
+from probe.data.samples import load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError
+from probe.image_quality import to_uint8_rgb
+from probe.limits import check_width
 from probe.models import build_model
-from probe.options import parse_int_tuple
+from probe.models.common import finest_scale
+from probe.options import (
+    check_positive,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    parse_int_tuple,
+    seed_option,
+    width_option,
+)
 from probe.registry import Registry
-from probe.seeding import seed_everything
+from probe.report.collect import Results
+from probe.report.document import Block, Paragraph, Section, Table
+from probe.report.sections import SECTIONS, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import transient
+from probe.seeding import check_seed, seed_everything
 
 # -- targets ------------------------------------------------------------------------------------
 
@@ -62,7 +80,9 @@ class Target:
     def check(self, out_size: tuple[int, int], flag: str) -> "Target":
         h, w = out_size
         if not (0 <= self.y0 < self.y1 <= h and 0 <= self.x0 < self.x1 <= w):
-            raise ProbeError(f"{flag}: {self.describe()} lies outside the {h}x{w} output (y in 0..{h - 1}, x in 0..{w - 1})")
+            raise ProbeError(
+                f"{flag}: {self.describe()} lies outside the {h}x{w} output (y in 0..{h - 1}, x in 0..{w - 1})"
+            )
         return self
 
     def describe(self) -> str:
@@ -94,11 +114,6 @@ def input_location(out_yx: tuple[float, float], scale: tuple[float, float]) -> t
     return (out_yx[0] + 0.5) / scale[0] - 0.5, (out_yx[1] + 0.5) / scale[1] - 0.5
 
 
-def finest(out: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The finest scale of a model output (training-mode zoo models return a list, finest first)."""
-    return out[0] if isinstance(out, (list, tuple)) else out
-
-
 class TargetOutput(nn.Module):
     """Channel 0 of the model's eval output summed over the target box: ``[B,3,H,W] -> [B]``."""
 
@@ -108,7 +123,7 @@ class TargetOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.target
-        return finest(self.model(x))[:, 0, t.y0:t.y1, t.x0:t.x1].sum(dim=(1, 2))
+        return finest_scale(self.model(x))[:, 0, t.y0 : t.y1, t.x0 : t.x1].sum(dim=(1, 2))
 
 
 # -- attribution methods ------------------------------------------------------------------------
@@ -117,12 +132,15 @@ Attribute = Callable[[nn.Module, torch.Tensor, int], torch.Tensor]
 METHODS: Registry[Attribute] = Registry("attribution method")
 
 
-@METHODS.register("integrated_gradients", description="path integral of gradients from a black image", completeness=True)
+@METHODS.register(
+    "integrated_gradients", description="path integral of gradients from a black image", completeness=True
+)
 def _integrated_gradients(module: nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:
     from captum.attr import IntegratedGradients
 
-    return IntegratedGradients(module).attribute(inputs, baselines=torch.zeros_like(inputs), n_steps=steps,
-                                                 internal_batch_size=max(1, inputs.shape[0]))
+    return IntegratedGradients(module).attribute(
+        inputs, baselines=torch.zeros_like(inputs), n_steps=steps, internal_batch_size=max(1, inputs.shape[0])
+    )
 
 
 @METHODS.register("saliency", description="absolute input gradient", completeness=False)
@@ -139,16 +157,20 @@ def _input_x_gradient(module: nn.Module, inputs: torch.Tensor, steps: int) -> to
     return InputXGradient(module).attribute(inputs)
 
 
-@METHODS.register("guided_backprop", description="gradient with ReLU back-passes clipped at 0 (ELU layers: plain gradient)",
-                  completeness=False)
+@METHODS.register(
+    "guided_backprop",
+    description="gradient with ReLU back-passes clipped at 0 (ELU layers: plain gradient)",
+    completeness=False,
+)
 def _guided_backprop(module: nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:
     from captum.attr import GuidedBackprop
 
     return GuidedBackprop(module).attribute(inputs)
 
 
-@METHODS.register("gradient_shap", description="expected gradients against black and white baselines",
-                  completeness=False)
+@METHODS.register(
+    "gradient_shap", description="expected gradients against black and white baselines", completeness=False
+)
 def _gradient_shap(module: nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:
     from captum.attr import GradientShap
 
@@ -167,6 +189,7 @@ def attribute(model: nn.Module, images: torch.Tensor, target: Target, method: st
 
 
 # -- receptive fields ---------------------------------------------------------------------------
+
 
 def chebyshev_distances(size: tuple[int, int], centre: tuple[float, float]) -> torch.Tensor:
     """``[H,W]`` map of ``max(|y - cy|, |x - cx|)``."""
@@ -195,8 +218,10 @@ def mass_radii(mass: torch.Tensor, centre: tuple[float, float]) -> MassRadii:
     mass = mass.double().cpu()
     total = float(mass.sum())
     if not total > 0:
-        raise ProbeError("receptive field: the input gradient is zero everywhere (the output does not depend on the input)")
-    dist = chebyshev_distances(tuple(mass.shape), centre).flatten()
+        raise ProbeError(
+            "receptive field: the input gradient is zero everywhere (the output does not depend on the input)"
+        )
+    dist = chebyshev_distances((int(mass.shape[0]), int(mass.shape[1])), centre).flatten()
     order = torch.argsort(dist, stable=True)
     d_sorted, cum = dist[order], torch.cumsum(mass.flatten()[order], 0) / total
     radii, last = torch.unique_consecutive(d_sorted, return_counts=True)
@@ -215,7 +240,7 @@ def mass_radii(mass: torch.Tensor, centre: tuple[float, float]) -> MassRadii:
 def output_scale(model: nn.Module, images: torch.Tensor) -> tuple[tuple[int, int], tuple[float, float]]:
     """Output grid size and its scale relative to the input, measured by one forward pass."""
     with torch.no_grad():
-        out = finest(model(images[:1]))
+        out = finest_scale(model(images[:1]))
     h, w = int(out.shape[-2]), int(out.shape[-1])
     return (h, w), (h / images.shape[-2], w / images.shape[-1])
 
@@ -231,11 +256,14 @@ def effective_receptive_field(model: nn.Module, images: torch.Tensor) -> tuple[t
     centre = Target.pixel(h // 2, w // 2)
     x = images.clone().requires_grad_(True)
     TargetOutput(model, centre)(x).sum().backward()
+    if x.grad is None:
+        raise ProbeError("receptive field: the output does not depend on the input (no input gradient)")
     grad_map = x.grad.detach().abs().sum(dim=1).mean(dim=0)
     return grad_map, mass_radii(grad_map, input_location(centre.centre(), scale))
 
 
 # -- models and inputs --------------------------------------------------------------------------
+
 
 @dataclass
 class LoadedModel:
@@ -245,28 +273,39 @@ class LoadedModel:
     input_size: tuple[int, int] | None = None
 
 
-def load_models(models: list[str], checkpoints: list[Path], width: float, seed: int,
-                device: torch.device) -> list[LoadedModel]:
+def load_models(
+    models: list[str], checkpoints: list[Path], width: float, seed: int, device: torch.device
+) -> list[LoadedModel]:
     """Zoo models at seeded random init (``--model``) and trained runs (``--checkpoint``)."""
     from probe.training import load_checkpoint
 
     loaded = []
     for name in models:
         seed_everything(seed)
-        loaded.append(LoadedModel(name, f"zoo (random init, width {width}, seed {seed})",
-                                  build_model(name, width=width).to(device).eval()))
+        loaded.append(
+            LoadedModel(
+                name, f"zoo (random init, width {width}, seed {seed})", build_model(name, width=width).to(device).eval()
+            )
+        )
     for path in checkpoints:
         model, run_config = load_checkpoint(path, device)
         size = run_config.get("input_size")
-        loaded.append(LoadedModel(f"{run_config['model']} ({Path(path).name})", f"checkpoint {path}", model.eval(),
-                                  tuple(size) if size else None))
+        loaded.append(
+            LoadedModel(
+                f"{run_config['model']} ({Path(path).name})",
+                f"checkpoint {path}",
+                model.eval(),
+                tuple(size) if size else None,
+            )
+        )
     if not loaded:
         raise ProbeError("attribution: expected at least one --model or --checkpoint")
     return loaded
 
 
-def load_inputs(image: Path | None, dataset: str, data_root: Path | None, input_size: tuple[int, int] | None,
-                count: int) -> tuple[torch.Tensor, list[str]]:
+def load_inputs(
+    image: Path | None, dataset: str, data_root: Path | None, input_size: tuple[int, int] | None, count: int
+) -> tuple[torch.Tensor, list[str]]:
     """``--image FILE`` (one image) or the first ``count`` test images of ``dataset``: ``[N,3,H,W]`` in [0,1]."""
     if image is not None:
         from probe.data.images import read_rgb
@@ -276,36 +315,35 @@ def load_inputs(image: Path | None, dataset: str, data_root: Path | None, input_
         if input_size is not None:
             tensor = resize_image(tensor, input_size)
         return tensor[None], [Path(image).name]
-    from probe.data import get_dataset
-
-    ds = get_dataset(dataset, data_root, split="test", input_size=input_size)
-    n = min(count, len(ds))
-    if n == 0:
-        raise ProbeError(f"dataset {dataset!r} (test split): no images found")
-    items = [ds[i] for i in range(n)]
-    return torch.stack([it["image"] for it in items]), [str(it["name"]) for it in items]
+    samples = load_first_samples(dataset, data_root, split="test", input_size=input_size, count=count)
+    return samples.image, samples.names
 
 
 # -- the analysis -------------------------------------------------------------------------------
+
 
 @dataclass
 class AttributionConfig:
     """Models (zoo names and/or checkpoints), inputs, target and method."""
 
-    models: list[str] = field(default_factory=list)
-    checkpoints: list[Path] = field(default_factory=list)
-    image: Path | None = None
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    pixel: str | None = None
-    region: str | None = None
-    method: str = "integrated_gradients"
-    steps: int = 32
-    images: int = 4
-    width: float = 0.25
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
+    models: list[str] = option(default_factory=list, flag="--model", help="zoo model at random init (repeat)")
+    checkpoints: list[Path] = option(
+        default_factory=list, flag="--checkpoint", help="trained run folder or .safetensors (repeat)"
+    )
+    image: Path | None = option(None, help="one RGB image file (instead of --dataset)")
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    pixel: str | None = option(None, help="target output pixel Y,X (default: centre)")
+    region: str | None = option(None, help="target output region Y0,X0,Y1,X1 (half-open)")
+    method: str = option(
+        "integrated_gradients", help="integrated_gradients|saliency|input_x_gradient|guided_backprop|gradient_shap"
+    )
+    steps: int = option(32, help="integration steps / samples of the method")
+    images: int = option(4, help="test images averaged for the receptive field")
+    width: float = width_option(0.25)
+    input_size: tuple[int, int] | None = input_size_option()
+    device: str = device_option()
+    seed: int = seed_option()
 
     def validate(self) -> None:
         METHODS.entry(self.method)
@@ -315,11 +353,11 @@ class AttributionConfig:
             parse_pixel(self.pixel)
         if self.region:
             parse_region(self.region)
-        for flag, value in (("--steps", self.steps), ("--images", self.images)):
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-        if not self.width > 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_positive({"--steps": self.steps, "--images": self.images})
+        check_width(self.width)
+        check_seed(self.seed)
+        if not self.models and not self.checkpoints:
+            raise ProbeError("attribution: expected at least one --model or --checkpoint")
 
     def target(self, out_size: tuple[int, int]) -> Target:
         """The requested target checked against the output grid (default: its centre pixel)."""
@@ -328,6 +366,20 @@ class AttributionConfig:
         if self.pixel:
             return parse_pixel(self.pixel).check(out_size, "--pixel")
         return Target.pixel(out_size[0] // 2, out_size[1] // 2)
+
+
+@dataclass
+class AttributionStats:
+    """How the target's attribution is spread over the input: sums, peak, and (for methods with the
+    completeness property) how far the attributions' sum is from ``output(input) - output(baseline)``."""
+
+    method: str
+    abs_sum: float
+    signed_sum: float
+    peak_yx_first_image: tuple[int, int]
+    peak_distance_first_image: float
+    completeness_error: float | None = None
+    output_minus_baseline: float | None = None
 
 
 @dataclass
@@ -341,52 +393,49 @@ class ModelAttribution:
     output_scale: tuple[float, float]
     params: int
     erf: MassRadii
-    erf_map: np.ndarray  # [H,W] mean |input gradient| of the centre output pixel
     target: Target
+    attribution: AttributionStats
     attribution_radii: MassRadii
-    attribution_map: np.ndarray  # [H,W] |attribution| summed over channels, first image
-    attribution_stats: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        erf = {"radius_50": self.erf.radius_50, "radius_95": self.erf.radius_95, "support": self.erf.support,
-               "centre_yx": list(self.erf.centre_yx), "mass_curve": [list(p) for p in self.erf.curve]}
-        return {"name": self.name, "source": self.source, "output_space": self.output_space,
-                "output_size": list(self.output_size), "output_scale": list(self.output_scale), "params": self.params,
-                "erf": erf, "target": {"kind": self.target.kind, "box_y0x0y1x1": [self.target.y0, self.target.x0,
-                                                                                  self.target.y1, self.target.x1]},
-                "attribution": {**self.attribution_stats, "radius_50": self.attribution_radii.radius_50,
-                                "radius_95": self.attribution_radii.radius_95,
-                                "centre_yx": list(self.attribution_radii.centre_yx)}}
+    erf_map: np.ndarray | None = transient()  # [H,W] mean |input gradient| of the centre output pixel
+    attribution_map: np.ndarray | None = transient()  # [H,W] |attribution| summed over channels, first image
 
 
+TARGET_SPACE = "raw model output (channel 0, in the model's output_space), summed over the target box"
+ERF_DEFINITION = (
+    "mean over images of sum over colour channels of |d output(centre pixel) / d input|; "
+    "radius = smallest Chebyshev distance (input pixels) from the centre's input location "
+    "holding the share of that mass; support = farthest non-zero gradient"
+)
+
+
+@register_result
 @dataclass
-class AttributionResult(AnalysisResult):
+class AttributionResult(Result):
     """Per-model ERF radii and attribution statistics, plus maps for the figures."""
 
     name: ClassVar[str] = "attribution"
+    schema_version: ClassVar[int] = 1
     config: AttributionConfig
     device: str
-    image_names: list[str]
-    images: np.ndarray  # uint8 [N,H,W,3]
+    method: str
+    method_description: str
+    target: str  # the requested target, as the flags said
+    images: list[str]  # the names of the attributed images
+    input_size: tuple[int, int]
     models: list[ModelAttribution]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "config": asdict(self.config), "device": self.device, "method": self.config.method,
-            "method_description": METHODS.entry(self.config.method).description,
-            "target_space": "raw model output (channel 0, in the model's output_space), summed over the target box",
-            "target": (f"--region {self.config.region}" if self.config.region else f"--pixel {self.config.pixel}"
-                       if self.config.pixel else "centre pixel of each model's output"),
-            "images": self.image_names, "input_size": list(self.images.shape[1:3]),
-            "erf_definition": ("mean over images of sum over colour channels of |d output(centre pixel) / d input|; "
-                               "radius = smallest Chebyshev distance (input pixels) from the centre's input location "
-                               "holding the share of that mass; support = farthest non-zero gradient"),
-            "models": [m.to_json() for m in self.models],
-        }
+    target_space: str = TARGET_SPACE
+    erf_definition: str = ERF_DEFINITION
+    pixels: np.ndarray | None = transient()  # uint8 [N,H,W,3], the images themselves
 
     def figures(self, out_dir: Path) -> list[Path]:
-        return [overlay_figure(self, out_dir / "attribution_overlay.png"),
-                erf_figure(self, out_dir / "attribution_erf.png")]
+        erf_maps = [m.erf_map for m in self.models if m.erf_map is not None]
+        attribution_maps = [m.attribution_map for m in self.models if m.attribution_map is not None]
+        if self.pixels is None or len(erf_maps) != len(attribution_maps) or len(erf_maps) != len(self.models):
+            return []  # read back from JSON: the images and maps are not stored
+        return [
+            overlay_figure(self, self.pixels, attribution_maps, out_dir / "attribution_overlay.png"),
+            erf_figure(self, erf_maps, out_dir / "attribution_erf.png"),
+        ]
 
 
 def analyse_model(loaded: LoadedModel, images: torch.Tensor, config: AttributionConfig) -> ModelAttribution:
@@ -401,22 +450,33 @@ def analyse_model(loaded: LoadedModel, images: torch.Tensor, config: Attribution
     radii = mass_radii(mass.mean(dim=0), centre)
     flat = mass[0].flatten()
     peak = divmod(int(flat.argmax()), mass.shape[-1])
-    stats: dict[str, Any] = {
-        "method": config.method,
-        "abs_sum": float(mass.sum(dim=(1, 2)).mean()),
-        "signed_sum": float(attr.sum(dim=(1, 2, 3)).mean()),
-        "peak_yx_first_image": list(peak),
-        "peak_distance_first_image": float(max(abs(peak[0] - centre[0]), abs(peak[1] - centre[1]))),
-    }
+    stats = AttributionStats(
+        method=config.method,
+        abs_sum=float(mass.sum(dim=(1, 2)).mean()),
+        signed_sum=float(attr.sum(dim=(1, 2, 3)).mean()),
+        peak_yx_first_image=peak,
+        peak_distance_first_image=float(max(abs(peak[0] - centre[0]), abs(peak[1] - centre[1]))),
+    )
     if METHODS.entry(config.method).meta.get("completeness"):
         module = TargetOutput(model, target).eval()
         with torch.no_grad():
             gap = module(images) - module(torch.zeros_like(images))
-        stats["completeness_error"] = float((attr.sum(dim=(1, 2, 3)) - gap).abs().mean())
-        stats["output_minus_baseline"] = float(gap.mean())
-    return ModelAttribution(loaded.name, loaded.source, getattr(model, "output_space", None), out_size, scale,
-                            sum(p.numel() for p in model.parameters()), erf, erf_map.cpu().numpy(), target, radii,
-                            mass[0].cpu().numpy(), stats)
+        stats.completeness_error = float((attr.sum(dim=(1, 2, 3)) - gap).abs().mean())
+        stats.output_minus_baseline = float(gap.mean())
+    return ModelAttribution(
+        loaded.name,
+        loaded.source,
+        getattr(model, "output_space", None),
+        out_size,
+        scale,
+        sum(p.numel() for p in model.parameters()),
+        erf,
+        target,
+        stats,
+        radii,
+        erf_map=erf_map.cpu().numpy(),
+        attribution_map=mass[0].cpu().numpy(),
+    )
 
 
 def run(config: AttributionConfig) -> AttributionResult:
@@ -430,59 +490,92 @@ def run(config: AttributionConfig) -> AttributionResult:
     for m in loaded:  # a bad --pixel/--region fails before any model is analysed
         config.target(output_scale(m.model, images)[0])
     results = [analyse_model(m, images, config) for m in loaded]
-    pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return AttributionResult(config, str(device), names, pixels, results)
+    pixels = to_uint8_rgb(images)
+    target = (
+        f"--region {config.region}"
+        if config.region
+        else f"--pixel {config.pixel}"
+        if config.pixel
+        else "centre pixel of each model's output"
+    )
+    return AttributionResult(
+        config=config,
+        device=str(device),
+        method=config.method,
+        method_description=METHODS.entry(config.method).description,
+        target=target,
+        images=names,
+        input_size=(int(images.shape[-2]), int(images.shape[-1])),
+        models=results,
+        pixels=pixels,
+    )
 
 
 # -- figures ------------------------------------------------------------------------------------
 
+
 def _square(ax: Any, centre: tuple[float, float], radius: float, color: str, label: str) -> None:
     from matplotlib.patches import Rectangle
 
-    ax.add_patch(Rectangle((centre[1] - radius - 0.5, centre[0] - radius - 0.5), 2 * radius + 1, 2 * radius + 1,
-                           fill=False, edgecolor=color, linewidth=1.2, label=label))
+    ax.add_patch(
+        Rectangle(
+            (centre[1] - radius - 0.5, centre[0] - radius - 0.5),
+            2 * radius + 1,
+            2 * radius + 1,
+            fill=False,
+            edgecolor=color,
+            linewidth=1.2,
+            label=label,
+        )
+    )
 
 
-def overlay_figure(result: AttributionResult, path: Path) -> Path:
-    """The first image with the target marked, then each model's |attribution| over it."""
+def overlay_figure(result: AttributionResult, pixels: np.ndarray, maps: list[np.ndarray], path: Path) -> Path:
+    """The first image (``pixels[0]``) with the target marked, then each model's |attribution| map over it."""
     from probe.plotting import plt, save_figure
 
     n = len(result.models)
     fig, axes = plt.subplots(1, n + 1, figsize=(3.8 * (n + 1), 3.4), squeeze=False)
-    image = result.images[0]
+    image = pixels[0]
     axes[0][0].imshow(image)
-    axes[0][0].set_title(f"input: {result.image_names[0]}", fontsize=8)
-    for i, m in enumerate(result.models):
+    axes[0][0].set_title(f"input: {result.images[0]}", fontsize=8)
+    for i, (m, amap) in enumerate(zip(result.models, maps)):
         ax = axes[0][i + 1]
         ax.imshow(image.mean(axis=2), cmap="gray", alpha=0.6)
-        heat = m.attribution_map / max(float(np.percentile(m.attribution_map, 99.5)), 1e-30)
+        heat = amap / max(float(np.percentile(amap, 99.5)), 1e-30)
         shown = ax.imshow(np.clip(heat, 0, 1), cmap="inferno", alpha=0.65)
         centre = m.attribution_radii.centre_yx
         _square(ax, centre, m.attribution_radii.radius_95, "cyan", "95% of |attribution|")
         ax.plot([centre[1]], [centre[0]], marker="+", color="lime", markersize=10)
-        ax.set_title(f"{m.name}: output {m.target.describe()}\n95% of |attribution| within "
-                     f"{m.attribution_radii.radius_95:g} px (cyan)", fontsize=8)
+        ax.set_title(
+            f"{m.name}: output {m.target.describe()}\n95% of |attribution| within "
+            f"{m.attribution_radii.radius_95:g} px (cyan)",
+            fontsize=8,
+        )
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
     for row in axes:
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
-    fig.suptitle(f"{result.config.method}: |attribution| of the raw output (channel 0) at the target (green +), "
-                 "normalised to its 99.5th percentile", fontsize=10)
+    fig.suptitle(
+        f"{result.config.method}: |attribution| of the raw output (channel 0) at the target (green +), "
+        "normalised to its 99.5th percentile",
+        fontsize=10,
+    )
     return save_figure(fig, path)
 
 
-def erf_figure(result: AttributionResult, path: Path) -> Path:
+def erf_figure(result: AttributionResult, erf_maps: list[np.ndarray], path: Path) -> Path:
     """ERF maps (log scale, with 50%/95% squares) per model and the cumulative mass against radius."""
     from probe.plotting import plt, save_figure, sns
 
     n = len(result.models)
     fig = plt.figure(figsize=(max(6.0, 3.2 * n), 7.0))
     grid = fig.add_gridspec(2, n, height_ratios=[1.1, 1.0])
-    for i, m in enumerate(result.models):
+    for i, (m, erf_map) in enumerate(zip(result.models, erf_maps)):
         ax = fig.add_subplot(grid[0, i])
-        norm = m.erf_map / max(float(m.erf_map.max()), 1e-30)
+        norm = erf_map / max(float(erf_map.max()), 1e-30)
         ax.imshow(np.log10(np.maximum(norm, 1e-6)), cmap="viridis", vmin=-6, vmax=0)
         _square(ax, m.erf.centre_yx, m.erf.radius_50, "white", "50%")
         _square(ax, m.erf.centre_yx, m.erf.radius_95, "red", "95%")
@@ -496,9 +589,41 @@ def erf_figure(result: AttributionResult, path: Path) -> Path:
         ax.plot(radii, shares, label=m.name, color=color)
     for q in (0.5, 0.95):
         ax.axhline(q, color="gray", linestyle=":", linewidth=1)
-    ax.set(xlabel="radius around the centre output pixel (input pixels, Chebyshev)",
-           ylabel="share of |input gradient| mass", ylim=(0, 1.02))
+    ax.set(
+        xlabel="radius around the centre output pixel (input pixels, Chebyshev)",
+        ylabel="share of |input gradient| mass",
+        ylim=(0, 1.02),
+    )
     ax.legend(fontsize=8)
-    fig.suptitle(f"Effective receptive fields (log10 of normalised mean |gradient|, {len(result.image_names)} image(s))",
-                 fontsize=10)
+    fig.suptitle(
+        f"Effective receptive fields (log10 of normalised mean |gradient|, {len(result.images)} image(s))", fontsize=10
+    )
     return save_figure(fig, path)
+
+
+# -- the report: the attribution section ------------------------------------------------------------------
+
+
+@SECTIONS.register("attribution", description="Attribution and receptive fields", needs=(AttributionResult,), order=80)
+def attribution_section(results: Results) -> Section | None:
+    doc = results.first(AttributionResult)
+    if doc is None or not doc.models:
+        return None
+    rows = [
+        {
+            "model": m.name,
+            "ERF radius 50% (px)": m.erf.radius_50,
+            "ERF radius 95% (px)": m.erf.radius_95,
+            "method": doc.method,
+        }
+        for m in doc.models
+    ]
+    blocks: list[Block] = [
+        Paragraph(
+            "Effective receptive field: the input-gradient of the centre output pixel; "
+            "the radius holds the stated share of its absolute mass."
+        ),
+        Table(rows, "attribution.json"),
+    ]
+    blocks += embedded_figures(results, AttributionResult, "attribution_*.png", "Attribution")
+    return Section("attribution", "Attribution and receptive fields", blocks)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -50,15 +50,32 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from analyses.base import AnalysisResult
+from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError
-from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality
-from probe.models.common import pad_to_multiple
+from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
+from probe.limits import check_width
 from probe.models import build_model
+from probe.models.common import finest_scale, pad_to_multiple
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
 from probe.ops import pack, unpack
+from probe.options import (
+    check_positive,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    seed_option,
+    width_option,
+)
 from probe.registry import Registry
+from probe.report.answers import QUESTIONS, Answer, fmt
+from probe.report.collect import Results
+from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import transient
 from probe.seeding import check_seed, seed_everything
 
 MAX_LEVELS = 5
@@ -70,13 +87,11 @@ Norm = Callable[[int], nn.Module]
 #: Normalisation after every convolution of the generic architectures.  ``none`` is the
 #: default: a per-image normalisation discards each group's mean and scale, i.e. information,
 #: which would blur the comparison of resamplers; ``group`` is PackNet's GroupNorm(16).
-NORMS: Registry[Norm] = Registry("autoencoder normalisation")
-NORMS.register("none", description="no normalisation (identity-capable blocks)")(lambda channels: nn.Identity())
-NORMS.register("group", description="GroupNorm with PackNet's 16 groups")(group_norm)
+NORMS: dict[str, Norm] = {"none": lambda channels: nn.Identity(), "group": group_norm}
 
 
 class ConvBlock(nn.Sequential):
-    """k x k conv, normalisation, ELU (PackNet's ``Conv2D`` with a choice of norm): ``[B,Cin,H,W] -> [B,Cout,H/s,W/s]``."""
+    """k x k conv, norm, ELU (PackNet's ``Conv2D``, any norm): ``[B,Cin,H,W] -> [B,Cout,H/s,W/s]``."""
 
     def __init__(self, c_in: int, c_out: int, norm: Norm, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__(nn.Conv2d(c_in, c_out, kernel_size, stride, padding=kernel_size // 2), norm(c_out), nn.ELU())
@@ -154,10 +169,12 @@ class LevelAutoencoder(nn.Module):
         self.levels, self.channels = levels, ch
         self.input_multiple = 2**levels
         self.stem = ConvBlock(3, ch[0], norm)
-        self.encoder = nn.Sequential(*[nn.Sequential(down(ch[i], norm), ConvBlock(ch[i], ch[i + 1], norm))
-                                       for i in range(levels)])
-        self.decoder = nn.Sequential(*[nn.Sequential(up(ch[i + 1], norm), ConvBlock(ch[i + 1], ch[i], norm))
-                                       for i in reversed(range(levels))])
+        self.encoder = nn.Sequential(
+            *[nn.Sequential(down(ch[i], norm), ConvBlock(ch[i], ch[i + 1], norm)) for i in range(levels)]
+        )
+        self.decoder = nn.Sequential(
+            *[nn.Sequential(up(ch[i + 1], norm), ConvBlock(ch[i + 1], ch[i], norm)) for i in reversed(range(levels))]
+        )
         # Linear head: the identity must be reachable, and a sigmoid would need its logit inverse.
         self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
 
@@ -188,9 +205,7 @@ class ZooAutoencoder(nn.Module):
         self.model, self.levels = model, levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
+        out = finest_scale(self.model(x))
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return out
@@ -204,30 +219,47 @@ ARCHITECTURES: Registry[ArchFactory] = Registry("autoencoder architecture")
 
 def _register_resampling(name: str, down: Resampler, up: Resampler, description: str) -> None:
     def factory(levels: int, width: float, norm: str) -> nn.Module:
-        return LevelAutoencoder(levels, width, down, up, NORMS.get(norm))
+        return LevelAutoencoder(levels, width, down, up, NORMS[norm])
 
     ARCHITECTURES.register(name, description=description, sweeps_levels=True)(factory)
 
 
-_register_resampling("pack3d", pack_down_3d, unpack_up_3d, "packing + 3-D conv / 3-D conv + unpacking (PackNet's layers)")
+_register_resampling(
+    "pack3d", pack_down_3d, unpack_up_3d, "packing + 3-D conv / 3-D conv + unpacking (PackNet's layers)"
+)
 _register_resampling("pack2d", PackDown2d, UnpackUp2d, "pixel unshuffle + 2-D conv / 2-D conv + pixel shuffle")
-_register_resampling("maxpool", lambda c, norm: nn.MaxPool2d(2),
-                     lambda c, norm: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                     "2x2 max-pool / bilinear upsampling (the paper's baseline)")
-_register_resampling("strided", lambda c, norm: ConvBlock(c, c, norm, stride=2), TransposedUp,
-                     "stride-2 3x3 conv / stride-2 4x4 transposed conv")
+_register_resampling(
+    "maxpool",
+    lambda c, norm: nn.MaxPool2d(2),
+    lambda c, norm: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+    "2x2 max-pool / bilinear upsampling (the paper's baseline)",
+)
+_register_resampling(
+    "strided",
+    lambda c, norm: ConvBlock(c, c, norm, stride=2),
+    TransposedUp,
+    "stride-2 3x3 conv / stride-2 4x4 transposed conv",
+)
 
 
-@ARCHITECTURES.register("zoo_packnet", description="PackNet-B encoder-decoder, skips cut, RGB head (own GroupNorm)",
-                        sweeps_levels=False, fixed_levels=5)
+@ARCHITECTURES.register(
+    "zoo_packnet",
+    description="PackNet-B encoder-decoder, skips cut, RGB head (own GroupNorm)",
+    sweeps_levels=False,
+    fixed_levels=5,
+)
 def _zoo_packnet(levels: int, width: float, norm: str) -> nn.Module:
     """The zoo network as published (``norm`` does not apply: it keeps its own GroupNorm)."""
     model = build_model("packnet_b", width=width, skips=False, out_channels=3, target="direct", output_scale="full")
     return ZooAutoencoder(model, levels)
 
 
-@ARCHITECTURES.register("zoo_densedepth", description="DenseDepth encoder-decoder, skips cut, RGB head, x2 upsampled",
-                        sweeps_levels=False, fixed_levels=5)
+@ARCHITECTURES.register(
+    "zoo_densedepth",
+    description="DenseDepth encoder-decoder, skips cut, RGB head, x2 upsampled",
+    sweeps_levels=False,
+    fixed_levels=5,
+)
 def _zoo_densedepth(levels: int, width: float, norm: str) -> nn.Module:
     """The zoo network as published (``norm`` does not apply: it keeps its own BatchNorm)."""
     return ZooAutoencoder(build_model("densedepth", width=width, skips=False, out_channels=3), levels)
@@ -245,7 +277,8 @@ def build_autoencoder(arch: str, levels: int, width: float, norm: str = "none") 
     >>> build_autoencoder("pack2d", 2, 0.125)(torch.rand(1, 3, 16, 24)).shape   # doctest: +SKIP
     torch.Size([1, 3, 16, 24])
     """
-    NORMS.entry(norm)
+    if norm not in NORMS:
+        raise ProbeError(f"--norm: unknown autoencoder normalisation {norm!r}; expected one of {', '.join(NORMS)}")
     return ARCHITECTURES.build(arch, levels, width, norm)
 
 
@@ -260,16 +293,22 @@ def parse_levels(text: str, flag: str = "--levels") -> list[int]:
     """
     match = _LEVELS_RANGE.match(text)
     try:
-        values = (list(range(int(match.group(1)), int(match.group(2)) + 1)) if match
-                  else [int(p) for p in text.split(",") if p.strip()])
+        values = (
+            list(range(int(match.group(1)), int(match.group(2)) + 1))
+            if match
+            else [int(p) for p in text.split(",") if p.strip()]
+        )
     except ValueError:
         values = []
     if not values or any(not 1 <= v <= MAX_LEVELS for v in values):
-        raise ProbeError(f"{flag}: expected a range like 1..5 or a list like 1,2,3 with levels in 1..{MAX_LEVELS}, got {text!r}")
+        raise ProbeError(
+            f"{flag}: expected a range like 1..5 or a list like 1,2,3 with levels in 1..{MAX_LEVELS}, got {text!r}"
+        )
     return sorted(set(values))
 
 
 # -- measuring ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ModelCost:
@@ -317,20 +356,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
 def reconstruct(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
     """Eval-mode reconstructions of ``[N,3,H,W]`` on the CPU, clamped to the valid image range [0, 1]."""
     model.eval()
-    parts = [model(images[i:i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
+    parts = [model(images[i : i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(parts)
-
-
-def load_images(dataset: str, root: Path | None, split: str, input_size: tuple[int, int] | None,
-                count: int) -> torch.Tensor:
-    """The first ``count`` images of a split as ``[N,3,H,W]`` in [0,1] (depth is not needed here)."""
-    from probe.data import get_dataset
-
-    ds = get_dataset(dataset, root, split=split, input_size=input_size)
-    n = min(count, len(ds))
-    if n == 0:
-        raise ProbeError(f"dataset {dataset!r} ({split} split): no images found")
-    return torch.stack([ds[i]["image"] for i in range(n)])
 
 
 # -- the analysis -------------------------------------------------------------------------------
@@ -342,79 +369,147 @@ DEFAULT_ARCHS = ("pack3d", "pack2d", "maxpool", "strided", "zoo_packnet", "zoo_d
 class AutoencoderConfig:
     """Everything the study needs; every architecture gets the same data and budget."""
 
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    archs: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
-    levels: list[int] = field(default_factory=lambda: list(range(1, MAX_LEVELS + 1)))
-    steps: int = 200
-    batch_size: int = 8
-    lr: float = 1e-3
-    width: float = 0.25
-    norm: str = "none"
-    input_size: tuple[int, int] | None = None
-    train_images: int = 256
-    eval_images: int = 32
-    figure_level: int | None = None
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    archs: list[str] = option(
+        default_factory=lambda: list(DEFAULT_ARCHS),
+        flag="--arch",
+        shown="all",
+        help="architecture (repeat; default: all)",
+    )
+    levels: list[int] = option(
+        default_factory=lambda: list(range(1, MAX_LEVELS + 1)),
+        parse=parse_levels,
+        shown=f"1..{MAX_LEVELS}",
+        help="downsampling levels: 1..5 or 1,2,3",
+    )
+    steps: int = option(200, help="training steps per architecture and level")
+    batch_size: int = option(8, help="images per step")
+    lr: float = option(1e-3, help="Adam learning rate")
+    width: float = width_option(0.25)
+    norm: str = option("none", help="normalisation in the generic architectures: none|group")
+    input_size: tuple[int, int] | None = input_size_option()
+    train_images: int = option(256, help="training images cached and cycled")
+    eval_images: int = option(32, help="held-out (test split) images scored")
+    figure_level: int | None = option(
+        None, help="level shown in the reconstruction grid (default: middle of the sweep)"
+    )
     figure_examples: int = 4
-    device: str = "auto"
-    seed: int = 0
+    device: str = device_option()
+    seed: int = seed_option()
 
     def validate(self) -> None:
-        for name in self.archs:
-            ARCHITECTURES.entry(name)
-        NORMS.entry(self.norm)
         if not self.archs:
             raise ProbeError("--arch: expected at least one architecture")
-        for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
-                            ("--train-images", self.train_images), ("--eval-images", self.eval_images)):
-            if value < 1:
-                raise ProbeError(f"{flag}: expected a positive integer, got {value}")
+        for name in self.archs:
+            ARCHITECTURES.entry(name)
+        if self.norm not in NORMS:
+            raise ProbeError(
+                f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of {', '.join(NORMS)}"
+            )
+        check_positive(
+            {
+                "--steps": self.steps,
+                "--batch-size": self.batch_size,
+                "--train-images": self.train_images,
+                "--eval-images": self.eval_images,
+            }
+        )
         if not self.lr > 0:
             raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
-        if not self.width > 0:
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_width(self.width)
         parse_levels(",".join(str(v) for v in self.levels))
         check_seed(self.seed)
         if self.figure_level is not None and self.figure_level not in self.levels:
-            raise ProbeError(f"--figure-level: expected one of the trained --levels {self.levels}, got {self.figure_level}")
+            raise ProbeError(
+                f"--figure-level: expected one of the trained --levels {self.levels}, got {self.figure_level}"
+            )
         if self.input_size is not None and min(self.input_size) < SSIM_WINDOW:
-            raise ProbeError(f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
-                             f"got {self.input_size[0]}x{self.input_size[1]}")
+            raise ProbeError(
+                f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
+                f"got {self.input_size[0]}x{self.input_size[1]}"
+            )
 
 
 @dataclass
 class AutoencoderRun:
-    """One trained architecture at one depth, scored on held-out images."""
+    """One trained architecture at one depth, scored on held-out images (MSE, PSNR, SSIM as in ImageQuality)."""
 
     arch: str
     levels: int
     params: int
     macs: int
-    bottleneck: tuple[int, int, int] | None
-    bottleneck_ratio: float | None
-    quality: ImageQuality
+    bottleneck: tuple[int, int, int] | None  # (C, h, w) of the code; None for the zoo models
+    bottleneck_ratio: float | None  # code values / input values
+    mse: float
+    psnr: float  # inf when an image is reconstructed exactly (JSON: null with psnr_infinite true)
+    psnr_infinite: bool
+    ssim: float
+    images: int
     steps: int
     train_seconds: float
     final_train_loss: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {"arch": self.arch, "levels": self.levels, "params": self.params, "macs": self.macs,
-                "bottleneck": list(self.bottleneck) if self.bottleneck else None,
-                "bottleneck_ratio": self.bottleneck_ratio, **self.quality.to_json(), "steps": self.steps,
-                "train_seconds": self.train_seconds, "final_train_loss": self.final_train_loss}
+    def __post_init__(self) -> None:
+        if self.psnr_infinite:  # JSON stores +inf as null
+            self.psnr = math.inf
+
+    @classmethod
+    def of(
+        cls,
+        arch: str,
+        levels: int,
+        cost: ModelCost,
+        bottleneck: tuple[int, int, int] | None,
+        ratio: float | None,
+        quality: ImageQuality,
+        steps: int,
+        seconds: float,
+        loss: float,
+    ) -> AutoencoderRun:
+        return cls(
+            arch,
+            levels,
+            cost.params,
+            cost.macs,
+            bottleneck,
+            ratio,
+            quality.mse,
+            quality.psnr,
+            quality.psnr_infinite,
+            quality.ssim,
+            quality.images,
+            steps,
+            seconds,
+            loss,
+        )
+
+    @property
+    def quality(self) -> ImageQuality:
+        return ImageQuality(mse=self.mse, psnr=self.psnr, ssim=self.ssim, images=self.images)
 
 
+LOSS = "pixel MSE on [0,1] RGB"
+CHANNELS = "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; same for every generic architecture"
+
+
+@register_result
 @dataclass
-class AutoencoderResult(AnalysisResult):
+class AutoencoderResult(Result):
     """Per-architecture, per-level reconstruction quality, plus a few reconstructions for the figure."""
 
     name: ClassVar[str] = "autoencoder"
+    schema_version: ClassVar[int] = 1
     config: AutoencoderConfig
     device: str
     input_size: tuple[int, int]
+    metrics_on: str  # which images were scored
+    architectures: dict[str, str]  # arch -> description
     runs: list[AutoencoderRun]
-    originals: np.ndarray  # uint8 [N,H,W,3]
-    reconstructions: dict[str, np.ndarray] = field(default_factory=dict)  # "arch@L" -> uint8 [N,H,W,3]
+    loss: str = LOSS
+    channels: str = CHANNELS
+    originals: np.ndarray | None = transient()  # uint8 [N,H,W,3]
+    reconstructions: dict[str, np.ndarray] | None = transient()  # "arch@L" -> uint8 [N,H,W,3]
 
     def run_for(self, arch: str, levels: int) -> AutoencoderRun:
         for r in self.runs:
@@ -422,27 +517,27 @@ class AutoencoderResult(AnalysisResult):
                 return r
         raise KeyError(f"{arch}@{levels}")
 
-    def to_json(self) -> dict[str, Any]:
-        cfg = asdict(self.config)
-        return {"config": cfg, "device": self.device, "input_size": list(self.input_size),
-                "loss": "pixel MSE on [0,1] RGB", "metrics_on": f"{self.config.dataset} test split",
-                "channels": "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0; "
-                            "same for every generic architecture",
-                "architectures": {a: ARCHITECTURES.entry(a).description for a in cfg["archs"]},
-                "runs": [r.to_json() for r in self.runs]}
-
     def figures(self, out_dir: Path) -> list[Path]:
-        return [psnr_figure(self, out_dir / "autoencoder_psnr.png"),
-                reconstruction_figure(self, out_dir / "autoencoder_reconstructions.png")]
+        written = [psnr_figure(self, out_dir / "autoencoder_psnr.png")]
+        if self.originals is not None and self.reconstructions is not None:
+            written.append(
+                reconstruction_figure(
+                    self, self.originals, self.reconstructions, out_dir / "autoencoder_reconstructions.png"
+                )
+            )
+        return written
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Tensor, config: AutoencoderConfig,
-                    device: torch.device, on_step: Callable[[float], None] | None = None,
-                    cost: ModelCost | None = None) -> tuple[AutoencoderRun, torch.Tensor]:
+def fit_autoencoder(
+    arch: str,
+    levels: int,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    config: AutoencoderConfig,
+    device: torch.device,
+    on_step: Callable[[float], None] | None = None,
+    cost: ModelCost | None = None,
+) -> tuple[AutoencoderRun, torch.Tensor]:
     """Train ``arch`` at ``levels`` on ``train [N,3,H,W]`` and score it on ``test [M,3,H,W]``.
 
     Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
@@ -465,8 +560,9 @@ def fit_autoencoder(arch: str, levels: int, train: torch.Tensor, test: torch.Ten
     recon = reconstruct(model, test, device, config.batch_size)
     bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
-    run_ = AutoencoderRun(arch, levels, cost.params, cost.macs, bottleneck, ratio, image_quality(recon, test),
-                          config.steps, seconds, loss)
+    run_ = AutoencoderRun.of(
+        arch, levels, cost, bottleneck, ratio, image_quality(recon, test), config.steps, seconds, loss
+    )
     return run_, recon
 
 
@@ -474,28 +570,45 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     """Train and score every (architecture, levels) pair of the sweep on the same data and budget."""
     config.validate()
     device = resolve_device(config.device)
-    train = load_images(config.dataset, config.data_root, "train", config.input_size, config.train_images)
-    test = load_images(config.dataset, config.data_root, "test", config.input_size, config.eval_images)
+    train = load_first_samples(
+        config.dataset, config.data_root, split="train", input_size=config.input_size, count=config.train_images
+    ).image
+    test = load_first_samples(
+        config.dataset, config.data_root, split="test", input_size=config.input_size, count=config.eval_images
+    ).image
     jobs = [(a, lv) for a in config.archs for lv in levels_for(a, config.levels)]
     size = (int(train.shape[-2]), int(train.shape[-1]))
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
-    costs = {job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs}
+    costs = {
+        job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs
+    }
     task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
     n_fig = min(config.figure_examples, len(test))
-    result = AutoencoderResult(config=config, device=str(device), input_size=size, runs=[],
-                               originals=_to_uint8(test[:n_fig]))
+    reconstructions: dict[str, np.ndarray] = {}
+    result = AutoencoderResult(
+        config=config,
+        device=str(device),
+        input_size=size,
+        metrics_on=f"{config.dataset} test split",
+        architectures={a: ARCHITECTURES.entry(a).description for a in config.archs},
+        runs=[],
+        originals=to_uint8_rgb(test[:n_fig]),
+        reconstructions=reconstructions,
+    )
     for arch, levels in jobs:
+
         def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
-            if task is not None:
+            if progress is not None and task is not None:
                 progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
 
         run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step, costs[(arch, levels)])
         result.runs.append(run_)
-        result.reconstructions[f"{arch}@{levels}"] = _to_uint8(recon[:n_fig])
+        reconstructions[f"{arch}@{levels}"] = to_uint8_rgb(recon[:n_fig])
     return result
 
 
 # -- figures ------------------------------------------------------------------------------------
+
 
 def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
     """PSNR (dB) and SSIM against the number of levels, one line per architecture."""
@@ -503,27 +616,51 @@ def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
 
     from probe.plotting import plt, save_figure, sns
 
-    rows = [{"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.quality.psnr, "SSIM": r.quality.ssim}
-            for r in result.runs]
+    rows = [
+        {"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.quality.psnr, "SSIM": r.quality.ssim}
+        for r in result.runs
+    ]
     frame = pd.DataFrame(rows).replace([np.inf], np.nan)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    sns.lineplot(frame, x="levels", y="PSNR (dB)", hue="architecture", style="architecture", markers=True,
-                 dashes=False, ax=axes[0])
-    sns.lineplot(frame, x="levels", y="SSIM", hue="architecture", style="architecture", markers=True,
-                 dashes=False, ax=axes[1], legend=False)
+    sns.lineplot(
+        frame,
+        x="levels",
+        y="PSNR (dB)",
+        hue="architecture",
+        style="architecture",
+        markers=True,
+        dashes=False,
+        ax=axes[0],
+    )
+    sns.lineplot(
+        frame,
+        x="levels",
+        y="SSIM",
+        hue="architecture",
+        style="architecture",
+        markers=True,
+        dashes=False,
+        ax=axes[1],
+        legend=False,
+    )
     axes[0].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out PSNR (dB)")
     axes[1].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out SSIM")
     for ax in axes:
         ax.set_xticks(sorted({r.levels for r in result.runs}))
-    sns.move_legend(axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=len(result.config.archs), title=None,
-                    frameon=False)
+    sns.move_legend(
+        axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=len(result.config.archs), title=None, frameon=False
+    )
     cfg = result.config
-    fig.suptitle(f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
-                 f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}")
+    fig.suptitle(
+        f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
+        f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}"
+    )
     return save_figure(fig, path)
 
 
-def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
+def reconstruction_figure(
+    result: AutoencoderResult, originals: np.ndarray, reconstructions: dict[str, np.ndarray], path: Path
+) -> Path:
     """Originals (top row) and each architecture's reconstructions at the figure level (zoo: its own depth).
 
     The default level is the middle of the sweep: the deepest codes of a short run are often a flat mean image.
@@ -535,12 +672,13 @@ def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
     keys = []
     for arch in result.config.archs:
         lv = level if level in levels_for(arch, result.config.levels) else levels_for(arch, result.config.levels)[-1]
-        if f"{arch}@{lv}" in result.reconstructions:
+        if f"{arch}@{lv}" in reconstructions:
             keys.append((arch, lv))
-    n = len(result.originals)
+    n = len(originals)
     fig, axes = plt.subplots(len(keys) + 1, n, figsize=(2.4 * n, 2.0 * (len(keys) + 1)), squeeze=False)
-    rows = [("original", result.originals, None)] + [
-        (f"{a} (L={lv})", result.reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys]
+    rows = [("original", originals, None)] + [
+        (f"{a} (L={lv})", reconstructions[f"{a}@{lv}"], result.run_for(a, lv)) for a, lv in keys
+    ]
     for r, (label, images, run_) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
@@ -554,3 +692,108 @@ def reconstruction_figure(result: AutoencoderResult, path: Path) -> Path:
         axes[r][0].set_ylabel(label, fontsize=8)
     fig.suptitle(f"Held-out reconstructions ({result.config.dataset}); metrics are means over the test images")
     return save_figure(fig, path)
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+PACKING_RULE = (
+    "Compares held-out reconstruction PSNR of packing autoencoders (architectures whose name starts with "
+    "'pack') against max-pool + bilinear upsampling at the same number of levels. Yes when packing is at "
+    "least 1 dB better at every level measured, no when it is never better, partly otherwise."
+)
+PACKING_QUESTION = "Does packing preserve information?"
+
+
+@QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
+def packing_preserves(results: Results) -> Answer | None:
+    doc = results.first(AutoencoderResult)
+    if doc is None or not doc.runs:
+        return None
+    by_level: dict[int, dict[str, float]] = {}
+    for r in doc.runs:
+        if not math.isnan(r.psnr):  # +inf (an exact reconstruction) counts; an undefined PSNR does not
+            by_level.setdefault(r.levels, {})[r.arch] = r.psnr
+    diffs, evidence = [], []
+    for level in sorted(by_level):
+        archs = by_level[level]
+        pool = archs.get("maxpool")
+        packs = {a: v for a, v in archs.items() if a.startswith("pack")}
+        if pool is None or not packs:
+            continue
+        best_arch = max(packs, key=lambda a: packs[a])
+        diff = packs[best_arch] - pool
+        diffs.append(diff)
+        evidence.append(
+            {
+                "levels": level,
+                "best packing": best_arch,
+                "packing PSNR (dB)": fmt(packs[best_arch]),
+                "max-pool PSNR (dB)": fmt(pool),
+                "difference (dB)": fmt(diff),
+            }
+        )
+    if not diffs:
+        return Answer(
+            PACKING_QUESTION,
+            "inconclusive",
+            "The autoencoder study has no level where both packing and max-pool were trained.",
+            PACKING_RULE,
+            evidence,
+        )
+    if all(d >= 1.0 for d in diffs):
+        verdict, lead = "yes", "Yes"
+    elif all(d <= 0 for d in diffs):
+        verdict, lead = "no", "No"
+    else:
+        verdict, lead = "partly", "Partly"
+    lo, hi = min(diffs), max(diffs)
+    if lo >= 0:
+        span = f"{fmt(lo)} to {fmt(hi)} dB better than"
+    elif hi <= 0:
+        span = f"{fmt(-hi)} to {fmt(-lo)} dB worse than"
+    else:
+        span = f"between {fmt(-lo)} dB worse and {fmt(hi)} dB better than"
+    sentence = f"{lead}: packing reconstructs held-out images {span} max-pooling over {len(diffs)} level setting(s)."
+    return Answer(PACKING_QUESTION, verdict, sentence, PACKING_RULE, evidence)
+
+
+@SECTIONS.register("packing", description=PACKING_QUESTION, needs=(AutoencoderResult,), order=50)
+def packing_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(AutoencoderResult)
+    runs = doc.runs if doc else []
+    extra: list[Block] = []
+    pts = [{"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.psnr} for r in runs if math.isfinite(r.psnr)]
+    if pts:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        sns.lineplot(pd.DataFrame(pts), x="levels", y="PSNR (dB)", hue="architecture", marker="o", ax=ax)
+        ax.set(xlabel="downsampling levels (bottleneck = input / 2^levels per side)", ylabel="held-out PSNR (dB)")
+        extra.append(
+            figure_from_matplotlib(fig, "Autoencoder reconstruction PSNR against depth of the bottleneck", "psnr")
+        )
+    if runs:
+        extra.append(
+            Table(
+                [
+                    {
+                        "arch": r.arch,
+                        "levels": r.levels,
+                        "params": r.params,
+                        "macs": r.macs,
+                        "mse": r.mse,
+                        "psnr": r.psnr,
+                        "ssim": r.ssim,
+                        "steps": r.steps,
+                    }
+                    for r in runs
+                ],
+                "autoencoder.json",
+            )
+        )
+    extra += embedded_figures(
+        results, AutoencoderResult, "autoencoder_reconstructions*.png", "Reconstructions next to originals"
+    )
+    return answer_section("packing", PACKING_QUESTION, results, extra)

@@ -31,24 +31,27 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
-from analyses.gradients import TrainingRuns, train_with_hook
-from probe.depth_space import depth_range
+from analyses.probes import TRAIN_PROBES, TrainingProbe
+from analyses.training_runs import TrainingRuns, train_with_hook
+from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
-from probe.plotting import save_figure
+from probe.options import check_positive, option, out_option
+from probe.report.answers import QUESTIONS, Answer, finite, fmt
+from probe.report.collect import Results
+from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import encode, transient
 from probe.seeding import seed_everything
-from probe.training import TrainConfig, TrainHook, load_checkpoint
+from probe.training import TrainConfig, load_checkpoint
 from probe.training.checkpoint import resolve_checkpoint
 
 COLLAPSE_BELOW = 0.1
@@ -79,8 +82,8 @@ class CollapseStatistics:
     collapse_below: float = COLLAPSE_BELOW
     scale_band: tuple[float, float] = SCALE_BAND
 
-    def summary(self) -> dict[str, float]:
-        """Batch-level numbers: shares plus median/mean of each statistic over defined images."""
+    def summary(self, step: int) -> CollapseSummary:
+        """Batch-level numbers at ``step``: shares plus median/mean of each statistic over defined images."""
         keep = np.asarray(self.defined, dtype=bool)
 
         def _agg(values: list[float], how: str) -> float:
@@ -90,22 +93,38 @@ class CollapseStatistics:
                 return math.nan
             return float(np.median(arr) if how == "median" else arr.mean())
 
-        return {
-            "n_images": len(self.std_ratio),
-            "n_defined": int(keep.sum()),
-            "collapsed_share": self.collapsed_share,
-            "scale_flagged_share": self.scale_flagged_share,
-            "median_std_ratio": _agg(self.std_ratio, "median"),
-            "mean_std_ratio": _agg(self.std_ratio, "mean"),
-            "mean_pearson": _agg(self.pearson, "mean"),
-            "mean_spearman": _agg(self.spearman, "mean"),
-            "mean_r2": _agg(self.r2, "mean"),
-            "median_r2": _agg(self.r2, "median"),
-            "median_scale_ratio": _agg(self.scale_ratio, "median"),
-        }
+        return CollapseSummary(
+            step=step,
+            n_images=len(self.std_ratio),
+            n_defined=int(keep.sum()),
+            collapsed_share=self.collapsed_share,
+            scale_flagged_share=self.scale_flagged_share,
+            median_std_ratio=_agg(self.std_ratio, "median"),
+            mean_std_ratio=_agg(self.std_ratio, "mean"),
+            mean_pearson=_agg(self.pearson, "mean"),
+            mean_spearman=_agg(self.spearman, "mean"),
+            mean_r2=_agg(self.r2, "mean"),
+            median_r2=_agg(self.r2, "median"),
+            median_scale_ratio=_agg(self.scale_ratio, "median"),
+        )
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+
+@dataclass
+class CollapseSummary:
+    """One measurement of one model: shares of collapsed / scale-flagged images and per-image aggregates."""
+
+    step: int
+    n_images: int
+    n_defined: int
+    collapsed_share: float
+    scale_flagged_share: float
+    median_std_ratio: float
+    mean_std_ratio: float
+    mean_pearson: float
+    mean_spearman: float
+    mean_r2: float
+    median_r2: float
+    median_scale_ratio: float
 
 
 def _check_shapes(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> None:
@@ -138,9 +157,14 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return max(-1.0, min(1.0, float((da * db).sum()) / denom))
 
 
-def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *,
-                        collapse_below: float = COLLAPSE_BELOW,
-                        scale_band: tuple[float, float] = SCALE_BAND) -> CollapseStatistics:
+def collapse_statistics(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    collapse_below: float = COLLAPSE_BELOW,
+    scale_band: tuple[float, float] = SCALE_BAND,
+) -> CollapseStatistics:
     """Per-image collapse statistics of depth predictions (metres) against the ground truth.
 
     ``pred``, ``gt``: ``[B,1,H,W]`` float; ``valid``: ``[B,1,H,W]`` bool.  Only valid
@@ -154,8 +178,20 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
     g_all = gt.detach().to(torch.float64).flatten(1).cpu()
     m_all = valid.detach().to(torch.bool).flatten(1).cpu() & torch.isfinite(p_all) & torch.isfinite(g_all)
     lo, hi = scale_band
-    out: dict[str, list[Any]] = {k: [] for k in ("n_valid", "std_ratio", "pearson", "spearman", "r2",
-                                                   "scale_ratio", "collapsed", "scale_flagged", "defined")}
+    out: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "n_valid",
+            "std_ratio",
+            "pearson",
+            "spearman",
+            "r2",
+            "scale_ratio",
+            "collapsed",
+            "scale_flagged",
+            "defined",
+        )
+    }
     for p_row, g_row, m_row in zip(p_all, g_all, m_all):
         p, g = p_row[m_row], g_row[m_row]
         n = int(p.numel())
@@ -177,37 +213,20 @@ def collapse_statistics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
         out["scale_flagged"].append(bool(defined and not lo <= scale_ratio <= hi))
         out["defined"].append(bool(defined))
     n_defined = sum(out["defined"])
-    share = (lambda flags: sum(flags) / n_defined if n_defined else math.nan)
-    return CollapseStatistics(**out, collapsed_share=share(out["collapsed"]),
-                              scale_flagged_share=share(out["scale_flagged"]),
-                              collapse_below=collapse_below, scale_band=(lo, hi))
+
+    def share(flags: list[bool]) -> float:
+        return sum(flags) / n_defined if n_defined else math.nan
+
+    return CollapseStatistics(
+        **out,
+        collapsed_share=share(out["collapsed"]),
+        scale_flagged_share=share(out["scale_flagged"]),
+        collapse_below=collapse_below,
+        scale_band=(lo, hi),
+    )
 
 
 # -- measuring a model ------------------------------------------------------------------------
-
-@dataclass
-class HeldOutBatch:
-    """A fixed batch measured at every check: ``image [B,3,H,W]``, ``depth``/``valid`` ``[B,1,h,w]``."""
-
-    image: torch.Tensor
-    depth: torch.Tensor
-    valid: torch.Tensor
-    names: list[str]
-    max_depth: float
-    depth_range: tuple[float, float] | None = None  # the protocol's range predictions are clipped to
-
-    @classmethod
-    def from_dataset(cls, dataset: Any, n_images: int, device: torch.device) -> "HeldOutBatch":
-        """The first ``n_images`` items of ``dataset`` (a :mod:`probe.data` dataset)."""
-        n = min(n_images, len(dataset))
-        if n < 1:
-            raise ProbeError(f"collapse: the held-out dataset {dataset.info.name!r} is empty")
-        items = [dataset[i] for i in range(n)]
-        return cls(image=torch.stack([it["image"] for it in items]).to(device),
-                   depth=torch.stack([it["depth"] for it in items]).to(device),
-                   valid=torch.stack([it["valid"] for it in items]).to(device),
-                   names=[str(it["name"]) for it in items], max_depth=float(dataset.info.max_depth),
-                   depth_range=depth_range(dataset.info))
 
 
 @dataclass
@@ -218,47 +237,55 @@ class Measurement:
     stats: CollapseStatistics
     pred: torch.Tensor  # [B,1,h,w] metres, on the CPU
 
-    def history_row(self) -> dict[str, Any]:
-        return {"step": self.step, **self.stats.summary()}
+    def summary(self) -> CollapseSummary:
+        return self.stats.summary(self.step)
 
 
-def measure(model: nn.Module, batch: HeldOutBatch, step: int) -> Measurement:
+def measure(model: nn.Module, batch: Samples, step: int) -> Measurement:
     """Predict ``batch`` in eval mode (then restore the mode) and compute :func:`collapse_statistics`."""
     was_training = model.training
     model.eval()
     try:
-        pred = predict_depth(model, batch.image, max_depth=batch.max_depth, size=tuple(batch.depth.shape[-2:]),
-                             clip=batch.depth_range)
+        pred = predict_depth(
+            model,
+            batch.image,
+            max_depth=batch.max_depth,
+            size=(int(batch.depth.shape[-2]), int(batch.depth.shape[-1])),
+            clip=batch.depth_range,
+        )
     finally:
         model.train(was_training)
+    return measure_prediction(pred, batch, step)
+
+
+def measure_prediction(pred: torch.Tensor, batch: Samples, step: int) -> Measurement:
+    """Collapse statistics of a prediction ``[B,1,h,w]`` (metres) of ``batch`` at ``step``."""
     return Measurement(step, collapse_statistics(pred, batch.depth, batch.valid), pred.cpu())
 
 
 @dataclass
 class ModelCollapse:
-    """One model's collapse history (one :class:`Measurement` per check) on one held-out batch."""
+    """One model's collapse history on one held-out batch; ``final`` holds the per-image statistics of the last."""
 
     name: str
     source: str
-    batch: HeldOutBatch
-    measurements: list[Measurement]
+    images: list[str]  # the held-out images, in the order of every per-image list
+    history: list[CollapseSummary]  # one per measurement, in step order
+    final: CollapseStatistics
+    batch: Samples | None = transient()  # for the example figure only
+    final_pred: torch.Tensor | None = transient()  # [B,1,h,w] metres at the last measurement
+
+    @classmethod
+    def of(cls, name: str, source: str, batch: Samples, measurements: list[Measurement]) -> ModelCollapse:
+        last = measurements[-1]
+        return cls(name, source, list(batch.names), [m.summary() for m in measurements], last.stats, batch, last.pred)
 
     @property
-    def final(self) -> Measurement:
-        return self.measurements[-1]
-
-    def to_json(self) -> dict[str, Any]:
-        summary = self.final.stats.summary()
-        return {
-            "name": self.name, "source": self.source,
-            "collapsed_share": summary["collapsed_share"], "median_std_ratio": summary["median_std_ratio"],
-            "history": [m.history_row() for m in self.measurements],
-            "final": {"step": self.final.step, **summary,
-                      "per_image": {"name": self.batch.names, **self.final.stats.to_json()}},
-        }
+    def last(self) -> CollapseSummary:
+        return self.history[-1]
 
 
-class CollapseTracker(TrainHook):
+class CollapseTracker(TrainingProbe):
     """Measures collapse on a fixed held-out batch before training and every ``every`` steps.
 
     The held-out batch is the first ``n_images`` items of the run's dataset, test
@@ -266,28 +293,32 @@ class CollapseTracker(TrainHook):
     ``train(cfg, hooks=[tracker])``; ``tracker.result()`` -> :class:`ModelCollapse`.
     """
 
-    def __init__(self, every: int = 5, out_dir: str | Path | None = None, n_images: int = 8,
-                 batch: HeldOutBatch | None = None) -> None:
-        if every < 1:
-            raise ProbeError(f"--every: expected a positive integer, got {every}")
-        self.every = every
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+    analysis = "collapse"
+
+    def __init__(
+        self,
+        every: int = 5,
+        out_dir: str | Path | None = None,
+        n_images: int = 8,
+        batch: Samples | None = None,
+        *,
+        flag: str = "--every",
+    ) -> None:
+        super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
-        self.name = ""
         self.measurements: list[Measurement] = []
         self._last_step: int | None = None
 
     def on_start(self, model: nn.Module, config: Any) -> None:
-        self.name = str(getattr(config, "model", None) or getattr(model, "model_name", type(model).__name__))
+        super().on_start(model, config)
         if self.batch is None:
-            self.batch = HeldOutBatch.from_dataset(held_out_dataset(config), self.n_images,
-                                                   next(model.parameters()).device)
+            self.batch = held_out_samples(config, self.n_images).to(next(model.parameters()).device)
         self.measurements.append(measure(model, self.batch, step=0))
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
         self._last_step = step
-        if step % self.every == 0:
+        if self.due(step):
             assert self.batch is not None
             self.measurements.append(measure(model, self.batch, step))
 
@@ -299,53 +330,65 @@ class CollapseTracker(TrainHook):
     def result(self, source: str = "") -> ModelCollapse:
         if self.batch is None or not self.measurements:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse(self.name, source or f"trained {self._last_step or 0} steps",
-                             self.batch, list(self.measurements))
+        return ModelCollapse.of(
+            str(self.name), source or f"trained {self._last_step or 0} steps", self.batch, list(self.measurements)
+        )
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write ``collapse.json`` and figures for this run into ``out_dir`` (or the probe's folder)."""
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ProbeError("collapse: no output folder given to save the measurements")
-        return CollapseResult(models=[self.result()], config={"every": self.every}).save(target)
+    def to_result(self) -> CollapseResult:
+        return CollapseResult(models=[self.result()], config={"every": self.every})
 
 
-def held_out_dataset(config: Any) -> Any:
-    """The run's dataset (test split) at the run's input size, without augmentation."""
-    from probe.data import get_dataset
+@TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
+def collapse_probe(every: int, out_dir: Path) -> CollapseTracker:
+    return CollapseTracker(every=every, out_dir=out_dir, flag="--probe-every")
 
-    return get_dataset(config.dataset, root=config.data_root, split="test", input_size=config.input_size)
+
+def held_out_samples(config: Any, count: int) -> Samples:
+    """The first ``count`` test items of the run's dataset at the run's input size, without augmentation."""
+    return load_first_samples(config.dataset, config.data_root, split="test", input_size=config.input_size, count=count)
 
 
 # -- the analysis -------------------------------------------------------------------------------
+
 
 @dataclass
 class CollapseConfig(TrainingRuns):
     """``probe collapse``: train ``models`` for ``steps`` (measuring every ``every``) or measure ``checkpoint``."""
 
-    steps: int = 20
-    every: int = 5
-    n_images: int = 8
-    out: Path = Path("runs/collapse")
+    checkpoint: Path | None = option(None, help="measure this trained run (folder or .safetensors) instead of training")
+    steps: int = option(20, help="training steps per model")
+    every: int = option(5, help="measure every K steps")
+    n_images: int = option(8, flag="--images", help="held-out images measured (first N of the test split)")
+    out: Path = out_option(Path("runs/collapse"))
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive({"--every": self.every, "--images": self.n_images})
 
 
+RULE = (
+    f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
+    f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]"
+)
+
+
+@register_result
 @dataclass
-class CollapseResult(AnalysisResult):
+class CollapseResult(Result):
     """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
 
-    name = "collapse"
+    name: ClassVar[str] = "collapse"
+    schema_version: ClassVar[int] = 1
     models: list[ModelCollapse]
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rule": (f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
-                         f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]"),
-                "config": self.config, "models": [m.to_json() for m in self.models]}
+    config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
+    rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
-        return [histogram_figure(self.models, out_dir / "collapse_hist.png"),
-                over_steps_figure(self.models, out_dir / "collapse_over_steps.png"),
-                examples_figure(self.models, out_dir / "collapse_examples.png")]
+        return [
+            histogram_figure(self.models, out_dir / "collapse_hist.png"),
+            over_steps_figure(self.models, out_dir / "collapse_over_steps.png"),
+            examples_figure(self.models, out_dir / "collapse_examples.png"),
+        ]
 
 
 def run(config: CollapseConfig) -> CollapseResult:
@@ -355,52 +398,78 @@ def run(config: CollapseConfig) -> CollapseResult:
     ...                             input_size=(64, 96), device="cpu"))          # doctest: +SKIP
     >>> result.save("runs/collapse")                                            # doctest: +SKIP
     """
-    if config.checkpoint is None and not config.models:
-        raise ProbeError("collapse: give --model NAME (to train and track) or --checkpoint RUN")
-    if config.checkpoint is not None and config.models:
-        raise ProbeError("--model/--checkpoint: give model names to train or one run to measure, not both")
-    if config.n_images < 1:
-        raise ProbeError(f"--images: expected a positive number of held-out images, got {config.n_images}")
+    config.validate()
     device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.checkpoint is not None:
         found = resolve_checkpoint(config.checkpoint)
         model, run_config = load_checkpoint(found, device)
         run_cfg = TrainConfig.from_json(run_config)
-        batch = HeldOutBatch.from_dataset(held_out_dataset(run_cfg), config.n_images, device)
+        batch = held_out_samples(run_cfg, config.n_images).to(device)
         step = found.step
+        if step is None:  # a .safetensors file not written by `probe train`: the history needs a step
+            raise ProbeError(f"--checkpoint {config.checkpoint}: its weights record no training step (metadata 'step')")
         return CollapseResult(
-            models=[ModelCollapse(str(run_cfg.model), f"checkpoint {config.checkpoint} (step {step})", batch,
-                                  [measure(model, batch, step=step)])],
-            config=asdict(config))
-    trackers = train_with_hook(config, lambda: CollapseTracker(every=config.every, n_images=config.n_images),
-                               "collapse")
-    return CollapseResult(models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers],
-                          config=asdict(config))
+            models=[
+                ModelCollapse.of(
+                    str(run_cfg.model),
+                    f"checkpoint {config.checkpoint} (step {step})",
+                    batch,
+                    [measure(model, batch, step=step)],
+                )
+            ],
+            config=encode(config),
+        )
+    trackers = train_with_hook(
+        config, lambda: CollapseTracker(every=config.every, n_images=config.n_images), "collapse"
+    )
+    return CollapseResult(
+        models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers], config=encode(config)
+    )
 
 
 # -- figures ------------------------------------------------------------------------------------
 
+
 def histogram_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Histogram of the final per-image std ratios, one colour per model; dashed line at the threshold."""
-    rows = [{"model": m.name, "std(pred) / std(gt)": r}
-            for m in models for r, ok in zip(m.final.stats.std_ratio, m.final.stats.defined) if ok]
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
+    rows = [
+        {"model": m.name, "std(pred) / std(gt)": r}
+        for m in models
+        for r, ok in zip(m.final.std_ratio, m.final.defined)
+        if ok
+    ]
     fig, ax = plt.subplots(figsize=(7, 4))
     if rows:
         frame = pd.DataFrame(rows)
         frame["log10 std ratio"] = np.log10(frame["std(pred) / std(gt)"].clip(lower=1e-6))
         sns.histplot(frame, x="log10 std ratio", hue="model", bins=20, element="step", ax=ax)
     ax.axvline(math.log10(COLLAPSE_BELOW), ls="--", c="grey")
-    ax.set(xlabel="log10 of std(prediction) / std(ground truth) per image (dashed: collapse threshold)",
-           ylabel="images", title="How much of each image's depth variation the prediction keeps")
+    ax.set(
+        xlabel="log10 of std(prediction) / std(ground truth) per image (dashed: collapse threshold)",
+        ylabel="images",
+        title="How much of each image's depth variation the prediction keeps",
+    )
     return save_figure(fig, path)
 
 
 def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
     """Median std ratio, collapsed share, mean Pearson r and mean R^2 against the training step."""
-    frame = pd.DataFrame([{"model": m.name, **row} for m in models for row in (x.history_row() for x in m.measurements)])
-    panels = [("median_std_ratio", "median std(pred) / std(gt)"), ("collapsed_share", "share of collapsed images"),
-              ("mean_pearson", "mean Pearson r (pred, gt)"), ("median_r2", "median R² vs per-image mean")]
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
+    frame = pd.DataFrame([{"model": m.name, **asdict(row)} for m in models for row in m.history])
+    panels = [
+        ("median_std_ratio", "median std(pred) / std(gt)"),
+        ("collapsed_share", "share of collapsed images"),
+        ("mean_pearson", "mean Pearson r (pred, gt)"),
+        ("median_r2", "median R² vs per-image mean"),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(19, 4))
     for ax, (column, title) in zip(axes, panels):
         sns.lineplot(frame, x="step", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[0])
@@ -414,26 +483,102 @@ def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
 
 
 def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3) -> Path:
-    """Image, ground truth and prediction (shared colour scale) for each model's most collapsed images."""
+    """Image, ground truth and prediction (shared colour scale) for each model's most collapsed images.
+
+    Models read back from JSON carry no images or predictions and are left out.
+    """
+
+    from probe.plotting import plt, save_figure
+
     rows = []
     for m in models:
-        ratios = np.asarray(m.final.stats.std_ratio, dtype=np.float64)
+        if m.batch is None or m.final_pred is None:
+            continue
+        ratios = np.asarray(m.final.std_ratio, dtype=np.float64)
         order = [i for i in np.argsort(np.where(np.isfinite(ratios), ratios, np.inf)) if np.isfinite(ratios[i])]
-        rows += [(m, int(i)) for i in order[:per_model]]
+        rows += [(m, m.batch, m.final_pred, int(i)) for i in order[:per_model]]
     fig, axes = plt.subplots(max(1, len(rows)), 3, figsize=(10, 2.6 * max(1, len(rows))), squeeze=False)
-    for (m, i), row in zip(rows, axes):
-        valid = m.batch.valid[i, 0].cpu().numpy()
-        gt = np.where(valid, m.batch.depth[i, 0].cpu().numpy(), np.nan)
-        pred = m.final.pred[i, 0].numpy()
+    for (m, batch, final_pred, i), row in zip(rows, axes):
+        valid = batch.valid[i, 0].cpu().numpy()
+        gt = np.where(valid, batch.depth[i, 0].cpu().numpy(), np.nan)
+        pred = final_pred[i, 0].numpy()
         lo, hi = np.nanmin(gt), np.nanmax(gt)
-        row[0].imshow(m.batch.image[i, :3].permute(1, 2, 0).cpu().clamp(0, 1).numpy())
+        row[0].imshow(batch.image[i, :3].permute(1, 2, 0).cpu().clamp(0, 1).numpy())
         row[1].imshow(gt, cmap="magma_r", vmin=lo, vmax=hi)
         shown = row[2].imshow(pred, cmap="magma_r", vmin=lo, vmax=hi)
-        row[0].set_title(f"{m.name}: {m.batch.names[i]}", fontsize=8)
+        row[0].set_title(f"{m.name}: {m.images[i]}", fontsize=8)
         row[1].set_title("ground truth (m)", fontsize=8)
-        row[2].set_title(f"prediction: std ratio {m.final.stats.std_ratio[i]:.3f}, "
-                         f"r {m.final.stats.pearson[i]:.2f}", fontsize=8)
+        row[2].set_title(f"prediction: std ratio {m.final.std_ratio[i]:.3f}, r {m.final.pearson[i]:.2f}", fontsize=8)
         fig.colorbar(shown, ax=row[2], fraction=0.046)
     for ax in axes.flat:
         ax.axis("off")
     return save_figure(fig, path)
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+COLLAPSE_RULE = (
+    "An image is collapsed when the spatial standard deviation of its prediction is below 0.1 of the "
+    "ground truth's. Yes when at least half of a model's evaluated images are collapsed at the last "
+    "measurement, partly when some are, no when none are."
+)
+COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
+
+
+@QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
+def prediction_collapses(results: Results) -> Answer | None:
+    doc = results.first(CollapseResult)
+    if doc is None or not doc.models:
+        return None
+    evidence, worst = [], []
+    for m in doc.models:
+        share, ratio = finite(m.last.collapsed_share), finite(m.last.median_std_ratio)
+        evidence.append({"model": m.name, "collapsed share": fmt(share), "median std ratio": fmt(ratio)})
+        if share is not None:
+            worst.append((share, m.name, ratio))
+    if not worst:
+        return Answer(
+            COLLAPSE_QUESTION, "inconclusive", "collapse.json holds no collapsed share.", COLLAPSE_RULE, evidence
+        )
+    # most collapsed: highest collapsed share, ties broken by the smallest std ratio
+    worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else math.inf)), reverse=True)
+    share, name, ratio = worst[0]
+    if share >= 0.5:
+        verdict, lead = "yes", "Yes"
+    elif share > 0:
+        verdict, lead = "partly", "Partly"
+    else:
+        verdict, lead = "no", "No"
+    sentence = (
+        f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
+        f"(median prediction/ground-truth std ratio {fmt(ratio)})."
+    )
+    return Answer(COLLAPSE_QUESTION, verdict, sentence, COLLAPSE_RULE, evidence)
+
+
+@SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)
+def collapse_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(CollapseResult)
+    rows = [
+        {"model": m.name, "step": h.step, "median std ratio": h.median_std_ratio, "collapsed share": h.collapsed_share}
+        for m in (doc.models if doc else [])
+        for h in m.history
+    ]
+    extra: list[Block] = []
+    if rows:
+        df = pd.DataFrame(rows)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        sns.lineplot(df, x="step", y="median std ratio", hue="model", marker="o", ax=axes[0])
+        axes[0].axhline(COLLAPSE_BELOW, ls="--", c="grey")
+        axes[0].set(xlabel="training step", ylabel="prediction std / ground-truth std")
+        sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", ax=axes[1])
+        axes[1].set(xlabel="training step", ylabel="share of collapsed images", ylim=(-0.05, 1.05))
+        extra.append(
+            figure_from_matplotlib(fig, "Collapse statistics over training (dashed: collapse threshold)", "steps")
+        )
+    extra += embedded_figures(results, CollapseResult, "collapse_*.png", "Collapse analysis figure")
+    return answer_section("collapse", COLLAPSE_QUESTION, results, extra)

@@ -37,13 +37,10 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn as nn
 from rich.progress import Progress
@@ -56,15 +53,20 @@ with warnings.catch_warnings():
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
-from analyses.base import AnalysisResult
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError
+from probe.limits import check_width
 from probe.memory import ACTIVATION_SCALE, GIB, MemoryEstimate, estimate_training_memory
 from probe.models import MODELS, build_model, count_parameters, list_models
-from probe.models.recompute import enable_activation_checkpointing
-from probe.plotting import save_figure
+from probe.models.common import output_scales
+from probe.models.recompute import checkpoint_stages, enable_activation_checkpointing
+from probe.options import check_positive, device_option, input_size_option, option, seed_option, width_option
 from probe.registry import Registry
-from probe.seeding import seed_everything
+from probe.report import document
+from probe.report.collect import Results
+from probe.report.sections import SECTIONS, embedded_figures
+from probe.results import Result, register_result
+from probe.seeding import check_seed, seed_everything
 
 TOP_LEVEL = "(top level)"
 
@@ -72,26 +74,53 @@ TOP_LEVEL = "(top level)"
 # any dimension (conv2d, conv3d, transposed) already go through fvcore's ``aten::_convolution``.
 MAC_HANDLERS: Registry[Callable[..., Any]] = Registry("MAC handler")
 MAC_HANDLERS.register("aten::avg_pool2d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
-    elementwise_flop_counter(1, 0))
+    elementwise_flop_counter(1, 0)
+)
 MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as fvcore's adaptive_avg_pool2d")(
-    elementwise_flop_counter(1, 0))
+    elementwise_flop_counter(1, 0)
+)
 
 
 @dataclass
 class ComplexityConfig:
     """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
 
-    models: list[str] = field(default_factory=list_models)
-    input_size: tuple[int, int] = (192, 640)
-    width: float = 1.0
+    models: list[str] = option(
+        default_factory=list_models, flag="--model", shown="all", help="model name (repeat; default: all)"
+    )
+    input_size: tuple[int, int] = input_size_option((192, 640), help="HxW of the measured input")
+    width: float = width_option()
     options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 1
-    precision: str = "fp32"  # the training step's autocast: fp32 | bf16 | fp16
-    activation_checkpointing: bool = False  # the training step recomputes the model's checkpoint stages
-    device: str = "auto"
-    repeats: int | None = None
-    warmup: int | None = None
-    seed: int = 0
+    batch_size: int = option(1, help="images per measured forward, and of the training-memory estimate")
+    precision: str = option(
+        "fp32", help="fp32|bf16|fp16: the training step's autocast (fwd+bwd timing, CUDA peak, memory estimate)"
+    )
+    activation_checkpointing: bool = option(
+        False, flag="--activation-checkpointing", help="the training step recomputes the model's stages in backward"
+    )
+    device: str = device_option()
+    repeats: int | None = option(None, help="timed runs, median reported (default 3 on CPU, 20 on CUDA)")
+    warmup: int | None = option(None, help="untimed warm-up runs (default 1 on CPU, 5 on CUDA)")
+    seed: int = seed_option()
+
+    def validate(self) -> None:
+        if not self.models:
+            raise ProbeError("--model: give at least one model name")
+        known = list_models()
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
+        check_positive({"--batch-size": self.batch_size, "--repeats": self.repeats})
+        if self.warmup is not None and self.warmup < 0:
+            raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {self.warmup}")
+        check_width(self.width)
+        check_seed(self.seed)
+        if self.precision not in ACTIVATION_SCALE:
+            raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {self.precision!r}")
+        if self.activation_checkpointing:  # a model without checkpoint stages fails before anything is measured
+            for name in self.models:
+                with torch.device("meta"):
+                    checkpoint_stages(build_model(name, width=self.width, **self.options))
 
 
 @dataclass
@@ -100,9 +129,9 @@ class TrainingMemory:
 
     ``total_bytes`` = weights + gradients + Adam states (what does not grow with the batch)
     + ``batch_size`` x ``activation_bytes_per_image`` + the input batch.  The backward pass's
-    transient buffers are not counted.  ``peak_over_estimate`` (CUDA only): the measured peak of
-    the forward+backward step (no optimizer) over the estimate's part of it (total less Adam's
-    states); above 1 by the transient buffers, None where nothing was measured.
+    transient buffers and the loss are not counted.  ``peak_over_estimate`` (CUDA only): the
+    measured peak of the forward+backward step (no optimizer) over the estimate's part of it
+    (total less Adam's states); above 1 by the transient buffers, None where nothing was measured.
     """
 
     batch_size: int
@@ -122,14 +151,21 @@ class TrainingMemory:
     @classmethod
     def of(cls, estimate: MemoryEstimate, activation_checkpointing: bool, peak: int | None) -> "TrainingMemory":
         without_optimizer = estimate.total_bytes - estimate.optimizer_bytes
-        return cls(batch_size=estimate.batch_size, precision=estimate.precision,
-                   activation_checkpointing=activation_checkpointing, parameters=estimate.parameters,
-                   weight_bytes=estimate.weight_bytes, gradient_bytes=estimate.gradient_bytes,
-                   optimizer_bytes=estimate.optimizer_bytes, activation_bytes=estimate.activation_bytes,
-                   activation_bytes_per_image=estimate.activation_bytes / estimate.batch_size,
-                   input_bytes=estimate.input_bytes, total_bytes=estimate.total_bytes,
-                   total_gb=estimate.total_bytes / GIB,
-                   peak_over_estimate=peak / without_optimizer if peak is not None else None)
+        return cls(
+            batch_size=estimate.batch_size,
+            precision=estimate.precision,
+            activation_checkpointing=activation_checkpointing,
+            parameters=estimate.parameters,
+            weight_bytes=estimate.weight_bytes,
+            gradient_bytes=estimate.gradient_bytes,
+            optimizer_bytes=estimate.optimizer_bytes,
+            activation_bytes=estimate.activation_bytes,
+            activation_bytes_per_image=estimate.activation_bytes / estimate.batch_size,
+            input_bytes=estimate.input_bytes,
+            total_bytes=estimate.total_bytes,
+            total_gb=estimate.total_bytes / GIB,
+            peak_over_estimate=peak / without_optimizer if peak is not None else None,
+        )
 
 
 @dataclass
@@ -176,19 +212,17 @@ class ModelComplexity:
     measure_seconds: float
 
 
+@register_result
 @dataclass
-class ComplexityResult(AnalysisResult):
+class ComplexityResult(Result):
     """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
 
     name: ClassVar[str] = "complexity"
+    schema_version: ClassVar[int] = 2  # 2: config.precision, config.activation_checkpointing, training_memory
     config: ComplexityConfig
     device: str
     device_name: str
     models: list[ModelComplexity]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "device": self.device, "device_name": self.device_name,
-                "models": [asdict(m) for m in self.models]}
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_blocks(self.models, Path(out_dir) / "complexity_blocks.png")]
@@ -198,28 +232,50 @@ class ComplexityResult(AnalysisResult):
         caption = "\n".join(filter(None, [self.memory_caption(), self.unhandled_caption()]))
         table = Table(title=f"complexity on {self.device_name}", caption=caption)
         table.add_column("model", no_wrap=True)
-        for column in ("input", "params", "GMACs", "torch GFLOPs", "activ. (M)", "fwd ms", "fwd+bwd ms", "peak MiB",
-                       "train GB (est.)"):
+        for column in (
+            "input",
+            "params",
+            "GMACs",
+            "torch GFLOPs",
+            "activ. (M)",
+            "fwd ms",
+            "fwd+bwd ms",
+            "peak MiB",
+            "train GB (est.)",
+        ):
             table.add_column(column, justify="right")
         for m in self.models:
             peak = f"{m.peak_memory_bytes / 2**20:,.0f}" if m.peak_memory_bytes is not None else "-"
-            table.add_row(m.name, "x".join(map(str, m.input_size)), f"{m.params:,}", f"{m.macs / 1e9:,.2f}",
-                          f"{m.flops_torch / 1e9:,.2f}", f"{m.activation_count / 1e6:,.1f}",
-                          f"{m.latency.forward_ms:,.1f}", f"{m.latency.forward_backward_ms:,.1f}", peak,
-                          f"{m.training_memory.total_gb:,.2f}")
+            table.add_row(
+                m.name,
+                "x".join(map(str, m.input_size)),
+                f"{m.params:,}",
+                f"{m.macs / 1e9:,.2f}",
+                f"{m.flops_torch / 1e9:,.2f}",
+                f"{m.activation_count / 1e6:,.1f}",
+                f"{m.latency.forward_ms:,.1f}",
+                f"{m.latency.forward_backward_ms:,.1f}",
+                peak,
+                f"{m.training_memory.total_gb:,.2f}",
+            )
         return table
 
     def memory_caption(self) -> str:
         """What the "train GB (est.)" column assumed."""
         c = self.config
-        return (f"train GB (est.): estimated training memory (GiB) of one Adam step at batch {c.batch_size}, "
-                f"{c.precision}{', activation checkpointing' if c.activation_checkpointing else ''}: weights, "
-                "gradients, Adam states, saved activations, input (probe.memory)")
+        return (
+            f"train GB (est.): estimated training memory (GiB) of one Adam step at batch {c.batch_size}, "
+            f"{c.precision}{', activation checkpointing' if c.activation_checkpointing else ''}: weights, "
+            "gradients, Adam states, saved activations, input (probe.memory)"
+        )
 
     def unhandled_caption(self) -> str:
         """``model: op xN, ...`` for operators counted as zero MACs because no handler knows them."""
-        parts = [f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
-                 for m in self.models if m.unsupported_ops]
+        parts = [
+            f"{m.name}: " + ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in m.unsupported_ops.items())
+            for m in self.models
+            if m.unsupported_ops
+        ]
         return ("0 MACs (no handler): " + "; ".join(parts)) if parts else ""
 
 
@@ -246,8 +302,9 @@ def model_summaries(width: float = 1.0) -> list[ModelSummary]:
     for entry in MODELS.entries():
         with torch.device("meta"):
             model = entry.factory(width=width)
-        summaries.append(ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model),
-                                      entry.description))
+        summaries.append(
+            ModelSummary(entry.name, str(entry.meta.get("family", "")), count_parameters(model), entry.description)
+        )
     return summaries
 
 
@@ -285,9 +342,12 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> MacCount:
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
         total = int(analysis.total())
-        return MacCount(total=total, by_operator={k: int(v) for k, v in analysis.by_operator().items()},
-                        by_module={k: int(v) for k, v in analysis.by_module().items()},
-                        unsupported_ops=dict(sorted(analysis.unsupported_ops().items())))
+        return MacCount(
+            total=total,
+            by_operator={k: int(v) for k, v in analysis.by_operator().items()},
+            by_module={k: int(v) for k, v in analysis.by_module().items()},
+            unsupported_ops=dict(sorted(analysis.unsupported_ops().items())),
+        )
 
 
 def count_activations(model: nn.Module, inputs: torch.Tensor) -> int:
@@ -366,9 +426,7 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: 
 
 
 def _training_step(model: nn.Module, inputs: torch.Tensor) -> None:
-    outputs = model(inputs)
-    scales = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    sum(o.float().mean() for o in scales).backward()
+    torch.stack([o.float().mean() for o in output_scales(model(inputs))]).sum().backward()
     model.zero_grad(set_to_none=True)
 
 
@@ -377,7 +435,9 @@ def _forward(model: nn.Module, inputs: torch.Tensor) -> None:
         model(inputs)
 
 
-def measure_model(name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int) -> ModelComplexity:
+def measure_model(
+    name: str, config: ComplexityConfig, device: torch.device, repeats: int, warmup: int
+) -> ModelComplexity:
     """Build ``name`` on ``device`` and measure it (see the module docstring)."""
     started = time.perf_counter()
     options = {"width": config.width, **config.options}
@@ -407,19 +467,36 @@ def measure_model(name: str, config: ComplexityConfig, device: torch.device, rep
         peak_forward = _cuda_peak(lambda: _forward(model.eval(), inputs), device)
         peak = _cuda_peak(train_step, device)
         reason = None
-    estimate = estimate_training_memory(name, input_size=(h, w), batch_size=config.batch_size, width=config.width,
-                                        model_options=config.options, precision=config.precision,
-                                        activation_checkpointing=config.activation_checkpointing, device=device)
+    estimate = estimate_training_memory(
+        name,
+        input_size=(h, w),
+        batch_size=config.batch_size,
+        width=config.width,
+        model_options=config.options,
+        precision=config.precision,
+        activation_checkpointing=config.activation_checkpointing,
+        device=device,
+    )
 
     return ModelComplexity(
-        name=name, input_size=[h, w], options=options, params=count_parameters(model),
-        trainable_params=count_parameters(model, trainable_only=True), macs=macs.total,
-        macs_by_operator=macs.by_operator, unsupported_ops=macs.unsupported_ops, flops_torch=flops,
-        by_module=block_costs(model, macs), activation_count=activations,
+        name=name,
+        input_size=[h, w],
+        options=options,
+        params=count_parameters(model),
+        trainable_params=count_parameters(model, trainable_only=True),
+        macs=macs.total,
+        macs_by_operator=macs.by_operator,
+        unsupported_ops=macs.unsupported_ops,
+        flops_torch=flops,
+        by_module=block_costs(model, macs),
+        activation_count=activations,
         latency=Latency(str(device), forward_s * 1e3, train_s * 1e3, repeats, warmup, config.batch_size),
-        peak_memory_bytes=peak, peak_memory_forward_bytes=peak_forward, peak_memory_reason=reason,
+        peak_memory_bytes=peak,
+        peak_memory_forward_bytes=peak_forward,
+        peak_memory_reason=reason,
         training_memory=TrainingMemory.of(estimate, config.activation_checkpointing, peak),
-        measure_seconds=time.perf_counter() - started)
+        measure_seconds=time.perf_counter() - started,
+    )
 
 
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
@@ -432,29 +509,10 @@ def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
 
 def run(config: ComplexityConfig, progress: Progress | None = None) -> ComplexityResult:
     """Measure every model in ``config.models``; see the module docstring for the fields."""
-    if not config.models:
-        raise ProbeError("--model: give at least one model name")
-    known = list_models()
-    unknown = [m for m in config.models if m not in known]
-    if unknown:
-        raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
-    if config.batch_size < 1:
-        raise ProbeError(f"--batch-size: expected a positive integer, got {config.batch_size}")
-    if config.precision not in ACTIVATION_SCALE:
-        raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {config.precision!r}")
-    if config.activation_checkpointing:  # a model without checkpoint stages fails before anything is measured
-        from probe.models.recompute import checkpoint_stages
-
-        for name in config.models:
-            with torch.device("meta"):
-                checkpoint_stages(build_model(name, width=config.width, **config.options))
+    config.validate()
     device = resolve_device(config.device)
     repeats = config.repeats if config.repeats is not None else (20 if device.type == "cuda" else 3)
     warmup = config.warmup if config.warmup is not None else (5 if device.type == "cuda" else 1)
-    if repeats < 1:
-        raise ProbeError(f"--repeats: expected at least 1 timed run, got {repeats}")
-    if warmup < 0:
-        raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {warmup}")
 
     task = progress.add_task("complexity", total=len(config.models)) if progress is not None else None
     measured = []
@@ -472,15 +530,23 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
 
     Blocks with neither parameters nor MACs (activations, max-pooling) are left out of the figure.
     """
+    import pandas as pd
+
+    from probe.plotting import plt, save_figure, sns
+
     heights = []
     frames = []
     for m in models:
-        rows = [{"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
-                for b in m.by_module if b.params or b.macs]
+        rows = [
+            {"block": b.name, "GMACs": b.macs / 1e9, "parameters (M)": b.params / 1e6}
+            for b in m.by_module
+            if b.params or b.macs
+        ]
         frames.append(pd.DataFrame(rows or [{"block": "(none)", "GMACs": 0.0, "parameters (M)": 0.0}]))
         heights.append(1.2 + 0.22 * len(frames[-1]))
-    fig, axes = plt.subplots(len(models), 2, figsize=(12, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(models), 2, figsize=(12, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for row, (m, frame) in enumerate(zip(models, frames)):
         for col, metric in enumerate(("GMACs", "parameters (M)")):
             ax = axes[row][col]
@@ -494,3 +560,61 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
     fig.suptitle(f"Cost per block at {'x'.join(map(str, models[0].input_size))}" if models else "Cost per block")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# -- the report: the models section -----------------------------------------------------------------------
+
+
+def _memory_header(memory: TrainingMemory) -> str:
+    """The estimated-training-memory column's header, naming what the estimate assumed."""
+    assumed = f"batch {memory.batch_size}, {memory.precision}" + (
+        ", checkpointed" if memory.activation_checkpointing else ""
+    )
+    return f"est. training memory (GiB; {assumed})"
+
+
+@SECTIONS.register(
+    "models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,), order=10
+)
+def models_section(results: Results) -> document.Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(ComplexityResult)
+    if doc is None or not doc.models:
+        return None
+    rows = [
+        {
+            "model": m.name,
+            "input (HxW)": "x".join(str(v) for v in m.input_size),
+            "params": m.params,
+            "MACs (G)": m.macs / 1e9,
+            "FLOPs torch (G)": m.flops_torch / 1e9,
+            "activations (M)": m.activation_count / 1e6,
+            "forward (ms)": m.latency.forward_ms,
+            "fwd+bwd (ms)": m.latency.forward_backward_ms,
+            "peak memory (MiB)": m.peak_memory_bytes / 2**20 if m.peak_memory_bytes else None,
+            _memory_header(m.training_memory): m.training_memory.total_gb,
+        }
+        for m in doc.models
+    ]
+    df = pd.DataFrame(
+        {
+            "model": [m.name for m in doc.models],
+            "parameters (millions)": [m.params / 1e6 for m in doc.models],
+            "GMACs per image": [m.macs / 1e9 for m in doc.models],
+        }
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    sns.barplot(df, x="model", y="parameters (millions)", ax=axes[0])
+    sns.barplot(df, x="model", y="GMACs per image", ax=axes[1])
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Model size and compute")
+    blocks: list[document.Block] = [
+        document.Table(rows, "complexity.json"),
+        document.figure_from_matplotlib(fig, "Parameters (millions) and multiply-accumulates (G) per model", "size"),
+    ]
+    blocks += embedded_figures(results, ComplexityResult, "complexity_*.png", "Per-block MACs and parameters")
+    return document.Section("models", "The models", blocks)

@@ -29,20 +29,24 @@ and :class:`GradientsResult` judges each model by the rule in :data:`RULE`.
 from __future__ import annotations
 
 import math
-import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
+from analyses.probes import TRAIN_PROBES, TrainingProbe
+from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.errors import ProbeError
-from probe.io import ensure_dir
-from probe.training import TrainConfig, TrainHook, train
-from probe.training.checkpoint import copy_checkpoint, resolve_checkpoint, run_train_config
+from probe.options import out_option
+from probe.report.answers import QUESTIONS, Answer, fmt, is_packnet
+from probe.report.collect import Results
+from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import encode
 
 VANISH_BELOW = 1e-3
 EXPLODE_ABOVE = 1e3
@@ -59,7 +63,7 @@ def _owns_trainable(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters(recurse=False))
 
 
-class GradientRecorder(TrainHook):
+class GradientRecorder(TrainingProbe):
     """Records per-module gradient norm, weight norm and update ratio every ``every`` steps.
 
     Attach to a run: ``train(cfg, hooks=[rec := GradientRecorder()])``, then
@@ -68,12 +72,12 @@ class GradientRecorder(TrainHook):
     and the figures there.
     """
 
-    def __init__(self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None) -> None:
-        if every < 1:
-            raise ProbeError(f"--probe-every: expected a positive integer, got {every}")
-        self.every = every
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.name = name
+    analysis = "gradients"
+
+    def __init__(
+        self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *, flag: str = "--every"
+    ) -> None:
+        super().__init__(every, out_dir, name, flag=flag)
         self._modules: list[tuple[str, nn.Module]] = []
         self._params: list[nn.Parameter] = []
         self._owner: torch.Tensor | None = None
@@ -88,8 +92,7 @@ class GradientRecorder(TrainHook):
 
     # -- TrainHook --------------------------------------------------------------------------
     def on_start(self, model: nn.Module, config: Any) -> None:
-        if self.name is None:
-            self.name = str(getattr(config, "model", None) or getattr(model, "model_name", type(model).__name__))
+        super().on_start(model, config)
         self._modules = [(n or "<root>", m) for n, m in model.named_modules() if _owns_trainable(m)]
         if not self._modules:
             raise ProbeError(f"gradients: model {self.name!r} has no trainable parameters")
@@ -112,6 +115,7 @@ class GradientRecorder(TrainHook):
                 if index not in seen:
                     seen.add(index)
                     self._order.append(index)
+
             return hook
 
         self._order_handles = [m.register_forward_pre_hook(_note(i)) for i, (_, m) in enumerate(self._modules)]
@@ -121,7 +125,7 @@ class GradientRecorder(TrainHook):
             for handle in self._order_handles:
                 handle.remove()
             self._order_handles = []
-        self._recording = step % self.every == 0
+        self._recording = self.due(step)
         if not self._recording:
             return
         grad_sq = self._per_module_sq([p.grad for p in self._params])
@@ -150,10 +154,11 @@ class GradientRecorder(TrainHook):
         """Per-parameter tensors -> ``[modules]`` sums of squares; missing gradients count as 0."""
         assert self._owner is not None
         present = [i for i, t in enumerate(tensors) if t is not None]
+        given = [t.detach() for t in tensors if t is not None]
         per_module = torch.zeros(len(self._modules), dtype=torch.float32, device=self._owner.device)
         if not present:
             return per_module
-        norms = torch._foreach_norm([tensors[i].detach() for i in present])  # type: ignore[union-attr]
+        norms = torch._foreach_norm(given)
         values = torch.stack([n.float() for n in norms]).square()
         owner = self._owner if len(present) == len(tensors) else self._owner[present]
         return per_module.index_add_(0, owner, values)
@@ -162,117 +167,165 @@ class GradientRecorder(TrainHook):
     def result(self) -> "ModelGradients":
         """The recorded history as a :class:`ModelGradients` (one host copy, here)."""
         if not self._rows:
-            raise ProbeError(f"gradients: no step was recorded for {self.name!r} (run more steps than --probe-every)")
+            raise ProbeError(
+                f"gradients: no step was recorded for {self.name!r} (run more steps than every={self.every})"
+            )
         history = torch.stack(self._rows).cpu().numpy().astype(np.float64)  # [steps, 3, modules]
         executed = set(self._order)
         layers = []
         for depth, index in enumerate(self._order):
             name, module = self._modules[index]
             params = sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
-            layers.append(LayerGradients(
-                name=name, type=type(module).__name__, depth=depth, params=params,
-                grad_norm=history[:, 0, index].tolist(), weight_norm=history[:, 1, index].tolist(),
-                update_ratio=history[:, 2, index].tolist()))
+            layers.append(
+                LayerGradients.of(
+                    name=name,
+                    type=type(module).__name__,
+                    depth=depth,
+                    params=params,
+                    grad_norm=history[:, 0, index].tolist(),
+                    weight_norm=history[:, 1, index].tolist(),
+                    update_ratio=history[:, 2, index].tolist(),
+                )
+            )
         not_executed = [self._modules[i][0] for i in range(len(self._modules)) if i not in executed]
-        return ModelGradients(name=str(self.name), steps=list(self._steps), layers=layers, not_executed=not_executed)
+        return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed)
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write ``gradients.json`` and figures for this one model into ``out_dir`` (or the probe's folder)."""
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ProbeError("gradients: no output folder given to save the recording")
-        return GradientsResult(models=[self.result()], config={"every": self.every}).save(target)
+    def to_result(self) -> GradientsResult:
+        return GradientsResult(models=[self.result()], config={"every": self.every})
 
 
-def _summary(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
-        return {"per_step": arr.tolist(), "mean": math.nan, "median": math.nan, "min": math.nan, "max": math.nan}
-    return {"per_step": arr.tolist(), "mean": float(finite.mean()), "median": float(np.median(finite)),
-            "min": float(finite.min()), "max": float(finite.max())}
+@dataclass
+class StepSeries:
+    """One quantity at every recorded step (``per_step``) and its summary over the finite values (NaN if none)."""
+
+    per_step: list[float]
+    mean: float
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> StepSeries:
+        arr = np.asarray(values, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        if finite.size == 0:
+            return cls(arr.tolist(), math.nan, math.nan, math.nan, math.nan)
+        return cls(
+            arr.tolist(), float(finite.mean()), float(np.median(finite)), float(finite.min()), float(finite.max())
+        )
 
 
 @dataclass
 class LayerGradients:
-    """One module's history; lists have one entry per recorded step."""
+    """One module's history: gradient norm, weight norm and update ratio at every recorded step."""
 
     name: str
     type: str
     depth: int
     params: int
-    grad_norm: list[float]
-    weight_norm: list[float]
-    update_ratio: list[float]
+    grad_norm: StepSeries
+    normalised_grad: float  # median gradient norm per sqrt(parameter): the verdict's measure
+    weight_norm: StepSeries
+    update_ratio: StepSeries
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        type: str,
+        depth: int,
+        params: int,
+        grad_norm: Sequence[float],
+        weight_norm: Sequence[float],
+        update_ratio: Sequence[float],
+    ) -> LayerGradients:
+        """From per-step values; ``normalised_grad`` makes a 3x3 conv comparable with a bias-only norm."""
+        grads = StepSeries.of(grad_norm)
+        return cls(
+            name,
+            type,
+            depth,
+            params,
+            grads,
+            grads.median / math.sqrt(max(1, params)),
+            StepSeries.of(weight_norm),
+            StepSeries.of(update_ratio),
+        )
 
     @property
     def median_grad(self) -> float:
-        return _summary(self.grad_norm)["median"]
+        return self.grad_norm.median
 
-    @property
-    def normalised_grad(self) -> float:
-        """Median gradient norm per sqrt(parameter): comparable between a 3x3 conv and a bias-only norm."""
-        return self.median_grad / math.sqrt(max(1, self.params))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "depth": self.depth, "params": self.params,
-                "grad_norm": _summary(self.grad_norm), "normalised_grad": self.normalised_grad,
-                "weight_norm": _summary(self.weight_norm), "update_ratio": _summary(self.update_ratio)}
+@dataclass
+class GradientVerdict:
+    """What :data:`RULE` says about one model's layers, and its first/last-layer gradient ratios."""
+
+    rule: str
+    vanishing: list[str]
+    exploding: list[str]
+    first_last_ratio: float  # median gradient norm of the first executed layer / the last's
+    first_last_ratio_normalised: float
+    summary: str
+    first_layer: str
+    last_layer: str
+
+
+def judge(
+    layers: Sequence[LayerGradients], vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE
+) -> GradientVerdict:
+    """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
+    norm = np.array([layer.normalised_grad for layer in layers], dtype=np.float64)
+    nonfinite = [not np.all(np.isfinite(layer.grad_norm.per_step)) for layer in layers]
+    exploding = []
+    for i, bad in enumerate(nonfinite):
+        later = norm[i + 1 :][np.isfinite(norm[i + 1 :])]
+        exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
+    calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
+    largest = max(calm) if calm else math.nan
+    vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest) for n, e in zip(norm, exploding)]
+    first, last = layers[0], layers[-1]
+    ratio = first.median_grad / last.median_grad if last.median_grad > 0 else math.nan
+    ratio_norm = first.normalised_grad / last.normalised_grad if last.normalised_grad > 0 else math.nan
+    names_v = [layer.name for layer, v in zip(layers, vanishing) if v]
+    names_e = [layer.name for layer, e in zip(layers, exploding) if e]
+    if names_e or names_v:
+        summary = f"{len(names_v)} vanishing and {len(names_e)} exploding of {len(layers)} layers"
+    else:
+        summary = f"no vanishing or exploding layer among {len(layers)}"
+    summary += f"; first/last median gradient norm ratio {ratio:.3g}"
+    return GradientVerdict(RULE, names_v, names_e, ratio, ratio_norm, summary, first.name, last.name)
 
 
 @dataclass
 class ModelGradients:
-    """All layers of one model, input to output."""
+    """All layers of one model, input to output, and the verdict on them."""
 
     name: str
     steps: list[int]
+    params: int
+    verdict: GradientVerdict
     layers: list[LayerGradients]
-    not_executed: list[str] = field(default_factory=list)
+    not_executed: list[str]
 
-    def verdict(self, vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE) -> dict[str, Any]:
-        """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
-        norm = np.array([layer.normalised_grad for layer in self.layers], dtype=np.float64)
-        nonfinite = [not np.all(np.isfinite(layer.grad_norm)) for layer in self.layers]
-        exploding = []
-        for i, bad in enumerate(nonfinite):
-            later = norm[i + 1:][np.isfinite(norm[i + 1:])]
-            exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
-        calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
-        largest = max(calm) if calm else math.nan
-        vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest)
-                     for n, e in zip(norm, exploding)]
-        first, last = self.layers[0], self.layers[-1]
-        ratio = first.median_grad / last.median_grad if last.median_grad > 0 else math.nan
-        ratio_norm = first.normalised_grad / last.normalised_grad if last.normalised_grad > 0 else math.nan
-        names_v = [layer.name for layer, v in zip(self.layers, vanishing) if v]
-        names_e = [layer.name for layer, e in zip(self.layers, exploding) if e]
-        if names_e or names_v:
-            summary = f"{len(names_v)} vanishing and {len(names_e)} exploding of {len(self.layers)} layers"
-        else:
-            summary = f"no vanishing or exploding layer among {len(self.layers)}"
-        summary += f"; first/last median gradient norm ratio {ratio:.3g}"
-        return {"rule": RULE, "vanishing": names_v, "exploding": names_e, "first_last_ratio": ratio,
-                "first_last_ratio_normalised": ratio_norm, "summary": summary,
-                "first_layer": first.name, "last_layer": last.name}
-
-    def to_json(self) -> dict[str, Any]:
-        verdict = self.verdict()
-        return {"name": self.name, "steps": self.steps, "n_layers": len(self.layers),
-                "params": sum(layer.params for layer in self.layers),
-                "first_last_ratio": verdict["first_last_ratio"], "verdict": verdict,
-                "layers": [layer.to_json() for layer in self.layers], "not_executed": self.not_executed}
+    @classmethod
+    def of(
+        cls, name: str, steps: list[int], layers: list[LayerGradients], not_executed: list[str] | None = None
+    ) -> ModelGradients:
+        """Judge ``layers`` by :data:`RULE` (:func:`judge`)."""
+        return cls(name, steps, sum(layer.params for layer in layers), judge(layers), layers, not_executed or [])
 
 
+@register_result
 @dataclass
-class GradientsResult(AnalysisResult):
-    """Per-model gradient histories; ``save(DIR)`` writes ``gradients.json`` and the figures."""
+class GradientsResult(Result):
+    """Per-model gradient histories and verdicts; ``save(DIR)`` writes ``gradients.json`` and the figures."""
 
-    name = "gradients"
+    name: ClassVar[str] = "gradients"
+    schema_version: ClassVar[int] = 1
     models: list[ModelGradients]
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rule": RULE, "config": self.config, "models": [m.to_json() for m in self.models]}
+    config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
+    rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
         written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{m.name}.png") for m in self.models]
@@ -287,7 +340,7 @@ def heatmap_figure(model: ModelGradients, path: Path) -> Path:
 
     from probe.plotting import save_figure
 
-    grid = np.array([layer.grad_norm for layer in model.layers], dtype=np.float64)  # [layers, steps]
+    grid = np.array([layer.grad_norm.per_step for layer in model.layers], dtype=np.float64)  # [layers, steps]
     shown = np.ma.masked_where(~np.isfinite(grid) | (grid <= 0), grid)
     positive = shown.compressed()
     fig, ax = plt.subplots(figsize=(min(14.0, 4 + 0.08 * grid.shape[1]), min(18.0, 2.5 + 0.12 * grid.shape[0])))
@@ -298,8 +351,11 @@ def heatmap_figure(model: ModelGradients, path: Path) -> Path:
     ax.set_yticks(ticks, [model.layers[i].name for i in ticks], fontsize=6)
     step_ticks = list(range(0, len(model.steps), max(1, len(model.steps) // 10)))
     ax.set_xticks(step_ticks, [str(model.steps[i]) for i in step_ticks])
-    ax.set(xlabel="training step", ylabel="layer (input at top, execution order)",
-           title=f"{model.name}: gradient L2 norm per layer")
+    ax.set(
+        xlabel="training step",
+        ylabel="layer (input at top, execution order)",
+        title=f"{model.name}: gradient L2 norm per layer",
+    )
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="gradient L2 norm (log scale)")
     return save_figure(fig, path)
@@ -317,9 +373,14 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
     for m in models:
         span = max(1, len(m.layers) - 1)
         for layer in m.layers:
-            rows.append({"model": m.name, "relative depth": layer.depth / span,
-                         "median gradient L2 norm": layer.median_grad,
-                         "per sqrt(parameter)": layer.normalised_grad})
+            rows.append(
+                {
+                    "model": m.name,
+                    "relative depth": layer.depth / span,
+                    "median gradient L2 norm": layer.median_grad,
+                    "per sqrt(parameter)": layer.normalised_grad,
+                }
+            )
     frame = pd.DataFrame(rows)
     frame = frame[(frame["median gradient L2 norm"] > 0) & np.isfinite(frame["median gradient L2 norm"])]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -334,86 +395,96 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
 
 # -- the analysis -------------------------------------------------------------------------------
 
-@dataclass
-class TrainingRuns:
-    """Which models to train and how: the part of the config shared by the analyses that watch training.
-
-    Every model trains with the same seed, hence on the same batches in the same
-    order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss).  With
-    ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
-    """
-
-    models: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
-    steps: int = 50
-    batch_size: int = 4
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
-    device: str = "auto"
-    seed: int = 0
-    out: Path = Path("runs")
-
-    def train_configs(self, workdir: Path) -> list[TrainConfig]:
-        """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
-        if self.steps < 1:
-            raise ProbeError(f"--steps: expected a positive integer, got {self.steps}")
-        if self.checkpoint is not None and self.models:
-            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
-        if self.checkpoint is not None:
-            return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
-        if not self.models:
-            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
-        return [TrainConfig(model=name, width=self.width, dataset=self.dataset, data_root=self.data_root,
-                            input_size=self.input_size, max_steps=self.steps, batch_size=self.batch_size,
-                            device=self.device, seed=self.seed, out=workdir / name)
-                for name in self.models]
-
-
-H = TypeVar("H", bound=TrainHook)
-
-
-def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: str) -> list[H]:
-    """Train every run of ``runs`` with a fresh ``make_hook()`` attached; return the hooks, in order.
-
-    The training runs go to a temporary folder inside ``runs.out`` (deleted
-    afterwards): the analysis keeps only its own JSON and figures.
-    """
-    out = ensure_dir(runs.out, "--out")
-    hooks = []
-    with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
-        for train_config in runs.train_configs(Path(tmp)):
-            hook = make_hook()
-            train(train_config, hooks=[hook])
-            hooks.append(hook)
-    return hooks
-
 
 @dataclass
 class GradientsConfig(TrainingRuns):
     """``probe gradients``: train each of ``models`` (or continue ``checkpoint``) ``steps`` steps, recording."""
 
-    out: Path = Path("runs/gradients")
-
-
-def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
-    """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
-
-    The copy (config.json plus the verified checkpoint folder) goes to ``workdir``, so the
-    user's run folder is never written; the optimiser state, RNG and batch order
-    continue exactly where the run stopped.  ``checkpoint`` is anything
-    :func:`~probe.training.checkpoint.resolve_checkpoint` accepts (a run folder, a
-    ``checkpoints/step_N`` folder or its weights file).
-    """
-    found = resolve_checkpoint(checkpoint, with_state=True)
-    saved = TrainConfig.from_json(run_train_config(found.run_dir))
-    done = copy_checkpoint(found, workdir).step or 0
-    return replace(saved, out=workdir, resume=True, max_steps=done + steps, epochs=saved.epochs + steps,
-                   device=device, precision=None, channels_last=None, checkpoint_every=None, tensorboard=False)
+    out: Path = out_option(Path("runs/gradients"))
 
 
 def run(config: GradientsConfig) -> GradientsResult:
     """Train every model on the same batches with a :class:`GradientRecorder` attached."""
+    config.validate()
     recorders = train_with_hook(config, GradientRecorder, "gradients")
-    return GradientsResult(models=[r.result() for r in recorders], config=asdict(config))
+    return GradientsResult(models=[r.result() for r in recorders], config=encode(config))
+
+
+@TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
+def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
+    return GradientRecorder(every=every, out_dir=out_dir, flag="--probe-every")
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+VANISH_RULE = (
+    "Yes when a PackNet model's gradient verdict flags at least one layer as vanishing "
+    "(the rule recorded in gradients.json), or its first/last-layer median gradient ratio is below 1e-2; "
+    "no when no PackNet layer is flagged and the ratio is at least 1e-2."
+)
+VANISH_QUESTION = "Do PackNet's gradients vanish?"
+
+
+@QUESTIONS.register("gradients", description=VANISH_QUESTION, order=10)
+def gradients_vanish(results: Results) -> Answer | None:
+    doc = results.first(GradientsResult)
+    if doc is None or not doc.models:
+        return None
+    evidence, flagged = [], []
+    for m in doc.models:
+        v = m.verdict
+        evidence.append(
+            {
+                "model": m.name,
+                "layers": len(m.layers),
+                "vanishing layers": len(v.vanishing),
+                "exploding layers": len(v.exploding),
+                "first/last median grad": fmt(v.first_last_ratio),
+            }
+        )
+        if is_packnet(m.name) and (v.vanishing or v.first_last_ratio < 1e-2):  # NaN never counts as below
+            flagged.append((m.name, len(v.vanishing), v.first_last_ratio))
+    packnets = [m for m in doc.models if is_packnet(m.name)]
+    if not packnets:
+        return Answer(
+            VANISH_QUESTION,
+            "inconclusive",
+            "No PackNet model was measured, so the question cannot be answered from these runs.",
+            VANISH_RULE,
+            evidence,
+        )
+    if flagged:
+        parts = ", ".join(f"{n} ({k} layers flagged, first/last ratio {fmt(r)})" for n, k, r in flagged)
+        return Answer(VANISH_QUESTION, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
+    ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in packnets)
+    return Answer(
+        VANISH_QUESTION,
+        "no",
+        f"No: no PackNet layer meets the vanishing rule (first/last ratios: {ratios}).",
+        VANISH_RULE,
+        evidence,
+    )
+
+
+@SECTIONS.register("gradients", description=VANISH_QUESTION, needs=(GradientsResult,), order=30)
+def gradients_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(GradientsResult)
+    frames = [
+        {"model": m.name, "depth": layer.depth, "median gradient L2 norm": layer.median_grad}
+        for m in (doc.models if doc else [])
+        for layer in m.layers
+        if math.isfinite(layer.median_grad) and layer.median_grad > 0
+    ]
+    extra: list[Block] = []
+    if frames:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        sns.lineplot(pd.DataFrame(frames), x="depth", y="median gradient L2 norm", hue="model", marker="o", ax=ax)
+        ax.set_yscale("log")
+        ax.set(xlabel="layer depth (0 = input side)", ylabel="median gradient L2 norm (log scale)")
+        extra.append(figure_from_matplotlib(fig, "Median gradient norm per layer, input to output", "depth"))
+    extra += embedded_figures(results, GradientsResult, "gradients_heatmap_*.png", "Gradient norm per layer and step")
+    return answer_section("gradients", VANISH_QUESTION, results, extra)

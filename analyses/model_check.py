@@ -27,13 +27,19 @@ def macs_clause(model: nn.Module, images: torch.Tensor) -> Clause:
     try:
         macs = count_macs(model.eval(), images[:1])
     except Exception as exc:  # fvcore's tracer raises many types for untraceable forwards
-        return Clause("MACs", "failed", f"fvcore cannot trace the eval forward ({type(exc).__name__}: "
-                      f"{one_line(exc)[:200]})",
-                      "make the eval forward traceable by torch.jit.trace (no Python branches on tensor values); "
-                      "probe complexity needs it too")
+        return Clause(
+            "MACs",
+            "failed",
+            f"fvcore cannot trace the eval forward ({type(exc).__name__}: {one_line(exc)[:200]})",
+            "make the eval forward traceable by torch.jit.trace (no Python branches on tensor values); "
+            "probe complexity needs it too",
+        )
     unsupported = sum(macs.unsupported_ops.values())
-    note = f"; {unsupported} call(s) of operators without a MAC rule ({', '.join(macs.unsupported_ops)}) count 0" \
-        if unsupported else ""
+    note = (
+        f"; {unsupported} call(s) of operators without a MAC rule ({', '.join(macs.unsupported_ops)}) count 0"
+        if unsupported
+        else ""
+    )
     return Clause("MACs", "passed", f"{macs.total / 1e9:.4g} GMACs for one {h}x{w} image (fvcore){note}")
 
 

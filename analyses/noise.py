@@ -30,22 +30,29 @@ the first rapid drop the seed describes).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from functools import partial
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.base import AnalysisResult
-from analyses.gradients import TrainingRuns, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe
+from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
-from probe.losses import build_loss, dataset_loss_options
-from probe.training import StepStats, TrainConfig, TrainHook, make_loader
+from probe.options import check_positive, option, out_option
+from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.collect import Results
+from probe.report.document import Section
+from probe.report.sections import SECTIONS, answer_section, embedded_figures
+from probe.results import Result, register_result
+from probe.schema import encode
+from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
+from probe.training.objective import supervised_loss
 
 
 @dataclass
@@ -59,6 +66,14 @@ class NoiseEstimate:
     grad_sq: float
     trace_sigma: float
     noise_scale: float
+
+
+def check_batch_sizes(b_small: int, b_big: int) -> None:
+    """The two batch sizes of the estimator: ``0 < b_small < b_big``, ``b_big`` a multiple of ``b_small``."""
+    if not 0 < b_small < b_big:
+        raise ProbeError(f"--small-batch/--big-batch: expected 0 < small < big, got {b_small} and {b_big}")
+    if b_big % b_small:
+        raise ProbeError(f"--big-batch {b_big}: expected a multiple of --small-batch {b_small}")
 
 
 def noise_scale_from_norms(small_sq: float, big_sq: float, b_small: int, b_big: int) -> NoiseEstimate:
@@ -98,7 +113,8 @@ class NoiseScaleEstimator:
             self._ema_small = d * self._ema_small + (1 - d) * float(small_sq)
             self._ema_big = d * self._ema_big + (1 - d) * float(big_sq)
         self.ema_history.append(
-            noise_scale_from_norms(self._ema_small, self._ema_big, self.b_small, self.b_big).noise_scale)
+            noise_scale_from_norms(self._ema_small, self._ema_big, self.b_small, self.b_big).noise_scale
+        )
 
     def estimate(self, start: int = 0) -> NoiseEstimate:
         """Estimate from the mean of measurements ``start:`` (all by default)."""
@@ -150,7 +166,30 @@ def measure_gradient_norms(model: nn.Module, batch_loss: BatchLoss, batch: dict,
     return values[0], values[1]
 
 
-def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
+@dataclass
+class LossSpread:
+    """Spread of per-batch losses: ``std``/``cv`` include the loss's trend, the detrended ones do not."""
+
+    n: int
+    mean: float
+    std: float
+    cv: float
+    std_detrended: float
+    cv_detrended: float
+
+    @classmethod
+    def of(cls, a: np.ndarray) -> LossSpread:
+        if a.size == 0:
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+        mean = float(a.mean())
+        std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+        jitter = float(np.diff(a).std(ddof=1) / math.sqrt(2.0)) if a.size > 2 else math.nan
+        return cls(
+            int(a.size), mean, std, std / mean if mean else math.nan, jitter, jitter / mean if mean else math.nan
+        )
+
+
+def loss_statistics(losses: Iterable[float]) -> dict[str, LossSpread]:
     """Spread of per-batch losses, over the whole run (``all``) and its second half.
 
     ``std``/``cv`` include the downward trend of the loss; ``std_detrended`` is
@@ -159,23 +198,13 @@ def loss_statistics(losses: Iterable[float]) -> dict[str, float]:
     divides it by the mean.
     """
     arr = np.asarray([x for x in losses if math.isfinite(x)], dtype=np.float64)
-
-    def _stats(a: np.ndarray) -> dict[str, float]:
-        if a.size == 0:
-            return {"n": 0, "mean": math.nan, "std": math.nan, "cv": math.nan, "std_detrended": math.nan,
-                    "cv_detrended": math.nan}
-        mean = float(a.mean())
-        std = float(a.std(ddof=1)) if a.size > 1 else 0.0
-        jitter = float(np.diff(a).std(ddof=1) / math.sqrt(2.0)) if a.size > 2 else math.nan
-        return {"n": int(a.size), "mean": mean, "std": std, "cv": std / mean if mean else math.nan,
-                "std_detrended": jitter, "cv_detrended": jitter / mean if mean else math.nan}
-
-    return {"all": _stats(arr), "second_half": _stats(arr[arr.size // 2:])}
+    return {"all": LossSpread.of(arr), "second_half": LossSpread.of(arr[arr.size // 2 :])}
 
 
 # -- measuring during training -----------------------------------------------------------------
 
-class NoiseProbe(TrainHook):
+
+class NoiseProbe(TrainingProbe):
     """Records every step's loss and, every ``every`` steps, one gradient-norm measurement.
 
     Measurements use their own batches (a second loader over the run's training
@@ -184,37 +213,48 @@ class NoiseProbe(TrainHook):
     cleared, buffers (BatchNorm statistics) restored and the RNG forked.
     """
 
-    def __init__(self, small_batch: int = 2, big_batch: int = 8, every: int = 1,
-                 out_dir: str | Path | None = None) -> None:
-        if every < 1:
-            raise ProbeError(f"--every: expected a positive integer, got {every}")
-        noise_scale_from_norms(1.0, 0.0, small_batch, big_batch)  # validates the pair
-        if big_batch % small_batch:
-            raise ProbeError(f"--big-batch {big_batch}: expected a multiple of --small-batch {small_batch}")
-        self.small_batch, self.big_batch, self.every = small_batch, big_batch, every
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+    analysis = "noise"
+
+    def __init__(
+        self,
+        small_batch: int = 2,
+        big_batch: int = 8,
+        every: int = 1,
+        out_dir: str | Path | None = None,
+        *,
+        flag: str = "--every",
+    ) -> None:
+        super().__init__(every, out_dir, flag=flag)
+        check_batch_sizes(small_batch, big_batch)
+        self.small_batch, self.big_batch = small_batch, big_batch
         self.estimator = NoiseScaleEstimator(small_batch, big_batch)
-        self.name = ""
         self.train_batch = 0
         self.loss_steps: list[int] = []
         self.losses: list[float] = []
         self.measured_steps: list[int] = []
 
     def on_start(self, model: nn.Module, config: TrainConfig) -> None:
-        self.name, self.train_batch = str(config.model), int(config.batch_size)
-        dataset = get_dataset(config.dataset, config.data_root, split=config.split, input_size=config.input_size,
-                              augment=config.augment, seed=config.seed + 1)
+        super().on_start(model, config)
+        self.train_batch = int(config.batch_size)
+        dataset = get_dataset(
+            config.dataset,
+            config.data_root,
+            split=config.split,
+            input_size=config.input_size,
+            augment=config.augment,
+            seed=config.seed + 1,
+        )
         if len(dataset) < self.big_batch:
-            raise ProbeError(f"--big-batch {self.big_batch}: the {config.dataset!r} {config.split} split has only "
-                             f"{len(dataset)} items")
+            raise ProbeError(
+                f"--big-batch {self.big_batch}: the {config.dataset!r} {config.split} split has only "
+                f"{len(dataset)} items"
+            )
         self._loader = make_loader(dataset, self.big_batch, seed=config.seed + 1, shuffle=True)
         self._epoch = 0
         self._batches = iter(self._loader)
         self._device = next(model.parameters()).device
         self._autocast = PRECISIONS[config.precision or "fp32"]
-        self._loss = partial(build_loss(config.loss, **dataset_loss_options(config.loss, dataset.info)),
-                             output_space=model.output_space, max_depth=dataset.info.max_depth,
-                             scales=config.loss_scales)
+        self._loss = supervised_loss(config, model, dataset)
 
     def _next_batch(self) -> dict:
         batch = next(self._batches, None)
@@ -234,7 +274,7 @@ class NoiseProbe(TrainHook):
     def after_step(self, step: int, model: nn.Module, stats: StepStats) -> None:
         self.loss_steps.append(step)
         self.losses.append(float(stats.loss))
-        if step % self.every:
+        if not self.due(step):
             return
         buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
         devices = [self._device] if self._device.type == "cuda" else []
@@ -246,74 +286,131 @@ class NoiseProbe(TrainHook):
         self.estimator.update(small, big)
         self.measured_steps.append(step)
 
-    def result(self) -> "ModelNoise":
+    def result(self) -> ModelNoise:
         if not self.losses:
             raise ProbeError("noise: the probe saw no training step (was it passed to train()?)")
-        return ModelNoise(name=self.name, train_batch=self.train_batch, estimator=self.estimator,
-                          measured_steps=list(self.measured_steps), loss_steps=list(self.loss_steps),
-                          losses=list(self.losses))
+        return ModelNoise.of(
+            str(self.name),
+            self.train_batch,
+            self.estimator,
+            list(self.measured_steps),
+            list(self.loss_steps),
+            list(self.losses),
+        )
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write ``noise.json`` and ``noise.png`` for this run into ``out_dir`` (or the probe's folder)."""
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ProbeError("noise: no output folder given to save the measurements")
-        return NoiseResult(models=[self.result()], config={"every": self.every, "small_batch": self.small_batch,
-                                                           "big_batch": self.big_batch}).save(target)
+    def to_result(self) -> NoiseResult:
+        return NoiseResult(
+            models=[self.result()],
+            config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch},
+        )
+
+
+@TRAIN_PROBES.register("noise", description="gradient noise scale (batch sizes 2 and 8) and loss spread -> noise.json")
+def noise_probe(every: int, out_dir: Path) -> NoiseProbe:
+    return NoiseProbe(every=every, out_dir=out_dir, flag="--probe-every")
+
+
+@dataclass
+class NoiseMeasurements:
+    """Every gradient-norm measurement: its step, ``|G_small|^2``, ``|G_big|^2`` and the running B_simple."""
+
+    step: list[int]
+    small_sq: list[float]
+    big_sq: list[float]
+    b_simple_ema: list[float]
+
+
+@dataclass
+class StepLosses:
+    """The training loss of every step."""
+
+    step: list[int]
+    loss: list[float]
 
 
 @dataclass
 class ModelNoise:
-    """One model's measurements: squared gradient norms at two batch sizes, and per-batch losses."""
+    """One model's noise scale (whole run and second half) and per-batch loss spread, with the raw series."""
 
     name: str
-    train_batch: int
-    estimator: NoiseScaleEstimator
-    measured_steps: list[int]
-    loss_steps: list[int]
-    losses: list[float]
+    b_small: int
+    b_big: int
+    train_batch_size: int
+    measurements: int
+    b_simple: float
+    b_simple_second_half: float
+    b_simple_over_train_batch: float
+    grad_sq_norm: float
+    trace_sigma: float
+    loss: LossSpread
+    loss_second_half: LossSpread
+    per_measurement: NoiseMeasurements
+    per_step_loss: StepLosses
 
-    def to_json(self) -> dict[str, Any]:
-        est = self.estimator
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        train_batch: int,
+        est: NoiseScaleEstimator,
+        measured_steps: list[int],
+        loss_steps: list[int],
+        losses: list[float],
+    ) -> ModelNoise:
+        """Estimate from the measurements: means before dividing, over all of them and their second half."""
         overall = est.estimate()
         late = est.estimate(start=len(est.small) // 2)
-        loss = loss_statistics(self.losses)
-        return {
-            "name": self.name, "b_small": est.b_small, "b_big": est.b_big, "train_batch_size": self.train_batch,
-            "measurements": len(est.small),
-            "b_simple": overall.noise_scale, "b_simple_second_half": late.noise_scale,
-            "b_simple_over_train_batch": overall.noise_scale / self.train_batch,
-            "grad_sq_norm": overall.grad_sq, "trace_sigma": overall.trace_sigma,
-            "loss": loss["all"], "loss_second_half": loss["second_half"],
-            "per_measurement": {"step": self.measured_steps, "small_sq": est.small, "big_sq": est.big,
-                                "b_simple_ema": est.ema_history},
-            "per_step_loss": {"step": self.loss_steps, "loss": self.losses},
-        }
+        spread = loss_statistics(losses)
+        return cls(
+            name,
+            est.b_small,
+            est.b_big,
+            train_batch,
+            len(est.small),
+            overall.noise_scale,
+            late.noise_scale,
+            overall.noise_scale / train_batch,
+            overall.grad_sq,
+            overall.trace_sigma,
+            spread["all"],
+            spread["second_half"],
+            NoiseMeasurements(measured_steps, list(est.small), list(est.big), list(est.ema_history)),
+            StepLosses(loss_steps, losses),
+        )
 
 
 @dataclass
 class NoiseConfig(TrainingRuns):
     """``probe noise``: train each model ``steps`` steps, measuring gradient noise every ``every`` steps."""
 
-    small_batch: int = 2
-    big_batch: int = 8
-    every: int = 1
-    out: Path = Path("runs/noise")
+    small_batch: int = option(2, help="B_small of the noise-scale estimator")
+    big_batch: int = option(8, help="B_big (a multiple of B_small)")
+    every: int = option(1, help="measure the gradient noise every K steps")
+    out: Path = out_option(Path("runs/noise"))
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive({"--every": self.every})
+        check_batch_sizes(self.small_batch, self.big_batch)
 
 
+METHOD = (
+    "B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each estimator averaged "
+    "over all measurements before dividing (McCandlish et al. 2018, appendix A); loss spread = std / mean "
+    "of the per-batch training loss"
+)
+
+
+@register_result
 @dataclass
-class NoiseResult(AnalysisResult):
+class NoiseResult(Result):
     """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
-    name = "noise"
+    name: ClassVar[str] = "noise"
+    schema_version: ClassVar[int] = 1
     models: list[ModelNoise]
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"method": ("B_simple = tr(Sigma)/|G|^2 from squared gradient norms at two batch sizes, each "
-                           "estimator averaged over all measurements before dividing (McCandlish et al. 2018, "
-                           "appendix A); loss spread = std / mean of the per-batch training loss"),
-                "config": self.config, "models": [m.to_json() for m in self.models]}
+    config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or the probe's settings
+    method: str = METHOD
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [noise_figure(self.models, out_dir / "noise.png")]
@@ -326,9 +423,9 @@ def run(config: NoiseConfig) -> NoiseResult:
     ...                          steps=20, device="cpu"))                         # doctest: +SKIP
     >>> result.save("runs/noise")                                                # doctest: +SKIP
     """
-    NoiseProbe(config.small_batch, config.big_batch, config.every)  # bad flags fail before any training
+    config.validate()
     probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
-    return NoiseResult(models=[p.result() for p in probes], config=asdict(config))
+    return NoiseResult(models=[p.result() for p in probes], config=encode(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
@@ -341,30 +438,104 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
     order = {"hue_order": [m.name for m in models]}
-    losses = pd.DataFrame([{"model": m.name, "step": s, "loss": v} for m in models
-                           for s, v in zip(m.loss_steps, m.losses)])
+    losses = pd.DataFrame(
+        [
+            {"model": m.name, "step": s, "loss": v}
+            for m in models
+            for s, v in zip(m.per_step_loss.step, m.per_step_loss.loss)
+        ]
+    )
     sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8, **order)
     axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
-    ema = pd.DataFrame([{"model": m.name, "step": s, "B_simple (EMA)": v} for m in models
-                        for s, v in zip(m.measured_steps, m.estimator.ema_history) if math.isfinite(v) and v > 0])
+    ema = pd.DataFrame(
+        [
+            {"model": m.name, "step": s, "B_simple (EMA)": v}
+            for m in models
+            for s, v in zip(m.per_measurement.step, m.per_measurement.b_simple_ema)
+            if math.isfinite(v) and v > 0
+        ]
+    )
     if not ema.empty:
         sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **order)
         axes[1].set_yscale("log")
     axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running (EMA)")
-    docs = [(m.name, m.to_json()) for m in models]
-    scale = pd.DataFrame([{"model": name, "B_simple": d["b_simple"]} for name, d in docs]).dropna()
+    scale = pd.DataFrame([{"model": m.name, "B_simple": m.b_simple} for m in models]).dropna()
     scale = scale[scale["B_simple"] > 0]
     if not scale.empty:
         sns.barplot(scale, x="model", y="B_simple", hue="model", ax=axes[2], legend=False, **order)
         axes[2].set_yscale("log")
-    for batch in sorted({m.train_batch for m in models}):
+    for batch in sorted({m.train_batch_size for m in models}):
         axes[2].axhline(batch, ls="--", c="grey")
     axes[2].set(xlabel="", ylabel="B_simple (log)", title="noise scale (dashed: training batch size)")
-    spread = pd.DataFrame([{"model": name, "part": part, "loss CV (detrended)": d[key]["cv_detrended"]}
-                           for name, d in docs for part, key in (("whole run", "loss"),
-                                                                  ("second half", "loss_second_half"))]).dropna()
+    spread = pd.DataFrame(
+        [
+            {"model": m.name, "part": part, "loss CV (detrended)": loss.cv_detrended}
+            for m in models
+            for part, loss in (("whole run", m.loss), ("second half", m.loss_second_half))
+        ]
+    ).dropna()
     if not spread.empty:
         sns.barplot(spread, x="part", y="loss CV (detrended)", hue="model", ax=axes[3], **order)
     axes[3].set(xlabel="", ylabel="batch-to-batch std / mean", title="per-batch loss scatter")
     fig.subplots_adjust(wspace=0.3)
     return save_figure(fig, path)
+
+
+# -- the report: the question this analysis answers, and its section --------------------------------------
+
+NOISE_RULE = (
+    "Compares the batch-to-batch scatter of the loss between PackNet models and DenseDepth: the detrended "
+    "coefficient of variation (std of successive differences / sqrt(2) / mean, so the falling trend of "
+    "the loss does not count as noise; the plain std/mean where the detrended value is absent). Yes "
+    "(PackNet's batches are noisier) when the PackNet CV exceeds DenseDepth's by more than 20%; no when it "
+    "is lower by more than 20%; comparable otherwise. B_simple is shown as evidence."
+)
+NOISE_QUESTION = "How noisy are the batches?"
+
+
+def loss_cv(m: ModelNoise) -> float | None:
+    """The detrended per-batch loss CV, or the plain one where the run was too short for it (None: neither)."""
+    return finite(m.loss.cv_detrended) if finite(m.loss.cv_detrended) is not None else finite(m.loss.cv)
+
+
+@QUESTIONS.register("noise", description=NOISE_QUESTION, order=40)
+def batch_noise(results: Results) -> Answer | None:
+    doc = results.first(NoiseResult)
+    if doc is None or not doc.models:
+        return None
+    evidence = [
+        {
+            "model": m.name,
+            "B_simple": fmt(m.b_simple),
+            "loss CV (detrended)": fmt(loss_cv(m)),
+            "loss CV (plain)": fmt(m.loss.cv),
+            "loss std": fmt(m.loss.std),
+        }
+        for m in doc.models
+    ]
+    cv = {m.name: loss_cv(m) for m in doc.models}
+    pn = [v for k, v in cv.items() if is_packnet(k) and v is not None]
+    dd = [v for k, v in cv.items() if not is_packnet(k) and v is not None]
+    if not pn or not dd:
+        named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
+        return Answer(
+            NOISE_QUESTION,
+            "inconclusive",
+            f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
+            NOISE_RULE,
+            evidence,
+        )
+    ratio = statistics.mean(pn) / max(statistics.mean(dd), 1e-12)
+    if ratio > 1.2:
+        verdict, lead = "yes", f"PackNet's batches are noisier: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+    elif ratio < 1 / 1.2:
+        verdict, lead = "no", f"PackNet's batches are calmer: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+    else:
+        verdict, lead = "partly", f"Comparable: PackNet's per-batch loss CV is {ratio:.2f}x DenseDepth's"
+    return Answer(NOISE_QUESTION, verdict, lead + ".", NOISE_RULE, evidence)
+
+
+@SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)
+def noise_section(results: Results) -> Section | None:
+    extra = embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
+    return answer_section("noise", NOISE_QUESTION, results, extra)

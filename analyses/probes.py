@@ -1,10 +1,19 @@
-"""Analyses that ride along inside a normal training run: ``probe train --probe collapse,gradients``.
+"""Training probes: analyses that ride along inside a training run (``probe train --probe collapse,gradients``).
 
-``TRAIN_PROBES`` maps a probe name to ``factory(every, out_dir) -> hook``; the hook
-is a :class:`probe.training.TrainHook` with a ``save()`` that writes the
-analysis' JSON and figures into the run folder (``out_dir``) once training ends.
+A probe is a :class:`probe.training.TrainHook` that measures every ``every``
+steps and, when training ends, saves its analysis' result file into a run
+folder.  :class:`TrainingProbe` holds what every probe shares: the every-K
+schedule, the run's name, the output folder and :meth:`~TrainingProbe.save`.
+A subclass implements the hook methods it needs and :meth:`~TrainingProbe.to_result`.
 
->>> from analyses.probes import TRAIN_PROBES
+``TRAIN_PROBES`` maps a probe name to ``factory(every, out_dir) -> TrainingProbe``;
+each analysis module registers its own probe next to it::
+
+    @TRAIN_PROBES.register("gradients", description="... -> gradients.json")
+    def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
+        return GradientRecorder(every=every, out_dir=out_dir, flag="--probe-every")
+
+>>> import analyses
 >>> sorted(TRAIN_PROBES.names())
 ['collapse', 'gradients', 'noise']
 >>> hook = TRAIN_PROBES.build("gradients", 10, "runs/x")     # doctest: +SKIP
@@ -14,28 +23,60 @@ analysis' JSON and figures into the run folder (``out_dir``) once training ends.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from analyses.collapse import CollapseTracker
-from analyses.gradients import GradientRecorder
-from analyses.noise import NoiseProbe
+import torch.nn as nn
+
+from probe.errors import ProbeError
+from probe.options import check_positive
 from probe.registry import Registry
+from probe.results import Result
 from probe.training import TrainHook
 
-ProbeFactory = Callable[[int, Path], TrainHook]
+
+class TrainingProbe(TrainHook):
+    """A hook that measures on steps ``every, 2*every, ...`` and saves one result file for its run.
+
+    ``flag`` names the option ``every`` came from in error messages (``--every`` on an
+    analysis command, ``--probe-every`` on ``probe train``); ``name`` labels the run
+    (default: the trained model's name, set at :meth:`on_start`).
+    """
+
+    #: the analysis this probe feeds (used in messages)
+    analysis = "probe"
+
+    def __init__(
+        self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *, flag: str = "--every"
+    ) -> None:
+        check_positive({flag: every})
+        self.every = every
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.name = name
+
+    def due(self, step: int) -> bool:
+        """Whether ``step`` is a measuring step (a multiple of ``every``)."""
+        return step % self.every == 0
+
+    def on_start(self, model: nn.Module, config: Any) -> None:
+        if self.name is None:
+            self.name = run_name(model, config)
+
+    def to_result(self) -> Result:
+        """The result file of this one run (what :meth:`save` writes)."""
+        raise NotImplementedError
+
+    def save(self, out_dir: str | Path | None = None) -> list[Path]:
+        """Write the result file and its figures into ``out_dir`` (default: the probe's folder)."""
+        target = Path(out_dir) if out_dir is not None else self.out_dir
+        if target is None:
+            raise ProbeError(f"{self.analysis}: no output folder given to save the measurements")
+        return self.to_result().save(target)
+
+
+def run_name(model: nn.Module, config: Any) -> str:
+    """The name a probe reports a run under: the config's model name, else the model's own."""
+    return str(getattr(config, "model", None) or getattr(model, "model_name", type(model).__name__))
+
+
+ProbeFactory = Callable[[int, Path], TrainingProbe]
 TRAIN_PROBES: Registry[ProbeFactory] = Registry("training probe")
-
-
-@TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
-def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
-    return GradientRecorder(every=every, out_dir=out_dir)
-
-
-@TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
-def collapse_probe(every: int, out_dir: Path) -> CollapseTracker:
-    return CollapseTracker(every=every, out_dir=out_dir)
-
-
-@TRAIN_PROBES.register("noise", description="gradient noise scale (batch sizes 2 and 8) and loss spread -> noise.json")
-def noise_probe(every: int, out_dir: Path) -> NoiseProbe:
-    return NoiseProbe(every=every, out_dir=out_dir)

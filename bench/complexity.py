@@ -45,9 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    config = ComplexityConfig(models=args.model or list_models(), input_size=parse_size(args.input_size),
-                              width=args.width, batch_size=args.batch_size, device=args.device,
-                              repeats=args.repeats, warmup=args.warmup)
+    config = ComplexityConfig(
+        models=args.model or list_models(),
+        input_size=parse_size(args.input_size),
+        width=args.width,
+        batch_size=args.batch_size,
+        device=args.device,
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
     started = time.perf_counter()
     result = run(config)
     total_s = time.perf_counter() - started
@@ -62,8 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     timing.add_row("total", f"{total_s:.1f}")
     console.print(timing)
 
-    doc = {"benchmark": "complexity", "total_seconds": total_s, "torch_threads": torch.get_num_threads(),
-           "provenance": provenance(result.device), **result.to_json()}
+    doc = {
+        "benchmark": "complexity",
+        "total_seconds": total_s,
+        "torch_threads": torch.get_num_threads(),
+        "provenance": provenance(result.device),
+        **result.to_json(),
+    }
     write_json(args.out, doc)
     console.print(f"wrote {args.out}")
 

@@ -32,11 +32,14 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.data_synthetic import measure_passes  # noqa: E402  (one way to time passes over a dataset)
-from probe.data import get_dataset  # noqa: E402
-from probe.data import synthetic  # noqa: E402
+from probe.data import (
+    get_dataset,  # noqa: E402
+    synthetic,  # noqa: E402
+)
 from probe.io import write_json  # noqa: E402
-from probe.runs import provenance  # noqa: E402
 from probe.options import parse_size  # noqa: E402
+from probe.runs import provenance  # noqa: E402
+from probe.schema import encode  # noqa: E402
 
 TARGET_WINDOWS_PER_S = 100.0
 
@@ -86,34 +89,75 @@ def main(argv: list[str] | None = None) -> int:
         stages = measure_stages(name, size, min(args.items, 100), options)
         cpu_rates = [args.items / s for s in passes["cpu_s"]]
         wall_rates = [args.items / s for s in passes["wall_s"]]
-        results.append({
-            "dataset": name, "items": args.items, "repeats": args.repeats, "frames_per_window": 3,
-            "windows_per_s_cpu_best": max(cpu_rates), "windows_per_s_cpu_median": statistics.median(cpu_rates),
-            "windows_per_s_wall_best": max(wall_rates), "windows_per_s_wall_median": statistics.median(wall_rates),
-            "stage_ms": stages, "meets_target": max(cpu_rates) >= TARGET_WINDOWS_PER_S,
-        })
+        results.append(
+            {
+                "dataset": name,
+                "items": args.items,
+                "repeats": args.repeats,
+                "frames_per_window": 3,
+                "windows_per_s_cpu_best": max(cpu_rates),
+                "windows_per_s_cpu_median": statistics.median(cpu_rates),
+                "windows_per_s_wall_best": max(wall_rates),
+                "windows_per_s_wall_median": statistics.median(wall_rates),
+                "stage_ms": stages,
+                "meets_target": max(cpu_rates) >= TARGET_WINDOWS_PER_S,
+            }
+        )
     load_after = os.getloadavg()
 
-    table = Table(title=f"synthetic video windows (3 frames) at {size[0]}x{size[1]}, 1 thread, "
-                        f"moving objects {args.moving_objects}")
-    for column in ("dataset", "win/s CPU best", "win/s CPU median", "win/s wall best", "scene ms", "cast ms",
-                   "shade ms", "pipeline ms", f">= {TARGET_WINDOWS_PER_S:g}/s"):
+    table = Table(
+        title=f"synthetic video windows (3 frames) at {size[0]}x{size[1]}, 1 thread, "
+        f"moving objects {args.moving_objects}"
+    )
+    for column in (
+        "dataset",
+        "win/s CPU best",
+        "win/s CPU median",
+        "win/s wall best",
+        "scene ms",
+        "cast ms",
+        "shade ms",
+        "pipeline ms",
+        f">= {TARGET_WINDOWS_PER_S:g}/s",
+    ):
         table.add_column(column, justify="right" if column != "dataset" else "left")
     for r in results:
         s = r["stage_ms"]
-        table.add_row(r["dataset"], f"{r['windows_per_s_cpu_best']:.0f}", f"{r['windows_per_s_cpu_median']:.0f}",
-                      f"{r['windows_per_s_wall_best']:.0f}", f"{s['scene']:.2f}", f"{s['cast']:.2f}",
-                      f"{s['shade']:.2f}", f"{s['pipeline']:.2f}", "yes" if r["meets_target"] else "NO")
+        table.add_row(
+            r["dataset"],
+            f"{r['windows_per_s_cpu_best']:.0f}",
+            f"{r['windows_per_s_cpu_median']:.0f}",
+            f"{r['windows_per_s_wall_best']:.0f}",
+            f"{s['scene']:.2f}",
+            f"{s['cast']:.2f}",
+            f"{s['shade']:.2f}",
+            f"{s['pipeline']:.2f}",
+            "yes" if r["meets_target"] else "NO",
+        )
     Console(width=130).print(table)
-    print(f"load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} CPUs "
-          "(CPU-time rates drop when other processes share the cores)")
+    print(
+        f"load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} CPUs "
+        "(CPU-time rates drop when other processes share the cores)"
+    )
     if args.out is not None:
-        write_json(args.out, {
-            "benchmark": "data_video", "input_size": list(size), "threads": 1, "moving_objects": args.moving_objects,
-            "target_windows_per_s": TARGET_WINDOWS_PER_S, "results": results,
-            "machine": {**provenance(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                        "load_average_before": load_before[0], "load_average_after": load_after[0]},
-        })
+        write_json(
+            args.out,
+            {
+                "benchmark": "data_video",
+                "input_size": list(size),
+                "threads": 1,
+                "moving_objects": args.moving_objects,
+                "target_windows_per_s": TARGET_WINDOWS_PER_S,
+                "results": results,
+                "machine": {
+                    **encode(provenance()),
+                    "processor": platform.processor(),
+                    "cpus": os.cpu_count(),
+                    "load_average_before": load_before[0],
+                    "load_average_after": load_after[0],
+                },
+            },
+        )
         print(f"wrote {args.out}")
     return 0
 

@@ -39,8 +39,9 @@ from probe.runs import provenance  # noqa: E402
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def layer_shapes(model_name: str, size: tuple[int, int], batch_size: int, width: float,
-                 options: dict[str, Any]) -> list[dict[str, Any]]:
+def layer_shapes(
+    model_name: str, size: tuple[int, int], batch_size: int, width: float, options: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Name, input shape ``[B,D,H,W]`` and weight shape of every DepthConv3d, from a meta-device forward."""
     with torch.device("meta"):
         model = build_model(model_name, width=width, **options).eval()
@@ -48,15 +49,18 @@ def layer_shapes(model_name: str, size: tuple[int, int], batch_size: int, width:
     for name, module in model.named_modules():
         if isinstance(module, DepthConv3d):
             module.register_forward_pre_hook(
-                lambda m, args, name=name: shapes.append({"layer": name, "input": list(args[0].shape),
-                                                          "weight": list(m.weight.shape)}))
+                lambda m, args, name=name: shapes.append(
+                    {"layer": name, "input": list(args[0].shape), "weight": list(m.weight.shape)}
+                )
+            )
     with torch.no_grad():
         model(torch.empty(batch_size, 3, *size, device="meta"))
     return shapes
 
 
-def time_layer(shape: dict[str, Any], device: torch.device, dtype: torch.dtype, repeats: int,
-               warmup: int) -> dict[str, Any]:
+def time_layer(
+    shape: dict[str, Any], device: torch.device, dtype: torch.dtype, repeats: int, warmup: int
+) -> dict[str, Any]:
     """Median forward+backward milliseconds of each form on one layer shape, and their largest difference."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(shape["input"], generator=generator).to(device, dtype).requires_grad_()
@@ -78,14 +82,23 @@ def time_layer(shape: dict[str, Any], device: torch.device, dtype: torch.dtype, 
             if i >= warmup:
                 seconds[name].append(clock() - start)
     ms = {name: 1e3 * statistics.median(values) for name, values in seconds.items()}
-    return {**shape, "ms": ms, "max_abs_difference": max_abs, "reference_max_abs": float(reference.abs().max()),
-            "faster": min(ms, key=ms.__getitem__)}
+    return {
+        **shape,
+        "ms": ms,
+        "max_abs_difference": max_abs,
+        "reference_max_abs": float(reference.abs().max()),
+        "faster": min(ms, key=ms.__getitem__),
+    }
 
 
 def summarise(model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     totals = {name: sum(r["ms"][name] for r in rows) for name in DEPTH_CONVS}
-    return {"model": model_name, "total_ms": totals, "faster": min(totals, key=totals.__getitem__),
-            "speedup_conv2d_over_conv3d": totals["conv3d"] / totals["conv2d"]}
+    return {
+        "model": model_name,
+        "total_ms": totals,
+        "faster": min(totals, key=totals.__getitem__),
+        "speedup_conv2d_over_conv3d": totals["conv3d"] / totals["conv2d"],
+    }
 
 
 def print_table(results: list[dict[str, Any]], title: str) -> None:
@@ -94,22 +107,46 @@ def print_table(results: list[dict[str, Any]], title: str) -> None:
         table.add_column(column, justify="left" if column in ("model", "layer") else "right", no_wrap=True)
     for result in results:
         for r in result["layers"]:
-            table.add_row(result["model"], r["layer"], "x".join(map(str, r["input"])), f"{r['ms']['conv3d']:.2f}",
-                          f"{r['ms']['conv2d']:.2f}", f"{r['ms']['conv3d'] / r['ms']['conv2d']:.2f}",
-                          f"{r['max_abs_difference']:.2g}")
+            table.add_row(
+                result["model"],
+                r["layer"],
+                "x".join(map(str, r["input"])),
+                f"{r['ms']['conv3d']:.2f}",
+                f"{r['ms']['conv2d']:.2f}",
+                f"{r['ms']['conv3d'] / r['ms']['conv2d']:.2f}",
+                f"{r['max_abs_difference']:.2g}",
+            )
         s = result["summary"]
-        table.add_row(result["model"], "total", "", f"{s['total_ms']['conv3d']:.2f}", f"{s['total_ms']['conv2d']:.2f}",
-                      f"{s['speedup_conv2d_over_conv3d']:.2f}", "", end_section=True)
+        table.add_row(
+            result["model"],
+            "total",
+            "",
+            f"{s['total_ms']['conv3d']:.2f}",
+            f"{s['total_ms']['conv2d']:.2f}",
+            f"{s['speedup_conv2d_over_conv3d']:.2f}",
+            "",
+            end_section=True,
+        )
     Console(width=max(120, Console().width)).print(table)
 
 
-def run(models: list[str], size: tuple[int, int], batch_size: int, width: float, device: torch.device,
-        precision: str, repeats: int, warmup: int) -> list[dict[str, Any]]:
+def run(
+    models: list[str],
+    size: tuple[int, int],
+    batch_size: int,
+    width: float,
+    device: torch.device,
+    precision: str,
+    repeats: int,
+    warmup: int,
+) -> list[dict[str, Any]]:
     results = []
     for name in models:
         options = {"output_scale": "half"}  # the seed's setting; the last decoder stage is not built
-        rows = [time_layer(shape, device, DTYPES[precision], repeats, warmup)
-                for shape in layer_shapes(name, size, batch_size, width, options)]
+        rows = [
+            time_layer(shape, device, DTYPES[precision], repeats, warmup)
+            for shape in layer_shapes(name, size, batch_size, width, options)
+        ]
         results.append({"model": name, "options": options, "layers": rows, "summary": summarise(name, rows)})
     return results
 
@@ -131,16 +168,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     size = parse_size(args.input_size)
-    results = run(args.models.split(","), size, args.batch_size, args.width, device, args.precision,
-                  args.repeats, args.warmup)
-    title = (f"depth conv forward+backward on {device_description(device)}, {args.precision}, input {size[0]}x{size[1]}, "
-             f"batch {args.batch_size}, width {args.width:g} (default here: {DEFAULT_IMPL.get(device.type, 'conv3d')})")
+    results = run(
+        args.models.split(","), size, args.batch_size, args.width, device, args.precision, args.repeats, args.warmup
+    )
+    title = (
+        f"depth conv forward+backward on {device_description(device)}, {args.precision}, input {size[0]}x{size[1]}, "
+        f"batch {args.batch_size}, width {args.width:g} (default here: {DEFAULT_IMPL.get(device.type, 'conv3d')})"
+    )
     print_table(results, title)
-    report = {"benchmark": "depth_conv", "device": device_description(device), "device_type": device.type,
-              "clock": benchmark_clock_name(device),
-              "precision": args.precision, "input_size": list(size), "batch_size": args.batch_size,
-              "width": args.width, "repeats": args.repeats, "default_impl": DEFAULT_IMPL.get(device.type, "conv3d"),
-              "provenance": provenance(device), "models": results}
+    report = {
+        "benchmark": "depth_conv",
+        "device": device_description(device),
+        "device_type": device.type,
+        "clock": benchmark_clock_name(device),
+        "precision": args.precision,
+        "input_size": list(size),
+        "batch_size": args.batch_size,
+        "width": args.width,
+        "repeats": args.repeats,
+        "default_impl": DEFAULT_IMPL.get(device.type, "conv3d"),
+        "provenance": provenance(device),
+        "models": results,
+    }
     write_json(args.out, report)
     print(f"wrote {args.out}")
     return report

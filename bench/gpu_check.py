@@ -41,7 +41,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import xml.etree.ElementTree as ElementTree  # noqa: E402
-from dataclasses import dataclass, field, replace  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
@@ -49,10 +49,10 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
-import torch  # noqa: E402
-
 import depth_conv as depth_conv_bench  # noqa: E402
+import torch  # noqa: E402
 import train_step as step_bench  # noqa: E402
+
 from probe.device import device_description  # noqa: E402
 from probe.io import atomic_write, write_json  # noqa: E402
 from probe.runs import provenance  # noqa: E402
@@ -83,27 +83,66 @@ class Scale:
     sweep_warmup: int
     sweep_steps: int
     seed_study_flags: tuple[str, ...]
-    step_rate: dict[str, float]   # assumed training FLOP/s per precision before any measurement
-    row_overhead_s: float         # model build, first-step autotuning, flop count
+    step_rate: dict[str, float]  # assumed training FLOP/s per precision before any measurement
+    row_overhead_s: float  # model build, first-step autotuning, flop count
     phase_estimates_s: dict[str, float]
 
 
 GPU_SCALE = Scale(
-    device="cuda", width=1.0, sizes={s: s for s in SIZES}, batches={b: b for b in BATCHES}, warmup=3, steps=5,
-    sweep_warmup=2, sweep_steps=3,
-    seed_study_flags=("--full", "--max-steps", "20", "--input-size", "240x320", "--batch-size", "8", "--workers", "4",
-                      "--device", "cuda"),
-    step_rate={"bf16": 150e12, "fp16": 150e12, "fp32": 50e12}, row_overhead_s=8.0,
-    phase_estimates_s={"environment": 5, "physical_bound": 15, "cuda_tests": 180, "depth_conv": 30,
-                       "seed_study": 150, "compile": 180})
+    device="cuda",
+    width=1.0,
+    sizes={s: s for s in SIZES},
+    batches={b: b for b in BATCHES},
+    warmup=3,
+    steps=5,
+    sweep_warmup=2,
+    sweep_steps=3,
+    seed_study_flags=(
+        "--full",
+        "--max-steps",
+        "20",
+        "--input-size",
+        "240x320",
+        "--batch-size",
+        "8",
+        "--workers",
+        "4",
+        "--device",
+        "cuda",
+    ),
+    step_rate={"bf16": 150e12, "fp16": 150e12, "fp32": 50e12},
+    row_overhead_s=8.0,
+    phase_estimates_s={
+        "environment": 5,
+        "physical_bound": 15,
+        "cuda_tests": 180,
+        "depth_conv": 30,
+        "seed_study": 150,
+        "compile": 180,
+    },
+)
 DRY_SCALE = Scale(
-    device="cpu", width=0.0625, sizes={(480, 640): (64, 96), (240, 320): (32, 64)}, batches={4: 1, 8: 2, 16: 4},
-    warmup=1, steps=1, sweep_warmup=1, sweep_steps=1,
+    device="cpu",
+    width=0.0625,
+    sizes={(480, 640): (64, 96), (240, 320): (32, 64)},
+    batches={4: 1, 8: 2, 16: 4},
+    warmup=1,
+    steps=1,
+    sweep_warmup=1,
+    sweep_steps=1,
     seed_study_flags=("--quick", "--max-steps", "2", "--workers", "0", "--device", "cpu"),
-    step_rate={"bf16": 2e9, "fp16": 2e9, "fp32": 2e9}, row_overhead_s=0.3,
+    step_rate={"bf16": 2e9, "fp16": 2e9, "fp32": 2e9},
+    row_overhead_s=0.3,
     # compiling PackNet with inductor on a CPU takes many minutes: the dry run always skips it
-    phase_estimates_s={"environment": 1, "physical_bound": 3, "cuda_tests": 10, "depth_conv": 3, "seed_study": 20,
-                       "compile": 900})
+    phase_estimates_s={
+        "environment": 1,
+        "physical_bound": 3,
+        "cuda_tests": 10,
+        "depth_conv": 3,
+        "seed_study": 20,
+        "compile": 900,
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -142,8 +181,14 @@ class GpuCheck:
         self.row_overhead_s = scale.row_overhead_s
         self.rows: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {
-            "benchmark": "gpu_check", "dry_run": dry_run, "device": device_description(self.device),
-            "budget_s": budget.total_s, "scale": describe(scale), "phases": {}, "skipped": [], "rows": self.rows,
+            "benchmark": "gpu_check",
+            "dry_run": dry_run,
+            "device": device_description(self.device),
+            "budget_s": budget.total_s,
+            "scale": describe(scale),
+            "phases": {},
+            "skipped": [],
+            "rows": self.rows,
         }
         self.name = "cpu-dry-run" if dry_run else _slug(torch.cuda.get_device_name(self.device))
         self.json_path = out_dir / f"gpu-{self.name}.json"
@@ -184,15 +229,24 @@ class GpuCheck:
         atomic_write(self.md_path, summary_markdown(json.loads(self.json_path.read_text())))
 
     # -- train_step rows ----------------------------------------------------------------------------
-    def row_estimate_s(self, model: str, size: tuple[int, int], batch: int, mode: step_bench.StepMode,
-                       warmup: int, steps: int) -> float:
+    def row_estimate_s(
+        self, model: str, size: tuple[int, int], batch: int, mode: step_bench.StepMode, warmup: int, steps: int
+    ) -> float:
         options = step_bench.step_options(model, step_bench.model_options(model), mode)
         flops = step_bench.forward_flops_per_image(model, tuple(sorted(options.items())), self.scale.width, size)
         step_s = 3.0 * flops * batch / self.rate[mode.precision] * (4 / 3 if mode.activation_checkpointing else 1)
         return self.row_overhead_s + (warmup + steps) * step_s
 
-    def measure(self, model: str, size: tuple[int, int], batch: int, mode: step_bench.StepMode,
-                warmup: int, steps: int, optional: bool) -> dict[str, Any] | None:
+    def measure(
+        self,
+        model: str,
+        size: tuple[int, int],
+        batch: int,
+        mode: step_bench.StepMode,
+        warmup: int,
+        steps: int,
+        optional: bool,
+    ) -> dict[str, Any] | None:
         """One train_step row (skipped, and recorded so, when optional and over budget); calibrates the estimates."""
         label = f"train_step {model} {size[0]}x{size[1]} b{batch} {mode.name}"
         estimate = self.row_estimate_s(model, size, batch, mode, warmup, steps)
@@ -200,8 +254,9 @@ class GpuCheck:
             self.skip(label, estimate)
             return None
         start = time.monotonic()
-        row = step_bench.measure(model, step_bench.model_options(model), self.scale.width, size, batch, mode,
-                                 self.device, steps, warmup)
+        row = step_bench.measure(
+            model, step_bench.model_options(model), self.scale.width, size, batch, mode, self.device, steps, warmup
+        )
         row.update(wall_s=time.monotonic() - start, estimate_s=estimate)
         self.rows.append(row)
         if row["status"] == "ok":
@@ -221,9 +276,12 @@ class GpuCheck:
     def phases(self) -> list[Phase]:
         s = self.scale
         target_size, target_batch = s.sizes[(480, 640)], s.batches[16]
-        target_modes = [self.mode("default"), self.mode("eager_fp32"),
-                        self.mode("default_ac", activation_checkpointing=True),
-                        self.mode("default_conv2d", depth_conv="conv2d")]
+        target_modes = [
+            self.mode("default"),
+            self.mode("eager_fp32"),
+            self.mode("default_ac", activation_checkpointing=True),
+            self.mode("default_conv2d", depth_conv="conv2d"),
+        ]
         sweep = {size: self.sweep_items(size) for size in SIZES}
         compile_mode = self.mode("default_compile", compile=True)
 
@@ -234,16 +292,25 @@ class GpuCheck:
         return [
             Phase("environment", True, lambda: s.phase_estimates_s["environment"], self.environment),
             Phase("physical_bound", True, lambda: s.phase_estimates_s["physical_bound"], self.physical_bound),
-            Phase("targets", True, lambda: rows_estimate(target_items),
-                  lambda: [self.measure(*item, optional=False) for item in target_items]),
+            Phase(
+                "targets",
+                True,
+                lambda: rows_estimate(target_items),
+                lambda: [self.measure(*item, optional=False) for item in target_items],
+            ),
             Phase("depth_conv", True, lambda: s.phase_estimates_s["depth_conv"], self.depth_conv),
             Phase("cuda_tests", True, lambda: s.phase_estimates_s["cuda_tests"], self.cuda_tests),
             Phase("sweep_480", False, lambda: self.row_overhead_s, lambda: self.sweep(sweep[(480, 640)])),
             Phase("seed_study", False, lambda: s.phase_estimates_s["seed_study"], self.seed_study),
             Phase("sweep_240", False, lambda: self.row_overhead_s, lambda: self.sweep(sweep[(240, 320)])),
-            Phase("compile", False, lambda: s.phase_estimates_s["compile"],
-                  lambda: self.measure("packnet_a", target_size, target_batch, compile_mode, s.warmup, s.steps,
-                                       optional=False)),
+            Phase(
+                "compile",
+                False,
+                lambda: s.phase_estimates_s["compile"],
+                lambda: self.measure(
+                    "packnet_a", target_size, target_batch, compile_mode, s.warmup, s.steps, optional=False
+                ),
+            ),
         ]
 
     def sweep_items(self, size: tuple[int, int]) -> list[tuple]:
@@ -253,8 +320,10 @@ class GpuCheck:
         items = []
         if size == (480, 640):
             ac = self.mode("default_ac", activation_checkpointing=True)
-            items += [(m, tiny, s.batches[b], ac, s.sweep_warmup, s.sweep_steps)
-                      for m, b in (("packnet_slim_b", 16), ("densedepth", 16), ("packnet_a", 8), ("packnet_slim_b", 8))]
+            items += [
+                (m, tiny, s.batches[b], ac, s.sweep_warmup, s.sweep_steps)
+                for m, b in (("packnet_slim_b", 16), ("densedepth", 16), ("packnet_a", 8), ("packnet_slim_b", 8))
+            ]
         for model in MODELS:
             for batch in BATCHES:
                 for mode in (self.mode("default"), self.mode("eager_fp32")):
@@ -267,16 +336,27 @@ class GpuCheck:
         return {"measured": sum(r is not None for r in measured), "skipped": sum(r is None for r in measured)}
 
     def environment(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda,
-                                "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-                                "python": platform.python_version(), "device": device_description(self.device),
-                                "tf32_convolutions": torch.backends.cudnn.allow_tf32}
+        info: dict[str, Any] = {
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "python": platform.python_version(),
+            "device": device_description(self.device),
+            "tf32_convolutions": torch.backends.cudnn.allow_tf32,
+        }
         if self.device.type == "cuda":
             props = torch.cuda.get_device_properties(self.device)
-            info.update(memory_mib=props.total_memory / 2**20, multiprocessors=props.multi_processor_count,
-                        peak_bf16_tflops=step_bench.peak_flops(self.device, "bf16")[0])
-            smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                                  "--format=csv,noheader"], capture_output=True, text=True, check=False)
+            info.update(
+                memory_mib=props.total_memory / 2**20,
+                multiprocessors=props.multi_processor_count,
+                peak_bf16_tflops=step_bench.peak_flops(self.device, "bf16")[0],
+            )
+            smi = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             info["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()[:200]
         return info
 
@@ -287,44 +367,92 @@ class GpuCheck:
         epoch_flops = 2 * 3 * full * NYU_TRAIN_IMAGES
         peak = step_bench.peak_flops(self.device, "bf16")[0] if self.device.type == "cuda" else None
         h100 = dict(step_bench.PEAK_TFLOPS)["H100"]["bf16"] * 1e12
-        return {"model": "packnet_a", "input_size": [480, 640], "counter": "torch.utils.flop_counter (conv + matmul)",
-                "gmac_per_image_full_output": full / 1e9, "gmac_per_image_half_output": half / 1e9,
-                "issue_gmac_per_image": ISSUE_GMAC_PER_IMAGE,
-                "relative_difference": full / 1e9 / ISSUE_GMAC_PER_IMAGE - 1,
-                "training_gmac_per_image": 3 * full / 1e9, "nyu_epoch_pflop": epoch_flops / 1e15,
-                "nyu_epoch_s_at_h100_bf16_peak": epoch_flops / h100,
-                "nyu_epoch_s_at_this_device_peak": epoch_flops / peak if peak else None}
+        return {
+            "model": "packnet_a",
+            "input_size": [480, 640],
+            "counter": "torch.utils.flop_counter (conv + matmul)",
+            "gmac_per_image_full_output": full / 1e9,
+            "gmac_per_image_half_output": half / 1e9,
+            "issue_gmac_per_image": ISSUE_GMAC_PER_IMAGE,
+            "relative_difference": full / 1e9 / ISSUE_GMAC_PER_IMAGE - 1,
+            "training_gmac_per_image": 3 * full / 1e9,
+            "nyu_epoch_pflop": epoch_flops / 1e15,
+            "nyu_epoch_s_at_h100_bf16_peak": epoch_flops / h100,
+            "nyu_epoch_s_at_this_device_peak": epoch_flops / peak if peak else None,
+        }
 
     def cuda_tests(self) -> dict[str, Any]:
         report = self.work_dir / "cuda_tests.xml"
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "-rs",
-                   "--timeout", "150", str(ROOT / "tests" / "cuda"), f"--junitxml={report}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "cuda",
+            "-rs",
+            "--timeout",
+            "150",
+            str(ROOT / "tests" / "cuda"),
+            f"--junitxml={report}",
+        ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=240)
         return {"returncode": done.returncode, "tests": junit_outcomes(report), "tail": done.stdout[-1500:]}
 
     def depth_conv(self) -> dict[str, Any]:
         s = self.scale
         precision = "bf16" if self.device.type == "cuda" else "fp32"
-        report = depth_conv_bench.main(["--device", s.device, "--models", "packnet_a,packnet_slim_b",
-                                        "--input-size", "x".join(map(str, s.sizes[(480, 640)])),
-                                        "--batch-size", str(s.batches[8]), "--width", str(s.width),
-                                        "--precision", precision, "--repeats", str(max(s.steps, 3)),
-                                        "--out", str(self.work_dir / "depth_conv.json")])
-        return {"precision": precision, "default_impl": report["default_impl"],
-                "models": [{"model": m["model"], **m["summary"]} for m in report["models"]]}
+        report = depth_conv_bench.main(
+            [
+                "--device",
+                s.device,
+                "--models",
+                "packnet_a,packnet_slim_b",
+                "--input-size",
+                "x".join(map(str, s.sizes[(480, 640)])),
+                "--batch-size",
+                str(s.batches[8]),
+                "--width",
+                str(s.width),
+                "--precision",
+                precision,
+                "--repeats",
+                str(max(s.steps, 3)),
+                "--out",
+                str(self.work_dir / "depth_conv.json"),
+            ]
+        )
+        return {
+            "precision": precision,
+            "default_impl": report["default_impl"],
+            "models": [{"model": m["model"], **m["summary"]} for m in report["models"]],
+        }
 
     def seed_study(self) -> dict[str, Any]:
         out = self.work_dir / "seed-study"
-        command = [sys.executable, "-m", "cli", "experiment", "seed-study", *self.scale.seed_study_flags,
-                   "--out", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "cli",
+            "experiment",
+            "seed-study",
+            *self.scale.seed_study_flags,
+            "--out",
+            str(out),
+        ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"seed-study exited {done.returncode}: {done.stderr.strip()[-300:]}")
         rows = json.loads((out / "experiments.json").read_text())["experiments"]
         keep = ("id", "model", "steps", "final_loss", "mean_epoch_loss", "images_per_s", "seconds_per_epoch")
-        return {"flags": list(self.scale.seed_study_flags),
-                "experiments": [{**{k: r.get(k) for k in keep}, "abs_rel": (r.get("eval") or {}).get("abs_rel")}
-                                for r in rows]}
+        return {
+            "flags": list(self.scale.seed_study_flags),
+            "experiments": [
+                {**{k: r.get(k) for k in keep}, "abs_rel": (r.get("eval") or {}).get("abs_rel")} for r in rows
+            ],
+        }
 
     # -- verdicts -----------------------------------------------------------------------------------
     def targets(self) -> dict[str, Any]:
@@ -333,17 +461,35 @@ class GpuCheck:
 
 def describe(scale: Scale) -> dict[str, Any]:
     """The scale as JSON: which size and batch stand for which (the dry run's tiny stand-ins)."""
-    return {"device": scale.device, "width": scale.width, "warmup": scale.warmup, "steps": scale.steps,
-            "sweep_warmup": scale.sweep_warmup, "sweep_steps": scale.sweep_steps,
-            "sizes": {f"{h}x{w}": "x".join(map(str, v)) for (h, w), v in scale.sizes.items()},
-            "batches": {str(k): v for k, v in scale.batches.items()}, "seed_study_flags": list(scale.seed_study_flags)}
+    return {
+        "device": scale.device,
+        "width": scale.width,
+        "warmup": scale.warmup,
+        "steps": scale.steps,
+        "sweep_warmup": scale.sweep_warmup,
+        "sweep_steps": scale.sweep_steps,
+        "sizes": {f"{h}x{w}": "x".join(map(str, v)) for (h, w), v in scale.sizes.items()},
+        "batches": {str(k): v for k, v in scale.batches.items()},
+        "seed_study_flags": list(scale.seed_study_flags),
+    }
 
 
 def evaluate_targets(rows: list[dict[str, Any]], size: tuple[int, int], batch: int) -> dict[str, Any]:
     """The issue's three targets from the rows of PackNet01-A at ``size``, ``batch`` (None: not measured)."""
+
     def row(mode: str) -> dict[str, Any] | None:
-        return next((r for r in rows if r["model"] == "packnet_a" and tuple(r["input_size"]) == tuple(size)
-                     and r["batch_size"] == batch and r["mode"] == mode and r["status"] == "ok"), None)
+        return next(
+            (
+                r
+                for r in rows
+                if r["model"] == "packnet_a"
+                and tuple(r["input_size"]) == tuple(size)
+                and r["batch_size"] == batch
+                and r["mode"] == mode
+                and r["status"] == "ok"
+            ),
+            None,
+        )
 
     default, eager, ac = row("default"), row("eager_fp32"), row("default_ac")
     speedup = eager["step_ms"] / default["step_ms"] if default and eager else None
@@ -354,12 +500,21 @@ def evaluate_targets(rows: list[dict[str, Any]], size: tuple[int, int], batch: i
         return None if value is None else ok(value)
 
     return {
-        "speedup_over_eager_fp32": {"value": speedup, "target": f">= {TARGET_SPEEDUP}",
-                                    "met": verdict(speedup, lambda v: v >= TARGET_SPEEDUP)},
-        "mfu_default_step": {"value": mfu, "target": f">= {TARGET_MFU:.0%}", "met": verdict(mfu, lambda v: v >= TARGET_MFU)},
+        "speedup_over_eager_fp32": {
+            "value": speedup,
+            "target": f">= {TARGET_SPEEDUP}",
+            "met": verdict(speedup, lambda v: v >= TARGET_SPEEDUP),
+        },
+        "mfu_default_step": {
+            "value": mfu,
+            "target": f">= {TARGET_MFU:.0%}",
+            "met": verdict(mfu, lambda v: v >= TARGET_MFU),
+        },
         "peak_reserved_mib_with_activation_checkpointing": {
-            "value": reserved, "target": f"<= {TARGET_RESERVED_MIB:,.0f} MiB (fits a 16 GB GPU)",
-            "met": verdict(reserved, lambda v: v <= TARGET_RESERVED_MIB)},
+            "value": reserved,
+            "target": f"<= {TARGET_RESERVED_MIB:,.0f} MiB (fits a 16 GB GPU)",
+            "met": verdict(reserved, lambda v: v <= TARGET_RESERVED_MIB),
+        },
     }
 
 
@@ -376,8 +531,9 @@ def junit_outcomes(path: Path) -> list[dict[str, str]]:
                 outcome = {"failure": "failed"}.get(tag, tag)
                 message = (element.get("message") or "").splitlines()[0][:300] if element.get("message") else ""
                 break
-        outcomes.append({"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
-                         "message": message})
+        outcomes.append(
+            {"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome, "message": message}
+        )
     return outcomes
 
 
@@ -392,8 +548,14 @@ def _fmt(value: Any, spec: str = "") -> str:
 def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown section holding one table (cells with ``|`` get ``/``)."""
     cells = [[str(c).replace("|", "/") for c in row] for row in rows]
-    return ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-            *("| " + " | ".join(row) + " |" for row in cells)]
+    return [
+        "",
+        f"## {title}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *("| " + " | ".join(row) + " |" for row in cells),
+    ]
 
 
 def _result(results: dict[str, Any], phase: str) -> Any:
@@ -401,61 +563,137 @@ def _result(results: dict[str, Any], phase: str) -> Any:
 
 
 def summary_markdown(results: dict[str, Any]) -> str:
-    """The check as Markdown tables: targets, bound, phases, tests, packing conv, train_step rows, seed study, skipped."""
+    """The check as Markdown tables: targets, bound, phases, tests, packing conv, train_step rows, seed study,
+    skipped."""
     dry = " (CPU dry run: no number here is a GPU figure)" if results["dry_run"] else ""
-    lines = [f"# GPU check: {results['device']}{dry}", "",
-             f"Elapsed {results.get('elapsed_s', 0):.0f} s of a {results['budget_s']:.0f} s budget."]
-    lines += _table("Targets (PackNet01-A, 480x640, batch 16)", ["target", "value", "goal", "met"],
-                    [[name, _fmt(t["value"], ".1%" if name.startswith("mfu") else ",.2f"), t["target"], _fmt(t["met"])]
-                     for name, t in (results.get("targets") or {}).items()])
+    lines = [
+        f"# GPU check: {results['device']}{dry}",
+        "",
+        f"Elapsed {results.get('elapsed_s', 0):.0f} s of a {results['budget_s']:.0f} s budget.",
+    ]
+    lines += _table(
+        "Targets (PackNet01-A, 480x640, batch 16)",
+        ["target", "value", "goal", "met"],
+        [
+            [name, _fmt(t["value"], ".1%" if name.startswith("mfu") else ",.2f"), t["target"], _fmt(t["met"])]
+            for name, t in (results.get("targets") or {}).items()
+        ],
+    )
     bound = _result(results, "physical_bound")
     if bound:
-        lines += ["", "## Physical bound", "",
-                  f"PackNet01-A forward at 480x640: {bound['gmac_per_image_full_output']:.1f} GMAC per image "
-                  f"({bound['counter']}; the issue says {bound['issue_gmac_per_image']}), "
-                  f"{bound['gmac_per_image_half_output']:.1f} with the seed's half-resolution output. "
-                  f"One NYU epoch: {bound['nyu_epoch_pflop']:.0f} PFLOP, "
-                  f"{bound['nyu_epoch_s_at_h100_bf16_peak'] / 60:.1f} min at the H100's bf16 peak."]
-    lines += _table("Phases", ["phase", "status", "seconds", "estimate"],
-                    [[name, p["status"], f"{p['seconds']:.0f}", f"{p['estimate_s']:.0f}"]
-                     for name, p in results["phases"].items()])
+        lines += [
+            "",
+            "## Physical bound",
+            "",
+            f"PackNet01-A forward at 480x640: {bound['gmac_per_image_full_output']:.1f} GMAC per image "
+            f"({bound['counter']}; the issue says {bound['issue_gmac_per_image']}), "
+            f"{bound['gmac_per_image_half_output']:.1f} with the seed's half-resolution output. "
+            f"One NYU epoch: {bound['nyu_epoch_pflop']:.0f} PFLOP, "
+            f"{bound['nyu_epoch_s_at_h100_bf16_peak'] / 60:.1f} min at the H100's bf16 peak.",
+        ]
+    lines += _table(
+        "Phases",
+        ["phase", "status", "seconds", "estimate"],
+        [[name, p["status"], f"{p['seconds']:.0f}", f"{p['estimate_s']:.0f}"] for name, p in results["phases"].items()],
+    )
     tests = (_result(results, "cuda_tests") or {}).get("tests", [])
-    lines += _table("CUDA tests", ["test", "outcome", "message"], [[t["test"], t["outcome"], t["message"]] for t in tests])
+    lines += _table(
+        "CUDA tests", ["test", "outcome", "message"], [[t["test"], t["outcome"], t["message"]] for t in tests]
+    )
     conv = _result(results, "depth_conv")
     if conv:
-        lines += _table(f"Packing conv ({conv['precision']}; default here: {conv['default_impl']})",
-                        ["model", "conv3d ms", "conv2d ms", "conv3d/conv2d"],
-                        [[m["model"], f"{m['total_ms']['conv3d']:.2f}", f"{m['total_ms']['conv2d']:.2f}",
-                          f"{m['speedup_conv2d_over_conv3d']:.2f}"] for m in conv["models"]])
-    lines += _table("Training steps", ["model", "size", "batch", "mode", "step ms", "images/s", "MFU", "peak alloc MiB",
-                                       "peak reserved MiB", "saved MiB", "status"],
-                    [[r["model"], "x".join(map(str, r["input_size"])), r["batch_size"], r["mode"],
-                      _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("images_per_s"), ".1f"), _fmt(r.get("mfu"), ".1%"),
-                      _fmt(r.get("peak_memory_mib"), ",.0f"), _fmt(r.get("peak_reserved_mib"), ",.0f"),
-                      _fmt(r.get("saved_activation_mib"), ",.1f"), r["status"]] for r in results["rows"]])
+        lines += _table(
+            f"Packing conv ({conv['precision']}; default here: {conv['default_impl']})",
+            ["model", "conv3d ms", "conv2d ms", "conv3d/conv2d"],
+            [
+                [
+                    m["model"],
+                    f"{m['total_ms']['conv3d']:.2f}",
+                    f"{m['total_ms']['conv2d']:.2f}",
+                    f"{m['speedup_conv2d_over_conv3d']:.2f}",
+                ]
+                for m in conv["models"]
+            ],
+        )
+    lines += _table(
+        "Training steps",
+        [
+            "model",
+            "size",
+            "batch",
+            "mode",
+            "step ms",
+            "images/s",
+            "MFU",
+            "peak alloc MiB",
+            "peak reserved MiB",
+            "saved MiB",
+            "status",
+        ],
+        [
+            [
+                r["model"],
+                "x".join(map(str, r["input_size"])),
+                r["batch_size"],
+                r["mode"],
+                _fmt(r.get("step_ms"), ".1f"),
+                _fmt(r.get("images_per_s"), ".1f"),
+                _fmt(r.get("mfu"), ".1%"),
+                _fmt(r.get("peak_memory_mib"), ",.0f"),
+                _fmt(r.get("peak_reserved_mib"), ",.0f"),
+                _fmt(r.get("saved_activation_mib"), ",.1f"),
+                r["status"],
+            ]
+            for r in results["rows"]
+        ],
+    )
     study = _result(results, "seed_study")
     if study:
-        lines += _table(f"Seed study ({' '.join(study['flags'])})",
-                        ["experiment", "model", "steps", "final loss", "images/s", "abs_rel"],
-                        [[e["id"], e["model"], e["steps"], _fmt(e["final_loss"], ".4f"), _fmt(e["images_per_s"], ".1f"),
-                          _fmt(e["abs_rel"], ".3f")] for e in study["experiments"]])
-    lines += _table("Skipped (over budget)", ["what", "estimate s", "remaining s"],
-                    [[s["what"], f"{s['estimate_s']:.1f}", f"{s['remaining_s']:.1f}"] for s in results["skipped"]])
+        lines += _table(
+            f"Seed study ({' '.join(study['flags'])})",
+            ["experiment", "model", "steps", "final loss", "images/s", "abs_rel"],
+            [
+                [
+                    e["id"],
+                    e["model"],
+                    e["steps"],
+                    _fmt(e["final_loss"], ".4f"),
+                    _fmt(e["images_per_s"], ".1f"),
+                    _fmt(e["abs_rel"], ".3f"),
+                ]
+                for e in study["experiments"]
+            ],
+        )
+    lines += _table(
+        "Skipped (over budget)",
+        ["what", "estimate s", "remaining s"],
+        [[s["what"], f"{s['estimate_s']:.1f}", f"{s['remaining_s']:.1f}"] for s in results["skipped"]],
+    )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="the same phases on the CPU at tiny sizes")
-    parser.add_argument("--budget-s", type=float, default=None,
-                        help=f"wall-clock budget in seconds (default {BUDGET_S:.0f}; dry run {DRY_RUN_BUDGET_S:.0f})")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where gpu-<device>.json/.md go (default: bench/results; a dry run: its work dir)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help=f"wall-clock budget in seconds (default {BUDGET_S:.0f}; dry run {DRY_RUN_BUDGET_S:.0f})",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where gpu-<device>.json/.md go (default: bench/results; a dry run: its work dir)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
     if not args.dry_run and not torch.cuda.is_available():
-        print("gpu_check: no CUDA device visible; use --dry-run to check everything but CUDA on this machine",
-              file=sys.stderr)
+        print(
+            "gpu_check: no CUDA device visible; use --dry-run to check everything but CUDA on this machine",
+            file=sys.stderr,
+        )
         return 2
     if args.dry_run:
         torch.set_num_threads(1)

@@ -48,7 +48,8 @@ GOAL = 0.10
 
 
 class StepTimes(TrainHook):
-    """Seconds per step on :func:`probe.device.benchmark_clock`'s terms: wall time from the loop on CUDA; CPU time between steps on the CPU."""
+    """Seconds per step on :func:`probe.device.benchmark_clock`'s terms: wall time from the loop on CUDA;
+    CPU time between steps on the CPU."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -102,9 +103,17 @@ def measure(model: str, args: argparse.Namespace, device: torch.device) -> dict[
     for repeat in range(args.repeats):
         for with_recorder in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
-                config = TrainConfig(model=model, width=args.width, input_size=args.input_size, max_steps=args.steps,
-                                     batch_size=args.batch_size, device=args.device, seed=repeat, workers=0,
-                                     out=Path(tmp) / "run")
+                config = TrainConfig(
+                    model=model,
+                    width=args.width,
+                    input_size=args.input_size,
+                    max_steps=args.steps,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    seed=repeat,
+                    workers=0,
+                    out=Path(tmp) / "run",
+                )
                 times = StepTimes(device)
                 hooks: list[TrainHook] = [times]
                 if with_recorder:
@@ -120,8 +129,11 @@ def measure(model: str, args: argparse.Namespace, device: torch.device) -> dict[
                 plain += times.seconds[kept]
     plain_median = statistics.median(plain)
     return {
-        "model": model, "layers": layers, "steps_timed": len(plain),
-        "plain_step_ms": 1e3 * plain_median, "recorded_step_ms": 1e3 * statistics.median(recorded),
+        "model": model,
+        "layers": layers,
+        "steps_timed": len(plain),
+        "plain_step_ms": 1e3 * plain_median,
+        "recorded_step_ms": 1e3 * statistics.median(recorded),
         "hook_ms": 1e3 * statistics.median(hook),
         "hook_overhead": statistics.median(hook) / plain_median,
         "end_to_end_overhead": statistics.median(recorded) / plain_median - 1.0,
@@ -130,7 +142,9 @@ def measure(model: str, args: argparse.Namespace, device: torch.device) -> dict[
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", help="model name (repeat; default packnet_b, packnet_c, densedepth)")
+    parser.add_argument(
+        "--model", action="append", help="model name (repeat; default packnet_b, packnet_c, densedepth)"
+    )
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--input-size", type=parse_size, default=(64, 96), help="HxW (default 64x96)")
     parser.add_argument("--steps", type=int, default=12, help="training steps per run")
@@ -148,19 +162,43 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     rows = [measure(name, args, device) for name in (args.model or ["packnet_b", "packnet_c", "densedepth"])]
 
-    table = Table(title=f"gradient recording overhead ({device}, {'CPU' if device.type == 'cpu' else 'wall'} time, width {args.width}, "
-                        f"{args.input_size[0]}x{args.input_size[1]}, batch {args.batch_size}; goal <= {GOAL:.0%})")
-    for column in ("model", "layers", "plain step ms", "recorded step ms", "hook ms", "hook overhead",
-                   "end-to-end overhead"):
+    clock = "CPU" if device.type == "cpu" else "wall"
+    table = Table(
+        title=f"gradient recording overhead ({device}, {clock} time, width {args.width}, "
+        f"{args.input_size[0]}x{args.input_size[1]}, batch {args.batch_size}; goal <= {GOAL:.0%})"
+    )
+    for column in (
+        "model",
+        "layers",
+        "plain step ms",
+        "recorded step ms",
+        "hook ms",
+        "hook overhead",
+        "end-to-end overhead",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in rows:
-        table.add_row(r["model"], str(r["layers"]), f"{r['plain_step_ms']:.1f}", f"{r['recorded_step_ms']:.1f}",
-                      f"{r['hook_ms']:.2f}", f"{r['hook_overhead']:.1%}", f"{r['end_to_end_overhead']:+.1%}")
+        table.add_row(
+            r["model"],
+            str(r["layers"]),
+            f"{r['plain_step_ms']:.1f}",
+            f"{r['recorded_step_ms']:.1f}",
+            f"{r['hook_ms']:.2f}",
+            f"{r['hook_overhead']:.1%}",
+            f"{r['end_to_end_overhead']:+.1%}",
+        )
     Console().print(table)
-    write_json(args.out, {"bench": "gradient_recording", "goal_overhead": GOAL,
-                          "clock": benchmark_clock_name(device),
-                          "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
-                          "results": rows, "provenance": provenance(device)})
+    write_json(
+        args.out,
+        {
+            "bench": "gradient_recording",
+            "goal_overhead": GOAL,
+            "clock": benchmark_clock_name(device),
+            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+            "results": rows,
+            "provenance": provenance(device),
+        },
+    )
     print(f"wrote {args.out}")
 
 

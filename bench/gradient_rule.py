@@ -48,16 +48,34 @@ def control_layers(name: str, steps: int) -> list[Any]:
     recorder = GradientRecorder()
     recorder.on_start(model, SimpleNamespace(model=name))
     x, y = regression_task()
-    fit_regression(model, x, y, steps=steps, after_backward=recorder.after_backward,
-                   after_step=lambda step, m: recorder.after_step(step, m, None))
+    fit_regression(
+        model,
+        x,
+        y,
+        steps=steps,
+        after_backward=recorder.after_backward,
+        after_step=lambda step, m: recorder.after_step(step, m, None),
+    )
     return recorder.result()
 
 
 def zoo_layers(model: str, options: dict[str, Any], args: argparse.Namespace, workdir: Path) -> Any:
     recorder = GradientRecorder()
-    train(TrainConfig(model=model, model_options=options, width=args.width, input_size=parse_size(args.input_size),
-                      dataset_length=args.steps * args.batch_size, max_steps=args.steps, batch_size=args.batch_size,
-                      lr=args.lr, device="cpu", out=workdir / model), hooks=[recorder])
+    train(
+        TrainConfig(
+            model=model,
+            model_options=options,
+            width=args.width,
+            input_size=parse_size(args.input_size),
+            dataset_length=args.steps * args.batch_size,
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            device="cpu",
+            out=workdir / model,
+        ),
+        hooks=[recorder],
+    )
     return recorder.result()
 
 
@@ -66,11 +84,18 @@ def row(name: str, gradients: Any) -> dict[str, Any]:
     finite = ratios[np.isfinite(ratios) & (ratios > 0)]
     median = float(np.median(finite))
     new = vanishing_gradients(gradients.layers)
-    old = gradients.verdict()
-    return {"model": name, "layers": len(gradients.layers), "spread_decades": new.spread_decades,
-            "min_over_median": float(finite.min() / median), "max_over_median": float(finite.max() / median),
-            "old_rule_vanishing": len(old["vanishing"]), "new_rule_vanishing": len(new.vanishing),
-            "new_rule_exploding": len(new.exploding), "new_verdict": new.verdict}
+    old = gradients.verdict
+    return {
+        "model": name,
+        "layers": len(gradients.layers),
+        "spread_decades": new.spread_decades,
+        "min_over_median": float(finite.min() / median),
+        "max_over_median": float(finite.max() / median),
+        "old_rule_vanishing": len(old.vanishing),
+        "new_rule_vanishing": len(new.vanishing),
+        "new_rule_exploding": len(new.exploding),
+        "new_verdict": new.verdict,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,15 +112,34 @@ def main(argv: list[str] | None = None) -> None:
     rows = [row(name, control_layers(name, args.control_steps)) for name in ("sigmoid control", "residual control")]
     with tempfile.TemporaryDirectory(prefix="gradient-rule-") as tmp:
         rows += [row(model, zoo_layers(model, options, args, Path(tmp))) for model, options in ZOO.items()]
-    table = Table(title=f"gradient rule calibration (zoo: width {args.width:g}, {args.input_size}, {args.steps} steps, "
-                        f"batch {args.batch_size}, lr {args.lr:g})")
-    for column in ("model", "layers", "|g|/|w| spread (decades)", "min / median", "max / median", "old rule: vanishing",
-                   "new rule: vanishing", "new rule: exploding", "new verdict"):
+    table = Table(
+        title=f"gradient rule calibration (zoo: width {args.width:g}, {args.input_size}, {args.steps} steps, "
+        f"batch {args.batch_size}, lr {args.lr:g})"
+    )
+    for column in (
+        "model",
+        "layers",
+        "|g|/|w| spread (decades)",
+        "min / median",
+        "max / median",
+        "old rule: vanishing",
+        "new rule: vanishing",
+        "new rule: exploding",
+        "new verdict",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in rows:
-        table.add_row(r["model"], str(r["layers"]), f"{r['spread_decades']:.1f}", f"{r['min_over_median']:.1e}",
-                      f"{r['max_over_median']:.1e}", str(r["old_rule_vanishing"]), str(r["new_rule_vanishing"]),
-                      str(r["new_rule_exploding"]), r["new_verdict"])
+        table.add_row(
+            r["model"],
+            str(r["layers"]),
+            f"{r['spread_decades']:.1f}",
+            f"{r['min_over_median']:.1e}",
+            f"{r['max_over_median']:.1e}",
+            str(r["old_rule_vanishing"]),
+            str(r["new_rule_vanishing"]),
+            str(r["new_rule_exploding"]),
+            r["new_verdict"],
+        )
     Console(width=max(160, Console().width)).print(table)
     write_json(args.out, {"benchmark": "gradient_rule", "config": vars(args), "rows": rows})
     print(f"wrote {args.out}")

@@ -31,21 +31,44 @@ from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
 
 
-def estimate_rows(models: list[str], size: tuple[int, int], batches: list[int], precisions: list[str],
-                  budget_gib: float, device_type: str) -> list[dict[str, Any]]:
+def estimate_rows(
+    models: list[str],
+    size: tuple[int, int],
+    batches: list[int],
+    precisions: list[str],
+    budget_gib: float,
+    device_type: str,
+) -> list[dict[str, Any]]:
     """One row per (model, batch, precision, checkpointing): the estimate's parts in GiB and the budget test."""
     rows = []
     for model in models:
         for precision in precisions:
             for checkpointing in (False, True):
                 for batch in batches:
-                    e = estimate_training_memory(model, input_size=size, batch_size=batch, precision=precision,
-                                                 activation_checkpointing=checkpointing, device=device_type)
-                    rows.append({"model": model, "input_size": list(size), "batch_size": batch, "precision": precision,
-                                 "activation_checkpointing": checkpointing, "parameters": e.parameters,
-                                 "state_gib": e.state_bytes / GIB, "activation_gib": e.activation_bytes / GIB,
-                                 "input_gib": e.input_bytes / GIB, "total_gib": e.total_bytes / GIB,
-                                 "budget_gib": budget_gib, "fits": e.total_bytes / GIB <= budget_gib})
+                    e = estimate_training_memory(
+                        model,
+                        input_size=size,
+                        batch_size=batch,
+                        precision=precision,
+                        activation_checkpointing=checkpointing,
+                        device=device_type,
+                    )
+                    rows.append(
+                        {
+                            "model": model,
+                            "input_size": list(size),
+                            "batch_size": batch,
+                            "precision": precision,
+                            "activation_checkpointing": checkpointing,
+                            "parameters": e.parameters,
+                            "state_gib": e.state_bytes / GIB,
+                            "activation_gib": e.activation_bytes / GIB,
+                            "input_gib": e.input_bytes / GIB,
+                            "total_gib": e.total_bytes / GIB,
+                            "budget_gib": budget_gib,
+                            "fits": e.total_bytes / GIB <= budget_gib,
+                        }
+                    )
     return rows
 
 
@@ -56,21 +79,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="8,16")
     parser.add_argument("--precisions", default="bf16,fp32")
     parser.add_argument("--budget-gib", type=float, default=15.5, help="GPU memory to fit (a 16 GB card: 15.5 GiB)")
-    parser.add_argument("--device-type", default="cuda", help="the kernels of this device type (PackNet's packing conv)")
+    parser.add_argument(
+        "--device-type", default="cuda", help="the kernels of this device type (PackNet's packing conv)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     size = parse_size(args.input_size)
-    rows = estimate_rows([m.strip() for m in args.models.split(",")], size,
-                         [int(b) for b in args.batch_sizes.split(",")], [p.strip() for p in args.precisions.split(",")],
-                         args.budget_gib, args.device_type)
-    table = Table(title=f"estimated training memory (GiB, lower bound) at {args.input_size}, Adam, "
-                        f"{args.device_type} kernels; budget {args.budget_gib:g} GiB")
+    rows = estimate_rows(
+        [m.strip() for m in args.models.split(",")],
+        size,
+        [int(b) for b in args.batch_sizes.split(",")],
+        [p.strip() for p in args.precisions.split(",")],
+        args.budget_gib,
+        args.device_type,
+    )
+    table = Table(
+        title=f"estimated training memory (GiB, lower bound) at {args.input_size}, Adam, "
+        f"{args.device_type} kernels; budget {args.budget_gib:g} GiB"
+    )
     for column in ("model", "precision", "AC", "batch", "weights+grads+Adam", "activations", "total", "fits"):
         table.add_column(column, justify="left" if column in ("model", "precision") else "right")
     for r in rows:
-        table.add_row(r["model"], r["precision"], "y" if r["activation_checkpointing"] else "n", str(r["batch_size"]),
-                      f"{r['state_gib']:.2f}", f"{r['activation_gib']:.2f}", f"{r['total_gib']:.2f}",
-                      "not ruled out" if r["fits"] else "no")
+        table.add_row(
+            r["model"],
+            r["precision"],
+            "y" if r["activation_checkpointing"] else "n",
+            str(r["batch_size"]),
+            f"{r['state_gib']:.2f}",
+            f"{r['activation_gib']:.2f}",
+            f"{r['total_gib']:.2f}",
+            "not ruled out" if r["fits"] else "no",
+        )
     Console(width=150).print(table)
     if args.out:
         write_json(args.out, {"benchmark": "memory_estimate", "rows": rows, "provenance": provenance("cpu")})

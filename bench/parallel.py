@@ -64,11 +64,17 @@ def run_mode(mode: str, parallel: int, study_flags: list[str], out: Path) -> dic
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    row: dict[str, Any] = {"mode": mode, "parallel": 1 if mode.startswith("sequential") else parallel,
-                           "threads_per_run": None if mode == "sequential" else threads_per_job(parallel),
-                           "wall_s": wall, "cpu_s": cpu, "status": "ok" if done.returncode == 0 else
-                           f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}",
-                           "out": str(out)}
+    row: dict[str, Any] = {
+        "mode": mode,
+        "parallel": 1 if mode.startswith("sequential") else parallel,
+        "threads_per_run": None if mode == "sequential" else threads_per_job(parallel),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "status": "ok"
+        if done.returncode == 0
+        else f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}",
+        "out": str(out),
+    }
     return row
 
 
@@ -89,8 +95,11 @@ def compare(reference: Path, other: Path) -> dict[str, Any]:
     timings = ("seconds_per_epoch", "images_per_s")
     strip = [[{k: v for k, v in row.items() if k not in timings} for row in s["experiments"]] for s in (a, b)]
     found = study_differences(a, b)
-    return {"differences": len(found), "first_differences": found[:5],
-            "max_relative_difference": max_relative_difference(*strip)}
+    return {
+        "differences": len(found),
+        "first_differences": found[:5],
+        "max_relative_difference": max_relative_difference(*strip),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2, help="runs at once in the parallel modes")
     parser.add_argument("--only", default=None, help="experiment ids (default: all six)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap every run (default: --quick's 24 steps)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="where the studies are written (default: a temp folder)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="where the studies are written (default: a temp folder)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -118,19 +129,47 @@ def main(argv: list[str] | None = None) -> int:
             row.update(compare(Path(reference["out"]), Path(row["out"])))
         row["speed_up"] = rows[0]["wall_s"] / row["wall_s"]
 
-    table = Table(title=f"seed study (--quick{' --only ' + args.only if args.only else ''}) on {available_cores()} "
-                        f"CPU cores, load average {os.getloadavg()[0]:.1f} at the end")
-    for column in ("mode", "runs at once", "threads/run", "wall s", "CPU s", f"speed-up vs {rows[0]['mode']}",
-                   f"differences vs {reference['mode']}", "max rel diff", "status"):
+    table = Table(
+        title=f"seed study (--quick{' --only ' + args.only if args.only else ''}) on {available_cores()} "
+        f"CPU cores, load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    for column in (
+        "mode",
+        "runs at once",
+        "threads/run",
+        "wall s",
+        "CPU s",
+        f"speed-up vs {rows[0]['mode']}",
+        f"differences vs {reference['mode']}",
+        "max rel diff",
+        "status",
+    ):
         table.add_column(column, justify="left" if column in ("mode", "status") else "right")
     for r in rows:
-        table.add_row(r["mode"], str(r["parallel"]), str(r["threads_per_run"] or "all"), f"{r['wall_s']:.1f}",
-                      f"{r['cpu_s']:.1f}", f"{r['speed_up']:.2f}", str(r.get("differences", "-")),
-                      f"{r['max_relative_difference']:.1e}" if "max_relative_difference" in r else "-", r["status"])
+        table.add_row(
+            r["mode"],
+            str(r["parallel"]),
+            str(r["threads_per_run"] or "all"),
+            f"{r['wall_s']:.1f}",
+            f"{r['cpu_s']:.1f}",
+            f"{r['speed_up']:.2f}",
+            str(r.get("differences", "-")),
+            f"{r['max_relative_difference']:.1e}" if "max_relative_difference" in r else "-",
+            r["status"],
+        )
     Console(width=160).print(table)
     if args.out:
-        write_json(args.out, {"benchmark": "parallel", "study_flags": study_flags, "cores": available_cores(),
-                              "load_average_end": os.getloadavg(), "rows": rows, "provenance": provenance("cpu")})
+        write_json(
+            args.out,
+            {
+                "benchmark": "parallel",
+                "study_flags": study_flags,
+                "cores": available_cores(),
+                "load_average_end": os.getloadavg(),
+                "rows": rows,
+                "provenance": provenance("cpu"),
+            },
+        )
         print(f"wrote {args.out}")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 

@@ -48,22 +48,38 @@ def measure_kills(kills: int, seed: int, work: Path, anytime_share: float) -> di
     done = finish(run, flags)
     metrics = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     table = Table(title=f"{kills} SIGKILLs of probe train --checkpoint-every 1, each resumed with --resume")
-    for column in ("kill", "after (s)", "killed", "resume from step", "resumable", "left mid-write",
-                   "warning / error"):
+    for column in ("kill", "after (s)", "killed", "resume from step", "resumable", "left mid-write", "warning / error"):
         table.add_column(column)
     for r in records:
-        table.add_row(str(r.round + 1), f"{r.delay_s:.3f}", str(r.killed), str(r.resume_step), str(r.resumable),
-                      ", ".join(r.temporaries_left)[:60], (r.warnings or r.error)[:80])
+        table.add_row(
+            str(r.round + 1),
+            f"{r.delay_s:.3f}",
+            str(r.killed),
+            str(r.resume_step),
+            str(r.resumable),
+            ", ".join(r.temporaries_left)[:60],
+            (r.warnings or r.error)[:80],
+        )
     Console().print(table)
-    summary = {"kills": kills, "seed": seed, "resumable": sum(r.resumable for r in records),
-               "warnings": sum(bool(r.warnings) for r in records), "final_resume_exit": done.returncode,
-               "interrupted_a_write": sum(bool(r.temporaries_left) for r in records), "anytime_share": anytime_share,
-               "final_steps_logged": metrics == list(range(1, steps + 1)), "steps": steps,
-               "temporaries_after_final_resume": [str(p) for p in temporaries(run)],
-               "seconds": time.perf_counter() - start, "rounds": [vars(r) for r in records]}
-    print(f"resumable: {summary['resumable']}/{kills} ({summary['interrupted_a_write']} kills interrupted a "
-          f"write); final --resume exit {done.returncode}; log 1..{steps}: "
-          f"{summary['final_steps_logged']}; temporary files left: {len(summary['temporaries_after_final_resume'])}")
+    summary = {
+        "kills": kills,
+        "seed": seed,
+        "resumable": sum(r.resumable for r in records),
+        "warnings": sum(bool(r.warnings) for r in records),
+        "final_resume_exit": done.returncode,
+        "interrupted_a_write": sum(bool(r.temporaries_left) for r in records),
+        "anytime_share": anytime_share,
+        "final_steps_logged": metrics == list(range(1, steps + 1)),
+        "steps": steps,
+        "temporaries_after_final_resume": [str(p) for p in temporaries(run)],
+        "seconds": time.perf_counter() - start,
+        "rounds": [vars(r) for r in records],
+    }
+    print(
+        f"resumable: {summary['resumable']}/{kills} ({summary['interrupted_a_write']} kills interrupted a "
+        f"write); final --resume exit {done.returncode}; log 1..{steps}: "
+        f"{summary['final_steps_logged']}; temporary files left: {len(summary['temporaries_after_final_resume'])}"
+    )
     return summary
 
 
@@ -72,21 +88,41 @@ def measure_writers(trials: int, work: Path) -> dict:
     rows = []
     for trial in range(trials):
         out = work / f"shared{trial}"
-        procs = [subprocess.Popen(probe_command("train", *flags, "--seed", str(seed), "--out", str(out)), cwd=ROOT,
-                                  env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for seed in (1, 2)]
+        procs = [
+            subprocess.Popen(
+                probe_command("train", *flags, "--seed", str(seed), "--out", str(out)),
+                cwd=ROOT,
+                env=subprocess_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for seed in (1, 2)
+        ]
         results = [(p.wait(timeout=600), p.stderr.read().strip()) for p in procs]
         refused = [err for code, err in results if code == 2 and "another probe command is writing" in err]
         ran = [code for code, _ in results if code == 0]
         steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if line]
-        rows.append({"trial": trial + 1, "ran": len(ran), "refused": len(refused), "refusal": refused[:1],
-                     "log_one_line_per_step": steps == list(range(1, len(steps) + 1))})
+        rows.append(
+            {
+                "trial": trial + 1,
+                "ran": len(ran),
+                "refused": len(refused),
+                "refusal": refused[:1],
+                "log_one_line_per_step": steps == list(range(1, len(steps) + 1)),
+            }
+        )
     table = Table(title=f"two probe train processes on one --out, {trials} trials")
     for column in ("trial", "ran", "refused", "log 1..N", "refusal message"):
         table.add_column(column)
     for r in rows:
-        table.add_row(str(r["trial"]), str(r["ran"]), str(r["refused"]), str(r["log_one_line_per_step"]),
-                      (r["refusal"][0] if r["refusal"] else "")[:110])
+        table.add_row(
+            str(r["trial"]),
+            str(r["ran"]),
+            str(r["refused"]),
+            str(r["log_one_line_per_step"]),
+            (r["refusal"][0] if r["refusal"] else "")[:110],
+        )
     Console(width=200).print(table)
     exact = sum(r["ran"] == 1 and r["refused"] == 1 and r["log_one_line_per_step"] for r in rows)
     print(f"second writer refused in {exact}/{trials} trials")
@@ -100,14 +136,25 @@ def measure_inputs(work: Path) -> dict:
     for index, (name, attack) in enumerate(ATTACKS.items()):
         root = attack.build(work / f"attack{index}")
         options = [x for k, v in attack.options.items() for x in ("--option", f"{k}={v}")]
-        res = subprocess.run(probe_command("data", "check", attack.dataset, "--data-root", str(root), "--split",
-                                           attack.split, *options), cwd=ROOT, env=subprocess_env(),
-                             capture_output=True, text=True, timeout=300)
-        bad = [line.strip()[len("bad: "):] for line in res.stdout.splitlines() if line.strip().startswith("bad: ")]
+        res = subprocess.run(
+            probe_command("data", "check", attack.dataset, "--data-root", str(root), "--split", attack.split, *options),
+            cwd=ROOT,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        bad = [line.strip()[len("bad: ") :] for line in res.stdout.splitlines() if line.strip().startswith("bad: ")]
         error = [line for line in res.stderr.strip().splitlines() if line]
         message = bad[0] if bad else (error[0] if error else "")
-        rows.append({"input": name, "exit": res.returncode, "stderr_lines": len(error),
-                     "message": message.replace(str(work), "<tmp>")})
+        rows.append(
+            {
+                "input": name,
+                "exit": res.returncode,
+                "stderr_lines": len(error),
+                "message": message.replace(str(work), "<tmp>"),
+            }
+        )
     table = Table(title="each corrupt input through `probe data check`")
     for column in ("input", "exit", "message"):
         table.add_column(column)
@@ -125,15 +172,21 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=16)
-    parser.add_argument("--anytime-share", type=float, default=0.5,
-                        help="share of kills at any moment from process start (the rest: just after a checkpoint)")
+    parser.add_argument(
+        "--anytime-share",
+        type=float,
+        default=0.5,
+        help="share of kills at any moment from process start (the rest: just after a checkpoint)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="probe-reliability-") as tmp:
         work = Path(tmp)
-        result = {"kills": lambda: measure_kills(args.kills, args.seed, work, args.anytime_share),
-                  "writers": lambda: measure_writers(args.trials, work),
-                  "inputs": lambda: measure_inputs(work)}[args.scenario]()
+        result = {
+            "kills": lambda: measure_kills(args.kills, args.seed, work, args.anytime_share),
+            "writers": lambda: measure_writers(args.trials, work),
+            "inputs": lambda: measure_inputs(work),
+        }[args.scenario]()
     if args.out is not None:
         write_json(args.out, {"scenario": args.scenario, **result})
 

@@ -36,11 +36,15 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from probe.io import write_json  # noqa: E402
+from probe.options import parse_key_values, parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
-from probe.options import parse_size  # noqa: E402
-from probe.training.config import parse_model_options  # noqa: E402
-from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,  # noqa: E402
-                                         run_self_supervised_study)
+from probe.schema import encode  # noqa: E402
+from probe.self_supervised_study import (  # noqa: E402
+    NoiseLevel,
+    SelfSupervisedRun,
+    SelfSupervisedStudyConfig,
+    run_self_supervised_study,
+)
 
 
 def parse_noise(text: str) -> tuple[NoiseLevel, ...]:
@@ -62,13 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-option", action="append", default=[], help="dataset option KEY=VALUE (repeatable)")
     parser.add_argument("--models", default="packnet_b", help="comma-separated depth models")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--noise", default="0,0.1,b0.1",
-                        help="velocity noise levels: std (m/s), bB for a bias, dP for dropout; '' for none")
-    parser.add_argument("--no-velocity-run", action=argparse.BooleanOptionalAction, default=True,
-                        help="also train without the velocity loss (per model and seed)")
+    parser.add_argument(
+        "--noise",
+        default="0,0.1,b0.1",
+        help="velocity noise levels: std (m/s), bB for a bias, dP for dropout; '' for none",
+    )
+    parser.add_argument(
+        "--no-velocity-run",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train without the velocity loss (per model and seed)",
+    )
     parser.add_argument("--velocity-weight", type=float, default=0.1, help="packnet-sfm's 0.1")
-    parser.add_argument("--smoothness-weight", type=float, default=0.01,
-                        help="packnet-sfm's is 0.001; 0.01 holds back texture copying in a short run")
+    parser.add_argument(
+        "--smoothness-weight",
+        type=float,
+        default=0.01,
+        help="packnet-sfm's is 0.001; 0.01 holds back texture copying in a short run",
+    )
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--pose-width", type=float, default=0.5)
     parser.add_argument("--size", default="64x96")
@@ -82,45 +97,93 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    options = parse_model_options(args.data_option, flag="--data-option", example="fps=5")
+    options = parse_key_values(args.data_option, "--data-option", "fps=5")
     config = SelfSupervisedStudyConfig(
-        models=tuple(m.strip() for m in args.models.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-        velocity_weight=args.velocity_weight, include_no_velocity=args.no_velocity_run, smoothness_weight=args.smoothness_weight, noise_levels=parse_noise(args.noise), dataset=args.dataset,
-        dataset_options=options, width=args.width, pose_width=args.pose_width, input_size=parse_size(args.size),
-        dataset_length=args.steps * args.batch_size, eval_length=args.eval_length, max_steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, pose_lr=args.pose_lr, device="cpu", workers=0, out=args.out)
+        models=tuple(m.strip() for m in args.models.split(",")),
+        seeds=tuple(int(s) for s in args.seeds.split(",")),
+        velocity_weight=args.velocity_weight,
+        include_no_velocity=args.no_velocity_run,
+        smoothness_weight=args.smoothness_weight,
+        noise_levels=parse_noise(args.noise),
+        dataset=args.dataset,
+        dataset_options=options,
+        width=args.width,
+        pose_width=args.pose_width,
+        input_size=parse_size(args.size),
+        dataset_length=args.steps * args.batch_size,
+        eval_length=args.eval_length,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        pose_lr=args.pose_lr,
+        device="cpu",
+        workers=0,
+        out=args.out,
+    )
     load_before, start = os.getloadavg(), time.time()
 
     def progress(run: SelfSupervisedRun) -> None:
         s = run.scale
-        print(f"{run.id}: {run.steps} steps, {run.seconds:.0f} s; reprojection {run.reprojection_first:.4f} -> "
-              f"{run.reprojection_last:.4f}; scale ratio {s.ratio['median']:.3f}; abs_rel median-scaled "
-              f"{s.metrics_median_scaled['abs_rel']:.3f} vs constant {s.constant_median_scaled['abs_rel']:.3f}",
-              flush=True)
+        print(
+            f"{run.id}: {run.steps} steps, {run.seconds:.0f} s; reprojection {run.reprojection_first:.4f} -> "
+            f"{run.reprojection_last:.4f}; scale ratio {s.ratio['median']:.3f}; abs_rel median-scaled "
+            f"{s.metrics_median_scaled['abs_rel']:.3f} vs constant {s.constant_median_scaled['abs_rel']:.3f}",
+            flush=True,
+        )
 
     result = run_self_supervised_study(config, on_run=progress)
     seconds, load_after = time.time() - start, os.getloadavg()
 
-    table = Table(title=f"self-supervised {args.dataset} {args.size}, {args.steps} steps, width {args.width:g}, "
-                        f"seeds {args.seeds}")
-    for column in ("run", "reproj first", "reproj last", "scale ratio [q25, q75]", "within 10%", "abs_rel scaled",
-                   "constant", "beats constant", "abs_rel metric"):
+    table = Table(
+        title=f"self-supervised {args.dataset} {args.size}, {args.steps} steps, width {args.width:g}, "
+        f"seeds {args.seeds}"
+    )
+    for column in (
+        "run",
+        "reproj first",
+        "reproj last",
+        "scale ratio [q25, q75]",
+        "within 10%",
+        "abs_rel scaled",
+        "constant",
+        "beats constant",
+        "abs_rel metric",
+    ):
         table.add_column(column, justify="left" if column == "run" else "right")
     for run in result.runs:
         s = run.scale
-        table.add_row(run.id, f"{run.reprojection_first:.4f}", f"{run.reprojection_last:.4f}",
-                      f"{s.ratio['median']:.3f} [{s.ratio['q25']:.2f}, {s.ratio['q75']:.2f}]",
-                      f"{s.ratio['within_10_percent']:.2f}", f"{s.metrics_median_scaled['abs_rel']:.3f}",
-                      f"{s.constant_median_scaled['abs_rel']:.3f}", "yes" if s.beats_constant else "NO",
-                      f"{s.metrics['abs_rel']:.3f}")
+        table.add_row(
+            run.id,
+            f"{run.reprojection_first:.4f}",
+            f"{run.reprojection_last:.4f}",
+            f"{s.ratio['median']:.3f} [{s.ratio['q25']:.2f}, {s.ratio['q75']:.2f}]",
+            f"{s.ratio['within_10_percent']:.2f}",
+            f"{s.metrics_median_scaled['abs_rel']:.3f}",
+            f"{s.constant_median_scaled['abs_rel']:.3f}",
+            "yes" if s.beats_constant else "NO",
+            f"{s.metrics['abs_rel']:.3f}",
+        )
     Console(width=160).print(table)
-    print(f"{seconds / 60:.1f} min; load average before/after {load_before[0]:.1f} / {load_after[0]:.1f} on "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"{seconds / 60:.1f} min; load average before/after {load_before[0]:.1f} / {load_after[0]:.1f} on "
+        f"{os.cpu_count()} CPUs"
+    )
     out = args.json or args.out / "bench_self_supervised.json"
-    write_json(out, {"benchmark": "self_supervised", "argv": sys.argv[1:] if argv is None else argv,
-                     "seconds": seconds, "study": result.to_json(),
-                     "machine": {**provenance(device="cpu"), "cpus": os.cpu_count(),
-                                 "load_average_before": load_before[0], "load_average_after": load_after[0]}})
+    write_json(
+        out,
+        {
+            "benchmark": "self_supervised",
+            "argv": sys.argv[1:] if argv is None else argv,
+            "seconds": seconds,
+            "study": result.to_json(),
+            "machine": {
+                **encode(provenance(device="cpu")),
+                "cpus": os.cpu_count(),
+                "load_average_before": load_before[0],
+                "load_average_after": load_after[0],
+            },
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +45,7 @@ from probe.data import dataset_info, get_dataset  # noqa: E402
 from probe.device import device_description  # noqa: E402
 from probe.experiments import seed_study_experiments  # noqa: E402
 from probe.io import write_json  # noqa: E402
+from probe.limits import MAX_EPOCHS  # noqa: E402
 from probe.losses import build_loss, dataset_loss_options  # noqa: E402
 from probe.models import build_model, dataset_model_options  # noqa: E402
 from probe.options import parse_size  # noqa: E402
@@ -79,8 +80,13 @@ class StandardBudget:
     collapse_images: int = 16
     autoencoder_input: tuple[int, int] = (32, 32)
     autoencoder_levels: tuple[int, ...] = (1, 2)
-    autoencoder_runs: tuple[tuple[str, float], ...] = (("pack2d", 0.25), ("pack3d", 0.125), ("maxpool", 0.25),
-                                                       ("maxpool", 0.5), ("maxpool", 1.0))
+    autoencoder_runs: tuple[tuple[str, float], ...] = (
+        ("pack2d", 0.25),
+        ("pack3d", 0.125),
+        ("maxpool", 0.25),
+        ("maxpool", 0.5),
+        ("maxpool", 1.0),
+    )
     autoencoder_steps: int = 2000
     autoencoder_batch: int = 8
     autoencoder_lr: float = 1e-3
@@ -114,13 +120,18 @@ def training_step_seconds(model_name: str, options: dict[str, Any], budget: Stan
     model = build_model(model_name, width=budget.width, **{**dataset_model_options(model_name, info), **options})
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
-    loss_fn = partial(build_loss("densedepth", **dataset_loss_options("densedepth", info)),
-                      output_space=model.output_space, max_depth=info.max_depth, scales=budget.loss_scales)
+    loss_fn = partial(
+        build_loss("densedepth", **dataset_loss_options("densedepth", info)),
+        output_space=model.output_space,
+        max_depth=info.max_depth,
+        scales=budget.loss_scales,
+    )
     setup = StepSetup(module=model, device=torch.device("cpu"))
     batch = synthetic_batch(budget.input_size, budget.batch_size)
     counter = iter(range(1, 10**9))
-    return cpu_seconds_per_call(lambda: train_step(model, batch, loss_fn, optimizer, setup, step=next(counter), epoch=0),
-                                calls)
+    return cpu_seconds_per_call(
+        lambda: train_step(model, batch, loss_fn, optimizer, setup, step=next(counter), epoch=0), calls
+    )
 
 
 def render_seconds_per_image(size: tuple[int, int], count: int = 16) -> float:
@@ -158,8 +169,9 @@ def noise_measurement_seconds(model_name: str, budget: StandardBudget) -> float:
 
     info = dataset_info("synthetic")
     model = build_model(model_name, width=budget.width, **dataset_model_options(model_name, info)).train()
-    loss = partial(build_loss("densedepth"), output_space=model.output_space, max_depth=info.max_depth,
-                   scales=budget.loss_scales)
+    loss = partial(
+        build_loss("densedepth"), output_space=model.output_space, max_depth=info.max_depth, scales=budget.loss_scales
+    )
     small, big = budget.noise_batches
     batch = synthetic_batch(budget.input_size, big)
 
@@ -170,13 +182,16 @@ def noise_measurement_seconds(model_name: str, budget: StandardBudget) -> float:
 
 
 def autoencoder_step_seconds(arch: str, levels: int, width: float, budget: StandardBudget) -> tuple[float, int]:
-    from analyses.autoencoder import build_autoencoder, train_step as ae_step
+    from analyses.autoencoder import build_autoencoder
+    from analyses.autoencoder import train_step as ae_step
 
     torch.manual_seed(0)
     model = build_autoencoder(arch, levels, width)
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.autoencoder_lr)
     images = torch.rand(budget.autoencoder_batch, 3, *budget.autoencoder_input)
-    return cpu_seconds_per_call(lambda: ae_step(model, optimizer, images), 3), sum(p.numel() for p in model.parameters())
+    return cpu_seconds_per_call(lambda: ae_step(model, optimizer, images), 3), sum(
+        p.numel() for p in model.parameters()
+    )
 
 
 def fixed_step_seconds(budget: StandardBudget) -> dict[str, float]:
@@ -186,16 +201,30 @@ def fixed_step_seconds(budget: StandardBudget) -> dict[str, float]:
 
     out: dict[str, float] = {}
     start = time.process_time()
-    complexity.run(complexity.ComplexityConfig(models=list(budget.complexity_models), input_size=budget.complexity_input,
-                                               width=1.0, device="cpu", repeats=1, warmup=0))
+    complexity.run(
+        complexity.ComplexityConfig(
+            models=list(budget.complexity_models),
+            input_size=budget.complexity_input,
+            width=1.0,
+            device="cpu",
+            repeats=1,
+            warmup=0,
+        )
+    )
     out["complexity"] = time.process_time() - start
     start = time.process_time()
-    laws.run_laws(max_examples=budget.property_examples)
+    laws.run_laws(max_examples=budget.property_examples, seed=0)
     out["properties"] = time.process_time() - start
     start = time.process_time()
-    attribution.run(attribution.AttributionConfig(models=list(dict.fromkeys(e.model for e in seed_study_experiments())),
-                                                  width=budget.width, input_size=budget.input_size,
-                                                  images=budget.attribution_images, device="cpu"))
+    attribution.run(
+        attribution.AttributionConfig(
+            models=list(dict.fromkeys(e.model for e in seed_study_experiments())),
+            width=budget.width,
+            input_size=budget.input_size,
+            images=budget.attribution_images,
+            device="cpu",
+        )
+    )
     out["attribution"] = time.process_time() - start
     return out
 
@@ -205,37 +234,77 @@ def project(budget: StandardBudget, calls: int, measure_fixed: bool) -> dict[str
     items: list[dict[str, Any]] = []
 
     def add(section: str, what: str, count: float, seconds: float, **extra: Any) -> None:
-        items.append({"section": section, "what": what, "count": count, "seconds_each": seconds,
-                      "cpu_seconds": count * seconds, **extra})
+        items.append(
+            {
+                "section": section,
+                "what": what,
+                "count": count,
+                "seconds_each": seconds,
+                "cpu_seconds": count * seconds,
+                **extra,
+            }
+        )
 
     render = render_seconds_per_image(budget.input_size)
     step_of: dict[str, float] = {}
     for e in seed_study_experiments(True):
         step_of[e.id] = training_step_seconds(e.model, e.options, budget, calls)
-        add("experiments", f"{e.id} train step (batch {budget.batch_size})", budget.seeds * budget.experiment_steps,
-            step_of[e.id] + render * budget.batch_size, model=e.model)
-        add("experiments", f"{e.id} held-out score", budget.seeds * budget.eval_images,
-            held_out_seconds_per_image(e.model, e.options, budget) + render, model=e.model)
-    by_model = {e.model: e.id for e in seed_study_experiments(True) if e.id in ("densedepth", "exp1_packnet_b",
-                                                                                   "exp5_no_skips")}
+        add(
+            "experiments",
+            f"{e.id} train step (batch {budget.batch_size})",
+            budget.seeds * budget.experiment_steps,
+            step_of[e.id] + render * budget.batch_size,
+            model=e.model,
+        )
+        add(
+            "experiments",
+            f"{e.id} held-out score",
+            budget.seeds * budget.eval_images,
+            held_out_seconds_per_image(e.model, e.options, budget) + render,
+            model=e.model,
+        )
+    by_model = {
+        e.model: e.id for e in seed_study_experiments(True) if e.id in ("densedepth", "exp1_packnet_b", "exp5_no_skips")
+    }
     runs = budget.seeds * budget.experiment_steps
     for model in budget.analysed_models:  # the probes ride along inside the experiment runs of these models
         step = step_of[by_model[model]]
-        add("gradients", f"{model} per-layer recording (every {budget.gradient_every}; +10% of a step)",
-            runs / budget.gradient_every, 0.1 * step, model=model)
-        add("noise", f"{model} gradient-noise measurement (every {budget.noise_every})", runs / budget.noise_every,
-            noise_measurement_seconds(model, budget) + render * budget.noise_batches[1], model=model)
-        add("collapse", f"{model} measurement (every {budget.collapse_every}, {budget.collapse_images} images)",
+        add(
+            "gradients",
+            f"{model} per-layer recording (every {budget.gradient_every}; +10% of a step)",
+            runs / budget.gradient_every,
+            0.1 * step,
+            model=model,
+        )
+        add(
+            "noise",
+            f"{model} gradient-noise measurement (every {budget.noise_every})",
+            runs / budget.noise_every,
+            noise_measurement_seconds(model, budget) + render * budget.noise_batches[1],
+            model=model,
+        )
+        add(
+            "collapse",
+            f"{model} measurement (every {budget.collapse_every}, {budget.collapse_images} images)",
             budget.seeds * (budget.experiment_steps / budget.collapse_every + 1) * budget.collapse_images,
             held_out_seconds_per_image(model, {"output_scale": "half"} if "packnet" in model else {}, budget),
-            model=model)
+            model=model,
+        )
     for arch, width in budget.autoencoder_runs:
         for levels in budget.autoencoder_levels:
             seconds, params = autoencoder_step_seconds(arch, levels, width, budget)
-            add("autoencoder", f"{arch}@{levels} width {width:g} ({params:,} params) step",
-                budget.seeds * budget.autoencoder_steps, seconds)
-    add("autoencoder", "rendering the train and test images", 1,
-        render_seconds_per_image(budget.autoencoder_input) * (256 + 32))
+            add(
+                "autoencoder",
+                f"{arch}@{levels} width {width:g} ({params:,} params) step",
+                budget.seeds * budget.autoencoder_steps,
+                seconds,
+            )
+    add(
+        "autoencoder",
+        "rendering the train and test images",
+        1,
+        render_seconds_per_image(budget.autoencoder_input) * (256 + 32),
+    )
     if measure_fixed:
         for name, seconds in fixed_step_seconds(budget).items():
             add(name, f"{name} (once)", 1, seconds)
@@ -244,12 +313,19 @@ def project(budget: StandardBudget, calls: int, measure_fixed: bool) -> dict[str
 
 
 def print_projection(result: dict[str, Any], budget: StandardBudget, efficiency: float) -> None:
-    table = Table(title=f"standard study: CPU seconds (1 thread) per line item; budget {BUDGET_MINUTES:g} min on 2 cores")
+    table = Table(
+        title=f"standard study: CPU seconds (1 thread) per line item; budget {BUDGET_MINUTES:g} min on 2 cores"
+    )
     for column in ("section", "what", "count", "s each", "CPU s"):
         table.add_column(column, justify="left" if column in ("section", "what") else "right")
     for item in result["items"]:
-        table.add_row(item["section"], item["what"], f"{item['count']:,.0f}", f"{item['seconds_each']:.4f}",
-                      f"{item['cpu_seconds']:,.0f}")
+        table.add_row(
+            item["section"],
+            item["what"],
+            f"{item['count']:,.0f}",
+            f"{item['seconds_each']:.4f}",
+            f"{item['cpu_seconds']:,.0f}",
+        )
     sections: dict[str, float] = {}
     for item in result["items"]:
         sections[item["section"]] = sections.get(item["section"], 0.0) + item["cpu_seconds"]
@@ -258,8 +334,10 @@ def print_projection(result: dict[str, Any], budget: StandardBudget, efficiency:
     console = Console(width=max(140, Console().width))
     console.print(table)
     wall = result["cpu_seconds"] / 2 / efficiency
-    console.print(f"total CPU {result['cpu_seconds'] / 60:.1f} min; projected on 2 cores (two single-threaded workers, "
-                  f"efficiency {efficiency:g}): {wall / 60:.1f} min of {BUDGET_MINUTES:g}")
+    console.print(
+        f"total CPU {result['cpu_seconds'] / 60:.1f} min; projected on 2 cores (two single-threaded workers, "
+        f"efficiency {efficiency:g}): {wall / 60:.1f} min of {BUDGET_MINUTES:g}"
+    )
 
 
 def learning_curve_hook(test: Any, every: int, seed: int) -> Any:
@@ -276,17 +354,24 @@ def learning_curve_hook(test: Any, every: int, seed: int) -> Any:
             was_training = model.training
             score = held_out_score(model, test, resamples=200, seed=seed)
             model.train(was_training)
-            self.points.append({"step": step, "abs_rel_ratio": score.ratio.mean,
-                                "scale_matched_ratio": score.scale_matched_ratio.mean, "loss": score.model.loss,
-                                "cpu_seconds": time.process_time()})
+            self.points.append(
+                {
+                    "step": step,
+                    "abs_rel_ratio": score.ratio.mean,
+                    "scale_matched_ratio": score.scale_matched_ratio.mean,
+                    "loss": score.model.loss,
+                    "cpu_seconds": time.process_time(),
+                }
+            )
 
     hook = Curve()
     hook.points = []
     return hook
 
 
-def learn(budget: StandardBudget, seeds: list[int], workdir: Path, curve_every: int = 0,
-          only: list[str] | None = None) -> list[dict[str, Any]]:
+def learn(
+    budget: StandardBudget, seeds: list[int], workdir: Path, curve_every: int = 0, only: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Train every experiment on each seed at the budget and score it against the constant predictor."""
     from probe.heldout import held_out_score, learned_over_seeds
     from probe.training import TrainConfig, train
@@ -298,26 +383,59 @@ def learn(budget: StandardBudget, seeds: list[int], workdir: Path, curve_every: 
         for seed in seeds:
             start = time.process_time()
             hooks = [learning_curve_hook(test, curve_every, seed)] if curve_every else []
-            result = train(TrainConfig(model=e.model, model_options=dict(e.options), width=budget.width,
-                                       input_size=budget.input_size, dataset_length=budget.experiment_length,
-                                       max_steps=budget.experiment_steps, epochs=10**6, batch_size=budget.batch_size,
-                                       lr=budget.lr, loss_scales=budget.loss_scales, device="cpu", seed=seed,
-                                       out=workdir / f"{e.id}_seed{seed}"), hooks=hooks)
+            result = train(
+                TrainConfig(
+                    model=e.model,
+                    model_options=dict(e.options),
+                    width=budget.width,
+                    input_size=budget.input_size,
+                    dataset_length=budget.experiment_length,
+                    max_steps=budget.experiment_steps,
+                    epochs=MAX_EPOCHS,  # max_steps ends the run; TrainConfig refuses more epochs
+                    batch_size=budget.batch_size,
+                    lr=budget.lr,
+                    loss_scales=budget.loss_scales,
+                    device="cpu",
+                    seed=seed,
+                    out=workdir / f"{e.id}_seed{seed}",
+                ),
+                hooks=hooks,
+            )
             score = held_out_score(result.model, test, seed=seed)
-            per_seed.append({"seed": seed, "cpu_seconds": time.process_time() - start,
-                             "curve": hooks[0].points if hooks else [], **score.to_json()})
+            per_seed.append(
+                {
+                    "seed": seed,
+                    "cpu_seconds": time.process_time() - start,
+                    "curve": hooks[0].points if hooks else [],
+                    **score.to_json(),
+                }
+            )
         ratios = [s["abs_rel_ratio"]["mean"] for s in per_seed]
         scaled = [s["scale_matched_abs_rel_ratio"]["mean"] for s in per_seed]
-        rows.append({"id": e.id, "model": e.model, "options": e.options, "seeds": per_seed,
-                     "learned_over_seeds": learned_over_seeds(ratios).to_json() if len(ratios) > 1 else None,
-                     "structure_over_seeds": learned_over_seeds(scaled).to_json() if len(scaled) > 1 else None})
+        rows.append(
+            {
+                "id": e.id,
+                "model": e.model,
+                "options": e.options,
+                "seeds": per_seed,
+                "learned_over_seeds": learned_over_seeds(ratios).to_json() if len(ratios) > 1 else None,
+                "structure_over_seeds": learned_over_seeds(scaled).to_json() if len(scaled) > 1 else None,
+            }
+        )
     return rows
 
 
 def print_learning(rows: list[dict[str, Any]]) -> None:
     table = Table(title="held-out abs_rel as a fraction of the per-image-median constant predictor's")
-    for column in ("experiment", "ratio per seed [95% bootstrap]", "scale-matched ratio per seed", "model abs_rel",
-                   "constant abs_rel", "learned (over seeds)", "structure (over seeds)"):
+    for column in (
+        "experiment",
+        "ratio per seed [95% bootstrap]",
+        "scale-matched ratio per seed",
+        "model abs_rel",
+        "constant abs_rel",
+        "learned (over seeds)",
+        "structure (over seeds)",
+    ):
         table.add_column(column)
 
     def per_seed(row: dict[str, Any], key: str) -> str:
@@ -328,8 +446,15 @@ def print_learning(rows: list[dict[str, Any]]) -> None:
         const = ", ".join(f"{s['constant_median']['metrics_image_mean']['abs_rel']:.3f}" for s in row["seeds"])
         learned = (row["learned_over_seeds"] or row["seeds"][0]["learned"])["sentence"]
         structure = (row["structure_over_seeds"] or row["seeds"][0]["structure_learned"])["sentence"]
-        table.add_row(row["id"], per_seed(row, "abs_rel_ratio"), per_seed(row, "scale_matched_abs_rel_ratio"), model,
-                      const, learned, structure)
+        table.add_row(
+            row["id"],
+            per_seed(row, "abs_rel_ratio"),
+            per_seed(row, "scale_matched_abs_rel_ratio"),
+            model,
+            const,
+            learned,
+            structure,
+        )
     Console(width=max(160, Console().width)).print(table)
 
 
@@ -348,24 +473,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learn", action="store_true", help="also train the matrix and score it (slow)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds for --learn")
     parser.add_argument("--only", default=None, help="comma-separated experiment ids for --learn (default: all)")
-    parser.add_argument("--curve-every", type=int, default=0, help="with --learn: score every N steps (learning curves)")
+    parser.add_argument(
+        "--curve-every", type=int, default=0, help="with --learn: score every N steps (learning curves)"
+    )
     parser.add_argument("--no-projection", action="store_true", help="with --learn: skip the timing projection")
     parser.add_argument("--out", default="bench_standard_budget.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    budget = replace(defaults, width=args.width, input_size=parse_size(args.input_size), batch_size=args.batch_size,
-                     lr=args.lr, experiment_steps=args.experiment_steps, autoencoder_steps=args.autoencoder_steps)
-    doc: dict[str, Any] = {"benchmark": "standard_budget", "budget": asdict(budget),
-                           "device": device_description(torch.device("cpu")), "provenance": provenance(torch.device("cpu")),
-                           "threads": 1}
+    budget = replace(
+        defaults,
+        width=args.width,
+        input_size=parse_size(args.input_size),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        experiment_steps=args.experiment_steps,
+        autoencoder_steps=args.autoencoder_steps,
+    )
+    doc: dict[str, Any] = {
+        "benchmark": "standard_budget",
+        "budget": asdict(budget),
+        "device": device_description(torch.device("cpu")),
+        "provenance": provenance(torch.device("cpu")),
+        "threads": 1,
+    }
     if not args.no_projection:
         result = project(budget, args.calls, not args.no_fixed)
         print_projection(result, budget, args.parallel_efficiency)
-        doc.update(projection=result, projected_minutes_2_cores=result["cpu_seconds"] / 2 / args.parallel_efficiency / 60)
+        doc.update(
+            projection=result, projected_minutes_2_cores=result["cpu_seconds"] / 2 / args.parallel_efficiency / 60
+        )
     if args.learn:
         with tempfile.TemporaryDirectory(prefix="standard-learn-") as tmp:
-            doc["learning"] = learn(budget, [int(s) for s in args.seeds.split(",")], Path(tmp), args.curve_every,
-                                    args.only.split(",") if args.only else None)
+            doc["learning"] = learn(
+                budget,
+                [int(s) for s in args.seeds.split(",")],
+                Path(tmp),
+                args.curve_every,
+                args.only.split(",") if args.only else None,
+            )
         print_learning(doc["learning"])
     write_json(args.out, doc)
     print(f"wrote {args.out}")

@@ -34,14 +34,20 @@ from probe.io import write_json  # noqa: E402
 from probe.models import build_model  # noqa: E402
 from probe.options import parse_size  # noqa: E402
 from probe.runs import provenance  # noqa: E402
+from probe.schema import encode  # noqa: E402
 from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss  # noqa: E402
 from probe.training.loader import make_loader  # noqa: E402
 from probe.training.loop import StepSetup, train_step  # noqa: E402
 from probe.training.self_supervised import SelfSupervisedObjective  # noqa: E402
 
-LEVELS = {"clean": {}, "std 0.05": {"velocity_noise": 0.05}, "std 0.2": {"velocity_noise": 0.2},
-          "bias +0.1": {"velocity_bias": 0.1}, "bias -0.1": {"velocity_bias": -0.1},
-          "dropout 0.5": {"velocity_dropout": 0.5}}
+LEVELS = {
+    "clean": {},
+    "std 0.05": {"velocity_noise": 0.05},
+    "std 0.2": {"velocity_noise": 0.2},
+    "bias +0.1": {"velocity_bias": 0.1},
+    "bias -0.1": {"velocity_bias": -0.1},
+    "dropout 0.5": {"velocity_dropout": 0.5},
+}
 
 
 def true_translation_scale(objective: SelfSupervisedObjective, windows: dict) -> float:
@@ -62,10 +68,12 @@ def run(level: dict, seed: int, args: argparse.Namespace, held_out: dict) -> dic
     model = build_model(args.model, width=args.width).train()
     pose_net = build_model("posenet", width=args.pose_width)
     weights = {**DEFAULT_WEIGHTS, "velocity": args.velocity_weight, "smoothness": args.smoothness_weight}
-    objective = SelfSupervisedObjective(pose_net, SelfSupervisedLoss(weights), output_space=model.output_space,
-                                        max_depth=data.info.max_depth)
-    optimizer = torch.optim.Adam([{"params": list(model.parameters())},
-                                  {"params": list(pose_net.parameters()), "lr": args.pose_lr}], lr=args.lr)
+    objective = SelfSupervisedObjective(
+        pose_net, SelfSupervisedLoss(weights), output_space=model.output_space, max_depth=data.info.max_depth
+    )
+    optimizer = torch.optim.Adam(
+        [{"params": list(model.parameters())}, {"params": list(pose_net.parameters()), "lr": args.pose_lr}], lr=args.lr
+    )
     setup = StepSetup(module=model, device=torch.device("cpu"))
     loader = make_loader(data, args.batch_size, seed=seed, workers=0, shuffle=True)
     loader.set_epoch(0)
@@ -93,30 +101,56 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    held_out = next(iter(DataLoader(get_dataset("synthetic_video", split="test", input_size=parse_size(args.size),
-                                                length=64), batch_size=64)))
+    held_out = next(
+        iter(
+            DataLoader(
+                get_dataset("synthetic_video", split="test", input_size=parse_size(args.size), length=64), batch_size=64
+            )
+        )
+    )
     load_before, start = os.getloadavg(), time.time()
     rows = []
     for name in [n.strip() for n in args.levels.split(",") if n.strip()]:
         runs = [run(LEVELS[name], seed, args, held_out) for seed in seeds]
         scales = [r["scale"] for r in runs]
-        rows.append({"level": name, "options": LEVELS[name], "runs": runs, "scale_mean": statistics.fmean(scales),
-                     "scale_std": statistics.stdev(scales) if len(scales) > 1 else None})
+        rows.append(
+            {
+                "level": name,
+                "options": LEVELS[name],
+                "runs": runs,
+                "scale_mean": statistics.fmean(scales),
+                "scale_std": statistics.stdev(scales) if len(scales) > 1 else None,
+            }
+        )
         print(f"{name}: translation scale {[round(s, 3) for s in scales]}", flush=True)
-    table = Table(title=f"learnt translation / true distance after {args.steps} steps ({args.model} {args.width:g}, "
-                        f"{args.size}, seeds {args.seeds})")
+    table = Table(
+        title=f"learnt translation / true distance after {args.steps} steps ({args.model} {args.width:g}, "
+        f"{args.size}, seeds {args.seeds})"
+    )
     for column in ("reported speed", "scale mean", "scale std over seeds", "per seed"):
         table.add_column(column, justify="left" if column == "reported speed" else "right")
     for r in rows:
         std = "-" if r["scale_std"] is None else f"{r['scale_std']:.3f}"
         table.add_row(r["level"], f"{r['scale_mean']:.3f}", std, ", ".join(f"{x['scale']:.3f}" for x in r["runs"]))
     Console(width=120).print(table)
-    print(f"{(time.time() - start) / 60:.1f} min; load average before/after {load_before[0]:.1f} / "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"{(time.time() - start) / 60:.1f} min; load average before/after {load_before[0]:.1f} / "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     if args.out is not None:
-        write_json(args.out, {"benchmark": "velocity_noise", "argv": sys.argv[1:] if argv is None else argv,
-                              "rows": rows, "machine": {**provenance(device="cpu"), "cpus": os.cpu_count(),
-                                                        "load_average_before": load_before[0]}})
+        write_json(
+            args.out,
+            {
+                "benchmark": "velocity_noise",
+                "argv": sys.argv[1:] if argv is None else argv,
+                "rows": rows,
+                "machine": {
+                    **encode(provenance(device="cpu")),
+                    "cpus": os.cpu_count(),
+                    "load_average_before": load_before[0],
+                },
+            },
+        )
         print(f"wrote {args.out}")
     return 0
 

@@ -36,9 +36,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["CONTROLS", "CONTROL_DEPTH", "NoiseControl", "collapse_predictions", "fit_regression",
-           "injected_scatter_run", "pack_autoencoder", "packing_control_images", "plain_sigmoid_cnn",
-           "pool_autoencoder", "regression_task", "residual_norm_cnn"]
+__all__ = [
+    "CONTROLS",
+    "CONTROL_DEPTH",
+    "NoiseControl",
+    "collapse_predictions",
+    "fit_regression",
+    "injected_scatter_run",
+    "pack_autoencoder",
+    "packing_control_images",
+    "plain_sigmoid_cnn",
+    "pool_autoencoder",
+    "regression_task",
+    "residual_norm_cnn",
+]
 
 #: Convolutions in each gradient control: deep enough that sigmoid derivatives (<= 1/4) compound to
 #: vanishing, shallow enough to train in a test.
@@ -46,20 +57,29 @@ CONTROL_DEPTH = 24
 
 #: The controls of each rule, as the report names them.
 CONTROLS: dict[str, str] = {
-    "gradients": (f"flags a {CONTROL_DEPTH}-layer plain sigmoid CNN without normalisation or skips (vanishing) "
-                  f"and not a {CONTROL_DEPTH}-layer residual CNN with GroupNorm, nor DenseDepth and PackNet "
-                  "after a short training run"),
-    "collapse": ("calls a per-image mean-depth predictor collapsed, the ground truth not, and the ground truth "
-                 "x 2 'scale' but not collapsed"),
-    "packing": ("one level of space-to-depth packing reconstructs held-out images near-losslessly "
-                "(>= 35 dB) where one 2x2 max-pool cannot; unconverged runs are reported as such"),
+    "gradients": (
+        f"flags a {CONTROL_DEPTH}-layer plain sigmoid CNN without normalisation or skips (vanishing) "
+        f"and not a {CONTROL_DEPTH}-layer residual CNN with GroupNorm, nor DenseDepth and PackNet "
+        "after a short training run"
+    ),
+    "collapse": (
+        "calls a per-image mean-depth predictor collapsed, the ground truth not, and the ground truth "
+        "x 2 'scale' but not collapsed"
+    ),
+    "packing": (
+        "one level of space-to-depth packing reconstructs held-out images near-losslessly "
+        "(>= 35 dB) where one 2x2 max-pool cannot; unconverged runs are reported as such"
+    ),
     "noise": "recovers a known injected per-batch loss scatter within 10% of its true detrended CV",
-    "learned": ("a model at 0.4x the constant predictor's error is learned, at 2x not learned, and around "
-                "the threshold with a wide spread inconclusive"),
+    "learned": (
+        "a model at 0.4x the constant predictor's error is learned, at 2x not learned, and around "
+        "the threshold with a wide spread inconclusive"
+    ),
 }
 
 
 # -- gradients ------------------------------------------------------------------------------------
+
 
 def plain_sigmoid_cnn(depth: int = CONTROL_DEPTH, channels: int = 8) -> nn.Sequential:
     """``depth`` 3x3 convolutions, a sigmoid after each but the last; no normalisation, no skip.
@@ -92,8 +112,13 @@ def residual_norm_cnn(depth: int = CONTROL_DEPTH, channels: int = 8) -> nn.Seque
     GroupNorm (He et al. 2016): ``[B,3,H,W] -> [B,1,H,W]``.  The identity path carries the gradient to every layer.
     """
     blocks = [_PreActBlock(channels) for _ in range(depth - 2)]
-    return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), *blocks, nn.GroupNorm(2, channels), nn.ReLU(),
-                         nn.Conv2d(channels, 1, 3, padding=1))
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 3, padding=1),
+        *blocks,
+        nn.GroupNorm(2, channels),
+        nn.ReLU(),
+        nn.Conv2d(channels, 1, 3, padding=1),
+    )
 
 
 def regression_task(n: int = 64, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,10 +134,18 @@ def regression_task(n: int = 64, size: int = 16, seed: int = 0) -> tuple[torch.T
     return x, y
 
 
-def fit_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float = 1e-3,
-                   batch_size: int = 8, seed: int = 0,
-                   after_backward: Callable[[int, nn.Module], None] | None = None,
-                   after_step: Callable[[int, nn.Module], None] | None = None) -> list[float]:
+def fit_regression(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    seed: int = 0,
+    after_backward: Callable[[int, nn.Module], None] | None = None,
+    after_step: Callable[[int, nn.Module], None] | None = None,
+) -> list[float]:
     """Adam on the MSE of ``model(x)`` against ``y`` for ``steps`` seeded mini-batches; returns the losses.
 
     ``after_backward(step, model)`` sees the gradients before the step (where a gradient recorder hooks in),
@@ -138,6 +171,7 @@ def fit_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
 
 # -- collapse -------------------------------------------------------------------------------------
 
+
 def collapse_predictions(depth: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
     """The collapse controls for ground truth ``depth``/``valid`` ``[B,1,h,w]``: name -> prediction ``[B,1,h,w]``.
 
@@ -150,6 +184,7 @@ def collapse_predictions(depth: torch.Tensor, valid: torch.Tensor) -> dict[str, 
 
 
 # -- packing --------------------------------------------------------------------------------------
+
 
 class _Packed(nn.Module):
     """Space-to-depth, a linear 1x1 map on the 12 packed channels, depth-to-space: ``[B,3,H,W] -> [B,3,H,W]``."""
@@ -178,8 +213,12 @@ def pool_autoencoder(channels: int = 22) -> nn.Module:
     ``7 * channels + 3`` parameters (157 at the default 22, matching :func:`pack_autoencoder`).  A maximum over
     each 2x2 window is not invertible, so reconstruction stays lossy at any width.
     """
-    return nn.Sequential(nn.Conv2d(3, channels, 1), nn.MaxPool2d(2),
-                         nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(channels, 3, 1))
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 1),
+        nn.MaxPool2d(2),
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Conv2d(channels, 3, 1),
+    )
 
 
 def packing_control_images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -194,6 +233,7 @@ def packing_control_images(n: int, size: int = 16, seed: int = 0) -> torch.Tenso
 
 
 # -- noise ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class NoiseControl:

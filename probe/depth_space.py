@@ -1,7 +1,7 @@
 """How a model's raw output maps to metres and to the DenseDepth loss space.
 
-Every model in the zoo declares ``model.output_space`` (one of the names
-registered here) and, for inverse-depth heads, ``model.min_depth``.  Losses and
+Every model in the zoo declares ``model.output_space`` (a name in
+:data:`OUTPUT_SPACES`) and, for inverse-depth heads, ``model.min_depth``.  Losses and
 metrics never guess: they convert through these functions.
 
 ==============  ====================================  ==========================
@@ -44,11 +44,12 @@ same protocol minimum sizes the heads that need one (:func:`head_min_depth`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
-from probe.registry import Registry
+from probe.errors import ProbeError
 
 _EPS = 1e-6
 _LOG_EPS = math.log(_EPS)
@@ -60,59 +61,54 @@ PUBLISHED_MIN_DEPTH = 0.5
 POSITIVITY_THRESHOLD = 0.05
 
 Converter = Callable[[torch.Tensor, float], torch.Tensor]
-TO_DEPTH: Registry[Converter] = Registry("output space")
-TO_DEPTHNORM: Registry[Converter] = Registry("output space")
 
 
-@TO_DEPTH.register("inverse", description="inverse depth in 1/m")
-def _inverse_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return 1.0 / out.clamp_min(_EPS)
+@dataclass(frozen=True)
+class OutputSpace:
+    """What a network in this space emits, and its two conversions: ``(out, max_depth) -> tensor``."""
+
+    description: str
+    to_depth: Converter  # -> metres
+    to_depthnorm: Converter  # -> the DenseDepth loss space, max_depth / depth
 
 
-@TO_DEPTH.register("direct", description="depth / max_depth")
-def _direct_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return out.clamp_min(_EPS) * max_depth
-
-
-@TO_DEPTH.register("depthnorm", description="max_depth / depth")
-def _depthnorm_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return max_depth / out.clamp_min(_EPS)
-
-
-@TO_DEPTH.register("metric", description="depth in metres")
-def _metric_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return out.clamp_min(_EPS)
-
-
-@TO_DEPTH.register("log_depth", description="ln(depth in metres)")
 def _log_depth_to_depth(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    # Clamped to the same [1e-6, 1e6] m window the divisions above allow, so exp never overflows to inf.
+    # Clamped to the same [1e-6, 1e6] m window the divisions allow, so exp never overflows to inf.
     return torch.exp(out.clamp(_LOG_EPS, -_LOG_EPS))
 
 
-@TO_DEPTHNORM.register("inverse")
-def _inverse_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return out * max_depth
+#: output space name -> its conversions; a new space (e.g. for a user model) is one entry here
+OUTPUT_SPACES: dict[str, OutputSpace] = {
+    "inverse": OutputSpace(
+        "inverse depth in 1/m", lambda out, max_depth: 1.0 / out.clamp_min(_EPS), lambda out, max_depth: out * max_depth
+    ),
+    "direct": OutputSpace(
+        "depth / max_depth",
+        lambda out, max_depth: out.clamp_min(_EPS) * max_depth,
+        lambda out, max_depth: 1.0 / out.clamp_min(_EPS),
+    ),
+    "depthnorm": OutputSpace(
+        "max_depth / depth", lambda out, max_depth: max_depth / out.clamp_min(_EPS), lambda out, max_depth: out
+    ),
+    "metric": OutputSpace(
+        "depth in metres",
+        lambda out, max_depth: out.clamp_min(_EPS),
+        lambda out, max_depth: max_depth / out.clamp_min(_EPS),
+    ),
+    "log_depth": OutputSpace(
+        "ln(depth in metres)",
+        _log_depth_to_depth,
+        lambda out, max_depth: max_depth * torch.exp(-out.clamp(_LOG_EPS, -_LOG_EPS)),
+    ),
+}
 
 
-@TO_DEPTHNORM.register("direct")
-def _direct_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return 1.0 / out.clamp_min(_EPS)
-
-
-@TO_DEPTHNORM.register("depthnorm")
-def _depthnorm_identity(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return out
-
-
-@TO_DEPTHNORM.register("metric")
-def _metric_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return max_depth / out.clamp_min(_EPS)
-
-
-@TO_DEPTHNORM.register("log_depth")
-def _log_depth_to_depthnorm(out: torch.Tensor, max_depth: float) -> torch.Tensor:
-    return max_depth * torch.exp(-out.clamp(_LOG_EPS, -_LOG_EPS))
+def output_space(name: str) -> OutputSpace:
+    """The conversions of output space ``name``; an unknown name is a one-line ProbeError listing the known ones."""
+    try:
+        return OUTPUT_SPACES[name]
+    except KeyError:
+        raise ProbeError(f"unknown output space {name!r}; expected one of: {', '.join(OUTPUT_SPACES)}") from None
 
 
 def disparity_to_inverse(out: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
@@ -128,30 +124,25 @@ def disparity_to_inverse(out: torch.Tensor, min_depth: float, max_depth: float) 
 
 
 #: Spaces defined relative to the model's own ``[min_depth, max_depth]``: name -> (space of
-#: :data:`TO_DEPTH` it maps to, the map ``(out, min_depth, max_depth) -> out'``).
+#: :data:`OUTPUT_SPACES` it maps to, the map ``(out, min_depth, max_depth) -> out'``).
 MODEL_RANGE_SPACES: dict[str, tuple[str, Callable[[torch.Tensor, float, float], torch.Tensor]]] = {
-    "disparity": ("inverse", disparity_to_inverse),
+    "disparity": ("inverse", disparity_to_inverse)
 }
 
 
 def output_spaces() -> list[str]:
-    """Every space a model may declare: the converters' plus :data:`MODEL_RANGE_SPACES`."""
-    return [*TO_DEPTH.names(), *MODEL_RANGE_SPACES]
+    """Every space a model may declare: :data:`OUTPUT_SPACES` plus :data:`MODEL_RANGE_SPACES`."""
+    return [*OUTPUT_SPACES, *MODEL_RANGE_SPACES]
 
 
-def to_depth(out: torch.Tensor, output_space: str, max_depth: float) -> torch.Tensor:
+def to_depth(out: torch.Tensor, output_space_name: str, max_depth: float) -> torch.Tensor:
     """Raw model output ``[B,1,h,w]`` -> depth in metres ``[B,1,h,w]``."""
-    return TO_DEPTH.get(output_space)(out, max_depth)
+    return output_space(output_space_name).to_depth(out, max_depth)
 
 
-def to_depthnorm(out: torch.Tensor, output_space: str, max_depth: float) -> torch.Tensor:
+def to_depthnorm(out: torch.Tensor, output_space_name: str, max_depth: float) -> torch.Tensor:
     """Raw model output ``[B,1,h,w]`` -> DenseDepth loss space ``max_depth / depth``."""
-    return TO_DEPTHNORM.get(output_space)(out, max_depth)
-
-
-def depth_to_depthnorm(depth: torch.Tensor, max_depth: float) -> torch.Tensor:
-    """Ground-truth metres -> ``max_depth / depth`` (the DenseDepth target)."""
-    return max_depth / depth.clamp_min(_EPS)
+    return output_space(output_space_name).to_depthnorm(out, max_depth)
 
 
 def depth_range(info: Any) -> tuple[float, float]:

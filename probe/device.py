@@ -33,7 +33,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
         index = int(spec.split(":")[1]) if ":" in spec else 0
         if index >= torch.cuda.device_count():
             raise ProbeError(
-                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible (indices 0..{torch.cuda.device_count() - 1})"
+                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible "
+                f"(indices 0..{torch.cuda.device_count() - 1})"
             )
         return torch.device("cuda", index)
     return torch.device("cpu")

@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence, Sized, cast
 
 import numpy as np
 import torch
@@ -38,7 +38,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from analyses.base import AnalysisResult
 from probe.data import transforms as T
 from probe.data.images import read_image_size, read_rgb
 from probe.depth_space import clip_depth, to_depth
@@ -47,11 +46,26 @@ from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
 from probe.limits import MAX_BATCH_SIZE, check_count, check_workers
 from probe.metrics import METRIC_NAMES, EvalProtocol, MetricAccumulator, abs_rel_as_published_sums, get_protocol
+from probe.models.common import output_space_of
+from probe.options import check_positive, data_root_option, device_option, input_size_option, option, out_option
 from probe.progress import progress_bar
+from probe.results import Result, register_result
 from probe.runs import run_folder_lock
 
-__all__ = ["EvalOptions", "EvalResult", "ImagePrediction", "depth_to_rgb", "evaluate", "evaluate_checkpoint",
-           "parse_depth_range", "predict_checkpoint", "predict_depth", "predict_images", "print_eval_table"]
+__all__ = [
+    "EvalOptions",
+    "EvalResult",
+    "ImagePrediction",
+    "PredictOptions",
+    "depth_to_rgb",
+    "evaluate",
+    "evaluate_checkpoint",
+    "parse_depth_range",
+    "predict_checkpoint",
+    "predict_depth",
+    "predict_images",
+    "print_eval_table",
+]
 
 
 def _as_device(device: torch.device | str) -> torch.device:
@@ -59,8 +73,15 @@ def _as_device(device: torch.device | str) -> torch.device:
 
 
 @torch.no_grad()
-def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, flip_tta: bool = False,
-                  size: tuple[int, int] | None = None, clip: tuple[float, float] | None = None) -> torch.Tensor:
+def predict_depth(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    max_depth: float,
+    flip_tta: bool = False,
+    size: tuple[int, int] | None = None,
+    clip: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """Depth in metres: ``[B,3,H,W]`` -> ``[B,1,h,w]`` (``h,w`` = ``size`` or the model's output size).
 
     Uses ``model.output_space`` to convert; ``clip`` = ``(min, max)`` bounds each pass
@@ -69,9 +90,7 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
     mirrored image; then upsamples bilinearly.  The model must already be in eval mode on
     ``images.device``.
     """
-    space = getattr(model, "output_space", None)
-    if space is None:
-        raise ProbeError(f"model {type(model).__name__} has no output_space attribute (see docs/CONTRACTS.md)")
+    space = output_space_of(model)
 
     def once(x: torch.Tensor) -> torch.Tensor:
         out = model(x)
@@ -90,8 +109,9 @@ def predict_depth(model: nn.Module, images: torch.Tensor, *, max_depth: float, f
     return depth
 
 
+@register_result
 @dataclass
-class EvalResult(AnalysisResult):
+class EvalResult(Result):
     """What ``probe eval`` measured; ``save(dir)`` writes ``dir/eval.json``.
 
     ``metrics`` pools every evaluated pixel of the split; ``metrics_image_mean``
@@ -103,6 +123,7 @@ class EvalResult(AnalysisResult):
     """
 
     name: ClassVar[str] = "eval"
+    schema_version: ClassVar[int] = 1
 
     dataset: str
     split: str
@@ -119,21 +140,23 @@ class EvalResult(AnalysisResult):
     options: dict[str, Any]
     protocol_choices: dict[str, Any]
     median_ratio: dict[str, float] | None
-    per_image: list[dict[str, Any]]
+    per_image: list[dict[str, str | int | float | None]]
     seconds: float
     checkpoint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _ratio_summary(ratios: list[float]) -> dict[str, float] | None:
     values = np.asarray([r for r in ratios if math.isfinite(r)], dtype=np.float64)
     if values.size == 0:
         return None
-    return {"mean": float(values.mean()), "std": float(values.std()), "median": float(np.median(values)),
-            "min": float(values.min()), "max": float(values.max())}
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "median": float(np.median(values)),
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
 
 
 def _check_loader_args(batch_size: int, workers: int) -> None:
@@ -169,21 +192,36 @@ def resolve_protocol(dataset: Dataset, protocol: str | EvalProtocol | None) -> E
         try:
             chosen.crop_box(int(height), int(width))
         except ShapeError as exc:
-            raise ProbeError(f"--protocol {chosen.name}: does not fit dataset {getattr(info, 'name', '?')!r} "
-                             f"({exc})") from None
+            raise ProbeError(
+                f"--protocol {chosen.name}: does not fit dataset {getattr(info, 'name', '?')!r} ({exc})"
+            ) from None
     return chosen
 
 
 def collate_keep_sizes(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the images (all at the input size); keep each ground truth at its own size in a list."""
-    return {"image": torch.stack([it["image"] for it in items]), "depth": [it["depth"] for it in items],
-            "valid": [it["valid"] for it in items], "name": [it["name"] for it in items]}
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "depth": [it["depth"] for it in items],
+        "valid": [it["valid"] for it in items],
+        "name": [it["name"] for it in items],
+    }
 
 
-def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol | None = None, batch_size: int = 4,
-             device: torch.device | str = "cpu", median_scaling: bool = False, flip_tta: bool = False,
-             max_depth: float | None = None, clamp: bool = True, workers: int = 0,
-             show_progress: bool | None = None) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    protocol: str | EvalProtocol | None = None,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    median_scaling: bool = False,
+    flip_tta: bool = False,
+    max_depth: float | None = None,
+    clamp: bool = True,
+    workers: int = 0,
+    show_progress: bool | None = None,
+) -> EvalResult:
     """Evaluate ``model`` on every item of ``dataset`` (items per docs/CONTRACTS.md) under ``protocol``.
 
     ``protocol`` (a name or an :class:`~probe.metrics.EvalProtocol`) and
@@ -201,7 +239,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
     depth_cap = max_depth if max_depth is not None else (info.max_depth if info is not None else None)
     if depth_cap is None:
         raise ProbeError("evaluate: the dataset has no .info; pass protocol= and max_depth= explicitly")
-    if len(dataset) == 0:  # type: ignore[arg-type]
+    count = len(cast(Sized, dataset))  # torch's Dataset declares no __len__; every probe dataset has one
+    if count == 0:
         raise ProbeError(f"evaluate: dataset {getattr(info, 'name', dataset)!r} is empty")
     chosen = resolve_protocol(dataset, protocol)
     tta = flip_tta or chosen.flip_tta
@@ -210,8 +249,14 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
 
     dev = _as_device(device)
     model = model.to(dev).eval()
-    loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=dev.type == "cuda", collate_fn=collate_keep_sizes)
+    loader = DataLoader(
+        full_resolution(dataset),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=dev.type == "cuda",
+        collate_fn=collate_keep_sizes,
+    )
     acc = MetricAccumulator()
     per_image: list[dict[str, Any]] = []
     ratios: list[float] = []
@@ -219,14 +264,15 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
     gt_sizes: set[tuple[int, int]] = set()
     start = time.perf_counter()
     with progress_bar(disable=None if show_progress is None else not show_progress) as bar:
-        task = bar.add_task("eval", total=len(dataset))  # type: ignore[arg-type]
+        task = bar.add_task("eval", total=count)
         for batch in loader:
-            pred_batch = predict_depth(model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap,
-                                       flip_tta=tta, clip=chosen.clip).cpu()
+            pred_batch = predict_depth(
+                model, batch["image"].to(dev, non_blocking=True), max_depth=depth_cap, flip_tta=tta, clip=chosen.clip
+            ).cpu()
             for i, name in enumerate(batch["name"]):
                 gt, valid = batch["depth"][i][None].float(), batch["valid"][i][None].bool()
                 gt_sizes.add(tuple(gt.shape[-2:]))
-                pred = F.interpolate(pred_batch[i:i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
+                pred = F.interpolate(pred_batch[i : i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
                 prepared = chosen.apply(pred, gt, valid, median_scaling=scaling, clamp=clamping)
                 metrics = acc.update(prepared.pred, gt, prepared.mask)[0]
                 if chosen.swapped_abs_rel and prepared.mask.any():
@@ -236,8 +282,14 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
                 ratio = float(prepared.ratios[0]) if prepared.ratios is not None else None
                 if ratio is not None:
                     ratios.append(ratio)
-                per_image.append({"name": name, "n_pixels": int(prepared.mask.sum()), "median_ratio": ratio,
-                                  **(metrics or {m: None for m in METRIC_NAMES})})
+                per_image.append(
+                    {
+                        "name": name,
+                        "n_pixels": int(prepared.mask.sum()),
+                        "median_ratio": ratio,
+                        **(metrics or {m: None for m in METRIC_NAMES}),
+                    }
+                )
             bar.advance(task, len(batch["name"]))
     synchronize(dev)
     seconds = time.perf_counter() - start
@@ -245,19 +297,33 @@ def evaluate(model: nn.Module, dataset: Dataset, *, protocol: str | EvalProtocol
     if chosen.swapped_abs_rel and swapped[1]:
         pooled["abs_rel_as_published"] = swapped[0] / swapped[1]
     size = next(iter(gt_sizes)) if len(gt_sizes) == 1 else (None, None)
-    choices = chosen.choices(height=size[0], width=size[1], median_scaling=bool(scaling) or None, clamp=clamping,
-                             flip_tta=tta)
+    choices = chosen.choices(
+        height=size[0], width=size[1], median_scaling=bool(scaling) or None, clamp=clamping, flip_tta=tta
+    )
     choices["ground_truth_sizes"] = sorted([list(s) for s in gt_sizes])[:5]
     return EvalResult(
-        dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
-        protocol=chosen.name, protocol_description=chosen.description,
-        model=str(getattr(model, "model_name", type(model).__name__)), output_space=model.output_space,
-        max_depth=depth_cap, n_images=acc.n_images, n_images_without_pixels=acc.n_empty, n_pixels=acc.n_pixels,
-        metrics=pooled, metrics_image_mean=acc.image_mean(),
-        options={"median_scaling": choices["median_scaling"], "flip_tta": tta, "clamp": choices["clamp_m"] is not None,
-                 "batch_size": batch_size, "device": str(dev)},
+        dataset=getattr(info, "name", type(dataset).__name__),
+        split=getattr(dataset, "split", "unknown"),
+        protocol=chosen.name,
+        protocol_description=chosen.description,
+        model=str(getattr(model, "model_name", type(model).__name__)),
+        output_space=output_space_of(model),
+        max_depth=depth_cap,
+        n_images=acc.n_images,
+        n_images_without_pixels=acc.n_empty,
+        n_pixels=acc.n_pixels,
+        metrics=pooled,
+        metrics_image_mean=acc.image_mean(),
+        options={
+            "median_scaling": choices["median_scaling"],
+            "flip_tta": tta,
+            "clamp": choices["clamp_m"] is not None,
+            "batch_size": batch_size,
+            "device": str(dev),
+        },
         protocol_choices=choices,
-        median_ratio=_ratio_summary(ratios) if choices["median_scaling"] else None, per_image=per_image,
+        median_ratio=_ratio_summary(ratios) if choices["median_scaling"] else None,
+        per_image=per_image,
         seconds=seconds,
     )
 
@@ -313,17 +379,26 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
     for path in paths:
         stem = path.stem
         if stem in used:
-            stem = next(f"{path.stem}_{n}" for n in range(2, len(paths) + 2)
-                        if f"{path.stem}_{n}" not in taken | used)
+            stem = next(f"{path.stem}_{n}" for n in range(2, len(paths) + 2) if f"{path.stem}_{n}" not in taken | used)
         used.add(stem)
         stems.append(stem)
     return stems
 
 
-def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path, *, max_depth: float,
-                   input_size: tuple[int, int], device: torch.device | str = "cpu", flip_tta: bool = False,
-                   normalize: str = "none", colormap: str = "magma",
-                   depth_range: tuple[float, float] | None = None, force: bool = False) -> list[ImagePrediction]:
+def predict_images(
+    model: nn.Module,
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    max_depth: float,
+    input_size: tuple[int, int],
+    device: torch.device | str = "cpu",
+    flip_tta: bool = False,
+    normalize: str = "none",
+    colormap: str = "magma",
+    depth_range: tuple[float, float] | None = None,
+    force: bool = False,
+) -> list[ImagePrediction]:
     """Predict each image at ``input_size`` and write ``<stem>_depth.png`` and ``<stem>_depth.npy`` to ``out_dir``.
 
     The depth is upsampled bilinearly to the image's own resolution; the
@@ -342,7 +417,9 @@ def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str |
         raise ProbeError("predict: no IMAGE given")
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:
-        raise ProbeError(f"{missing[0]}: image file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise ProbeError(
+            f"{missing[0]}: image file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     value_range = depth_range or (0.0, max_depth)
     depth_to_rgb(np.zeros((1, 1)), value_range, colormap)  # bad range / colormap fails before any work
     for source in sources:  # headers only: a non-image fails before anything is written
@@ -353,19 +430,46 @@ def predict_images(model: nn.Module, paths: Sequence[str | Path], out_dir: str |
     targets = [out / f"{stem}_depth{suffix}" for stem in stems for suffix in (".png", ".npy")]
     existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
     if existing and not force:
-        raise ProbeError(f"{existing[0]}: already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
-                         + "; predict does not overwrite files it did not write; pass --force or another --out")
+        raise ProbeError(
+            f"{existing[0]}: already exists"
+            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+            + "; predict does not overwrite files it did not write; pass --force or another --out"
+        )
     dev = _as_device(device)
     model = model.to(dev).eval()
     with run_folder_lock(out, "predict"):
-        return [_predict_one(model, source, out, stem, max_depth=max_depth, input_size=input_size, device=dev,
-                             flip_tta=flip_tta, normalise=normalise, colormap=colormap, value_range=value_range)
-                for source, stem in zip(sources, stems)]
+        return [
+            _predict_one(
+                model,
+                source,
+                out,
+                stem,
+                max_depth=max_depth,
+                input_size=input_size,
+                device=dev,
+                flip_tta=flip_tta,
+                normalise=normalise,
+                colormap=colormap,
+                value_range=value_range,
+            )
+            for source, stem in zip(sources, stems)
+        ]
 
 
-def _predict_one(model: nn.Module, source: Path, out: Path, stem: str, *, max_depth: float,
-                 input_size: tuple[int, int], device: torch.device, flip_tta: bool, normalise: Any, colormap: str,
-                 value_range: tuple[float, float]) -> ImagePrediction:
+def _predict_one(
+    model: nn.Module,
+    source: Path,
+    out: Path,
+    stem: str,
+    *,
+    max_depth: float,
+    input_size: tuple[int, int],
+    device: torch.device,
+    flip_tta: bool,
+    normalise: Any,
+    colormap: str,
+    value_range: tuple[float, float],
+) -> ImagePrediction:
     """Predict one image and write its two files (see :func:`predict_images`)."""
     rgb = read_rgb(source)
     height, width = rgb.shape[:2]
@@ -375,9 +479,16 @@ def _predict_one(model: nn.Module, source: Path, out: Path, stem: str, *, max_de
     png_path, npy_path = out / f"{stem}_depth.png", out / f"{stem}_depth.npy"
     atomic_write(npy_path, _npy_bytes(metres))
     atomic_write(png_path, _png_bytes(depth_to_rgb(metres, value_range, colormap)))
-    return ImagePrediction(source=str(source), png=str(png_path), npy=str(npy_path), height=height, width=width,
-                           min_depth=float(metres.min()), median_depth=float(np.median(metres)),
-                           max_depth=float(metres.max()))
+    return ImagePrediction(
+        source=str(source),
+        png=str(png_path),
+        npy=str(npy_path),
+        height=height,
+        width=width,
+        min_depth=float(metres.min()),
+        median_depth=float(np.median(metres)),
+        max_depth=float(metres.max()),
+    )
 
 
 def parse_depth_range(text: str, flag: str = "--range") -> tuple[float, float]:
@@ -414,24 +525,37 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 class EvalOptions:
     """What ``probe eval`` was asked; ``None`` fields default to the training run's settings."""
 
-    checkpoint: Path
-    out: Path
-    dataset: str | None = None
-    data_root: Path | None = None
-    split: str = "test"
-    input_size: tuple[int, int] | None = None
-    dataset_length: int | None = None
-    protocol: str | None = None
-    median_scaling: bool = False
-    flip_tta: bool = False
-    clamp: bool = True
-    batch_size: int = 4
-    device: str = "auto"
-    workers: int = 0
+    checkpoint: Path = option(help="run folder (uses checkpoints/last) or a .safetensors file")
+    out: Path = out_option(Path("runs/eval"))
+    dataset: str | None = option(None, help="dataset name (default: the run's)")
+    data_root: Path | None = data_root_option()
+    split: str = option("test", help="train|test")
+    input_size: tuple[int, int] | None = input_size_option(help="HxW (default: the run's)")
+    dataset_length: int | None = option(None, help="number of generated samples (synthetic data)")
+    protocol: str | None = option(
+        None,
+        help="nyu_densedepth|nyu_eigen|kitti_eigen|kitti_eigen_median|make3d_c1|none "
+        "(old names nyu, kitti, make3d still work; default: the dataset's)",
+    )
+    median_scaling: bool = option(
+        False, flag="--median-scaling", help="scale each prediction by median(gt)/median(pred)"
+    )
+    flip_tta: bool = option(False, flag="--flip-tta", help="average with the mirrored prediction of the mirrored image")
+    clamp: bool = option(True, flag="--clamp/--no-clamp", help="clamp predictions to the protocol's depth range")
+    batch_size: int = option(4, help="images per forward pass")
+    device: str = device_option()
+    workers: int = option(0, help="data-loading worker processes (0: main process)")
+
+    def validate(self) -> None:
+        _check_loader_args(self.batch_size, self.workers)
+        check_positive({"--dataset-length": self.dataset_length})
+        if self.protocol is not None:
+            get_protocol(self.protocol)  # a misspelt --protocol fails before the model is loaded
 
 
-def _run_dataset_settings(run_config: dict[str, Any], dataset: str | None, data_root: Path | None,
-                          input_size: tuple[int, int] | None) -> tuple[str, Path | None, tuple[int, int] | None]:
+def _run_dataset_settings(
+    run_config: dict[str, Any], dataset: str | None, data_root: Path | None, input_size: tuple[int, int] | None
+) -> tuple[str, Path | None, tuple[int, int] | None]:
     """The dataset to use: the one asked for, else the run's; root and input size follow the run's when it matches."""
     name = dataset or run_config.get("dataset")
     if not name:
@@ -439,7 +563,7 @@ def _run_dataset_settings(run_config: dict[str, Any], dataset: str | None, data_
     same = name == run_config.get("dataset")
     root = data_root if data_root is not None else (run_config.get("data_root") if same else None)
     size = input_size or (tuple(run_config["input_size"]) if same and run_config.get("input_size") else None)
-    return name, Path(root) if root is not None else None, size  # type: ignore[return-value]
+    return name, Path(root) if root is not None else None, size
 
 
 def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
@@ -454,9 +578,7 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     from probe.runs import prepare_run_dir
     from probe.training import load_checkpoint
 
-    _check_loader_args(options.batch_size, options.workers)
-    if options.protocol is not None:
-        get_protocol(options.protocol)  # a misspelt --protocol fails before the model is loaded
+    options.validate()
     device = resolve_device(options.device)
     model, run_config = load_checkpoint(options.checkpoint, device)
     name, root, size = _run_dataset_settings(run_config, options.dataset, options.data_root, options.input_size)
@@ -470,33 +592,74 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalResult:
     config = {**asdict(options), "dataset": name, "data_root": root, "input_size": dataset.input_size}
     with run_folder_lock(options.out, "eval"):
         prepare_run_dir(options.out, "eval", config, device=device)
-        result = evaluate(model, dataset, protocol=options.protocol, batch_size=options.batch_size, device=device,
-                          median_scaling=options.median_scaling, flip_tta=options.flip_tta, clamp=options.clamp,
-                          workers=options.workers)
+        result = evaluate(
+            model,
+            dataset,
+            protocol=options.protocol,
+            batch_size=options.batch_size,
+            device=device,
+            median_scaling=options.median_scaling,
+            flip_tta=options.flip_tta,
+            clamp=options.clamp,
+            workers=options.workers,
+        )
         result.checkpoint = str(options.checkpoint)
-        result.extra = {"input_size": list(dataset.input_size), "train_model": run_config.get("model"),
-                        "train_model_options": run_config.get("model_options"),
-                        "train_width": run_config.get("width")}
+        result.extra = {
+            "input_size": list(dataset.input_size),
+            "train_model": run_config.get("model"),
+            "train_model_options": run_config.get("model_options"),
+            "train_width": run_config.get("width"),
+        }
         result.save(options.out)
     return result
 
 
-def predict_checkpoint(checkpoint: Path, images: Sequence[Path], out: Path, *, device: str = "auto",
-                       input_size: tuple[int, int] | None = None, flip_tta: bool = False, colormap: str = "magma",
-                       depth_range: tuple[float, float] | None = None, force: bool = False) -> list[ImagePrediction]:
-    """Load ``checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
+@dataclass
+class PredictOptions:
+    """What ``probe predict`` was asked: images, the trained run, and how to draw the depth."""
+
+    images: list[Path] = option(argument=True, help="image files (JPEG, PNG, ...)")
+    checkpoint: Path = option(help="run folder (uses checkpoints/last) or a .safetensors file")
+    input_size: tuple[int, int] | None = input_size_option(help="HxW (default: the run's)")
+    flip_tta: bool = option(False, flag="--flip-tta", help="average with the mirrored prediction of the mirrored image")
+    colormap: str = option("magma", help="matplotlib colormap for the PNG")
+    depth_range: tuple[float, float] | None = option(
+        None,
+        flag="--range",
+        parse=parse_depth_range,
+        help="MIN,MAX metres mapped by the colormap (default 0,max depth)",
+    )
+    force: bool = option(False, help="overwrite prediction files that already exist in --out")
+    device: str = device_option()
+    out: Path = out_option(Path("runs/predict"))
+
+
+def predict_checkpoint(options: PredictOptions) -> list[ImagePrediction]:
+    """Load ``options.checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
     from probe.data import dataset_info
     from probe.training import load_checkpoint
 
-    sources = [Path(p) for p in images]
-    dev = resolve_device(device)
-    model, run_config = load_checkpoint(checkpoint, dev)
+    sources = [Path(p) for p in options.images]
+    dev = resolve_device(options.device)
+    model, run_config = load_checkpoint(options.checkpoint, dev)
     if not run_config.get("dataset"):
-        raise ProbeError(f"--checkpoint {checkpoint}: its run config names no dataset (needed for the depth cap)")
+        raise ProbeError(
+            f"--checkpoint {options.checkpoint}: its run config names no dataset (needed for the depth cap)"
+        )
     info = dataset_info(run_config["dataset"])
-    size = input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
-    return predict_images(model, sources, out, max_depth=info.max_depth, input_size=size, device=dev,  # type: ignore[arg-type]
-                          flip_tta=flip_tta, colormap=colormap, depth_range=depth_range, force=force)
+    size = options.input_size or (tuple(run_config["input_size"]) if run_config.get("input_size") else info.input_size)
+    return predict_images(
+        model,
+        sources,
+        options.out,
+        max_depth=info.max_depth,
+        input_size=size,
+        device=dev,
+        flip_tta=options.flip_tta,
+        colormap=options.colormap,
+        depth_range=options.depth_range,
+        force=options.force,
+    )
 
 
 def print_eval_table(result: EvalResult, console: Any = None) -> None:
@@ -505,8 +668,10 @@ def print_eval_table(result: EvalResult, console: Any = None) -> None:
     from rich.table import Table
 
     lower_better = {"abs_rel", "sq_rel", "rmse", "rmse_log", "log10"}
-    table = Table(title=f"eval {result.model} on {result.dataset}/{result.split} "
-                        f"(protocol {result.protocol}, {result.n_images} images)")
+    table = Table(
+        title=f"eval {result.model} on {result.dataset}/{result.split} "
+        f"(protocol {result.protocol}, {result.n_images} images)"
+    )
     table.add_column("metric")
     table.add_column("pooled over pixels", justify="right")
     table.add_column("mean over images", justify="right")
@@ -514,5 +679,5 @@ def print_eval_table(result: EvalResult, console: Any = None) -> None:
         arrow = "lower better" if name in lower_better else "higher better"
         table.add_row(f"{name} ({arrow})", f"{result.metrics[name]:.4f}", f"{result.metrics_image_mean[name]:.4f}")
     if result.median_ratio is not None:
-        table.caption = (f"median scaling: ratio {result.median_ratio['mean']:.3f} +- {result.median_ratio['std']:.3f}")
+        table.caption = f"median scaling: ratio {result.median_ratio['mean']:.3f} +- {result.median_ratio['std']:.3f}"
     (console or Console()).print(table)

@@ -22,8 +22,7 @@ one protocol (crop, depth range):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from probe.errors import ProbeError
 from probe.evaluate import collate_keep_sizes, full_resolution, predict_depth, resolve_protocol
-from probe.io import ensure_dir, write_json
 from probe.metrics import MetricAccumulator
+from probe.results import Result
 
 __all__ = ["ScaleEvaluation", "evaluate_scale", "ratio_summary"]
 
@@ -43,23 +42,31 @@ __all__ = ["ScaleEvaluation", "evaluate_scale", "ratio_summary"]
 METRIC_TOLERANCE = 0.10
 
 
-def ratio_summary(ratios: list[float]) -> dict[str, float]:
+def ratio_summary(ratios: list[float]) -> dict[str, int | float]:
     """Median, mean, std, quartiles, min, max, count and fraction within 10 % of 1 of finite scale ratios."""
     values = np.asarray([r for r in ratios if np.isfinite(r)], dtype=np.float64)
     if values.size == 0:
         raise ProbeError("scale evaluation: no image had evaluated pixels, so no scale ratio exists")
     q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
-    return {"median": float(median), "mean": float(values.mean()), "std": float(values.std()),
-            "q25": float(q25), "q75": float(q75), "min": float(values.min()), "max": float(values.max()),
-            "n": int(values.size),
-            "within_10_percent": float(np.mean(np.abs(values - 1.0) <= METRIC_TOLERANCE))}
+    return {
+        "median": float(median),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "q25": float(q25),
+        "q75": float(q75),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "n": int(values.size),
+        "within_10_percent": float(np.mean(np.abs(values - 1.0) <= METRIC_TOLERANCE)),
+    }
 
 
 @dataclass
-class ScaleEvaluation:
+class ScaleEvaluation(Result):
     """What :func:`evaluate_scale` measured; ``save(dir)`` writes ``dir/scale.json`` (read back by ``from_json``)."""
 
     name: ClassVar[str] = "scale"
+    schema_version: ClassVar[int] = 1
 
     dataset: str
     split: str
@@ -69,7 +76,7 @@ class ScaleEvaluation:
     metrics: dict[str, float]
     metrics_median_scaled: dict[str, float]
     constant_median_scaled: dict[str, float]
-    ratio: dict[str, float]
+    ratio: dict[str, int | float]  # median, mean, std, q25, q75, min, max, within_10_percent; n (a count)
     per_image_ratio: list[float]
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -83,23 +90,18 @@ class ScaleEvaluation:
         """Median-scaled abs_rel below the median-scaled constant predictor's."""
         return self.metrics_median_scaled["abs_rel"] < self.constant_median_scaled["abs_rel"]
 
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "scale_error": self.scale_error, "beats_constant": self.beats_constant}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ScaleEvaluation":
-        """Rebuild from :meth:`to_json` (the derived ``scale_error`` / ``beats_constant`` are recomputed)."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def save(self, out_dir: str | Path) -> Path:
-        return write_json(ensure_dir(out_dir, "--out") / f"{self.name}.json", {"analysis": self.name, **self.to_json()})
-
 
 @torch.no_grad()
-def evaluate_scale(model: nn.Module, dataset: Dataset, *, protocol: str | None = None, batch_size: int = 4,
-                   device: torch.device | str = "cpu", max_depth: float | None = None,
-                   flip_tta: bool = False) -> ScaleEvaluation:
+def evaluate_scale(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    protocol: str | None = None,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    max_depth: float | None = None,
+    flip_tta: bool = False,
+) -> ScaleEvaluation:
     """Evaluate ``model`` on ``dataset`` with and without median scaling (module docstring).
 
     The same path as :func:`probe.evaluate.evaluate`: ``protocol`` and
@@ -122,11 +124,12 @@ def evaluate_scale(model: nn.Module, dataset: Dataset, *, protocol: str | None =
     ratios: list[float] = []
     loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, collate_fn=collate_keep_sizes)
     for batch in loader:
-        preds = predict_depth(model, batch["image"].to(dev), max_depth=cap, flip_tta=flip_tta or chosen.flip_tta,
-                              clip=chosen.clip).cpu()
+        preds = predict_depth(
+            model, batch["image"].to(dev), max_depth=cap, flip_tta=flip_tta or chosen.flip_tta, clip=chosen.clip
+        ).cpu()
         for i in range(len(batch["name"])):
             gt, valid = batch["depth"][i][None].float(), batch["valid"][i][None].bool()
-            pred = F.interpolate(preds[i:i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
+            pred = F.interpolate(preds[i : i + 1], size=gt.shape[-2:], mode="bilinear", align_corners=False)
             as_is = chosen.apply(pred, gt, valid, median_scaling=False)
             median = chosen.apply(pred, gt, valid, median_scaling=True)
             flat = chosen.apply(torch.ones_like(pred), gt, valid, median_scaling=True)
@@ -135,9 +138,15 @@ def evaluate_scale(model: nn.Module, dataset: Dataset, *, protocol: str | None =
             constant.update(flat.pred, gt, flat.mask)
             ratios.append(float(median.ratios[0]))  # type: ignore[index]
     return ScaleEvaluation(
-        dataset=getattr(info, "name", type(dataset).__name__), split=getattr(dataset, "split", "unknown"),
-        protocol=chosen.name, model=str(getattr(model, "model_name", type(model).__name__)), n_images=raw.n_images,
-        metrics=raw.pooled(), metrics_median_scaled=scaled.pooled(), constant_median_scaled=constant.pooled(),
-        ratio=ratio_summary(ratios), per_image_ratio=ratios,
+        dataset=getattr(info, "name", type(dataset).__name__),
+        split=getattr(dataset, "split", "unknown"),
+        protocol=chosen.name,
+        model=str(getattr(model, "model_name", type(model).__name__)),
+        n_images=raw.n_images,
+        metrics=raw.pooled(),
+        metrics_median_scaled=scaled.pooled(),
+        constant_median_scaled=constant.pooled(),
+        ratio=ratio_summary(ratios),
+        per_image_ratio=ratios,
         options={"max_depth": cap, "flip_tta": flip_tta or chosen.flip_tta, "batch_size": batch_size},
     )

@@ -23,27 +23,47 @@ augmentation.  Each experiment is an ordinary training run in
 
 The experiments are independent runs, each seeded by its own config, so they can
 run side by side (:mod:`probe.jobs`: ``--parallel N`` worker processes, one per GPU
-on CUDA, or one submitit job each with ``--launcher slurm``) with the same numbers as
-one after another.  :func:`study_differences` is that comparison: every field but
-the timings (:data:`TIMING_FIELDS`) and where and how the runs ran.
+on CUDA, or one submitit job each with ``--launcher slurm``) with the numbers of
+one after another (on a CPU: with equal threads per run, ``--threads-per-run``).
+:func:`study_differences` is that comparison: every number but the timings
+(:data:`TIMING_FIELDS`) and where and how the runs ran.
 
 >>> result = run_seed_study(SeedStudyConfig(quick=True, out=Path("runs/seed")))  # doctest: +SKIP
->>> [row["mean_epoch_loss"] for row in result.rows]                              # doctest: +SKIP
+>>> [row.mean_epoch_loss for row in result.experiments]                        # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from analyses.base import AnalysisResult
 from probe.errors import ProbeError
 from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
+from probe.limits import check_width
+from probe.options import (
+    check_positive,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    out_option,
+    parse_name_list,
+    seed_option,
+    width_option,
+)
 from probe.registry import Registry
+from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.collect import Results
+from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.sections import SECTIONS, answer_section
+from probe.results import Result, register_result
 from probe.runs import run_folder_lock
+from probe.seeding import check_seed
 from probe.training import TrainConfig, train
 from probe.training.checkpoint import has_checkpoint
 
@@ -71,27 +91,77 @@ def _packnet(version: str, slim: bool) -> str:
     return f"packnet_{'slim_' if slim else ''}{version}"
 
 
-def _define(id: str, title: str, seed_number: int | None, model: Callable[[bool], str], options: dict[str, Any],
-            seed_mean_loss: float | None, seed_note: str) -> None:
+def _define(
+    id: str,
+    title: str,
+    seed_number: int | None,
+    model: Callable[[bool], str],
+    options: dict[str, Any],
+    seed_mean_loss: float | None,
+    seed_note: str,
+) -> None:
     """Register an experiment; ``model(slim)`` names the network for the slim or full PackNet."""
+
     def factory(slim: bool) -> Experiment:
         return Experiment(id, title, seed_number, model(slim), dict(options), seed_mean_loss, seed_note)
 
     EXPERIMENTS.register(id, description=title)(factory)
 
 
-_define("densedepth", "DenseDepth (no pretraining), the baseline", None, lambda slim: "densedepth", {},
-        0.401, "baseline: mean loss 0.401 over one NYU epoch")
-_define("exp1_packnet_b", "PackNet version B (skips added)", 1, lambda slim: _packnet("b", slim), _HALF,
-        0.612, "mean loss 0.612; early drop then slow; high batch-to-batch variance")
-_define("exp2_packnet_a", "PackNet version A (skips concatenated)", 2, lambda slim: _packnet("a", slim), _HALF,
-        0.623, "mean loss 0.623, comparable to version B")
-_define("exp3_leaky_relu", "PackNet B with leaky-ReLU depth heads", 3, lambda slim: _packnet("b", slim),
-        {**_HALF, "activation": "leaky_relu"}, None, "aborted after ~30 min at about 0.66")
-_define("exp4_direct", "PackNet B predicting depth instead of inverse depth", 4, lambda slim: _packnet("b", slim),
-        {**_HALF, "target": "direct"}, 0.731, "mean loss 0.731, worse")
-_define("exp5_no_skips", "PackNet without skips (version C)", 5, lambda slim: _packnet("c", slim), _HALF,
-        None, "aborted after ~30 min with mean loss > 1.21")
+_define(
+    "densedepth",
+    "DenseDepth (no pretraining), the baseline",
+    None,
+    lambda slim: "densedepth",
+    {},
+    0.401,
+    "baseline: mean loss 0.401 over one NYU epoch",
+)
+_define(
+    "exp1_packnet_b",
+    "PackNet version B (skips added)",
+    1,
+    lambda slim: _packnet("b", slim),
+    _HALF,
+    0.612,
+    "mean loss 0.612; early drop then slow; high batch-to-batch variance",
+)
+_define(
+    "exp2_packnet_a",
+    "PackNet version A (skips concatenated)",
+    2,
+    lambda slim: _packnet("a", slim),
+    _HALF,
+    0.623,
+    "mean loss 0.623, comparable to version B",
+)
+_define(
+    "exp3_leaky_relu",
+    "PackNet B with leaky-ReLU depth heads",
+    3,
+    lambda slim: _packnet("b", slim),
+    {**_HALF, "activation": "leaky_relu"},
+    None,
+    "aborted after ~30 min at about 0.66",
+)
+_define(
+    "exp4_direct",
+    "PackNet B predicting depth instead of inverse depth",
+    4,
+    lambda slim: _packnet("b", slim),
+    {**_HALF, "target": "direct"},
+    0.731,
+    "mean loss 0.731, worse",
+)
+_define(
+    "exp5_no_skips",
+    "PackNet without skips (version C)",
+    5,
+    lambda slim: _packnet("c", slim),
+    _HALF,
+    None,
+    "aborted after ~30 min with mean loss > 1.21",
+)
 
 
 def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> list[Experiment]:
@@ -104,74 +174,149 @@ def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> 
 class SeedStudyConfig:
     """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run."""
 
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    slim: bool = True
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    lr: float = 1e-4
-    width: float = 1.0
-    input_size: tuple[int, int] | None = None
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    slim: bool = option(True, flag="--slim/--full", help="PackNetSlim01 or the full PackNet01")
+    epochs: int = option(1, help="passes over the training split (seed: 1)")
+    max_steps: int | None = option(None, help="cap every run at this many steps")
+    batch_size: int = option(4, help="seed: 4")
+    lr: float = option(1e-4, help="seed: 1e-4")
+    width: float = width_option()
+    input_size: tuple[int, int] | None = input_size_option()
     dataset_length: int | None = None
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 2
-    precision: str | None = None
-    checkpoint_every: int | None = None  # also what a preempted SLURM job can lose at most
-    quick: bool = False
-    evaluate: bool = True
+    device: str = device_option()
+    seed: int = seed_option()
+    workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
+    precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    checkpoint_every: int | None = option(
+        None, help="also checkpoint every N steps (what a preempted SLURM job loses at most)"
+    )
+    quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
+    evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
     eval_length: int | None = None
-    only: list[str] | None = None
-    out: Path = Path("runs/seed-study")
+    only: list[str] | None = option(
+        None,
+        parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
+        help="comma-separated experiment ids (default: all)",
+    )
+    out: Path = out_option(Path("runs/seed-study"))
+
+    def validate(self) -> None:
+        """Bad values fail here, before the first of the runs (each run's TrainConfig checks the rest)."""
+        check_positive({"--epochs": self.epochs, "--max-steps": self.max_steps, "--batch-size": self.batch_size})
+        if not self.lr > 0:
+            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        check_width(self.width)
+        check_seed(self.seed)
+        if self.quick and self.dataset != "synthetic":
+            raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
+        for name in self.only or []:
+            EXPERIMENTS.entry(name)
 
     def resolved(self) -> "SeedStudyConfig":
         """Apply ``quick``: width 1/16, 64x96 images, 96 synthetic training samples (24 steps), 32 test samples."""
+        self.validate()
         if not self.quick:
             return self
-        if self.dataset != "synthetic":
-            raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
-        return replace(self, width=min(self.width, 0.0625), input_size=self.input_size or (64, 96),
-                       dataset_length=self.dataset_length or 96, eval_length=self.eval_length or 32, workers=0)
+        return replace(
+            self,
+            width=min(self.width, 0.0625),
+            input_size=self.input_size or (64, 96),
+            dataset_length=self.dataset_length or 96,
+            eval_length=self.eval_length or 32,
+            workers=0,
+        )
 
 
 @dataclass
-class SeedStudyResult(AnalysisResult):
+class ExperimentEval:
+    """A finished run scored on the test split (``probe eval``; the run's ``eval/eval.json`` has the rest)."""
+
+    protocol: str
+    n_images: int
+    metrics: dict[str, float]  # pooled over pixels: abs_rel ... delta3
+
+
+@dataclass
+class ExperimentRow:
+    """One experiment: what it trained, the seed's numbers beside ours, and its test-split scores."""
+
+    id: str
+    title: str
+    seed_experiment: int | None  # the seed's experiment number (None: the DenseDepth baseline)
+    model: str
+    options: dict[str, Any]
+    params: int
+    steps: int
+    mean_epoch_loss: float | None
+    batch_loss_std: float | None
+    first100_mean_loss: float | None
+    final_loss: float | None
+    seconds_per_epoch: float | None
+    images_per_s: float | None
+    loss_curve: list[float]
+    seed_mean_loss: float | None  # what the seed reported (None where it aborted the run)
+    seed_note: str
+    run_dir: str
+    eval: ExperimentEval | None  # None with --no-eval
+
+
+@register_result
+@dataclass
+class SeedStudyResult(Result):
     """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
 
-    name = "experiments"
-    config: dict[str, Any]
-    rows: list[dict[str, Any]]
-    launch: dict[str, Any] = field(default_factory=lambda: Launch().to_json())  # how the runs were run
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "launch": self.launch, "experiments": self.rows}
+    name: ClassVar[str] = "experiments"
+    schema_version: ClassVar[int] = 2  # 2: launch (how the runs ran) and config.checkpoint_every
+    config: SeedStudyConfig
+    experiments: list[ExperimentRow]
+    launch: Launch = field(default_factory=Launch)
 
     def figures(self, out_dir: Path) -> list[Path]:
-        return [plot_loss_curves(self.rows, Path(out_dir) / "experiments_loss.png")]
+        return [plot_loss_curves(self.experiments, Path(out_dir) / "experiments_loss.png")]
 
 
 def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainConfig:
     """The TrainConfig of one experiment: identical data, seed and hyper-parameters for every model."""
     run_dir = Path(config.out) / experiment.id
     return TrainConfig(
-        model=experiment.model, model_options=dict(experiment.options), width=config.width, dataset=config.dataset,
-        data_root=config.data_root, input_size=config.input_size, dataset_length=config.dataset_length,
-        epochs=config.epochs, max_steps=config.max_steps, batch_size=config.batch_size, lr=config.lr,
-        loss="densedepth", device=config.device, seed=config.seed, workers=config.workers,
-        precision=config.precision, checkpoint_every=config.checkpoint_every, out=run_dir,
+        model=experiment.model,
+        model_options=dict(experiment.options),
+        width=config.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=config.input_size,
+        dataset_length=config.dataset_length,
+        epochs=config.epochs,
+        max_steps=config.max_steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        loss="densedepth",
+        device=config.device,
+        seed=config.seed,
+        workers=config.workers,
+        precision=config.precision,
+        checkpoint_every=config.checkpoint_every,
+        out=run_dir,
         resume=has_checkpoint(run_dir),
     )
 
 
-def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> ExperimentEval:
     """Score a finished run on the dataset's test split (``probe eval``); writes ``run_dir/eval/eval.json``."""
     from probe.evaluate import EvalOptions, evaluate_checkpoint
 
-    result = evaluate_checkpoint(EvalOptions(checkpoint=run_dir, out=run_dir / "eval", split="test",
-                                             dataset_length=config.eval_length, batch_size=config.batch_size,
-                                             device=config.device))
-    return {"protocol": result.protocol, "n_images": result.n_images, **result.metrics}
+    result = evaluate_checkpoint(
+        EvalOptions(
+            checkpoint=run_dir,
+            out=run_dir / "eval",
+            split="test",
+            dataset_length=config.eval_length,
+            batch_size=config.batch_size,
+            device=config.device,
+        )
+    )
+    return ExperimentEval(result.protocol, result.n_images, dict(result.metrics))
 
 
 def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedStudyResult:
@@ -191,12 +336,12 @@ def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedSt
     with run_folder_lock(cfg.out, "experiment seed-study"):
         jobs = [Job(e.id, Path(cfg.out) / e.id, run_experiment, (e, cfg)) for e in experiments]
         rows = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
-        study = SeedStudyResult(config=asdict(cfg), rows=rows, launch=launch.to_json())
+        study = SeedStudyResult(config=cfg, experiments=rows, launch=launch)
         study.save(cfg.out)
         return study
 
 
-def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> dict[str, Any]:
+def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> ExperimentRow:
     """Train one experiment into ``DIR/<id>/`` (resuming its newest checkpoint) and score it: its row.
 
     A job of :func:`run_seed_study`; the TrainConfig is made here, in the process that
@@ -204,16 +349,28 @@ def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> dict[str, An
     """
     result = train(train_config_for(experiment, cfg))
     s = result.summary
-    return {
-        "id": experiment.id, "title": experiment.title, "seed_experiment": experiment.seed_number,
-        "model": experiment.model, "options": experiment.options, "params": s["params"],
-        "steps": s["steps"], "mean_epoch_loss": s["mean_epoch_loss"], "batch_loss_std": s["batch_loss_std"],
-        "first100_mean_loss": s["first100_mean_loss"], "final_loss": s["final_loss"],
-        "seconds_per_epoch": s["seconds_per_epoch"], "images_per_s": s["images_per_s"],
-        "loss_curve": s["loss_curve"], "seed_mean_loss": experiment.seed_mean_loss,
-        "seed_note": experiment.seed_note, "run_dir": str(result.out),
-        "eval": evaluate_run(result.out, cfg) if cfg.evaluate else {},
-    }
+    if s is None:
+        raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
+    return ExperimentRow(
+        id=experiment.id,
+        title=experiment.title,
+        seed_experiment=experiment.seed_number,
+        model=experiment.model,
+        options=experiment.options,
+        params=s.params,
+        steps=s.steps,
+        mean_epoch_loss=s.mean_epoch_loss,
+        batch_loss_std=s.batch_loss_std,
+        first100_mean_loss=s.first100_mean_loss,
+        final_loss=s.final_loss,
+        seconds_per_epoch=s.seconds_per_epoch,
+        images_per_s=s.images_per_s,
+        loss_curve=s.loss_curve,
+        seed_mean_loss=experiment.seed_mean_loss,
+        seed_note=experiment.seed_note,
+        run_dir=str(result.out),
+        eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
+    )
 
 
 TIMING_FIELDS = ("seconds_per_epoch", "images_per_s")
@@ -235,10 +392,13 @@ def study_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     ...                   {"config": {"out": "y"}, "experiments": [{**row, "run_dir": "y/a", "images_per_s": 3.0}]})
     []
     """
+
     def comparable(study: dict[str, Any]) -> dict[str, Any]:
         config = {k: v for k, v in study["config"].items() if k not in PLACE_FIELDS}
-        rows = [{k: (Path(v).name if k == "run_dir" else v) for k, v in row.items() if k not in TIMING_FIELDS}
-                for row in study["experiments"]]
+        rows = [
+            {k: (Path(v).name if k == "run_dir" else v) for k, v in row.items() if k not in TIMING_FIELDS}
+            for row in study["experiments"]
+        ]
         return {"config": config, "experiments": rows}
 
     return json_differences(comparable(a), comparable(b))
@@ -255,7 +415,7 @@ def moving_average(values: list[float], window: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def plot_loss_curves(rows: list[dict[str, Any]], path: Path) -> Path:
+def plot_loss_curves(rows: list[ExperimentRow], path: Path) -> Path:
     """Per-batch loss (faint) and its moving average (bold) for every experiment."""
     import matplotlib.pyplot as plt
 
@@ -263,14 +423,14 @@ def plot_loss_curves(rows: list[dict[str, Any]], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(9, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    longest = max((len(r["loss_curve"]) for r in rows), default=1)
+    longest = max((len(r.loss_curve) for r in rows), default=1)
     window = max(1, min(100, longest // 10))
     for i, row in enumerate(rows):
-        curve = row["loss_curve"]
+        curve = row.loss_curve
         steps = np.arange(1, len(curve) + 1)
         colour = colours[i % len(colours)]
         ax.plot(steps, curve, color=colour, alpha=0.2, linewidth=0.8)
-        ax.plot(steps, moving_average(curve, window), color=colour, linewidth=2, label=f"{row['id']} ({row['model']})")
+        ax.plot(steps, moving_average(curve, window), color=colour, linewidth=2, label=f"{row.id} ({row.model})")
     ax.set_xlabel("step (batch)")
     ax.set_ylabel("DenseDepth loss")
     ax.set_title(f"Seed study: per-batch loss and {window}-batch moving average")
@@ -287,12 +447,168 @@ def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
         return "-" if value is None else format(value, spec)
 
     table = Table(title="seed study (DenseDepth loss; lower is better)")
-    for column in ("id", "model", "params", "mean loss", "batch std", "first 100", "s/epoch", "abs_rel", "delta1",
-                   "seed's loss"):
+    for column in (
+        "id",
+        "model",
+        "params",
+        "mean loss",
+        "batch std",
+        "first 100",
+        "s/epoch",
+        "abs_rel",
+        "delta1",
+        "seed's loss",
+    ):
         table.add_column(column, justify="left" if column in ("id", "model") else "right", no_wrap=True)
-    for row in result.rows:
-        metrics = row.get("eval") or {}
-        table.add_row(row["id"], row["model"], fmt(row["params"], ",d"), fmt(row["mean_epoch_loss"]),
-                      fmt(row["batch_loss_std"]), fmt(row["first100_mean_loss"]), fmt(row["seconds_per_epoch"], ".1f"),
-                      fmt(metrics.get("abs_rel")), fmt(metrics.get("delta1")), fmt(row["seed_mean_loss"], ".3f"))
+    for row in result.experiments:
+        metrics = row.eval.metrics if row.eval is not None else {}
+        table.add_row(
+            row.id,
+            row.model,
+            fmt(row.params, ",d"),
+            fmt(row.mean_epoch_loss),
+            fmt(row.batch_loss_std),
+            fmt(row.first100_mean_loss),
+            fmt(row.seconds_per_epoch, ".1f"),
+            fmt(metrics.get("abs_rel")),
+            fmt(metrics.get("delta1")),
+            fmt(row.seed_mean_loss, ".3f"),
+        )
     (console or Console(width=max(140, Console().width))).print(table)
+
+
+# -- the report: the experiment matrix, and the question that weighs cost against it -----------------------
+
+
+@SECTIONS.register(
+    "experiments", description="The seed's five experiments side by side", needs=(SeedStudyResult,), order=20
+)
+def experiments_section(results: Results) -> Section | None:
+    import pandas as pd
+
+    from probe.plotting import plt, sns
+
+    doc = results.first(SeedStudyResult)
+    if doc is None or not doc.experiments:
+        return None
+    rows = []
+    for e in doc.experiments:
+        metrics = e.eval.metrics if e.eval is not None else {}
+        rows.append(
+            {
+                "experiment": e.id,
+                "title": e.title,
+                "model": e.model,
+                "params": e.params,
+                "mean epoch loss": e.mean_epoch_loss,
+                "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
+                "per-batch loss std": e.batch_loss_std,
+                "first-100-batch loss": e.first100_mean_loss,
+                "time/epoch (s)": e.seconds_per_epoch,
+                "abs_rel": metrics.get("abs_rel"),
+                "rmse": metrics.get("rmse"),
+                "delta1": metrics.get("delta1"),
+            }
+        )
+    blocks: list[Block] = [Table(rows, "experiments.json")]
+    frames = []
+    for e in doc.experiments:
+        curve = [v for v in e.loss_curve if math.isfinite(v)]
+        if curve:
+            s = pd.Series(curve)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "step": range(1, len(curve) + 1),
+                        "loss": s,
+                        "smoothed loss": s.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
+                        "experiment": e.id,
+                    }
+                )
+            )
+    if frames:
+        df = pd.concat(frames)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+        sns.lineplot(df, x="step", y="smoothed loss", hue="experiment", ax=axes[0])
+        axes[0].set(xlabel="training step (batches)", ylabel="training loss (smoothed)")
+        axes[0].legend(title="experiment (see table)", fontsize="small")
+        std = df.groupby("experiment", sort=False)["loss"].std().reset_index()
+        sns.barplot(std, x="loss", y="experiment", hue="experiment", legend=False, ax=axes[1])
+        axes[1].set(xlabel="per-batch loss standard deviation", ylabel="")
+        fig.tight_layout()
+        blocks.append(
+            figure_from_matplotlib(
+                fig, "Loss curves and per-batch loss spread per experiment (ids as in the table above)", "curves"
+            )
+        )
+    return Section("experiments", "The experiment matrix", blocks)
+
+
+COST_RULE = (
+    "Ratios of parameters, multiply-accumulates and forward+backward latency of each PackNet model to "
+    "DenseDepth at the same input size (complexity.json), set against the mean training loss of the "
+    "experiment matrix when it exists (experiments.json)."
+)
+COST_QUESTION = "What does the extra capacity cost?"
+
+
+@QUESTIONS.register("cost", description=COST_QUESTION, order=50)
+def capacity_cost(results: Results) -> Answer | None:
+    """Registered here, not with the complexity analysis: it weighs complexity.json against experiments.json."""
+    from analyses.complexity import ComplexityResult
+
+    doc = results.first(ComplexityResult)
+    if doc is None or not doc.models:
+        return None
+    models = doc.models
+    base = next((m for m in models if not is_packnet(m.name)), None)
+    evidence = [
+        {
+            "model": m.name,
+            "params": m.params,
+            "MACs": fmt(m.macs),
+            "fwd+bwd latency (ms)": fmt(m.latency.forward_backward_ms),
+        }
+        for m in models
+    ]
+    packs = [m for m in models if is_packnet(m.name)]
+    if base is None or not packs:
+        return Answer(
+            COST_QUESTION,
+            "inconclusive",
+            "A PackNet model and DenseDepth must both be in complexity.json to compare.",
+            COST_RULE,
+            evidence,
+        )
+    parts = []
+    for m in packs:
+        p = m.params / max(base.params, 1)
+        c = m.macs / max(base.macs, 1)
+        lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
+        lat = f", {lm / lb:.1f}x the training-step latency" if lb and lm else ""
+        parts.append(f"{m.name} has {p:.1f}x the parameters and {c:.1f}x the MACs{lat}")
+    sentence = "; ".join(parts) + f" of {base.name}"
+    losses = _experiment_losses(results.first(SeedStudyResult))
+    dd = [v for k, v in losses.items() if not is_packnet(k)]
+    pn = [v for k, v in losses.items() if is_packnet(k)]
+    if dd and pn:
+        better = min(pn) < min(dd)
+        sentence += (
+            f"; for that, its best mean training loss is {fmt(min(pn))} against "
+            f"{fmt(min(dd))} ({'better' if better else 'worse'})"
+        )
+    return Answer(COST_QUESTION, "measured", sentence + ".", COST_RULE, evidence)
+
+
+def _experiment_losses(doc: SeedStudyResult | None) -> dict[str, float]:
+    """The best mean epoch loss of each model of the experiment matrix."""
+    out: dict[str, float] = {}
+    for e in doc.experiments if doc is not None else []:
+        if e.mean_epoch_loss is not None and math.isfinite(e.mean_epoch_loss):
+            out[e.model] = min(e.mean_epoch_loss, out.get(e.model, math.inf))
+    return out
+
+
+@SECTIONS.register("cost", description=COST_QUESTION, needs=(), order=70)
+def cost_section(results: Results) -> Section | None:
+    return answer_section("cost", COST_QUESTION, results, [])

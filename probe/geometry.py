@@ -27,8 +27,16 @@ import torch.nn.functional as F
 
 from probe.errors import ShapeError
 
-__all__ = ["backproject", "euler_to_matrix", "inverse_warp", "invert_pose", "pixel_grid", "pose_vec_to_matrix",
-           "project", "scale_intrinsics"]
+__all__ = [
+    "backproject",
+    "euler_to_matrix",
+    "inverse_warp",
+    "invert_pose",
+    "pixel_grid",
+    "pose_vec_to_matrix",
+    "project",
+    "scale_intrinsics",
+]
 
 #: Points nearer than this (metres along the optical axis) do not project (division guard, as packnet-sfm's 1e-5).
 MIN_Z = 1e-5
@@ -44,9 +52,11 @@ def euler_to_matrix(angles: torch.Tensor) -> torch.Tensor:
     zero, one = torch.zeros_like(angles[:, 0]), torch.ones_like(angles[:, 0])
 
     def rotation(c: torch.Tensor, s: torch.Tensor, axis: int) -> torch.Tensor:
-        rows = {0: [one, zero, zero, zero, c, -s, zero, s, c],
-                1: [c, zero, s, zero, one, zero, -s, zero, c],
-                2: [c, -s, zero, s, c, zero, zero, zero, one]}[axis]
+        rows = {
+            0: [one, zero, zero, zero, c, -s, zero, s, c],
+            1: [c, zero, s, zero, one, zero, -s, zero, c],
+            2: [c, -s, zero, s, c, zero, zero, zero, one],
+        }[axis]
         return torch.stack(rows, dim=1).view(-1, 3, 3)
 
     cos, sin = torch.cos(angles), torch.sin(angles)
@@ -80,11 +90,13 @@ def scale_intrinsics(K: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
     return out
 
 
-def pixel_grid(height: int, width: int, *, dtype: torch.dtype = torch.float32,
-               device: torch.device | str | None = None) -> torch.Tensor:
+def pixel_grid(
+    height: int, width: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``[3,H,W]`` homogeneous pixel-centre coordinates ``(u, v, 1)`` = (column, row, 1)."""
-    v, u = torch.meshgrid(torch.arange(height, dtype=dtype, device=device),
-                          torch.arange(width, dtype=dtype, device=device), indexing="ij")
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=dtype, device=device), torch.arange(width, dtype=dtype, device=device), indexing="ij"
+    )
     return torch.stack([u, v, torch.ones_like(u)])
 
 
@@ -118,8 +130,14 @@ def project(points: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.
     return uv.permute(0, 2, 3, 1), in_front
 
 
-def inverse_warp(source: torch.Tensor, depth: torch.Tensor, T_target_to_source: torch.Tensor, K: torch.Tensor,
-                 *, padding_mode: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
+def inverse_warp(
+    source: torch.Tensor,
+    depth: torch.Tensor,
+    T_target_to_source: torch.Tensor,
+    K: torch.Tensor,
+    *,
+    padding_mode: str = "zeros",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthesise the target view from a source image: ``[B,C,H,W]`` -> (warped ``[B,C,H,W]``, inside ``[B,1,H,W]``).
 
     Each target pixel is lifted to 3-D with the target's z-``depth [B,1,H,W]``
@@ -133,8 +151,9 @@ def inverse_warp(source: torch.Tensor, depth: torch.Tensor, T_target_to_source: 
     """
     _check_depth_and_K(depth, K, "inverse_warp")
     if source.dim() != 4 or source.shape[0] != depth.shape[0] or source.shape[-2:] != depth.shape[-2:]:
-        raise ShapeError(f"inverse_warp: source {tuple(source.shape)} must be [B,C,H,W] matching depth "
-                         f"{tuple(depth.shape)}")
+        raise ShapeError(
+            f"inverse_warp: source {tuple(source.shape)} must be [B,C,H,W] matching depth {tuple(depth.shape)}"
+        )
     if tuple(T_target_to_source.shape) != (depth.shape[0], 4, 4):
         raise ShapeError(f"inverse_warp: T_target_to_source must be [B,4,4], got {tuple(T_target_to_source.shape)}")
     b, _, h, w = depth.shape
@@ -143,8 +162,9 @@ def inverse_warp(source: torch.Tensor, depth: torch.Tensor, T_target_to_source: 
     uv, in_front = project(moved.view(b, 3, h, w), K)
     u, v = uv[..., 0], uv[..., 1]
     grid = torch.stack([2.0 * u / max(w - 1, 1) - 1.0, 2.0 * v / max(h - 1, 1) - 1.0], dim=-1)
-    warped = F.grid_sample(source, grid.to(source.dtype), mode="bilinear", padding_mode=padding_mode,
-                           align_corners=True)
+    warped = F.grid_sample(
+        source, grid.to(source.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=True
+    )
     tol = 1e-3  # pixels: rounding puts exact border hits a hair outside
     inside = in_front & ((u >= -tol) & (u <= w - 1 + tol) & (v >= -tol) & (v <= h - 1 + tol))[:, None]
     return warped, inside

@@ -28,11 +28,12 @@ interval over images; *learned* when the whole interval lies below
 the hard part of monocular depth; the *scale-matched* ratio gives the model the
 same knowledge (its abs_rel after per-image median scaling, as self-supervised
 evaluations such as PackNet's do, over the constant's), so it measures depth
-structure alone; :func:`structure_verdict` applies the same threshold to it.  Over several seeds the same rule applies to the per-seed
-ratios with a Student t interval (:func:`learned_over_seeds`).
+structure alone; :func:`structure_verdict` applies the same threshold to it.  Over several seeds the
+same rule applies to the per-seed ratios with a Student t interval (:func:`learned_over_seeds`).
 
 >>> from probe.data import get_dataset                                    # doctest: +SKIP
->>> score = held_out_score(model, get_dataset("synthetic", split="test", input_size=(64, 96), length=32))  # doctest: +SKIP
+>>> test = get_dataset("synthetic", split="test", input_size=(64, 96), length=32)  # doctest: +SKIP
+>>> score = held_out_score(model, test)                                   # doctest: +SKIP
 >>> score.learned.verdict, score.ratio.describe()                         # doctest: +SKIP
 ('learned', '0.52 ± 0.04 (paired bootstrap_95 over 32 images, 2000 resamples)')
 """
@@ -52,8 +53,18 @@ from probe.losses import build_loss, dataset_loss_options
 from probe.metrics import MetricAccumulator, median_ratios
 from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
 
-__all__ = ["LEARNED_FRACTION", "LEARNED_RULE", "HeldOutScore", "PredictorScore", "constant_median_prediction",
-           "held_out_score", "learned_over_seeds", "learned_verdict", "score_predictions", "structure_verdict"]
+__all__ = [
+    "LEARNED_FRACTION",
+    "LEARNED_RULE",
+    "HeldOutScore",
+    "PredictorScore",
+    "constant_median_prediction",
+    "held_out_score",
+    "learned_over_seeds",
+    "learned_verdict",
+    "score_predictions",
+    "structure_verdict",
+]
 
 #: A model has learned when its held-out abs_rel is below this fraction of the constant predictor's,
 #: interval included: a 20% cut of the error of a flat map at each image's true scale.  Measured on 64
@@ -86,10 +97,15 @@ class PredictorScore:
     per_image_abs_rel_median_scaled: list[float]
 
     def to_json(self) -> dict[str, Any]:
-        return {"loss": self.loss, "loss_terms": self.loss_terms, "metrics": self.metrics,
-                "metrics_image_mean": self.metrics_image_mean, "per_image_abs_rel": self.per_image_abs_rel,
-                "per_image_loss": self.per_image_loss,
-                "per_image_abs_rel_median_scaled": self.per_image_abs_rel_median_scaled}
+        return {
+            "loss": self.loss,
+            "loss_terms": self.loss_terms,
+            "metrics": self.metrics,
+            "metrics_image_mean": self.metrics_image_mean,
+            "per_image_abs_rel": self.per_image_abs_rel,
+            "per_image_loss": self.per_image_loss,
+            "per_image_abs_rel_median_scaled": self.per_image_abs_rel_median_scaled,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "PredictorScore":
@@ -113,22 +129,37 @@ class HeldOutScore:
     method: str = field(default="")
 
     def to_json(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "split": self.split, "n_images": self.n_images,
-                "depth_range": list(self.depth_range), "method": self.method, "loss": SCORE_LOSS,
-                "model": self.model.to_json(), "constant_median": self.constant.to_json(),
-                "abs_rel_ratio": self.ratio.to_json(), "learned": self.learned.to_json(), "rule": LEARNED_RULE,
-                "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json(),
-                "structure_learned": self.structure_learned.to_json()}
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "n_images": self.n_images,
+            "depth_range": list(self.depth_range),
+            "method": self.method,
+            "loss": SCORE_LOSS,
+            "model": self.model.to_json(),
+            "constant_median": self.constant.to_json(),
+            "abs_rel_ratio": self.ratio.to_json(),
+            "learned": self.learned.to_json(),
+            "rule": LEARNED_RULE,
+            "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json(),
+            "structure_learned": self.structure_learned.to_json(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "HeldOutScore":
-        return cls(dataset=data["dataset"], split=data["split"], n_images=data["n_images"],
-                   depth_range=tuple(data["depth_range"]), model=PredictorScore.from_json(data["model"]),
-                   constant=PredictorScore.from_json(data["constant_median"]),
-                   ratio=Estimate.from_json(data["abs_rel_ratio"]), learned=Verdict.from_json(data["learned"]),
-                   scale_matched_ratio=Estimate.from_json(data["scale_matched_abs_rel_ratio"]),
-                   structure_learned=Verdict.from_json(data["structure_learned"]),
-                   method=data.get("method", ""))
+        return cls(
+            dataset=data["dataset"],
+            split=data["split"],
+            n_images=data["n_images"],
+            depth_range=tuple(data["depth_range"]),
+            model=PredictorScore.from_json(data["model"]),
+            constant=PredictorScore.from_json(data["constant_median"]),
+            ratio=Estimate.from_json(data["abs_rel_ratio"]),
+            learned=Verdict.from_json(data["learned"]),
+            scale_matched_ratio=Estimate.from_json(data["scale_matched_abs_rel_ratio"]),
+            structure_learned=Verdict.from_json(data["structure_learned"]),
+            method=data.get("method", ""),
+        )
 
 
 def constant_median_prediction(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -159,28 +190,45 @@ class _Scorer:
     def update(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, bounds: tuple[float, float]) -> None:
         """``pred`` metres (already clipped), ``gt``, ``mask`` ``[B,1,h,w]``; images without scored pixels skipped."""
         per_image = self.metrics.update(pred, gt, mask)
-        scaled = clip_depth(pred * median_ratios(pred, gt, mask).nan_to_num(1.0).to(pred.dtype).view(-1, 1, 1, 1), bounds)
+        scaled = clip_depth(
+            pred * median_ratios(pred, gt, mask).nan_to_num(1.0).to(pred.dtype).view(-1, 1, 1, 1), bounds
+        )
         for i, m in enumerate(per_image):
             if m is None:
                 continue
             self.abs_rel.append(m["abs_rel"])
             self.abs_rel_scaled.append(float(((scaled[i] - gt[i]).abs() / gt[i])[mask[i]].double().mean()))
-            out = self.loss_fn(self.max_depth / pred[i:i + 1], gt[i:i + 1], mask[i:i + 1], output_space="depthnorm",
-                               max_depth=self.max_depth)
+            out = self.loss_fn(
+                self.max_depth / pred[i : i + 1],
+                gt[i : i + 1],
+                mask[i : i + 1],
+                output_space="depthnorm",
+                max_depth=self.max_depth,
+            )
             self.losses.append(float(out.total))
             for name, value in out.terms.items():
                 self.terms[name] = self.terms.get(name, 0.0) + float(value)
 
     def result(self) -> PredictorScore:
         n = len(self.losses)
-        return PredictorScore(loss=sum(self.losses) / n, loss_terms={k: v / n for k, v in self.terms.items()},
-                              metrics=self.metrics.pooled(), metrics_image_mean=self.metrics.image_mean(),
-                              per_image_abs_rel=list(self.abs_rel), per_image_loss=list(self.losses),
-                              per_image_abs_rel_median_scaled=list(self.abs_rel_scaled))
+        return PredictorScore(
+            loss=sum(self.losses) / n,
+            loss_terms={k: v / n for k, v in self.terms.items()},
+            metrics=self.metrics.pooled(),
+            metrics_image_mean=self.metrics.image_mean(),
+            per_image_abs_rel=list(self.abs_rel),
+            per_image_loss=list(self.losses),
+            per_image_abs_rel_median_scaled=list(self.abs_rel_scaled),
+        )
 
 
-def learned_verdict(model_abs_rel: Sequence[float], constant_abs_rel: Sequence[float], *,
-                    resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[Estimate, Verdict]:
+def learned_verdict(
+    model_abs_rel: Sequence[float],
+    constant_abs_rel: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[Estimate, Verdict]:
     """:data:`LEARNED_RULE` for one run: per-image abs_rel of the model and of the constant predictor.
 
     >>> ratio, verdict = learned_verdict([0.1, 0.12, 0.09, 0.11], [0.3, 0.28, 0.33, 0.31])
@@ -205,8 +253,13 @@ def learned_over_seeds(ratios: Sequence[float]) -> Verdict:
     return decide(seed_interval(ratios), threshold=LEARNED_FRACTION, below="learned", above="not learned")
 
 
-def score_predictions(batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], *, bounds: tuple[float, float],
-                      loss_fn: Any, max_depth: float) -> tuple[PredictorScore, PredictorScore]:
+def score_predictions(
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    bounds: tuple[float, float],
+    loss_fn: Any,
+    max_depth: float,
+) -> tuple[PredictorScore, PredictorScore]:
     """(model, constant) scores of ``(pred metres, gt, valid)`` batches ``[B,1,h,w]``: the pure part of the score.
 
     ``pred`` is clipped to ``bounds`` here; scored pixels are valid with ``bounds[0] <= gt <= bounds[1]``.
@@ -223,8 +276,15 @@ def score_predictions(batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.
 
 
 @torch.no_grad()
-def held_out_score(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, device: torch.device | str = "cpu",
-                   resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> HeldOutScore:
+def held_out_score(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> HeldOutScore:
     """Score ``model`` and the per-image-median constant predictor on every item of ``dataset`` (see module doc).
 
     ``dataset`` is a :mod:`probe.data` dataset (items with ``image``, ``depth``, ``valid``; ``.info``).  The model
@@ -243,20 +303,33 @@ def held_out_score(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, d
     def batches() -> Any:
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             gt, valid = batch["depth"].float(), batch["valid"].bool()
-            pred = predict_depth(model, batch["image"].to(dev), max_depth=info.max_depth, size=tuple(gt.shape[-2:]),
-                                 clip=bounds).cpu()
+            pred = predict_depth(
+                model, batch["image"].to(dev), max_depth=info.max_depth, size=tuple(gt.shape[-2:]), clip=bounds
+            ).cpu()
             yield pred, gt, valid
 
     scored, constant = score_predictions(batches(), bounds=bounds, loss_fn=loss_fn, max_depth=info.max_depth)
-    ratio, verdict = learned_verdict(scored.per_image_abs_rel, constant.per_image_abs_rel, resamples=resamples,
-                                     seed=seed)
-    scale_matched = paired_bootstrap_ratio(scored.per_image_abs_rel_median_scaled, constant.per_image_abs_rel,
-                                           resamples=resamples, seed=seed)
+    ratio, verdict = learned_verdict(
+        scored.per_image_abs_rel, constant.per_image_abs_rel, resamples=resamples, seed=seed
+    )
+    scale_matched = paired_bootstrap_ratio(
+        scored.per_image_abs_rel_median_scaled, constant.per_image_abs_rel, resamples=resamples, seed=seed
+    )
     return HeldOutScore(
-        dataset=info.name, split=getattr(dataset, "split", "unknown"), n_images=len(scored.per_image_loss),
-        depth_range=bounds, model=scored, constant=constant, ratio=ratio, learned=verdict,
-        scale_matched_ratio=scale_matched, structure_learned=structure_verdict(scale_matched),
-        method=(f"eval-mode finest output in metres at the ground truth's resolution, clipped to "
-                f"[{bounds[0]:g}, {bounds[1]:g}] m; valid pixels with ground truth in that range; "
-                f"{SCORE_LOSS} loss per image (SSIM range max/min depth), metrics pooled over pixels and "
-                "averaged over images"))
+        dataset=info.name,
+        split=getattr(dataset, "split", "unknown"),
+        n_images=len(scored.per_image_loss),
+        depth_range=bounds,
+        model=scored,
+        constant=constant,
+        ratio=ratio,
+        learned=verdict,
+        scale_matched_ratio=scale_matched,
+        structure_learned=structure_verdict(scale_matched),
+        method=(
+            f"eval-mode finest output in metres at the ground truth's resolution, clipped to "
+            f"[{bounds[0]:g}, {bounds[1]:g}] m; valid pixels with ground truth in that range; "
+            f"{SCORE_LOSS} loss per image (SSIM range max/min depth), metrics pooled over pixels and "
+            "averaged over images"
+        ),
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,7 +35,8 @@ SSIM_K2 = 0.03
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape or pred.dim() != 4:
         raise ShapeError(
-            f"image quality: expected two [B,C,H,W] tensors of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+            "image quality: expected two [B,C,H,W] tensors of the same shape, "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
 
 
@@ -47,8 +49,11 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def psnr_from_mse(mse_value: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """``10 log10(data_range^2 / mse)`` in dB; ``+inf`` where the error is exactly zero."""
     mse_value = mse_value.double()
-    return torch.where(mse_value > 0, 10.0 * torch.log10(data_range**2 / mse_value.clamp_min(1e-300)),
-                       torch.full_like(mse_value, math.inf))
+    return torch.where(
+        mse_value > 0,
+        10.0 * torch.log10(data_range**2 / mse_value.clamp_min(1e-300)),
+        torch.full_like(mse_value, math.inf),
+    )
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -64,8 +69,15 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch
     return torch.outer(g, g)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, window: int = SSIM_WINDOW,
-         sigma: float = SSIM_SIGMA, k1: float = SSIM_K1, k2: float = SSIM_K2) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
+    k1: float = SSIM_K1,
+    k2: float = SSIM_K2,
+) -> torch.Tensor:
     """Structural similarity per image: ``[B,C,H,W] x2 -> [B]``, 1 for identical images.
 
     Each channel is filtered separately with the Gaussian window and only
@@ -96,7 +108,8 @@ class ImageQuality:
     """Quality of a set of reconstructions, averaged over images.
 
     ``psnr`` is the mean of per-image PSNRs in dB; it is ``inf`` when any image is
-    reconstructed exactly, which JSON stores as ``null`` with ``psnr_infinite`` true.
+    reconstructed exactly (result files store it as ``null`` beside a ``psnr_infinite`` flag,
+    see :class:`analyses.autoencoder.AutoencoderRun`).
     """
 
     mse: float
@@ -114,13 +127,12 @@ class ImageQuality:
         n = sum(p.images for p in parts)
         if n == 0:
             raise ValueError("ImageQuality.combine: no images")
-        return ImageQuality(mse=sum(p.mse * p.images for p in parts) / n,
-                            psnr=sum(p.psnr * p.images for p in parts) / n,
-                            ssim=sum(p.ssim * p.images for p in parts) / n, images=n)
-
-    def to_json(self) -> dict[str, float | int | bool | None]:
-        return {"mse": self.mse, "psnr": None if self.psnr_infinite else self.psnr,
-                "psnr_infinite": self.psnr_infinite, "ssim": self.ssim, "images": self.images}
+        return ImageQuality(
+            mse=sum(p.mse * p.images for p in parts) / n,
+            psnr=sum(p.psnr * p.images for p in parts) / n,
+            ssim=sum(p.ssim * p.images for p in parts) / n,
+            images=n,
+        )
 
 
 def image_quality(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> ImageQuality:
@@ -132,7 +144,14 @@ def image_quality(pred: torch.Tensor, target: torch.Tensor, data_range: float = 
     20.0
     """
     per_image_mse = mse(pred, target)
-    return ImageQuality(mse=float(per_image_mse.mean()),
-                        psnr=float(psnr_from_mse(per_image_mse, data_range).mean()),
-                        ssim=float(ssim(pred, target, data_range).mean()),
-                        images=int(pred.shape[0]))
+    return ImageQuality(
+        mse=float(per_image_mse.mean()),
+        psnr=float(psnr_from_mse(per_image_mse, data_range).mean()),
+        ssim=float(ssim(pred, target, data_range).mean()),
+        images=int(pred.shape[0]),
+    )
+
+
+def to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
+    """Images ``[N,3,H,W]`` in [0, 1] (clamped) -> ``uint8 [N,H,W,3]`` on the CPU, the pixels figures show."""
+    return (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -14,16 +14,15 @@ into a pipe would lose the atomicity every reader relies on.
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from probe.errors import ProbeError
+from probe.schema import encode
 
 
 def ensure_dir(path: str | os.PathLike[str], label: str | None = None) -> Path:
@@ -105,8 +104,12 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     return stale
 
 
-_SPECIAL_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                  (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+_SPECIAL_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def special_file_kind(path: str | os.PathLike[str]) -> str | None:
@@ -154,30 +157,9 @@ def to_plain(obj: Any) -> Any:
 
     Non-finite floats become ``None`` (JSON has no Infinity/NaN); callers that
     need to distinguish +inf (e.g. PSNR of identical images) store that fact in
-    a separate field.
+    a separate field.  One implementation: :func:`probe.schema.encode`.
     """
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return to_plain(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, int):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    # numpy / torch scalars and arrays, without importing either eagerly
-    tolist = getattr(obj, "tolist", None)
-    if callable(tolist):
-        return to_plain(tolist())
-    item = getattr(obj, "item", None)
-    if callable(item):
-        return to_plain(item())
-    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+    return encode(obj)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -51,16 +51,19 @@ import platform
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from probe.errors import ProbeError, one_line, warn
 from probe.io import ensure_dir, read_json, write_json
 from probe.limits import MAX_STEPS, check_int, max_workers
+from probe.options import option
 from probe.progress import progress_bar
 from probe.runs import run_folder_lock
+from probe.schema import decode, encode
 
 LAUNCHERS = {
     "local": "this machine: in this process, or --parallel N worker processes",
@@ -85,13 +88,26 @@ class Launch:
     resources (``time_min`` is also the submitit-local jobs' time limit).
     """
 
-    parallel: int | None = None
-    threads: int | None = None
-    launcher: str = "local"
-    partition: str | None = None
-    gpus_per_job: int = 1
-    cpus_per_job: int | None = None
-    time_min: int = DEFAULT_TIME_MIN
+    parallel: int | None = option(
+        None,
+        help="runs at once: worker processes here (CPU threads split between them; one GPU each on CUDA), "
+        "or SLURM jobs at once (default: 1 here, all on SLURM)",
+    )
+    threads: int | None = option(
+        None,
+        flag="--threads-per-run",
+        help="torch threads of every run, sequential ones too (default: this process's when sequential, "
+        "cores // --parallel in a worker); equal threads give bit-equal numbers",
+    )
+    launcher: str = option(
+        "local",
+        help="local|slurm|submitit-local: this machine, one SLURM job per run (submitit; requeued on preemption), "
+        "or submitit jobs on this machine",
+    )
+    partition: str | None = option(None, help="SLURM partition (--launcher slurm)")
+    gpus_per_job: int = option(1, help="GPUs of each SLURM job")
+    cpus_per_job: int | None = option(None, help="CPUs of each SLURM job (default: the partition's)")
+    time_min: int = option(DEFAULT_TIME_MIN, help="time limit of each submitit job, minutes")
 
     @property
     def in_process(self) -> bool:
@@ -104,8 +120,13 @@ class Launch:
             raise ProbeError(f"--launcher: expected one of {', '.join(LAUNCHERS)}, got {self.launcher!r}")
         if self.parallel is not None:
             high = max_workers() if self.launcher == "local" else MAX_PARALLEL_JOBS
-            check_int("--parallel", self.parallel, 1, high,
-                      "runs at once; at most 4 per CPU core on this machine" if self.launcher == "local" else "")
+            check_int(
+                "--parallel",
+                self.parallel,
+                1,
+                high,
+                "runs at once; at most 4 per CPU core on this machine" if self.launcher == "local" else "",
+            )
         check_int("--time-min", self.time_min, 1, MAX_STEPS, "minutes")
         if self.threads is not None:
             check_int("--threads-per-run", self.threads, 1, 1024, "torch threads of each run")
@@ -113,20 +134,15 @@ class Launch:
             if not self.partition:
                 raise ProbeError("--launcher slurm: needs --partition (the SLURM partition the jobs run in)")
             if shutil.which("srun") is None or shutil.which("sbatch") is None:
-                raise ProbeError("--launcher slurm: no srun/sbatch on this machine; run the command on the "
-                                 "cluster's login node (or use --launcher submitit-local here)")
+                raise ProbeError(
+                    "--launcher slurm: no srun/sbatch on this machine; run the command on the "
+                    "cluster's login node (or use --launcher submitit-local here)"
+                )
             check_int("--gpus-per-job", self.gpus_per_job, 0, 64, "GPUs of each SLURM job")
             if self.cpus_per_job is not None:
                 check_int("--cpus-per-job", self.cpus_per_job, 1, 1024)
         elif self.partition is not None:
             raise ProbeError(f"--partition: only with --launcher slurm (got --launcher {self.launcher})")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Launch":
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)
@@ -169,11 +185,11 @@ class JobRecord:
     attempts: list[Attempt] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "attempts": [asdict(a) for a in self.attempts]}
+        return encode(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JobRecord":
-        return cls(name=data["name"], attempts=[Attempt(**a) for a in data["attempts"]])
+    def from_json(cls, data: Any) -> "JobRecord":
+        return decode(cls, data)
 
     @classmethod
     def read(cls, run_dir: Path) -> "JobRecord | None":
@@ -206,8 +222,9 @@ def threads_per_job(parallel: int) -> int:
     return max(1, available_cores() // parallel)
 
 
-def execute(job: Job, launcher: str, *, resume: bool = False, job_id: str | None = None,
-            threads: int | None = None) -> Any:
+def execute(
+    job: Job, launcher: str, *, resume: bool = False, job_id: str | None = None, threads: int | None = None
+) -> Any:
     """Run one job in this process under its run folder's writer lock, recording the start in ``job.json``."""
     import torch
 
@@ -219,9 +236,17 @@ def execute(job: Job, launcher: str, *, resume: bool = False, job_id: str | None
     with run_folder_lock(run_dir, f"job {job.name}"):  # train() inside re-enters it
         record = JobRecord.read(run_dir) or JobRecord(job.name)
         newest = latest_checkpoint(run_dir)
-        attempt = Attempt(started=_now(), host=platform.node(), pid=os.getpid(), launcher=launcher, job_id=job_id,
-                          threads=torch.get_num_threads(), cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-                          resume=resume, checkpoint_step=newest.step if newest is not None else None)
+        attempt = Attempt(
+            started=_now(),
+            host=platform.node(),
+            pid=os.getpid(),
+            launcher=launcher,
+            job_id=job_id,
+            threads=torch.get_num_threads(),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+            resume=resume,
+            checkpoint_step=newest.step if newest is not None else None,
+        )
         record.attempts.append(attempt)
         write_json(run_dir / JOB_FILE, record.to_json())
         try:
@@ -237,8 +262,9 @@ def execute(job: Job, launcher: str, *, resume: bool = False, job_id: str | None
         return result
 
 
-def run_jobs(jobs: Sequence[Job], launch: Launch = Launch(), *, device: str = "auto", out: Path | None = None,
-             what: str = "runs") -> list[Any]:
+def run_jobs(
+    jobs: Sequence[Job], launch: Launch = Launch(), *, device: str = "auto", out: Path | None = None, what: str = "runs"
+) -> list[Any]:
     """Run every job as ``launch`` says; their results in the order of ``jobs``.
 
     ``device`` is the runs' ``--device`` (it decides between CPU threads and one GPU per
@@ -254,7 +280,7 @@ def run_jobs(jobs: Sequence[Job], launch: Launch = Launch(), *, device: str = "a
         return []
     if launch.in_process:
         with _threads(launch.threads):
-            return [_named(job, lambda job=job: execute(job, "local")) for job in jobs]
+            return [_named(job, partial(execute, job, "local")) for job in jobs]
     if launch.launcher == "local":
         return _run_pool(jobs, launch, device, what)
     return _run_submitit(jobs, launch, device, Path(out if out is not None else "."), what)
@@ -299,13 +325,17 @@ def _gpus_for(device: str, parallel: int, flag: str = "--parallel") -> list[str]
     if resolve_device(device).type != "cuda":
         return None
     if device.strip().lower().startswith("cuda:"):
-        raise ProbeError(f"--device {device}: with {flag} {parallel} each run gets a GPU of its own; "
-                         "use --device cuda or auto")
+        raise ProbeError(
+            f"--device {device}: with {flag} {parallel} each run gets a GPU of its own; use --device cuda or auto"
+        )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     import torch
 
-    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [
-        str(i) for i in range(torch.cuda.device_count())]
+    ids = (
+        [v.strip() for v in visible.split(",") if v.strip()]
+        if visible
+        else [str(i) for i in range(torch.cuda.device_count())]
+    )
     if parallel > len(ids):
         raise ProbeError(f"{flag} {parallel}: one run per GPU, and {len(ids)} GPU(s) are visible ({', '.join(ids)})")
     return ids[:parallel]
@@ -334,8 +364,9 @@ def _run_pool(jobs: Sequence[Job], launch: Launch, device: str, what: str) -> li
             queue.put(gpu)
     threads = launch.threads or threads_per_job(workers)
     results: dict[int, Any] = {}
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(threads, queue))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, queue)
+    )
     try:
         futures: dict[Future[Any], int] = {pool.submit(_pool_job, job): i for i, job in enumerate(jobs)}
         with progress_bar() as bar:
@@ -386,8 +417,7 @@ class SubmititJob:
         threads = self.threads
         if threads is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
             threads = int(os.environ["SLURM_CPUS_PER_TASK"])
-        return execute(self.job, self.launcher, resume=resume, job_id=submitit.JobEnvironment().job_id,
-                       threads=threads)
+        return execute(self.job, self.launcher, resume=resume, job_id=submitit.JobEnvironment().job_id, threads=threads)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Requeue with ``resume=True``: the run folder's checkpoints are the state (nothing to save here)."""
@@ -399,8 +429,13 @@ class SubmititJob:
 def slurm_parameters(launch: Launch, n_jobs: int, name: str) -> dict[str, Any]:
     """The SlurmExecutor parameters of every job (submitit's names for sbatch options)."""
     parameters: dict[str, Any] = {
-        "job_name": name, "partition": launch.partition, "time": launch.time_min, "nodes": 1,
-        "ntasks_per_node": 1, "gpus_per_node": launch.gpus_per_job, "signal_delay_s": 120,
+        "job_name": name,
+        "partition": launch.partition,
+        "time": launch.time_min,
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "gpus_per_node": launch.gpus_per_job,
+        "signal_delay_s": 120,
         "array_parallelism": min(n_jobs, launch.parallel or n_jobs),
         "additional_parameters": {"requeue": True},  # preemption requeues the job instead of cancelling it
         "setup": [_pythonpath_line()],
@@ -415,25 +450,27 @@ def _pythonpath_line() -> str:
     import shlex
 
     root = Path(__file__).resolve().parents[1]
-    return f'export PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}}'
+    return f"export PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}}"
 
 
 def _submitit_executor(launch: Launch, folder: Path, n_jobs: int, name: str) -> Any:
     import submitit
 
     if launch.launcher == "slurm":
-        executor = submitit.SlurmExecutor(folder=folder)
-        executor.update_parameters(**slurm_parameters(launch, n_jobs, name))
-        return executor
-    executor = submitit.LocalExecutor(folder=folder)
-    executor.update_parameters(timeout_min=launch.time_min, setup=[_pythonpath_line()])
-    return executor
+        slurm = submitit.SlurmExecutor(folder=folder)
+        slurm.update_parameters(**slurm_parameters(launch, n_jobs, name))
+        return slurm
+    local = submitit.LocalExecutor(folder=folder)
+    local.update_parameters(timeout_min=launch.time_min, setup=[_pythonpath_line()])
+    return local
 
 
 def _gpu_index(gpu: str) -> int:
     if not gpu.isdigit():
-        raise ProbeError(f"--launcher submitit-local: CUDA_VISIBLE_DEVICES names GPU {gpu!r}; submitit's local "
-                         "executor takes GPU indices (set CUDA_VISIBLE_DEVICES to indices, or unset it)")
+        raise ProbeError(
+            f"--launcher submitit-local: CUDA_VISIBLE_DEVICES names GPU {gpu!r}; submitit's local "
+            "executor takes GPU indices (set CUDA_VISIBLE_DEVICES to indices, or unset it)"
+        )
     return int(gpu)
 
 
@@ -468,8 +505,9 @@ def _run_submitit(jobs: Sequence[Job], launch: Launch, device: str, out: Path, w
 def _collect_submitit(jobs: Sequence[Job], handles: list[Any], what: str) -> list[Any]:
     results = []
     with progress_bar() as bar:
-        task = bar.add_task(f"{what}: {len(jobs)} submitit jobs ({handles[0].job_id.split('_')[0]}...)",
-                            total=len(jobs))
+        task = bar.add_task(
+            f"{what}: {len(jobs)} submitit jobs ({handles[0].job_id.split('_')[0]}...)", total=len(jobs)
+        )
         for job, handle in zip(jobs, handles):
             results.append(_result(job, handle))
             bar.advance(task)
@@ -480,7 +518,7 @@ def _run_local_submitit(executor: Any, jobs: Sequence[Job], launch: Launch, devi
     """submitit's LocalExecutor starts every job at once: start at most ``parallel``, each on a free GPU."""
     parallel = min(launch.parallel or 1, len(jobs))
     gpus = _gpus_for(device, parallel)
-    free = list(gpus) if gpus is not None else [None] * parallel
+    free: list[str | None] = list(gpus) if gpus is not None else [None] * parallel
     threads = launch.threads or threads_per_job(parallel)
     results: dict[int, Any] = {}
     running: dict[int, tuple[Any, str | None]] = {}
@@ -491,8 +529,9 @@ def _run_local_submitit(executor: Any, jobs: Sequence[Job], launch: Launch, devi
             while waiting or running:
                 while waiting and free:
                     index, gpu = waiting.pop(0), free.pop(0)
-                    executor.update_parameters(gpus_per_node=0 if gpu is None else 1,
-                                               visible_gpus=() if gpu is None else (_gpu_index(gpu),))
+                    executor.update_parameters(
+                        gpus_per_node=0 if gpu is None else 1, visible_gpus=() if gpu is None else (_gpu_index(gpu),)
+                    )
                     running[index] = (executor.submit(SubmititJob(jobs[index], "submitit-local", threads)), gpu)
                 finished = [i for i, (handle, _) in running.items() if handle.done()]
                 for index in finished:
@@ -531,5 +570,7 @@ def json_differences(a: Any, b: Any, path: str = "") -> list[str]:
 def check_preemptible(launch: Launch, checkpoint_every: int | None) -> None:
     """Warn when SLURM jobs would have no checkpoint to resume from but the end of each epoch."""
     if launch.launcher == "slurm" and checkpoint_every is None:
-        warn("--launcher slurm without --checkpoint-every: a preempted job resumes from its last epoch's end; "
-             "pass --checkpoint-every N to lose at most N steps")
+        warn(
+            "--launcher slurm without --checkpoint-every: a preempted job resumes from its last epoch's end; "
+            "pass --checkpoint-every N to lose at most N steps"
+        )

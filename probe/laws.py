@@ -5,7 +5,7 @@ in :data:`LAWS` with a one-sentence statement and a Hypothesis strategy that gen
 cases (random B, C, H, W, ratio r in {2, 3, 4}, and the dtypes in :data:`DTYPES`; tensor
 elements are arbitrary bit patterns, so NaN, infinities, -0.0 and subnormals occur).
 ``tests/test_ops.py`` asserts the same functions under the same strategies, and
-:func:`run_laws` (``probe properties``) runs them programmatically and reports
+:func:`run_laws` (``probe properties``: :func:`run_properties`) runs them programmatically and reports
 counterexamples, so the test suite and the CLI check the same laws.
 
 >>> results = run_laws(max_examples=5, seed=0)      # doctest: +SKIP
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -30,17 +29,24 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.reporting import with_reporter
 
-from probe.errors import ProbeError, ShapeError
-from probe.io import write_json
+from probe.errors import ShapeError
 from probe.ops import pack, unpack
+from probe.options import check_positive, option, seed_option
 from probe.registry import Registry
+from probe.results import Result, register_result
 from probe.seeding import check_seed
 
 PackFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 #: dtypes every tensor law is checked over.
-DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.float16, torch.bfloat16,
-                                   torch.int64, torch.uint8)
+DTYPES: tuple[torch.dtype, ...] = (
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.uint8,
+)
 #: packing ratios the laws draw from.
 RATIOS: tuple[int, ...] = (2, 3, 4)
 # Same-width integer types: laws compare bit patterns, so NaN == NaN and -0.0 != 0.0.
@@ -79,14 +85,12 @@ def describe(value: Any) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def law_unpack_inverts_pack(x: torch.Tensor, r: int, *, pack_fn: PackFn = pack,
-                            unpack_fn: PackFn = unpack) -> bool:
+def law_unpack_inverts_pack(x: torch.Tensor, r: int, *, pack_fn: PackFn = pack, unpack_fn: PackFn = unpack) -> bool:
     """``unpack(pack(x, r), r)`` equals ``x`` bit for bit."""
     return bitwise_equal(unpack_fn(pack_fn(x, r), r), x)
 
 
-def law_pack_inverts_unpack(y: torch.Tensor, r: int, *, pack_fn: PackFn = pack,
-                            unpack_fn: PackFn = unpack) -> bool:
+def law_pack_inverts_unpack(y: torch.Tensor, r: int, *, pack_fn: PackFn = pack, unpack_fn: PackFn = unpack) -> bool:
     """``pack(unpack(y, r), r)`` equals ``y`` bit for bit."""
     return bitwise_equal(pack_fn(unpack_fn(y, r), r), y)
 
@@ -99,8 +103,9 @@ def law_pack_is_a_permutation(x: torch.Tensor, r: int, *, pack_fn: PackFn = pack
     return torch.equal(torch.sort(bit_pattern(out)).values, torch.sort(bit_pattern(x)).values)
 
 
-def law_pack_adjoint_is_unpack(x: torch.Tensor, y: torch.Tensor, r: int, *, pack_fn: PackFn = pack,
-                               unpack_fn: PackFn = unpack) -> bool:
+def law_pack_adjoint_is_unpack(
+    x: torch.Tensor, y: torch.Tensor, r: int, *, pack_fn: PackFn = pack, unpack_fn: PackFn = unpack
+) -> bool:
     """``<pack(x), y> == <x, unpack(y)>`` in float64, and autograd's gradient of pack is unpack.
 
     Cases are integer-valued float64 tensors, so both inner products are exact and the
@@ -117,15 +122,17 @@ def law_pack_adjoint_is_unpack(x: torch.Tensor, y: torch.Tensor, r: int, *, pack
     return leaf.grad is not None and bitwise_equal(leaf.grad, unpack_fn(y, r))
 
 
-def law_pack_matches_pixel_unshuffle(x: torch.Tensor, r: int, *, pack_fn: PackFn = pack,
-                                     unpack_fn: PackFn = unpack) -> bool:
+def law_pack_matches_pixel_unshuffle(
+    x: torch.Tensor, r: int, *, pack_fn: PackFn = pack, unpack_fn: PackFn = unpack
+) -> bool:
     """``pack`` is ``F.pixel_unshuffle`` and ``unpack`` is ``F.pixel_shuffle``, bit for bit (channel order)."""
     packed = pack_fn(x, r)
     return bitwise_equal(packed, F.pixel_unshuffle(x, r)) and bitwise_equal(
-        unpack_fn(packed, r), F.pixel_shuffle(packed, r))
+        unpack_fn(packed, r), F.pixel_shuffle(packed, r)
+    )
 
 
-def _valid_ratio(r: object) -> bool:
+def _valid_ratio(r: object) -> TypeGuard[int]:
     return isinstance(r, int) and not isinstance(r, bool) and r >= 1
 
 
@@ -138,8 +145,9 @@ def _raises_shape_error(fn: Callable[[], torch.Tensor]) -> tuple[bool, Optional[
         return ("\n" not in message and isinstance(exc, ValueError) and message != ""), None
 
 
-def law_non_divisible_shapes_raise(shape: tuple[int, ...], r: object, *, pack_fn: PackFn = pack,
-                                   unpack_fn: PackFn = unpack) -> bool:
+def law_non_divisible_shapes_raise(
+    shape: tuple[int, ...], r: object, *, pack_fn: PackFn = pack, unpack_fn: PackFn = unpack
+) -> bool:
     """pack/unpack raise a one-line ShapeError (a ValueError) exactly when the shape contract fails.
 
     pack needs a 4-D input with H and W divisible by an integer ``r >= 1``; unpack needs
@@ -147,26 +155,26 @@ def law_non_divisible_shapes_raise(shape: tuple[int, ...], r: object, *, pack_fn
     documented output shape.
     """
     x = torch.zeros(shape, dtype=torch.uint8)
-    ok_r = _valid_ratio(r)
+    given = cast(int, r)  # any object on purpose: an invalid ratio must raise, not be rejected by a type
+    ratio = r if _valid_ratio(r) else None
     is_4d = len(shape) == 4
-    raised, out = _raises_shape_error(lambda: pack_fn(x, r))  # type: ignore[arg-type]
-    pack_valid = ok_r and is_4d and shape[2] % r == 0 and shape[3] % r == 0  # type: ignore[operator]
-    if pack_valid:
+    raised, out = _raises_shape_error(lambda: pack_fn(x, given))
+    if ratio is not None and is_4d and shape[2] % ratio == 0 and shape[3] % ratio == 0:
         b, c, h, w = shape
-        if out is None or tuple(out.shape) != (b, c * r * r, h // r, w // r):  # type: ignore[operator]
+        if out is None or tuple(out.shape) != (b, c * ratio * ratio, h // ratio, w // ratio):
             return False
     elif not raised:
         return False
-    raised, out = _raises_shape_error(lambda: unpack_fn(x, r))  # type: ignore[arg-type]
-    unpack_valid = ok_r and is_4d and shape[1] % (r * r) == 0  # type: ignore[operator]
-    if unpack_valid:
+    raised, out = _raises_shape_error(lambda: unpack_fn(x, given))
+    if ratio is not None and is_4d and shape[1] % (ratio * ratio) == 0:
         b, c, h, w = shape
-        return out is not None and tuple(out.shape) == (b, c // (r * r), h * r, w * r)  # type: ignore[operator]
+        return out is not None and tuple(out.shape) == (b, c // (ratio * ratio), h * ratio, w * ratio)
     return raised
 
 
-def law_pack_layers_return_documented_shapes(b: int, c: int, h: int, w: int, r: int, out_channels: int,
-                                             d: int, kernel: int) -> bool:
+def law_pack_layers_return_documented_shapes(
+    b: int, c: int, h: int, w: int, r: int, out_channels: int, d: int, kernel: int
+) -> bool:
     """PackLayerConv3d maps [B,C,H,W] -> [B,C,H/r,W/r] and UnpackLayerConv3d [B,C,H,W] -> [B,Cout,rH,rW]."""
     from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d
 
@@ -174,8 +182,12 @@ def law_pack_layers_return_documented_shapes(b: int, c: int, h: int, w: int, r: 
     with torch.no_grad():
         packed = PackLayerConv3d(c, kernel, r=r, d=d)(x)
         unpacked = UnpackLayerConv3d(c, out_channels, kernel, r=r, d=d)(packed)
-    return (tuple(packed.shape) == (b, c, h, w) and tuple(unpacked.shape) == (b, out_channels, h * r, w * r)
-            and bool(torch.isfinite(packed).all()) and bool(torch.isfinite(unpacked).all()))
+    return (
+        tuple(packed.shape) == (b, c, h, w)
+        and tuple(unpacked.shape) == (b, out_channels, h * r, w * r)
+        and bool(torch.isfinite(packed).all())
+        and bool(torch.isfinite(unpacked).all())
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -238,8 +250,9 @@ def layer_cases(draw: st.DrawFn) -> tuple[int, int, int, int, int, int, int, int
     r = draw(st.sampled_from(RATIOS))
     b, c, h, w = draw(st.integers(1, 2)), draw(st.integers(2, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     out_channels = draw(st.integers(1, 4))
-    d = draw(st.sampled_from([d for d in (1, 2, 4, 8) if (out_channels * r * r) % d == 0
-                              and out_channels * r * r // d >= 2]))
+    d = draw(
+        st.sampled_from([d for d in (1, 2, 4, 8) if (out_channels * r * r) % d == 0 and out_channels * r * r // d >= 2])
+    )
     kernel = draw(st.sampled_from((1, 3, 5)))
     return b, c, h, w, r, out_channels, d, kernel
 
@@ -251,24 +264,35 @@ def layer_cases(draw: st.DrawFn) -> tuple[int, int, int, int, int, int, int, int
 #: law name -> check function; ``description`` is the statement, ``meta["cases"]`` the strategy.
 LAWS: Registry[Callable[..., bool]] = Registry("law")
 
-LAWS.register("unpack_inverts_pack", "unpack(pack(x, r), r) == x bit for bit, for every dtype",
-              cases=packable)(law_unpack_inverts_pack)
-LAWS.register("pack_inverts_unpack", "pack(unpack(y, r), r) == y bit for bit, for every dtype",
-              cases=unpackable)(law_pack_inverts_unpack)
-LAWS.register("pack_is_a_permutation", "pack(x, r) holds exactly the elements of x (same sorted bit patterns)",
-              cases=packable)(law_pack_is_a_permutation)
-LAWS.register("pack_adjoint_is_unpack",
-              "<pack(x), y> == <x, unpack(y)> exactly in float64, and autograd's gradient of pack is unpack",
-              cases=adjoint_pairs)(law_pack_adjoint_is_unpack)
-LAWS.register("pack_matches_pixel_unshuffle",
-              "pack == F.pixel_unshuffle and unpack == F.pixel_shuffle bit for bit (same channel order)",
-              cases=packable)(law_pack_matches_pixel_unshuffle)
-LAWS.register("non_divisible_shapes_raise",
-              "pack/unpack raise a one-line ShapeError exactly when rank, divisibility or r >= 1 fails",
-              cases=any_shapes)(law_non_divisible_shapes_raise)
-LAWS.register("pack_layers_return_documented_shapes",
-              "PackLayerConv3d: [B,C,H,W] -> [B,C,H/r,W/r]; UnpackLayerConv3d: [B,C,H,W] -> [B,Cout,rH,rW]",
-              cases=layer_cases)(law_pack_layers_return_documented_shapes)
+LAWS.register("unpack_inverts_pack", "unpack(pack(x, r), r) == x bit for bit, for every dtype", cases=packable)(
+    law_unpack_inverts_pack
+)
+LAWS.register("pack_inverts_unpack", "pack(unpack(y, r), r) == y bit for bit, for every dtype", cases=unpackable)(
+    law_pack_inverts_unpack
+)
+LAWS.register(
+    "pack_is_a_permutation", "pack(x, r) holds exactly the elements of x (same sorted bit patterns)", cases=packable
+)(law_pack_is_a_permutation)
+LAWS.register(
+    "pack_adjoint_is_unpack",
+    "<pack(x), y> == <x, unpack(y)> exactly in float64, and autograd's gradient of pack is unpack",
+    cases=adjoint_pairs,
+)(law_pack_adjoint_is_unpack)
+LAWS.register(
+    "pack_matches_pixel_unshuffle",
+    "pack == F.pixel_unshuffle and unpack == F.pixel_shuffle bit for bit (same channel order)",
+    cases=packable,
+)(law_pack_matches_pixel_unshuffle)
+LAWS.register(
+    "non_divisible_shapes_raise",
+    "pack/unpack raise a one-line ShapeError exactly when rank, divisibility or r >= 1 fails",
+    cases=any_shapes,
+)(law_non_divisible_shapes_raise)
+LAWS.register(
+    "pack_layers_return_documented_shapes",
+    "PackLayerConv3d: [B,C,H,W] -> [B,C,H/r,W/r]; UnpackLayerConv3d: [B,C,H,W] -> [B,Cout,rH,rW]",
+    cases=layer_cases,
+)(law_pack_layers_return_documented_shapes)
 
 
 @dataclass
@@ -277,7 +301,7 @@ class LawResult:
 
     name: str
     statement: str
-    examples: int          # cases evaluated (generation and, after a failure, shrinking)
+    examples: int  # cases evaluated (generation and, after a failure, shrinking)
     passed: bool
     counterexample: Optional[str] = None
     seconds: float = 0.0
@@ -302,8 +326,15 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def check_law(name: str, check: Callable[..., bool], cases: st.SearchStrategy[Any], statement: str = "", *,
-              max_examples: int = 200, seed: int = 0) -> LawResult:
+def check_law(
+    name: str,
+    check: Callable[..., bool],
+    cases: st.SearchStrategy[Any],
+    statement: str = "",
+    *,
+    max_examples: int = 200,
+    seed: int = 0,
+) -> LawResult:
     """Run ``check(*case)`` on Hypothesis-generated ``cases``; a False or an exception is a failure.
 
     The counterexample is the last failing case Hypothesis tried, i.e. the shrunk one.
@@ -311,8 +342,14 @@ def check_law(name: str, check: Callable[..., bool], cases: st.SearchStrategy[An
     evaluated = 0
     failures: list[str] = []
 
-    @settings(max_examples=max_examples, database=None, deadline=None, print_blob=False,
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     @hypothesis_seed(seed)
     @given(cases)
     def run(case: Any) -> None:
@@ -335,35 +372,69 @@ def check_law(name: str, check: Callable[..., bool], cases: st.SearchStrategy[An
         passed = True
     except _LawViolated:
         passed = False
-    return LawResult(name, statement, evaluated, passed, failures[-1] if failures and not passed else None,
-                     time.perf_counter() - start)
+    return LawResult(
+        name,
+        statement,
+        evaluated,
+        passed,
+        failures[-1] if failures and not passed else None,
+        time.perf_counter() - start,
+    )
 
 
-def run_laws(max_examples: int = 200, seed: int = 0, laws: Optional[Registry] = None) -> list[LawResult]:
+def run_laws(max_examples: int, seed: int, laws: Optional[Registry] = None) -> list[LawResult]:
     """Check every law in ``laws`` (default :data:`LAWS`) on ``max_examples`` generated cases each.
 
-    >>> [r.passed for r in run_laws(3)][:2]     # doctest: +SKIP
+    >>> [r.passed for r in run_laws(3, seed=0)][:2]     # doctest: +SKIP
     [True, True]
     """
-    if max_examples < 1:
-        raise ProbeError(f"--examples: expected a positive number of examples per law, got {max_examples}")
-    check_seed(seed)
+    PropertiesConfig(max_examples, seed).validate()
     registry = laws if laws is not None else LAWS
-    return [check_law(e.name, e.factory, e.meta["cases"](), e.description, max_examples=max_examples, seed=seed)
-            for e in registry.entries()]
+    return [
+        check_law(e.name, e.factory, e.meta["cases"](), e.description, max_examples=max_examples, seed=seed)
+        for e in registry.entries()
+    ]
 
 
-def save_properties(results: Sequence[LawResult], out_dir: str | Path, *, max_examples: int, seed: int) -> Path:
-    """Write ``out_dir/properties.json``: ``{"analysis", "max_examples", "seed", "passed", "laws": [...]}``."""
-    doc = {
-        "analysis": "properties",
-        "max_examples": max_examples,
-        "seed": seed,
-        "passed": all(r.passed for r in results),
-        "laws": [{"name": r.name, "statement": r.statement, "examples": r.examples, "passed": r.passed,
-                  "counterexample": r.counterexample, "seconds": round(r.seconds, 3)} for r in results],
-    }
-    return write_json(Path(out_dir) / "properties.json", doc)
+@dataclass
+class PropertiesConfig:
+    """``probe properties``: how many Hypothesis examples per law, from which seed."""
+
+    examples: int = option(200, help="Hypothesis examples per law")
+    seed: int = seed_option()
+
+    def validate(self) -> None:
+        check_positive({"--examples": self.examples})
+        check_seed(self.seed)
+
+
+@register_result
+@dataclass
+class PropertiesResult(Result):
+    """``properties.json``: every law with its example count, verdict and (shrunk) counterexample."""
+
+    name: ClassVar[str] = "properties"
+    schema_version: ClassVar[int] = 1
+    max_examples: int
+    seed: int
+    passed: bool  # every law held
+    laws: list[LawResult]
+
+    @classmethod
+    def of(cls, results: Sequence[LawResult], *, max_examples: int, seed: int) -> PropertiesResult:
+        laws = [replace(r, seconds=round(r.seconds, 3)) for r in results]
+        return cls(max_examples, seed, all(r.passed for r in laws), laws)
+
+    @property
+    def config(self) -> PropertiesConfig:
+        """What ran (recorded in config.json by ``save_run``)."""
+        return PropertiesConfig(self.max_examples, self.seed)
+
+
+def run_properties(config: PropertiesConfig) -> PropertiesResult:
+    """Check every law of :data:`LAWS` under Hypothesis (``probe properties``)."""
+    config.validate()
+    return PropertiesResult.of(run_laws(config.examples, config.seed), max_examples=config.examples, seed=config.seed)
 
 
 def law_table(results: Sequence[LawResult]) -> Any:

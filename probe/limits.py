@@ -110,17 +110,21 @@ def check_width(value: Any, flag: str = "--width") -> float:
 
 
 def check_input_size(size: Any, flag: str = "--input-size") -> tuple[int, int] | None:
-    """``None`` or ``(H, W)`` with both sides from 1 to :data:`MAX_INPUT_SIDE`."""
-    if size is None:
-        return None
+    """``None`` (the dataset's default size) or :func:`check_size`."""
+    return None if size is None else check_size(size, flag)
+
+
+def check_size(size: Any, flag: str = "--input-size") -> tuple[int, int]:
+    """``(H, W)`` with both sides from 1 to :data:`MAX_INPUT_SIDE`."""
     try:
         height, width = size
     except (TypeError, ValueError):
         raise ProbeError(f"{flag}: expected HxW, got {size!r}") from None
     for side in (height, width):
         if not _is_int(side) or not 1 <= side <= MAX_INPUT_SIDE:
-            raise ProbeError(f"{flag}: expected HxW with sides from 1 to {MAX_INPUT_SIDE:,} pixels, "
-                             f"got {height}x{width}")
+            raise ProbeError(
+                f"{flag}: expected HxW with sides from 1 to {MAX_INPUT_SIDE:,} pixels, got {height}x{width}"
+            )
     return int(height), int(width)
 
 

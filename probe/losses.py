@@ -57,8 +57,8 @@ in ``ialhashim/DenseDepth``; that repository's PyTorch port drops the edge term,
 which ``edge_weight=0`` reproduces).
 
 * ``L_ssim = clamp((1 - mean SSIM) / 2, 0, 1)`` with an 11x11 Gaussian window
-  (sigma 1.5, :func:`probe.image_quality.gaussian_window`; ``min(11, h, w)`` on tiny maps), no padding ("valid" windows as
-  in the reference), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2`` and dynamic range
+  (sigma 1.5, :func:`probe.image_quality.gaussian_window`; ``min(11, h, w)`` on tiny maps), no padding
+  ("valid" windows as in the reference), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2`` and dynamic range
   ``L = max_depth / min_depth`` (100 for NYU's 10 m / 0.1 m, the reference's
   ``1000 / 10``).  Masking: the local means and (co)variances are computed by
   normalised convolution over the valid pixels of each window only, and the
@@ -86,10 +86,23 @@ import torch.nn.functional as F
 from probe.depth_space import to_depth, to_depthnorm
 from probe.errors import ProbeError, ShapeError
 from probe.image_quality import gaussian_window
+from probe.models.common import output_scales
 from probe.registry import Registry
 
-__all__ = ["DEFAULT_LOSS_SCALES", "LOSSES", "LOSS_SCALES", "LossOutput", "DepthLoss", "build_loss", "check_loss_scales",
-           "dataset_loss_options", "list_losses", "masked_mean", "masked_ssim_map", "select_scales"]
+__all__ = [
+    "DEFAULT_LOSS_SCALES",
+    "LOSSES",
+    "LOSS_SCALES",
+    "LossOutput",
+    "DepthLoss",
+    "build_loss",
+    "check_loss_scales",
+    "dataset_loss_options",
+    "list_losses",
+    "masked_mean",
+    "masked_ssim_map",
+    "select_scales",
+]
 
 #: Which outputs of a multi-scale model the loss charges (see the module docstring).
 LOSS_SCALES: dict[str, str] = {
@@ -120,8 +133,15 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return total / mask.sum().clamp_min(1)
 
 
-def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, val_range: float,
-                    window_size: int = 11, sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_ssim_map(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    val_range: float,
+    window_size: int = 11,
+    sigma: float = 1.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SSIM per window from valid pixels only: ``[B,1,h,w]`` x2 + mask -> (map, centre mask) ``[B,1,h-k+1,w-k+1]``.
 
     Local statistics are normalised convolutions (``conv(m*x) / conv(m)``), so
@@ -147,7 +167,7 @@ def masked_ssim_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     c1, c2 = (0.01 * val_range) ** 2, (0.03 * val_range) ** 2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
     r = (k - 1) // 2
-    centre = valid[..., r:r + ssim.shape[-2], r:r + ssim.shape[-1]] & (weight > 0)
+    centre = valid[..., r : r + ssim.shape[-2], r : r + ssim.shape[-1]] & (weight > 0)
     return ssim, centre
 
 
@@ -158,12 +178,12 @@ def _check_target(depth: torch.Tensor, valid: torch.Tensor) -> None:
         raise ShapeError(f"loss: valid {tuple(valid.shape)} must match depth {tuple(depth.shape)}")
 
 
-def select_scales(outputs: torch.Tensor | Sequence[torch.Tensor], scales: str = DEFAULT_LOSS_SCALES) -> list[torch.Tensor]:
+def select_scales(
+    outputs: torch.Tensor | Sequence[torch.Tensor], scales: str = DEFAULT_LOSS_SCALES
+) -> list[torch.Tensor]:
     """The outputs the loss charges: a tensor or a list of scales (finest first) -> ``[finest]`` or all of them."""
     check_loss_scales(scales, "loss scales")
-    chosen = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-    if not chosen:
-        raise ShapeError("loss: outputs is an empty list (expected a tensor or a list of scales)")
+    chosen = output_scales(outputs)
     return chosen[:1] if scales == "finest" else chosen
 
 
@@ -176,43 +196,56 @@ class DepthLoss:
 
     weights: dict[str, float] = {}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:  # pragma: no cover
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def __call__(self, outputs: torch.Tensor | Sequence[torch.Tensor], depth: torch.Tensor, valid: torch.Tensor,
-                 *, output_space: str, max_depth: float, scales: str = DEFAULT_LOSS_SCALES) -> LossOutput:
+    def __call__(
+        self,
+        outputs: torch.Tensor | Sequence[torch.Tensor],
+        depth: torch.Tensor,
+        valid: torch.Tensor,
+        *,
+        output_space: str,
+        max_depth: float,
+        scales: str = DEFAULT_LOSS_SCALES,
+    ) -> LossOutput:
         """``outputs`` ``[B,1,h',w']`` or a list of them; ``depth``/``valid`` ``[B,1,h,w]`` -> :class:`LossOutput`.
 
         ``scales``: ``"finest"`` charges ``outputs[0]`` only, ``"all"`` averages over every scale.
         """
         _check_target(depth, valid)
-        scales = select_scales(outputs, scales)
+        charged = select_scales(outputs, scales)
         valid = valid.bool()
         with torch.autocast(device_type=depth.device.type, enabled=False):
             depth = depth.float()
             totals: list[torch.Tensor] = []
             sums: dict[str, torch.Tensor] = {}
-            for i, out in enumerate(scales):
+            for i, out in enumerate(charged):
                 if out.dim() != 4 or out.shape[0] != depth.shape[0] or out.shape[1] != 1:
-                    raise ShapeError(f"loss: output scale {i} must be [B,1,h,w] with B={depth.shape[0]}, "
-                                     f"got {tuple(out.shape)}")
+                    raise ShapeError(
+                        f"loss: output scale {i} must be [B,1,h,w] with B={depth.shape[0]}, got {tuple(out.shape)}"
+                    )
                 out = out.float()
                 if out.shape[-2:] != depth.shape[-2:]:
                     out = F.interpolate(out, size=depth.shape[-2:], mode="bilinear", align_corners=False)
                 terms = self.scale_terms(out, depth, valid, output_space=output_space, max_depth=max_depth)
-                totals.append(sum(self.weights[name] * value for name, value in terms.items()))
+                totals.append(torch.stack([self.weights[name] * value for name, value in terms.items()]).sum())
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value.detach()
-            n = len(scales)
+            n = len(charged)
             return LossOutput(total=torch.stack(totals).mean(), terms={k: v / n for k, v in sums.items()})
 
 
 LOSSES: Registry[Callable[..., DepthLoss]] = Registry("loss")
 
 
-@LOSSES.register("densedepth", description="SSIM + image gradients + 0.1 L1 on max_depth/depth (DenseDepth, the seed's)",
-                 depth_range_option="min_depth")
+@LOSSES.register(
+    "densedepth",
+    description="SSIM + image gradients + 0.1 L1 on max_depth/depth (DenseDepth, the seed's)",
+    depth_range_option="min_depth",
+)
 class DenseDepthLoss(DepthLoss):
     """DenseDepth's loss on ``y = max_depth / depth``: see the module docstring for the exact definition.
 
@@ -220,9 +253,17 @@ class DenseDepthLoss(DepthLoss):
     unless ``val_range`` is given; the default 0.1 m is DenseDepth's 10 cm.
     """
 
-    def __init__(self, *, ssim_weight: float = 1.0, edge_weight: float = 1.0, l1_weight: float = 0.1,
-                 min_depth: float = 0.1, val_range: float | None = None, window_size: int = 11,
-                 sigma: float = 1.5) -> None:
+    def __init__(
+        self,
+        *,
+        ssim_weight: float = 1.0,
+        edge_weight: float = 1.0,
+        l1_weight: float = 0.1,
+        min_depth: float = 0.1,
+        val_range: float | None = None,
+        window_size: int = 11,
+        sigma: float = 1.5,
+    ) -> None:
         if min_depth <= 0 or (val_range is not None and val_range <= 0):
             raise ProbeError(f"densedepth loss: min_depth and val_range must be positive, got {min_depth}, {val_range}")
         self.weights = {"ssim": ssim_weight, "edges": edge_weight, "l1": l1_weight}
@@ -231,15 +272,21 @@ class DenseDepthLoss(DepthLoss):
         self.window_size = window_size
         self.sigma = sigma
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         pred = to_depthnorm(out, output_space, max_depth)
         target = torch.where(valid, max_depth / depth.clamp_min(1e-6), torch.zeros_like(depth))
         val_range = self.val_range if self.val_range is not None else max_depth / self.min_depth
-        ssim, centre = masked_ssim_map(pred, target, valid, val_range=val_range,
-                                       window_size=self.window_size, sigma=self.sigma)
+        ssim, centre = masked_ssim_map(
+            pred, target, valid, val_range=val_range, window_size=self.window_size, sigma=self.sigma
+        )
         ssim_term = masked_mean((1.0 - ssim) * 0.5, centre).clamp(0.0, 1.0)
-        return {"ssim": ssim_term, "edges": _edge_term(pred, target, valid), "l1": masked_mean((pred - target).abs(), valid)}
+        return {
+            "ssim": ssim_term,
+            "edges": _edge_term(pred, target, valid),
+            "l1": masked_mean((pred - target).abs(), valid),
+        }
 
 
 def _edge_term(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -269,14 +316,17 @@ class InverseL1Loss(DepthLoss):
 
     weights = {"l1_inverse": 1.0}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         inv_pred = to_depthnorm(out, output_space, max_depth) / max_depth
         inv_gt = torch.where(valid, 1.0 / depth.clamp_min(1e-6), torch.zeros_like(depth))
         return {"l1_inverse": masked_mean((inv_pred - inv_gt).abs(), valid)}
 
 
-@LOSSES.register("silog", description="scale-invariant log error, scale*sqrt(mean d^2 - lambda mean(d)^2) (BTS/AdaBins)")
+@LOSSES.register(
+    "silog", description="scale-invariant log error, scale*sqrt(mean d^2 - lambda mean(d)^2) (BTS/AdaBins)"
+)
 class SILogLoss(DepthLoss):
     """Eigen et al. (2014) scale-invariant log loss in the BTS/AdaBins form.
 
@@ -299,8 +349,9 @@ class SILogLoss(DepthLoss):
         self.scale = scale
         self.weights = {"silog": 1.0}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         log_pred = torch.log(to_depth(out, output_space, max_depth))
         log_gt = torch.log(torch.where(valid, depth, torch.ones_like(depth)).clamp_min(1e-6))
         d = log_pred - log_gt
@@ -326,8 +377,9 @@ class BerHuLoss(DepthLoss):
         self.threshold = threshold
         self.weights = {"berhu": 1.0}
 
-    def scale_terms(self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                    output_space: str, max_depth: float) -> dict[str, torch.Tensor]:
+    def scale_terms(
+        self, out: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *, output_space: str, max_depth: float
+    ) -> dict[str, torch.Tensor]:
         residual = (to_depth(out, output_space, max_depth) - depth).abs()
         residual = torch.where(valid, residual, torch.zeros_like(residual))
         c = (self.threshold * residual.detach().max()).clamp_min(1e-6) if residual.numel() else residual.new_ones(())
@@ -357,7 +409,8 @@ def dataset_loss_options(name: str, info: Any) -> dict[str, Any]:
     (:func:`probe.depth_space.head_min_depth`); other losses take none.
 
     >>> from probe.data import dataset_info
-    >>> dataset_loss_options("densedepth", dataset_info("synthetic_outdoor")), dataset_loss_options("silog", dataset_info("nyu"))
+    >>> outdoor, nyu = dataset_info("synthetic_outdoor"), dataset_info("nyu")
+    >>> dataset_loss_options("densedepth", outdoor), dataset_loss_options("silog", nyu)
     ({'min_depth': 1.0}, {})
     """
     from probe.depth_space import head_min_depth

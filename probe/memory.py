@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from probe.errors import ProbeError, reason, warn
-from probe.limits import MAX_BATCH_SIZE, check_count, check_input_size, check_width
+from probe.limits import MAX_BATCH_SIZE, check_count, check_size, check_width
 
 GIB = float(1 << 30)
 FP32_BYTES = 4
@@ -69,9 +69,11 @@ class MemoryEstimate:
         return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
 
     def describe(self) -> str:
-        return (f"about {format_bytes(self.total_bytes)} (weights, gradients and Adam states "
-                f"{format_bytes(self.state_bytes)} for {self.parameters:,} parameters; activations "
-                f"{format_bytes(self.activation_bytes)})")
+        return (
+            f"about {format_bytes(self.total_bytes)} (weights, gradients and Adam states "
+            f"{format_bytes(self.state_bytes)} for {self.parameters:,} parameters; activations "
+            f"{format_bytes(self.activation_bytes)})"
+        )
 
 
 def format_bytes(count: float) -> str:
@@ -79,10 +81,17 @@ def format_bytes(count: float) -> str:
     return f"{count / GIB:.1f} GiB" if count >= GIB else f"{count / (1 << 20):.1f} MiB"
 
 
-def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
-                             model_options: dict[str, Any] | None = None, precision: str = "fp32",
-                             activation_checkpointing: bool = False,
-                             device: torch.device | str = "cpu") -> MemoryEstimate:
+def estimate_training_memory(
+    model: str,
+    *,
+    input_size: tuple[int, int],
+    batch_size: int,
+    width: float = 1.0,
+    model_options: dict[str, Any] | None = None,
+    precision: str = "fp32",
+    activation_checkpointing: bool = False,
+    device: torch.device | str = "cpu",
+) -> MemoryEstimate:
     """Estimate the memory of one training step of ``model`` at ``[batch_size,3,H,W]`` without allocating it.
 
     The model is built on the ``meta`` device and run forward once in training
@@ -98,7 +107,7 @@ def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_s
     >>> e.parameters > 0 and e.activation_bytes > 0
     True
     """
-    size = check_input_size(input_size)
+    size = check_size(input_size)
     check_count("--batch-size", batch_size, MAX_BATCH_SIZE)
     check_width(width)
     if precision not in ACTIVATION_SCALE:
@@ -108,15 +117,32 @@ def estimate_training_memory(model: str, *, input_size: tuple[int, int], batch_s
     try:
         hash(options)
     except TypeError:  # an unhashable option value: estimate without the cache
-        return _estimate.__wrapped__(model, size, batch_size, float(width), options, precision,
-                                     activation_checkpointing, torch.device(device).type)
-    return _estimate(model, size, batch_size, float(width), options, precision, activation_checkpointing,
-                     torch.device(device).type)
+        return _estimate.__wrapped__(
+            model,
+            size,
+            batch_size,
+            float(width),
+            options,
+            precision,
+            activation_checkpointing,
+            torch.device(device).type,
+        )
+    return _estimate(
+        model, size, batch_size, float(width), options, precision, activation_checkpointing, torch.device(device).type
+    )
 
 
 @functools.lru_cache(maxsize=64)
-def _estimate(model: str, size: tuple[int, int], batch_size: int, width: float, options: tuple[tuple[str, Any], ...],
-              precision: str, activation_checkpointing: bool, device_type: str) -> MemoryEstimate:
+def _estimate(
+    model: str,
+    size: tuple[int, int],
+    batch_size: int,
+    width: float,
+    options: tuple[tuple[str, Any], ...],
+    precision: str,
+    activation_checkpointing: bool,
+    device_type: str,
+) -> MemoryEstimate:
     """The meta-device measurement behind :func:`estimate_training_memory` (cached: analyses train the same
     configuration many times in one process)."""
     from probe.models import build_model
@@ -134,11 +160,19 @@ def _estimate(model: str, size: tuple[int, int], batch_size: int, width: float, 
     module.train()
     parameters = sum(p.numel() for p in module.parameters())
     activations = int(saved_tensor_bytes(lambda: module(image), module) * ACTIVATION_SCALE[precision])
-    return MemoryEstimate(model=model, input_size=size, batch_size=batch_size, width=float(width), precision=precision,
-                          parameters=parameters, weight_bytes=FP32_BYTES * parameters,
-                          gradient_bytes=FP32_BYTES * parameters,
-                          optimizer_bytes=ADAM_STATES * FP32_BYTES * parameters,
-                          activation_bytes=activations, input_bytes=image.numel() * FP32_BYTES)
+    return MemoryEstimate(
+        model=model,
+        input_size=size,
+        batch_size=batch_size,
+        width=float(width),
+        precision=precision,
+        parameters=parameters,
+        weight_bytes=FP32_BYTES * parameters,
+        gradient_bytes=FP32_BYTES * parameters,
+        optimizer_bytes=ADAM_STATES * FP32_BYTES * parameters,
+        activation_bytes=activations,
+        input_bytes=image.numel() * FP32_BYTES,
+    )
 
 
 def available_memory(device: torch.device | str) -> tuple[int, str] | None:
@@ -157,10 +191,17 @@ def available_memory(device: torch.device | str) -> tuple[int, str] | None:
     return None
 
 
-def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: int, width: float = 1.0,
-                        model_options: dict[str, Any] | None = None, precision: str = "fp32",
-                        activation_checkpointing: bool = False,
-                        device: torch.device | str = "cpu") -> MemoryEstimate | None:
+def check_training_fits(
+    model: str,
+    *,
+    input_size: tuple[int, int],
+    batch_size: int,
+    width: float = 1.0,
+    model_options: dict[str, Any] | None = None,
+    precision: str = "fp32",
+    activation_checkpointing: bool = False,
+    device: torch.device | str = "cpu",
+) -> MemoryEstimate | None:
     """Refuse, with one line, a training configuration whose estimate exceeds the device's free memory.
 
     Returns the estimate, or None for a user model (a SPEC) whose forward pass cannot run on the
@@ -170,16 +211,25 @@ def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: 
     from probe.models import list_models
 
     try:
-        estimate = estimate_training_memory(model, input_size=input_size, batch_size=batch_size, width=width,
-                                            model_options=model_options, precision=precision,
-                                            activation_checkpointing=activation_checkpointing, device=device)
+        estimate = estimate_training_memory(
+            model,
+            input_size=input_size,
+            batch_size=batch_size,
+            width=width,
+            model_options=model_options,
+            precision=precision,
+            activation_checkpointing=activation_checkpointing,
+            device=device,
+        )
     except ProbeError:
         raise
     except Exception as exc:
         if model in list_models():
             raise
-        warn(f"{model}: memory not estimated (its forward pass does not run on the meta device: {reason(exc)}); "
-             "--batch-size and --input-size are not checked against free memory")
+        warn(
+            f"{model}: memory not estimated (its forward pass does not run on the meta device: {reason(exc)}); "
+            "--batch-size and --input-size are not checked against free memory"
+        )
         return None
     free = available_memory(device)
     if free is not None and estimate.total_bytes > free[0]:
@@ -187,5 +237,6 @@ def check_training_fits(model: str, *, input_size: tuple[int, int], batch_size: 
         raise ProbeError(
             f"--batch-size {batch_size} --input-size {height}x{width_px} --width {width:g}: training {model} needs "
             f"{estimate.describe()}, more than the {format_bytes(free[0])} {free[1]}; "
-            "lower --batch-size, --input-size or --width")
+            "lower --batch-size, --input-size or --width"
+        )
     return estimate

@@ -74,8 +74,16 @@ import torch
 from probe.errors import ProbeError, ShapeError
 from probe.registry import Registry
 
-__all__ = ["METRIC_NAMES", "EvalProtocol", "ProtocolOutput", "PROTOCOLS", "MetricAccumulator",
-           "compute_depth_metrics", "get_protocol", "list_protocols"]
+__all__ = [
+    "METRIC_NAMES",
+    "EvalProtocol",
+    "ProtocolOutput",
+    "PROTOCOLS",
+    "MetricAccumulator",
+    "compute_depth_metrics",
+    "get_protocol",
+    "list_protocols",
+]
 
 METRIC_NAMES: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3")
 REDUCTIONS = ("pixels", "images")
@@ -84,11 +92,15 @@ REDUCTIONS = ("pixels", "images")
 _N, _ABS_REL, _SQ_REL, _SQ, _SQ_LOG, _LOG10, _D1, _D2, _D3 = range(9)
 
 
-def _flatten(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _flatten(
+    pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``[B,1,h,w]``, ``[B,h,w]`` or ``[h,w]`` (all the same shape) -> ``[B, h*w]`` each."""
     if not (pred.shape == gt.shape == mask.shape):
-        raise ShapeError(f"metrics: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and valid {tuple(mask.shape)} "
-                         "must have the same shape")
+        raise ShapeError(
+            f"metrics: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and valid {tuple(mask.shape)} "
+            "must have the same shape"
+        )
     batch = pred.shape[0] if pred.dim() >= 3 else 1
     return (pred.reshape(batch, -1).double(), gt.reshape(batch, -1).double(), mask.reshape(batch, -1).bool())
 
@@ -102,29 +114,35 @@ def per_image_sums(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> 
     p, g, m = _flatten(pred, gt, mask)
     bad_gt = m & ~(torch.isfinite(g) & (g > 0))
     if bad_gt.any():
-        raise ProbeError(f"metrics: ground truth has {int(bad_gt.sum())} non-positive or non-finite value(s) "
-                         "inside the valid mask")
+        raise ProbeError(
+            f"metrics: ground truth has {int(bad_gt.sum())} non-positive or non-finite value(s) inside the valid mask"
+        )
     bad_pred = m & ~(torch.isfinite(p) & (p > 0))
     if bad_pred.any():
-        raise ProbeError(f"metrics: prediction has {int(bad_pred.sum())} non-positive or non-finite depth(s) at "
-                         "valid pixels (the model output NaN/inf, or clamping was disabled)")
+        raise ProbeError(
+            f"metrics: prediction has {int(bad_pred.sum())} non-positive or non-finite depth(s) at "
+            "valid pixels (the model output NaN/inf, or clamping was disabled)"
+        )
     one = torch.ones_like(g)
     p = torch.where(m, p, one)
     g = torch.where(m, g, one)
     diff = p - g
     log_diff = torch.log(p) - torch.log(g)
     ratio = torch.maximum(p / g, g / p)
-    per_pixel = torch.stack([
-        one,
-        diff.abs() / g,
-        diff * diff / g,
-        diff * diff,
-        log_diff * log_diff,
-        (torch.log10(p) - torch.log10(g)).abs(),
-        (ratio < 1.25).double(),
-        (ratio < 1.25 ** 2).double(),
-        (ratio < 1.25 ** 3).double(),
-    ], dim=-1)
+    per_pixel = torch.stack(
+        [
+            one,
+            diff.abs() / g,
+            diff * diff / g,
+            diff * diff,
+            log_diff * log_diff,
+            (torch.log10(p) - torch.log10(g)).abs(),
+            (ratio < 1.25).double(),
+            (ratio < 1.25**2).double(),
+            (ratio < 1.25**3).double(),
+        ],
+        dim=-1,
+    )
     return torch.where(m[..., None], per_pixel, torch.zeros_like(per_pixel)).sum(dim=1)
 
 
@@ -183,8 +201,10 @@ class MetricAccumulator:
 
     def _require_pixels(self) -> None:
         if self.n_images == 0:
-            raise ProbeError("metrics: no valid ground-truth pixel to evaluate (every image was empty after the "
-                             "protocol's crop and depth range)")
+            raise ProbeError(
+                "metrics: no valid ground-truth pixel to evaluate (every image was empty after the "
+                "protocol's crop and depth range)"
+            )
 
     def pooled(self) -> dict[str, float]:
         """Metrics over all evaluated pixels of all images together."""
@@ -197,8 +217,9 @@ class MetricAccumulator:
         return {name: total / self.n_images for name, total in self._image_metric_sums.items()}
 
 
-def compute_depth_metrics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *,
-                          reduction: str = "pixels") -> dict[str, float]:
+def compute_depth_metrics(
+    pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *, reduction: str = "pixels"
+) -> dict[str, float]:
     """Error metrics of ``pred`` against ``gt`` (metres, same shape, e.g. ``[B,1,h,w]``) where ``valid``.
 
     ``reduction="pixels"`` pools all valid pixels of the batch; ``"images"``
@@ -274,24 +295,36 @@ class EvalProtocol:
         """(top, bottom, left, right) pixel bounds, bottom/right exclusive, for a ``height x width`` map."""
         if self.pixel_crop is not None:
             if self.pixel_crop_size is not None and (height, width) != tuple(self.pixel_crop_size):
-                raise ShapeError(f"protocol {self.name}: its crop is defined on {self.pixel_crop_size[0]}x"
-                                 f"{self.pixel_crop_size[1]} ground truth, got {height}x{width}")
+                raise ShapeError(
+                    f"protocol {self.name}: its crop is defined on {self.pixel_crop_size[0]}x"
+                    f"{self.pixel_crop_size[1]} ground truth, got {height}x{width}"
+                )
             return self.pixel_crop
         if self.crop is None:
             return 0, height, 0, width
         top, bottom, left, right = self.crop
-        return (math.floor(top * height), math.floor(bottom * height),
-                math.floor(left * width), math.floor(right * width))
+        return (
+            math.floor(top * height),
+            math.floor(bottom * height),
+            math.floor(left * width),
+            math.floor(right * width),
+        )
 
-    def with_pixel_crop(self, inclusive: tuple[int, int, int, int], size: tuple[int, int],
-                        source: str = "") -> "EvalProtocol":
+    def with_pixel_crop(
+        self, inclusive: tuple[int, int, int, int], size: tuple[int, int], source: str = ""
+    ) -> "EvalProtocol":
         """This protocol with DenseDepth-style inclusive bounds ``(r0, r1, c0, c1)`` on a ``size`` map."""
         r0, r1, c0, c1 = (int(v) for v in inclusive)
         if not (0 <= r0 <= r1 < size[0] and 0 <= c0 <= c1 < size[1]):
-            raise ProbeError(f"protocol {self.name}: crop {inclusive} (inclusive rows, cols) lies outside "
-                             f"{size[0]}x{size[1]}")
-        return replace(self, pixel_crop=(r0, r1 + 1, c0, c1 + 1), pixel_crop_size=(int(size[0]), int(size[1])),
-                       crop_source=source or self.crop_source)
+            raise ProbeError(
+                f"protocol {self.name}: crop {inclusive} (inclusive rows, cols) lies outside {size[0]}x{size[1]}"
+            )
+        return replace(
+            self,
+            pixel_crop=(r0, r1 + 1, c0, c1 + 1),
+            pixel_crop_size=(int(size[0]), int(size[1])),
+            crop_source=source or self.crop_source,
+        )
 
     def mask(self, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Evaluated pixels of ``[..., h, w]``: valid, inside the crop, within the depth range."""
@@ -306,15 +339,24 @@ class EvalProtocol:
             keep = keep & window
         return keep
 
-    def apply(self, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *, median_scaling: bool | None = None,
-              clamp: bool | None = None) -> ProtocolOutput:
+    def apply(
+        self,
+        pred: torch.Tensor,
+        gt: torch.Tensor,
+        valid: torch.Tensor,
+        *,
+        median_scaling: bool | None = None,
+        clamp: bool | None = None,
+    ) -> ProtocolOutput:
         """``pred``, ``gt``, ``valid`` ``[B,1,h,w]`` -> :class:`ProtocolOutput` (median scaling, then clamping).
 
         ``median_scaling``/``clamp`` default to the protocol's own settings.
         """
         if not (pred.shape == gt.shape == valid.shape) or pred.dim() != 4:
-            raise ShapeError(f"protocol {self.name}: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid "
-                             f"{tuple(valid.shape)} must all be [B,1,h,w]")
+            raise ShapeError(
+                f"protocol {self.name}: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid "
+                f"{tuple(valid.shape)} must all be [B,1,h,w]"
+            )
         median_scaling = self.median_scaling if median_scaling is None else median_scaling
         clamp = self.clamp if clamp is None else clamp
         mask = self.mask(gt, valid)
@@ -326,26 +368,40 @@ class EvalProtocol:
             pred = pred.clamp(self.min_depth, self.max_depth)
         return ProtocolOutput(pred=pred, mask=mask, ratios=ratios)
 
-    def choices(self, *, height: int | None = None, width: int | None = None, median_scaling: bool | None = None,
-                clamp: bool | None = None, flip_tta: bool | None = None) -> dict[str, Any]:
+    def choices(
+        self,
+        *,
+        height: int | None = None,
+        width: int | None = None,
+        median_scaling: bool | None = None,
+        clamp: bool | None = None,
+        flip_tta: bool | None = None,
+    ) -> dict[str, Any]:
         """Every choice this protocol implies, as plain JSON values (for ``eval.json``)."""
         box = self.crop_box(height, width) if height and width else None
         return {
-            "name": self.name, "source": self.source,
-            "crop": {"fractions": [str(f) for f in self.crop] if self.crop else None,
-                     "pixels_exclusive_end": list(box) if box else None,
-                     "defined_on": list(self.pixel_crop_size) if self.pixel_crop_size else None,
-                     "from": self.crop_source or None},
+            "name": self.name,
+            "source": self.source,
+            "crop": {
+                "fractions": [str(f) for f in self.crop] if self.crop else None,
+                "pixels_exclusive_end": list(box) if box else None,
+                "defined_on": list(self.pixel_crop_size) if self.pixel_crop_size else None,
+                "from": self.crop_source or None,
+            },
             "gt_range_m": [self.min_depth, self.max_depth] if self.range_mask else None,
-            "gt_range_rule": (None if not self.range_mask else
-                              f"{self.min_depth} < gt {'<=' if self.max_inclusive else '<'} {self.max_depth}"),
+            "gt_range_rule": (
+                None
+                if not self.range_mask
+                else f"{self.min_depth} < gt {'<=' if self.max_inclusive else '<'} {self.max_depth}"
+            ),
             "clip_each_pass_m": list(self.clip) if self.clip else None,
             "clamp_m": [self.min_depth, self.max_depth] if (self.clamp if clamp is None else clamp) else None,
             "median_scaling": self.median_scaling if median_scaling is None else median_scaling,
             "flip_tta": self.flip_tta or bool(flip_tta),
             "resolution": "ground truth's own; prediction upsampled bilinearly (align_corners=False)",
             "reduction_reported_by_source": self.reduction,
-            "abs_rel": "mean |p - g| / g" + ("; abs_rel_as_published = mean |g - p| / p" if self.swapped_abs_rel else ""),
+            "abs_rel": "mean |p - g| / g"
+            + ("; abs_rel_as_published = mean |g - p| / p" if self.swapped_abs_rel else ""),
         }
 
 
@@ -374,7 +430,9 @@ def _register(protocol: EvalProtocol, *aliases: str) -> EvalProtocol:
 
     PROTOCOLS.register(protocol.name, description=protocol.description, protocol=protocol)(factory)
     for alias in aliases:
-        PROTOCOLS.register(alias, description=f"alias of {protocol.name}", protocol=protocol, alias_of=protocol.name)(factory)
+        PROTOCOLS.register(alias, description=f"alias of {protocol.name}", protocol=protocol, alias_of=protocol.name)(
+            factory
+        )
     return protocol
 
 
@@ -385,34 +443,77 @@ _GARG = (Fraction("0.40810811"), Fraction("0.99189189"), Fraction("0.03594771"),
 DENSEDEPTH_NYU_CROP: tuple[int, int, int, int] = (20, 459, 24, 615)
 NYU_SIZE = (480, 640)
 
-NYU_DENSEDEPTH = _register(EvalProtocol(
-    "nyu_densedepth",
-    "DenseDepth's NYU recipe on nyu_test.zip: clip each pass to [0.1, 10] m, flip-average, crop 20..459 x 24..615 "
-    "(inclusive; from eigen_test_crop.npy), every pixel pooled",
-    source="ialhashim/DenseDepth evaluate.py + utils.py (predict, scale_up, evaluate, compute_errors)",
-    min_depth=0.1, max_depth=10.0, range_mask=False, clip=(0.1, 10.0), clamp=False, flip_tta=True,
-    reduction="pixels", swapped_abs_rel=True).with_pixel_crop(
-        DENSEDEPTH_NYU_CROP, NYU_SIZE, source="default: DenseDepth's crop (eigen_test_crop.npy replaces it when read)"))
-NYU_EIGEN = _register(EvalProtocol(
-    "nyu_eigen", "NYU Depth v2, Eigen crop (rows 45:471, cols 41:601 of 480x640), 1e-3 < gt < 10 m, clamp [1e-3, 10]",
-    source="BTS / AdaBins eval (eval_mask[45:471, 41:601]; min_depth_eval 1e-3, max_depth_eval 10)",
-    min_depth=1e-3, max_depth=10.0,
-    crop=(Fraction(45, 480), Fraction(471, 480), Fraction(41, 640), Fraction(601, 640))), "nyu")
-KITTI_EIGEN = _register(EvalProtocol(
-    "kitti_eigen", "KITTI Eigen split: Garg crop (rows 0.408-0.992 H, cols 0.036-0.964 W), 1e-3 < gt < 80 m",
-    source="monodepth2 evaluate_depth.py / packnet-sfm (Garg crop, MIN_DEPTH 1e-3, MAX_DEPTH 80)",
-    min_depth=1e-3, max_depth=80.0, crop=_GARG), "kitti")
-KITTI_EIGEN_MEDIAN = _register(EvalProtocol(
-    "kitti_eigen_median", "kitti_eigen with per-image median scaling (self-supervised models)",
-    source="monodepth2 evaluate_depth.py (ratio = median(gt) / median(pred) per image, then clamp)",
-    min_depth=1e-3, max_depth=80.0, crop=_GARG, median_scaling=True))
-MAKE3D_C1 = _register(EvalProtocol(
-    "make3d_c1", "Make3D C1: gt <= 70 m on the 2:1 centre crop (the make3d reader's default crop='monodepth')",
-    source="Saxena et al. C1 (depth <= 70 m); Monodepth's Make3D crop (image height = width / 2, centred)",
-    min_depth=1e-3, max_depth=70.0, max_inclusive=True), "make3d")
-NONE = _register(EvalProtocol(
-    "none", "no crop, no cap: every valid pixel with gt > 1e-3 m", source="probe",
-    min_depth=1e-3, max_depth=math.inf))
+NYU_DENSEDEPTH = _register(
+    EvalProtocol(
+        "nyu_densedepth",
+        "DenseDepth's NYU recipe on nyu_test.zip: clip each pass to [0.1, 10] m, flip-average, crop 20..459 x 24..615 "
+        "(inclusive; from eigen_test_crop.npy), every pixel pooled",
+        source="ialhashim/DenseDepth evaluate.py + utils.py (predict, scale_up, evaluate, compute_errors)",
+        min_depth=0.1,
+        max_depth=10.0,
+        range_mask=False,
+        clip=(0.1, 10.0),
+        clamp=False,
+        flip_tta=True,
+        reduction="pixels",
+        swapped_abs_rel=True,
+    ).with_pixel_crop(
+        DENSEDEPTH_NYU_CROP, NYU_SIZE, source="default: DenseDepth's crop (eigen_test_crop.npy replaces it when read)"
+    )
+)
+NYU_EIGEN = _register(
+    EvalProtocol(
+        "nyu_eigen",
+        "NYU Depth v2, Eigen crop (rows 45:471, cols 41:601 of 480x640), 1e-3 < gt < 10 m, clamp [1e-3, 10]",
+        source="BTS / AdaBins eval (eval_mask[45:471, 41:601]; min_depth_eval 1e-3, max_depth_eval 10)",
+        min_depth=1e-3,
+        max_depth=10.0,
+        crop=(Fraction(45, 480), Fraction(471, 480), Fraction(41, 640), Fraction(601, 640)),
+    ),
+    "nyu",
+)
+KITTI_EIGEN = _register(
+    EvalProtocol(
+        "kitti_eigen",
+        "KITTI Eigen split: Garg crop (rows 0.408-0.992 H, cols 0.036-0.964 W), 1e-3 < gt < 80 m",
+        source="monodepth2 evaluate_depth.py / packnet-sfm (Garg crop, MIN_DEPTH 1e-3, MAX_DEPTH 80)",
+        min_depth=1e-3,
+        max_depth=80.0,
+        crop=_GARG,
+    ),
+    "kitti",
+)
+KITTI_EIGEN_MEDIAN = _register(
+    EvalProtocol(
+        "kitti_eigen_median",
+        "kitti_eigen with per-image median scaling (self-supervised models)",
+        source="monodepth2 evaluate_depth.py (ratio = median(gt) / median(pred) per image, then clamp)",
+        min_depth=1e-3,
+        max_depth=80.0,
+        crop=_GARG,
+        median_scaling=True,
+    )
+)
+MAKE3D_C1 = _register(
+    EvalProtocol(
+        "make3d_c1",
+        "Make3D C1: gt <= 70 m on the 2:1 centre crop (the make3d reader's default crop='monodepth')",
+        source="Saxena et al. C1 (depth <= 70 m); Monodepth's Make3D crop (image height = width / 2, centred)",
+        min_depth=1e-3,
+        max_depth=70.0,
+        max_inclusive=True,
+    ),
+    "make3d",
+)
+NONE = _register(
+    EvalProtocol(
+        "none",
+        "no crop, no cap: every valid pixel with gt > 1e-3 m",
+        source="probe",
+        min_depth=1e-3,
+        max_depth=math.inf,
+    )
+)
 
 
 def get_protocol(name: str) -> EvalProtocol:

@@ -1,12 +1,112 @@
-"""Parsers for option strings shared by the CLI and configs (sizes, pixels, lists)."""
+"""Options declared once: config fields that are also CLI flags, and the one parser of each shared flag.
+
+A config dataclass declares each of its options with :func:`option`: the default,
+the help text, the flag (default ``--field-name``) and, for flags given as text, the
+parser that turns the text into the field's value.  The CLI builds its options
+from these fields (``cli.config_command``), so a default or a help text is written
+once, in the config::
+
+    @dataclass
+    class NoiseConfig(TrainingRuns):
+        small_batch: int = option(2, help="B_small of the noise-scale estimator")
+
+The shared flags (``--device``, ``--seed``, ``--width``, ``--dataset``, ``--data-root``,
+``--input-size``, ``--out``) have one constructor each below, so every config spells
+them alike; ``--width`` is checked by :func:`probe.limits.check_width` and ``--input-size`` parsed by
+:func:`parse_size` (and bounded by :func:`probe.limits.check_input_size`), each in one place with one message.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from pathlib import Path
+from typing import Any, Callable
 
 from probe.errors import ProbeError
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX,]\s*(\d+)\s*$")
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    flag: str | None = None,
+    parse: Callable[[Any], Any] | None = None,
+    shown: str | None = None,
+    argument: bool = False,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A dataclass field that is also a CLI option (or, with ``argument``, a positional argument).
+
+    ``flag``: the option's names (``"--model"``, ``"--augment/--no-augment"``; default ``--field-name``).
+    ``parse``: the flag is given as text and ``parse`` turns it into the field's value (a dict-typed field takes
+    the flag repeated, as a list of texts); ``shown`` is the default as the help shows it.
+    A field without a default is a required option.
+    """
+    metadata = {"help": help, "flag": flag, "parse": parse, "shown": shown, "argument": argument}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def is_option(f: dataclasses.Field[Any]) -> bool:
+    """Whether a dataclass field was declared with :func:`option`."""
+    return "help" in f.metadata
+
+
+# -- the shared flags -------------------------------------------------------------------------------------
+
+
+def device_option() -> Any:
+    return option("auto", help="auto|cpu|cuda|cuda:N")
+
+
+def seed_option() -> Any:
+    return option(0, help="random seed (0 to 2**63-1)")
+
+
+def width_option(default: float = 1.0) -> Any:
+    return option(default, help="channel multiplier (1.0 = published widths)")
+
+
+def dataset_option(default: str = "synthetic") -> Any:
+    return option(default, help="dataset name (see `probe datasets`)")
+
+
+def data_root_option() -> Any:
+    return option(None, help="folder (or archive) holding the dataset")
+
+
+def input_size_option(default: tuple[int, int] | None = None, help: str = "") -> Any:
+    shown = None if default is None else f"{default[0]}x{default[1]}"
+    return option(
+        default, parse=parse_size, shown=shown, help=help or "HxW, e.g. 240x320 (default: the dataset protocol's)"
+    )
+
+
+def out_option(default: Path | None = None) -> Any:
+    return option(default, help="run folder: DIR/<analysis>.json, PNG figures, DIR/config.json")
+
+
+def model_options_option() -> Any:
+    return option(
+        default_factory=dict,
+        flag="--model-option",
+        parse=parse_model_options,
+        help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)",
+    )
+
+
+# -- checks and parsers -----------------------------------------------------------------------------------
+
+
+def check_positive(values: dict[str, int | None]) -> None:
+    """Each flag's value, where given, is an integer of at least 1."""
+    for flag, value in values.items():
+        if value is not None and value < 1:
+            raise ProbeError(f"{flag}: expected a positive integer, got {value}")
 
 
 def parse_size(text: str, flag: str = "--input-size") -> tuple[int, int]:
@@ -43,3 +143,42 @@ def parse_name_list(text: str, flag: str, allowed: list[str]) -> list[str]:
     if not names or bad:
         raise ProbeError(f"{flag}: expected a comma-separated list from {', '.join(allowed)}, got {text!r}")
     return names
+
+
+def parse_option_value(text: str) -> Any:
+    """``"true"`` -> True, ``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"none"`` -> None, else the string."""
+    lowered = text.strip().lower()
+    literals = {"true": True, "false": False, "none": None, "null": None}
+    if lowered in literals:
+        return literals[lowered]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text.strip()
+
+
+def parse_key_values(items: list[str] | tuple[str, ...], flag: str, example: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; an item without ``=`` is an error naming ``flag``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ProbeError(f"{flag}: expected KEY=VALUE (e.g. {example}), got {item!r}")
+        options[key.strip()] = parse_option_value(value)
+    return options
+
+
+def parse_model_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--model-option`` values: ``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": ...}``.
+
+    >>> parse_model_options(["output_scale=half", "min_depth=0.5"])
+    {'output_scale': 'half', 'min_depth': 0.5}
+    """
+    return parse_key_values(items, "--model-option", "activation=leaky_relu")
+
+
+def parse_data_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--data-option`` values (dataset reader options), e.g. ``["split_file=eigen_test_files.txt"]``."""
+    return parse_key_values(items, "--data-option", "split_file=eigen_test_files.txt")

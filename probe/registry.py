@@ -20,7 +20,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from probe.errors import ProbeError
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F")  # what is registered: usually a factory, sometimes a plain value (a crop, a download plan)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ class Registry(Generic[F]):
         return self.entry(name).factory
 
     def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return self.get(name)(*args, **kwargs)
+        """Call the factory registered as ``name`` (for registries of callables)."""
+        factory: Any = self.get(name)
+        return factory(*args, **kwargs)
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -36,9 +36,25 @@ import numpy as np
 from probe.errors import ProbeError
 from probe.stats import Estimate, Verdict, decide, seed_interval
 
-__all__ = ["EXPLODE_ABOVE", "GRADIENT_RULE", "NEAR_LOSSLESS_MSE", "PACKING_RULE", "PARAM_TOLERANCE", "PLATEAU_RULE", "VANISH_BELOW",
-           "Convergence", "GradientVerdict", "LayerRecord", "PackingComparison", "PackingRun", "gradient_weight_ratio",
-           "packing_comparison", "plateaued", "vanishing_gradients"]
+__all__ = [
+    "EXPLODE_ABOVE",
+    "GRADIENT_RULE",
+    "NEAR_LOSSLESS_MSE",
+    "PACKING_RULE",
+    "PARAM_TOLERANCE",
+    "PLATEAU_RULE",
+    "VANISH_BELOW",
+    "Convergence",
+    "GradientVerdict",
+    "LayerRecord",
+    "PerStep",
+    "PackingComparison",
+    "PackingRun",
+    "gradient_weight_ratio",
+    "packing_comparison",
+    "plateaued",
+    "vanishing_gradients",
+]
 
 # -- gradients ------------------------------------------------------------------------------------
 
@@ -52,12 +68,18 @@ GRADIENT_RULE = (
 )
 
 
+class PerStep(Protocol):
+    """A quantity recorded at every step (``analyses.gradients.StepSeries`` is one)."""
+
+    per_step: list[float]
+
+
 class LayerRecord(Protocol):
     """What the rule reads of one layer (``analyses.gradients.LayerGradients`` has these)."""
 
     name: str
-    grad_norm: list[float]
-    weight_norm: list[float]
+    grad_norm: PerStep
+    weight_norm: PerStep
 
 
 @dataclass
@@ -84,8 +106,8 @@ class GradientVerdict:
 
 def gradient_weight_ratio(layer: LayerRecord) -> float:
     """Median over the recorded steps of ``|g| / |w|`` (steps with a zero weight norm skipped); NaN if none."""
-    g = np.asarray(layer.grad_norm, dtype=np.float64)
-    w = np.asarray(layer.weight_norm, dtype=np.float64)
+    g = np.asarray(layer.grad_norm.per_step, dtype=np.float64)
+    w = np.asarray(layer.weight_norm.per_step, dtype=np.float64)
     if g.shape != w.shape:
         raise ProbeError(f"gradient rule: layer {layer.name} has {g.size} gradient norms and {w.size} weight norms")
     keep = np.isfinite(g) & np.isfinite(w) & (w > 0)
@@ -94,26 +116,34 @@ def gradient_weight_ratio(layer: LayerRecord) -> float:
 
 def _median_after(ratios: list[float], index: int) -> float:
     """Median of the finite, positive ratios after ``index`` (inf when there are none: nothing to grow from)."""
-    later = [r for r in ratios[index + 1:] if math.isfinite(r) and r > 0]
+    later = [r for r in ratios[index + 1 :] if math.isfinite(r) and r > 0]
     return float(np.median(later)) if later else math.inf
 
 
-def vanishing_gradients(layers: Sequence[LayerRecord], *, vanish_below: float = VANISH_BELOW,
-                        explode_above: float = EXPLODE_ABOVE) -> GradientVerdict:
+def vanishing_gradients(
+    layers: Sequence[LayerRecord], *, vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE
+) -> GradientVerdict:
     """:data:`GRADIENT_RULE` on per-layer gradient and weight norms, layers in execution order."""
     if not layers:
         raise ProbeError("gradient rule: no layer was recorded")
     ratios = [gradient_weight_ratio(layer) for layer in layers]
     finite = np.asarray([r for r in ratios if math.isfinite(r) and r > 0], dtype=np.float64)
     median = float(np.median(finite)) if finite.size else math.nan
-    nonfinite = [not np.all(np.isfinite(layer.grad_norm)) for layer in layers]
-    exploding = [layer.name for i, (layer, r, bad) in enumerate(zip(layers, ratios, nonfinite))
-                 if bad or r > explode_above * _median_after(ratios, i)]
-    vanishing = [layer.name for layer, r, bad in zip(layers, ratios, nonfinite)
-                 if not bad and math.isfinite(median) and r < vanish_below * median]
+    nonfinite = [not np.all(np.isfinite(layer.grad_norm.per_step)) for layer in layers]
+    exploding = [
+        layer.name
+        for i, (layer, r, bad) in enumerate(zip(layers, ratios, nonfinite))
+        if bad or r > explode_above * _median_after(ratios, i)
+    ]
+    vanishing = [
+        layer.name
+        for layer, r, bad in zip(layers, ratios, nonfinite)
+        if not bad and math.isfinite(median) and r < vanish_below * median
+    ]
     spread = float(np.log10(finite.max() / finite.min())) if finite.size else math.nan
-    return GradientVerdict(ratios=ratios, median_ratio=median, vanishing=vanishing, exploding=exploding,
-                           spread_decades=spread)
+    return GradientVerdict(
+        ratios=ratios, median_ratio=median, vanishing=vanishing, exploding=exploding, spread_decades=spread
+    )
 
 
 # -- convergence ----------------------------------------------------------------------------------
@@ -142,8 +172,9 @@ class Convergence:
         return asdict(self)
 
 
-def plateaued(losses: Sequence[float], *, tail: float = PLATEAU_TAIL, below: float = PLATEAU_BELOW,
-              floor: float = 0.0) -> Convergence:
+def plateaued(
+    losses: Sequence[float], *, tail: float = PLATEAU_TAIL, below: float = PLATEAU_BELOW, floor: float = 0.0
+) -> Convergence:
     """:data:`PLATEAU_RULE` on per-step training losses (at least 8 steps in the tail window).
 
     ``floor``: a final loss at or below it counts as converged however fast it still falls (a near-lossless
@@ -153,14 +184,19 @@ def plateaued(losses: Sequence[float], *, tail: float = PLATEAU_TAIL, below: flo
     (False, True)
     """
     arr = np.asarray([x for x in losses if math.isfinite(x)], dtype=np.float64)
-    window = arr[len(arr) - max(8, int(round(tail * len(arr)))):] if arr.size else arr
+    window = arr[len(arr) - max(8, int(round(tail * len(arr)))) :] if arr.size else arr
     if window.size < 8:
         raise ProbeError(f"plateau rule: needs at least 8 finite losses, got {arr.size}")
     quarter = max(2, window.size // 4)
     first, last = float(window[:quarter].mean()), float(window[-quarter:].mean())
     improvement = (first - last) / abs(first) if first != 0 else 0.0
-    return Convergence(converged=improvement <= below or last <= floor, relative_improvement=improvement,
-                       final_loss=last, floor=floor, steps=int(arr.size))
+    return Convergence(
+        converged=improvement <= below or last <= floor,
+        relative_improvement=improvement,
+        final_loss=last,
+        floor=floor,
+        steps=int(arr.size),
+    )
 
 
 # -- packing --------------------------------------------------------------------------------------
@@ -208,10 +244,15 @@ class LevelComparison:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"levels": self.levels, "packing": self.packing, "packing_params": self.packing_params,
-                "reference": self.reference, "note": self.note,
-                "difference_db": self.difference.to_json() if self.difference else None,
-                "verdict": self.verdict.to_json() if self.verdict else None}
+        return {
+            "levels": self.levels,
+            "packing": self.packing,
+            "packing_params": self.packing_params,
+            "reference": self.reference,
+            "note": self.note,
+            "difference_db": self.difference.to_json() if self.difference else None,
+            "verdict": self.verdict.to_json() if self.verdict else None,
+        }
 
 
 @dataclass
@@ -224,8 +265,12 @@ class PackingComparison:
     rule: str = PACKING_RULE
 
     def to_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "rule": self.rule, "unconverged": self.unconverged,
-                "levels": [c.to_json() for c in self.levels]}
+        return {
+            "verdict": self.verdict,
+            "rule": self.rule,
+            "unconverged": self.unconverged,
+            "levels": [c.to_json() for c in self.levels],
+        }
 
 
 def _converged(run: PackingRun) -> bool:
@@ -255,14 +300,32 @@ def packing_comparison(runs: Sequence[PackingRun], *, reference: str = "maxpool"
     for run in sorted((r for r in runs if r.is_packing), key=lambda r: (r.levels, r.arch, r.params)):
         pools = [p for p in runs if p.arch == reference and p.levels == run.levels and _converged(p)]
         if not _converged(run):
-            comparisons.append(LevelComparison(run.levels, run.arch, run.params, reference, None, None,
-                                               "unconverged: training loss had not plateaued"))
+            comparisons.append(
+                LevelComparison(
+                    run.levels,
+                    run.arch,
+                    run.params,
+                    reference,
+                    None,
+                    None,
+                    "unconverged: training loss had not plateaued",
+                )
+            )
             continue
         found = _reference_psnr(run, pools)
         if found is None:
             sizes = ", ".join(f"{p.params:,}" for p in sorted(pools, key=lambda p: p.params)) or "none converged"
-            comparisons.append(LevelComparison(run.levels, run.arch, run.params, reference, None, None,
-                                               f"unmatched: no {reference} run of comparable size ({sizes})"))
+            comparisons.append(
+                LevelComparison(
+                    run.levels,
+                    run.arch,
+                    run.params,
+                    reference,
+                    None,
+                    None,
+                    f"unmatched: no {reference} run of comparable size ({sizes})",
+                )
+            )
             continue
         psnr, label = found
         if len(psnr) != len(run.psnr):

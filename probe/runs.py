@@ -30,6 +30,7 @@ import torch
 from probe import __version__
 from probe.errors import ProbeError
 from probe.io import ensure_dir, read_json, remove_stale_temporaries, write_json
+from probe.schema import SchemaError, decode, encode
 
 
 def git_commit(start: Path | None = None) -> str | None:
@@ -44,32 +45,64 @@ def git_commit(start: Path | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def provenance(device: torch.device | str | None = None, seed: int | None = None) -> dict[str, Any]:
+@dataclass
+class Provenance:
     """Versions, machine, device and commit: everything needed to trust a number later."""
+
+    probe_version: str
+    git_commit: str | None
+    python: str
+    torch: str
+    numpy: str
+    platform: str
+    hostname: str
+    cuda_available: bool
+    time_utc: str
+    seed: int | None
+    device: str | None
+    device_name: str | None  # the GPU's name on CUDA
+
+
+@dataclass
+class RunRecord:
+    """One command's entry in ``DIR/config.json``: its resolved config and provenance."""
+
+    config: dict[str, Any]
+    provenance: Provenance
+
+
+def provenance(device: torch.device | str | None = None, seed: int | None = None) -> Provenance:
+    """The :class:`Provenance` of this process, for a run on ``device`` with ``seed``."""
     import numpy
 
-    info: dict[str, Any] = {
-        "probe_version": __version__,
-        "git_commit": git_commit(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "hostname": platform.node(),
-        "cuda_available": torch.cuda.is_available(),
-        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": seed,
-    }
-    if device is not None:
-        dev = torch.device(device)
-        info["device"] = str(dev)
-        if dev.type == "cuda":
-            info["device_name"] = torch.cuda.get_device_name(dev)
-    return info
+    dev = torch.device(device) if device is not None else None
+    return Provenance(
+        probe_version=__version__,
+        git_commit=git_commit(),
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        numpy=numpy.__version__,
+        platform=platform.platform(),
+        hostname=platform.node(),
+        cuda_available=torch.cuda.is_available(),
+        time_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seed=seed,
+        device=str(dev) if dev is not None else None,
+        device_name=torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda" else None,
+    )
 
 
-def prepare_run_dir(out: str | Path, command: str, config: dict[str, Any], *, device: Any = None,
-                    seed: int | None = None) -> Path:
+def read_run_records(path: str | Path) -> dict[str, RunRecord]:
+    """``DIR/config.json`` as command name -> :class:`RunRecord`; a malformed file is one line naming the key."""
+    try:
+        return decode(dict[str, RunRecord], read_json(path))
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
+
+
+def prepare_run_dir(
+    out: str | Path, command: str, config: dict[str, Any], *, device: Any = None, seed: int | None = None
+) -> Path:
     """Create ``out`` and merge this command's resolved config into ``out/config.json``.
 
     The file maps command names to ``{"config": ..., "provenance": ...}`` so that
@@ -81,7 +114,7 @@ def prepare_run_dir(out: str | Path, command: str, config: dict[str, Any], *, de
         existing = read_json(cfg_file) if cfg_file.exists() else {}
         if not isinstance(existing, dict):
             raise ProbeError(f"{cfg_file}: expected a JSON object")
-        existing[command] = {"config": config, "provenance": provenance(device, seed)}
+        existing[command] = encode(RunRecord(config, provenance(device, seed)))
         write_json(cfg_file, existing)
     return path
 
@@ -177,13 +210,19 @@ def _acquire(path: Path, command: str) -> _Held:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise ProbeError(f"--out {path}: another probe command is writing into this run folder ({holder}); "
-                         "wait for it to finish or choose another --out") from None
+        raise ProbeError(
+            f"--out {path}: another probe command is writing into this run folder ({holder}); "
+            "wait for it to finish or choose another --out"
+        ) from None
     except OSError as exc:
         os.close(fd)
         raise ProbeError(f"--out {path}: cannot lock {lock_path} ({exc.strerror or exc})") from None
-    record = {"pid": os.getpid(), "command": command, "host": platform.node(),
-              "started": datetime.now().astimezone().isoformat(timespec="seconds")}
+    record = {
+        "pid": os.getpid(),
+        "command": command,
+        "host": platform.node(),
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
     remove_stale_temporaries(path)  # no other writer is alive: any temporary file is a killed one's

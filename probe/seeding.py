@@ -41,7 +41,9 @@ def set_deterministic(enabled: bool, device_type: str = "cpu") -> None:
     warn_only = enabled and device_type == "cuda"
     # the first call imports the compiler stack (seconds): only touch torch's switch when it changes
     if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != (
-            enabled, warn_only):
+        enabled,
+        warn_only,
+    ):
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled

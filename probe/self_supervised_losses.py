@@ -68,12 +68,21 @@ from probe.geometry import inverse_warp
 from probe.losses import LossOutput
 from probe.registry import Registry
 
-__all__ = ["DEFAULT_WEIGHTS", "SELF_SUPERVISED_TERMS", "SelfSupervisedLoss", "ViewSynthesisInputs",
-           "min_reprojection", "photometric_error", "reprojection_errors", "smoothness_loss", "ssim_map",
-           "velocity_loss"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "SELF_SUPERVISED_TERMS",
+    "SelfSupervisedLoss",
+    "ViewSynthesisInputs",
+    "min_reprojection",
+    "photometric_error",
+    "reprojection_errors",
+    "smoothness_loss",
+    "ssim_map",
+    "velocity_loss",
+]
 
 SSIM_WEIGHT = 0.85
-C1, C2 = 0.01 ** 2, 0.03 ** 2
+C1, C2 = 0.01**2, 0.03**2
 DEFAULT_WEIGHTS = {"reprojection": 1.0, "smoothness": 1e-3, "velocity": 0.1}
 
 
@@ -97,9 +106,12 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, *, c1: float = C1, c2: float = C2
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
 
 
-def photometric_error(synthesised: torch.Tensor, target: torch.Tensor, *,
-                      ssim_weight: float = SSIM_WEIGHT) -> torch.Tensor:
-    """``ssim_weight * clamp((1 - SSIM)/2, 0, 1) + (1 - ssim_weight) * L1``, RGB-averaged: ``[B,3,H,W]`` x2 -> ``[B,1,H,W]``."""
+def photometric_error(
+    synthesised: torch.Tensor, target: torch.Tensor, *, ssim_weight: float = SSIM_WEIGHT
+) -> torch.Tensor:
+    """``ssim_weight * clamp((1 - SSIM)/2, 0, 1) + (1 - ssim_weight) * L1``, RGB-averaged.
+
+    ``[B,3,H,W]`` x2 -> ``[B,1,H,W]``."""
     l1 = (synthesised - target).abs().mean(1, keepdim=True)
     if ssim_weight == 0:
         return l1
@@ -115,9 +127,17 @@ def min_reprojection(errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return smallest, index
 
 
-def reprojection_errors(target: torch.Tensor, sources: torch.Tensor, depth: torch.Tensor, poses: torch.Tensor,
-                        K: torch.Tensor, *, ssim_weight: float = SSIM_WEIGHT, automask: bool = True,
-                        padding_mode: str = "zeros") -> torch.Tensor:
+def reprojection_errors(
+    target: torch.Tensor,
+    sources: torch.Tensor,
+    depth: torch.Tensor,
+    poses: torch.Tensor,
+    K: torch.Tensor,
+    *,
+    ssim_weight: float = SSIM_WEIGHT,
+    automask: bool = True,
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
     """Photometric errors of every candidate explanation of the target: ``[B,N,H,W]``.
 
     ``target [B,3,H,W]``, ``sources [B,S,3,H,W]``, ``depth [B,1,H,W]`` (the target's),
@@ -126,10 +146,13 @@ def reprojection_errors(target: torch.Tensor, sources: torch.Tensor, depth: torc
     sources left unwarped (the identity explanation of a static pixel).
     """
     if sources.dim() != 5 or sources.shape[0] != target.shape[0] or sources.shape[2:] != target.shape[1:]:
-        raise ShapeError(f"reprojection: sources {tuple(sources.shape)} must be [B,S,3,H,W] matching target "
-                         f"{tuple(target.shape)}")
+        raise ShapeError(
+            f"reprojection: sources {tuple(sources.shape)} must be [B,S,3,H,W] matching target {tuple(target.shape)}"
+        )
     if poses.shape[:2] != sources.shape[:2]:
-        raise ShapeError(f"reprojection: poses {tuple(poses.shape)} must be [B,S,4,4] for sources {tuple(sources.shape)}")
+        raise ShapeError(
+            f"reprojection: poses {tuple(poses.shape)} must be [B,S,4,4] for sources {tuple(sources.shape)}"
+        )
     errors = []
     for s in range(sources.shape[1]):
         warped, _ = inverse_warp(sources[:, s], depth, poses[:, s], K, padding_mode=padding_mode)
@@ -146,8 +169,10 @@ def smoothness_loss(inv_depth: torch.Tensor, image: torch.Tensor) -> torch.Tenso
     its per-image mean and ``|dx I|`` averaged over RGB (forward differences).
     """
     if inv_depth.dim() != 4 or inv_depth.shape[1] != 1 or image.shape[-2:] != inv_depth.shape[-2:]:
-        raise ShapeError(f"smoothness: inverse depth {tuple(inv_depth.shape)} must be [B,1,H,W] at the image's size "
-                         f"{tuple(image.shape)}")
+        raise ShapeError(
+            f"smoothness: inverse depth {tuple(inv_depth.shape)} must be [B,1,H,W] at the image's size "
+            f"{tuple(image.shape)}"
+        )
     d = inv_depth / inv_depth.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)
     total = d.new_zeros(())
     for dim in (-1, -2):
@@ -166,8 +191,10 @@ def velocity_loss(translation: torch.Tensor, travelled: torch.Tensor, present: t
     Items whose reading is missing (``present`` False) are left out; none present gives 0 (still in the graph).
     """
     if translation.dim() != 3 or translation.shape[-1] != 3 or travelled.shape != translation.shape[:2]:
-        raise ShapeError(f"velocity loss: translation {tuple(translation.shape)} must be [B,S,3] and travelled "
-                         f"{tuple(travelled.shape)} [B,S]")
+        raise ShapeError(
+            f"velocity loss: translation {tuple(translation.shape)} must be [B,S,3] and travelled "
+            f"{tuple(travelled.shape)} [B,S]"
+        )
     error = (translation.norm(dim=-1) - travelled).abs()
     keep = present.bool()[:, None].expand_as(error)
     return torch.where(keep, error, torch.zeros_like(error)).sum() / keep.sum().clamp_min(1)
@@ -203,28 +230,42 @@ Term = Callable[[ViewSynthesisInputs], torch.Tensor]
 SELF_SUPERVISED_TERMS: Registry[Callable[..., Term]] = Registry("self-supervised loss term")
 
 
-@SELF_SUPERVISED_TERMS.register("reprojection", description="min over sources of 0.85 SSIM(3x3) + 0.15 L1, auto-masked, "
-                                                             "mean over full-resolution scales")
+@SELF_SUPERVISED_TERMS.register(
+    "reprojection",
+    description="min over sources of 0.85 SSIM(3x3) + 0.15 L1, auto-masked, mean over full-resolution scales",
+)
 def reprojection_term(ssim_weight: float = SSIM_WEIGHT, automask: bool = True, padding_mode: str = "zeros") -> Term:
     """The photometric reprojection loss (module docstring); ``automask=False`` drops the identity candidates."""
     if not 0.0 <= ssim_weight <= 1.0:
         raise ProbeError(f"reprojection: ssim_weight must be in [0, 1], got {ssim_weight}")
 
     def term(x: ViewSynthesisInputs) -> torch.Tensor:
-        per_scale = [min_reprojection(reprojection_errors(x.target, x.sources, depth, x.poses, x.K,
-                                                          ssim_weight=ssim_weight, automask=automask,
-                                                          padding_mode=padding_mode))[0].mean()
-                     for depth in x.depths]
+        per_scale = [
+            min_reprojection(
+                reprojection_errors(
+                    x.target,
+                    x.sources,
+                    depth,
+                    x.poses,
+                    x.K,
+                    ssim_weight=ssim_weight,
+                    automask=automask,
+                    padding_mode=padding_mode,
+                )
+            )[0].mean()
+            for depth in x.depths
+        ]
         return torch.stack(per_scale).mean()
 
     return term
 
 
-@SELF_SUPERVISED_TERMS.register("smoothness", description="edge-aware smoothness of mean-normalised inverse depth, "
-                                                           "scale i weighted 1/2^i")
+@SELF_SUPERVISED_TERMS.register(
+    "smoothness", description="edge-aware smoothness of mean-normalised inverse depth, scale i weighted 1/2^i"
+)
 def smoothness_term() -> Term:
     def term(x: ViewSynthesisInputs) -> torch.Tensor:
-        per_scale = [smoothness_loss(1.0 / depth.clamp_min(1e-6), x.target) / 2 ** i for i, depth in enumerate(x.depths)]
+        per_scale = [smoothness_loss(1.0 / depth.clamp_min(1e-6), x.target) / 2**i for i, depth in enumerate(x.depths)]
         return torch.stack(per_scale).mean()
 
     return term
@@ -250,7 +291,9 @@ class SelfSupervisedLoss:
     over present readings: 1 when the poses are metric.
     """
 
-    def __init__(self, weights: dict[str, float] | None = None, options: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, weights: dict[str, float] | None = None, options: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         options = options or {}
         for name in [*self.weights, *options]:
@@ -263,8 +306,11 @@ class SelfSupervisedLoss:
     def __call__(self, inputs: ViewSynthesisInputs) -> LossOutput:
         with torch.autocast(device_type=inputs.target.device.type, enabled=False):
             x = _as_float(inputs)
-            values = {name: term(x) for name, term in self.terms.items()
-                      if not (name == "velocity" and x.travelled is None and self.weights[name] == 0)}
+            values = {
+                name: term(x)
+                for name, term in self.terms.items()
+                if not (name == "velocity" and x.travelled is None and self.weights[name] == 0)
+            }
             total = sum((self.weights[name] * value for name, value in values.items()), x.target.new_zeros(()))
             logged = {name: value.detach() for name, value in values.items()}
             if x.travelled is not None and x.speed_present is not None:
@@ -273,11 +319,13 @@ class SelfSupervisedLoss:
 
 
 def _as_float(x: ViewSynthesisInputs) -> ViewSynthesisInputs:
-    def f(t: torch.Tensor | None) -> torch.Tensor | None:
-        return t.float() if t is not None and t.is_floating_point() else t
+    def f(t: torch.Tensor) -> torch.Tensor:
+        return t.float() if t.is_floating_point() else t
 
-    return ViewSynthesisInputs(f(x.target), f(x.sources), [d.float() for d in x.depths], f(x.poses), f(x.K),  # type: ignore[arg-type]
-                               f(x.travelled), x.speed_present)
+    travelled = None if x.travelled is None else f(x.travelled)
+    return ViewSynthesisInputs(
+        f(x.target), f(x.sources), [d.float() for d in x.depths], f(x.poses), f(x.K), travelled, x.speed_present
+    )
 
 
 def _pose_scale(poses: torch.Tensor, travelled: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

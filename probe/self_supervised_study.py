@@ -29,22 +29,30 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
-from probe.io import ensure_dir, write_json
 from probe.jobs import Job, Launch, run_jobs
 from probe.models import list_models
+from probe.results import Result
 from probe.seeding import check_seed
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
 from probe.training.checkpoint import has_checkpoint
 
-__all__ = ["ConditionSummary", "Interval", "NoiseLevel", "SelfSupervisedRun", "SelfSupervisedStudyConfig",
-           "SelfSupervisedStudyResult", "run_self_supervised_study", "study_runs"]
+__all__ = [
+    "ConditionSummary",
+    "Interval",
+    "NoiseLevel",
+    "SelfSupervisedRun",
+    "SelfSupervisedStudyConfig",
+    "SelfSupervisedStudyResult",
+    "run_self_supervised_study",
+    "study_runs",
+]
 
 PACKNET_VELOCITY_WEIGHT = 0.1
 
@@ -59,8 +67,11 @@ class NoiseLevel:
 
     @property
     def label(self) -> str:
-        parts = [f"std{self.std:g}" if self.std else "", f"bias{self.bias:+g}" if self.bias else "",
-                 f"drop{self.dropout:g}" if self.dropout else ""]
+        parts = [
+            f"std{self.std:g}" if self.std else "",
+            f"bias{self.bias:+g}" if self.bias else "",
+            f"drop{self.dropout:g}" if self.dropout else "",
+        ]
         return "_".join(p for p in parts if p) or "clean"
 
     def dataset_options(self) -> dict[str, float]:
@@ -108,8 +119,9 @@ class SelfSupervisedStudyConfig:
         for seed in self.seeds:
             check_seed(seed)
         if not self.velocity_weight > 0:
-            raise ProbeError(f"--velocity-weight: the study compares with and without it; expected > 0, "
-                             f"got {self.velocity_weight}")
+            raise ProbeError(
+                f"--velocity-weight: the study compares with and without it; expected > 0, got {self.velocity_weight}"
+            )
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.noise_levels)) != len(self.noise_levels):
             raise ProbeError("self-supervised study: seeds and noise levels must be distinct")
         dataset_info(self.dataset)
@@ -140,13 +152,6 @@ class Interval:
         return cls(mean, std, mean - half, mean + half, len(values))
 
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Interval":
-        """Read back :func:`dataclasses.asdict` output; JSON's null (a non-finite number) becomes NaN."""
-        return cls(*(math.nan if data[k] is None else float(data[k]) for k in ("mean", "std", "low", "high")),
-                   int(data["n"]))
-
-
 def _t95(dof: int) -> float:
     """Two-sided 95 % Student-t quantile (exact table up to 10 degrees of freedom, then the normal's 1.96+)."""
     table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -175,17 +180,6 @@ class SelfSupervisedRun:
     def condition(self) -> tuple[str, float, NoiseLevel]:
         return self.model, self.velocity_weight, self.noise
 
-    def to_json(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "scale"}, "noise": asdict(self.noise),
-                "noise_label": self.noise.label, "scale": self.scale.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SelfSupervisedRun":
-        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        values["noise"] = NoiseLevel(**data["noise"])
-        values["scale"] = ScaleEvaluation.from_json(data["scale"])
-        return cls(**values)
-
 
 @dataclass
 class ConditionSummary:
@@ -203,18 +197,6 @@ class ConditionSummary:
     delta1_median_scaled: Interval
     constant_abs_rel: Interval  # the median-scaled constant predictor
 
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "noise_label": self.noise.label}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ConditionSummary":
-        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        values["noise"] = NoiseLevel(**data["noise"])
-        for key in ("scale_ratio", "scale_error", "within_10_percent", "abs_rel_metric", "abs_rel_median_scaled",
-                    "delta1_median_scaled", "constant_abs_rel"):
-            values[key] = Interval.from_json(data[key])
-        return cls(**values)
-
 
 def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
     """One :class:`ConditionSummary` per condition, in the order conditions first appear."""
@@ -229,47 +211,43 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
     out = []
     for model, weight, noise in order:
         group = [r for r in runs if r.condition == (model, weight, noise)]
-        out.append(ConditionSummary(
-            model=model, velocity_weight=weight, noise=noise, seeds=[r.seed for r in group],
-            scale_ratio=over(group, lambda r: r.scale.ratio["median"]),
-            scale_error=over(group, lambda r: r.scale.scale_error),
-            within_10_percent=over(group, lambda r: r.scale.ratio["within_10_percent"]),
-            abs_rel_metric=over(group, lambda r: r.scale.metrics["abs_rel"]),
-            abs_rel_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["abs_rel"]),
-            delta1_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["delta1"]),
-            constant_abs_rel=over(group, lambda r: r.scale.constant_median_scaled["abs_rel"])))
+        out.append(
+            ConditionSummary(
+                model=model,
+                velocity_weight=weight,
+                noise=noise,
+                seeds=[r.seed for r in group],
+                scale_ratio=over(group, lambda r: r.scale.ratio["median"]),
+                scale_error=over(group, lambda r: r.scale.scale_error),
+                within_10_percent=over(group, lambda r: r.scale.ratio["within_10_percent"]),
+                abs_rel_metric=over(group, lambda r: r.scale.metrics["abs_rel"]),
+                abs_rel_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["abs_rel"]),
+                delta1_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["delta1"]),
+                constant_abs_rel=over(group, lambda r: r.scale.constant_median_scaled["abs_rel"]),
+            )
+        )
     return out
 
 
 @dataclass
-class SelfSupervisedStudyResult:
+class SelfSupervisedStudyResult(Result):
     """Every run and the per-condition summaries; ``save(dir)`` writes ``dir/self_supervised.json``."""
 
     name: ClassVar[str] = "self_supervised"
+    schema_version: ClassVar[int] = 1
 
-    config: dict[str, Any]
+    config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
     conditions: list[ConditionSummary]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "runs": [r.to_json() for r in self.runs],
-                "conditions": [c.to_json() for c in self.conditions]}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SelfSupervisedStudyResult":
-        return cls(config=data["config"], runs=[SelfSupervisedRun.from_json(r) for r in data["runs"]],
-                   conditions=[ConditionSummary.from_json(c) for c in data["conditions"]])
-
-    def save(self, out_dir: str | Path) -> Path:
-        return write_json(ensure_dir(out_dir, "--out") / f"{self.name}.json", {"analysis": self.name, **self.to_json()})
 
     def condition(self, model: str, velocity_weight: float, noise: NoiseLevel = NoiseLevel()) -> ConditionSummary:
         """The summary of one condition (ProbeError if the matrix did not hold it)."""
         for c in self.conditions:
             if (c.model, c.velocity_weight, c.noise) == (model, velocity_weight, noise):
                 return c
-        raise ProbeError(f"self-supervised study: no condition {model}, velocity weight {velocity_weight}, "
-                         f"noise {noise.label}")
+        raise ProbeError(
+            f"self-supervised study: no condition {model}, velocity weight {velocity_weight}, noise {noise.label}"
+        )
 
 
 @dataclass(frozen=True)
@@ -297,14 +275,29 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                 run_dir = Path(config.out) / run_id
                 options = {**config.dataset_options, **(noise.dataset_options() if weight > 0 else {})}
                 train_config = TrainConfig(
-                    model=model, model_options=dict(config.model_options.get(model, {})), width=config.width,
-                    dataset=config.dataset, input_size=config.input_size, dataset_length=config.dataset_length,
-                    dataset_options=options, epochs=config.epochs, max_steps=config.max_steps,
-                    batch_size=config.batch_size, lr=config.lr, device=config.device, seed=seed,
-                    workers=config.workers, precision=config.precision, objective="self_supervised",
-                    velocity_weight=weight, smoothness_weight=config.smoothness_weight, pose_width=config.pose_width,
-                    pose_lr=config.pose_lr, out=run_dir,
-                    resume=has_checkpoint(run_dir))
+                    model=model,
+                    model_options=dict(config.model_options.get(model, {})),
+                    width=config.width,
+                    dataset=config.dataset,
+                    input_size=config.input_size,
+                    dataset_length=config.dataset_length,
+                    dataset_options=options,
+                    epochs=config.epochs,
+                    max_steps=config.max_steps,
+                    batch_size=config.batch_size,
+                    lr=config.lr,
+                    device=config.device,
+                    seed=seed,
+                    workers=config.workers,
+                    precision=config.precision,
+                    objective="self_supervised",
+                    velocity_weight=weight,
+                    smoothness_weight=config.smoothness_weight,
+                    pose_width=config.pose_width,
+                    pose_lr=config.pose_lr,
+                    out=run_dir,
+                    resume=has_checkpoint(run_dir),
+                )
                 planned.append(PlannedRun(run_id, model, seed, weight, noise, train_config))
     return planned
 
@@ -312,6 +305,9 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
 def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervisedRun:
     """Train one cell (resuming the checkpoints of an earlier start, found here where it trains) and score it."""
     result = train(replace(plan.train, resume=has_checkpoint(plan.train.out)))
+    summary = result.summary
+    if summary is None:
+        raise ProbeError("self-supervised study: runs one process per training run; start it without torchrun")
     records = read_metrics(result.out / "metrics.jsonl")
     reprojection = [r["loss_reprojection"] for r in records]
     window = max(1, min(10, len(reprojection) // 5))
@@ -323,12 +319,20 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
     scale = evaluate_scale(model, test, batch_size=config.batch_size, device=_device(config))
     scale.save(result.out / "eval")
     return SelfSupervisedRun(
-        id=plan.id, model=plan.model, seed=plan.seed, velocity_weight=plan.velocity_weight, noise=plan.noise,
-        params=result.summary["params"], steps=result.summary["steps"], seconds=result.summary["seconds"],
+        id=plan.id,
+        model=plan.model,
+        seed=plan.seed,
+        velocity_weight=plan.velocity_weight,
+        noise=plan.noise,
+        params=summary.params,
+        steps=summary.steps,
+        seconds=summary.seconds,
         reprojection_first=statistics.fmean(reprojection[:window]),
         reprojection_last=statistics.fmean(reprojection[-window:]),
         pose_scale_last=records[-1].get("loss_pose_scale") if records else None,
-        scale=scale, run_dir=str(result.out))
+        scale=scale,
+        run_dir=str(result.out),
+    )
 
 
 def _device(config: SelfSupervisedStudyConfig) -> Any:
@@ -337,39 +341,35 @@ def _device(config: SelfSupervisedStudyConfig) -> Any:
     return resolve_device(config.device)
 
 
-def run_self_supervised_study(config: SelfSupervisedStudyConfig,
-                              on_run: Callable[[SelfSupervisedRun], None] | None = None,
-                              launch: Launch = Launch()) -> SelfSupervisedStudyResult:
+def run_self_supervised_study(
+    config: SelfSupervisedStudyConfig,
+    on_run: Callable[[SelfSupervisedRun], None] | None = None,
+    launch: Launch = Launch(),
+) -> SelfSupervisedStudyResult:
     """Train and score every cell of the matrix (resuming unfinished runs), then summarise over seeds.
 
     Writes ``DIR/<run id>/`` per run (with ``eval/scale.json``) and
     ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress), in the
     matrix's order.  ``launch`` runs the cells side by side (:mod:`probe.jobs`: worker
     processes, SLURM jobs); each cell is seeded by its own config, so the numbers do not
-    depend on it.
+    depend on it (on a CPU: with equal threads per run).
     """
     planned = study_runs(config)
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()
     launch.validate()
-    runs = []
+    jobs = [Job(plan.id, plan.train.out, _run_one, (plan, config)) for plan in planned]
+    runs: list[SelfSupervisedRun] = []
     if launch.in_process:  # one by one, reporting each as it ends
-        for plan in planned:
-            runs.extend(run_jobs([Job(plan.id, plan.train.out, _run_one, (plan, config))]))
+        for job in jobs:
+            runs.extend(run_jobs([job], launch))
             if on_run is not None:
                 on_run(runs[-1])
     else:
-        jobs = [Job(plan.id, plan.train.out, _run_one, (plan, config)) for plan in planned]
         runs = run_jobs(jobs, launch, device=config.device, out=Path(config.out), what="self-supervised runs")
-        for run in runs:
-            if on_run is not None:
+        if on_run is not None:
+            for run in runs:
                 on_run(run)
-    result = SelfSupervisedStudyResult(config=_config_json(config), runs=runs, conditions=summarise(runs))
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
     result.save(config.out)
     return result
-
-
-def _config_json(config: SelfSupervisedStudyConfig) -> dict[str, Any]:
-    data = asdict(replace(config))
-    data["noise_levels"] = [asdict(n) for n in config.noise_levels]
-    return data

@@ -23,7 +23,8 @@ interval lies on one side of the threshold, and otherwise says
 >>> e = seed_interval([0.30, 0.32, 0.34])
 >>> round(e.mean, 3), round(e.half_width, 3), e.method
 (0.32, 0.05, 'student_t_95 over 3 seeds')
->>> decide(paired_difference([0.5, 0.52, 0.55], [0.3, 0.31, 0.33]), above="PackNet is worse", below="PackNet is better").verdict
+>>> difference = paired_difference([0.5, 0.52, 0.55], [0.3, 0.31, 0.33])
+>>> decide(difference, above="PackNet is worse", below="PackNet is better").verdict
 'PackNet is worse'
 """
 
@@ -38,8 +39,19 @@ import numpy as np
 
 from probe.errors import ProbeError
 
-__all__ = ["CONFIDENCE", "DEFAULT_RESAMPLES", "Estimate", "Verdict", "bootstrap_interval", "decide",
-           "paired_bootstrap_ratio", "paired_difference", "sample_std", "seed_interval", "student_t_quantile"]
+__all__ = [
+    "CONFIDENCE",
+    "DEFAULT_RESAMPLES",
+    "Estimate",
+    "Verdict",
+    "bootstrap_interval",
+    "decide",
+    "paired_bootstrap_ratio",
+    "paired_difference",
+    "sample_std",
+    "seed_interval",
+    "student_t_quantile",
+]
 
 CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
@@ -133,8 +145,17 @@ def seed_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Es
         return Estimate(mean, None, 1, None, None, "one seed: no interval", "seeds", arr.tolist(), confidence)
     std = float(arr.std(ddof=1))
     half = student_t_quantile(confidence, n - 1) * std / math.sqrt(n)
-    return Estimate(mean, std, n, mean - half, mean + half, f"student_t_{_label(confidence)} over {n} seeds",
-                    "seeds", arr.tolist(), confidence)
+    return Estimate(
+        mean,
+        std,
+        n,
+        mean - half,
+        mean + half,
+        f"student_t_{_label(confidence)} over {n} seeds",
+        "seeds",
+        arr.tolist(),
+        confidence,
+    )
 
 
 def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -143,8 +164,14 @@ def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def bootstrap_interval(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean, *,
-                       resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE) -> Estimate:
+def bootstrap_interval(
+    values: Sequence[float],
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> Estimate:
     """A per-image statistic (``statistic`` of ``values``, one per image) with a percentile bootstrap interval.
 
     Resamples the images with replacement ``resamples`` times (NumPy generator seeded ``seed``) and takes the
@@ -158,9 +185,17 @@ def bootstrap_interval(values: Sequence[float], statistic: Callable[[np.ndarray]
         return Estimate(value, None, 1, None, None, "one image: no interval", "images", arr.tolist(), confidence)
     stats = np.array([statistic(arr[idx]) for idx in _resample_indices(n, resamples, seed)], dtype=np.float64)
     low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return Estimate(value, std, n, float(low), float(high),
-                    f"bootstrap_{_label(confidence)} over {n} images, {resamples} resamples", "images",
-                    arr.tolist(), confidence)
+    return Estimate(
+        value,
+        std,
+        n,
+        float(low),
+        float(high),
+        f"bootstrap_{_label(confidence)} over {n} images, {resamples} resamples",
+        "images",
+        arr.tolist(),
+        confidence,
+    )
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
@@ -177,8 +212,14 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     return Estimate(diff.mean, diff.std, diff.n, diff.low, diff.high, method, "seeds", diff.values, confidence)
 
 
-def paired_bootstrap_ratio(a: Sequence[float], b: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES,
-                           seed: int = 0, confidence: float = CONFIDENCE) -> Estimate:
+def paired_bootstrap_ratio(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> Estimate:
     """``mean(a) / mean(b)`` for two predictors scored on the same images, with a paired percentile bootstrap.
 
     Each resample draws image indices once and uses them for both, so what the images share cancels.
@@ -197,9 +238,17 @@ def paired_bootstrap_ratio(a: Sequence[float], b: Sequence[float], *, resamples:
     idx = _resample_indices(n, resamples, seed)
     stats = x[idx].mean(axis=1) / y[idx].mean(axis=1)
     low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return Estimate(ratio, float(stats.std(ddof=1)), n, float(low), float(high),
-                    f"paired bootstrap_{_label(confidence)} over {n} images, {resamples} resamples", "images",
-                    per_image, confidence)
+    return Estimate(
+        ratio,
+        float(stats.std(ddof=1)),
+        n,
+        float(low),
+        float(high),
+        f"paired bootstrap_{_label(confidence)} over {n} images, {resamples} resamples",
+        "images",
+        per_image,
+        confidence,
+    )
 
 
 @dataclass(frozen=True)
@@ -216,8 +265,12 @@ class Verdict:
         return self.verdict != "inconclusive"
 
     def to_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "sentence": self.sentence, "threshold": self.threshold,
-                "estimate": self.estimate.to_json()}
+        return {
+            "verdict": self.verdict,
+            "sentence": self.sentence,
+            "threshold": self.threshold,
+            "estimate": self.estimate.to_json(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Verdict":
@@ -233,13 +286,20 @@ def decide(estimate: Estimate, *, above: str, below: str, threshold: float = 0.0
     """
     shown = f"{estimate.mean:.{digits}g}"
     if not estimate.has_interval:
-        return Verdict("inconclusive", f"inconclusive: {shown} has no interval ({estimate.method})", threshold, estimate)
+        return Verdict(
+            "inconclusive", f"inconclusive: {shown} has no interval ({estimate.method})", threshold, estimate
+        )
     if estimate.low > threshold:  # type: ignore[operator]
         verdict = above
     elif estimate.high < threshold:  # type: ignore[operator]
         verdict = below
     else:
         what = "difference" if threshold == 0 else f"value against {threshold:.{digits}g}"
-        return Verdict("inconclusive", f"inconclusive: the {what} ({shown} ± {estimate.half_width:.{digits}g}) is "
-                                       f"within the {estimate.spread_of}' spread", threshold, estimate)
+        return Verdict(
+            "inconclusive",
+            f"inconclusive: the {what} ({shown} ± {estimate.half_width:.{digits}g}) is "
+            f"within the {estimate.spread_of}' spread",
+            threshold,
+            estimate,
+        )
     return Verdict(verdict, f"{verdict}: {estimate.describe(digits)}", threshold, estimate)

@@ -20,15 +20,17 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-from probe.device import resolve_device
 from probe.data import dataset_info, dataset_present
+from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
-from probe.io import ensure_dir, write_json
+from probe.io import ensure_dir
 from probe.jobs import Launch
+from probe.options import data_root_option, dataset_option, device_option, option, out_option, seed_option
 from probe.progress import progress_bar
 from probe.registry import Registry
+from probe.results import Result
 from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import check_seed
 
@@ -58,20 +60,44 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget(width=0.0625, input_size=(64, 96), complexity_input=(96, 320),
-                    complexity_models=("packnet_b", "packnet_slim_b", "densedepth"), complexity_repeats=1,
-                    train_steps=40, collapse_every=10, noise_batches=(2, 8), experiment_length=320,
-                    experiment_max_steps=None, autoencoder_steps=150, autoencoder_levels=(1, 2, 3),
-                    autoencoder_archs=("pack3d", "pack2d", "maxpool", "strided"),
-                    autoencoder_input=(64, 64), attribution_images=2, property_examples=200,
-                    analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth")),
-    "full": Budget(width=1.0, input_size=None, complexity_input=(192, 640),
-                   complexity_models=None, complexity_repeats=10,
-                   train_steps=200, collapse_every=25, noise_batches=(4, 16), experiment_length=None,
-                   experiment_max_steps=None, autoencoder_steps=2000, autoencoder_levels=(1, 2, 3, 4, 5),
-                   autoencoder_archs=None,
-                   autoencoder_input=(128, 128), attribution_images=8, property_examples=2000,
-                   analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth")),
+    "quick": Budget(
+        width=0.0625,
+        input_size=(64, 96),
+        complexity_input=(96, 320),
+        complexity_models=("packnet_b", "packnet_slim_b", "densedepth"),
+        complexity_repeats=1,
+        train_steps=40,
+        collapse_every=10,
+        noise_batches=(2, 8),
+        experiment_length=320,
+        experiment_max_steps=None,
+        autoencoder_steps=150,
+        autoencoder_levels=(1, 2, 3),
+        autoencoder_archs=("pack3d", "pack2d", "maxpool", "strided"),
+        autoencoder_input=(64, 64),
+        attribution_images=2,
+        property_examples=200,
+        analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth"),
+    ),
+    "full": Budget(
+        width=1.0,
+        input_size=None,
+        complexity_input=(192, 640),
+        complexity_models=None,
+        complexity_repeats=10,
+        train_steps=200,
+        collapse_every=25,
+        noise_batches=(4, 16),
+        experiment_length=None,
+        experiment_max_steps=None,
+        autoencoder_steps=2000,
+        autoencoder_levels=(1, 2, 3, 4, 5),
+        autoencoder_archs=None,
+        autoencoder_input=(128, 128),
+        attribution_images=8,
+        property_examples=2000,
+        analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth"),
+    ),
 }
 
 
@@ -79,16 +105,28 @@ BUDGETS: dict[str, Budget] = {
 class StudyConfig:
     """``probe study``: which data, which budget, which steps, where."""
 
-    quick: bool = False
+    quick: bool = option(False, flag="--quick", help="tiny widths and images: minutes on a 2-core CPU")
     budget_name: str | None = None  # overrides quick: any key of BUDGETS
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    device: str = "auto"
-    seed: int = 0
-    out: Path = Path("runs/study")
-    steps: list[str] | None = None  # None: every registered step
-    force: bool = False
-    launch: Launch = field(default_factory=Launch)  # how the experiment step's independent runs run (probe.jobs)
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    device: str = device_option()
+    seed: int = seed_option()
+    out: Path = out_option(Path("runs/study"))
+    steps: list[str] | None = option(None, flag="--step", help="run only these steps (repeatable)")  # None: all
+    force: bool = option(False, flag="--force", help="re-run steps whose results already exist")
+    launch: Launch = field(default_factory=Launch)  # how the experiment step's runs run (probe.jobs; CLI: Launch)
+
+    def validate(self) -> None:
+        """Everything a study can check before hours of work: steps, budget, seed and the dataset's files."""
+        for name in self.steps or []:
+            STEPS.entry(name)
+        if self.small and self.dataset != "synthetic":
+            raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {self.dataset}")
+        _ = self.budget  # an unknown budget name fails here
+        check_seed(self.seed)
+        self.launch.validate()
+        if not dataset_present(self.dataset, self.data_root):
+            raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
 
     @property
     def budget(self) -> Budget:
@@ -105,10 +143,21 @@ class StudyConfig:
 
 @dataclass
 class StepRecord:
+    """One step of a study: whether it ran or reused an earlier result, how long it took, what it wrote."""
+
     name: str
     status: str  # "ran" | "reused"
     seconds: float
     files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StudyLog(Result):
+    """``study.json``: the steps of the last ``probe study`` call, in order (its own log, not a report input)."""
+
+    name: ClassVar[str] = "study"
+    schema_version: ClassVar[int] = 1
+    steps: list[StepRecord]
 
 
 Step = Callable[[StudyConfig, Any], list[Path]]
@@ -119,16 +168,23 @@ def _save(result: Any, config: StudyConfig) -> list[Path]:
     return result.save_run(config.out, device=resolve_device(config.device), seed=config.seed)
 
 
-@STEPS.register("complexity", description="parameters, MACs, latency and memory of every model",
-                produces="complexity.json")
+@STEPS.register(
+    "complexity", description="parameters, MACs, latency and memory of every model", produces="complexity.json"
+)
 def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import complexity
 
     b = config.budget
-    models = {"models": list(b.complexity_models)} if b.complexity_models else {}
-    cfg = complexity.ComplexityConfig(**models, input_size=b.complexity_input, width=1.0, device=config.device,
-                                      repeats=b.complexity_repeats, warmup=0 if config.small else None,
-                                      seed=config.seed)
+    cfg = complexity.ComplexityConfig(
+        input_size=b.complexity_input,
+        width=1.0,
+        device=config.device,
+        repeats=b.complexity_repeats,
+        warmup=0 if config.small else None,
+        seed=config.seed,
+    )
+    if b.complexity_models:  # None: the config's default, every registered model
+        cfg = replace(cfg, models=list(b.complexity_models))
     return _save(complexity.run(cfg, progress), config)
 
 
@@ -136,81 +192,120 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
 def _properties(config: StudyConfig, progress: Any) -> list[Path]:
     from probe import laws
 
-    examples = config.budget.property_examples
-    results = laws.run_laws(max_examples=examples, seed=config.seed)
-    prepare_run_dir(config.out, "properties", {"examples": examples, "seed": config.seed}, seed=config.seed)
-    return [laws.save_properties(results, config.out, max_examples=examples, seed=config.seed)]
+    result = laws.run_properties(laws.PropertiesConfig(examples=config.budget.property_examples, seed=config.seed))
+    return result.save_run(config.out, seed=config.seed)
 
 
-@STEPS.register("experiments", description="the seed's five experiments against DenseDepth",
-                produces="experiments.json")
+@STEPS.register(
+    "experiments", description="the seed's five experiments against DenseDepth", produces="experiments.json"
+)
 def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
     from probe.experiments import SeedStudyConfig, run_seed_study
 
     b = config.budget
-    cfg = SeedStudyConfig(dataset=config.dataset, data_root=config.data_root, slim=b.slim, width=b.width,
-                          input_size=b.input_size, dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
-                          max_steps=b.experiment_max_steps, device=config.device, seed=config.seed,
-                          workers=0 if config.small else 4, out=config.out)
+    cfg = SeedStudyConfig(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        slim=b.slim,
+        width=b.width,
+        input_size=b.input_size,
+        dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
+        max_steps=b.experiment_max_steps,
+        device=config.device,
+        seed=config.seed,
+        workers=0 if config.small else 4,
+        out=config.out,
+    )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
     run_seed_study(cfg, config.launch)
     return [config.out / "experiments.json"]
 
 
-def _trained_analysis(module_name: str, config_name: str, **extra: Any) -> Step:
-    """A step for the analyses that train the analysed models on the same batches."""
-
-    def step(config: StudyConfig, progress: Any) -> list[Path]:
-        import importlib
-
-        module = importlib.import_module(f"analyses.{module_name}")
-        b = config.budget
-        cfg = getattr(module, config_name)(
-            models=list(b.analysed_models), steps=b.train_steps, width=b.width, dataset=config.dataset,
-            data_root=config.data_root, input_size=b.input_size, device=config.device, seed=config.seed,
-            out=config.out / f"{module_name}_runs", **{k: v(b) for k, v in extra.items()})
-        return _save(module.run(cfg), config)
-
-    return step
-
-
-STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")(
-    _trained_analysis("gradients", "GradientsConfig"))
-STEPS.register("noise", description="gradient noise scale and per-batch loss spread", produces="noise.json")(
-    _trained_analysis("noise", "NoiseConfig", small_batch=lambda b: b.noise_batches[0],
-                      big_batch=lambda b: b.noise_batches[1]))
-STEPS.register("collapse", description="collapse of the prediction to the image mean", produces="collapse.json")(
-    _trained_analysis("collapse", "CollapseConfig", every=lambda b: b.collapse_every))
+def _training_runs(config: StudyConfig, analysis: str) -> dict[str, Any]:
+    """The settings shared by the analyses that train the analysed models on identical batches."""
+    b = config.budget
+    return dict(
+        models=list(b.analysed_models),
+        steps=b.train_steps,
+        width=b.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=b.input_size,
+        device=config.device,
+        seed=config.seed,
+        out=config.out / f"{analysis}_runs",
+    )
 
 
-@STEPS.register("autoencoder", description="reconstruction through a bottleneck: packing vs pooling",
-                produces="autoencoder.json")
+@STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")
+def _gradients(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import gradients
+
+    return _save(gradients.run(gradients.GradientsConfig(**_training_runs(config, "gradients"))), config)
+
+
+@STEPS.register("noise", description="gradient noise scale and per-batch loss spread", produces="noise.json")
+def _noise(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import noise
+
+    small, big = config.budget.noise_batches
+    cfg = noise.NoiseConfig(**_training_runs(config, "noise"), small_batch=small, big_batch=big)
+    return _save(noise.run(cfg), config)
+
+
+@STEPS.register("collapse", description="collapse of the prediction to the image mean", produces="collapse.json")
+def _collapse(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import collapse
+
+    cfg = collapse.CollapseConfig(**_training_runs(config, "collapse"), every=config.budget.collapse_every)
+    return _save(collapse.run(cfg), config)
+
+
+@STEPS.register(
+    "autoencoder", description="reconstruction through a bottleneck: packing vs pooling", produces="autoencoder.json"
+)
 def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import autoencoder
 
     b = config.budget
-    archs = {"archs": list(b.autoencoder_archs)} if b.autoencoder_archs else {}
-    cfg = autoencoder.AutoencoderConfig(**archs, dataset=config.dataset, data_root=config.data_root,
-                                        levels=list(b.autoencoder_levels), steps=b.autoencoder_steps,
-                                        input_size=b.autoencoder_input, device=config.device, seed=config.seed,
-                                        **({"train_images": 128, "eval_images": 16} if config.small else {}))
+    cfg = autoencoder.AutoencoderConfig(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        levels=list(b.autoencoder_levels),
+        steps=b.autoencoder_steps,
+        input_size=b.autoencoder_input,
+        device=config.device,
+        seed=config.seed,
+    )
+    if b.autoencoder_archs:  # None: the config's default, every registered architecture
+        cfg = replace(cfg, archs=list(b.autoencoder_archs))
+    if config.small:
+        cfg = replace(cfg, train_images=128, eval_images=16)
     return _save(autoencoder.run(cfg, progress), config)
 
 
-@STEPS.register("attribution", description="captum attribution and effective receptive fields",
-                produces="attribution.json")
+@STEPS.register(
+    "attribution", description="captum attribution and effective receptive fields", produces="attribution.json"
+)
 def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
     """Attributes the models trained by the experiment step when it ran (else freshly built ones)."""
     from analyses import attribution
-    from probe.io import read_json
+    from probe.experiments import SeedStudyResult
 
     b = config.budget
     experiments = config.out / "experiments.json"
-    runs = [Path(e["run_dir"]) for e in read_json(experiments).get("experiments", [])] if experiments.is_file() else []
-    cfg = attribution.AttributionConfig(models=[] if runs else list(b.analysed_models), checkpoints=runs,
-                                        width=b.width, dataset=config.dataset, data_root=config.data_root,
-                                        input_size=b.input_size, images=b.attribution_images,
-                                        device=config.device, seed=config.seed)
+    runs = [Path(e.run_dir) for e in SeedStudyResult.read(experiments).experiments] if experiments.is_file() else []
+    cfg = attribution.AttributionConfig(
+        models=[] if runs else list(b.analysed_models),
+        checkpoints=runs,
+        width=b.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=b.input_size,
+        images=b.attribution_images,
+        device=config.device,
+        seed=config.seed,
+    )
     return _save(attribution.run(cfg), config)
 
 
@@ -220,24 +315,21 @@ def _produced(name: str, out: Path) -> Path:
 
 def run_study(config: StudyConfig) -> list[StepRecord]:
     """Run the selected steps in order (skipping finished ones unless ``force``), then write the report."""
+    config.validate()
     names = config.steps or STEPS.names()
-    for name in names:
-        STEPS.entry(name)  # unknown names fail before any work starts
-    if config.small and config.dataset != "synthetic":
-        raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {config.dataset}")
-    config.budget  # an unknown budget fails before any work starts
-    check_seed(config.seed)
-    config.launch.validate()
-    if not dataset_present(config.dataset, config.data_root):  # before hours of work, not in the first data step
-        raise DataError(dataset_info(config.dataset).missing_root_message(config.data_root))
     config.out = ensure_dir(config.out, "--out")
     with run_folder_lock(config.out, "study"):  # the whole study: a second one on this folder fails at once
         return _run_steps(config, names)
 
 
 def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
-    prepare_run_dir(config.out, "study", {**asdict(config), "budget": asdict(config.budget)},
-                    device=resolve_device(config.device), seed=config.seed)
+    prepare_run_dir(
+        config.out,
+        "study",
+        {**asdict(config), "budget": asdict(config.budget)},
+        device=resolve_device(config.device),
+        seed=config.seed,
+    )
     records: list[StepRecord] = []
     with progress_bar() as progress:
         task = progress.add_task("study", total=len(names) + 1)
@@ -249,10 +341,10 @@ def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
             else:
                 files = STEPS.get(name)(config, progress)
                 records.append(StepRecord(name, "ran", time.perf_counter() - start, [str(p) for p in files]))
-            write_json(config.out / "study.json", {"steps": records})
+            StudyLog(records).save(config.out)
             progress.advance(task)
         progress.update(task, description="study: report")
-        from probe.report import build_report
+        from probe.report.build import build_report
 
         build_report([config.out], config.out / "report.html")
         progress.advance(task)

@@ -85,6 +85,9 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("train", "--nnodes", "2", "--rdzv-endpoint", "node001:29500", "--node-rank", "2", "--out", "{out}"), "--node-rank"),
     (("train", "--nnodes", "2", "--rdzv-endpoint", "node001:29500", "--rdzv-backend", "etcd", "--out", "{out}"), "--rdzv-backend"),
     (("train", "--model-option", "depth_conv=fft", "--out", "{out}"), "depth_conv"),
+    (("train", "--probe", "collapse", "--probe-every", "0", "--out", "{out}"), "--probe-every"),
+    (("train", "--probe", "noise", "--probe-every", "0", "--out", "{out}"), "--probe-every"),
+    (("train", "--probe", "nope", "--out", "{out}"), "--probe"),
     (("train", "--seed", "-1", "--out", "{out}"), "--seed"),
     (("train", "--seed", str(2**64), "--out", "{out}"), "--seed"),
     (("train", "--out", "{file}"), "not a directory"),
@@ -240,6 +243,15 @@ def test_a_failed_command_leaves_existing_results_untouched(run_cli, paths, tmp_
     res = run_cli("train", *TINY, "--max-steps", "1", "--out", paths["good_run"])
     _assert_one_line_error(res, "--resume")
     assert weights.read_bytes() == before
+
+
+def test_the_ddp_worker_entry_takes_only_a_config_file(capsys) -> None:
+    from probe.training.launch import main as launch
+
+    with pytest.raises(SystemExit) as exit_:
+        launch(["--model", "packnet_b"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "-m probe train" in err
 
 
 def _command_paths(command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -139,11 +139,11 @@ def test_noise_estimator_recovers_a_known_injected_scatter_within_ten_percent():
     for seed in range(3):
         control = injected_scatter_run(seed=seed)
         measured = loss_statistics(control.losses)["all"]
-        assert measured["cv_detrended"] == pytest.approx(control.true_cv_detrended, rel=0.10)
+        assert measured.cv_detrended == pytest.approx(control.true_cv_detrended, rel=0.10)
         # the trend is real: the plain CV would misreport the scatter by far more than 10%
-        assert measured["cv"] > 1.5 * control.true_cv_detrended
+        assert measured.cv > 1.5 * control.true_cv_detrended
         # and the clean run underneath has next to no scatter of its own
-        assert loss_statistics(control.clean_losses)["all"]["cv_detrended"] < 0.1 * control.true_cv_detrended
+        assert loss_statistics(control.clean_losses)["all"].cv_detrended < 0.1 * control.true_cv_detrended
 
 
 def test_every_rule_names_its_controls():

@@ -9,7 +9,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probe.depth_space import MODEL_RANGE_SPACES, TO_DEPTH, disparity_to_inverse, output_spaces, to_depth, to_depthnorm
+from probe.depth_space import (MODEL_RANGE_SPACES, OUTPUT_SPACES, disparity_to_inverse, output_spaces, to_depth,
+                               to_depthnorm)
 
 CAP = 10.0
 
@@ -26,8 +27,8 @@ depths = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
 
 
 def test_every_converter_has_a_definition_and_every_space_is_declarable():
-    assert set(TO_DEPTH.names()) == set(DEFINITIONS)
-    assert output_spaces() == [*TO_DEPTH.names(), "disparity"]
+    assert set(OUTPUT_SPACES) == set(DEFINITIONS)
+    assert output_spaces() == [*OUTPUT_SPACES, "disparity"]
 
 
 @pytest.mark.parametrize("space", sorted(DEFINITIONS))
@@ -68,4 +69,4 @@ def test_disparity_is_affine_in_inverse_depth_between_the_range_ends(s, low, spa
 
 
 def test_disparity_maps_to_a_converter_space():
-    assert MODEL_RANGE_SPACES["disparity"][0] in TO_DEPTH
+    assert MODEL_RANGE_SPACES["disparity"][0] in OUTPUT_SPACES

@@ -74,10 +74,11 @@ def test_a_constant_prediction_does_not_beat_the_constant_predictor():
 
 def test_result_round_trips_through_its_json(tmp_path):
     result = evaluate_scale(ScaledReader(2.0), Oracle(3))
-    path = result.save(tmp_path)
+    (path,) = result.save(tmp_path)
     data = json.loads(path.read_text())
-    assert data["analysis"] == "scale" and data["scale_error"] == pytest.approx(0.5)
-    assert ScaleEvaluation.from_json(data) == result
+    assert data["analysis"] == "scale" and data["schema_version"] == ScaleEvaluation.schema_version
+    again = ScaleEvaluation.from_json(data)
+    assert again == result and again.scale_error == pytest.approx(0.5)
 
 
 def test_ratio_summary_quartiles_and_tolerance():

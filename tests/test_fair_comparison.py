@@ -66,7 +66,7 @@ def test_train_records_loss_scales_and_the_protocol_head_range_in_config_json(tm
     result = train(cfg)
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["train"]["config"]
     assert recorded["loss_scales"] == "all" and recorded["model_options"]["min_depth"] == 0.1
-    assert result.summary["loss_scales"] == "all"
+    assert result.summary is not None and result.summary.loss_scales == "all"
     assert result.model.min_depth == 0.1
 
 

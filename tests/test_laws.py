@@ -95,4 +95,4 @@ def test_run_laws_passes_every_registered_law_and_is_seeded():
 
 def test_run_laws_rejects_a_non_positive_example_count():
     with pytest.raises(ProbeError, match="--examples"):
-        run_laws(max_examples=0)
+        run_laws(max_examples=0, seed=0)

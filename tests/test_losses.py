@@ -12,18 +12,20 @@ from hypothesis import strategies as st
 
 from probe.errors import ProbeError, ShapeError
 from probe.image_quality import ssim
+from probe.depth_space import OUTPUT_SPACES
 from probe.losses import LOSSES, build_loss, list_losses, masked_ssim_map
 
 MAX_DEPTH = 10.0
 
 
 
-SPACES = ("inverse", "direct", "depthnorm")
+SPACES = tuple(OUTPUT_SPACES)
 
 
 def raw_output_for(depth: torch.Tensor, space: str, max_depth: float = MAX_DEPTH) -> torch.Tensor:
     """The raw output a perfect model in ``space`` would emit for ``depth`` (metres)."""
-    return {"inverse": 1.0 / depth, "direct": depth / max_depth, "depthnorm": max_depth / depth}[space]
+    return {"inverse": 1.0 / depth, "direct": depth / max_depth, "depthnorm": max_depth / depth, "metric": depth,
+            "log_depth": torch.log(depth)}[space]
 
 
 def scene(seed: int, shape=(2, 1, 16, 20), hole_fraction: float = 0.3):
@@ -42,7 +44,7 @@ def test_registry_lists_the_four_losses():
         build_loss("silog", lam=0.5)
 
 
-@pytest.mark.parametrize("name", ["densedepth", "l1_inverse", "silog", "berhu"])
+@pytest.mark.parametrize("name", list_losses())
 @pytest.mark.parametrize("space", SPACES)
 def test_perfect_prediction_has_zero_loss_in_every_output_space(name, space):
     depth, valid = scene(0)
@@ -56,7 +58,7 @@ def test_perfect_prediction_has_zero_loss_in_every_output_space(name, space):
     assert torch.isfinite(out.grad).all()
 
 
-@pytest.mark.parametrize("name", ["densedepth", "l1_inverse", "silog", "berhu"])
+@pytest.mark.parametrize("name", list_losses())
 @pytest.mark.parametrize("space", SPACES)
 def test_predictions_at_invalid_pixels_change_neither_loss_nor_gradient(name, space):
     depth, valid = scene(1)
@@ -88,7 +90,7 @@ def test_densedepth_loss_ignores_whatever_the_target_holds_at_invalid_pixels(see
     assert a.item() == pytest.approx(b.item(), rel=1e-5, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["densedepth", "l1_inverse", "silog", "berhu"])
+@pytest.mark.parametrize("name", list_losses())
 def test_batch_without_valid_pixels_gives_zero_loss_and_zero_gradients(name):
     depth = torch.zeros(2, 1, 8, 8)
     valid = torch.zeros_like(depth, dtype=torch.bool)
@@ -100,7 +102,7 @@ def test_batch_without_valid_pixels_gives_zero_loss_and_zero_gradients(name):
     assert (out.grad == 0).all()
 
 
-@pytest.mark.parametrize("name", ["densedepth", "l1_inverse", "silog", "berhu"])
+@pytest.mark.parametrize("name", list_losses())
 def test_loss_of_several_scales_is_the_mean_of_each_scale_resized_to_the_target(name):
     depth, valid = scene(3, shape=(2, 1, 16, 20))
     g = torch.Generator().manual_seed(4)
@@ -119,7 +121,7 @@ def test_loss_of_several_scales_is_the_mean_of_each_scale_resized_to_the_target(
         assert both.terms[key].item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", ["densedepth", "l1_inverse", "silog", "berhu"])
+@pytest.mark.parametrize("name", list_losses())
 @pytest.mark.parametrize("space", SPACES)
 def test_gradient_reaches_every_scale(name, space):
     depth, valid = scene(5)

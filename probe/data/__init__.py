@@ -16,6 +16,9 @@ from probe.data.base import (  # noqa: F401
     list_datasets,
     register_dataset,
 )
+
+# Importing the readers fills the registry, in this order (the order `probe datasets` lists).
+# isort: off
 from probe.data import synthetic as _synthetic  # noqa: E402,F401
 from probe.data import nyu as _nyu  # noqa: E402,F401
 from probe.data import nyu_test as _nyu_test  # noqa: E402,F401
@@ -24,3 +27,4 @@ from probe.data import kitti as _kitti  # noqa: E402,F401
 from probe.data import folder as _folder  # noqa: E402,F401
 from probe.data import video as _video  # noqa: E402,F401
 from probe.data import kitti_raw as _kitti_raw  # noqa: E402,F401
+# isort: on

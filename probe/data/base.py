@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from probe.data import transforms as T
 from probe.errors import DataError, ProbeError
-from probe.limits import check_input_size
+from probe.limits import check_size
 from probe.registry import Registry
 
 
@@ -101,18 +101,28 @@ class DepthDataset(Dataset):
     pair_aspect_tolerance: ClassVar[float | None] = ASPECT_TOLERANCE
     """None for readers whose depth samples the image anisotropically (Make3D's laser grid)."""
 
-    def __init__(self, info: DatasetInfo, split: str = "train", input_size: tuple[int, int] | None = None,
-                 augment: bool = False, seed: int = 0, skip_bad: bool = False, normalize: str = "none",
-                 depth_resolution: str = "target") -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        split: str = "train",
+        input_size: tuple[int, int] | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        skip_bad: bool = False,
+        normalize: str = "none",
+        depth_resolution: str = "target",
+    ) -> None:
         if split not in ("train", "test"):
             raise ProbeError(f"split: expected 'train' or 'test', got {split!r}")
         if depth_resolution not in DEPTH_RESOLUTIONS:
-            raise ProbeError(f"depth_resolution: expected one of {', '.join(DEPTH_RESOLUTIONS)}, got {depth_resolution!r}")
+            raise ProbeError(
+                f"depth_resolution: expected one of {', '.join(DEPTH_RESOLUTIONS)}, got {depth_resolution!r}"
+            )
         # "full" keeps the ground truth as read (evaluation scores there); "target" resizes it for training.
         self.depth_resolution = depth_resolution
         self.info = info
         self.split = split
-        self.input_size = check_input_size(tuple(input_size) if input_size else tuple(info.input_size))
+        self.input_size = check_size(tuple(input_size) if input_size else tuple(info.input_size))
         self.depth_size = info.depth_size(self.input_size)
         self.augment = augment
         self.seed = seed
@@ -170,8 +180,13 @@ class DepthDataset(Dataset):
         depth = torch.where(valid, depth, torch.zeros_like(depth))
         if self.augment:
             image, depth, valid = T.augment(image, depth, valid, T.sample_rng(self.seed, self.epoch, index))
-        return {"image": self._normalize(image).contiguous(), "depth": depth.contiguous(),
-                "valid": valid.contiguous(), "name": raw.name, "skipped": skipped}
+        return {
+            "image": self._normalize(image).contiguous(),
+            "depth": depth.contiguous(),
+            "valid": valid.contiguous(),
+            "name": raw.name,
+            "skipped": skipped,
+        }
 
 
 def check_raw_sample(raw: RawSample, aspect_tolerance: float | None = ASPECT_TOLERANCE) -> None:
@@ -198,11 +213,15 @@ def check_raw_sample(raw: RawSample, aspect_tolerance: float | None = ASPECT_TOL
     if abs(depth_ratio / image_ratio - 1.0) <= aspect_tolerance:
         return
     if height != width and abs((rows / cols) / image_ratio - 1.0) <= aspect_tolerance:
-        raise DataError(f"{where}: depth map {rows}x{cols} is transposed against its image {height}x{width} "
-                        "(rows and columns swapped)")
-    raise DataError(f"{where}: image {height}x{width} and depth map {rows}x{cols} differ in aspect ratio "
-                    f"({image_ratio:.3f} vs {depth_ratio:.3f}, tolerance {aspect_tolerance:.0%}); resizing would "
-                    "misalign them")
+        raise DataError(
+            f"{where}: depth map {rows}x{cols} is transposed against its image {height}x{width} "
+            "(rows and columns swapped)"
+        )
+    raise DataError(
+        f"{where}: image {height}x{width} and depth map {rows}x{cols} differ in aspect ratio "
+        f"({image_ratio:.3f} vs {depth_ratio:.3f}, tolerance {aspect_tolerance:.0%}); resizing would "
+        "misalign them"
+    )
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -221,8 +240,9 @@ def check_list_path(text: str, label: str) -> str:
         raise DataError(f"{label}: path {text!r} is absolute; list files may only name files inside the dataset root")
     parts = [p for p in posix.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise DataError(f"{label}: path {text!r} climbs out with '..'; list files may only name files inside the "
-                        "dataset root")
+        raise DataError(
+            f"{label}: path {text!r} climbs out with '..'; list files may only name files inside the dataset root"
+        )
     if not parts:
         raise DataError(f"{label}: empty path")
     return "/".join(parts)
@@ -232,17 +252,28 @@ Factory = Callable[..., DepthDataset]
 DATASETS: Registry[Factory] = Registry("dataset")
 
 
-def register_dataset(info: DatasetInfo, locate: Callable[[Path | None], bool] | None = None) -> Callable[[Factory], Factory]:
+def register_dataset(
+    info: DatasetInfo, locate: Callable[[Path | None], bool] | None = None
+) -> Callable[[Factory], Factory]:
     """Register ``factory(root, split, input_size, **options)`` under ``info.name``.
 
     ``locate(root) -> bool`` says whether the files are present (for ``probe datasets``).
     """
-    return DATASETS.register(info.name, description=info.description, info=info,
-                             locate=locate or (lambda root: root is not None and Path(root).exists()))
+    return DATASETS.register(
+        info.name,
+        description=info.description,
+        info=info,
+        locate=locate or (lambda root: root is not None and Path(root).exists()),
+    )
 
 
-def get_dataset(name: str, root: str | Path | None = None, split: str = "train",
-                input_size: tuple[int, int] | None = None, **options: Any) -> DepthDataset:
+def get_dataset(
+    name: str,
+    root: str | Path | None = None,
+    split: str = "train",
+    input_size: tuple[int, int] | None = None,
+    **options: Any,
+) -> DepthDataset:
     """Build dataset ``name`` from ``root`` (None for the built-in synthetic data).
 
     >>> ds = get_dataset("synthetic", split="test", input_size=(48, 64), length=4)  # doctest: +SKIP

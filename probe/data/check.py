@@ -57,11 +57,15 @@ def inspect_item(dataset: DepthDataset, index: int) -> ItemCheck:
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(depth) & (depth > 0) & (depth <= dataset.info.max_depth)
     values = depth[valid]
-    return ItemCheck(index, name, image_size=(int(image.shape[0]), int(image.shape[1])),
-                     depth_size=(int(depth.shape[0]), int(depth.shape[1])),
-                     depth_min=float(values.min()) if values.size else None,
-                     depth_max=float(values.max()) if values.size else None,
-                     valid_fraction=float(valid.mean()))
+    return ItemCheck(
+        index,
+        name,
+        image_size=(int(image.shape[0]), int(image.shape[1])),
+        depth_size=(int(depth.shape[0]), int(depth.shape[1])),
+        depth_min=float(values.min()) if values.size else None,
+        depth_max=float(values.max()) if values.size else None,
+        valid_fraction=float(valid.mean()),
+    )
 
 
 class _Inspector(Dataset):
@@ -105,13 +109,16 @@ class SplitCheck:
         mins = [i.depth_min for i in good if i.depth_min is not None]
         maxs = [i.depth_max for i in good if i.depth_max is not None]
         return cls(
-            split=split, count=len(items),
+            split=split,
+            count=len(items),
             image_sizes=dict(Counter(_size_text(i.image_size) for i in good if i.image_size)),
             depth_sizes=dict(Counter(_size_text(i.depth_size) for i in good if i.depth_size)),
-            depth_min=min(mins) if mins else None, depth_max=max(maxs) if maxs else None,
+            depth_min=min(mins) if mins else None,
+            depth_max=max(maxs) if maxs else None,
             mean_valid_fraction=float(np.mean([i.valid_fraction for i in good])) if good else None,
             no_valid_depth=[i.name for i in good if i.depth_min is None],
-            bad=[i.error for i in items if i.error])
+            bad=[i.error for i in items if i.error],
+        )
 
 
 @dataclass
@@ -140,11 +147,16 @@ class CheckReport:
                 lines.append("  depth sizes: " + ", ".join(f"{k} ({v})" for k, v in sorted(s.depth_sizes.items())))
             if s.depth_min is not None:
                 cap = f" (cap {self.max_depth:g} m)" if self.max_depth is not None else ""
-                lines.append(f"  valid depth: {s.depth_min:.3f} .. {s.depth_max:.3f} m{cap}, "
-                             f"{100 * (s.mean_valid_fraction or 0):.1f}% of pixels valid on average")
+                lines.append(
+                    f"  valid depth: {s.depth_min:.3f} .. {s.depth_max:.3f} m{cap}, "
+                    f"{100 * (s.mean_valid_fraction or 0):.1f}% of pixels valid on average"
+                )
             if s.no_valid_depth:
-                lines.append(f"  {len(s.no_valid_depth)} item(s) without any valid depth: "
-                             + ", ".join(s.no_valid_depth[:20]) + (" ..." if len(s.no_valid_depth) > 20 else ""))
+                lines.append(
+                    f"  {len(s.no_valid_depth)} item(s) without any valid depth: "
+                    + ", ".join(s.no_valid_depth[:20])
+                    + (" ..." if len(s.no_valid_depth) > 20 else "")
+                )
             lines.extend(f"  bad: {b}" for b in s.bad)
         lines.append("ok" if self.ok else f"{len(self.bad)} bad file(s)")
         return "\n".join(lines)
@@ -170,8 +182,14 @@ def check_split(dataset: DepthDataset, workers: int = 0, progress: bool | None =
     return SplitCheck.from_items(dataset.split, items)
 
 
-def check_dataset(name: str, root: str | Path | None, split: str = "all", workers: int = 0,
-                  progress: bool | None = None, **options: Any) -> CheckReport:
+def check_dataset(
+    name: str,
+    root: str | Path | None,
+    split: str = "all",
+    workers: int = 0,
+    progress: bool | None = None,
+    **options: Any,
+) -> CheckReport:
     """Validate ``name`` under ``root`` for ``split`` (``train``, ``test`` or ``all``).
 
     When no requested split can be opened (missing root, missing files) the
@@ -190,7 +208,11 @@ def check_dataset(name: str, root: str | Path | None, split: str = "all", worker
             failures[one] = exc
     if not opened:
         raise next(iter(failures.values()))
-    results = [check_split(opened[s], workers=workers, progress=progress) if s in opened
-               else SplitCheck(split=s, bad=[str(failures[s])]) for s in SPLITS[split]]
+    results = [
+        check_split(opened[s], workers=workers, progress=progress)
+        if s in opened
+        else SplitCheck(split=s, bad=[str(failures[s])])
+        for s in SPLITS[split]
+    ]
     max_depth = next(iter(opened.values())).info.max_depth
     return CheckReport(name, str(root), max_depth, results)

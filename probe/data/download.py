@@ -45,8 +45,8 @@ from pathlib import Path, PurePosixPath
 from probe.data.base import DATASETS
 from probe.data.images import check_data_file
 from probe.errors import DataError, ProbeError, reason
-from probe.limits import MAX_ARCHIVE_MEMBERS
 from probe.io import atomic_write, ensure_dir
+from probe.limits import MAX_ARCHIVE_MEMBERS
 from probe.progress import progress_bar
 from probe.registry import Registry
 
@@ -77,26 +77,54 @@ class DownloadPlan:
 
 DOWNLOADS: Registry[DownloadPlan] = Registry("download")
 
-DOWNLOADS.register("nyu", description="DenseDepth's nyu_data.zip, read in place")(DownloadPlan(
-    files=(RemoteFile("https://s3-eu-west-1.amazonaws.com/densedepth/nyu_data.zip", "nyu_data.zip"),),
-    extract_archives=False))
-DOWNLOADS.register("nyu_labeled", description="labeled .mat and the standard split")(DownloadPlan(files=(
-    # byte length as recorded by a published download script for the canonical file
-    RemoteFile("http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
-               "nyu_depth_v2_labeled.mat", size=2972037809),
-    RemoteFile("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat", "splits.mat"),
-)))
-DOWNLOADS.register("make3d", description="Make3D Train400 / Test134 images and laser grids")(DownloadPlan(files=(
-    RemoteFile("http://cs.stanford.edu/group/reconstruction3d/Train400Img.tar.gz", "Train400Img.tar.gz", extract=True),
-    RemoteFile("http://cs.stanford.edu/group/reconstruction3d/Train400Depth.tgz", "Train400Depth.tgz", extract=True),
-    RemoteFile("http://www.cs.cornell.edu/~asaxena/learningdepth/Test134.tar.gz", "Test134.tar.gz", extract=True),
-    RemoteFile("http://www.cs.cornell.edu/~asaxena/learningdepth/Test134Depth.tar.gz", "Test134Depth.tar.gz",
-               extract=True),
-)))
-DOWNLOADS.register("kitti", description="registration required")(DownloadPlan(unavailable=(
-    "kitti: KITTI requires registration, so there is no public URL to fetch; register at "
-    "http://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction, then download "
-    "data_depth_annotated.zip and the raw drives yourself or pass --url with your download links")))
+DOWNLOADS.register("nyu", description="DenseDepth's nyu_data.zip, read in place")(
+    DownloadPlan(
+        files=(RemoteFile("https://s3-eu-west-1.amazonaws.com/densedepth/nyu_data.zip", "nyu_data.zip"),),
+        extract_archives=False,
+    )
+)
+DOWNLOADS.register("nyu_labeled", description="labeled .mat and the standard split")(
+    DownloadPlan(
+        files=(
+            # byte length as recorded by a published download script for the canonical file
+            RemoteFile(
+                "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
+                "nyu_depth_v2_labeled.mat",
+                size=2972037809,
+            ),
+            RemoteFile("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat", "splits.mat"),
+        )
+    )
+)
+DOWNLOADS.register("make3d", description="Make3D Train400 / Test134 images and laser grids")(
+    DownloadPlan(
+        files=(
+            RemoteFile(
+                "http://cs.stanford.edu/group/reconstruction3d/Train400Img.tar.gz", "Train400Img.tar.gz", extract=True
+            ),
+            RemoteFile(
+                "http://cs.stanford.edu/group/reconstruction3d/Train400Depth.tgz", "Train400Depth.tgz", extract=True
+            ),
+            RemoteFile(
+                "http://www.cs.cornell.edu/~asaxena/learningdepth/Test134.tar.gz", "Test134.tar.gz", extract=True
+            ),
+            RemoteFile(
+                "http://www.cs.cornell.edu/~asaxena/learningdepth/Test134Depth.tar.gz",
+                "Test134Depth.tar.gz",
+                extract=True,
+            ),
+        )
+    )
+)
+DOWNLOADS.register("kitti", description="registration required")(
+    DownloadPlan(
+        unavailable=(
+            "kitti: KITTI requires registration, so there is no public URL to fetch; register at "
+            "http://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction, then download "
+            "data_depth_annotated.zip and the raw drives yourself or pass --url with your download links"
+        )
+    )
+)
 
 
 @dataclass
@@ -145,8 +173,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(url: str, dest: Path, size: int | None = None, sha256: str | None = None,
-          progress: bool | None = None, timeout: float = 60.0) -> FileResult:
+def fetch(
+    url: str,
+    dest: Path,
+    size: int | None = None,
+    sha256: str | None = None,
+    progress: bool | None = None,
+    timeout: float = 60.0,
+) -> FileResult:
     """Stream ``url`` to ``dest`` via ``dest.part`` (resumed if present); verify size and checksum.
 
     Raises DataError naming the URL or file on an HTTP error, a short or long
@@ -166,8 +200,10 @@ def fetch(url: str, dest: Path, size: int | None = None, sha256: str | None = No
             _, total = _parse_content_range(exc.headers.get("Content-Range"))
             if total == offset:
                 return _finish(url, part, dest, offset, 0, "resumed", (total, size), sha256)
-            raise DataError(f"{part}: partial file has {offset} bytes but {url} has {total if total is not None else 'fewer'}; "
-                            "delete the .part file and run again") from None
+            raise DataError(
+                f"{part}: partial file has {offset} bytes but {url} has {total if total is not None else 'fewer'}; "
+                "delete the .part file and run again"
+            ) from None
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -196,14 +232,16 @@ def _stream(response, part: Path, mode: str, offset: int, total: int | None, lab
     received = 0
     disable = None if progress is None else not progress
     with progress_bar(disable=disable) as bar, open(part, mode) as handle:
-        task = bar.add_task(f"{label} (MiB)", total=(total / MIB) if total else None, completed=offset / MIB)
+        task = bar.add_task(f"{label} (MiB)", total=(total / MIB) if total else None, completed=int(offset / MIB))
         while True:
             try:
                 block = response.read(CHUNK_BYTES)
             except (OSError, ValueError) as exc:
                 handle.flush()
-                raise DataError(f"{label}: transfer broke after {offset + received} bytes ({exc}); "
-                                f"{part} is kept, run again to resume") from None
+                raise DataError(
+                    f"{label}: transfer broke after {offset + received} bytes ({exc}); "
+                    f"{part} is kept, run again to resume"
+                ) from None
             if not block:
                 break
             handle.write(block)
@@ -212,8 +250,16 @@ def _stream(response, part: Path, mode: str, offset: int, total: int | None, lab
     return received
 
 
-def _finish(url: str, part: Path, dest: Path, have: int, received: int, status: str,
-            expected: tuple[int | None, ...], sha256: str | None) -> FileResult:
+def _finish(
+    url: str,
+    part: Path,
+    dest: Path,
+    have: int,
+    received: int,
+    status: str,
+    expected: tuple[int | None, ...],
+    sha256: str | None,
+) -> FileResult:
     """Check the complete ``.part`` against every known size (server's, registered) and the checksum."""
     for want in expected:
         if want is None or have == want:
@@ -307,22 +353,30 @@ def check_members(members: list[_Member], archive: Path, target: Path) -> int:
             raise DataError(f"{archive}: member {member.name!r} appears twice; refusing to extract")
         for depth in range(1, len(member.parts)):
             if "/".join(member.parts[:depth]) in links:
-                raise DataError(f"{archive}: member {member.name!r} lies inside the symlink "
-                                f"{'/'.join(member.parts[:depth])!r}; refusing to extract")
+                raise DataError(
+                    f"{archive}: member {member.name!r} lies inside the symlink "
+                    f"{'/'.join(member.parts[:depth])!r}; refusing to extract"
+                )
         if not (target / key).resolve().is_relative_to(target):
             raise DataError(f"{archive}: member {member.name!r} would be written outside {target}; refusing to extract")
         if member.kind == "symlink":
             parent = list(member.parts[:-1])
             link = member.link.replace("\\", "/")
-            if link.startswith("/") or re.match(r"^[A-Za-z]:", link) or _resolve_virtual(parent + link.split("/"),
-                                                                                        links) is None:
-                raise DataError(f"{archive}: link {member.name!r} -> {member.link!r} points outside {target}; "
-                                "refusing to extract")
+            if (
+                link.startswith("/")
+                or re.match(r"^[A-Za-z]:", link)
+                or _resolve_virtual(parent + link.split("/"), links) is None
+            ):
+                raise DataError(
+                    f"{archive}: link {member.name!r} -> {member.link!r} points outside {target}; refusing to extract"
+                )
         elif member.kind == "hardlink":
             source = "/".join(_member_parts(member.link, archive))
             if seen.get(source) != "file":
-                raise DataError(f"{archive}: hard link {member.name!r} -> {member.link!r} does not name a regular "
-                                "file listed before it; refusing to extract")
+                raise DataError(
+                    f"{archive}: hard link {member.name!r} -> {member.link!r} does not name a regular "
+                    "file listed before it; refusing to extract"
+                )
         seen[key] = member.kind
     return sum(m.size for m in members if m.kind == "file")
 
@@ -392,6 +446,7 @@ def safe_extract(archive: Path, target: Path) -> list[str]:
 
 # -- the command --------------------------------------------------------------------------------
 
+
 def _is_archive(filename: str) -> bool:
     return filename.lower().endswith(ARCHIVE_SUFFIXES)
 
@@ -408,8 +463,7 @@ def plan_files(name: str, urls: list[str] | None = None) -> list[RemoteFile]:
         if not info.needs_root:
             raise ProbeError(f"dataset {name!r} is generated on the fly; there is nothing to download")
         if not urls:
-            raise ProbeError(f"dataset {name!r}: no public download is known; get it from {info.source} "
-                             "or pass --url")
+            raise ProbeError(f"dataset {name!r}: no public download is known; get it from {info.source} or pass --url")
     plan = DOWNLOADS.get(name) if name in DOWNLOADS else DownloadPlan(extract_archives=True)
     if not urls:
         if plan.unavailable:
@@ -423,13 +477,21 @@ def plan_files(name: str, urls: list[str] | None = None) -> list[RemoteFile]:
         if parsed.scheme not in ("http", "https") or not filename:
             raise ProbeError(f"--url: expected an http(s) URL ending in a file name, got {url!r}")
         base = known.get(filename)
-        files.append(RemoteFile(url, filename, size=base.size if base else None, sha256=base.sha256 if base else None,
-                                extract=base.extract if base else (plan.extract_archives and _is_archive(filename))))
+        files.append(
+            RemoteFile(
+                url,
+                filename,
+                size=base.size if base else None,
+                sha256=base.sha256 if base else None,
+                extract=base.extract if base else (plan.extract_archives and _is_archive(filename)),
+            )
+        )
     return files
 
 
-def download_dataset(name: str, root: Path, urls: list[str] | None = None, progress: bool | None = None,
-                     timeout: float = 60.0) -> DownloadReport:
+def download_dataset(
+    name: str, root: Path, urls: list[str] | None = None, progress: bool | None = None, timeout: float = 60.0
+) -> DownloadReport:
     """Fetch (or resume) and extract ``name``'s files into ``root``; see the module docstring.
 
     A file already present with the registered size (or any size when none is
@@ -444,8 +506,7 @@ def download_dataset(name: str, root: Path, urls: list[str] | None = None, progr
         if dest.is_file() and (remote.size is None or dest.stat().st_size == remote.size):
             result = FileResult(remote.filename, "present", 0, dest.stat().st_size)
         else:
-            result = fetch(remote.url, dest, size=remote.size, sha256=remote.sha256, progress=progress,
-                           timeout=timeout)
+            result = fetch(remote.url, dest, size=remote.size, sha256=remote.sha256, progress=progress, timeout=timeout)
         marker = root / f".{remote.filename}.extracted"
         if remote.extract and not marker.exists():
             result.extracted = safe_extract(dest, root)

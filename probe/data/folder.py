@@ -47,7 +47,9 @@ FOLDER_INFO = DatasetInfo(
     input_size=(240, 320),
     depth_scale=1.0,
     eval_protocol="none",
-    source="your own files: image_glob / depth_glob patterns under --data-root (default {split}/image/*, {split}/depth/*)",
+    source=(
+        "your own files: image_glob / depth_glob patterns under --data-root (default {split}/image/*, {split}/depth/*)"
+    ),
     expected=(DEFAULT_IMAGE_GLOB, DEFAULT_DEPTH_GLOB),
 )
 
@@ -61,8 +63,10 @@ def pair_by_stem(images: list[Path], depths: list[Path], root: Path, image_glob:
     by_stem_image = {p.stem: p for p in images}
     by_stem_depth = {p.stem: p for p in depths}
     if len(by_stem_image) != len(images) or len(by_stem_depth) != len(depths):
-        raise DataError(f"{root}: several files share a stem under {image_glob!r} or {depth_glob!r}; "
-                        "use pair_by='order' or narrower globs")
+        raise DataError(
+            f"{root}: several files share a stem under {image_glob!r} or {depth_glob!r}; "
+            "use pair_by='order' or narrower globs"
+        )
     stems = sorted(set(by_stem_image) | set(by_stem_depth))
     return [(by_stem_image.get(s), by_stem_depth.get(s)) for s in stems]
 
@@ -70,8 +74,10 @@ def pair_by_stem(images: list[Path], depths: list[Path], root: Path, image_glob:
 @PAIRINGS.register("order", description="n-th image with the n-th depth file, both sorted by path")
 def pair_by_order(images: list[Path], depths: list[Path], root: Path, image_glob: str, depth_glob: str) -> list[Pair]:
     if len(images) != len(depths):
-        raise DataError(f"{root}: {len(images)} images ({image_glob!r}) but {len(depths)} depth files "
-                        f"({depth_glob!r}); pair_by='order' needs equal counts")
+        raise DataError(
+            f"{root}: {len(images)} images ({image_glob!r}) but {len(depths)} depth files "
+            f"({depth_glob!r}); pair_by='order' needs equal counts"
+        )
     return list(zip(images, depths))
 
 
@@ -89,11 +95,21 @@ def locate_folder(root: Path | None) -> bool:
 class FolderDataset(DepthDataset):
     """Image/depth pairs from glob patterns; see the module docstring for the options."""
 
-    def __init__(self, root: Path, split: str = "train", image_glob: str = DEFAULT_IMAGE_GLOB,
-                 depth_glob: str = DEFAULT_DEPTH_GLOB, pair_by: str = "stem", depth_scale: float = 0.001,
-                 max_depth: float = FOLDER_INFO.max_depth, **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        image_glob: str = DEFAULT_IMAGE_GLOB,
+        depth_glob: str = DEFAULT_DEPTH_GLOB,
+        pair_by: str = "stem",
+        depth_scale: float = 0.001,
+        max_depth: float = FOLDER_INFO.max_depth,
+        **options: Any,
+    ) -> None:
         if not depth_scale > 0:
-            raise ProbeError(f"depth_scale: expected metres per PNG count > 0 (e.g. 0.001 for millimetres), got {depth_scale}")
+            raise ProbeError(
+                f"depth_scale: expected metres per PNG count > 0 (e.g. 0.001 for millimetres), got {depth_scale}"
+            )
         if not max_depth > 0:
             raise ProbeError(f"max_depth: expected a positive depth cap in metres, got {max_depth}")
         pairing = PAIRINGS.get(pair_by)
@@ -105,8 +121,10 @@ class FolderDataset(DepthDataset):
         images = _glob(root, self.image_glob, IMAGE_SUFFIXES)
         depths = _glob(root, self.depth_glob, tuple(DEPTH_FORMATS.names()))
         if not images and not depths:
-            raise DataError(f"{root}: no images match {self.image_glob!r} and no depth files "
-                            f"({', '.join(DEPTH_FORMATS.names())}) match {self.depth_glob!r}")
+            raise DataError(
+                f"{root}: no images match {self.image_glob!r} and no depth files "
+                f"({', '.join(DEPTH_FORMATS.names())}) match {self.depth_glob!r}"
+            )
         self.pairs = pairing(images, depths, root, self.image_glob, self.depth_glob)
 
     def __len__(self) -> int:
@@ -114,7 +132,8 @@ class FolderDataset(DepthDataset):
 
     def item_name(self, index: int) -> str:
         image, depth = self.pairs[index]
-        return str((image or depth).relative_to(self.root))
+        named = image if image is not None else depth
+        return str(named.relative_to(self.root)) if named is not None else f"{self.split}/{index}"
 
     def load_raw(self, index: int) -> RawSample:
         image_path, depth_path = self.pairs[index]
@@ -124,8 +143,9 @@ class FolderDataset(DepthDataset):
             raise DataError(f"{depth_path}: no image with the same stem matches {self.image_glob!r}")
         image = read_rgb(image_path)
         depth = read_depth_metres(depth_path, self.depth_units)
-        return RawSample(image=image, depth=depth, name=self.item_name(index),
-                         files=f"{image_path} with depth {depth_path}")
+        return RawSample(
+            image=image, depth=depth, name=self.item_name(index), files=f"{image_path} with depth {depth_path}"
+        )
 
 
 @register_dataset(FOLDER_INFO, locate=locate_folder)

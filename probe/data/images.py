@@ -50,8 +50,9 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512)
 
 # MATLAB classes that hold plain real or complex numbers (complex is refused after loading).
-MAT_NUMERIC_CLASSES = frozenset({"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
-                                 "int64", "uint64"})
+MAT_NUMERIC_CLASSES = frozenset(
+    {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
+)
 
 
 def _label(source: Source, name: str | None) -> str:
@@ -172,8 +173,10 @@ def check_real_array(shape: tuple[int, ...], dtype: np.dtype, label: str, what: 
         raise DataError(f"{label}: {what} has shape {tuple(shape)}; expected no empty axis")
     count = math.prod(int(n) for n in shape)
     if count > MAX_ARRAY_ELEMENTS:
-        raise DataError(f"{label}: {what} of shape {tuple(shape)} has {count:,} elements, more than the "
-                        f"{MAX_ARRAY_ELEMENTS:,} probe reads from one file")
+        raise DataError(
+            f"{label}: {what} of shape {tuple(shape)} has {count:,} elements, more than the "
+            f"{MAX_ARRAY_ELEMENTS:,} probe reads from one file"
+        )
     return count
 
 
@@ -195,8 +198,10 @@ def read_npy(source: Source, name: str | None = None) -> np.ndarray:
     count = check_real_array(shape, dtype, label, ".npy array")
     present = len(data) - stream.tell()
     if present < count * dtype.itemsize:
-        raise DataError(f"{label}: .npy header promises {count * dtype.itemsize:,} bytes of data, the file has "
-                        f"{present:,} (truncated)")
+        raise DataError(
+            f"{label}: .npy header promises {count * dtype.itemsize:,} bytes of data, the file has "
+            f"{present:,} (truncated)"
+        )
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
     return flat.reshape(shape, order="F" if fortran else "C").copy()
 
@@ -211,7 +216,7 @@ def is_mat_v73(path: Path) -> bool:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    return any(head[o:o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS)
+    return any(head[o : o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS)
 
 
 def read_mat(path: Path, keys: Iterable[str], name: str | None = None) -> dict[str, np.ndarray]:
@@ -292,10 +297,12 @@ def _read_mat_v5(path: Path, keys: list[str], label: str) -> dict[str, np.ndarra
     for key in keys:
         variable = variables[key]
         if variable.matlab_class not in MAT_NUMERIC_CLASSES:
-            raise DataError(f"{label}: variable {key!r} has MATLAB class {variable.matlab_class!r}; "
-                            "expected a numeric array")
-        check_real_array(variable.shape, np.dtype(np.complex128 if variable.complex else np.float64), label,
-                         f"variable {key!r}")
+            raise DataError(
+                f"{label}: variable {key!r} has MATLAB class {variable.matlab_class!r}; expected a numeric array"
+            )
+        check_real_array(
+            variable.shape, np.dtype(np.complex128 if variable.complex else np.float64), label, f"variable {key!r}"
+        )
         arrays[key] = to_array(variable, label, byte_order(data))
     return arrays
 
@@ -336,7 +343,9 @@ def read_depth_metres(path: Path, png_scale: float, name: str | None = None) -> 
     label = _label(path, name)
     suffix = Path(path).suffix.lower()
     if suffix not in DEPTH_FORMATS:
-        raise DataError(f"{label}: unsupported depth file type {suffix!r}; expected one of {', '.join(DEPTH_FORMATS.names())}")
+        raise DataError(
+            f"{label}: unsupported depth file type {suffix!r}; expected one of {', '.join(DEPTH_FORMATS.names())}"
+        )
     return DEPTH_FORMATS.get(suffix)(path, label, png_scale)
 
 

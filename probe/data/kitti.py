@@ -16,9 +16,12 @@ naming the RGB file, so ``probe data check`` lists it and ``skip_bad`` skips it.
 Split lists: one frame per line, in any of these three formats (the first
 token decides; blank lines are ignored)::
 
-    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.jpg <right image>   # Monodepth (eigen_*_files.txt)
-    2011_09_26/2011_09_26_drive_0002_sync 69 l                                         # Monodepth2 (l = image_02, r = image_03)
-    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png <gt path|None> 721.5377   # BTS
+    # Monodepth (eigen_*_files.txt)
+    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.jpg <right image>
+    # Monodepth2 (l = image_02, r = image_03)
+    2011_09_26/2011_09_26_drive_0002_sync 69 l
+    # BTS
+    2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000069.png <gt path|None> 721.5377
 
 Only the first image of a Monodepth line is used.  Monodepth's lists name
 ``.jpg`` files (its authors converted the PNGs); the listed path is tried
@@ -67,11 +70,17 @@ KITTI_INFO = DatasetInfo(
     input_size=(192, 640),
     depth_scale=1.0,
     eval_protocol="kitti",
-    source=("registration required: http://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction "
-            "(data_depth_annotated.zip) and the raw sequences from http://www.cvlibs.net/datasets/kitti/raw_data.php; "
-            f"Eigen lists: {EIGEN_LISTS}"),
-    expected=("eigen_train_files.txt", "eigen_test_files.txt", "<date>/<drive>/image_02/data/*.png",
-              "data_depth_annotated/{train,val}/<drive>/proj_depth/groundtruth/image_02/*.png"),
+    source=(
+        "registration required: http://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction "
+        "(data_depth_annotated.zip) and the raw sequences from http://www.cvlibs.net/datasets/kitti/raw_data.php; "
+        f"Eigen lists: {EIGEN_LISTS}"
+    ),
+    expected=(
+        "eigen_train_files.txt",
+        "eigen_test_files.txt",
+        "<date>/<drive>/image_02/data/*.png",
+        "data_depth_annotated/{train,val}/<drive>/proj_depth/groundtruth/image_02/*.png",
+    ),
 )
 
 
@@ -155,33 +164,40 @@ def parse_split_list(path: Path) -> tuple[list[KittiFrame], int]:
         parsed = next((f for f in (e.factory(tokens) for e in LIST_FORMATS.entries()) if f is not None), None)
         if parsed is None:
             formats = "; ".join(f"{e.name}: {e.description}" for e in LIST_FORMATS.entries())
-            raise DataError(f"{path}, line {lineno}: unrecognised entry {line.strip()[:200]!r}; "
-                            f"expected one of {formats}")
+            raise DataError(
+                f"{path}, line {lineno}: unrecognised entry {line.strip()[:200]!r}; expected one of {formats}"
+            )
         if parsed is DROP:
             dropped += 1
         else:
             frames.append(_inside_root(parsed, f"{path}, line {lineno}"))
     if not frames:
-        reason = f" ({dropped} line(s) declare no ground truth)" if dropped else ""
-        raise DataError(f"{path}: lists no frames{reason}; an empty split cannot be trained or evaluated")
+        why = f" ({dropped} line(s) declare no ground truth)" if dropped else ""
+        raise DataError(f"{path}: lists no frames{why}; an empty split cannot be trained or evaluated")
     return frames, dropped
 
 
 def _inside_root(frame: KittiFrame, label: str) -> KittiFrame:
     """The frame with every listed path checked to stay inside the dataset root."""
-    return KittiFrame(check_list_path(frame.drive, label), frame.camera, frame.frame,
-                      rgb=check_list_path(frame.rgb, label) if frame.rgb else None,
-                      gt=check_list_path(frame.gt, label) if frame.gt else None)
+    return KittiFrame(
+        check_list_path(frame.drive, label),
+        frame.camera,
+        frame.frame,
+        rgb=check_list_path(frame.rgb, label) if frame.rgb else None,
+        gt=check_list_path(frame.gt, label) if frame.gt else None,
+    )
 
 
 def benchmark_crop(image: np.ndarray, depth: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
     """KITTI benchmark crop: bottom 352 rows, central 1216 columns, on image and depth alike."""
     height, width = image.shape[:2]
     if height < KB_CROP[0] or width < KB_CROP[1] or depth.shape != (height, width):
-        raise DataError(f"{label}: kb_crop needs image and depth of the same size >= {KB_CROP[0]}x{KB_CROP[1]}, "
-                        f"got image {height}x{width}, depth {depth.shape[0]}x{depth.shape[1]}")
+        raise DataError(
+            f"{label}: kb_crop needs image and depth of the same size >= {KB_CROP[0]}x{KB_CROP[1]}, "
+            f"got image {height}x{width}, depth {depth.shape[0]}x{depth.shape[1]}"
+        )
     top, left = height - KB_CROP[0], (width - KB_CROP[1]) // 2
-    return (image[top:, left:left + KB_CROP[1]], depth[top:, left:left + KB_CROP[1]])
+    return (image[top:, left : left + KB_CROP[1]], depth[top:, left : left + KB_CROP[1]])
 
 
 def find_ground_truth(root: Path, frame: KittiFrame) -> Path | None:
@@ -206,15 +222,24 @@ def locate_kitti(root: Path | None) -> bool:
 class Kitti(DepthDataset):
     """KITTI frames listed in a split file; see the module docstring."""
 
-    def __init__(self, root: Path, split: str = "train", split_file: str | Path | None = None,
-                 kb_crop: bool = False, input_size: tuple[int, int] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        split_file: str | Path | None = None,
+        kb_crop: bool = False,
+        input_size: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(KITTI_INFO, split=split, input_size=input_size or (KB_CROP if kb_crop else None), **options)
         self.root = root
         self.kb_crop = kb_crop
         self.split_file = Path(split_file).expanduser() if split_file else root / SPLIT_FILES[split]
         if not self.split_file.is_file():
-            raise DataError(f"kitti ({split}): split list {self.split_file} not found; pass split_file= or put "
-                            f"{SPLIT_FILES[split]} under {root} (from {EIGEN_LISTS})")
+            raise DataError(
+                f"kitti ({split}): split list {self.split_file} not found; pass split_file= or put "
+                f"{SPLIT_FILES[split]} under {root} (from {EIGEN_LISTS})"
+            )
         self.frames, self.dropped = parse_split_list(self.split_file)
 
     def __len__(self) -> int:
@@ -234,8 +259,9 @@ class Kitti(DepthDataset):
         found = find_ground_truth(self.root, frame)
         if found is not None:
             return found
-        raise DataError(f"{rgb}: no ground truth {frame.gt_relative[-1]} under {self.root} "
-                        f"({', '.join(GT_BASES[:-1])} or the root)")
+        raise DataError(
+            f"{rgb}: no ground truth {frame.gt_relative[-1]} under {self.root} ({', '.join(GT_BASES[:-1])} or the root)"
+        )
 
     def load_raw(self, index: int) -> RawSample:
         frame = self.frames[index]

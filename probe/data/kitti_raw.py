@@ -53,11 +53,19 @@ CALIB_FILE = "calib_cam_to_cam.txt"
 KITTI_RAW_INFO = DatasetInfo(
     name="kitti_raw",
     description="KITTI raw drives: image windows, P_rect intrinsics, OXTS speed, timestamps (no labels needed)",
-    min_depth=1e-3, max_depth=KITTI_MAX_DEPTH, input_size=(192, 640), depth_scale=1.0, eval_protocol="kitti",
+    min_depth=1e-3,
+    max_depth=KITTI_MAX_DEPTH,
+    input_size=(192, 640),
+    depth_scale=1.0,
+    eval_protocol="kitti",
     source="registration required: http://www.cvlibs.net/datasets/kitti/raw_data.php ([synced+rectified data] and "
-           "[calibration] of each drive)",
-    expected=("<date>/calib_cam_to_cam.txt", "<date>/<drive>_sync/image_02/data/*.png",
-              "<date>/<drive>_sync/image_02/timestamps.txt", "<date>/<drive>_sync/oxts/data/*.txt"),
+    "[calibration] of each drive)",
+    expected=(
+        "<date>/calib_cam_to_cam.txt",
+        "<date>/<drive>_sync/image_02/data/*.png",
+        "<date>/<drive>_sync/image_02/timestamps.txt",
+        "<date>/<drive>_sync/oxts/data/*.txt",
+    ),
 )
 
 
@@ -82,7 +90,9 @@ def read_calibration(path: Path) -> dict[str, np.ndarray]:
         try:
             values[key.strip()] = np.array([float(v) for v in rest.split()], dtype=np.float64)
         except ValueError:
-            raise DataError(f"{path}, line {lineno}: expected numbers after {key.strip()!r}, got {rest.strip()!r}") from None
+            raise DataError(
+                f"{path}, line {lineno}: expected numbers after {key.strip()!r}, got {rest.strip()!r}"
+            ) from None
     return values
 
 
@@ -126,8 +136,15 @@ def read_speed(path: Path) -> float:
 class KittiRaw(SequenceDataset):
     """Windows of KITTI raw frames; see the module docstring."""
 
-    def __init__(self, root: Path, split: str = "train", split_file: str | Path | None = None,
-                 context: Any = "-1,1", input_size: tuple[int, int] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        split_file: str | Path | None = None,
+        context: Any = "-1,1",
+        input_size: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(KITTI_RAW_INFO, split=split, input_size=input_size, **options)
         self.root = root
         self.context_offsets = parse_offsets(context, "kitti_raw: option context")
@@ -154,7 +171,8 @@ class KittiRaw(SequenceDataset):
 
     def _window_exists(self, frame: KittiFrame) -> bool:
         return int(frame.frame) + min(self.context_offsets) >= 0 and all(
-            self._frame_path(frame, o).is_file() for o in self.context_offsets)
+            self._frame_path(frame, o).is_file() for o in self.context_offsets
+        )
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -176,20 +194,32 @@ class KittiRaw(SequenceDataset):
         K, size = intrinsics(self._read_once(calib_path, read_calibration), frame.camera, calib_path)
         for offset, image in zip((0, *self.context_offsets), images):
             if image.shape[:2] != size:
-                raise DataError(f"{self._frame_path(frame, offset)}: image is {image.shape[0]}x{image.shape[1]}, "
-                                f"but {calib_path} gives S_rect {size[0]}x{size[1]}")
+                raise DataError(
+                    f"{self._frame_path(frame, offset)}: image is {image.shape[0]}x{image.shape[1]}, "
+                    f"but {calib_path} gives S_rect {size[0]}x{size[1]}"
+                )
         stamps = self._read_once(self.root / frame.drive / frame.camera / "timestamps.txt", read_timestamps)
         t = int(frame.frame)
         if t + max(self.context_offsets) >= len(stamps):
-            raise DataError(f"{self.root / frame.drive / frame.camera / 'timestamps.txt'}: no timestamp for frame "
-                            f"{t + max(self.context_offsets)}")
+            raise DataError(
+                f"{self.root / frame.drive / frame.camera / 'timestamps.txt'}: no timestamp for frame "
+                f"{t + max(self.context_offsets)}"
+            )
         speed = read_speed(self.root / frame.drive / "oxts" / "data" / f"{t:010d}.txt")
         gt_path = find_ground_truth(self.root, frame)
         depth = read_ground_truth(gt_path) if gt_path is not None else np.full(size, np.nan, np.float32)
-        return RawWindow(image=images[0], depth=depth, name=self.item_name(index), context=tuple(images[1:]),
-                         offsets=self.context_offsets, K=K, dt=_mean_interval(stamps),
-                         context_dt=tuple(stamps[t + o] - stamps[t] for o in self.context_offsets),
-                         speed=speed, speed_valid=math.isfinite(speed))
+        return RawWindow(
+            image=images[0],
+            depth=depth,
+            name=self.item_name(index),
+            context=tuple(images[1:]),
+            offsets=self.context_offsets,
+            K=K,
+            dt=_mean_interval(stamps),
+            context_dt=tuple(stamps[t + o] - stamps[t] for o in self.context_offsets),
+            speed=speed,
+            speed_valid=math.isfinite(speed),
+        )
 
 
 def _mean_interval(stamps: list[float]) -> float:
@@ -204,9 +234,13 @@ def locate_kitti_raw(root: Path | None) -> bool:
 def _build_kitti_raw(root: Path, split: str = "train", **options: Any) -> KittiRaw:
     if options.get("split_file") is None and not locate_kitti_raw(root):
         raise DataError(KITTI_RAW_INFO.missing_root_message(root))
-    unknown = sorted(set(options) - {"split_file", "context", "input_size", "augment", "seed", "skip_bad", "normalize",
-                                   "depth_resolution"})
+    unknown = sorted(
+        set(options)
+        - {"split_file", "context", "input_size", "augment", "seed", "skip_bad", "normalize", "depth_resolution"}
+    )
     if unknown:
-        raise ProbeError(f"kitti_raw: unknown option(s) {', '.join(unknown)}; expected split_file, context, augment, "
-                         "seed, skip_bad, normalize")
+        raise ProbeError(
+            f"kitti_raw: unknown option(s) {', '.join(unknown)}; expected split_file, context, augment, "
+            "seed, skip_bad, normalize"
+        )
     return KittiRaw(root, split=split, **options)

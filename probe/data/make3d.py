@@ -79,11 +79,17 @@ MAKE3D_INFO = DatasetInfo(
     input_size=(256, 512),
     depth_scale=1.0,
     eval_protocol="make3d",
-    source=("http://cs.stanford.edu/group/reconstruction3d/Train400Img.tar.gz, Train400Depth.tgz, "
-            "http://www.cs.cornell.edu/~asaxena/learningdepth/Test134.tar.gz, Test134Depth.tar.gz "
-            "(`probe data download make3d`)"),
-    expected=("Train400Img/img-*.jpg", "Train400Depth/depth_sph_corr-*.mat",
-              "Test134/img-*.jpg", "Test134Depth/ (or Gridlaserdata/) depth_sph_corr-*.mat"),
+    source=(
+        "http://cs.stanford.edu/group/reconstruction3d/Train400Img.tar.gz, Train400Depth.tgz, "
+        "http://www.cs.cornell.edu/~asaxena/learningdepth/Test134.tar.gz, Test134Depth.tar.gz "
+        "(`probe data download make3d`)"
+    ),
+    expected=(
+        "Train400Img/img-*.jpg",
+        "Train400Depth/depth_sph_corr-*.mat",
+        "Test134/img-*.jpg",
+        "Test134Depth/ (or Gridlaserdata/) depth_sph_corr-*.mat",
+    ),
 )
 
 
@@ -106,17 +112,19 @@ def monodepth_crop(image: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np
     grid_rows = depth.shape[0]
     grid_keep = max(1, int(round(grid_rows * keep / height)))
     grid_top = (grid_rows - grid_keep) // 2
-    return image[top:top + keep], depth[grid_top:grid_top + grid_keep]
+    return image[top : top + keep], depth[grid_top : grid_top + grid_keep]
 
 
 MAKE3D_CROPS.register("monodepth", description="2:1 centre crop (Monodepth/Monodepth2 evaluation)")(
-    Make3DCrop(monodepth_crop, (256, 512)))
+    Make3DCrop(monodepth_crop, (256, 512))
+)
 MAKE3D_CROPS.register("full", description="full portrait image and grid")(
-    Make3DCrop(lambda image, depth: (image, depth), (320, 240)))
+    Make3DCrop(lambda image, depth: (image, depth), (320, 240))
+)
 
 
 def _stem(path: Path, prefix: str) -> str | None:
-    return path.stem[len(prefix):] if path.stem.startswith(prefix) else None
+    return path.stem[len(prefix) :] if path.stem.startswith(prefix) else None
 
 
 def _find(root: Path, folders: tuple[str, ...], prefix: str, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -136,8 +144,10 @@ def locate_make3d(root: Path | None) -> bool:
     """True when the image and depth folders of at least one split exist under ``root``."""
     if root is None or not root.is_dir():
         return False
-    return any(any((root / f).is_dir() for f in images) and any((root / f).is_dir() for f in depths)
-               for images, depths in SPLIT_FOLDERS.values())
+    return any(
+        any((root / f).is_dir() for f in images) and any((root / f).is_dir() for f in depths)
+        for images, depths in SPLIT_FOLDERS.values()
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +164,14 @@ class Make3D(DepthDataset):
     # its orientation is checked instead (load_raw)
     pair_aspect_tolerance = None
 
-    def __init__(self, root: Path, split: str = "train", crop: str = "monodepth",
-                 input_size: tuple[int, int] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        crop: str = "monodepth",
+        input_size: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> None:
         self.crop = MAKE3D_CROPS.get(crop)
         super().__init__(MAKE3D_INFO, split=split, input_size=input_size or self.crop.input_size, **options)
         self.root = root
@@ -163,9 +179,11 @@ class Make3D(DepthDataset):
         images = _find(root, image_dirs, IMAGE_PREFIX, (".jpg", ".jpeg"))
         depths = _find(root, depth_dirs, DEPTH_PREFIX, (".mat",))
         if not images and not depths:
-            raise DataError(f"make3d ({split}): no {IMAGE_PREFIX}*.jpg in {' or '.join(image_dirs)} and no "
-                            f"{DEPTH_PREFIX}*.mat in {' or '.join(depth_dirs)} under {root}; "
-                            f"get them from {MAKE3D_INFO.source}")
+            raise DataError(
+                f"make3d ({split}): no {IMAGE_PREFIX}*.jpg in {' or '.join(image_dirs)} and no "
+                f"{DEPTH_PREFIX}*.mat in {' or '.join(depth_dirs)} under {root}; "
+                f"get them from {MAKE3D_INFO.source}"
+            )
         self.depth_dirs = depth_dirs
         self.pairs = [Make3DPair(s, images.get(s), depths.get(s)) for s in sorted(set(images) | set(depths))]
 
@@ -178,8 +196,7 @@ class Make3D(DepthDataset):
     def load_raw(self, index: int) -> RawSample:
         pair = self.pairs[index]
         if pair.depth is None:
-            raise DataError(f"{pair.image}: no partner {DEPTH_PREFIX}{pair.stem}.mat in "
-                            f"{' or '.join(self.depth_dirs)}")
+            raise DataError(f"{pair.image}: no partner {DEPTH_PREFIX}{pair.stem}.mat in {' or '.join(self.depth_dirs)}")
         if pair.image is None:
             raise DataError(f"{pair.depth}: no partner {IMAGE_PREFIX}{pair.stem}.jpg for this depth grid")
         image = read_rgb(pair.image)
@@ -187,12 +204,18 @@ class Make3D(DepthDataset):
         if grid.ndim != 3 or grid.shape[2] <= DEPTH_CHANNEL:
             raise DataError(f"{pair.depth}: {DEPTH_VARIABLE} must be rows x cols x 4, got shape {grid.shape}")
         if grid.shape[0] > grid.shape[1]:
-            raise DataError(f"{pair.depth}: {DEPTH_VARIABLE} is {grid.shape[0]} x {grid.shape[1]} x "
-                            f"{grid.shape[2]}, transposed (the published grids are 55 rows x 305 columns)")
+            raise DataError(
+                f"{pair.depth}: {DEPTH_VARIABLE} is {grid.shape[0]} x {grid.shape[1]} x "
+                f"{grid.shape[2]}, transposed (the published grids are 55 rows x 305 columns)"
+            )
         depth = np.asarray(grid[:, :, DEPTH_CHANNEL], dtype=np.float32)
         image, depth = self.crop.apply(image, depth)
-        return RawSample(image=np.ascontiguousarray(image), depth=np.ascontiguousarray(depth),
-                         name=self.item_name(index), files=f"{pair.image} with depth {pair.depth}")
+        return RawSample(
+            image=np.ascontiguousarray(image),
+            depth=np.ascontiguousarray(depth),
+            name=self.item_name(index),
+            files=f"{pair.image} with depth {pair.depth}",
+        )
 
 
 @register_dataset(MAKE3D_INFO, locate=locate_make3d)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
 
@@ -31,11 +31,24 @@ from probe.errors import DataError
 HEADER_BYTES = 128
 MI_MATRIX, MI_COMPRESSED = 14, 15
 MI_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
-MX_CLASSES = {6: ("double", "f8"), 7: ("single", "f4"), 8: ("int8", "i1"), 9: ("uint8", "u1"), 10: ("int16", "i2"),
-              11: ("uint16", "u2"), 12: ("int32", "i4"), 13: ("uint32", "u4"), 14: ("int64", "i8"),
-              15: ("uint64", "u8")}
+MX_CLASSES = {
+    6: ("double", "f8"),
+    7: ("single", "f4"),
+    8: ("int8", "i1"),
+    9: ("uint8", "u1"),
+    10: ("int16", "i2"),
+    11: ("uint16", "u2"),
+    12: ("int32", "i4"),
+    13: ("uint32", "u4"),
+    14: ("int64", "i8"),
+    15: ("uint64", "u8"),
+}
 MX_OTHER = {1: "cell", 2: "struct", 3: "object", 4: "char", 5: "sparse", 16: "function_handle", 17: "opaque"}
 COMPLEX_FLAG, LOGICAL_FLAG = 0x0800, 0x0200
+
+ByteOrder = Literal["<", ">"]
+#: the header's byte-order mark (bytes 126-127): "IM" little-endian, "MI" big-endian
+BYTE_ORDER_MARKS: dict[bytes, ByteOrder] = {b"IM": "<", b"MI": ">"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class _Corrupt(Exception):
     """Raised inside the walk; the caller turns it into a DataError naming the file."""
 
 
-def _elements(buf: bytes, start: int, end: int, order: str) -> Iterator[tuple[int, bytes]]:
+def _elements(buf: bytes, start: int, end: int, order: ByteOrder) -> Iterator[tuple[int, bytes]]:
     """``(type, data)`` of each data element in ``buf[start:end]``, every byte count checked."""
     pos = start
     while pos < end:
@@ -65,19 +78,19 @@ def _elements(buf: bytes, start: int, end: int, order: str) -> Iterator[tuple[in
             mtype, count = first & 0xFFFF, first >> 16
             if count > 4:
                 raise _Corrupt(f"small element at byte {pos} claims {count} bytes")
-            yield mtype, buf[pos + 4:pos + 4 + count]
+            yield mtype, buf[pos + 4 : pos + 4 + count]
             pos += 8
             continue
         count = int(np.frombuffer(buf, f"{order}u4", 1, pos + 4)[0])
         if count > end - pos - 8:
             raise _Corrupt(f"element at byte {pos} claims {count:,} bytes, {end - pos - 8:,} remain (truncated)")
-        yield first, buf[pos + 8:pos + 8 + count]
+        yield first, buf[pos + 8 : pos + 8 + count]
         pos += 8 + count
         if first != MI_COMPRESSED:
             pos += -count % 8
 
 
-def _matrix(payload: bytes, order: str, wanted: set[str]) -> MatVariable:
+def _matrix(payload: bytes, order: ByteOrder, wanted: set[str]) -> MatVariable:
     parts = list(_elements(payload, 0, len(payload), order))
     if len(parts) < 3:
         raise _Corrupt("matrix without flags, dimensions and name")
@@ -114,10 +127,11 @@ def read_variables(buf: bytes, wanted: set[str], label: str, limit: int) -> dict
     """Every variable's header in a v5 file's bytes, with the data of those named in ``wanted``."""
     if len(buf) < HEADER_BYTES:
         raise DataError(f"{label}: cannot read MATLAB v5 file ({len(buf)} bytes, shorter than its 128-byte header)")
-    order = {b"IM": "<", b"MI": ">"}.get(buf[126:128])
+    order = BYTE_ORDER_MARKS.get(bytes(buf[126:128]))
     if order is None:
-        raise DataError(f"{label}: cannot read MATLAB v5 file (no byte-order mark in its header; v4 files are not "
-                        "read)")
+        raise DataError(
+            f"{label}: cannot read MATLAB v5 file (no byte-order mark in its header; v4 files are not read)"
+        )
     found: dict[str, MatVariable] = {}
     try:
         for mtype, payload in _elements(buf, HEADER_BYTES, len(buf), order):
@@ -134,14 +148,16 @@ def read_variables(buf: bytes, wanted: set[str], label: str, limit: int) -> dict
     return found
 
 
-def to_array(variable: MatVariable, label: str, order: str = "<") -> np.ndarray:
+def to_array(variable: MatVariable, label: str, order: ByteOrder = "<") -> np.ndarray:
     """The variable's real part as an array of its class's dtype, in MATLAB's (column-major) shape."""
     assert variable.data is not None and variable.data_type is not None
     stored = np.dtype(variable.data_type).newbyteorder(order)
     count = math.prod(variable.shape)
     if len(variable.data) != count * stored.itemsize:
-        raise DataError(f"{label}: variable {variable.name!r} of shape {variable.shape} holds "
-                        f"{len(variable.data):,} data bytes, expected {count * stored.itemsize:,} (corrupt)")
+        raise DataError(
+            f"{label}: variable {variable.name!r} of shape {variable.shape} holds "
+            f"{len(variable.data):,} data bytes, expected {count * stored.itemsize:,} (corrupt)"
+        )
     target = np.dtype(MX_CLASSES_BY_NAME[variable.matlab_class])
     values = np.frombuffer(variable.data, stored, count).astype(target)
     return values.reshape(variable.shape, order="F")
@@ -150,5 +166,6 @@ def to_array(variable: MatVariable, label: str, order: str = "<") -> np.ndarray:
 MX_CLASSES_BY_NAME = {name: dtype for name, dtype in MX_CLASSES.values()}
 
 
-def byte_order(buf: bytes) -> str:
-    return ">" if buf[126:128] == b"MI" else "<"
+def byte_order(buf: bytes) -> ByteOrder:
+    """The byte order of a v5 file whose header :func:`read_variables` accepted."""
+    return BYTE_ORDER_MARKS.get(bytes(buf[126:128]), "<")

@@ -43,8 +43,15 @@ from typing import Any
 import numpy as np
 
 from probe.data.base import DatasetInfo, DepthDataset, RawSample, check_list_path, register_dataset
-from probe.data.images import (PerProcessHandle, check_data_file, mat_v73_variables, open_mat_v73, read_depth_png,
-                               read_mat, read_rgb)
+from probe.data.images import (
+    PerProcessHandle,
+    check_data_file,
+    mat_v73_variables,
+    open_mat_v73,
+    read_depth_png,
+    read_mat,
+    read_rgb,
+)
 from probe.errors import DataError, reason
 from probe.limits import MAX_DATA_FILE_BYTES
 
@@ -79,13 +86,16 @@ LABELED_INFO = DatasetInfo(
     input_size=(480, 640),
     depth_scale=0.5,
     eval_protocol="nyu",
-    source=("http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat and "
-            "http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat (`probe data download nyu_labeled`)"),
+    source=(
+        "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat and "
+        "http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat (`probe data download nyu_labeled`)"
+    ),
     expected=(LABELED_MAT, SPLITS_MAT),
 )
 
 
 # -- nyu_data.zip -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NyuLocation:
@@ -163,7 +173,8 @@ class NyuDenseDepth(DepthDataset):
         super().__init__(NYU_INFO, split=split, **options)
         self.location = location
         self._zip: PerProcessHandle[zipfile.ZipFile] | None = (
-            PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None)
+            PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None
+        )
         csv = NYU_CSV[split]
         self.pairs = parse_pair_csv(self._read(csv), location.label(csv))
 
@@ -184,8 +195,10 @@ class NyuDenseDepth(DepthDataset):
         except KeyError:
             raise DataError(f"{label}: file not found in the archive") from None
         if info.file_size > MAX_DATA_FILE_BYTES:
-            raise DataError(f"{label}: {info.file_size:,} bytes uncompressed, more than the "
-                            f"{MAX_DATA_FILE_BYTES:,} probe reads whole from one file")
+            raise DataError(
+                f"{label}: {info.file_size:,} bytes uncompressed, more than the "
+                f"{MAX_DATA_FILE_BYTES:,} probe reads whole from one file"
+            )
         try:
             return archive.read(info)
         except Exception as exc:  # zipfile/zlib on a corrupt archive: any failure means a corrupt member
@@ -202,8 +215,12 @@ class NyuDenseDepth(DepthDataset):
         image = read_rgb(self._read(rgb_member), self.location.label(rgb_member))
         depth_label = self.location.label(depth_member)
         depth = nyu_depth_metres(read_depth_png(self._read(depth_member), depth_label), depth_label)
-        return RawSample(image=image, depth=depth, name=rgb_member,
-                         files=f"{self.location.label(rgb_member)} with depth {depth_label}")
+        return RawSample(
+            image=image,
+            depth=depth,
+            name=rgb_member,
+            files=f"{self.location.label(rgb_member)} with depth {depth_label}",
+        )
 
 
 @register_dataset(NYU_INFO, locate=lambda root: locate_nyu(root) is not None)
@@ -217,6 +234,7 @@ def _build_nyu(root: Path, split: str = "train", **options: Any) -> NyuDenseDept
 
 
 # -- nyu_depth_v2_labeled.mat -------------------------------------------------------------------
+
 
 def locate_labeled(root: Path | None) -> tuple[Path, Path] | None:
     """``(labeled .mat, splits.mat)`` from a folder holding both, or from the labeled .mat itself."""
@@ -236,8 +254,10 @@ def read_split_indices(splits: Path, split: str, count: int) -> np.ndarray:
         raise DataError(f"{splits}: {key} must be a non-empty list of integer indices")
     indices = indices.astype(np.int64)
     if indices.min() < 1 or indices.max() > count:
-        raise DataError(f"{splits}: {key} holds indices {indices.min()}..{indices.max()}, "
-                        f"expected 1-based indices within 1..{count} (the items in {LABELED_MAT})")
+        raise DataError(
+            f"{splits}: {key} holds indices {indices.min()}..{indices.max()}, "
+            f"expected 1-based indices within 1..{count} (the items in {LABELED_MAT})"
+        )
     return indices
 
 
@@ -266,11 +286,15 @@ class NyuLabeled(DepthDataset):
         except Exception as exc:  # h5py on a corrupt file, or groups where datasets belong
             raise DataError(f"{self.mat}: cannot read 'images' / 'depths' ({reason(exc)})") from None
         if any(kind not in "uif" for kind in kinds):
-            raise DataError(f"{self.mat}: 'images' and 'depths' must be real numbers, got dtypes "
-                            f"{handle['images'].dtype} and {handle['depths'].dtype}")
+            raise DataError(
+                f"{self.mat}: 'images' and 'depths' must be real numbers, got dtypes "
+                f"{handle['images'].dtype} and {handle['depths'].dtype}"
+            )
         if len(images) != 4 or images[1] != 3 or len(depths) != 3 or depths[0] != images[0] or depths[1:] != images[2:]:
-            raise DataError(f"{self.mat}: expected images N x 3 x W x H and depths N x W x H (h5py order), "
-                            f"got images {images} and depths {depths}")
+            raise DataError(
+                f"{self.mat}: expected images N x 3 x W x H and depths N x W x H (h5py order), "
+                f"got images {images} and depths {depths}"
+            )
         return int(images[0])
 
     def __len__(self) -> int:

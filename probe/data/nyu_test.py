@@ -82,8 +82,9 @@ def read_npy_layout(handle: IO[bytes], label: str) -> NpyLayout:
     except (ValueError, KeyError, OSError, EOFError) as exc:
         raise DataError(f"{label}: not a readable .npy array ({exc})") from None
     if fortran or dtype.hasobject or not shape:
-        raise DataError(f"{label}: expected a C-ordered numeric array, got shape {shape}, dtype {dtype}, "
-                        f"fortran_order={fortran}")
+        raise DataError(
+            f"{label}: expected a C-ordered numeric array, got shape {shape}, dtype {dtype}, fortran_order={fortran}"
+        )
     return NpyLayout(int(shape[0]), tuple(int(s) for s in shape[1:]), dtype, handle.tell())
 
 
@@ -109,7 +110,8 @@ class NyuTest(DepthDataset):
         super().__init__(NYU_TEST_INFO, split=split, **options)
         self.location = location
         self._zip: PerProcessHandle[zipfile.ZipFile] | None = (
-            PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None)
+            PerProcessHandle(functools.partial(_open_zip, location.path)) if location.is_zip else None
+        )
         # Open member streams, one set per process: a compressed member is read forward from where the
         # last item ended (evaluation reads in order), not decompressed again from its start per item.
         self._streams: PerProcessHandle[dict[str, IO[bytes]]] = PerProcessHandle(dict)
@@ -141,12 +143,16 @@ class NyuTest(DepthDataset):
     def _check_layouts(self) -> None:
         rgb, depth = self.rgb_layout, self.depth_layout
         if len(rgb.item_shape) != 3 or rgb.item_shape[2] != 3 or rgb.dtype != np.uint8:
-            raise DataError(f"{self.location.label(RGB_NPY)}: expected N x H x W x 3 uint8, "
-                            f"got {(rgb.count, *rgb.item_shape)} {rgb.dtype}")
+            raise DataError(
+                f"{self.location.label(RGB_NPY)}: expected N x H x W x 3 uint8, "
+                f"got {(rgb.count, *rgb.item_shape)} {rgb.dtype}"
+            )
         if depth.item_shape != rgb.item_shape[:2] or depth.count != rgb.count or depth.dtype.kind != "f":
-            raise DataError(f"{self.location.label(DEPTH_NPY)}: expected {rgb.count} x {rgb.item_shape[0]} x "
-                            f"{rgb.item_shape[1]} float metres matching the RGB, got {(depth.count, *depth.item_shape)} "
-                            f"{depth.dtype}")
+            raise DataError(
+                f"{self.location.label(DEPTH_NPY)}: expected {rgb.count} x {rgb.item_shape[0]} x "
+                f"{rgb.item_shape[1]} float metres matching the RGB, got {(depth.count, *depth.item_shape)} "
+                f"{depth.dtype}"
+            )
 
     def _read_crop(self) -> tuple[tuple[int, int, int, int], str]:
         """DenseDepth's inclusive crop from ``eigen_test_crop.npy``, else its known value."""
@@ -161,7 +167,9 @@ class NyuTest(DepthDataset):
         flat = np.asarray(values).reshape(-1)
         h, w = self.depth_layout.item_shape
         if flat.size != 4 or not np.all(np.isfinite(flat)) or np.any(flat != np.round(flat)):
-            raise DataError(f"{label}: expected 4 integers (row start, row end, col start, col end), got {flat.tolist()}")
+            raise DataError(
+                f"{label}: expected 4 integers (row start, row end, col start, col end), got {flat.tolist()}"
+            )
         r0, r1, c0, c1 = (int(v) for v in flat)
         if not (0 <= r0 <= r1 < h and 0 <= c0 <= c1 < w):
             raise DataError(f"{label}: crop {[r0, r1, c0, c1]} (inclusive) lies outside the {h}x{w} ground truth")
@@ -204,9 +212,9 @@ class NyuTest(DepthDataset):
 def _build(root: Path, split: str = "test", **options: Any) -> NyuTest:
     location = locate_nyu_test(root)
     if location is None and root.is_file():
-        raise DataError(f"{root}: not a readable zip archive; expected DenseDepth's {NYU_TEST_ZIP} "
-                        f"from {NYU_TEST_INFO.source}")
+        raise DataError(
+            f"{root}: not a readable zip archive; expected DenseDepth's {NYU_TEST_ZIP} from {NYU_TEST_INFO.source}"
+        )
     if location is None:
         raise DataError(NYU_TEST_INFO.missing_root_message(root))
     return NyuTest(location, split=split, **options)
-

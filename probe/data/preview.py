@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rich.table import Table
 
 from probe.data.base import DepthDataset, dataset_info, dataset_present, get_dataset, list_datasets
@@ -50,8 +49,11 @@ def dataset_rows(root: str | Path | None = None) -> list[DatasetRow]:
     rows = []
     for name in list_datasets():
         info = dataset_info(name)
-        rows.append(DatasetRow(name, info.description, dataset_present(name, root), tuple(info.input_size),
-                               float(info.max_depth), info.source))
+        rows.append(
+            DatasetRow(
+                name, info.description, dataset_present(name, root), info.input_size, float(info.max_depth), info.source
+            )
+        )
     return rows
 
 
@@ -62,8 +64,14 @@ def dataset_table(root: str | Path | None = None) -> Table:
     for column in ("name", "description", "found", "input HxW", "depth cap", "where to get it"):
         table.add_column(column, overflow="fold", no_wrap=column in ("name", "found", "input HxW", "depth cap"))
     for row in dataset_rows(root):
-        table.add_row(row.name, row.description, "[green]yes[/]" if row.found else "[red]no[/]",
-                      f"{row.input_size[0]}x{row.input_size[1]}", f"{row.max_depth:g} m", row.source)
+        table.add_row(
+            row.name,
+            row.description,
+            "[green]yes[/]" if row.found else "[red]no[/]",
+            f"{row.input_size[0]}x{row.input_size[1]}",
+            f"{row.max_depth:g} m",
+            row.source,
+        )
     return table
 
 
@@ -106,11 +114,13 @@ def preview_figure(samples: list[PreviewSample], title: str = "") -> "plt.Figure
         ax_rgb, ax_depth = axes[row]
         ax_rgb.imshow(np.clip(sample.image, 0.0, 1.0))
         ax_rgb.set_title(sample.name, fontsize=8)
-        mappable = ax_depth.imshow(np.ma.masked_invalid(sample.depth), cmap=cmap, vmin=0.0, vmax=vmax,
-                                   interpolation="nearest")
+        mappable = ax_depth.imshow(
+            np.ma.masked_invalid(sample.depth), cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest"
+        )
         invalid = float(np.mean(~np.isfinite(sample.depth)))
-        ax_depth.set_title(f"depth {sample.depth.shape[0]}x{sample.depth.shape[1]}, {invalid:.0%} invalid (grey)",
-                           fontsize=8)
+        ax_depth.set_title(
+            f"depth {sample.depth.shape[0]}x{sample.depth.shape[1]}, {invalid:.0%} invalid (grey)", fontsize=8
+        )
         for ax in (ax_rgb, ax_depth):
             ax.set_axis_off()
     if mappable is not None:
@@ -120,8 +130,16 @@ def preview_figure(samples: list[PreviewSample], title: str = "") -> "plt.Figure
     return fig
 
 
-def write_preview(name: str, out: str | Path, root: str | Path | None = None, split: str = "train",
-                  count: int = 4, seed: int = 0, input_size: tuple[int, int] | None = None, **options: Any) -> Path:
+def write_preview(
+    name: str,
+    out: str | Path,
+    root: str | Path | None = None,
+    split: str = "train",
+    count: int = 4,
+    seed: int = 0,
+    input_size: tuple[int, int] | None = None,
+    **options: Any,
+) -> Path:
     """Render ``count`` items of dataset ``name`` (drawn with ``seed``) to the PNG ``out``, written atomically."""
     check_count("--count", count, MAX_PREVIEW_COUNT)
     out = Path(out)

@@ -78,7 +78,9 @@ class RawWindow(RawSample):
 
 def parse_offsets(value: Any, label: str) -> tuple[int, ...]:
     """``"-1,1"``, ``(-1, 1)`` or ``-1`` -> distinct non-zero frame offsets, e.g. ``(-1, 1)``."""
-    items = value.split(",") if isinstance(value, str) else (list(value) if isinstance(value, (list, tuple)) else [value])
+    items = (
+        value.split(",") if isinstance(value, str) else (list(value) if isinstance(value, (list, tuple)) else [value])
+    )
     try:
         offsets = tuple(int(str(v).strip()) for v in items)
     except ValueError:
@@ -96,7 +98,7 @@ class SequenceDataset(DepthDataset):
 
     context_offsets: tuple[int, ...] = ()
 
-    def _finish(self, raw: RawSample, index: int, skipped: str) -> dict[str, Any]:  # type: ignore[override]
+    def _finish(self, raw: RawSample, index: int, skipped: str) -> dict[str, Any]:
         if not isinstance(raw, RawWindow):
             raise TypeError(f"{type(self).__name__}.load_raw must return a RawWindow")
         height, width = self.input_size
@@ -104,14 +106,19 @@ class SequenceDataset(DepthDataset):
         frames = [self._image(raw.image), *(self._image(c) for c in raw.context)]
         for c in raw.context:
             if c.shape[:2] != (raw_h, raw_w):
-                raise DataError(f"{raw.name}: context frame of size {c.shape[:2]} differs from the target's "
-                                f"{(raw_h, raw_w)}")
-        depths, valids = zip(*(self._depth(d, raw.name) for d in (raw.depth, *(raw.context_depth or ()))))
+                raise DataError(
+                    f"{raw.name}: context frame of size {c.shape[:2]} differs from the target's {(raw_h, raw_w)}"
+                )
+        pairs = [self._depth(d, raw.name) for d in (raw.depth, *(raw.context_depth or ()))]
+        depths, valids = [d for d, _ in pairs], [v for _, v in pairs]
         K = _scaled_K(raw.K, raw.name, width / raw_w, height / raw_h)
         poses = torch.from_numpy(np.asarray(raw.poses, dtype=np.float64)) if raw.poses is not None else None
-        moving = torch.from_numpy(np.ascontiguousarray(raw.moving, dtype=bool))[None] if raw.moving is not None else None
-        if moving is not None and tuple(moving.shape[-2:]) != tuple(depths[0].shape[-2:]):
-            moving = T.resize_depth(moving.float(), tuple(depths[0].shape[-2:])).bool()
+        moving = (
+            torch.from_numpy(np.ascontiguousarray(raw.moving, dtype=bool))[None] if raw.moving is not None else None
+        )
+        depth_size = (int(depths[0].shape[-2]), int(depths[0].shape[-1]))
+        if moving is not None and tuple(moving.shape[-2:]) != depth_size:
+            moving = T.resize_depth(moving.float(), depth_size).bool()
 
         if self.augment:
             flip, perm = T.augment_choice(T.sample_rng(self.seed, self.epoch, index))
@@ -125,12 +132,18 @@ class SequenceDataset(DepthDataset):
 
         frames = [self._normalize(f).contiguous() for f in frames]
         item: dict[str, Any] = {
-            "image": frames[0], "depth": depths[0].contiguous(), "valid": valids[0].contiguous(),
-            "name": raw.name, "skipped": skipped,
-            "context": torch.stack(frames[1:]), "context_offsets": torch.tensor(raw.offsets, dtype=torch.int64),
-            "K": K, "dt": torch.tensor(raw.dt, dtype=torch.float32),
-            "context_dt": torch.tensor(raw.context_dt if raw.context_dt is not None
-                                       else [o * raw.dt for o in raw.offsets], dtype=torch.float32),
+            "image": frames[0],
+            "depth": depths[0].contiguous(),
+            "valid": valids[0].contiguous(),
+            "name": raw.name,
+            "skipped": skipped,
+            "context": torch.stack(frames[1:]),
+            "context_offsets": torch.tensor(raw.offsets, dtype=torch.int64),
+            "K": K,
+            "dt": torch.tensor(raw.dt, dtype=torch.float32),
+            "context_dt": torch.tensor(
+                raw.context_dt if raw.context_dt is not None else [o * raw.dt for o in raw.offsets], dtype=torch.float32
+            ),
             "speed": torch.tensor(raw.speed if raw.speed_valid else 0.0, dtype=torch.float32),
             "speed_valid": torch.tensor(bool(raw.speed_valid)),
         }
@@ -159,7 +172,9 @@ class SequenceDataset(DepthDataset):
         if depth_np.ndim != 2:
             raise DataError(f"{name}: depth must be a 2-D map, got shape {depth_np.shape}")
         if self.depth_resolution == "target" and depth_np.shape != tuple(self.depth_size):
-            depth_np = T.resize_depth(torch.from_numpy(np.ascontiguousarray(depth_np))[None], self.depth_size)[0].numpy()
+            depth_np = T.resize_depth(torch.from_numpy(np.ascontiguousarray(depth_np))[None], self.depth_size)[
+                0
+            ].numpy()
         with np.errstate(invalid="ignore"):
             valid = (depth_np > 0) & (depth_np <= self.info.max_depth)
         clean = np.zeros(depth_np.shape, np.float32)

@@ -92,7 +92,10 @@ class Rays:
     inv: Arrays3
 
     def __getitem__(self, region: Region) -> "Rays":
-        return Rays(self.origin, tuple(a[region] for a in self.d), tuple(a[region] for a in self.inv))  # type: ignore[arg-type]
+        d, inv = self.d, self.inv
+        return Rays(
+            self.origin, (d[0][region], d[1][region], d[2][region]), (inv[0][region], inv[1][region], inv[2][region])
+        )
 
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), dtype=bool)  # [8,3]: take hi on this axis?
@@ -123,7 +126,8 @@ class PinholeCamera:
         c, s = math.cos(roll), math.sin(roll)
         right, down = c * right + s * down, -s * right + c * down
         focal = 0.5 / math.tan(math.radians(hfov_deg) / 2.0)
-        return cls(tuple(float(x) for x in position), np.stack([right, down, forward], axis=1), focal)  # type: ignore[arg-type]
+        origin = (float(position[0]), float(position[1]), float(position[2]))
+        return cls(origin, np.stack([right, down, forward], axis=1), focal)
 
     def rays(self, size: tuple[int, int], frame: tuple[int, int]) -> Rays:
         """Rays through the pixel centres of an ``h x w`` grid laid over the ``frame`` (H, W) image."""
@@ -134,7 +138,7 @@ class PinholeCamera:
         d = tuple((rot[k, 0] * xs)[None, :] + (rot[k, 1] * ys + rot[k, 2])[:, None] for k in range(3))
         with np.errstate(divide="ignore"):
             inv = tuple(np.float32(1.0) / a for a in d)
-        return Rays(self.position, d, inv)  # type: ignore[arg-type]
+        return Rays(self.position, d, inv)
 
     def view_bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image extents and nearest z-depth of the boxes ``[lo, hi]`` (``[n,3]`` each) beyond NEAR.
@@ -157,8 +161,15 @@ class PinholeCamera:
         z = np.where(keep, points[..., 2], 1.0)
         x, y = points[..., 0] / z, points[..., 1] / z
         inf = np.inf
-        bounds = np.stack([np.where(keep, x, inf).min(1), np.where(keep, x, -inf).max(1),
-                           np.where(keep, y, inf).min(1), np.where(keep, y, -inf).max(1)], axis=1)
+        bounds = np.stack(
+            [
+                np.where(keep, x, inf).min(1),
+                np.where(keep, x, -inf).max(1),
+                np.where(keep, y, inf).min(1),
+                np.where(keep, y, -inf).max(1),
+            ],
+            axis=1,
+        )
         nearest = np.where(keep, z, inf).min(1)
         hidden = ~keep.any(1)
         bounds[hidden] = np.nan
@@ -177,8 +188,10 @@ class PinholeCamera:
             i0 = np.clip(np.floor(rows[:, 0]) - 1, 0, h)
             i1 = np.clip(np.ceil(rows[:, 1]) + 2, 0, h)
         visible = (j0 < j1) & (i0 < i1)  # False for NaN rows
-        return [(slice(int(i0[k]), int(i1[k])), slice(int(j0[k]), int(j1[k]))) if visible[k] else None
-                for k in range(len(bounds))]
+        return [
+            (slice(int(i0[k]), int(i1[k])), slice(int(j0[k]), int(j1[k]))) if visible[k] else None
+            for k in range(len(bounds))
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,7 +209,8 @@ class Shape(Protocol):
     ``bounds``: ``(lo, hi)`` world box, or None for shapes that may cover the whole image.
     """
 
-    n_faces: int
+    @property
+    def n_faces(self) -> int: ...
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray] | None: ...
@@ -206,7 +220,7 @@ class Shape(Protocol):
     def attributes(self, p: Arrays3, face: np.ndarray) -> tuple[Arrays3, np.ndarray, np.ndarray]: ...
 
 
-_AXIS_NORMALS = np.repeat(np.eye(3, dtype=np.float32), 2, axis=1) * np.tile(np.float32([-1.0, 1.0]), 3)
+_AXIS_NORMALS = np.repeat(np.eye(3, dtype=np.float32), 2, axis=1) * np.tile(np.array([-1.0, 1.0], dtype=np.float32), 3)
 """``[3,6]``: outward normal components of the faces ``2*axis + side`` of an axis-aligned box (side 1: high face)."""
 
 
@@ -247,7 +261,7 @@ class Room:
                 t = tk
                 face = (rays.d[k] > 0).view(np.uint8) + np.uint8(2 * k) if faces else None
                 continue
-            if faces:
+            if face is not None:
                 np.copyto(face, (rays.d[k] > 0).view(np.uint8) + np.uint8(2 * k), where=tk < t)
             np.minimum(t, tk, out=t)
         return t, face  # type: ignore[return-value]
@@ -308,7 +322,8 @@ class Box:
                 far = leave if far is None else np.minimum(far, leave)
             if not entries:
                 raise ValueError(f"Box {self.lo}..{self.hi}: the camera is inside it")
-            near, face = entries[0][0], entries[0][1]
+            near = entries[0][0]
+            face: np.ndarray | int = entries[0][1]
             for enter, plane in entries[1:]:
                 if faces:
                     face = np.where(enter > near, np.uint8(plane), face)
@@ -563,8 +578,9 @@ def cast(scene: Scene, size: tuple[int, int], frame: tuple[int, int], faces: boo
     nearest = np.zeros(len(scene.shapes))
     bounded = [k for k, s in enumerate(scene.shapes) if s.bounds is not None]
     if bounded:
-        lo = np.array([scene.shapes[k].bounds[0] for k in bounded], dtype=float)  # type: ignore[index]
-        hi = np.array([scene.shapes[k].bounds[1] for k in bounded], dtype=float)  # type: ignore[index]
+        boxes = [box for box in (scene.shapes[k].bounds for k in bounded) if box is not None]
+        lo = np.array([box[0] for box in boxes], dtype=np.float64)
+        hi = np.array([box[1] for box in boxes], dtype=np.float64)
         extents, nearest[bounded] = scene.camera.view_bounds(lo, hi)
         for k, region in zip(bounded, scene.camera.regions(extents, size, frame)):
             regions[k] = region
@@ -626,15 +642,21 @@ def shade(scene: Scene, hits: Hits, size: tuple[int, int]) -> np.ndarray:
     surface, rays = hits.surface, hits.rays
     assert surface is not None
     with np.errstate(invalid="ignore"):
-        p = tuple(rays.origin[k] + hits.t * rays.d[k] for k in range(3))
+        p: Arrays3 = (
+            rays.origin[0] + hits.t * rays.d[0],
+            rays.origin[1] + hits.t * rays.d[1],
+            rays.origin[2] + hits.t * rays.d[2],
+        )
     image = np.zeros((3, *size), np.float32)  # albedo first, multiplied by irradiance at the end
-    normal = tuple(np.zeros(size, np.float32) for _ in range(3))
+    normal: Arrays3 = (np.zeros(size, np.float32), np.zeros(size, np.float32), np.zeros(size, np.float32))
     for shape, region, first in zip(scene.shapes, hits.regions, hits.first_face):
         if region is not None:
             visible = _within(region, _bounding_rectangle((surface[region] - np.uint8(first)) < shape.n_faces))
-            _shade_shape(shape, scene.materials[first:first + shape.n_faces], visible, surface, first, p, image, normal)  # type: ignore[arg-type]
+            _shade_shape(
+                shape, scene.materials[first : first + shape.n_faces], visible, surface, first, p, image, normal
+            )
     with np.errstate(invalid="ignore"):
-        irradiance = scene.ambient + scene.light.diffuse(p, normal)  # type: ignore[arg-type]
+        irradiance = scene.ambient + scene.light.diffuse(p, normal)
     sky_region = _bounding_rectangle(surface == NO_SURFACE)
     if sky_region is not None:
         sky = surface[sky_region] == NO_SURFACE
@@ -647,15 +669,23 @@ def shade(scene: Scene, hits: Hits, size: tuple[int, int]) -> np.ndarray:
     return image.transpose(1, 2, 0)
 
 
-def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region | None, surface: np.ndarray,
-                 first: int, p: Arrays3, image: np.ndarray, normal: Arrays3) -> None:
+def _shade_shape(
+    shape: Shape,
+    materials: tuple[Material, ...],
+    region: Region | None,
+    surface: np.ndarray,
+    first: int,
+    p: Arrays3,
+    image: np.ndarray,
+    normal: Arrays3,
+) -> None:
     """Write albedo and normals of the pixels in ``region`` whose nearest face belongs to ``shape``."""
     if region is None:
         return
     local = surface[region] - np.uint8(first)  # other shapes' ids wrap to >= n_faces
     mine = local < shape.n_faces
     with np.errstate(invalid="ignore"):  # pixels of other shapes (even sky: p = inf) are computed, then masked
-        n_r, u, v = shape.attributes(tuple(c[region] for c in p), local)  # type: ignore[arg-type]
+        n_r, u, v = shape.attributes((p[0][region], p[1][region], p[2][region]), local)
         for dst, src in zip(normal, n_r):
             np.copyto(dst[region], src, where=mine)
         groups = _material_groups(materials)
@@ -671,7 +701,9 @@ def _shade_shape(shape: Shape, materials: tuple[Material, ...], region: Region |
                 _paint(image, _within(region, part), sel[part], u[part], v[part], material)  # type: ignore[arg-type]
 
 
-def _paint(image: np.ndarray, region: Region, sel: np.ndarray, u: np.ndarray, v: np.ndarray, material: Material) -> None:
+def _paint(
+    image: np.ndarray, region: Region, sel: np.ndarray, u: np.ndarray, v: np.ndarray, material: Material
+) -> None:
     """Write ``material``'s albedo at texture coordinates ``u, v`` into the ``sel`` pixels of ``image[:, region]``."""
     factor = material.albedo_factor(u, v)
     for c in range(3):
@@ -692,7 +724,7 @@ def _sky_colour(sky: tuple[Vec3, Vec3], rays: Rays) -> tuple[np.ndarray, np.ndar
     """Per-channel sky colours of ``rays``: horizon -> zenith with the square root of the elevation's sine."""
     dx, dy, dz = rays.d
     elevation = np.sqrt(np.clip(dy / np.sqrt(dx * dx + dy * dy + dz * dz), 0.0, 1.0))
-    return tuple(sky[0][c] + (sky[1][c] - sky[0][c]) * elevation for c in range(3))  # type: ignore[return-value]
+    return tuple(sky[0][c] + (sky[1][c] - sky[0][c]) * elevation for c in range(3))
 
 
 @functools.cache
@@ -725,11 +757,20 @@ def _colour(rng: np.random.Generator, saturation: tuple[float, float], value: tu
     return (r, g, b)
 
 
-def _material(rng: np.random.Generator, patterns: tuple[str, ...], cell: tuple[float, float],
-              saturation: tuple[float, float] = (0.1, 0.7), value: tuple[float, float] = (0.45, 0.95),
-              contrast: tuple[float, float] = (0.15, 0.5)) -> Material:
-    return Material(_colour(rng, saturation, value), patterns[int(rng.integers(len(patterns)))],
-                    float(rng.uniform(*cell)), float(rng.uniform(*contrast)))
+def _material(
+    rng: np.random.Generator,
+    patterns: tuple[str, ...],
+    cell: tuple[float, float],
+    saturation: tuple[float, float] = (0.1, 0.7),
+    value: tuple[float, float] = (0.45, 0.95),
+    contrast: tuple[float, float] = (0.15, 0.5),
+) -> Material:
+    return Material(
+        _colour(rng, saturation, value),
+        patterns[int(rng.integers(len(patterns)))],
+        float(rng.uniform(*cell)),
+        float(rng.uniform(*contrast)),
+    )
 
 
 def _footprint_distance(x: float, z: float, lo_x: float, hi_x: float, lo_z: float, hi_z: float) -> float:
@@ -746,7 +787,11 @@ def _furniture(rng: np.random.Generator, width: float, length: float) -> tuple[S
     """One random box, sphere or cylinder standing on the floor, and its floor footprint rectangle."""
     kind = int(rng.integers(3))
     if kind == 0:
-        sx, sz, sy = rng.uniform(0.3, min(1.5, width - 0.1)), rng.uniform(0.3, min(1.5, length - 0.1)), rng.uniform(0.3, 2.0)
+        sx, sz, sy = (
+            rng.uniform(0.3, min(1.5, width - 0.1)),
+            rng.uniform(0.3, min(1.5, length - 0.1)),
+            rng.uniform(0.3, 2.0),
+        )
         x, z = rng.uniform(0.05, width - sx - 0.05), rng.uniform(0.05, length - sz - 0.05)
         return Box((x, 0.0, z), (x + sx, sy, z + sz)), (x, x + sx, z, z + sz)
     r = rng.uniform(0.15, 0.6) if kind == 1 else rng.uniform(0.1, 0.5)
@@ -760,9 +805,13 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
     width, height, length = rng.uniform(3.0, 8.0), rng.uniform(2.4, 3.2), rng.uniform(3.0, 8.0)
     cam_x = rng.uniform(CLEARANCE + 0.1, width - CLEARANCE - 0.1)
     cam_z = rng.uniform(CLEARANCE + 0.1, length - CLEARANCE - 0.1)
-    camera = PinholeCamera.looking((cam_x, rng.uniform(1.0, 1.8), cam_z), yaw=rng.uniform(0.0, 2 * math.pi),
-                                   pitch=math.radians(rng.uniform(-15.0, 5.0)),
-                                   roll=math.radians(rng.uniform(-5.0, 5.0)), hfov_deg=INDOOR_HFOV_DEG)
+    camera = PinholeCamera.looking(
+        (cam_x, rng.uniform(1.0, 1.8), cam_z),
+        yaw=rng.uniform(0.0, 2 * math.pi),
+        pitch=math.radians(rng.uniform(-15.0, 5.0)),
+        roll=math.radians(rng.uniform(-5.0, 5.0)),
+        hfov_deg=INDOOR_HFOV_DEG,
+    )
     # textures of typical physical sizes (wallpaper bands, floor tiles): their apparent size is a depth cue
     wall = _material(rng, ("stripes", "noise"), (0.2, 0.4), saturation=(0.05, 0.5), value=(0.55, 0.95))
     floor = _material(rng, ("checkers", "stripes", "noise"), (0.3, 0.5), value=(0.35, 0.85))
@@ -778,20 +827,28 @@ def indoor_scene(rng: np.random.Generator) -> Scene:
             continue
         shapes.append(shape)
         materials.extend([_material(rng, ("checkers", "stripes", "noise"), (0.08, 0.2))] * shape.n_faces)
-    light = PointLight((rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
-                       power=float(rng.uniform(1.4, 2.2)), falloff=float(rng.uniform(2.5, 4.5)))
+    light = PointLight(
+        (rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
+        power=float(rng.uniform(1.4, 2.2)),
+        falloff=float(rng.uniform(2.5, 4.5)),
+    )
     return Scene(camera, tuple(shapes), tuple(materials), light, ambient=float(rng.uniform(0.15, 0.3)))
 
 
 def outdoor_scene(rng: np.random.Generator) -> Scene:
     """A street: ground plane, rows of buildings on both sides, parked cars and trees, under a sun."""
     half_width = rng.uniform(6.0, 10.0)
-    camera = PinholeCamera.looking((rng.uniform(-2.5, 2.5), rng.uniform(1.5, 1.8), 0.0),
-                                   yaw=math.radians(rng.uniform(-20.0, 20.0)), pitch=math.radians(rng.uniform(-6.0, 2.0)),
-                                   roll=math.radians(rng.uniform(-2.0, 2.0)), hfov_deg=OUTDOOR_HFOV_DEG)
+    camera = PinholeCamera.looking(
+        (rng.uniform(-2.5, 2.5), rng.uniform(1.5, 1.8), 0.0),
+        yaw=math.radians(rng.uniform(-20.0, 20.0)),
+        pitch=math.radians(rng.uniform(-6.0, 2.0)),
+        roll=math.radians(rng.uniform(-2.0, 2.0)),
+        hfov_deg=OUTDOOR_HFOV_DEG,
+    )
     shapes: list[Shape] = [GroundPlane()]
-    materials: list[Material] = [_material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1),
-                                           value=(0.35, 0.6), contrast=(0.2, 0.4))]
+    materials: list[Material] = [
+        _material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1), value=(0.35, 0.6), contrast=(0.2, 0.4))
+    ]
 
     def add(shape: Shape, material: Material) -> None:
         shapes.append(shape)
@@ -805,8 +862,10 @@ def outdoor_scene(rng: np.random.Generator) -> Scene:
                 break
             span, depth, tall = rng.uniform(12.0, 35.0), rng.uniform(8.0, 20.0), rng.uniform(4.0, 35.0)
             x0, x1 = sorted((side * front, side * (front + depth)))
-            add(Box((x0, 0.0, z), (x1, tall, z + span)),
-                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)))
+            add(
+                Box((x0, 0.0, z), (x1, tall, z + span)),
+                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)),
+            )
             z += span + rng.uniform(0.0, 8.0)
     for _ in range(int(rng.integers(0, 4))):
         x = rng.choice([-1.0, 1.0]) * rng.uniform(2.5, half_width - 2.5)
@@ -815,15 +874,24 @@ def outdoor_scene(rng: np.random.Generator) -> Scene:
     for _ in range(int(rng.integers(0, 5))):
         x = rng.choice([-1.0, 1.0]) * (half_width - rng.uniform(0.5, 1.5))
         z, trunk, crown = rng.uniform(4.0, 80.0), rng.uniform(2.0, 4.0), rng.uniform(1.2, 2.5)
-        add(Cylinder((x, z), float(rng.uniform(0.15, 0.3)), trunk), _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)))
-        add(Sphere((x, trunk + 0.6 * crown, z), crown),
-            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)))
+        add(
+            Cylinder((x, z), float(rng.uniform(0.15, 0.3)), trunk),
+            _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)),
+        )
+        add(
+            Sphere((x, trunk + 0.6 * crown, z), crown),
+            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)),
+        )
     elevation, azimuth = math.radians(rng.uniform(25.0, 65.0)), rng.uniform(0.0, 2 * math.pi)
-    sun = SunLight((math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
-                   power=float(rng.uniform(0.6, 0.9)))
+    sun = SunLight(
+        (math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
+        power=float(rng.uniform(0.6, 0.9)),
+    )
     horizon = _colour(rng, (0.05, 0.2), (0.85, 0.98))
     zenith = (0.25 + 0.2 * rng.random(), 0.45 + 0.2 * rng.random(), 0.85 + 0.1 * rng.random())
-    return Scene(camera, tuple(shapes), tuple(materials), sun, ambient=float(rng.uniform(0.3, 0.45)), sky=(horizon, zenith))
+    return Scene(
+        camera, tuple(shapes), tuple(materials), sun, ambient=float(rng.uniform(0.3, 0.45)), sky=(horizon, zenith)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -842,9 +910,17 @@ class SyntheticDataset(DepthDataset):
 
     OPTIONS = ("length", "seed", "augment", "skip_bad", "normalize")
 
-    def __init__(self, info: DatasetInfo, build: Callable[[np.random.Generator], Scene], stream: int,
-                 split: str = "train", input_size: tuple[int, int] | None = None, length: int | None = None,
-                 seed: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        build: Callable[[np.random.Generator], Scene],
+        stream: int,
+        split: str = "train",
+        input_size: tuple[int, int] | None = None,
+        length: int | None = None,
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
         unknown = sorted(set(options) - set(self.OPTIONS))
         if unknown:
             raise ProbeError(f"{info.name}: unknown option(s) {', '.join(unknown)}; expected {', '.join(self.OPTIONS)}")
@@ -872,8 +948,8 @@ class SyntheticDataset(DepthDataset):
     def load_raw(self, index: int) -> RawSample:
         retain_freed_memory()
         scene = self.scene(index)
-        image = render_image(scene, self.input_size)  # type: ignore[arg-type]
-        depth = render_depth(scene, self.depth_size, self.input_size)  # type: ignore[arg-type]
+        image = render_image(scene, self.input_size)
+        depth = render_depth(scene, self.depth_size, self.input_size)
         return RawSample(image, depth, self.item_name(index))
 
 
@@ -884,24 +960,40 @@ def _is_int(value: Any) -> bool:
 # The rooms imitate NYU and are scored by its protocol, so they share its 0.1-10 m range (rendered depth
 # starts near 0.5 m: the camera never stands closer to a wall or an object).
 INDOOR = DatasetInfo(
-    name="synthetic", description="procedural furnished rooms (NYU-like), ray cast on the fly",
-    min_depth=0.1, max_depth=10.0, input_size=(240, 320), depth_scale=0.5, eval_protocol="nyu",
-    source="built in", needs_root=False)
+    name="synthetic",
+    description="procedural furnished rooms (NYU-like), ray cast on the fly",
+    min_depth=0.1,
+    max_depth=10.0,
+    input_size=(240, 320),
+    depth_scale=0.5,
+    eval_protocol="nyu",
+    source="built in",
+    needs_root=False,
+)
 OUTDOOR = DatasetInfo(
-    name="synthetic_outdoor", description="procedural streets (KITTI/Make3D-like), sky invalid",
-    min_depth=1.0, max_depth=80.0, input_size=(240, 320), depth_scale=0.5, eval_protocol="kitti",
-    source="built in", needs_root=False)
+    name="synthetic_outdoor",
+    description="procedural streets (KITTI/Make3D-like), sky invalid",
+    min_depth=1.0,
+    max_depth=80.0,
+    input_size=(240, 320),
+    depth_scale=0.5,
+    eval_protocol="kitti",
+    source="built in",
+    needs_root=False,
+)
 
 
 @register_dataset(INDOOR)
-def synthetic_indoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
-                     **options: Any) -> SyntheticDataset:
+def synthetic_indoor(
+    root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None, **options: Any
+) -> SyntheticDataset:
     """Indoor scenes; ``root`` is ignored (nothing to read)."""
     return SyntheticDataset(INDOOR, indoor_scene, 0, split=split, input_size=input_size, **options)
 
 
 @register_dataset(OUTDOOR)
-def synthetic_outdoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
-                      **options: Any) -> SyntheticDataset:
+def synthetic_outdoor(
+    root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None, **options: Any
+) -> SyntheticDataset:
     """Outdoor street scenes; ``root`` is ignored (nothing to read)."""
     return SyntheticDataset(OUTDOOR, outdoor_scene, 1, split=split, input_size=input_size, **options)

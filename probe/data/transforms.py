@@ -64,8 +64,9 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, epoch, index])
 
 
-def augment_choice(rng: np.random.Generator, flip_p: float = 0.5,
-                   swap_p: float = 0.5) -> tuple[bool, torch.Tensor | None]:
+def augment_choice(
+    rng: np.random.Generator, flip_p: float = 0.5, swap_p: float = 0.5
+) -> tuple[bool, torch.Tensor | None]:
     """The seed's random draws: (flip horizontally?, RGB channel permutation or None), each with p=0.5.
 
     Separate from :func:`augment` so that a video window applies one draw to all its frames.
@@ -75,8 +76,14 @@ def augment_choice(rng: np.random.Generator, flip_p: float = 0.5,
     return flip, perm
 
 
-def augment(image: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, rng: np.random.Generator,
-            flip_p: float = 0.5, swap_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def augment(
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    valid: torch.Tensor,
+    rng: np.random.Generator,
+    flip_p: float = 0.5,
+    swap_p: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed's augmentation: horizontal flip and a random RGB channel permutation, each with p=0.5."""
     flip, perm = augment_choice(rng, flip_p, swap_p)
     if flip:

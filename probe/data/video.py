@@ -82,10 +82,31 @@ import numpy as np
 
 from probe.data.base import DatasetInfo, register_dataset
 from probe.data.sequence import RawWindow, SequenceDataset, parse_offsets
-from probe.data.synthetic import (CLEARANCE, INDOOR_HFOV_DEG, NO_SURFACE, OUTDOOR_HFOV_DEG, SPLIT_STREAM, Box,
-                                  Cylinder, GroundPlane, Material, PinholeCamera, PointLight, Room, Scene, Shape,
-                                  Sphere, SunLight, Vec3, _colour, _furniture, _material, cast, retain_freed_memory,
-                                  shade)
+from probe.data.synthetic import (
+    CLEARANCE,
+    INDOOR_HFOV_DEG,
+    NO_SURFACE,
+    OUTDOOR_HFOV_DEG,
+    SPLIT_STREAM,
+    Box,
+    Cylinder,
+    GroundPlane,
+    Material,
+    PinholeCamera,
+    PointLight,
+    Room,
+    Scene,
+    Shape,
+    Sphere,
+    SunLight,
+    Vec3,
+    _colour,
+    _furniture,
+    _material,
+    cast,
+    retain_freed_memory,
+    shade,
+)
 from probe.errors import ProbeError
 
 PATH_STEP = 0.02  # metres between polyline vertices
@@ -158,8 +179,12 @@ class PlanarPath:
             winding = self.yaw[-1] - self.yaw[0]
             trend = winding * np.arange(m) / m
             periodic = self.yaw[:-1] - trend
-            padded = np.concatenate([periodic[-half:], periodic, periodic[:half]]) if half <= m else np.resize(periodic, m)
-            smooth = np.convolve(padded, kernel, mode="valid") + trend if half <= m else np.full(m, periodic.mean()) + trend
+            padded = (
+                np.concatenate([periodic[-half:], periodic, periodic[:half]]) if half <= m else np.resize(periodic, m)
+            )
+            smooth = (
+                np.convolve(padded, kernel, mode="valid") + trend if half <= m else np.full(m, periodic.mean()) + trend
+            )
             yaw = np.concatenate([smooth, smooth[:1] + winding])
         else:
             padded = np.concatenate([np.full(half, self.yaw[0]), self.yaw, np.full(half, self.yaw[-1])])
@@ -177,8 +202,11 @@ class PlanarPath:
             turn = laps * (self.yaw[-1] - self.yaw[0])  # the heading keeps winding lap after lap
         else:
             turn = 0.0
-        return (float(np.interp(s, self.s, self.xz[:, 0])), float(np.interp(s, self.s, self.xz[:, 1])),
-                float(np.interp(s, self.s, self.yaw) + turn))
+        return (
+            float(np.interp(s, self.s, self.xz[:, 0])),
+            float(np.interp(s, self.s, self.xz[:, 1])),
+            float(np.interp(s, self.s, self.yaw) + turn),
+        )
 
     def max_curvature(self) -> float:
         """Largest turn of the direction of travel per metre (1/m), between consecutive polyline segments.
@@ -251,10 +279,11 @@ def relative_pose(source: PinholeCamera, target: PinholeCamera) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 _TRANSLATE: dict[type, Callable[[Any, np.ndarray], Shape]] = {
-    Box: lambda s, o: Box(tuple(np.add(s.lo, o)), tuple(np.add(s.hi, o))),  # type: ignore[arg-type]
-    Sphere: lambda s, o: Sphere(tuple(np.add(s.centre, o)), s.radius),  # type: ignore[arg-type]
-    Cylinder: lambda s, o: dataclasses.replace(s, centre_xz=(s.centre_xz[0] + o[0], s.centre_xz[1] + o[2]),
-                                               base=s.base + o[1]),
+    Box: lambda s, o: Box(tuple(np.add(s.lo, o)), tuple(np.add(s.hi, o))),
+    Sphere: lambda s, o: Sphere(tuple(np.add(s.centre, o)), s.radius),
+    Cylinder: lambda s, o: dataclasses.replace(
+        s, centre_xz=(s.centre_xz[0] + o[0], s.centre_xz[1] + o[2]), base=s.base + o[1]
+    ),
 }
 
 
@@ -306,11 +335,16 @@ class Motion:
 
 def _rounded_rectangle(x0: float, x1: float, z0: float, z1: float, radius: float) -> np.ndarray:
     """Vertices of a rectangle with rounded corners, counter-clockwise in (x, z), corners sampled every 2 degrees."""
-    corners = [(x1 - radius, z0 + radius, -math.pi / 2), (x1 - radius, z1 - radius, 0.0),
-               (x0 + radius, z1 - radius, math.pi / 2), (x0 + radius, z0 + radius, math.pi)]
+    corners = [
+        (x1 - radius, z0 + radius, -math.pi / 2),
+        (x1 - radius, z1 - radius, 0.0),
+        (x0 + radius, z1 - radius, math.pi / 2),
+        (x0 + radius, z0 + radius, math.pi),
+    ]
     arc = np.linspace(0.0, math.pi / 2, 46)
-    return np.concatenate([np.stack([cx + radius * np.cos(a0 + arc), cz + radius * np.sin(a0 + arc)], axis=1)
-                           for cx, cz, a0 in corners])
+    return np.concatenate(
+        [np.stack([cx + radius * np.cos(a0 + arc), cz + radius * np.sin(a0 + arc)], axis=1) for cx, cz, a0 in corners]
+    )
 
 
 def _inward(path: PlanarPath, width: float, length: float) -> float:
@@ -335,12 +369,21 @@ def indoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
     path = PlanarPath.through(loop if rng.random() < 0.5 else loop[::-1].copy(), closed=True)
     path = path.with_smooth_yaw(INDOOR_YAW_WINDOW)
     # a walker turning at most INDOOR_MAX_TURN_RATE: slower round the corners of small rooms
-    speed = min(_speed(rng, motion, INDOOR_SPEED), INDOOR_MAX_TURN_RATE / path.max_yaw_rate()) \
-        if motion.speed is None else float(motion.speed)
-    trajectory = Trajectory(path, speed, start=float(rng.uniform(0.0, path.length)), height=float(rng.uniform(1.0, 1.8)),
-                            pitch=math.radians(rng.uniform(*INDOOR_PITCH_DEG)), roll=math.radians(rng.uniform(-3.0, 3.0)),
-                            hfov_deg=INDOOR_HFOV_DEG,
-                            yaw_offset=_inward(path, width, length) * math.radians(rng.uniform(*INDOOR_LOOK_IN_DEG)))
+    speed = (
+        min(_speed(rng, motion, INDOOR_SPEED), INDOOR_MAX_TURN_RATE / path.max_yaw_rate())
+        if motion.speed is None
+        else float(motion.speed)
+    )
+    trajectory = Trajectory(
+        path,
+        speed,
+        start=float(rng.uniform(0.0, path.length)),
+        height=float(rng.uniform(1.0, 1.8)),
+        pitch=math.radians(rng.uniform(*INDOOR_PITCH_DEG)),
+        roll=math.radians(rng.uniform(-3.0, 3.0)),
+        hfov_deg=INDOOR_HFOV_DEG,
+        yaw_offset=_inward(path, width, length) * math.radians(rng.uniform(*INDOOR_LOOK_IN_DEG)),
+    )
     wall = _material(rng, ("stripes", "noise"), (0.2, 0.4), saturation=(0.05, 0.5), value=(0.55, 0.95))
     floor = _material(rng, ("checkers", "stripes", "noise"), (0.3, 0.5), value=(0.35, 0.85))
     ceiling = Material(_colour(rng, (0.0, 0.1), (0.8, 0.95)), "noise", float(rng.uniform(0.5, 1.5)), 0.1)
@@ -355,8 +398,11 @@ def indoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
             continue
         shapes.append(shape)
         materials.extend([_material(rng, ("checkers", "stripes", "noise"), (0.08, 0.2))] * shape.n_faces)
-    light = PointLight((rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
-                       power=float(rng.uniform(1.4, 2.2)), falloff=float(rng.uniform(2.5, 4.5)))
+    light = PointLight(
+        (rng.uniform(0.3, width - 0.3), height - 0.25, rng.uniform(0.3, length - 0.3)),
+        power=float(rng.uniform(1.4, 2.2)),
+        falloff=float(rng.uniform(2.5, 4.5)),
+    )
     movers = _indoor_movers(rng, motion, path, width, length)
     return VideoScene(trajectory, tuple(shapes), tuple(materials), light, float(rng.uniform(0.15, 0.3)), movers=movers)
 
@@ -364,13 +410,18 @@ def indoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
 def _swept(footprint: tuple[float, float, float, float], velocity: Vec3, motion: Motion) -> np.ndarray:
     """Floor rectangle (x0, x1, z0, z1) covered by a footprint moving at ``velocity`` over the motion's span."""
     x0, x1, z0, z1 = footprint
-    ends = [(x0 + velocity[0] * t, x1 + velocity[0] * t, z0 + velocity[2] * t, z1 + velocity[2] * t)
-            for t in (motion.t_min, motion.t_max)]
-    return np.array([min(e[0] for e in ends), max(e[1] for e in ends), min(e[2] for e in ends), max(e[3] for e in ends)])
+    ends = [
+        (x0 + velocity[0] * t, x1 + velocity[0] * t, z0 + velocity[2] * t, z1 + velocity[2] * t)
+        for t in (motion.t_min, motion.t_max)
+    ]
+    return np.array(
+        [min(e[0] for e in ends), max(e[1] for e in ends), min(e[2] for e in ends), max(e[3] for e in ends)]
+    )
 
 
-def _indoor_movers(rng: np.random.Generator, motion: Motion, path: PlanarPath, width: float,
-                   length: float) -> tuple[Mover, ...]:
+def _indoor_movers(
+    rng: np.random.Generator, motion: Motion, path: PlanarPath, width: float, length: float
+) -> tuple[Mover, ...]:
     """Balls and boxes rolling across the floor, clear of the camera's path and inside the room all the time."""
     movers: list[Mover] = []
     for _ in range(30 * motion.moving_objects):
@@ -384,8 +435,11 @@ def _indoor_movers(rng: np.random.Generator, motion: Motion, path: PlanarPath, w
         inside = swept[0] > 0.05 and swept[1] < width - 0.05 and swept[2] > 0.05 and swept[3] < length - 0.05
         if not inside or path.distance_to_rectangles(swept[None])[0] < CLEARANCE:
             continue
-        shape: Shape = Sphere((x, size, z), size) if rng.random() < 0.5 else Box((x - size, 0.0, z - size),
-                                                                                 (x + size, 2 * size, z + size))
+        shape: Shape = (
+            Sphere((x, size, z), size)
+            if rng.random() < 0.5
+            else Box((x - size, 0.0, z - size), (x + size, 2 * size, z + size))
+        )
         movers.append(Mover(shape, velocity, _material(rng, ("checkers", "noise"), (0.08, 0.2), saturation=(0.5, 0.9))))
     return tuple(movers)
 
@@ -398,15 +452,23 @@ def outdoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
     lane, amplitude = rng.uniform(-2.5, 2.5), rng.uniform(0.0, 1.0)
     wavelength, phase = rng.uniform(40.0, 120.0), rng.uniform(0.0, 2 * math.pi)
     z = np.arange(near, far + PATH_STEP, PATH_STEP)
-    path = PlanarPath.through(np.stack([lane + amplitude * np.sin(2 * math.pi * z / wavelength + phase), z], axis=1),
-                              closed=False)
+    path = PlanarPath.through(
+        np.stack([lane + amplitude * np.sin(2 * math.pi * z / wavelength + phase), z], axis=1), closed=False
+    )
     start = float(np.interp(0.0, path.xz[:, 1], path.s))  # time 0 where the car crosses z = 0
-    trajectory = Trajectory(path, speed, start, height=float(rng.uniform(1.5, 1.8)),
-                            pitch=math.radians(rng.uniform(-6.0, 2.0)), roll=math.radians(rng.uniform(-2.0, 2.0)),
-                            hfov_deg=OUTDOOR_HFOV_DEG)
+    trajectory = Trajectory(
+        path,
+        speed,
+        start,
+        height=float(rng.uniform(1.5, 1.8)),
+        pitch=math.radians(rng.uniform(-6.0, 2.0)),
+        roll=math.radians(rng.uniform(-2.0, 2.0)),
+        hfov_deg=OUTDOOR_HFOV_DEG,
+    )
     shapes: list[Shape] = [GroundPlane()]
-    materials: list[Material] = [_material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1),
-                                           value=(0.35, 0.6), contrast=(0.2, 0.4))]
+    materials: list[Material] = [
+        _material(rng, ("noise", "checkers"), (0.8, 2.5), saturation=(0.0, 0.1), value=(0.35, 0.6), contrast=(0.2, 0.4))
+    ]
 
     def add(shape: Shape, material: Material) -> None:
         shapes.append(shape)
@@ -418,32 +480,52 @@ def outdoor_video_scene(rng: np.random.Generator, motion: Motion) -> VideoScene:
         while block < far + 130.0:
             span, depth, tall = rng.uniform(12.0, 35.0), rng.uniform(8.0, 20.0), rng.uniform(4.0, 35.0)
             x0, x1 = sorted((side * front, side * (front + depth)))
-            add(Box((x0, 0.0, block), (x1, tall, block + span)),
-                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)))
+            add(
+                Box((x0, 0.0, block), (x1, tall, block + span)),
+                _material(rng, ("checkers", "stripes", "noise"), (1.0, 3.5), saturation=(0.05, 0.4), value=(0.4, 0.9)),
+            )
             block += span + rng.uniform(0.0, 8.0)
     for _ in range(int(rng.integers(0, 4))):
         x = rng.choice([-1.0, 1.0]) * rng.uniform(2.5, half_width - 2.5)
         zc = rng.uniform(near + 6.0, far + 60.0)
         if path.distance_to_rectangles(np.array([[x - 0.9, x + 0.9, zc, zc + 4.5]]))[0] >= OUTDOOR_CLEARANCE:
-            add(Box((x - 0.9, 0.0, zc), (x + 0.9, 1.5, zc + 4.5)), _material(rng, ("noise",), (0.5, 1.0), value=(0.2, 0.9)))
+            add(
+                Box((x - 0.9, 0.0, zc), (x + 0.9, 1.5, zc + 4.5)),
+                _material(rng, ("noise",), (0.5, 1.0), value=(0.2, 0.9)),
+            )
     for _ in range(int(rng.integers(0, 5))):
         x = rng.choice([-1.0, 1.0]) * (half_width - rng.uniform(0.5, 1.5))
         zc, trunk, crown = rng.uniform(near + 4.0, far + 80.0), rng.uniform(2.0, 4.0), rng.uniform(1.2, 2.5)
-        add(Cylinder((x, zc), float(rng.uniform(0.15, 0.3)), trunk), _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)))
-        add(Sphere((x, trunk + 0.6 * crown, zc), crown),
-            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)))
+        add(
+            Cylinder((x, zc), float(rng.uniform(0.15, 0.3)), trunk),
+            _material(rng, ("stripes",), (0.1, 0.3), value=(0.2, 0.4)),
+        )
+        add(
+            Sphere((x, trunk + 0.6 * crown, zc), crown),
+            _material(rng, ("noise",), (0.3, 0.8), saturation=(0.4, 0.8), value=(0.25, 0.6), contrast=(0.3, 0.6)),
+        )
     elevation, azimuth = math.radians(rng.uniform(25.0, 65.0)), rng.uniform(0.0, 2 * math.pi)
-    sun = SunLight((math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
-                   power=float(rng.uniform(0.6, 0.9)))
+    sun = SunLight(
+        (math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)),
+        power=float(rng.uniform(0.6, 0.9)),
+    )
     horizon = _colour(rng, (0.05, 0.2), (0.85, 0.98))
     zenith = (0.25 + 0.2 * rng.random(), 0.45 + 0.2 * rng.random(), 0.85 + 0.1 * rng.random())
     movers = _outdoor_movers(rng, motion, path, half_width, speed)
-    return VideoScene(trajectory, tuple(shapes), tuple(materials), sun, float(rng.uniform(0.3, 0.45)),
-                      sky=(horizon, zenith), movers=movers)
+    return VideoScene(
+        trajectory,
+        tuple(shapes),
+        tuple(materials),
+        sun,
+        float(rng.uniform(0.3, 0.45)),
+        sky=(horizon, zenith),
+        movers=movers,
+    )
 
 
-def _outdoor_movers(rng: np.random.Generator, motion: Motion, path: PlanarPath, half_width: float,
-                    ego_speed: float) -> tuple[Mover, ...]:
+def _outdoor_movers(
+    rng: np.random.Generator, motion: Motion, path: PlanarPath, half_width: float, ego_speed: float
+) -> tuple[Mover, ...]:
     """Cars driving along the street in lanes that keep OUTDOOR_CLEARANCE from the camera's path."""
     movers: list[Mover] = []
     lowest, highest = path.xz[:, 0].min(), path.xz[:, 0].max()
@@ -455,8 +537,13 @@ def _outdoor_movers(rng: np.random.Generator, motion: Motion, path: PlanarPath, 
             continue
         z = ego_speed * motion.t_min + rng.uniform(5.0, 50.0)
         velocity = (0.0, 0.0, float(rng.choice([-1.0, 1.0]) * rng.uniform(3.0, 15.0)))
-        movers.append(Mover(Box((x - 0.9, 0.0, z), (x + 0.9, 1.5, z + 4.5)), velocity,
-                            _material(rng, ("noise",), (0.5, 1.0), saturation=(0.5, 0.9), value=(0.4, 0.9))))
+        movers.append(
+            Mover(
+                Box((x - 0.9, 0.0, z), (x + 0.9, 1.5, z + 4.5)),
+                velocity,
+                _material(rng, ("noise",), (0.5, 1.0), saturation=(0.5, 0.9), value=(0.4, 0.9)),
+            )
+        )
     return tuple(movers)
 
 
@@ -484,14 +571,19 @@ class VideoOptions:
 
     def validate(self, name: str) -> "VideoOptions":
         """Raise a one-line ProbeError naming the option for an impossible value; returns self."""
-        checks = [("fps", _is_number(self.fps) and self.fps > 0, "a positive number of frames per second"),
-                  ("speed", self.speed is None or (_is_number(self.speed) and self.speed >= 0), "a speed >= 0 m/s"),
-                  ("sequence_length", _is_int(self.sequence_length) and self.sequence_length >= 1, "an integer >= 1"),
-                  ("moving_objects", _is_int(self.moving_objects) and 0 <= self.moving_objects <= 8, "an integer 0..8"),
-                  ("velocity_noise", _is_number(self.velocity_noise) and self.velocity_noise >= 0, "a std >= 0 m/s"),
-                  ("velocity_bias", _is_number(self.velocity_bias) and math.isfinite(self.velocity_bias), "a finite m/s"),
-                  ("velocity_dropout", _is_number(self.velocity_dropout) and 0 <= self.velocity_dropout <= 1,
-                   "a probability in [0, 1]")]
+        checks = [
+            ("fps", _is_number(self.fps) and self.fps > 0, "a positive number of frames per second"),
+            ("speed", self.speed is None or (_is_number(self.speed) and self.speed >= 0), "a speed >= 0 m/s"),
+            ("sequence_length", _is_int(self.sequence_length) and self.sequence_length >= 1, "an integer >= 1"),
+            ("moving_objects", _is_int(self.moving_objects) and 0 <= self.moving_objects <= 8, "an integer 0..8"),
+            ("velocity_noise", _is_number(self.velocity_noise) and self.velocity_noise >= 0, "a std >= 0 m/s"),
+            ("velocity_bias", _is_number(self.velocity_bias) and math.isfinite(self.velocity_bias), "a finite m/s"),
+            (
+                "velocity_dropout",
+                _is_number(self.velocity_dropout) and 0 <= self.velocity_dropout <= 1,
+                "a probability in [0, 1]",
+            ),
+        ]
         for option, ok, expected in checks:
             if not ok:
                 raise ProbeError(f"{name}: option {option} must be {expected}, got {getattr(self, option)!r}")
@@ -509,7 +601,11 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 SceneBuilder = Callable[[np.random.Generator, Motion], VideoScene]
@@ -518,12 +614,28 @@ SceneBuilder = Callable[[np.random.Generator, Motion], VideoScene]
 class SyntheticVideo(SequenceDataset):
     """Windows of frames rendered on demand; item ``i`` is a pure function of ``(seed, split, i)`` and the options."""
 
-    OPTIONS = ("length", "seed", "augment", "skip_bad", "normalize", "depth_resolution",
-               *(f.name for f in dataclasses.fields(VideoOptions)))
+    OPTIONS = (
+        "length",
+        "seed",
+        "augment",
+        "skip_bad",
+        "normalize",
+        "depth_resolution",
+        *(f.name for f in dataclasses.fields(VideoOptions)),
+    )
 
-    def __init__(self, info: DatasetInfo, build: SceneBuilder, stream: int, split: str = "train",
-                 input_size: tuple[int, int] | None = None, length: int | None = None, seed: int = 0,
-                 max_travel: tuple[float, float] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        build: SceneBuilder,
+        stream: int,
+        split: str = "train",
+        input_size: tuple[int, int] | None = None,
+        length: int | None = None,
+        seed: int = 0,
+        max_travel: tuple[float, float] | None = None,
+        **options: Any,
+    ) -> None:
         unknown = sorted(set(options) - set(self.OPTIONS))
         if unknown:
             raise ProbeError(f"{info.name}: unknown option(s) {', '.join(unknown)}; expected {', '.join(self.OPTIONS)}")
@@ -545,9 +657,11 @@ class SyntheticVideo(SequenceDataset):
         if max_travel is not None:
             top_speed, metres = self.video.speed if self.video.speed is not None else max_travel[0], max_travel[1]
             if (self.motion.t_max - self.motion.t_min) * top_speed > metres:
-                raise ProbeError(f"{info.name}: sequence_length, context and fps span "
-                                 f"{self.motion.t_max - self.motion.t_min:.1f} s, {top_speed:g} m/s covers more than "
-                                 f"the {metres:g} m a street holds; use fewer frames or a lower speed")
+                raise ProbeError(
+                    f"{info.name}: sequence_length, context and fps span "
+                    f"{self.motion.t_max - self.motion.t_min:.1f} s, {top_speed:g} m/s covers more than "
+                    f"the {metres:g} m a street holds; use fewer frames or a lower speed"
+                )
 
     def __len__(self) -> int:
         return self.length
@@ -577,7 +691,7 @@ class SyntheticVideo(SequenceDataset):
     def load_raw(self, index: int) -> RawWindow:
         retain_freed_memory()
         scene = self.scene(index)
-        size: tuple[int, int] = self.input_size  # type: ignore[assignment]
+        size = self.input_size
         offsets = (0, *self.video.context)
         stills = [scene.at(self.frame_time(index, o)) for o in offsets]
         hits = [cast(still, size, size) for still in stills]
@@ -588,10 +702,21 @@ class SyntheticVideo(SequenceDataset):
         moving = (surface >= scene.first_moving_face) & (surface != NO_SURFACE)
         speed_true = scene.trajectory.speed
         speed, present = self.reported_speed(index, speed_true)
-        return RawWindow(image=images[0], depth=hits[0].t, name=self.item_name(index), context=tuple(images[1:]),
-                         offsets=self.video.context, K=intrinsics(stills[0].camera, size), dt=self.video.dt,
-                         speed=speed, speed_valid=present, speed_true=speed_true, poses=poses,
-                         context_depth=tuple(h.t for h in hits[1:]), moving=moving)
+        return RawWindow(
+            image=images[0],
+            depth=hits[0].t,
+            name=self.item_name(index),
+            context=tuple(images[1:]),
+            offsets=self.video.context,
+            K=intrinsics(stills[0].camera, size),
+            dt=self.video.dt,
+            speed=speed,
+            speed_valid=present,
+            speed_true=speed_true,
+            poses=poses,
+            context_depth=tuple(h.t for h in hits[1:]),
+            moving=moving,
+        )
 
 
 def intrinsics(camera: PinholeCamera, size: tuple[int, int]) -> np.ndarray:
@@ -606,25 +731,48 @@ def intrinsics(camera: PinholeCamera, size: tuple[int, int]) -> np.ndarray:
 
 
 INDOOR = DatasetInfo(
-    name="synthetic_video", description="camera going round procedural rooms: frames, exact depth, poses, speed",
-    min_depth=0.3, max_depth=10.0, input_size=(240, 320), depth_scale=1.0, eval_protocol="nyu",
-    source="built in", needs_root=False)
+    name="synthetic_video",
+    description="camera going round procedural rooms: frames, exact depth, poses, speed",
+    min_depth=0.3,
+    max_depth=10.0,
+    input_size=(240, 320),
+    depth_scale=1.0,
+    eval_protocol="nyu",
+    source="built in",
+    needs_root=False,
+)
 OUTDOOR = DatasetInfo(
-    name="synthetic_video_outdoor", description="car driving procedural streets: frames, exact depth, poses, speed",
-    min_depth=1.0, max_depth=80.0, input_size=(240, 320), depth_scale=1.0, eval_protocol="kitti",
-    source="built in", needs_root=False)
+    name="synthetic_video_outdoor",
+    description="car driving procedural streets: frames, exact depth, poses, speed",
+    min_depth=1.0,
+    max_depth=80.0,
+    input_size=(240, 320),
+    depth_scale=1.0,
+    eval_protocol="kitti",
+    source="built in",
+    needs_root=False,
+)
 
 
 @register_dataset(INDOOR)
-def synthetic_video(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
-                    **options: Any) -> SyntheticVideo:
+def synthetic_video(
+    root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None, **options: Any
+) -> SyntheticVideo:
     """Indoor video; ``root`` is ignored (nothing to read)."""
     return SyntheticVideo(INDOOR, indoor_video_scene, 2, split=split, input_size=input_size, **options)
 
 
 @register_dataset(OUTDOOR)
-def synthetic_video_outdoor(root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None,
-                            **options: Any) -> SyntheticVideo:
+def synthetic_video_outdoor(
+    root: Path | None = None, split: str = "train", input_size: tuple[int, int] | None = None, **options: Any
+) -> SyntheticVideo:
     """Street video; ``root`` is ignored (nothing to read)."""
-    return SyntheticVideo(OUTDOOR, outdoor_video_scene, 3, split=split, input_size=input_size,
-                          max_travel=(OUTDOOR_SPEED[1], OUTDOOR_MAX_TRAVEL), **options)
+    return SyntheticVideo(
+        OUTDOOR,
+        outdoor_video_scene,
+        3,
+        split=split,
+        input_size=input_size,
+        max_travel=(OUTDOOR_SPEED[1], OUTDOOR_MAX_TRAVEL),
+        **options,
+    )

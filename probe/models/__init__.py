@@ -54,7 +54,8 @@ def dataset_model_options(name: str, info: Any) -> dict[str, Any]:
     user models (SPECs) declare their own range.
 
     >>> from probe.data import dataset_info
-    >>> dataset_model_options("packnet_b", dataset_info("nyu")), dataset_model_options("densedepth", dataset_info("nyu"))
+    >>> nyu = dataset_info("nyu")
+    >>> dataset_model_options("packnet_b", nyu), dataset_model_options("densedepth", nyu)
     ({'min_depth': 0.1}, {})
     """
     from probe.depth_space import head_min_depth
@@ -87,7 +88,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-# Importing the architecture modules fills the registry.
+# Importing the architecture modules fills the registry, in this order (the order `probe models` lists).
+# isort: off
 from probe.models import packnet as _packnet  # noqa: E402,F401
 from probe.models import densedepth as _densedepth  # noqa: E402,F401
 from probe.models import posenet as _posenet  # noqa: E402,F401
+# isort: on

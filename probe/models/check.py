@@ -38,7 +38,7 @@ with ``extra_checks`` (``probe check-model`` adds fvcore MACs from
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import torch
@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from probe.depth_space import to_depth
 from probe.device import resolve_device
 from probe.errors import ProbeError, one_line
+from probe.limits import check_width
 from probe.models import build_model, count_parameters
 from probe.models.contract import (
     ModelAdapter,
@@ -59,6 +60,8 @@ from probe.models.contract import (
     spell_key,
 )
 from probe.models.spec import resolve_spec
+from probe.options import device_option, input_size_option, option, parse_model_options, seed_option, width_option
+from probe.schema import decode, encode
 from probe.seeding import check_seed, seed_everything
 
 #: Smallest side check-model accepts: the odd size is 3 pixels off, and tiny maps say little.
@@ -76,12 +79,12 @@ FIXES: dict[str, str] = {
     "eval output": "in eval mode return [B,1,h,w] (or [B,h,w]); a dict needs --model-option output_key=KEY",
     "odd input size": "handle any size (e.g. upsample to the skip's size) or declare input_multiple",
     "output range": "end the head with an activation that lands in the space's domain (sigmoid for disparity "
-                    "and direct, softplus or exp for metric and inverse), or declare the space and range it emits",
+    "and direct, softplus or exp for metric and inverse), or declare the space and range it emits",
     "eval determinism": "make eval mode a function: no dropout or sampling, running statistics instead of batch "
-                        "statistics, no state updates",
+    "statistics, no state updates",
     "train output": "in train mode return a tensor or a list of [B,1,h,w] scales, finest first",
     "gradients": "every trainable parameter must reach the train-mode output: return the scales that use it "
-                 "(output_key=PART,*), freeze it (requires_grad=False) or remove it",
+    "(output_key=PART,*), freeze it (requires_grad=False) or remove it",
     "parameters": "the model needs trainable parameters",
 }
 
@@ -106,23 +109,37 @@ class Clause:
 class CheckConfig:
     """``probe check-model``: the SPEC, its options, and the batch the clauses run on."""
 
-    spec: str
-    options: dict[str, Any] = field(default_factory=dict)
-    width: float = 1.0
-    input_size: tuple[int, int] = (64, 96)
-    batch_size: int = 2
-    device: str = "auto"
-    seed: int = 0
-    max_depth: float | None = None  # cap for direct/depthnorm outputs (default: the model's max_depth, else 10 m)
+    spec: str = option(
+        argument=True, help="zoo name, entry-point name, package.module:factory or path/to/file.py:factory"
+    )
+    options: dict[str, Any] = option(
+        default_factory=dict,
+        flag="--model-option",
+        parse=parse_model_options,
+        help="KEY=VALUE, repeatable: factory keyword arguments and output_space, "
+        "min_depth, max_depth, output_key, input_multiple, weights, name",
+    )
+    width: float = width_option()
+    input_size: tuple[int, int] = input_size_option(
+        (64, 96), help="HxW of the checked batch (the odd size is H+3 x W-3)"
+    )
+    batch_size: int = option(2, help="images per checked batch (at least 2)")
+    device: str = device_option()
+    seed: int = seed_option()
+    max_depth: float | None = option(
+        None, help="dataset cap for direct/depthnorm outputs (default: the model's max_depth, else 10 m)"
+    )
 
     def validate(self) -> None:
-        if not (isinstance(self.width, (int, float)) and math.isfinite(self.width) and self.width > 0):
-            raise ProbeError(f"--width: expected a positive channel multiplier, got {self.width}")
+        check_width(self.width)
         if min(self.input_size) < MIN_SIDE:
-            raise ProbeError(f"--input-size: expected both sides >= {MIN_SIDE}, got "
-                             f"{self.input_size[0]}x{self.input_size[1]}")
+            raise ProbeError(
+                f"--input-size: expected both sides >= {MIN_SIDE}, got {self.input_size[0]}x{self.input_size[1]}"
+            )
         if self.batch_size < 2:
-            raise ProbeError(f"--batch-size: expected at least 2 (batch independence is a clause), got {self.batch_size}")
+            raise ProbeError(
+                f"--batch-size: expected at least 2 (batch independence is a clause), got {self.batch_size}"
+            )
         if self.max_depth is not None and not self.max_depth > 0:
             raise ProbeError(f"--max-depth: expected a positive depth in metres, got {self.max_depth}")
         if "width" in self.options:
@@ -166,14 +183,12 @@ class ContractReport:
         return clause
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return encode(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ContractReport:
-        values = dict(data)
-        values["clauses"] = [Clause(**c) for c in values.get("clauses", [])]
-        values["input_size"], values["odd_size"] = tuple(values["input_size"]), tuple(values["odd_size"])
-        return cls(**values)
+    def from_json(cls, data: Any) -> ContractReport:
+        """Read :meth:`to_json`'s form back by the field annotations (a wrong key is one SchemaError line)."""
+        return decode(cls, data)
 
 
 #: An extra clause: ``(model in eval mode, images [B,3,H,W]) -> Clause``; exceptions become a failed clause.
@@ -187,7 +202,7 @@ def check_model(config: CheckConfig, extra_checks: Mapping[str, ExtraCheck] | No
     """
     config.validate()
     device = resolve_device(config.device)
-    report = ContractReport(config.spec, None, tuple(config.input_size), config.odd_size)
+    report = ContractReport(config.spec, None, config.input_size, config.odd_size)
     seed_everything(config.seed)
     model = _build(config, report)
     if model is None:
@@ -217,7 +232,7 @@ def synthetic_images(size: tuple[int, int], count: int, seed: int) -> torch.Tens
     """``count`` images ``[count,3,H,W]`` in [0,1] from probe's synthetic test split (rendered, exact)."""
     from probe.data import get_dataset
 
-    dataset = get_dataset("synthetic", split="test", input_size=tuple(size), length=count, seed=seed)
+    dataset = get_dataset("synthetic", split="test", input_size=size, length=count, seed=seed)
     return torch.stack([dataset[i]["image"] for i in range(count)])
 
 
@@ -241,8 +256,11 @@ def _build(config: CheckConfig, report: ContractReport) -> nn.Module | None:
     report.add("build", "passed", f"{resolved.source} returned a {type(net).__name__}")
     declaration = read_declaration(net, adapter_options, config.spec)
     if declaration.problems:
-        report.add("declaration", "failed", "; ".join(_strip_spec(p, config.spec).removeprefix("declaration: ")
-                                                       for p in declaration.problems))
+        report.add(
+            "declaration",
+            "failed",
+            "; ".join(_strip_spec(p, config.spec).removeprefix("declaration: ") for p in declaration.problems),
+        )
     if "weights" in adapter_options:
         try:
             load_weights_option(resolved, net, adapter_options)
@@ -272,7 +290,7 @@ def _strip_spec(message: str, spec: str) -> str:
     """Messages of the builders and the adapter start with the SPEC (and the clause); the report's lines name both."""
     for prefix in (f"--model {spec}: ", f"{spec}: "):
         if message.startswith(prefix):
-            message = message[len(prefix):]
+            message = message[len(prefix) :]
             break
     for clause in ("eval output: ", "train output: "):
         message = message.removeprefix(clause)
@@ -297,8 +315,9 @@ def describe_output(raw: Any) -> str:
     if isinstance(raw, torch.Tensor):
         return f"a tensor {list(raw.shape)}"
     if isinstance(raw, (list, tuple)):
-        return f"a {type(raw).__name__} of {len(raw)}: " + ", ".join(describe_output(r).removeprefix("a tensor ")
-                                                                      for r in raw[:6])
+        return f"a {type(raw).__name__} of {len(raw)}: " + ", ".join(
+            describe_output(r).removeprefix("a tensor ") for r in raw[:6]
+        )
     if isinstance(raw, dict):
         return "a dict with keys " + ", ".join(spell_key(k) for k in list(raw)[:8]) + (" ..." if len(raw) > 8 else "")
     return f"a {type(raw).__name__}"
@@ -335,12 +354,17 @@ def _eval_output(model: nn.Module, images: torch.Tensor, report: ContractReport)
         return None
     oh, ow = out.shape[-2:]
     if abs(oh / h - ow / w) > 1.0 / min(oh, ow):
-        report.add("eval output", "failed", f"output {oh}x{ow} for input {h}x{w}: the two axes are scaled "
-                   "differently", fix="return one output scale on both axes (crop or resize the head's output)")
+        report.add(
+            "eval output",
+            "failed",
+            f"output {oh}x{ow} for input {h}x{w}: the two axes are scaled differently",
+            fix="return one output scale on both axes (crop or resize the head's output)",
+        )
         return None
     returned = f"; the network returns {raw}" if raw else ""
-    report.add("eval output", "passed", f"{list(out.shape)} for input {list(images.shape)} "
-               f"(output scale {oh / h:g}){returned}")
+    report.add(
+        "eval output", "passed", f"{list(out.shape)} for input {list(images.shape)} (output scale {oh / h:g}){returned}"
+    )
     return out
 
 
@@ -356,19 +380,25 @@ def _eval_shape(model: nn.Module, images: torch.Tensor) -> tuple[int, int]:
     return tuple(out.shape[-2:])
 
 
-def _odd_size(model: nn.Module, images: torch.Tensor, odd: tuple[int, int], eval_out: torch.Tensor | None,
-              report: ContractReport) -> None:
+def _odd_size(
+    model: nn.Module, images: torch.Tensor, odd: tuple[int, int], eval_out: torch.Tensor | None, report: ContractReport
+) -> None:
     if eval_out is None:
         report.add("odd input size", "skipped", "needs a passing eval output")
         return
     scale = eval_out.shape[-2] / images.shape[-2]
     odd_images = F.interpolate(images, size=odd, mode="bilinear", align_corners=False)
-    expected = f"{math.floor(odd[0] * scale)}..{math.ceil(odd[0] * scale)} x " \
-               f"{math.floor(odd[1] * scale)}..{math.ceil(odd[1] * scale)}"
+    expected = (
+        f"{math.floor(odd[0] * scale)}..{math.ceil(odd[0] * scale)} x "
+        f"{math.floor(odd[1] * scale)}..{math.ceil(odd[1] * scale)}"
+    )
     try:
         oh, ow = _eval_shape(model, odd_images)
-        problem = None if _fits(oh, odd[0], scale) and _fits(ow, odd[1], scale) else \
-            f"{odd[0]}x{odd[1]} gives {oh}x{ow}, expected {expected} at output scale {scale:g}"
+        problem = (
+            None
+            if _fits(oh, odd[0], scale) and _fits(ow, odd[1], scale)
+            else f"{odd[0]}x{odd[1]} gives {oh}x{ow}, expected {expected} at output scale {scale:g}"
+        )
     except Exception as exc:  # the model's own error is the finding
         problem = f"{odd[0]}x{odd[1]} fails: {_strip_spec(_describe_error(exc), report.spec)}"
     if problem is None:
@@ -386,20 +416,24 @@ def _multiple_fix(model: nn.Module, odd_images: torch.Tensor, odd: tuple[int, in
     for multiple in MULTIPLES:
         if multiple <= model.input_multiple:
             continue
-        trial = ModelAdapter(model.net, replace(model.declaration, input_multiple=multiple), spec=model.spec,
-                             model_name=model.model_name)
+        trial = ModelAdapter(
+            model.net, replace(model.declaration, input_multiple=multiple), spec=model.spec, model_name=model.model_name
+        )
         try:
             oh, ow = _eval_shape(trial, odd_images)
         except Exception:  # this multiple does not work either; try the next
             continue
         if _fits(oh, odd[0], scale) and _fits(ow, odd[1], scale):
-            return (f"the network needs sizes divisible by {multiple}: declare input_multiple = {multiple} on it or "
-                    f"pass --model-option input_multiple={multiple}; probe then pads inputs and crops outputs back")
+            return (
+                f"the network needs sizes divisible by {multiple}: declare input_multiple = {multiple} on it or "
+                f"pass --model-option input_multiple={multiple}; probe then pads inputs and crops outputs back"
+            )
     return f"no input multiple up to {MULTIPLES[-1]} works; " + FIXES["odd input size"]
 
 
-def _output_range(model: nn.Module, eval_out: torch.Tensor | None, max_depth: float | None,
-                  report: ContractReport) -> None:
+def _output_range(
+    model: nn.Module, eval_out: torch.Tensor | None, max_depth: float | None, report: ContractReport
+) -> None:
     space = getattr(model, "output_space", None)
     if eval_out is None or space is None:
         report.add("output range", "skipped", "needs a passing eval output and a valid output_space")
@@ -409,19 +443,29 @@ def _output_range(model: nn.Module, eval_out: torch.Tensor | None, max_depth: fl
     if declared != space:
         declared = f"{declared} (as {space})"
     if not torch.isfinite(out).all():
-        report.add("output range", "failed", f"{(~torch.isfinite(out)).float().mean().item():.1%} of outputs are "
-                   "NaN or infinite")
+        report.add(
+            "output range",
+            "failed",
+            f"{(~torch.isfinite(out)).float().mean().item():.1%} of outputs are NaN or infinite",
+        )
         return
     if space != "log_depth" and (out <= 0).any():
         share = (out <= 0).float().mean().item()
-        report.add("output range", "failed", f"{share:.1%} of {declared} outputs are <= 0 (min {out.min().item():.3g}): "
-                   "not a depth; converting to metres clamps them to 1e-6, and through the clamp they get no gradient")
+        report.add(
+            "output range",
+            "failed",
+            f"{share:.1%} of {declared} outputs are <= 0 (min {out.min().item():.3g}): "
+            "not a depth; converting to metres clamps them to 1e-6, and through the clamp they get no gradient",
+        )
         return
     cap = max_depth or getattr(model, "max_depth", None) or DEFAULT_CAP
     low = getattr(model, "min_depth", None) or 0.0
     high = getattr(model, "max_depth", None) or cap
-    bounds = (f"the declared range {low:g}..{high:g} m" if getattr(model, "max_depth", None)
-              else f"{low:g} m (declared)..{cap:g} m (cap)")
+    bounds = (
+        f"the declared range {low:g}..{high:g} m"
+        if getattr(model, "max_depth", None)
+        else f"{low:g} m (declared)..{cap:g} m (cap)"
+    )
     metres = to_depth(out, space, cap)
     lo, hi = metres.min().item(), metres.max().item()
     outside = ((metres < low * (1 - 1e-3)) | (metres > high * (1 + 1e-3))).float().mean().item()
@@ -432,8 +476,9 @@ def _output_range(model: nn.Module, eval_out: torch.Tensor | None, max_depth: fl
         report.add("output range", "passed", f"{detail}, inside {bounds}")
 
 
-def _eval_determinism(model: nn.Module, images: torch.Tensor, eval_out: torch.Tensor | None,
-                      report: ContractReport) -> None:
+def _eval_determinism(
+    model: nn.Module, images: torch.Tensor, eval_out: torch.Tensor | None, report: ContractReport
+) -> None:
     if eval_out is None:
         report.add("eval determinism", "skipped", "needs a passing eval output")
         return
@@ -453,15 +498,20 @@ def _eval_determinism(model: nn.Module, images: torch.Tensor, eval_out: torch.Te
     if repeat > 1e-6 * size:
         problems.append(f"two forwards of one batch differ by up to {repeat:.3g} (dropout or sampling in eval mode?)")
     if batch > 1e-4 * size:
-        problems.append(f"an image's output changes by up to {batch:.3g} with the rest of its batch "
-                        "(batch statistics in eval mode?)")
+        problems.append(
+            f"an image's output changes by up to {batch:.3g} with the rest of its batch "
+            "(batch statistics in eval mode?)"
+        )
     if changed:
         problems.append(f"eval forwards changed {len(changed)} buffer(s): {', '.join(changed[:3])}")
     if problems:
         report.add("eval determinism", "failed", "; ".join(problems))
     else:
-        report.add("eval determinism", "passed", f"repeat difference {repeat:.2g}, batch-of-one difference "
-                   f"{batch:.2g}, no state change")
+        report.add(
+            "eval determinism",
+            "passed",
+            f"repeat difference {repeat:.2g}, batch-of-one difference {batch:.2g}, no state change",
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -469,8 +519,9 @@ def _eval_determinism(model: nn.Module, images: torch.Tensor, eval_out: torch.Te
 # ------------------------------------------------------------------------------------------
 
 
-def _train_output(model: nn.Module, images: torch.Tensor, eval_out: torch.Tensor | None,
-                  report: ContractReport) -> None:
+def _train_output(
+    model: nn.Module, images: torch.Tensor, eval_out: torch.Tensor | None, report: ContractReport
+) -> None:
     b = images.shape[0]
     try:
         with torch.no_grad():
@@ -487,8 +538,12 @@ def _train_output(model: nn.Module, images: torch.Tensor, eval_out: torch.Tensor
     if any(later[0] > earlier[0] for earlier, later in zip(sizes, sizes[1:])):
         report.add("train output", "failed", f"scales {text} are not finest first")
     elif eval_out is not None and sizes[0] != tuple(eval_out.shape[-2:]):
-        report.add("train output", "failed", f"the finest train scale is {sizes[0][0]}x{sizes[0][1]} but eval "
-                   f"mode returns {eval_out.shape[-2]}x{eval_out.shape[-1]}")
+        report.add(
+            "train output",
+            "failed",
+            f"the finest train scale is {sizes[0][0]}x{sizes[0][1]} but eval "
+            f"mode returns {eval_out.shape[-2]}x{eval_out.shape[-1]}",
+        )
     else:
         returned = f"; the network returns {raw}" if raw else ""
         report.add("train output", "passed", f"{len(sizes)} scale(s) {text}{returned}")
@@ -510,9 +565,15 @@ def _gradients(model: nn.Module, images: torch.Tensor, seed: int, report: Contra
     bad = [n for n, p in trainable if p.grad is not None and not torch.isfinite(p.grad).all()]
     zero = [n for n, p in trainable if p.grad is not None and not p.grad.any()]
     model.zero_grad(set_to_none=True)
-    problems = [f"{len(names)} parameter(s) {what} ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''})"
-                for what, names in (("get no gradient", missing), ("get a non-finite gradient", bad),
-                                    ("get an exactly zero gradient", zero)) if names]
+    problems = [
+        f"{len(names)} parameter(s) {what} ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''})"
+        for what, names in (
+            ("get no gradient", missing),
+            ("get a non-finite gradient", bad),
+            ("get an exactly zero gradient", zero),
+        )
+        if names
+    ]
     if problems:
         report.add("gradients", "failed", "; ".join(problems))
     else:

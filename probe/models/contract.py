@@ -80,6 +80,7 @@ ADAPTER_OPTIONS: dict[str, str] = {
     "name": "the display name in tables and reports",
 }
 
+
 class NetworkError(ProbeError):
     """The user's network raised in its forward; ``__cause__`` is its own exception."""
 
@@ -115,17 +116,19 @@ class OutputKey:
         """The selected entries, finest first (several only for ``PART,*``)."""
         if self.all_scales:
             prefix = tuple(_key_part(p) for p in str(self.spelling).split(",")[:-1])
-            scales = []
-            while (*prefix, len(scales)) in outputs:
-                scales.append(outputs[(*prefix, len(scales))])
+            scales: list[Any] = []
+            while (prefix + (len(scales),)) in outputs:  # (*prefix, n) needs Python 3.11; probe supports 3.10
+                scales.append(outputs[prefix + (len(scales),)])
             if scales:
                 return scales
         else:
             for key in self.candidates():
                 if _hashable(key) and key in outputs:
                     return [outputs[key]]
-        raise ShapeError(f"{label}: output_key={self.spelling} matches no key of the model's dict output; "
-                         f"keys: {', '.join(spell_key(k) for k in outputs)}")
+        raise ShapeError(
+            f"{label}: output_key={self.spelling} matches no key of the model's dict output; "
+            f"keys: {', '.join(spell_key(k) for k in outputs)}"
+        )
 
 
 def _key_part(text: str) -> Any:
@@ -181,14 +184,17 @@ def read_declaration(net: nn.Module, options: Mapping[str, Any], spec: str) -> D
 
     Never raises: problems are collected, each naming the option that fixes it.
     """
+
     def value(key: str) -> Any:
         return options[key] if key in options else getattr(net, key, None)
 
     problems = []
     space = value("output_space")
     if space is None:
-        problems.append(f"the model declares no output_space; set the attribute or --model-option "
-                        f"output_space=NAME ({', '.join(output_spaces())})")
+        problems.append(
+            f"the model declares no output_space; set the attribute or --model-option "
+            f"output_space=NAME ({', '.join(output_spaces())})"
+        )
     elif space not in output_spaces():
         problems.append(f"output_space={space!r} is not one of {', '.join(output_spaces())}")
         space = None
@@ -209,13 +215,18 @@ def read_declaration(net: nn.Module, options: Mapping[str, Any], spec: str) -> D
     elif not (isinstance(multiple, int) and not isinstance(multiple, bool) and multiple >= 1):
         problems.append(f"input_multiple={multiple!r}: expected an integer >= 1")
         multiple = 1
-    key = value("output_key")
-    if key is not None and not (isinstance(key, (str, int, tuple)) and not isinstance(key, bool)):
-        problems.append(f"output_key={key!r}: expected KEY, PART,PART or PART,*")
-        key = None
-    return Declaration(space, float(low) if low is not None else None, float(high) if high is not None else None,
-                       multiple, OutputKey(key) if key is not None else None,
-                       tuple(f"{spec}: declaration: {p}" for p in problems))
+    output_key = value("output_key")
+    if output_key is not None and not (isinstance(output_key, (str, int, tuple)) and not isinstance(output_key, bool)):
+        problems.append(f"output_key={output_key!r}: expected KEY, PART,PART or PART,*")
+        output_key = None
+    return Declaration(
+        space,
+        float(low) if low is not None else None,
+        float(high) if high is not None else None,
+        multiple,
+        OutputKey(output_key) if output_key is not None else None,
+        tuple(f"{spec}: declaration: {p}" for p in problems),
+    )
 
 
 class ModelAdapter(nn.Module):
@@ -227,8 +238,9 @@ class ModelAdapter(nn.Module):
     to probe's (``inverse``).  The network is ``self.net``: checkpoints hold ``net.*`` keys.
     """
 
-    def __init__(self, net: nn.Module, declaration: Declaration, *, spec: str, model_name: str,
-                 source: str = "") -> None:
+    def __init__(
+        self, net: nn.Module, declaration: Declaration, *, spec: str, model_name: str, source: str = ""
+    ) -> None:
         super().__init__()
         self.net = net
         self.declaration = declaration
@@ -277,7 +289,10 @@ class ModelAdapter(nn.Module):
             scales = [_crop_back(s, size, padded.shape[-2:]) for s in scales]
         if self.declared_space in MODEL_RANGE_SPACES:
             to_probe = MODEL_RANGE_SPACES[self.declared_space][1]
-            scales = [to_probe(s, self.min_depth, self.max_depth) for s in scales]
+            low, high = self.min_depth, self.max_depth
+            if low is None or high is None:  # read_declaration refuses a range space without both
+                raise ProbeError(f"{self.model_name}: output_space={self.declared_space} needs min_depth and max_depth")
+            scales = [to_probe(s, low, high) for s in scales]
         return scales if self.training else scales[0]
 
     def _run_network(self, rgb: torch.Tensor) -> Any:
@@ -287,10 +302,12 @@ class ModelAdapter(nn.Module):
         except torch.OutOfMemoryError:
             raise
         except Exception as exc:  # the user's code failed: name the SPEC, keep the cause for PROBE_DEBUG
-            raise NetworkError(f"{self.spec}: the network's forward failed on input {list(rgb.shape)} "
-                               f"({'train' if self.training else 'eval'} mode): {type(exc).__name__}: "
-                               f"{one_line(exc)}; `probe check-model {self.spec}` checks every clause of the "
-                               "contract") from exc
+            raise NetworkError(
+                f"{self.spec}: the network's forward failed on input {list(rgb.shape)} "
+                f"({'train' if self.training else 'eval'} mode): {type(exc).__name__}: "
+                f"{one_line(exc)}; `probe check-model {self.spec}` checks every clause of the "
+                "contract"
+            ) from exc
 
     def _scales(self, raw: Any, batch: int) -> list[torch.Tensor]:
         """The network's output as depth maps finest first; violations name the clause (eval/train output)."""
@@ -298,33 +315,45 @@ class ModelAdapter(nn.Module):
         key = self.declaration.output_key
         if isinstance(raw, Mapping):
             if key is None:
-                raise ShapeError(f"{where}: the model returns a dict (keys {', '.join(spell_key(k) for k in raw)}); "
-                                 "name the depth entry with --model-option output_key=KEY")
+                raise ShapeError(
+                    f"{where}: the model returns a dict (keys {', '.join(spell_key(k) for k in raw)}); "
+                    "name the depth entry with --model-option output_key=KEY"
+                )
             raw = key.select(raw, where)
         elif key is not None:
-            raise ShapeError(f"{where}: output_key={key.spelling} is set but the model returns a "
-                             f"{type(raw).__name__}, not a dict")
+            raise ShapeError(
+                f"{where}: output_key={key.spelling} is set but the model returns a {type(raw).__name__}, not a dict"
+            )
         items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
         if not items:
             raise ShapeError(f"{where}: the model returned an empty {type(raw).__name__}")
         scales = [_depth_map(item, batch, where) for item in items]
         heights = [s.shape[-2] for s in scales]
         if any(later > earlier for earlier, later in zip(heights, heights[1:])):
-            raise ShapeError(f"{where}: scales must be finest first, got heights "
-                             f"{', '.join(map(str, heights))}; return them in the other order")
+            raise ShapeError(
+                f"{where}: scales must be finest first, got heights "
+                f"{', '.join(map(str, heights))}; return them in the other order"
+            )
         return scales
 
     def extra_repr(self) -> str:
-        return (f"spec={self.spec!r}, output_space={self.declared_space!r}, depth {self.min_depth}..{self.max_depth} m"
-                f", input_multiple={self.input_multiple}")
+        return (
+            f"spec={self.spec!r}, output_space={self.declared_space!r}, depth {self.min_depth}..{self.max_depth} m"
+            f", input_multiple={self.input_multiple}"
+        )
 
 
 def _depth_map(item: Any, batch: int, where: str) -> torch.Tensor:
     """``[B,1,h,w]`` as is, ``[B,h,w]`` given its channel; anything else is a ShapeError naming ``where``."""
     if isinstance(item, torch.Tensor) and item.is_floating_point() and item.dim() == 3:
         item = item.unsqueeze(1)
-    if not (isinstance(item, torch.Tensor) and item.is_floating_point() and item.dim() == 4
-            and item.shape[0] == batch and item.shape[1] == 1):
+    if not (
+        isinstance(item, torch.Tensor)
+        and item.is_floating_point()
+        and item.dim() == 4
+        and item.shape[0] == batch
+        and item.shape[1] == 1
+    ):
         got = f"{item.dtype} {list(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
         raise ShapeError(f"{where}: expected a float [B,1,h,w] (or [B,h,w]) with B={batch}, got {got}")
     return item
@@ -357,18 +386,23 @@ def split_options(resolved: ResolvedSpec, factory: Any, options: Mapping[str, An
         params, takes_any = {}, True
     named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     adapter = {k: v for k, v in options.items() if k in ADAPTER_OPTIONS}
-    factory_kwargs = {k: v for k, v in options.items()
-                      if k != "weights" and (k not in ADAPTER_OPTIONS or k in named) and k != "width"}
+    factory_kwargs = {
+        k: v for k, v in options.items() if k != "weights" and (k not in ADAPTER_OPTIONS or k in named) and k != "width"
+    }
     width = options.get("width", 1.0)
     if "width" in named or (takes_any and "width" in options and width != 1.0):
         factory_kwargs["width"] = width
     elif width != 1.0:
-        raise ProbeError(f"--width: the factory of {spec} takes no width argument; size it with its own "
-                         f"--model-option (it takes: {', '.join(sorted(named)) or 'nothing'})")
+        raise ProbeError(
+            f"--width: the factory of {spec} takes no width argument; size it with its own "
+            f"--model-option (it takes: {', '.join(sorted(named)) or 'nothing'})"
+        )
     unknown = sorted(k for k in factory_kwargs if k not in named) if not takes_any else []
     if unknown:
-        raise ProbeError(f"{spec}: unknown option(s) {', '.join(unknown)}; the factory takes "
-                         f"{', '.join(sorted(named)) or 'nothing'}, probe's adapter takes {', '.join(ADAPTER_OPTIONS)}")
+        raise ProbeError(
+            f"{spec}: unknown option(s) {', '.join(unknown)}; the factory takes "
+            f"{', '.join(sorted(named)) or 'nothing'}, probe's adapter takes {', '.join(ADAPTER_OPTIONS)}"
+        )
     return factory_kwargs, adapter
 
 
@@ -387,8 +421,9 @@ def make_network(resolved: ResolvedSpec, options: Mapping[str, Any]) -> tuple[nn
     return net, adapter_options
 
 
-def adapt(resolved: ResolvedSpec, net: nn.Module, adapter_options: Mapping[str, Any],
-          declaration: Declaration) -> ModelAdapter:
+def adapt(
+    resolved: ResolvedSpec, net: nn.Module, adapter_options: Mapping[str, Any], declaration: Declaration
+) -> ModelAdapter:
     """Wrap ``net`` (weights already loaded) with its declaration and display name."""
     name = adapter_options.get("name")
     if name is not None and not (isinstance(name, str) and name.strip()):

@@ -76,10 +76,10 @@ ENCODER_TAPS: tuple[str, ...] = ("relu0", "pool0", "transition1", "transition2",
 class Variant:
     """What distinguishes the two published DenseDepth decoders (see the module docstring)."""
 
-    decoder_divisor: int      # decoder width = encoder features // decoder_divisor
+    decoder_divisor: int  # decoder width = encoder features // decoder_divisor
     leaky_after_conv_a: bool  # LeakyReLU(0.2) after the first convolution of each up-block too
-    align_corners: bool       # bilinear upsampling convention
-    bn_eps: float             # encoder BatchNorm epsilon
+    align_corners: bool  # bilinear upsampling convention
+    bn_eps: float  # encoder BatchNorm epsilon
     source: str
 
 
@@ -132,11 +132,27 @@ class DenseDepth(nn.Module):
     model_name = "densedepth"
     # Recomputed in backward under --activation-checkpointing (probe.models.recompute): the DenseNet
     # blocks and transitions, then the decoder's up blocks.
-    checkpoint_stages = (*(f"encoder.features.{kind}{i}" for i in range(1, 5) for kind in ("denseblock", "transition")
-                           if (kind, i) != ("transition", 4)), "up1", "up2", "up3", "up4")
+    checkpoint_stages = (
+        *(
+            f"encoder.features.{kind}{i}"
+            for i in range(1, 5)
+            for kind in ("denseblock", "transition")
+            if (kind, i) != ("transition", 4)
+        ),
+        "up1",
+        "up2",
+        "up3",
+        "up4",
+    )
 
-    def __init__(self, width: float = 1.0, out_channels: int = 1, skips: bool = True, variant: str = "pytorch",
-                 align_corners: bool | None = None) -> None:
+    def __init__(
+        self,
+        width: float = 1.0,
+        out_channels: int = 1,
+        skips: bool = True,
+        variant: str = "pytorch",
+        align_corners: bool | None = None,
+    ) -> None:
         super().__init__()
         if not (isinstance(out_channels, int) and not isinstance(out_channels, bool) and out_channels >= 1):
             raise ProbeError(f"densedepth: out_channels must be an integer >= 1, got {out_channels!r}")
@@ -156,9 +172,15 @@ class DenseDepth(nn.Module):
         skip_channels = [ch["transition2"], ch["transition1"], ch["pool0"], ch["relu0"]]
         self.conv2 = nn.Conv2d(self.encoder.num_features, features, kernel_size=1, stride=1, padding=0)
         for k in range(1, 5):
-            self.add_module(f"up{k}", UpBlock(widths[k - 1] + skip_channels[k - 1], widths[k],
-                                              leaky_after_conv_a=spec.leaky_after_conv_a,
-                                              align_corners=self.align_corners))
+            self.add_module(
+                f"up{k}",
+                UpBlock(
+                    widths[k - 1] + skip_channels[k - 1],
+                    widths[k],
+                    leaky_after_conv_a=spec.leaky_after_conv_a,
+                    align_corners=self.align_corners,
+                ),
+            )
         self.conv3 = nn.Conv2d(widths[4], out_channels, kernel_size=3, stride=1, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
@@ -173,23 +195,26 @@ class DenseDepth(nn.Module):
         half, quarter, eighth, sixteenth = skips
         # Both versions decode relu(norm5): the port applies F.relu, Keras's DenseNet ends in a ReLU layer.
         y = self.conv2(F.relu(bottleneck))
-        y = self.up1(y, sixteenth)
-        y = self.up2(y, eighth)
-        y = self.up3(y, quarter)
-        y = self.up4(y, half)
+        y = self.get_submodule("up1")(y, sixteenth)
+        y = self.get_submodule("up2")(y, eighth)
+        y = self.get_submodule("up3")(y, quarter)
+        y = self.get_submodule("up4")(y, half)
         y = crop_to_scale(self.conv3(y), size, self.output_scale)
         return [y] if self.training else y
 
     def describe(self) -> str:
-        return (f"densedepth(variant={self.variant}, width={self.width}, out_channels={self.out_channels}, "
-                f"decoder width {self.conv2.out_channels})")
+        return (
+            f"densedepth(variant={self.variant}, width={self.width}, out_channels={self.out_channels}, "
+            f"decoder width {self.conv2.out_channels})"
+        )
 
     def load_weights(self, path: str | Path) -> None:
         """Load a whole model: probe safetensors, a PyTorch-port state dict, or Keras HDF5 (see the module doc)."""
         label = f"weights={path}"
         file = read_tensor_file(path, label)
+        ignored: list[str] = []
         if file.kind == "keras_h5":
-            state, ignored = keras_state_dict(file.tensors, label), []
+            state = keras_state_dict(file.tensors, label)
         else:
             state, ignored = _split_classifier(file.tensors)
         fit_state_dict(self, state, label=label, target=self.describe(), hint=self._hint(state))
@@ -203,8 +228,13 @@ class DenseDepth(nn.Module):
             raise ProbeError(f"{label}: expected torchvision's DenseNet-169 state dict (features.*), got a Keras file")
         state, ignored = _split_classifier(file.tensors)
         state = {k.removeprefix("encoder."): v for k, v in state.items()}
-        fit_state_dict(self.encoder, state, label=label, target=f"the DenseNet-169 encoder (width {self.width})",
-                       hint="expected torchvision's densenet169 state dict (features.*, classifier.*)")
+        fit_state_dict(
+            self.encoder,
+            state,
+            label=label,
+            target=f"the DenseNet-169 encoder (width {self.width})",
+            hint="expected torchvision's densenet169 state dict (features.*, classifier.*)",
+        )
         warn_ignored(label, ignored, "ImageNet classifier weights are not part of DenseDepth")
 
     def _hint(self, state: Mapping[str, Any]) -> str:
@@ -214,15 +244,23 @@ class DenseDepth(nn.Module):
         conv2 = state.get("conv2.weight")
         if conv2 is None or conv2.shape[0] == self.conv2.out_channels:
             return ""
-        fits = [name for name, spec in VARIANTS.items()
-                if conv2.shape[0] == self.encoder.num_features // spec.decoder_divisor]
-        return (f"the file's decoder is {conv2.shape[0]} wide: use variant={fits[0]}" if fits
-                else f"the file's decoder is {conv2.shape[0]} wide")
+        fits = [
+            name
+            for name, spec in VARIANTS.items()
+            if conv2.shape[0] == self.encoder.num_features // spec.decoder_divisor
+        ]
+        return (
+            f"the file's decoder is {conv2.shape[0]} wide: use variant={fits[0]}"
+            if fits
+            else f"the file's decoder is {conv2.shape[0]} wide"
+        )
 
 
 # Old torchvision DenseNet files (the released ImageNet weights among them) spell `norm1` as `norm.1`;
 # torchvision's own loader renames them with this pattern.
-_OLD_TORCHVISION_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:1|2)\.(?:weight|bias|running_mean|running_var))$")
+_OLD_TORCHVISION_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:1|2)\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
 def _canonical_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -249,8 +287,14 @@ def _split_classifier(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torc
 
 
 #: Keras weight names -> torch parameter/buffer names (BatchNormalization and Conv2D).
-KERAS_WEIGHT_NAMES: dict[str, str] = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
-                                      "moving_mean": "running_mean", "moving_variance": "running_var"}
+KERAS_WEIGHT_NAMES: dict[str, str] = {
+    "kernel": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 
 
 def keras_layer_table(blocks: tuple[int, ...] = DENSENET169_BLOCKS) -> dict[str, str]:
@@ -260,20 +304,37 @@ def keras_layer_table(blocks: tuple[int, ...] = DENSENET169_BLOCKS) -> dict[str,
     ``pool2`` .. ``pool4``: block ``b`` here is Keras's ``conv{b+1}``.
 
     >>> table = keras_layer_table()
-    >>> table["conv1/bn"], table["conv2_block1_1_conv"], table["pool3_conv"], table["up4_convB"]
-    ('encoder.features.norm0', 'encoder.features.denseblock1.denselayer1.conv1', 'encoder.features.transition2.conv', 'up4.convB')
+    >>> table["conv1/bn"], table["conv2_block1_1_conv"]
+    ('encoder.features.norm0', 'encoder.features.denseblock1.denselayer1.conv1')
+    >>> table["pool3_conv"], table["up4_convB"]
+    ('encoder.features.transition2.conv', 'up4.convB')
     """
     features = "encoder.features"
-    table = {"conv1/conv": f"{features}.conv0", "conv1/bn": f"{features}.norm0", "bn": f"{features}.norm5",
-             "conv2": "conv2", "conv3": "conv3"}
+    table = {
+        "conv1/conv": f"{features}.conv0",
+        "conv1/bn": f"{features}.norm0",
+        "bn": f"{features}.norm5",
+        "conv2": "conv2",
+        "conv3": "conv3",
+    }
     for b, layers in enumerate(blocks, start=1):
         for i in range(1, layers + 1):
             keras, ours = f"conv{b + 1}_block{i}", f"{features}.denseblock{b}.denselayer{i}"
-            table.update({f"{keras}_0_bn": f"{ours}.norm1", f"{keras}_1_conv": f"{ours}.conv1",
-                          f"{keras}_1_bn": f"{ours}.norm2", f"{keras}_2_conv": f"{ours}.conv2"})
+            table.update(
+                {
+                    f"{keras}_0_bn": f"{ours}.norm1",
+                    f"{keras}_1_conv": f"{ours}.conv1",
+                    f"{keras}_1_bn": f"{ours}.norm2",
+                    f"{keras}_2_conv": f"{ours}.conv2",
+                }
+            )
         if b < len(blocks):
-            table.update({f"pool{b + 1}_bn": f"{features}.transition{b}.norm",
-                          f"pool{b + 1}_conv": f"{features}.transition{b}.conv"})
+            table.update(
+                {
+                    f"pool{b + 1}_bn": f"{features}.transition{b}.norm",
+                    f"pool{b + 1}_conv": f"{features}.transition{b}.conv",
+                }
+            )
     for k in range(1, 5):
         table.update({f"up{k}_convA": f"up{k}.convA", f"up{k}_convB": f"up{k}.convB"})
     return table
@@ -303,19 +364,29 @@ def keras_state_dict(arrays: Mapping[str, np.ndarray], label: str) -> dict[str, 
     return state
 
 
-@MODELS.register("densedepth", description="DenseDepth: DenseNet-169 encoder + bilinear-upsampling decoder, half-resolution DepthNorm output",
-                 family="densedepth")
-def build_densedepth(width: float = 1.0, out_channels: int = 1, skips: bool = True, variant: str = "pytorch",
-                     align_corners: bool | None = None, weights: str | Path | None = None,
-                     pretrained: str | Path | None = None) -> DenseDepth:
+@MODELS.register(
+    "densedepth",
+    description="DenseDepth: DenseNet-169 encoder + bilinear-upsampling decoder, half-resolution DepthNorm output",
+    family="densedepth",
+)
+def build_densedepth(
+    width: float = 1.0,
+    out_channels: int = 1,
+    skips: bool = True,
+    variant: str = "pytorch",
+    align_corners: bool | None = None,
+    weights: str | Path | None = None,
+    pretrained: str | Path | None = None,
+) -> DenseDepth:
     """DenseDepth, randomly initialised (as the seed trained it), ImageNet-``pretrained``, or loaded from ``weights``.
 
     ``[B,3,H,W] -> [B,out_channels,H/2,W/2]``; see :class:`DenseDepth`.
     """
     if weights is not None and pretrained is not None:
         raise ProbeError("densedepth: give weights= (a whole model) or pretrained= (the encoder), not both")
-    model = DenseDepth(width=width, out_channels=out_channels, skips=skips, variant=variant,
-                       align_corners=align_corners)
+    model = DenseDepth(
+        width=width, out_channels=out_channels, skips=skips, variant=variant, align_corners=align_corners
+    )
     if pretrained is not None:
         model.load_pretrained(pretrained)
     if weights is not None:

@@ -33,18 +33,12 @@ import torch
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.models.common import scale_channels
 
 DENSENET169_BLOCKS: tuple[int, ...] = (6, 12, 32, 32)
 #: BatchNorm epsilon of torchvision's DenseNet (PyTorch's default) and of Keras's DenseNet.
 TORCH_BN_EPS = 1e-5
 KERAS_BN_EPS = 1.001e-5
-
-
-def scaled_channels(channels: int, width: float) -> int:
-    """``channels * width`` rounded, at least 1 (``width=1.0`` returns ``channels`` exactly)."""
-    if width <= 0:
-        raise ProbeError(f"--width: expected a positive channel multiplier, got {width}")
-    return max(1, int(round(channels * width)))
 
 
 class DenseLayer(nn.Module):
@@ -72,8 +66,9 @@ class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers, each fed every earlier output:
     ``[B,C,H,W] -> [B,C + num_layers*growth,H,W]``."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int,
-                 bn_eps: float = TORCH_BN_EPS) -> None:
+    def __init__(
+        self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int, bn_eps: float = TORCH_BN_EPS
+    ) -> None:
         super().__init__()
         for i in range(num_layers):
             self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, bn_eps)
@@ -90,12 +85,16 @@ class Transition(nn.Sequential):
     """BN-ReLU-1x1 conv-2x2 average pool: ``[B,C,H,W] -> [B,C_out,H/2,W/2]``."""
 
     def __init__(self, in_channels: int, out_channels: int, bn_eps: float = TORCH_BN_EPS) -> None:
-        super().__init__(OrderedDict([
-            ("norm", nn.BatchNorm2d(in_channels, eps=bn_eps)),
-            ("relu", nn.ReLU(inplace=True)),
-            ("conv", nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)),
-            ("pool", nn.AvgPool2d(kernel_size=2, stride=2)),
-        ]))
+        super().__init__(
+            OrderedDict(
+                [
+                    ("norm", nn.BatchNorm2d(in_channels, eps=bn_eps)),
+                    ("relu", nn.ReLU(inplace=True)),
+                    ("conv", nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, bias=False)),
+                    ("pool", nn.AvgPool2d(kernel_size=2, stride=2)),
+                ]
+            )
+        )
 
 
 class DenseNet(nn.Module):
@@ -106,12 +105,19 @@ class DenseNet(nn.Module):
     count and ``channels[name]`` the channel count after each ``features`` child.
     """
 
-    def __init__(self, block_config: Sequence[int] = DENSENET169_BLOCKS, growth_rate: int = 32,
-                 num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,
-                 width: float = 1.0, bn_eps: float = TORCH_BN_EPS) -> None:
+    def __init__(
+        self,
+        block_config: Sequence[int] = DENSENET169_BLOCKS,
+        growth_rate: int = 32,
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        compression: float = 0.5,
+        width: float = 1.0,
+        bn_eps: float = TORCH_BN_EPS,
+    ) -> None:
         super().__init__()
-        growth = scaled_channels(growth_rate, width)
-        channels = scaled_channels(num_init_features, width)
+        growth = scale_channels(growth_rate, width)
+        channels = scale_channels(num_init_features, width)
         self.channels: dict[str, int] = {}
         layers: list[tuple[str, nn.Module]] = [
             ("conv0", nn.Conv2d(3, channels, kernel_size=7, stride=2, padding=3, bias=False)),

@@ -53,9 +53,10 @@ def depth_conv_2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     b, depth, h, w = x.shape
     d, _, kd, kh, kw = weight.shape
     padded = F.pad(x, (0, 0, 0, 0, kd // 2, kd // 2))
-    taps = torch.stack([padded[:, i:i + depth] for i in range(kd)], dim=2)  # [B,D,kd,H,W]
-    planes = F.conv2d(taps.reshape(b * depth, kd, h, w), weight.reshape(d, kd, kh, kw), bias,
-                      padding=(kh // 2, kw // 2))  # [B*D,d,H,W]
+    taps = torch.stack([padded[:, i : i + depth] for i in range(kd)], dim=2)  # [B,D,kd,H,W]
+    planes = F.conv2d(
+        taps.reshape(b * depth, kd, h, w), weight.reshape(d, kd, kh, kw), bias, padding=(kh // 2, kw // 2)
+    )  # [B*D,d,H,W]
     return planes.reshape(b, depth, d, h, w).transpose(1, 2).reshape(b, d * depth, h, w)
 
 

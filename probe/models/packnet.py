@@ -36,21 +36,22 @@ torch.Size([1, 1, 64, 96])
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Collection, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from probe.depth_space import PUBLISHED_MIN_DEPTH
 from probe.errors import ProbeError, ShapeError
+from probe.limits import check_width
 from probe.models import MODELS
-from probe.models.common import crop_to_scale, pad_to_multiple
+from probe.models.common import crop_to_scale, pad_to_multiple, scale_channels
 from probe.models.depth_conv import DepthConv3d, check_impl
 from probe.models.weights import fit_state_dict, read_tensor_file, split_prefix, warn_ignored
 from probe.ops import pack, unpack
-from probe.registry import Registry
 
 #: GroupNorm groups used throughout the published network.
 GROUPS = 16
@@ -69,16 +70,14 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
-def scale_channels(base: int, width: float) -> int:
+def packnet_channels(base: int, width: float) -> int:
     """Published channel count ``base`` times ``width``, rounded to an even number >= 4.
 
     Even counts keep :class:`UnpackLayerConv3d` (which needs ``out * r * r`` divisible by
     ``d``) valid for ``d`` up to 8, and the floor of 4 leaves its inner convolution at
     least two channels; ``width == 1.0`` returns ``base`` unchanged.
     """
-    if width == 1.0:
-        return base
-    return max(4, 2 * round(base * width / 2))
+    return scale_channels(base, width, multiple=2, minimum=4)
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,9 +93,8 @@ class Conv2D(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv_base = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                                   padding=kernel_size // 2)
-        self.normalize = group_norm(out_channels)
+        self.conv_base = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+        self.normalize: nn.Module = group_norm(out_channels)
         self.activ = nn.ELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,8 +109,14 @@ class ResidualConv(nn.Module):
     applies ``Dropout2d`` to the shortcut branch, where the published code puts it.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dropout: Optional[float] = None,
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        dropout: Optional[float] = None,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.conv1 = Conv2D(in_channels, out_channels, 3, stride)
         self.conv2 = Conv2D(out_channels, out_channels, 3, 1)
@@ -130,8 +134,14 @@ class ResidualConv(nn.Module):
         return self.activ(self.normalize(out))
 
 
-def residual_block(in_channels: int, out_channels: int, num_blocks: int, stride: int = 1,
-                   dropout: Optional[float] = None, residual: bool = True) -> nn.Sequential:
+def residual_block(
+    in_channels: int,
+    out_channels: int,
+    num_blocks: int,
+    stride: int = 1,
+    dropout: Optional[float] = None,
+    residual: bool = True,
+) -> nn.Sequential:
     """``num_blocks`` :class:`ResidualConv` in sequence: ``[B,Cin,H,W] -> [B,Cout,H,W]``."""
     layers = [ResidualConv(in_channels, out_channels, stride, dropout, residual)]
     layers += [ResidualConv(out_channels, out_channels, 1, dropout, residual) for _ in range(1, num_blocks)]
@@ -163,12 +173,15 @@ class UnpackLayerConv3d(nn.Module):
     -> unpack -> [B,Cout,r*H,r*W]``.  ``Cout * r * r`` must be divisible by ``d``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8,
-                 depth_conv: str = "auto") -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8, depth_conv: str = "auto"
+    ) -> None:
         super().__init__()
         if (out_channels * r * r) % d:
-            raise ShapeError(f"UnpackLayerConv3d: out_channels*r*r must be divisible by d={d}; "
-                             f"got out_channels={out_channels}, r={r}")
+            raise ShapeError(
+                f"UnpackLayerConv3d: out_channels*r*r must be divisible by d={d}; "
+                f"got out_channels={out_channels}, r={r}"
+            )
         self.r = r
         self.conv = Conv2D(in_channels, out_channels * r * r // d, kernel_size, 1)
         self.conv3d = DepthConv3d(d, kernel_size=3, impl=depth_conv)
@@ -177,20 +190,16 @@ class UnpackLayerConv3d(nn.Module):
         return unpack(self.conv3d(self.conv(x)), self.r)
 
 
-#: Depth-head activations (seed experiment 3 swaps sigmoid for leaky ReLU).
-HEAD_ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("depth-head activation")
-HEAD_ACTIVATIONS.register("sigmoid", description="bounded (0, 1), as published")(nn.Sigmoid)
-HEAD_ACTIVATIONS.register("leaky_relu", description="unbounded, negative slope 0.01")(nn.LeakyReLU)
+#: Depth-head activations: bounded (0, 1) as published, or unbounded (seed experiment 3's leaky ReLU, slope 0.01).
+HEAD_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
-#: What the head's activation is scaled into: inverse depth (1/m) or depth / max_depth.
-#: Maps ``min_depth`` to the factor applied after the activation.
-TARGETS: Registry[Callable[[float], float]] = Registry("depth target")
-TARGETS.register("inverse", description="inverse depth in 1/m: activation / min_depth")(lambda m: 1.0 / m)
-TARGETS.register("direct", description="depth as a fraction of max_depth: activation")(lambda m: 1.0)
+#: What the head's activation is scaled into: inverse depth in 1/m (``activation / min_depth``) or depth as a
+#: fraction of the dataset cap (``activation``, seed experiment 4).
+TARGETS = ("inverse", "direct")
 
 
-#: The published sigmoid head (min_depth 0.5 m, zero bias) starts at sigmoid(0) / 0.5 m = 1 / (1 m).
-PUBLISHED_MIN_DEPTH = 0.5
+#: The published sigmoid head (min_depth PUBLISHED_MIN_DEPTH = 0.5 m, zero bias) starts at sigmoid(0) / 0.5 m,
+#: i.e. at 1 m.
 PUBLISHED_START_DEPTH = 1.0
 
 
@@ -203,12 +212,18 @@ class DepthHead(nn.Module):
     makes either range unbounded.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 1, min_depth: float = 0.5,
-                 activation: str = "sigmoid", target: str = "inverse") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 1,
+        min_depth: float = 0.5,
+        activation: str = "sigmoid",
+        target: str = "inverse",
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
-        self.activ = HEAD_ACTIVATIONS.build(activation)
-        self.scale = TARGETS.get(target)(min_depth)
+        self.activ = HEAD_ACTIVATIONS[activation]()
+        self.scale = 1.0 / min_depth if target == "inverse" else 1.0
         self.min_depth, self.activation, self.target = min_depth, activation, target
 
     def start_bias(self) -> float:
@@ -247,17 +262,20 @@ class SkipMerge:
     merge: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-SKIP_MERGES: Registry[Callable[[], SkipMerge]] = Registry("PackNet version")
-SKIP_MERGES.register("A", description="concatenate the skip")(lambda: SkipMerge(
-    unpack_channels=lambda stage, skip: stage,
-    merged_channels=lambda stage, skip: stage + skip,
-    merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1)))
-# Version B adds, so the unpack layer must emit the skip's channel count.  In the published
-# PackNet01 this equals the literal values (n3//2, n4//2, ...) for every stage.
-SKIP_MERGES.register("B", description="add the skip")(lambda: SkipMerge(
-    unpack_channels=lambda stage, skip: skip,
-    merged_channels=lambda stage, skip: skip,
-    merge=lambda unpacked, skip: unpacked + skip))
+SKIP_MERGES: dict[str, SkipMerge] = {
+    "A": SkipMerge(
+        unpack_channels=lambda stage, skip: stage,
+        merged_channels=lambda stage, skip: stage + skip,
+        merge=lambda unpacked, skip: torch.cat((unpacked, skip), 1),
+    ),
+    # Version B adds, so the unpack layer must emit the skip's channel count.  In the published
+    # PackNet01 this equals the literal values (n3//2, n4//2, ...) for every stage.
+    "B": SkipMerge(
+        unpack_channels=lambda stage, skip: skip,
+        merged_channels=lambda stage, skip: skip,
+        merge=lambda unpacked, skip: unpacked + skip,
+    ),
+}
 
 
 # ------------------------------------------------------------------------------------------
@@ -270,9 +288,9 @@ class PackNetSpec:
     """Published hyper-parameters of one PackNet family member (channels at ``width=1.0``)."""
 
     name: str
-    pre_channels: int                    # ni: pre_calc output, also skip1
-    channels: tuple[int, int, int, int, int]   # n1..n5: encoder stage / decoder stage widths
-    d: int                               # 3-D features in the pack/unpack layers
+    pre_channels: int  # ni: pre_calc output, also skip1
+    channels: tuple[int, int, int, int, int]  # n1..n5: encoder stage / decoder stage widths
+    d: int  # 3-D features in the pack/unpack layers
     num_blocks: tuple[int, int, int, int] = (2, 2, 3, 3)
     pack_kernels: tuple[int, int, int, int, int] = (5, 3, 3, 3, 3)
     unpack_kernels: tuple[int, int, int, int, int] = (3, 3, 3, 3, 3)
@@ -320,15 +338,29 @@ class PackNet(nn.Module):
     input_multiple = 32
     family = "packnet"
 
-    def __init__(self, spec: PackNetSpec, version: str, *, model_name: str, width: float = 1.0,
-                 activation: str = "sigmoid", target: str = "inverse", output_scale: str = "full",
-                 residual: bool = True, skips: bool = True, min_depth: float = 0.5, out_channels: int = 1,
-                 dropout: Optional[float] = None, skip2: str = "pack1", depth_conv: str = "auto") -> None:
+    def __init__(
+        self,
+        spec: PackNetSpec,
+        version: str,
+        *,
+        model_name: str,
+        width: float = 1.0,
+        activation: str = "sigmoid",
+        target: str = "inverse",
+        output_scale: str = "full",
+        residual: bool = True,
+        skips: bool = True,
+        min_depth: float = 0.5,
+        out_channels: int = 1,
+        dropout: Optional[float] = None,
+        skip2: str = "pack1",
+        depth_conv: str = "auto",
+    ) -> None:
         super().__init__()
         _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
         check_impl(depth_conv)
-        HEAD_ACTIVATIONS.entry(activation)
-        TARGETS.entry(target)
+        _validate_choice("activation", activation, HEAD_ACTIVATIONS)
+        _validate_choice("target", target, TARGETS)
         self.model_name = model_name
         self.spec, self.version, self.width = spec, version, width
         self.activation, self.target, self.residual, self.skips = activation, target, residual, skips
@@ -336,16 +368,16 @@ class PackNet(nn.Module):
         self.min_depth = float(min_depth)
         self.output_scale = _OUTPUT_SCALES[output_scale]
         self.out_channels = out_channels
-        self.merge = SKIP_MERGES.build(version)
+        self.merge = SKIP_MERGES[version]
         if skip2 not in _SKIP2_SOURCES:
             raise ProbeError(f"{model_name}: skip2 source expected one of {', '.join(_SKIP2_SOURCES)}, got {skip2!r}")
         self.skip2 = skip2
 
-        ni = scale_channels(spec.pre_channels, width)
-        n1, n2, n3, n4, n5 = (scale_channels(c, width) for c in spec.channels)
+        ni = packnet_channels(spec.pre_channels, width)
+        n1, n2, n3, n4, n5 = (packnet_channels(c, width) for c in spec.channels)
         no, d = out_channels, spec.d
-        blocks = dict(dropout=dropout, residual=residual)
-        packing = dict(d=d, depth_conv=depth_conv)
+        blocks: dict[str, Any] = dict(dropout=dropout, residual=residual)
+        packing: dict[str, Any] = dict(d=d, depth_conv=depth_conv)
 
         self.pre_calc = Conv2D(3, ni, 5, 1)
         # encoder
@@ -371,16 +403,20 @@ class PackNet(nn.Module):
             kernel = 5 - k
             unpack_out = m.unpack_channels(stage_ch[k], skip_ch[k])
             iconv_in = m.merged_channels(stage_ch[k], skip_ch[k]) + (no if k <= 3 else 0)
-            setattr(self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel],
-                                                                 **packing))
+            setattr(
+                self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], **packing)
+            )
             setattr(self, f"iconv{k}", Conv2D(iconv_in, stage_ch[k], spec.iconv_kernels[kernel], 1))
-        head = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
+        head: dict[str, Any] = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
         for k in range(4, last_stage - 1, -1):
             setattr(self, f"disp{k}_layer", DepthHead(stage_ch[k], **head))
         # Recomputed in backward under --activation-checkpointing (probe.models.recompute): every encoder
         # and decoder stage that was built, in forward order.
-        self.checkpoint_stages = ("pre_calc", *(f"{kind}{k}" for k in range(1, 6) for kind in ("conv", "pack")),
-                                  *(f"{kind}{k}" for k in range(5, last_stage - 1, -1) for kind in ("unpack", "iconv")))
+        self.checkpoint_stages = (
+            "pre_calc",
+            *(f"{kind}{k}" for k in range(1, 6) for kind in ("conv", "pack")),
+            *(f"{kind}{k}" for k in range(5, last_stage - 1, -1) for kind in ("unpack", "iconv")),
+        )
 
         self.init_weights()
 
@@ -392,11 +428,12 @@ class PackNet(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for module in self.modules():
-            if isinstance(module, DepthHead):
+            if isinstance(module, DepthHead) and module.conv1.bias is not None:
                 nn.init.constant_(module.conv1.bias, module.start_bias())
 
-    def _decode(self, k: int, x: torch.Tensor, skip: torch.Tensor,
-                coarser_depth: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _decode(
+        self, k: int, x: torch.Tensor, skip: torch.Tensor, coarser_depth: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Decoder stage ``k``: unpack ``x`` (doubling H, W), merge ``skip``, append depth, refine."""
         merged = self.merge.merge(getattr(self, f"unpack{k}")(x), skip)
         if coarser_depth is not None:
@@ -423,13 +460,13 @@ class PackNet(nn.Module):
             skip1, skip2, skip3, skip4, skip5 = (s * 0.0 for s in (skip1, skip2, skip3, skip4, skip5))
 
         iconv4 = self._decode(4, self._decode(5, x5p, skip5), skip4)
-        disp4 = self.disp4_layer(iconv4)
+        disp4 = self.get_submodule("disp4_layer")(iconv4)
         iconv3 = self._decode(3, iconv4, skip3, disp4)
-        disp3 = self.disp3_layer(iconv3)
+        disp3 = self.get_submodule("disp3_layer")(iconv3)
         iconv2 = self._decode(2, iconv3, skip2, disp3)
-        disp2 = self.disp2_layer(iconv2)
+        disp2 = self.get_submodule("disp2_layer")(iconv2)
         if self.output_scale == 1.0:
-            disp1 = self.disp1_layer(self._decode(1, iconv2, skip1, disp2))
+            disp1 = self.get_submodule("disp1_layer")(self._decode(1, iconv2, skip1, disp2))
             scales = [disp1, disp2, disp3, disp4]
         else:
             scales = [disp2, disp3, disp4]
@@ -438,16 +475,27 @@ class PackNet(nn.Module):
         return outputs if self.training else outputs[0]
 
 
+def _validate_choice(option: str, value: object, choices: Collection[str]) -> None:
+    if value not in choices:
+        raise ProbeError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+
+
 #: Where skip2 comes from: the published packed conv1 output, or conv2's output (the slim B "skip" fix).
 _SKIP2_SOURCES = ("pack1", "conv2")
 #: packnet_slim_b's two fixes (see :class:`PackNet`) -> skip2 source.
 SLIM_B_FIXES = {"unpack": "pack1", "skip": "conv2"}
 
 
-def _validate_options(width: float, output_scale: str, min_depth: float, out_channels: int,
-                      dropout: Optional[float], residual: bool, skips: bool) -> None:
-    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
-        raise ProbeError(f"--width: expected a positive number (1.0 = published), got {width!r}")
+def _validate_options(
+    width: float,
+    output_scale: str,
+    min_depth: float,
+    out_channels: int,
+    dropout: Optional[float],
+    residual: bool,
+    skips: bool,
+) -> None:
+    check_width(width)
     if output_scale not in _OUTPUT_SCALES:
         raise ProbeError(f"output_scale: expected one of {', '.join(_OUTPUT_SCALES)}, got {output_scale!r}")
     if not (_is_number(min_depth) and min_depth > 0):
@@ -472,8 +520,19 @@ def _is_number(value: object) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
-OPTIONS = ("width", "activation", "target", "output_scale", "residual", "skips", "min_depth", "out_channels",
-           "dropout", "weights", "depth_conv")
+OPTIONS = (
+    "width",
+    "activation",
+    "target",
+    "output_scale",
+    "residual",
+    "skips",
+    "min_depth",
+    "out_channels",
+    "dropout",
+    "weights",
+    "depth_conv",
+)
 
 #: Where packnet-sfm's checkpoints keep the depth network (its ModelWrapper -> SfmModel -> depth_net).
 PACKNET_SFM_PREFIX = "model.depth_net."
@@ -483,7 +542,9 @@ def _build(name: str, spec: PackNetSpec, version: str, options: dict, skip2: str
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         extra = ", slim_b_fix" if spec is PACKNET_SLIM01 and version == "B" else ""
-        raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}{extra}")
+        raise ProbeError(
+            f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(OPTIONS)}{extra}"
+        )
     options = dict(options)
     weights = options.pop("weights", None)
     model = PackNet(spec, version, model_name=name, skip2=skip2, **options)
@@ -542,8 +603,7 @@ def packnet_b(**options) -> PackNet:
     return _build("packnet_b", PACKNET01, "B", options)
 
 
-@MODELS.register("packnet_c", description="PackNet01 version B, every encoder skip x 0 (seed's C)",
-                 family="packnet")
+@MODELS.register("packnet_c", description="PackNet01 version B, every encoder skip x 0 (seed's C)", family="packnet")
 def packnet_c(skips: bool = False, **options) -> PackNet:
     """The seed's version C: version B with skip1..skip5 multiplied by zero (same parameters as B)."""
     return _version_c("packnet_c", PACKNET01, skips, options)
@@ -555,8 +615,11 @@ def packnet_slim_a(**options) -> PackNet:
     return _build("packnet_slim_a", PACKNET_SLIM01, "A", options)
 
 
-@MODELS.register("packnet_slim_b", description="PackNetSlim01 version B (skip2 channel fix: slim_b_fix=unpack|skip)",
-                 family="packnet")
+@MODELS.register(
+    "packnet_slim_b",
+    description="PackNetSlim01 version B (skip2 channel fix: slim_b_fix=unpack|skip)",
+    family="packnet",
+)
 def packnet_slim_b(slim_b_fix: str = "unpack", **options) -> PackNet:
     """PackNetSlim01 version B, made to run by one of two fixes (see :class:`PackNet`).
 
@@ -567,8 +630,7 @@ def packnet_slim_b(slim_b_fix: str = "unpack", **options) -> PackNet:
     return _build("packnet_slim_b", PACKNET_SLIM01, "B", options, _skip2_source("packnet_slim_b", slim_b_fix))
 
 
-@MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0",
-                 family="packnet")
+@MODELS.register("packnet_slim_c", description="PackNetSlim01 version B, every encoder skip x 0", family="packnet")
 def packnet_slim_c(skips: bool = False, slim_b_fix: str = "unpack", **options) -> PackNet:
     """Slim version C: fixed slim version B (``slim_b_fix`` as there) with skip1..skip5 multiplied by zero."""
     return _version_c("packnet_slim_c", PACKNET_SLIM01, skips, options, _skip2_source("packnet_slim_c", slim_b_fix))

@@ -66,19 +66,26 @@ class PoseNet(nn.Module):
         cin = self.input_channels
         for base, k in zip(CHANNELS, KERNELS):
             cout = _channels(base, width)
-            layers += [nn.Conv2d(cin, cout, k, stride=2, padding=(k - 1) // 2), _group_norm(cout), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, cout, k, stride=2, padding=(k - 1) // 2),
+                _group_norm(cout),
+                nn.ReLU(inplace=True),
+            ]
             cin = cout
         self.encoder = nn.Sequential(*layers)
         self.pose_pred = nn.Conv2d(cin, 6 * n_sources, kernel_size=1)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[1] != self.input_channels:
-            raise ShapeError(f"posenet: expected [B,{self.input_channels},H,W] (target + {self.n_sources} sources "
-                             f"stacked on channels), got {tuple(frames.shape)}")
+            raise ShapeError(
+                f"posenet: expected [B,{self.input_channels},H,W] (target + {self.n_sources} sources "
+                f"stacked on channels), got {tuple(frames.shape)}"
+            )
         out = self.pose_pred(self.encoder(frames)).mean(dim=(2, 3))
         return OUTPUT_SCALE * out.view(-1, self.n_sources, 6)
 
@@ -91,8 +98,12 @@ class PoseNet(nn.Module):
         return pose_vec_to_matrix(vectors.reshape(-1, 6)).view(b, self.n_sources, 4, 4)
 
 
-@MODELS.register("posenet", description="pose network: 6-DoF per source frame from stacked frames (packnet-sfm)",
-                 family="pose", task="pose")
+@MODELS.register(
+    "posenet",
+    description="pose network: 6-DoF per source frame from stacked frames (packnet-sfm)",
+    family="pose",
+    task="pose",
+)
 def posenet(n_sources: int = 2, width: float = 1.0) -> PoseNet:
     """packnet-sfm's PoseNet (1,592,684 parameters for two sources at width 1.0)."""
     return PoseNet(n_sources=n_sources, width=width)

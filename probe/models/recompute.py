@@ -45,15 +45,18 @@ def checkpoint_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     declared = getattr(model, "checkpoint_stages", None)
     name = getattr(model, "model_name", type(model).__name__)
     if not declared:
-        raise ProbeError(f"--activation-checkpointing: {name} declares no checkpoint_stages "
-                         "(a tuple of submodule paths to recompute in backward)")
+        raise ProbeError(
+            f"--activation-checkpointing: {name} declares no checkpoint_stages "
+            "(a tuple of submodule paths to recompute in backward)"
+        )
     stages = []
     for path in declared:
         try:
             stages.append((path, model.get_submodule(path)))
         except AttributeError:
-            raise ProbeError(f"--activation-checkpointing: {name}.checkpoint_stages names {path!r}, "
-                             "which is not a submodule") from None
+            raise ProbeError(
+                f"--activation-checkpointing: {name}.checkpoint_stages names {path!r}, which is not a submodule"
+            ) from None
     return stages
 
 

@@ -92,15 +92,21 @@ def resolve_spec(spec: str) -> ResolvedSpec:
     if not sep:
         return _entry_point_spec(spec)
     if not target or not attribute or not all(part.isidentifier() for part in attribute.split(".")):
-        raise ProbeError(f"--model {spec}: expected module:factory or path/to/file.py:factory, "
-                         "with a Python name after the colon")
+        raise ProbeError(
+            f"--model {spec}: expected module:factory or path/to/file.py:factory, with a Python name after the colon"
+        )
     if target.endswith(".py") or "/" in target or "\\" in target:
         return _file_spec(spec, Path(target), attribute)
     if not all(part.isidentifier() for part in target.split(".")):
         raise ProbeError(f"--model {spec}: {target!r} is neither an importable module name nor a .py file")
     name = target.rsplit(".", 1)[-1] if attribute == _PLAIN_FACTORY else f"{target.rsplit('.', 1)[-1]}.{attribute}"
-    return ResolvedSpec(spec, "module", name, f"module {target}, attribute {attribute}",
-                        lambda: _attribute(spec, _import_module(spec, target), attribute, f"module {target}"))
+    return ResolvedSpec(
+        spec,
+        "module",
+        name,
+        f"module {target}, attribute {attribute}",
+        lambda: _attribute(spec, _import_module(spec, target), attribute, f"module {target}"),
+    )
 
 
 def entry_point_models() -> list[EntryPointModel]:
@@ -122,12 +128,16 @@ def _entry_point_spec(spec: str) -> ResolvedSpec:
     if not matches:
         plugins = sorted({e.name for e in entry_point_models()})
         known = ", ".join(list_models() + plugins)
-        raise ProbeError(f"unknown model {spec!r}; expected one of: {known}; or a SPEC package.module:factory "
-                         "or path/to/file.py:factory")
+        raise ProbeError(
+            f"unknown model {spec!r}; expected one of: {known}; or a SPEC package.module:factory "
+            "or path/to/file.py:factory"
+        )
     values = sorted({ep.value for ep in matches})
     if len(values) > 1:
-        raise ProbeError(f"--model {spec}: registered by several installed packages ({', '.join(values)}); "
-                         "name the one you mean as package.module:factory")
+        raise ProbeError(
+            f"--model {spec}: registered by several installed packages ({', '.join(values)}); "
+            "name the one you mean as package.module:factory"
+        )
     ep = matches[0]
     listing = next(e for e in entry_point_models() if e.name == spec and e.value == ep.value)
 
@@ -135,16 +145,22 @@ def _entry_point_spec(spec: str) -> ResolvedSpec:
         try:
             return ep.load()
         except Exception as exc:  # the plugin's own import error, whatever its type
-            raise ProbeError(f"--model {spec}: cannot load {listing.source}: {type(exc).__name__}: "
-                             f"{one_line(exc)}") from None
+            raise ProbeError(
+                f"--model {spec}: cannot load {listing.source}: {type(exc).__name__}: {one_line(exc)}"
+            ) from None
 
     return ResolvedSpec(spec, "entry_point", spec, listing.source, load)
 
 
 def _file_spec(spec: str, path: Path, attribute: str) -> ResolvedSpec:
     name = path.stem if attribute == _PLAIN_FACTORY else f"{path.stem}.{attribute}"
-    return ResolvedSpec(spec, "file", name, f"file {path}, attribute {attribute}",
-                        lambda: _attribute(spec, _import_file(spec, path), attribute, str(path)))
+    return ResolvedSpec(
+        spec,
+        "file",
+        name,
+        f"file {path}, attribute {attribute}",
+        lambda: _attribute(spec, _import_file(spec, path), attribute, str(path)),
+    )
 
 
 def _import_module(spec: str, module: str) -> ModuleType:
@@ -152,8 +168,9 @@ def _import_module(spec: str, module: str) -> ModuleType:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            raise ProbeError(f"--model {spec}: no module named {exc.name!r} (is its package installed, or its "
-                             "folder on PYTHONPATH?)") from None
+            raise ProbeError(
+                f"--model {spec}: no module named {exc.name!r} (is its package installed, or its folder on PYTHONPATH?)"
+            ) from None
         raise ProbeError(f"--model {spec}: importing {module} failed: {type(exc).__name__}: {one_line(exc)}") from None
     except Exception as exc:  # the user's module raised while importing
         raise ProbeError(f"--model {spec}: importing {module} failed: {type(exc).__name__}: {one_line(exc)}") from None
@@ -199,10 +216,13 @@ def _attribute(spec: str, module: ModuleType, attribute: str, label: str) -> Cal
     for part in attribute.split("."):
         if not hasattr(value, part):
             public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-            raise ProbeError(f"--model {spec}: {label} has no attribute {attribute!r}; "
-                             f"callables there: {', '.join(public) or '(none)'}")
+            raise ProbeError(
+                f"--model {spec}: {label} has no attribute {attribute!r}; "
+                f"callables there: {', '.join(public) or '(none)'}"
+            )
         value = getattr(value, part)
     if not callable(value):
-        raise ProbeError(f"--model {spec}: {attribute} is a {type(value).__name__}, not a callable returning an "
-                         "nn.Module")
+        raise ProbeError(
+            f"--model {spec}: {attribute} is a {type(value).__name__}, not a callable returning an nn.Module"
+        )
     return value

@@ -26,8 +26,11 @@ def _fit_prefixes(state: dict[str, torch.Tensor], expected: Mapping[str, torch.T
     """``state`` with wrapper prefixes removed when that, and only that, makes its keys the model's."""
     candidates = [state]
     for prefix in _WRAPPER_PREFIXES:
-        candidates += [{k.removeprefix(prefix): v for k, v in c.items()} for c in list(candidates)
-                       if all(k.startswith(prefix) for k in c)]
+        candidates += [
+            {k.removeprefix(prefix): v for k, v in c.items()}
+            for c in list(candidates)
+            if all(k.startswith(prefix) for k in c)
+        ]
     return next((c for c in candidates if c.keys() == expected.keys()), state)
 
 

@@ -27,6 +27,7 @@ reported through a :class:`IgnoredWeightsWarning` naming them.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import pickle
 import types
@@ -41,9 +42,20 @@ import torch.nn as nn
 
 from probe.errors import ProbeError
 
-__all__ = ["INERT_CLASSES", "SAFE_GLOBALS", "IgnoredWeightsWarning", "InertConfig", "RestrictedUnpickler",
-           "TensorFile", "fit_state_dict", "read_keras_h5", "read_pickle", "read_tensor_file", "split_prefix",
-           "warn_ignored"]
+__all__ = [
+    "INERT_CLASSES",
+    "SAFE_GLOBALS",
+    "IgnoredWeightsWarning",
+    "InertConfig",
+    "RestrictedUnpickler",
+    "TensorFile",
+    "fit_state_dict",
+    "read_keras_h5",
+    "read_pickle",
+    "read_tensor_file",
+    "split_prefix",
+    "warn_ignored",
+]
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".tar", ".bin")
 H5_SUFFIXES = (".h5", ".hdf5", ".keras_h5")
@@ -80,13 +92,13 @@ SAFE_GLOBALS: dict[str, Any] = {
     "builtins.set": set,
     "builtins.frozenset": frozenset,
     "builtins.complex": complex,
-    "_codecs.encode": __import__("_codecs").encode,  # how protocol-2 pickles spell bytes
+    "_codecs.encode": codecs.encode,  # how protocol-2 pickles spell bytes (codecs.encode is _codecs.encode)
     **_torch_dtypes(),
 }
 
 #: Foreign classes found in published checkpoints, mapped to inert stand-ins.
 INERT_CLASSES: dict[str, type] = {
-    "yacs.config.CfgNode": InertConfig,  # packnet-sfm's `config`
+    "yacs.config.CfgNode": InertConfig  # packnet-sfm's `config`
 }
 
 # Python 2 module names that protocol-2 pickles carry (pickle maps them only in its own find_class).
@@ -121,8 +133,9 @@ def _restricted_load(file: Any, **kwargs: Any) -> Any:
 
 
 # torch.load accepts any module-like object with Unpickler and load.
-_RESTRICTED_PICKLE = types.SimpleNamespace(Unpickler=RestrictedUnpickler, load=_restricted_load,
-                                           __name__="probe.models.weights.restricted_pickle")
+_RESTRICTED_PICKLE = types.SimpleNamespace(
+    Unpickler=RestrictedUnpickler, load=_restricted_load, __name__="probe.models.weights.restricted_pickle"
+)
 
 
 def read_pickle(path: Path, label: str) -> Any:
@@ -133,8 +146,10 @@ def read_pickle(path: Path, label: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE)
     except _RefusedGlobal as exc:
-        raise ProbeError(f"{label}: refused to load: the pickle calls {exc.name}, which is not a tensor, container "
-                         "or plain value (loading it could run code)") from None
+        raise ProbeError(
+            f"{label}: refused to load: the pickle calls {exc.name}, which is not a tensor, container "
+            "or plain value (loading it could run code)"
+        ) from None
     except Exception as exc:  # torch raises many types for truncated or foreign files
         first = (str(exc).strip().splitlines() or [""])[0][:160]
         raise ProbeError(f"{label}: cannot read a torch weights file ({type(exc).__name__}: {first})") from None
@@ -220,8 +235,9 @@ def _unwrap(obj: Any, label: str) -> TensorFile:
         raise ProbeError(f"{label}: expected a state dict (parameter names -> tensors), got {type(obj).__name__}")
     bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ProbeError(f"{label}: expected a state dict of tensors; {len(bad)} entr(ies) are not tensors "
-                         f"(first: {bad[0]!r})")
+        raise ProbeError(
+            f"{label}: expected a state dict of tensors; {len(bad)} entr(ies) are not tensors (first: {bad[0]!r})"
+        )
     return TensorFile({str(k): v for k, v in obj.items()}, "torch", config=config, extra_keys=extra)
 
 
@@ -260,8 +276,9 @@ def _listing(label: str, items: list[str], shown: int = 3) -> str:
     return f"{len(items)} {label} [{', '.join(items[:shown])}]{more}"
 
 
-def fit_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], *, label: str, target: str,
-                   hint: str = "") -> int:
+def fit_state_dict(
+    module: nn.Module, state: Mapping[str, torch.Tensor], *, label: str, target: str, hint: str = ""
+) -> int:
     """Load ``state`` into ``module`` strictly; returns the number of tensors loaded.
 
     BatchNorm's ``num_batches_tracked`` counters, which carry no weights and which
@@ -276,11 +293,21 @@ def fit_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], *, labe
             state[key] = value
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    conflicts = [f"{k} file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
-                 if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    conflicts = [
+        f"{k} file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or conflicts:
-        parts = [_listing(name, items) for name, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                                          ("shape conflicts", conflicts)) if items]
+        parts = [
+            _listing(name, items)
+            for name, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape conflicts", conflicts),
+            )
+            if items
+        ]
         raise ProbeError(f"{label}: does not fit {target}: " + "; ".join(parts) + (f". {hint}" if hint else ""))
     module.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
     return len(state)
@@ -289,5 +316,6 @@ def fit_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], *, labe
 def warn_ignored(label: str, ignored: list[str], why: str) -> None:
     """Report keys a loader dropped on purpose (one warning line naming the first few)."""
     if ignored:
-        warnings.warn(f"{label}: ignored {_listing('tensor(s)', ignored, 4)}: {why}", IgnoredWeightsWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{label}: ignored {_listing('tensor(s)', ignored, 4)}: {why}", IgnoredWeightsWarning, stacklevel=3
+        )

@@ -1,53 +1,61 @@
-"""Find and load the JSON results of one or more run folders (never re-runs anything).
+"""Find the result files of one or more run folders and read each through its Result class (never re-runs anything).
 
 A run folder is whatever ``--out DIR`` a command wrote into.  Results may sit in the
 folder itself or one level down (``probe study`` and ``probe experiment`` keep one
-sub-folder per training run), so both levels are scanned.
+sub-folder per training run), so both levels are scanned.  Which files exist is
+:data:`probe.results.RESULTS` (every registered Result class); each file is read by
+its class's ``from_json``.  A file that cannot be read is kept as one line naming the
+file and the key, so the report can list it while its other sections still render.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Generic, Sequence, TypeVar
 
 from probe.errors import ProbeError
-from probe.io import read_json
+from probe.results import RESULTS, Result
+from probe.runs import RunRecord, read_run_records
 
-#: analysis file stem -> report key
-RESULT_FILES = (
-    "complexity", "experiments", "gradients", "noise", "collapse",
-    "autoencoder", "attribution", "properties", "eval", "train",
-)
+R = TypeVar("R", bound=Result)
 
 
 @dataclass
-class Found:
-    """One loaded JSON document and where it came from."""
+class Loaded(Generic[R]):
+    """One result and the file it was read from."""
 
     path: Path
-    data: Any
+    result: R
 
 
 @dataclass
 class Results:
-    """Everything the report can show, grouped by analysis name."""
+    """Everything the report can show: results by file name, unreadable files, run records and training logs."""
 
     run_dirs: list[Path]
-    by_name: dict[str, list[Found]] = field(default_factory=dict)
-    configs: list[Found] = field(default_factory=list)
+    found: dict[str, list[Loaded[Result]]] = field(default_factory=dict)
+    unreadable: dict[str, list[str]] = field(default_factory=dict)  # file name -> one line per bad file
+    records: list[tuple[Path, dict[str, RunRecord]]] = field(default_factory=list)  # every config.json
     metrics_logs: list[Path] = field(default_factory=list)
 
-    def all(self, name: str) -> list[Found]:
-        return self.by_name.get(name, [])
+    def all(self, cls: type[R]) -> list[Loaded[R]]:
+        """Every ``cls.name``.json that was read, in folder order."""
+        return [Loaded(item.path, item.result) for item in self.found.get(cls.name, []) if isinstance(item.result, cls)]
 
-    def first(self, name: str) -> Any | None:
-        found = self.all(name)
-        return found[0].data if found else None
+    def first(self, cls: type[R]) -> R | None:
+        found = self.all(cls)
+        return found[0].result if found else None
 
     def has(self, name: str) -> bool:
-        return bool(self.by_name.get(name))
+        return bool(self.found.get(name))
+
+    def errors(self, name: str) -> list[str]:
+        """One line per ``<name>.json`` that could not be read (file and key named)."""
+        return self.unreadable.get(name, [])
+
+    def add_error(self, name: str, line: str) -> None:
+        self.unreadable.setdefault(name, []).append(line)
 
 
 def _candidate_dirs(root: Path) -> list[Path]:
@@ -56,11 +64,11 @@ def _candidate_dirs(root: Path) -> list[Path]:
     return dirs
 
 
-def collect_results(run_dirs: list[str | Path]) -> Results:
-    """Load every known result file under the given run folders.
+def collect_results(run_dirs: Sequence[str | Path]) -> Results:
+    """Read every registered result file under the given run folders.
 
-    Raises a one-line ProbeError when a folder is missing, holds no result at all, or a
-    result file is not valid JSON (naming the file).
+    Raises a one-line ProbeError when a folder is missing or holds no result file, or when
+    not one of the result files found could be read (the first reason is named).
     """
     if not run_dirs:
         raise ProbeError("report: expected at least one RUN_DIR")
@@ -69,38 +77,34 @@ def collect_results(run_dirs: list[str | Path]) -> Results:
     for root in roots:
         if not root.is_dir():
             raise ProbeError(f"{root}: not a directory (expected a run folder written with --out)")
-        found_any = False
-        for folder in _candidate_dirs(root):
-            for stem in RESULT_FILES:
-                path = folder / f"{stem}.json"
-                if path.is_file():
-                    data = read_json(path)
-                    if not isinstance(data, dict):
-                        raise ProbeError(f"{path}: expected a JSON object (a result written by probe), "
-                                         f"got {type(data).__name__}")
-                    results.by_name.setdefault(stem, []).append(Found(path, data))
-                    found_any = True
-            cfg = folder / "config.json"
-            if cfg.is_file():
-                results.configs.append(Found(cfg, read_json(cfg)))
-            log = folder / "metrics.jsonl"
-            if log.is_file():
-                results.metrics_logs.append(log)
-        if not found_any:
-            raise ProbeError(
-                f"{root}: no result files found (expected one of {', '.join(s + '.json' for s in RESULT_FILES)})"
-            )
+        if not any([_collect_folder(results, folder) for folder in _candidate_dirs(root)]):  # every folder is read
+            expected = ", ".join(f"{name}.json" for name in RESULTS.names())
+            raise ProbeError(f"{root}: no result files found (expected one of {expected})")
+    if not results.found:
+        raise ProbeError(next(line for lines in results.unreadable.values() for line in lines))
     return results
 
 
-def read_metrics_log(path: Path) -> list[dict[str, Any]]:
-    """Lines of a training ``metrics.jsonl``; a malformed line is an error naming file and line."""
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+def _collect_folder(results: Results, folder: Path) -> bool:
+    """Read the result files, config.json and metrics.jsonl of one folder; True if it holds a result file."""
+    any_result = False
+    for entry in RESULTS.entries():
+        path = folder / f"{entry.name}.json"
+        if not path.is_file():
             continue
+        any_result = True
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ProbeError(f"{path}:{number}: not a JSON line") from None
-    return rows
+            loaded = Loaded(path, entry.factory.read(path))
+        except ProbeError as exc:
+            results.add_error(entry.name, str(exc))
+        else:
+            results.found.setdefault(entry.name, []).append(loaded)
+    config = folder / "config.json"
+    if config.is_file():
+        try:
+            results.records.append((config, read_run_records(config)))
+        except ProbeError as exc:
+            results.add_error("config", str(exc))
+    if (folder / "metrics.jsonl").is_file():
+        results.metrics_logs.append(folder / "metrics.jsonl")
+    return any_result

@@ -93,11 +93,15 @@ figcaption{font-size:.85em;color:#555}
 
 def render_html(title: str, sections: list[Section], not_run: list[str]) -> str:
     """A self-contained HTML page: CSS inline, figures as data URIs, no scripts or network."""
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           '<link rel="icon" href="data:,">',
-           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>{html.escape(title)}</h1>", "<nav><ul>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<nav><ul>",
+    ]
     for s in sections:
         out.append(f'<li><a href="#{s.key}">{html.escape(s.title)}</a></li>')
     out.append("</ul></nav>")
@@ -133,17 +137,17 @@ def _html_block(block: Block) -> str:
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")
         cap = html.escape(block.caption)
-        return (f'<figure><img src="data:image/png;base64,{data}" alt="{cap}">'
-                f"<figcaption>{cap}</figcaption></figure>")
+        return f'<figure><img src="data:image/png;base64,{data}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
     a = block.answer
     rule = f'<p class="rule">Rule: {html.escape(a.rule)}</p>'
     table = _html_block(Table(a.evidence, "Evidence")) if a.evidence else ""
-    return (f'<div class="answer {html.escape(a.verdict)}"><p><span class="badge">{html.escape(a.verdict)}</span> '
-            f"{html.escape(a.sentence)}</p>{rule}</div>{table}")
+    return (
+        f'<div class="answer {html.escape(a.verdict)}"><p><span class="badge">{html.escape(a.verdict)}</span> '
+        f"{html.escape(a.sentence)}</p>{rule}</div>{table}"
+    )
 
 
-def render_markdown(title: str, sections: list[Section], not_run: list[str], figure_dir: Path,
-                    link_prefix: str) -> str:
+def render_markdown(title: str, sections: list[Section], not_run: list[str], figure_dir: Path, link_prefix: str) -> str:
     """Markdown with figures written as PNG files into ``figure_dir`` (linked relatively)."""
     from probe.io import atomic_write
 

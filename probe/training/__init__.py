@@ -7,7 +7,8 @@
 """
 
 from probe.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
-from probe.training.config import TrainConfig, parse_model_options  # noqa: F401
+from probe.training.config import TrainConfig  # noqa: F401
 from probe.training.hooks import StepStats, TrainHook  # noqa: F401
 from probe.training.loader import make_loader  # noqa: F401
-from probe.training.loop import StepSetup, TrainResult, read_metrics, summarise_metrics, train, train_step  # noqa: F401
+from probe.training.loop import StepSetup, TrainResult, train, train_step  # noqa: F401
+from probe.training.summary import TrainSummary, read_metrics, summarise_metrics  # noqa: F401

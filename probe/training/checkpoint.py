@@ -109,15 +109,20 @@ class Checkpoint:
 
 # -- RNG state ----------------------------------------------------------------------------------------
 
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch CPU and CUDA generator states as tensors and plain numbers."""
     py_version, py_internal, py_gauss = random.getstate()
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state: dict[str, Any] = {
-        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
-                   "gauss": py_gauss},
-        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64), "gauss": py_gauss},
+        "numpy": {
+            "kind": np_kind,
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -130,8 +135,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
     nps = state["numpy"]
-    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
-                         nps["gauss"]))
+    np.random.set_state(
+        (nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["gauss"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"]
@@ -140,6 +146,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # -- writing ------------------------------------------------------------------------------------------
+
 
 def checkpoint_root(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR
@@ -187,8 +194,13 @@ def save_checkpoint(run_dir: Path, model: nn.Module, state: dict[str, Any], *, k
         model_name = str(getattr(model, "model_name", ""))
         save_model(model, str(partial / WEIGHTS_FILE), metadata={"step": str(step), "model": model_name})
         torch.save(state, partial / STATE_FILE)
-        manifest = {"format": MANIFEST_FORMAT, "step": step, "keep": bool(keep), "model": model_name,
-                    "files": {name: _file_record(partial / name) for name in (WEIGHTS_FILE, STATE_FILE)}}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "step": step,
+            "keep": bool(keep),
+            "model": model_name,
+            "files": {name: _file_record(partial / name) for name in (WEIGHTS_FILE, STATE_FILE)},
+        }
         with open(partial / MANIFEST_FILE, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(manifest, indent=2) + "\n")
             handle.flush()
@@ -247,6 +259,7 @@ def clean_partial_checkpoints(run_dir: Path) -> list[Path]:
 
 
 # -- verifying ----------------------------------------------------------------------------------------
+
 
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
     """A truncated or foreign checkpoint file, reported on one line."""
@@ -352,7 +365,8 @@ def _refuse_legacy(run_dir: Path, what: str) -> CheckpointError:
     return CheckpointError(
         f"{what}: {checkpoint_root(run_dir)} holds probe 0.1 checkpoints (last.safetensors + last.state.pt, a pair a "
         "kill could leave from different steps); only verified checkpoints/step_N/ folders can be continued; "
-        "start a new --out (eval, predict and --checkpoint still read the old weights)")
+        "start a new --out (eval, predict and --checkpoint still read the old weights)"
+    )
 
 
 def find_resume_point(run_dir: Path) -> tuple[Checkpoint, dict[str, Any]] | None:
@@ -377,8 +391,10 @@ def find_resume_point(run_dir: Path) -> tuple[Checkpoint, dict[str, Any]] | None
             warn(f"--resume: skipping an incomplete checkpoint: {failure}; using {folder.name}")
         return checkpoint, state
     if failures:
-        raise CheckpointError(f"--resume: no complete checkpoint in {checkpoint_root(run_dir)} "
-                              f"({len(failures)} failed verification, newest: {failures[0]})")
+        raise CheckpointError(
+            f"--resume: no complete checkpoint in {checkpoint_root(run_dir)} "
+            f"({len(failures)} failed verification, newest: {failures[0]})"
+        )
     return None
 
 
@@ -395,12 +411,15 @@ def latest_checkpoint(run_dir: Path, *, with_state: bool = False) -> Checkpoint 
             warn(f"skipping an incomplete checkpoint: {failure}; using {folder.name}")
         return checkpoint
     if failures:
-        raise CheckpointError(f"{checkpoint_root(run_dir)}: no complete checkpoint "
-                              f"({len(failures)} failed verification, newest: {failures[0]})")
+        raise CheckpointError(
+            f"{checkpoint_root(run_dir)}: no complete checkpoint "
+            f"({len(failures)} failed verification, newest: {failures[0]})"
+        )
     return None
 
 
 # -- reading for eval, predict and analyses -----------------------------------------------------------
+
 
 def _loose_weights(path: Path) -> Checkpoint:
     """A ``.safetensors`` file outside any step folder: probe 0.1's ``checkpoints/<tag>.safetensors`` or a copy."""
@@ -431,11 +450,14 @@ def resolve_checkpoint(path: str | Path, *, with_state: bool = False, flag: str 
             if with_state:
                 raise _refuse_legacy(target, f"{flag} {target}")
             return _loose_weights(checkpoint_root(target) / _LEGACY_WEIGHTS)
-        raise CheckpointError(f"{flag} {target}: no checkpoint in this folder (expected a run folder written by "
-                              "`probe train`, a checkpoints/step_N folder or a .safetensors file)")
+        raise CheckpointError(
+            f"{flag} {target}: no checkpoint in this folder (expected a run folder written by "
+            "`probe train`, a checkpoints/step_N folder or a .safetensors file)"
+        )
     if target.suffix != ".safetensors":
-        raise CheckpointError(f"{flag} {target}: expected a run folder, a checkpoints/step_N folder or a "
-                              ".safetensors file")
+        raise CheckpointError(
+            f"{flag} {target}: expected a run folder, a checkpoints/step_N folder or a .safetensors file"
+        )
     if not target.is_file():
         raise CheckpointError(f"{flag} {target}: file not found")
     if target.name == WEIGHTS_FILE and (target.parent / MANIFEST_FILE).exists():
@@ -467,8 +489,10 @@ def load_weights(model: nn.Module, weights_path: Path, device: torch.device) -> 
     except (SafetensorError, OSError) as exc:
         raise _unreadable(weights_path, exc) from None
     if missing or unexpected:
-        raise ProbeError(f"{weights_path}: weights do not match the model "
-                         f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        raise ProbeError(
+            f"{weights_path}: weights do not match the model "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
 
 
 def run_train_config(run_dir: Path, flag: str = "--checkpoint") -> dict[str, Any]:
@@ -491,8 +515,9 @@ def run_train_config(run_dir: Path, flag: str = "--checkpoint") -> dict[str, Any
 INIT_WEIGHT_OPTIONS = ("weights", "pretrained")
 
 
-def load_checkpoint(path: str | Path | Checkpoint,
-                    device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path | Checkpoint, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model from a run folder, a ``step_N`` folder or a ``.safetensors`` file.
 
     The checkpoint is resolved and verified by :func:`resolve_checkpoint`; the

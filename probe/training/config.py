@@ -10,22 +10,50 @@ what actually ran.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import typing
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from probe.errors import ProbeError
-from probe.limits import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_ITEMS, MAX_STEPS, check_count, check_input_size,
-                          check_optional_count, check_positive_float, check_width, check_workers)
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_ITEMS,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_optional_count,
+    check_positive_float,
+    check_width,
+    check_workers,
+)
 from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.models import list_models, model_task
-from probe.registry import Registry
+from probe.options import (
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    model_options_option,
+    option,
+    out_option,
+    parse_data_options,
+    seed_option,
+    width_option,
+)
+from probe.schema import SchemaError, decode
 from probe.seeding import check_seed
 from probe.training.objective import OBJECTIVES
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: optimizer name -> factory(params, lr); Adam with PyTorch's defaults (betas 0.9/0.999) is the seed's choice
+OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr)
+}
 
 
 @dataclass
@@ -38,42 +66,66 @@ class TrainConfig:
     'fp32'
     """
 
-    model: str = "packnet_slim_b"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    width: float = 1.0
-    dataset: str = "synthetic"
-    data_root: Path | None = None
-    input_size: tuple[int, int] | None = None
+    model: str = option("packnet_slim_b", help="model name (see `probe models`)")
+    model_options: dict[str, Any] = model_options_option()
+    width: float = width_option()
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    input_size: tuple[int, int] | None = input_size_option()
     split: str = "train"
-    dataset_length: int | None = None
-    augment: bool = True
-    skip_bad: bool = False  # replace unreadable items and report them at the end instead of stopping
-    dataset_options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. split_file=...
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    lr: float = 1e-4
+    dataset_length: int | None = option(None, help="number of generated samples (synthetic data)")
+    augment: bool = option(True, flag="--augment/--no-augment", help="the seed's flip + channel-swap augmentation")
+    skip_bad: bool = option(
+        False, flag="--skip-bad", help="skip unreadable items and list them at the end instead of stopping"
+    )
+    dataset_options: dict[str, Any] = option(
+        default_factory=dict,
+        flag="--data-option",
+        parse=parse_data_options,
+        help="dataset reader option KEY=VALUE (repeatable), e.g. split_file=eigen.txt",
+    )
+    epochs: int = option(1, help="passes over the training split")
+    max_steps: int | None = option(None, help="stop after this many optimizer steps")
+    batch_size: int = option(4, help="images per step (per process under DDP)")
+    lr: float = option(1e-4, help="Adam learning rate")
     optimizer: str = "adam"
-    loss: str = "densedepth"  # the supervised objective's loss
-    loss_scales: str = DEFAULT_LOSS_SCALES  # "finest" | "all": which output scales the loss charges
-    objective: str = "supervised"  # or "self_supervised" (video datasets; probe.training.objective)
-    velocity_weight: float = 0.0  # self-supervised: weight of the velocity loss (packnet-sfm: 0.1)
-    smoothness_weight: float = 1e-3  # self-supervised: weight of the edge-aware smoothness (packnet-sfm: 0.001)
-    pose_width: float = 1.0  # self-supervised: channel multiplier of the pose network
-    pose_lr: float | None = None  # self-supervised: the pose network's learning rate (default: --lr, as packnet-sfm)
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 0
-    precision: str | None = None
-    compile: bool = False
-    channels_last: bool | None = None
-    activation_checkpointing: bool = False  # recompute the model's checkpoint_stages in backward: less memory
-    grad_clip: float | None = None
-    checkpoint_every: int | None = None
-    resume: bool = False
-    deterministic: bool = False
-    tensorboard: bool = False
-    out: Path = Path("runs/train")
+    loss: str = option("densedepth", help="densedepth|l1_inverse|silog|berhu (the supervised objective's loss)")
+    loss_scales: str = option(
+        DEFAULT_LOSS_SCALES,
+        help="finest (one objective for every model, the seed's) | all (mean over PackNet's output scales)",
+    )
+    objective: str = option(
+        "supervised", help="supervised|self_supervised (video datasets: frames, PoseNet, no depth labels)"
+    )
+    velocity_weight: float = option(0.0, help="self-supervised: weight of the velocity loss (packnet-sfm: 0.1)")
+    smoothness_weight: float = option(1e-3, help="self-supervised: edge-aware smoothness weight (packnet-sfm: 0.001)")
+    pose_width: float = option(1.0, help="self-supervised: PoseNet channel multiplier")
+    pose_lr: float | None = option(None, help="self-supervised: PoseNet learning rate (default: --lr)")
+    device: str = device_option()
+    seed: int = seed_option()
+    # Loading overlaps the step in 2 worker processes, as `probe train` always did: GPU-first, and on a CPU
+    # the synthetic renderer or a dataset archive is read beside the step instead of before it.
+    workers: int = option(2, help="data-loading worker processes (0: main process)")
+    precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    compile: bool = option(False, flag="--compile", help="torch.compile the model")
+    channels_last: bool | None = option(
+        None, flag="--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)"
+    )
+    activation_checkpointing: bool = option(
+        False,
+        flag="--activation-checkpointing",
+        help="recompute the model's stages in backward: less memory, about one more forward of time",
+    )
+    grad_clip: float | None = option(None, help="clip the total gradient norm to this value")
+    checkpoint_every: int | None = option(None, help="also keep checkpoints/step_N every N steps")
+    resume: bool = option(False, flag="--resume", help="continue the run in --out from its last checkpoint")
+    deterministic: bool = option(
+        False, flag="--deterministic", help="deterministic kernels (bitwise-reproducible on CPU)"
+    )
+    tensorboard: bool = option(
+        False, flag="--tensorboard", help="also log to DIR/tensorboard (needs probe[tensorboard])"
+    )
+    out: Path = out_option(Path("runs/train"))
 
     def validate(self) -> None:
         """Raise a ProbeError naming the flag for any value outside its domain (limits: :mod:`probe.limits`)."""
@@ -95,12 +147,15 @@ class TrainConfig:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        OPTIMIZERS.entry(self.optimizer)
+        if self.optimizer not in OPTIMIZERS:
+            raise ProbeError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
     def _validate_objective(self) -> None:
         if model_task(self.model) != "depth":
-            raise ProbeError(f"--model {self.model}: a {model_task(self.model)} model; train a depth model "
-                             f"({', '.join(list_models())})")
+            raise ProbeError(
+                f"--model {self.model}: a {model_task(self.model)} model; train a depth model "
+                f"({', '.join(list_models())})"
+            )
         OBJECTIVES.entry(self.objective)
         if not (isinstance(self.velocity_weight, (int, float)) and self.velocity_weight >= 0):
             raise ProbeError(f"--velocity-weight: expected a weight >= 0, got {self.velocity_weight}")
@@ -127,7 +182,7 @@ class TrainConfig:
             channels_last=on_cuda if self.channels_last is None else self.channels_last,
             out=Path(self.out),
             data_root=Path(self.data_root) if self.data_root is not None else None,
-            input_size=tuple(self.input_size) if self.input_size is not None else None,
+            input_size=(int(self.input_size[0]), int(self.input_size[1])) if self.input_size is not None else None,
             model_options={**implied, **self.model_options},
         )
 
@@ -135,55 +190,13 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Rebuild a config from its ``to_json`` form (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_json(cls, data: Any) -> "TrainConfig":
+        """Rebuild a config from its ``to_json`` form: unknown keys and values of the wrong type are errors
+        naming the key; a missing key takes its default (configs written before the field existed)."""
+        if not isinstance(data, dict):
+            raise SchemaError(f"train config: expected a JSON object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(data) - set(hints))
         if unknown:
             raise ProbeError(f"train config: unknown field(s) {', '.join(unknown)}")
-        values = dict(data)
-        for key in ("out", "data_root"):
-            if values.get(key) is not None:
-                values[key] = Path(values[key])
-        if values.get("input_size") is not None:
-            values["input_size"] = tuple(values["input_size"])
-        return cls(**values)
-
-
-OPTIMIZERS: Registry = Registry("optimizer")
-
-
-@OPTIMIZERS.register("adam", description="Adam with PyTorch defaults (betas 0.9/0.999), the seed's choice")
-def _adam(params: Any, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr)
-
-
-def parse_option_value(text: str) -> Any:
-    """``"true"`` -> True, ``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"none"`` -> None, else the string."""
-    lowered = text.strip().lower()
-    literals = {"true": True, "false": False, "none": None, "null": None}
-    if lowered in literals:
-        return literals[lowered]
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
-    return text.strip()
-
-
-def parse_model_options(items: list[str] | tuple[str, ...], flag: str = "--model-option",
-                        example: str = "activation=leaky_relu") -> dict[str, Any]:
-    """``["activation=leaky_relu", "skips=false"]`` -> ``{"activation": "leaky_relu", "skips": False}``.
-
-    >>> parse_model_options(["output_scale=half", "min_depth=0.5"])
-    {'output_scale': 'half', 'min_depth': 0.5}
-    """
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ProbeError(f"{flag}: expected KEY=VALUE (e.g. {example}), got {item!r}")
-        options[key.strip()] = parse_option_value(value)
-    return options
-
+        return cls(**{key: decode(hints[key], value, key) for key, value in data.items()})

@@ -1,10 +1,11 @@
 """Multi-process data-parallel training with PyTorch DDP, started by torchrun.
 
-``torchrun --nproc-per-node N -m probe.training.launch <probe train flags>``
-starts N processes; each one reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from
-the environment torchrun sets, joins the process group (NCCL on GPU, gloo on
-CPU) and trains its shard of every batch.  ``probe train --nproc-per-node N``
-is a shortcut that runs exactly that command through ``torch.distributed.run``;
+``torchrun --nproc-per-node N -m probe train <flags>`` starts N processes;
+each one reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from the environment
+torchrun sets, joins the process group (NCCL on GPU, gloo on CPU) and trains
+its shard of every batch.  ``probe train --nproc-per-node N`` is a shortcut: it
+writes the resolved config to ``DIR/launch.json`` and runs
+``torch.distributed.run ... -m probe.training.launch --config DIR/launch.json``;
 with ``--nnodes M --rdzv-endpoint HOST:PORT`` (run once on every node) the nodes
 meet at the rendezvous instead of a standalone one (:class:`Nodes`).
 Only rank 0 writes logs, checkpoints and summaries.
@@ -28,6 +29,7 @@ import torch.nn as nn
 
 from probe.errors import ProbeError
 from probe.limits import check_processes
+from probe.options import option
 
 if TYPE_CHECKING:
     from probe.training.config import TrainConfig
@@ -54,8 +56,11 @@ class DistInfo:
 
 def env_dist_info() -> DistInfo:
     """Read torchrun's environment variables (defaults: a single process)."""
-    return DistInfo(rank=int(os.environ.get("RANK", 0)), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-                    world_size=int(os.environ.get("WORLD_SIZE", 1)))
+    return DistInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
 
 
 def init_distributed(info: DistInfo, device: torch.device) -> torch.device:
@@ -64,8 +69,9 @@ def init_distributed(info: DistInfo, device: torch.device) -> torch.device:
         return device
     if device.type == "cuda":
         if info.local_rank >= torch.cuda.device_count():
-            raise ProbeError(f"--nproc-per-node: process {info.local_rank} has no GPU "
-                             f"(only {torch.cuda.device_count()} visible)")
+            raise ProbeError(
+                f"--nproc-per-node: process {info.local_rank} has no GPU (only {torch.cuda.device_count()} visible)"
+            )
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -118,11 +124,13 @@ class Nodes:
     must pass the same ``rdzv_id``.
     """
 
-    nnodes: int = 1
-    node_rank: int | None = None
-    rdzv_endpoint: str | None = None
-    rdzv_backend: str = "c10d"
-    rdzv_id: str = "probe"
+    nnodes: int = option(1, help="machines in the DDP job; run the same command on each (needs --rdzv-endpoint)")
+    node_rank: int | None = option(
+        None, help="this machine's index, 0..nnodes-1 (needed by --rdzv-backend static; c10d assigns ranks itself)"
+    )
+    rdzv_endpoint: str | None = option(None, help="HOST:PORT where the nodes meet (e.g. the first node, port 29500)")
+    rdzv_backend: str = option("c10d", help="torchrun rendezvous: c10d|static")
+    rdzv_id: str = option("probe", help="job id shared by every node (e.g. $SLURM_JOB_ID)")
 
     @property
     def standalone(self) -> bool:
@@ -135,26 +143,37 @@ class Nodes:
         if self.rdzv_backend not in RDZV_BACKENDS:
             raise ProbeError(f"--rdzv-backend: expected one of {', '.join(RDZV_BACKENDS)}, got {self.rdzv_backend!r}")
         if self.nnodes > 1 and self.rdzv_endpoint is None:
-            raise ProbeError(f"--nnodes {self.nnodes}: needs --rdzv-endpoint HOST:PORT, the address every node meets at")
+            raise ProbeError(
+                f"--nnodes {self.nnodes}: needs --rdzv-endpoint HOST:PORT, the address every node meets at"
+            )
         if self.rdzv_endpoint is not None:
             match = _ENDPOINT.match(self.rdzv_endpoint)
             if not match or not 1 <= int(match["port"]) <= 65535:
-                raise ProbeError(f"--rdzv-endpoint: expected HOST:PORT with a port from 1 to 65535 "
-                                 f"(e.g. node001:29500), got {self.rdzv_endpoint!r}")
+                raise ProbeError(
+                    f"--rdzv-endpoint: expected HOST:PORT with a port from 1 to 65535 "
+                    f"(e.g. node001:29500), got {self.rdzv_endpoint!r}"
+                )
         if self.node_rank is not None and not 0 <= self.node_rank < self.nnodes:
-            raise ProbeError(f"--node-rank: expected 0..{self.nnodes - 1} for --nnodes {self.nnodes}, "
-                             f"got {self.node_rank}")
+            raise ProbeError(
+                f"--node-rank: expected 0..{self.nnodes - 1} for --nnodes {self.nnodes}, got {self.node_rank}"
+            )
         if self.rdzv_backend == "static" and not self.standalone and self.node_rank is None:
             raise ProbeError("--rdzv-backend static: needs --node-rank (0 on the node at --rdzv-endpoint)")
         if not re.fullmatch(r"[A-Za-z0-9._\-]+", self.rdzv_id):
-            raise ProbeError(f"--rdzv-id: expected letters, digits, '.', '_' or '-' (e.g. a job id), got {self.rdzv_id!r}")
+            raise ProbeError(
+                f"--rdzv-id: expected letters, digits, '.', '_' or '-' (e.g. a job id), got {self.rdzv_id!r}"
+            )
 
     def torchrun_flags(self) -> list[str]:
         """The rendezvous part of the torchrun command line."""
         if self.standalone:
             return ["--standalone"]
-        flags = [f"--nnodes={self.nnodes}", f"--rdzv-backend={self.rdzv_backend}",
-                 f"--rdzv-endpoint={self.rdzv_endpoint}", f"--rdzv-id={self.rdzv_id}"]
+        flags = [
+            f"--nnodes={self.nnodes}",
+            f"--rdzv-backend={self.rdzv_backend}",
+            f"--rdzv-endpoint={self.rdzv_endpoint}",
+            f"--rdzv-id={self.rdzv_id}",
+        ]
         return flags + ([f"--node-rank={self.node_rank}"] if self.node_rank is not None else [])
 
 
@@ -163,8 +182,16 @@ def torchrun_command(nproc: int, launch_args: list[str], nodes: Nodes = Nodes())
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ProbeError(f"--nproc-per-node: expected a positive integer, got {nproc!r}")
     nodes.validate()
-    return [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_flags(), f"--nproc-per-node={nproc}",
-            "-m", "probe.training.launch", *launch_args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *nodes.torchrun_flags(),
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "probe.training.launch",
+        *launch_args,
+    ]
 
 
 def run_torchrun(nproc: int, launch_args: list[str], nodes: Nodes = Nodes()) -> None:
@@ -181,8 +208,9 @@ def run_torchrun(nproc: int, launch_args: list[str], nodes: Nodes = Nodes()) -> 
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     result = subprocess.run(command, env=env, check=False)
     if result.returncode != 0:
-        raise ProbeError(f"--nproc-per-node {nproc}: torchrun exited with status {result.returncode} "
-                         "(see the messages above)")
+        raise ProbeError(
+            f"--nproc-per-node {nproc}: torchrun exited with status {result.returncode} (see the messages above)"
+        )
 
 
 def launch_distributed(config: "TrainConfig", nproc: int, nodes: Nodes = Nodes()) -> None:
@@ -199,8 +227,11 @@ def launch_distributed(config: "TrainConfig", nproc: int, nodes: Nodes = Nodes()
     config.validate()  # bad flags fail here, once, not in every child process
     # Rank 0 locks the folder for the run.  On one node, holding the lock while writing the request
     # refuses a busy folder at once; several nodes write the same request concurrently, so they do not lock.
-    lock = run_folder_lock(config.out, "train") if nodes.standalone else contextlib.nullcontext(
-        ensure_dir(config.out, "--out"))
+    lock = (
+        run_folder_lock(config.out, "train")
+        if nodes.standalone
+        else contextlib.nullcontext(ensure_dir(config.out, "--out"))
+    )
     with lock as out:
         request = out / "launch.json"
         write_json(request, config.to_json())

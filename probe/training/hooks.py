@@ -43,8 +43,15 @@ class StepStats:
         """Flat record for ``metrics.jsonl``: each loss term becomes ``loss_<term>``."""
         record: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "loss": self.loss}
         record.update({f"loss_{name}": value for name, value in self.terms.items()})
-        record.update({"lr": self.lr, "grad_norm": self.grad_norm, "images_per_s": self.images_per_s,
-                       "seconds": self.seconds, "data_seconds": self.data_seconds})
+        record.update(
+            {
+                "lr": self.lr,
+                "grad_norm": self.grad_norm,
+                "images_per_s": self.images_per_s,
+                "seconds": self.seconds,
+                "data_seconds": self.data_seconds,
+            }
+        )
         return record
 
 

@@ -42,14 +42,22 @@ class ResumableSampler(Sampler):
     exact step.
     """
 
-    def __init__(self, length: int, batch_size: int, *, seed: int, shuffle: bool,
-                 num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self, length: int, batch_size: int, *, seed: int, shuffle: bool, num_replicas: int = 1, rank: int = 0
+    ) -> None:
         self._dataset_length = length
         self.batch_size = batch_size
         self.epoch = 0
         self.start_batch = 0
-        self._inner = DistributedSampler(range(length), num_replicas=num_replicas, rank=rank,  # type: ignore[arg-type]
-                                         shuffle=shuffle, seed=seed, drop_last=False)
+        # the sampler only needs len(); a range of indices stands in for the dataset
+        self._inner: DistributedSampler[int] = DistributedSampler(
+            range(length),  # type: ignore[arg-type]
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=False,
+        )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch = epoch
@@ -63,7 +71,7 @@ class ResumableSampler(Sampler):
         return max(0, len(self._inner) - self.start_batch * self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = list(self._inner)[self.start_batch * self.batch_size:]
+        indices = list(self._inner)[self.start_batch * self.batch_size :]
         return iter([(self.epoch, i) for i in indices])
 
 
@@ -80,8 +88,16 @@ class EpochLoader(DataLoader):
         return self.sampler.batches_per_epoch()  # type: ignore[attr-defined]
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, seed: int, workers: int = 0, shuffle: bool = True,
-                distributed: bool = False, pin_memory: bool | None = None) -> EpochLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    seed: int,
+    workers: int = 0,
+    shuffle: bool = True,
+    distributed: bool = False,
+    pin_memory: bool | None = None,
+) -> EpochLoader:
     """Batches in an order fixed by ``(seed, epoch)``; call ``loader.set_epoch(e)`` before each epoch.
 
     With ``distributed=True`` each process of the initialised process group gets
@@ -95,17 +111,28 @@ def make_loader(dataset: Dataset, batch_size: int, *, seed: int, workers: int = 
     num_replicas, rank = 1, 0
     if distributed:
         num_replicas, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
-    sampler = ResumableSampler(len(dataset), batch_size, seed=seed, shuffle=shuffle,  # type: ignore[arg-type]
-                               num_replicas=num_replicas, rank=rank)
+    sampler = ResumableSampler(
+        len(dataset),  # type: ignore[arg-type]
+        batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        num_replicas=num_replicas,
+        rank=rank,
+    )
     extra: dict[str, Any] = {}
     if workers > 0:
         extra = {"persistent_workers": True, "prefetch_factor": 2}
     loader = EpochLoader(
-        _EpochIndexed(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=False,
+        _EpochIndexed(dataset),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=False,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         # a private generator: creating an iterator must not consume the global torch RNG,
         # or a resumed run would diverge from an uninterrupted one
-        generator=torch.Generator().manual_seed(seed), **extra,
+        generator=torch.Generator().manual_seed(seed),
+        **extra,
     )
     loader.set_epoch(0)
     return loader

@@ -19,12 +19,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import torch
 import torch.distributed as dist
@@ -33,26 +32,59 @@ import torch.nn as nn
 from probe.data import BadItemLog, dataset_info, get_dataset
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, warn
-from probe.io import append_jsonl, atomic_write, to_plain, write_json
+from probe.io import append_jsonl, atomic_write, to_plain
 from probe.memory import check_training_fits
 from probe.models import build_model, count_parameters
 from probe.models.recompute import enable_activation_checkpointing
 from probe.progress import progress_bar
 from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import seed_everything, set_deterministic
-from probe.training.checkpoint import (Checkpoint, Position, clean_partial_checkpoints, find_resume_point,
-                                       has_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state)
+from probe.training.checkpoint import (
+    Checkpoint,
+    Position,
+    clean_partial_checkpoints,
+    find_resume_point,
+    has_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from probe.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
-from probe.training.distributed import (DistInfo, env_dist_info, gather_strings, init_distributed,
-                                        shutdown_distributed, weights_digest)
+from probe.training.distributed import (
+    DistInfo,
+    env_dist_info,
+    gather_strings,
+    init_distributed,
+    shutdown_distributed,
+    weights_digest,
+)
 from probe.training.hooks import StepStats, TrainHook
 from probe.training.loader import EpochLoader, make_loader
 from probe.training.objective import Objective, as_objective, build_objective
+from probe.training.summary import BadItems, TrainSummary, read_metrics, summarise_metrics
 
 # Changing these between a run and its --resume would silently make a different run.
-RESUME_FIXED_FIELDS = ("model", "width", "model_options", "dataset", "input_size", "split", "dataset_length",
-                       "augment", "batch_size", "seed", "loss", "loss_scales", "optimizer", "objective",
-                       "velocity_weight", "smoothness_weight", "pose_width", "pose_lr")
+RESUME_FIXED_FIELDS = (
+    "model",
+    "width",
+    "model_options",
+    "dataset",
+    "input_size",
+    "split",
+    "dataset_length",
+    "augment",
+    "batch_size",
+    "seed",
+    "loss",
+    "loss_scales",
+    "optimizer",
+    "objective",
+    "velocity_weight",
+    "smoothness_weight",
+    "pose_width",
+    "pose_lr",
+)
 # What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
 LEGACY_FIELDS = {"loss_scales": "all"}
 
@@ -77,18 +109,27 @@ class StepSetup:
 
 @dataclass
 class TrainResult:
-    """What ``train`` produced; ``model`` is the trained plain module (on the training device)."""
+    """What ``train`` produced; ``summary`` is ``train.json`` (None on DDP processes other than the main one);
+    ``model`` is the trained plain module (on the training device)."""
 
     out: Path
     steps: int
-    summary: dict[str, Any]
+    summary: TrainSummary | None
     checkpoint: Path
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
 
-def train_step(model: nn.Module, batch: dict[str, Any], objective: Objective | Callable[..., Any],
-               optimizer: torch.optim.Optimizer, setup: StepSetup, *, step: int, epoch: int,
-               data_seconds: float = 0.0) -> StepStats:
+def train_step(
+    model: nn.Module,
+    batch: dict[str, Any],
+    objective: Objective | Callable[..., Any],
+    optimizer: torch.optim.Optimizer,
+    setup: StepSetup,
+    *,
+    step: int,
+    epoch: int,
+    data_seconds: float = 0.0,
+) -> StepStats:
     """One optimizer step on one batch: forward and loss (the objective), backward, hooks, clip, step.
 
     ``batch``: ``image [B,3,H,W]``, ``depth [B,1,h,w]`` metres, ``valid [B,1,h,w]`` bool,
@@ -128,21 +169,32 @@ def train_step(model: nn.Module, batch: dict[str, Any], objective: Objective | C
         setup.scaler.step(optimizer)
         setup.scaler.update()
     elif not math.isfinite(grad_norm_value):
-        raise NonFiniteLoss(f"step {step}: non-finite gradient norm ({grad_norm_value}) with finite loss "
-                            f"{logged['loss']:.4g}")
+        raise NonFiniteLoss(
+            f"step {step}: non-finite gradient norm ({grad_norm_value}) with finite loss {logged['loss']:.4g}"
+        )
     else:
         optimizer.step()
     weight_max = float(torch.nn.utils.get_total_norm(list(setup.module.parameters()), norm_type=math.inf))
     if not math.isfinite(weight_max):
-        raise NonFiniteLoss(f"step {step}: the optimizer step made weights non-finite (lr "
-                            f"{optimizer.param_groups[0]['lr']:g}, gradient norm {grad_norm_value:.4g})")
+        raise NonFiniteLoss(
+            f"step {step}: the optimizer step made weights non-finite (lr "
+            f"{optimizer.param_groups[0]['lr']:g}, gradient norm {grad_norm_value:.4g})"
+        )
     synchronize(setup.device)
 
     seconds = time.perf_counter() - start + data_seconds
     images = inputs["image"].shape[0] * setup.dist.world_size
-    return StepStats(step=step, epoch=epoch, loss=logged.pop("loss"), terms=logged, grad_norm=grad_norm_value,
-                     lr=float(optimizer.param_groups[0]["lr"]), images_per_s=images / max(seconds, 1e-9),
-                     seconds=seconds, data_seconds=data_seconds)
+    return StepStats(
+        step=step,
+        epoch=epoch,
+        loss=logged.pop("loss"),
+        terms=logged,
+        grad_norm=grad_norm_value,
+        lr=float(optimizer.param_groups[0]["lr"]),
+        images_per_s=images / max(seconds, 1e-9),
+        seconds=seconds,
+        data_seconds=data_seconds,
+    )
 
 
 def _to_device(batch: dict[str, Any], setup: StepSetup) -> dict[str, Any]:
@@ -189,9 +241,10 @@ def train(config: TrainConfig, hooks: Sequence[TrainHook] = ()) -> TrainResult:
 
     >>> cfg = TrainConfig(model="packnet_slim_b", width=0.0625, input_size=(32, 64),
     ...                   dataset_length=16, max_steps=4, out=Path("runs/tiny"))  # doctest: +SKIP
-    >>> train(cfg).summary["steps"]                                              # doctest: +SKIP
+    >>> train(cfg).summary.steps                                                 # doctest: +SKIP
     4
     """
+    config.validate()  # bad values fail before a process group or a device is touched
     info = env_dist_info()
     started_group = info.enabled and not (dist.is_available() and dist.is_initialized())
     device = init_distributed(info, resolve_device(config.device))
@@ -220,35 +273,50 @@ class _Run:
         cfg = self.config
         set_deterministic(cfg.deterministic, self.device.type)
         seed_everything(cfg.seed)
-        options: dict[str, Any] = {**cfg.dataset_options, "augment": cfg.augment, "seed": cfg.seed,
-                                   "skip_bad": cfg.skip_bad}
+        options: dict[str, Any] = {
+            **cfg.dataset_options,
+            "augment": cfg.augment,
+            "seed": cfg.seed,
+            "skip_bad": cfg.skip_bad,
+        }
         if cfg.dataset_length is not None:
             if dataset_info(cfg.dataset).needs_root:
-                raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), "
-                                 f"not {cfg.dataset!r}")
+                raise ProbeError(f"--dataset-length: only for generated datasets (e.g. synthetic), not {cfg.dataset!r}")
             options["length"] = cfg.dataset_length
         self.dataset = get_dataset(cfg.dataset, cfg.data_root, split=cfg.split, input_size=cfg.input_size, **options)
-        self.loader: EpochLoader = make_loader(self.dataset, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
-                                               shuffle=True, distributed=self.dist.enabled)
+        self.loader: EpochLoader = make_loader(
+            self.dataset,
+            cfg.batch_size,
+            seed=cfg.seed,
+            workers=cfg.workers,
+            shuffle=True,
+            distributed=self.dist.enabled,
+        )
         self.steps_per_epoch = self.loader.batches_per_epoch()
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
-        check_training_fits(cfg.model, width=cfg.width, model_options=cfg.model_options,
-                            input_size=self.dataset.input_size, batch_size=cfg.batch_size,
-                            precision=cfg.precision or "fp32", activation_checkpointing=cfg.activation_checkpointing,
-                            device=self.device)
+        check_training_fits(
+            cfg.model,
+            width=cfg.width,
+            model_options=cfg.model_options,
+            input_size=self.dataset.input_size,
+            batch_size=cfg.batch_size,
+            precision=cfg.precision or "fp32",
+            activation_checkpointing=cfg.activation_checkpointing,
+            device=self.device,
+        )
         self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
         if cfg.activation_checkpointing:
             enable_activation_checkpointing(self.module)
         if cfg.channels_last:
             to_channels_last(self.module)
         self.objective = build_objective(cfg, self.module, self.dataset, self.device)
-        groups = [{"params": list(self.module.parameters())}]
+        groups: list[dict[str, Any]] = [{"params": list(self.module.parameters())}]
         extra = list(self.objective.parameters())
         if extra:  # the objective's own networks (the pose net) in a group of their own, as packnet-sfm
             groups.append({"params": extra, "lr": cfg.pose_lr if cfg.pose_lr is not None else cfg.lr})
-        self.optimizer = OPTIMIZERS.build(cfg.optimizer, groups, cfg.lr)
+        self.optimizer = OPTIMIZERS[cfg.optimizer](groups, cfg.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
 
     def _prepare_folder(self) -> Position:
@@ -261,8 +329,10 @@ class _Run:
         if self.dist.is_main:  # what a killed writer left in checkpoints/ (the lock cleaned the folder itself)
             clean_partial_checkpoints(self.out)
         if not cfg.resume and has_checkpoint(self.out):
-            raise ProbeError(f"--out {self.out}: already holds a training run (checkpoints/); "
-                             "pass --resume to continue it or choose another --out")
+            raise ProbeError(
+                f"--out {self.out}: already holds a training run (checkpoints/); "
+                "pass --resume to continue it or choose another --out"
+            )
         found = find_resume_point(self.out) if cfg.resume else None
         if found is None:
             if cfg.resume and self.dist.is_main:
@@ -277,8 +347,10 @@ class _Run:
         now = to_plain(cfg.to_json())
         changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
         if changed:
-            raise ProbeError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
-                             f"run in {self.out}; use the same values or a new --out")
+            raise ProbeError(
+                f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "
+                f"run in {self.out}; use the same values or a new --out"
+            )
         load_weights(self.module, checkpoint.weights, self.device)
         self.objective.load_state_dict(state.get("objective", {}))
         self.optimizer.load_state_dict(state["optimizer"])
@@ -302,10 +374,15 @@ class _Run:
         self._gather_bad_items()
         if not self.dist.is_main:
             return
-        state = {"position": vars(position).copy(), "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-                 "rng": rng_state(), "config": to_plain(self.config.to_json()),
-                 "bad_items": list(self.bad_items.names), "objective": self.objective.state_dict()}
+        state = {
+            "position": vars(position).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "rng": rng_state(),
+            "config": to_plain(self.config.to_json()),
+            "bad_items": list(self.bad_items.names),
+            "objective": self.objective.state_dict(),
+        }
         self.last_checkpoint = save_checkpoint(self.out, self.module, state, keep=periodic)
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -325,10 +402,17 @@ class _Run:
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
             self.objective.wrap(partial(nn.parallel.DistributedDataParallel, device_ids=device_ids))
         if cfg.compile:
-            model = torch.compile(model)
-        setup = StepSetup(module=self.module, device=self.device, autocast_dtype=PRECISIONS[cfg.precision],
-                          scaler=self.scaler, grad_clip=cfg.grad_clip, channels_last=bool(cfg.channels_last),
-                          hooks=self.hooks, dist=self.dist)
+            model = cast(nn.Module, torch.compile(model))  # an OptimizedModule, typed as a plain callable
+        setup = StepSetup(
+            module=self.module,
+            device=self.device,
+            autocast_dtype=PRECISIONS[cfg.precision or "fp32"],
+            scaler=self.scaler,
+            grad_clip=cfg.grad_clip,
+            channels_last=bool(cfg.channels_last),
+            hooks=self.hooks,
+            dist=self.dist,
+        )
         writer = _tensorboard_writer(self.out) if cfg.tensorboard and self.dist.is_main else None
         for hook in self.hooks:
             hook.on_start(self.module, cfg)
@@ -380,20 +464,27 @@ class _Run:
         if self.dist.is_main:
             self.bad_items.names = sorted(merged)
 
-    def _step(self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int,
-              data_seconds: float) -> StepStats:
+    def _step(
+        self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int, data_seconds: float
+    ) -> StepStats:
         try:
-            return train_step(model, batch, self.objective, self.optimizer, setup, step=step, epoch=epoch,
-                              data_seconds=data_seconds)
+            return train_step(
+                model, batch, self.objective, self.optimizer, setup, step=step, epoch=epoch, data_seconds=data_seconds
+            )
         except NonFiniteLoss as exc:
             kept = self.last_checkpoint
-            where = (f"last good checkpoint: {kept.folder or kept.weights} (step {kept.step})" if kept is not None
-                     else "no checkpoint written yet")
+            where = (
+                f"last good checkpoint: {kept.folder or kept.weights} (step {kept.step})"
+                if kept is not None
+                else "no checkpoint written yet"
+            )
             raise ProbeError(f"{exc}; run stopped, {where}; try a lower --lr or --grad-clip") from None
         except torch.OutOfMemoryError:
-            raise ProbeError(f"CUDA out of memory at step {step} with --batch-size {self.config.batch_size} "
-                             f"({self.config.model}, input {tuple(batch['image'].shape[-2:])}); try "
-                             f"--batch-size {max(1, self.config.batch_size // 2)} or a smaller --input-size") from None
+            raise ProbeError(
+                f"CUDA out of memory at step {step} with --batch-size {self.config.batch_size} "
+                f"({self.config.model}, input {tuple(batch['image'].shape[-2:])}); try "
+                f"--batch-size {max(1, self.config.batch_size // 2)} or a smaller --input-size"
+            ) from None
 
     def _log(self, stats: StepStats, writer: Any) -> None:
         if not self.dist.is_main:
@@ -406,27 +497,36 @@ class _Run:
                     writer.add_scalar(f"train/{key}", value, stats.step)
 
     # -- summary ----------------------------------------------------------------------------------
-    def _summarise(self) -> dict[str, Any]:
+    def _summarise(self) -> TrainSummary | None:
+        """``train.json`` (written by the main process; the others return None)."""
         digests = gather_strings(weights_digest(self.module), self.dist)
         self._gather_bad_items()
         if not self.dist.is_main:
-            return {}
-        records = read_metrics(self.metrics_path)
-        summary = summarise_metrics(records)
-        summary.update({
-            "model": self.config.model, "model_options": self.config.model_options, "width": self.config.width,
-            "loss": self.config.loss, "loss_scales": self.config.loss_scales,
-            "params": count_parameters(self.module), "dataset": self.config.dataset,
-            "objective": self.config.objective, "velocity_weight": self.config.velocity_weight,
-            "objective_params": sum(p.numel() for p in self.objective.parameters()),
-            "batch_size": self.config.batch_size, "precision": self.config.precision,
-            "device": str(self.device), "resumed_from_step": self.resumed_from,
-            "bad_items": {"count": len(set(self.bad_items.names)), "names": sorted(set(self.bad_items.names)),
-                          "summary": self.bad_items.summary()},
-            "world_size": self.dist.world_size, "replica_weights_sha256": digests,
-            "replicas_identical": len(set(digests)) == 1,
-        })
-        write_json(self.out / "train.json", summary)
+            return None
+        cfg = self.config
+        bad = sorted(set(self.bad_items.names))
+        summary = TrainSummary(
+            **vars(summarise_metrics(read_metrics(self.metrics_path))),
+            model=cfg.model,
+            model_options=cfg.model_options,
+            width=cfg.width,
+            params=count_parameters(self.module),
+            dataset=cfg.dataset,
+            loss=cfg.loss,
+            loss_scales=cfg.loss_scales,
+            objective=cfg.objective,
+            velocity_weight=cfg.velocity_weight,
+            objective_params=sum(p.numel() for p in self.objective.parameters()),
+            batch_size=cfg.batch_size,
+            precision=cfg.precision,
+            device=str(self.device),
+            resumed_from_step=self.resumed_from,
+            bad_items=BadItems(len(bad), bad, self.bad_items.summary()),
+            world_size=self.dist.world_size,
+            replica_weights_sha256=digests,
+            replicas_identical=len(set(digests)) == 1,
+        )
+        summary.save(self.out)
         if len(set(digests)) != 1:
             raise ProbeError(f"DDP replicas ended with different weights ({digests}); see {self.out / 'train.json'}")
         return summary
@@ -436,66 +536,24 @@ def _tensorboard_writer(out: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ProbeError("--tensorboard: the tensorboard package is not installed; "
-                         "pip install 'probe[tensorboard]' (or pip install tensorboard)") from None
+        raise ProbeError(
+            "--tensorboard: the tensorboard package is not installed; "
+            "pip install 'probe[tensorboard]' (or pip install tensorboard)"
+        ) from None
     return SummaryWriter(log_dir=str(out / "tensorboard"))
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The per-step records of a run's ``metrics.jsonl`` (empty if there is none)."""
-    if not Path(path).is_file():
-        return []
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop lines logged after the checkpoint a run resumes from, so the log stays one line per step.
 
-    A kill during an append can leave the last line cut short; it is dropped too (its step is
-    after the checkpoint's, since checkpoints follow their steps' lines).  A malformed line
-    anywhere else is an error naming the file and line.
+    A last line a kill cut short is dropped too (:func:`~probe.training.summary.read_metrics`);
+    a malformed line anywhere else is an error naming the file and line.
     """
-    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if Path(path).is_file() else []
     kept = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            record_step = int(record["step"])
-        except (ValueError, TypeError, KeyError):
-            if number == len(lines):
-                break
-            raise ProbeError(f"{path}, line {number}: not a metrics record; cannot resume this run's log") from None
+    for number, record in enumerate(read_metrics(path, drop_cut_last_line=True), start=1):
+        record_step = record.get("step")
+        if not isinstance(record_step, int) or isinstance(record_step, bool):
+            raise ProbeError(f"{path}: record {number}: no integer 'step'; cannot resume this run's log")
         if record_step <= step:
             kept.append(record)
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def summarise_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-epoch mean loss and time, per-batch loss spread, first-100-batch loss, throughput.
-
-    The seed judged models by these numbers: mean loss over the epoch, how much
-    single batches scatter around it, and how fast the first batches improve.
-    """
-    losses = [r["loss"] for r in records]
-    seconds = sum(r["seconds"] for r in records)
-    images = sum(r["images_per_s"] * r["seconds"] for r in records)
-    epochs = []
-    for epoch in sorted({r["epoch"] for r in records}):
-        rows = [r for r in records if r["epoch"] == epoch]
-        epoch_losses = [r["loss"] for r in rows]
-        epochs.append({"epoch": epoch, "steps": len(rows), "mean_loss": statistics.fmean(epoch_losses),
-                       "loss_std": statistics.pstdev(epoch_losses), "seconds": sum(r["seconds"] for r in rows)})
-    return {
-        "steps": len(records),
-        "epochs": epochs,
-        "mean_epoch_loss": epochs[-1]["mean_loss"] if epochs else None,
-        "batch_loss_std": statistics.pstdev(losses) if losses else None,
-        "first100_mean_loss": statistics.fmean(losses[:100]) if losses else None,
-        "final_loss": losses[-1] if losses else None,
-        "seconds": seconds,
-        "seconds_per_epoch": statistics.fmean(e["seconds"] for e in epochs) if epochs else None,
-        "images_per_s": images / seconds if seconds > 0 else None,
-        "loss_curve": losses,
-    }

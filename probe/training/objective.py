@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from probe.losses import LossOutput, build_loss, dataset_loss_options
+from probe.models.common import output_space_of
 from probe.registry import Registry
 
 Forward = Callable[..., Any]
@@ -88,9 +89,16 @@ OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
 
 @OBJECTIVES.register("supervised", description="the depth loss (--loss) against ground-truth depth")
 def _supervised(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:
+    return SupervisedObjective(supervised_loss(config, model, dataset))
+
+
+def supervised_loss(config: Any, model: nn.Module, dataset: Any) -> Callable[..., LossOutput]:
+    """``loss_fn(outputs, depth, valid)``: ``config.loss`` bound to ``model``'s output space, the dataset's depth
+    cap and protocol range, and ``config.loss_scales`` (the objective's and the noise probe's one loss)."""
     loss = build_loss(config.loss, **dataset_loss_options(config.loss, dataset.info))
-    return SupervisedObjective(partial(loss, output_space=model.output_space, max_depth=dataset.info.max_depth,
-                                       scales=config.loss_scales))
+    return partial(
+        loss, output_space=output_space_of(model), max_depth=dataset.info.max_depth, scales=config.loss_scales
+    )
 
 
 def build_objective(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:

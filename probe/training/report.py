@@ -15,17 +15,19 @@ def _fmt(value: object, spec: str = ".4f") -> str:
 def print_train_summary(result: TrainResult, console: Console | None = None) -> None:
     """One table: steps, losses, throughput and where the run folder is."""
     s = result.summary
-    table = Table(title=f"train {s.get('model', '')}", show_header=False)
+    if s is None:  # a DDP process other than the main one: nothing to show
+        return
+    table = Table(title=f"train {s.model}", show_header=False)
     rows = [
         ("steps", str(result.steps)),
-        ("mean loss (last epoch)", _fmt(s.get("mean_epoch_loss"))),
-        ("per-batch loss std", _fmt(s.get("batch_loss_std"))),
-        ("first-100-batch mean loss", _fmt(s.get("first100_mean_loss"))),
-        ("final loss", _fmt(s.get("final_loss"))),
-        ("images/s", _fmt(s.get("images_per_s"), ".1f")),
-        ("seconds per epoch", _fmt(s.get("seconds_per_epoch"), ".1f")),
-        ("parameters", _fmt(s.get("params"), ",d")),
-        ("bad items", str(s.get("bad_items", {}).get("summary", "-"))),
+        ("mean loss (last epoch)", _fmt(s.mean_epoch_loss)),
+        ("per-batch loss std", _fmt(s.batch_loss_std)),
+        ("first-100-batch mean loss", _fmt(s.first100_mean_loss)),
+        ("final loss", _fmt(s.final_loss)),
+        ("images/s", _fmt(s.images_per_s, ".1f")),
+        ("seconds per epoch", _fmt(s.seconds_per_epoch, ".1f")),
+        ("parameters", _fmt(s.params, ",d")),
+        ("bad items", s.bad_items.summary or "-"),
         ("run folder", str(result.out)),
     ]
     for name, value in rows:

@@ -35,7 +35,7 @@ from probe.errors import ProbeError
 from probe.geometry import pose_vec_to_matrix
 from probe.losses import LossOutput
 from probe.models import build_model
-from probe.models.posenet import PoseNet
+from probe.models.common import output_scales, output_space_of
 from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss, ViewSynthesisInputs
 from probe.training.objective import OBJECTIVES, Forward, Objective
 
@@ -43,7 +43,7 @@ from probe.training.objective import OBJECTIVES, Forward, Objective
 class SelfSupervisedObjective:
     """Photometric self-supervision of ``model`` with an owned ``pose_net``; see the module docstring."""
 
-    def __init__(self, pose_net: PoseNet, loss: SelfSupervisedLoss, *, output_space: str, max_depth: float) -> None:
+    def __init__(self, pose_net: nn.Module, loss: SelfSupervisedLoss, *, output_space: str, max_depth: float) -> None:
         self.pose_net = pose_net
         self.pose_forward: nn.Module = pose_net
         self.loss = loss
@@ -53,15 +53,17 @@ class SelfSupervisedObjective:
     def __call__(self, model: nn.Module, batch: dict[str, Any], forward: Forward) -> LossOutput:
         image, sources = batch["image"], batch["context"]
         outputs = forward(model, image)
-        scales = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        depths = [to_depth(_upsample(out.float(), image.shape[-2:]), self.output_space, self.max_depth)
-                  for out in scales]
+        depths = [
+            to_depth(_upsample(out.float(), image.shape[-2:]), self.output_space, self.max_depth)
+            for out in output_scales(outputs)
+        ]
         vectors = forward(self.pose_forward, torch.cat([image, sources.flatten(1, 2)], dim=1))
         b, s = vectors.shape[:2]
         poses = pose_vec_to_matrix(vectors.float().reshape(-1, 6)).view(b, s, 4, 4)
         travelled = batch["speed"][:, None] * batch["context_dt"].abs()
-        inputs = ViewSynthesisInputs(image.float(), sources.float(), depths, poses, batch["K"].float(),
-                                     travelled.float(), batch["speed_valid"])
+        inputs = ViewSynthesisInputs(
+            image.float(), sources.float(), depths, poses, batch["K"].float(), travelled.float(), batch["speed_valid"]
+        )
         return self.loss(inputs)
 
     def parameters(self) -> Iterator[nn.Parameter]:
@@ -84,14 +86,23 @@ def _upsample(out: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return out if out.shape[-2:] == size else F.interpolate(out, size=tuple(size), mode="nearest")
 
 
-@OBJECTIVES.register("self_supervised", description="photometric reprojection from video context + smoothness "
-                                                     "(+ velocity loss with --velocity-weight), with a PoseNet")
+@OBJECTIVES.register(
+    "self_supervised",
+    description="photometric reprojection from video context + smoothness "
+    "(+ velocity loss with --velocity-weight), with a PoseNet",
+)
 def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:
     if not isinstance(dataset, SequenceDataset):
-        raise ProbeError(f"--objective self_supervised: dataset {dataset.info.name!r} has no context frames; use a "
-                         "video dataset (synthetic_video, synthetic_video_outdoor, kitti_raw)")
+        raise ProbeError(
+            f"--objective self_supervised: dataset {dataset.info.name!r} has no context frames; use a "
+            "video dataset (synthetic_video, synthetic_video_outdoor, kitti_raw)"
+        )
     pose_net = build_model("posenet", n_sources=len(dataset.context_offsets), width=config.pose_width).to(device)
-    weights = {**DEFAULT_WEIGHTS, "velocity": float(config.velocity_weight),
-               "smoothness": float(config.smoothness_weight)}
-    return SelfSupervisedObjective(pose_net, SelfSupervisedLoss(weights), output_space=model.output_space,
-                                   max_depth=dataset.info.max_depth)
+    weights = {
+        **DEFAULT_WEIGHTS,
+        "velocity": float(config.velocity_weight),
+        "smoothness": float(config.smoothness_weight),
+    }
+    return SelfSupervisedObjective(
+        pose_net, SelfSupervisedLoss(weights), output_space=output_space_of(model), max_depth=dataset.info.max_depth
+    )

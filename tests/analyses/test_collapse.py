@@ -126,7 +126,8 @@ def test_spearman_matches_scipy_on_random_images(seed: int) -> None:
 def test_measurement_restores_training_mode_and_returns_metres() -> None:
     import torch.nn as nn
 
-    from analyses.collapse import HeldOutBatch, measure
+    from analyses.collapse import measure
+    from probe.data.samples import Samples
 
     class Flat(nn.Module):
         output_space = "inverse"
@@ -139,12 +140,12 @@ def test_measurement_restores_training_mode_and_returns_metres() -> None:
             return self.bias.expand(x.shape[0], 1, x.shape[2], x.shape[3]) if not self.training else [x]
 
     gt, valid = _scene(batch=2, h=8, w=12)
-    batch = HeldOutBatch(image=torch.rand(2, 3, 16, 24), depth=gt, valid=valid, names=["a", "b"], max_depth=10.0)
+    batch = Samples(image=torch.rand(2, 3, 16, 24), depth=gt, valid=valid, names=["a", "b"], max_depth=10.0)
     model = Flat().train()
     result = measure(model, batch, step=7)
     assert model.training
     assert result.pred.shape == gt.shape and torch.allclose(result.pred, torch.full_like(gt, 4.0))
-    assert result.stats.collapsed == [True, True] and result.history_row()["step"] == 7
+    assert result.stats.collapsed == [True, True] and result.summary().step == 7
 
 
 def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tmp_path) -> None:
@@ -156,8 +157,8 @@ def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tm
     assert res.code == 0, res
     model = json.loads((tmp_path / "c" / "collapse.json").read_text())["models"][0]
     assert [h["step"] for h in model["history"]] == [0, 2, 4]
-    assert len(model["final"]["per_image"]["std_ratio"]) == 4
-    assert model["collapsed_share"] == model["history"][-1]["collapsed_share"]
+    assert len(model["final"]["std_ratio"]) == 4 and len(model["images"]) == 4
+    assert model["final"]["collapsed_share"] == model["history"][-1]["collapsed_share"]
     for name in ("collapse_hist.png", "collapse_over_steps.png", "collapse_examples.png"):
         assert (tmp_path / "c" / name).stat().st_size > 0
 

@@ -70,9 +70,10 @@ def test_recorded_norms_equal_per_module_norms_computed_by_hand() -> None:
         for step, (before, grads, after) in enumerate(manual):
             delta = {n: after[n] - before[n] for n in before}
             weight = _module_norm(before, layer.name)
-            assert layer.grad_norm[step] == pytest.approx(_module_norm(grads, layer.name), rel=1e-5)
-            assert layer.weight_norm[step] == pytest.approx(weight, rel=1e-5)
-            assert layer.update_ratio[step] == pytest.approx(_module_norm(delta, layer.name) / weight, rel=1e-4)
+            assert layer.grad_norm.per_step[step] == pytest.approx(_module_norm(grads, layer.name), rel=1e-5)
+            assert layer.weight_norm.per_step[step] == pytest.approx(weight, rel=1e-5)
+            assert layer.update_ratio.per_step[step] == pytest.approx(_module_norm(delta, layer.name) / weight,
+                                                                      rel=1e-4)
 
 
 def test_every_k_records_only_multiples_of_k() -> None:
@@ -80,42 +81,42 @@ def test_every_k_records_only_multiples_of_k() -> None:
     _drive(recorder, _OutOfOrder(), steps=5)
     result = recorder.result()
     assert result.steps == [0, 2, 4]
-    assert all(len(layer.grad_norm) == 3 for layer in result.layers)
+    assert all(len(layer.grad_norm.per_step) == 3 for layer in result.layers)
 
 
 def _layer(name: str, depth: int, grad: float, params: int = 100) -> LayerGradients:
-    return LayerGradients(name, "Conv2d", depth, params, [grad] * 3, [1.0] * 3, [1e-4] * 3)
+    return LayerGradients.of(name, "Conv2d", depth, params, [grad] * 3, [1.0] * 3, [1e-4] * 3)
 
 
 def test_verdict_flags_a_layer_far_below_the_largest_as_vanishing() -> None:
-    model = ModelGradients("toy", [0, 1, 2], [_layer("a", 0, 1e-6), _layer("b", 1, 0.5), _layer("c", 2, 1.0)])
-    verdict = model.verdict()
-    assert verdict["vanishing"] == ["a"] and verdict["exploding"] == []
-    assert verdict["first_last_ratio"] == pytest.approx(1e-6)
-    assert "1e-3" in verdict["rule"].replace("0.001", "1e-3")
+    model = ModelGradients.of("toy", [0, 1, 2], [_layer("a", 0, 1e-6), _layer("b", 1, 0.5), _layer("c", 2, 1.0)])
+    verdict = model.verdict
+    assert verdict.vanishing == ["a"] and verdict.exploding == []
+    assert verdict.first_last_ratio == pytest.approx(1e-6)
+    assert "1e-3" in verdict.rule.replace("0.001", "1e-3")
 
 
 def test_verdict_normalises_by_layer_size() -> None:
     # 1e-4 raw, but a 1-parameter layer against a 1e6-parameter one: per sqrt(param) it is 1e-1 of it.
     small = _layer("bias", 0, 1e-4, params=1)
     large = _layer("conv", 1, 1.0, params=1_000_000)
-    assert ModelGradients("toy", [0, 1, 2], [small, large]).verdict()["vanishing"] == []
+    assert ModelGradients.of("toy", [0, 1, 2], [small, large]).verdict.vanishing == []
 
 
 def test_verdict_flags_non_finite_layers_and_growth_toward_the_input_as_exploding() -> None:
-    nan_layer = LayerGradients("n", "Conv2d", 1, 100, [1.0, float("nan"), 1.0], [1.0] * 3, [0.0] * 3)
+    nan_layer = LayerGradients.of("n", "Conv2d", 1, 100, [1.0, float("nan"), 1.0], [1.0] * 3, [0.0] * 3)
     layers = [_layer("huge", 0, 1e5), nan_layer, _layer("a", 2, 1.0), _layer("b", 3, 1e-2)]
-    verdict = ModelGradients("toy", [0, 1, 2], layers).verdict()
-    assert verdict["exploding"] == ["huge", "n"]
-    assert verdict["vanishing"] == []  # judged against the largest non-exploding layer
+    verdict = ModelGradients.of("toy", [0, 1, 2], layers).verdict
+    assert verdict.exploding == ["huge", "n"]
+    assert verdict.vanishing == []  # judged against the largest non-exploding layer
 
 
 def test_a_large_output_layer_is_not_exploding_but_the_starved_input_side_vanishes() -> None:
     # the DenseDepth-at-init shape: most layers far below the few nearest the output
     layers = [_layer(f"enc{i}", i, 1e-6) for i in range(8)] + [_layer("dec", 8, 1e-2), _layer("out", 9, 1.0)]
-    verdict = ModelGradients("toy", [0, 1, 2], layers).verdict()
-    assert verdict["exploding"] == []
-    assert verdict["vanishing"] == [f"enc{i}" for i in range(8)]
+    verdict = ModelGradients.of("toy", [0, 1, 2], layers).verdict
+    assert verdict.exploding == []
+    assert verdict.vanishing == [f"enc{i}" for i in range(8)]
 
 
 def test_save_writes_json_with_the_documented_fields_and_figures(tmp_path) -> None:
@@ -129,7 +130,8 @@ def test_save_writes_json_with_the_documented_fields_and_figures(tmp_path) -> No
     assert {"name", "depth", "params", "grad_norm", "weight_norm", "update_ratio"} <= set(layer)
     assert {"per_step", "mean", "median", "min", "max"} <= set(layer["grad_norm"])
     assert len(layer["grad_norm"]["per_step"]) == 3
-    assert model["first_last_ratio"] == pytest.approx(model["verdict"]["first_last_ratio"])
+    first, last = model["layers"][0]["grad_norm"]["median"], model["layers"][-1]["grad_norm"]["median"]
+    assert model["verdict"]["first_last_ratio"] == pytest.approx(first / last)
     assert (tmp_path / "gradients_heatmap_toy.png").stat().st_size > 0
     assert (tmp_path / "gradients_depth.png").stat().st_size > 0
     assert len(written) == 3
@@ -142,7 +144,7 @@ def test_result_without_recorded_steps_is_an_error() -> None:
     _drive(recorder, _OutOfOrder(), steps=0)
     with pytest.raises(ProbeError, match="no step was recorded"):
         recorder.result()
-    assert isinstance(GradientsResult(models=[]).to_json()["models"], list)
+    assert GradientsResult(models=[]).to_json()["models"] == []
 
 
 # -- inside real training runs ------------------------------------------------------------------

@@ -101,10 +101,10 @@ def test_unresolved_true_gradient_gives_nan_not_a_negative_scale() -> None:
 def test_loss_statistics_report_coefficient_of_variation_per_half() -> None:
     losses = [10.0, 8.0, 1.0, 3.0, 1.0, 3.0]
     stats = loss_statistics(losses)
-    assert stats["all"]["n"] == 6
-    assert stats["second_half"]["mean"] == pytest.approx(7.0 / 3.0)
-    assert stats["second_half"]["cv"] == pytest.approx(stats["second_half"]["std"] / (7.0 / 3.0))
-    assert stats["second_half"]["std"] == pytest.approx(float(torch.tensor([3.0, 1.0, 3.0]).std()))
+    assert stats["all"].n == 6
+    assert stats["second_half"].mean == pytest.approx(7.0 / 3.0)
+    assert stats["second_half"].cv == pytest.approx(stats["second_half"].std / (7.0 / 3.0))
+    assert stats["second_half"].std == pytest.approx(float(torch.tensor([3.0, 1.0, 3.0]).std()))
 
 
 # -- inside training ------------------------------------------------------------------------------
@@ -155,9 +155,9 @@ def test_measuring_noise_leaves_no_trace_on_the_training_run() -> None:
     plain, watched = _toy_run(None), _toy_run(probe)
     for name, value in plain.items():
         assert torch.equal(value, watched[name]), name  # weights, BatchNorm statistics, everything
-    result = probe.result().to_json()
-    assert result["measurements"] == 3 and len(result["per_step_loss"]["loss"]) == 3
-    assert all(s > 0 and b > 0 for s, b in zip(result["per_measurement"]["small_sq"], result["per_measurement"]["big_sq"]))
+    result = probe.result()
+    assert result.measurements == 3 and len(result.per_step_loss.loss) == 3
+    assert all(s > 0 and b > 0 for s, b in zip(result.per_measurement.small_sq, result.per_measurement.big_sq))
 
 
 def test_cli_writes_noise_json_with_scale_and_loss_spread(run_cli, tmp_path) -> None:
@@ -184,6 +184,6 @@ def test_detrended_loss_spread_sees_the_scatter_not_the_trend() -> None:
     steps = torch.arange(400, dtype=torch.float64)
     trend_only = (5.0 - 0.01 * steps).tolist()
     noisy = (5.0 - 0.01 * steps + 0.2 * torch.randn(400, generator=gen, dtype=torch.float64)).tolist()
-    assert loss_statistics(trend_only)["all"]["std_detrended"] < 1e-9
-    assert loss_statistics(trend_only)["all"]["std"] > 1.0  # the plain std is all trend
-    assert loss_statistics(noisy)["all"]["std_detrended"] == pytest.approx(0.2, rel=0.1)
+    assert loss_statistics(trend_only)["all"].std_detrended < 1e-9
+    assert loss_statistics(trend_only)["all"].std > 1.0  # the plain std is all trend
+    assert loss_statistics(noisy)["all"].std_detrended == pytest.approx(0.2, rel=0.1)

@@ -75,7 +75,7 @@ def test_resume_on_gpu_continues_like_the_uninterrupted_run(tmp_path):
     whole = train(TrainConfig(**cfg, max_steps=6, out=tmp_path / "whole"))
     train(TrainConfig(**cfg, max_steps=3, out=tmp_path / "split"))
     resumed = train(TrainConfig(**cfg, max_steps=6, resume=True, out=tmp_path / "split"))
-    assert resumed.summary["resumed_from_step"] == 3
+    assert resumed.summary is not None and resumed.summary.resumed_from_step == 3
     expected = [r["loss"] for r in read_metrics(whole.out / "metrics.jsonl")]
     got = [r["loss"] for r in read_metrics(resumed.out / "metrics.jsonl")]
     assert len(got) == 6

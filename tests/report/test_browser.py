@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from probe.report import build_report
+from probe.report.build import build_report
 from tests.report import fixtures as fx
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

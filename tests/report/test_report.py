@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import pytest
 
 from probe.errors import ProbeError
-from probe.report import build_report
+from probe.report.build import build_report
+from tests import result_examples as ex
 from tests.report import fixtures as fx
+
+QUESTION_TITLES = ("Do PackNet&#x27;s gradients vanish?", "Does the prediction collapse to the mean?",
+                   "Does packing preserve information?", "How noisy are the batches?",
+                   "What does the extra capacity cost?")
 
 
 def test_full_run_fills_every_question_section(tmp_path):
     run = fx.full_run(tmp_path / "run")
     html = build_report([run], tmp_path / "report.html").read_text()
-    for question in ("Do PackNet&#x27;s gradients vanish?", "Does the prediction collapse to the mean?",
-                     "Does packing preserve information?", "How noisy are the batches?",
-                     "What does the extra capacity cost?"):
+    for question in QUESTION_TITLES:
         assert f"<h2>{question}</h2>" in html
-    assert "The experiment matrix" in html and "pack/unpack properties" in html
+    for title in ("The experiment matrix", "pack/unpack properties", "The models", "Attribution and receptive fields",
+                  "Training runs and evaluation", "Run provenance"):
+        assert f"<h2>{title}</h2>" in html
+    assert 'id="not-run"' not in html
 
 
 def test_report_is_self_contained(tmp_path):
@@ -33,7 +40,7 @@ def test_report_is_self_contained(tmp_path):
 
 
 def test_missing_analyses_are_listed_as_not_run(tmp_path):
-    fx.write(tmp_path / "run" / "complexity.json", fx.complexity_doc())
+    ex.write(ex.complexity(), tmp_path / "run")
     html = build_report([tmp_path / "run"], tmp_path / "r.html").read_text()
     not_run = html.split('id="not-run"')[1]
     assert "Do PackNet&#x27;s gradients vanish? (needs gradients.json)" in not_run
@@ -44,7 +51,7 @@ def test_missing_analyses_are_listed_as_not_run(tmp_path):
 def test_answers_change_with_the_numbers(tmp_path):
     run = fx.full_run(tmp_path / "run")
     first = build_report([run], tmp_path / "a.html").read_text()
-    fx.write(run / "collapse.json", fx.collapse_doc({"packnet_b": 0.0, "densedepth": 0.0}))
+    ex.write(ex.collapse({"packnet_b": [1.0] * 4, "densedepth": [1.0] * 4}), run)
     second = build_report([run], tmp_path / "b.html").read_text()
     assert "Yes: the most collapsed model, packnet_b, has 75%" in first
     assert "No: the most collapsed model" in second
@@ -63,10 +70,23 @@ def test_bad_inputs_raise_one_line_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ProbeError, match="no result files found"):
         build_report([tmp_path / "empty"], tmp_path / "r.html")
-    fx.write(tmp_path / "bad" / "gradients.json", {})
+    (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "gradients.json").write_text("{not json")
-    with pytest.raises(ProbeError, match="gradients.json: not valid JSON"):
+    with pytest.raises(ProbeError, match="gradients.json: not valid JSON"):  # nothing readable: nothing to report
         build_report([tmp_path / "bad"], tmp_path / "r.html")
+
+
+def test_a_malformed_file_is_one_line_naming_file_and_key_and_the_rest_renders(tmp_path):
+    run = fx.full_run(tmp_path / "run")
+    doc = json.loads((run / "gradients.json").read_text())
+    doc["models"][1]["layers"][3]["grad_norm"]["per_step"] = "big"
+    (run / "gradients.json").write_text(json.dumps(doc))
+    html = build_report([run], tmp_path / "r.html").read_text()
+    not_run = html.split('id="not-run"')[1]
+    assert f"{run / 'gradients.json'}: models[1].layers[3].grad_norm.per_step: expected a list of numbers" in not_run
+    assert "<h2>Do PackNet&#x27;s gradients vanish?</h2>" not in html
+    for question in QUESTION_TITLES[1:]:
+        assert f"<h2>{question}</h2>" in html
 
 
 def test_cli_report_exits_2_on_bad_format(run_cli, tmp_path):

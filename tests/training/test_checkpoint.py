@@ -157,13 +157,13 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_corrup
     _flip_last_byte(first.checkpoint)
     resumed = train(tiny(epochs=3, checkpoint_every=1, resume=True))
     assert "skipping an incomplete checkpoint" in capsys.readouterr().err
-    assert resumed.summary["resumed_from_step"] == 3 and resumed.steps == 6
+    assert resumed.summary.resumed_from_step == 3 and resumed.steps == 6
     assert verify_checkpoint(resumed.checkpoint.parent).step == 6
 
 
 def test_resume_without_any_checkpoint_starts_at_step_zero_with_a_warning(tiny, capsys):
     result = train(tiny(max_steps=2, resume=True))
-    assert result.steps == 2 and result.summary["resumed_from_step"] is None
+    assert result.steps == 2 and result.summary.resumed_from_step is None
     assert "--resume: no checkpoint in" in capsys.readouterr().err
 
 

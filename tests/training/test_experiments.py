@@ -35,11 +35,11 @@ def test_quick_study_writes_the_comparison_and_resumes_finished_runs(tmp_path, r
     config = SeedStudyConfig(quick=True, only=["exp1_packnet_b", "exp4_direct"], max_steps=2, input_size=(32, 64),
                              dataset_length=8, eval_length=2, device="cpu", out=tmp_path / "study")
     result = run_seed_study(config)
-    rows = {row["id"]: row for row in result.rows}
+    rows = {row.id: row for row in result.experiments}
     assert set(rows) == {"exp1_packnet_b", "exp4_direct"}
     for row in rows.values():
-        assert row["steps"] == 2 and len(row["loss_curve"]) == 2 and row["params"] > 0
-        assert row["eval"]["n_images"] == 2 and "abs_rel" in row["eval"]
+        assert row.steps == 2 and len(row.loss_curve) == 2 and row.params > 0
+        assert row.eval is not None and row.eval.n_images == 2 and "abs_rel" in row.eval.metrics
     steps = [[r["step"] for r in map(json.loads, (tmp_path / "study" / i / "metrics.jsonl").read_text().splitlines())]
              for i in rows]
     assert steps[0] == steps[1] == [1, 2]
@@ -48,7 +48,7 @@ def test_quick_study_writes_the_comparison_and_resumes_finished_runs(tmp_path, r
     assert (tmp_path / "study" / "experiments_loss.png").stat().st_size > 0
 
     again = run_seed_study(config)  # finished runs are resumed, not retrained from scratch
-    assert [r["loss_curve"] for r in again.rows] == [r["loss_curve"] for r in result.rows]
+    assert [r.loss_curve for r in again.experiments] == [r.loss_curve for r in result.experiments]
 
     res = run_cli("experiment", "seed-study", "--only", "exp9", "--out", tmp_path / "bad")
     assert res.code == 2 and "--only" in res.err

@@ -69,7 +69,7 @@ def test_resume_restores_the_pose_network_and_its_optimiser_state(tmp_path):
         assert torch.equal(pose_whole[key], pose_resumed[key]), key
     lines = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
     assert '"loss_reprojection"' in lines[0] and '"loss_velocity"' in lines[0] and '"loss_pose_scale"' in lines[0]
-    assert whole.summary["objective"] == "self_supervised" and whole.summary["objective_params"] > 0
+    assert whole.summary.objective == "self_supervised" and whole.summary.objective_params > 0
 
 
 def test_the_pose_network_trains_in_its_own_parameter_group_with_its_learning_rate(tmp_path):
@@ -92,7 +92,7 @@ def test_resume_refuses_a_different_velocity_weight(tmp_path):
 
 def test_supervised_training_reads_a_video_dataset_like_any_other(tmp_path):
     result = train(_config(tmp_path / "sup", objective="supervised", velocity_weight=0.0, max_steps=2))
-    assert result.steps == 2 and result.summary["objective_params"] == 0
+    assert result.steps == 2 and result.summary.objective_params == 0
 
 
 @pytest.mark.parametrize("overrides,match", [

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from probe.errors import ProbeError
 from probe.training import StepStats, TrainHook, load_checkpoint, read_metrics, train, train_step
 from probe.training.checkpoint import resolve_checkpoint
-from probe.training.config import TrainConfig, parse_model_options
+from probe.options import parse_model_options
+from probe.training.config import TrainConfig
 from probe.training.loop import StepSetup
 
 
@@ -163,7 +164,7 @@ def test_resume_continues_at_the_checkpoint_step_across_epochs(tiny):
     whole = train(tiny("whole", epochs=3, deterministic=True))
     train(tiny("split", epochs=3, deterministic=True, max_steps=3))
     resumed = train(tiny("split", epochs=3, deterministic=True, resume=True))
-    assert resumed.summary["resumed_from_step"] == 3 and resumed.steps == whole.steps == 6
+    assert resumed.summary is not None and resumed.summary.resumed_from_step == 3 and resumed.steps == whole.steps == 6
     assert read_metrics(whole.out / "metrics.jsonl") == [
         {**r, "seconds": w["seconds"], "images_per_s": w["images_per_s"], "data_seconds": w["data_seconds"]}
         for r, w in zip(read_metrics(resumed.out / "metrics.jsonl"), read_metrics(whole.out / "metrics.jsonl"))

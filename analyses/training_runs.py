@@ -1,0 +1,145 @@
+"""Train several models on identical batches while a hook watches: the runs behind gradients, noise and collapse.
+
+Every model trains with the same seed, hence on the same batches in the same
+order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss) through
+:func:`probe.training.train`.  :func:`train_with_hook` attaches a fresh hook to
+each run and keeps only the hooks: the runs themselves go to a temporary folder.
+With ``checkpoint`` a *copy* of a finished run is continued instead
+(:func:`continue_run`), so the user's run folder is never written.
+
+>>> runs = TrainingRuns(models=["packnet_slim_b", "densedepth"], steps=20, width=0.0625,
+...                     input_size=(64, 96), out=Path("runs/x"))              # doctest: +SKIP
+>>> recorders = train_with_hook(runs, GradientRecorder, "gradients")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from probe.errors import ProbeError
+from probe.io import ensure_dir
+from probe.limits import check_width
+from probe.models.spec import resolve_spec
+from probe.options import (
+    check_positive,
+    data_root_option,
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    out_option,
+    seed_option,
+    width_option,
+)
+from probe.seeding import check_seed
+from probe.training import TrainConfig, TrainHook, train
+from probe.training.checkpoint import copy_checkpoint, resolve_checkpoint, run_train_config
+
+
+@dataclass
+class TrainingRuns:
+    """Which models to train and how: the part of the config shared by the analyses that watch training.
+
+    Every model trains with the same seed, hence on the same batches in the same
+    order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss).  With
+    ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
+    """
+
+    models: list[str] = option(
+        default_factory=list, flag="--model", help="model name (repeat to compare on the same batches)"
+    )
+    checkpoint: Path | None = option(
+        None, help="continue a copy of this run (folder or .safetensors) instead of --model"
+    )
+    steps: int = option(50, help="training steps per model")
+    batch_size: int = option(4, help="training batch size (the seed's: 4)")
+    width: float = width_option()
+    dataset: str = dataset_option()
+    data_root: Path | None = data_root_option()
+    input_size: tuple[int, int] | None = input_size_option()
+    device: str = device_option()
+    seed: int = seed_option()
+    out: Path = out_option(Path("runs"))
+
+    def validate(self) -> None:
+        """Raise a ProbeError naming the flag for any impossible value, before any work."""
+        check_positive({"--steps": self.steps, "--batch-size": self.batch_size})
+        check_width(self.width)
+        check_seed(self.seed)
+        if self.checkpoint is not None and self.models:
+            raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
+        if self.checkpoint is None and not self.models:
+            raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
+        for name in self.models:  # zoo names or SPECs (module:factory, file.py:factory): parsed, not imported
+            resolve_spec(name)
+        if self.checkpoint is not None:  # a verified checkpoint and the config.json that rebuilds its model
+            run_train_config(resolve_checkpoint(self.checkpoint).run_dir)
+
+    def train_configs(self, workdir: Path) -> list[TrainConfig]:
+        """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
+        if self.checkpoint is not None:
+            return [continue_run(self.checkpoint, workdir / "continued", steps=self.steps, device=self.device)]
+        return [
+            TrainConfig(
+                model=name,
+                width=self.width,
+                dataset=self.dataset,
+                data_root=self.data_root,
+                input_size=self.input_size,
+                max_steps=self.steps,
+                batch_size=self.batch_size,
+                device=self.device,
+                seed=self.seed,
+                out=workdir / name,
+            )
+            for name in self.models
+        ]
+
+
+H = TypeVar("H", bound=TrainHook)
+
+
+def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: str) -> list[H]:
+    """Train every run of ``runs`` with a fresh ``make_hook()`` attached; return the hooks, in order.
+
+    The training runs go to a temporary folder inside ``runs.out`` (deleted
+    afterwards): the analysis keeps only its own JSON and figures.
+    """
+    runs.validate()
+    out = ensure_dir(runs.out, "--out")
+    hooks = []
+    with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
+        for train_config in runs.train_configs(Path(tmp)):
+            hook = make_hook()
+            train(train_config, hooks=[hook])
+            hooks.append(hook)
+    return hooks
+
+
+def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:
+    """A config that resumes a *copy* of the run at ``checkpoint`` for ``steps`` more steps.
+
+    The copy (config.json plus the verified checkpoint folder) goes to ``workdir``, so the
+    user's run folder is never written; the optimiser state, RNG and batch order
+    continue exactly where the run stopped.  ``checkpoint`` is anything
+    :func:`~probe.training.checkpoint.resolve_checkpoint` accepts (a run folder, a
+    ``checkpoints/step_N`` folder or its weights file).
+    """
+    found = resolve_checkpoint(checkpoint, with_state=True)
+    saved = TrainConfig.from_json(run_train_config(found.run_dir))
+    done = copy_checkpoint(found, workdir).step or 0
+    return replace(
+        saved,
+        out=workdir,
+        resume=True,
+        max_steps=done + steps,
+        epochs=saved.epochs + steps,
+        device=device,
+        precision=None,
+        channels_last=None,
+        checkpoint_every=None,
+        tensorboard=False,
+    )
