@@ -209,21 +209,12 @@ def measure(
             torch.cuda.empty_cache()
     if row["status"] == "ok":
         row.update(_derived(row, device, mode))
-        row.update(memory_check(row, model_name, options, width, size, batch_size, mode, device))
+        row.update(memory_check(row, mode, device))
     return row
 
 
-def memory_check(
-    row: dict[str, Any],
-    model_name: str,
-    options: dict[str, Any],
-    width: float,
-    size: tuple[int, int],
-    batch_size: int,
-    mode: StepMode,
-    device: torch.device,
-) -> dict[str, Any]:
-    """What ``probe complexity`` predicts for this row (probe.memory) set against what the row measured.
+def memory_check(row: dict[str, Any], mode: StepMode, device: torch.device) -> dict[str, Any]:
+    """What ``probe complexity`` predicts for a measured row (probe.memory) set against what the row measured.
 
     ``activation_over_estimate``: saved activations measured / estimated, on every device.  The estimate
     counts the model's saved tensors on the meta device; the row's step also saves the loss's (SSIM,
@@ -232,11 +223,11 @@ def memory_check(
     check of the estimate against a GPU (the estimate leaves out the backward's transient buffers).
     """
     estimate = estimate_training_memory(
-        model_name,
-        input_size=size,
-        batch_size=batch_size,
-        width=width,
-        model_options=options,
+        row["model"],
+        input_size=tuple(row["input_size"]),
+        batch_size=row["batch_size"],
+        width=row["width"],
+        model_options=row["options"],
         precision=mode.precision,
         activation_checkpointing=mode.activation_checkpointing,
         device=device,
