@@ -26,8 +26,9 @@ their sums between threads, so the rounding differs), never on its process or it
 sequential run uses this process's threads (all cores by default) and a ``--parallel N`` worker
 ``cores // N``.  Measured on the quick seed study (2 threads against 1): the losses part from step
 2 to 7 on, and after 24 steps the final losses differ by up to 1.3e-4 relative
-(``bench/results/parallel-cpu.json``).  ``threads`` (``--threads-per-run``) gives every run the same count, in this process too; the
-numbers are then bit for bit those of the sequential run for any N and launcher.
+(``bench/results/parallel-cpu.json``).  ``threads`` (``--threads-per-run``) gives every run the
+same count, in this process too; the numbers are then bit for bit those of the sequential run for
+any N and launcher.
 
 A job is an ordinary resumable run folder.  Started again, whether requeued after a
 preemption (submitit calls :meth:`SubmititJob.checkpoint`, which requeues it with
