@@ -31,6 +31,7 @@ from probe.data import dataset_info, dataset_present
 from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
+from probe.jobs import Launch
 from probe.models import list_models
 from probe.options import (
     data_root_option,
@@ -144,6 +145,7 @@ class StudyConfig(ModelSelection):
     encoder_module: str | None = option(
         None, help="the --model's encoder (a submodule path such as encoder): the autoencoder step trains it too"
     )
+    launch: Launch = field(default_factory=Launch)  # how the experiment step's runs run (probe.jobs; CLI: Launch)
 
     def validate(self) -> None:
         """Everything a study can check before hours of work: steps, budget, seed, models and the dataset's files."""
@@ -157,6 +159,7 @@ class StudyConfig(ModelSelection):
             raise ProbeError("--baseline/--model-option/--encoder-module: they apply to --model SPEC; give it too")
         if self.models:
             self.validate_models(width=self.budget.width)
+        self.launch.validate()
         if not dataset_present(self.dataset, self.data_root):
             raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
 
@@ -269,7 +272,7 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
         out=config.out,
     )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
-    run_seed_study(cfg)
+    run_seed_study(cfg, config.launch)
     return [config.out / "experiments.json"]
 
 
