@@ -596,8 +596,8 @@ def experiments_section(results: Results) -> Section | None:
 
 
 COST_RULE = (
-    "Ratios of parameters, multiply-accumulates and forward+backward latency of each model under study to the "
-    "first baseline (in the seed's comparison: each PackNet model to DenseDepth) at the same input size "
+    "Ratios of parameters, multiply-accumulates and forward+backward latency of each model under study to each "
+    "baseline (in the seed's comparison: each PackNet model to DenseDepth) at the same input size "
     "(complexity.json), set against the mean training loss of the experiment matrix when it exists "
     "(experiments.json)."
 )
@@ -622,7 +622,7 @@ def capacity_cost(results: Results) -> Answer | None:
         return None
     models, roles = doc.models, doc.roles
     question = cost_question(roles)
-    base = next((m for m in models if roles.role_of(m.name) == BASELINE), None)
+    bases = [m for m in models if roles.role_of(m.name) == BASELINE]
     evidence = [
         {
             "model": m.name,
@@ -634,7 +634,7 @@ def capacity_cost(results: Results) -> Answer | None:
         for m in models
     ]
     studied = [m for m in models if roles.under_study(m.name)]
-    if base is None or not studied:
+    if not bases or not studied:
         return Answer(
             question,
             "inconclusive",
@@ -642,14 +642,7 @@ def capacity_cost(results: Results) -> Answer | None:
             COST_RULE,
             evidence,
         )
-    parts = []
-    for m in studied:
-        p = m.params / max(base.params, 1)
-        c = m.macs / max(base.macs, 1)
-        lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
-        lat = f", {_times(lm / lb)}x the training-step latency" if lb and lm else ""
-        parts.append(f"{m.name} has {_times(p)}x the parameters and {_times(c)}x the MACs{lat}")
-    sentence = "; ".join(parts) + f" of {base.name}"
+    sentence = "; ".join(_cost_ratios(studied, base) for base in bases)
     experiments = results.first(SeedStudyResult)
     losses = _experiment_losses(experiments)
     if experiments is not None:
@@ -662,6 +655,18 @@ def capacity_cost(results: Results) -> Answer | None:
                 f"{fmt(min(base_losses))} ({'better' if better else 'worse'})"
             )
     return Answer(question, "measured", sentence + ".", COST_RULE, evidence)
+
+
+def _cost_ratios(studied: list[Any], base: Any) -> str:
+    """Each model's size, compute and step latency as multiples of ``base``'s, in one clause ending "of <base>"."""
+    parts = []
+    for m in studied:
+        p = m.params / max(base.params, 1)
+        c = m.macs / max(base.macs, 1)
+        lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
+        lat = f", {_times(lm / lb)}x the training-step latency" if lb and lm else ""
+        parts.append(f"{m.name} has {_times(p)}x the parameters and {_times(c)}x the MACs{lat}")
+    return "; ".join(parts) + f" of {base.name}"
 
 
 def _times(ratio: float) -> str:

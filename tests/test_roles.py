@@ -196,3 +196,15 @@ def test_a_users_encoder_named_pack_is_no_packing_architecture(tmp_path):
     doc = replace(doc, runs=doc.runs + [ex.autoencoder_run(spec, 1, 99.0)], roles=assign_roles([spec]))
     answer = packing_preserves(_results(tmp_path, doc))
     assert answer.verdict == "no" and answer.evidence[0]["best packing"] == "pack3d"
+
+
+def test_cost_is_stated_against_every_baseline(tmp_path):
+    from dataclasses import replace
+
+    doc = ex.complexity()
+    unet = replace(ex.model_complexity(UNET, 14_329_236, 20_000_000_000, 6.0))
+    doc = replace(doc, models=[unet, *doc.models], roles=assign_roles([UNET, "packnet_b", "densedepth"]))
+    answer = capacity_cost(_results(tmp_path, doc))
+    assert answer.question == "What does unet cost against packnet_b and densedepth?"
+    assert f"{UNET} has 0.12x the parameters and 0.1x the MACs, 0.2x the training-step latency of packnet_b" in answer.sentence
+    assert f"{UNET} has 0.34x the parameters and 0.4x the MACs, 0.5x the training-step latency of densedepth" in answer.sentence
