@@ -49,6 +49,7 @@ from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles, assign_roles
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
 from probe.training import TrainConfig, load_checkpoint
@@ -335,7 +336,7 @@ class CollapseTracker(TrainingProbe):
         )
 
     def to_result(self) -> CollapseResult:
-        return CollapseResult(models=[self.result()], config={"every": self.every})
+        return CollapseResult(models=[self.result()], roles=self.roles(), config={"every": self.every})
 
 
 @TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
@@ -378,8 +379,9 @@ class CollapseResult(Result):
     """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
 
     name: ClassVar[str] = "collapse"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     models: list[ModelCollapse]
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
 
@@ -418,13 +420,16 @@ def run(config: CollapseConfig) -> CollapseResult:
                     [measure(model, batch, step=step)],
                 )
             ],
+            roles=assign_roles([str(run_cfg.model)], options={str(run_cfg.model): run_cfg.model_options}),
             config=encode(config),
         )
     trackers = train_with_hook(
         config, lambda: CollapseTracker(every=config.every, n_images=config.n_images), "collapse"
     )
     return CollapseResult(
-        models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers], config=encode(config)
+        models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers],
+        roles=config.trained_roles(),
+        config=encode(config),
     )
 
 
@@ -519,10 +524,19 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
 
 COLLAPSE_RULE = (
     "An image is collapsed when the spatial standard deviation of its prediction is below 0.1 of the "
-    "ground truth's. Yes when at least half of a model's evaluated images are collapsed at the last "
-    "measurement, partly when some are, no when none are."
+    "ground truth's. Yes when at least half of the evaluated images of a model under study are collapsed at "
+    "the last measurement, partly when some are, no when none are. The baselines are shown for reference."
 )
 COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
+
+
+def collapse_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the question names the models under study."""
+    if roles.seed_comparison:
+        return COLLAPSE_QUESTION
+    if roles.plural(UNDER_STUDY):
+        return f"Do {roles.phrase(UNDER_STUDY)}'s predictions collapse to the mean?"
+    return f"Does {roles.phrase(UNDER_STUDY)}'s prediction collapse to the mean?"
 
 
 @QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
@@ -530,15 +544,22 @@ def prediction_collapses(results: Results) -> Answer | None:
     doc = results.first(CollapseResult)
     if doc is None or not doc.models:
         return None
+    roles, question = doc.roles, collapse_question(doc.roles)
     evidence, worst = [], []
     for m in doc.models:
         share, ratio = finite(m.last.collapsed_share), finite(m.last.median_std_ratio)
-        evidence.append({"model": m.name, "collapsed share": fmt(share), "median std ratio": fmt(ratio)})
-        if share is not None:
+        evidence.append(
+            {"model": m.name, **roles.evidence(m.name), "collapsed share": fmt(share), "median std ratio": fmt(ratio)}
+        )
+        if share is not None and roles.under_study(m.name):
             worst.append((share, m.name, ratio))
     if not worst:
         return Answer(
-            COLLAPSE_QUESTION, "inconclusive", "collapse.json holds no collapsed share.", COLLAPSE_RULE, evidence
+            question,
+            "inconclusive",
+            "collapse.json holds no collapsed share of a model under study.",
+            COLLAPSE_RULE,
+            evidence,
         )
     # most collapsed: highest collapsed share, ties broken by the smallest std ratio
     worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else math.inf)), reverse=True)
@@ -553,7 +574,7 @@ def prediction_collapses(results: Results) -> Answer | None:
         f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
         f"(median prediction/ground-truth std ratio {fmt(ratio)})."
     )
-    return Answer(COLLAPSE_QUESTION, verdict, sentence, COLLAPSE_RULE, evidence)
+    return Answer(question, verdict, sentence, COLLAPSE_RULE, evidence)
 
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -54,18 +54,27 @@ with warnings.catch_warnings():
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
 from probe.device import device_description, resolve_device, synchronize
-from probe.errors import ProbeError
+from probe.errors import ProbeError, one_line
 from probe.limits import check_width
 from probe.memory import ACTIVATION_SCALE, GIB, MemoryEstimate, estimate_training_memory
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.models.common import output_scales
 from probe.models.recompute import checkpoint_stages, enable_activation_checkpointing
-from probe.options import check_positive, device_option, input_size_option, option, seed_option, width_option
+from probe.options import (
+    check_positive,
+    device_option,
+    input_size_option,
+    model_options_option,
+    option,
+    seed_option,
+    width_option,
+)
 from probe.registry import Registry
 from probe.report import document
 from probe.report.collect import Results
 from probe.report.sections import SECTIONS, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import ModelSelection, Roles, baselines_option
 from probe.seeding import check_seed, seed_everything
 
 TOP_LEVEL = "(top level)"
@@ -82,15 +91,23 @@ MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as
 
 
 @dataclass
-class ComplexityConfig:
-    """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
+class ComplexityConfig(ModelSelection):
+    """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA.
+
+    Models are zoo names or SPECs (``--model``, then ``--baseline``); ``model_options`` reach every model,
+    ``MODEL:KEY`` ones only that model.
+    """
 
     models: list[str] = option(
-        default_factory=list_models, flag="--model", shown="all", help="model name (repeat; default: all)"
+        default_factory=list_models,
+        flag="--model",
+        shown="the zoo",
+        help="model under study: a zoo name or SPEC (repeat; default: every zoo depth model)",
     )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     input_size: tuple[int, int] = input_size_option((192, 640), help="HxW of the measured input")
     width: float = width_option()
-    options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = option(1, help="images per measured forward, and of the training-memory estimate")
     precision: str = option(
         "fp32", help="fp32|bf16|fp16: the training step's autocast (fwd+bwd timing, CUDA peak, memory estimate)"
@@ -106,21 +123,18 @@ class ComplexityConfig:
     def validate(self) -> None:
         if not self.models:
             raise ProbeError("--model: give at least one model name")
-        known = list_models()
-        unknown = [m for m in self.models if m not in known]
-        if unknown:
-            raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
+        check_width(self.width)
+        self.validate_models()
         check_positive({"--batch-size": self.batch_size, "--repeats": self.repeats})
         if self.warmup is not None and self.warmup < 0:
             raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {self.warmup}")
-        check_width(self.width)
         check_seed(self.seed)
         if self.precision not in ACTIVATION_SCALE:
             raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {self.precision!r}")
         if self.activation_checkpointing:  # a model without checkpoint stages fails before anything is measured
-            for name in self.models:
+            for name in self.compared():
                 with torch.device("meta"):
-                    checkpoint_stages(build_model(name, width=self.width, **self.options))
+                    checkpoint_stages(build_model(name, width=self.width, **self.options_for(name)))
 
 
 @dataclass
@@ -218,11 +232,13 @@ class ComplexityResult(Result):
     """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
 
     name: ClassVar[str] = "complexity"
-    schema_version: ClassVar[int] = 2  # 2: config.precision, config.activation_checkpointing, training_memory
+    # 2: config.precision, config.activation_checkpointing, training_memory; 3: roles, config.model_options
+    schema_version: ClassVar[int] = 3
     config: ComplexityConfig
     device: str
     device_name: str
     models: list[ModelComplexity]
+    roles: Roles  # which models are under study and which are baselines
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_blocks(self.models, Path(out_dir) / "complexity_blocks.png")]
@@ -440,14 +456,22 @@ def measure_model(
 ) -> ModelComplexity:
     """Build ``name`` on ``device`` and measure it (see the module docstring)."""
     started = time.perf_counter()
-    options = {"width": config.width, **config.options}
+    options = {"width": config.width, **config.options_for(name)}
     seed_everything(config.seed)
     model = build_model(name, **options).to(device)
     h, w = config.input_size
     inputs = torch.rand(config.batch_size, 3, h, w, device=device)
 
     model.eval()
-    macs = count_macs(model, inputs)
+    try:
+        macs = count_macs(model, inputs)
+    except ProbeError:
+        raise
+    except Exception as exc:  # fvcore's tracer raises many types for an untraceable forward
+        raise ProbeError(
+            f"{name}: MACs: fvcore cannot trace the eval forward ({type(exc).__name__}: {one_line(exc)[:200]}); "
+            f"`probe check-model {name}` shows the fix"
+        ) from exc
     activations = count_activations(model, inputs)
     flops = count_torch_flops(model, inputs)
     forward_s = median_seconds(lambda: _forward(model, inputs), repeats, warmup, device)
@@ -472,7 +496,7 @@ def measure_model(
         input_size=(h, w),
         batch_size=config.batch_size,
         width=config.width,
-        model_options=config.options,
+        model_options=config.options_for(name),
         precision=config.precision,
         activation_checkpointing=config.activation_checkpointing,
         device=device,
@@ -514,15 +538,17 @@ def run(config: ComplexityConfig, progress: Progress | None = None) -> Complexit
     repeats = config.repeats if config.repeats is not None else (20 if device.type == "cuda" else 3)
     warmup = config.warmup if config.warmup is not None else (5 if device.type == "cuda" else 1)
 
-    task = progress.add_task("complexity", total=len(config.models)) if progress is not None else None
+    task = progress.add_task("complexity", total=len(config.compared())) if progress is not None else None
     measured = []
-    for name in config.models:
+    for name in config.compared():
         if progress is not None and task is not None:
             progress.update(task, description=f"complexity: {name}")
         measured.append(measure_model(name, config, device, repeats, warmup))
         if progress is not None and task is not None:
             progress.advance(task)
-    return ComplexityResult(config=config, device=str(device), device_name=device_description(device), models=measured)
+    return ComplexityResult(
+        config=config, device=str(device), device_name=device_description(device), models=measured, roles=config.roles()
+    )
 
 
 def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
@@ -587,6 +613,7 @@ def models_section(results: Results) -> document.Section | None:
     rows = [
         {
             "model": m.name,
+            **doc.roles.evidence(m.name),
             "input (HxW)": "x".join(str(v) for v in m.input_size),
             "params": m.params,
             "MACs (G)": m.macs / 1e9,

@@ -44,12 +44,14 @@ import numpy as np
 from probe.errors import ProbeError
 from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
 from probe.limits import check_width
+from probe.models.spec import display_name, file_safe_name
 from probe.options import (
     check_positive,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
     out_option,
     parse_name_list,
@@ -57,11 +59,12 @@ from probe.options import (
     width_option,
 )
 from probe.registry import Registry
-from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
+from probe.roles import BASELINE, UNDER_STUDY, ModelSelection, Roles, assign_roles, baselines_option
 from probe.runs import run_folder_lock
 from probe.seeding import check_seed
 from probe.training import TrainConfig, train
@@ -170,9 +173,25 @@ def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> 
     return [EXPERIMENTS.build(name, slim) for name in names]
 
 
+def model_experiment(model: str, role: str, options: dict[str, Any], slim: bool) -> Experiment:
+    """One run of a model compared by ``--model``/``--baseline``.
+
+    A baseline that is also the id of one of the seed's experiments (``densedepth``) is that experiment, with
+    ``options`` added to its own; any other model trains with ``options``, its file-safe name as the id.
+    """
+    if role == BASELINE and model in EXPERIMENTS:
+        seed = EXPERIMENTS.build(model, slim)
+        return replace(seed, options={**seed.options, **options})
+    return Experiment(file_safe_name(model), f"{display_name(model, options)} ({role})", None, model, dict(options))
+
+
 @dataclass
-class SeedStudyConfig:
-    """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run."""
+class SeedStudyConfig(ModelSelection):
+    """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run.
+
+    With ``models`` (``--model SPEC``) the models under study train on the same batches as the seed's
+    matrix, or, with ``baselines``, as those baselines only.
+    """
 
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
@@ -199,6 +218,14 @@ class SeedStudyConfig:
         parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
         help="comma-separated experiment ids (default: all)",
     )
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="model under study (zoo name or SPEC, repeat): trained beside the seed's matrix, or with --baseline "
+        "against those baselines only",
+    )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     out: Path = out_option(Path("runs/seed-study"))
 
     def validate(self) -> None:
@@ -212,6 +239,27 @@ class SeedStudyConfig:
             raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
         for name in self.only or []:
             EXPERIMENTS.entry(name)
+        if self.baselines and not self.models:
+            raise ProbeError("--baseline: compares the --model(s) under study with it; give --model SPEC too")
+        if self.models:
+            self.validate_models()
+        elif self.model_options:
+            raise ProbeError("--model-option: reaches the --model(s) under study; the seed's matrix sets its own")
+
+    def experiments(self) -> list[Experiment]:
+        """The runs in order: the seed's matrix (unless --baseline), the baselines, then the models under study."""
+        seed = [] if self.baselines else seed_study_experiments(self.slim, self.only)
+        seed = [e for e in seed if e.model not in self.models]
+        chosen = [model_experiment(b, BASELINE, self.options_for(b), self.slim) for b in self.baselines]
+        chosen += [model_experiment(m, UNDER_STUDY, self.options_for(m), self.slim) for m in self.models]
+        return seed + chosen
+
+    def experiment_roles(self, experiments: list[Experiment]) -> Roles:
+        """The roles of the trained models: the --model(s) and --baseline(s), or (none given) the seed's comparison."""
+        others = list(dict.fromkeys(e.model for e in experiments if e.model not in self.models))
+        if not self.models:
+            return assign_roles(others)
+        return assign_roles(self.models, others, {m: self.options_for(m) for m in self.models})
 
     def resolved(self) -> "SeedStudyConfig":
         """Apply ``quick``: width 1/16, 64x96 images, 96 synthetic training samples (24 steps), 32 test samples."""
@@ -267,9 +315,11 @@ class SeedStudyResult(Result):
     """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
 
     name: ClassVar[str] = "experiments"
-    schema_version: ClassVar[int] = 2  # 2: launch (how the runs ran) and config.checkpoint_every
+    # 2: launch (how the runs ran) and config.checkpoint_every; 3: roles, config.models/baselines/model_options
+    schema_version: ClassVar[int] = 3
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
+    roles: Roles  # which trained models are under study and which are baselines
     launch: Launch = field(default_factory=Launch)
 
     def figures(self, out_dir: Path) -> list[Path]:
@@ -328,7 +378,7 @@ def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedSt
     ``DIR/experiments_loss.png``.
     """
     cfg = config.resolved()
-    experiments = seed_study_experiments(cfg.slim, cfg.only)
+    experiments = cfg.experiments()
     for experiment in experiments:  # every flag checked before the folder is locked or written
         train_config_for(experiment, cfg).validate()
     launch.validate()
@@ -336,7 +386,7 @@ def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedSt
     with run_folder_lock(cfg.out, "experiment seed-study"):
         jobs = [Job(e.id, Path(cfg.out) / e.id, run_experiment, (e, cfg)) for e in experiments]
         rows = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
-        study = SeedStudyResult(config=cfg, experiments=rows, launch=launch)
+        study = SeedStudyResult(config=cfg, experiments=rows, roles=cfg.experiment_roles(experiments), launch=launch)
         study.save(cfg.out)
         return study
 
@@ -499,6 +549,7 @@ def experiments_section(results: Results) -> Section | None:
                 "experiment": e.id,
                 "title": e.title,
                 "model": e.model,
+                **doc.roles.evidence(e.model),
                 "params": e.params,
                 "mean epoch loss": e.mean_epoch_loss,
                 "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
@@ -545,11 +596,20 @@ def experiments_section(results: Results) -> Section | None:
 
 
 COST_RULE = (
-    "Ratios of parameters, multiply-accumulates and forward+backward latency of each PackNet model to "
-    "DenseDepth at the same input size (complexity.json), set against the mean training loss of the "
-    "experiment matrix when it exists (experiments.json)."
+    "Ratios of parameters, multiply-accumulates and forward+backward latency of each model under study to each "
+    "baseline (in the seed's comparison: each PackNet model to DenseDepth) at the same input size "
+    "(complexity.json), set against the mean training loss of the experiment matrix when it exists "
+    "(experiments.json)."
 )
 COST_QUESTION = "What does the extra capacity cost?"
+
+
+def cost_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the models under study against the baselines."""
+    if roles.seed_comparison:
+        return COST_QUESTION
+    verb = "do" if roles.plural(UNDER_STUDY) else "does"
+    return f"What {verb} {roles.phrase(UNDER_STUDY)} cost against {roles.phrase(BASELINE) or 'no baseline'}?"
 
 
 @QUESTIONS.register("cost", description=COST_QUESTION, order=50)
@@ -560,44 +620,58 @@ def capacity_cost(results: Results) -> Answer | None:
     doc = results.first(ComplexityResult)
     if doc is None or not doc.models:
         return None
-    models = doc.models
-    base = next((m for m in models if not is_packnet(m.name)), None)
+    models, roles = doc.models, doc.roles
+    question = cost_question(roles)
+    bases = [m for m in models if roles.role_of(m.name) == BASELINE]
     evidence = [
         {
             "model": m.name,
+            **roles.evidence(m.name),
             "params": m.params,
             "MACs": fmt(m.macs),
             "fwd+bwd latency (ms)": fmt(m.latency.forward_backward_ms),
         }
         for m in models
     ]
-    packs = [m for m in models if is_packnet(m.name)]
-    if base is None or not packs:
+    studied = [m for m in models if roles.under_study(m.name)]
+    if not bases or not studied:
         return Answer(
-            COST_QUESTION,
+            question,
             "inconclusive",
-            "A PackNet model and DenseDepth must both be in complexity.json to compare.",
+            "A model under study and a baseline must both be in complexity.json to compare.",
             COST_RULE,
             evidence,
         )
+    sentence = "; ".join(_cost_ratios(studied, base) for base in bases)
+    experiments = results.first(SeedStudyResult)
+    losses = _experiment_losses(experiments)
+    if experiments is not None:
+        base_losses = [v for k, v in losses.items() if experiments.roles.role_of(k) == BASELINE]
+        studied_losses = [v for k, v in losses.items() if experiments.roles.under_study(k)]
+        if base_losses and studied_losses:
+            better = min(studied_losses) < min(base_losses)
+            sentence += (
+                f"; for that, its best mean training loss is {fmt(min(studied_losses))} against "
+                f"{fmt(min(base_losses))} ({'better' if better else 'worse'})"
+            )
+    return Answer(question, "measured", sentence + ".", COST_RULE, evidence)
+
+
+def _cost_ratios(studied: list[Any], base: Any) -> str:
+    """Each model's size, compute and step latency as multiples of ``base``'s, in one clause ending "of <base>"."""
     parts = []
-    for m in packs:
+    for m in studied:
         p = m.params / max(base.params, 1)
         c = m.macs / max(base.macs, 1)
         lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
-        lat = f", {lm / lb:.1f}x the training-step latency" if lb and lm else ""
-        parts.append(f"{m.name} has {p:.1f}x the parameters and {c:.1f}x the MACs{lat}")
-    sentence = "; ".join(parts) + f" of {base.name}"
-    losses = _experiment_losses(results.first(SeedStudyResult))
-    dd = [v for k, v in losses.items() if not is_packnet(k)]
-    pn = [v for k, v in losses.items() if is_packnet(k)]
-    if dd and pn:
-        better = min(pn) < min(dd)
-        sentence += (
-            f"; for that, its best mean training loss is {fmt(min(pn))} against "
-            f"{fmt(min(dd))} ({'better' if better else 'worse'})"
-        )
-    return Answer(COST_QUESTION, "measured", sentence + ".", COST_RULE, evidence)
+        lat = f", {_times(lm / lb)}x the training-step latency" if lb and lm else ""
+        parts.append(f"{m.name} has {_times(p)}x the parameters and {_times(c)}x the MACs{lat}")
+    return "; ".join(parts) + f" of {base.name}"
+
+
+def _times(ratio: float) -> str:
+    """A ratio for "N x the ...": one decimal from 1 up, two significant digits below (0.02x, not 0.0x)."""
+    return f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"
 
 
 def _experiment_losses(doc: SeedStudyResult | None) -> dict[str, float]:
