@@ -24,7 +24,7 @@ from typing import Callable, TypeVar
 import torch
 
 from probe.errors import ProbeError
-from probe.io import ensure_dir, to_plain
+from probe.io import ensure_dir
 from probe.limits import MAX_ANALYSIS_STEPS, MAX_BATCH_SIZE, MAX_STEPS, check_count, check_input_size, check_width
 from probe.memory import check_training_fits
 from probe.models import list_models
@@ -49,7 +49,7 @@ from probe.training.checkpoint import (
     resolve_checkpoint,
     run_train_config,
 )
-from probe.training.loop import LEGACY_FIELDS, RESUME_FIXED_FIELDS
+from probe.training.loop import changed_fields
 
 
 @dataclass
@@ -188,9 +188,7 @@ def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) ->
     found = resolve_checkpoint(checkpoint, with_state=True)
     recorded = run_train_config(found.run_dir)
     saved = TrainConfig.from_json(recorded)
-    own = read_state(found)["config"]  # what the checkpoint itself says it trained; config.json must agree
-    now = to_plain(saved.to_json())
-    edited = [k for k in RESUME_FIXED_FIELDS if own.get(k, LEGACY_FIELDS.get(k)) != now[k]]
+    edited = changed_fields(read_state(found)["config"], saved)  # the checkpoint's own record must agree
     if edited:
         raise ProbeError(
             f"{found.run_dir / 'config.json'} (train section): {', '.join(edited)} differ from what the checkpoint "

@@ -90,6 +90,12 @@ RESUME_FIXED_FIELDS = (
 LEGACY_FIELDS = {"loss_scales": "all"}
 
 
+def changed_fields(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The :data:`RESUME_FIXED_FIELDS` in which ``config`` differs from a checkpoint's recorded config."""
+    now = to_plain(config.to_json())
+    return [k for k in RESUME_FIXED_FIELDS if recorded.get(k, LEGACY_FIELDS.get(k)) != now[k]]
+
+
 class NonFiniteLoss(ProbeError):
     """The loss (or, without a GradScaler, the gradient norm, or the weights after a step) stopped being finite."""
 
@@ -366,9 +372,7 @@ class _Run:
             return Position(step=0, epoch=0, batch_in_epoch=0)
 
         checkpoint, state = found
-        saved = state["config"]
-        now = to_plain(cfg.to_json())
-        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
+        changed = changed_fields(state["config"], cfg)
         if changed:
             raise ProbeError(
                 f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "

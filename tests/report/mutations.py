@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from hypothesis import strategies as st
 
-from probe.report.build import build_sections
+from probe.report.build import report_contents
 from probe.report.collect import collect_results
 from probe.report.document import render_html, render_markdown
 from probe.report.sections import SECTIONS
@@ -172,13 +172,7 @@ def report_of(run: Path, mutated: list[Mutation], figure_dir: Path) -> Outcome:
     error; every section whose results were read is shown; no raw HTML reaches the Markdown.
     """
     results = collect_results([run])
-    sections, not_run = build_sections(results)
-    not_run += [
-        f"could not read {line}"
-        for lines in results.unreadable.values()
-        for line in lines
-        if not any(line in reason for reason in not_run)
-    ]
+    sections, not_run = report_contents(results)
     html = render_html("report", sections, not_run)
     markdown = render_markdown("report", sections, not_run, figure_dir, figure_dir.name)
     problems = []
