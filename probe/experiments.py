@@ -21,6 +21,13 @@ augmentation.  Each experiment is an ordinary training run in
 ``DIR/<id>/`` (resumable, reportable); ``DIR/experiments.json`` and
 ``DIR/experiments_loss.png`` compare them.
 
+The experiments are independent runs, each seeded by its own config, so they can
+run side by side (:mod:`probe.jobs`: ``--parallel N`` worker processes, one per GPU
+on CUDA, or one submitit job each with ``--launcher slurm``) with the numbers of
+one after another (on a CPU: with equal threads per run, ``--threads-per-run``).
+:func:`study_differences` is that comparison: every number but the timings
+(:data:`TIMING_FIELDS`) and where and how the runs ran.
+
 >>> result = run_seed_study(SeedStudyConfig(quick=True, out=Path("runs/seed")))  # doctest: +SKIP
 >>> [row.mean_epoch_loss for row in result.experiments]                        # doctest: +SKIP
 """
@@ -35,6 +42,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
 from probe.limits import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -190,6 +198,9 @@ class SeedStudyConfig:
     seed: int = seed_option()
     workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    checkpoint_every: int | None = option(
+        None, help="also checkpoint every N steps (what a preempted SLURM job loses at most)"
+    )
     quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
     evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
     eval_length: int | None = None
@@ -271,9 +282,10 @@ class SeedStudyResult(Result):
     """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
 
     name: ClassVar[str] = "experiments"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # 2: launch (how the runs ran) and config.checkpoint_every
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
+    launch: Launch = field(default_factory=Launch)
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_loss_curves(self.experiments, Path(out_dir) / "experiments_loss.png")]
@@ -299,6 +311,7 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
         seed=config.seed,
         workers=config.workers,
         precision=config.precision,
+        checkpoint_every=config.checkpoint_every,
         out=run_dir,
         resume=has_checkpoint(run_dir),
     )
@@ -321,52 +334,89 @@ def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> ExperimentEval:
     return ExperimentEval(result.protocol, result.n_images, dict(result.metrics))
 
 
-def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
+def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedStudyResult:
     """Train every experiment (resuming any that a previous call left unfinished) and compare them.
 
     With ``config.evaluate`` each finished run is also scored on the test
-    split.  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``.
+    split.  ``launch`` runs the experiments side by side (:mod:`probe.jobs`); the
+    numbers do not depend on it.  Writes ``DIR/experiments.json`` and
+    ``DIR/experiments_loss.png``.
     """
     cfg = config.resolved()
     experiments = seed_study_experiments(cfg.slim, cfg.only)
     for experiment in experiments:  # every flag checked before the folder is locked or written
         train_config_for(experiment, cfg).validate()
+    launch.validate()
+    check_preemptible(launch, cfg.checkpoint_every)
     with run_folder_lock(cfg.out, "experiment seed-study"):
-        return _run_experiments(cfg, experiments)
+        jobs = [Job(e.id, Path(cfg.out) / e.id, run_experiment, (e, cfg)) for e in experiments]
+        rows = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
+        study = SeedStudyResult(config=cfg, experiments=rows, launch=launch)
+        study.save(cfg.out)
+        return study
 
 
-def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> SeedStudyResult:
-    rows = []
-    for experiment in experiments:
-        result = train(train_config_for(experiment, cfg))
-        s = result.summary
-        if s is None:
-            raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
-        rows.append(
-            ExperimentRow(
-                id=experiment.id,
-                title=experiment.title,
-                seed_experiment=experiment.seed_number,
-                model=experiment.model,
-                options=experiment.options,
-                params=s.params,
-                steps=s.steps,
-                mean_epoch_loss=s.mean_epoch_loss,
-                batch_loss_std=s.batch_loss_std,
-                first100_mean_loss=s.first100_mean_loss,
-                final_loss=s.final_loss,
-                seconds_per_epoch=s.seconds_per_epoch,
-                images_per_s=s.images_per_s,
-                loss_curve=s.loss_curve,
-                seed_mean_loss=experiment.seed_mean_loss,
-                seed_note=experiment.seed_note,
-                run_dir=str(result.out),
-                eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
-            )
-        )
-    study = SeedStudyResult(config=cfg, experiments=rows)
-    study.save(cfg.out)
-    return study
+def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> ExperimentRow:
+    """Train one experiment into ``DIR/<id>/`` (resuming its newest checkpoint) and score it: its row.
+
+    A job of :func:`run_seed_study`; the TrainConfig is made here, in the process that
+    trains, so a requeued job sees the checkpoints its earlier start wrote.
+    """
+    result = train(train_config_for(experiment, cfg))
+    s = result.summary
+    if s is None:
+        raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
+    return ExperimentRow(
+        id=experiment.id,
+        title=experiment.title,
+        seed_experiment=experiment.seed_number,
+        model=experiment.model,
+        options=experiment.options,
+        params=s.params,
+        steps=s.steps,
+        mean_epoch_loss=s.mean_epoch_loss,
+        batch_loss_std=s.batch_loss_std,
+        first100_mean_loss=s.first100_mean_loss,
+        final_loss=s.final_loss,
+        seconds_per_epoch=s.seconds_per_epoch,
+        images_per_s=s.images_per_s,
+        loss_curve=s.loss_curve,
+        seed_mean_loss=experiment.seed_mean_loss,
+        seed_note=experiment.seed_note,
+        run_dir=str(result.out),
+        eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
+    )
+
+
+TIMING_FIELDS = ("seconds_per_epoch", "images_per_s")
+"""Row fields that measure the machine, not the run: they differ between any two runs of one study."""
+PLACE_FIELDS = ("out", "run_dir")
+"""Where a study was written: compared relative to its folder."""
+
+
+def study_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Where two ``experiments.json`` differ, beyond timings and place: ``[]`` when they agree.
+
+    Every number is compared exactly (floats bit for bit): the config (but ``out``), and every
+    row's losses, loss curve, parameters, steps and eval metrics.  Left out: :data:`TIMING_FIELDS`,
+    the ``launch`` section (how the runs were run, the point of comparing) and the folders,
+    whose run folders are compared by their names under ``out``.
+
+    >>> row = {"id": "a", "run_dir": "x/a", "final_loss": 0.5, "images_per_s": 10.0}
+    >>> study_differences({"config": {"out": "x"}, "experiments": [row]},
+    ...                   {"config": {"out": "y"}, "experiments": [{**row, "run_dir": "y/a", "images_per_s": 3.0}]})
+    []
+    """
+
+    def comparable(study: dict[str, Any]) -> dict[str, Any]:
+        config = {k: v for k, v in study["config"].items() if k not in PLACE_FIELDS}
+        rows = [
+            {k: (Path(v).name if k == "run_dir" else v) for k, v in row.items() if k not in TIMING_FIELDS}
+            for row in study["experiments"]
+        ]
+        return {"config": config, "experiments": rows}
+
+    return json_differences(comparable(a), comparable(b))
 
 
 def moving_average(values: list[float], window: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
@@ -13,7 +14,11 @@ def progress_bar(transient: bool = False, disable: bool | None = None) -> Progre
 
     Use as a context manager and add tasks with ``progress.add_task(desc, total=n)``;
     put live numbers (loss) in the description via ``progress.update(task, description=...)``.
+    Hidden when stderr is not a terminal, and in processes started with ``PROBE_PROGRESS=0``
+    (the workers of ``--parallel``, whose bars would garble one terminal).
     """
+    if disable is None:
+        disable = not sys.stderr.isatty() or os.environ.get("PROBE_PROGRESS") == "0"
     console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -24,5 +29,5 @@ def progress_bar(transient: bool = False, disable: bool | None = None) -> Progre
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=(not sys.stderr.isatty()) if disable is None else disable,
+        disable=disable,
     )

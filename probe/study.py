@@ -26,6 +26,7 @@ from probe.data import dataset_info, dataset_present
 from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
+from probe.jobs import Launch
 from probe.options import data_root_option, dataset_option, device_option, option, out_option, seed_option
 from probe.progress import progress_bar
 from probe.registry import Registry
@@ -113,6 +114,7 @@ class StudyConfig:
     out: Path = out_option(Path("runs/study"))
     steps: list[str] | None = option(None, flag="--step", help="run only these steps (repeatable)")  # None: all
     force: bool = option(False, flag="--force", help="re-run steps whose results already exist")
+    launch: Launch = field(default_factory=Launch)  # how the experiment step's runs run (probe.jobs; CLI: Launch)
 
     def validate(self) -> None:
         """Everything a study can check before hours of work: steps, budget, seed and the dataset's files."""
@@ -122,6 +124,7 @@ class StudyConfig:
             raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {self.dataset}")
         _ = self.budget  # an unknown budget name fails here
         check_seed(self.seed)
+        self.launch.validate()
         if not dataset_present(self.dataset, self.data_root):
             raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
 
@@ -214,7 +217,7 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
         out=config.out,
     )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
-    run_seed_study(cfg)
+    run_seed_study(cfg, config.launch)
     return [config.out / "experiments.json"]
 
 

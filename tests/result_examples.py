@@ -18,13 +18,15 @@ from analyses.attribution import (AttributionConfig, AttributionResult, Attribut
                                   mass_radii)
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
 from analyses.collapse import CollapseResult, ModelCollapse, measure_prediction
-from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity
+from analyses.complexity import (BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity,
+                                 TrainingMemory)
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.evaluate_scale import ScaleEvaluation, ratio_summary
 from probe.experiments import ExperimentEval, ExperimentRow, SeedStudyConfig, SeedStudyResult
+from probe.jobs import Launch
 from probe.image_quality import ImageQuality
 from probe.io import write_json
 from probe.laws import LawResult, PropertiesResult
@@ -119,6 +121,12 @@ def model_complexity(name: str, params: int, macs: int, forward_backward_ms: flo
                                                                            macs - macs // 2)],
         activation_count=10**6, latency=Latency("cpu", forward_backward_ms / 3, forward_backward_ms, 1, 0, 1),
         peak_memory_bytes=None, peak_memory_forward_bytes=None, peak_memory_reason="not measured on cpu",
+        training_memory=TrainingMemory(
+            batch_size=1, precision="fp32", activation_checkpointing=False, parameters=params,
+            weight_bytes=4 * params, gradient_bytes=4 * params, optimizer_bytes=8 * params,
+            activation_bytes=3 * 2**30, activation_bytes_per_image=3.0 * 2**30, input_bytes=4 * 3 * 192 * 640,
+            total_bytes=16 * params + 3 * 2**30 + 4 * 3 * 192 * 640,
+            total_gb=(16 * params + 3 * 2**30 + 4 * 3 * 192 * 640) / 2**30, peak_over_estimate=None),
         measure_seconds=1.0)
 
 
@@ -145,7 +153,8 @@ def experiment_row(id: str, model: str, curve: list[float], seed_mean_loss: floa
 def experiments() -> SeedStudyResult:
     return SeedStudyResult(config=SeedStudyConfig(quick=True), experiments=[
         experiment_row("densedepth", "densedepth", [0.9, 0.6, 0.5, 0.4], seed_mean_loss=0.401),
-        experiment_row("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6], evaluated=False)])
+        experiment_row("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6], evaluated=False)],
+        launch=Launch(parallel=2, threads=1))
 
 
 # -- the rest: attribution, properties, eval, train, study ---------------------------------------

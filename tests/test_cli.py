@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,15 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("experiment", "seed-study", "--only", "nope", "--out", "{out}"), "--only"),
     (("experiment", "seed-study", "--epochs", "0", "--out", "{out}"), "--epochs"),
     (("experiment", "seed-study", "--quick", "--dataset", "nyu", "--out", "{out}"), "--quick"),
+    (("experiment", "seed-study", "--quick", "--parallel", "0", "--out", "{out}"), "--parallel"),
+    (("experiment", "seed-study", "--quick", "--launcher", "pbs", "--out", "{out}"), "--launcher"),
+    (("experiment", "seed-study", "--quick", "--launcher", "slurm", "--out", "{out}"), "--partition"),
+    (("experiment", "seed-study", "--quick", "--partition", "gpu", "--out", "{out}"), "--partition"),
+    (("experiment", "seed-study", "--quick", "--launcher", "submitit-local", "--time-min", "0", "--out", "{out}"),
+     "--time-min"),
+    *([(("experiment", "seed-study", "--quick", "--launcher", "slurm", "--partition", "gpu", "--out", "{out}"),
+        "srun")] if shutil.which("srun") is None else []),
+    (("study", "--quick", "--parallel", "0", "--out", "{out}"), "--parallel"),
     # gradients, noise, collapse
     (("gradients", "--out", "{out}"), "--model"),
     (("gradients", "--model", "nope", "--out", "{out}"), "unknown model 'nope'"),
