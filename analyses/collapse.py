@@ -43,7 +43,8 @@ from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
-from probe.options import check_positive, option, out_option
+from probe.limits import MAX_ANALYSIS_STEPS, MAX_HELD_OUT_IMAGES, check_count
+from probe.options import option, out_option
 from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
@@ -278,8 +279,14 @@ class ModelCollapse:
 
     @classmethod
     def of(cls, name: str, source: str, batch: Samples, measurements: list[Measurement]) -> ModelCollapse:
-        last = measurements[-1]
-        return cls(name, source, list(batch.names), [m.summary() for m in measurements], last.stats, batch, last.pred)
+        return cls.of_history(name, source, batch, [m.summary() for m in measurements[:-1]], measurements[-1])
+
+    @classmethod
+    def of_history(
+        cls, name: str, source: str, batch: Samples, earlier: list[CollapseSummary], last: Measurement
+    ) -> ModelCollapse:
+        """From the summaries of the earlier measurements and the last measurement (its predictions kept)."""
+        return cls(name, source, list(batch.names), [*earlier, last.summary()], last.stats, batch, last.pred)
 
     @property
     def last(self) -> CollapseSummary:
@@ -308,31 +315,43 @@ class CollapseTracker(TrainingProbe):
         super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
-        self.measurements: list[Measurement] = []
+        # summaries of the earlier measurements and the newest in full: memory does not grow with
+        # the steps by a prediction per measurement
+        self.history: list[CollapseSummary] = []
+        self.latest: Measurement | None = None
         self._last_step: int | None = None
 
     def on_start(self, model: nn.Module, config: Any) -> None:
         super().on_start(model, config)
         if self.batch is None:
             self.batch = held_out_samples(config, self.n_images).to(next(model.parameters()).device)
-        self.measurements.append(measure(model, self.batch, step=0))
+        self._record(model, 0)
+
+    def _record(self, model: nn.Module, step: int) -> None:
+        assert self.batch is not None
+        if self.latest is not None:
+            self.history.append(self.latest.summary())
+        self.latest = measure(model, self.batch, step)
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
         self._last_step = step
         if self.due(step):
-            assert self.batch is not None
-            self.measurements.append(measure(model, self.batch, step))
+            self._record(model, step)
 
     def on_end(self, model: nn.Module) -> None:
-        if self._last_step is not None and self.measurements[-1].step != self._last_step:
-            assert self.batch is not None
-            self.measurements.append(measure(model, self.batch, self._last_step))
+        if self._last_step is not None and self.latest is not None and self.latest.step != self._last_step:
+            self._record(model, self._last_step)
+
+    @property
+    def steps_trained(self) -> int:
+        """Training steps this tracker saw (0 before the first)."""
+        return self._last_step or 0
 
     def result(self, source: str = "") -> ModelCollapse:
-        if self.batch is None or not self.measurements:
+        if self.batch is None or self.latest is None:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse.of(
-            str(self.name), source or f"trained {self._last_step or 0} steps", self.batch, list(self.measurements)
+        return ModelCollapse.of_history(
+            str(self.name), source or f"trained {self.steps_trained} steps", self.batch, list(self.history), self.latest
         )
 
     def to_result(self) -> CollapseResult:
@@ -363,8 +382,9 @@ class CollapseConfig(TrainingRuns):
     out: Path = out_option(Path("runs/collapse"))
 
     def validate(self) -> None:
+        check_count("--every", self.every, MAX_ANALYSIS_STEPS)
+        check_count("--images", self.n_images, MAX_HELD_OUT_IMAGES, "predicted together as one batch")
         super().validate()
-        check_positive({"--every": self.every, "--images": self.n_images})
 
 
 RULE = (
@@ -427,7 +447,7 @@ def run(config: CollapseConfig) -> CollapseResult:
         config, lambda: CollapseTracker(every=config.every, n_images=config.n_images), "collapse"
     )
     return CollapseResult(
-        models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers],
+        models=[t.result(f"trained {t.steps_trained} steps from initialisation") for t in trackers],
         roles=config.trained_roles(),
         config=encode(config),
     )

@@ -45,6 +45,7 @@ from probe.options import out_option
 from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.guards import inconclusive, undefined_inputs
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles
@@ -467,6 +468,10 @@ def gradients_vanish(results: Results) -> Answer | None:
     if flagged:
         parts = ", ".join(f"{n} ({k} layers flagged, first/last ratio {fmt(r)})" for n, k, r in flagged)
         return Answer(question, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
+    # "no" needs every studied model's ratio >= 1e-2: a missing or NaN ratio never counts as meeting it
+    missing = undefined_inputs({f"{m.name}'s first/last ratio": m.verdict.first_last_ratio for m in studied})
+    if missing:
+        return inconclusive(question, VANISH_RULE, evidence, missing)
     ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in studied)
     return Answer(
         question,
