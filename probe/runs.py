@@ -12,6 +12,7 @@ once with one line naming the folder and the holder.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -173,13 +174,15 @@ def run_folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
     it removes the temporary files a killed writer left in ``folder``.  The
     file records the holder's PID, command and start time for the message a
     second writer gets (a one-line ProbeError, raised at once, never a wait);
-    it is removed again on release (only a killed holder leaves it behind).
+    it is removed again on release (only a killed holder leaves it behind), and so is
+    the folder when this call created it and nothing was written into it.
     Re-entrant within one process: a study that runs an analysis that trains
     into the same folder takes it once.
 
     >>> with run_folder_lock("runs/x", "train"):    # doctest: +SKIP
     ...     ...                                     # only this process writes into runs/x
     """
+    created = not Path(folder).exists()
     path = ensure_dir(folder, "--out")
     key = str(path.resolve())
     with _HELD_GUARD:
@@ -198,6 +201,9 @@ def run_folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
                 if held.depth == 0:
                     del _HELD[key]
                     _release(path / LOCK_FILE, held.fd)
+                    if created:  # a command that failed before writing leaves no empty folder behind
+                        with contextlib.suppress(OSError):
+                            path.rmdir()  # only succeeds while the folder is empty
 
 
 def _release(lock_path: Path, fd: int) -> None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from analyses import autoencoder as ae
 from probe.errors import ProbeError
+from probe.report.document import md_text
 
 GENERIC = ["pack3d", "pack2d", "maxpool", "strided"]
 
@@ -193,7 +194,7 @@ def test_cli_trains_the_encoder_and_compares_it_with_max_pool_at_its_depth(run_c
     assert res.code == 0, res
     report = (tmp_path / "r.md").read_text()
     assert "| Does unet's encoder preserve information? |" in report
-    assert f"| {UNET} | 5 | 32x1x1 |" in report
+    assert f"| {md_text(UNET)} | 5 | 32x1x1 |" in report  # the SPEC as text (its colon escaped)
 
 
 @pytest.mark.parametrize("args, message", [
