@@ -200,8 +200,7 @@ def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) ->
     ``checkpoints/step_N`` folder or its weights file).
     """
     found = resolve_checkpoint(checkpoint, with_state=True)
-    recorded = run_train_config(found.run_dir)
-    saved = TrainConfig.from_json(recorded)
+    saved = TrainConfig.from_json(run_train_config(found.run_dir))
     edited = changed_fields(read_state(found)["config"], saved)  # the checkpoint's own record must agree
     if edited:
         raise ProbeError(

@@ -633,13 +633,17 @@ def measure_report(work: Path, per_file: int, seed: int) -> dict:
         table.add_row(name, str(counts[name]), str(len(problems[name])), (problems[name] or [""])[0][:120])
     Console(width=220).print(table)
     total = sum(map(len, problems.values())) + len(other)
-    print(f"{total} problems in {rounds} reports ({sum(counts.values())} mutations); other: {other[:3]}")
+    print(
+        f"{total} problems in {rounds} reports ({sum(counts.values())} mutations, {crashes} reports crashed); "
+        f"not attributed to one file: {other[:3]}"
+    )
     return {
         "rounds": rounds,
         "mutations": counts,
         "problems": problems,
         "other": other,
         "total_problems": total,
+        "crashed_reports": crashes,
         "seconds": time.perf_counter() - start,
     }
 
