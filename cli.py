@@ -9,6 +9,7 @@ whose flags, defaults and help are written once, in the config.  Bad input raise
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
@@ -16,7 +17,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar, Union
+from typing import Annotated, Any, Callable, Iterator, Optional, TypeVar, Union
 
 import typer
 
@@ -29,6 +30,7 @@ from analyses.noise import NoiseConfig
 from probe.errors import ProbeError, one_line
 from probe.evaluate import EvalOptions, PredictOptions
 from probe.experiments import SeedStudyConfig
+from probe.jobs import Launch
 from probe.laws import PropertiesConfig
 from probe.models.check import CheckConfig
 from probe.options import data_root_option, input_size_option, is_option, out_option, parse_key_values, width_option
@@ -158,6 +160,19 @@ def _root() -> None:
     """probe: models, analyses and reports for monocular depth estimation."""
 
 
+@contextlib.contextmanager
+def _writing(out: Path, command: str, config: Any) -> Iterator[None]:
+    """Check ``config``, then hold ``out``'s writer lock for the whole command: the work and the save.
+
+    A second command on a busy run folder then fails at once, not after its work, when it saves.
+    """
+    from probe.runs import run_folder_lock
+
+    config.validate()  # bad input fails before the folder or its lock file exists
+    with run_folder_lock(out, command):
+        yield
+
+
 def _echo_written(paths: list[Path]) -> None:
     for path in paths:
         typer.echo(f"wrote {path}")
@@ -223,9 +238,9 @@ def complexity_command(config: ComplexityConfig, out: OutOpt) -> None:
     from analyses import complexity
     from probe.progress import progress_bar
 
-    with progress_bar() as progress:
+    with _writing(out, "complexity", config), progress_bar() as progress:
         result = complexity.run(config, progress)
-    paths = result.save_run(out, device=result.device, seed=config.seed)
+        paths = result.save_run(out, device=result.device, seed=config.seed)
     _console().print(result.table())
     _echo_written(paths)
 
@@ -238,8 +253,9 @@ def properties_command(config: PropertiesConfig, out: OutOpt) -> None:
 
     from probe.laws import law_table, run_properties
 
-    result = run_properties(config)
-    paths = result.save_run(out, seed=config.seed)
+    with _writing(out, "properties", config):
+        result = run_properties(config)
+        paths = result.save_run(out, seed=config.seed)
     Console().print(law_table(result.laws))
     _echo_written(paths[:1])
     if not result.passed:
@@ -402,21 +418,23 @@ experiment_app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 
 
-@config_command(experiment_app, "seed-study", SeedStudyConfig)
-def seed_study_command(config: SeedStudyConfig) -> None:
+@config_command(experiment_app, "seed-study", SeedStudyConfig, Launch)
+def seed_study_command(config: SeedStudyConfig, launch: Launch) -> None:
     """Run the seed's experiments (DenseDepth, PackNet B, A, leaky ReLU, direct depth, no skips) on identical batches.
 
+    Side by side: --parallel N here, or --launcher slurm --partition P (one SLURM job each, through submitit).
     Example: probe experiment seed-study --quick --out runs/seed
     """
     from probe.experiments import print_seed_study, run_seed_study
 
-    print_seed_study(run_seed_study(config))
+    print_seed_study(run_seed_study(config, launch))
 
 
-@config_command(experiment_app, "self-supervised", SelfSupervisedStudyConfig)
-def self_supervised_command(config: SelfSupervisedStudyConfig) -> None:
+@config_command(experiment_app, "self-supervised", SelfSupervisedStudyConfig, Launch)
+def self_supervised_command(config: SelfSupervisedStudyConfig, launch: Launch) -> None:
     """PackNet and DenseDepth trained from video, with and without the velocity loss and under speed noise, over
     seeds. Writes DIR/self_supervised.json (and its figure) and a folder per run; prints both questions' answers.
+    Side by side: --parallel N (with --threads-per-run), or --launcher slurm --partition P.
 
     Example: probe experiment self-supervised --quick --seeds 0,1,2 --velocity-noise 0,b1 --out runs/ssl
     """
@@ -427,7 +445,7 @@ def self_supervised_command(config: SelfSupervisedStudyConfig) -> None:
         run_self_supervised_study,
     )
 
-    result = run_self_supervised_study(config)
+    result = run_self_supervised_study(config, launch=launch)
     print_self_supervised_study(result, _console())
     for answer in (metric_scale_answer(result), packnet_vs_densedepth_answer(result)):
         typer.echo(f"{answer.question} {answer.sentence}")
@@ -483,10 +501,11 @@ def gradients_command(config: GradientsConfig) -> None:
     """
     from analyses import gradients
 
-    result = gradients.run(config)
-    for m in result.models:
-        typer.echo(f"{m.name}: {m.verdict.summary}")
-    _save_analysis(result, config.out, config.device, config.seed)
+    with _writing(config.out, "gradients", config):
+        result = gradients.run(config)
+        for m in result.models:
+            typer.echo(f"{m.name}: {m.verdict.summary}")
+        _save_analysis(result, config.out, config.device, config.seed)
 
 
 @config_command(app, "noise", NoiseConfig)
@@ -497,14 +516,15 @@ def noise_command(config: NoiseConfig) -> None:
     """
     from analyses import noise
 
-    result = noise.run(config)
+    with _writing(config.out, "noise", config):
+        result = noise.run(config)
+        _save_analysis(result, config.out, config.device, config.seed)
     for m in result.models:
         typer.echo(
             f"{m.name}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
             f"{m.train_batch_size}); per-batch loss CV {m.loss.cv:.3g}, detrended "
             f"{m.loss.cv_detrended:.3g} (second half {m.loss_second_half.cv_detrended:.3g})"
         )
-    _save_analysis(result, config.out, config.device, config.seed)
 
 
 @config_command(app, "collapse", CollapseConfig)
@@ -515,7 +535,9 @@ def collapse_command(config: CollapseConfig) -> None:
     """
     from analyses import collapse
 
-    result = collapse.run(config)
+    with _writing(config.out, "collapse", config):
+        result = collapse.run(config)
+        _save_analysis(result, config.out, config.device, config.seed)
     for m in result.models:
         row = m.last
         typer.echo(
@@ -523,7 +545,6 @@ def collapse_command(config: CollapseConfig) -> None:
             f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
             f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}"
         )
-    _save_analysis(result, config.out, config.device, config.seed)
 
 
 # ----------------------------------------------------------------------------
@@ -538,9 +559,10 @@ def autoencoder_command(config: AutoencoderConfig, out: OutOpt) -> None:
     from analyses import autoencoder
     from probe.progress import progress_bar
 
-    with progress_bar() as progress:
-        result = autoencoder.run(config, progress)
-    _echo_written(result.save_run(out, device=result.device, seed=config.seed))
+    with _writing(out, "autoencoder", config):
+        with progress_bar() as progress:
+            result = autoencoder.run(config, progress)
+        _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for r in result.runs:
         psnr = "inf" if r.psnr_infinite else f"{r.psnr:.2f}"
         typer.echo(
@@ -555,8 +577,9 @@ def attribution_command(config: AttributionConfig, out: OutOpt) -> None:
     probe attribution --model packnet_b --model densedepth --width 0.0625 --input-size 64x64 --out runs/attr"""
     from analyses import attribution
 
-    result = attribution.run(config)
-    _echo_written(result.save_run(out, device=result.device, seed=config.seed))
+    with _writing(out, "attribution", config):
+        result = attribution.run(config)
+        _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for m in result.models:
         typer.echo(
             f"{m.name:>28}  ERF r50 {m.erf.radius_50:g} px  r95 {m.erf.radius_95:g} px  "
@@ -581,12 +604,14 @@ def report_command(
     typer.echo(f"wrote {build_report(run_dirs, output, fmt)}")
 
 
-@config_command(app, "study", StudyConfig)
-def study_command(config: StudyConfig) -> None:
-    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study"""
+@config_command(app, "study", StudyConfig, Launch)
+def study_command(config: StudyConfig, launch: Launch) -> None:
+    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study
+
+    --parallel / --launcher run the experiment step's runs side by side (as `probe experiment seed-study`)."""
     from probe.study import run_study
 
-    for r in run_study(config):
+    for r in run_study(dataclasses.replace(config, launch=launch)):
         typer.echo(f"{r.name:12s} {r.status:6s} {r.seconds:7.1f} s")
     typer.echo(f"wrote {config.out / 'report.html'}")
 

@@ -14,7 +14,10 @@ Architectures (``ARCHITECTURES`` registry):
 * ``pack2d``  space-to-depth + 2-D conv / 2-D conv + depth-to-space (pixel (un)shuffle, no 3-D conv),
 * ``maxpool`` 2x2 max-pool / bilinear x2 upsampling (the paper's baseline),
 * ``strided`` stride-2 3x3 conv / stride-2 4x4 transposed conv,
-* ``zoo_packnet``, ``zoo_densedepth``: the zoo encoder-decoders with their skips cut.
+* ``zoo_packnet``, ``zoo_densedepth``: the zoo encoder-decoders with their skips cut;
+* any model's own encoder (``--model SPEC --encoder-module encoder``): that submodule of the
+  network, trained as it is built, followed by max-pool's decoder (:class:`EncoderAutoencoder`),
+  recorded under the model's name and compared with max-pool at the same depth.
 
 The generic four share one skeleton, one block type and one channel budget,
 swept over 1..5 levels: a stem to ``c0 = max(4, 2*round(16*width))`` channels,
@@ -38,6 +41,7 @@ differs.  Parameters and MACs (fvcore) are reported next to each score.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -50,31 +54,46 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from probe.data import dataset_info
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
-from probe.errors import ProbeError
+from probe.errors import ProbeError, ShapeError, one_line, warn
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
-from probe.limits import check_width
-from probe.models import build_model
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_ITEMS,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_positive_float,
+    check_width,
+)
+from probe.memory import check_host_memory, estimate_module_training_memory, refuse_if_over
+from probe.models import build_model, check_options
 from probe.models.common import finest_scale, pad_to_multiple
+from probe.models.contract import ModelAdapter
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
+from probe.models.spec import resolve_spec
 from probe.ops import pack, unpack
 from probe.options import (
-    check_positive,
+    check_model_options,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
+    options_for,
     seed_option,
     width_option,
 )
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results
-from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.document import AnswerBlock, Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles, assign_roles
 from probe.schema import transient
 from probe.seeding import check_seed, seed_everything
 
@@ -209,6 +228,102 @@ class ZooAutoencoder(nn.Module):
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return out
+
+
+class EncoderAutoencoder(nn.Module):
+    """A model's own encoder, then max-pool's decoder: ``[B,3,H,W] -> code [B,C,H/s,W/s] -> [B,3,H,W]``.
+
+    The code is the encoder's deepest output (of a tensor, list, tuple or dict of ``[B,C,h,w]``
+    features, the one with the fewest pixels, the last on ties), at output stride ``s = 2**levels``.
+    The decoder is the ``maxpool`` architecture's (per level bilinear x2 upsampling and a conv block,
+    channels :func:`level_channels`), whose first block takes the code's own C channels, so nothing
+    but the encoder narrows the information.  Inputs are padded (replicate) to a multiple of ``s``
+    and the reconstruction is cropped back.
+    """
+
+    def __init__(self, encoder: nn.Module, code: tuple[int, int, int], stride: int, width: float, norm: Norm) -> None:
+        super().__init__()
+        self.encoder, self.code, self.input_multiple = encoder, code, stride
+        self.levels = stride.bit_length() - 1
+        ch = level_channels(self.levels, width)
+        ch[-1] = code[0]
+        self.decoder = nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), ConvBlock(ch[i + 1], ch[i], norm)
+                )
+                for i in reversed(range(self.levels))
+            ]
+        )
+        self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return deepest_feature(self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, _ = pad_to_multiple(x, self.input_multiple)
+        out = self.head(self.decoder(self.encode(padded)))
+        if out.shape[-2:] != padded.shape[-2:]:  # an encoder whose stride is not exact on this size
+            out = F.interpolate(out, size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        return out[..., : x.shape[-2], : x.shape[-1]]
+
+    def bottleneck_shape(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        """``(C, h, w)`` of the code for an input of ``size`` (after padding)."""
+        return self.code[0], math.ceil(size[0] / self.input_multiple), math.ceil(size[1] / self.input_multiple)
+
+
+def deepest_feature(output: Any) -> torch.Tensor:
+    """The ``[B,C,h,w]`` feature with the fewest pixels in an encoder's output (the last on ties)."""
+    items = list(output.values()) if isinstance(output, dict) else output
+    items = list(items) if isinstance(items, (list, tuple)) else [items]
+    features = [t for t in items if isinstance(t, torch.Tensor) and t.dim() == 4 and t.is_floating_point()]
+    if not features:
+        kinds = ", ".join(type(t).__name__ for t in items) or "nothing"
+        raise ShapeError(f"--encoder-module: expected the encoder to return [B,C,h,w] features, got {kinds}")
+    fewest = min(t.shape[-2] * t.shape[-1] for t in features)
+    return [t for t in features if t.shape[-2] * t.shape[-1] == fewest][-1]
+
+
+def model_encoder(spec: str, path: str, width: float, options: dict[str, Any]) -> nn.Module:
+    """Submodule ``path`` of the network ``spec`` builds (a user model's own network, not probe's adapter)."""
+    model = build_model(spec, width=width, **options)
+    net = model.net if isinstance(model, ModelAdapter) else model
+    try:
+        return net.get_submodule(path)
+    except AttributeError:
+        top = ", ".join(name for name, _ in net.named_children()) or "none"
+        raise ProbeError(
+            f"--encoder-module {path}: {spec} has no submodule {path!r}; its top-level modules: {top}"
+        ) from None
+
+
+def encoder_autoencoder(spec: str, config: AutoencoderConfig) -> EncoderAutoencoder:
+    """The autoencoder of ``spec``'s ``config.encoder_module``, its output stride measured on a 64x64 image."""
+    encoder = model_encoder(spec, str(config.encoder_module), config.width, config.options_for(spec))
+    side = 2 ** (MAX_LEVELS + 1)
+    modes = {m: m.training for m in encoder.modules()}
+    encoder.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng():
+            code = deepest_feature(encoder(torch.full((1, 3, side, side), 0.5)))
+    except ProbeError as exc:
+        raise ProbeError(f"{spec}: {exc}") from None
+    except Exception as exc:  # the user's encoder failed on a plain image
+        raise ProbeError(
+            f"--encoder-module {config.encoder_module}: {spec}'s encoder failed on a [1, 3, {side}, {side}] image: "
+            f"{type(exc).__name__}: {one_line(exc)}"
+        ) from exc
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    h, w = code.shape[-2:]
+    stride = side // h if h and side % h == 0 else 0
+    if not (h == w and stride >= 2 and stride & (stride - 1) == 0 and stride <= 2**MAX_LEVELS):
+        raise ProbeError(
+            f"--encoder-module {config.encoder_module}: {spec}'s deepest feature is {h}x{w} for a {side}x{side} "
+            f"image; expected an output stride of 2, 4, ... {2**MAX_LEVELS} in both directions"
+        )
+    return EncoderAutoencoder(encoder, (int(code.shape[1]), h, w), stride, config.width, NORMS[config.norm])
 
 
 # -- registry -----------------------------------------------------------------------------------
@@ -395,29 +510,36 @@ class AutoencoderConfig:
         None, help="level shown in the reconstruction grid (default: middle of the sweep)"
     )
     figure_examples: int = 4
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="also train this model's own encoder (zoo name or SPEC, repeat; needs --encoder-module)",
+    )
+    encoder_module: str | None = option(None, help="the --model's encoder: a submodule path such as encoder")
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     device: str = device_option()
     seed: int = seed_option()
 
+    def options_for(self, model: str) -> dict[str, Any]:
+        return options_for(model, self.model_options)
+
     def validate(self) -> None:
-        if not self.archs:
+        if not self.archs and not self.models:
             raise ProbeError("--arch: expected at least one architecture")
         for name in self.archs:
             ARCHITECTURES.entry(name)
+        self._validate_models()
         if self.norm not in NORMS:
             raise ProbeError(
                 f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of {', '.join(NORMS)}"
             )
-        check_positive(
-            {
-                "--steps": self.steps,
-                "--batch-size": self.batch_size,
-                "--train-images": self.train_images,
-                "--eval-images": self.eval_images,
-            }
-        )
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        check_count("--steps", self.steps, MAX_STEPS)
+        check_count("--train-images", self.train_images, MAX_ITEMS)
+        check_count("--eval-images", self.eval_images, MAX_ITEMS)
+        check_count("--batch-size", self.batch_size, min(MAX_BATCH_SIZE, self.train_images), "at most --train-images")
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
         check_width(self.width)
+        check_input_size(self.input_size)
         parse_levels(",".join(str(v) for v in self.levels))
         check_seed(self.seed)
         if self.figure_level is not None and self.figure_level not in self.levels:
@@ -429,6 +551,47 @@ class AutoencoderConfig:
                 f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
                 f"got {self.input_size[0]}x{self.input_size[1]}"
             )
+        self.check_memory()
+
+    def check_memory(self) -> None:
+        """Refuse, before any image is loaded or model built, a sweep that cannot fit: the cached
+        training and held-out images in host memory, each architecture's training step on the device."""
+        device = resolve_device(self.device)
+        height, width = self.input_size or dataset_info(self.dataset).input_size
+        images = (self.train_images + self.eval_images) * 3 * height * width * 4  # float32, kept for the run
+        check_host_memory(
+            "caching the images",
+            images,
+            f"--train-images {self.train_images} --eval-images {self.eval_images} --input-size {height}x{width}",
+        )
+        for arch in self.archs:
+            for levels in levels_for(arch, self.levels):
+                estimate = estimate_module_training_memory(
+                    f"{arch}@{levels}",
+                    lambda: build_autoencoder(arch, levels, self.width, self.norm),  # noqa: B023  (called at once)
+                    input_size=(height, width),
+                    batch_size=self.batch_size,
+                    width=self.width,
+                )
+                refuse_if_over(estimate, device)
+
+    def _validate_models(self) -> None:
+        """--model needs --encoder-module and vice versa; SPECs parse; options reach a model that takes them."""
+        if self.models and not self.encoder_module:
+            raise ProbeError("--model: the autoencoder trains a model's encoder; name it with --encoder-module PATH")
+        if self.encoder_module and not self.models:
+            raise ProbeError("--encoder-module: give the model it belongs to with --model SPEC")
+        parts = (self.encoder_module or "").split(".")
+        if self.encoder_module is not None and not all(p.isidentifier() or p.isdigit() for p in parts):
+            raise ProbeError(
+                f"--encoder-module: expected a submodule path such as encoder, got {self.encoder_module!r}"
+            )
+        if len(set(self.models)) != len(self.models):
+            raise ProbeError("--model: each model once")
+        check_model_options(self.model_options, self.models)
+        for name in self.models:
+            resolve_spec(name)
+            check_options(name, {"width": self.width, **self.options_for(name)})
 
 
 @dataclass
@@ -499,13 +662,14 @@ class AutoencoderResult(Result):
     """Per-architecture, per-level reconstruction quality, plus a few reconstructions for the figure."""
 
     name: ClassVar[str] = "autoencoder"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     config: AutoencoderConfig
     device: str
     input_size: tuple[int, int]
     metrics_on: str  # which images were scored
-    architectures: dict[str, str]  # arch -> description
+    architectures: dict[str, str]  # arch (a registered name, or the model whose encoder was trained) -> description
     runs: list[AutoencoderRun]
+    roles: Roles  # the models whose encoders were trained are under study (empty: none)
     loss: str = LOSS
     channels: str = CHANNELS
     originals: np.ndarray | None = transient()  # uint8 [N,H,W,3]
@@ -537,14 +701,16 @@ def fit_autoencoder(
     device: torch.device,
     on_step: Callable[[float], None] | None = None,
     cost: ModelCost | None = None,
+    build: Callable[[], nn.Module] | None = None,
 ) -> tuple[AutoencoderRun, torch.Tensor]:
     """Train ``arch`` at ``levels`` on ``train [N,3,H,W]`` and score it on ``test [M,3,H,W]``.
 
     Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
-    ``cost`` is measured here unless already known.
+    ``cost`` is measured here unless already known; ``build`` makes the model (default: the registered ``arch``),
+    after the seed is set.
     """
     seed_everything(config.seed)
-    model = build_autoencoder(arch, levels, config.width, config.norm).to(device)
+    model = (build or (lambda: build_autoencoder(arch, levels, config.width, config.norm)))().to(device)
     size = (int(train.shape[-2]), int(train.shape[-1]))
     cost = cost or model_cost(model, size, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -558,7 +724,7 @@ def fit_autoencoder(
     synchronize(device)
     seconds = time.perf_counter() - start
     recon = reconstruct(model, test, device, config.batch_size)
-    bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
+    bottleneck = model.bottleneck_shape(size) if isinstance(model, (LevelAutoencoder, EncoderAutoencoder)) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
     run_ = AutoencoderRun.of(
         arch, levels, cost, bottleneck, ratio, image_quality(recon, test), config.steps, seconds, loss
@@ -567,7 +733,11 @@ def fit_autoencoder(
 
 
 def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderResult:
-    """Train and score every (architecture, levels) pair of the sweep on the same data and budget."""
+    """Train and score every (architecture, levels) pair of the sweep, and each model's encoder, on the same data.
+
+    A model's encoder is compared at its own depth: the generic architectures are also trained at that
+    number of levels when the sweep lacks it (with a warning saying so).
+    """
     config.validate()
     device = resolve_device(config.device)
     train = load_first_samples(
@@ -576,12 +746,31 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
     test = load_first_samples(
         config.dataset, config.data_root, split="test", input_size=config.input_size, count=config.eval_images
     ).image
-    jobs = [(a, lv) for a in config.archs for lv in levels_for(a, config.levels)]
     size = (int(train.shape[-2]), int(train.shape[-1]))
+    builders: dict[tuple[str, int], Callable[[], nn.Module]] = {}
+    descriptions = {a: ARCHITECTURES.entry(a).description for a in config.archs}
+    for spec in config.models:
+        seed_everything(config.seed)
+        model = encoder_autoencoder(spec, config)
+        builders[(spec, model.levels)] = functools.partial(encoder_autoencoder, spec, config)
+        descriptions[spec] = (
+            f"{spec}'s {config.encoder_module} (output stride {model.input_multiple}, code of "
+            f"{model.code[0]} channels) + max-pool's decoder"
+        )
+    sweep = sorted(set(config.levels) | {levels for _, levels in builders})
+    added = sorted(set(sweep) - set(config.levels))
+    if added and any(ARCHITECTURES.entry(a).meta["sweeps_levels"] for a in config.archs):
+        warn(
+            f"autoencoder: also training the architectures at {', '.join(map(str, added))} level(s), the depth of "
+            "the --model's encoder, to compare at equal depth"
+        )
+    jobs = [(a, lv) for a in config.archs for lv in levels_for(a, sweep)] + list(builders)
+
+    def build(job: tuple[str, int]) -> nn.Module:
+        return builders[job]() if job in builders else build_autoencoder(*job, config.width, config.norm)
+
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
-    costs = {
-        job: model_cost(build_autoencoder(*job, config.width, config.norm).to(device), size, device) for job in jobs
-    }
+    costs = {job: model_cost(build(job).to(device), size, device) for job in jobs}
     task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
     n_fig = min(config.figure_examples, len(test))
     reconstructions: dict[str, np.ndarray] = {}
@@ -590,8 +779,9 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
         device=str(device),
         input_size=size,
         metrics_on=f"{config.dataset} test split",
-        architectures={a: ARCHITECTURES.entry(a).description for a in config.archs},
+        architectures=descriptions,
         runs=[],
+        roles=assign_roles(config.models, options={m: config.options_for(m) for m in config.models}),
         originals=to_uint8_rgb(test[:n_fig]),
         reconstructions=reconstructions,
     )
@@ -601,7 +791,10 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
             if progress is not None and task is not None:
                 progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
 
-        run_, recon = fit_autoencoder(arch, levels, train, test, config, device, on_step, costs[(arch, levels)])
+        job = (arch, levels)
+        run_, recon = fit_autoencoder(
+            arch, levels, train, test, config, device, on_step, costs[job], functools.partial(build, job)
+        )
         result.runs.append(run_)
         reconstructions[f"{arch}@{levels}"] = to_uint8_rgb(recon[:n_fig])
     return result
@@ -648,7 +841,12 @@ def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
     for ax in axes:
         ax.set_xticks(sorted({r.levels for r in result.runs}))
     sns.move_legend(
-        axes[0], "upper center", bbox_to_anchor=(1.1, -0.18), ncol=len(result.config.archs), title=None, frameon=False
+        axes[0],
+        "upper center",
+        bbox_to_anchor=(1.1, -0.18),
+        ncol=min(4, len(result.architectures)),
+        title=None,
+        frameon=False,
     )
     cfg = result.config
     fig.suptitle(
@@ -670,8 +868,9 @@ def reconstruction_figure(
     sweep = sorted(result.config.levels)
     level = result.config.figure_level or sweep[len(sweep) // 2]
     keys = []
-    for arch in result.config.archs:
-        lv = level if level in levels_for(arch, result.config.levels) else levels_for(arch, result.config.levels)[-1]
+    for arch in result.architectures:  # the registered ones, then the models' encoders at their own depth
+        trained = sorted(r.levels for r in result.runs if r.arch == arch)
+        lv = level if level in trained else (trained[-1] if trained else level)
         if f"{arch}@{lv}" in reconstructions:
             keys.append((arch, lv))
     n = len(originals)
@@ -704,6 +903,15 @@ PACKING_RULE = (
 PACKING_QUESTION = "Does packing preserve information?"
 
 
+def gap_verdict(gaps: list[float]) -> tuple[str, str]:
+    """(verdict, lead) of PSNR gaps over max-pooling: yes when each is >= 1 dB, no when none is > 0, else partly."""
+    if all(d >= 1.0 for d in gaps):
+        return "yes", "Yes"
+    if all(d <= 0 for d in gaps):
+        return "no", "No"
+    return "partly", "Partly"
+
+
 @QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
 def packing_preserves(results: Results) -> Answer | None:
     doc = results.first(AutoencoderResult)
@@ -717,7 +925,7 @@ def packing_preserves(results: Results) -> Answer | None:
     for level in sorted(by_level):
         archs = by_level[level]
         pool = archs.get("maxpool")
-        packs = {a: v for a, v in archs.items() if a.startswith("pack")}
+        packs = {a: v for a, v in archs.items() if a in ARCHITECTURES and a.startswith("pack")}
         if pool is None or not packs:
             continue
         best_arch = max(packs, key=lambda a: packs[a])
@@ -740,12 +948,7 @@ def packing_preserves(results: Results) -> Answer | None:
             PACKING_RULE,
             evidence,
         )
-    if all(d >= 1.0 for d in diffs):
-        verdict, lead = "yes", "Yes"
-    elif all(d <= 0 for d in diffs):
-        verdict, lead = "no", "No"
-    else:
-        verdict, lead = "partly", "Partly"
+    verdict, lead = gap_verdict(diffs)
     lo, hi = min(diffs), max(diffs)
     if lo >= 0:
         span = f"{fmt(lo)} to {fmt(hi)} dB better than"
@@ -755,6 +958,57 @@ def packing_preserves(results: Results) -> Answer | None:
         span = f"between {fmt(-lo)} dB worse and {fmt(hi)} dB better than"
     sentence = f"{lead}: packing reconstructs held-out images {span} max-pooling over {len(diffs)} level setting(s)."
     return Answer(PACKING_QUESTION, verdict, sentence, PACKING_RULE, evidence)
+
+
+ENCODER_RULE = (
+    "Compares the held-out reconstruction PSNR of each model's own encoder (followed by max-pool's decoder) with "
+    "max-pool + bilinear upsampling at the same number of levels. Yes when the encoder is at least 1 dB better, "
+    "no when it is not better at all, partly otherwise."
+)
+ENCODER_QUESTION = "Does the model's encoder preserve information?"
+
+
+@QUESTIONS.register("encoder", description=ENCODER_QUESTION, order=35)
+def encoder_preserves(results: Results) -> Answer | None:
+    """Answered only when the autoencoder study trained a model's encoder (``--model --encoder-module``)."""
+    doc = results.first(AutoencoderResult)
+    if doc is None or not doc.roles.of(UNDER_STUDY):
+        return None
+    question = f"Does {doc.roles.phrase(UNDER_STUDY)}'s encoder preserve information?"
+    pools = {r.levels: r.psnr for r in doc.runs if r.arch == "maxpool" and not math.isnan(r.psnr)}
+    evidence, diffs = [], []
+    for r in doc.runs:
+        if doc.roles.role_of(r.arch) is None:
+            continue
+        pool = pools.get(r.levels)
+        diff = r.psnr - pool if pool is not None and not math.isnan(r.psnr) else None
+        evidence.append(
+            {
+                "model": r.arch,
+                "levels": r.levels,
+                "code (C, h, w)": "x".join(map(str, r.bottleneck)) if r.bottleneck else "n/a",
+                "encoder PSNR (dB)": fmt(r.psnr),
+                "max-pool PSNR (dB)": fmt(pool),
+                "difference (dB)": fmt(diff),
+            }
+        )
+        if diff is not None:
+            diffs.append((r.arch, r.levels, diff))
+    if not diffs:
+        return Answer(
+            question,
+            "inconclusive",
+            "No max-pool autoencoder was trained at the encoder's depth, so there is nothing to compare with.",
+            ENCODER_RULE,
+            evidence,
+        )
+    verdict, lead = gap_verdict([d for _, _, d in diffs])
+    parts = "; ".join(
+        f"{doc.roles.display(arch)}'s encoder ({levels} levels) is {fmt(abs(d))} dB "
+        f"{'better' if d >= 0 else 'worse'} than max-pooling at the same depth"
+        for arch, levels, d in diffs
+    )
+    return Answer(question, verdict, f"{lead}: {parts}.", ENCODER_RULE, evidence)
 
 
 @SECTIONS.register("packing", description=PACKING_QUESTION, needs=(AutoencoderResult,), order=50)
@@ -796,4 +1050,7 @@ def packing_section(results: Results) -> Section | None:
     extra += embedded_figures(
         results, AutoencoderResult, "autoencoder_reconstructions*.png", "Reconstructions next to originals"
     )
+    encoder = encoder_preserves(results)
+    if encoder is not None:  # a model's own encoder was trained: its answer follows the packing one
+        extra[:0] = [Paragraph(encoder.question), AnswerBlock(encoder)]
     return answer_section("packing", PACKING_QUESTION, results, extra)

@@ -43,12 +43,14 @@ from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
-from probe.options import check_positive, option, out_option
+from probe.limits import MAX_ANALYSIS_STEPS, MAX_HELD_OUT_IMAGES, check_count
+from probe.options import option, out_option
 from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles, assign_roles
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
 from probe.training import TrainConfig, load_checkpoint
@@ -277,8 +279,14 @@ class ModelCollapse:
 
     @classmethod
     def of(cls, name: str, source: str, batch: Samples, measurements: list[Measurement]) -> ModelCollapse:
-        last = measurements[-1]
-        return cls(name, source, list(batch.names), [m.summary() for m in measurements], last.stats, batch, last.pred)
+        return cls.of_history(name, source, batch, [m.summary() for m in measurements[:-1]], measurements[-1])
+
+    @classmethod
+    def of_history(
+        cls, name: str, source: str, batch: Samples, earlier: list[CollapseSummary], last: Measurement
+    ) -> ModelCollapse:
+        """From the summaries of the earlier measurements and the last measurement (its predictions kept)."""
+        return cls(name, source, list(batch.names), [*earlier, last.summary()], last.stats, batch, last.pred)
 
     @property
     def last(self) -> CollapseSummary:
@@ -307,35 +315,47 @@ class CollapseTracker(TrainingProbe):
         super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
-        self.measurements: list[Measurement] = []
+        # summaries of the earlier measurements and the newest in full: memory does not grow with
+        # the steps by a prediction per measurement
+        self.history: list[CollapseSummary] = []
+        self.latest: Measurement | None = None
         self._last_step: int | None = None
 
     def on_start(self, model: nn.Module, config: Any) -> None:
         super().on_start(model, config)
         if self.batch is None:
             self.batch = held_out_samples(config, self.n_images).to(next(model.parameters()).device)
-        self.measurements.append(measure(model, self.batch, step=0))
+        self._record(model, 0)
+
+    def _record(self, model: nn.Module, step: int) -> None:
+        assert self.batch is not None
+        if self.latest is not None:
+            self.history.append(self.latest.summary())
+        self.latest = measure(model, self.batch, step)
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
         self._last_step = step
         if self.due(step):
-            assert self.batch is not None
-            self.measurements.append(measure(model, self.batch, step))
+            self._record(model, step)
 
     def on_end(self, model: nn.Module) -> None:
-        if self._last_step is not None and self.measurements[-1].step != self._last_step:
-            assert self.batch is not None
-            self.measurements.append(measure(model, self.batch, self._last_step))
+        if self._last_step is not None and self.latest is not None and self.latest.step != self._last_step:
+            self._record(model, self._last_step)
+
+    @property
+    def steps_trained(self) -> int:
+        """Training steps this tracker saw (0 before the first)."""
+        return self._last_step or 0
 
     def result(self, source: str = "") -> ModelCollapse:
-        if self.batch is None or not self.measurements:
+        if self.batch is None or self.latest is None:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse.of(
-            str(self.name), source or f"trained {self._last_step or 0} steps", self.batch, list(self.measurements)
+        return ModelCollapse.of_history(
+            str(self.name), source or f"trained {self.steps_trained} steps", self.batch, list(self.history), self.latest
         )
 
     def to_result(self) -> CollapseResult:
-        return CollapseResult(models=[self.result()], config={"every": self.every})
+        return CollapseResult(models=[self.result()], roles=self.roles(), config={"every": self.every})
 
 
 @TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
@@ -362,8 +382,9 @@ class CollapseConfig(TrainingRuns):
     out: Path = out_option(Path("runs/collapse"))
 
     def validate(self) -> None:
+        check_count("--every", self.every, MAX_ANALYSIS_STEPS)
+        check_count("--images", self.n_images, MAX_HELD_OUT_IMAGES, "predicted together as one batch")
         super().validate()
-        check_positive({"--every": self.every, "--images": self.n_images})
 
 
 RULE = (
@@ -378,8 +399,9 @@ class CollapseResult(Result):
     """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
 
     name: ClassVar[str] = "collapse"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     models: list[ModelCollapse]
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
 
@@ -418,13 +440,16 @@ def run(config: CollapseConfig) -> CollapseResult:
                     [measure(model, batch, step=step)],
                 )
             ],
+            roles=assign_roles([str(run_cfg.model)], options={str(run_cfg.model): run_cfg.model_options}),
             config=encode(config),
         )
     trackers = train_with_hook(
         config, lambda: CollapseTracker(every=config.every, n_images=config.n_images), "collapse"
     )
     return CollapseResult(
-        models=[t.result(f"trained {config.steps} steps from initialisation") for t in trackers], config=encode(config)
+        models=[t.result(f"trained {t.steps_trained} steps from initialisation") for t in trackers],
+        roles=config.trained_roles(),
+        config=encode(config),
     )
 
 
@@ -519,10 +544,19 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
 
 COLLAPSE_RULE = (
     "An image is collapsed when the spatial standard deviation of its prediction is below 0.1 of the "
-    "ground truth's. Yes when at least half of a model's evaluated images are collapsed at the last "
-    "measurement, partly when some are, no when none are."
+    "ground truth's. Yes when at least half of the evaluated images of a model under study are collapsed at "
+    "the last measurement, partly when some are, no when none are. The baselines are shown for reference."
 )
 COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
+
+
+def collapse_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the question names the models under study."""
+    if roles.seed_comparison:
+        return COLLAPSE_QUESTION
+    if roles.plural(UNDER_STUDY):
+        return f"Do {roles.phrase(UNDER_STUDY)}'s predictions collapse to the mean?"
+    return f"Does {roles.phrase(UNDER_STUDY)}'s prediction collapse to the mean?"
 
 
 @QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
@@ -530,15 +564,22 @@ def prediction_collapses(results: Results) -> Answer | None:
     doc = results.first(CollapseResult)
     if doc is None or not doc.models:
         return None
+    roles, question = doc.roles, collapse_question(doc.roles)
     evidence, worst = [], []
     for m in doc.models:
         share, ratio = finite(m.last.collapsed_share), finite(m.last.median_std_ratio)
-        evidence.append({"model": m.name, "collapsed share": fmt(share), "median std ratio": fmt(ratio)})
-        if share is not None:
+        evidence.append(
+            {"model": m.name, **roles.evidence(m.name), "collapsed share": fmt(share), "median std ratio": fmt(ratio)}
+        )
+        if share is not None and roles.under_study(m.name):
             worst.append((share, m.name, ratio))
     if not worst:
         return Answer(
-            COLLAPSE_QUESTION, "inconclusive", "collapse.json holds no collapsed share.", COLLAPSE_RULE, evidence
+            question,
+            "inconclusive",
+            "collapse.json holds no collapsed share of a model under study.",
+            COLLAPSE_RULE,
+            evidence,
         )
     # most collapsed: highest collapsed share, ties broken by the smallest std ratio
     worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else math.inf)), reverse=True)
@@ -553,7 +594,7 @@ def prediction_collapses(results: Results) -> Answer | None:
         f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
         f"(median prediction/ground-truth std ratio {fmt(ratio)})."
     )
-    return Answer(COLLAPSE_QUESTION, verdict, sentence, COLLAPSE_RULE, evidence)
+    return Answer(question, verdict, sentence, COLLAPSE_RULE, evidence)
 
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)

@@ -40,12 +40,15 @@ import torch.nn as nn
 from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.errors import ProbeError
+from probe.models.spec import file_safe_name
 from probe.options import out_option
-from probe.report.answers import QUESTIONS, Answer, fmt, is_packnet
+from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.guards import inconclusive, undefined_inputs
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles
 from probe.schema import encode
 
 VANISH_BELOW = 1e-3
@@ -191,7 +194,7 @@ class GradientRecorder(TrainingProbe):
         return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed)
 
     def to_result(self) -> GradientsResult:
-        return GradientsResult(models=[self.result()], config={"every": self.every})
+        return GradientsResult(models=[self.result()], roles=self.roles(), config={"every": self.every})
 
 
 @dataclass
@@ -322,13 +325,14 @@ class GradientsResult(Result):
     """Per-model gradient histories and verdicts; ``save(DIR)`` writes ``gradients.json`` and the figures."""
 
     name: ClassVar[str] = "gradients"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     models: list[ModelGradients]
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
 
     def figures(self, out_dir: Path) -> list[Path]:
-        written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{m.name}.png") for m in self.models]
+        written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in self.models]
         written.append(depth_figure(self.models, out_dir / "gradients_depth.png"))
         return written
 
@@ -407,7 +411,7 @@ def run(config: GradientsConfig) -> GradientsResult:
     """Train every model on the same batches with a :class:`GradientRecorder` attached."""
     config.validate()
     recorders = train_with_hook(config, GradientRecorder, "gradients")
-    return GradientsResult(models=[r.result() for r in recorders], config=encode(config))
+    return GradientsResult(models=[r.result() for r in recorders], roles=config.trained_roles(), config=encode(config))
 
 
 @TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
@@ -418,11 +422,17 @@ def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
 VANISH_RULE = (
-    "Yes when a PackNet model's gradient verdict flags at least one layer as vanishing "
+    "Yes when a model under study's gradient verdict flags at least one layer as vanishing "
     "(the rule recorded in gradients.json), or its first/last-layer median gradient ratio is below 1e-2; "
-    "no when no PackNet layer is flagged and the ratio is at least 1e-2."
+    "no when no layer of a model under study is flagged and every such ratio is at least 1e-2. "
+    "The baselines' numbers are shown for reference."
 )
 VANISH_QUESTION = "Do PackNet's gradients vanish?"
+
+
+def vanish_question(roles: Roles) -> str:
+    """The question about the models under study: "Do PackNet's gradients vanish?" in the seed's comparison."""
+    return f"Do {roles.phrase(UNDER_STUDY)}'s gradients vanish?"
 
 
 @QUESTIONS.register("gradients", description=VANISH_QUESTION, order=10)
@@ -430,37 +440,43 @@ def gradients_vanish(results: Results) -> Answer | None:
     doc = results.first(GradientsResult)
     if doc is None or not doc.models:
         return None
+    roles, question = doc.roles, vanish_question(doc.roles)
     evidence, flagged = [], []
     for m in doc.models:
         v = m.verdict
         evidence.append(
             {
                 "model": m.name,
+                **roles.evidence(m.name),
                 "layers": len(m.layers),
                 "vanishing layers": len(v.vanishing),
                 "exploding layers": len(v.exploding),
                 "first/last median grad": fmt(v.first_last_ratio),
             }
         )
-        if is_packnet(m.name) and (v.vanishing or v.first_last_ratio < 1e-2):  # NaN never counts as below
+        if roles.under_study(m.name) and (v.vanishing or v.first_last_ratio < 1e-2):  # NaN never counts as below
             flagged.append((m.name, len(v.vanishing), v.first_last_ratio))
-    packnets = [m for m in doc.models if is_packnet(m.name)]
-    if not packnets:
+    studied = [m for m in doc.models if roles.under_study(m.name)]
+    if not studied:
         return Answer(
-            VANISH_QUESTION,
+            question,
             "inconclusive",
-            "No PackNet model was measured, so the question cannot be answered from these runs.",
+            "No model under study was measured, so the question cannot be answered from these runs.",
             VANISH_RULE,
             evidence,
         )
     if flagged:
         parts = ", ".join(f"{n} ({k} layers flagged, first/last ratio {fmt(r)})" for n, k, r in flagged)
-        return Answer(VANISH_QUESTION, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
-    ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in packnets)
+        return Answer(question, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
+    # "no" needs every studied model's ratio >= 1e-2: a missing or NaN ratio never counts as meeting it
+    missing = undefined_inputs({f"{m.name}'s first/last ratio": m.verdict.first_last_ratio for m in studied})
+    if missing:
+        return inconclusive(question, VANISH_RULE, evidence, missing)
+    ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in studied)
     return Answer(
-        VANISH_QUESTION,
+        question,
         "no",
-        f"No: no PackNet layer meets the vanishing rule (first/last ratios: {ratios}).",
+        f"No: no {roles.phrase(UNDER_STUDY)} layer meets the vanishing rule (first/last ratios: {ratios}).",
         VANISH_RULE,
         evidence,
     )

@@ -43,12 +43,14 @@ from analyses.probes import TRAIN_PROBES, TrainingProbe
 from analyses.training_runs import TrainingRuns, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
-from probe.options import check_positive, option, out_option
-from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.limits import MAX_BATCH_SIZE, check_count
+from probe.options import option, out_option
+from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Section
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import BASELINE, UNDER_STUDY, Roles
 from probe.schema import encode
 from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
@@ -301,6 +303,7 @@ class NoiseProbe(TrainingProbe):
     def to_result(self) -> NoiseResult:
         return NoiseResult(
             models=[self.result()],
+            roles=self.roles(),
             config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch},
         )
 
@@ -389,9 +392,14 @@ class NoiseConfig(TrainingRuns):
     out: Path = out_option(Path("runs/noise"))
 
     def validate(self) -> None:
-        super().validate()
-        check_positive({"--every": self.every})
+        check_count("--big-batch", self.big_batch, MAX_BATCH_SIZE)
         check_batch_sizes(self.small_batch, self.big_batch)
+        super().validate()
+        check_count("--every", self.every, self.steps, "at least one measurement within --steps")
+
+    def largest_batch(self) -> tuple[str, int]:
+        """Each measurement runs forward and backward on a --big-batch batch."""
+        return ("--big-batch", self.big_batch) if self.big_batch > self.batch_size else super().largest_batch()
 
 
 METHOD = (
@@ -407,8 +415,9 @@ class NoiseResult(Result):
     """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
     name: ClassVar[str] = "noise"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     models: list[ModelNoise]
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or the probe's settings
     method: str = METHOD
 
@@ -425,7 +434,7 @@ def run(config: NoiseConfig) -> NoiseResult:
     """
     config.validate()
     probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
-    return NoiseResult(models=[p.result() for p in probes], config=encode(config))
+    return NoiseResult(models=[p.result() for p in probes], roles=config.trained_roles(), config=encode(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
@@ -484,13 +493,19 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
 NOISE_RULE = (
-    "Compares the batch-to-batch scatter of the loss between PackNet models and DenseDepth: the detrended "
-    "coefficient of variation (std of successive differences / sqrt(2) / mean, so the falling trend of "
-    "the loss does not count as noise; the plain std/mean where the detrended value is absent). Yes "
-    "(PackNet's batches are noisier) when the PackNet CV exceeds DenseDepth's by more than 20%; no when it "
-    "is lower by more than 20%; comparable otherwise. B_simple is shown as evidence."
+    "Compares the batch-to-batch scatter of the loss between the models under study and the baselines (in the "
+    "seed's comparison, PackNet models and DenseDepth): the detrended coefficient of variation (std of successive "
+    "differences / sqrt(2) / mean, so the falling trend of the loss does not count as noise; the plain std/mean "
+    "where the detrended value is absent), averaged over the models of each role. Yes (the batches of the models "
+    "under study are noisier) when their CV exceeds the baselines' by more than 20%; no when it is lower by more "
+    "than 20%; comparable otherwise. B_simple is shown as evidence."
 )
 NOISE_QUESTION = "How noisy are the batches?"
+
+
+def noise_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the question names the models under study."""
+    return NOISE_QUESTION if roles.seed_comparison else f"How noisy are {roles.phrase(UNDER_STUDY)}'s batches?"
 
 
 def loss_cv(m: ModelNoise) -> float | None:
@@ -503,9 +518,11 @@ def batch_noise(results: Results) -> Answer | None:
     doc = results.first(NoiseResult)
     if doc is None or not doc.models:
         return None
+    roles, question = doc.roles, noise_question(doc.roles)
     evidence = [
         {
             "model": m.name,
+            **roles.evidence(m.name),
             "B_simple": fmt(m.b_simple),
             "loss CV (detrended)": fmt(loss_cv(m)),
             "loss CV (plain)": fmt(m.loss.cv),
@@ -514,25 +531,26 @@ def batch_noise(results: Results) -> Answer | None:
         for m in doc.models
     ]
     cv = {m.name: loss_cv(m) for m in doc.models}
-    pn = [v for k, v in cv.items() if is_packnet(k) and v is not None]
-    dd = [v for k, v in cv.items() if not is_packnet(k) and v is not None]
-    if not pn or not dd:
+    studied = [v for k, v in cv.items() if roles.role_of(k) == UNDER_STUDY and v is not None]
+    base = [v for k, v in cv.items() if roles.role_of(k) == BASELINE and v is not None]
+    if not studied or not base:
         named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
         return Answer(
-            NOISE_QUESTION,
+            question,
             "inconclusive",
-            f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
+            f"Measured {named}; a model under study and a baseline are both needed to compare.",
             NOISE_RULE,
             evidence,
         )
-    ratio = statistics.mean(pn) / max(statistics.mean(dd), 1e-12)
+    ratio = statistics.mean(studied) / max(statistics.mean(base), 1e-12)
+    who, against = roles.phrase(UNDER_STUDY), roles.phrase(BASELINE)
     if ratio > 1.2:
-        verdict, lead = "yes", f"PackNet's batches are noisier: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+        verdict, lead = "yes", f"{who}'s batches are noisier: its per-batch loss CV is {ratio:.2f}x {against}'s"
     elif ratio < 1 / 1.2:
-        verdict, lead = "no", f"PackNet's batches are calmer: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+        verdict, lead = "no", f"{who}'s batches are calmer: its per-batch loss CV is {ratio:.2f}x {against}'s"
     else:
-        verdict, lead = "partly", f"Comparable: PackNet's per-batch loss CV is {ratio:.2f}x DenseDepth's"
-    return Answer(NOISE_QUESTION, verdict, lead + ".", NOISE_RULE, evidence)
+        verdict, lead = "partly", f"Comparable: {who}'s per-batch loss CV is {ratio:.2f}x {against}'s"
+    return Answer(question, verdict, lead + ".", NOISE_RULE, evidence)
 
 
 @SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)

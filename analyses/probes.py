@@ -28,9 +28,10 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from probe.errors import ProbeError
-from probe.options import check_positive
+from probe.limits import MAX_STEPS, check_count
 from probe.registry import Registry
 from probe.results import Result
+from probe.roles import Roles, assign_roles
 from probe.training import TrainHook
 
 
@@ -48,10 +49,11 @@ class TrainingProbe(TrainHook):
     def __init__(
         self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *, flag: str = "--every"
     ) -> None:
-        check_positive({flag: every})
+        check_count(flag, every, MAX_STEPS)
         self.every = every
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name = name
+        self.model_options: dict[str, Any] = {}
 
     def due(self, step: int) -> bool:
         """Whether ``step`` is a measuring step (a multiple of ``every``)."""
@@ -60,6 +62,11 @@ class TrainingProbe(TrainHook):
     def on_start(self, model: nn.Module, config: Any) -> None:
         if self.name is None:
             self.name = run_name(model, config)
+        self.model_options = dict(getattr(config, "model_options", None) or {})
+
+    def roles(self) -> Roles:
+        """The one run's role (probe.roles' default rules: a user model or PackNet is under study)."""
+        return assign_roles([str(self.name)], options={str(self.name): self.model_options})
 
     def to_result(self) -> Result:
         """The result file of this one run (what :meth:`save` writes)."""

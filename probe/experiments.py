@@ -21,6 +21,13 @@ augmentation.  Each experiment is an ordinary training run in
 ``DIR/<id>/`` (resumable, reportable); ``DIR/experiments.json`` and
 ``DIR/experiments_loss.png`` compare them.
 
+The experiments are independent runs, each seeded by its own config, so they can
+run side by side (:mod:`probe.jobs`: ``--parallel N`` worker processes, one per GPU
+on CUDA, or one submitit job each with ``--launcher slurm``) with the numbers of
+one after another (on a CPU: with equal threads per run, ``--threads-per-run``).
+:func:`study_differences` is that comparison: every number but the timings
+(:data:`TIMING_FIELDS`) and where and how the runs ran.
+
 >>> result = run_seed_study(SeedStudyConfig(quick=True, out=Path("runs/seed")))  # doctest: +SKIP
 >>> [row.mean_epoch_loss for row in result.experiments]                        # doctest: +SKIP
 """
@@ -35,13 +42,26 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.limits import check_width
+from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_ITEMS,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_optional_count,
+    check_positive_float,
+    check_width,
+    check_workers,
+)
+from probe.models.spec import display_name, file_safe_name
 from probe.options import (
-    check_positive,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
     out_option,
     parse_name_list,
@@ -49,11 +69,12 @@ from probe.options import (
     width_option,
 )
 from probe.registry import Registry
-from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.answers import QUESTIONS, Answer, finite, fmt
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
+from probe.roles import BASELINE, UNDER_STUDY, ModelSelection, Roles, assign_roles, baselines_option
 from probe.runs import run_folder_lock
 from probe.seeding import check_seed
 from probe.training import TrainConfig, train
@@ -162,9 +183,25 @@ def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> 
     return [EXPERIMENTS.build(name, slim) for name in names]
 
 
+def model_experiment(model: str, role: str, options: dict[str, Any], slim: bool) -> Experiment:
+    """One run of a model compared by ``--model``/``--baseline``.
+
+    A baseline that is also the id of one of the seed's experiments (``densedepth``) is that experiment, with
+    ``options`` added to its own; any other model trains with ``options``, its file-safe name as the id.
+    """
+    if role == BASELINE and model in EXPERIMENTS:
+        seed = EXPERIMENTS.build(model, slim)
+        return replace(seed, options={**seed.options, **options})
+    return Experiment(file_safe_name(model), f"{display_name(model, options)} ({role})", None, model, dict(options))
+
+
 @dataclass
-class SeedStudyConfig:
-    """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run."""
+class SeedStudyConfig(ModelSelection):
+    """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run.
+
+    With ``models`` (``--model SPEC``) the models under study train on the same batches as the seed's
+    matrix, or, with ``baselines``, as those baselines only.
+    """
 
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
@@ -180,6 +217,9 @@ class SeedStudyConfig:
     seed: int = seed_option()
     workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    checkpoint_every: int | None = option(
+        None, help="also checkpoint every N steps (what a preempted SLURM job loses at most)"
+    )
     quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
     evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
     eval_length: int | None = None
@@ -188,19 +228,53 @@ class SeedStudyConfig:
         parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
         help="comma-separated experiment ids (default: all)",
     )
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="model under study (zoo name or SPEC, repeat): trained beside the seed's matrix, or with --baseline "
+        "against those baselines only",
+    )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     out: Path = out_option(Path("runs/seed-study"))
 
     def validate(self) -> None:
         """Bad values fail here, before the first of the runs (each run's TrainConfig checks the rest)."""
-        check_positive({"--epochs": self.epochs, "--max-steps": self.max_steps, "--batch-size": self.batch_size})
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        check_count("--epochs", self.epochs, MAX_EPOCHS)
+        check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
+        check_optional_count("--eval-length", self.eval_length, MAX_ITEMS)
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
+        check_workers(self.workers)
         check_width(self.width)
+        check_input_size(self.input_size)
         check_seed(self.seed)
         if self.quick and self.dataset != "synthetic":
             raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
         for name in self.only or []:
             EXPERIMENTS.entry(name)
+        if self.baselines and not self.models:
+            raise ProbeError("--baseline: compares the --model(s) under study with it; give --model SPEC too")
+        if self.models:
+            self.validate_models()
+        elif self.model_options:
+            raise ProbeError("--model-option: reaches the --model(s) under study; the seed's matrix sets its own")
+
+    def experiments(self) -> list[Experiment]:
+        """The runs in order: the seed's matrix (unless --baseline), the baselines, then the models under study."""
+        seed = [] if self.baselines else seed_study_experiments(self.slim, self.only)
+        seed = [e for e in seed if e.model not in self.models]
+        chosen = [model_experiment(b, BASELINE, self.options_for(b), self.slim) for b in self.baselines]
+        chosen += [model_experiment(m, UNDER_STUDY, self.options_for(m), self.slim) for m in self.models]
+        return seed + chosen
+
+    def experiment_roles(self, experiments: list[Experiment]) -> Roles:
+        """The roles of the trained models: the --model(s) and --baseline(s), or (none given) the seed's comparison."""
+        others = list(dict.fromkeys(e.model for e in experiments if e.model not in self.models))
+        if not self.models:
+            return assign_roles(others)
+        return assign_roles(self.models, others, {m: self.options_for(m) for m in self.models})
 
     def resolved(self) -> "SeedStudyConfig":
         """Apply ``quick``: width 1/16, 64x96 images, 96 synthetic training samples (24 steps), 32 test samples."""
@@ -256,9 +330,12 @@ class SeedStudyResult(Result):
     """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
 
     name: ClassVar[str] = "experiments"
-    schema_version: ClassVar[int] = 1
+    # 2: launch (how the runs ran) and config.checkpoint_every; 3: roles, config.models/baselines/model_options
+    schema_version: ClassVar[int] = 3
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
+    roles: Roles  # which trained models are under study and which are baselines
+    launch: Launch = field(default_factory=Launch)
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_loss_curves(self.experiments, Path(out_dir) / "experiments_loss.png")]
@@ -284,6 +361,7 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
         seed=config.seed,
         workers=config.workers,
         precision=config.precision,
+        checkpoint_every=config.checkpoint_every,
         out=run_dir,
         resume=has_checkpoint(run_dir),
     )
@@ -306,52 +384,89 @@ def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> ExperimentEval:
     return ExperimentEval(result.protocol, result.n_images, dict(result.metrics))
 
 
-def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
+def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedStudyResult:
     """Train every experiment (resuming any that a previous call left unfinished) and compare them.
 
     With ``config.evaluate`` each finished run is also scored on the test
-    split.  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``.
+    split.  ``launch`` runs the experiments side by side (:mod:`probe.jobs`); the
+    numbers do not depend on it.  Writes ``DIR/experiments.json`` and
+    ``DIR/experiments_loss.png``.
     """
     cfg = config.resolved()
-    experiments = seed_study_experiments(cfg.slim, cfg.only)
+    experiments = cfg.experiments()
     for experiment in experiments:  # every flag checked before the folder is locked or written
         train_config_for(experiment, cfg).validate()
+    launch.validate()
+    check_preemptible(launch, cfg.checkpoint_every)
     with run_folder_lock(cfg.out, "experiment seed-study"):
-        return _run_experiments(cfg, experiments)
+        jobs = [Job(e.id, Path(cfg.out) / e.id, run_experiment, (e, cfg)) for e in experiments]
+        rows = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
+        study = SeedStudyResult(config=cfg, experiments=rows, roles=cfg.experiment_roles(experiments), launch=launch)
+        study.save(cfg.out)
+        return study
 
 
-def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> SeedStudyResult:
-    rows = []
-    for experiment in experiments:
-        result = train(train_config_for(experiment, cfg))
-        s = result.summary
-        if s is None:
-            raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
-        rows.append(
-            ExperimentRow(
-                id=experiment.id,
-                title=experiment.title,
-                seed_experiment=experiment.seed_number,
-                model=experiment.model,
-                options=experiment.options,
-                params=s.params,
-                steps=s.steps,
-                mean_epoch_loss=s.mean_epoch_loss,
-                batch_loss_std=s.batch_loss_std,
-                first100_mean_loss=s.first100_mean_loss,
-                final_loss=s.final_loss,
-                seconds_per_epoch=s.seconds_per_epoch,
-                images_per_s=s.images_per_s,
-                loss_curve=s.loss_curve,
-                seed_mean_loss=experiment.seed_mean_loss,
-                seed_note=experiment.seed_note,
-                run_dir=str(result.out),
-                eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
-            )
-        )
-    study = SeedStudyResult(config=cfg, experiments=rows)
-    study.save(cfg.out)
-    return study
+def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> ExperimentRow:
+    """Train one experiment into ``DIR/<id>/`` (resuming its newest checkpoint) and score it: its row.
+
+    A job of :func:`run_seed_study`; the TrainConfig is made here, in the process that
+    trains, so a requeued job sees the checkpoints its earlier start wrote.
+    """
+    result = train(train_config_for(experiment, cfg))
+    s = result.summary
+    if s is None:
+        raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
+    return ExperimentRow(
+        id=experiment.id,
+        title=experiment.title,
+        seed_experiment=experiment.seed_number,
+        model=experiment.model,
+        options=experiment.options,
+        params=s.params,
+        steps=s.steps,
+        mean_epoch_loss=s.mean_epoch_loss,
+        batch_loss_std=s.batch_loss_std,
+        first100_mean_loss=s.first100_mean_loss,
+        final_loss=s.final_loss,
+        seconds_per_epoch=s.seconds_per_epoch,
+        images_per_s=s.images_per_s,
+        loss_curve=s.loss_curve,
+        seed_mean_loss=experiment.seed_mean_loss,
+        seed_note=experiment.seed_note,
+        run_dir=str(result.out),
+        eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
+    )
+
+
+TIMING_FIELDS = ("seconds_per_epoch", "images_per_s")
+"""Row fields that measure the machine, not the run: they differ between any two runs of one study."""
+PLACE_FIELDS = ("out", "run_dir")
+"""Where a study was written: compared relative to its folder."""
+
+
+def study_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Where two ``experiments.json`` differ, beyond timings and place: ``[]`` when they agree.
+
+    Every number is compared exactly (floats bit for bit): the config (but ``out``), and every
+    row's losses, loss curve, parameters, steps and eval metrics.  Left out: :data:`TIMING_FIELDS`,
+    the ``launch`` section (how the runs were run, the point of comparing) and the folders,
+    whose run folders are compared by their names under ``out``.
+
+    >>> row = {"id": "a", "run_dir": "x/a", "final_loss": 0.5, "images_per_s": 10.0}
+    >>> study_differences({"config": {"out": "x"}, "experiments": [row]},
+    ...                   {"config": {"out": "y"}, "experiments": [{**row, "run_dir": "y/a", "images_per_s": 3.0}]})
+    []
+    """
+
+    def comparable(study: dict[str, Any]) -> dict[str, Any]:
+        config = {k: v for k, v in study["config"].items() if k not in PLACE_FIELDS}
+        rows = [
+            {k: (Path(v).name if k == "run_dir" else v) for k, v in row.items() if k not in TIMING_FIELDS}
+            for row in study["experiments"]
+        ]
+        return {"config": config, "experiments": rows}
+
+    return json_differences(comparable(a), comparable(b))
 
 
 def moving_average(values: list[float], window: int) -> np.ndarray:
@@ -449,6 +564,7 @@ def experiments_section(results: Results) -> Section | None:
                 "experiment": e.id,
                 "title": e.title,
                 "model": e.model,
+                **doc.roles.evidence(e.model),
                 "params": e.params,
                 "mean epoch loss": e.mean_epoch_loss,
                 "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
@@ -495,11 +611,20 @@ def experiments_section(results: Results) -> Section | None:
 
 
 COST_RULE = (
-    "Ratios of parameters, multiply-accumulates and forward+backward latency of each PackNet model to "
-    "DenseDepth at the same input size (complexity.json), set against the mean training loss of the "
-    "experiment matrix when it exists (experiments.json)."
+    "Ratios of parameters, multiply-accumulates and forward+backward latency of each model under study to each "
+    "baseline (in the seed's comparison: each PackNet model to DenseDepth) at the same input size "
+    "(complexity.json), set against the mean training loss of the experiment matrix when it exists "
+    "(experiments.json)."
 )
 COST_QUESTION = "What does the extra capacity cost?"
+
+
+def cost_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the models under study against the baselines."""
+    if roles.seed_comparison:
+        return COST_QUESTION
+    verb = "do" if roles.plural(UNDER_STUDY) else "does"
+    return f"What {verb} {roles.phrase(UNDER_STUDY)} cost against {roles.phrase(BASELINE) or 'no baseline'}?"
 
 
 @QUESTIONS.register("cost", description=COST_QUESTION, order=50)
@@ -510,44 +635,58 @@ def capacity_cost(results: Results) -> Answer | None:
     doc = results.first(ComplexityResult)
     if doc is None or not doc.models:
         return None
-    models = doc.models
-    base = next((m for m in models if not is_packnet(m.name)), None)
+    models, roles = doc.models, doc.roles
+    question = cost_question(roles)
+    bases = [m for m in models if roles.role_of(m.name) == BASELINE]
     evidence = [
         {
             "model": m.name,
+            **roles.evidence(m.name),
             "params": m.params,
             "MACs": fmt(m.macs),
             "fwd+bwd latency (ms)": fmt(m.latency.forward_backward_ms),
         }
         for m in models
     ]
-    packs = [m for m in models if is_packnet(m.name)]
-    if base is None or not packs:
+    studied = [m for m in models if roles.under_study(m.name)]
+    if not bases or not studied:
         return Answer(
-            COST_QUESTION,
+            question,
             "inconclusive",
-            "A PackNet model and DenseDepth must both be in complexity.json to compare.",
+            "A model under study and a baseline must both be in complexity.json to compare.",
             COST_RULE,
             evidence,
         )
+    sentence = "; ".join(_cost_ratios(studied, base) for base in bases)
+    experiments = results.first(SeedStudyResult)
+    losses = _experiment_losses(experiments)
+    if experiments is not None:
+        base_losses = [v for k, v in losses.items() if experiments.roles.role_of(k) == BASELINE]
+        studied_losses = [v for k, v in losses.items() if experiments.roles.under_study(k)]
+        if base_losses and studied_losses:
+            better = min(studied_losses) < min(base_losses)
+            sentence += (
+                f"; for that, its best mean training loss is {fmt(min(studied_losses))} against "
+                f"{fmt(min(base_losses))} ({'better' if better else 'worse'})"
+            )
+    return Answer(question, "measured", sentence + ".", COST_RULE, evidence)
+
+
+def _cost_ratios(studied: list[Any], base: Any) -> str:
+    """Each model's size, compute and step latency as multiples of ``base``'s, in one clause ending "of <base>"."""
     parts = []
-    for m in packs:
+    for m in studied:
         p = m.params / max(base.params, 1)
         c = m.macs / max(base.macs, 1)
         lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
-        lat = f", {lm / lb:.1f}x the training-step latency" if lb and lm else ""
-        parts.append(f"{m.name} has {p:.1f}x the parameters and {c:.1f}x the MACs{lat}")
-    sentence = "; ".join(parts) + f" of {base.name}"
-    losses = _experiment_losses(results.first(SeedStudyResult))
-    dd = [v for k, v in losses.items() if not is_packnet(k)]
-    pn = [v for k, v in losses.items() if is_packnet(k)]
-    if dd and pn:
-        better = min(pn) < min(dd)
-        sentence += (
-            f"; for that, its best mean training loss is {fmt(min(pn))} against "
-            f"{fmt(min(dd))} ({'better' if better else 'worse'})"
-        )
-    return Answer(COST_QUESTION, "measured", sentence + ".", COST_RULE, evidence)
+        lat = f", {_times(lm / lb)}x the training-step latency" if lb and lm else ""
+        parts.append(f"{m.name} has {_times(p)}x the parameters and {_times(c)}x the MACs{lat}")
+    return "; ".join(parts) + f" of {base.name}"
+
+
+def _times(ratio: float) -> str:
+    """A ratio for "N x the ...": one decimal from 1 up, two significant digits below (0.02x, not 0.0x)."""
+    return f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"
 
 
 def _experiment_losses(doc: SeedStudyResult | None) -> dict[str, float]:

@@ -47,6 +47,8 @@ from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_pose import PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
+from probe.jobs import Job, Launch, check_preemptible, run_jobs
+from probe.limits import MAX_ITEMS, check_optional_count, check_positive_float
 from probe.models import list_models
 from probe.models.posenet import PoseNet
 from probe.options import (
@@ -60,11 +62,13 @@ from probe.options import (
     width_option,
 )
 from probe.progress import progress_bar
-from probe.report.answers import QUESTIONS, Answer, fmt, is_packnet
+from probe.report.answers import QUESTIONS, Answer, fmt
 from probe.report.collect import Results
 from probe.report.document import AnswerBlock, Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS
 from probe.results import Result, register_result
+from probe.roles import model_family
+from probe.runs import run_folder_lock
 from probe.seeding import check_seed
 from probe.stats import Estimate, decide, paired_difference
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
@@ -249,10 +253,10 @@ class SelfSupervisedStudyConfig:
                 raise ProbeError(f"--model {model}: not a depth model; expected one of {', '.join(known)}")
         for seed in self.seeds:
             check_seed(seed)
-        if not self.velocity_weight > 0:
-            raise ProbeError(
-                f"--velocity-weight: the study compares with and without it; expected > 0, got {self.velocity_weight}"
-            )
+        check_positive_float(
+            "--velocity-weight", self.velocity_weight, what="a weight > 0 (the study compares with and without it)"
+        )
+        check_optional_count("--eval-length", self.eval_length, MAX_ITEMS)
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.noise_levels)) != len(self.noise_levels):
             raise ProbeError("self-supervised study: seeds and noise levels must be distinct")
         dataset_info(self.dataset)
@@ -462,7 +466,8 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
 
 
 def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervisedRun:
-    result = train(plan.train)
+    """Train one cell (resuming the checkpoints of an earlier start, found here where it trains) and score it."""
+    result = train(replace(plan.train, resume=has_checkpoint(plan.train.out)))
     summary = result.summary
     if summary is None:
         raise ProbeError("self-supervised study: runs one process per training run; start it without torchrun")
@@ -512,30 +517,55 @@ def _device(config: SelfSupervisedStudyConfig) -> Any:
 
 
 def run_self_supervised_study(
-    config: SelfSupervisedStudyConfig, on_run: Callable[[SelfSupervisedRun], None] | None = None
+    config: SelfSupervisedStudyConfig,
+    on_run: Callable[[SelfSupervisedRun], None] | None = None,
+    launch: Launch = Launch(),
 ) -> SelfSupervisedStudyResult:
     """Train and score every cell of the matrix (resuming unfinished runs), then summarise over seeds.
 
     Writes ``DIR/<run id>/`` per run (with ``eval/scale.json``) and
-    ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress).
+    ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress), in the
+    matrix's order.  ``launch`` runs the cells side by side (:mod:`probe.jobs`: worker
+    processes, SLURM jobs); each cell is seeded by its own config, so the numbers do not
+    depend on it (on a CPU: with equal threads per run).
     """
     config = config.resolved()
     planned = study_runs(config)
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()
-    runs = []
-    with progress_bar() as bar:  # each run's own training bar stacks under this one
-        task = bar.add_task("self-supervised runs", total=len(planned))
-        for plan in planned:
-            bar.update(task, description=f"self-supervised runs: {plan.id}")
-            run = _run_one(plan, config)
-            runs.append(run)
-            bar.update(task, advance=1)
-            if on_run is not None:
-                on_run(run)
-    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
-    result.save(config.out)
+    launch.validate()
+    check_preemptible(launch, config.checkpoint_every)
+    with run_folder_lock(config.out, "experiment self-supervised"):
+        runs = _run_matrix(planned, config, launch, on_run)
+        result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+        result.save(config.out)
     return result
+
+
+def _run_matrix(
+    planned: list[PlannedRun],
+    config: SelfSupervisedStudyConfig,
+    launch: Launch,
+    on_run: Callable[[SelfSupervisedRun], None] | None,
+) -> list[SelfSupervisedRun]:
+    """Every planned run trained and scored as ``launch`` says, in the matrix's order."""
+    jobs = [Job(plan.id, plan.train.out, _run_one, (plan, config)) for plan in planned]
+    runs: list[SelfSupervisedRun] = []
+    if launch.in_process:  # one by one, reporting each as it ends; each run's training bar stacks under this one
+        with progress_bar() as bar:
+            task = bar.add_task("self-supervised runs", total=len(jobs))
+            for job in jobs:
+                bar.update(task, description=f"self-supervised runs: {job.name}")
+                runs.extend(run_jobs([job], launch))
+                bar.update(task, advance=1)
+                if on_run is not None:
+                    on_run(runs[-1])
+    else:
+        runs = run_jobs(jobs, launch, device=config.device, out=Path(config.out), what="self-supervised runs")
+        if on_run is not None:
+            for run in runs:
+                on_run(run)
+    return runs
 
 
 NO_VELOCITY_LABEL = "no velocity loss"
@@ -746,8 +776,8 @@ def _paired_differences(
 def packnet_vs_densedepth_answer(result: SelfSupervisedStudyResult) -> Answer:
     """The rule :data:`BEATS_RULE` on ``result`` (see the module docstring)."""
     models = list(dict.fromkeys(r.model for r in result.runs))
-    packnets = [m for m in models if is_packnet(m)]
-    baselines = [m for m in models if "densedepth" in m.lower()]
+    packnets = [m for m in models if model_family(m) == "packnet"]  # the zoo's families, not name substrings
+    baselines = [m for m in models if model_family(m) == "densedepth"]
     weights = sorted({r.velocity_weight for r in result.runs})
     evidence, verdicts, parts = [], [], []
     for p in packnets:

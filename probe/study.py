@@ -11,6 +11,11 @@ Two budgets exist: ``quick`` (tiny widths, small images, the synthetic data; a
 protocol's resolution, meant for a GPU).  A step that finished in an earlier call
 is not re-run unless ``force`` is given, so an interrupted study resumes.
 
+``models`` (``--model SPEC``, repeatable) puts the user's own models under study: every step
+compares them with ``baselines`` (``--baseline NAME``; default: the budget's zoo comparison, i.e.
+the seed's matrix and its analysed models), on the same batches, and the report's questions
+name them.  ``encoder_module`` also trains each model's encoder in the autoencoder step.
+
 >>> from probe.study import StudyConfig, run_study
 >>> run_study(StudyConfig(quick=True, out="runs/study"))   # doctest: +SKIP
 """
@@ -20,17 +25,30 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 from probe.data import dataset_info, dataset_present
 from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
-from probe.options import data_root_option, dataset_option, device_option, option, out_option, seed_option
+from probe.jobs import Launch
+from probe.models import list_models
+from probe.options import (
+    data_root_option,
+    dataset_option,
+    device_option,
+    model_options_option,
+    option,
+    out_option,
+    seed_option,
+    split_scoped_key,
+)
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.results import Result
-from probe.runs import prepare_run_dir, run_folder_lock
+from probe.roles import BASELINE, ModelSelection
+from probe.runs import prepare_run_dir, read_run_records, run_folder_lock
+from probe.schema import encode
 from probe.seeding import check_seed
 
 
@@ -101,8 +119,8 @@ BUDGETS: dict[str, Budget] = {
 
 
 @dataclass
-class StudyConfig:
-    """``probe study``: which data, which budget, which steps, where."""
+class StudyConfig(ModelSelection):
+    """``probe study``: which data, which budget, which models, which steps, where."""
 
     quick: bool = option(False, flag="--quick", help="tiny widths and images: minutes on a 2-core CPU")
     budget_name: str | None = None  # overrides quick: any key of BUDGETS
@@ -113,17 +131,52 @@ class StudyConfig:
     out: Path = out_option(Path("runs/study"))
     steps: list[str] | None = option(None, flag="--step", help="run only these steps (repeatable)")  # None: all
     force: bool = option(False, flag="--force", help="re-run steps whose results already exist")
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="your model under study: a zoo name or SPEC (repeat); every step compares it with the baselines",
+    )
+    baselines: list[str] = option(
+        default_factory=list,
+        flag="--baseline",
+        help="baseline the --model is compared with (repeat; default: the zoo comparison of the budget)",
+    )
+    model_options: dict[str, Any] = model_options_option(scoped=True)
+    encoder_module: str | None = option(
+        None, help="the --model's encoder (a submodule path such as encoder): the autoencoder step trains it too"
+    )
+    launch: Launch = field(default_factory=Launch)  # how the experiment step's runs run (probe.jobs; CLI: Launch)
 
     def validate(self) -> None:
-        """Everything a study can check before hours of work: steps, budget, seed and the dataset's files."""
+        """Everything a study can check before hours of work: steps, budget, seed, models and the dataset's files."""
         for name in self.steps or []:
             STEPS.entry(name)
         if self.small and self.dataset != "synthetic":
             raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {self.dataset}")
         _ = self.budget  # an unknown budget name fails here
         check_seed(self.seed)
+        if (self.baselines or self.model_options or self.encoder_module) and not self.models:
+            raise ProbeError("--baseline/--model-option/--encoder-module: they apply to --model SPEC; give it too")
+        if self.models:
+            self.validate_models(width=self.budget.width)
+        self.launch.validate()
         if not dataset_present(self.dataset, self.data_root):
             raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
+
+    def comparison(self, zoo: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(models, baselines) of a step whose zoo comparison is ``zoo``: the --model(s) against the baselines.
+
+        Without --model the step compares ``zoo`` by the default roles (PackNet under study); without
+        --baseline the --model(s) are compared with ``zoo``.
+        """
+        if not self.models:
+            return list(zoo), []
+        return list(self.models), list(self.baselines) or [m for m in zoo if m not in self.models]
+
+    def study_record(self) -> dict[str, Any]:
+        """What decides which results a study folder holds: the dataset, budget and models compared."""
+        keys = ("dataset", "budget_name", "quick", "models", "baselines", "model_options", "encoder_module")
+        return {k: encode(getattr(self, k)) for k in keys}
 
     @property
     def budget(self) -> Budget:
@@ -172,7 +225,11 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import complexity
 
     b = config.budget
+    models, baselines = config.comparison(b.complexity_models or list_models())  # None: every zoo depth model
     cfg = complexity.ComplexityConfig(
+        models=models,
+        baselines=baselines,
+        model_options=dict(config.model_options),
         input_size=b.complexity_input,
         width=1.0,
         device=config.device,
@@ -180,8 +237,6 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
         warmup=0 if config.small else None,
         seed=config.seed,
     )
-    if b.complexity_models:  # None: the config's default, every registered model
-        cfg = replace(cfg, models=list(b.complexity_models))
     return _save(complexity.run(cfg, progress), config)
 
 
@@ -211,18 +266,24 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
         device=config.device,
         seed=config.seed,
         workers=0 if config.small else 4,
+        models=list(config.models),
+        baselines=list(config.baselines),
+        model_options=dict(config.model_options),
         out=config.out,
     )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
-    run_seed_study(cfg)
+    run_seed_study(cfg, config.launch)
     return [config.out / "experiments.json"]
 
 
 def _training_runs(config: StudyConfig, analysis: str) -> dict[str, Any]:
     """The settings shared by the analyses that train the analysed models on identical batches."""
     b = config.budget
+    models, baselines = config.comparison(b.analysed_models)
     return dict(
-        models=list(b.analysed_models),
+        models=models,
+        baselines=baselines,
+        model_options=dict(config.model_options),
         steps=b.train_steps,
         width=b.width,
         dataset=config.dataset,
@@ -271,6 +332,9 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
         levels=list(b.autoencoder_levels),
         steps=b.autoencoder_steps,
         input_size=b.autoencoder_input,
+        models=list(config.models) if config.encoder_module else [],
+        encoder_module=config.encoder_module,
+        model_options=_scoped_to(config, config.models) if config.encoder_module else {},
         device=config.device,
         seed=config.seed,
     )
@@ -291,10 +355,15 @@ def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
 
     b = config.budget
     experiments = config.out / "experiments.json"
-    runs = [Path(e.run_dir) for e in SeedStudyResult.read(experiments).experiments] if experiments.is_file() else []
+    matrix = SeedStudyResult.read(experiments) if experiments.is_file() else None
+    runs = [Path(e.run_dir) for e in matrix.experiments] if matrix is not None else []
+    models, baselines = ([], []) if runs else config.comparison(b.analysed_models)
     cfg = attribution.AttributionConfig(
-        models=[] if runs else list(b.analysed_models),
+        models=models,
+        baselines=baselines,
+        model_options=dict(config.model_options),
         checkpoints=runs,
+        checkpoint_baselines=[m.name for m in matrix.roles.of(BASELINE)] if matrix is not None else [],
         width=b.width,
         dataset=config.dataset,
         data_root=config.data_root,
@@ -304,6 +373,11 @@ def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
         seed=config.seed,
     )
     return _save(attribution.run(cfg), config)
+
+
+def _scoped_to(config: StudyConfig, models: list[str]) -> dict[str, Any]:
+    """The study's --model-options that reach one of ``models`` (unscoped ones reach every --model)."""
+    return {k: v for k, v in config.model_options.items() if split_scoped_key(k)[0] in (None, *models)}
 
 
 def _produced(name: str, out: Path) -> Path:
@@ -319,7 +393,24 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
         return _run_steps(config, names)
 
 
+def _check_same_study(config: StudyConfig) -> None:
+    """A folder's finished steps are reused only for the same dataset, budget and models (else --force)."""
+    path = config.out / "config.json"
+    record = read_run_records(path).get("study") if path.is_file() else None
+    if record is None or config.force:
+        return
+    before, now = {k: record.config.get(k) for k in config.study_record()}, config.study_record()
+    changed = [k for k in now if k in record.config and before[k] != now[k]]
+    if changed:
+        key = changed[0]
+        raise ProbeError(
+            f"--out {config.out}: holds a study with {key}={before[key]!r}, not {now[key]!r}; its results would be "
+            "reused for the wrong models: choose another --out, or --force to run every step again"
+        )
+
+
 def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
+    _check_same_study(config)
     prepare_run_dir(
         config.out,
         "study",

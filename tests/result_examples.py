@@ -18,18 +18,21 @@ from analyses.attribution import (AttributionConfig, AttributionResult, Attribut
                                   mass_radii)
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
 from analyses.collapse import CollapseResult, ModelCollapse, measure_prediction
-from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity
+from analyses.complexity import (BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity,
+                                 TrainingMemory)
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.evaluate_scale import ScaleEvaluation, ratio_summary
 from probe.experiments import ExperimentEval, ExperimentRow, SeedStudyConfig, SeedStudyResult
+from probe.jobs import Launch
 from probe.image_quality import ImageQuality
 from probe.io import write_json
 from probe.laws import LawResult, PropertiesResult
 from probe.results import Result
 from probe.evaluate_pose import PoseEvaluation
+from probe.roles import assign_roles
 from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,
                                          SelfSupervisedStudyResult, summarise)
 from probe.study import StepRecord, StudyLog
@@ -49,8 +52,14 @@ def model_gradients(name: str, medians: list[float], steps: int = 3) -> ModelGra
     return ModelGradients.of(name, list(range(1, steps + 1)), layers)
 
 
-def gradients(medians_by_model: dict[str, list[float]]) -> GradientsResult:
+def roles(names: list[str], baselines: tuple[str, ...] = ()):
+    """probe.roles' rules on ``names``: ``baselines`` given, the others are under study; else the defaults."""
+    return assign_roles([n for n in names if n not in baselines], list(baselines))
+
+
+def gradients(medians_by_model: dict[str, list[float]], baselines: tuple[str, ...] = ()) -> GradientsResult:
     return GradientsResult(models=[model_gradients(n, m) for n, m in medians_by_model.items()],
+                           roles=roles(list(medians_by_model), baselines),
                            config={"models": list(medians_by_model), "steps": 3})
 
 
@@ -71,8 +80,9 @@ def model_collapse(name: str, factors: list[float], steps: tuple[int, ...] = (0,
     return ModelCollapse.of(name, "example", batch, measurements)
 
 
-def collapse(factors_by_model: dict[str, list[float]]) -> CollapseResult:
-    return CollapseResult(models=[model_collapse(n, f) for n, f in factors_by_model.items()], config={"every": 10})
+def collapse(factors_by_model: dict[str, list[float]], baselines: tuple[str, ...] = ()) -> CollapseResult:
+    return CollapseResult(models=[model_collapse(n, f) for n, f in factors_by_model.items()],
+                          roles=roles(list(factors_by_model), baselines), config={"every": 10})
 
 
 # -- noise: the real estimator on given measurements and per-batch losses -----------------------
@@ -89,9 +99,9 @@ def model_noise(name: str, losses: list[float], small_sq: float = 3.0, big_sq: f
     return ModelNoise.of(name, 4, est, [1, 2, 3, 4], list(range(1, len(losses) + 1)), losses)
 
 
-def noise(losses_by_model: dict[str, list[float]]) -> NoiseResult:
+def noise(losses_by_model: dict[str, list[float]], baselines: tuple[str, ...] = ()) -> NoiseResult:
     return NoiseResult(models=[model_noise(n, losses) for n, losses in losses_by_model.items()],
-                       config={"small_batch": 2, "big_batch": 8})
+                       roles=roles(list(losses_by_model), baselines), config={"small_batch": 2, "big_batch": 8})
 
 
 # -- autoencoder: PSNR per level for a packing and a max-pool autoencoder ------------------------
@@ -107,7 +117,7 @@ def autoencoder(pack_psnr: list[float], pool_psnr: list[float]) -> AutoencoderRe
         runs += [autoencoder_run("pack3d", level, p), autoencoder_run("maxpool", level, q)]
     config = AutoencoderConfig(archs=["pack3d", "maxpool"], levels=list(range(1, len(pack_psnr) + 1)))
     return AutoencoderResult(config=config, device="cpu", input_size=(32, 32), metrics_on="synthetic test split",
-                             architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs)
+                             architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs, roles=roles([]))
 
 
 # -- complexity, experiments: the published parameter counts, latencies given ------------------
@@ -120,13 +130,20 @@ def model_complexity(name: str, params: int, macs: int, forward_backward_ms: flo
                                                                            macs - macs // 2)],
         activation_count=10**6, latency=Latency("cpu", forward_backward_ms / 3, forward_backward_ms, 1, 0, 1),
         peak_memory_bytes=None, peak_memory_forward_bytes=None, peak_memory_reason="not measured on cpu",
+        training_memory=TrainingMemory(
+            batch_size=1, precision="fp32", activation_checkpointing=False, parameters=params,
+            weight_bytes=4 * params, gradient_bytes=4 * params, optimizer_bytes=8 * params,
+            activation_bytes=3 * 2**30, activation_bytes_per_image=3.0 * 2**30, input_bytes=4 * 3 * 192 * 640,
+            total_bytes=16 * params + 3 * 2**30 + 4 * 3 * 192 * 640,
+            total_gb=(16 * params + 3 * 2**30 + 4 * 3 * 192 * 640) / 2**30, peak_over_estimate=None),
         measure_seconds=1.0)
 
 
 def complexity() -> ComplexityResult:
     return ComplexityResult(config=ComplexityConfig(models=["packnet_b", "densedepth"]), device="cpu",
                             device_name="cpu", models=[model_complexity("packnet_b", 124164580, 200_000_000_000, 30.0),
-                                                       model_complexity("densedepth", 42657689, 50_000_000_000, 12.0)])
+                                                       model_complexity("densedepth", 42657689, 50_000_000_000, 12.0)],
+                            roles=roles(["packnet_b", "densedepth"]))
 
 
 def experiment_row(id: str, model: str, curve: list[float], seed_mean_loss: float | None = None,
@@ -146,7 +163,8 @@ def experiment_row(id: str, model: str, curve: list[float], seed_mean_loss: floa
 def experiments() -> SeedStudyResult:
     return SeedStudyResult(config=SeedStudyConfig(quick=True), experiments=[
         experiment_row("densedepth", "densedepth", [0.9, 0.6, 0.5, 0.4], seed_mean_loss=0.401),
-        experiment_row("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6], evaluated=False)])
+        experiment_row("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6], evaluated=False)],
+        roles=roles(["densedepth", "packnet_slim_b"]), launch=Launch(parallel=2, threads=1))
 
 
 # -- the rest: attribution, properties, eval, train, study ---------------------------------------
@@ -163,7 +181,8 @@ def attribution() -> AttributionResult:
     return AttributionResult(config=AttributionConfig(models=["packnet_b", "densedepth"], method="saliency"),
                              device="cpu", method="saliency", method_description="absolute input gradient",
                              target="centre pixel of each model's output", images=["img0"], input_size=(8, 8),
-                             models=[model_attribution("packnet_b"), model_attribution("densedepth")])
+                             models=[model_attribution("packnet_b"), model_attribution("densedepth")],
+                             roles=roles(["packnet_b", "densedepth"]))
 
 
 def properties(passed: bool = True) -> PropertiesResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,15 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("experiment", "seed-study", "--only", "nope", "--out", "{out}"), "--only"),
     (("experiment", "seed-study", "--epochs", "0", "--out", "{out}"), "--epochs"),
     (("experiment", "seed-study", "--quick", "--dataset", "nyu", "--out", "{out}"), "--quick"),
+    (("experiment", "seed-study", "--quick", "--parallel", "0", "--out", "{out}"), "--parallel"),
+    (("experiment", "seed-study", "--quick", "--launcher", "pbs", "--out", "{out}"), "--launcher"),
+    (("experiment", "seed-study", "--quick", "--launcher", "slurm", "--out", "{out}"), "--partition"),
+    (("experiment", "seed-study", "--quick", "--partition", "gpu", "--out", "{out}"), "--partition"),
+    (("experiment", "seed-study", "--quick", "--launcher", "submitit-local", "--time-min", "0", "--out", "{out}"),
+     "--time-min"),
+    *([(("experiment", "seed-study", "--quick", "--launcher", "slurm", "--partition", "gpu", "--out", "{out}"),
+        "srun")] if shutil.which("srun") is None else []),
+    (("study", "--quick", "--parallel", "0", "--out", "{out}"), "--parallel"),
     # gradients, noise, collapse
     (("gradients", "--out", "{out}"), "--model"),
     (("gradients", "--model", "nope", "--out", "{out}"), "unknown model 'nope'"),
@@ -139,7 +149,38 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("attribution", "--model", "packnet_b", "--pixel", "1000,1000", *TINY, "--out", "{out}"), "outside"),
     (("attribution", "--model", "packnet_b", "--image", "{missing}", "--out", "{out}"), "file not found"),
     (("attribution", "--checkpoint", "{corrupt_run}", "--out", "{out}"), "no complete checkpoint"),
-    (("attribution", "--model", "packnet_slim_b", *TINY, "--image", "{fifo}", "--out", "{out}"), "not a regular file"),
+    (("attribution", "--model", "packnet_slim_b", *TINY, "--image", "{fifo}", "--out", "{out}"), "--image"),
+    # issue 16: every count and size of the analyses bounded before any work (probe/limits.py, probe/memory.py)
+    (("gradients", "--model", "packnet_slim_b", *TINY, "--steps", str(2**70), "--out", "{out}"), "--steps"),
+    (("gradients", "--model", "packnet_slim_b", *TINY, "--steps", str(10**12), "--out", "{out}"), "--steps"),
+    (("gradients", "--model", "packnet_b", "--input-size", "16000x16000", "--out", "{out}"), "needs about"),
+    (("noise", "--model", "packnet_slim_b", *TINY, "--big-batch", str(2**70), "--out", "{out}"), "--big-batch"),
+    (("noise", "--model", "packnet_slim_b", *TINY, "--steps", "4", "--every", "5", "--out", "{out}"), "--every"),
+    (("collapse", "--model", "packnet_slim_b", *TINY, "--images", str(2**70), "--out", "{out}"), "--images"),
+    (("collapse", "--model", "packnet_slim_b", *TINY, "--every", str(2**70), "--out", "{out}"), "--every"),
+    (("complexity", "--model", "packnet_slim_b", *TINY, "--repeats", str(2**70), "--out", "{out}"), "--repeats"),
+    (("complexity", "--model", "packnet_slim_b", *TINY, "--warmup", str(2**70), "--out", "{out}"), "--warmup"),
+    (("complexity", "--model", "packnet_slim_b", *TINY, "--batch-size", str(2**70), "--out", "{out}"), "--batch-size"),
+    (("complexity", "--model", "packnet_slim_b", "--input-size", "100000x100000", "--out", "{out}"), "--input-size"),
+    (("complexity", "--model", "packnet_b", "--input-size", "16000x16000", "--batch-size", "64", "--out", "{out}"),
+     "needs about"),
+    (("autoencoder", "--steps", str(2**70), "--out", "{out}"), "--steps"),
+    (("autoencoder", "--train-images", "8", "--batch-size", "9", "--out", "{out}"), "--batch-size"),
+    (("autoencoder", "--train-images", str(2**70), "--out", "{out}"), "--train-images"),
+    (("autoencoder", "--eval-images", str(2**70), "--out", "{out}"), "--eval-images"),
+    (("autoencoder", "--input-size", "100000x100000", "--out", "{out}"), "--input-size"),
+    (("autoencoder", "--train-images", "1000000", "--input-size", "16384x16384", "--out", "{out}"), "caching the images"),
+    (("autoencoder", "--lr", "inf", "--out", "{out}"), "--lr"),
+    (("attribution", "--model", "packnet_slim_b", *TINY, "--steps", str(2**70), "--out", "{out}"), "--steps"),
+    (("attribution", "--model", "packnet_slim_b", *TINY, "--images", str(2**70), "--out", "{out}"), "--images"),
+    (("attribution", "--model", "packnet_slim_b", "--input-size", "100000x100000", "--out", "{out}"), "--input-size"),
+    (("attribution", "--model", "packnet_slim_b", *TINY, "--image", "/dev/zero", "--out", "{out}"), "--image"),
+    (("properties", "--examples", str(2**70), "--out", "{out}"), "--examples"),
+    (("experiment", "seed-study", "--workers", "1000000", "--out", "{out}"), "--workers"),
+    (("experiment", "seed-study", "--lr", "inf", "--out", "{out}"), "--lr"),
+    (("eval", "--checkpoint", "{good_run}", "--dataset-length", str(2**70), "--out", "{out}"), "--dataset-length"),
+    (("predict", "{file}", "--checkpoint", "{good_run}", "--input-size", "100000x100000", "--out", "{out}"),
+     "--input-size"),
     # report, study
     (("report", "{missing}", "-o", "{out}/r.html"), "not a directory"),
     (("report", "{out}", "-o", "{out}/r.html"), "no result files"),

@@ -115,3 +115,21 @@ def test_cli_refuses_bad_flags_in_one_line_before_writing(run_cli, tmp_path, fla
     res = run_cli("experiment", "self-supervised", *flags, "--out", tmp_path / "never")
     assert res.code == 2 and match in res.err and len(res.err.strip().splitlines()) == 1, res
     assert not (tmp_path / "never").exists()
+
+
+def test_parallel_2_gives_the_sequential_matrix_numbers(tmp_path):
+    """Each cell seeds itself: two worker processes (one thread each, as these runs) write the same numbers."""
+    from probe.jobs import Launch, json_differences
+
+    config = dict(noise_levels=(NoiseLevel(std=0.2),), max_steps=2)  # two cells: without and with velocity
+    sequential = run_self_supervised_study(_config(tmp_path / "sequential", **config), launch=Launch(threads=1))
+    parallel = run_self_supervised_study(_config(tmp_path / "parallel", **config), launch=Launch(parallel=2, threads=1))
+    sequential, parallel = sequential.to_json(), parallel.to_json()
+
+    def numbers(study: dict) -> dict:  # without the wall times and the folders
+        runs = [{k: v for k, v in run.items() if k not in ("seconds", "run_dir")} for run in study["runs"]]
+        return to_plain({**study, "config": {**study["config"], "out": None}, "runs": runs})
+
+    assert len(parallel["runs"]) == 2 and json_differences(numbers(sequential), numbers(parallel)) == []
+    pids = {json.loads((Path(r["run_dir"]) / "job.json").read_text())["attempts"][0]["pid"] for r in parallel["runs"]}
+    assert len(pids) == 2

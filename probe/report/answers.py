@@ -36,10 +36,6 @@ Rule = Callable[[Results], "Answer | None"]
 QUESTIONS: Registry[Rule] = Registry("question")
 
 
-def is_packnet(name: str) -> bool:
-    return "packnet" in name.lower()
-
-
 def fmt(x: float | None, digits: int = 3) -> str:
     """A number for a sentence or an evidence table: ``n/a`` when missing or undefined (NaN), ``inf`` when infinite."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

@@ -27,16 +27,35 @@ from probe.report.answers import Answer, answer_all
 from probe.report.collect import Results, collect_results
 from probe.report.document import Section, Table, render_html, render_markdown
 from probe.report.sections import SECTIONS, Builder
+from probe.roles import BASELINE, UNDER_STUDY, Roles
 
 FORMATS = ("html", "md")
 TITLE = "probe report: why does PackNet under-perform DenseDepth?"
+SUMMARY_TITLE = "The seed's questions at a glance"
+
+
+def study_roles(results: Results) -> Roles | None:
+    """The roles of a result comparing other models than the seed's, one with baselines first (None: the seed's)."""
+    found = [getattr(item.result, "roles", None) for loaded in results.found.values() for item in loaded]
+    studies = [r for r in found if isinstance(r, Roles) and r.of(UNDER_STUDY) and not r.seed_comparison]
+    return next((r for r in studies if r.of(BASELINE)), studies[0] if studies else None)
+
+
+def report_title(results: Results) -> tuple[str, str]:
+    """(title, summary heading): the seed's for its own comparison, else naming the models under study."""
+    roles = study_roles(results)
+    if roles is None:
+        return TITLE, SUMMARY_TITLE
+    against = f" against {roles.phrase(BASELINE)}" if roles.of(BASELINE) else ""
+    return f"probe report: {roles.phrase(UNDER_STUDY)}{against}", "The questions at a glance"
+
 
 T = TypeVar("T")
 
 
 def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     """(sections with results, one line per section not shown and why)."""
-    summary = Section("summary", "The seed's questions at a glance")
+    summary = Section("summary", report_title(results)[1])
     sections, not_run = [summary], []
     for entry in sorted(SECTIONS.entries(), key=lambda e: e.meta.get("order", 1000)):
         reason = _missing(entry, results)
@@ -49,7 +68,7 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
             not_run.append(reason or f"{entry.description} (its results hold nothing to show)")
     answers, failures = _guarded(answer_all, results, "summary")
     rows = [
-        {"question": question, "answer": answer.verdict, "why": answer.sentence}
+        {"question": answer.question or question, "answer": answer.verdict, "why": answer.sentence}
         for _, question, answer in (answers or [])
         if answer is not None
     ]
@@ -83,11 +102,8 @@ def _guarded(build: Callable[[Results], T], results: Results, what: str) -> tupl
         return None, f"{what} (could not be built: internal error: {type(exc).__name__}: {one_line(exc)})"
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "html") -> Path:
-    """Write the report for ``run_dirs`` to ``out`` (atomically) and return its path."""
-    if fmt not in FORMATS:
-        raise ProbeError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    results = collect_results(list(run_dirs))
+def report_contents(results: Results) -> tuple[list[Section], list[str]]:
+    """The sections to show and every "Not run" line: sections not shown, then files no section named."""
     sections, not_run = build_sections(results)
     not_run += [
         f"could not read {line}"
@@ -95,13 +111,23 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "ht
         for line in lines
         if not any(line in reason for reason in not_run)
     ]
+    return sections, not_run
+
+
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "html") -> Path:
+    """Write the report for ``run_dirs`` to ``out`` (atomically) and return its path."""
+    if fmt not in FORMATS:
+        raise ProbeError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    results = collect_results(list(run_dirs))
+    sections, not_run = report_contents(results)
     target = Path(out)
+    title = report_title(results)[0]
     if fmt == "html":
-        atomic_write(target, render_html(TITLE, sections, not_run))
+        atomic_write(target, render_html(title, sections, not_run))
     else:
         fig_dir = target.with_name(target.stem + "_figures")
-        atomic_write(target, render_markdown(TITLE, sections, not_run, fig_dir, fig_dir.name))
+        atomic_write(target, render_markdown(title, sections, not_run, fig_dir, fig_dir.name))
     return target
 
 
-__all__ = ["FORMATS", "TITLE", "Answer", "build_report", "build_sections"]
+__all__ = ["FORMATS", "TITLE", "Answer", "build_report", "build_sections", "report_contents", "report_title"]

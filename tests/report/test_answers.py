@@ -89,6 +89,6 @@ def test_packing_sentence_states_the_gap_without_double_negatives(tmp_path):
 
 
 def test_collapse_ties_name_the_model_with_the_smallest_std_ratio(tmp_path):
-    # neither model collapses; densedepth keeps only a fifth of the ground truth's variation
-    doc = ex.collapse({"packnet_b": [1.0] * 4, "densedepth": [0.2] * 4})
-    assert "densedepth" in prediction_collapses(_results(tmp_path, doc)).sentence
+    # no model under study collapses; packnet_c keeps only a fifth of the ground truth's variation
+    doc = ex.collapse({"packnet_b": [1.0] * 4, "packnet_c": [0.2] * 4, "densedepth": [1.0] * 4})
+    assert "packnet_c" in prediction_collapses(_results(tmp_path, doc)).sentence
