@@ -57,8 +57,9 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     """(sections with results, one line per section not shown and why)."""
     summary = Section("summary", report_title(results)[1])
     sections, not_run = [summary], []
+    named: set[str] = set()  # unreadable files already named by a section's line: one line names each file
     for entry in sorted(SECTIONS.entries(), key=lambda e: e.meta.get("order", 1000)):
-        reason = _missing(entry, results)
+        reason = _missing(entry, results, named)
         section = None
         if reason is None:
             section, reason = _guarded(entry.factory, results, entry.description)
@@ -79,13 +80,20 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     return sections, not_run + ([failures] if failures else [])
 
 
-def _missing(entry: Entry[Builder], results: Results) -> str | None:
-    """Why a section cannot be built from ``results`` (None when at least one result it needs was read)."""
+def _missing(entry: Entry[Builder], results: Results, named: set[str]) -> str | None:
+    """Why a section cannot be built from ``results`` (None when at least one result it needs was read).
+
+    A file that could not be read is named with its error once; a later section needing the same
+    file (one result answering two questions) points back to that line.
+    """
     needs = entry.meta.get("needs", ())
     if not needs or any(results.has(cls.name) for cls in needs):
         return None
     errors = [line for cls in needs for line in results.errors(cls.name)]
+    if errors and errors[0] in named:
+        return f"{entry.description} (could not read {', '.join(f'{cls.name}.json' for cls in needs)}: see above)"
     if errors:
+        named.add(errors[0])
         return f"{entry.description} (could not read: {errors[0]})"
     return f"{entry.description} (needs {', '.join(f'{cls.name}.json' for cls in needs)})"
 

@@ -9,10 +9,12 @@ import pytest
 
 from probe.errors import ProbeError
 from probe.evaluate_scale import ScaleEvaluation
-from probe.report.build import build_report
+from probe.report.build import build_report, report_contents
+from probe.report.collect import collect_results
 from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
                                          metric_scale_answer, packnet_vs_densedepth_answer, summarise)
+from tests import result_examples as examples
 
 CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
 
@@ -132,3 +134,13 @@ def test_the_report_shows_both_sections_with_the_figure_from_the_study_json(tmp_
     (bad / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "runs": []}))
     with pytest.raises(ProbeError, match=r"bad/self_supervised.json: schema_version"):  # one line naming file and key
         build_report([bad], tmp_path / "bad.html")
+
+
+def test_an_unreadable_study_json_is_named_on_one_line_though_two_sections_need_it(tmp_path):
+    run = tmp_path / "run"
+    examples.write(examples.properties(), run)  # something readable, so the report is built
+    (run / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "schema_version": 2}))
+    _, not_run = report_contents(collect_results([run]))
+    naming = [line for line in not_run if str(run / "self_supervised.json") in line]
+    assert len(naming) == 1 and "config: missing key" in naming[0] and SCALE_QUESTION in naming[0]
+    assert f"{BEATS_QUESTION} (could not read self_supervised.json: see above)" in not_run
