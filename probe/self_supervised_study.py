@@ -689,10 +689,15 @@ def _combine(verdicts: list[str]) -> str:
     return "partly" if "yes" in verdicts and "no" in verdicts else "inconclusive"
 
 
-def _interval_text(interval: Interval, digits: int = 3) -> str:
+def _interval_text(interval: Interval, digits: int = 3, decimals: int | None = None) -> str:
+    """``mean [low, high]`` to ``digits`` significant digits, or to ``decimals`` places (angles: 128.2, not 1.3e+02)."""
+
+    def f(x: float) -> str:
+        return fmt(x, digits) if decimals is None or not math.isfinite(x) else f"{x:.{decimals}f}"
+
     if interval.n >= 2 and math.isfinite(interval.low):
-        return f"{fmt(interval.mean, digits)} [{fmt(interval.low, digits)}, {fmt(interval.high, digits)}]"
-    return f"{fmt(interval.mean, digits)} (n={interval.n}, no interval)"
+        return f"{f(interval.mean)} [{f(interval.low)}, {f(interval.high)}]"
+    return f"{f(interval.mean)} (n={interval.n}, no interval)"
 
 
 def band_verdict(interval: Interval, band: tuple[float, float] = METRIC_BAND) -> str:
@@ -723,7 +728,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "images within 10 %": fmt(c.within_10_percent.mean),
             "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
-            "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, 2),
+            "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
         }
         for c in result.conditions
     ]
@@ -855,7 +860,7 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "delta1, median-scaled": _interval_text(c.delta1_median_scaled),
             "constant predictor abs_rel": _interval_text(c.constant_abs_rel),
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
-            "PoseNet t angle (deg)": _interval_text(c.translation_angle, 2),
+            "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
         }
         for c in result.conditions
     ]

@@ -144,3 +144,12 @@ def test_an_unreadable_study_json_is_named_on_one_line_though_two_sections_need_
     naming = [line for line in not_run if str(run / "self_supervised.json") in line]
     assert len(naming) == 1 and "config: missing key" in naming[0] and SCALE_QUESTION in naming[0]
     assert f"{BEATS_QUESTION} (could not read self_supervised.json: see above)" in not_run
+
+
+def test_angles_are_shown_in_degrees_with_one_decimal_not_in_exponent_form():
+    from probe.self_supervised_study import _interval_text
+
+    interval = Interval.of([120.0, 130.0])  # mean 125, t(1) = 12.706, std 7.07: half-width 63.5
+    assert _interval_text(interval, decimals=1) == "125.0 [61.5, 188.5]"
+    assert _interval_text(interval, 2) == "1.2e+02 [61, 1.9e+02]"  # what significant digits made of it
+    assert _interval_text(Interval.of([7.25]), decimals=1) == "7.2 (n=1, no interval)"
