@@ -292,7 +292,7 @@ def load_models(
         size = run_config.get("input_size")
         loaded.append(
             LoadedModel(
-                f"{run_config['model']} ({Path(path).name})",
+                f"{run_config['model']} ({_run_label(Path(path))})",
                 f"checkpoint {path}",
                 model.eval(),
                 tuple(size) if size else None,
@@ -512,6 +512,11 @@ def run(config: AttributionConfig) -> AttributionResult:
 
 
 # -- figures ------------------------------------------------------------------------------------
+
+
+def _run_label(path: Path) -> str:
+    """A run folder's name; a seed's folder (``<experiment>/seed_<s>``) is named with its experiment."""
+    return f"{path.parent.name}, {path.name}" if path.name.startswith("seed_") else path.name
 
 
 def _square(ax: Any, centre: tuple[float, float], radius: float, color: str, label: str) -> None:

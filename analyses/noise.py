@@ -30,7 +30,6 @@ the first rapid drop the seed describes).
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
@@ -39,17 +38,29 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.probes import TRAIN_PROBES, TrainingProbe
-from analyses.training_runs import TrainingRuns, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe, by_name, learned_over_runs
+from analyses.training_runs import TrainingRuns, runs_over_seeds, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
+from probe.heldout import HeldOutSummary, Learned
 from probe.options import check_positive, option, out_option
-from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.answers import (
+    QUESTIONS,
+    Answer,
+    excluded_sentence,
+    finite,
+    is_packnet,
+    not_learned,
+    shown,
+    with_controls,
+)
 from probe.report.collect import Results
-from probe.report.document import Section
+from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.rules import SCATTER_RULE, scatter_comparison
 from probe.schema import encode
+from probe.stats import Estimate, seed_estimate
 from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
 from probe.training.objective import supervised_loss
@@ -296,12 +307,13 @@ class NoiseProbe(TrainingProbe):
             list(self.measured_steps),
             list(self.loss_steps),
             list(self.losses),
+            self.seed,
+            self.held_out,
         )
 
     def to_result(self) -> NoiseResult:
-        return NoiseResult(
-            models=[self.result()],
-            config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch},
+        return NoiseResult.of(
+            [self.result()], config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch}
         )
 
 
@@ -330,9 +342,11 @@ class StepLosses:
 
 @dataclass
 class ModelNoise:
-    """One model's noise scale (whole run and second half) and per-batch loss spread, with the raw series."""
+    """One model's noise scale (whole run and second half) and per-batch loss spread on one seed, with the raw
+    series, and the run's held-out score (did it learn?)."""
 
     name: str
+    seed: int
     b_small: int
     b_big: int
     train_batch_size: int
@@ -346,6 +360,7 @@ class ModelNoise:
     loss_second_half: LossSpread
     per_measurement: NoiseMeasurements
     per_step_loss: StepLosses
+    held_out: HeldOutSummary | None  # None: not measured
 
     @classmethod
     def of(
@@ -356,6 +371,8 @@ class ModelNoise:
         measured_steps: list[int],
         loss_steps: list[int],
         losses: list[float],
+        seed: int = 0,
+        held_out: HeldOutSummary | None = None,
     ) -> ModelNoise:
         """Estimate from the measurements: means before dividing, over all of them and their second half."""
         overall = est.estimate()
@@ -363,6 +380,7 @@ class ModelNoise:
         spread = loss_statistics(losses)
         return cls(
             name,
+            seed,
             est.b_small,
             est.b_big,
             train_batch,
@@ -376,6 +394,28 @@ class ModelNoise:
             spread["second_half"],
             NoiseMeasurements(measured_steps, list(est.small), list(est.big), list(est.ema_history)),
             StepLosses(loss_steps, losses),
+            held_out,
+        )
+
+
+@dataclass
+class NoiseOverSeeds:
+    """One model over its seeds: the detrended per-batch loss CV and B_simple with Student t intervals."""
+
+    name: str
+    seeds: list[int]
+    loss_cv: Estimate | None  # detrended (plain where a run was too short); None: missing on a seed
+    b_simple: Estimate | None
+    learned: Learned | None
+
+    @classmethod
+    def of(cls, name: str, runs: list[ModelNoise]) -> NoiseOverSeeds:
+        return cls(
+            name,
+            [r.seed for r in runs],
+            seed_estimate([loss_cv(r) for r in runs]),
+            seed_estimate([r.b_simple for r in runs]),
+            learned_over_runs(runs),
         )
 
 
@@ -404,13 +444,21 @@ METHOD = (
 @register_result
 @dataclass
 class NoiseResult(Result):
-    """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
+    """Noise scale and loss spread per model and seed, and each model over its seeds.
+
+    ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
     name: ClassVar[str] = "noise"
-    schema_version: ClassVar[int] = 1
-    models: list[ModelNoise]
+    schema_version: ClassVar[int] = 2
+    models: list[ModelNoise]  # every (model, seed) run
+    summaries: list[NoiseOverSeeds]
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or the probe's settings
     method: str = METHOD
+
+    @classmethod
+    def of(cls, models: list[ModelNoise], config: dict[str, Any] | None = None) -> NoiseResult:
+        summaries = [NoiseOverSeeds.of(name, runs) for name, runs in by_name(models).items()]
+        return cls(models=models, summaries=summaries, config=config or {})
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [noise_figure(self.models, out_dir / "noise.png")]
@@ -424,8 +472,13 @@ def run(config: NoiseConfig) -> NoiseResult:
     >>> result.save("runs/noise")                                                # doctest: +SKIP
     """
     config.validate()
-    probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
-    return NoiseResult(models=[p.result() for p in probes], config=encode(config))
+
+    def one(cfg: NoiseConfig) -> NoiseResult:
+        probes = train_with_hook(cfg, lambda: NoiseProbe(cfg.small_batch, cfg.big_batch, cfg.every), "noise")
+        return NoiseResult.of([p.result() for p in probes], encode(cfg))
+
+    per_seed = runs_over_seeds(config, one)
+    return NoiseResult.of([m for r in per_seed for m in r.models], encode(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
@@ -483,14 +536,12 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
-NOISE_RULE = (
-    "Compares the batch-to-batch scatter of the loss between PackNet models and DenseDepth: the detrended "
-    "coefficient of variation (std of successive differences / sqrt(2) / mean, so the falling trend of "
-    "the loss does not count as noise; the plain std/mean where the detrended value is absent). Yes "
-    "(PackNet's batches are noisier) when the PackNet CV exceeds DenseDepth's by more than 20%; no when it "
-    "is lower by more than 20%; comparable otherwise. B_simple is shown as evidence."
-)
 NOISE_QUESTION = "How noisy are the batches?"
+NOISE_RULE = (
+    f"{SCATTER_RULE} The reference is the first judged model that is not a PackNet. Yes (PackNet's batches are "
+    "noisier) when a judged PackNet model is noisier; no when every one is calmer or comparable (partly: some "
+    "comparable, none noisier); inconclusive otherwise. B_simple is shown as evidence."
+)
 
 
 def loss_cv(m: ModelNoise) -> float | None:
@@ -498,44 +549,75 @@ def loss_cv(m: ModelNoise) -> float | None:
     return finite(m.loss.cv_detrended) if finite(m.loss.cv_detrended) is not None else finite(m.loss.cv)
 
 
+def _cv_by_seed(doc: NoiseResult, name: str) -> dict[int, float | None]:
+    return {m.seed: loss_cv(m) for m in doc.models if m.name == name}
+
+
 @QUESTIONS.register("noise", description=NOISE_QUESTION, order=40)
 def batch_noise(results: Results) -> Answer | None:
     doc = results.first(NoiseResult)
-    if doc is None or not doc.models:
+    if doc is None or not doc.summaries:
         return None
-    evidence = [
-        {
-            "model": m.name,
-            "B_simple": fmt(m.b_simple),
-            "loss CV (detrended)": fmt(loss_cv(m)),
-            "loss CV (plain)": fmt(m.loss.cv),
-            "loss std": fmt(m.loss.std),
-        }
-        for m in doc.models
-    ]
-    cv = {m.name: loss_cv(m) for m in doc.models}
-    pn = [v for k, v in cv.items() if is_packnet(k) and v is not None]
-    dd = [v for k, v in cv.items() if not is_packnet(k) and v is not None]
-    if not pn or not dd:
-        named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
-        return Answer(
-            NOISE_QUESTION,
-            "inconclusive",
-            f"Measured {named}; a PackNet and a non-PackNet model are both needed to compare.",
-            NOISE_RULE,
-            evidence,
+    rule = with_controls(NOISE_RULE, "noise")
+    evidence, judged, excluded = [], [], []
+    for s in doc.summaries:
+        gate = not_learned(s.name, s.learned)
+        evidence.append(
+            {
+                "model": s.name,
+                "seeds": len(s.seeds),
+                "learned": s.learned.status if s.learned else "not measured",
+                "loss CV (detrended)": shown(s.loss_cv),
+                "B_simple": shown(s.b_simple),
+            }
         )
-    ratio = statistics.mean(pn) / max(statistics.mean(dd), 1e-12)
-    if ratio > 1.2:
-        verdict, lead = "yes", f"PackNet's batches are noisier: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
-    elif ratio < 1 / 1.2:
-        verdict, lead = "no", f"PackNet's batches are calmer: its per-batch loss CV is {ratio:.2f}x DenseDepth's"
+        if gate is None:
+            judged.append(s)
+        else:
+            excluded.append(gate)
+    left_out = excluded_sentence(excluded)
+    reference = next((s for s in judged if not is_packnet(s.name)), None)
+    packnets = [s for s in judged if is_packnet(s.name)]
+    if reference is None or not packnets:
+        sentence = (
+            "No verdict: a PackNet model and a reference model that both learned are needed to compare." + left_out
+        )
+        return Answer(NOISE_QUESTION, "inconclusive", sentence, rule, evidence)
+    ref = _cv_by_seed(doc, reference.name)
+    calls = {}
+    for s in packnets:
+        own = _cv_by_seed(doc, s.name)
+        seeds = [seed for seed in own if seed in ref]
+        calls[s.name] = scatter_comparison([own[k] for k in seeds], [ref[k] for k in seeds])
+    found = {c.verdict for c in calls.values()}
+    parts = "; ".join(f"{name} against {reference.name}: {c.sentence}" for name, c in calls.items())
+    if "noisier" in found:
+        verdict, lead = "yes", "Yes, PackNet's batches are noisier"
+    elif found <= {"calmer"}:
+        verdict, lead = "no", "No, PackNet's batches are calmer"
+    elif found <= {"calmer", "comparable"}:
+        verdict, lead = "partly", "Comparable"
     else:
-        verdict, lead = "partly", f"Comparable: PackNet's per-batch loss CV is {ratio:.2f}x DenseDepth's"
-    return Answer(NOISE_QUESTION, verdict, lead + ".", NOISE_RULE, evidence)
+        verdict, lead = "inconclusive", "Inconclusive"
+    return Answer(NOISE_QUESTION, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
 
 
 @SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)
 def noise_section(results: Results) -> Section | None:
-    extra = embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
+    from probe.plotting import interval_plot, plt
+
+    doc = results.first(NoiseResult)
+    extra: list[Block] = []
+    if doc is not None and doc.summaries:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8))
+        interval_plot(
+            axes[0],
+            [(s.name, s.name, s.loss_cv) for s in doc.summaries],
+            xlabel="per-batch loss CV, detrended (95% interval over seeds; x: seeds)",
+        )
+        interval_plot(
+            axes[1], [(s.name, s.name, s.b_simple) for s in doc.summaries], xlabel="B_simple (95% interval)", log=True
+        )
+        extra.append(figure_from_matplotlib(fig, "Batch scatter and gradient noise scale, with intervals", "intervals"))
+    extra += embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
     return answer_section("noise", NOISE_QUESTION, results, extra)

@@ -35,7 +35,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.heldout import LEARNED_FRACTION, LEARNED_RULE, HeldOutSummary, Learned, learned_of
 from probe.limits import check_width
+from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.options import (
     check_positive,
     data_root_option,
@@ -46,16 +48,20 @@ from probe.options import (
     out_option,
     parse_name_list,
     seed_option,
+    seeds_option,
     width_option,
 )
+from probe.parallel import check_jobs, run_jobs
+from probe.progress import progress_bar
 from probe.registry import Registry
-from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet
+from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet, not_learned, shown, with_controls
 from probe.report.collect import Results
-from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.document import Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
 from probe.runs import run_folder_lock
-from probe.seeding import check_seed
+from probe.seeding import check_seed, seed_folder, seed_list
+from probe.stats import Estimate, decide, paired_estimate, seed_estimate, seeds_or_images
 from probe.training import TrainConfig, train
 from probe.training.checkpoint import has_checkpoint
 
@@ -163,6 +169,19 @@ def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> 
 
 
 @dataclass
+class RideAlong:
+    """The training probes that ride along inside the runs of ``models`` (each model's first experiment): their
+    result files go into each run folder, and ``probe study`` combines them over seeds."""
+
+    models: list[str]
+    gradient_every: int
+    noise_every: int
+    noise_batches: tuple[int, int]
+    collapse_every: int
+    collapse_images: int
+
+
+@dataclass
 class SeedStudyConfig:
     """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run."""
 
@@ -173,30 +192,50 @@ class SeedStudyConfig:
     max_steps: int | None = option(None, help="cap every run at this many steps")
     batch_size: int = option(4, help="seed: 4")
     lr: float = option(1e-4, help="seed: 1e-4")
+    loss_scales: str = option(
+        DEFAULT_LOSS_SCALES, help="finest (one objective for every model, the seed's) | all (PackNet's own)"
+    )
     width: float = width_option()
     input_size: tuple[int, int] | None = input_size_option()
     dataset_length: int | None = None
     device: str = device_option()
     seed: int = seed_option()
+    seeds: int | list[int] | None = seeds_option()
     workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
     quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
-    evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
-    eval_length: int | None = None
+    evaluate: bool = option(
+        True, flag="--eval/--no-eval", help="score every run on held-out images against the constant predictor"
+    )
+    eval_images: int | None = option(
+        None, help="held-out test images each run is scored on (default: the test split; --quick: 32)"
+    )
     only: list[str] | None = option(
         None,
         parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
         help="comma-separated experiment ids (default: all)",
     )
+    ride_along: RideAlong | None = None  # probes inside the runs (probe study); None: none
+    jobs: int = option(1, help="training runs side by side, in processes of one torch thread each")
     out: Path = out_option(Path("runs/seed-study"))
 
     def validate(self) -> None:
         """Bad values fail here, before the first of the runs (each run's TrainConfig checks the rest)."""
-        check_positive({"--epochs": self.epochs, "--max-steps": self.max_steps, "--batch-size": self.batch_size})
+        check_positive(
+            {
+                "--epochs": self.epochs,
+                "--max-steps": self.max_steps,
+                "--batch-size": self.batch_size,
+                "--eval-images": self.eval_images,
+            }
+        )
         if not self.lr > 0:
             raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
         check_width(self.width)
         check_seed(self.seed)
+        seed_list(self.seeds, self.seed)
+        check_jobs(self.jobs)
+        check_loss_scales(self.loss_scales)
         if self.quick and self.dataset != "synthetic":
             raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
         for name in self.only or []:
@@ -212,30 +251,32 @@ class SeedStudyConfig:
             width=min(self.width, 0.0625),
             input_size=self.input_size or (64, 96),
             dataset_length=self.dataset_length or 96,
-            eval_length=self.eval_length or 32,
+            eval_images=self.eval_images or 32,
             workers=0,
         )
 
+    def seed_comparable(self) -> str | None:
+        """None when these runs follow the seed's protocol (so its reported losses compare); else why not."""
+        differences = [
+            f"dataset {self.dataset} (seed: NYU Depth v2)" if self.dataset != "nyu" else "",
+            f"width {self.width:g} (seed: 1)" if self.width != 1.0 else "",
+            "a step cap" if self.max_steps is not None else "",
+            f"{self.epochs} epochs (seed: 1)" if self.epochs != 1 else "",
+            f"batch {self.batch_size} (seed: 4)" if self.batch_size != 4 else "",
+            f"lr {self.lr:g} (seed: 1e-4)" if self.lr != 1e-4 else "",
+            f"loss scales {self.loss_scales} (seed: finest)" if self.loss_scales != "finest" else "",
+            f"input {self.input_size[0]}x{self.input_size[1]}" if self.input_size is not None else "",
+        ]
+        named = [d for d in differences if d]
+        return "; ".join(named) if named else None
+
 
 @dataclass
-class ExperimentEval:
-    """A finished run scored on the test split (``probe eval``; the run's ``eval/eval.json`` has the rest)."""
+class ExperimentRun:
+    """One seed of one experiment: an ordinary training run folder, its training losses and its held-out score."""
 
-    protocol: str
-    n_images: int
-    metrics: dict[str, float]  # pooled over pixels: abs_rel ... delta3
-
-
-@dataclass
-class ExperimentRow:
-    """One experiment: what it trained, the seed's numbers beside ours, and its test-split scores."""
-
-    id: str
-    title: str
-    seed_experiment: int | None  # the seed's experiment number (None: the DenseDepth baseline)
-    model: str
-    options: dict[str, Any]
-    params: int
+    seed: int
+    run_dir: str
     steps: int
     mean_epoch_loss: float | None
     batch_loss_std: float | None
@@ -244,19 +285,43 @@ class ExperimentRow:
     seconds_per_epoch: float | None
     images_per_s: float | None
     loss_curve: list[float]
+    held_out: HeldOutSummary | None  # None with --no-eval
+    probes: list[str]  # result files the riding-along probes wrote into run_dir
+
+
+@dataclass
+class ExperimentRow:
+    """One experiment over its seeds: what it trained and with which objective, the comparable held-out score
+    with its interval, whether it learned, and the seed's reported numbers."""
+
+    id: str
+    title: str
+    seed_experiment: int | None  # the seed's experiment number (None: the DenseDepth baseline)
+    model: str
+    options: dict[str, Any]
+    params: int
+    objective: str  # the training objective (loss, scales): training losses compare only under one objective
     seed_mean_loss: float | None  # what the seed reported (None where it aborted the run)
     seed_note: str
-    run_dir: str
-    eval: ExperimentEval | None  # None with --no-eval
+    runs: list[ExperimentRun]  # one per seed
+    training_loss: Estimate | None  # mean epoch training loss over seeds
+    held_out_loss: Estimate | None  # the DenseDepth loss on held-out images (probe.heldout), over seeds
+    held_out_abs_rel: Estimate | None
+    learned: Learned | None  # None with --no-eval
+
+    @property
+    def run_dir(self) -> str:
+        """The first seed's run folder."""
+        return self.runs[0].run_dir
 
 
 @register_result
 @dataclass
 class SeedStudyResult(Result):
-    """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
+    """Per experiment: model, objective, runs per seed, held-out score and learned verdict over seeds."""
 
     name: ClassVar[str] = "experiments"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
 
@@ -264,9 +329,11 @@ class SeedStudyResult(Result):
         return [plot_loss_curves(self.experiments, Path(out_dir) / "experiments_loss.png")]
 
 
-def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainConfig:
-    """The TrainConfig of one experiment: identical data, seed and hyper-parameters for every model."""
-    run_dir = Path(config.out) / experiment.id
+def train_config_for(
+    experiment: Experiment, config: SeedStudyConfig, seed: int | None = None, out: Path | None = None
+) -> TrainConfig:
+    """The TrainConfig of one experiment on one seed: identical data, seed and hyper-parameters for every model."""
+    run_dir = Path(out) if out is not None else Path(config.out) / experiment.id
     return TrainConfig(
         model=experiment.model,
         model_options=dict(experiment.options),
@@ -280,8 +347,9 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
         batch_size=config.batch_size,
         lr=config.lr,
         loss="densedepth",
+        loss_scales=config.loss_scales,
         device=config.device,
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
         workers=config.workers,
         precision=config.precision,
         out=run_dir,
@@ -289,28 +357,43 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
     )
 
 
-def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> ExperimentEval:
-    """Score a finished run on the dataset's test split (``probe eval``); writes ``run_dir/eval/eval.json``."""
-    from probe.evaluate import EvalOptions, evaluate_checkpoint
+def probe_carriers(experiments: list[Experiment], models: list[str]) -> dict[str, str]:
+    """experiment id -> model, for the first experiment of each of ``models`` (the runs the probes ride along in)."""
+    carriers: dict[str, str] = {}
+    for e in experiments:
+        if e.model in models and e.model not in carriers.values():
+            carriers[e.id] = e.model
+    return carriers
 
-    result = evaluate_checkpoint(
-        EvalOptions(
-            checkpoint=run_dir,
-            out=run_dir / "eval",
-            split="test",
-            dataset_length=config.eval_length,
-            batch_size=config.batch_size,
-            device=config.device,
-        )
-    )
-    return ExperimentEval(result.protocol, result.n_images, dict(result.metrics))
+
+def _ride_along_hooks(ride: RideAlong, folder: Path) -> list[Any]:
+    """Fresh probes for one run, skipping those whose result file the run folder already holds (a reused run)."""
+    from analyses.collapse import CollapseTracker
+    from analyses.gradients import GradientRecorder
+    from analyses.noise import NoiseProbe
+
+    hooks: list[Any] = []
+    if not (folder / "gradients.json").is_file():
+        hooks.append(GradientRecorder(every=ride.gradient_every))
+    if not (folder / "noise.json").is_file():
+        hooks.append(NoiseProbe(*ride.noise_batches, every=ride.noise_every))
+    if not (folder / "collapse.json").is_file():
+        hooks.append(CollapseTracker(every=ride.collapse_every, n_images=ride.collapse_images))
+    return hooks
+
+
+def objective_of(summary: Any) -> str:
+    """``"supervised densedepth loss on the finest output"``: what a run's training loss measures."""
+    scales = "the finest output" if summary.loss_scales == "finest" else "every output scale (mean)"
+    return f"{summary.objective} {summary.loss} loss on {scales}"
 
 
 def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
-    """Train every experiment (resuming any that a previous call left unfinished) and compare them.
+    """Train every experiment on every seed (resuming any run a previous call left unfinished) and compare them.
 
-    With ``config.evaluate`` each finished run is also scored on the test
-    split.  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``.
+    With ``config.evaluate`` each run is scored on held-out images against the per-image-median constant
+    predictor (:mod:`probe.heldout`).  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``; each
+    run is ``DIR/<id>/`` (one seed) or ``DIR/<id>/seed_<s>/``.
     """
     cfg = config.resolved()
     experiments = seed_study_experiments(cfg.slim, cfg.only)
@@ -320,38 +403,105 @@ def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
         return _run_experiments(cfg, experiments)
 
 
+@dataclass
+class RunTask:
+    """One (experiment, seed) training run: what a worker process needs to train and score it."""
+
+    config: SeedStudyConfig
+    experiment: Experiment
+    seed: int
+    folder: Path
+    carries_probes: bool
+
+
+def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
+    """Train one experiment on one seed (with the riding-along probes when it carries them), score it on held-out
+    images, and write the probes' files into its run folder: -> (the run, parameters, training objective)."""
+    from probe.heldout import held_out_dataset, held_out_score
+
+    cfg, folder, seed = task.config, task.folder, task.seed
+    ride = cfg.ride_along if task.carries_probes else None
+    hooks = _ride_along_hooks(ride, folder) if ride is not None else []
+    result = train(train_config_for(task.experiment, cfg, seed, folder), hooks=hooks)
+    s = result.summary
+    if s is None or result.model is None:
+        raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
+    held_out = None
+    if cfg.evaluate:
+        test = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, cfg.eval_images)
+        device = next(result.model.parameters()).device
+        held_out = held_out_score(result.model, test, device=device, seed=seed).summary()
+    for hook in hooks:  # JSON only: the study draws the figures once, over every seed
+        hook.held_out = held_out
+        hook.save(folder, figures=False)
+    probes = [name for name in ("gradients", "noise", "collapse") if (folder / f"{name}.json").is_file()]
+    run = ExperimentRun(
+        seed=seed,
+        run_dir=str(result.out),
+        steps=s.steps,
+        mean_epoch_loss=s.mean_epoch_loss,
+        batch_loss_std=s.batch_loss_std,
+        first100_mean_loss=s.first100_mean_loss,
+        final_loss=s.final_loss,
+        seconds_per_epoch=s.seconds_per_epoch,
+        images_per_s=s.images_per_s,
+        loss_curve=s.loss_curve,
+        held_out=held_out,
+        probes=probes if task.carries_probes else [],
+    )
+    return run, s.params, objective_of(s)
+
+
 def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> SeedStudyResult:
+    seeds = seed_list(cfg.seeds, cfg.seed)
+    carriers = probe_carriers(experiments, cfg.ride_along.models) if cfg.ride_along is not None else {}
+    tasks = [
+        RunTask(cfg, e, seed, seed_folder(Path(cfg.out) / e.id, seed, seeds), e.id in carriers)
+        for e in experiments
+        for seed in seeds
+    ]
+    with progress_bar() as progress:
+        bar = progress.add_task(f"experiments ({cfg.jobs} at a time)", total=len(tasks))
+
+        def done(index: int, result: tuple[ExperimentRun, int, str]) -> None:
+            progress.update(bar, advance=1, description=f"{tasks[index].experiment.id} seed {tasks[index].seed}")
+
+        trained = run_jobs(train_run, tasks, cfg.jobs if len(tasks) > 1 else 1, done)
     rows = []
-    for experiment in experiments:
-        result = train(train_config_for(experiment, cfg))
-        s = result.summary
-        if s is None:
-            raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
-        rows.append(
-            ExperimentRow(
-                id=experiment.id,
-                title=experiment.title,
-                seed_experiment=experiment.seed_number,
-                model=experiment.model,
-                options=experiment.options,
-                params=s.params,
-                steps=s.steps,
-                mean_epoch_loss=s.mean_epoch_loss,
-                batch_loss_std=s.batch_loss_std,
-                first100_mean_loss=s.first100_mean_loss,
-                final_loss=s.final_loss,
-                seconds_per_epoch=s.seconds_per_epoch,
-                images_per_s=s.images_per_s,
-                loss_curve=s.loss_curve,
-                seed_mean_loss=experiment.seed_mean_loss,
-                seed_note=experiment.seed_note,
-                run_dir=str(result.out),
-                eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
-            )
-        )
+    for e in experiments:
+        mine = [t for t, task in zip(trained, tasks) if task.experiment.id == e.id]
+        rows.append(experiment_row(e, mine[-1][1], mine[-1][2], [run for run, _, _ in mine]))
     study = SeedStudyResult(config=cfg, experiments=rows)
     study.save(cfg.out)
     return study
+
+
+def experiment_row(experiment: Experiment, params: int, objective: str, runs: list[ExperimentRun]) -> ExperimentRow:
+    """One experiment's runs summarised over seeds (a single seed's interval is a bootstrap over its images)."""
+    scores = [r.held_out for r in runs]
+    scored = [h for h in scores if h is not None]
+    complete = len(scored) == len(runs)
+    one = scored[0] if len(runs) == 1 and complete else None
+    return ExperimentRow(
+        id=experiment.id,
+        title=experiment.title,
+        seed_experiment=experiment.seed_number,
+        model=experiment.model,
+        options=experiment.options,
+        params=params,
+        objective=objective,
+        seed_mean_loss=experiment.seed_mean_loss,
+        seed_note=experiment.seed_note,
+        runs=runs,
+        training_loss=seed_estimate([r.mean_epoch_loss for r in runs]),
+        held_out_loss=seeds_or_images([h.loss for h in scored], one.per_image_loss if one else None)
+        if complete
+        else None,
+        held_out_abs_rel=seeds_or_images([h.abs_rel for h in scored], one.per_image_abs_rel if one else None)
+        if complete
+        else None,
+        learned=learned_of([r.seed for r in runs], scored) if complete else None,
+    )
 
 
 def moving_average(values: list[float], window: int) -> np.ndarray:
@@ -365,69 +515,77 @@ def moving_average(values: list[float], window: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
+def _mean_curve(row: ExperimentRow) -> np.ndarray:
+    """The per-step training loss averaged over seeds (as long as the shortest run)."""
+    curves = [np.asarray(r.loss_curve, dtype=np.float64) for r in row.runs if r.loss_curve]
+    if not curves:
+        return np.zeros(0)
+    n = min(len(c) for c in curves)
+    return np.mean([c[:n] for c in curves], axis=0)
+
+
 def plot_loss_curves(rows: list[ExperimentRow], path: Path) -> Path:
-    """Per-batch loss (faint) and its moving average (bold) for every experiment."""
+    """Per-batch training loss (mean over seeds, faint) and its moving average (bold) for every experiment."""
     import matplotlib.pyplot as plt
 
     from probe.plotting import save_figure
 
     fig, ax = plt.subplots(figsize=(9, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    longest = max((len(r.loss_curve) for r in rows), default=1)
+    curves = [_mean_curve(r) for r in rows]
+    longest = max((len(c) for c in curves), default=1)
     window = max(1, min(100, longest // 10))
-    for i, row in enumerate(rows):
-        curve = row.loss_curve
+    for i, (row, curve) in enumerate(zip(rows, curves)):
         steps = np.arange(1, len(curve) + 1)
         colour = colours[i % len(colours)]
         ax.plot(steps, curve, color=colour, alpha=0.2, linewidth=0.8)
-        ax.plot(steps, moving_average(curve, window), color=colour, linewidth=2, label=f"{row.id} ({row.model})")
+        label = f"{row.id} ({row.model}, {len(row.runs)} seed(s))"
+        ax.plot(steps, moving_average(list(curve), window), color=colour, linewidth=2, label=label)
+    objectives = sorted({r.objective for r in rows})
     ax.set_xlabel("step (batch)")
-    ax.set_ylabel("DenseDepth loss")
-    ax.set_title(f"Seed study: per-batch loss and {window}-batch moving average")
+    ax.set_ylabel("training loss" + (f": {objectives[0]}" if len(objectives) == 1 else " (objectives differ)"))
+    ax.set_title(f"Seed study: per-batch training loss (mean over seeds) and {window}-batch moving average")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
 def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
-    """The comparison table: our numbers next to what the seed reported."""
+    """The comparison table: the held-out score over seeds, whether each model learned, the training loss."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Table as RichTable
 
-    def fmt(value: Any, spec: str = ".4f") -> str:
-        return "-" if value is None else format(value, spec)
-
-    table = Table(title="seed study (DenseDepth loss; lower is better)")
-    for column in (
-        "id",
-        "model",
-        "params",
-        "mean loss",
-        "batch std",
-        "first 100",
-        "s/epoch",
-        "abs_rel",
-        "delta1",
-        "seed's loss",
-    ):
-        table.add_column(column, justify="left" if column in ("id", "model") else "right", no_wrap=True)
+    table = RichTable(title="seed study: held-out DenseDepth loss and abs_rel (lower is better), over seeds")
+    for column in ("id", "model", "params", "seeds", "held-out loss", "held-out abs_rel", "learned", "training loss"):
+        table.add_column(column, justify="left" if column in ("id", "model", "learned") else "right", no_wrap=True)
     for row in result.experiments:
-        metrics = row.eval.metrics if row.eval is not None else {}
         table.add_row(
             row.id,
             row.model,
-            fmt(row.params, ",d"),
-            fmt(row.mean_epoch_loss),
-            fmt(row.batch_loss_std),
-            fmt(row.first100_mean_loss),
-            fmt(row.seconds_per_epoch, ".1f"),
-            fmt(metrics.get("abs_rel")),
-            fmt(metrics.get("delta1")),
-            fmt(row.seed_mean_loss, ".3f"),
+            format(row.params, ",d"),
+            str(len(row.runs)),
+            shown(row.held_out_loss),
+            shown(row.held_out_abs_rel),
+            row.learned.describe() if row.learned else "not scored",
+            shown(row.training_loss),
         )
-    (console or Console(width=max(140, Console().width))).print(table)
+    (console or Console(width=max(160, Console().width))).print(table)
+    reason = result.config.seed_comparable()
+    if reason is not None:
+        (console or Console()).print(f"The seed's NYU losses (0.612, 0.401) do not compare with these runs: {reason}.")
 
 
 # -- the report: the experiment matrix, and the question that weighs cost against it -----------------------
+
+EXPERIMENTS_NOTE = (
+    "Every model is compared on one held-out score computed identically for all (probe.heldout: the DenseDepth "
+    "loss and abs_rel of the eval-mode finest output in metres, clipped to the protocol's depth range). "
+    f"Learned: {LEARNED_RULE}."
+)
+
+
+def _one_objective(doc: SeedStudyResult) -> str | None:
+    objectives = {e.objective for e in doc.experiments}
+    return objectives.pop() if len(objectives) == 1 else None
 
 
 @SECTIONS.register(
@@ -436,68 +594,92 @@ def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
 def experiments_section(results: Results) -> Section | None:
     import pandas as pd
 
-    from probe.plotting import plt, sns
+    from probe.plotting import interval_plot, plt, sns
 
     doc = results.first(SeedStudyResult)
     if doc is None or not doc.experiments:
         return None
+    objective = _one_objective(doc)
+    seed_reason = doc.config.seed_comparable()
     rows = []
     for e in doc.experiments:
-        metrics = e.eval.metrics if e.eval is not None else {}
-        rows.append(
-            {
-                "experiment": e.id,
-                "title": e.title,
-                "model": e.model,
-                "params": e.params,
-                "mean epoch loss": e.mean_epoch_loss,
-                "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
-                "per-batch loss std": e.batch_loss_std,
-                "first-100-batch loss": e.first100_mean_loss,
-                "time/epoch (s)": e.seconds_per_epoch,
-                "abs_rel": metrics.get("abs_rel"),
-                "rmse": metrics.get("rmse"),
-                "delta1": metrics.get("delta1"),
-            }
+        row: dict[str, Any] = {
+            "experiment": e.id,
+            "model": e.model,
+            "params": e.params,
+            "seeds": len(e.runs),
+            "held-out loss": shown(e.held_out_loss),
+            "held-out abs_rel": shown(e.held_out_abs_rel),
+            "abs_rel / constant": shown(e.learned.ratio) if e.learned else "not scored",
+            "scale-matched / constant": shown(e.learned.scale_matched_ratio) if e.learned else "not scored",
+            "learned": e.learned.status if e.learned else "not scored",
+        }
+        if objective is None:
+            row["training objective"] = e.objective
+        else:
+            row["training loss (mean epoch)"] = shown(e.training_loss)
+        if seed_reason is None:
+            row["seed reported (NYU, 1 epoch)"] = e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note
+        rows.append(row)
+    notes = [
+        EXPERIMENTS_NOTE,
+        f"Every experiment trained on one objective ({objective}), so their training losses compare too."
+        if objective is not None
+        else "The experiments trained on different objectives: their training losses are not compared.",
+        "The seed's reported NYU losses (0.612 PackNet B, 0.401 DenseDepth) are shown next to these runs."
+        if seed_reason is None
+        else f"The seed's reported NYU losses (0.612 PackNet B, 0.401 DenseDepth) are not compared with these "
+        f"runs: they differ from the seed's protocol in {seed_reason}.",
+    ]
+    blocks: list[Block] = [Paragraph(" ".join(notes)), Table(rows, "experiments.json (± : 95% interval)")]
+    scored = [e for e in doc.experiments if e.learned is not None]
+    if scored:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(scored) + 1.8), sharey=True)
+        interval_plot(
+            axes[0],
+            [(e.id, e.model, e.learned.ratio) for e in scored if e.learned],
+            xlabel="held-out abs_rel / constant predictor's (dashed: learned threshold)",
+            threshold=LEARNED_FRACTION,
         )
-    blocks: list[Block] = [Table(rows, "experiments.json")]
+        interval_plot(
+            axes[1],
+            [(e.id, e.model, e.learned.scale_matched_ratio) for e in scored if e.learned],
+            xlabel="scale-matched abs_rel / constant predictor's",
+            threshold=LEARNED_FRACTION,
+        )
+        blocks.append(
+            figure_from_matplotlib(
+                fig, "Did each model learn? 95% intervals (x: seeds); left of the dashed line: learned", "learned"
+            )
+        )
     frames = []
-    for e in doc.experiments:
-        curve = [v for v in e.loss_curve if math.isfinite(v)]
+    for e in doc.experiments if objective is not None else []:
+        curve = [v for v in _mean_curve(e) if math.isfinite(v)]
         if curve:
-            s = pd.Series(curve)
+            series = pd.Series(curve)
             frames.append(
                 pd.DataFrame(
                     {
                         "step": range(1, len(curve) + 1),
-                        "loss": s,
-                        "smoothed loss": s.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
+                        "smoothed loss": series.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
                         "experiment": e.id,
                     }
                 )
             )
     if frames:
-        df = pd.concat(frames)
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-        sns.lineplot(df, x="step", y="smoothed loss", hue="experiment", ax=axes[0])
-        axes[0].set(xlabel="training step (batches)", ylabel="training loss (smoothed)")
-        axes[0].legend(title="experiment (see table)", fontsize="small")
-        std = df.groupby("experiment", sort=False)["loss"].std().reset_index()
-        sns.barplot(std, x="loss", y="experiment", hue="experiment", legend=False, ax=axes[1])
-        axes[1].set(xlabel="per-batch loss standard deviation", ylabel="")
-        fig.tight_layout()
-        blocks.append(
-            figure_from_matplotlib(
-                fig, "Loss curves and per-batch loss spread per experiment (ids as in the table above)", "curves"
-            )
-        )
+        fig, ax = plt.subplots(figsize=(9, 4))
+        sns.lineplot(pd.concat(frames), x="step", y="smoothed loss", hue="experiment", ax=ax)
+        ax.set(xlabel="training step (batches)", ylabel=f"training loss, mean over seeds ({objective})")
+        blocks.append(figure_from_matplotlib(fig, "Training loss curves (one objective for every model)", "curves"))
     return Section("experiments", "The experiment matrix", blocks)
 
 
 COST_RULE = (
     "Ratios of parameters, multiply-accumulates and forward+backward latency of each PackNet model to "
-    "DenseDepth at the same input size (complexity.json), set against the mean training loss of the "
-    "experiment matrix when it exists (experiments.json)."
+    "DenseDepth at the same input size (complexity.json), set against the held-out DenseDepth loss of the "
+    "experiment matrix when it exists (experiments.json): the PackNet experiment with the lowest held-out loss "
+    "against DenseDepth's, as a paired difference over seeds with a 95% Student t interval, drawn only from "
+    "models that learned."
 )
 COST_QUESTION = "What does the extra capacity cost?"
 
@@ -510,6 +692,7 @@ def capacity_cost(results: Results) -> Answer | None:
     doc = results.first(ComplexityResult)
     if doc is None or not doc.models:
         return None
+    rule = with_controls(COST_RULE, "learned")
     models = doc.models
     base = next((m for m in models if not is_packnet(m.name)), None)
     evidence = [
@@ -527,7 +710,7 @@ def capacity_cost(results: Results) -> Answer | None:
             COST_QUESTION,
             "inconclusive",
             "A PackNet model and DenseDepth must both be in complexity.json to compare.",
-            COST_RULE,
+            rule,
             evidence,
         )
     parts = []
@@ -537,26 +720,33 @@ def capacity_cost(results: Results) -> Answer | None:
         lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
         lat = f", {lm / lb:.1f}x the training-step latency" if lb and lm else ""
         parts.append(f"{m.name} has {p:.1f}x the parameters and {c:.1f}x the MACs{lat}")
-    sentence = "; ".join(parts) + f" of {base.name}"
-    losses = _experiment_losses(results.first(SeedStudyResult))
-    dd = [v for k, v in losses.items() if not is_packnet(k)]
-    pn = [v for k, v in losses.items() if is_packnet(k)]
-    if dd and pn:
-        better = min(pn) < min(dd)
-        sentence += (
-            f"; for that, its best mean training loss is {fmt(min(pn))} against "
-            f"{fmt(min(dd))} ({'better' if better else 'worse'})"
-        )
-    return Answer(COST_QUESTION, "measured", sentence + ".", COST_RULE, evidence)
+    sentence = "; ".join(parts) + f" of {base.name}" + _held_out_comparison(results.first(SeedStudyResult))
+    return Answer(COST_QUESTION, "measured", sentence + ".", rule, evidence)
 
 
-def _experiment_losses(doc: SeedStudyResult | None) -> dict[str, float]:
-    """The best mean epoch loss of each model of the experiment matrix."""
-    out: dict[str, float] = {}
-    for e in doc.experiments if doc is not None else []:
-        if e.mean_epoch_loss is not None and math.isfinite(e.mean_epoch_loss):
-            out[e.model] = min(e.mean_epoch_loss, out.get(e.model, math.inf))
-    return out
+def _held_out_comparison(doc: SeedStudyResult | None) -> str:
+    """``"; for that, ..."``: the best PackNet experiment's held-out loss against DenseDepth's (or why not)."""
+    if doc is None:
+        return ""
+    scored = [e for e in doc.experiments if e.held_out_loss is not None and e.learned is not None]
+    base = next((e for e in scored if not is_packnet(e.model)), None)
+    packs = [e for e in scored if is_packnet(e.model)]
+    if base is None or not packs:
+        return "; the experiment matrix has no held-out score of both a PackNet model and DenseDepth"
+    gates = [g for g in (not_learned(e.id, e.learned) for e in [base, *packs]) if g]
+    judged = [e for e in packs if not_learned(e.id, e.learned) is None]
+    if not_learned(base.id, base.learned) is not None or not judged:
+        return f"; its held-out score is not compared, because {'; '.join(gates)}"
+    best = min(judged, key=lambda e: e.held_out_loss.mean if e.held_out_loss else math.inf)
+    mine = {r.seed: r.held_out.loss for r in best.runs if r.held_out}
+    theirs = {r.seed: r.held_out.loss for r in base.runs if r.held_out}
+    seeds = [s for s in mine if s in theirs]
+    difference = paired_estimate([mine[s] for s in seeds], [theirs[s] for s in seeds]) if seeds else None
+    verdict = decide(difference, above="worse", below="better")
+    return (
+        f"; for that, its best judged experiment ({best.id}) has a held-out DenseDepth loss of "
+        f"{shown(best.held_out_loss)} against {shown(base.held_out_loss)} ({verdict.sentence})"
+    )
 
 
 @SECTIONS.register("cost", description=COST_QUESTION, needs=(), order=70)

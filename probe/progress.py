@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
@@ -24,5 +25,11 @@ def progress_bar(transient: bool = False, disable: bool | None = None) -> Progre
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=(not sys.stderr.isatty()) if disable is None else disable,
+        disable=_quiet() if disable is None else disable,
     )
+
+
+def _quiet() -> bool:
+    """No live bar when stderr is not a terminal, or inside a worker process (``PROBE_NO_PROGRESS``) whose parent
+    shows the progress of all of them."""
+    return not sys.stderr.isatty() or bool(os.environ.get("PROBE_NO_PROGRESS"))

@@ -19,8 +19,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from probe.controls import CONTROLS
+from probe.heldout import GATE_RULE, Learned
 from probe.registry import Registry
 from probe.report.collect import Results
+from probe.stats import Estimate
 
 
 @dataclass
@@ -54,6 +57,35 @@ def fmt(x: float | None, digits: int = 3) -> str:
 def finite(x: float | None) -> float | None:
     """``x`` if it is a finite number, else None (JSON stores non-finite values as null, read back as NaN)."""
     return x if x is not None and math.isfinite(x) else None
+
+
+def with_controls(rule: str, control: str, gated: bool = True) -> str:
+    """A question's rule text as the report prints it: the rule, the controls it is tested on, the learned gate."""
+    text = f"{rule} Controls (tests/test_controls.py): {CONTROLS[control]}."
+    return f"{text} {GATE_RULE}." if gated else text
+
+
+def shown(estimate: Estimate | None, digits: int = 3) -> str:
+    """``"0.32 ± 0.05"``, ``"0.32 (one seed: no interval)"`` or ``"n/a"`` (missing or not finite)."""
+    if estimate is None or not math.isfinite(estimate.mean):
+        return "n/a"
+    if estimate.half_width is None:
+        return f"{fmt(estimate.mean, digits)} ({estimate.method})"
+    return f"{fmt(estimate.mean, digits)} ± {fmt(estimate.half_width, 2)}"
+
+
+def not_learned(name: str, learned: Learned | None) -> str | None:
+    """None when a verdict may be drawn from model ``name``; else the sentence saying why not (the learned gate)."""
+    if learned is None:
+        return f"{name}: no held-out score was recorded, so whether it learned is unknown"
+    if learned.usable:
+        return None
+    return f"{name} {learned.describe()}"
+
+
+def excluded_sentence(reasons: list[str]) -> str:
+    """One sentence naming the models left out by the learned gate (empty when none)."""
+    return f" Not judged (did not learn): {'; '.join(reasons)}." if reasons else ""
 
 
 def answer_all(results: Results) -> list[tuple[str, str, Answer | None]]:

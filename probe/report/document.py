@@ -39,7 +39,14 @@ class AnswerBlock:
     answer: Answer
 
 
-Block = Union[Paragraph, Table, Figure, AnswerBlock]
+@dataclass
+class Notice:
+    """A banner the reader must not miss (e.g. "smoke scale: verdicts describe untrained networks")."""
+
+    text: str
+
+
+Block = Union[Paragraph, Table, Figure, AnswerBlock, Notice]
 
 
 @dataclass
@@ -88,6 +95,7 @@ figcaption{font-size:.85em;color:#555}
 .answer.yes{border-color:#c0392b}.answer.no{border-color:#27ae60}.answer.partly{border-color:#e67e22}
 .rule{font-size:.85em;color:#555}.badge{font-weight:bold;text-transform:uppercase}
 .notrun{color:#777}
+.notice{border:2px solid #c0392b;background:#fdf2f0;padding:.6em 1em;margin:1em 0;font-weight:bold}
 """
 
 
@@ -126,6 +134,8 @@ def _html_cell(value: Any) -> str:
 def _html_block(block: Block) -> str:
     if isinstance(block, Paragraph):
         return f"<p>{html.escape(block.text)}</p>"
+    if isinstance(block, Notice):
+        return f'<div class="notice">{html.escape(block.text)}</div>'
     if isinstance(block, Table):
         if not block.rows:
             return ""
@@ -157,6 +167,8 @@ def render_markdown(title: str, sections: list[Section], not_run: list[str], fig
         for block in s.blocks:
             if isinstance(block, Paragraph):
                 out += [block.text, ""]
+            elif isinstance(block, Notice):
+                out += [f"> **{block.text}**", ""]
             elif isinstance(block, Table):
                 out += _md_table(block.rows) + [""]
             elif isinstance(block, Figure):

@@ -84,7 +84,7 @@ def _nulled(doc: Any) -> Any:
 
 def test_report_lists_every_unreadable_file_and_keeps_the_rest(tmp_path) -> None:
     run = fx.full_run(tmp_path / "run")
-    (run / "noise.json").write_text(json.dumps({"analysis": "noise", "schema_version": 1}))
+    (run / "noise.json").write_text(json.dumps({"analysis": "noise", "schema_version": 2}))
     (run / "densedepth" / "train.json").write_text("[]")
     (run / "autoencoder.json").write_text('{"a": ' * 100_000 + "}" * 100_000)
     html = build_report([run], tmp_path / "r.html").read_text()
