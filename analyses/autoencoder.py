@@ -797,6 +797,8 @@ def frontier_axes(summaries: list[AutoencoderSummary], axes: Any) -> None:
     """Held-out PSNR against parameters (log), one panel per level, one colour per architecture: each point is a
     configuration's mean over seeds with its 95% Student t interval; a hollow marker has not converged on every
     seed.  ``axes``: one matplotlib axis per level, in level order."""
+    from matplotlib.ticker import NullFormatter
+
     from probe.plotting import sns
 
     levels = sorted({s.levels for s in summaries})
@@ -825,6 +827,7 @@ def frontier_axes(summaries: list[AutoencoderSummary], axes: Any) -> None:
         unique = dict(zip(labels, handles))
         ax.legend(unique.values(), unique.keys(), fontsize="small")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
         ax.set(xlabel="parameters (log)", ylabel="held-out PSNR (dB)", title=f"{level} level(s)")
 
 

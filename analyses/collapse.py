@@ -613,7 +613,7 @@ def prediction_collapses(results: Results) -> Answer | None:
                 "collapsed share": shown(s.collapsed_share),
                 "scale-flagged share": shown(s.scale_flagged_share),
                 "median std ratio": shown(s.median_std_ratio),
-                "verdict": call.verdict if gate is None else "not judged (did not learn)",
+                "verdict": call.verdict if gate is None else "not judged (learning not shown)",
             }
         )
         if is_packnet(s.name):
@@ -627,7 +627,8 @@ def prediction_collapses(results: Results) -> Answer | None:
         return Answer(COLLAPSE_QUESTION, "inconclusive", sentence, rule, evidence)
     if not calls:
         sentence = (
-            f"No verdict: no PackNet model learned, and an untrained prediction is flat by construction.{left_out}"
+            "No verdict: no PackNet model was shown to learn, and an untrained prediction says nothing about a "
+            f"trained one.{left_out}"
         )
         return Answer(COLLAPSE_QUESTION, "inconclusive", sentence, rule, evidence)
     found = {c.verdict for c in calls.values()}
@@ -661,7 +662,7 @@ def collapse_section(results: Results) -> Section | None:
     ]
     extra: list[Block] = []
     if doc is not None and doc.summaries:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8))
+        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8), sharey=True)
         interval_plot(
             axes[0],
             [(s.name, s.name, s.collapsed_share) for s in doc.summaries],
@@ -671,11 +672,17 @@ def collapse_section(results: Results) -> Section | None:
         interval_plot(
             axes[1],
             [(s.name, s.name, s.median_std_ratio) for s in doc.summaries],
-            xlabel="median std(pred)/std(gt) (95% interval; dashed: collapse threshold)",
+            xlabel="median std(pred) / std(gt) (dashed: collapse threshold)",
             threshold=COLLAPSE_BELOW,
             log=True,
         )
-        extra.append(figure_from_matplotlib(fig, "Collapse at the last measurement, with intervals", "intervals"))
+        axes[0].set_xlabel("share of collapsed images (dashed: the rule's 0.5)")
+        fig.tight_layout()
+        extra.append(
+            figure_from_matplotlib(
+                fig, "Collapse at the last measurement: mean and 95% interval per model (x: each seed)", "intervals"
+            )
+        )
     if rows:
         df = pd.DataFrame(rows)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))

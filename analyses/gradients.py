@@ -474,7 +474,7 @@ def gradients_vanish(results: Results) -> Answer | None:
                 "vanishing layers per seed": ", ".join(map(str, s.vanishing_layers)),
                 "exploding layers per seed": ", ".join(map(str, s.exploding_layers)),
                 "weakest layer / median |g|/|w|": _margin_text(s.margin),
-                "verdict": call.verdict if gate is None else "not judged (did not learn)",
+                "verdict": call.verdict if gate is None else "not judged (learning not shown)",
             }
         )
         if is_packnet(s.name):
@@ -491,7 +491,7 @@ def gradients_vanish(results: Results) -> Answer | None:
         return Answer(
             VANISH_QUESTION,
             "inconclusive",
-            f"No verdict: no PackNet model learned, and a network that did not learn says nothing about "
+            f"No verdict: no PackNet model was shown to learn, and a network that has not learned says nothing about "
             f"training.{left_out}",
             rule,
             evidence,

@@ -609,7 +609,7 @@ def noise_section(results: Results) -> Section | None:
     doc = results.first(NoiseResult)
     extra: list[Block] = []
     if doc is not None and doc.summaries:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8))
+        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8), sharey=True)
         interval_plot(
             axes[0],
             [(s.name, s.name, s.loss_cv) for s in doc.summaries],
@@ -618,6 +618,14 @@ def noise_section(results: Results) -> Section | None:
         interval_plot(
             axes[1], [(s.name, s.name, s.b_simple) for s in doc.summaries], xlabel="B_simple (95% interval)", log=True
         )
-        extra.append(figure_from_matplotlib(fig, "Batch scatter and gradient noise scale, with intervals", "intervals"))
+        axes[0].set_xlabel("per-batch loss CV, detrended")
+        fig.tight_layout()
+        extra.append(
+            figure_from_matplotlib(
+                fig,
+                "Batch scatter and gradient noise scale: mean and 95% interval over seeds (x: each seed)",
+                "intervals",
+            )
+        )
     extra += embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
     return answer_section("noise", NOISE_QUESTION, results, extra)

@@ -647,6 +647,7 @@ def experiments_section(results: Results) -> Section | None:
             xlabel="scale-matched abs_rel / constant predictor's",
             threshold=LEARNED_FRACTION,
         )
+        fig.tight_layout()
         blocks.append(
             figure_from_matplotlib(
                 fig, "Did each model learn? 95% intervals (x: seeds); left of the dashed line: learned", "learned"
@@ -733,10 +734,13 @@ def _held_out_comparison(doc: SeedStudyResult | None) -> str:
     packs = [e for e in scored if is_packnet(e.model)]
     if base is None or not packs:
         return "; the experiment matrix has no held-out score of both a PackNet model and DenseDepth"
-    gates = [g for g in (not_learned(e.id, e.learned) for e in [base, *packs]) if g]
     judged = [e for e in packs if not_learned(e.id, e.learned) is None]
-    if not_learned(base.id, base.learned) is not None or not judged:
-        return f"; its held-out score is not compared, because {'; '.join(gates)}"
+    base_gate = not_learned(base.id, base.learned)
+    if base_gate is not None:
+        return f"; the held-out scores are not compared, because {base_gate}"
+    if not judged:
+        statuses = ", ".join(f"{e.id} {e.learned.status if e.learned else 'not scored'}" for e in packs)
+        return f"; the held-out scores are not compared, because no PackNet experiment learned ({statuses})"
     best = min(judged, key=lambda e: e.held_out_loss.mean if e.held_out_loss else math.inf)
     mine = {r.seed: r.held_out.loss for r in best.runs if r.held_out}
     theirs = {r.seed: r.held_out.loss for r in base.runs if r.held_out}

@@ -239,9 +239,14 @@ class Learned:
         return "inconclusive"
 
     def describe(self) -> str:
-        """``"not learned: abs_rel 1.9 ± 0.3 x the constant's, scale-matched 0.97 ± 0.02 x"``."""
+        """``"did not learn: held-out abs_rel 1.9 ± 0.3 x the constant predictor's, scale-matched 0.97 ± 0.02 x"``."""
+        phrase = {
+            "learned": "learned",
+            "structure only": "learned depth structure but not scale",
+            "not learned": "did not learn",
+        }.get(self.status, "was not shown to learn")
         return (
-            f"{self.status}: held-out abs_rel {_shown(self.ratio)} x the constant predictor's, "
+            f"{phrase}: held-out abs_rel {_shown(self.ratio)} x the constant predictor's, "
             f"scale-matched {_shown(self.scale_matched_ratio)} x"
         )
 
@@ -259,15 +264,10 @@ def learned_of(seeds: Sequence[int], runs: Sequence[HeldOutSummary]) -> Learned:
     if len(runs) == 1:
         run = runs[0]
         return Learned(list(seeds), run.ratio, run.scale_matched_ratio, run.learned, run.structure_learned)
-    ratio = seed_interval([r.ratio.mean for r in runs])
+    learned = learned_over_seeds([r.ratio.mean for r in runs])
+    assert learned.estimate is not None  # seed_interval of finite ratios
     scaled = seed_interval([r.scale_matched_ratio.mean for r in runs])
-    return Learned(
-        list(seeds),
-        ratio,
-        scaled,
-        decide(ratio, threshold=LEARNED_FRACTION, below="learned", above="not learned"),
-        structure_verdict(scaled),
-    )
+    return Learned(list(seeds), learned.estimate, scaled, learned, structure_verdict(scaled))
 
 
 def held_out_dataset(name: str, root: Any, input_size: tuple[int, int] | None, count: int | None) -> Dataset:

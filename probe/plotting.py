@@ -49,7 +49,8 @@ def interval_plot(
         if e.spread_of == "seeds":
             ax.plot(e.values, [y] * len(e.values), "x", color=colour, alpha=0.6)
     ax.set_yticks(range(len(shown)), [label for label, _, _ in shown])
-    ax.invert_yaxis()
+    if not ax.yaxis_inverted():  # first row on top (axes sharing y are inverted once)
+        ax.invert_yaxis()
     if threshold is not None:
         ax.axvline(threshold, ls="--", c="grey")
     if log and shown and all(e.mean > 0 and (e.low is None or e.low > 0) for _, _, e in shown):

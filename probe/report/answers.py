@@ -85,7 +85,7 @@ def not_learned(name: str, learned: Learned | None) -> str | None:
 
 def excluded_sentence(reasons: list[str]) -> str:
     """One sentence naming the models left out by the learned gate (empty when none)."""
-    return f" Not judged (did not learn): {'; '.join(reasons)}." if reasons else ""
+    return f" Not judged: {'; '.join(reasons)}." if reasons else ""
 
 
 def answer_all(results: Results) -> list[tuple[str, str, Answer | None]]:

@@ -56,7 +56,7 @@ def test_one_seed_gives_no_interval_and_no_gradient_verdict(tmp_path):
 def test_no_gradient_verdict_from_a_packnet_that_did_not_learn(tmp_path):
     answer = _margins(tmp_path / "a", {"packnet_b": [-6.0, -6.2, -5.9], "densedepth": [-1.0] * 3},
                       learned={"packnet_b": 2.0})
-    assert answer.verdict == "inconclusive" and "packnet_b not learned" in answer.sentence
+    assert answer.verdict == "inconclusive" and "packnet_b did not learn" in answer.sentence
     assert any(row["verdict"].startswith("not judged") for row in answer.evidence)
     unknown = _margins(tmp_path / "b", {"packnet_b": [-6.0, -6.2, -5.9]}, learned={"packnet_b": None})
     assert unknown.verdict == "inconclusive" and "unknown" in unknown.sentence
@@ -103,7 +103,7 @@ def test_one_seed_of_collapse_is_judged_by_a_bootstrap_over_its_images(tmp_path)
 def test_no_collapse_verdict_from_a_model_that_did_not_learn(tmp_path):
     doc = ex.collapse({"packnet_b": [0.0] * 8}, seeds=(0, 1), learned={"packnet_b": 1.5})
     answer = prediction_collapses(_results(tmp_path, doc))
-    assert answer.verdict == "inconclusive" and "packnet_b not learned" in answer.sentence
+    assert answer.verdict == "inconclusive" and "packnet_b did not learn" in answer.sentence
 
 
 def test_collapse_rule_text_names_its_controls(tmp_path):
@@ -170,7 +170,7 @@ def test_noise_answer_is_comparable_inside_the_band(tmp_path):
 def test_noise_answer_needs_seeds_and_learned_models(tmp_path):
     assert _noise(tmp_path / "a", 0.2, 0.05, seeds=(0,)).verdict == "inconclusive"
     gated = _noise(tmp_path / "b", 0.2, 0.05, learned={"densedepth": 3.0})
-    assert gated.verdict == "inconclusive" and "densedepth not learned" in gated.sentence
+    assert gated.verdict == "inconclusive" and "densedepth did not learn" in gated.sentence
 
 
 def test_noise_answer_prefers_the_detrended_cv(tmp_path):
@@ -194,7 +194,7 @@ def test_cost_answer_states_measured_ratios_and_the_held_out_difference(tmp_path
 def test_cost_answer_compares_no_score_of_a_model_that_did_not_learn(tmp_path):
     doc = ex.experiments({"exp1_packnet_b": 2.5})
     answer = capacity_cost(_results(tmp_path, ex.complexity(), doc))
-    assert "not compared" in answer.sentence and "exp1_packnet_b not learned" in answer.sentence
+    assert "not compared" in answer.sentence and "no PackNet experiment learned (exp1_packnet_b not learned)" in answer.sentence
     assert "worse" not in answer.sentence and "better" not in answer.sentence
 
 
