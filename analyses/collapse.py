@@ -45,7 +45,17 @@ from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.heldout import HeldOutSummary, Learned
 from probe.options import check_positive, option, out_option
-from probe.report.answers import QUESTIONS, Answer, excluded_sentence, is_packnet, not_learned, shown, with_controls
+from probe.report.answers import (
+    QUESTIONS,
+    Answer,
+    excluded_sentence,
+    gate,
+    is_packnet,
+    model_columns,
+    shown,
+    verdict_cell,
+    with_controls,
+)
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
@@ -601,26 +611,18 @@ def prediction_collapses(results: Results) -> Answer | None:
     if doc is None or not doc.summaries:
         return None
     rule = with_controls(COLLAPSE_ANSWER_RULE, "collapse")
-    evidence, calls, excluded = [], {}, []
-    for s in doc.summaries:
-        call = collapse_call(s.collapsed_share, s.scale_flagged_share)
-        gate = not_learned(s.name, s.learned)
-        evidence.append(
-            {
-                "model": s.name,
-                "seeds": len(s.seeds),
-                "learned": s.learned.status if s.learned else "not measured",
-                "collapsed share": shown(s.collapsed_share),
-                "scale-flagged share": shown(s.scale_flagged_share),
-                "median std ratio": shown(s.median_std_ratio),
-                "verdict": call.verdict if gate is None else "not judged (learning not shown)",
-            }
-        )
-        if is_packnet(s.name):
-            if gate is None:
-                calls[s.name] = call
-            else:
-                excluded.append(gate)
+    judged, excluded = gate(doc.summaries)
+    calls = {s.name: collapse_call(s.collapsed_share, s.scale_flagged_share) for s in judged}
+    evidence = [
+        {
+            **model_columns(s),
+            "collapsed share": shown(s.collapsed_share),
+            "scale-flagged share": shown(s.scale_flagged_share),
+            "median std ratio": shown(s.median_std_ratio),
+            "verdict": verdict_cell(s, collapse_call(s.collapsed_share, s.scale_flagged_share).verdict),
+        }
+        for s in doc.summaries
+    ]
     left_out = excluded_sentence(excluded)
     if not any(is_packnet(s.name) for s in doc.summaries):
         sentence = "No PackNet model was measured, so the question cannot be answered from these runs."
@@ -646,7 +648,7 @@ def prediction_collapses(results: Results) -> Answer | None:
 def collapse_section(results: Results) -> Section | None:
     import pandas as pd
 
-    from probe.plotting import interval_plot, plt, sns
+    from probe.plotting import IntervalPanel, interval_figure, plt, sns
 
     doc = results.first(CollapseResult)
     rows = [
@@ -662,22 +664,21 @@ def collapse_section(results: Results) -> Section | None:
     ]
     extra: list[Block] = []
     if doc is not None and doc.summaries:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8), sharey=True)
-        interval_plot(
-            axes[0],
-            [(s.name, s.name, s.collapsed_share) for s in doc.summaries],
-            xlabel="share of collapsed images (95% interval; x: seeds)",
-            threshold=0.5,
+        fig = interval_figure(
+            [
+                IntervalPanel(
+                    [(s.name, s.name, s.collapsed_share) for s in doc.summaries],
+                    "share of collapsed images (dashed: the rule's 0.5)",
+                    0.5,
+                ),
+                IntervalPanel(
+                    [(s.name, s.name, s.median_std_ratio) for s in doc.summaries],
+                    "median std(pred) / std(gt) (dashed: collapse threshold)",
+                    COLLAPSE_BELOW,
+                    log=True,
+                ),
+            ]
         )
-        interval_plot(
-            axes[1],
-            [(s.name, s.name, s.median_std_ratio) for s in doc.summaries],
-            xlabel="median std(pred) / std(gt) (dashed: collapse threshold)",
-            threshold=COLLAPSE_BELOW,
-            log=True,
-        )
-        axes[0].set_xlabel("share of collapsed images (dashed: the rule's 0.5)")
-        fig.tight_layout()
         extra.append(
             figure_from_matplotlib(
                 fig, "Collapse at the last measurement: mean and 95% interval per model (x: each seed)", "intervals"

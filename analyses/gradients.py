@@ -45,7 +45,17 @@ from analyses.training_runs import TrainingRuns, runs_over_seeds, train_with_hoo
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, Learned
 from probe.options import out_option
-from probe.report.answers import QUESTIONS, Answer, excluded_sentence, is_packnet, not_learned, shown, with_controls
+from probe.report.answers import (
+    QUESTIONS,
+    Answer,
+    excluded_sentence,
+    gate,
+    is_packnet,
+    model_columns,
+    shown,
+    verdict_cell,
+    with_controls,
+)
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
@@ -461,27 +471,19 @@ def gradients_vanish(results: Results) -> Answer | None:
     if doc is None or not doc.summaries:
         return None
     rule = with_controls(VANISH_RULE, "gradients")
-    evidence, verdicts, excluded = [], {}, []
-    for s in doc.summaries:
-        call = vanishing_verdict(s.margin)
-        gate = not_learned(s.name, s.learned)
-        evidence.append(
-            {
-                "model": s.name,
-                "seeds": len(s.seeds),
-                "learned": s.learned.status if s.learned else "not measured",
-                "layers": s.layers,
-                "vanishing layers per seed": ", ".join(map(str, s.vanishing_layers)),
-                "exploding layers per seed": ", ".join(map(str, s.exploding_layers)),
-                "weakest layer / median |g|/|w|": _margin_text(s.margin),
-                "verdict": call.verdict if gate is None else "not judged (learning not shown)",
-            }
-        )
-        if is_packnet(s.name):
-            if gate is None:
-                verdicts[s.name] = call
-            else:
-                excluded.append(gate)
+    judged, excluded = gate(doc.summaries)
+    verdicts = {s.name: vanishing_verdict(s.margin) for s in judged}
+    evidence = [
+        {
+            **model_columns(s),
+            "layers": s.layers,
+            "vanishing layers per seed": ", ".join(map(str, s.vanishing_layers)),
+            "exploding layers per seed": ", ".join(map(str, s.exploding_layers)),
+            "weakest layer / median |g|/|w|": _margin_text(s.margin),
+            "verdict": verdict_cell(s, vanishing_verdict(s.margin).verdict),
+        }
+        for s in doc.summaries
+    ]
     packnets = [s for s in doc.summaries if is_packnet(s.name)]
     if not packnets:
         sentence = "No PackNet model was measured, so the question cannot be answered from these runs."

@@ -49,8 +49,9 @@ from probe.report.answers import (
     Answer,
     excluded_sentence,
     finite,
+    gate,
     is_packnet,
-    not_learned,
+    model_columns,
     shown,
     with_controls,
 )
@@ -559,22 +560,11 @@ def batch_noise(results: Results) -> Answer | None:
     if doc is None or not doc.summaries:
         return None
     rule = with_controls(NOISE_RULE, "noise")
-    evidence, judged, excluded = [], [], []
-    for s in doc.summaries:
-        gate = not_learned(s.name, s.learned)
-        evidence.append(
-            {
-                "model": s.name,
-                "seeds": len(s.seeds),
-                "learned": s.learned.status if s.learned else "not measured",
-                "loss CV (detrended)": shown(s.loss_cv),
-                "B_simple": shown(s.b_simple),
-            }
-        )
-        if gate is None:
-            judged.append(s)
-        else:
-            excluded.append(gate)
+    judged, excluded = gate(doc.summaries, packnet_only=False)
+    evidence = [
+        {**model_columns(s), "loss CV (detrended)": shown(s.loss_cv), "B_simple": shown(s.b_simple)}
+        for s in doc.summaries
+    ]
     left_out = excluded_sentence(excluded)
     reference = next((s for s in judged if not is_packnet(s.name)), None)
     packnets = [s for s in judged if is_packnet(s.name)]
@@ -604,22 +594,17 @@ def batch_noise(results: Results) -> Answer | None:
 
 @SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)
 def noise_section(results: Results) -> Section | None:
-    from probe.plotting import interval_plot, plt
+    from probe.plotting import IntervalPanel, interval_figure
 
     doc = results.first(NoiseResult)
     extra: list[Block] = []
     if doc is not None and doc.summaries:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 0.6 * len(doc.summaries) + 1.8), sharey=True)
-        interval_plot(
-            axes[0],
-            [(s.name, s.name, s.loss_cv) for s in doc.summaries],
-            xlabel="per-batch loss CV, detrended (95% interval over seeds; x: seeds)",
+        fig = interval_figure(
+            [
+                IntervalPanel([(s.name, s.name, s.loss_cv) for s in doc.summaries], "per-batch loss CV, detrended"),
+                IntervalPanel([(s.name, s.name, s.b_simple) for s in doc.summaries], "B_simple", log=True),
+            ]
         )
-        interval_plot(
-            axes[1], [(s.name, s.name, s.b_simple) for s in doc.summaries], xlabel="B_simple (95% interval)", log=True
-        )
-        axes[0].set_xlabel("per-batch loss CV, detrended")
-        fig.tight_layout()
         extra.append(
             figure_from_matplotlib(
                 fig,

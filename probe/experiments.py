@@ -594,7 +594,7 @@ def _one_objective(doc: SeedStudyResult) -> str | None:
 def experiments_section(results: Results) -> Section | None:
     import pandas as pd
 
-    from probe.plotting import interval_plot, plt, sns
+    from probe.plotting import IntervalPanel, interval_figure, plt, sns
 
     doc = results.first(SeedStudyResult)
     if doc is None or not doc.experiments:
@@ -634,20 +634,20 @@ def experiments_section(results: Results) -> Section | None:
     blocks: list[Block] = [Paragraph(" ".join(notes)), Table(rows, "experiments.json (± : 95% interval)")]
     scored = [e for e in doc.experiments if e.learned is not None]
     if scored:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(scored) + 1.8), sharey=True)
-        interval_plot(
-            axes[0],
-            [(e.id, e.model, e.learned.ratio) for e in scored if e.learned],
-            xlabel="held-out abs_rel / constant predictor's (dashed: learned threshold)",
-            threshold=LEARNED_FRACTION,
+        fig = interval_figure(
+            [
+                IntervalPanel(
+                    [(e.id, e.model, e.learned.ratio) for e in scored if e.learned],
+                    "held-out abs_rel / constant predictor's (dashed: learned threshold)",
+                    LEARNED_FRACTION,
+                ),
+                IntervalPanel(
+                    [(e.id, e.model, e.learned.scale_matched_ratio) for e in scored if e.learned],
+                    "scale-matched abs_rel / constant predictor's",
+                    LEARNED_FRACTION,
+                ),
+            ]
         )
-        interval_plot(
-            axes[1],
-            [(e.id, e.model, e.learned.scale_matched_ratio) for e in scored if e.learned],
-            xlabel="scale-matched abs_rel / constant predictor's",
-            threshold=LEARNED_FRACTION,
-        )
-        fig.tight_layout()
         blocks.append(
             figure_from_matplotlib(
                 fig, "Did each model learn? 95% intervals (x: seeds); left of the dashed line: learned", "learned"
@@ -655,23 +655,27 @@ def experiments_section(results: Results) -> Section | None:
         )
     frames = []
     for e in doc.experiments if objective is not None else []:
-        curve = [v for v in _mean_curve(e) if math.isfinite(v)]
-        if curve:
-            series = pd.Series(curve)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "step": range(1, len(curve) + 1),
-                        "smoothed loss": series.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
-                        "experiment": e.id,
-                    }
+        for run in e.runs:
+            series = pd.Series(run.loss_curve, dtype=float)
+            if series.notna().any():
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "step": range(1, len(series) + 1),
+                            "smoothed loss": series.rolling(max(1, len(series) // 20), min_periods=1).mean(),
+                            "experiment": e.id,
+                        }
+                    )
                 )
-            )
     if frames:
         fig, ax = plt.subplots(figsize=(9, 4))
-        sns.lineplot(pd.concat(frames), x="step", y="smoothed loss", hue="experiment", ax=ax)
-        ax.set(xlabel="training step (batches)", ylabel=f"training loss, mean over seeds ({objective})")
-        blocks.append(figure_from_matplotlib(fig, "Training loss curves (one objective for every model)", "curves"))
+        sns.lineplot(pd.concat(frames), x="step", y="smoothed loss", hue="experiment", errorbar=("pi", 100), ax=ax)
+        ax.set(xlabel="training step (batches)", ylabel=f"training loss ({objective})")
+        blocks.append(
+            figure_from_matplotlib(
+                fig, "Training loss curves, one objective for every model: mean over seeds, band = range", "curves"
+            )
+        )
     return Section("experiments", "The experiment matrix", blocks)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,23 @@ def interval_plot(
     if log and shown and all(e.mean > 0 and (e.low is None or e.low > 0) for _, _, e in shown):
         ax.set_xscale("log")
     ax.set(xlabel=xlabel)
+
+
+@dataclass
+class IntervalPanel:
+    """One panel of :func:`interval_figure`: ``rows`` as :func:`interval_plot` takes them."""
+
+    rows: list[tuple[str, str, Any]]
+    xlabel: str
+    threshold: float | None = None
+    log: bool = False
+
+
+def interval_figure(panels: list[IntervalPanel]) -> "plt.Figure":
+    """Panels of :func:`interval_plot` side by side, sharing the row labels (one row per model)."""
+    rows = max((len(p.rows) for p in panels), default=1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 0.6 * rows + 1.8), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        interval_plot(ax, panel.rows, xlabel=panel.xlabel, threshold=panel.threshold, log=panel.log)
+    fig.tight_layout()
+    return fig

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from probe.controls import CONTROLS
 from probe.heldout import GATE_RULE, Learned
@@ -81,6 +81,50 @@ def not_learned(name: str, learned: Learned | None) -> str | None:
     if learned.usable:
         return None
     return f"{name} {learned.describe()}"
+
+
+class Judged(Protocol):
+    """A model's summary over seeds (``GradientSummary``, ``CollapseOverSeeds``, ``NoiseOverSeeds``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def seeds(self) -> list[int]: ...
+
+    @property
+    def learned(self) -> Learned | None: ...
+
+
+J = TypeVar("J", bound=Judged)
+
+
+def gate(summaries: Sequence[J], packnet_only: bool = True) -> tuple[list[J], list[str]]:
+    """(the models a verdict may be drawn from, one sentence per model left out by the learned gate); with
+    ``packnet_only`` the PackNet models only (the questions are about PackNet)."""
+    judged, excluded = [], []
+    for s in summaries:
+        if packnet_only and not is_packnet(s.name):
+            continue
+        reason = not_learned(s.name, s.learned)
+        if reason is None:
+            judged.append(s)
+        else:
+            excluded.append(reason)
+    return judged, excluded
+
+
+def model_columns(s: Judged) -> dict[str, Any]:
+    """The first evidence columns of a model over seeds: name, number of seeds, learned status."""
+    return {"model": s.name, "seeds": len(s.seeds), "learned": s.learned.status if s.learned else "not measured"}
+
+
+NOT_JUDGED = "not judged (learning not shown)"
+
+
+def verdict_cell(s: Judged, verdict: str) -> str:
+    """A model's verdict in an evidence table, or :data:`NOT_JUDGED` when the learned gate leaves it out."""
+    return verdict if s.learned is not None and s.learned.usable else NOT_JUDGED
 
 
 def excluded_sentence(reasons: list[str]) -> str:
