@@ -29,6 +29,7 @@ from analyses.noise import NoiseConfig
 from probe.errors import ProbeError, one_line
 from probe.evaluate import EvalOptions, PredictOptions
 from probe.experiments import SeedStudyConfig
+from probe.jobs import Launch
 from probe.laws import PropertiesConfig
 from probe.models.check import CheckConfig
 from probe.options import data_root_option, input_size_option, is_option, out_option, parse_key_values, width_option
@@ -400,15 +401,16 @@ experiment_app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 
 
-@config_command(experiment_app, "seed-study", SeedStudyConfig)
-def seed_study_command(config: SeedStudyConfig) -> None:
+@config_command(experiment_app, "seed-study", SeedStudyConfig, Launch)
+def seed_study_command(config: SeedStudyConfig, launch: Launch) -> None:
     """Run the seed's experiments (DenseDepth, PackNet B, A, leaky ReLU, direct depth, no skips) on identical batches.
 
+    Side by side: --parallel N here, or --launcher slurm --partition P (one SLURM job each, through submitit).
     Example: probe experiment seed-study --quick --out runs/seed
     """
     from probe.experiments import print_seed_study, run_seed_study
 
-    print_seed_study(run_seed_study(config))
+    print_seed_study(run_seed_study(config, launch))
 
 
 @config_command(app, "eval", EvalOptions)
@@ -564,12 +566,14 @@ def report_command(
     typer.echo(f"wrote {build_report(run_dirs, output, fmt)}")
 
 
-@config_command(app, "study", StudyConfig)
-def study_command(config: StudyConfig) -> None:
-    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study"""
+@config_command(app, "study", StudyConfig, Launch)
+def study_command(config: StudyConfig, launch: Launch) -> None:
+    """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study
+
+    --parallel / --launcher run the experiment step's runs side by side (as `probe experiment seed-study`)."""
     from probe.study import run_study
 
-    for r in run_study(config):
+    for r in run_study(dataclasses.replace(config, launch=launch)):
         typer.echo(f"{r.name:12s} {r.status:6s} {r.seconds:7.1f} s")
     typer.echo(f"wrote {config.out / 'report.html'}")
 

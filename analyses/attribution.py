@@ -26,7 +26,7 @@ output is ``s`` times the input resolution sits at input location
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -47,6 +47,7 @@ from probe.options import (
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
     parse_int_tuple,
     seed_option,
@@ -57,6 +58,7 @@ from probe.report.collect import Results
 from probe.report.document import Block, Paragraph, Section, Table
 from probe.report.sections import SECTIONS, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import ModelSelection, Roles, baselines_option, roles_for
 from probe.schema import transient
 from probe.seeding import check_seed, seed_everything
 
@@ -267,27 +269,24 @@ def effective_receptive_field(model: nn.Module, images: torch.Tensor) -> tuple[t
 
 @dataclass
 class LoadedModel:
-    name: str
+    name: str  # as the result names it: the model, or "model (run folder)" for a checkpoint
     source: str
     model: nn.Module
     input_size: tuple[int, int] | None = None
+    spec: str = ""  # the zoo name or SPEC it was built from
 
 
-def load_models(
-    models: list[str], checkpoints: list[Path], width: float, seed: int, device: torch.device
-) -> list[LoadedModel]:
-    """Zoo models at seeded random init (``--model``) and trained runs (``--checkpoint``)."""
+def load_models(config: "AttributionConfig", device: torch.device) -> list[LoadedModel]:
+    """Models at seeded random init (``--model``, ``--baseline``: zoo names or SPECs) and runs (``--checkpoint``)."""
     from probe.training import load_checkpoint
 
     loaded = []
-    for name in models:
-        seed_everything(seed)
-        loaded.append(
-            LoadedModel(
-                name, f"zoo (random init, width {width}, seed {seed})", build_model(name, width=width).to(device).eval()
-            )
-        )
-    for path in checkpoints:
+    for name in config.compared():
+        seed_everything(config.seed)
+        model = build_model(name, width=config.width, **config.options_for(name)).to(device).eval()
+        source = f"random init (width {config.width}, seed {config.seed})"
+        loaded.append(LoadedModel(name, source, model, spec=name))
+    for path in config.checkpoints:
         model, run_config = load_checkpoint(path, device)
         size = run_config.get("input_size")
         loaded.append(
@@ -296,6 +295,7 @@ def load_models(
                 f"checkpoint {path}",
                 model.eval(),
                 tuple(size) if size else None,
+                spec=str(run_config["model"]),
             )
         )
     if not loaded:
@@ -323,13 +323,22 @@ def load_inputs(
 
 
 @dataclass
-class AttributionConfig:
-    """Models (zoo names and/or checkpoints), inputs, target and method."""
+class AttributionConfig(ModelSelection):
+    """Models (zoo names or SPECs at random init, and/or trained runs), inputs, target and method.
 
-    models: list[str] = option(default_factory=list, flag="--model", help="zoo model at random init (repeat)")
+    ``checkpoint_baselines``: the models (as their runs name them) whose checkpoints are baselines,
+    every other checkpoint's model being under study (empty: probe.roles' default rules).
+    """
+
+    models: list[str] = option(
+        default_factory=list, flag="--model", help="model under study at random init: a zoo name or SPEC (repeat)"
+    )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     checkpoints: list[Path] = option(
         default_factory=list, flag="--checkpoint", help="trained run folder or .safetensors (repeat)"
     )
+    checkpoint_baselines: list[str] = field(default_factory=list)
     image: Path | None = option(None, help="one RGB image file (instead of --dataset)")
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
@@ -358,6 +367,9 @@ class AttributionConfig:
         check_seed(self.seed)
         if not self.models and not self.checkpoints:
             raise ProbeError("attribution: expected at least one --model or --checkpoint")
+        if self.baselines and not self.models:
+            raise ProbeError("--baseline: compares the --model(s) under study with it; give --model too")
+        self.validate_models()
 
     def target(self, out_size: tuple[int, int]) -> Target:
         """The requested target checked against the output grid (default: its centre pixel)."""
@@ -414,7 +426,7 @@ class AttributionResult(Result):
     """Per-model ERF radii and attribution statistics, plus maps for the figures."""
 
     name: ClassVar[str] = "attribution"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
     config: AttributionConfig
     device: str
     method: str
@@ -423,6 +435,7 @@ class AttributionResult(Result):
     images: list[str]  # the names of the attributed images
     input_size: tuple[int, int]
     models: list[ModelAttribution]
+    roles: Roles  # which models are under study and which are baselines
     target_space: str = TARGET_SPACE
     erf_definition: str = ERF_DEFINITION
     pixels: np.ndarray | None = transient()  # uint8 [N,H,W,3], the images themselves
@@ -483,7 +496,7 @@ def run(config: AttributionConfig) -> AttributionResult:
     """Load models and images, then measure each model's ERF and attribute the target."""
     config.validate()
     device = resolve_device(config.device)
-    loaded = load_models(config.models, config.checkpoints, config.width, config.seed, device)
+    loaded = load_models(config, device)
     size = config.input_size or next((m.input_size for m in loaded if m.input_size), None)
     images, names = load_inputs(config.image, config.dataset, config.data_root, size, config.images)
     images = images.to(device)
@@ -507,8 +520,17 @@ def run(config: AttributionConfig) -> AttributionResult:
         images=names,
         input_size=(int(images.shape[-2]), int(images.shape[-1])),
         models=results,
+        roles=attribution_roles(config, loaded),
         pixels=pixels,
     )
+
+
+def attribution_roles(config: AttributionConfig, loaded: list[LoadedModel]) -> Roles:
+    """The built models' roles by --model/--baseline; the checkpoints' by ``checkpoint_baselines`` or the defaults."""
+    runs = [(m.name, m.spec) for m in loaded[len(config.compared()) :]]
+    options = {spec: config.options_for(spec) for _, spec in runs}
+    checkpoints = roles_for(runs, list(config.checkpoint_baselines) or None, options) if runs else Roles()
+    return Roles(config.roles().models + checkpoints.models)
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -617,6 +639,7 @@ def attribution_section(results: Results) -> Section | None:
     rows = [
         {
             "model": m.name,
+            **doc.roles.evidence(m.name),
             "ERF radius 50% (px)": m.erf.radius_50,
             "ERF radius 95% (px)": m.erf.radius_95,
             "method": doc.method,

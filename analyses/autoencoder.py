@@ -14,7 +14,10 @@ Architectures (``ARCHITECTURES`` registry):
 * ``pack2d``  space-to-depth + 2-D conv / 2-D conv + depth-to-space (pixel (un)shuffle, no 3-D conv),
 * ``maxpool`` 2x2 max-pool / bilinear x2 upsampling (the paper's baseline),
 * ``strided`` stride-2 3x3 conv / stride-2 4x4 transposed conv,
-* ``zoo_packnet``, ``zoo_densedepth``: the zoo encoder-decoders with their skips cut.
+* ``zoo_packnet``, ``zoo_densedepth``: the zoo encoder-decoders with their skips cut;
+* any model's own encoder (``--model SPEC --encoder-module encoder``): that submodule of the
+  network, trained as it is built, followed by max-pool's decoder (:class:`EncoderAutoencoder`),
+  recorded under the model's name and compared with max-pool at the same depth.
 
 The generic four share one skeleton, one block type and one channel budget,
 swept over 1..5 levels: a stem to ``c0 = max(4, 2*round(16*width))`` channels,
@@ -38,6 +41,7 @@ differs.  Parameters and MACs (fvcore) are reported next to each score.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -52,31 +56,36 @@ import torch.nn.functional as F
 
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
-from probe.errors import ProbeError
+from probe.errors import ProbeError, ShapeError, one_line, warn
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
 from probe.limits import check_width
-from probe.models import build_model
+from probe.models import build_model, check_options
 from probe.models.common import finest_scale, pad_to_multiple
+from probe.models.contract import ModelAdapter
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
+from probe.models.spec import resolve_spec
 from probe.ops import pack, unpack
 from probe.options import (
+    check_model_options,
     check_positive,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
+    options_for,
     seed_option,
     seeds_option,
     width_option,
 )
-from probe.parallel import check_jobs, run_jobs
 from probe.registry import Registry
 from probe.report.answers import QUESTIONS, Answer, shown, with_controls
 from probe.report.collect import Results
-from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.document import AnswerBlock, Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles, assign_roles
 from probe.rules import NEAR_LOSSLESS_MSE, PACKING_RULE, PackingRun, packing_comparison, plateaued
 from probe.schema import transient
 from probe.seeding import check_seed, seed_everything, seed_folder, seed_list
@@ -213,6 +222,102 @@ class ZooAutoencoder(nn.Module):
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return out
+
+
+class EncoderAutoencoder(nn.Module):
+    """A model's own encoder, then max-pool's decoder: ``[B,3,H,W] -> code [B,C,H/s,W/s] -> [B,3,H,W]``.
+
+    The code is the encoder's deepest output (of a tensor, list, tuple or dict of ``[B,C,h,w]``
+    features, the one with the fewest pixels, the last on ties), at output stride ``s = 2**levels``.
+    The decoder is the ``maxpool`` architecture's (per level bilinear x2 upsampling and a conv block,
+    channels :func:`level_channels`), whose first block takes the code's own C channels, so nothing
+    but the encoder narrows the information.  Inputs are padded (replicate) to a multiple of ``s``
+    and the reconstruction is cropped back.
+    """
+
+    def __init__(self, encoder: nn.Module, code: tuple[int, int, int], stride: int, width: float, norm: Norm) -> None:
+        super().__init__()
+        self.encoder, self.code, self.input_multiple = encoder, code, stride
+        self.levels = stride.bit_length() - 1
+        ch = level_channels(self.levels, width)
+        ch[-1] = code[0]
+        self.decoder = nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), ConvBlock(ch[i + 1], ch[i], norm)
+                )
+                for i in reversed(range(self.levels))
+            ]
+        )
+        self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return deepest_feature(self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, _ = pad_to_multiple(x, self.input_multiple)
+        out = self.head(self.decoder(self.encode(padded)))
+        if out.shape[-2:] != padded.shape[-2:]:  # an encoder whose stride is not exact on this size
+            out = F.interpolate(out, size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        return out[..., : x.shape[-2], : x.shape[-1]]
+
+    def bottleneck_shape(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        """``(C, h, w)`` of the code for an input of ``size`` (after padding)."""
+        return self.code[0], math.ceil(size[0] / self.input_multiple), math.ceil(size[1] / self.input_multiple)
+
+
+def deepest_feature(output: Any) -> torch.Tensor:
+    """The ``[B,C,h,w]`` feature with the fewest pixels in an encoder's output (the last on ties)."""
+    items = list(output.values()) if isinstance(output, dict) else output
+    items = list(items) if isinstance(items, (list, tuple)) else [items]
+    features = [t for t in items if isinstance(t, torch.Tensor) and t.dim() == 4 and t.is_floating_point()]
+    if not features:
+        kinds = ", ".join(type(t).__name__ for t in items) or "nothing"
+        raise ShapeError(f"--encoder-module: expected the encoder to return [B,C,h,w] features, got {kinds}")
+    fewest = min(t.shape[-2] * t.shape[-1] for t in features)
+    return [t for t in features if t.shape[-2] * t.shape[-1] == fewest][-1]
+
+
+def model_encoder(spec: str, path: str, width: float, options: dict[str, Any]) -> nn.Module:
+    """Submodule ``path`` of the network ``spec`` builds (a user model's own network, not probe's adapter)."""
+    model = build_model(spec, width=width, **options)
+    net = model.net if isinstance(model, ModelAdapter) else model
+    try:
+        return net.get_submodule(path)
+    except AttributeError:
+        top = ", ".join(name for name, _ in net.named_children()) or "none"
+        raise ProbeError(
+            f"--encoder-module {path}: {spec} has no submodule {path!r}; its top-level modules: {top}"
+        ) from None
+
+
+def encoder_autoencoder(spec: str, config: AutoencoderConfig) -> EncoderAutoencoder:
+    """The autoencoder of ``spec``'s ``config.encoder_module``, its output stride measured on a 64x64 image."""
+    encoder = model_encoder(spec, str(config.encoder_module), config.width, config.options_for(spec))
+    side = 2 ** (MAX_LEVELS + 1)
+    modes = {m: m.training for m in encoder.modules()}
+    encoder.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng():
+            code = deepest_feature(encoder(torch.full((1, 3, side, side), 0.5)))
+    except ProbeError as exc:
+        raise ProbeError(f"{spec}: {exc}") from None
+    except Exception as exc:  # the user's encoder failed on a plain image
+        raise ProbeError(
+            f"--encoder-module {config.encoder_module}: {spec}'s encoder failed on a [1, 3, {side}, {side}] image: "
+            f"{type(exc).__name__}: {one_line(exc)}"
+        ) from exc
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    h, w = code.shape[-2:]
+    stride = side // h if h and side % h == 0 else 0
+    if not (h == w and stride >= 2 and stride & (stride - 1) == 0 and stride <= 2**MAX_LEVELS):
+        raise ProbeError(
+            f"--encoder-module {config.encoder_module}: {spec}'s deepest feature is {h}x{w} for a {side}x{side} "
+            f"image; expected an output stride of 2, 4, ... {2**MAX_LEVELS} in both directions"
+        )
+    return EncoderAutoencoder(encoder, (int(code.shape[1]), h, w), stride, config.width, NORMS[config.norm])
 
 
 # -- registry -----------------------------------------------------------------------------------
@@ -424,26 +529,36 @@ class AutoencoderConfig:
         None, help="level shown in the reconstruction grid (default: middle of the sweep)"
     )
     figure_examples: int = 4
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="also train this model's own encoder (zoo name or SPEC, repeat; needs --encoder-module)",
+    )
+    encoder_module: str | None = option(None, help="the --model's encoder: a submodule path such as encoder")
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     device: str = device_option()
     seed: int = seed_option()
     seeds: int | list[int] | None = seeds_option()
-    jobs: int = option(1, help="autoencoders trained side by side, in processes of one torch thread each")
 
-    def configurations(self) -> list[tuple[str, float, int]]:
-        """Every (architecture, width, levels) trained: ``--arch-width`` widths where given, else ``--width``."""
+    def configurations(self, levels: list[int] | None = None) -> list[tuple[str, float, int]]:
+        """Every (architecture, width, levels) of the sweep (``levels``: default ``--levels``): ``--arch-width``
+        widths where given, else ``--width``."""
         return [
-            (arch, width, levels)
+            (arch, width, lv)
             for arch in self.archs
             for width in self.arch_widths.get(arch, [self.width])
-            for levels in levels_for(arch, self.levels)
+            for lv in levels_for(arch, levels or self.levels)
         ]
 
+    def options_for(self, model: str) -> dict[str, Any]:
+        return options_for(model, self.model_options)
+
     def validate(self) -> None:
-        check_jobs(self.jobs)
-        if not self.archs:
+        if not self.archs and not self.models:
             raise ProbeError("--arch: expected at least one architecture")
         for name in self.archs:
             ARCHITECTURES.entry(name)
+        self._validate_models()
         for name, widths in self.arch_widths.items():
             if name not in self.archs:
                 raise ProbeError(f"--arch-width {name}: not among the trained --arch {', '.join(self.archs)}")
@@ -476,6 +591,24 @@ class AutoencoderConfig:
                 f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
                 f"got {self.input_size[0]}x{self.input_size[1]}"
             )
+
+    def _validate_models(self) -> None:
+        """--model needs --encoder-module and vice versa; SPECs parse; options reach a model that takes them."""
+        if self.models and not self.encoder_module:
+            raise ProbeError("--model: the autoencoder trains a model's encoder; name it with --encoder-module PATH")
+        if self.encoder_module and not self.models:
+            raise ProbeError("--encoder-module: give the model it belongs to with --model SPEC")
+        parts = (self.encoder_module or "").split(".")
+        if self.encoder_module is not None and not all(p.isidentifier() or p.isdigit() for p in parts):
+            raise ProbeError(
+                f"--encoder-module: expected a submodule path such as encoder, got {self.encoder_module!r}"
+            )
+        if len(set(self.models)) != len(self.models):
+            raise ProbeError("--model: each model once")
+        check_model_options(self.model_options, self.models)
+        for name in self.models:
+            resolve_spec(name)
+            check_options(name, {"width": self.width, **self.options_for(name)})
 
 
 @dataclass
@@ -606,13 +739,15 @@ class AutoencoderResult(Result):
     A few reconstructions are kept in memory for the figure."""
 
     name: ClassVar[str] = "autoencoder"
-    schema_version: ClassVar[int] = 2
+    # 2: roles (a model's own encoder under study); 3: runs per width and seed with their loss curves, summaries
+    schema_version: ClassVar[int] = 3
     config: AutoencoderConfig
     device: str
     input_size: tuple[int, int]
     metrics_on: str  # which images were scored
-    architectures: dict[str, str]  # arch -> description
+    architectures: dict[str, str]  # arch (a registered name, or the model whose encoder was trained) -> description
     runs: list[AutoencoderRun]  # every (architecture, width, levels, seed)
+    roles: Roles  # the models whose encoders were trained are under study (empty: none)
     summaries: list[AutoencoderSummary] = field(default_factory=list)
     loss: str = LOSS
     channels: str = CHANNELS
@@ -650,17 +785,19 @@ def fit_autoencoder(
     device: torch.device,
     on_step: Callable[[float], None] | None = None,
     cost: ModelCost | None = None,
+    build: Callable[[], nn.Module] | None = None,
     width: float | None = None,
 ) -> tuple[AutoencoderRun, torch.Tensor]:
     """Train ``arch`` at ``levels`` (and ``width``, default ``config.width``) on ``train [N,3,H,W]`` with
     ``config.seed`` and score it on ``test [M,3,H,W]``.
 
     Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
-    ``cost`` is measured here unless already known.
+    ``cost`` is measured here unless already known; ``build`` makes the model (default: the registered ``arch``),
+    after the seed is set.
     """
     width = config.width if width is None else width
     seed_everything(config.seed)
-    model = build_autoencoder(arch, levels, width, config.norm).to(device)
+    model = (build or (lambda: build_autoencoder(arch, levels, width, config.norm)))().to(device)
     size = (int(train.shape[-2]), int(train.shape[-1]))
     cost = cost or model_cost(model, size, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -674,7 +811,7 @@ def fit_autoencoder(
     synchronize(device)
     seconds = time.perf_counter() - start
     recon = reconstruct(model, test, device, config.batch_size)
-    bottleneck = model.bottleneck_shape(size) if isinstance(model, LevelAutoencoder) else None
+    bottleneck = model.bottleneck_shape(size) if isinstance(model, (LevelAutoencoder, EncoderAutoencoder)) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
     run_ = AutoencoderRun.of(
         arch,
@@ -692,35 +829,13 @@ def fit_autoencoder(
     return run_, recon
 
 
-@dataclass
-class FitTask:
-    """One autoencoder to train and score: a configuration on one seed, with the cached images (picklable, so a
-    worker process can run it)."""
-
-    config: AutoencoderConfig  # its seed is the task's
-    arch: str
-    width: float
-    levels: int
-    train: torch.Tensor
-    test: torch.Tensor
-    cost: ModelCost
-    figure_examples: int
-
-
-def fit_task(task: FitTask) -> tuple[AutoencoderRun, np.ndarray]:
-    """:func:`fit_autoencoder` for one task: the scored run and the first reconstructions as uint8 images."""
-    device = resolve_device(task.config.device)
-    run_, recon = fit_autoencoder(
-        task.arch, task.levels, task.train, task.test, task.config, device, None, task.cost, task.width
-    )
-    return run_, to_uint8_rgb(recon[: task.figure_examples])
-
-
 def run(config: AutoencoderConfig, progress: Any | None = None, out: Path | None = None) -> AutoencoderResult:
-    """Train and score every (architecture, width, levels) of the sweep on the same data and budget, on every seed
-    (``config.jobs`` of them side by side).
+    """Train and score every (architecture, width, levels) of the sweep, and each model's encoder, on the same
+    data, on every seed.
 
-    With several seeds and ``out``, each seed's result is also saved as an ordinary run folder ``out/seed_<s>``.
+    A model's encoder is compared at its own depth: the generic architectures are also trained at that
+    number of levels when the sweep lacks it (with a warning saying so).  With several seeds and ``out``,
+    each seed's result is also saved as an ordinary run folder ``out/seed_<s>``.
     """
     config.validate()
     seeds = seed_list(config.seeds, config.seed)
@@ -731,34 +846,53 @@ def run(config: AutoencoderConfig, progress: Any | None = None, out: Path | None
     test = load_first_samples(
         config.dataset, config.data_root, split="test", input_size=config.input_size, count=config.eval_images
     ).image
-    configurations = config.configurations()
     size = (int(train.shape[-2]), int(train.shape[-1]))
+    builders: dict[tuple[str, float, int], Callable[[], nn.Module]] = {}
+    descriptions = {a: ARCHITECTURES.entry(a).description for a in config.archs}
+    for spec in config.models:
+        seed_everything(config.seed)
+        model = encoder_autoencoder(spec, config)
+        builders[(spec, config.width, model.levels)] = functools.partial(encoder_autoencoder, spec, config)
+        descriptions[spec] = (
+            f"{spec}'s {config.encoder_module} (output stride {model.input_multiple}, code of "
+            f"{model.code[0]} channels) + max-pool's decoder"
+        )
+    sweep = sorted(set(config.levels) | {levels for _, _, levels in builders})
+    added = sorted(set(sweep) - set(config.levels))
+    if added and any(ARCHITECTURES.entry(a).meta["sweeps_levels"] for a in config.archs):
+        warn(
+            f"autoencoder: also training the architectures at {', '.join(map(str, added))} level(s), the depth of "
+            "the --model's encoder, to compare at equal depth"
+        )
+    jobs = config.configurations(sweep) + list(builders)
+
+    def build(job: tuple[str, float, int]) -> nn.Module:
+        arch, width, levels = job
+        return builders[job]() if job in builders else build_autoencoder(arch, levels, width, config.norm)
+
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
-    costs = {
-        (a, w, lv): model_cost(build_autoencoder(a, lv, w, config.norm).to(device), size, device)
-        for a, w, lv in configurations
-    }
+    costs = {job: model_cost(build(job).to(device), size, device) for job in jobs}
+    task = progress.add_task("autoencoder", total=len(jobs) * config.steps * len(seeds)) if progress else None
     n_fig = min(config.figure_examples, len(test))
-    tasks = [
-        FitTask(replace(config, seed=seed, seeds=None, jobs=1), a, w, lv, train, test, costs[(a, w, lv)], n_fig)
-        for seed in seeds
-        for a, w, lv in configurations
-    ]
-    bar = progress.add_task(f"autoencoder ({config.jobs} at a time)", total=len(tasks)) if progress else None
-
-    def done(index: int, fitted: tuple[AutoencoderRun, np.ndarray]) -> None:
-        if progress is not None and bar is not None:
-            r = fitted[0]
-            progress.update(bar, advance=1, description=f"{r.arch}@{r.levels} w{r.width:g} seed {r.seed}")
-
-    fitted = run_jobs(fit_task, tasks, config.jobs, done)
+    roles = assign_roles(config.models, options={m: config.options_for(m) for m in config.models})
     per_seed = []
     for seed in seeds:
-        mine = [(t, f) for t, f in zip(tasks, fitted) if t.config.seed == seed]
+        cfg = replace(config, seed=seed, seeds=None)
+        runs: list[AutoencoderRun] = []
         reconstructions: dict[str, np.ndarray] = {}
-        for t, (_, images) in mine:
-            reconstructions.setdefault(f"{t.arch}@{t.levels}", images)
-        result = _result(mine[0][0].config, str(device), size, test[:n_fig], [r for _, (r, _) in mine], reconstructions)
+        for job in jobs:
+            arch, width, levels = job
+
+            def on_step(loss: float, label: str = f"{arch}@{levels} w{width:g} seed {seed}") -> None:
+                if progress is not None and task is not None:
+                    progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
+
+            run_, recon = fit_autoencoder(
+                arch, levels, train, test, cfg, device, on_step, costs[job], functools.partial(build, job), width
+            )
+            runs.append(run_)
+            reconstructions.setdefault(f"{arch}@{levels}", to_uint8_rgb(recon[:n_fig]))
+        result = _result(cfg, str(device), size, test[:n_fig], runs, reconstructions, descriptions, roles)
         if len(seeds) > 1 and out is not None:  # each seed an ordinary run folder
             result.save_run(seed_folder(out, seed, seeds), device=device, seed=seed)
         per_seed.append(result)
@@ -766,7 +900,7 @@ def run(config: AutoencoderConfig, progress: Any | None = None, out: Path | None
         return per_seed[0]
     first = per_seed[0]
     runs = [r for result in per_seed for r in result.runs]
-    return _result(config, first.device, size, test[:n_fig], runs, first.reconstructions or {})
+    return _result(config, first.device, size, test[:n_fig], runs, first.reconstructions or {}, descriptions, roles)
 
 
 def _result(
@@ -776,14 +910,17 @@ def _result(
     originals: torch.Tensor,
     runs: list[AutoencoderRun],
     reconstructions: dict[str, np.ndarray],
+    descriptions: dict[str, str],
+    roles: Roles,
 ) -> AutoencoderResult:
     return AutoencoderResult(
         config=config,
         device=device,
         input_size=size,
         metrics_on=f"{config.dataset} test split",
-        architectures={a: ARCHITECTURES.entry(a).description for a in config.archs},
+        architectures=descriptions,
         runs=runs,
+        roles=roles,
         summaries=[AutoencoderSummary.of(group) for group in group_runs(runs).values()],
         originals=to_uint8_rgb(originals),
         reconstructions=reconstructions,
@@ -858,8 +995,9 @@ def reconstruction_figure(
     sweep = sorted(result.config.levels)
     level = result.config.figure_level or sweep[len(sweep) // 2]
     keys = []
-    for arch in result.config.archs:
-        lv = level if level in levels_for(arch, result.config.levels) else levels_for(arch, result.config.levels)[-1]
+    for arch in result.architectures:  # the registered ones, then the models' encoders at their own depth
+        trained = sorted(r.levels for r in result.runs if r.arch == arch)
+        lv = level if level in trained else (trained[-1] if trained else level)
         if f"{arch}@{lv}" in reconstructions:
             keys.append((arch, lv))
     n = len(originals)
@@ -907,19 +1045,17 @@ def packing_runs(doc: AutoencoderResult) -> tuple[list[PackingRun], list[str]]:
     return runs, undefined
 
 
-@QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
-def packing_preserves(results: Results) -> Answer | None:
-    doc = results.first(AutoencoderResult)
-    if doc is None or not doc.runs:
-        return None
-    rule = with_controls(PACKING_ANSWER_RULE, "packing", gated=False)
+def matched_answer(
+    doc: AutoencoderResult, question: str, rule: str, subject: Callable[[PackingRun], bool], label: str
+) -> Answer:
+    """The packing rule (matched size, converged runs, interval over seeds) on the ``subject`` runs of ``doc``."""
     runs, undefined = packing_runs(doc)
-    comparison = packing_comparison(runs)
+    comparison = packing_comparison(runs, subject=subject, label=label)
     evidence = [
         {
             "levels": c.levels,
-            "packing": c.packing,
-            "packing params": c.packing_params,
+            label: doc.roles.display(c.packing),
+            "params": c.packing_params,
             "compared with": c.reference,
             "PSNR difference (dB)": shown(c.difference),
             "verdict": c.verdict.verdict if c.verdict is not None else c.note,
@@ -932,14 +1068,44 @@ def packing_preserves(results: Results) -> Answer | None:
     if undefined:
         left_out += f" Undefined PSNR (not compared): {', '.join(undefined)}."
     if comparison.verdict.startswith("inconclusive"):
-        return Answer(
-            PACKING_QUESTION, "inconclusive", f"No verdict: {comparison.verdict[14:]}.{left_out}", rule, evidence
-        )
+        return Answer(question, "inconclusive", f"No verdict: {comparison.verdict[14:]}.{left_out}", rule, evidence)
     decided = "; ".join(
-        f"{c.packing}@{c.levels} vs {c.reference}: {c.verdict.sentence}" for c in comparison.levels if c.verdict
+        f"{doc.roles.display(c.packing)}@{c.levels} vs {c.reference}: {c.verdict.sentence}"
+        for c in comparison.levels
+        if c.verdict
     )
     lead = {"yes": "Yes", "no": "No", "partly": "Partly"}[comparison.verdict]
-    return Answer(PACKING_QUESTION, comparison.verdict, f"{lead}: {decided}.{left_out}", rule, evidence)
+    return Answer(question, comparison.verdict, f"{lead}: {decided}.{left_out}", rule, evidence)
+
+
+@QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
+def packing_preserves(results: Results) -> Answer | None:
+    doc = results.first(AutoencoderResult)
+    if doc is None or not doc.runs:
+        return None
+    rule = with_controls(PACKING_ANSWER_RULE, "packing", gated=False)
+    return matched_answer(
+        doc, PACKING_QUESTION, rule, lambda r: r.arch in ARCHITECTURES and r.arch.startswith("pack"), "packing"
+    )
+
+
+ENCODER_RULE = (
+    "The packing rule with each model's own encoder (followed by max-pool's decoder) in place of packing: compared "
+    "with max-pool + bilinear upsampling at the same number of levels and matched size, converged runs only, a "
+    "verdict only when the 95% interval over seeds excludes 0 dB."
+)
+ENCODER_QUESTION = "Does the model's encoder preserve information?"
+
+
+@QUESTIONS.register("encoder", description=ENCODER_QUESTION, order=35)
+def encoder_preserves(results: Results) -> Answer | None:
+    """Answered only when the autoencoder study trained a model's encoder (``--model --encoder-module``)."""
+    doc = results.first(AutoencoderResult)
+    if doc is None or not doc.roles.of(UNDER_STUDY):
+        return None
+    question = f"Does {doc.roles.phrase(UNDER_STUDY)}'s encoder preserve information?"
+    rule = f"{ENCODER_RULE} {PACKING_ANSWER_RULE}"
+    return matched_answer(doc, question, rule, lambda r: doc.roles.under_study(r.arch), "encoder")
 
 
 @SECTIONS.register("packing", description=PACKING_QUESTION, needs=(AutoencoderResult,), order=50)
@@ -981,4 +1147,7 @@ def packing_section(results: Results) -> Section | None:
     extra += embedded_figures(
         results, AutoencoderResult, "autoencoder_reconstructions*.png", "Reconstructions next to originals"
     )
+    encoder = encoder_preserves(results)
+    if encoder is not None:  # a model's own encoder was trained: its answer follows the packing one
+        extra[:0] = [Paragraph(encoder.question), AnswerBlock(encoder)]
     return answer_section("packing", PACKING_QUESTION, results, extra)

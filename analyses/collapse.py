@@ -50,7 +50,6 @@ from probe.report.answers import (
     Answer,
     excluded_sentence,
     gate,
-    is_packnet,
     model_columns,
     shown,
     verdict_cell,
@@ -60,6 +59,7 @@ from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles, assign_roles
 from probe.rules import COLLAPSE_RULE, collapse_call
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
@@ -400,7 +400,7 @@ class CollapseTracker(TrainingProbe):
         )
 
     def to_result(self) -> CollapseResult:
-        return CollapseResult.of([self.result()], config={"every": self.every})
+        return CollapseResult.of([self.result()], self.roles(), config={"every": self.every})
 
 
 @TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
@@ -448,13 +448,14 @@ class CollapseResult(Result):
     schema_version: ClassVar[int] = 2
     models: list[ModelCollapse]  # every (model, seed) run
     summaries: list[CollapseOverSeeds]
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
 
     @classmethod
-    def of(cls, models: list[ModelCollapse], config: dict[str, Any] | None = None) -> CollapseResult:
+    def of(cls, models: list[ModelCollapse], roles: Roles, config: dict[str, Any] | None = None) -> CollapseResult:
         summaries = [CollapseOverSeeds.of(name, runs) for name, runs in by_name(models).items()]
-        return cls(models=models, summaries=summaries, config=config or {})
+        return cls(models=models, summaries=summaries, roles=roles, config=config or {})
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [
@@ -479,10 +480,10 @@ def run(config: CollapseConfig) -> CollapseResult:
         seed_everything(cfg.seed)
         trackers = train_with_hook(cfg, lambda: CollapseTracker(every=cfg.every, n_images=cfg.n_images), "collapse")
         source = f"trained {cfg.steps} steps from initialisation"
-        return CollapseResult.of([t.result(source) for t in trackers], encode(cfg))
+        return CollapseResult.of([t.result(source) for t in trackers], cfg.trained_roles(), encode(cfg))
 
     per_seed = runs_over_seeds(config, one)
-    return CollapseResult.of([m for r in per_seed for m in r.models], encode(config))
+    return CollapseResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))
 
 
 def measure_checkpoint(config: CollapseConfig) -> CollapseResult:
@@ -505,7 +506,8 @@ def measure_checkpoint(config: CollapseConfig) -> CollapseResult:
         run_cfg.seed,
         score_model(model, run_cfg, config.eval_images),
     )
-    return CollapseResult.of([measured], encode(config))
+    roles = assign_roles([str(run_cfg.model)], options={str(run_cfg.model): run_cfg.model_options})
+    return CollapseResult.of([measured], roles, encode(config))
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -600,9 +602,18 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
 
 COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
 COLLAPSE_ANSWER_RULE = (
-    f"{COLLAPSE_RULE} Yes when a judged PackNet model is 'collapsed'; no when every judged PackNet model is 'not "
-    "collapsed' or 'scale'; inconclusive otherwise."
+    f"{COLLAPSE_RULE} Yes when a judged model under study is 'collapsed'; no when every judged model under study "
+    "is 'not collapsed' or 'scale'; inconclusive otherwise. The baselines are shown for reference."
 )
+
+
+def collapse_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the question names the models under study."""
+    if roles.seed_comparison:
+        return COLLAPSE_QUESTION
+    if roles.plural(UNDER_STUDY):
+        return f"Do {roles.phrase(UNDER_STUDY)}'s predictions collapse to the mean?"
+    return f"Does {roles.phrase(UNDER_STUDY)}'s prediction collapse to the mean?"
 
 
 @QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
@@ -610,12 +621,13 @@ def prediction_collapses(results: Results) -> Answer | None:
     doc = results.first(CollapseResult)
     if doc is None or not doc.summaries:
         return None
+    roles, question = doc.roles, collapse_question(doc.roles)
     rule = with_controls(COLLAPSE_ANSWER_RULE, "collapse")
-    judged, excluded = gate(doc.summaries)
+    judged, excluded = gate(doc.summaries, roles)
     calls = {s.name: collapse_call(s.collapsed_share, s.scale_flagged_share) for s in judged}
     evidence = [
         {
-            **model_columns(s),
+            **model_columns(s, roles),
             "collapsed share": shown(s.collapsed_share),
             "scale-flagged share": shown(s.scale_flagged_share),
             "median std ratio": shown(s.median_std_ratio),
@@ -624,24 +636,24 @@ def prediction_collapses(results: Results) -> Answer | None:
         for s in doc.summaries
     ]
     left_out = excluded_sentence(excluded)
-    if not any(is_packnet(s.name) for s in doc.summaries):
-        sentence = "No PackNet model was measured, so the question cannot be answered from these runs."
-        return Answer(COLLAPSE_QUESTION, "inconclusive", sentence, rule, evidence)
+    if not any(roles.under_study(s.name) for s in doc.summaries):
+        sentence = "No model under study was measured, so the question cannot be answered from these runs."
+        return Answer(question, "inconclusive", sentence, rule, evidence)
     if not calls:
         sentence = (
-            "No verdict: no PackNet model was shown to learn, and an untrained prediction says nothing about a "
+            "No verdict: no model under study was shown to learn, and an untrained prediction says nothing about a "
             f"trained one.{left_out}"
         )
-        return Answer(COLLAPSE_QUESTION, "inconclusive", sentence, rule, evidence)
+        return Answer(question, "inconclusive", sentence, rule, evidence)
     found = {c.verdict for c in calls.values()}
-    parts = "; ".join(f"{name} {c.sentence}" for name, c in calls.items())
+    parts = "; ".join(f"{roles.display(name)} {c.sentence}" for name, c in calls.items())
     if "collapsed" in found:
         verdict, lead = "yes", "Yes"
     elif found <= {"not collapsed", "scale"}:
         verdict, lead = "no", "No"
     else:
         verdict, lead = "inconclusive", "Inconclusive"
-    return Answer(COLLAPSE_QUESTION, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
+    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
 
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)

@@ -17,7 +17,14 @@ For each model at one input size ``[H, W]`` (batch of ``batch_size`` random imag
   forward in eval mode without autograd, forward+backward in training mode (a
   training step without the optimizer);
 - ``peak_memory_bytes``: on CUDA, the allocator's peak during one forward+backward
-  (``peak_memory_forward_bytes`` for an eval forward); null on CPU with ``peak_memory_reason``.
+  (``peak_memory_forward_bytes`` for an eval forward); null on CPU with ``peak_memory_reason``;
+- ``training_memory``: the memory one Adam training step of ``batch_size`` images needs, estimated
+  without allocating it (:func:`probe.memory.estimate_training_memory`: activations autograd saves
+  for these images, weights, gradients, Adam's two states, the input), for CPU-only users who plan
+  a GPU run; on CUDA it is set against the measured peak (:class:`TrainingMemory`).
+
+``precision`` and ``activation_checkpointing`` describe the training step: they apply to the
+forward+backward timing, its CUDA peak and the estimate (the eval forward stays fp32, plain).
 
 >>> from analyses.complexity import ComplexityConfig, run
 >>> result = run(ComplexityConfig(models=["densedepth"], input_size=(64, 64), width=0.0625,
@@ -30,7 +37,7 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -47,16 +54,27 @@ with warnings.catch_warnings():
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
 from probe.device import device_description, resolve_device, synchronize
-from probe.errors import ProbeError
+from probe.errors import ProbeError, one_line
 from probe.limits import check_width
+from probe.memory import ACTIVATION_SCALE, GIB, MemoryEstimate, estimate_training_memory
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.models.common import output_scales
-from probe.options import check_positive, device_option, input_size_option, option, seed_option, width_option
+from probe.models.recompute import checkpoint_stages, enable_activation_checkpointing
+from probe.options import (
+    check_positive,
+    device_option,
+    input_size_option,
+    model_options_option,
+    option,
+    seed_option,
+    width_option,
+)
 from probe.registry import Registry
 from probe.report import document
 from probe.report.collect import Results
 from probe.report.sections import SECTIONS, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import ModelSelection, Roles, baselines_option
 from probe.seeding import check_seed, seed_everything
 
 TOP_LEVEL = "(top level)"
@@ -73,16 +91,30 @@ MAC_HANDLERS.register("aten::avg_pool3d", description="one per input element, as
 
 
 @dataclass
-class ComplexityConfig:
-    """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA."""
+class ComplexityConfig(ModelSelection):
+    """What to measure. ``repeats``/``warmup`` default to 3/1 on CPU and 20/5 on CUDA.
+
+    Models are zoo names or SPECs (``--model``, then ``--baseline``); ``model_options`` reach every model,
+    ``MODEL:KEY`` ones only that model.
+    """
 
     models: list[str] = option(
-        default_factory=list_models, flag="--model", shown="all", help="model name (repeat; default: all)"
+        default_factory=list_models,
+        flag="--model",
+        shown="the zoo",
+        help="model under study: a zoo name or SPEC (repeat; default: every zoo depth model)",
     )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     input_size: tuple[int, int] = input_size_option((192, 640), help="HxW of the measured input")
     width: float = width_option()
-    options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = option(1, help="images per measured forward")
+    batch_size: int = option(1, help="images per measured forward, and of the training-memory estimate")
+    precision: str = option(
+        "fp32", help="fp32|bf16|fp16: the training step's autocast (fwd+bwd timing, CUDA peak, memory estimate)"
+    )
+    activation_checkpointing: bool = option(
+        False, flag="--activation-checkpointing", help="the training step recomputes the model's stages in backward"
+    )
     device: str = device_option()
     repeats: int | None = option(None, help="timed runs, median reported (default 3 on CPU, 20 on CUDA)")
     warmup: int | None = option(None, help="untimed warm-up runs (default 1 on CPU, 5 on CUDA)")
@@ -91,15 +123,63 @@ class ComplexityConfig:
     def validate(self) -> None:
         if not self.models:
             raise ProbeError("--model: give at least one model name")
-        known = list_models()
-        unknown = [m for m in self.models if m not in known]
-        if unknown:
-            raise ProbeError(f"--model: unknown model(s) {', '.join(unknown)}; expected names from {', '.join(known)}")
+        check_width(self.width)
+        self.validate_models()
         check_positive({"--batch-size": self.batch_size, "--repeats": self.repeats})
         if self.warmup is not None and self.warmup < 0:
             raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {self.warmup}")
-        check_width(self.width)
         check_seed(self.seed)
+        if self.precision not in ACTIVATION_SCALE:
+            raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {self.precision!r}")
+        if self.activation_checkpointing:  # a model without checkpoint stages fails before anything is measured
+            for name in self.compared():
+                with torch.device("meta"):
+                    checkpoint_stages(build_model(name, width=self.width, **self.options_for(name)))
+
+
+@dataclass
+class TrainingMemory:
+    """Bytes one Adam training step needs, estimated on the ``meta`` device (:mod:`probe.memory`).
+
+    ``total_bytes`` = weights + gradients + Adam states (what does not grow with the batch)
+    + ``batch_size`` x ``activation_bytes_per_image`` + the input batch.  The backward pass's
+    transient buffers and the loss are not counted.  ``peak_over_estimate`` (CUDA only): the
+    measured peak of the forward+backward step (no optimizer) over the estimate's part of it
+    (total less Adam's states); above 1 by the transient buffers, None where nothing was measured.
+    """
+
+    batch_size: int
+    precision: str
+    activation_checkpointing: bool
+    parameters: int
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int
+    activation_bytes_per_image: float
+    input_bytes: int
+    total_bytes: int
+    total_gb: float  # GiB, as the table shows it
+    peak_over_estimate: float | None
+
+    @classmethod
+    def of(cls, estimate: MemoryEstimate, activation_checkpointing: bool, peak: int | None) -> "TrainingMemory":
+        without_optimizer = estimate.total_bytes - estimate.optimizer_bytes
+        return cls(
+            batch_size=estimate.batch_size,
+            precision=estimate.precision,
+            activation_checkpointing=activation_checkpointing,
+            parameters=estimate.parameters,
+            weight_bytes=estimate.weight_bytes,
+            gradient_bytes=estimate.gradient_bytes,
+            optimizer_bytes=estimate.optimizer_bytes,
+            activation_bytes=estimate.activation_bytes,
+            activation_bytes_per_image=estimate.activation_bytes / estimate.batch_size,
+            input_bytes=estimate.input_bytes,
+            total_bytes=estimate.total_bytes,
+            total_gb=estimate.total_bytes / GIB,
+            peak_over_estimate=peak / without_optimizer if peak is not None else None,
+        )
 
 
 @dataclass
@@ -142,6 +222,7 @@ class ModelComplexity:
     peak_memory_bytes: int | None
     peak_memory_forward_bytes: int | None
     peak_memory_reason: str | None
+    training_memory: TrainingMemory
     measure_seconds: float
 
 
@@ -151,20 +232,33 @@ class ComplexityResult(Result):
     """``complexity.json`` (``{"models": [...]}``) and ``complexity_blocks.png``."""
 
     name: ClassVar[str] = "complexity"
-    schema_version: ClassVar[int] = 1
+    # 2: config.precision, config.activation_checkpointing, training_memory; 3: roles, config.model_options
+    schema_version: ClassVar[int] = 3
     config: ComplexityConfig
     device: str
     device_name: str
     models: list[ModelComplexity]
+    roles: Roles  # which models are under study and which are baselines
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_blocks(self.models, Path(out_dir) / "complexity_blocks.png")]
 
     def table(self) -> Table:
         """A rich table of the totals, one row per model, with operators lacking a MAC handler as a caption."""
-        table = Table(title=f"complexity on {self.device_name}", caption=self.unhandled_caption() or None)
+        caption = "\n".join(filter(None, [self.memory_caption(), self.unhandled_caption()]))
+        table = Table(title=f"complexity on {self.device_name}", caption=caption)
         table.add_column("model", no_wrap=True)
-        for column in ("input", "params", "GMACs", "torch GFLOPs", "activ. (M)", "fwd ms", "fwd+bwd ms", "peak MiB"):
+        for column in (
+            "input",
+            "params",
+            "GMACs",
+            "torch GFLOPs",
+            "activ. (M)",
+            "fwd ms",
+            "fwd+bwd ms",
+            "peak MiB",
+            "train GB (est.)",
+        ):
             table.add_column(column, justify="right")
         for m in self.models:
             peak = f"{m.peak_memory_bytes / 2**20:,.0f}" if m.peak_memory_bytes is not None else "-"
@@ -178,8 +272,18 @@ class ComplexityResult(Result):
                 f"{m.latency.forward_ms:,.1f}",
                 f"{m.latency.forward_backward_ms:,.1f}",
                 peak,
+                f"{m.training_memory.total_gb:,.2f}",
             )
         return table
+
+    def memory_caption(self) -> str:
+        """What the "train GB (est.)" column assumed."""
+        c = self.config
+        return (
+            f"train GB (est.): estimated training memory (GiB) of one Adam step at batch {c.batch_size}, "
+            f"{c.precision}{', activation checkpointing' if c.activation_checkpointing else ''}: weights, "
+            "gradients, Adam states, saved activations, input (probe.memory)"
+        )
 
     def unhandled_caption(self) -> str:
         """``model: op xN, ...`` for operators counted as zero MACs because no handler knows them."""
@@ -352,26 +456,51 @@ def measure_model(
 ) -> ModelComplexity:
     """Build ``name`` on ``device`` and measure it (see the module docstring)."""
     started = time.perf_counter()
-    options = {"width": config.width, **config.options}
+    options = {"width": config.width, **config.options_for(name)}
     seed_everything(config.seed)
     model = build_model(name, **options).to(device)
     h, w = config.input_size
     inputs = torch.rand(config.batch_size, 3, h, w, device=device)
 
     model.eval()
-    macs = count_macs(model, inputs)
+    try:
+        macs = count_macs(model, inputs)
+    except ProbeError:
+        raise
+    except Exception as exc:  # fvcore's tracer raises many types for an untraceable forward
+        raise ProbeError(
+            f"{name}: MACs: fvcore cannot trace the eval forward ({type(exc).__name__}: {one_line(exc)[:200]}); "
+            f"`probe check-model {name}` shows the fix"
+        ) from exc
     activations = count_activations(model, inputs)
     flops = count_torch_flops(model, inputs)
     forward_s = median_seconds(lambda: _forward(model, inputs), repeats, warmup, device)
-    model.train()
-    train_s = median_seconds(lambda: _training_step(model, inputs), repeats, warmup, device)
+    if config.activation_checkpointing:  # stages run plainly under no_grad: the eval forward is unchanged
+        enable_activation_checkpointing(model)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
+
+    def train_step() -> None:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            _training_step(model.train(), inputs)
+
+    train_s = median_seconds(train_step, repeats, warmup, device)
 
     peak = peak_forward = None
     reason: str | None = f"not measured on {device.type}: torch tracks allocator peaks only on CUDA"
     if device.type == "cuda":
         peak_forward = _cuda_peak(lambda: _forward(model.eval(), inputs), device)
-        peak = _cuda_peak(lambda: _training_step(model.train(), inputs), device)
+        peak = _cuda_peak(train_step, device)
         reason = None
+    estimate = estimate_training_memory(
+        name,
+        input_size=(h, w),
+        batch_size=config.batch_size,
+        width=config.width,
+        model_options=config.options_for(name),
+        precision=config.precision,
+        activation_checkpointing=config.activation_checkpointing,
+        device=device,
+    )
 
     return ModelComplexity(
         name=name,
@@ -389,6 +518,7 @@ def measure_model(
         peak_memory_bytes=peak,
         peak_memory_forward_bytes=peak_forward,
         peak_memory_reason=reason,
+        training_memory=TrainingMemory.of(estimate, config.activation_checkpointing, peak),
         measure_seconds=time.perf_counter() - started,
     )
 
@@ -408,15 +538,17 @@ def run(config: ComplexityConfig, progress: Progress | None = None) -> Complexit
     repeats = config.repeats if config.repeats is not None else (20 if device.type == "cuda" else 3)
     warmup = config.warmup if config.warmup is not None else (5 if device.type == "cuda" else 1)
 
-    task = progress.add_task("complexity", total=len(config.models)) if progress is not None else None
+    task = progress.add_task("complexity", total=len(config.compared())) if progress is not None else None
     measured = []
-    for name in config.models:
+    for name in config.compared():
         if progress is not None and task is not None:
             progress.update(task, description=f"complexity: {name}")
         measured.append(measure_model(name, config, device, repeats, warmup))
         if progress is not None and task is not None:
             progress.advance(task)
-    return ComplexityResult(config=config, device=str(device), device_name=device_description(device), models=measured)
+    return ComplexityResult(
+        config=config, device=str(device), device_name=device_description(device), models=measured, roles=config.roles()
+    )
 
 
 def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
@@ -459,6 +591,14 @@ def plot_blocks(models: list[ModelComplexity], path: Path) -> Path:
 # -- the report: the models section -----------------------------------------------------------------------
 
 
+def _memory_header(memory: TrainingMemory) -> str:
+    """The estimated-training-memory column's header, naming what the estimate assumed."""
+    assumed = f"batch {memory.batch_size}, {memory.precision}" + (
+        ", checkpointed" if memory.activation_checkpointing else ""
+    )
+    return f"est. training memory (GiB; {assumed})"
+
+
 @SECTIONS.register(
     "models", description="The models: parameters, MACs, latency, memory", needs=(ComplexityResult,), order=10
 )
@@ -473,6 +613,7 @@ def models_section(results: Results) -> document.Section | None:
     rows = [
         {
             "model": m.name,
+            **doc.roles.evidence(m.name),
             "input (HxW)": "x".join(str(v) for v in m.input_size),
             "params": m.params,
             "MACs (G)": m.macs / 1e9,
@@ -481,6 +622,7 @@ def models_section(results: Results) -> document.Section | None:
             "forward (ms)": m.latency.forward_ms,
             "fwd+bwd (ms)": m.latency.forward_backward_ms,
             "peak memory (MiB)": m.peak_memory_bytes / 2**20 if m.peak_memory_bytes else None,
+            _memory_header(m.training_memory): m.training_memory.total_gb,
         }
         for m in doc.models
     ]

@@ -44,13 +44,13 @@ from analyses.probes import TRAIN_PROBES, TrainingProbe, by_name, learned_over_r
 from analyses.training_runs import TrainingRuns, runs_over_seeds, train_with_hook
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, Learned
+from probe.models.spec import file_safe_name
 from probe.options import out_option
 from probe.report.answers import (
     QUESTIONS,
     Answer,
     excluded_sentence,
     gate,
-    is_packnet,
     model_columns,
     shown,
     verdict_cell,
@@ -60,6 +60,7 @@ from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import UNDER_STUDY, Roles
 from probe.rules import (
     GRADIENT_RULE,
     GRADIENT_SEEDS_RULE,
@@ -207,7 +208,7 @@ class GradientRecorder(TrainingProbe):
         return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed, self.seed, self.held_out)
 
     def to_result(self) -> GradientsResult:
-        return GradientsResult.of([self.result()], config={"every": self.every})
+        return GradientsResult.of([self.result()], self.roles(), config={"every": self.every})
 
 
 @dataclass
@@ -336,18 +337,21 @@ class GradientsResult(Result):
     schema_version: ClassVar[int] = 2
     models: list[ModelGradients]  # every (model, seed) run
     summaries: list[GradientSummary]  # every model over its seeds
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
 
     @classmethod
-    def of(cls, models: list[ModelGradients], config: dict[str, Any] | None = None) -> GradientsResult:
+    def of(cls, models: list[ModelGradients], roles: Roles, config: dict[str, Any] | None = None) -> GradientsResult:
         """The runs and their summaries over seeds (grouped by model name, in first-seen order)."""
         summaries = [GradientSummary.of(name, runs) for name, runs in by_name(models).items()]
-        return cls(models=models, summaries=summaries, config=config or {})
+        return cls(models=models, summaries=summaries, roles=roles, config=config or {})
 
     def figures(self, out_dir: Path) -> list[Path]:
         first = {m.name: m for m in reversed(self.models)}  # each model's first seed
-        written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{m.name}.png") for m in first.values()]
+        written = [
+            heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in first.values()
+        ]
         written.append(depth_figure(self.models, out_dir / "gradients_depth.png"))
         return written
 
@@ -439,12 +443,11 @@ def run(config: GradientsConfig) -> GradientsResult:
     config.validate()
 
     def one(cfg: GradientsConfig) -> GradientsResult:
-        return GradientsResult.of(
-            [r.result() for r in train_with_hook(cfg, GradientRecorder, "gradients")], encode(cfg)
-        )
+        recorders = train_with_hook(cfg, GradientRecorder, "gradients")
+        return GradientsResult.of([r.result() for r in recorders], cfg.trained_roles(), encode(cfg))
 
     per_seed = runs_over_seeds(config, one)
-    return GradientsResult.of([m for r in per_seed for m in r.models], encode(config))
+    return GradientsResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))
 
 
 @TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
@@ -455,10 +458,15 @@ def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
 VANISH_RULE = (
-    f"{GRADIENT_RULE} {GRADIENT_SEEDS_RULE} Yes when a PackNet model's verdict is 'vanishing', no when every "
-    "judged PackNet model's is 'not vanishing', inconclusive otherwise."
+    f"{GRADIENT_RULE} {GRADIENT_SEEDS_RULE} Yes when a model under study's verdict is 'vanishing', no when every "
+    "judged model under study's is 'not vanishing', inconclusive otherwise; the baselines' numbers are the reference."
 )
 VANISH_QUESTION = "Do PackNet's gradients vanish?"
+
+
+def vanish_question(roles: Roles) -> str:
+    """The question about the models under study: "Do PackNet's gradients vanish?" in the seed's comparison."""
+    return f"Do {roles.phrase(UNDER_STUDY)}'s gradients vanish?"
 
 
 def _margin_text(margin: Estimate | None) -> str:
@@ -470,12 +478,13 @@ def gradients_vanish(results: Results) -> Answer | None:
     doc = results.first(GradientsResult)
     if doc is None or not doc.summaries:
         return None
+    roles, question = doc.roles, vanish_question(doc.roles)
     rule = with_controls(VANISH_RULE, "gradients")
-    judged, excluded = gate(doc.summaries)
+    judged, excluded = gate(doc.summaries, roles)
     verdicts = {s.name: vanishing_verdict(s.margin) for s in judged}
     evidence = [
         {
-            **model_columns(s),
+            **model_columns(s, roles),
             "layers": s.layers,
             "vanishing layers per seed": ", ".join(map(str, s.vanishing_layers)),
             "exploding layers per seed": ", ".join(map(str, s.exploding_layers)),
@@ -484,21 +493,17 @@ def gradients_vanish(results: Results) -> Answer | None:
         }
         for s in doc.summaries
     ]
-    packnets = [s for s in doc.summaries if is_packnet(s.name)]
-    if not packnets:
-        sentence = "No PackNet model was measured, so the question cannot be answered from these runs."
-        return Answer(VANISH_QUESTION, "inconclusive", sentence, rule, evidence)
+    if not any(roles.under_study(s.name) for s in doc.summaries):
+        sentence = "No model under study was measured, so the question cannot be answered from these runs."
+        return Answer(question, "inconclusive", sentence, rule, evidence)
     left_out = excluded_sentence(excluded)
     if not verdicts:
-        return Answer(
-            VANISH_QUESTION,
-            "inconclusive",
-            f"No verdict: no PackNet model was shown to learn, and a network that has not learned says nothing about "
-            f"training.{left_out}",
-            rule,
-            evidence,
+        sentence = (
+            f"No verdict: no model under study was shown to learn, and a network that has not learned says "
+            f"nothing about training.{left_out}"
         )
-    parts = "; ".join(_phrase(name, v) for name, v in verdicts.items())
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    parts = "; ".join(_phrase(roles.display(name), v) for name, v in verdicts.items())
     found = [v.verdict for v in verdicts.values()]
     if "vanishing" in found:
         verdict, lead = "yes", "Yes"
@@ -506,7 +511,7 @@ def gradients_vanish(results: Results) -> Answer | None:
         verdict, lead = "no", "No"
     else:
         verdict, lead = "inconclusive", "Inconclusive"
-    return Answer(VANISH_QUESTION, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
+    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
 
 
 def _phrase(name: str, verdict: Verdict) -> str:

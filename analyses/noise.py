@@ -44,21 +44,12 @@ from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, Learned
 from probe.options import check_positive, option, out_option
-from probe.report.answers import (
-    QUESTIONS,
-    Answer,
-    excluded_sentence,
-    finite,
-    gate,
-    is_packnet,
-    model_columns,
-    shown,
-    with_controls,
-)
+from probe.report.answers import QUESTIONS, Answer, excluded_sentence, finite, gate, model_columns, shown, with_controls
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
+from probe.roles import BASELINE, UNDER_STUDY, Roles
 from probe.rules import SCATTER_RULE, scatter_comparison
 from probe.schema import encode
 from probe.stats import Estimate, seed_estimate
@@ -314,7 +305,9 @@ class NoiseProbe(TrainingProbe):
 
     def to_result(self) -> NoiseResult:
         return NoiseResult.of(
-            [self.result()], config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch}
+            [self.result()],
+            self.roles(),
+            config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch},
         )
 
 
@@ -453,13 +446,14 @@ class NoiseResult(Result):
     schema_version: ClassVar[int] = 2
     models: list[ModelNoise]  # every (model, seed) run
     summaries: list[NoiseOverSeeds]
+    roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or the probe's settings
     method: str = METHOD
 
     @classmethod
-    def of(cls, models: list[ModelNoise], config: dict[str, Any] | None = None) -> NoiseResult:
+    def of(cls, models: list[ModelNoise], roles: Roles, config: dict[str, Any] | None = None) -> NoiseResult:
         summaries = [NoiseOverSeeds.of(name, runs) for name, runs in by_name(models).items()]
-        return cls(models=models, summaries=summaries, config=config or {})
+        return cls(models=models, summaries=summaries, roles=roles, config=config or {})
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [noise_figure(self.models, out_dir / "noise.png")]
@@ -476,10 +470,10 @@ def run(config: NoiseConfig) -> NoiseResult:
 
     def one(cfg: NoiseConfig) -> NoiseResult:
         probes = train_with_hook(cfg, lambda: NoiseProbe(cfg.small_batch, cfg.big_batch, cfg.every), "noise")
-        return NoiseResult.of([p.result() for p in probes], encode(cfg))
+        return NoiseResult.of([p.result() for p in probes], cfg.trained_roles(), encode(cfg))
 
     per_seed = runs_over_seeds(config, one)
-    return NoiseResult.of([m for r in per_seed for m in r.models], encode(config))
+    return NoiseResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
@@ -539,10 +533,15 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 
 NOISE_QUESTION = "How noisy are the batches?"
 NOISE_RULE = (
-    f"{SCATTER_RULE} The reference is the first judged model that is not a PackNet. Yes (PackNet's batches are "
-    "noisier) when a judged PackNet model is noisier; no when every one is calmer or comparable (partly: some "
-    "comparable, none noisier); inconclusive otherwise. B_simple is shown as evidence."
+    f"{SCATTER_RULE} Each model under study is compared with the first judged baseline (in the seed's comparison: "
+    "each PackNet model with DenseDepth). Yes (noisier) when a judged model under study is noisier; no when every "
+    "one is calmer (partly: some comparable, none noisier); inconclusive otherwise. B_simple is shown as evidence."
 )
+
+
+def noise_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the question names the models under study."""
+    return NOISE_QUESTION if roles.seed_comparison else f"How noisy are {roles.phrase(UNDER_STUDY)}'s batches?"
 
 
 def loss_cv(m: ModelNoise) -> float | None:
@@ -559,37 +558,39 @@ def batch_noise(results: Results) -> Answer | None:
     doc = results.first(NoiseResult)
     if doc is None or not doc.summaries:
         return None
+    roles, question = doc.roles, noise_question(doc.roles)
     rule = with_controls(NOISE_RULE, "noise")
-    judged, excluded = gate(doc.summaries, packnet_only=False)
+    judged, excluded = gate(doc.summaries)
     evidence = [
-        {**model_columns(s), "loss CV (detrended)": shown(s.loss_cv), "B_simple": shown(s.b_simple)}
+        {**model_columns(s, roles), "loss CV (detrended)": shown(s.loss_cv), "B_simple": shown(s.b_simple)}
         for s in doc.summaries
     ]
     left_out = excluded_sentence(excluded)
-    reference = next((s for s in judged if not is_packnet(s.name)), None)
-    packnets = [s for s in judged if is_packnet(s.name)]
-    if reference is None or not packnets:
-        sentence = (
-            "No verdict: a PackNet model and a reference model that both learned are needed to compare." + left_out
-        )
-        return Answer(NOISE_QUESTION, "inconclusive", sentence, rule, evidence)
+    reference = next((s for s in judged if roles.role_of(s.name) == BASELINE), None)
+    studied = [s for s in judged if roles.under_study(s.name)]
+    if reference is None or not studied:
+        sentence = "No verdict: a model under study and a baseline that both learned are needed to compare." + left_out
+        return Answer(question, "inconclusive", sentence, rule, evidence)
     ref = _cv_by_seed(doc, reference.name)
     calls = {}
-    for s in packnets:
+    for s in studied:
         own = _cv_by_seed(doc, s.name)
         seeds = [seed for seed in own if seed in ref]
         calls[s.name] = scatter_comparison([own[k] for k in seeds], [ref[k] for k in seeds])
     found = {c.verdict for c in calls.values()}
-    parts = "; ".join(f"{name} against {reference.name}: {c.sentence}" for name, c in calls.items())
+    parts = "; ".join(
+        f"{roles.display(name)} against {roles.display(reference.name)}: {c.sentence}" for name, c in calls.items()
+    )
+    who = roles.phrase(UNDER_STUDY)
     if "noisier" in found:
-        verdict, lead = "yes", "Yes, PackNet's batches are noisier"
+        verdict, lead = "yes", f"Yes, {who}'s batches are noisier"
     elif found <= {"calmer"}:
-        verdict, lead = "no", "No, PackNet's batches are calmer"
+        verdict, lead = "no", f"No, {who}'s batches are calmer"
     elif found <= {"calmer", "comparable"}:
         verdict, lead = "partly", "Comparable"
     else:
         verdict, lead = "inconclusive", "Inconclusive"
-    return Answer(NOISE_QUESTION, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
+    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
 
 
 @SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)

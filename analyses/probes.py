@@ -32,6 +32,7 @@ from probe.heldout import HeldOutSummary, Learned, learned_of
 from probe.options import check_positive
 from probe.registry import Registry
 from probe.results import Result
+from probe.roles import Roles, assign_roles
 from probe.training import TrainHook
 
 
@@ -56,6 +57,7 @@ class TrainingProbe(TrainHook):
         self.seed = 0  # the run's seed, read at on_start
         #: the run's held-out score against the constant predictor, when whoever trained it measured one
         self.held_out: HeldOutSummary | None = None
+        self.model_options: dict[str, Any] = {}
 
     def due(self, step: int) -> bool:
         """Whether ``step`` is a measuring step (a multiple of ``every``)."""
@@ -65,6 +67,11 @@ class TrainingProbe(TrainHook):
         if self.name is None:
             self.name = run_name(model, config)
         self.seed = int(getattr(config, "seed", 0) or 0)
+        self.model_options = dict(getattr(config, "model_options", None) or {})
+
+    def roles(self) -> Roles:
+        """The one run's role (probe.roles' default rules: a user model or PackNet is under study)."""
+        return assign_roles([str(self.name)], options={str(self.name): self.model_options})
 
     def to_result(self) -> Result:
         """The result file of this one run (what :meth:`save` writes)."""

@@ -26,36 +26,43 @@ from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, held_out_dataset, held_out_score
 from probe.io import ensure_dir
 from probe.limits import check_width
-from probe.models.spec import resolve_spec
+from probe.models.spec import file_safe_name
 from probe.options import (
     check_positive,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
     out_option,
     seed_option,
     seeds_option,
     width_option,
 )
+from probe.roles import ModelSelection, Roles, assign_roles, baselines_option
 from probe.seeding import check_seed, seed_folder, seed_list
 from probe.training import TrainConfig, TrainHook, train
 from probe.training.checkpoint import copy_checkpoint, resolve_checkpoint, run_train_config
 
 
 @dataclass
-class TrainingRuns:
+class TrainingRuns(ModelSelection):
     """Which models to train and how: the part of the config shared by the analyses that watch training.
 
-    Every model trains with the same seed, hence on the same batches in the same
-    order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss).  With
-    ``checkpoint`` a copy of that run is continued instead (:func:`continue_run`).
+    Every model (the ``--model``s, then the ``--baseline``s) trains with the same seed, hence on the
+    same batches in the same order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss);
+    ``--model-option`` reaches every model, ``MODEL:KEY=VALUE`` one of them.  With ``checkpoint`` a
+    copy of that run is continued instead (:func:`continue_run`).
     """
 
     models: list[str] = option(
-        default_factory=list, flag="--model", help="model name (repeat to compare on the same batches)"
+        default_factory=list,
+        flag="--model",
+        help="model under study: a zoo name or SPEC (repeat to compare on the same batches)",
     )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     checkpoint: Path | None = option(
         None, help="continue a copy of this run (folder or .safetensors) instead of --model"
     )
@@ -77,16 +84,22 @@ class TrainingRuns:
         check_width(self.width)
         check_seed(self.seed)
         seed_list(self.seeds, self.seed)
-        if self.checkpoint is not None and self.models:
+        if self.checkpoint is not None and self.compared():
             raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
         if self.checkpoint is None and not self.models:
             raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
-        for name in self.models:  # zoo names or SPECs (module:factory, file.py:factory): parsed, not imported
-            resolve_spec(name)
+        self.validate_models()
         if self.checkpoint is not None:  # a verified checkpoint and the config.json that rebuilds its model
             if len(seed_list(self.seeds, self.seed)) > 1:
                 raise ProbeError("--seeds: a --checkpoint is one run (it continues with its own seed); give --model")
             run_train_config(resolve_checkpoint(self.checkpoint).run_dir)
+
+    def trained_roles(self) -> Roles:
+        """The roles of the runs :meth:`train_configs` trains (a continued run: its own model, by the default rules)."""
+        if self.checkpoint is None:
+            return self.roles()
+        saved = TrainConfig.from_json(run_train_config(resolve_checkpoint(self.checkpoint).run_dir))
+        return assign_roles([saved.model], options={saved.model: saved.model_options})
 
     def train_configs(self, workdir: Path) -> list[TrainConfig]:
         """One :class:`~probe.training.TrainConfig` per model, each training into its own folder under ``workdir``."""
@@ -95,6 +108,7 @@ class TrainingRuns:
         return [
             TrainConfig(
                 model=name,
+                model_options=self.options_for(name),
                 width=self.width,
                 dataset=self.dataset,
                 data_root=self.data_root,
@@ -103,9 +117,9 @@ class TrainingRuns:
                 batch_size=self.batch_size,
                 device=self.device,
                 seed=self.seed,
-                out=workdir / name,
+                out=workdir / file_safe_name(name),
             )
-            for name in self.models
+            for name in self.compared()
         ]
 
 

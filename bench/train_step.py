@@ -65,6 +65,7 @@ from probe.device import benchmark_clock, benchmark_clock_name, device_descripti
 from probe.errors import one_line  # noqa: E402
 from probe.io import write_json  # noqa: E402
 from probe.losses import build_loss  # noqa: E402
+from probe.memory import estimate_training_memory  # noqa: E402
 from probe.models import MODELS, build_model, count_parameters  # noqa: E402
 from probe.models.recompute import enable_activation_checkpointing, saved_tensor_bytes  # noqa: E402
 from probe.options import (
@@ -208,7 +209,37 @@ def measure(
             torch.cuda.empty_cache()
     if row["status"] == "ok":
         row.update(_derived(row, device, mode))
+        row.update(memory_check(row, mode, device))
     return row
+
+
+def memory_check(row: dict[str, Any], mode: StepMode, device: torch.device) -> dict[str, Any]:
+    """What ``probe complexity`` predicts for a measured row (probe.memory) set against what the row measured.
+
+    ``activation_over_estimate``: saved activations measured / estimated, on every device.  The estimate
+    counts the model's saved tensors on the meta device; the row's step also saves the loss's (SSIM,
+    gradients of the depth), so the ratio is above 1 by the loss's share (1.03 to 1.29 at width 1/16,
+    64x96, batch 2 on a CPU).  ``peak_over_estimate`` (CUDA): peak allocated / estimated total, the
+    check of the estimate against a GPU (the estimate leaves out the backward's transient buffers).
+    """
+    estimate = estimate_training_memory(
+        row["model"],
+        input_size=tuple(row["input_size"]),
+        batch_size=row["batch_size"],
+        width=row["width"],
+        model_options=row["options"],
+        precision=mode.precision,
+        activation_checkpointing=mode.activation_checkpointing,
+        device=device,
+    )
+    total_mib, activation_mib = estimate.total_bytes / 2**20, estimate.activation_bytes / 2**20
+    saved, peak = row.get("saved_activation_mib"), row.get("peak_memory_mib")
+    return {
+        "estimated_memory_mib": total_mib,
+        "estimated_activation_mib": activation_mib,
+        "activation_over_estimate": saved / activation_mib if saved is not None and activation_mib else None,
+        "peak_over_estimate": peak / total_mib if peak is not None else None,
+    }
 
 
 def _timed_steps(

@@ -19,7 +19,8 @@ Contract, read by probe from the attributes:
 * ``output_space = "disparity"``: the sigmoid ``s`` means inverse depth
   ``1/max_depth + (1/min_depth - 1/max_depth) * s``, as in Monodepth2;
 * ``min_depth``, ``max_depth``: indoor defaults (0.1..10 m).  Monodepth2's KITTI
-  setting is ``min_depth=0.1 max_depth=100``.
+  setting is ``min_depth=0.1 max_depth=100``;
+* ``checkpoint_stages``: the stages ``--activation-checkpointing`` recomputes in backward.
 
 In train mode the network returns the four disparities, finest first; in eval mode
 it returns the finest.
@@ -128,6 +129,8 @@ class ResNetUNet(nn.Module):
     """``[B,3,H,W]`` in [0,1] -> disparity: four scales finest first (train), the finest ``[B,1,H,W]`` (eval)."""
 
     output_space = "disparity"
+    checkpoint_stages = ("encoder.stem", "encoder.stages.0", "encoder.stages.1", "encoder.stages.2",
+                         "encoder.stages.3", "decoder")
 
     def __init__(self, width: float = 1.0, min_depth: float = 0.1, max_depth: float = 10.0) -> None:
         super().__init__()

@@ -21,6 +21,13 @@ augmentation.  Each experiment is an ordinary training run in
 ``DIR/<id>/`` (resumable, reportable); ``DIR/experiments.json`` and
 ``DIR/experiments_loss.png`` compare them.
 
+The experiments are independent runs, each seeded by its own config, so they can
+run side by side (:mod:`probe.jobs`: ``--parallel N`` worker processes, one per GPU
+on CUDA, or one submitit job each with ``--launcher slurm``) with the numbers of
+one after another (on a CPU: with equal threads per run, ``--threads-per-run``).
+:func:`study_differences` is that comparison: every number but the timings
+(:data:`TIMING_FIELDS`) and where and how the runs ran.
+
 >>> result = run_seed_study(SeedStudyConfig(quick=True, out=Path("runs/seed")))  # doctest: +SKIP
 >>> [row.mean_epoch_loss for row in result.experiments]                        # doctest: +SKIP
 """
@@ -36,14 +43,17 @@ import numpy as np
 
 from probe.errors import ProbeError
 from probe.heldout import LEARNED_FRACTION, LEARNED_RULE, HeldOutSummary, Learned, learned_of
+from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
 from probe.limits import check_width
 from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
+from probe.models.spec import display_name, file_safe_name
 from probe.options import (
     check_positive,
     data_root_option,
     dataset_option,
     device_option,
     input_size_option,
+    model_options_option,
     option,
     out_option,
     parse_name_list,
@@ -51,14 +61,13 @@ from probe.options import (
     seeds_option,
     width_option,
 )
-from probe.parallel import check_jobs, run_jobs
-from probe.progress import progress_bar
 from probe.registry import Registry
-from probe.report.answers import QUESTIONS, Answer, finite, fmt, is_packnet, not_learned, shown, with_controls
+from probe.report.answers import QUESTIONS, Answer, finite, fmt, not_learned, shown, with_controls
 from probe.report.collect import Results
 from probe.report.document import Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
+from probe.roles import BASELINE, UNDER_STUDY, ModelSelection, Roles, assign_roles, baselines_option
 from probe.runs import run_folder_lock
 from probe.seeding import check_seed, seed_folder, seed_list
 from probe.stats import Estimate, decide, paired_estimate, seed_estimate, seeds_or_images
@@ -168,6 +177,18 @@ def seed_study_experiments(slim: bool = True, only: list[str] | None = None) -> 
     return [EXPERIMENTS.build(name, slim) for name in names]
 
 
+def model_experiment(model: str, role: str, options: dict[str, Any], slim: bool) -> Experiment:
+    """One run of a model compared by ``--model``/``--baseline``.
+
+    A baseline that is also the id of one of the seed's experiments (``densedepth``) is that experiment, with
+    ``options`` added to its own; any other model trains with ``options``, its file-safe name as the id.
+    """
+    if role == BASELINE and model in EXPERIMENTS:
+        seed = EXPERIMENTS.build(model, slim)
+        return replace(seed, options={**seed.options, **options})
+    return Experiment(file_safe_name(model), f"{display_name(model, options)} ({role})", None, model, dict(options))
+
+
 @dataclass
 class RideAlong:
     """The training probes that ride along inside the runs of ``models`` (each model's first experiment): their
@@ -182,8 +203,12 @@ class RideAlong:
 
 
 @dataclass
-class SeedStudyConfig:
-    """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run."""
+class SeedStudyConfig(ModelSelection):
+    """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run.
+
+    With ``models`` (``--model SPEC``) the models under study train on the same batches as the seed's
+    matrix, or, with ``baselines``, as those baselines only.  ``seeds`` repeats every run per seed.
+    """
 
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
@@ -203,6 +228,9 @@ class SeedStudyConfig:
     seeds: int | list[int] | None = seeds_option()
     workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    checkpoint_every: int | None = option(
+        None, help="also checkpoint every N steps (what a preempted SLURM job loses at most)"
+    )
     quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
     evaluate: bool = option(
         True, flag="--eval/--no-eval", help="score every run on held-out images against the constant predictor"
@@ -215,8 +243,15 @@ class SeedStudyConfig:
         parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
         help="comma-separated experiment ids (default: all)",
     )
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="model under study (zoo name or SPEC, repeat): trained beside the seed's matrix, or with --baseline "
+        "against those baselines only",
+    )
+    baselines: list[str] = baselines_option()
+    model_options: dict[str, Any] = model_options_option(scoped=True)
     ride_along: RideAlong | None = None  # probes inside the runs (probe study); None: none
-    jobs: int = option(1, help="training runs side by side, in processes of one torch thread each")
     out: Path = out_option(Path("runs/seed-study"))
 
     def validate(self) -> None:
@@ -234,12 +269,32 @@ class SeedStudyConfig:
         check_width(self.width)
         check_seed(self.seed)
         seed_list(self.seeds, self.seed)
-        check_jobs(self.jobs)
         check_loss_scales(self.loss_scales)
         if self.quick and self.dataset != "synthetic":
             raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
         for name in self.only or []:
             EXPERIMENTS.entry(name)
+        if self.baselines and not self.models:
+            raise ProbeError("--baseline: compares the --model(s) under study with it; give --model SPEC too")
+        if self.models:
+            self.validate_models()
+        elif self.model_options:
+            raise ProbeError("--model-option: reaches the --model(s) under study; the seed's matrix sets its own")
+
+    def experiments(self) -> list[Experiment]:
+        """The runs in order: the seed's matrix (unless --baseline), the baselines, then the models under study."""
+        seed = [] if self.baselines else seed_study_experiments(self.slim, self.only)
+        seed = [e for e in seed if e.model not in self.models]
+        chosen = [model_experiment(b, BASELINE, self.options_for(b), self.slim) for b in self.baselines]
+        chosen += [model_experiment(m, UNDER_STUDY, self.options_for(m), self.slim) for m in self.models]
+        return seed + chosen
+
+    def experiment_roles(self, experiments: list[Experiment]) -> Roles:
+        """The roles of the trained models: the --model(s) and --baseline(s), or (none given) the seed's comparison."""
+        others = list(dict.fromkeys(e.model for e in experiments if e.model not in self.models))
+        if not self.models:
+            return assign_roles(others)
+        return assign_roles(self.models, others, {m: self.options_for(m) for m in self.models})
 
     def resolved(self) -> "SeedStudyConfig":
         """Apply ``quick``: width 1/16, 64x96 images, 96 synthetic training samples (24 steps), 32 test samples."""
@@ -321,9 +376,13 @@ class SeedStudyResult(Result):
     """Per experiment: model, objective, runs per seed, held-out score and learned verdict over seeds."""
 
     name: ClassVar[str] = "experiments"
-    schema_version: ClassVar[int] = 2
+    # 2: launch (how the runs ran) and config.checkpoint_every; 3: roles, config.models/baselines/model_options;
+    # 4: one run per seed with its held-out score, objective and the learned verdict over seeds
+    schema_version: ClassVar[int] = 4
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
+    roles: Roles  # which trained models are under study and which are baselines
+    launch: Launch = field(default_factory=Launch)
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [plot_loss_curves(self.experiments, Path(out_dir) / "experiments_loss.png")]
@@ -352,6 +411,7 @@ def train_config_for(
         seed=config.seed if seed is None else seed,
         workers=config.workers,
         precision=config.precision,
+        checkpoint_every=config.checkpoint_every,
         out=run_dir,
         resume=has_checkpoint(run_dir),
     )
@@ -388,19 +448,22 @@ def objective_of(summary: Any) -> str:
     return f"{summary.objective} {summary.loss} loss on {scales}"
 
 
-def run_seed_study(config: SeedStudyConfig) -> SeedStudyResult:
+def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedStudyResult:
     """Train every experiment on every seed (resuming any run a previous call left unfinished) and compare them.
 
     With ``config.evaluate`` each run is scored on held-out images against the per-image-median constant
-    predictor (:mod:`probe.heldout`).  Writes ``DIR/experiments.json`` and ``DIR/experiments_loss.png``; each
-    run is ``DIR/<id>/`` (one seed) or ``DIR/<id>/seed_<s>/``.
+    predictor (:mod:`probe.heldout`).  ``launch`` runs the (experiment, seed) runs side by side
+    (:mod:`probe.jobs`); the numbers do not depend on it.  Writes ``DIR/experiments.json`` and
+    ``DIR/experiments_loss.png``; each run is ``DIR/<id>/`` (one seed) or ``DIR/<id>/seed_<s>/``.
     """
     cfg = config.resolved()
-    experiments = seed_study_experiments(cfg.slim, cfg.only)
+    experiments = cfg.experiments()
     for experiment in experiments:  # every flag checked before the folder is locked or written
         train_config_for(experiment, cfg).validate()
+    launch.validate()
+    check_preemptible(launch, cfg.checkpoint_every)
     with run_folder_lock(cfg.out, "experiment seed-study"):
-        return _run_experiments(cfg, experiments)
+        return _run_experiments(cfg, experiments, launch)
 
 
 @dataclass
@@ -452,7 +515,7 @@ def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
     return run, s.params, objective_of(s)
 
 
-def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> SeedStudyResult:
+def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment], launch: Launch) -> SeedStudyResult:
     seeds = seed_list(cfg.seeds, cfg.seed)
     carriers = probe_carriers(experiments, cfg.ride_along.models) if cfg.ride_along is not None else {}
     tasks = [
@@ -460,18 +523,13 @@ def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment]) -> See
         for e in experiments
         for seed in seeds
     ]
-    with progress_bar() as progress:
-        bar = progress.add_task(f"experiments ({cfg.jobs} at a time)", total=len(tasks))
-
-        def done(index: int, result: tuple[ExperimentRun, int, str]) -> None:
-            progress.update(bar, advance=1, description=f"{tasks[index].experiment.id} seed {tasks[index].seed}")
-
-        trained = run_jobs(train_run, tasks, cfg.jobs if len(tasks) > 1 else 1, done)
+    jobs = [Job(str(t.folder.relative_to(cfg.out)), t.folder, train_run, (t,)) for t in tasks]
+    trained = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
     rows = []
     for e in experiments:
         mine = [t for t, task in zip(trained, tasks) if task.experiment.id == e.id]
         rows.append(experiment_row(e, mine[-1][1], mine[-1][2], [run for run, _, _ in mine]))
-    study = SeedStudyResult(config=cfg, experiments=rows)
+    study = SeedStudyResult(config=cfg, experiments=rows, roles=cfg.experiment_roles(experiments), launch=launch)
     study.save(cfg.out)
     return study
 
@@ -502,6 +560,48 @@ def experiment_row(experiment: Experiment, params: int, objective: str, runs: li
         else None,
         learned=learned_of([r.seed for r in runs], scored) if complete else None,
     )
+
+
+TIMING_FIELDS = ("seconds_per_epoch", "images_per_s")
+"""Run fields that measure the machine, not the run: they differ between any two runs of one study."""
+PLACE_FIELDS = ("out", "run_dir")
+"""Where a study was written: compared relative to its folder."""
+
+
+def study_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Where two ``experiments.json`` differ, beyond timings and place: ``[]`` when they agree.
+
+    Every number is compared exactly (floats bit for bit): the config (but ``out``), and every
+    row's and run's losses, loss curve, parameters, steps and held-out scores.  Left out:
+    :data:`TIMING_FIELDS`, the ``launch`` section (how the runs were run, the point of comparing)
+    and the folders, whose run folders are compared by their paths under ``out``.
+
+    >>> run = {"seed": 0, "run_dir": "x/a", "final_loss": 0.5, "images_per_s": 10.0}
+    >>> study_differences({"config": {"out": "x"}, "experiments": [{"id": "a", "runs": [run]}]},
+    ...                   {"config": {"out": "y"},
+    ...                    "experiments": [{"id": "a", "runs": [{**run, "run_dir": "y/a", "images_per_s": 3.0}]}]})
+    []
+    """
+
+    def place(path: str, out: str) -> str:
+        return Path(path).relative_to(out).as_posix() if Path(path).is_relative_to(out) else Path(path).name
+
+    def comparable(study: dict[str, Any]) -> dict[str, Any]:
+        out = study["config"].get("out", "")
+        config = {k: v for k, v in study["config"].items() if k not in PLACE_FIELDS}
+        rows = [
+            {
+                **{k: v for k, v in row.items() if k != "runs"},
+                "runs": [
+                    {k: (place(v, out) if k == "run_dir" else v) for k, v in run.items() if k not in TIMING_FIELDS}
+                    for run in row.get("runs", [])
+                ],
+            }
+            for row in study["experiments"]
+        ]
+        return {"config": config, "experiments": rows}
+
+    return json_differences(comparable(a), comparable(b))
 
 
 def moving_average(values: list[float], window: int) -> np.ndarray:
@@ -606,6 +706,7 @@ def experiments_section(results: Results) -> Section | None:
         row: dict[str, Any] = {
             "experiment": e.id,
             "model": e.model,
+            **doc.roles.evidence(e.model),
             "params": e.params,
             "seeds": len(e.runs),
             "held-out loss": shown(e.held_out_loss),
@@ -680,13 +781,22 @@ def experiments_section(results: Results) -> Section | None:
 
 
 COST_RULE = (
-    "Ratios of parameters, multiply-accumulates and forward+backward latency of each PackNet model to "
-    "DenseDepth at the same input size (complexity.json), set against the held-out DenseDepth loss of the "
-    "experiment matrix when it exists (experiments.json): the PackNet experiment with the lowest held-out loss "
-    "against DenseDepth's, as a paired difference over seeds with a 95% Student t interval, drawn only from "
-    "models that learned."
+    "Ratios of parameters, multiply-accumulates and forward+backward latency of each model under study to each "
+    "baseline (in the seed's comparison: each PackNet model to DenseDepth) at the same input size "
+    "(complexity.json), set against the held-out DenseDepth loss of the experiment matrix when it exists "
+    "(experiments.json): the judged experiment under study with the lowest held-out loss against the judged "
+    "baseline experiment with the lowest, as a paired difference over seeds with a 95% Student t interval, drawn "
+    "only from models that learned."
 )
 COST_QUESTION = "What does the extra capacity cost?"
+
+
+def cost_question(roles: Roles) -> str:
+    """The seed's wording for its own comparison; else the models under study against the baselines."""
+    if roles.seed_comparison:
+        return COST_QUESTION
+    verb = "do" if roles.plural(UNDER_STUDY) else "does"
+    return f"What {verb} {roles.phrase(UNDER_STUDY)} cost against {roles.phrase(BASELINE) or 'no baseline'}?"
 
 
 @QUESTIONS.register("cost", description=COST_QUESTION, order=50)
@@ -697,63 +807,77 @@ def capacity_cost(results: Results) -> Answer | None:
     doc = results.first(ComplexityResult)
     if doc is None or not doc.models:
         return None
+    models, roles = doc.models, doc.roles
+    question = cost_question(roles)
     rule = with_controls(COST_RULE, "learned")
-    models = doc.models
-    base = next((m for m in models if not is_packnet(m.name)), None)
+    bases = [m for m in models if roles.role_of(m.name) == BASELINE]
     evidence = [
         {
             "model": m.name,
+            **roles.evidence(m.name),
             "params": m.params,
             "MACs": fmt(m.macs),
             "fwd+bwd latency (ms)": fmt(m.latency.forward_backward_ms),
         }
         for m in models
     ]
-    packs = [m for m in models if is_packnet(m.name)]
-    if base is None or not packs:
-        return Answer(
-            COST_QUESTION,
-            "inconclusive",
-            "A PackNet model and DenseDepth must both be in complexity.json to compare.",
-            rule,
-            evidence,
-        )
+    studied = [m for m in models if roles.under_study(m.name)]
+    if not bases or not studied:
+        sentence = "A model under study and a baseline must both be in complexity.json to compare."
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    sentence = "; ".join(_cost_ratios(studied, base) for base in bases)
+    sentence += _held_out_comparison(results.first(SeedStudyResult))
+    return Answer(question, "measured", sentence + ".", rule, evidence)
+
+
+def _cost_ratios(studied: list[Any], base: Any) -> str:
+    """Each model's size, compute and step latency as multiples of ``base``'s, in one clause ending "of <base>"."""
     parts = []
-    for m in packs:
+    for m in studied:
         p = m.params / max(base.params, 1)
         c = m.macs / max(base.macs, 1)
         lb, lm = finite(base.latency.forward_backward_ms), finite(m.latency.forward_backward_ms)
-        lat = f", {lm / lb:.1f}x the training-step latency" if lb and lm else ""
-        parts.append(f"{m.name} has {p:.1f}x the parameters and {c:.1f}x the MACs{lat}")
-    sentence = "; ".join(parts) + f" of {base.name}" + _held_out_comparison(results.first(SeedStudyResult))
-    return Answer(COST_QUESTION, "measured", sentence + ".", rule, evidence)
+        lat = f", {_times(lm / lb)}x the training-step latency" if lb and lm else ""
+        parts.append(f"{m.name} has {_times(p)}x the parameters and {_times(c)}x the MACs{lat}")
+    return "; ".join(parts) + f" of {base.name}"
+
+
+def _times(ratio: float) -> str:
+    """A ratio for "N x the ...": one decimal from 1 up, two significant digits below (0.02x, not 0.0x)."""
+    return f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"
 
 
 def _held_out_comparison(doc: SeedStudyResult | None) -> str:
-    """``"; for that, ..."``: the best PackNet experiment's held-out loss against DenseDepth's (or why not)."""
+    """``"; for that, ..."``: the best judged experiment under study's held-out loss against the best judged
+    baseline's, paired over seeds (or why they are not compared)."""
     if doc is None:
         return ""
     scored = [e for e in doc.experiments if e.held_out_loss is not None and e.learned is not None]
-    base = next((e for e in scored if not is_packnet(e.model)), None)
-    packs = [e for e in scored if is_packnet(e.model)]
-    if base is None or not packs:
-        return "; the experiment matrix has no held-out score of both a PackNet model and DenseDepth"
-    judged = [e for e in packs if not_learned(e.id, e.learned) is None]
-    base_gate = not_learned(base.id, base.learned)
-    if base_gate is not None:
-        return f"; the held-out scores are not compared, because {base_gate}"
+    bases = [e for e in scored if doc.roles.role_of(e.model) == BASELINE]
+    studied = [e for e in scored if doc.roles.under_study(e.model)]
+    if not bases or not studied:
+        return "; the experiment matrix has no held-out score of both a model under study and a baseline"
+    judged_bases = [e for e in bases if not_learned(e.id, e.learned) is None]
+    judged = [e for e in studied if not_learned(e.id, e.learned) is None]
+    if not judged_bases:
+        reasons = "; ".join(g for g in (not_learned(e.id, e.learned) for e in bases) if g)
+        return f"; the held-out scores are not compared, because {reasons}"
     if not judged:
-        statuses = ", ".join(f"{e.id} {e.learned.status if e.learned else 'not scored'}" for e in packs)
-        return f"; the held-out scores are not compared, because no PackNet experiment learned ({statuses})"
-    best = min(judged, key=lambda e: e.held_out_loss.mean if e.held_out_loss else math.inf)
+        statuses = ", ".join(f"{e.id} {e.learned.status if e.learned else 'not scored'}" for e in studied)
+        return f"; the held-out scores are not compared, because no experiment under study learned ({statuses})"
+
+    def held_out_loss(e: ExperimentRow) -> float:
+        return e.held_out_loss.mean if e.held_out_loss is not None else math.inf
+
+    best, base = min(judged, key=held_out_loss), min(judged_bases, key=held_out_loss)
     mine = {r.seed: r.held_out.loss for r in best.runs if r.held_out}
     theirs = {r.seed: r.held_out.loss for r in base.runs if r.held_out}
     seeds = [s for s in mine if s in theirs]
     difference = paired_estimate([mine[s] for s in seeds], [theirs[s] for s in seeds]) if seeds else None
     verdict = decide(difference, above="worse", below="better")
     return (
-        f"; for that, its best judged experiment ({best.id}) has a held-out DenseDepth loss of "
-        f"{shown(best.held_out_loss)} against {shown(base.held_out_loss)} ({verdict.sentence})"
+        f"; for that, the best judged experiment under study ({best.id}) has a held-out DenseDepth loss of "
+        f"{shown(best.held_out_loss)} against {base.id}'s {shown(base.held_out_loss)} ({verdict.sentence})"
     )
 
 

@@ -98,12 +98,14 @@ def out_option(default: Path | None = None) -> Any:
     return option(default, help="run folder: DIR/<analysis>.json, PNG figures, DIR/config.json")
 
 
-def model_options_option() -> Any:
+def model_options_option(scoped: bool = False) -> Any:
+    """``--model-option KEY=VALUE``; with ``scoped`` (commands naming several models) also ``MODEL:KEY=VALUE``."""
+    scope = " for every --model; MODEL:KEY=VALUE for that --model or --baseline only" if scoped else ""
     return option(
         default_factory=dict,
         flag="--model-option",
         parse=parse_model_options,
-        help="KEY=VALUE model option, repeatable (activation, target, output_scale, residual, skips, ...)",
+        help=f"KEY=VALUE model option, repeatable (activation, target, output_scale, ...){scope}",
     )
 
 
@@ -206,3 +208,36 @@ def parse_model_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 def parse_data_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``--data-option`` values (dataset reader options), e.g. ``["split_file=eigen_test_files.txt"]``."""
     return parse_key_values(items, "--data-option", "split_file=eigen_test_files.txt")
+
+
+def split_scoped_key(key: str) -> tuple[str | None, str]:
+    """``"examples/unet.py:build:max_depth"`` -> ``("examples/unet.py:build", "max_depth")``; ``"skips"``: no scope.
+
+    A model option's own name is a Python identifier, so everything before its last colon names the model.
+    """
+    scope, sep, name = key.rpartition(":")
+    return (scope, name) if sep else (None, key)
+
+
+def check_model_options(options: dict[str, Any], models: list[str], flag: str = "--model-option") -> None:
+    """Each option is ``KEY`` or ``MODEL:KEY`` with MODEL one of ``models`` and KEY a name; else one ProbeError."""
+    for key in options:
+        scope, name = split_scoped_key(key)
+        if not name.isidentifier():
+            raise ProbeError(f"{flag} {key}: expected KEY=VALUE or MODEL:KEY=VALUE with KEY a name like max_depth")
+        if scope is not None and scope not in models:
+            raise ProbeError(
+                f"{flag} {key}: {scope!r} is not one of the compared models ({', '.join(models) or 'none'}); "
+                "scope an option as MODEL:KEY=VALUE with MODEL exactly as given to --model/--baseline"
+            )
+
+
+def options_for(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The model options that reach ``model``: every unscoped ``KEY`` and its own ``MODEL:KEY`` (which win).
+
+    >>> options_for("a.py:build", {"skips": False, "a.py:build:max_depth": 20, "densedepth:variant": "keras"})
+    {'skips': False, 'max_depth': 20}
+    """
+    common = {k: v for k, v in options.items() if split_scoped_key(k)[0] is None}
+    own = {split_scoped_key(k)[1]: v for k, v in options.items() if split_scoped_key(k)[0] == model}
+    return {**common, **own}

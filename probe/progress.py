@@ -14,7 +14,11 @@ def progress_bar(transient: bool = False, disable: bool | None = None) -> Progre
 
     Use as a context manager and add tasks with ``progress.add_task(desc, total=n)``;
     put live numbers (loss) in the description via ``progress.update(task, description=...)``.
+    Hidden when stderr is not a terminal, and in processes started with ``PROBE_PROGRESS=0``
+    (the workers of ``--parallel``, whose bars would garble one terminal).
     """
+    if disable is None:
+        disable = not sys.stderr.isatty() or os.environ.get("PROBE_PROGRESS") == "0"
     console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -25,11 +29,5 @@ def progress_bar(transient: bool = False, disable: bool | None = None) -> Progre
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=_quiet() if disable is None else disable,
+        disable=disable,
     )
-
-
-def _quiet() -> bool:
-    """No live bar when stderr is not a terminal, or inside a worker process (``PROBE_NO_PROGRESS``) whose parent
-    shows the progress of all of them."""
-    return not sys.stderr.isatty() or bool(os.environ.get("PROBE_NO_PROGRESS"))

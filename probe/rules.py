@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -456,11 +456,22 @@ def _reference_psnr(run: PackingRun, pools: list[PackingRun]) -> tuple[list[floa
     return psnr, f"{lo.arch} interpolated between {lo.params:,} and {hi.params:,} parameters"
 
 
-def packing_comparison(runs: Sequence[PackingRun], *, reference: str = "maxpool") -> PackingComparison:
-    """:data:`PACKING_RULE` on autoencoder runs (PSNR per seed, in the same seed order for every run)."""
+def packing_comparison(
+    runs: Sequence[PackingRun],
+    *,
+    reference: str = "maxpool",
+    subject: Callable[[PackingRun], bool] | None = None,
+    label: str = "packing",
+) -> PackingComparison:
+    """:data:`PACKING_RULE` on autoencoder runs (PSNR per seed, in the same seed order for every run).
+
+    ``subject`` picks the runs compared with ``reference`` (default: the packing architectures, ``pack*``);
+    ``label`` names them in the verdicts (``"packing better"``).  The same rule judges a model's own encoder.
+    """
+    is_subject = subject or (lambda r: r.is_packing)
     unconverged = [f"{r.arch}@{r.levels} ({r.params:,} parameters)" for r in runs if not _converged(r)]
     comparisons = []
-    for run in sorted((r for r in runs if r.is_packing), key=lambda r: (r.levels, r.arch, r.params)):
+    for run in sorted((r for r in runs if is_subject(r)), key=lambda r: (r.levels, r.arch, r.params)):
         pools = [p for p in runs if p.arch == reference and p.levels == run.levels and _converged(p)]
         if not _converged(run):
             comparisons.append(
@@ -490,21 +501,21 @@ def packing_comparison(runs: Sequence[PackingRun], *, reference: str = "maxpool"
                 )
             )
             continue
-        psnr, label = found
+        psnr, matched = found
         if len(psnr) != len(run.psnr):
-            raise ProbeError(f"packing rule: {run.arch}@{run.levels} has {len(run.psnr)} seeds, {label} {len(psnr)}")
+            raise ProbeError(f"packing rule: {run.arch}@{run.levels} has {len(run.psnr)} seeds, {matched} {len(psnr)}")
         diff = seed_interval([a - b for a, b in zip(run.psnr, psnr)])
-        verdict = decide(diff, above="packing better", below="packing worse")
-        comparisons.append(LevelComparison(run.levels, run.arch, run.params, label, diff, verdict))
+        verdict = decide(diff, above=f"{label} better", below=f"{label} worse")
+        comparisons.append(LevelComparison(run.levels, run.arch, run.params, matched, diff, verdict))
     decided = [c.verdict.verdict for c in comparisons if c.verdict is not None and c.verdict.conclusive]
     compared = [c for c in comparisons if c.verdict is not None]
     if not compared:
-        overall = "inconclusive: no converged packing run has a converged max-pool run of matched size"
+        overall = f"inconclusive: no converged {label} run has a converged {reference} run of matched size"
     elif len(decided) < len(compared):
         overall = "inconclusive: at some matched level the difference is within the seeds' spread"
-    elif all(v == "packing better" for v in decided):
+    elif all(v == f"{label} better" for v in decided):
         overall = "yes"
-    elif all(v == "packing worse" for v in decided):
+    elif all(v == f"{label} worse" for v in decided):
         overall = "no"
     else:
         overall = "partly"

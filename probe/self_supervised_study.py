@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
+from probe.jobs import Job, Launch, run_jobs
 from probe.models import list_models
 from probe.results import Result
 from probe.seeding import check_seed
@@ -302,7 +303,8 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
 
 
 def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervisedRun:
-    result = train(plan.train)
+    """Train one cell (resuming the checkpoints of an earlier start, found here where it trains) and score it."""
+    result = train(replace(plan.train, resume=has_checkpoint(plan.train.out)))
     summary = result.summary
     if summary is None:
         raise ProbeError("self-supervised study: runs one process per training run; start it without torchrun")
@@ -340,22 +342,34 @@ def _device(config: SelfSupervisedStudyConfig) -> Any:
 
 
 def run_self_supervised_study(
-    config: SelfSupervisedStudyConfig, on_run: Callable[[SelfSupervisedRun], None] | None = None
+    config: SelfSupervisedStudyConfig,
+    on_run: Callable[[SelfSupervisedRun], None] | None = None,
+    launch: Launch = Launch(),
 ) -> SelfSupervisedStudyResult:
     """Train and score every cell of the matrix (resuming unfinished runs), then summarise over seeds.
 
     Writes ``DIR/<run id>/`` per run (with ``eval/scale.json``) and
-    ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress).
+    ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress), in the
+    matrix's order.  ``launch`` runs the cells side by side (:mod:`probe.jobs`: worker
+    processes, SLURM jobs); each cell is seeded by its own config, so the numbers do not
+    depend on it (on a CPU: with equal threads per run).
     """
     planned = study_runs(config)
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()
-    runs = []
-    for plan in planned:
-        run = _run_one(plan, config)
-        runs.append(run)
+    launch.validate()
+    jobs = [Job(plan.id, plan.train.out, _run_one, (plan, config)) for plan in planned]
+    runs: list[SelfSupervisedRun] = []
+    if launch.in_process:  # one by one, reporting each as it ends
+        for job in jobs:
+            runs.extend(run_jobs([job], launch))
+            if on_run is not None:
+                on_run(runs[-1])
+    else:
+        runs = run_jobs(jobs, launch, device=config.device, out=Path(config.out), what="self-supervised runs")
         if on_run is not None:
-            on_run(run)
+            for run in runs:
+                on_run(run)
     result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
     result.save(config.out)
     return result

@@ -16,6 +16,11 @@ models, and their steps combine those files over seeds.  A step that finished in
 an earlier call is not re-run unless ``force`` is given, so an interrupted study
 resumes.
 
+``models`` (``--model SPEC``, repeatable) puts the user's own models under study: every step
+compares them with ``baselines`` (``--baseline NAME``; default: the budget's zoo comparison, i.e.
+the seed's matrix and its analysed models), on the same batches, and the report's questions
+name them.  ``encoder_module`` also trains each model's encoder in the autoencoder step.
+
 >>> from probe.study import StudyConfig, run_study
 >>> run_study(StudyConfig(quick=True, out="runs/study"))   # doctest: +SKIP
 """
@@ -27,7 +32,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
@@ -36,21 +41,34 @@ from probe.data import dataset_info, dataset_present
 from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
+from probe.jobs import Launch, available_cores
 from probe.limits import MAX_EPOCHS
-from probe.options import data_root_option, dataset_option, device_option, option, out_option, seed_option, seeds_option
-from probe.parallel import check_jobs, default_jobs
+from probe.models import list_models
+from probe.options import (
+    data_root_option,
+    dataset_option,
+    device_option,
+    model_options_option,
+    option,
+    out_option,
+    seed_option,
+    seeds_option,
+    split_scoped_key,
+)
 from probe.progress import progress_bar
 from probe.registry import Registry
 from probe.results import Result
-from probe.runs import prepare_run_dir, run_folder_lock
+from probe.roles import BASELINE, ModelSelection
+from probe.runs import prepare_run_dir, read_run_records, run_folder_lock
+from probe.schema import encode
 from probe.seeding import check_seed, seed_list
 
 __all__ = ["BUDGETS", "STEPS", "Budget", "StepRecord", "StudyConfig", "StudyLog", "quick_config", "run_study"]
 
 
 @dataclass
-class StudyConfig:
-    """``probe study``: which data, which budget, which seeds, which steps, where."""
+class StudyConfig(ModelSelection):
+    """``probe study``: which data, which budget, which models, which steps, where."""
 
     quick: bool = option(False, flag="--quick", help="the quick budget (same as --budget quick)")
     budget_name: str | None = option(
@@ -64,15 +82,27 @@ class StudyConfig:
     device: str = device_option()
     seed: int = seed_option()
     seeds: int | list[int] | None = seeds_option()  # None: the budget's number of seeds, from --seed on
-    jobs: int | None = option(
-        None, help="training runs side by side, one torch thread each (default: CPU cores up to 4; 1 on a GPU)"
-    )
     out: Path = out_option(Path("runs/study"))
     steps: list[str] | None = option(None, flag="--step", help="run only these steps (repeatable)")  # None: all
     force: bool = option(False, flag="--force", help="re-run steps whose results already exist")
+    models: list[str] = option(
+        default_factory=list,
+        flag="--model",
+        help="your model under study: a zoo name or SPEC (repeat); every step compares it with the baselines",
+    )
+    baselines: list[str] = option(
+        default_factory=list,
+        flag="--baseline",
+        help="baseline the --model is compared with (repeat; default: the zoo comparison of the budget)",
+    )
+    model_options: dict[str, Any] = model_options_option(scoped=True)
+    encoder_module: str | None = option(
+        None, help="the --model's encoder (a submodule path such as encoder): the autoencoder step trains it too"
+    )
+    launch: Launch = field(default_factory=Launch)  # how the experiment step's runs run (probe.jobs; CLI: Launch)
 
     def validate(self) -> None:
-        """Everything a study can check before hours of work: steps, budget, seeds and the dataset's files."""
+        """Everything a study can check before hours of work: steps, budget, seed, models and the dataset's files."""
         for name in self.steps or []:
             STEPS.entry(name)
         if self.quick and self.budget_name not in (None, "quick"):
@@ -83,10 +113,28 @@ class StudyConfig:
             raise ProbeError(f"{flag}: runs on the built-in synthetic data; got --dataset {self.dataset}")
         check_seed(self.seed)
         self.seed_list()
-        if self.jobs is not None:
-            check_jobs(self.jobs)
+        if (self.baselines or self.model_options or self.encoder_module) and not self.models:
+            raise ProbeError("--baseline/--model-option/--encoder-module: they apply to --model SPEC; give it too")
+        if self.models:
+            self.validate_models(width=self.budget.width)
+        self.launch.validate()
         if not dataset_present(self.dataset, self.data_root):
             raise DataError(dataset_info(self.dataset).missing_root_message(self.data_root))
+
+    def comparison(self, zoo: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(models, baselines) of a step whose zoo comparison is ``zoo``: the --model(s) against the baselines.
+
+        Without --model the step compares ``zoo`` by the default roles (PackNet under study); without
+        --baseline the --model(s) are compared with ``zoo``.
+        """
+        if not self.models:
+            return list(zoo), []
+        return list(self.models), list(self.baselines) or [m for m in zoo if m not in self.models]
+
+    def study_record(self) -> dict[str, Any]:
+        """What decides which results a study folder holds: the dataset, budget and models compared."""
+        keys = ("dataset", "budget_name", "quick", "seeds", "models", "baselines", "model_options", "encoder_module")
+        return {k: encode(getattr(self, k)) for k in keys}
 
     @property
     def budget(self) -> Budget:
@@ -97,9 +145,15 @@ class StudyConfig:
         """Budgets other than ``full`` run on the synthetic data with few threads of work."""
         return self.budget.name != "full"
 
-    def parallel_runs(self) -> int:
-        """``--jobs``, else every CPU core up to 4 on a CPU and one run at a time on a GPU."""
-        return self.jobs if self.jobs is not None else default_jobs(str(resolve_device(self.device)))
+    def runs_launch(self) -> Launch:
+        """How the experiment step's runs run: ``--parallel`` and the other launch flags as given; without them a
+        CPU budget below ``full`` runs as many runs side by side as there are cores (up to 4, one thread each)."""
+        launch = self.launch
+        if launch.parallel is None and launch.launcher == "local" and self.small:
+            if resolve_device(self.device).type == "cpu":
+                cores = min(4, available_cores())
+                return replace(launch, parallel=cores, threads=launch.threads or 1) if cores > 1 else launch
+        return launch
 
     def seed_list(self) -> list[int]:
         """``--seeds`` where given, else the budget's number of seeds from ``--seed`` on."""
@@ -140,7 +194,11 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import complexity
 
     b = config.budget
+    models, baselines = config.comparison(b.complexity_models or list_models())  # None: every zoo depth model
     cfg = complexity.ComplexityConfig(
+        models=models,
+        baselines=baselines,
+        model_options=dict(config.model_options),
         input_size=b.complexity_input,
         width=1.0,
         device=config.device,
@@ -148,8 +206,6 @@ def _complexity(config: StudyConfig, progress: Any) -> list[Path]:
         warmup=0 if config.small else None,
         seed=config.seed,
     )
-    if b.complexity_models:  # None: the config's default, every registered model
-        cfg = replace(cfg, models=list(b.complexity_models))
     return _save(complexity.run(cfg, progress), config)
 
 
@@ -187,9 +243,11 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
         seed=config.seed,
         seeds=config.seed_list(),
         workers=b.workers,
-        jobs=config.parallel_runs(),
+        models=list(config.models),
+        baselines=list(config.baselines),
+        model_options=dict(config.model_options),
         ride_along=RideAlong(
-            models=list(b.analysed_models),
+            models=[m for part in config.comparison(b.analysed_models) for m in part],
             gradient_every=b.gradient_every,
             noise_every=b.noise_every,
             noise_batches=b.noise_batches,
@@ -199,7 +257,7 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
         out=config.out,
     )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
-    run_seed_study(cfg)
+    run_seed_study(cfg, config.runs_launch())
     return [config.out / "experiments.json"]
 
 
@@ -222,9 +280,10 @@ def _ride_along(config: StudyConfig, cls: Any) -> list[Path]:
             f"study step {cls.name}: its probes ride along inside the experiment runs; run the "
             "experiments step first (--step experiments)"
         )
+    matrix = SeedStudyResult.read(experiments)
     models = [
         model
-        for row in SeedStudyResult.read(experiments).experiments
+        for row in matrix.experiments
         for run in row.runs
         if cls.name in run.probes
         for model in cls.read(Path(run.run_dir) / f"{cls.name}.json").models
@@ -237,7 +296,7 @@ def _ride_along(config: StudyConfig, cls: Any) -> list[Path]:
     b = config.budget
     settings = {
         "ride_along": "inside the experiment runs of the analysed models",
-        "models": list(b.analysed_models),
+        "models": list(dict.fromkeys(m.name for m in models)),
         "seeds": config.seed_list(),
         "gradient_every": b.gradient_every,
         "noise_every": b.noise_every,
@@ -245,7 +304,7 @@ def _ride_along(config: StudyConfig, cls: Any) -> list[Path]:
         "collapse_every": b.collapse_every,
         "collapse_images": b.collapse_images,
     }
-    return _save(cls.of(models, settings), config)
+    return _save(cls.of(models, matrix.roles, settings), config)
 
 
 @STEPS.register(
@@ -297,10 +356,12 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
         input_size=b.autoencoder_input,
         train_images=b.autoencoder_train_images,
         eval_images=b.autoencoder_eval_images,
+        models=list(config.models) if config.encoder_module else [],
+        encoder_module=config.encoder_module,
+        model_options=_scoped_to(config, config.models) if config.encoder_module else {},
         device=config.device,
         seed=config.seed,
         seeds=config.seed_list(),
-        jobs=config.parallel_runs(),
     )
     return _save(autoencoder.run(cfg, progress, config.out / "autoencoder_seeds"), config)
 
@@ -315,10 +376,15 @@ def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
 
     b = config.budget
     experiments = config.out / "experiments.json"
-    runs = [Path(e.run_dir) for e in SeedStudyResult.read(experiments).experiments] if experiments.is_file() else []
+    matrix = SeedStudyResult.read(experiments) if experiments.is_file() else None
+    runs = [Path(e.run_dir) for e in matrix.experiments] if matrix is not None else []
+    models, baselines = ([], []) if runs else config.comparison(b.analysed_models)
     cfg = attribution.AttributionConfig(
-        models=[] if runs else list(b.analysed_models),
+        models=models,
+        baselines=baselines,
+        model_options=dict(config.model_options),
         checkpoints=runs,
+        checkpoint_baselines=[m.name for m in matrix.roles.of(BASELINE)] if matrix is not None else [],
         width=b.width,
         dataset=config.dataset,
         data_root=config.data_root,
@@ -328,6 +394,11 @@ def _attribution(config: StudyConfig, progress: Any) -> list[Path]:
         seed=config.seed,
     )
     return _save(attribution.run(cfg), config)
+
+
+def _scoped_to(config: StudyConfig, models: list[str]) -> dict[str, Any]:
+    """The study's --model-options that reach one of ``models`` (unscoped ones reach every --model)."""
+    return {k: v for k, v in config.model_options.items() if split_scoped_key(k)[0] in (None, *models)}
 
 
 def _produced(name: str, out: Path) -> Path:
@@ -343,7 +414,24 @@ def run_study(config: StudyConfig) -> list[StepRecord]:
         return _run_steps(config, names)
 
 
+def _check_same_study(config: StudyConfig) -> None:
+    """A folder's finished steps are reused only for the same dataset, budget and models (else --force)."""
+    path = config.out / "config.json"
+    record = read_run_records(path).get("study") if path.is_file() else None
+    if record is None or config.force:
+        return
+    before, now = {k: record.config.get(k) for k in config.study_record()}, config.study_record()
+    changed = [k for k in now if k in record.config and before[k] != now[k]]
+    if changed:
+        key = changed[0]
+        raise ProbeError(
+            f"--out {config.out}: holds a study with {key}={before[key]!r}, not {now[key]!r}; its results would be "
+            "reused for the wrong models: choose another --out, or --force to run every step again"
+        )
+
+
 def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
+    _check_same_study(config)
     prepare_run_dir(
         config.out,
         "study",
@@ -351,7 +439,7 @@ def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
             **asdict(config),
             "budget": asdict(config.budget),
             "seed_list": config.seed_list(),
-            "parallel_runs": config.parallel_runs(),
+            "parallel_runs": config.runs_launch().parallel or 1,
             "host": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         },
         device=resolve_device(config.device),

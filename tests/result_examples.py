@@ -14,11 +14,17 @@ from typing import Callable
 
 import torch
 
-from analyses.attribution import (AttributionConfig, AttributionResult, AttributionStats, ModelAttribution, Target,
-                                  mass_radii)
+from analyses.attribution import (
+    AttributionConfig,
+    AttributionResult,
+    AttributionStats,
+    ModelAttribution,
+    Target,
+    mass_radii,
+)
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
 from analyses.collapse import CollapseResult, ModelCollapse, measure_prediction
-from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity
+from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity, TrainingMemory
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
@@ -28,11 +34,18 @@ from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedSt
 from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
 from probe.image_quality import ImageQuality
 from probe.io import write_json
+from probe.jobs import Launch
 from probe.laws import LawResult, PropertiesResult
 from probe.results import Result
+from probe.roles import assign_roles
+from probe.self_supervised_study import (
+    NoiseLevel,
+    SelfSupervisedRun,
+    SelfSupervisedStudyConfig,
+    SelfSupervisedStudyResult,
+    summarise,
+)
 from probe.stats import paired_bootstrap_ratio
-from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,
-                                         SelfSupervisedStudyResult, summarise)
 from probe.study import StepRecord, StudyLog
 from probe.training.summary import BadItems, TrainSummary, summarise_metrics
 
@@ -73,12 +86,18 @@ def model_gradients(name: str, medians: list[float], steps: int = 3, seed: int =
     return ModelGradients.of(name, list(range(1, steps + 1)), layers, [], seed, score)
 
 
+def roles(names: list[str], baselines: tuple[str, ...] = ()):
+    """probe.roles' rules on ``names``: ``baselines`` given, the others are under study; else the defaults."""
+    return assign_roles([n for n in names if n not in baselines], list(baselines))
+
+
 def gradients(medians_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0, 1, 2),
-              learned: dict[str, float | None] | None = None) -> GradientsResult:
+              learned: dict[str, float | None] | None = None, baselines: tuple[str, ...] = ()) -> GradientsResult:
     learned = learned or {}
     models = [model_gradients(n, m, seed=s, learned=learned.get(n, 0.4))
               for n, m in medians_by_model.items() for s in seeds]
-    return GradientsResult.of(models, config={"models": list(medians_by_model), "steps": 3})
+    return GradientsResult.of(models, roles(list(medians_by_model), baselines),
+                              config={"models": list(medians_by_model), "steps": 3})
 
 
 # -- collapse: per image, the prediction keeps `factor` of the ground truth's variation -------------
@@ -101,11 +120,12 @@ def model_collapse(name: str, factors: list[float], steps: tuple[int, ...] = (0,
 
 
 def collapse(factors_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0,),
-             learned: dict[str, float | None] | None = None, scale: dict[str, float] | None = None) -> CollapseResult:
+             learned: dict[str, float | None] | None = None, scale: dict[str, float] | None = None,
+             baselines: tuple[str, ...] = ()) -> CollapseResult:
     learned, scale = learned or {}, scale or {}
     models = [model_collapse(n, f, seed=s, learned=learned.get(n, 0.4), scale=scale.get(n, 1.0))
               for n, f in factors_by_model.items() for s in seeds]
-    return CollapseResult.of(models, config={"every": 10})
+    return CollapseResult.of(models, roles(list(factors_by_model), baselines), config={"every": 10})
 
 
 # -- noise: the real estimator on given measurements and per-batch losses -----------------------
@@ -125,13 +145,13 @@ def model_noise(name: str, losses: list[float], small_sq: float = 3.0, big_sq: f
 
 
 def noise(losses_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0, 1, 2),
-          learned: dict[str, float | None] | None = None) -> NoiseResult:
+          learned: dict[str, float | None] | None = None, baselines: tuple[str, ...] = ()) -> NoiseResult:
     """Each seed's losses are the given ones with the scatter a few percent larger per seed."""
     learned = learned or {}
     models = [model_noise(n, [losses[0] + (v - losses[0]) * (1 + 0.03 * s) for v in losses], seed=s,
                           learned=learned.get(n, 0.4))
               for n, losses in losses_by_model.items() for s in seeds]
-    return NoiseResult.of(models, config={"small_batch": 2, "big_batch": 8})
+    return NoiseResult.of(models, roles(list(losses_by_model), baselines), config={"small_batch": 2, "big_batch": 8})
 
 
 # -- autoencoder: PSNR per level for a packing and a max-pool autoencoder ------------------------
@@ -157,7 +177,7 @@ def autoencoder(pack_psnr: list[float], pool_psnr: list[float], seeds: tuple[int
                      autoencoder_run("maxpool", level, q + 0.1 * ((2 * s) % 3), pool_params, s)]
     config = AutoencoderConfig(archs=["pack3d", "maxpool"], levels=list(range(1, len(pack_psnr) + 1)))
     return AutoencoderResult(config=config, device="cpu", input_size=(32, 32), metrics_on="synthetic test split",
-                             architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs)
+                             architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs, roles=roles([]))
 
 
 # -- complexity, experiments: the published parameter counts, latencies given ------------------
@@ -170,13 +190,20 @@ def model_complexity(name: str, params: int, macs: int, forward_backward_ms: flo
                                                                            macs - macs // 2)],
         activation_count=10**6, latency=Latency("cpu", forward_backward_ms / 3, forward_backward_ms, 1, 0, 1),
         peak_memory_bytes=None, peak_memory_forward_bytes=None, peak_memory_reason="not measured on cpu",
+        training_memory=TrainingMemory(
+            batch_size=1, precision="fp32", activation_checkpointing=False, parameters=params,
+            weight_bytes=4 * params, gradient_bytes=4 * params, optimizer_bytes=8 * params,
+            activation_bytes=3 * 2**30, activation_bytes_per_image=3.0 * 2**30, input_bytes=4 * 3 * 192 * 640,
+            total_bytes=16 * params + 3 * 2**30 + 4 * 3 * 192 * 640,
+            total_gb=(16 * params + 3 * 2**30 + 4 * 3 * 192 * 640) / 2**30, peak_over_estimate=None),
         measure_seconds=1.0)
 
 
 def complexity() -> ComplexityResult:
     return ComplexityResult(config=ComplexityConfig(models=["packnet_b", "densedepth"]), device="cpu",
                             device_name="cpu", models=[model_complexity("packnet_b", 124164580, 200_000_000_000, 30.0),
-                                                       model_complexity("densedepth", 42657689, 50_000_000_000, 12.0)])
+                                                       model_complexity("densedepth", 42657689, 50_000_000_000, 12.0)],
+                            roles=roles(["packnet_b", "densedepth"]))
 
 
 def experiment_run(id: str, curve: list[float], seed: int = 0, learned: float | None = 0.4) -> ExperimentRun:
@@ -204,7 +231,8 @@ def experiments(learned: dict[str, float | None] | None = None) -> SeedStudyResu
         experiment("densedepth", "densedepth", [0.9, 0.6, 0.5, 0.4], seed_mean_loss=0.401,
                    learned=learned.get("densedepth", 0.4)),
         experiment("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6],
-                   learned=learned.get("exp1_packnet_b", 0.5))])
+                   learned=learned.get("exp1_packnet_b", 0.5))],
+        roles=roles(["densedepth", "packnet_slim_b"]), launch=Launch(parallel=2, threads=1))
 
 
 # -- the rest: attribution, properties, eval, train, study ---------------------------------------
@@ -221,7 +249,8 @@ def attribution() -> AttributionResult:
     return AttributionResult(config=AttributionConfig(models=["packnet_b", "densedepth"], method="saliency"),
                              device="cpu", method="saliency", method_description="absolute input gradient",
                              target="centre pixel of each model's output", images=["img0"], input_size=(8, 8),
-                             models=[model_attribution("packnet_b"), model_attribution("densedepth")])
+                             models=[model_attribution("packnet_b"), model_attribution("densedepth")],
+                             roles=roles(["packnet_b", "densedepth"]))
 
 
 def properties(passed: bool = True) -> PropertiesResult:

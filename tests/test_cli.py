@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,16 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("experiment", "seed-study", "--epochs", "0", "--out", "{out}"), "--epochs"),
     (("experiment", "seed-study", "--quick", "--dataset", "nyu", "--out", "{out}"), "--quick"),
     (("experiment", "seed-study", "--eval-images", "0", "--out", "{out}"), "--eval-images"),
-    (("experiment", "seed-study", "--jobs", "0", "--out", "{out}"), "--jobs"),
     (("experiment", "seed-study", "--loss-scales", "some", "--out", "{out}"), "loss"),
+    (("experiment", "seed-study", "--quick", "--parallel", "0", "--out", "{out}"), "--parallel"),
+    (("experiment", "seed-study", "--quick", "--launcher", "pbs", "--out", "{out}"), "--launcher"),
+    (("experiment", "seed-study", "--quick", "--launcher", "slurm", "--out", "{out}"), "--partition"),
+    (("experiment", "seed-study", "--quick", "--partition", "gpu", "--out", "{out}"), "--partition"),
+    (("experiment", "seed-study", "--quick", "--launcher", "submitit-local", "--time-min", "0", "--out", "{out}"),
+     "--time-min"),
+    *([(("experiment", "seed-study", "--quick", "--launcher", "slurm", "--partition", "gpu", "--out", "{out}"),
+        "srun")] if shutil.which("srun") is None else []),
+    (("study", "--quick", "--parallel", "0", "--out", "{out}"), "--parallel"),
     # gradients, noise, collapse
     (("gradients", "--out", "{out}"), "--model"),
     (("gradients", "--model", "nope", "--out", "{out}"), "unknown model 'nope'"),
@@ -137,10 +146,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("autoencoder", "--arch-width", "maxpool", "--out", "{out}"), "--arch-width"),
     (("autoencoder", "--arch", "pack2d", "--arch-width", "maxpool=0.5", "--out", "{out}"), "--arch-width maxpool"),
     (("autoencoder", "--arch-width", "maxpool=0", "--out", "{out}"), "--width"),
-    (("autoencoder", "--jobs", "100", "--out", "{out}"), "--jobs"),
     # study
     (("study", "--budget", "medium", "--out", "{out}"), "--budget"),
-    (("study", "--jobs", "0", "--out", "{out}"), "--jobs"),
     (("attribution", "--out", "{out}"), "--model or --checkpoint"),
     (("attribution", "--model", "packnet_b", "--method", "nope", "--out", "{out}"), "attribution method 'nope'"),
     (("attribution", "--model", "packnet_b", "--pixel", "5", "--out", "{out}"), "--pixel"),

@@ -107,7 +107,7 @@ def test_decode_names_the_key_that_does_not_match(data: Any, message: str) -> No
 def test_a_wrong_schema_version_or_file_kind_is_refused(tmp_path: Path) -> None:
     cls = next(iter(EXAMPLES))
     doc = EXAMPLES[cls]().to_json()
-    with pytest.raises(ProbeError, match=f"schema_version: this probe reads version {cls.schema_version} "):
+    with pytest.raises(ProbeError, match=f"schema_version: this probe reads version {cls.schema_version}"):
         cls.from_json({**doc, "schema_version": 99})
     with pytest.raises(ProbeError, match="analysis: expected"):
         cls.from_json({**doc, "analysis": "something else"})

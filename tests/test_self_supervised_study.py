@@ -69,3 +69,21 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     assert ratio.mean == result.conditions[0].scale_ratio.mean and math.isnan(ratio.std) and ratio.n == 1
     with pytest.raises(ProbeError, match="no condition"):
         result.condition("packnet_b", 0.1)
+
+
+def test_parallel_2_gives_the_sequential_matrix_numbers(tmp_path):
+    """Each cell seeds itself: two worker processes (one thread each, as these runs) write the same numbers."""
+    from probe.jobs import Launch, json_differences
+
+    config = dict(noise_levels=(NoiseLevel(std=0.2),), max_steps=2)  # two cells: without and with velocity
+    sequential = run_self_supervised_study(_config(tmp_path / "sequential", **config), launch=Launch(threads=1))
+    parallel = run_self_supervised_study(_config(tmp_path / "parallel", **config), launch=Launch(parallel=2, threads=1))
+    sequential, parallel = sequential.to_json(), parallel.to_json()
+
+    def numbers(study: dict) -> dict:  # without the wall times and the folders
+        runs = [{k: v for k, v in run.items() if k not in ("seconds", "run_dir")} for run in study["runs"]]
+        return to_plain({**study, "config": {**study["config"], "out": None}, "runs": runs})
+
+    assert len(parallel["runs"]) == 2 and json_differences(numbers(sequential), numbers(parallel)) == []
+    pids = {json.loads((Path(r["run_dir"]) / "job.json").read_text())["attempts"][0]["pid"] for r in parallel["runs"]}
+    assert len(pids) == 2

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from probe.models.spec import file_safe_name
+
 ROOT = Path(__file__).resolve().parents[1]
 UNET = "examples/unet.py:build"
 DICT = "examples/dict_model.py:build"
@@ -118,12 +120,82 @@ ANALYSES = {
     "collapse": ("--model", UNET, "--steps", "2", "--every", "2", "--images", "2", "--input-size", "32x48"),
     "noise": ("--model", UNET, "--steps", "2", "--small-batch", "2", "--big-batch", "4", "--input-size", "32x48"),
     "attribution": ("--model", UNET, "--steps", "2", "--images", "1", "--input-size", "32x32"),
+    "complexity": ("--model", UNET, "--baseline", "densedepth", "--input-size", "32x48", "--repeats", "1"),
 }
 
 
 @pytest.mark.parametrize("command", sorted(ANALYSES))
-def test_analyses_take_a_user_model(run_cli, tmp_path, command):
+def test_analyses_take_a_user_model_record_its_role_and_write_file_safe_names(run_cli, tmp_path, command):
     res = run_cli(command, *ANALYSES[command], *SMALL, "--out", tmp_path)
     assert res.code == 0, res
     result = json.loads((tmp_path / f"{command}.json").read_text())
-    assert UNET in json.dumps(result["models"] if "models" in result else result)
+    assert [m["name"] for m in result["models"]][0] == UNET  # the SPEC as given
+    roles = {m["name"]: (m["role"], m["display"]) for m in result["roles"]["models"]}
+    assert roles[UNET] == ("under study", "unet") and roles.get("densedepth", ("baseline",))[0] == "baseline"
+    written = [p for p in tmp_path.rglob("*") if p.name != ".lock"]
+    assert all(p.parent == tmp_path and ":" not in p.name for p in written), written
+
+
+def test_gradients_report_names_the_user_model_like_a_zoo_model(run_cli, tmp_path):
+    """The issue's done-when: ``probe gradients --model examples/unet.py:build --model densedepth`` -> report."""
+    res = run_cli("gradients", "--model", UNET, "--model", "densedepth", "--steps", "2", "--input-size", "32x48",
+                  *SMALL, "--out", tmp_path / "grad")
+    assert res.code == 0, res
+    assert (tmp_path / "grad" / f"gradients_heatmap_{file_safe_name(UNET)}.png").is_file()
+    res = run_cli("report", tmp_path / "grad", "-o", tmp_path / "report.md", "--format", "md")
+    assert res.code == 0, res
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# probe report: unet against DenseDepth")
+    assert "## Do unet's gradients vanish?" in report and "| Do unet's gradients vanish? |" in report
+    assert f"| {UNET} | under study |" in report and "| densedepth | baseline |" in report
+    # the rule's controls name the zoo networks the rule was calibrated on; nothing else speaks of PackNet
+    body = "\n".join(line for line in report.split("## Run provenance")[0].splitlines() if "Controls" not in line)
+    assert "PackNet" not in body
+
+
+def test_model_options_reach_the_factory_and_scoped_ones_one_model_only(run_cli, tmp_path):
+    res = run_cli("collapse", "--model", DICT, "--model", UNET, "--model-option", f"{DICT}:output_key=disp,*",
+                  "--model-option", "max_depth=20", "--steps", "2", "--every", "2", "--images", "2",
+                  "--input-size", "32x48", *SMALL, "--out", tmp_path)
+    assert res.code == 0, res
+    config = json.loads((tmp_path / "collapse.json").read_text())["config"]
+    assert config["model_options"] == {f"{DICT}:output_key": "disp,*", "max_depth": 20}
+    res = run_cli("collapse", "--model", DICT, "--model", "densedepth", "--model-option", "output_key=disp,*",
+                  "--steps", "2", *SMALL, "--out", tmp_path / "bad")
+    assert res.code == 2 and "densedepth: unknown option(s) output_key" in res.err and "MODEL:KEY=VALUE" in res.err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_short_study_compares_the_user_model_with_its_baseline_by_role(run_cli, tmp_path, monkeypatch):
+    """``probe study --quick --model examples/unet.py:build --baseline densedepth`` on a tiny budget, through the CLI."""
+    from probe.study import BUDGETS, STEPS
+    from tests.test_study import TINY
+
+    monkeypatch.setitem(BUDGETS, "quick", TINY)
+    out = tmp_path / "study"
+    res = run_cli("study", "--quick", "--model", UNET, "--baseline", "densedepth", "--encoder-module", "encoder",
+                  "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    for name in ("complexity", "experiments", "gradients", "noise", "collapse", "autoencoder", "attribution"):
+        doc = json.loads((out / STEPS.entry(name).meta["produces"]).read_text())
+        roles = {m["name"].split(" (")[0]: m["role"] for m in doc["roles"]["models"]}
+        assert roles == {UNET: "under study", **({} if name == "autoencoder" else {"densedepth": "baseline"})}, name
+    assert not any(":" in p.name for p in out.rglob("*")), "a file or folder named after the SPEC"
+
+    res = run_cli("report", out, "-o", tmp_path / "report.md", "--format", "md")
+    assert res.code == 0, res
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# probe report: unet against DenseDepth") and "## Not run" not in report
+    for question in ("Do unet's gradients vanish?", "Does unet's prediction collapse to the mean?",
+                     "Does unet's encoder preserve information?", "How noisy are unet's batches?",
+                     "What does unet cost against DenseDepth?"):
+        assert f"| {question} |" in report, question
+    for section in ("## Do unet's gradients vanish?", "## Does unet's prediction collapse to the mean?",
+                    "## How noisy are unet's batches?", "## What does unet cost against DenseDepth?",
+                    "## The experiment matrix", "## The models", "## Attribution and receptive fields"):
+        assert section in report, section
+    assert f"| {UNET} | under study |" in report and "| densedepth | baseline |" in report
+
+    res = run_cli("study", "--quick", "--model", DICT, "--model-option", "output_key=disp,*", "--device", "cpu",
+                  "--out", out)
+    assert res.code == 2 and "holds a study with models=" in res.err and "--force" in res.err, res

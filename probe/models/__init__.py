@@ -15,7 +15,7 @@ True
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Mapping
 
 import torch.nn as nn
 
@@ -36,13 +36,31 @@ def build_model(name: str, /, **options: Any) -> nn.Module:
         from probe.models.spec import resolve_spec
 
         return build_user_model(resolve_spec(name), options)
-    factory = MODELS.get(name)
-    params = inspect.signature(factory).parameters
+    _check_zoo_options(name, options)
+    return MODELS.get(name)(**options)
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise the ProbeError :func:`build_model` would for option names ``name`` does not take, building nothing.
+
+    A SPEC's factory is loaded (importing the user's code) to read its signature.
+    """
+    if name in MODELS:
+        _check_zoo_options(name, options)
+        return
+    from probe.models.contract import split_options
+    from probe.models.spec import resolve_spec
+
+    resolved = resolve_spec(name)
+    split_options(resolved, resolved.load(), options)
+
+
+def _check_zoo_options(name: str, options: Mapping[str, Any]) -> None:
+    params = inspect.signature(MODELS.get(name)).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(options) - set(params))
         if unknown:
             raise ProbeError(f"{name}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(params)}")
-    return factory(**options)
 
 
 def dataset_model_options(name: str, info: Any) -> dict[str, Any]:

@@ -78,6 +78,8 @@ ADAPTER_OPTIONS: dict[str, str] = {
     "input_multiple": "inputs are padded to a multiple of this and outputs cropped back",
     "weights": "a .safetensors or .pt/.pth state dict of the network, loaded without running code",
     "name": "the display name in tables and reports",
+    "checkpoint_stages": "submodule paths of the network recomputed in backward (--activation-checkpointing): "
+    "PATH,PATH,...",
 }
 
 
@@ -239,7 +241,14 @@ class ModelAdapter(nn.Module):
     """
 
     def __init__(
-        self, net: nn.Module, declaration: Declaration, *, spec: str, model_name: str, source: str = ""
+        self,
+        net: nn.Module,
+        declaration: Declaration,
+        *,
+        spec: str,
+        model_name: str,
+        source: str = "",
+        checkpoint_stages: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.net = net
@@ -253,6 +262,8 @@ class ModelAdapter(nn.Module):
         self.min_depth = declaration.min_depth
         self.max_depth = declaration.max_depth
         self.input_multiple = declaration.input_multiple
+        # The network's stages as paths inside the adapter (probe.models.recompute resolves them from here).
+        self.checkpoint_stages = tuple(f"net.{path}" for path in checkpoint_stages)
         self._output_scale: float | None = None
 
     @property
@@ -354,7 +365,8 @@ def _depth_map(item: Any, batch: int, where: str) -> torch.Tensor:
         and item.shape[0] == batch
         and item.shape[1] == 1
     ):
-        got = f"{item.dtype} {list(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
+        # int(): under torch.jit.trace (fvcore's MAC counter) sizes arrive as 0-d tensors
+        got = f"{item.dtype} {[int(n) for n in item.shape]}" if isinstance(item, torch.Tensor) else type(item).__name__
         raise ShapeError(f"{where}: expected a float [B,1,h,w] (or [B,h,w]) with B={batch}, got {got}")
     return item
 
@@ -428,7 +440,36 @@ def adapt(
     name = adapter_options.get("name")
     if name is not None and not (isinstance(name, str) and name.strip()):
         raise ProbeError(f"{resolved.spec}: --model-option name: expected a non-empty name, got {name!r}")
-    return ModelAdapter(net, declaration, spec=resolved.spec, model_name=name or resolved.name, source=resolved.source)
+    return ModelAdapter(
+        net,
+        declaration,
+        spec=resolved.spec,
+        model_name=name or resolved.name,
+        source=resolved.source,
+        checkpoint_stages=read_checkpoint_stages(resolved.spec, net, adapter_options),
+    )
+
+
+def read_checkpoint_stages(spec: str, net: nn.Module, options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The stages ``--activation-checkpointing`` recomputes: the option, else ``net.checkpoint_stages``, else none.
+
+    Each is a submodule path of the network (``encoder``, ``decoder.up1``); a path that names no submodule
+    is a ProbeError naming the SPEC.  The option is written ``checkpoint_stages=encoder,decoder``.
+    """
+    given = options["checkpoint_stages"] if "checkpoint_stages" in options else getattr(net, "checkpoint_stages", None)
+    if given is None:
+        return ()
+    paths = [p.strip() for p in given.split(",")] if isinstance(given, str) else given
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) and p for p in paths):
+        raise ProbeError(f"{spec}: checkpoint_stages={given!r}: expected submodule paths, e.g. encoder,decoder")
+    for path in paths:
+        try:
+            net.get_submodule(path)
+        except AttributeError:
+            raise ProbeError(
+                f"{spec}: checkpoint_stages names {path!r}, which is not a submodule of the network"
+            ) from None
+    return tuple(paths)
 
 
 def load_weights_option(resolved: ResolvedSpec, net: nn.Module, adapter_options: Mapping[str, Any]) -> None:

@@ -47,7 +47,8 @@ def checkpoint_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if not declared:
         raise ProbeError(
             f"--activation-checkpointing: {name} declares no checkpoint_stages "
-            "(a tuple of submodule paths to recompute in backward)"
+            "(a tuple of submodule paths to recompute in backward; for your own model set the attribute "
+            "or pass --model-option checkpoint_stages=PATH,PATH)"
         )
     stages = []
     for path in declared:

@@ -32,12 +32,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from probe.errors import ProbeError, one_line
 
@@ -46,6 +47,10 @@ ENTRY_POINT_GROUP = "probe.models"
 
 #: A factory named ``build`` adds nothing to a display name: ``my_unet.py:build`` is shown as ``my_unet``.
 _PLAIN_FACTORY = "build"
+
+#: Characters a file or folder name derived from a model name may keep as they are.
+_FILE_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+_FILE_NAME_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,42 @@ def resolve_spec(spec: str) -> ResolvedSpec:
     )
 
 
+def file_safe_name(name: str) -> str:
+    """The one file or folder name derived from a model name (a zoo name or a SPEC) anywhere in probe.
+
+    Zoo names and other names made of letters, digits, ``_``, ``.`` and ``-`` are kept as they are.
+    Any other name (SPECs contain ``/`` and ``:``) has each run of other characters replaced by ``_``
+    and a hash of the whole name appended, so two different names never share a file: this is the
+    only place that spells a model name as a path.  JSON and the report keep the name as given.
+
+    >>> file_safe_name("packnet_b")
+    'packnet_b'
+    >>> file_safe_name("examples/unet.py:build")
+    'examples_unet.py_build-b5f4e8f6'
+    >>> file_safe_name("examples/unet.py:build") != file_safe_name("examples_unet.py_build")
+    True
+    """
+    if _FILE_SAFE.fullmatch(name) and not name.startswith(".") and len(name) <= _FILE_NAME_MAX:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[: _FILE_NAME_MAX - 9] or "model"
+    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def display_name(spec: str, options: Mapping[str, Any] | None = None) -> str:
+    """The readable name a model goes by in sentences: ``--model-option name=...``, else the zoo or SPEC's name.
+
+    Nothing is imported: ``examples/unet.py:build`` is ``unet``, ``mypkg.nets:build_unet`` is
+    ``nets.build_unet``, a zoo or entry-point name is itself.
+
+    >>> display_name("examples/unet.py:build"), display_name("densedepth"), display_name("x.py:build", {"name": "mine"})
+    ('unet', 'densedepth', 'mine')
+    """
+    given = (options or {}).get("name")
+    if isinstance(given, str) and given.strip():
+        return given.strip()
+    return resolve_spec(spec).name
+
+
 def entry_point_models() -> list[EntryPointModel]:
     """Every model registered in the ``probe.models`` entry-point group, sorted by name (nothing imported)."""
     from probe.models import MODELS
@@ -129,7 +170,7 @@ def _entry_point_spec(spec: str) -> ResolvedSpec:
         plugins = sorted({e.name for e in entry_point_models()})
         known = ", ".join(list_models() + plugins)
         raise ProbeError(
-            f"unknown model {spec!r}; expected one of: {known}; or a SPEC package.module:factory "
+            f"--model: unknown model {spec!r}; expected one of: {known}; or a SPEC package.module:factory "
             "or path/to/file.py:factory"
         )
     values = sorted({ep.value for ep in matches})

@@ -23,6 +23,7 @@ from probe.controls import CONTROLS
 from probe.heldout import GATE_RULE, Learned
 from probe.registry import Registry
 from probe.report.collect import Results
+from probe.roles import Roles
 from probe.stats import Estimate
 
 
@@ -37,10 +38,6 @@ class Answer:
 
 Rule = Callable[[Results], "Answer | None"]
 QUESTIONS: Registry[Rule] = Registry("question")
-
-
-def is_packnet(name: str) -> bool:
-    return "packnet" in name.lower()
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -99,14 +96,14 @@ class Judged(Protocol):
 J = TypeVar("J", bound=Judged)
 
 
-def gate(summaries: Sequence[J], packnet_only: bool = True) -> tuple[list[J], list[str]]:
+def gate(summaries: Sequence[J], roles: Roles | None = None) -> tuple[list[J], list[str]]:
     """(the models a verdict may be drawn from, one sentence per model left out by the learned gate); with
-    ``packnet_only`` the PackNet models only (the questions are about PackNet)."""
+    ``roles`` only the models under study are asked about (the baselines' numbers are the reference)."""
     judged, excluded = [], []
     for s in summaries:
-        if packnet_only and not is_packnet(s.name):
+        if roles is not None and not roles.under_study(s.name):
             continue
-        reason = not_learned(s.name, s.learned)
+        reason = not_learned(roles.display(s.name) if roles is not None else s.name, s.learned)
         if reason is None:
             judged.append(s)
         else:
@@ -114,9 +111,11 @@ def gate(summaries: Sequence[J], packnet_only: bool = True) -> tuple[list[J], li
     return judged, excluded
 
 
-def model_columns(s: Judged) -> dict[str, Any]:
-    """The first evidence columns of a model over seeds: name, number of seeds, learned status."""
-    return {"model": s.name, "seeds": len(s.seeds), "learned": s.learned.status if s.learned else "not measured"}
+def model_columns(s: Judged, roles: Roles | None = None) -> dict[str, Any]:
+    """The first evidence columns of a model over seeds: name, its role, number of seeds, learned status."""
+    role = roles.evidence(s.name) if roles is not None else {}
+    learned = s.learned.status if s.learned else "not measured"
+    return {"model": s.name, **role, "seeds": len(s.seeds), "learned": learned}
 
 
 NOT_JUDGED = "not judged (learning not shown)"

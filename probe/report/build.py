@@ -26,9 +26,28 @@ from probe.report.answers import Answer, answer_all
 from probe.report.collect import Results, collect_results
 from probe.report.document import Block, Notice, Paragraph, Section, Table, render_html, render_markdown
 from probe.report.sections import SECTIONS, Builder
+from probe.roles import BASELINE, UNDER_STUDY, Roles
 
 FORMATS = ("html", "md")
 TITLE = "probe report: why does PackNet under-perform DenseDepth?"
+SUMMARY_TITLE = "The seed's questions at a glance"
+
+
+def study_roles(results: Results) -> Roles | None:
+    """The roles of a result comparing other models than the seed's, one with baselines first (None: the seed's)."""
+    found = [getattr(item.result, "roles", None) for loaded in results.found.values() for item in loaded]
+    studies = [r for r in found if isinstance(r, Roles) and r.of(UNDER_STUDY) and not r.seed_comparison]
+    return next((r for r in studies if r.of(BASELINE)), studies[0] if studies else None)
+
+
+def report_title(results: Results) -> tuple[str, str]:
+    """(title, summary heading): the seed's for its own comparison, else naming the models under study."""
+    roles = study_roles(results)
+    if roles is None:
+        return TITLE, SUMMARY_TITLE
+    against = f" against {roles.phrase(BASELINE)}" if roles.of(BASELINE) else ""
+    return f"probe report: {roles.phrase(UNDER_STUDY)}{against}", "The questions at a glance"
+
 
 T = TypeVar("T")
 
@@ -105,7 +124,7 @@ def _study_regime(study: Any) -> Section:
 
 def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     """(sections with results, one line per section not shown and why)."""
-    summary = Section("summary", "The seed's questions at a glance")
+    summary = Section("summary", report_title(results)[1])
     regime, failure = _guarded(regime_section, results, "regime")
     sections, not_run = [*([regime] if regime else []), summary], [failure] if failure else []
     for entry in sorted(SECTIONS.entries(), key=lambda e: e.meta.get("order", 1000)):
@@ -119,7 +138,7 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
             not_run.append(reason or f"{entry.description} (its results hold nothing to show)")
     answers, failures = _guarded(answer_all, results, "summary")
     rows = [
-        {"question": question, "answer": answer.verdict, "why": answer.sentence}
+        {"question": answer.question or question, "answer": answer.verdict, "why": answer.sentence}
         for _, question, answer in (answers or [])
         if answer is not None
     ]
@@ -166,12 +185,13 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "ht
         if not any(line in reason for reason in not_run)
     ]
     target = Path(out)
+    title = report_title(results)[0]
     if fmt == "html":
-        atomic_write(target, render_html(TITLE, sections, not_run))
+        atomic_write(target, render_html(title, sections, not_run))
     else:
         fig_dir = target.with_name(target.stem + "_figures")
-        atomic_write(target, render_markdown(TITLE, sections, not_run, fig_dir, fig_dir.name))
+        atomic_write(target, render_markdown(title, sections, not_run, fig_dir, fig_dir.name))
     return target
 
 
-__all__ = ["FORMATS", "TITLE", "Answer", "build_report", "build_sections"]
+__all__ = ["FORMATS", "TITLE", "Answer", "build_report", "build_sections", "report_title"]

@@ -52,11 +52,15 @@ def run_label(path: Path) -> str:
 
 
 def answer_section(key: str, title: str, results: Results, extra: list[Block]) -> Section | None:
-    """The section of question ``key``: its answer (rule, verdict, evidence) followed by ``extra`` blocks."""
+    """The section of question ``key``: its answer (rule, verdict, evidence) followed by ``extra`` blocks.
+
+    The section is titled by the answer's own question, which names the models under study
+    ("Do unet's gradients vanish?"); ``title`` is the registered wording, used when the answer has none.
+    """
     answer = QUESTIONS.get(key)(results)
     if answer is None:
         return None
-    return Section(key, title, [AnswerBlock(answer), *extra])
+    return Section(key, answer.question or title, [AnswerBlock(answer), *extra])
 
 
 # -- properties, evaluations, provenance: the sections of core results ----------------------------

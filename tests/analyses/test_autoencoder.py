@@ -149,3 +149,64 @@ def test_bad_flags_are_one_line_errors(run_cli, tmp_path):
     assert res.code == 2 and "--levels" in res.err
     res = run_cli("autoencoder", "--steps", "0", "--out", tmp_path / "r")
     assert res.code == 2 and "--steps" in res.err
+
+
+# -- a model's own encoder -----------------------------------------------------------------------------
+
+UNET = "examples/unet.py:build"
+
+
+def test_deepest_feature_is_the_one_with_fewest_pixels_last_on_ties():
+    a, b, c = torch.zeros(1, 4, 8, 8), torch.zeros(1, 8, 2, 2), torch.zeros(1, 16, 2, 2)
+    assert ae.deepest_feature([a, b, c]) is c and ae.deepest_feature({"x": b, "y": a}) is b
+    assert ae.deepest_feature(a) is a
+    with pytest.raises(ProbeError, match=r"expected the encoder to return \[B,C,h,w\] features, got str"):
+        ae.deepest_feature(["no"])
+
+
+def test_a_models_encoder_becomes_an_autoencoder_at_its_own_stride(monkeypatch):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    config = ae.AutoencoderConfig(models=[UNET], encoder_module="encoder", width=0.0625)
+    model = ae.encoder_autoencoder(UNET, config)
+    assert model.levels == 5 and model.input_multiple == 32 and model.code == (32, 2, 2)
+    x = torch.rand(2, 3, 40, 52)  # not a multiple of the stride: padded, then cropped back
+    assert model(x).shape == x.shape and model.bottleneck_shape((40, 52)) == (32, 2, 2)
+    assert model.decoder[0][1][0].in_channels == 32  # the decoder takes the whole code
+
+
+def test_cli_trains_the_encoder_and_compares_it_with_max_pool_at_its_depth(run_cli, tmp_path, monkeypatch):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    res = run_cli("autoencoder", "--model", UNET, "--encoder-module", "encoder", "--arch", "maxpool", "--levels", "1",
+                  "--steps", "2", "--batch-size", "2", "--input-size", "32x32", "--width", "0.0625",
+                  "--train-images", "4", "--eval-images", "2", "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    assert "also training the architectures at 5 level(s)" in res.err
+    doc = json.loads((out / "autoencoder.json").read_text())
+    assert [(r["arch"], r["levels"]) for r in doc["runs"]] == [("maxpool", 1), ("maxpool", 5), (UNET, 5)]
+    assert doc["runs"][-1]["bottleneck"] == [32, 1, 1] and doc["roles"]["models"][0]["role"] == "under study"
+    res = run_cli("report", out, "-o", tmp_path / "r.md", "--format", "md")
+    assert res.code == 0, res
+    report = (tmp_path / "r.md").read_text()
+    assert "| Does unet's encoder preserve information? |" in report
+    assert "| 5 | unet |" in report  # the encoder row of the evidence: levels, then the model
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", UNET), "name it with --encoder-module PATH"),
+    (("--encoder-module", "encoder"), "give the model it belongs to with --model SPEC"),
+    (("--model", UNET, "--encoder-module", "nope"), "has no submodule 'nope'; its top-level modules: encoder, decoder"),
+    (("--model", UNET, "--encoder-module", "decoder"), "encoder failed on a [1, 3, 64, 64] image"),
+])
+def test_bad_encoder_flags_are_one_line_and_write_nothing(run_cli, tmp_path, monkeypatch, args, message):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    res = run_cli("autoencoder", *args, "--arch", "maxpool", "--levels", "1", "--steps", "1", "--width", "0.0625",
+                  "--device", "cpu", "--out", tmp_path / "r")
+    assert res.code == 2 and res.err.count("\n") == 1 and message in res.err, res
+    assert not (tmp_path / "r").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch.nn as nn
 from analyses.complexity import (
     TOP_LEVEL,
     ComplexityConfig,
+    TrainingMemory,
     block_costs,
     count_macs,
     count_torch_flops,
@@ -20,6 +22,7 @@ from analyses.complexity import (
     run,
 )
 from probe.errors import ProbeError
+from probe.memory import estimate_training_memory
 from probe.models import list_models
 
 TINY = 0.03125
@@ -145,3 +148,49 @@ def test_bad_input_size_is_a_one_line_error_with_exit_2(run_cli, tmp_path: Path,
     assert res.code == 2
     assert res.err.strip().count("\n") == 0 and "--input-size" in res.err
     assert "Traceback" not in res.err
+
+
+def _training_memory(model: str, batch: int, checkpointing: bool = False, precision: str = "fp32") -> TrainingMemory:
+    """What ``probe complexity`` stores, for a 32x64 input on the CPU (the estimate runs on the meta device)."""
+    estimate = estimate_training_memory(model, input_size=(32, 64), batch_size=batch, width=TINY, precision=precision,
+                                        activation_checkpointing=checkpointing, device="cpu")
+    return TrainingMemory.of(estimate, checkpointing, peak=None)
+
+
+@pytest.mark.parametrize("model", ["packnet_slim_b", "densedepth"])
+def test_training_memory_estimate_grows_linearly_with_the_batch_and_drops_with_checkpointing(model):
+    estimates = {b: _training_memory(model, b) for b in (1, 2, 4)}
+    one = estimates[1]
+    assert one.optimizer_bytes == 2 * one.weight_bytes == 2 * one.gradient_bytes == 8 * one.parameters
+    per_image = estimates[2].total_bytes - one.total_bytes
+    assert per_image > 0 and estimates[4].total_bytes == one.total_bytes + 3 * per_image  # exactly affine
+    state = one.weight_bytes + one.gradient_bytes + one.optimizer_bytes
+    # what does not grow with the batch: the weights' states, and BatchNorm's saved per-channel statistics
+    assert 0 <= one.total_bytes - per_image - state < 0.15 * per_image
+    if model.startswith("packnet"):  # GroupNorm: every saved tensor is per image
+        assert estimates[4].activation_bytes == 4 * one.activation_bytes
+    for batch, plain in estimates.items():
+        checkpointed = _training_memory(model, batch, checkpointing=True)
+        assert checkpointed.activation_bytes < 0.3 * plain.activation_bytes
+        assert checkpointed.total_bytes - checkpointed.activation_bytes == plain.total_bytes - plain.activation_bytes
+        assert checkpointed.activation_checkpointing and not plain.activation_checkpointing
+    half = _training_memory(model, 2, precision="bf16")
+    assert half.activation_bytes == estimates[2].activation_bytes // 2 and half.weight_bytes == one.weight_bytes
+
+
+def test_complexity_command_shows_and_stores_the_training_memory_estimate(run_cli, tmp_path: Path):
+    out = tmp_path / "run"
+    res = run_cli("complexity", "--model", "packnet_slim_b", "--input-size", "32x64", "--width", str(TINY),
+                  "--batch-size", "3", "--activation-checkpointing", "--repeats", "1", "--warmup", "0",
+                  "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    assert "one Adam step at batch 3, fp32, activation checkpointing" in " ".join(res.out.split())
+    (entry,) = json.loads((out / "complexity.json").read_text())["models"]
+    memory = entry["training_memory"]
+    assert (memory["batch_size"], memory["precision"], memory["activation_checkpointing"]) == (3, "fp32", True)
+    assert memory["total_bytes"] == sum(memory[k] for k in ("weight_bytes", "gradient_bytes", "optimizer_bytes",
+                                                            "activation_bytes", "input_bytes"))
+    assert memory["total_gb"] == memory["total_bytes"] / 2**30 and memory["peak_over_estimate"] is None
+    assert memory == asdict(_training_memory("packnet_slim_b", 3, checkpointing=True))
+    res = run_cli("complexity", "--model", "densedepth", "--precision", "fp64", "--out", tmp_path / "bad")
+    assert res.code == 2 and "--precision" in res.err and not (tmp_path / "bad" / "complexity.json").exists()

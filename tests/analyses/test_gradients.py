@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from analyses.gradients import GradientRecorder, GradientsResult, LayerGradients, ModelGradients
+from probe.roles import Roles
 
 
 class _OutOfOrder(nn.Module):
@@ -147,7 +148,7 @@ def test_result_without_recorded_steps_is_an_error() -> None:
     _drive(recorder, _OutOfOrder(), steps=0)
     with pytest.raises(ProbeError, match="no step was recorded"):
         recorder.result()
-    assert GradientsResult.of([]).to_json()["models"] == []
+    assert GradientsResult.of([], Roles()).to_json()["models"] == []
 
 
 # -- inside real training runs ------------------------------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 
 from probe.errors import ProbeError
 from probe.options import parse_seeds
-from probe.parallel import run_jobs
 from probe.seeding import seed_folder, seed_list
 
 TINY = ["--width", "0.0625", "--input-size", "32x64", "--device", "cpu", "--eval-images", "2"]
@@ -94,11 +93,3 @@ def test_seeds_are_counted_from_seed_or_listed():
 def test_a_checkpoint_is_one_run_so_seeds_are_refused(run_cli, tmp_path):
     res = run_cli("gradients", "--checkpoint", tmp_path / "nowhere", "--seeds", "2", "--out", tmp_path / "g")
     assert res.code == 2 and "--seeds" in res.err
-
-
-def test_parallel_jobs_return_results_in_task_order():
-    done = []
-    assert run_jobs(abs, [-3, 1, -2, 5], jobs=2, on_done=lambda i, r: done.append(i)) == [3, 1, 2, 5]
-    assert sorted(done) == [0, 1, 2, 3]
-    with pytest.raises(ProbeError, match="--jobs"):
-        run_jobs(abs, [1], jobs=0)

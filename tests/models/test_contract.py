@@ -148,7 +148,52 @@ def test_a_forward_error_of_the_network_is_one_line_naming_the_spec():
 
 def test_adapter_options_are_documented():
     assert set(ADAPTER_OPTIONS) == {"output_space", "min_depth", "max_depth", "output_key", "input_multiple",
-                                    "weights", "name"}
+                                    "weights", "name", "checkpoint_stages"}
+
+
+# -- activation checkpointing ----------------------------------------------------------------------
+
+
+def _step_gradients(model, x):
+    model.zero_grad(set_to_none=True)
+    torch.stack([s.mean() for s in model.train()(x)]).sum().backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("options", [{"shape": "list", "checkpoint_stages": "body,coarse"},
+                                     {"shape": "list", "checkpoint_stages": ("body", "coarse")}])
+def test_checkpoint_stages_reach_the_adapter_and_recompute_with_the_plain_gradients(options):
+    from probe.models.recompute import enable_activation_checkpointing, is_checkpointed
+
+    torch.manual_seed(0)
+    plain_model = plain(shape="list")
+    model = plain(**options)
+    model.load_state_dict(plain_model.state_dict())
+    assert enable_activation_checkpointing(model) == ["net.body", "net.coarse"]
+    assert is_checkpointed(model.net.body) and not is_checkpointed(model.net.head)
+    expected, got = _step_gradients(plain_model, X), _step_gradients(model, X)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_the_example_unet_declares_its_checkpoint_stages():
+    from probe.models.recompute import enable_activation_checkpointing
+
+    root = Path(__file__).resolve().parents[2]
+    model = build_model(f"{root}/examples/unet.py:build", width=0.0625)
+    assert enable_activation_checkpointing(model)[0] == "net.encoder.stem"
+
+
+def test_a_checkpoint_stage_that_is_no_submodule_is_one_line_naming_the_spec():
+    with pytest.raises(ProbeError, match=r"user_models.py:plain: checkpoint_stages names 'nope', which is not a "
+                                         r"submodule of the network"):
+        plain(checkpoint_stages="body,nope")
+
+
+def test_a_user_model_without_stages_is_told_how_to_declare_them():
+    from probe.models.recompute import enable_activation_checkpointing
+
+    with pytest.raises(ProbeError, match=r"--model-option checkpoint_stages=PATH,PATH"):
+        enable_activation_checkpointing(plain())
 
 
 # -- weights -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch.nn as nn
 from probe.errors import ProbeError
 from probe.models import build_model
 from probe.models.contract import ModelAdapter
-from probe.models.spec import entry_point_models, resolve_spec
+from probe.models.spec import display_name, entry_point_models, file_safe_name, resolve_spec
 
 HERE = Path(__file__).resolve().parent
 USER = HERE / "user_models.py"
@@ -156,3 +156,26 @@ def test_a_file_that_fails_to_import_is_one_line_and_not_left_in_sys_modules(tmp
     with pytest.raises(ProbeError, match=r"importing .*bad.py failed: ValueError: no GPU driver here"):
         build_model(f"{bad}:build")
     assert not [m for m in sys.modules if m.startswith("probe_user_model_") and m.endswith("_bad")]
+
+
+@pytest.mark.parametrize("name", ["packnet_b", "densedepth", "my-net_2.v1"])
+def test_file_safe_name_keeps_names_that_are_already_safe(name):
+    assert file_safe_name(name) == name
+
+
+def test_file_safe_name_is_one_safe_path_part_and_distinct_for_distinct_specs():
+    specs = ["examples/unet.py:build", "examples/unet.py:Build", "./examples/unet.py:build",
+             "examples_unet.py_build", "mypkg.nets:build", "mypkg/nets:build", "a" * 200, "..", ":", "x/" * 50 + "y:z"]
+    names = [file_safe_name(s) for s in specs]
+    assert len(set(names)) == len(specs)
+    for name in names:
+        assert name and len(name) <= 64 and not name.startswith(".")
+        assert all(c.isalnum() or c in "_.-" for c in name), name
+    assert file_safe_name("examples/unet.py:build").startswith("examples_unet.py_build-")
+
+
+def test_display_name_is_readable_without_importing():
+    assert display_name("examples/missing_anyway.py:build") == "missing_anyway"
+    assert display_name("mypkg.nets:make_unet") == "nets.make_unet"
+    assert display_name("packnet_b") == "packnet_b"
+    assert display_name("examples/unet.py:build", {"name": "my_unet"}) == "my_unet"

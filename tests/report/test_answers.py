@@ -28,7 +28,7 @@ def _margins(tmp_path, margins_by_model, learned=None):
     learned = learned or {}
     models = [ex.model_gradients(name, [10.0 ** m, 1.0, 1.0, 1.0], seed=s, learned=learned.get(name, 0.4))
               for name, margins in margins_by_model.items() for s, m in enumerate(margins)]
-    return gradients_vanish(_results(tmp_path, GradientsResult.of(models)))
+    return gradients_vanish(_results(tmp_path, GradientsResult.of(models, ex.roles(list(margins_by_model)))))
 
 
 # -- gradients ------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_cost_answer_states_measured_ratios_and_the_held_out_difference(tmp_path
 def test_cost_answer_compares_no_score_of_a_model_that_did_not_learn(tmp_path):
     doc = ex.experiments({"exp1_packnet_b": 2.5})
     answer = capacity_cost(_results(tmp_path, ex.complexity(), doc))
-    assert "not compared" in answer.sentence and "no PackNet experiment learned (exp1_packnet_b not learned)" in answer.sentence
+    assert "not compared" in answer.sentence and "no experiment under study learned (exp1_packnet_b not learned)" in answer.sentence
     assert "worse" not in answer.sentence and "better" not in answer.sentence
 
 

@@ -7,6 +7,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from analyses.noise import NoiseResult
 from probe.report.build import build_report
 from probe.schema import SchemaError
 from tests.result_examples import EXAMPLES
@@ -84,7 +85,7 @@ def _nulled(doc: Any) -> Any:
 
 def test_report_lists_every_unreadable_file_and_keeps_the_rest(tmp_path) -> None:
     run = fx.full_run(tmp_path / "run")
-    (run / "noise.json").write_text(json.dumps({"analysis": "noise", "schema_version": 2}))
+    (run / "noise.json").write_text(json.dumps({"analysis": "noise", "schema_version": NoiseResult.schema_version}))
     (run / "densedepth" / "train.json").write_text("[]")
     (run / "autoencoder.json").write_text('{"a": ' * 100_000 + "}" * 100_000)
     html = build_report([run], tmp_path / "r.html").read_text()
