@@ -9,6 +9,7 @@ whose flags, defaults and help are written once, in the config.  Bad input raise
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
@@ -16,7 +17,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar, Union
+from typing import Annotated, Any, Callable, Iterator, Optional, TypeVar, Union
 
 import typer
 
@@ -158,6 +159,19 @@ def _root() -> None:
     """probe: models, analyses and reports for monocular depth estimation."""
 
 
+@contextlib.contextmanager
+def _writing(out: Path, command: str, config: Any) -> Iterator[None]:
+    """Check ``config``, then hold ``out``'s writer lock for the whole command: the work and the save.
+
+    A second command on a busy run folder then fails at once, not after its work, when it saves.
+    """
+    from probe.runs import run_folder_lock
+
+    config.validate()  # bad input fails before the folder or its lock file exists
+    with run_folder_lock(out, command):
+        yield
+
+
 def _echo_written(paths: list[Path]) -> None:
     for path in paths:
         typer.echo(f"wrote {path}")
@@ -223,9 +237,9 @@ def complexity_command(config: ComplexityConfig, out: OutOpt) -> None:
     from analyses import complexity
     from probe.progress import progress_bar
 
-    with progress_bar() as progress:
+    with _writing(out, "complexity", config), progress_bar() as progress:
         result = complexity.run(config, progress)
-    paths = result.save_run(out, device=result.device, seed=config.seed)
+        paths = result.save_run(out, device=result.device, seed=config.seed)
     _console().print(result.table())
     _echo_written(paths)
 
@@ -238,8 +252,9 @@ def properties_command(config: PropertiesConfig, out: OutOpt) -> None:
 
     from probe.laws import law_table, run_properties
 
-    result = run_properties(config)
-    paths = result.save_run(out, seed=config.seed)
+    with _writing(out, "properties", config):
+        result = run_properties(config)
+        paths = result.save_run(out, seed=config.seed)
     Console().print(law_table(result.laws))
     _echo_written(paths[:1])
     if not result.passed:
@@ -464,14 +479,15 @@ def gradients_command(config: GradientsConfig) -> None:
     from probe.report.answers import shown
     from probe.rules import vanishing_verdict
 
-    result = gradients.run(config)
-    for s in result.summaries:
-        typer.echo(
-            f"{s.name} ({len(s.seeds)} seed(s)): vanishing layers per seed {s.vanishing_layers} of {s.layers}; "
-            f"weakest/median |g|/|w| 10^{shown(s.margin)}: {vanishing_verdict(s.margin).verdict}; "
-            f"{s.learned.describe() if s.learned else 'learned: not measured'}"
-        )
-    _save_analysis(result, config.out, config.device, config.seed)
+    with _writing(config.out, "gradients", config):
+        result = gradients.run(config)
+        for s in result.summaries:
+            typer.echo(
+                f"{s.name} ({len(s.seeds)} seed(s)): vanishing layers per seed {s.vanishing_layers} of {s.layers}; "
+                f"weakest/median |g|/|w| 10^{shown(s.margin)}: {vanishing_verdict(s.margin).verdict}; "
+                f"{s.learned.describe() if s.learned else 'learned: not measured'}"
+            )
+        _save_analysis(result, config.out, config.device, config.seed)
 
 
 @config_command(app, "noise", NoiseConfig)
@@ -482,14 +498,15 @@ def noise_command(config: NoiseConfig) -> None:
     """
     from analyses import noise
 
-    result = noise.run(config)
+    with _writing(config.out, "noise", config):
+        result = noise.run(config)
+        _save_analysis(result, config.out, config.device, config.seed)
     for m in result.models:
         typer.echo(
             f"{m.name} seed {m.seed}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
             f"{m.train_batch_size}); per-batch loss CV {m.loss.cv:.3g}, detrended "
             f"{m.loss.cv_detrended:.3g} (second half {m.loss_second_half.cv_detrended:.3g})"
         )
-    _save_analysis(result, config.out, config.device, config.seed)
 
 
 @config_command(app, "collapse", CollapseConfig)
@@ -500,7 +517,9 @@ def collapse_command(config: CollapseConfig) -> None:
     """
     from analyses import collapse
 
-    result = collapse.run(config)
+    with _writing(config.out, "collapse", config):
+        result = collapse.run(config)
+        _save_analysis(result, config.out, config.device, config.seed)
     for m in result.models:
         row = m.last
         typer.echo(
@@ -508,7 +527,6 @@ def collapse_command(config: CollapseConfig) -> None:
             f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
             f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}"
         )
-    _save_analysis(result, config.out, config.device, config.seed)
 
 
 # ----------------------------------------------------------------------------
@@ -523,9 +541,10 @@ def autoencoder_command(config: AutoencoderConfig, out: OutOpt) -> None:
     from analyses import autoencoder
     from probe.progress import progress_bar
 
-    with progress_bar() as progress:
-        result = autoencoder.run(config, progress, out)
-    _echo_written(result.save_run(out, device=result.device, seed=config.seed))
+    with _writing(out, "autoencoder", config):
+        with progress_bar() as progress:
+            result = autoencoder.run(config, progress, out)
+        _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for r in result.runs:
         psnr = "inf" if r.psnr_infinite else f"{r.psnr:.2f}"
         typer.echo(
@@ -540,8 +559,9 @@ def attribution_command(config: AttributionConfig, out: OutOpt) -> None:
     probe attribution --model packnet_b --model densedepth --width 0.0625 --input-size 64x64 --out runs/attr"""
     from analyses import attribution
 
-    result = attribution.run(config)
-    _echo_written(result.save_run(out, device=result.device, seed=config.seed))
+    with _writing(out, "attribution", config):
+        result = attribution.run(config)
+        _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for m in result.models:
         typer.echo(
             f"{m.name:>28}  ERF r50 {m.erf.radius_50:g} px  r95 {m.erf.radius_95:g} px  "

@@ -34,15 +34,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from probe.data.images import check_data_file
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.image_quality import to_uint8_rgb
-from probe.limits import check_width
-from probe.models import build_model
+from probe.limits import MAX_HELD_OUT_IMAGES, MAX_METHOD_STEPS, check_count, check_input_size, check_width
+from probe.memory import check_training_fits
+from probe.models import build_model, list_models
 from probe.models.common import finest_scale
 from probe.options import (
-    check_positive,
     data_root_option,
     dataset_option,
     device_option,
@@ -362,14 +363,36 @@ class AttributionConfig(ModelSelection):
             parse_pixel(self.pixel)
         if self.region:
             parse_region(self.region)
-        check_positive({"--steps": self.steps, "--images": self.images})
+        check_count("--steps", self.steps, MAX_METHOD_STEPS)
+        check_count("--images", self.images, MAX_HELD_OUT_IMAGES, "attributed together as one batch")
         check_width(self.width)
+        check_input_size(self.input_size)
         check_seed(self.seed)
         if not self.models and not self.checkpoints:
             raise ProbeError("attribution: expected at least one --model or --checkpoint")
         if self.baselines and not self.models:
             raise ProbeError("--baseline: compares the --model(s) under study with it; give --model too")
         self.validate_models()
+        if self.image is not None:  # stat only: opening a FIFO or a device would block or never end
+            check_data_file(Path(self.image), f"--image {self.image}")
+        self.check_memory()
+
+    def check_memory(self) -> None:
+        """Refuse a zoo model whose backward pass over the images cannot fit the free memory.
+
+        The attribution methods take gradients of the output with respect to the input for the
+        --images images at once, in evaluation mode: a training step's activations without the
+        optimizer's states.  Checkpoints are rebuilt from their run's config and checked when loaded.
+        """
+        from probe.data import dataset_info
+
+        device = resolve_device(self.device)
+        size = self.input_size or dataset_info(self.dataset).input_size
+        batch = 1 if self.image is not None else self.images
+        for name in (m for m in self.models if m in list_models()):
+            check_training_fits(
+                name, input_size=size, batch_size=batch, width=self.width, device=device, optimizer=False
+            )
 
     def target(self, out_size: tuple[int, int]) -> Target:
         """The requested target checked against the output grid (default: its centre pixel)."""

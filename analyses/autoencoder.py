@@ -54,11 +54,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from probe.data import dataset_info
 from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError, one_line, warn
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
-from probe.limits import check_width
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_ITEMS,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_positive_float,
+    check_width,
+)
+from probe.memory import check_host_memory, estimate_module_training_memory, refuse_if_over
 from probe.models import build_model, check_options
 from probe.models.common import finest_scale, pad_to_multiple
 from probe.models.contract import ModelAdapter
@@ -67,7 +77,6 @@ from probe.models.spec import resolve_spec
 from probe.ops import pack, unpack
 from probe.options import (
     check_model_options,
-    check_positive,
     data_root_option,
     dataset_option,
     device_option,
@@ -569,17 +578,13 @@ class AutoencoderConfig:
             raise ProbeError(
                 f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of {', '.join(NORMS)}"
             )
-        check_positive(
-            {
-                "--steps": self.steps,
-                "--batch-size": self.batch_size,
-                "--train-images": self.train_images,
-                "--eval-images": self.eval_images,
-            }
-        )
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        check_count("--steps", self.steps, MAX_STEPS)
+        check_count("--train-images", self.train_images, MAX_ITEMS)
+        check_count("--eval-images", self.eval_images, MAX_ITEMS)
+        check_count("--batch-size", self.batch_size, min(MAX_BATCH_SIZE, self.train_images), "at most --train-images")
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
         check_width(self.width)
+        check_input_size(self.input_size)
         parse_levels(",".join(str(v) for v in self.levels))
         check_seed(self.seed)
         if self.figure_level is not None and self.figure_level not in self.levels:
@@ -591,6 +596,29 @@ class AutoencoderConfig:
                 f"--input-size: expected at least {SSIM_WINDOW}x{SSIM_WINDOW} (the SSIM window), "
                 f"got {self.input_size[0]}x{self.input_size[1]}"
             )
+        self.check_memory()
+
+    def check_memory(self) -> None:
+        """Refuse, before any image is loaded or model built, a sweep that cannot fit: the cached
+        training and held-out images in host memory, each architecture's training step on the device."""
+        device = resolve_device(self.device)
+        height, width = self.input_size or dataset_info(self.dataset).input_size
+        images = (self.train_images + self.eval_images) * 3 * height * width * 4  # float32, kept for the run
+        check_host_memory(
+            "caching the images",
+            images,
+            f"--train-images {self.train_images} --eval-images {self.eval_images} --input-size {height}x{width}",
+        )
+        for arch in self.archs:
+            for levels in levels_for(arch, self.levels):
+                estimate = estimate_module_training_memory(
+                    f"{arch}@{levels}",
+                    lambda: build_autoencoder(arch, levels, self.width, self.norm),  # noqa: B023  (called at once)
+                    input_size=(height, width),
+                    batch_size=self.batch_size,
+                    width=self.width,
+                )
+                refuse_if_over(estimate, device)
 
     def _validate_models(self) -> None:
         """--model needs --encoder-module and vice versa; SPECs parse; options reach a model that takes them."""

@@ -44,7 +44,8 @@ from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
 from probe.heldout import HeldOutSummary, Learned
-from probe.options import check_positive, option, out_option
+from probe.limits import MAX_ANALYSIS_STEPS, MAX_HELD_OUT_IMAGES, check_count
+from probe.options import option, out_option
 from probe.report.answers import (
     QUESTIONS,
     Answer,
@@ -301,8 +302,22 @@ class ModelCollapse:
         seed: int = 0,
         held_out: HeldOutSummary | None = None,
     ) -> ModelCollapse:
-        last = measurements[-1]
-        history = [m.summary() for m in measurements]
+        earlier = [m.summary() for m in measurements[:-1]]
+        return cls.of_history(name, source, batch, earlier, measurements[-1], seed, held_out)
+
+    @classmethod
+    def of_history(
+        cls,
+        name: str,
+        source: str,
+        batch: Samples,
+        earlier: list[CollapseSummary],
+        last: Measurement,
+        seed: int = 0,
+        held_out: HeldOutSummary | None = None,
+    ) -> ModelCollapse:
+        """From the summaries of the earlier measurements and the last measurement (its predictions kept)."""
+        history = [*earlier, last.summary()]
         return cls(name, seed, source, list(batch.names), history, last.stats, held_out, batch, last.pred)
 
     @property
@@ -367,34 +382,47 @@ class CollapseTracker(TrainingProbe):
         super().__init__(every, out_dir, flag=flag)
         self.n_images = n_images
         self.batch = batch
-        self.measurements: list[Measurement] = []
+        # summaries of the earlier measurements and the newest in full: memory does not grow with
+        # the steps by a prediction per measurement
+        self.history: list[CollapseSummary] = []
+        self.latest: Measurement | None = None
         self._last_step: int | None = None
 
     def on_start(self, model: nn.Module, config: Any) -> None:
         super().on_start(model, config)
         if self.batch is None:
             self.batch = held_out_samples(config, self.n_images).to(next(model.parameters()).device)
-        self.measurements.append(measure(model, self.batch, step=0))
+        self._record(model, 0)
+
+    def _record(self, model: nn.Module, step: int) -> None:
+        assert self.batch is not None
+        if self.latest is not None:
+            self.history.append(self.latest.summary())
+        self.latest = measure(model, self.batch, step)
 
     def after_step(self, step: int, model: nn.Module, stats: Any) -> None:
         self._last_step = step
         if self.due(step):
-            assert self.batch is not None
-            self.measurements.append(measure(model, self.batch, step))
+            self._record(model, step)
 
     def on_end(self, model: nn.Module) -> None:
-        if self._last_step is not None and self.measurements[-1].step != self._last_step:
-            assert self.batch is not None
-            self.measurements.append(measure(model, self.batch, self._last_step))
+        if self._last_step is not None and self.latest is not None and self.latest.step != self._last_step:
+            self._record(model, self._last_step)
+
+    @property
+    def steps_trained(self) -> int:
+        """Training steps this tracker saw (0 before the first)."""
+        return self._last_step or 0
 
     def result(self, source: str = "") -> ModelCollapse:
-        if self.batch is None or not self.measurements:
+        if self.batch is None or self.latest is None:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
-        return ModelCollapse.of(
+        return ModelCollapse.of_history(
             str(self.name),
-            source or f"trained {self._last_step or 0} steps",
+            source or f"trained {self.steps_trained} steps",
             self.batch,
-            list(self.measurements),
+            list(self.history),
+            self.latest,
             self.seed,
             self.held_out,
         )
@@ -427,8 +455,9 @@ class CollapseConfig(TrainingRuns):
     out: Path = out_option(Path("runs/collapse"))
 
     def validate(self) -> None:
+        check_count("--every", self.every, MAX_ANALYSIS_STEPS)
+        check_count("--images", self.n_images, MAX_HELD_OUT_IMAGES, "predicted together as one batch")
         super().validate()
-        check_positive({"--every": self.every, "--images": self.n_images})
 
 
 RULE = (
@@ -479,8 +508,8 @@ def run(config: CollapseConfig) -> CollapseResult:
     def one(cfg: CollapseConfig) -> CollapseResult:
         seed_everything(cfg.seed)
         trackers = train_with_hook(cfg, lambda: CollapseTracker(every=cfg.every, n_images=cfg.n_images), "collapse")
-        source = f"trained {cfg.steps} steps from initialisation"
-        return CollapseResult.of([t.result(source) for t in trackers], cfg.trained_roles(), encode(cfg))
+        models = [t.result(f"trained {t.steps_trained} steps from initialisation") for t in trackers]
+        return CollapseResult.of(models, cfg.trained_roles(), encode(cfg))
 
     per_seed = runs_over_seeds(config, one)
     return CollapseResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))

@@ -55,20 +55,20 @@ with warnings.catch_warnings():
 
 from probe.device import device_description, resolve_device, synchronize
 from probe.errors import ProbeError, one_line
-from probe.limits import check_width
-from probe.memory import ACTIVATION_SCALE, GIB, MemoryEstimate, estimate_training_memory
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_REPEATS,
+    check_count,
+    check_int,
+    check_optional_count,
+    check_size,
+    check_width,
+)
+from probe.memory import ACTIVATION_SCALE, GIB, MemoryEstimate, check_training_fits, estimate_training_memory
 from probe.models import MODELS, build_model, count_parameters, list_models
 from probe.models.common import output_scales
 from probe.models.recompute import checkpoint_stages, enable_activation_checkpointing
-from probe.options import (
-    check_positive,
-    device_option,
-    input_size_option,
-    model_options_option,
-    option,
-    seed_option,
-    width_option,
-)
+from probe.options import device_option, input_size_option, model_options_option, option, seed_option, width_option
 from probe.registry import Registry
 from probe.report import document
 from probe.report.collect import Results
@@ -123,11 +123,13 @@ class ComplexityConfig(ModelSelection):
     def validate(self) -> None:
         if not self.models:
             raise ProbeError("--model: give at least one model name")
-        check_width(self.width)
         self.validate_models()
-        check_positive({"--batch-size": self.batch_size, "--repeats": self.repeats})
-        if self.warmup is not None and self.warmup < 0:
-            raise ProbeError(f"--warmup: expected 0 or more warm-up runs, got {self.warmup}")
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_optional_count("--repeats", self.repeats, MAX_REPEATS)
+        if self.warmup is not None:
+            check_int("--warmup", self.warmup, 0, MAX_REPEATS, "untimed warm-up runs")
+        check_width(self.width)
+        check_size(self.input_size)
         check_seed(self.seed)
         if self.precision not in ACTIVATION_SCALE:
             raise ProbeError(f"--precision: expected one of {', '.join(ACTIVATION_SCALE)}, got {self.precision!r}")
@@ -135,6 +137,23 @@ class ComplexityConfig(ModelSelection):
             for name in self.compared():
                 with torch.device("meta"):
                     checkpoint_stages(build_model(name, width=self.width, **self.options_for(name)))
+        self.check_memory()
+
+    def check_memory(self) -> None:
+        """Refuse, before any model is built, a model whose timed training step cannot fit the free memory."""
+        device = resolve_device(self.device)
+        for name in self.compared():
+            check_training_fits(
+                name,
+                input_size=self.input_size,
+                batch_size=self.batch_size,
+                width=self.width,
+                model_options=self.options_for(name),
+                precision=self.precision,
+                activation_checkpointing=self.activation_checkpointing,
+                device=device,
+                optimizer=False,  # the timed step is forward and backward, no optimizer
+            )
 
 
 @dataclass

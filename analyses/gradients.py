@@ -58,6 +58,7 @@ from probe.report.answers import (
 )
 from probe.report.collect import Results
 from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.guards import inconclusive, undefined_inputs
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles
@@ -505,8 +506,14 @@ def gradients_vanish(results: Results) -> Answer | None:
         return Answer(question, "inconclusive", sentence, rule, evidence)
     parts = "; ".join(_phrase(roles.display(name), v) for name, v in verdicts.items())
     found = [v.verdict for v in verdicts.values()]
+    # "no" needs every judged model's margin: a missing or non-finite one never counts as above the threshold
+    missing = undefined_inputs(
+        {f"{roles.display(s.name)}'s weakest-layer margin": s.margin.mean if s.margin else None for s in judged}
+    )
     if "vanishing" in found:
         verdict, lead = "yes", "Yes"
+    elif missing:
+        return inconclusive(question, rule, evidence, missing)
     elif all(v == "not vanishing" for v in found):
         verdict, lead = "no", "No"
     else:

@@ -43,7 +43,8 @@ from analyses.training_runs import TrainingRuns, runs_over_seeds, train_with_hoo
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, Learned
-from probe.options import check_positive, option, out_option
+from probe.limits import MAX_BATCH_SIZE, check_count
+from probe.options import option, out_option
 from probe.report.answers import QUESTIONS, Answer, excluded_sentence, finite, gate, model_columns, shown, with_controls
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
@@ -423,9 +424,14 @@ class NoiseConfig(TrainingRuns):
     out: Path = out_option(Path("runs/noise"))
 
     def validate(self) -> None:
-        super().validate()
-        check_positive({"--every": self.every})
+        check_count("--big-batch", self.big_batch, MAX_BATCH_SIZE)
         check_batch_sizes(self.small_batch, self.big_batch)
+        super().validate()
+        check_count("--every", self.every, self.steps, "at least one measurement within --steps")
+
+    def largest_batch(self) -> tuple[str, int]:
+        """Each measurement runs forward and backward on a --big-batch batch."""
+        return ("--big-batch", self.big_batch) if self.big_batch > self.batch_size else super().largest_batch()
 
 
 METHOD = (

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, Learned, learned_of
-from probe.options import check_positive
+from probe.limits import MAX_STEPS, check_count
 from probe.registry import Registry
 from probe.results import Result
 from probe.roles import Roles, assign_roles
@@ -50,7 +50,7 @@ class TrainingProbe(TrainHook):
     def __init__(
         self, every: int = 1, out_dir: str | Path | None = None, name: str | None = None, *, flag: str = "--every"
     ) -> None:
-        check_positive({flag: every})
+        check_count(flag, every, MAX_STEPS)
         self.every = every
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name = name

@@ -4,6 +4,8 @@ Every model trains with the same seed, hence on the same batches in the same
 order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss) through
 :func:`probe.training.train`.  :func:`train_with_hook` attaches a fresh hook to
 each run and keeps only the hooks: the runs themselves go to a temporary folder.
+Each run makes exactly ``steps`` optimizer steps, over as many passes over the
+training split as they need (a result that records ``steps`` never describes fewer).
 With ``checkpoint`` a *copy* of a finished run is continued instead
 (:func:`continue_run`), so the user's run folder is never written.
 
@@ -19,16 +21,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
 
+import torch
 import torch.nn as nn
 
 from probe.device import resolve_device
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, held_out_dataset, held_out_score
 from probe.io import ensure_dir
-from probe.limits import check_width
+from probe.limits import (
+    MAX_ANALYSIS_STEPS,
+    MAX_BATCH_SIZE,
+    MAX_HELD_OUT_IMAGES,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_width,
+)
+from probe.memory import check_training_fits
+from probe.models import list_models
 from probe.models.spec import file_safe_name
 from probe.options import (
-    check_positive,
     data_root_option,
     dataset_option,
     device_option,
@@ -41,9 +53,17 @@ from probe.options import (
     width_option,
 )
 from probe.roles import ModelSelection, Roles, assign_roles, baselines_option
+from probe.runs import run_folder_lock
 from probe.seeding import check_seed, seed_folder, seed_list
 from probe.training import TrainConfig, TrainHook, train
-from probe.training.checkpoint import copy_checkpoint, resolve_checkpoint, run_train_config
+from probe.training.checkpoint import (
+    build_recorded_model,
+    copy_checkpoint,
+    read_state,
+    resolve_checkpoint,
+    run_train_config,
+)
+from probe.training.loop import changed_fields
 
 
 @dataclass
@@ -79,9 +99,17 @@ class TrainingRuns(ModelSelection):
     out: Path = out_option(Path("runs"))
 
     def validate(self) -> None:
-        """Raise a ProbeError naming the flag for any impossible value, before any work."""
-        check_positive({"--steps": self.steps, "--batch-size": self.batch_size, "--eval-images": self.eval_images})
+        """Raise a ProbeError naming the flag for any impossible value, before any work.
+
+        Counts and sizes are bounded by :mod:`probe.limits`; each zoo model's training memory at
+        the largest batch the analysis runs is estimated (:func:`probe.memory.check_training_fits`)
+        and a configuration that cannot fit the free memory is refused here, before any allocation.
+        """
+        check_count("--steps", self.steps, MAX_ANALYSIS_STEPS, "each step's record stays in memory")
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_count("--eval-images", self.eval_images, MAX_HELD_OUT_IMAGES)
         check_width(self.width)
+        check_input_size(self.input_size)
         check_seed(self.seed)
         seed_list(self.seeds, self.seed)
         if self.checkpoint is not None and self.compared():
@@ -92,7 +120,39 @@ class TrainingRuns(ModelSelection):
         if self.checkpoint is not None:  # a verified checkpoint and the config.json that rebuilds its model
             if len(seed_list(self.seeds, self.seed)) > 1:
                 raise ProbeError("--seeds: a --checkpoint is one run (it continues with its own seed); give --model")
-            run_train_config(resolve_checkpoint(self.checkpoint).run_dir)
+            run_dir = resolve_checkpoint(self.checkpoint).run_dir
+            run_config = run_train_config(run_dir)
+            if run_config["model"] in list_models():  # its options, checked where the file can be named
+                with torch.device("meta"):
+                    build_recorded_model(run_config, run_dir / "config.json")
+        self.check_memory()
+
+    def largest_batch(self) -> tuple[str, int]:
+        """The flag and size of the largest batch a step runs backward on (an analysis that measures on
+        bigger batches says so)."""
+        return "--batch-size", self.batch_size
+
+    def check_memory(self) -> None:
+        """Refuse a zoo model whose training step at :meth:`largest_batch` cannot fit the device's free memory.
+
+        User models (SPECs) are estimated by :func:`probe.training.train` itself, which may import them.
+        """
+        from probe.data import dataset_info
+        from probe.device import resolve_device
+
+        device = resolve_device(self.device)
+        height, width = self.input_size or dataset_info(self.dataset).input_size
+        flag, batch = self.largest_batch()
+        for name in (m for m in self.compared() if m in list_models()):
+            check_training_fits(
+                name,
+                input_size=(height, width),
+                batch_size=batch,
+                width=self.width,
+                precision="bf16" if device.type == "cuda" else "fp32",  # TrainConfig.resolved's default
+                device=device,
+                flags=f"{flag} {batch} --input-size {height}x{width} --width {self.width:g}",
+            )
 
     def trained_roles(self) -> Roles:
         """The roles of the runs :meth:`train_configs` trains (a continued run: its own model, by the default rules)."""
@@ -113,6 +173,7 @@ class TrainingRuns(ModelSelection):
                 dataset=self.dataset,
                 data_root=self.data_root,
                 input_size=self.input_size,
+                epochs=None,  # exactly `steps` steps, over as many passes as they need
                 max_steps=self.steps,
                 batch_size=self.batch_size,
                 device=self.device,
@@ -143,10 +204,14 @@ def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: st
     runs.validate()
     out = ensure_dir(runs.out, "--out")
     hooks = []
-    with tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
+    with run_folder_lock(out, analysis), tempfile.TemporaryDirectory(prefix=f".{analysis}-train-", dir=out) as tmp:
         for train_config in runs.train_configs(Path(tmp)):
             hook = make_hook()
             result = train(train_config, hooks=[hook])
+            resumed = result.summary.resumed_from_step if result.summary is not None else None
+            ran = result.steps - (resumed or 0)
+            if ran != runs.steps:  # the result records runs.steps: never let it claim steps that did not run
+                raise ProbeError(f"{analysis}: {train_config.model} trained {ran} steps, not the --steps {runs.steps}")
             if result.model is not None:
                 hook.held_out = score_model(result.model, train_config, runs.eval_images)  # type: ignore[attr-defined]
             hooks.append(hook)
@@ -200,13 +265,25 @@ def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) ->
     """
     found = resolve_checkpoint(checkpoint, with_state=True)
     saved = TrainConfig.from_json(run_train_config(found.run_dir))
-    done = copy_checkpoint(found, workdir).step or 0
+    edited = changed_fields(read_state(found)["config"], saved)  # the checkpoint's own record must agree
+    if edited:
+        raise ProbeError(
+            f"{found.run_dir / 'config.json'} (train section): {', '.join(edited)} differ from what the checkpoint "
+            f"records ({found.state}); the run folder was edited or mixed with another run"
+        )
+    done = found.step or 0
+    if done + steps > MAX_STEPS:
+        raise ProbeError(
+            f"--steps {steps}: the run at {checkpoint} has made {done:,} steps; continuing it would pass "
+            f"{MAX_STEPS:,} steps in all"
+        )
+    copy_checkpoint(found, workdir)
     return replace(
         saved,
         out=workdir,
         resume=True,
         max_steps=done + steps,
-        epochs=saved.epochs + steps,
+        epochs=None,  # exactly `steps` more steps, over as many passes as they need
         device=device,
         precision=None,
         channels_last=None,

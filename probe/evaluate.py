@@ -44,10 +44,10 @@ from probe.depth_space import clip_depth, to_depth
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError
 from probe.io import atomic_write
-from probe.limits import MAX_BATCH_SIZE, check_count, check_workers
+from probe.limits import MAX_BATCH_SIZE, MAX_ITEMS, check_count, check_input_size, check_optional_count, check_workers
 from probe.metrics import METRIC_NAMES, EvalProtocol, MetricAccumulator, abs_rel_as_published_sums, get_protocol
 from probe.models.common import output_space_of
-from probe.options import check_positive, data_root_option, device_option, input_size_option, option, out_option
+from probe.options import data_root_option, device_option, input_size_option, option, out_option
 from probe.progress import progress_bar
 from probe.results import Result, register_result
 from probe.runs import run_folder_lock
@@ -548,7 +548,8 @@ class EvalOptions:
 
     def validate(self) -> None:
         _check_loader_args(self.batch_size, self.workers)
-        check_positive({"--dataset-length": self.dataset_length})
+        check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
+        check_input_size(self.input_size)
         if self.protocol is not None:
             get_protocol(self.protocol)  # a misspelt --protocol fails before the model is loaded
 
@@ -633,12 +634,18 @@ class PredictOptions:
     device: str = device_option()
     out: Path = out_option(Path("runs/predict"))
 
+    def validate(self) -> None:
+        if not self.images:
+            raise ProbeError("predict: no IMAGE given")
+        check_input_size(self.input_size)
+
 
 def predict_checkpoint(options: PredictOptions) -> list[ImagePrediction]:
     """Load ``options.checkpoint`` and run :func:`predict_images` with the run's dataset depth cap and input size."""
     from probe.data import dataset_info
     from probe.training import load_checkpoint
 
+    options.validate()
     sources = [Path(p) for p in options.images]
     dev = resolve_device(options.device)
     model, run_config = load_checkpoint(options.checkpoint, dev)

@@ -44,11 +44,21 @@ import numpy as np
 from probe.errors import ProbeError
 from probe.heldout import LEARNED_FRACTION, LEARNED_RULE, HeldOutSummary, Learned, learned_of
 from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
-from probe.limits import check_width
+from probe.limits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_ITEMS,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_optional_count,
+    check_positive_float,
+    check_width,
+    check_workers,
+)
 from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.models.spec import display_name, file_safe_name
 from probe.options import (
-    check_positive,
     data_root_option,
     dataset_option,
     device_option,
@@ -256,17 +266,15 @@ class SeedStudyConfig(ModelSelection):
 
     def validate(self) -> None:
         """Bad values fail here, before the first of the runs (each run's TrainConfig checks the rest)."""
-        check_positive(
-            {
-                "--epochs": self.epochs,
-                "--max-steps": self.max_steps,
-                "--batch-size": self.batch_size,
-                "--eval-images": self.eval_images,
-            }
-        )
-        if not self.lr > 0:
-            raise ProbeError(f"--lr: expected a positive learning rate, got {self.lr}")
+        check_count("--epochs", self.epochs, MAX_EPOCHS)
+        check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
+        check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
+        check_optional_count("--eval-images", self.eval_images, MAX_ITEMS)
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
+        check_workers(self.workers)
         check_width(self.width)
+        check_input_size(self.input_size)
         check_seed(self.seed)
         seed_list(self.seeds, self.seed)
         check_loss_scales(self.loss_scales)

@@ -14,6 +14,7 @@ into a pipe would lose the atomicity every reader relies on.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -168,15 +169,89 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write(path, text)
 
 
+MAX_JSON_DEPTH = 64
+"""Nesting of arrays and objects in a JSON file probe reads (its own files nest fewer than 10 levels)."""
+
+MAX_JSON_INT_DIGITS = 300
+"""Digits of one JSON integer: every such integer still converts to a float (the largest is about 1.8e308)."""
+
+MAX_JSON_BYTES = 1 << 30
+"""Bytes of one JSON file probe reads whole (result files of the largest studies are a few MB)."""
+
+
+class _JSONRefused(ValueError):
+    """A value the JSON grammar allows but no file probe writes contains (message: what and where)."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        raise _JSONRefused(f"an integer of {digits:,} digits (at most {MAX_JSON_INT_DIGITS} are read)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: outside the float range; probe writes non-finite values as null
+        raise _JSONRefused(f"the number {text[:40]} is outside the float range")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise _JSONRefused(f"{name} is not JSON (probe writes non-finite numbers as null)")
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar: 0), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def loads_json(text: str, label: str) -> Any:
+    """Parse JSON text probe reads (a result, config.json, a manifest): one line naming ``label`` on failure.
+
+    Beyond the grammar it refuses what no file probe writes contains and what would crash the
+    readers behind it: nesting deeper than :data:`MAX_JSON_DEPTH`, integers longer than
+    :data:`MAX_JSON_INT_DIGITS` digits, numbers outside the float range, ``NaN`` and ``Infinity``.
+    """
+    try:
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+    except RecursionError:
+        raise ProbeError(f"{label}: not valid JSON (nested more than {MAX_JSON_DEPTH} levels deep)") from None
+    except _JSONRefused as exc:
+        raise ProbeError(f"{label}: not valid JSON ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ProbeError(f"{label}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # what Python's own limits refuse
+        raise ProbeError(f"{label}: not valid JSON ({str(exc)[:120]})") from None
+    depth = json_depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise ProbeError(f"{label}: not valid JSON (nested {depth} levels deep; at most {MAX_JSON_DEPTH} are read)")
+    return value
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file, raising a one-line ProbeError naming the file on failure."""
+    """Read a JSON file (:func:`loads_json`), raising a one-line ProbeError naming the file on failure."""
     p = Path(path)
     if not p.is_file():
         raise ProbeError(f"{p}: file not found (expected a JSON file)")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        size = p.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ProbeError(f"{p}: {size:,} bytes, more than the {MAX_JSON_BYTES:,} probe reads from a JSON file")
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise ProbeError(f"{p}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ProbeError(f"{p}: cannot read file ({exc.strerror or exc})") from None
+    return loads_json(text, str(p))
 
 
 def append_jsonl(path: str | os.PathLike[str], record: Any) -> None:

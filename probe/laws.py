@@ -30,8 +30,9 @@ from hypothesis.extra import numpy as hnp
 from hypothesis.reporting import with_reporter
 
 from probe.errors import ShapeError
+from probe.limits import MAX_EXAMPLES, check_count
 from probe.ops import pack, unpack
-from probe.options import check_positive, option, seed_option
+from probe.options import option, seed_option
 from probe.registry import Registry
 from probe.results import Result, register_result
 from probe.seeding import check_seed
@@ -404,7 +405,7 @@ class PropertiesConfig:
     seed: int = seed_option()
 
     def validate(self) -> None:
-        check_positive({"--examples": self.examples})
+        check_count("--examples", self.examples, MAX_EXAMPLES)
         check_seed(self.seed)
 
 

@@ -25,12 +25,22 @@ from probe.errors import ProbeError
 MAX_STEPS = 10_000_000
 """Optimizer steps, measured steps, integration steps: far beyond any run probe is meant for."""
 
+MAX_ANALYSIS_STEPS = 100_000
+"""Training steps of an analysis that keeps a record of every step (per-layer gradient norms, losses,
+collapse statistics) in memory: 500x the full study's budget."""
+
 MAX_EPOCHS = 10_000
 MAX_REPEATS = 10_000
 """Timed repeats and untimed warm-up runs of a measurement."""
 
 MAX_EXAMPLES = 1_000_000
 """Hypothesis examples per law."""
+
+MAX_HELD_OUT_IMAGES = 4_096
+"""Images an analysis holds and predicts together (collapse's held-out batch, attribution's images)."""
+
+MAX_METHOD_STEPS = 10_000
+"""Integration steps / samples of one attribution (Integrated Gradients uses 20 to 300)."""
 
 MAX_PREVIEW_COUNT = 64
 """Items shown in one preview grid (each is a row of two panels)."""

@@ -27,9 +27,9 @@ estimate and the free memory.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -69,8 +69,9 @@ class MemoryEstimate:
         return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
 
     def describe(self) -> str:
+        states = "weights, gradients and Adam states" if self.optimizer_bytes else "weights and gradients"
         return (
-            f"about {format_bytes(self.total_bytes)} (weights, gradients and Adam states "
+            f"about {format_bytes(self.total_bytes)} ({states} "
             f"{format_bytes(self.state_bytes)} for {self.parameters:,} parameters; activations "
             f"{format_bytes(self.activation_bytes)})"
         )
@@ -147,21 +148,31 @@ def _estimate(
     configuration many times in one process)."""
     from probe.models import build_model
     from probe.models.depth_conv import DepthConv3d, resolve_impl
-    from probe.models.recompute import enable_activation_checkpointing, saved_tensor_bytes
+    from probe.models.recompute import enable_activation_checkpointing
 
     with torch.device("meta"):
         module = build_model(model, width=width, **dict(options))
-        image = torch.empty(batch_size, 3, *size)
     for layer in module.modules():  # the form the target device runs, not the one meta would pick
         if isinstance(layer, DepthConv3d) and layer.impl == "auto":
             layer.impl = resolve_impl("auto", torch.device(device_type))
     if activation_checkpointing:
         enable_activation_checkpointing(module)
+    return _measure(model, module, size, batch_size, width, precision)
+
+
+def _measure(
+    name: str, module: torch.nn.Module, size: tuple[int, int], batch_size: int, width: float, precision: str
+) -> MemoryEstimate:
+    """One training-mode forward pass of a meta-device ``module`` on ``[batch_size,3,H,W]``, counted."""
+    from probe.models.recompute import saved_tensor_bytes
+
+    with torch.device("meta"):
+        image = torch.empty(batch_size, 3, *size)
     module.train()
     parameters = sum(p.numel() for p in module.parameters())
     activations = int(saved_tensor_bytes(lambda: module(image), module) * ACTIVATION_SCALE[precision])
     return MemoryEstimate(
-        model=model,
+        model=name,
         input_size=size,
         batch_size=batch_size,
         width=float(width),
@@ -173,6 +184,24 @@ def _estimate(
         activation_bytes=activations,
         input_bytes=image.numel() * FP32_BYTES,
     )
+
+
+def estimate_module_training_memory(
+    name: str,
+    build: Callable[[], torch.nn.Module],
+    *,
+    input_size: tuple[int, int],
+    batch_size: int,
+    width: float = 1.0,
+    precision: str = "fp32",
+) -> MemoryEstimate:
+    """:func:`estimate_training_memory` for a network that is not a model of the zoo (``build()`` makes it;
+    it is called on the meta device): an analysis' own architectures, such as the autoencoders."""
+    size = check_size(input_size)
+    check_count("--batch-size", batch_size, MAX_BATCH_SIZE)
+    with torch.device("meta"):
+        module = build()
+    return _measure(name, module, size, batch_size, width, precision)
 
 
 def available_memory(device: torch.device | str) -> tuple[int, str] | None:
@@ -201,8 +230,14 @@ def check_training_fits(
     precision: str = "fp32",
     activation_checkpointing: bool = False,
     device: torch.device | str = "cpu",
+    optimizer: bool = True,
+    flags: str = "",
 ) -> MemoryEstimate | None:
     """Refuse, with one line, a training configuration whose estimate exceeds the device's free memory.
+
+    ``optimizer=False`` leaves Adam's states out: a forward and backward pass only (the complexity
+    analysis' timed training step).  ``flags`` names the flags in the message (default: ``--batch-size B
+    --input-size HxW --width W``).
 
     Returns the estimate, or None for a user model (a SPEC) whose forward pass cannot run on the
     meta device; that is said in one warning line and training goes on unchecked.  Zoo models are
@@ -231,12 +266,33 @@ def check_training_fits(
             "--batch-size and --input-size are not checked against free memory"
         )
         return None
+    return refuse_if_over(estimate, device, optimizer=optimizer, flags=flags)
+
+
+def refuse_if_over(
+    estimate: MemoryEstimate, device: torch.device | str, *, optimizer: bool = True, flags: str = ""
+) -> MemoryEstimate:
+    """``estimate`` (without Adam's states unless ``optimizer``), or a one-line ProbeError naming the
+    flags, the estimate and the free memory when it exceeds what ``device`` has free."""
+    if not optimizer:
+        estimate = replace(estimate, optimizer_bytes=0)
     free = available_memory(device)
     if free is not None and estimate.total_bytes > free[0]:
         height, width_px = estimate.input_size
+        named = (
+            flags or f"--batch-size {estimate.batch_size} --input-size {height}x{width_px} --width {estimate.width:g}"
+        )
         raise ProbeError(
-            f"--batch-size {batch_size} --input-size {height}x{width_px} --width {width:g}: training {model} needs "
-            f"{estimate.describe()}, more than the {format_bytes(free[0])} {free[1]}; "
-            "lower --batch-size, --input-size or --width"
+            f"{named}: training {estimate.model} needs {estimate.describe()}, more than the "
+            f"{format_bytes(free[0])} {free[1]}; lower --batch-size, --input-size or --width"
         )
     return estimate
+
+
+def check_host_memory(what: str, nbytes: int, flags: str) -> None:
+    """Refuse, with one line naming ``flags``, holding ``nbytes`` in host memory when more than is available."""
+    free = available_memory("cpu")
+    if free is not None and nbytes > free[0]:
+        raise ProbeError(
+            f"{flags}: {what} needs {format_bytes(nbytes)}, more than the {format_bytes(free[0])} {free[1]}"
+        )

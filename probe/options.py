@@ -112,13 +112,6 @@ def model_options_option(scoped: bool = False) -> Any:
 # -- checks and parsers -----------------------------------------------------------------------------------
 
 
-def check_positive(values: dict[str, int | None]) -> None:
-    """Each flag's value, where given, is an integer of at least 1."""
-    for flag, value in values.items():
-        if value is not None and value < 1:
-            raise ProbeError(f"{flag}: expected a positive integer, got {value}")
-
-
 def parse_size(text: str, flag: str = "--input-size") -> tuple[int, int]:
     """``"192x640"`` -> ``(192, 640)`` as (H, W).
 

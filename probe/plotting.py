@@ -18,6 +18,12 @@ from probe.io import atomic_path  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 
+# Names reach figures as plain text: a model, layer or run folder called "$x" or "a_b$" must neither be
+# typeset nor crash the figure (mathtext parses "$...$" by default; a user's matplotlibrc could turn on
+# LaTeX, which fails on "_" and "%").  probe's own labels use no math.
+matplotlib.rcParams["text.parse_math"] = False
+matplotlib.rcParams["text.usetex"] = False
+
 
 def save_figure(fig: "plt.Figure", path: str | os.PathLike[str], dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (PNG) atomically and close it."""

@@ -12,6 +12,7 @@ once with one line naming the folder and the holder.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -172,13 +173,16 @@ def run_folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
     it when the holder exits or is killed, so a stale lock never blocks.  Taking
     it removes the temporary files a killed writer left in ``folder``.  The
     file records the holder's PID, command and start time for the message a
-    second writer gets (a one-line ProbeError, raised at once, never a wait).
+    second writer gets (a one-line ProbeError, raised at once, never a wait);
+    it is removed again on release (only a killed holder leaves it behind), and so is
+    the folder when this call created it and nothing was written into it.
     Re-entrant within one process: a study that runs an analysis that trains
     into the same folder takes it once.
 
     >>> with run_folder_lock("runs/x", "train"):    # doctest: +SKIP
     ...     ...                                     # only this process writes into runs/x
     """
+    created = not Path(folder).exists()
     path = ensure_dir(folder, "--out")
     key = str(path.resolve())
     with _HELD_GUARD:
@@ -196,27 +200,53 @@ def run_folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
                 held.depth -= 1
                 if held.depth == 0:
                     del _HELD[key]
-                    os.close(held.fd)  # releases the flock
+                    _release(path / LOCK_FILE, held.fd)
+                    if created:  # a command that failed before writing leaves no empty folder behind
+                        with contextlib.suppress(OSError):
+                            path.rmdir()  # only succeeds while the folder is empty
+
+
+def _release(lock_path: Path, fd: int) -> None:
+    """Remove the lock file, then release the lock: a command leaves no trace in the folder.
+
+    The file goes while the lock is still held, so no other process can take it over; a
+    process that opened it just before locks an unlinked file, sees that in :func:`_acquire`
+    and starts again.
+    """
+    try:
+        if os.path.samestat(os.fstat(fd), os.stat(lock_path)):
+            os.unlink(lock_path)
+    except OSError:
+        pass  # already gone, or a read-only folder: the lock is released all the same
+    os.close(fd)  # releases the flock
 
 
 def _acquire(path: Path, command: str) -> _Held:
     lock_path = path / LOCK_FILE
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ProbeError(f"--out {path}: cannot create the lock file {lock_path} ({exc.strerror or exc})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(fd)
-        os.close(fd)
-        raise ProbeError(
-            f"--out {path}: another probe command is writing into this run folder ({holder}); "
-            "wait for it to finish or choose another --out"
-        ) from None
-    except OSError as exc:
-        os.close(fd)
-        raise ProbeError(f"--out {path}: cannot lock {lock_path} ({exc.strerror or exc})") from None
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ProbeError(f"--out {path}: cannot create the lock file {lock_path} ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise ProbeError(
+                f"--out {path}: another probe command is writing into this run folder ({holder}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise ProbeError(f"--out {path}: cannot lock {lock_path} ({exc.strerror or exc})") from None
+        try:
+            current = os.stat(lock_path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            break
+        os.close(fd)  # its holder removed the file we opened while releasing it: lock the folder's new one
     record = {
         "pid": os.getpid(),
         "command": command,

@@ -84,3 +84,32 @@ def test_stale_temporaries_are_recognised_by_name_only(tmp_path):
     (tmp_path / ".lock").write_text("")
     assert [p.name for p in remove_stale_temporaries(tmp_path)] == [f".train.json.abc{TEMP_MARK}.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "train.json"]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("[" * 100_000 + "]" * 100_000, "nested more than 64"),
+    ('{"a": ' * 65 + "1" + "}" * 65, "nested 65 levels deep"),
+    ('{"width": 1' + "0" * 5000 + "}", "an integer of 5,001 digits"),
+    ('{"x": 1e999}', "outside the float range"),
+    ('{"x": NaN}', "NaN is not JSON"),
+    ('[-Infinity]', "-Infinity is not JSON"),
+    ('{"x": ', "not valid JSON"),
+])
+def test_the_json_reader_refuses_what_no_probe_file_holds_in_one_line_naming_the_file(tmp_path, text, reason):
+    from probe.errors import ProbeError
+    from probe.io import read_json
+
+    path = tmp_path / "gradients.json"
+    path.write_text(text)
+    with pytest.raises(ProbeError) as caught:
+        read_json(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not valid JSON") and reason in message and "\n" not in message
+
+
+def test_the_json_reader_keeps_everything_probe_writes(tmp_path):
+    from probe.io import loads_json, read_json
+
+    doc = {"a": [1, 2.5, None, "x", True], "b": {"c": 10**299, "d": -1e308}, "deep": [[[[[[[[1]]]]]]]]}
+    assert read_json(write_json(tmp_path / "r.json", doc)) == doc
+    assert loads_json('{"a": ' * 64 + "1" + "}" * 64, "f")  # 64 levels: the limit itself is read

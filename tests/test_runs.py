@@ -98,3 +98,59 @@ def test_taking_the_lock_removes_the_temporaries_a_killed_writer_left(tmp_path):
     (tmp_path / "gradients.json").write_text("{}")
     with run_folder_lock(tmp_path, "gradients"):
         assert not stale.exists() and (tmp_path / "gradients.json").exists()
+
+
+ANALYSES = {
+    "gradients": ("gradients", "--model", "packnet_slim_b", "--width", "0.0625", "--input-size", "16x16", "--steps", "1"),
+    "noise": ("noise", "--model", "packnet_slim_b", "--width", "0.0625", "--input-size", "16x16", "--steps", "1"),
+    "collapse": ("collapse", "--model", "packnet_slim_b", "--width", "0.0625", "--input-size", "16x16", "--steps", "1"),
+    "complexity": ("complexity", "--model", "packnet_slim_b", "--width", "0.0625", "--input-size", "16x16"),
+    "autoencoder": ("autoencoder", "--arch", "maxpool", "--levels", "1", "--steps", "1", "--input-size", "16x16"),
+    "attribution": ("attribution", "--model", "packnet_slim_b", "--width", "0.0625", "--input-size", "16x16"),
+    "properties": ("properties", "--examples", "1"),
+}
+
+
+@pytest.mark.parametrize("command", list(ANALYSES))
+def test_every_analysis_refuses_a_busy_run_folder_before_any_work(run_cli, tmp_path, command):
+    """The lock is taken at command start, so a second writer never trains or measures before it is refused."""
+    holder = _holder(tmp_path)
+    try:
+        device = () if command == "properties" else ("--device", "cpu")
+        res = run_cli(*ANALYSES[command], *device, "--out", tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 1 and "another probe command is writing" in lines[0], res
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"], "nothing but the holder's lock file"
+    assert "wrote" not in res.out
+
+
+def test_the_lock_file_is_removed_on_release_and_left_only_by_a_killed_holder(tmp_path):
+    with run_folder_lock(tmp_path, "gradients"):
+        assert (tmp_path / ".lock").is_file()
+    assert not (tmp_path / ".lock").exists()
+    holder = _holder(tmp_path)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / ".lock").is_file()  # stale, never blocking (see above)
+
+
+def test_a_lock_file_removed_between_open_and_lock_is_taken_again(tmp_path, monkeypatch):
+    """A releasing holder unlinks the file another process has just opened: that process must lock the new one."""
+    import probe.runs as runs
+
+    real_open, calls = os.open, []
+
+    def racing_open(path, flags, mode=0o777):
+        fd = real_open(path, flags, mode)
+        calls.append(path)
+        if len(calls) == 1:
+            os.unlink(path)  # the old holder's release happens right here
+        return fd
+
+    monkeypatch.setattr(runs.os, "open", racing_open)
+    with run_folder_lock(tmp_path, "train"):
+        held = runs._HELD[str(tmp_path.resolve())]
+        assert len(calls) == 2 and os.path.samestat(os.fstat(held.fd), os.stat(tmp_path / ".lock"))

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from probe.models.spec import file_safe_name
+from probe.report.document import md_text
 
 ROOT = Path(__file__).resolve().parents[1]
 UNET = "examples/unet.py:build"
@@ -145,9 +146,10 @@ def test_gradients_report_names_the_user_model_like_a_zoo_model(run_cli, tmp_pat
     res = run_cli("report", tmp_path / "grad", "-o", tmp_path / "report.md", "--format", "md")
     assert res.code == 0, res
     report = (tmp_path / "report.md").read_text()
-    assert report.startswith("# probe report: unet against DenseDepth")
+    assert report.startswith(f"# {md_text('probe report: unet against DenseDepth')}")
     assert "## Do unet's gradients vanish?" in report and "| Do unet's gradients vanish? |" in report
-    assert f"| {UNET} | under study |" in report and "| densedepth | baseline |" in report
+    assert f"| {md_text(UNET)} | under study |" in report  # the SPEC as text (its colon escaped)
+    assert "| densedepth | baseline |" in report
     # the rule's controls name the zoo networks the rule was calibrated on; nothing else speaks of PackNet
     body = "\n".join(line for line in report.split("## Run provenance")[0].splitlines() if "Controls" not in line)
     assert "PackNet" not in body
@@ -185,7 +187,7 @@ def test_a_short_study_compares_the_user_model_with_its_baseline_by_role(run_cli
     res = run_cli("report", out, "-o", tmp_path / "report.md", "--format", "md")
     assert res.code == 0, res
     report = (tmp_path / "report.md").read_text()
-    assert report.startswith("# probe report: unet against DenseDepth") and "## Not run" not in report
+    assert report.startswith(f"# {md_text('probe report: unet against DenseDepth')}") and "## Not run" not in report
     for question in ("Do unet's gradients vanish?", "Does unet's prediction collapse to the mean?",
                      "Does unet's encoder preserve information?", "How noisy are unet's batches?",
                      "What does unet cost against DenseDepth?"):
@@ -194,7 +196,7 @@ def test_a_short_study_compares_the_user_model_with_its_baseline_by_role(run_cli
                     "## How noisy are unet's batches?", "## What does unet cost against DenseDepth?",
                     "## The experiment matrix", "## The models", "## Attribution and receptive fields"):
         assert section in report, section
-    assert f"| {UNET} | under study |" in report and "| densedepth | baseline |" in report
+    assert f"| {md_text(UNET)} | under study |" in report  # the SPEC as text (its colon escaped) and "| densedepth | baseline |" in report
 
     res = run_cli("study", "--quick", "--model", DICT, "--model-option", "output_key=disp,*", "--device", "cpu",
                   "--out", out)

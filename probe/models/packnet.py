@@ -586,7 +586,7 @@ def _version_c(name: str, spec: PackNetSpec, skips: bool, options: dict, skip2: 
 
 
 def _skip2_source(name: str, slim_b_fix: str) -> str:
-    if slim_b_fix not in SLIM_B_FIXES:
+    if not isinstance(slim_b_fix, str) or slim_b_fix not in SLIM_B_FIXES:
         raise ProbeError(f"{name}: slim_b_fix expected one of {', '.join(SLIM_B_FIXES)}, got {slim_b_fix!r}")
     return SLIM_B_FIXES[slim_b_fix]
 

@@ -243,9 +243,14 @@ def _unwrap(obj: Any, label: str) -> TensorFile:
 
 def read_tensor_file(path: str | Path, label: str) -> TensorFile:
     """Read ``path`` by its suffix (safetensors, Keras HDF5, else a torch pickle); see the module docstring."""
+    expected = "expected a .safetensors, .pth/.pt/.ckpt or Keras .h5 file"
+    if not isinstance(path, (str, Path)):  # a run's config.json can hold any JSON value here
+        raise ProbeError(f"{label}: expected a file path ({expected[9:]}), got {type(path).__name__}")
     p = Path(path)
+    if p.is_dir():
+        raise ProbeError(f"{label}: is a directory ({expected})")
     if not p.is_file():
-        raise ProbeError(f"{label}: file not found (expected a .safetensors, .pth/.pt/.ckpt or Keras .h5 file)")
+        raise ProbeError(f"{label}: file not found ({expected})")
     suffix = p.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import SafetensorError

@@ -172,11 +172,8 @@ def _guarded(build: Callable[[Results], T], results: Results, what: str) -> tupl
         return None, f"{what} (could not be built: internal error: {type(exc).__name__}: {one_line(exc)})"
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "html") -> Path:
-    """Write the report for ``run_dirs`` to ``out`` (atomically) and return its path."""
-    if fmt not in FORMATS:
-        raise ProbeError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    results = collect_results(list(run_dirs))
+def report_contents(results: Results) -> tuple[list[Section], list[str]]:
+    """The sections to show and every "Not run" line: sections not shown, then files no section named."""
     sections, not_run = build_sections(results)
     not_run += [
         f"could not read {line}"
@@ -184,6 +181,15 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "ht
         for line in lines
         if not any(line in reason for reason in not_run)
     ]
+    return sections, not_run
+
+
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "html") -> Path:
+    """Write the report for ``run_dirs`` to ``out`` (atomically) and return its path."""
+    if fmt not in FORMATS:
+        raise ProbeError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    results = collect_results(list(run_dirs))
+    sections, not_run = report_contents(results)
     target = Path(out)
     title = report_title(results)[0]
     if fmt == "html":
@@ -194,4 +200,4 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "ht
     return target
 
 
-__all__ = ["FORMATS", "TITLE", "Answer", "build_report", "build_sections", "report_title"]
+__all__ = ["FORMATS", "TITLE", "Answer", "build_report", "build_sections", "report_contents", "report_title"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -158,36 +160,75 @@ def _html_block(block: Block) -> str:
 
 
 def render_markdown(title: str, sections: list[Section], not_run: list[str], figure_dir: Path, link_prefix: str) -> str:
-    """Markdown with figures written as PNG files into ``figure_dir`` (linked relatively)."""
+    """Markdown with figures written as PNG files into ``figure_dir`` (linked relatively).
+
+    Every text that comes from results, names or files goes through :func:`md_text`, so a
+    Markdown viewer shows it as text: no HTML, link, emphasis, code span, math or table
+    structure can be injected through a model name, a run folder or a result string.
+    """
     from probe.io import atomic_write
 
-    out = [f"# {title}", ""]
+    out = [f"# {md_text(title)}", ""]
     for s in sections:
-        out += [f"## {s.title}", ""]
+        out += [f"## {md_text(s.title)}", ""]
         for block in s.blocks:
             if isinstance(block, Paragraph):
-                out += [block.text, ""]
+                out += [md_text(block.text), ""]
             elif isinstance(block, Notice):
-                out += [f"> **{block.text}**", ""]
+                out += [f"> **{md_text(block.text)}**", ""]
             elif isinstance(block, Table):
-                out += _md_table(block.rows) + [""]
+                out += _md_table(block.rows, block.caption) + [""]
             elif isinstance(block, Figure):
-                name = f"{s.key}_{block.slug}.png"
+                name = f"{_slug(s.key)}_{_slug(block.slug)}.png"
                 atomic_write(figure_dir / name, block.png)
-                out += [f"![{block.caption}]({link_prefix}/{name})", "", f"*{block.caption}*", ""]
+                link = urllib.parse.quote(f"{link_prefix}/{name}")
+                caption = md_text(block.caption)
+                out += [f"![{caption}]({link})", "", f"*{caption}*", ""]
             else:
                 a = block.answer
-                out += [f"> **{a.verdict.upper()}** {a.sentence}", ">", f"> Rule: {a.rule}", ""]
+                verdict = md_text(a.verdict.upper())
+                out += [f"> **{verdict}** {md_text(a.sentence)}", ">", f"> Rule: {md_text(a.rule)}", ""]
                 out += _md_table(a.evidence) + [""]
     if not_run:
-        out += ["## Not run", ""] + [f"- {n}" for n in not_run] + [""]
+        out += ["## Not run", ""] + [f"- {md_text(n)}" for n in not_run] + [""]
     return "\n".join(out)
 
 
-def _md_table(rows: list[dict[str, Any]]) -> list[str]:
+# Characters with an inline meaning in CommonMark / GitHub Markdown (code, emphasis, links, images, raw HTML,
+# entities, table cells, math, strikethrough, autolinked URLs): each is backslash-escaped, which CommonMark
+# defines for every ASCII punctuation character.
+_MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>#!|$~&:])")
+# What starts a block at the beginning of a line: a list item, a setext underline or thematic break ("---"), an
+# ordered list.
+_MD_LINE_START = re.compile(r"^(-(?=-)|[-+]|\d{1,9}(?=[.)]))(?=[-.)]?(\s|$|-))")
+
+
+def md_text(text: Any) -> str:
+    r"""``text`` as one line of inline Markdown that every viewer renders literally.
+
+    Line breaks become spaces (a new line could start a heading, a list, a quote or a code
+    block), and every character that Markdown, its HTML or its math would interpret is
+    backslash-escaped: ``<script>`` stays visible text, ``$x$`` is not typeset, ``a|b`` does not
+    split a table cell.  Digits and dots are left alone, so numbers stay readable.
+
+    >>> print(md_text("<img onerror=alert(1)> | $x$"))
+    \<img onerror=alert\(1\)\> \| \$x\$
+    """
+    line = " ".join(str(text).split())  # every run of whitespace, newlines included, is one space
+    line = _MD_INLINE.sub(r"\\\1", line)
+    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" if m.group(1).isdigit() else "\\" + m.group(1), line)
+
+
+def _slug(text: str) -> str:
+    """A file-name part made of letters, digits, ``_`` and ``-`` only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text) or "figure"
+
+
+def _md_table(rows: list[dict[str, Any]], caption: str = "") -> list[str]:
     if not rows:
         return []
     cols = _columns(rows)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    lines = [f"*{md_text(caption)}*", ""] if caption else []
+    lines += ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(md_text(_cell(r.get(c))) for c in cols) + " |" for r in rows]
     return lines

@@ -47,7 +47,7 @@ import random
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -228,9 +228,10 @@ def _step_folders(root: Path) -> list[tuple[int, Path]]:
 
 def _manifest_keep(folder: Path) -> bool:
     try:
-        return bool(json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8")).get("keep"))
-    except (OSError, ValueError, AttributeError):
+        manifest = read_json(folder / MANIFEST_FILE)
+    except ProbeError:
         return False
+    return isinstance(manifest, dict) and manifest.get("keep") is True
 
 
 def _prune(root: Path) -> None:
@@ -284,12 +285,12 @@ def weights_step(weights_path: Path) -> int | None:
 
 def _read_manifest(folder: Path, step: int) -> dict[str, Any]:
     path = folder / MANIFEST_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing (the checkpoint was never completed)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing (the checkpoint was never completed)") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable manifest ({type(exc).__name__})") from None
+        manifest = read_json(path)
+    except ProbeError as exc:
+        raise CheckpointError(str(exc)) from None  # names the manifest and what is wrong with it
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise CheckpointError(f"{path}: not a format-{MANIFEST_FORMAT} checkpoint manifest")
     if manifest.get("step") != step:
@@ -508,7 +509,65 @@ def run_train_config(run_dir: Path, flag: str = "--checkpoint") -> dict[str, Any
     for key in ("model", "width", "model_options"):
         if key not in run_config:
             raise ProbeError(f"{config_file}: train config lacks {key!r}")
+    check_recorded_config(run_config, config_file)
     return run_config
+
+
+def check_recorded_config(run_config: dict[str, Any], config_file: Path) -> None:
+    """A run's recorded train config, checked like a data file before anything is built from it.
+
+    Every value must have its :class:`~probe.training.TrainConfig` field's type, and what rebuilds the
+    model and its input must lie in the domain a run could have had (a zoo name or SPEC of a depth
+    model, a width and an input size within :mod:`probe.limits`, a known dataset).  The model options'
+    values are checked where the model is built (:func:`load_checkpoint`).  One line names the file
+    and the key; machine-dependent fields (workers, device) are not held against this machine.
+    """
+    from probe.data import dataset_info
+    from probe.limits import check_input_size, check_width
+    from probe.losses import LOSSES
+    from probe.models import model_task
+    from probe.models.spec import resolve_spec
+    from probe.training.config import TrainConfig
+    from probe.training.objective import OBJECTIVES
+
+    where = f"{config_file} (train section)"
+    try:
+        recorded = TrainConfig.from_json(run_config)
+        check_width(recorded.width, "width")
+        check_input_size(recorded.input_size, "input_size")
+        for key, check in (
+            ("model", lambda: resolve_spec(recorded.model)),
+            ("dataset", lambda: dataset_info(recorded.dataset)),
+            ("loss", lambda: LOSSES.entry(recorded.loss)),
+            ("objective", lambda: OBJECTIVES.entry(recorded.objective)),
+        ):
+            try:
+                check()
+            except ProbeError as exc:
+                raise ProbeError(f"{key}: {exc}") from None
+        if model_task(recorded.model) != "depth":
+            raise ProbeError(f"model: {recorded.model} is a {model_task(recorded.model)} model, not a depth model")
+        if recorded.split not in ("train", "test"):
+            raise ProbeError(f"split: expected 'train' or 'test', got {recorded.split!r}")
+        replace(recorded, workers=0).validate()  # every other value in its domain (workers: this machine's)
+    except ProbeError as exc:
+        message = str(exc).removeprefix("train config: ")
+        # the checks name command-line flags; in a file the key is meant: "--dataset-length" -> "dataset_length"
+        message = re.sub(r"^--([a-z0-9-]+)", lambda m: m.group(1).replace("-", "_"), message)
+        raise ProbeError(f"{where}: {message}") from None
+
+
+def build_recorded_model(run_config: dict[str, Any], config_file: Path) -> nn.Module:
+    """The model a checked run config describes (initial-weight options left out: a checkpoint has every
+    weight); a model option the model refuses is one line naming the file and the option (the model's own
+    message names the option)."""
+    from probe.models import build_model
+
+    options = {k: v for k, v in run_config["model_options"].items() if k not in INIT_WEIGHT_OPTIONS}
+    try:
+        return build_model(run_config["model"], width=run_config["width"], **options)
+    except ProbeError as exc:
+        raise ProbeError(f"{config_file} (train section, model {run_config['model']}): {exc}") from None
 
 
 #: Model options that only choose initial weights; a checkpoint overrides them.
@@ -530,13 +589,10 @@ def load_checkpoint(
     >>> model, run_config = load_checkpoint("runs/x")                # doctest: +SKIP
     >>> model(torch.rand(1, 3, 240, 320)).shape, run_config["dataset"]  # doctest: +SKIP
     """
-    from probe.models import build_model
-
     checkpoint = path if isinstance(path, Checkpoint) else resolve_checkpoint(path)
     run_config = run_train_config(checkpoint.run_dir)
     # The checkpoint holds every weight: the file the run started from is neither needed nor re-read.
-    options = {k: v for k, v in run_config["model_options"].items() if k not in INIT_WEIGHT_OPTIONS}
-    model = build_model(run_config["model"], width=run_config["width"], **options)
+    model = build_recorded_model(run_config, Path(checkpoint.run_dir) / "config.json")
     dev = torch.device(device)
     load_weights(model, checkpoint.weights, dev)
     return model.to(dev).eval(), run_config

@@ -84,7 +84,8 @@ class TrainConfig:
         parse=parse_data_options,
         help="dataset reader option KEY=VALUE (repeatable), e.g. split_file=eigen.txt",
     )
-    epochs: int = option(1, help="passes over the training split")
+    # None: as many passes as --max-steps needs (the analyses' training runs: exactly the steps they record)
+    epochs: int | None = option(1, help="passes over the training split")
     max_steps: int | None = option(None, help="stop after this many optimizer steps")
     batch_size: int = option(4, help="images per step (per process under DDP)")
     lr: float = option(1e-4, help="Adam learning rate")
@@ -129,7 +130,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise a ProbeError naming the flag for any value outside its domain (limits: :mod:`probe.limits`)."""
-        check_count("--epochs", self.epochs, MAX_EPOCHS)
+        if self.epochs is None:
+            if self.max_steps is None:
+                raise ProbeError("--epochs: give a number of passes, or --max-steps to train exactly that many steps")
+        else:
+            check_count("--epochs", self.epochs, MAX_EPOCHS)
         check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
         check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
         check_optional_count("--checkpoint-every", self.checkpoint_every, MAX_STEPS)

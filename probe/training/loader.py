@@ -67,6 +67,10 @@ class ResumableSampler(Sampler):
     def batches_per_epoch(self) -> int:
         return -(-len(self._inner) // self.batch_size)
 
+    def shard_length(self) -> int:
+        """Items this process sees in one epoch (the whole dataset in a single process)."""
+        return len(self._inner)
+
     def __len__(self) -> int:
         return max(0, len(self._inner) - self.start_batch * self.batch_size)
 
@@ -86,6 +90,9 @@ class EpochLoader(DataLoader):
 
     def batches_per_epoch(self) -> int:
         return self.sampler.batches_per_epoch()  # type: ignore[attr-defined]
+
+    def shard_length(self) -> int:
+        return self.sampler.shard_length()  # type: ignore[attr-defined]
 
 
 def make_loader(

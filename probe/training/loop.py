@@ -8,7 +8,7 @@ A run folder (``config.out``) ends up holding::
     checkpoints/last            the newest checkpoint's folder name
     train.json                  summary: loss per epoch, batch-loss spread, throughput, params, bad items
     tensorboard/                with --tensorboard
-    .lock                       the writer lock (probe.runs.run_folder_lock): one training run per folder
+    .lock                       while running: the writer lock (probe.runs.run_folder_lock), one writer per folder
 
 Under torchrun every process runs this same function on its shard of each
 batch (DDP); only rank 0 locks the folder and writes files.
@@ -40,6 +40,7 @@ from probe.progress import progress_bar
 from probe.runs import prepare_run_dir, run_folder_lock
 from probe.seeding import seed_everything, set_deterministic
 from probe.training.checkpoint import (
+    INIT_WEIGHT_OPTIONS,
     Checkpoint,
     Position,
     clean_partial_checkpoints,
@@ -87,6 +88,12 @@ RESUME_FIXED_FIELDS = (
 )
 # What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
 LEGACY_FIELDS = {"loss_scales": "all"}
+
+
+def changed_fields(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The :data:`RESUME_FIXED_FIELDS` in which ``config`` differs from a checkpoint's recorded config."""
+    now = to_plain(config.to_json())
+    return [k for k in RESUME_FIXED_FIELDS if recorded.get(k, LEGACY_FIELDS.get(k)) != now[k]]
 
 
 class NonFiniteLoss(ProbeError):
@@ -233,6 +240,16 @@ def _mean_over_processes(values: dict[str, torch.Tensor], info: DistInfo) -> dic
     return dict(zip(values, stacked.tolist()))
 
 
+def planned_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The optimizer steps a run makes: ``epochs`` passes of ``steps_per_epoch`` capped at ``max_steps``, or
+    exactly ``max_steps`` (spanning as many passes as needed) when ``epochs`` is None."""
+    if config.epochs is None:
+        assert config.max_steps is not None  # TrainConfig.validate
+        return config.max_steps
+    total = config.epochs * steps_per_epoch
+    return min(total, config.max_steps) if config.max_steps is not None else total
+
+
 def train(config: TrainConfig, hooks: Sequence[TrainHook] = ()) -> TrainResult:
     """Train ``config.model`` on ``config.dataset``; write the run folder ``config.out``.
 
@@ -293,9 +310,7 @@ class _Run:
             distributed=self.dist.enabled,
         )
         self.steps_per_epoch = self.loader.batches_per_epoch()
-        total = cfg.epochs * self.steps_per_epoch
-        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
-
+        self.total_steps = planned_steps(cfg, self.steps_per_epoch)
         check_training_fits(
             cfg.model,
             width=cfg.width,
@@ -306,7 +321,21 @@ class _Run:
             activation_checkpointing=cfg.activation_checkpointing,
             device=self.device,
         )
-        self.module = build_model(cfg.model, width=cfg.width, **cfg.model_options).to(self.device)
+        shard = self.loader.shard_length()
+        if cfg.batch_size > shard:  # every batch would be smaller than the batch size the run records
+            where = (
+                f"this process's shard of the {cfg.dataset!r} {cfg.split} split"
+                if self.dist.enabled
+                else (f"the {cfg.dataset!r} {cfg.split} split")
+            )
+            raise ProbeError(
+                f"--batch-size {cfg.batch_size}: {where} has only {shard} items; lower --batch-size "
+                "(or, for generated data, raise --dataset-length)"
+            )
+        options = cfg.model_options
+        if cfg.resume and has_checkpoint(self.out):  # every weight comes from the checkpoint: the file the run
+            options = {k: v for k, v in options.items() if k not in INIT_WEIGHT_OPTIONS}  # started from is not read
+        self.module = build_model(cfg.model, width=cfg.width, **options).to(self.device)
         if cfg.activation_checkpointing:
             enable_activation_checkpointing(self.module)
         if cfg.channels_last:
@@ -343,9 +372,7 @@ class _Run:
             return Position(step=0, epoch=0, batch_in_epoch=0)
 
         checkpoint, state = found
-        saved = state["config"]
-        now = to_plain(cfg.to_json())
-        changed = [k for k in RESUME_FIXED_FIELDS if saved.get(k, LEGACY_FIELDS.get(k)) != now[k]]
+        changed = changed_fields(state["config"], cfg)
         if changed:
             raise ProbeError(
                 f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ from the "

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from analyses import autoencoder as ae
 from probe.errors import ProbeError
+from probe.report.document import md_text
 
 GENERIC = ["pack3d", "pack2d", "maxpool", "strided"]
 

@@ -65,7 +65,7 @@ def test_no_gradient_verdict_from_a_packnet_that_did_not_learn(tmp_path):
 def test_a_nan_margin_is_inconclusive_never_a_verdict(tmp_path):
     layers = {"packnet_b": [float("nan")] * 4}
     answer = gradients_vanish(_results(tmp_path, ex.gradients(layers)))
-    assert answer.verdict == "inconclusive" and "missing or not finite" in answer.sentence
+    assert answer.verdict == "inconclusive" and "weakest-layer margin, which is missing" in answer.sentence
 
 
 def test_the_gradient_rule_text_names_its_controls_and_the_learned_gate(tmp_path):
