@@ -15,11 +15,15 @@ id                  what                                         model (slim | f
 ==================  ===========================================  ==============================
 
 Every PackNet variant stops at half resolution (``output_scale="half"``) as in
-the seed, whose ground truth came at half the input resolution.  All runs use
-the same seed, hence the same batches in the same order with the same
-augmentation.  Each experiment is an ordinary training run in
-``DIR/<id>/`` (resumable, reportable); ``DIR/experiments.json`` and
-``DIR/experiments_loss.png`` compare them.
+the seed, whose ground truth came at half the input resolution.  On one seed,
+every experiment sees the same batches in the same order with the same
+augmentation; ``--seeds`` repeats the matrix per seed.  Each (experiment, seed)
+is an ordinary training run in ``DIR/<id>/`` (one seed) or ``DIR/<id>/seed_<s>/``
+(resumable, reportable), trained on one objective (the DenseDepth loss on the
+finest output) and scored on held-out images against the per-image-median
+constant predictor (:mod:`probe.heldout`); ``DIR/experiments.json`` records
+each run and, per experiment, the held-out score over seeds and whether the
+model learned, and ``DIR/experiments_loss.png`` draws the training losses.
 
 The experiments are independent runs, each seeded by its own config, so they can
 run side by side (:mod:`probe.jobs`: ``--parallel N`` worker processes, one per GPU
@@ -28,8 +32,8 @@ one after another (on a CPU: with equal threads per run, ``--threads-per-run``).
 :func:`study_differences` is that comparison: every number but the timings
 (:data:`TIMING_FIELDS`) and where and how the runs ran.
 
->>> result = run_seed_study(SeedStudyConfig(quick=True, out=Path("runs/seed")))  # doctest: +SKIP
->>> [row.mean_epoch_loss for row in result.experiments]                        # doctest: +SKIP
+>>> result = run_seed_study(SeedStudyConfig(quick=True, seeds=2, out=Path("runs/seed")))  # doctest: +SKIP
+>>> [row.learned.status for row in result.experiments]                                 # doctest: +SKIP
 """
 
 from __future__ import annotations

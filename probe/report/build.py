@@ -113,6 +113,7 @@ def _study_regime(study: Any) -> Section:
         "dataset": config.get("dataset", "?"),
         "seeds": ", ".join(map(str, seeds)),
         "device": f"{prov.device_name or device} ({kind}{cores})",
+        "runs side by side": config.get("parallel_runs", 1),
     }
     blocks: list[Block] = [Notice(SMOKE_BANNER)] if b.get("smoke") else []
     blocks += [
