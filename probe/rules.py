@@ -502,8 +502,19 @@ def packing_comparison(
             )
             continue
         psnr, matched = found
-        if len(psnr) != len(run.psnr):
-            raise ProbeError(f"packing rule: {run.arch}@{run.levels} has {len(run.psnr)} seeds, {matched} {len(psnr)}")
+        if len(psnr) != len(run.psnr):  # a paired difference needs the same seeds on both sides
+            comparisons.append(
+                LevelComparison(
+                    run.levels,
+                    run.arch,
+                    run.params,
+                    matched,
+                    None,
+                    None,
+                    f"unpaired: {len(run.psnr)} seeds against {len(psnr)} of {matched}",
+                )
+            )
+            continue
         diff = seed_interval([a - b for a, b in zip(run.psnr, psnr)])
         verdict = decide(diff, above=f"{label} better", below=f"{label} worse")
         comparisons.append(LevelComparison(run.levels, run.arch, run.params, matched, diff, verdict))
