@@ -500,11 +500,17 @@ def gradients_command(config: GradientsConfig) -> None:
     Example: probe gradients --model packnet_c --model densedepth --width 0.125 --input-size 64x96 --steps 20
     """
     from analyses import gradients
+    from probe.report.answers import shown
+    from probe.rules import vanishing_verdict
 
     with _writing(config.out, "gradients", config):
         result = gradients.run(config)
-        for m in result.models:
-            typer.echo(f"{m.name}: {m.verdict.summary}")
+        for s in result.summaries:
+            typer.echo(
+                f"{s.name} ({len(s.seeds)} seed(s)): vanishing layers per seed {s.vanishing_layers} of {s.layers}; "
+                f"weakest/median |g|/|w| 10^{shown(s.margin)}: {vanishing_verdict(s.margin).verdict}; "
+                f"{s.learned.describe() if s.learned else 'learned: not measured'}"
+            )
         _save_analysis(result, config.out, config.device, config.seed)
 
 
@@ -521,7 +527,7 @@ def noise_command(config: NoiseConfig) -> None:
         _save_analysis(result, config.out, config.device, config.seed)
     for m in result.models:
         typer.echo(
-            f"{m.name}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
+            f"{m.name} seed {m.seed}: B_simple {m.b_simple:.4g} ({m.b_simple_over_train_batch:.3g} x batch "
             f"{m.train_batch_size}); per-batch loss CV {m.loss.cv:.3g}, detrended "
             f"{m.loss.cv_detrended:.3g} (second half {m.loss_second_half.cv_detrended:.3g})"
         )
@@ -541,7 +547,7 @@ def collapse_command(config: CollapseConfig) -> None:
     for m in result.models:
         row = m.last
         typer.echo(
-            f"{m.name} at step {row.step}: {row.collapsed_share:.0%} of {row.n_defined} images "
+            f"{m.name} seed {m.seed} at step {row.step}: {row.collapsed_share:.0%} of {row.n_defined} images "
             f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
             f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}"
         )
@@ -561,13 +567,13 @@ def autoencoder_command(config: AutoencoderConfig, out: OutOpt) -> None:
 
     with _writing(out, "autoencoder", config):
         with progress_bar() as progress:
-            result = autoencoder.run(config, progress)
+            result = autoencoder.run(config, progress, out)
         _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for r in result.runs:
         psnr = "inf" if r.psnr_infinite else f"{r.psnr:.2f}"
         typer.echo(
-            f"{r.arch:>15} L={r.levels}  params {r.params:>10,}  MACs {r.macs:>14,}  PSNR {psnr:>6} dB  "
-            f"SSIM {r.ssim:.3f}  {r.train_seconds:.1f}s"
+            f"{r.arch:>15} L={r.levels} w={r.width:<6g} seed {r.seed:<3} params {r.params:>10,}  "
+            f"MACs {r.macs:>14,}  PSNR {psnr:>6} dB  SSIM {r.ssim:.3f}  {r.train_seconds:.1f}s"
         )
 
 

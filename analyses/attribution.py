@@ -292,7 +292,7 @@ def load_models(config: "AttributionConfig", device: torch.device) -> list[Loade
         size = run_config.get("input_size")
         loaded.append(
             LoadedModel(
-                f"{run_config['model']} ({Path(path).name})",
+                f"{run_config['model']} ({_run_label(Path(path))})",
                 f"checkpoint {path}",
                 model.eval(),
                 tuple(size) if size else None,
@@ -557,6 +557,11 @@ def attribution_roles(config: AttributionConfig, loaded: list[LoadedModel]) -> R
 
 
 # -- figures ------------------------------------------------------------------------------------
+
+
+def _run_label(path: Path) -> str:
+    """A run folder's name; a seed's folder (``<experiment>/seed_<s>``) is named with its experiment."""
+    return f"{path.parent.name}, {path.name}" if path.name.startswith("seed_") else path.name
 
 
 def _square(ax: Any, centre: tuple[float, float], radius: float, color: str, label: str) -> None:

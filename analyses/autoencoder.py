@@ -45,7 +45,7 @@ import functools
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -85,17 +85,20 @@ from probe.options import (
     option,
     options_for,
     seed_option,
+    seeds_option,
     width_option,
 )
 from probe.registry import Registry
-from probe.report.answers import QUESTIONS, Answer, fmt
+from probe.report.answers import QUESTIONS, Answer, shown, with_controls
 from probe.report.collect import Results
 from probe.report.document import AnswerBlock, Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles, assign_roles
+from probe.rules import NEAR_LOSSLESS_MSE, PACKING_RULE, PackingRun, packing_comparison, plateaued
 from probe.schema import transient
-from probe.seeding import check_seed, seed_everything
+from probe.seeding import check_seed, seed_everything, seed_folder, seed_list
+from probe.stats import Estimate, seed_estimate
 
 MAX_LEVELS = 5
 
@@ -397,6 +400,25 @@ def build_autoencoder(arch: str, levels: int, width: float, norm: str = "none") 
     return ARCHITECTURES.build(arch, levels, width, norm)
 
 
+def parse_arch_widths(items: list[str] | tuple[str, ...]) -> dict[str, list[float]]:
+    """``["maxpool=0.25,0.5", "pack2d=0.25"]`` -> ``{"maxpool": [0.25, 0.5], "pack2d": [0.25]}``.
+
+    >>> parse_arch_widths(["maxpool=0.25,0.5"])
+    {'maxpool': [0.25, 0.5]}
+    """
+    out: dict[str, list[float]] = {}
+    for item in items:
+        arch, sep, text = str(item).partition("=")
+        try:
+            widths = [float(w) for w in text.split(",")] if sep and arch.strip() else []
+        except ValueError:
+            widths = []
+        if not widths:
+            raise ProbeError(f"--arch-width: expected ARCH=WIDTH[,WIDTH...] (e.g. maxpool=0.25,0.5), got {item!r}")
+        out.setdefault(arch.strip(), []).extend(w for w in widths if w not in out.get(arch.strip(), []))
+    return out
+
+
 _LEVELS_RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
 
 
@@ -498,6 +520,12 @@ class AutoencoderConfig:
         shown=f"1..{MAX_LEVELS}",
         help="downsampling levels: 1..5 or 1,2,3",
     )
+    arch_widths: dict[str, list[float]] = option(
+        default_factory=dict,
+        flag="--arch-width",
+        parse=parse_arch_widths,
+        help="ARCH=W[,W...]: train ARCH at these widths instead of --width (repeatable; a matched-size sweep)",
+    )
     steps: int = option(200, help="training steps per architecture and level")
     batch_size: int = option(8, help="images per step")
     lr: float = option(1e-3, help="Adam learning rate")
@@ -519,6 +547,17 @@ class AutoencoderConfig:
     model_options: dict[str, Any] = model_options_option(scoped=True)
     device: str = device_option()
     seed: int = seed_option()
+    seeds: int | list[int] | None = seeds_option()
+
+    def configurations(self, levels: list[int] | None = None) -> list[tuple[str, float, int]]:
+        """Every (architecture, width, levels) of the sweep (``levels``: default ``--levels``): ``--arch-width``
+        widths where given, else ``--width``."""
+        return [
+            (arch, width, lv)
+            for arch in self.archs
+            for width in self.arch_widths.get(arch, [self.width])
+            for lv in levels_for(arch, levels or self.levels)
+        ]
 
     def options_for(self, model: str) -> dict[str, Any]:
         return options_for(model, self.model_options)
@@ -529,6 +568,12 @@ class AutoencoderConfig:
         for name in self.archs:
             ARCHITECTURES.entry(name)
         self._validate_models()
+        for name, widths in self.arch_widths.items():
+            if name not in self.archs:
+                raise ProbeError(f"--arch-width {name}: not among the trained --arch {', '.join(self.archs)}")
+            for w in widths:
+                check_width(w)
+        seed_list(self.seeds, self.seed)
         if self.norm not in NORMS:
             raise ProbeError(
                 f"--norm: unknown autoencoder normalisation {self.norm!r}; expected one of {', '.join(NORMS)}"
@@ -596,10 +641,13 @@ class AutoencoderConfig:
 
 @dataclass
 class AutoencoderRun:
-    """One trained architecture at one depth, scored on held-out images (MSE, PSNR, SSIM as in ImageQuality)."""
+    """One trained architecture at one depth, width and seed, scored on held-out images (MSE, PSNR, SSIM as in
+    ImageQuality), with its training loss at every step (the convergence rule reads it)."""
 
     arch: str
     levels: int
+    width: float
+    seed: int
     params: int
     macs: int
     bottleneck: tuple[int, int, int] | None  # (C, h, w) of the code; None for the zoo models
@@ -612,6 +660,7 @@ class AutoencoderRun:
     steps: int
     train_seconds: float
     final_train_loss: float
+    loss_curve: list[float]
 
     def __post_init__(self) -> None:
         if self.psnr_infinite:  # JSON stores +inf as null
@@ -628,11 +677,15 @@ class AutoencoderRun:
         quality: ImageQuality,
         steps: int,
         seconds: float,
-        loss: float,
+        losses: list[float],
+        width: float = 0.25,
+        seed: int = 0,
     ) -> AutoencoderRun:
         return cls(
             arch,
             levels,
+            width,
+            seed,
             cost.params,
             cost.macs,
             bottleneck,
@@ -644,12 +697,62 @@ class AutoencoderRun:
             quality.images,
             steps,
             seconds,
-            loss,
+            losses[-1] if losses else math.nan,
+            list(losses),
         )
 
     @property
     def quality(self) -> ImageQuality:
         return ImageQuality(mse=self.mse, psnr=self.psnr, ssim=self.ssim, images=self.images)
+
+    @property
+    def key(self) -> tuple[str, float, int]:
+        """(architecture, width, levels): the runs of one configuration over seeds share it."""
+        return self.arch, self.width, self.levels
+
+
+@dataclass
+class AutoencoderSummary:
+    """One configuration (architecture, width, levels) over its seeds: PSNR and SSIM with their intervals and how
+    many seeds converged (:func:`probe.rules.plateaued`)."""
+
+    arch: str
+    width: float
+    levels: int
+    params: int
+    seeds: list[int]
+    psnr: Estimate | None  # None: a seed's PSNR is undefined or infinite (exact)
+    ssim: Estimate | None
+    converged: int  # seeds whose training loss plateaued (or is below the 35 dB MSE)
+
+    @classmethod
+    def of(cls, runs: list[AutoencoderRun]) -> AutoencoderSummary:
+        first = runs[0]
+        converged = sum(1 for r in runs if converged_run(r.loss_curve))
+        return cls(
+            first.arch,
+            first.width,
+            first.levels,
+            first.params,
+            [r.seed for r in runs],
+            seed_estimate([r.psnr for r in runs]),
+            seed_estimate([r.ssim for r in runs]),
+            converged,
+        )
+
+
+def converged_run(losses: list[float]) -> bool:
+    """The training loss plateaued (:func:`probe.rules.plateaued`, floor: the MSE of 35 dB); fewer than 8 finite
+    losses cannot show it."""
+    return sum(1 for x in losses if math.isfinite(x)) >= 8 and plateaued(losses, floor=NEAR_LOSSLESS_MSE).converged
+
+
+def group_runs(runs: list[AutoencoderRun]) -> dict[tuple[str, float, int], list[AutoencoderRun]]:
+    """Runs by configuration, in first-seen order, each group in seed order as given."""
+    groups: dict[tuple[str, float, int], list[AutoencoderRun]] = {}
+    for r in runs:
+        groups.setdefault(r.key, []).append(r)
+    return groups
 
 
 LOSS = "pixel MSE on [0,1] RGB"
@@ -659,23 +762,32 @@ CHANNELS = "c0 = max(4, 2*round(16*width)), doubling per level, capped at 16*c0;
 @register_result
 @dataclass
 class AutoencoderResult(Result):
-    """Per-architecture, per-level reconstruction quality, plus a few reconstructions for the figure."""
+    """Reconstruction quality per architecture, width, level and seed, and each configuration over its seeds.
+
+    A few reconstructions are kept in memory for the figure."""
 
     name: ClassVar[str] = "autoencoder"
-    schema_version: ClassVar[int] = 2
+    # 2: roles (a model's own encoder under study); 3: runs per width and seed with their loss curves, summaries
+    schema_version: ClassVar[int] = 3
     config: AutoencoderConfig
     device: str
     input_size: tuple[int, int]
     metrics_on: str  # which images were scored
     architectures: dict[str, str]  # arch (a registered name, or the model whose encoder was trained) -> description
-    runs: list[AutoencoderRun]
+    runs: list[AutoencoderRun]  # every (architecture, width, levels, seed)
     roles: Roles  # the models whose encoders were trained are under study (empty: none)
+    summaries: list[AutoencoderSummary] = field(default_factory=list)
     loss: str = LOSS
     channels: str = CHANNELS
     originals: np.ndarray | None = transient()  # uint8 [N,H,W,3]
     reconstructions: dict[str, np.ndarray] | None = transient()  # "arch@L" -> uint8 [N,H,W,3]
 
+    def __post_init__(self) -> None:
+        if not self.summaries and self.runs:
+            self.summaries = [AutoencoderSummary.of(group) for group in group_runs(self.runs).values()]
+
     def run_for(self, arch: str, levels: int) -> AutoencoderRun:
+        """The first run (first width, first seed) of ``arch`` at ``levels``."""
         for r in self.runs:
             if r.arch == arch and r.levels == levels:
                 return r
@@ -702,43 +814,59 @@ def fit_autoencoder(
     on_step: Callable[[float], None] | None = None,
     cost: ModelCost | None = None,
     build: Callable[[], nn.Module] | None = None,
+    width: float | None = None,
 ) -> tuple[AutoencoderRun, torch.Tensor]:
-    """Train ``arch`` at ``levels`` on ``train [N,3,H,W]`` and score it on ``test [M,3,H,W]``.
+    """Train ``arch`` at ``levels`` (and ``width``, default ``config.width``) on ``train [N,3,H,W]`` with
+    ``config.seed`` and score it on ``test [M,3,H,W]``.
 
     Returns the scored run and the clamped reconstructions of ``test`` (on the CPU).
     ``cost`` is measured here unless already known; ``build`` makes the model (default: the registered ``arch``),
     after the seed is set.
     """
+    width = config.width if width is None else width
     seed_everything(config.seed)
-    model = (build or (lambda: build_autoencoder(arch, levels, config.width, config.norm)))().to(device)
+    model = (build or (lambda: build_autoencoder(arch, levels, width, config.norm)))().to(device)
     size = (int(train.shape[-2]), int(train.shape[-1]))
     cost = cost or model_cost(model, size, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loss = math.nan
+    losses: list[float] = []
     synchronize(device)
     start = time.perf_counter()
     for idx in batch_schedule(len(train), config.steps, config.batch_size, config.seed):
-        loss = train_step(model, optimizer, train[idx].to(device))
+        losses.append(train_step(model, optimizer, train[idx].to(device)))
         if on_step is not None:
-            on_step(loss)
+            on_step(losses[-1])
     synchronize(device)
     seconds = time.perf_counter() - start
     recon = reconstruct(model, test, device, config.batch_size)
     bottleneck = model.bottleneck_shape(size) if isinstance(model, (LevelAutoencoder, EncoderAutoencoder)) else None
     ratio = math.prod(bottleneck) / (3 * size[0] * size[1]) if bottleneck else None
     run_ = AutoencoderRun.of(
-        arch, levels, cost, bottleneck, ratio, image_quality(recon, test), config.steps, seconds, loss
+        arch,
+        levels,
+        cost,
+        bottleneck,
+        ratio,
+        image_quality(recon, test),
+        config.steps,
+        seconds,
+        losses,
+        width,
+        config.seed,
     )
     return run_, recon
 
 
-def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderResult:
-    """Train and score every (architecture, levels) pair of the sweep, and each model's encoder, on the same data.
+def run(config: AutoencoderConfig, progress: Any | None = None, out: Path | None = None) -> AutoencoderResult:
+    """Train and score every (architecture, width, levels) of the sweep, and each model's encoder, on the same
+    data, on every seed.
 
     A model's encoder is compared at its own depth: the generic architectures are also trained at that
-    number of levels when the sweep lacks it (with a warning saying so).
+    number of levels when the sweep lacks it (with a warning saying so).  With several seeds and ``out``,
+    each seed's result is also saved as an ordinary run folder ``out/seed_<s>``.
     """
     config.validate()
+    seeds = seed_list(config.seeds, config.seed)
     device = resolve_device(config.device)
     train = load_first_samples(
         config.dataset, config.data_root, split="train", input_size=config.input_size, count=config.train_images
@@ -747,111 +875,138 @@ def run(config: AutoencoderConfig, progress: Any | None = None) -> AutoencoderRe
         config.dataset, config.data_root, split="test", input_size=config.input_size, count=config.eval_images
     ).image
     size = (int(train.shape[-2]), int(train.shape[-1]))
-    builders: dict[tuple[str, int], Callable[[], nn.Module]] = {}
+    builders: dict[tuple[str, float, int], Callable[[], nn.Module]] = {}
     descriptions = {a: ARCHITECTURES.entry(a).description for a in config.archs}
     for spec in config.models:
         seed_everything(config.seed)
         model = encoder_autoencoder(spec, config)
-        builders[(spec, model.levels)] = functools.partial(encoder_autoencoder, spec, config)
+        builders[(spec, config.width, model.levels)] = functools.partial(encoder_autoencoder, spec, config)
         descriptions[spec] = (
             f"{spec}'s {config.encoder_module} (output stride {model.input_multiple}, code of "
             f"{model.code[0]} channels) + max-pool's decoder"
         )
-    sweep = sorted(set(config.levels) | {levels for _, levels in builders})
+    sweep = sorted(set(config.levels) | {levels for _, _, levels in builders})
     added = sorted(set(sweep) - set(config.levels))
     if added and any(ARCHITECTURES.entry(a).meta["sweeps_levels"] for a in config.archs):
         warn(
             f"autoencoder: also training the architectures at {', '.join(map(str, added))} level(s), the depth of "
             "the --model's encoder, to compare at equal depth"
         )
-    jobs = [(a, lv) for a in config.archs for lv in levels_for(a, sweep)] + list(builders)
+    jobs = config.configurations(sweep) + list(builders)
 
-    def build(job: tuple[str, int]) -> nn.Module:
-        return builders[job]() if job in builders else build_autoencoder(*job, config.width, config.norm)
+    def build(job: tuple[str, float, int]) -> nn.Module:
+        arch, width, levels = job
+        return builders[job]() if job in builders else build_autoencoder(arch, levels, width, config.norm)
 
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
     costs = {job: model_cost(build(job).to(device), size, device) for job in jobs}
-    task = progress.add_task("autoencoder", total=len(jobs) * config.steps) if progress is not None else None
+    task = progress.add_task("autoencoder", total=len(jobs) * config.steps * len(seeds)) if progress else None
     n_fig = min(config.figure_examples, len(test))
-    reconstructions: dict[str, np.ndarray] = {}
-    result = AutoencoderResult(
+    roles = assign_roles(config.models, options={m: config.options_for(m) for m in config.models})
+    per_seed = []
+    for seed in seeds:
+        cfg = replace(config, seed=seed, seeds=None)
+        runs: list[AutoencoderRun] = []
+        reconstructions: dict[str, np.ndarray] = {}
+        for job in jobs:
+            arch, width, levels = job
+
+            def on_step(loss: float, label: str = f"{arch}@{levels} w{width:g} seed {seed}") -> None:
+                if progress is not None and task is not None:
+                    progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
+
+            run_, recon = fit_autoencoder(
+                arch, levels, train, test, cfg, device, on_step, costs[job], functools.partial(build, job), width
+            )
+            runs.append(run_)
+            reconstructions.setdefault(f"{arch}@{levels}", to_uint8_rgb(recon[:n_fig]))
+        result = _result(cfg, str(device), size, test[:n_fig], runs, reconstructions, descriptions, roles)
+        if len(seeds) > 1 and out is not None:  # each seed an ordinary run folder
+            result.save_run(seed_folder(out, seed, seeds), device=device, seed=seed)
+        per_seed.append(result)
+    if len(per_seed) == 1:
+        return per_seed[0]
+    first = per_seed[0]
+    runs = [r for result in per_seed for r in result.runs]
+    return _result(config, first.device, size, test[:n_fig], runs, first.reconstructions or {}, descriptions, roles)
+
+
+def _result(
+    config: AutoencoderConfig,
+    device: str,
+    size: tuple[int, int],
+    originals: torch.Tensor,
+    runs: list[AutoencoderRun],
+    reconstructions: dict[str, np.ndarray],
+    descriptions: dict[str, str],
+    roles: Roles,
+) -> AutoencoderResult:
+    return AutoencoderResult(
         config=config,
-        device=str(device),
+        device=device,
         input_size=size,
         metrics_on=f"{config.dataset} test split",
         architectures=descriptions,
-        runs=[],
-        roles=assign_roles(config.models, options={m: config.options_for(m) for m in config.models}),
-        originals=to_uint8_rgb(test[:n_fig]),
+        runs=runs,
+        roles=roles,
+        summaries=[AutoencoderSummary.of(group) for group in group_runs(runs).values()],
+        originals=to_uint8_rgb(originals),
         reconstructions=reconstructions,
     )
-    for arch, levels in jobs:
-
-        def on_step(loss: float, label: str = f"{arch}@{levels}") -> None:
-            if progress is not None and task is not None:
-                progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
-
-        job = (arch, levels)
-        run_, recon = fit_autoencoder(
-            arch, levels, train, test, config, device, on_step, costs[job], functools.partial(build, job)
-        )
-        result.runs.append(run_)
-        reconstructions[f"{arch}@{levels}"] = to_uint8_rgb(recon[:n_fig])
-    return result
 
 
 # -- figures ------------------------------------------------------------------------------------
 
 
+def frontier_axes(summaries: list[AutoencoderSummary], axes: Any) -> None:
+    """Held-out PSNR against parameters (log), one panel per level, one colour per architecture: each point is a
+    configuration's mean over seeds with its 95% Student t interval; a hollow marker has not converged on every
+    seed.  ``axes``: one matplotlib axis per level, in level order."""
+    from matplotlib.ticker import NullFormatter
+
+    from probe.plotting import sns
+
+    levels = sorted({s.levels for s in summaries})
+    palette = dict(zip(dict.fromkeys(s.arch for s in summaries), sns.color_palette()))
+    for ax, level in zip(axes, levels):
+        for s in summaries:
+            psnr = s.psnr
+            if s.levels != level or psnr is None:
+                continue
+            colour = palette[s.arch]
+            err = None
+            if psnr.low is not None and psnr.high is not None:
+                err = [[psnr.mean - psnr.low], [psnr.high - psnr.mean]]
+            converged = s.converged == len(s.seeds)
+            ax.errorbar(
+                s.params,
+                psnr.mean,
+                yerr=err,
+                fmt="o",
+                color=colour,
+                mfc=colour if converged else "white",
+                capsize=4,
+                label=s.arch,
+            )
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize="small")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
+        ax.set(xlabel="parameters (log)", ylabel="held-out PSNR (dB)", title=f"{level} level(s)")
+
+
 def psnr_figure(result: AutoencoderResult, path: Path) -> Path:
-    """PSNR (dB) and SSIM against the number of levels, one line per architecture."""
-    import pandas as pd
+    """Held-out PSNR against parameters per level, with intervals over seeds (:func:`frontier_axes`)."""
+    from probe.plotting import plt, save_figure
 
-    from probe.plotting import plt, save_figure, sns
-
-    rows = [
-        {"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.quality.psnr, "SSIM": r.quality.ssim}
-        for r in result.runs
-    ]
-    frame = pd.DataFrame(rows).replace([np.inf], np.nan)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    sns.lineplot(
-        frame,
-        x="levels",
-        y="PSNR (dB)",
-        hue="architecture",
-        style="architecture",
-        markers=True,
-        dashes=False,
-        ax=axes[0],
-    )
-    sns.lineplot(
-        frame,
-        x="levels",
-        y="SSIM",
-        hue="architecture",
-        style="architecture",
-        markers=True,
-        dashes=False,
-        ax=axes[1],
-        legend=False,
-    )
-    axes[0].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out PSNR (dB)")
-    axes[1].set(xlabel="levels L (code at 1/2^L of input resolution)", ylabel="held-out SSIM")
-    for ax in axes:
-        ax.set_xticks(sorted({r.levels for r in result.runs}))
-    sns.move_legend(
-        axes[0],
-        "upper center",
-        bbox_to_anchor=(1.1, -0.18),
-        ncol=min(4, len(result.architectures)),
-        title=None,
-        frameon=False,
-    )
+    levels = sorted({s.levels for s in result.summaries}) or [1]
+    fig, axes = plt.subplots(1, len(levels), figsize=(5.5 * len(levels), 4.2), squeeze=False)
+    frontier_axes(result.summaries, axes[0])
     cfg = result.config
     fig.suptitle(
         f"Autoencoder reconstruction, {cfg.dataset} test split, {cfg.steps} steps x batch {cfg.batch_size}, "
-        f"{result.input_size[0]}x{result.input_size[1]}, width {cfg.width}"
+        f"{result.input_size[0]}x{result.input_size[1]} (bars: 95% interval over seeds; hollow: not converged)"
     )
     return save_figure(fig, path)
 
@@ -895,21 +1050,60 @@ def reconstruction_figure(
 
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
-PACKING_RULE = (
-    "Compares held-out reconstruction PSNR of packing autoencoders (architectures whose name starts with "
-    "'pack') against max-pool + bilinear upsampling at the same number of levels. Yes when packing is at "
-    "least 1 dB better at every level measured, no when it is never better, partly otherwise."
-)
 PACKING_QUESTION = "Does packing preserve information?"
+PSNR_CAP_DB = 100.0  # an exact reconstruction's PSNR is infinite; the rule compares it as 100 dB
+PACKING_ANSWER_RULE = (
+    f"{PACKING_RULE} An exact reconstruction (infinite PSNR) counts as {PSNR_CAP_DB:g} dB; a configuration with an "
+    "undefined PSNR on a seed is left out and named. Yes when packing is better at every matched level, no when "
+    "worse at every one, partly when mixed, inconclusive otherwise."
+)
 
 
-def gap_verdict(gaps: list[float]) -> tuple[str, str]:
-    """(verdict, lead) of PSNR gaps over max-pooling: yes when each is >= 1 dB, no when none is > 0, else partly."""
-    if all(d >= 1.0 for d in gaps):
-        return "yes", "Yes"
-    if all(d <= 0 for d in gaps):
-        return "no", "No"
-    return "partly", "Partly"
+def packing_runs(doc: AutoencoderResult) -> tuple[list[PackingRun], list[str]]:
+    """The autoencoder runs as the packing rule reads them (PSNR and loss curve per seed, in seed order), and the
+    configurations left out because a seed's PSNR is undefined."""
+    runs, undefined = [], []
+    for (arch, width, levels), group in group_runs(doc.runs).items():
+        group = sorted(group, key=lambda r: r.seed)
+        if any(math.isnan(r.psnr) for r in group):
+            undefined.append(f"{arch}@{levels} width {width:g}")
+            continue
+        psnr = [min(r.psnr, PSNR_CAP_DB) for r in group]
+        runs.append(PackingRun(arch, levels, group[0].params, group[0].macs, psnr, [r.loss_curve for r in group]))
+    return runs, undefined
+
+
+def matched_answer(
+    doc: AutoencoderResult, question: str, rule: str, subject: Callable[[PackingRun], bool], label: str
+) -> Answer:
+    """The packing rule (matched size, converged runs, interval over seeds) on the ``subject`` runs of ``doc``."""
+    runs, undefined = packing_runs(doc)
+    comparison = packing_comparison(runs, subject=subject, label=label)
+    evidence = [
+        {
+            "levels": c.levels,
+            label: doc.roles.display(c.packing),
+            "params": c.packing_params,
+            "compared with": c.reference,
+            "PSNR difference (dB)": shown(c.difference),
+            "verdict": c.verdict.verdict if c.verdict is not None else c.note,
+        }
+        for c in comparison.levels
+    ]
+    left_out = ""
+    if comparison.unconverged:
+        left_out += f" Unconverged (not compared): {', '.join(comparison.unconverged)}."
+    if undefined:
+        left_out += f" Undefined PSNR (not compared): {', '.join(undefined)}."
+    if comparison.verdict.startswith("inconclusive"):
+        return Answer(question, "inconclusive", f"No verdict: {comparison.verdict[14:]}.{left_out}", rule, evidence)
+    decided = "; ".join(
+        f"{doc.roles.display(c.packing)}@{c.levels} vs {c.reference}: {c.verdict.sentence}"
+        for c in comparison.levels
+        if c.verdict
+    )
+    lead = {"yes": "Yes", "no": "No", "partly": "Partly"}[comparison.verdict]
+    return Answer(question, comparison.verdict, f"{lead}: {decided}.{left_out}", rule, evidence)
 
 
 @QUESTIONS.register("packing", description=PACKING_QUESTION, order=30)
@@ -917,53 +1111,16 @@ def packing_preserves(results: Results) -> Answer | None:
     doc = results.first(AutoencoderResult)
     if doc is None or not doc.runs:
         return None
-    by_level: dict[int, dict[str, float]] = {}
-    for r in doc.runs:
-        if not math.isnan(r.psnr):  # +inf (an exact reconstruction) counts; an undefined PSNR does not
-            by_level.setdefault(r.levels, {})[r.arch] = r.psnr
-    diffs, evidence = [], []
-    for level in sorted(by_level):
-        archs = by_level[level]
-        pool = archs.get("maxpool")
-        packs = {a: v for a, v in archs.items() if a in ARCHITECTURES and a.startswith("pack")}
-        if pool is None or not packs:
-            continue
-        best_arch = max(packs, key=lambda a: packs[a])
-        diff = packs[best_arch] - pool
-        diffs.append(diff)
-        evidence.append(
-            {
-                "levels": level,
-                "best packing": best_arch,
-                "packing PSNR (dB)": fmt(packs[best_arch]),
-                "max-pool PSNR (dB)": fmt(pool),
-                "difference (dB)": fmt(diff),
-            }
-        )
-    if not diffs:
-        return Answer(
-            PACKING_QUESTION,
-            "inconclusive",
-            "The autoencoder study has no level where both packing and max-pool were trained.",
-            PACKING_RULE,
-            evidence,
-        )
-    verdict, lead = gap_verdict(diffs)
-    lo, hi = min(diffs), max(diffs)
-    if lo >= 0:
-        span = f"{fmt(lo)} to {fmt(hi)} dB better than"
-    elif hi <= 0:
-        span = f"{fmt(-hi)} to {fmt(-lo)} dB worse than"
-    else:
-        span = f"between {fmt(-lo)} dB worse and {fmt(hi)} dB better than"
-    sentence = f"{lead}: packing reconstructs held-out images {span} max-pooling over {len(diffs)} level setting(s)."
-    return Answer(PACKING_QUESTION, verdict, sentence, PACKING_RULE, evidence)
+    rule = with_controls(PACKING_ANSWER_RULE, "packing", gated=False)
+    return matched_answer(
+        doc, PACKING_QUESTION, rule, lambda r: r.arch in ARCHITECTURES and r.arch.startswith("pack"), "packing"
+    )
 
 
 ENCODER_RULE = (
-    "Compares the held-out reconstruction PSNR of each model's own encoder (followed by max-pool's decoder) with "
-    "max-pool + bilinear upsampling at the same number of levels. Yes when the encoder is at least 1 dB better, "
-    "no when it is not better at all, partly otherwise."
+    "The packing rule with each model's own encoder (followed by max-pool's decoder) in place of packing: compared "
+    "with max-pool + bilinear upsampling at the same number of levels and matched size, converged runs only, a "
+    "verdict only when the 95% interval over seeds excludes 0 dB."
 )
 ENCODER_QUESTION = "Does the model's encoder preserve information?"
 
@@ -975,76 +1132,44 @@ def encoder_preserves(results: Results) -> Answer | None:
     if doc is None or not doc.roles.of(UNDER_STUDY):
         return None
     question = f"Does {doc.roles.phrase(UNDER_STUDY)}'s encoder preserve information?"
-    pools = {r.levels: r.psnr for r in doc.runs if r.arch == "maxpool" and not math.isnan(r.psnr)}
-    evidence, diffs = [], []
-    for r in doc.runs:
-        if doc.roles.role_of(r.arch) is None:
-            continue
-        pool = pools.get(r.levels)
-        diff = r.psnr - pool if pool is not None and not math.isnan(r.psnr) else None
-        evidence.append(
-            {
-                "model": r.arch,
-                "levels": r.levels,
-                "code (C, h, w)": "x".join(map(str, r.bottleneck)) if r.bottleneck else "n/a",
-                "encoder PSNR (dB)": fmt(r.psnr),
-                "max-pool PSNR (dB)": fmt(pool),
-                "difference (dB)": fmt(diff),
-            }
-        )
-        if diff is not None:
-            diffs.append((r.arch, r.levels, diff))
-    if not diffs:
-        return Answer(
-            question,
-            "inconclusive",
-            "No max-pool autoencoder was trained at the encoder's depth, so there is nothing to compare with.",
-            ENCODER_RULE,
-            evidence,
-        )
-    verdict, lead = gap_verdict([d for _, _, d in diffs])
-    parts = "; ".join(
-        f"{doc.roles.display(arch)}'s encoder ({levels} levels) is {fmt(abs(d))} dB "
-        f"{'better' if d >= 0 else 'worse'} than max-pooling at the same depth"
-        for arch, levels, d in diffs
-    )
-    return Answer(question, verdict, f"{lead}: {parts}.", ENCODER_RULE, evidence)
+    rule = f"{ENCODER_RULE} {PACKING_ANSWER_RULE}"
+    return matched_answer(doc, question, rule, lambda r: doc.roles.under_study(r.arch), "encoder")
 
 
 @SECTIONS.register("packing", description=PACKING_QUESTION, needs=(AutoencoderResult,), order=50)
 def packing_section(results: Results) -> Section | None:
-    import pandas as pd
-
-    from probe.plotting import plt, sns
+    from probe.plotting import plt
 
     doc = results.first(AutoencoderResult)
-    runs = doc.runs if doc else []
     extra: list[Block] = []
-    pts = [{"architecture": r.arch, "levels": r.levels, "PSNR (dB)": r.psnr} for r in runs if math.isfinite(r.psnr)]
-    if pts:
-        fig, ax = plt.subplots(figsize=(8, 4))
-        sns.lineplot(pd.DataFrame(pts), x="levels", y="PSNR (dB)", hue="architecture", marker="o", ax=ax)
-        ax.set(xlabel="downsampling levels (bottleneck = input / 2^levels per side)", ylabel="held-out PSNR (dB)")
+    if doc is not None and doc.summaries:
+        levels = sorted({s.levels for s in doc.summaries})
+        fig, axes = plt.subplots(1, len(levels), figsize=(5.5 * len(levels), 4.2), squeeze=False)
+        frontier_axes(doc.summaries, axes[0])
         extra.append(
-            figure_from_matplotlib(fig, "Autoencoder reconstruction PSNR against depth of the bottleneck", "psnr")
+            figure_from_matplotlib(
+                fig,
+                "Held-out PSNR against parameters per level: mean and 95% interval over seeds (hollow: not "
+                "converged on every seed); packing is compared with max-pool at its own size",
+                "psnr",
+            )
         )
-    if runs:
         extra.append(
             Table(
                 [
                     {
-                        "arch": r.arch,
-                        "levels": r.levels,
-                        "params": r.params,
-                        "macs": r.macs,
-                        "mse": r.mse,
-                        "psnr": r.psnr,
-                        "ssim": r.ssim,
-                        "steps": r.steps,
+                        "arch": s.arch,
+                        "width": s.width,
+                        "levels": s.levels,
+                        "params": s.params,
+                        "PSNR (dB)": shown(s.psnr),
+                        "SSIM": shown(s.ssim),
+                        "converged seeds": f"{s.converged} of {len(s.seeds)}",
                     }
-                    for r in runs
+                    for s in doc.summaries
                 ],
-                "autoencoder.json",
+                f"autoencoder.json: {doc.config.steps} steps, batch {doc.config.batch_size}, "
+                f"{doc.input_size[0]}x{doc.input_size[1]}",
             )
         )
     extra += embedded_figures(

@@ -37,22 +37,34 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.probes import TRAIN_PROBES, TrainingProbe
-from analyses.training_runs import TrainingRuns, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe, by_name, learned_over_runs
+from analyses.training_runs import TrainingRuns, runs_over_seeds, score_model, train_with_hook
 from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
+from probe.heldout import HeldOutSummary, Learned
 from probe.limits import MAX_ANALYSIS_STEPS, MAX_HELD_OUT_IMAGES, check_count
 from probe.options import option, out_option
-from probe.report.answers import QUESTIONS, Answer, finite, fmt
+from probe.report.answers import (
+    QUESTIONS,
+    Answer,
+    excluded_sentence,
+    gate,
+    model_columns,
+    shown,
+    verdict_cell,
+    with_controls,
+)
 from probe.report.collect import Results
 from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles, assign_roles
+from probe.rules import COLLAPSE_RULE, collapse_call
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
+from probe.stats import Estimate, seeds_or_images
 from probe.training import TrainConfig, load_checkpoint
 from probe.training.checkpoint import resolve_checkpoint
 
@@ -267,30 +279,85 @@ def measure_prediction(pred: torch.Tensor, batch: Samples, step: int) -> Measure
 
 @dataclass
 class ModelCollapse:
-    """One model's collapse history on one held-out batch; ``final`` holds the per-image statistics of the last."""
+    """One model's collapse history on one held-out batch and one seed; ``final`` holds the per-image statistics of
+    the last measurement, ``held_out`` the run's score against the constant predictor (did it learn?)."""
 
     name: str
+    seed: int
     source: str
     images: list[str]  # the held-out images, in the order of every per-image list
     history: list[CollapseSummary]  # one per measurement, in step order
     final: CollapseStatistics
+    held_out: HeldOutSummary | None  # None: not measured
     batch: Samples | None = transient()  # for the example figure only
     final_pred: torch.Tensor | None = transient()  # [B,1,h,w] metres at the last measurement
 
     @classmethod
-    def of(cls, name: str, source: str, batch: Samples, measurements: list[Measurement]) -> ModelCollapse:
-        return cls.of_history(name, source, batch, [m.summary() for m in measurements[:-1]], measurements[-1])
+    def of(
+        cls,
+        name: str,
+        source: str,
+        batch: Samples,
+        measurements: list[Measurement],
+        seed: int = 0,
+        held_out: HeldOutSummary | None = None,
+    ) -> ModelCollapse:
+        earlier = [m.summary() for m in measurements[:-1]]
+        return cls.of_history(name, source, batch, earlier, measurements[-1], seed, held_out)
 
     @classmethod
     def of_history(
-        cls, name: str, source: str, batch: Samples, earlier: list[CollapseSummary], last: Measurement
+        cls,
+        name: str,
+        source: str,
+        batch: Samples,
+        earlier: list[CollapseSummary],
+        last: Measurement,
+        seed: int = 0,
+        held_out: HeldOutSummary | None = None,
     ) -> ModelCollapse:
         """From the summaries of the earlier measurements and the last measurement (its predictions kept)."""
-        return cls(name, source, list(batch.names), [*earlier, last.summary()], last.stats, batch, last.pred)
+        history = [*earlier, last.summary()]
+        return cls(name, seed, source, list(batch.names), history, last.stats, held_out, batch, last.pred)
 
     @property
     def last(self) -> CollapseSummary:
         return self.history[-1]
+
+    def defined(self, values: list[Any]) -> list[float]:
+        """The final per-image ``values`` of the images whose ground truth varies (as floats)."""
+        return [float(v) for v, ok in zip(values, self.final.defined) if ok]
+
+
+@dataclass
+class CollapseOverSeeds:
+    """One model over its seeds: shares of collapsed and scale-flagged images and the median std ratio, each with
+    its interval (Student t over seeds; one seed: a bootstrap over its images), and whether it learned."""
+
+    name: str
+    seeds: list[int]
+    collapsed_share: Estimate | None  # None: undefined (no image with varying ground truth) on a seed
+    scale_flagged_share: Estimate | None
+    median_std_ratio: Estimate | None
+    learned: Learned | None
+
+    @classmethod
+    def of(cls, name: str, runs: list[ModelCollapse]) -> CollapseOverSeeds:
+        one = runs[0]
+        return cls(
+            name=name,
+            seeds=[r.seed for r in runs],
+            collapsed_share=seeds_or_images(
+                [r.final.collapsed_share for r in runs], one.defined(one.final.collapsed) or None
+            ),
+            scale_flagged_share=seeds_or_images(
+                [r.final.scale_flagged_share for r in runs], one.defined(one.final.scale_flagged) or None
+            ),
+            median_std_ratio=seeds_or_images(
+                [r.last.median_std_ratio for r in runs], one.defined(one.final.std_ratio) or None, np.median
+            ),
+            learned=learned_over_runs(runs),
+        )
 
 
 class CollapseTracker(TrainingProbe):
@@ -351,11 +418,17 @@ class CollapseTracker(TrainingProbe):
         if self.batch is None or self.latest is None:
             raise ProbeError("collapse: the tracker never ran (was it passed to train()?)")
         return ModelCollapse.of_history(
-            str(self.name), source or f"trained {self.steps_trained} steps", self.batch, list(self.history), self.latest
+            str(self.name),
+            source or f"trained {self.steps_trained} steps",
+            self.batch,
+            list(self.history),
+            self.latest,
+            self.seed,
+            self.held_out,
         )
 
     def to_result(self) -> CollapseResult:
-        return CollapseResult(models=[self.result()], roles=self.roles(), config={"every": self.every})
+        return CollapseResult.of([self.result()], self.roles(), config={"every": self.every})
 
 
 @TRAIN_PROBES.register("collapse", description="collapse statistics on a fixed held-out batch -> collapse.json")
@@ -396,14 +469,22 @@ RULE = (
 @register_result
 @dataclass
 class CollapseResult(Result):
-    """Collapse histories of one or more models; ``save(DIR)`` writes ``collapse.json`` and figures."""
+    """Collapse histories per model and seed, and each model over its seeds.
+
+    ``save(DIR)`` writes ``collapse.json`` and figures."""
 
     name: ClassVar[str] = "collapse"
     schema_version: ClassVar[int] = 2
-    models: list[ModelCollapse]
+    models: list[ModelCollapse]  # every (model, seed) run
+    summaries: list[CollapseOverSeeds]
     roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
+
+    @classmethod
+    def of(cls, models: list[ModelCollapse], roles: Roles, config: dict[str, Any] | None = None) -> CollapseResult:
+        summaries = [CollapseOverSeeds.of(name, runs) for name, runs in by_name(models).items()]
+        return cls(models=models, summaries=summaries, roles=roles, config=config or {})
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [
@@ -421,36 +502,41 @@ def run(config: CollapseConfig) -> CollapseResult:
     >>> result.save("runs/collapse")                                            # doctest: +SKIP
     """
     config.validate()
+    if config.checkpoint is not None:
+        return measure_checkpoint(config)
+
+    def one(cfg: CollapseConfig) -> CollapseResult:
+        seed_everything(cfg.seed)
+        trackers = train_with_hook(cfg, lambda: CollapseTracker(every=cfg.every, n_images=cfg.n_images), "collapse")
+        models = [t.result(f"trained {t.steps_trained} steps from initialisation") for t in trackers]
+        return CollapseResult.of(models, cfg.trained_roles(), encode(cfg))
+
+    per_seed = runs_over_seeds(config, one)
+    return CollapseResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))
+
+
+def measure_checkpoint(config: CollapseConfig) -> CollapseResult:
+    """Measure the trained run ``config.checkpoint`` once (at its step) and score it on held-out images."""
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    if config.checkpoint is not None:
-        found = resolve_checkpoint(config.checkpoint)
-        model, run_config = load_checkpoint(found, device)
-        run_cfg = TrainConfig.from_json(run_config)
-        batch = held_out_samples(run_cfg, config.n_images).to(device)
-        step = found.step
-        if step is None:  # a .safetensors file not written by `probe train`: the history needs a step
-            raise ProbeError(f"--checkpoint {config.checkpoint}: its weights record no training step (metadata 'step')")
-        return CollapseResult(
-            models=[
-                ModelCollapse.of(
-                    str(run_cfg.model),
-                    f"checkpoint {config.checkpoint} (step {step})",
-                    batch,
-                    [measure(model, batch, step=step)],
-                )
-            ],
-            roles=assign_roles([str(run_cfg.model)], options={str(run_cfg.model): run_cfg.model_options}),
-            config=encode(config),
-        )
-    trackers = train_with_hook(
-        config, lambda: CollapseTracker(every=config.every, n_images=config.n_images), "collapse"
+    assert config.checkpoint is not None
+    found = resolve_checkpoint(config.checkpoint)
+    model, run_config = load_checkpoint(found, device)
+    run_cfg = TrainConfig.from_json(run_config)
+    batch = held_out_samples(run_cfg, config.n_images).to(device)
+    step = found.step
+    if step is None:  # a .safetensors file not written by `probe train`: the history needs a step
+        raise ProbeError(f"--checkpoint {config.checkpoint}: its weights record no training step (metadata 'step')")
+    measured = ModelCollapse.of(
+        str(run_cfg.model),
+        f"checkpoint {config.checkpoint} (step {step})",
+        batch,
+        [measure(model, batch, step=step)],
+        run_cfg.seed,
+        score_model(model, run_cfg, config.eval_images),
     )
-    return CollapseResult(
-        models=[t.result(f"trained {t.steps_trained} steps from initialisation") for t in trackers],
-        roles=config.trained_roles(),
-        config=encode(config),
-    )
+    roles = assign_roles([str(run_cfg.model)], options={str(run_cfg.model): run_cfg.model_options})
+    return CollapseResult.of([measured], roles, encode(config))
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -515,10 +601,11 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
 
     from probe.plotting import plt, save_figure
 
-    rows = []
+    rows, named = [], set()
     for m in models:
-        if m.batch is None or m.final_pred is None:
+        if m.batch is None or m.final_pred is None or m.name in named:  # each model's first seed
             continue
+        named.add(m.name)
         ratios = np.asarray(m.final.std_ratio, dtype=np.float64)
         order = [i for i in np.argsort(np.where(np.isfinite(ratios), ratios, np.inf)) if np.isfinite(ratios[i])]
         rows += [(m, m.batch, m.final_pred, int(i)) for i in order[:per_model]]
@@ -542,12 +629,11 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
 
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
-COLLAPSE_RULE = (
-    "An image is collapsed when the spatial standard deviation of its prediction is below 0.1 of the "
-    "ground truth's. Yes when at least half of the evaluated images of a model under study are collapsed at "
-    "the last measurement, partly when some are, no when none are. The baselines are shown for reference."
-)
 COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
+COLLAPSE_ANSWER_RULE = (
+    f"{COLLAPSE_RULE} Yes when a judged model under study is 'collapsed'; no when every judged model under study "
+    "is 'not collapsed' or 'scale'; inconclusive otherwise. The baselines are shown for reference."
+)
 
 
 def collapse_question(roles: Roles) -> str:
@@ -562,64 +648,95 @@ def collapse_question(roles: Roles) -> str:
 @QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
 def prediction_collapses(results: Results) -> Answer | None:
     doc = results.first(CollapseResult)
-    if doc is None or not doc.models:
+    if doc is None or not doc.summaries:
         return None
     roles, question = doc.roles, collapse_question(doc.roles)
-    evidence, worst = [], []
-    for m in doc.models:
-        share, ratio = finite(m.last.collapsed_share), finite(m.last.median_std_ratio)
-        evidence.append(
-            {"model": m.name, **roles.evidence(m.name), "collapsed share": fmt(share), "median std ratio": fmt(ratio)}
+    rule = with_controls(COLLAPSE_ANSWER_RULE, "collapse")
+    judged, excluded = gate(doc.summaries, roles)
+    calls = {s.name: collapse_call(s.collapsed_share, s.scale_flagged_share) for s in judged}
+    evidence = [
+        {
+            **model_columns(s, roles),
+            "collapsed share": shown(s.collapsed_share),
+            "scale-flagged share": shown(s.scale_flagged_share),
+            "median std ratio": shown(s.median_std_ratio),
+            "verdict": verdict_cell(s, collapse_call(s.collapsed_share, s.scale_flagged_share).verdict),
+        }
+        for s in doc.summaries
+    ]
+    left_out = excluded_sentence(excluded)
+    if not any(roles.under_study(s.name) for s in doc.summaries):
+        sentence = "No model under study was measured, so the question cannot be answered from these runs."
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    if not calls:
+        sentence = (
+            "No verdict: no model under study was shown to learn, and an untrained prediction says nothing about a "
+            f"trained one.{left_out}"
         )
-        if share is not None and roles.under_study(m.name):
-            worst.append((share, m.name, ratio))
-    if not worst:
-        return Answer(
-            question,
-            "inconclusive",
-            "collapse.json holds no collapsed share of a model under study.",
-            COLLAPSE_RULE,
-            evidence,
-        )
-    # most collapsed: highest collapsed share, ties broken by the smallest std ratio
-    worst.sort(key=lambda t: (t[0], -(t[2] if t[2] is not None else math.inf)), reverse=True)
-    share, name, ratio = worst[0]
-    if share >= 0.5:
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    found = {c.verdict for c in calls.values()}
+    parts = "; ".join(f"{roles.display(name)} {c.sentence}" for name, c in calls.items())
+    if "collapsed" in found:
         verdict, lead = "yes", "Yes"
-    elif share > 0:
-        verdict, lead = "partly", "Partly"
-    else:
+    elif found <= {"not collapsed", "scale"}:
         verdict, lead = "no", "No"
-    sentence = (
-        f"{lead}: the most collapsed model, {name}, has {share:.0%} of images collapsed "
-        f"(median prediction/ground-truth std ratio {fmt(ratio)})."
-    )
-    return Answer(question, verdict, sentence, COLLAPSE_RULE, evidence)
+    else:
+        verdict, lead = "inconclusive", "Inconclusive"
+    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
 
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)
 def collapse_section(results: Results) -> Section | None:
     import pandas as pd
 
-    from probe.plotting import plt, sns
+    from probe.plotting import IntervalPanel, interval_figure, plt, sns
 
     doc = results.first(CollapseResult)
     rows = [
-        {"model": m.name, "step": h.step, "median std ratio": h.median_std_ratio, "collapsed share": h.collapsed_share}
+        {
+            "model": m.name,
+            "seed": m.seed,
+            "step": h.step,
+            "median std ratio": h.median_std_ratio,
+            "collapsed share": h.collapsed_share,
+        }
         for m in (doc.models if doc else [])
         for h in m.history
     ]
     extra: list[Block] = []
+    if doc is not None and doc.summaries:
+        fig = interval_figure(
+            [
+                IntervalPanel(
+                    [(s.name, s.name, s.collapsed_share) for s in doc.summaries],
+                    "share of collapsed images (dashed: the rule's 0.5)",
+                    0.5,
+                ),
+                IntervalPanel(
+                    [(s.name, s.name, s.median_std_ratio) for s in doc.summaries],
+                    "median std(pred) / std(gt) (dashed: collapse threshold)",
+                    COLLAPSE_BELOW,
+                    log=True,
+                ),
+            ]
+        )
+        extra.append(
+            figure_from_matplotlib(
+                fig, "Collapse at the last measurement: mean and 95% interval per model (x: each seed)", "intervals"
+            )
+        )
     if rows:
         df = pd.DataFrame(rows)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-        sns.lineplot(df, x="step", y="median std ratio", hue="model", marker="o", ax=axes[0])
+        sns.lineplot(df, x="step", y="median std ratio", hue="model", marker="o", errorbar=("pi", 100), ax=axes[0])
         axes[0].axhline(COLLAPSE_BELOW, ls="--", c="grey")
         axes[0].set(xlabel="training step", ylabel="prediction std / ground-truth std")
-        sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", ax=axes[1])
+        sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", errorbar=("pi", 100), ax=axes[1])
         axes[1].set(xlabel="training step", ylabel="share of collapsed images", ylim=(-0.05, 1.05))
         extra.append(
-            figure_from_matplotlib(fig, "Collapse statistics over training (dashed: collapse threshold)", "steps")
+            figure_from_matplotlib(
+                fig, "Collapse statistics over training: mean over seeds, band = range over seeds", "steps"
+            )
         )
     extra += embedded_figures(results, CollapseResult, "collapse_*.png", "Collapse analysis figure")
     return answer_section("collapse", COLLAPSE_QUESTION, results, extra)

@@ -18,7 +18,10 @@ fused copy and one fused subtract per recorded step; per-module sums are an
 
 :func:`run` trains each model for N steps on the *same* batches (same seed, same
 loader order) with the seed's optimiser and loss via :func:`probe.training.train`,
-and :class:`GradientsResult` judges each model by the rule in :data:`RULE`.
+on every seed of ``--seeds`` (one run folder each), scores each trained model on
+held-out images (did it learn?), and :class:`GradientsResult` judges each run by
+:data:`probe.rules.GRADIENT_RULE` (|g|/|w| against the model's median) and each
+model over its seeds by :data:`probe.rules.GRADIENT_SEEDS_RULE`.
 
 >>> from analyses.gradients import GradientsConfig, run                # doctest: +SKIP
 >>> result = run(GradientsConfig(models=["packnet_c", "densedepth"], width=0.125,
@@ -37,29 +40,41 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.probes import TRAIN_PROBES, TrainingProbe
-from analyses.training_runs import TrainingRuns, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe, by_name, learned_over_runs
+from analyses.training_runs import TrainingRuns, runs_over_seeds, train_with_hook
 from probe.errors import ProbeError
+from probe.heldout import HeldOutSummary, Learned
 from probe.models.spec import file_safe_name
 from probe.options import out_option
-from probe.report.answers import QUESTIONS, Answer, fmt
+from probe.report.answers import (
+    QUESTIONS,
+    Answer,
+    excluded_sentence,
+    gate,
+    model_columns,
+    shown,
+    verdict_cell,
+    with_controls,
+)
 from probe.report.collect import Results
-from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.document import Block, Section, Table, figure_from_matplotlib
 from probe.report.guards import inconclusive, undefined_inputs
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles
-from probe.schema import encode
-
-VANISH_BELOW = 1e-3
-EXPLODE_ABOVE = 1e3
-RULE = (
-    "Each layer's size-normalised gradient is its median gradient L2 norm over the recorded steps divided by "
-    "sqrt(number of parameters). Gradients flow backwards from the output, so a layer explodes when any recorded "
-    f"gradient norm is non-finite or its normalised gradient exceeds {EXPLODE_ABOVE:g} x the largest among the layers "
-    f"executed after it (nearer the output); a layer vanishes when its normalised gradient is below {VANISH_BELOW:g} x "
-    "the largest non-exploding layer's."
+from probe.rules import (
+    GRADIENT_RULE,
+    GRADIENT_SEEDS_RULE,
+    GradientVerdict,
+    gradient_margin,
+    gradient_weight_ratio,
+    vanishing_gradients,
+    vanishing_verdict,
 )
+from probe.schema import encode
+from probe.stats import Estimate, Verdict, seed_estimate
+
+RULE = f"{GRADIENT_RULE} {GRADIENT_SEEDS_RULE}"
 
 
 def _owns_trainable(module: nn.Module) -> bool:
@@ -191,10 +206,10 @@ class GradientRecorder(TrainingProbe):
                 )
             )
         not_executed = [self._modules[i][0] for i in range(len(self._modules)) if i not in executed]
-        return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed)
+        return ModelGradients.of(str(self.name), list(self._steps), layers, not_executed, self.seed, self.held_out)
 
     def to_result(self) -> GradientsResult:
-        return GradientsResult(models=[self.result()], roles=self.roles(), config={"every": self.every})
+        return GradientsResult.of([self.result()], self.roles(), config={"every": self.every})
 
 
 @dataclass
@@ -227,7 +242,7 @@ class LayerGradients:
     depth: int
     params: int
     grad_norm: StepSeries
-    normalised_grad: float  # median gradient norm per sqrt(parameter): the verdict's measure
+    grad_weight_ratio: float  # median over the recorded steps of |g| / |w|: the rule's measure
     weight_norm: StepSeries
     update_ratio: StepSeries
 
@@ -242,18 +257,11 @@ class LayerGradients:
         weight_norm: Sequence[float],
         update_ratio: Sequence[float],
     ) -> LayerGradients:
-        """From per-step values; ``normalised_grad`` makes a 3x3 conv comparable with a bias-only norm."""
-        grads = StepSeries.of(grad_norm)
-        return cls(
-            name,
-            type,
-            depth,
-            params,
-            grads,
-            grads.median / math.sqrt(max(1, params)),
-            StepSeries.of(weight_norm),
-            StepSeries.of(update_ratio),
-        )
+        """From per-step values; ``grad_weight_ratio`` is dimensionless, so a bias compares with a 3x3 conv."""
+        grads, weights = StepSeries.of(grad_norm), StepSeries.of(weight_norm)
+        layer = cls(name, type, depth, params, grads, math.nan, weights, StepSeries.of(update_ratio))
+        layer.grad_weight_ratio = gradient_weight_ratio(layer)
+        return layer
 
     @property
     def median_grad(self) -> float:
@@ -261,78 +269,90 @@ class LayerGradients:
 
 
 @dataclass
-class GradientVerdict:
-    """What :data:`RULE` says about one model's layers, and its first/last-layer gradient ratios."""
-
-    rule: str
-    vanishing: list[str]
-    exploding: list[str]
-    first_last_ratio: float  # median gradient norm of the first executed layer / the last's
-    first_last_ratio_normalised: float
-    summary: str
-    first_layer: str
-    last_layer: str
-
-
-def judge(
-    layers: Sequence[LayerGradients], vanish_below: float = VANISH_BELOW, explode_above: float = EXPLODE_ABOVE
-) -> GradientVerdict:
-    """Vanishing/exploding layers by :data:`RULE`, plus first/last-layer median gradient ratios."""
-    norm = np.array([layer.normalised_grad for layer in layers], dtype=np.float64)
-    nonfinite = [not np.all(np.isfinite(layer.grad_norm.per_step)) for layer in layers]
-    exploding = []
-    for i, bad in enumerate(nonfinite):
-        later = norm[i + 1 :][np.isfinite(norm[i + 1 :])]
-        exploding.append(bool(bad or (later.size > 0 and norm[i] > explode_above * later.max())))
-    calm = [n for n, e in zip(norm, exploding) if not e and math.isfinite(n)]
-    largest = max(calm) if calm else math.nan
-    vanishing = [bool(not e and math.isfinite(largest) and n < vanish_below * largest) for n, e in zip(norm, exploding)]
-    first, last = layers[0], layers[-1]
-    ratio = first.median_grad / last.median_grad if last.median_grad > 0 else math.nan
-    ratio_norm = first.normalised_grad / last.normalised_grad if last.normalised_grad > 0 else math.nan
-    names_v = [layer.name for layer, v in zip(layers, vanishing) if v]
-    names_e = [layer.name for layer, e in zip(layers, exploding) if e]
-    if names_e or names_v:
-        summary = f"{len(names_v)} vanishing and {len(names_e)} exploding of {len(layers)} layers"
-    else:
-        summary = f"no vanishing or exploding layer among {len(layers)}"
-    summary += f"; first/last median gradient norm ratio {ratio:.3g}"
-    return GradientVerdict(RULE, names_v, names_e, ratio, ratio_norm, summary, first.name, last.name)
-
-
-@dataclass
 class ModelGradients:
-    """All layers of one model, input to output, and the verdict on them."""
+    """All layers of one model on one seed, input to output, the rule's verdict on them and the held-out score."""
 
     name: str
+    seed: int
     steps: list[int]
     params: int
-    verdict: GradientVerdict
+    verdict: GradientVerdict  # probe.rules.GRADIENT_RULE on these layers
+    margin: float  # log10(weakest layer's ratio / median ratio): what the verdict over seeds reads
     layers: list[LayerGradients]
     not_executed: list[str]
+    held_out: HeldOutSummary | None  # did this run learn? (None: not measured)
 
     @classmethod
     def of(
-        cls, name: str, steps: list[int], layers: list[LayerGradients], not_executed: list[str] | None = None
+        cls,
+        name: str,
+        steps: list[int],
+        layers: list[LayerGradients],
+        not_executed: list[str] | None = None,
+        seed: int = 0,
+        held_out: HeldOutSummary | None = None,
     ) -> ModelGradients:
-        """Judge ``layers`` by :data:`RULE` (:func:`judge`)."""
-        return cls(name, steps, sum(layer.params for layer in layers), judge(layers), layers, not_executed or [])
+        """Judge ``layers`` by :data:`probe.rules.GRADIENT_RULE`."""
+        if not layers:
+            raise ProbeError(f"gradients: model {name!r} has no recorded layer")
+        verdict = vanishing_gradients(layers)
+        params = sum(layer.params for layer in layers)
+        return cls(name, seed, steps, params, verdict, gradient_margin(verdict), layers, not_executed or [], held_out)
+
+
+@dataclass
+class GradientSummary:
+    """One model over its seeds: flagged layers per seed, the weakest layer's margin with its interval, learned."""
+
+    name: str
+    seeds: list[int]
+    layers: int
+    vanishing_layers: list[int]  # per seed
+    exploding_layers: list[int]  # per seed
+    margin: Estimate | None  # log10(min ratio / median ratio) over seeds (None: a seed had no finite ratio)
+    spread_decades: Estimate | None
+    learned: Learned | None  # None: a seed has no held-out score
+
+    @classmethod
+    def of(cls, name: str, runs: list[ModelGradients]) -> GradientSummary:
+        return cls(
+            name=name,
+            seeds=[r.seed for r in runs],
+            layers=len(runs[0].layers),
+            vanishing_layers=[len(r.verdict.vanishing) for r in runs],
+            exploding_layers=[len(r.verdict.exploding) for r in runs],
+            margin=seed_estimate([r.margin for r in runs]),
+            spread_decades=seed_estimate([r.verdict.spread_decades for r in runs]),
+            learned=learned_over_runs(runs),
+        )
 
 
 @register_result
 @dataclass
 class GradientsResult(Result):
-    """Per-model gradient histories and verdicts; ``save(DIR)`` writes ``gradients.json`` and the figures."""
+    """Gradient histories and verdicts per model and seed, and each model over its seeds.
+
+    ``save(DIR)`` writes ``gradients.json`` and the figures."""
 
     name: ClassVar[str] = "gradients"
     schema_version: ClassVar[int] = 2
-    models: list[ModelGradients]
+    models: list[ModelGradients]  # every (model, seed) run
+    summaries: list[GradientSummary]  # every model over its seeds
     roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or {"every": K} from a probe
     rule: str = RULE
 
+    @classmethod
+    def of(cls, models: list[ModelGradients], roles: Roles, config: dict[str, Any] | None = None) -> GradientsResult:
+        """The runs and their summaries over seeds (grouped by model name, in first-seen order)."""
+        summaries = [GradientSummary.of(name, runs) for name, runs in by_name(models).items()]
+        return cls(models=models, summaries=summaries, roles=roles, config=config or {})
+
     def figures(self, out_dir: Path) -> list[Path]:
-        written = [heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in self.models]
+        first = {m.name: m for m in reversed(self.models)}  # each model's first seed
+        written = [
+            heatmap_figure(m, out_dir / f"gradients_heatmap_{file_safe_name(m.name)}.png") for m in first.values()
+        ]
         written.append(depth_figure(self.models, out_dir / "gradients_depth.png"))
         return written
 
@@ -345,11 +365,11 @@ def heatmap_figure(model: ModelGradients, path: Path) -> Path:
     from probe.plotting import save_figure
 
     grid = np.array([layer.grad_norm.per_step for layer in model.layers], dtype=np.float64)  # [layers, steps]
-    shown = np.ma.masked_where(~np.isfinite(grid) | (grid <= 0), grid)
-    positive = shown.compressed()
+    shown_grid = np.ma.masked_where(~np.isfinite(grid) | (grid <= 0), grid)
+    positive = shown_grid.compressed()
     fig, ax = plt.subplots(figsize=(min(14.0, 4 + 0.08 * grid.shape[1]), min(18.0, 2.5 + 0.12 * grid.shape[0])))
     norm = LogNorm(vmin=float(positive.min()), vmax=float(positive.max())) if positive.size else None
-    image = ax.imshow(shown, aspect="auto", interpolation="nearest", cmap="viridis", norm=norm)
+    image = ax.imshow(shown_grid, aspect="auto", interpolation="nearest", cmap="viridis", norm=norm)
     tick_every = max(1, len(model.layers) // 40)
     ticks = list(range(0, len(model.layers), tick_every))
     ax.set_yticks(ticks, [model.layers[i].name for i in ticks], fontsize=6)
@@ -358,42 +378,54 @@ def heatmap_figure(model: ModelGradients, path: Path) -> Path:
     ax.set(
         xlabel="training step",
         ylabel="layer (input at top, execution order)",
-        title=f"{model.name}: gradient L2 norm per layer",
+        title=f"{model.name} (seed {model.seed}): gradient L2 norm per layer",
     )
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="gradient L2 norm (log scale)")
     return save_figure(fig, path)
 
 
-def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
-    """Median gradient norm (raw and per sqrt(parameter)) against relative depth, all models overlaid."""
-    import matplotlib.pyplot as plt
+def ratio_frame(models: Sequence[ModelGradients]) -> Any:
+    """One row per (model, seed, layer): relative depth and |g|/|w| over the model's median (the rule's measure)."""
     import pandas as pd
-    import seaborn as sns
-
-    from probe.plotting import save_figure
 
     rows = []
     for m in models:
         span = max(1, len(m.layers) - 1)
         for layer in m.layers:
-            rows.append(
-                {
-                    "model": m.name,
-                    "relative depth": layer.depth / span,
-                    "median gradient L2 norm": layer.median_grad,
-                    "per sqrt(parameter)": layer.normalised_grad,
-                }
-            )
-    frame = pd.DataFrame(rows)
-    frame = frame[(frame["median gradient L2 norm"] > 0) & np.isfinite(frame["median gradient L2 norm"])]
+            r = layer.grad_weight_ratio / m.verdict.median_ratio if m.verdict.median_ratio > 0 else math.nan
+            if math.isfinite(r) and r > 0:
+                rows.append(
+                    {
+                        "model": m.name,
+                        "seed": m.seed,
+                        "relative depth": round(layer.depth / span, 3),
+                        "|g|/|w| over the median": r,
+                        "median gradient L2 norm": layer.median_grad,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
+    """|g|/|w| over the model's median (the rule's measure) and the raw median gradient norm against relative
+    depth; each model's line is the mean over seeds, the band the range over seeds."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from probe.plotting import save_figure
+    from probe.rules import VANISH_BELOW
+
+    frame = ratio_frame(models)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for ax, column in zip(axes, ("median gradient L2 norm", "per sqrt(parameter)")):
-        sns.lineplot(frame, x="relative depth", y=column, hue="model", marker="o", markersize=3, ax=ax)
-        ax.set_yscale("log")
-        ax.set(xlabel="relative depth (0 = first layer executed, 1 = last)", ylabel=f"{column} (log)")
-    axes[0].set_title("median gradient norm per layer")
-    axes[1].set_title("normalised by layer size (the verdict's measure)")
+    if not frame.empty:
+        for ax, column in zip(axes, ("|g|/|w| over the median", "median gradient L2 norm")):
+            sns.lineplot(frame, x="relative depth", y=column, hue="model", errorbar=("pi", 100), ax=ax)
+            ax.set_yscale("log")
+            ax.set(xlabel="relative depth (0 = first layer executed, 1 = last)", ylabel=f"{column} (log)")
+    axes[0].axhline(VANISH_BELOW, ls="--", c="grey")
+    axes[0].set_title("the rule's measure (dashed: vanishing threshold; band: range over seeds)")
+    axes[1].set_title("median gradient norm per layer (band: range over seeds)")
     return save_figure(fig, path)
 
 
@@ -408,10 +440,15 @@ class GradientsConfig(TrainingRuns):
 
 
 def run(config: GradientsConfig) -> GradientsResult:
-    """Train every model on the same batches with a :class:`GradientRecorder` attached."""
+    """Train every model on the same batches with a :class:`GradientRecorder` attached, on every seed."""
     config.validate()
-    recorders = train_with_hook(config, GradientRecorder, "gradients")
-    return GradientsResult(models=[r.result() for r in recorders], roles=config.trained_roles(), config=encode(config))
+
+    def one(cfg: GradientsConfig) -> GradientsResult:
+        recorders = train_with_hook(cfg, GradientRecorder, "gradients")
+        return GradientsResult.of([r.result() for r in recorders], cfg.trained_roles(), encode(cfg))
+
+    per_seed = runs_over_seeds(config, one)
+    return GradientsResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))
 
 
 @TRAIN_PROBES.register("gradients", description="per-layer gradient/weight norms and update ratio -> gradients.json")
@@ -422,10 +459,8 @@ def gradients_probe(every: int, out_dir: Path) -> GradientRecorder:
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
 VANISH_RULE = (
-    "Yes when a model under study's gradient verdict flags at least one layer as vanishing "
-    "(the rule recorded in gradients.json), or its first/last-layer median gradient ratio is below 1e-2; "
-    "no when no layer of a model under study is flagged and every such ratio is at least 1e-2. "
-    "The baselines' numbers are shown for reference."
+    f"{GRADIENT_RULE} {GRADIENT_SEEDS_RULE} Yes when a model under study's verdict is 'vanishing', no when every "
+    "judged model under study's is 'not vanishing', inconclusive otherwise; the baselines' numbers are the reference."
 )
 VANISH_QUESTION = "Do PackNet's gradients vanish?"
 
@@ -435,72 +470,103 @@ def vanish_question(roles: Roles) -> str:
     return f"Do {roles.phrase(UNDER_STUDY)}'s gradients vanish?"
 
 
+def _margin_text(margin: Estimate | None) -> str:
+    return "n/a" if margin is None else f"10^{shown(margin)}"
+
+
 @QUESTIONS.register("gradients", description=VANISH_QUESTION, order=10)
 def gradients_vanish(results: Results) -> Answer | None:
     doc = results.first(GradientsResult)
-    if doc is None or not doc.models:
+    if doc is None or not doc.summaries:
         return None
     roles, question = doc.roles, vanish_question(doc.roles)
-    evidence, flagged = [], []
-    for m in doc.models:
-        v = m.verdict
-        evidence.append(
-            {
-                "model": m.name,
-                **roles.evidence(m.name),
-                "layers": len(m.layers),
-                "vanishing layers": len(v.vanishing),
-                "exploding layers": len(v.exploding),
-                "first/last median grad": fmt(v.first_last_ratio),
-            }
+    rule = with_controls(VANISH_RULE, "gradients")
+    judged, excluded = gate(doc.summaries, roles)
+    verdicts = {s.name: vanishing_verdict(s.margin) for s in judged}
+    evidence = [
+        {
+            **model_columns(s, roles),
+            "layers": s.layers,
+            "vanishing layers per seed": ", ".join(map(str, s.vanishing_layers)),
+            "exploding layers per seed": ", ".join(map(str, s.exploding_layers)),
+            "weakest layer / median |g|/|w|": _margin_text(s.margin),
+            "verdict": verdict_cell(s, vanishing_verdict(s.margin).verdict),
+        }
+        for s in doc.summaries
+    ]
+    if not any(roles.under_study(s.name) for s in doc.summaries):
+        sentence = "No model under study was measured, so the question cannot be answered from these runs."
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    left_out = excluded_sentence(excluded)
+    if not verdicts:
+        sentence = (
+            f"No verdict: no model under study was shown to learn, and a network that has not learned says "
+            f"nothing about training.{left_out}"
         )
-        if roles.under_study(m.name) and (v.vanishing or v.first_last_ratio < 1e-2):  # NaN never counts as below
-            flagged.append((m.name, len(v.vanishing), v.first_last_ratio))
-    studied = [m for m in doc.models if roles.under_study(m.name)]
-    if not studied:
-        return Answer(
-            question,
-            "inconclusive",
-            "No model under study was measured, so the question cannot be answered from these runs.",
-            VANISH_RULE,
-            evidence,
-        )
-    if flagged:
-        parts = ", ".join(f"{n} ({k} layers flagged, first/last ratio {fmt(r)})" for n, k, r in flagged)
-        return Answer(question, "yes", f"Yes: gradients vanish in {parts}.", VANISH_RULE, evidence)
-    # "no" needs every studied model's ratio >= 1e-2: a missing or NaN ratio never counts as meeting it
-    missing = undefined_inputs({f"{m.name}'s first/last ratio": m.verdict.first_last_ratio for m in studied})
-    if missing:
-        return inconclusive(question, VANISH_RULE, evidence, missing)
-    ratios = ", ".join(f"{m.name} {fmt(m.verdict.first_last_ratio)}" for m in studied)
-    return Answer(
-        question,
-        "no",
-        f"No: no {roles.phrase(UNDER_STUDY)} layer meets the vanishing rule (first/last ratios: {ratios}).",
-        VANISH_RULE,
-        evidence,
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    parts = "; ".join(_phrase(roles.display(name), v) for name, v in verdicts.items())
+    found = [v.verdict for v in verdicts.values()]
+    # "no" needs every judged model's margin: a missing or non-finite one never counts as above the threshold
+    missing = undefined_inputs(
+        {f"{roles.display(s.name)}'s weakest-layer margin": s.margin.mean if s.margin else None for s in judged}
+    )
+    if "vanishing" in found:
+        verdict, lead = "yes", "Yes"
+    elif missing:
+        return inconclusive(question, rule, evidence, missing)
+    elif all(v == "not vanishing" for v in found):
+        verdict, lead = "no", "No"
+    else:
+        verdict, lead = "inconclusive", "Inconclusive"
+    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
+
+
+def _phrase(name: str, verdict: Verdict) -> str:
+    if not verdict.conclusive:
+        return f"{name}: {verdict.sentence}"
+    assert verdict.estimate is not None
+    return (
+        f"{name} {verdict.verdict} (its weakest layer's |g|/|w| is 10^{shown(verdict.estimate)} x its median, "
+        f"{verdict.estimate.method}; threshold 10^-4)"
     )
 
 
 @SECTIONS.register("gradients", description=VANISH_QUESTION, needs=(GradientsResult,), order=30)
 def gradients_section(results: Results) -> Section | None:
-    import pandas as pd
-
     from probe.plotting import plt, sns
+    from probe.rules import VANISH_BELOW
 
     doc = results.first(GradientsResult)
-    frames = [
-        {"model": m.name, "depth": layer.depth, "median gradient L2 norm": layer.median_grad}
-        for m in (doc.models if doc else [])
-        for layer in m.layers
-        if math.isfinite(layer.median_grad) and layer.median_grad > 0
-    ]
     extra: list[Block] = []
-    if frames:
+    frame = ratio_frame(doc.models if doc else [])
+    if not frame.empty:
         fig, ax = plt.subplots(figsize=(9, 4))
-        sns.lineplot(pd.DataFrame(frames), x="depth", y="median gradient L2 norm", hue="model", marker="o", ax=ax)
+        sns.lineplot(frame, x="relative depth", y="|g|/|w| over the median", hue="model", errorbar=("pi", 100), ax=ax)
         ax.set_yscale("log")
-        ax.set(xlabel="layer depth (0 = input side)", ylabel="median gradient L2 norm (log scale)")
-        extra.append(figure_from_matplotlib(fig, "Median gradient norm per layer, input to output", "depth"))
+        ax.axhline(VANISH_BELOW, ls="--", c="grey")
+        ax.set(xlabel="relative depth (0 = input side)", ylabel="|g|/|w| over the model's median (log)")
+        extra.append(
+            figure_from_matplotlib(
+                fig,
+                "The rule's measure per layer, input to output: mean over seeds, band = range over seeds "
+                "(dashed: vanishing threshold)",
+                "depth",
+            )
+        )
+    if doc is not None and doc.summaries:
+        extra.append(Table([_seed_row(m) for m in doc.models], "Per seed (gradients.json)"))
     extra += embedded_figures(results, GradientsResult, "gradients_heatmap_*.png", "Gradient norm per layer and step")
     return answer_section("gradients", VANISH_QUESTION, results, extra)
+
+
+def _seed_row(m: ModelGradients) -> dict[str, Any]:
+    return {
+        "model": m.name,
+        "seed": m.seed,
+        "steps recorded": len(m.steps),
+        "vanishing layers": len(m.verdict.vanishing),
+        "exploding layers": len(m.verdict.exploding),
+        "|g|/|w| spread (decades)": m.verdict.spread_decades,
+        "weakest / median (log10)": m.margin,
+        "held-out abs_rel / constant": m.held_out.ratio.mean if m.held_out else None,
+    }

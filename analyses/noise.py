@@ -30,7 +30,6 @@ the first rapid drop the seed describes).
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
@@ -39,19 +38,22 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from analyses.probes import TRAIN_PROBES, TrainingProbe
-from analyses.training_runs import TrainingRuns, train_with_hook
+from analyses.probes import TRAIN_PROBES, TrainingProbe, by_name, learned_over_runs
+from analyses.training_runs import TrainingRuns, runs_over_seeds, train_with_hook
 from probe.data import get_dataset
 from probe.errors import ProbeError
+from probe.heldout import HeldOutSummary, Learned
 from probe.limits import MAX_BATCH_SIZE, check_count
 from probe.options import option, out_option
-from probe.report.answers import QUESTIONS, Answer, finite, fmt
+from probe.report.answers import QUESTIONS, Answer, excluded_sentence, finite, gate, model_columns, shown, with_controls
 from probe.report.collect import Results
-from probe.report.document import Section
+from probe.report.document import Block, Section, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import BASELINE, UNDER_STUDY, Roles
+from probe.rules import SCATTER_RULE, scatter_comparison
 from probe.schema import encode
+from probe.stats import Estimate, seed_estimate
 from probe.training import StepStats, TrainConfig, make_loader
 from probe.training.config import PRECISIONS
 from probe.training.objective import supervised_loss
@@ -298,12 +300,14 @@ class NoiseProbe(TrainingProbe):
             list(self.measured_steps),
             list(self.loss_steps),
             list(self.losses),
+            self.seed,
+            self.held_out,
         )
 
     def to_result(self) -> NoiseResult:
-        return NoiseResult(
-            models=[self.result()],
-            roles=self.roles(),
+        return NoiseResult.of(
+            [self.result()],
+            self.roles(),
             config={"every": self.every, "small_batch": self.small_batch, "big_batch": self.big_batch},
         )
 
@@ -333,9 +337,11 @@ class StepLosses:
 
 @dataclass
 class ModelNoise:
-    """One model's noise scale (whole run and second half) and per-batch loss spread, with the raw series."""
+    """One model's noise scale (whole run and second half) and per-batch loss spread on one seed, with the raw
+    series, and the run's held-out score (did it learn?)."""
 
     name: str
+    seed: int
     b_small: int
     b_big: int
     train_batch_size: int
@@ -349,6 +355,7 @@ class ModelNoise:
     loss_second_half: LossSpread
     per_measurement: NoiseMeasurements
     per_step_loss: StepLosses
+    held_out: HeldOutSummary | None  # None: not measured
 
     @classmethod
     def of(
@@ -359,6 +366,8 @@ class ModelNoise:
         measured_steps: list[int],
         loss_steps: list[int],
         losses: list[float],
+        seed: int = 0,
+        held_out: HeldOutSummary | None = None,
     ) -> ModelNoise:
         """Estimate from the measurements: means before dividing, over all of them and their second half."""
         overall = est.estimate()
@@ -366,6 +375,7 @@ class ModelNoise:
         spread = loss_statistics(losses)
         return cls(
             name,
+            seed,
             est.b_small,
             est.b_big,
             train_batch,
@@ -379,6 +389,28 @@ class ModelNoise:
             spread["second_half"],
             NoiseMeasurements(measured_steps, list(est.small), list(est.big), list(est.ema_history)),
             StepLosses(loss_steps, losses),
+            held_out,
+        )
+
+
+@dataclass
+class NoiseOverSeeds:
+    """One model over its seeds: the detrended per-batch loss CV and B_simple with Student t intervals."""
+
+    name: str
+    seeds: list[int]
+    loss_cv: Estimate | None  # detrended (plain where a run was too short); None: missing on a seed
+    b_simple: Estimate | None
+    learned: Learned | None
+
+    @classmethod
+    def of(cls, name: str, runs: list[ModelNoise]) -> NoiseOverSeeds:
+        return cls(
+            name,
+            [r.seed for r in runs],
+            seed_estimate([loss_cv(r) for r in runs]),
+            seed_estimate([r.b_simple for r in runs]),
+            learned_over_runs(runs),
         )
 
 
@@ -412,14 +444,22 @@ METHOD = (
 @register_result
 @dataclass
 class NoiseResult(Result):
-    """Per-model noise scale and loss spread; ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
+    """Noise scale and loss spread per model and seed, and each model over its seeds.
+
+    ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
     name: ClassVar[str] = "noise"
     schema_version: ClassVar[int] = 2
-    models: list[ModelNoise]
+    models: list[ModelNoise]  # every (model, seed) run
+    summaries: list[NoiseOverSeeds]
     roles: Roles  # which models are under study and which are baselines
     config: dict[str, Any] = field(default_factory=dict)  # the analysis config, or the probe's settings
     method: str = METHOD
+
+    @classmethod
+    def of(cls, models: list[ModelNoise], roles: Roles, config: dict[str, Any] | None = None) -> NoiseResult:
+        summaries = [NoiseOverSeeds.of(name, runs) for name, runs in by_name(models).items()]
+        return cls(models=models, summaries=summaries, roles=roles, config=config or {})
 
     def figures(self, out_dir: Path) -> list[Path]:
         return [noise_figure(self.models, out_dir / "noise.png")]
@@ -433,8 +473,13 @@ def run(config: NoiseConfig) -> NoiseResult:
     >>> result.save("runs/noise")                                                # doctest: +SKIP
     """
     config.validate()
-    probes = train_with_hook(config, lambda: NoiseProbe(config.small_batch, config.big_batch, config.every), "noise")
-    return NoiseResult(models=[p.result() for p in probes], roles=config.trained_roles(), config=encode(config))
+
+    def one(cfg: NoiseConfig) -> NoiseResult:
+        probes = train_with_hook(cfg, lambda: NoiseProbe(cfg.small_batch, cfg.big_batch, cfg.every), "noise")
+        return NoiseResult.of([p.result() for p in probes], cfg.trained_roles(), encode(cfg))
+
+    per_seed = runs_over_seeds(config, one)
+    return NoiseResult.of([m for r in per_seed for m in r.models], config.trained_roles(), encode(config))
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
@@ -492,15 +537,12 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
 
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
-NOISE_RULE = (
-    "Compares the batch-to-batch scatter of the loss between the models under study and the baselines (in the "
-    "seed's comparison, PackNet models and DenseDepth): the detrended coefficient of variation (std of successive "
-    "differences / sqrt(2) / mean, so the falling trend of the loss does not count as noise; the plain std/mean "
-    "where the detrended value is absent), averaged over the models of each role. Yes (the batches of the models "
-    "under study are noisier) when their CV exceeds the baselines' by more than 20%; no when it is lower by more "
-    "than 20%; comparable otherwise. B_simple is shown as evidence."
-)
 NOISE_QUESTION = "How noisy are the batches?"
+NOISE_RULE = (
+    f"{SCATTER_RULE} Each model under study is compared with the first judged baseline (in the seed's comparison: "
+    "each PackNet model with DenseDepth). Yes (noisier) when a judged model under study is noisier; no when every "
+    "one is calmer (partly: some comparable, none noisier); inconclusive otherwise. B_simple is shown as evidence."
+)
 
 
 def noise_question(roles: Roles) -> str:
@@ -513,47 +555,69 @@ def loss_cv(m: ModelNoise) -> float | None:
     return finite(m.loss.cv_detrended) if finite(m.loss.cv_detrended) is not None else finite(m.loss.cv)
 
 
+def _cv_by_seed(doc: NoiseResult, name: str) -> dict[int, float | None]:
+    return {m.seed: loss_cv(m) for m in doc.models if m.name == name}
+
+
 @QUESTIONS.register("noise", description=NOISE_QUESTION, order=40)
 def batch_noise(results: Results) -> Answer | None:
     doc = results.first(NoiseResult)
-    if doc is None or not doc.models:
+    if doc is None or not doc.summaries:
         return None
     roles, question = doc.roles, noise_question(doc.roles)
+    rule = with_controls(NOISE_RULE, "noise")
+    judged, excluded = gate(doc.summaries)
     evidence = [
-        {
-            "model": m.name,
-            **roles.evidence(m.name),
-            "B_simple": fmt(m.b_simple),
-            "loss CV (detrended)": fmt(loss_cv(m)),
-            "loss CV (plain)": fmt(m.loss.cv),
-            "loss std": fmt(m.loss.std),
-        }
-        for m in doc.models
+        {**model_columns(s, roles), "loss CV (detrended)": shown(s.loss_cv), "B_simple": shown(s.b_simple)}
+        for s in doc.summaries
     ]
-    cv = {m.name: loss_cv(m) for m in doc.models}
-    studied = [v for k, v in cv.items() if roles.role_of(k) == UNDER_STUDY and v is not None]
-    base = [v for k, v in cv.items() if roles.role_of(k) == BASELINE and v is not None]
-    if not studied or not base:
-        named = ", ".join(f"{e['model']} CV {e['loss CV (detrended)']}, B_simple {e['B_simple']}" for e in evidence)
-        return Answer(
-            question,
-            "inconclusive",
-            f"Measured {named}; a model under study and a baseline are both needed to compare.",
-            NOISE_RULE,
-            evidence,
-        )
-    ratio = statistics.mean(studied) / max(statistics.mean(base), 1e-12)
-    who, against = roles.phrase(UNDER_STUDY), roles.phrase(BASELINE)
-    if ratio > 1.2:
-        verdict, lead = "yes", f"{who}'s batches are noisier: its per-batch loss CV is {ratio:.2f}x {against}'s"
-    elif ratio < 1 / 1.2:
-        verdict, lead = "no", f"{who}'s batches are calmer: its per-batch loss CV is {ratio:.2f}x {against}'s"
+    left_out = excluded_sentence(excluded)
+    reference = next((s for s in judged if roles.role_of(s.name) == BASELINE), None)
+    studied = [s for s in judged if roles.under_study(s.name)]
+    if reference is None or not studied:
+        sentence = "No verdict: a model under study and a baseline that both learned are needed to compare." + left_out
+        return Answer(question, "inconclusive", sentence, rule, evidence)
+    ref = _cv_by_seed(doc, reference.name)
+    calls = {}
+    for s in studied:
+        own = _cv_by_seed(doc, s.name)
+        seeds = [seed for seed in own if seed in ref]
+        calls[s.name] = scatter_comparison([own[k] for k in seeds], [ref[k] for k in seeds])
+    found = {c.verdict for c in calls.values()}
+    parts = "; ".join(
+        f"{roles.display(name)} against {roles.display(reference.name)}: {c.sentence}" for name, c in calls.items()
+    )
+    who = roles.phrase(UNDER_STUDY)
+    if "noisier" in found:
+        verdict, lead = "yes", f"Yes, {who}'s batches are noisier"
+    elif found <= {"calmer"}:
+        verdict, lead = "no", f"No, {who}'s batches are calmer"
+    elif found <= {"calmer", "comparable"}:
+        verdict, lead = "partly", "Comparable"
     else:
-        verdict, lead = "partly", f"Comparable: {who}'s per-batch loss CV is {ratio:.2f}x {against}'s"
-    return Answer(question, verdict, lead + ".", NOISE_RULE, evidence)
+        verdict, lead = "inconclusive", "Inconclusive"
+    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
 
 
 @SECTIONS.register("noise", description=NOISE_QUESTION, needs=(NoiseResult,), order=60)
 def noise_section(results: Results) -> Section | None:
-    extra = embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
+    from probe.plotting import IntervalPanel, interval_figure
+
+    doc = results.first(NoiseResult)
+    extra: list[Block] = []
+    if doc is not None and doc.summaries:
+        fig = interval_figure(
+            [
+                IntervalPanel([(s.name, s.name, s.loss_cv) for s in doc.summaries], "per-batch loss CV, detrended"),
+                IntervalPanel([(s.name, s.name, s.b_simple) for s in doc.summaries], "B_simple", log=True),
+            ]
+        )
+        extra.append(
+            figure_from_matplotlib(
+                fig,
+                "Batch scatter and gradient noise scale: mean and 95% interval over seeds (x: each seed)",
+                "intervals",
+            )
+        )
+    extra += embedded_figures(results, NoiseResult, "noise*.png", "Gradient noise scale and per-batch loss")
     return answer_section("noise", NOISE_QUESTION, results, extra)

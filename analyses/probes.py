@@ -23,11 +23,12 @@ each analysis module registers its own probe next to it::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import torch.nn as nn
 
 from probe.errors import ProbeError
+from probe.heldout import HeldOutSummary, Learned, learned_of
 from probe.limits import MAX_STEPS, check_count
 from probe.registry import Registry
 from probe.results import Result
@@ -53,6 +54,9 @@ class TrainingProbe(TrainHook):
         self.every = every
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name = name
+        self.seed = 0  # the run's seed, read at on_start
+        #: the run's held-out score against the constant predictor, when whoever trained it measured one
+        self.held_out: HeldOutSummary | None = None
         self.model_options: dict[str, Any] = {}
 
     def due(self, step: int) -> bool:
@@ -62,6 +66,7 @@ class TrainingProbe(TrainHook):
     def on_start(self, model: nn.Module, config: Any) -> None:
         if self.name is None:
             self.name = run_name(model, config)
+        self.seed = int(getattr(config, "seed", 0) or 0)
         self.model_options = dict(getattr(config, "model_options", None) or {})
 
     def roles(self) -> Roles:
@@ -72,12 +77,13 @@ class TrainingProbe(TrainHook):
         """The result file of this one run (what :meth:`save` writes)."""
         raise NotImplementedError
 
-    def save(self, out_dir: str | Path | None = None) -> list[Path]:
-        """Write the result file and its figures into ``out_dir`` (default: the probe's folder)."""
+    def save(self, out_dir: str | Path | None = None, *, figures: bool = True) -> list[Path]:
+        """Write the result file and (unless ``figures`` is False) its figures into ``out_dir`` (default: the
+        probe's folder)."""
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
             raise ProbeError(f"{self.analysis}: no output folder given to save the measurements")
-        return self.to_result().save(target)
+        return self.to_result().save(target, figures=figures)
 
 
 def run_name(model: nn.Module, config: Any) -> str:
@@ -87,3 +93,30 @@ def run_name(model: nn.Module, config: Any) -> str:
 
 ProbeFactory = Callable[[int, Path], TrainingProbe]
 TRAIN_PROBES: Registry[ProbeFactory] = Registry("training probe")
+
+
+class SeedRun(Protocol):
+    """One model's measurement on one seed (``ModelGradients``, ``ModelNoise``, ``ModelCollapse``)."""
+
+    name: str
+    seed: int
+    held_out: HeldOutSummary | None
+
+
+S = TypeVar("S", bound=SeedRun)
+
+
+def by_name(runs: Sequence[S]) -> dict[str, list[S]]:
+    """Runs grouped by model name, names in first-seen order, each group in seed order as given."""
+    groups: dict[str, list[S]] = {}
+    for run in runs:
+        groups.setdefault(run.name, []).append(run)
+    return groups
+
+
+def learned_over_runs(runs: Sequence[SeedRun]) -> Learned | None:
+    """Whether the model learned over its seeds; None when a seed's run has no held-out score."""
+    scores = [r.held_out for r in runs]
+    if not scores or any(s is None for s in scores):
+        return None
+    return learned_of([r.seed for r in runs], [s for s in scores if s is not None])

@@ -19,13 +19,24 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 import torch
+import torch.nn as nn
 
+from probe.device import resolve_device
 from probe.errors import ProbeError
+from probe.heldout import HeldOutSummary, held_out_dataset, held_out_score
 from probe.io import ensure_dir
-from probe.limits import MAX_ANALYSIS_STEPS, MAX_BATCH_SIZE, MAX_STEPS, check_count, check_input_size, check_width
+from probe.limits import (
+    MAX_ANALYSIS_STEPS,
+    MAX_BATCH_SIZE,
+    MAX_HELD_OUT_IMAGES,
+    MAX_STEPS,
+    check_count,
+    check_input_size,
+    check_width,
+)
 from probe.memory import check_training_fits
 from probe.models import list_models
 from probe.models.spec import file_safe_name
@@ -38,11 +49,12 @@ from probe.options import (
     option,
     out_option,
     seed_option,
+    seeds_option,
     width_option,
 )
 from probe.roles import ModelSelection, Roles, assign_roles, baselines_option
 from probe.runs import run_folder_lock
-from probe.seeding import check_seed
+from probe.seeding import check_seed, seed_folder, seed_list
 from probe.training import TrainConfig, TrainHook, train
 from probe.training.checkpoint import (
     build_recorded_model,
@@ -82,6 +94,8 @@ class TrainingRuns(ModelSelection):
     input_size: tuple[int, int] | None = input_size_option()
     device: str = device_option()
     seed: int = seed_option()
+    seeds: int | list[int] | None = seeds_option()
+    eval_images: int = option(32, help="held-out test images each trained model is scored on (did it learn?)")
     out: Path = out_option(Path("runs"))
 
     def validate(self) -> None:
@@ -93,15 +107,19 @@ class TrainingRuns(ModelSelection):
         """
         check_count("--steps", self.steps, MAX_ANALYSIS_STEPS, "each step's record stays in memory")
         check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_count("--eval-images", self.eval_images, MAX_HELD_OUT_IMAGES)
         check_width(self.width)
         check_input_size(self.input_size)
         check_seed(self.seed)
+        seed_list(self.seeds, self.seed)
         if self.checkpoint is not None and self.compared():
             raise ProbeError("--model/--checkpoint: give model names to train or one run to continue, not both")
         if self.checkpoint is None and not self.models:
             raise ProbeError("--model: give at least one model name (or --checkpoint RUN)")
         self.validate_models()
         if self.checkpoint is not None:  # a verified checkpoint and the config.json that rebuilds its model
+            if len(seed_list(self.seeds, self.seed)) > 1:
+                raise ProbeError("--seeds: a --checkpoint is one run (it continues with its own seed); give --model")
             run_dir = resolve_checkpoint(self.checkpoint).run_dir
             run_config = run_train_config(run_dir)
             if run_config["model"] in list_models():  # its options, checked where the file can be named
@@ -166,13 +184,21 @@ class TrainingRuns(ModelSelection):
         ]
 
 
+class ScoredHook(Protocol):
+    """A hook that keeps the held-out score of the run it watched (every training probe does)."""
+
+    held_out: HeldOutSummary | None
+
+
 H = TypeVar("H", bound=TrainHook)
 
 
 def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: str) -> list[H]:
     """Train every run of ``runs`` with a fresh ``make_hook()`` attached; return the hooks, in order.
 
-    The training runs go to a temporary folder inside ``runs.out`` (deleted
+    After training, each run's model is scored on ``runs.eval_images`` held-out images against the constant
+    predictor (:func:`score_model`), stored as ``hook.held_out``: whether the model learned decides whether a
+    verdict may be drawn from it.  The training runs go to a temporary folder inside ``runs.out`` (deleted
     afterwards): the analysis keeps only its own JSON and figures.
     """
     runs.validate()
@@ -186,8 +212,46 @@ def train_with_hook(runs: TrainingRuns, make_hook: Callable[[], H], analysis: st
             ran = result.steps - (resumed or 0)
             if ran != runs.steps:  # the result records runs.steps: never let it claim steps that did not run
                 raise ProbeError(f"{analysis}: {train_config.model} trained {ran} steps, not the --steps {runs.steps}")
+            if result.model is not None:
+                hook.held_out = score_model(result.model, train_config, runs.eval_images)  # type: ignore[attr-defined]
             hooks.append(hook)
     return hooks
+
+
+def score_model(model: nn.Module, config: TrainConfig, images: int | None) -> HeldOutSummary:
+    """The held-out score (:mod:`probe.heldout`) of a model trained by ``config``, on its dataset's test split."""
+    dataset = held_out_dataset(config.dataset, config.data_root, config.input_size, images)
+    device = next(model.parameters()).device
+    return held_out_score(model, dataset, batch_size=8, device=device, seed=config.seed).summary()
+
+
+R = TypeVar("R")
+
+
+def over_seeds(seeds: list[int], out: Path, device: str, run_one: Callable[[int, Path], R]) -> list[R]:
+    """``run_one(seed, folder)`` for every seed: one seed writes into ``out`` (the caller saves), several into
+    ``out/seed_<s>``, each saved there as an ordinary run folder (its result file, figures and config.json)."""
+    results = []
+    for seed in seeds:
+        folder = seed_folder(out, seed, seeds)
+        result = run_one(seed, folder)
+        if len(seeds) > 1:
+            result.save_run(folder, device=resolve_device(device), seed=seed)  # type: ignore[attr-defined]
+        results.append(result)
+    return results
+
+
+C = TypeVar("C", bound=TrainingRuns)
+
+
+def runs_over_seeds(config: C, run_one: Callable[[C], R]) -> list[R]:
+    """:func:`over_seeds` for an analysis that trains: ``run_one`` gets the config of one seed (its own folder)."""
+    seeds = seed_list(config.seeds, config.seed)
+
+    def one(seed: int, folder: Path) -> Any:
+        return run_one(replace(config, seed=seed, seeds=None, out=folder))
+
+    return over_seeds(seeds, config.out, config.device, one)
 
 
 def continue_run(checkpoint: Path, workdir: Path, *, steps: int, device: str) -> TrainConfig:

@@ -446,11 +446,19 @@ class GpuCheck:
         if done.returncode != 0:
             raise RuntimeError(f"seed-study exited {done.returncode}: {done.stderr.strip()[-300:]}")
         rows = json.loads((out / "experiments.json").read_text())["experiments"]
-        keep = ("id", "model", "steps", "final_loss", "mean_epoch_loss", "images_per_s", "seconds_per_epoch")
+        keep = ("steps", "final_loss", "mean_epoch_loss", "images_per_s", "seconds_per_epoch")
         return {
             "flags": list(self.scale.seed_study_flags),
             "experiments": [
-                {**{k: r.get(k) for k in keep}, "abs_rel": (r.get("eval") or {}).get("abs_rel")} for r in rows
+                {
+                    "id": r["id"],
+                    "model": r["model"],
+                    **{k: run.get(k) for k in keep},
+                    "seed": run.get("seed"),
+                    "abs_rel": (run.get("held_out") or {}).get("abs_rel"),
+                }
+                for r in rows
+                for run in r["runs"]
             ],
         }
 

@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -41,6 +41,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch.utils.data import default_collate  # noqa: E402
 
+from probe.budgets import STANDARD, Budget  # noqa: E402
 from probe.data import dataset_info, get_dataset  # noqa: E402
 from probe.device import device_description  # noqa: E402
 from probe.experiments import seed_study_experiments  # noqa: E402
@@ -53,47 +54,6 @@ from probe.runs import provenance  # noqa: E402
 from probe.training.loop import StepSetup, train_step  # noqa: E402
 
 BUDGET_MINUTES = 45.0
-
-
-@dataclass
-class StandardBudget:
-    """The proposed standard budget (issue 10): every value the standard study's steps need.
-
-    The gradient, noise and collapse probes ride along inside the experiment runs of the analysed models
-    (``analyses.probes.TRAIN_PROBES``), so they cost their measurements, not extra training.
-    """
-
-    width: float = 0.0625
-    input_size: tuple[int, int] = (64, 96)
-    batch_size: int = 8
-    lr: float = 3e-3
-    loss_scales: str = "finest"
-    seeds: int = 3
-    experiment_steps: int = 1500
-    experiment_length: int = 12000  # synthetic training images per epoch (steps x batch: no image seen twice)
-    eval_images: int = 64
-    analysed_models: tuple[str, ...] = ("packnet_slim_b", "packnet_slim_c", "densedepth")
-    gradient_every: int = 10
-    noise_batches: tuple[int, int] = (2, 8)
-    noise_every: int = 25
-    collapse_every: int = 250
-    collapse_images: int = 16
-    autoencoder_input: tuple[int, int] = (32, 32)
-    autoencoder_levels: tuple[int, ...] = (1, 2)
-    autoencoder_runs: tuple[tuple[str, float], ...] = (
-        ("pack2d", 0.25),
-        ("pack3d", 0.125),
-        ("maxpool", 0.25),
-        ("maxpool", 0.5),
-        ("maxpool", 1.0),
-    )
-    autoencoder_steps: int = 2000
-    autoencoder_batch: int = 8
-    autoencoder_lr: float = 1e-3
-    complexity_input: tuple[int, int] = (96, 320)
-    complexity_models: tuple[str, ...] = ("packnet_b", "packnet_slim_b", "densedepth")
-    attribution_images: int = 2
-    property_examples: int = 200
 
 
 def cpu_seconds_per_call(fn: Callable[[], Any], calls: int, warmup: int = 1) -> float:
@@ -113,7 +73,7 @@ def synthetic_batch(size: tuple[int, int], batch: int, split: str = "train") -> 
     return default_collate([ds[i] for i in range(batch)])
 
 
-def training_step_seconds(model_name: str, options: dict[str, Any], budget: StandardBudget, calls: int) -> float:
+def training_step_seconds(model_name: str, options: dict[str, Any], budget: Budget, calls: int) -> float:
     """CPU seconds of one ``train_step`` (forward, the finest-scale loss, backward, Adam) of the study's config."""
     info = dataset_info("synthetic")
     torch.manual_seed(0)
@@ -142,7 +102,7 @@ def render_seconds_per_image(size: tuple[int, int], count: int = 16) -> float:
     return (time.process_time() - start) / count
 
 
-def held_out_seconds_per_image(model_name: str, options: dict[str, Any], budget: StandardBudget) -> float:
+def held_out_seconds_per_image(model_name: str, options: dict[str, Any], budget: Budget) -> float:
     from probe.heldout import held_out_score
 
     info = dataset_info("synthetic")
@@ -163,7 +123,7 @@ def held_out_seconds_per_image(model_name: str, options: dict[str, Any], budget:
     return cpu_seconds_per_call(lambda: held_out_score(model, Cached(), batch_size=8, resamples=200), 2) / len(items)
 
 
-def noise_measurement_seconds(model_name: str, budget: StandardBudget) -> float:
+def noise_measurement_seconds(model_name: str, budget: Budget) -> float:
     """One gradient-noise measurement: a big batch and big/small chunks, forward and backward each."""
     from analyses.noise import measure_gradient_norms
 
@@ -181,7 +141,7 @@ def noise_measurement_seconds(model_name: str, budget: StandardBudget) -> float:
     return cpu_seconds_per_call(lambda: measure_gradient_norms(model, batch_loss, batch, small), 2)
 
 
-def autoencoder_step_seconds(arch: str, levels: int, width: float, budget: StandardBudget) -> tuple[float, int]:
+def autoencoder_step_seconds(arch: str, levels: int, width: float, budget: Budget) -> tuple[float, int]:
     from analyses.autoencoder import build_autoencoder
     from analyses.autoencoder import train_step as ae_step
 
@@ -194,7 +154,7 @@ def autoencoder_step_seconds(arch: str, levels: int, width: float, budget: Stand
     )
 
 
-def fixed_step_seconds(budget: StandardBudget) -> dict[str, float]:
+def fixed_step_seconds(budget: Budget) -> dict[str, float]:
     """CPU seconds of the steps that do not train: complexity, properties, attribution (at random init)."""
     from analyses import attribution, complexity
     from probe import laws
@@ -229,7 +189,7 @@ def fixed_step_seconds(budget: StandardBudget) -> dict[str, float]:
     return out
 
 
-def project(budget: StandardBudget, calls: int, measure_fixed: bool) -> dict[str, Any]:
+def project(budget: Budget, calls: int, measure_fixed: bool) -> dict[str, Any]:
     """Measure every configuration; return the line items (count x seconds) and the totals."""
     items: list[dict[str, Any]] = []
 
@@ -312,7 +272,7 @@ def project(budget: StandardBudget, calls: int, measure_fixed: bool) -> dict[str
     return {"items": items, "cpu_seconds": cpu_total}
 
 
-def print_projection(result: dict[str, Any], budget: StandardBudget, efficiency: float) -> None:
+def print_projection(result: dict[str, Any], budget: Budget, efficiency: float) -> None:
     table = Table(
         title=f"standard study: CPU seconds (1 thread) per line item; budget {BUDGET_MINUTES:g} min on 2 cores"
     )
@@ -370,7 +330,7 @@ def learning_curve_hook(test: Any, every: int, seed: int) -> Any:
 
 
 def learn(
-    budget: StandardBudget, seeds: list[int], workdir: Path, curve_every: int = 0, only: list[str] | None = None
+    budget: Budget, seeds: list[int], workdir: Path, curve_every: int = 0, only: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Train every experiment on each seed at the budget and score it against the constant predictor."""
     from probe.heldout import held_out_score, learned_over_seeds
@@ -460,7 +420,7 @@ def print_learning(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = StandardBudget()
+    defaults = STANDARD
     parser.add_argument("--width", type=float, default=defaults.width)
     parser.add_argument("--input-size", default="x".join(map(str, defaults.input_size)))
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)

@@ -15,11 +15,15 @@ id                  what                                         model (slim | f
 ==================  ===========================================  ==============================
 
 Every PackNet variant stops at half resolution (``output_scale="half"``) as in
-the seed, whose ground truth came at half the input resolution.  All runs use
-the same seed, hence the same batches in the same order with the same
-augmentation.  Each experiment is an ordinary training run in
-``DIR/<id>/`` (resumable, reportable); ``DIR/experiments.json`` and
-``DIR/experiments_loss.png`` compare them.
+the seed, whose ground truth came at half the input resolution.  On one seed,
+every experiment sees the same batches in the same order with the same
+augmentation; ``--seeds`` repeats the matrix per seed.  Each (experiment, seed)
+is an ordinary training run in ``DIR/<id>/`` (one seed) or ``DIR/<id>/seed_<s>/``
+(resumable, reportable), trained on one objective (the DenseDepth loss on the
+finest output) and scored on held-out images against the per-image-median
+constant predictor (:mod:`probe.heldout`); ``DIR/experiments.json`` records
+each run and, per experiment, the held-out score over seeds and whether the
+model learned, and ``DIR/experiments_loss.png`` draws the training losses.
 
 The experiments are independent runs, each seeded by its own config, so they can
 run side by side (:mod:`probe.jobs`: ``--parallel N`` worker processes, one per GPU
@@ -28,8 +32,8 @@ one after another (on a CPU: with equal threads per run, ``--threads-per-run``).
 :func:`study_differences` is that comparison: every number but the timings
 (:data:`TIMING_FIELDS`) and where and how the runs ran.
 
->>> result = run_seed_study(SeedStudyConfig(quick=True, out=Path("runs/seed")))  # doctest: +SKIP
->>> [row.mean_epoch_loss for row in result.experiments]                        # doctest: +SKIP
+>>> result = run_seed_study(SeedStudyConfig(quick=True, seeds=2, out=Path("runs/seed")))  # doctest: +SKIP
+>>> [row.learned.status for row in result.experiments]                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.heldout import LEARNED_FRACTION, LEARNED_RULE, HeldOutSummary, Learned, learned_of
 from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
 from probe.limits import (
     MAX_BATCH_SIZE,
@@ -55,6 +60,7 @@ from probe.limits import (
     check_width,
     check_workers,
 )
+from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.models.spec import display_name, file_safe_name
 from probe.options import (
     data_root_option,
@@ -66,17 +72,19 @@ from probe.options import (
     out_option,
     parse_name_list,
     seed_option,
+    seeds_option,
     width_option,
 )
 from probe.registry import Registry
-from probe.report.answers import QUESTIONS, Answer, finite, fmt
+from probe.report.answers import QUESTIONS, Answer, finite, fmt, not_learned, shown, with_controls
 from probe.report.collect import Results
-from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.document import Block, Paragraph, Section, Table, figure_from_matplotlib
 from probe.report.sections import SECTIONS, answer_section
 from probe.results import Result, register_result
 from probe.roles import BASELINE, UNDER_STUDY, ModelSelection, Roles, assign_roles, baselines_option
 from probe.runs import run_folder_lock
-from probe.seeding import check_seed
+from probe.seeding import check_seed, seed_folder, seed_list
+from probe.stats import Estimate, decide, paired_estimate, seed_estimate, seeds_or_images
 from probe.training import TrainConfig, train
 from probe.training.checkpoint import has_checkpoint
 
@@ -196,11 +204,24 @@ def model_experiment(model: str, role: str, options: dict[str, Any], slim: bool)
 
 
 @dataclass
+class RideAlong:
+    """The training probes that ride along inside the runs of ``models`` (each model's first experiment): their
+    result files go into each run folder, and ``probe study`` combines them over seeds."""
+
+    models: list[str]
+    gradient_every: int
+    noise_every: int
+    noise_batches: tuple[int, int]
+    collapse_every: int
+    collapse_images: int
+
+
+@dataclass
 class SeedStudyConfig(ModelSelection):
     """The seed's hyper-parameters; ``quick`` shrinks widths, images and data to a CPU-minutes smoke run.
 
     With ``models`` (``--model SPEC``) the models under study train on the same batches as the seed's
-    matrix, or, with ``baselines``, as those baselines only.
+    matrix, or, with ``baselines``, as those baselines only.  ``seeds`` repeats every run per seed.
     """
 
     dataset: str = dataset_option()
@@ -210,19 +231,27 @@ class SeedStudyConfig(ModelSelection):
     max_steps: int | None = option(None, help="cap every run at this many steps")
     batch_size: int = option(4, help="seed: 4")
     lr: float = option(1e-4, help="seed: 1e-4")
+    loss_scales: str = option(
+        DEFAULT_LOSS_SCALES, help="finest (one objective for every model, the seed's) | all (PackNet's own)"
+    )
     width: float = width_option()
     input_size: tuple[int, int] | None = input_size_option()
     dataset_length: int | None = None
     device: str = device_option()
     seed: int = seed_option()
+    seeds: int | list[int] | None = seeds_option()
     workers: int = option(TrainConfig.workers, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
     checkpoint_every: int | None = option(
         None, help="also checkpoint every N steps (what a preempted SLURM job loses at most)"
     )
     quick: bool = option(False, flag="--quick", help="tiny widths, 64x96 synthetic images: a few CPU minutes")
-    evaluate: bool = option(True, flag="--eval/--no-eval", help="score every run on the test split")
-    eval_length: int | None = None
+    evaluate: bool = option(
+        True, flag="--eval/--no-eval", help="score every run on held-out images against the constant predictor"
+    )
+    eval_images: int | None = option(
+        None, help="held-out test images each run is scored on (default: the test split; --quick: 32)"
+    )
     only: list[str] | None = option(
         None,
         parse=lambda text: parse_name_list(text, "--only", EXPERIMENTS.names()),
@@ -236,6 +265,7 @@ class SeedStudyConfig(ModelSelection):
     )
     baselines: list[str] = baselines_option()
     model_options: dict[str, Any] = model_options_option(scoped=True)
+    ride_along: RideAlong | None = None  # probes inside the runs (probe study); None: none
     out: Path = out_option(Path("runs/seed-study"))
 
     def validate(self) -> None:
@@ -244,12 +274,14 @@ class SeedStudyConfig(ModelSelection):
         check_optional_count("--max-steps", self.max_steps, MAX_STEPS)
         check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
         check_optional_count("--dataset-length", self.dataset_length, MAX_ITEMS)
-        check_optional_count("--eval-length", self.eval_length, MAX_ITEMS)
+        check_optional_count("--eval-images", self.eval_images, MAX_ITEMS)
         check_positive_float("--lr", self.lr, what="a positive learning rate")
         check_workers(self.workers)
         check_width(self.width)
         check_input_size(self.input_size)
         check_seed(self.seed)
+        seed_list(self.seeds, self.seed)
+        check_loss_scales(self.loss_scales)
         if self.quick and self.dataset != "synthetic":
             raise ProbeError(f"--quick: uses the synthetic data; got --dataset {self.dataset}")
         for name in self.only or []:
@@ -286,30 +318,32 @@ class SeedStudyConfig(ModelSelection):
             width=min(self.width, 0.0625),
             input_size=self.input_size or (64, 96),
             dataset_length=self.dataset_length or 96,
-            eval_length=self.eval_length or 32,
+            eval_images=self.eval_images or 32,
             workers=0,
         )
 
+    def seed_comparable(self) -> str | None:
+        """None when these runs follow the seed's protocol (so its reported losses compare); else why not."""
+        differences = [
+            f"dataset {self.dataset} (seed: NYU Depth v2)" if self.dataset != "nyu" else "",
+            f"width {self.width:g} (seed: 1)" if self.width != 1.0 else "",
+            "a step cap" if self.max_steps is not None else "",
+            f"{self.epochs} epochs (seed: 1)" if self.epochs != 1 else "",
+            f"batch {self.batch_size} (seed: 4)" if self.batch_size != 4 else "",
+            f"lr {self.lr:g} (seed: 1e-4)" if self.lr != 1e-4 else "",
+            f"loss scales {self.loss_scales} (seed: finest)" if self.loss_scales != "finest" else "",
+            f"input {self.input_size[0]}x{self.input_size[1]}" if self.input_size is not None else "",
+        ]
+        named = [d for d in differences if d]
+        return "; ".join(named) if named else None
+
 
 @dataclass
-class ExperimentEval:
-    """A finished run scored on the test split (``probe eval``; the run's ``eval/eval.json`` has the rest)."""
+class ExperimentRun:
+    """One seed of one experiment: an ordinary training run folder, its training losses and its held-out score."""
 
-    protocol: str
-    n_images: int
-    metrics: dict[str, float]  # pooled over pixels: abs_rel ... delta3
-
-
-@dataclass
-class ExperimentRow:
-    """One experiment: what it trained, the seed's numbers beside ours, and its test-split scores."""
-
-    id: str
-    title: str
-    seed_experiment: int | None  # the seed's experiment number (None: the DenseDepth baseline)
-    model: str
-    options: dict[str, Any]
-    params: int
+    seed: int
+    run_dir: str
     steps: int
     mean_epoch_loss: float | None
     batch_loss_std: float | None
@@ -318,20 +352,45 @@ class ExperimentRow:
     seconds_per_epoch: float | None
     images_per_s: float | None
     loss_curve: list[float]
+    held_out: HeldOutSummary | None  # None with --no-eval
+    probes: list[str]  # result files the riding-along probes wrote into run_dir
+
+
+@dataclass
+class ExperimentRow:
+    """One experiment over its seeds: what it trained and with which objective, the comparable held-out score
+    with its interval, whether it learned, and the seed's reported numbers."""
+
+    id: str
+    title: str
+    seed_experiment: int | None  # the seed's experiment number (None: the DenseDepth baseline)
+    model: str
+    options: dict[str, Any]
+    params: int
+    objective: str  # the training objective (loss, scales): training losses compare only under one objective
     seed_mean_loss: float | None  # what the seed reported (None where it aborted the run)
     seed_note: str
-    run_dir: str
-    eval: ExperimentEval | None  # None with --no-eval
+    runs: list[ExperimentRun]  # one per seed
+    training_loss: Estimate | None  # mean epoch training loss over seeds
+    held_out_loss: Estimate | None  # the DenseDepth loss on held-out images (probe.heldout), over seeds
+    held_out_abs_rel: Estimate | None
+    learned: Learned | None  # None with --no-eval
+
+    @property
+    def run_dir(self) -> str:
+        """The first seed's run folder."""
+        return self.runs[0].run_dir
 
 
 @register_result
 @dataclass
 class SeedStudyResult(Result):
-    """Per experiment: model, options, params, losses (mean, spread, first 100, curve), time, eval metrics."""
+    """Per experiment: model, objective, runs per seed, held-out score and learned verdict over seeds."""
 
     name: ClassVar[str] = "experiments"
-    # 2: launch (how the runs ran) and config.checkpoint_every; 3: roles, config.models/baselines/model_options
-    schema_version: ClassVar[int] = 3
+    # 2: launch (how the runs ran) and config.checkpoint_every; 3: roles, config.models/baselines/model_options;
+    # 4: one run per seed with its held-out score, objective and the learned verdict over seeds
+    schema_version: ClassVar[int] = 4
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
     roles: Roles  # which trained models are under study and which are baselines
@@ -341,9 +400,11 @@ class SeedStudyResult(Result):
         return [plot_loss_curves(self.experiments, Path(out_dir) / "experiments_loss.png")]
 
 
-def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainConfig:
-    """The TrainConfig of one experiment: identical data, seed and hyper-parameters for every model."""
-    run_dir = Path(config.out) / experiment.id
+def train_config_for(
+    experiment: Experiment, config: SeedStudyConfig, seed: int | None = None, out: Path | None = None
+) -> TrainConfig:
+    """The TrainConfig of one experiment on one seed: identical data, seed and hyper-parameters for every model."""
+    run_dir = Path(out) if out is not None else Path(config.out) / experiment.id
     return TrainConfig(
         model=experiment.model,
         model_options=dict(experiment.options),
@@ -357,8 +418,9 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
         batch_size=config.batch_size,
         lr=config.lr,
         loss="densedepth",
+        loss_scales=config.loss_scales,
         device=config.device,
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
         workers=config.workers,
         precision=config.precision,
         checkpoint_every=config.checkpoint_every,
@@ -367,30 +429,44 @@ def train_config_for(experiment: Experiment, config: SeedStudyConfig) -> TrainCo
     )
 
 
-def evaluate_run(run_dir: Path, config: SeedStudyConfig) -> ExperimentEval:
-    """Score a finished run on the dataset's test split (``probe eval``); writes ``run_dir/eval/eval.json``."""
-    from probe.evaluate import EvalOptions, evaluate_checkpoint
+def probe_carriers(experiments: list[Experiment], models: list[str]) -> dict[str, str]:
+    """experiment id -> model, for the first experiment of each of ``models`` (the runs the probes ride along in)."""
+    carriers: dict[str, str] = {}
+    for e in experiments:
+        if e.model in models and e.model not in carriers.values():
+            carriers[e.id] = e.model
+    return carriers
 
-    result = evaluate_checkpoint(
-        EvalOptions(
-            checkpoint=run_dir,
-            out=run_dir / "eval",
-            split="test",
-            dataset_length=config.eval_length,
-            batch_size=config.batch_size,
-            device=config.device,
-        )
-    )
-    return ExperimentEval(result.protocol, result.n_images, dict(result.metrics))
+
+def _ride_along_hooks(ride: RideAlong, folder: Path) -> list[Any]:
+    """Fresh probes for one run, skipping those whose result file the run folder already holds (a reused run)."""
+    from analyses.collapse import CollapseTracker
+    from analyses.gradients import GradientRecorder
+    from analyses.noise import NoiseProbe
+
+    hooks: list[Any] = []
+    if not (folder / "gradients.json").is_file():
+        hooks.append(GradientRecorder(every=ride.gradient_every))
+    if not (folder / "noise.json").is_file():
+        hooks.append(NoiseProbe(*ride.noise_batches, every=ride.noise_every))
+    if not (folder / "collapse.json").is_file():
+        hooks.append(CollapseTracker(every=ride.collapse_every, n_images=ride.collapse_images))
+    return hooks
+
+
+def objective_of(summary: Any) -> str:
+    """``"supervised densedepth loss on the finest output"``: what a run's training loss measures."""
+    scales = "the finest output" if summary.loss_scales == "finest" else "every output scale (mean)"
+    return f"{summary.objective} {summary.loss} loss on {scales}"
 
 
 def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedStudyResult:
-    """Train every experiment (resuming any that a previous call left unfinished) and compare them.
+    """Train every experiment on every seed (resuming any run a previous call left unfinished) and compare them.
 
-    With ``config.evaluate`` each finished run is also scored on the test
-    split.  ``launch`` runs the experiments side by side (:mod:`probe.jobs`); the
-    numbers do not depend on it.  Writes ``DIR/experiments.json`` and
-    ``DIR/experiments_loss.png``.
+    With ``config.evaluate`` each run is scored on held-out images against the per-image-median constant
+    predictor (:mod:`probe.heldout`).  ``launch`` runs the (experiment, seed) runs side by side
+    (:mod:`probe.jobs`); the numbers do not depend on it.  Writes ``DIR/experiments.json`` and
+    ``DIR/experiments_loss.png``; each run is ``DIR/<id>/`` (one seed) or ``DIR/<id>/seed_<s>/``.
     """
     cfg = config.resolved()
     experiments = cfg.experiments()
@@ -399,30 +475,44 @@ def run_seed_study(config: SeedStudyConfig, launch: Launch = Launch()) -> SeedSt
     launch.validate()
     check_preemptible(launch, cfg.checkpoint_every)
     with run_folder_lock(cfg.out, "experiment seed-study"):
-        jobs = [Job(e.id, Path(cfg.out) / e.id, run_experiment, (e, cfg)) for e in experiments]
-        rows = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
-        study = SeedStudyResult(config=cfg, experiments=rows, roles=cfg.experiment_roles(experiments), launch=launch)
-        study.save(cfg.out)
-        return study
+        return _run_experiments(cfg, experiments, launch)
 
 
-def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> ExperimentRow:
-    """Train one experiment into ``DIR/<id>/`` (resuming its newest checkpoint) and score it: its row.
+@dataclass
+class RunTask:
+    """One (experiment, seed) training run: what a worker process needs to train and score it."""
 
-    A job of :func:`run_seed_study`; the TrainConfig is made here, in the process that
-    trains, so a requeued job sees the checkpoints its earlier start wrote.
-    """
-    result = train(train_config_for(experiment, cfg))
+    config: SeedStudyConfig
+    experiment: Experiment
+    seed: int
+    folder: Path
+    carries_probes: bool
+
+
+def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
+    """Train one experiment on one seed (with the riding-along probes when it carries them), score it on held-out
+    images, and write the probes' files into its run folder: -> (the run, parameters, training objective)."""
+    from probe.heldout import held_out_dataset, held_out_score
+
+    cfg, folder, seed = task.config, task.folder, task.seed
+    ride = cfg.ride_along if task.carries_probes else None
+    hooks = _ride_along_hooks(ride, folder) if ride is not None else []
+    result = train(train_config_for(task.experiment, cfg, seed, folder), hooks=hooks)
     s = result.summary
-    if s is None:
+    if s is None or result.model is None:
         raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
-    return ExperimentRow(
-        id=experiment.id,
-        title=experiment.title,
-        seed_experiment=experiment.seed_number,
-        model=experiment.model,
-        options=experiment.options,
-        params=s.params,
+    held_out = None
+    if cfg.evaluate:
+        test = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, cfg.eval_images)
+        device = next(result.model.parameters()).device
+        held_out = held_out_score(result.model, test, device=device, seed=seed).summary()
+    for hook in hooks:  # JSON only: the study draws the figures once, over every seed
+        hook.held_out = held_out
+        hook.save(folder, figures=False)
+    probes = [name for name in ("gradients", "noise", "collapse") if (folder / f"{name}.json").is_file()]
+    run = ExperimentRun(
+        seed=seed,
+        run_dir=str(result.out),
         steps=s.steps,
         mean_epoch_loss=s.mean_epoch_loss,
         batch_loss_std=s.batch_loss_std,
@@ -431,15 +521,61 @@ def run_experiment(experiment: Experiment, cfg: SeedStudyConfig) -> ExperimentRo
         seconds_per_epoch=s.seconds_per_epoch,
         images_per_s=s.images_per_s,
         loss_curve=s.loss_curve,
+        held_out=held_out,
+        probes=probes if task.carries_probes else [],
+    )
+    return run, s.params, objective_of(s)
+
+
+def _run_experiments(cfg: SeedStudyConfig, experiments: list[Experiment], launch: Launch) -> SeedStudyResult:
+    seeds = seed_list(cfg.seeds, cfg.seed)
+    carriers = probe_carriers(experiments, cfg.ride_along.models) if cfg.ride_along is not None else {}
+    tasks = [
+        RunTask(cfg, e, seed, seed_folder(Path(cfg.out) / e.id, seed, seeds), e.id in carriers)
+        for e in experiments
+        for seed in seeds
+    ]
+    jobs = [Job(str(t.folder.relative_to(cfg.out)), t.folder, train_run, (t,)) for t in tasks]
+    trained = run_jobs(jobs, launch, device=cfg.device, out=Path(cfg.out), what="experiments")
+    rows = []
+    for e in experiments:
+        mine = [t for t, task in zip(trained, tasks) if task.experiment.id == e.id]
+        rows.append(experiment_row(e, mine[-1][1], mine[-1][2], [run for run, _, _ in mine]))
+    study = SeedStudyResult(config=cfg, experiments=rows, roles=cfg.experiment_roles(experiments), launch=launch)
+    study.save(cfg.out)
+    return study
+
+
+def experiment_row(experiment: Experiment, params: int, objective: str, runs: list[ExperimentRun]) -> ExperimentRow:
+    """One experiment's runs summarised over seeds (a single seed's interval is a bootstrap over its images)."""
+    scores = [r.held_out for r in runs]
+    scored = [h for h in scores if h is not None]
+    complete = len(scored) == len(runs)
+    one = scored[0] if len(runs) == 1 and complete else None
+    return ExperimentRow(
+        id=experiment.id,
+        title=experiment.title,
+        seed_experiment=experiment.seed_number,
+        model=experiment.model,
+        options=experiment.options,
+        params=params,
+        objective=objective,
         seed_mean_loss=experiment.seed_mean_loss,
         seed_note=experiment.seed_note,
-        run_dir=str(result.out),
-        eval=evaluate_run(result.out, cfg) if cfg.evaluate else None,
+        runs=runs,
+        training_loss=seed_estimate([r.mean_epoch_loss for r in runs]),
+        held_out_loss=seeds_or_images([h.loss for h in scored], one.per_image_loss if one else None)
+        if complete
+        else None,
+        held_out_abs_rel=seeds_or_images([h.abs_rel for h in scored], one.per_image_abs_rel if one else None)
+        if complete
+        else None,
+        learned=learned_of([r.seed for r in runs], scored) if complete else None,
     )
 
 
 TIMING_FIELDS = ("seconds_per_epoch", "images_per_s")
-"""Row fields that measure the machine, not the run: they differ between any two runs of one study."""
+"""Run fields that measure the machine, not the run: they differ between any two runs of one study."""
 PLACE_FIELDS = ("out", "run_dir")
 """Where a study was written: compared relative to its folder."""
 
@@ -448,20 +584,31 @@ def study_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Where two ``experiments.json`` differ, beyond timings and place: ``[]`` when they agree.
 
     Every number is compared exactly (floats bit for bit): the config (but ``out``), and every
-    row's losses, loss curve, parameters, steps and eval metrics.  Left out: :data:`TIMING_FIELDS`,
-    the ``launch`` section (how the runs were run, the point of comparing) and the folders,
-    whose run folders are compared by their names under ``out``.
+    row's and run's losses, loss curve, parameters, steps and held-out scores.  Left out:
+    :data:`TIMING_FIELDS`, the ``launch`` section (how the runs were run, the point of comparing)
+    and the folders, whose run folders are compared by their paths under ``out``.
 
-    >>> row = {"id": "a", "run_dir": "x/a", "final_loss": 0.5, "images_per_s": 10.0}
-    >>> study_differences({"config": {"out": "x"}, "experiments": [row]},
-    ...                   {"config": {"out": "y"}, "experiments": [{**row, "run_dir": "y/a", "images_per_s": 3.0}]})
+    >>> run = {"seed": 0, "run_dir": "x/a", "final_loss": 0.5, "images_per_s": 10.0}
+    >>> study_differences({"config": {"out": "x"}, "experiments": [{"id": "a", "runs": [run]}]},
+    ...                   {"config": {"out": "y"},
+    ...                    "experiments": [{"id": "a", "runs": [{**run, "run_dir": "y/a", "images_per_s": 3.0}]}]})
     []
     """
 
+    def place(path: str, out: str) -> str:
+        return Path(path).relative_to(out).as_posix() if Path(path).is_relative_to(out) else Path(path).name
+
     def comparable(study: dict[str, Any]) -> dict[str, Any]:
+        out = study["config"].get("out", "")
         config = {k: v for k, v in study["config"].items() if k not in PLACE_FIELDS}
         rows = [
-            {k: (Path(v).name if k == "run_dir" else v) for k, v in row.items() if k not in TIMING_FIELDS}
+            {
+                **{k: v for k, v in row.items() if k != "runs"},
+                "runs": [
+                    {k: (place(v, out) if k == "run_dir" else v) for k, v in run.items() if k not in TIMING_FIELDS}
+                    for run in row.get("runs", [])
+                ],
+            }
             for row in study["experiments"]
         ]
         return {"config": config, "experiments": rows}
@@ -480,69 +627,77 @@ def moving_average(values: list[float], window: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
+def _mean_curve(row: ExperimentRow) -> np.ndarray:
+    """The per-step training loss averaged over seeds (as long as the shortest run)."""
+    curves = [np.asarray(r.loss_curve, dtype=np.float64) for r in row.runs if r.loss_curve]
+    if not curves:
+        return np.zeros(0)
+    n = min(len(c) for c in curves)
+    return np.mean([c[:n] for c in curves], axis=0)
+
+
 def plot_loss_curves(rows: list[ExperimentRow], path: Path) -> Path:
-    """Per-batch loss (faint) and its moving average (bold) for every experiment."""
+    """Per-batch training loss (mean over seeds, faint) and its moving average (bold) for every experiment."""
     import matplotlib.pyplot as plt
 
     from probe.plotting import save_figure
 
     fig, ax = plt.subplots(figsize=(9, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    longest = max((len(r.loss_curve) for r in rows), default=1)
+    curves = [_mean_curve(r) for r in rows]
+    longest = max((len(c) for c in curves), default=1)
     window = max(1, min(100, longest // 10))
-    for i, row in enumerate(rows):
-        curve = row.loss_curve
+    for i, (row, curve) in enumerate(zip(rows, curves)):
         steps = np.arange(1, len(curve) + 1)
         colour = colours[i % len(colours)]
         ax.plot(steps, curve, color=colour, alpha=0.2, linewidth=0.8)
-        ax.plot(steps, moving_average(curve, window), color=colour, linewidth=2, label=f"{row.id} ({row.model})")
+        label = f"{row.id} ({row.model}, {len(row.runs)} seed(s))"
+        ax.plot(steps, moving_average(list(curve), window), color=colour, linewidth=2, label=label)
+    objectives = sorted({r.objective for r in rows})
     ax.set_xlabel("step (batch)")
-    ax.set_ylabel("DenseDepth loss")
-    ax.set_title(f"Seed study: per-batch loss and {window}-batch moving average")
+    ax.set_ylabel("training loss" + (f": {objectives[0]}" if len(objectives) == 1 else " (objectives differ)"))
+    ax.set_title(f"Seed study: per-batch training loss (mean over seeds) and {window}-batch moving average")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
 def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
-    """The comparison table: our numbers next to what the seed reported."""
+    """The comparison table: the held-out score over seeds, whether each model learned, the training loss."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Table as RichTable
 
-    def fmt(value: Any, spec: str = ".4f") -> str:
-        return "-" if value is None else format(value, spec)
-
-    table = Table(title="seed study (DenseDepth loss; lower is better)")
-    for column in (
-        "id",
-        "model",
-        "params",
-        "mean loss",
-        "batch std",
-        "first 100",
-        "s/epoch",
-        "abs_rel",
-        "delta1",
-        "seed's loss",
-    ):
-        table.add_column(column, justify="left" if column in ("id", "model") else "right", no_wrap=True)
+    table = RichTable(title="seed study: held-out DenseDepth loss and abs_rel (lower is better), over seeds")
+    for column in ("id", "model", "params", "seeds", "held-out loss", "held-out abs_rel", "learned", "training loss"):
+        table.add_column(column, justify="left" if column in ("id", "model", "learned") else "right", no_wrap=True)
     for row in result.experiments:
-        metrics = row.eval.metrics if row.eval is not None else {}
         table.add_row(
             row.id,
             row.model,
-            fmt(row.params, ",d"),
-            fmt(row.mean_epoch_loss),
-            fmt(row.batch_loss_std),
-            fmt(row.first100_mean_loss),
-            fmt(row.seconds_per_epoch, ".1f"),
-            fmt(metrics.get("abs_rel")),
-            fmt(metrics.get("delta1")),
-            fmt(row.seed_mean_loss, ".3f"),
+            format(row.params, ",d"),
+            str(len(row.runs)),
+            shown(row.held_out_loss),
+            shown(row.held_out_abs_rel),
+            row.learned.describe() if row.learned else "not scored",
+            shown(row.training_loss),
         )
-    (console or Console(width=max(140, Console().width))).print(table)
+    (console or Console(width=max(160, Console().width))).print(table)
+    reason = result.config.seed_comparable()
+    if reason is not None:
+        (console or Console()).print(f"The seed's NYU losses (0.612, 0.401) do not compare with these runs: {reason}.")
 
 
 # -- the report: the experiment matrix, and the question that weighs cost against it -----------------------
+
+EXPERIMENTS_NOTE = (
+    "Every model is compared on one held-out score computed identically for all (probe.heldout: the DenseDepth "
+    "loss and abs_rel of the eval-mode finest output in metres, clipped to the protocol's depth range). "
+    f"Learned: {LEARNED_RULE}."
+)
+
+
+def _one_objective(doc: SeedStudyResult) -> str | None:
+    objectives = {e.objective for e in doc.experiments}
+    return objectives.pop() if len(objectives) == 1 else None
 
 
 @SECTIONS.register(
@@ -551,60 +706,87 @@ def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
 def experiments_section(results: Results) -> Section | None:
     import pandas as pd
 
-    from probe.plotting import plt, sns
+    from probe.plotting import IntervalPanel, interval_figure, plt, sns
 
     doc = results.first(SeedStudyResult)
     if doc is None or not doc.experiments:
         return None
+    objective = _one_objective(doc)
+    seed_reason = doc.config.seed_comparable()
     rows = []
     for e in doc.experiments:
-        metrics = e.eval.metrics if e.eval is not None else {}
-        rows.append(
-            {
-                "experiment": e.id,
-                "title": e.title,
-                "model": e.model,
-                **doc.roles.evidence(e.model),
-                "params": e.params,
-                "mean epoch loss": e.mean_epoch_loss,
-                "seed reported (NYU, 1 epoch)": e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note,
-                "per-batch loss std": e.batch_loss_std,
-                "first-100-batch loss": e.first100_mean_loss,
-                "time/epoch (s)": e.seconds_per_epoch,
-                "abs_rel": metrics.get("abs_rel"),
-                "rmse": metrics.get("rmse"),
-                "delta1": metrics.get("delta1"),
-            }
+        row: dict[str, Any] = {
+            "experiment": e.id,
+            "model": e.model,
+            **doc.roles.evidence(e.model),
+            "params": e.params,
+            "seeds": len(e.runs),
+            "held-out loss": shown(e.held_out_loss),
+            "held-out abs_rel": shown(e.held_out_abs_rel),
+            "abs_rel / constant": shown(e.learned.ratio) if e.learned else "not scored",
+            "scale-matched / constant": shown(e.learned.scale_matched_ratio) if e.learned else "not scored",
+            "learned": e.learned.status if e.learned else "not scored",
+        }
+        if objective is None:
+            row["training objective"] = e.objective
+        else:
+            row["training loss (mean epoch)"] = shown(e.training_loss)
+        if seed_reason is None:
+            row["seed reported (NYU, 1 epoch)"] = e.seed_mean_loss if e.seed_mean_loss is not None else e.seed_note
+        rows.append(row)
+    notes = [
+        EXPERIMENTS_NOTE,
+        f"Every experiment trained on one objective ({objective}), so their training losses compare too."
+        if objective is not None
+        else "The experiments trained on different objectives: their training losses are not compared.",
+        "The seed's reported NYU losses (0.612 PackNet B, 0.401 DenseDepth) are shown next to these runs."
+        if seed_reason is None
+        else f"The seed's reported NYU losses (0.612 PackNet B, 0.401 DenseDepth) are not compared with these "
+        f"runs: they differ from the seed's protocol in {seed_reason}.",
+    ]
+    blocks: list[Block] = [Paragraph(" ".join(notes)), Table(rows, "experiments.json (± : 95% interval)")]
+    scored = [e for e in doc.experiments if e.learned is not None]
+    if scored:
+        fig = interval_figure(
+            [
+                IntervalPanel(
+                    [(e.id, e.model, e.learned.ratio) for e in scored if e.learned],
+                    "held-out abs_rel / constant predictor's (dashed: learned threshold)",
+                    LEARNED_FRACTION,
+                ),
+                IntervalPanel(
+                    [(e.id, e.model, e.learned.scale_matched_ratio) for e in scored if e.learned],
+                    "scale-matched abs_rel / constant predictor's",
+                    LEARNED_FRACTION,
+                ),
+            ]
         )
-    blocks: list[Block] = [Table(rows, "experiments.json")]
-    frames = []
-    for e in doc.experiments:
-        curve = [v for v in e.loss_curve if math.isfinite(v)]
-        if curve:
-            s = pd.Series(curve)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "step": range(1, len(curve) + 1),
-                        "loss": s,
-                        "smoothed loss": s.rolling(max(1, len(curve) // 20), min_periods=1).mean(),
-                        "experiment": e.id,
-                    }
-                )
-            )
-    if frames:
-        df = pd.concat(frames)
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-        sns.lineplot(df, x="step", y="smoothed loss", hue="experiment", ax=axes[0])
-        axes[0].set(xlabel="training step (batches)", ylabel="training loss (smoothed)")
-        axes[0].legend(title="experiment (see table)", fontsize="small")
-        std = df.groupby("experiment", sort=False)["loss"].std().reset_index()
-        sns.barplot(std, x="loss", y="experiment", hue="experiment", legend=False, ax=axes[1])
-        axes[1].set(xlabel="per-batch loss standard deviation", ylabel="")
-        fig.tight_layout()
         blocks.append(
             figure_from_matplotlib(
-                fig, "Loss curves and per-batch loss spread per experiment (ids as in the table above)", "curves"
+                fig, "Did each model learn? 95% intervals (x: seeds); left of the dashed line: learned", "learned"
+            )
+        )
+    frames = []
+    for e in doc.experiments if objective is not None else []:
+        for run in e.runs:
+            series = pd.Series(run.loss_curve, dtype=float)
+            if series.notna().any():
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "step": range(1, len(series) + 1),
+                            "smoothed loss": series.rolling(max(1, len(series) // 20), min_periods=1).mean(),
+                            "experiment": e.id,
+                        }
+                    )
+                )
+    if frames:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        sns.lineplot(pd.concat(frames), x="step", y="smoothed loss", hue="experiment", errorbar=("pi", 100), ax=ax)
+        ax.set(xlabel="training step (batches)", ylabel=f"training loss ({objective})")
+        blocks.append(
+            figure_from_matplotlib(
+                fig, "Training loss curves, one objective for every model: mean over seeds, band = range", "curves"
             )
         )
     return Section("experiments", "The experiment matrix", blocks)
@@ -613,8 +795,10 @@ def experiments_section(results: Results) -> Section | None:
 COST_RULE = (
     "Ratios of parameters, multiply-accumulates and forward+backward latency of each model under study to each "
     "baseline (in the seed's comparison: each PackNet model to DenseDepth) at the same input size "
-    "(complexity.json), set against the mean training loss of the experiment matrix when it exists "
-    "(experiments.json)."
+    "(complexity.json), set against the held-out DenseDepth loss of the experiment matrix when it exists "
+    "(experiments.json): the judged experiment under study with the lowest held-out loss against the judged "
+    "baseline experiment with the lowest, as a paired difference over seeds with a 95% Student t interval, drawn "
+    "only from models that learned."
 )
 COST_QUESTION = "What does the extra capacity cost?"
 
@@ -637,6 +821,7 @@ def capacity_cost(results: Results) -> Answer | None:
         return None
     models, roles = doc.models, doc.roles
     question = cost_question(roles)
+    rule = with_controls(COST_RULE, "learned")
     bases = [m for m in models if roles.role_of(m.name) == BASELINE]
     evidence = [
         {
@@ -650,26 +835,11 @@ def capacity_cost(results: Results) -> Answer | None:
     ]
     studied = [m for m in models if roles.under_study(m.name)]
     if not bases or not studied:
-        return Answer(
-            question,
-            "inconclusive",
-            "A model under study and a baseline must both be in complexity.json to compare.",
-            COST_RULE,
-            evidence,
-        )
+        sentence = "A model under study and a baseline must both be in complexity.json to compare."
+        return Answer(question, "inconclusive", sentence, rule, evidence)
     sentence = "; ".join(_cost_ratios(studied, base) for base in bases)
-    experiments = results.first(SeedStudyResult)
-    losses = _experiment_losses(experiments)
-    if experiments is not None:
-        base_losses = [v for k, v in losses.items() if experiments.roles.role_of(k) == BASELINE]
-        studied_losses = [v for k, v in losses.items() if experiments.roles.under_study(k)]
-        if base_losses and studied_losses:
-            better = min(studied_losses) < min(base_losses)
-            sentence += (
-                f"; for that, its best mean training loss is {fmt(min(studied_losses))} against "
-                f"{fmt(min(base_losses))} ({'better' if better else 'worse'})"
-            )
-    return Answer(question, "measured", sentence + ".", COST_RULE, evidence)
+    sentence += _held_out_comparison(results.first(SeedStudyResult))
+    return Answer(question, "measured", sentence + ".", rule, evidence)
 
 
 def _cost_ratios(studied: list[Any], base: Any) -> str:
@@ -689,13 +859,38 @@ def _times(ratio: float) -> str:
     return f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"
 
 
-def _experiment_losses(doc: SeedStudyResult | None) -> dict[str, float]:
-    """The best mean epoch loss of each model of the experiment matrix."""
-    out: dict[str, float] = {}
-    for e in doc.experiments if doc is not None else []:
-        if e.mean_epoch_loss is not None and math.isfinite(e.mean_epoch_loss):
-            out[e.model] = min(e.mean_epoch_loss, out.get(e.model, math.inf))
-    return out
+def _held_out_comparison(doc: SeedStudyResult | None) -> str:
+    """``"; for that, ..."``: the best judged experiment under study's held-out loss against the best judged
+    baseline's, paired over seeds (or why they are not compared)."""
+    if doc is None:
+        return ""
+    scored = [e for e in doc.experiments if e.held_out_loss is not None and e.learned is not None]
+    bases = [e for e in scored if doc.roles.role_of(e.model) == BASELINE]
+    studied = [e for e in scored if doc.roles.under_study(e.model)]
+    if not bases or not studied:
+        return "; the experiment matrix has no held-out score of both a model under study and a baseline"
+    judged_bases = [e for e in bases if not_learned(e.id, e.learned) is None]
+    judged = [e for e in studied if not_learned(e.id, e.learned) is None]
+    if not judged_bases:
+        reasons = "; ".join(g for g in (not_learned(e.id, e.learned) for e in bases) if g)
+        return f"; the held-out scores are not compared, because {reasons}"
+    if not judged:
+        statuses = ", ".join(f"{e.id} {e.learned.status if e.learned else 'not scored'}" for e in studied)
+        return f"; the held-out scores are not compared, because no experiment under study learned ({statuses})"
+
+    def held_out_loss(e: ExperimentRow) -> float:
+        return e.held_out_loss.mean if e.held_out_loss is not None else math.inf
+
+    best, base = min(judged, key=held_out_loss), min(judged_bases, key=held_out_loss)
+    mine = {r.seed: r.held_out.loss for r in best.runs if r.held_out}
+    theirs = {r.seed: r.held_out.loss for r in base.runs if r.held_out}
+    seeds = [s for s in mine if s in theirs]
+    difference = paired_estimate([mine[s] for s in seeds], [theirs[s] for s in seeds]) if seeds else None
+    verdict = decide(difference, above="worse", below="better")
+    return (
+        f"; for that, the best judged experiment under study ({best.id}) has a held-out DenseDepth loss of "
+        f"{shown(best.held_out_loss)} against {base.id}'s {shown(base.held_out_loss)} ({verdict.sentence})"
+    )
 
 
 @SECTIONS.register("cost", description=COST_QUESTION, needs=(), order=70)

@@ -40,6 +40,7 @@ same rule applies to the per-seed ratios with a Student t interval (:func:`learn
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -54,12 +55,17 @@ from probe.metrics import MetricAccumulator, median_ratios
 from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
 
 __all__ = [
+    "GATE_RULE",
     "LEARNED_FRACTION",
     "LEARNED_RULE",
     "HeldOutScore",
+    "HeldOutSummary",
+    "Learned",
     "PredictorScore",
     "constant_median_prediction",
+    "held_out_dataset",
     "held_out_score",
+    "learned_of",
     "learned_over_seeds",
     "learned_verdict",
     "score_predictions",
@@ -82,6 +88,13 @@ LEARNED_RULE = (
 )
 #: The loss every model is scored with on held-out images (the seed's objective).
 SCORE_LOSS = "densedepth"
+#: When a model's numbers may carry a verdict (every question's rule applies it first).
+GATE_RULE = (
+    "A verdict is drawn only from models that learned: by the learned rule on the raw held-out abs_rel ratio, "
+    "or on the scale-matched ratio (the model's abs_rel after per-image median scaling over the constant's, "
+    "i.e. depth structure learned even where the scale is not); a model that did not learn, or whose "
+    "learning is inconclusive or was not measured, is named and left out"
+)
 
 
 @dataclass
@@ -145,6 +158,22 @@ class HeldOutScore:
             "structure_learned": self.structure_learned.to_json(),
         }
 
+    def summary(self) -> HeldOutSummary:
+        """The part every result file keeps (per-image lists of the scores left out; the ratios keep theirs)."""
+        return HeldOutSummary(
+            n_images=self.n_images,
+            loss=self.model.loss,
+            abs_rel=self.model.metrics_image_mean.get("abs_rel", math.nan),
+            delta1=self.model.metrics_image_mean.get("delta1", math.nan),
+            constant_abs_rel=self.constant.metrics_image_mean.get("abs_rel", math.nan),
+            ratio=self.ratio,
+            scale_matched_ratio=self.scale_matched_ratio,
+            learned=self.learned,
+            structure_learned=self.structure_learned,
+            per_image_loss=list(self.model.per_image_loss),
+            per_image_abs_rel=list(self.model.per_image_abs_rel),
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "HeldOutScore":
         return cls(
@@ -160,6 +189,116 @@ class HeldOutScore:
             structure_learned=Verdict.from_json(data["structure_learned"]),
             method=data.get("method", ""),
         )
+
+
+@dataclass
+class HeldOutSummary:
+    """What a result file keeps of one run's :class:`HeldOutScore`: the scores, both ratios and their verdicts."""
+
+    n_images: int
+    loss: float  # the DenseDepth loss on clipped metres, mean over images
+    abs_rel: float  # mean over images
+    delta1: float  # mean over images
+    constant_abs_rel: float  # the per-image-median constant predictor's, same images
+    ratio: Estimate  # abs_rel ratio (model / constant), paired bootstrap over images
+    scale_matched_ratio: Estimate
+    learned: Verdict
+    structure_learned: Verdict
+    per_image_loss: list[float]  # for an interval over images when there is one seed
+    per_image_abs_rel: list[float]
+
+
+@dataclass
+class Learned:
+    """Whether one model learned, over its seeds: both ratios with their intervals, and the two verdicts.
+
+    One seed: that run's ratios and verdicts (paired bootstrap over its images); several: the per-seed ratios
+    with a Student t interval over seeds (:func:`learned_over_seeds`).
+    """
+
+    seeds: list[int]
+    ratio: Estimate
+    scale_matched_ratio: Estimate
+    learned: Verdict
+    structure_learned: Verdict
+
+    @property
+    def usable(self) -> bool:
+        """:data:`GATE_RULE`: learned on the raw ratio, or depth structure learned on the scale-matched one."""
+        return self.learned.verdict == "learned" or self.structure_learned.verdict == "structure learned"
+
+    @property
+    def status(self) -> str:
+        """``learned``, ``structure only`` (scale not learned), ``not learned`` or ``inconclusive``."""
+        if self.learned.verdict == "learned":
+            return "learned"
+        if self.structure_learned.verdict == "structure learned":
+            return "structure only"
+        if self.learned.verdict == "not learned" and self.structure_learned.verdict == "no structure learned":
+            return "not learned"
+        return "inconclusive"
+
+    def describe(self) -> str:
+        """``"did not learn: held-out abs_rel 1.9 ± 0.3 x the constant predictor's, scale-matched 0.97 ± 0.02 x"``."""
+        phrase = {
+            "learned": "learned",
+            "structure only": "learned depth structure but not scale",
+            "not learned": "did not learn",
+        }.get(self.status, "was not shown to learn")
+        return (
+            f"{phrase}: held-out abs_rel {_shown(self.ratio)} x the constant predictor's, "
+            f"scale-matched {_shown(self.scale_matched_ratio)} x"
+        )
+
+
+def _shown(estimate: Estimate) -> str:
+    if estimate.half_width is None:
+        return f"{estimate.mean:.3g} (no interval)"
+    return f"{estimate.mean:.3g} ± {estimate.half_width:.2g}"
+
+
+def learned_of(seeds: Sequence[int], runs: Sequence[HeldOutSummary]) -> Learned:
+    """:class:`Learned` from one :class:`HeldOutSummary` per seed (the same order as ``seeds``)."""
+    if not runs or len(runs) != len(seeds):
+        raise ProbeError(f"learned rule: expected one held-out score per seed, got {len(runs)} for {len(seeds)}")
+    if len(runs) == 1:
+        run = runs[0]
+        return Learned(list(seeds), run.ratio, run.scale_matched_ratio, run.learned, run.structure_learned)
+    learned = learned_over_seeds([r.ratio.mean for r in runs])
+    assert learned.estimate is not None  # seed_interval of finite ratios
+    scaled = seed_interval([r.scale_matched_ratio.mean for r in runs])
+    return Learned(list(seeds), learned.estimate, scaled, learned, structure_verdict(scaled))
+
+
+def held_out_dataset(name: str, root: Any, input_size: tuple[int, int] | None, count: int | None) -> Dataset:
+    """The held-out images a trained run is scored on: the first ``count`` items of the test split (all: None).
+
+    Generated datasets (no ``--data-root``) render exactly ``count`` items; a dataset on disk is cut to them.
+    """
+    from probe.data import dataset_info, get_dataset
+
+    generated = not dataset_info(name).needs_root
+    extra = {"length": count} if generated and count is not None else {}
+    dataset = get_dataset(name, root, split="test", input_size=input_size, **extra)
+    if count is None or generated or count >= len(dataset):
+        return dataset
+    return _FirstItems(dataset, count)
+
+
+class _FirstItems(Dataset):
+    """The first ``count`` items of a dataset, keeping its ``info`` and ``split``."""
+
+    def __init__(self, dataset: Any, count: int) -> None:
+        self.dataset, self.count = dataset, count
+        self.info, self.split = dataset.info, getattr(dataset, "split", "test")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.dataset[index]
 
 
 def constant_median_prediction(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -86,6 +86,14 @@ def input_size_option(default: tuple[int, int] | None = None, help: str = "") ->
     )
 
 
+def seeds_option() -> Any:
+    return option(
+        None,
+        parse=parse_seeds,
+        help="N (N seeds from --seed on) or a list 0,1,2: one run folder per seed (DIR/seed_S), statistics over seeds",
+    )
+
+
 def out_option(default: Path | None = None) -> Any:
     return option(default, help="run folder: DIR/<analysis>.json, PNG figures, DIR/config.json")
 
@@ -129,6 +137,22 @@ def parse_int_tuple(text: str, n: int, flag: str, example: str) -> tuple[int, ..
     if len(values) != n or any(v < 0 for v in values):
         raise ProbeError(f"{flag}: expected {n} comma-separated non-negative integers (e.g. {example}), got {text!r}")
     return values
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> int | list[int]:
+    """``"3"`` -> 3 (three seeds from ``--seed`` on); ``"0,4,7"`` -> ``[0, 4, 7]`` (a list names them).
+
+    >>> parse_seeds("3"), parse_seeds("0,4,7")
+    (3, [0, 4, 7])
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [int(p) for p in parts if p]
+    except ValueError:
+        values = []
+    if not values or (len(parts) == 1 and values[0] < 1) or any(v < 0 for v in values):
+        raise ProbeError(f"{flag}: expected a number of seeds (e.g. 3) or a list of seeds (e.g. 0,1,2), got {text!r}")
+    return values[0] if len(parts) == 1 else values
 
 
 def parse_name_list(text: str, flag: str, allowed: list[str]) -> list[str]:

@@ -80,12 +80,14 @@ class Result:
         """PNG figures of this result written into ``out_dir`` (none by default)."""
         return []
 
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``out_dir/<name>.json`` atomically, then the figures; return every path written."""
+    def save(self, out_dir: str | Path, *, figures: bool = True) -> list[Path]:
+        """Write ``out_dir/<name>.json`` atomically, then (unless ``figures`` is False) the figures; return every
+        path written."""
         out = ensure_dir(out_dir, "--out")
         with run_folder_lock(out, self.name):  # one writer per run folder
             written = [write_json(out / f"{self.name}.json", self.to_json())]
-            written.extend(self.figures(out))
+            if figures:
+                written.extend(self.figures(out))
         return written
 
     def save_run(self, out_dir: str | Path, *, device: Any = None, seed: int | None = None) -> list[Path]:

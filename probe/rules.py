@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.stats import Estimate, Verdict, decide, seed_interval
+from probe.stats import Estimate, Verdict, decide, seed_estimate, seed_interval
 
 __all__ = [
     "EXPLODE_ABOVE",
@@ -50,10 +50,21 @@ __all__ = [
     "PerStep",
     "PackingComparison",
     "PackingRun",
+    "COLLAPSE_RULE",
+    "COLLAPSED_SHARE",
+    "GRADIENT_SEEDS_RULE",
+    "SCATTER_BAND",
+    "SCATTER_RULE",
+    "CollapseCall",
+    "ScatterComparison",
+    "collapse_call",
+    "gradient_margin",
     "gradient_weight_ratio",
     "packing_comparison",
     "plateaued",
+    "scatter_comparison",
     "vanishing_gradients",
+    "vanishing_verdict",
 ]
 
 # -- gradients ------------------------------------------------------------------------------------
@@ -71,15 +82,21 @@ GRADIENT_RULE = (
 class PerStep(Protocol):
     """A quantity recorded at every step (``analyses.gradients.StepSeries`` is one)."""
 
-    per_step: list[float]
+    @property
+    def per_step(self) -> list[float]: ...
 
 
 class LayerRecord(Protocol):
     """What the rule reads of one layer (``analyses.gradients.LayerGradients`` has these)."""
 
-    name: str
-    grad_norm: PerStep
-    weight_norm: PerStep
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def grad_norm(self) -> PerStep: ...
+
+    @property
+    def weight_norm(self) -> PerStep: ...
 
 
 @dataclass
@@ -143,6 +160,148 @@ def vanishing_gradients(
     spread = float(np.log10(finite.max() / finite.min())) if finite.size else math.nan
     return GradientVerdict(
         ratios=ratios, median_ratio=median, vanishing=vanishing, exploding=exploding, spread_decades=spread
+    )
+
+
+def gradient_margin(verdict: GradientVerdict) -> float:
+    """log10 of the weakest layer's ratio over the model's median ratio (NaN when no ratio is finite).
+
+    The rule flags a layer when this is below ``log10(VANISH_BELOW)`` = -4: the margin is the one number per run
+    the verdict over seeds is drawn from.
+    """
+    finite = [r for r in verdict.ratios if math.isfinite(r) and r > 0]
+    if not finite or not math.isfinite(verdict.median_ratio) or verdict.median_ratio <= 0:
+        return math.nan
+    return math.log10(min(finite) / verdict.median_ratio)
+
+
+GRADIENT_SEEDS_RULE = (
+    "Over seeds, the weakest layer's margin log10(min ratio / median ratio) is averaged with a 95% Student t "
+    f"interval: vanishing when the whole interval lies below log10({VANISH_BELOW:g}) = {math.log10(VANISH_BELOW):g}, "
+    "not vanishing when it lies above, inconclusive otherwise (one seed gives no interval)."
+)
+
+
+def vanishing_verdict(margin: Estimate | None) -> Verdict:
+    """:data:`GRADIENT_SEEDS_RULE` on the margins over seeds (:func:`gradient_margin` per seed, e.g. through
+    :func:`probe.stats.seed_estimate`); None (a seed without a finite margin) is inconclusive.
+
+    >>> vanishing_verdict(seed_estimate([-7.0, -6.5, -7.2])).verdict
+    'vanishing'
+    >>> vanishing_verdict(seed_estimate([-1.2, -1.0, -1.4])).verdict, vanishing_verdict(None).verdict
+    ('not vanishing', 'inconclusive')
+    """
+    return decide(margin, threshold=math.log10(VANISH_BELOW), below="vanishing", above="not vanishing")
+
+
+# -- collapse -------------------------------------------------------------------------------------
+
+#: A model's prediction has collapsed when more than this share of its images is collapsed (interval included).
+COLLAPSED_SHARE = 0.5
+COLLAPSE_RULE = (
+    "An image is collapsed when the spatial std of its prediction (clipped to the protocol's depth range) is below "
+    "0.1 of the ground truth's, and its scale is flagged when mean(pred)/mean(gt) lies outside [0.8, 1.25]. "
+    f"A model is 'collapsed' when the share of collapsed images lies above {COLLAPSED_SHARE:g} with its whole 95% "
+    f"interval, 'not collapsed' when below; a model that is not collapsed is 'scale' (right structure, wrong "
+    f"scale) when its share of scale-flagged images lies above {COLLAPSED_SHARE:g} in the same way. Intervals: "
+    "Student t over seeds, or a bootstrap over the images of a single run."
+)
+
+
+@dataclass
+class CollapseCall:
+    """What :data:`COLLAPSE_RULE` says about one model: ``collapsed``, ``scale``, ``not collapsed`` or
+    ``inconclusive``, and the two verdicts behind it."""
+
+    verdict: str
+    sentence: str
+    collapsed: Verdict
+    scale: Verdict
+
+
+def collapse_call(collapsed_share: Estimate | None, scale_flagged_share: Estimate | None) -> CollapseCall:
+    """:data:`COLLAPSE_RULE` on the shares of collapsed and of scale-flagged images (with their intervals).
+
+    >>> from probe.stats import bootstrap_interval
+    >>> collapse_call(bootstrap_interval([1.0] * 8), bootstrap_interval([0.0] * 8)).verdict
+    'collapsed'
+    >>> collapse_call(bootstrap_interval([0.0] * 8), bootstrap_interval([1.0] * 8)).verdict
+    'scale'
+    """
+    collapsed = decide(collapsed_share, threshold=COLLAPSED_SHARE, above="collapsed", below="not collapsed")
+    scale = decide(scale_flagged_share, threshold=COLLAPSED_SHARE, above="scale", below="scale right")
+    share = collapsed_share.describe() if collapsed_share is not None else "n/a"
+    if collapsed.verdict == "collapsed":
+        return CollapseCall("collapsed", f"collapsed (share of collapsed images {share})", collapsed, scale)
+    if collapsed.verdict == "not collapsed":
+        if scale.verdict == "scale":
+            flagged = scale_flagged_share.describe() if scale_flagged_share is not None else "n/a"
+            return CollapseCall(
+                "scale",
+                f"not collapsed (share of collapsed images {share}) but at the wrong scale (share of "
+                f"scale-flagged images {flagged})",
+                collapsed,
+                scale,
+            )
+        return CollapseCall("not collapsed", f"not collapsed (share of collapsed images {share})", collapsed, scale)
+    return CollapseCall("inconclusive", collapsed.sentence, collapsed, scale)
+
+
+# -- noise ----------------------------------------------------------------------------------------
+
+#: Batch scatter counts as different only beyond 20% either way.
+SCATTER_BAND = 1.2
+SCATTER_RULE = (
+    "The batch-to-batch scatter of the training loss is its detrended coefficient of variation (std of successive "
+    "differences / sqrt(2) / mean; the control recovers a known injected scatter within 10%). Per seed, PackNet's "
+    "CV over the reference model's (both trained on the same batches); over seeds a 95% Student t interval: "
+    f"noisier when the whole interval lies above {SCATTER_BAND:g}, calmer when below 1/{SCATTER_BAND:g}, "
+    "comparable when it lies between the two, inconclusive otherwise (one seed gives no interval)."
+)
+
+
+@dataclass
+class ScatterComparison:
+    """``noisier``, ``calmer``, ``comparable`` or ``inconclusive``, with the ratio over seeds behind it."""
+
+    verdict: str
+    sentence: str
+    ratio: Estimate | None
+
+
+def scatter_comparison(cv: Sequence[float | None], reference_cv: Sequence[float | None]) -> ScatterComparison:
+    """:data:`SCATTER_RULE`: per-seed CVs of a model and of the reference, paired by seed.
+
+    >>> scatter_comparison([0.4, 0.42, 0.41], [0.1, 0.11, 0.1]).verdict
+    'noisier'
+    >>> scatter_comparison([0.1, 0.102, 0.099], [0.1, 0.1, 0.101]).verdict
+    'comparable'
+    """
+    if len(cv) != len(reference_cv):
+        raise ProbeError(
+            f"scatter rule: expected one CV per seed for both models, got {len(cv)} and {len(reference_cv)}"
+        )
+    ratios = [
+        a / b if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b > 0 else None
+        for a, b in zip(cv, reference_cv)
+    ]
+    ratio = seed_estimate(ratios)
+    high = decide(ratio, threshold=SCATTER_BAND, above="noisier", below="not noisier")
+    low = decide(ratio, threshold=1 / SCATTER_BAND, above="not calmer", below="calmer")
+    if ratio is None or not ratio.has_interval:
+        return ScatterComparison("inconclusive", high.sentence, ratio)
+    if high.verdict == "noisier":
+        return ScatterComparison("noisier", f"noisier: CV ratio {ratio.describe()}", ratio)
+    if low.verdict == "calmer":
+        return ScatterComparison("calmer", f"calmer: CV ratio {ratio.describe()}", ratio)
+    if high.verdict == "not noisier" and low.verdict == "not calmer":
+        return ScatterComparison("comparable", f"comparable: CV ratio {ratio.describe()}", ratio)
+    shown = f"{ratio.mean:.3g}" + (f" ± {ratio.half_width:.3g}" if ratio.half_width is not None else "")
+    return ScatterComparison(
+        "inconclusive",
+        f"inconclusive: the CV ratio ({shown}) is within the seeds' spread of the band "
+        f"[1/{SCATTER_BAND:g}, {SCATTER_BAND:g}]",
+        ratio,
     )
 
 
@@ -274,7 +433,11 @@ class PackingComparison:
 
 
 def _converged(run: PackingRun) -> bool:
-    return bool(run.losses) and all(plateaued(curve, floor=NEAR_LOSSLESS_MSE).converged for curve in run.losses)
+    """Every seed's curve plateaued; a curve with fewer than 8 finite losses cannot show it, so it has not."""
+    return bool(run.losses) and all(
+        sum(1 for x in curve if math.isfinite(x)) >= 8 and plateaued(curve, floor=NEAR_LOSSLESS_MSE).converged
+        for curve in run.losses
+    )
 
 
 def _reference_psnr(run: PackingRun, pools: list[PackingRun]) -> tuple[list[float], str] | None:
@@ -293,11 +456,22 @@ def _reference_psnr(run: PackingRun, pools: list[PackingRun]) -> tuple[list[floa
     return psnr, f"{lo.arch} interpolated between {lo.params:,} and {hi.params:,} parameters"
 
 
-def packing_comparison(runs: Sequence[PackingRun], *, reference: str = "maxpool") -> PackingComparison:
-    """:data:`PACKING_RULE` on autoencoder runs (PSNR per seed, in the same seed order for every run)."""
+def packing_comparison(
+    runs: Sequence[PackingRun],
+    *,
+    reference: str = "maxpool",
+    subject: Callable[[PackingRun], bool] | None = None,
+    label: str = "packing",
+) -> PackingComparison:
+    """:data:`PACKING_RULE` on autoencoder runs (PSNR per seed, in the same seed order for every run).
+
+    ``subject`` picks the runs compared with ``reference`` (default: the packing architectures, ``pack*``);
+    ``label`` names them in the verdicts (``"packing better"``).  The same rule judges a model's own encoder.
+    """
+    is_subject = subject or (lambda r: r.is_packing)
     unconverged = [f"{r.arch}@{r.levels} ({r.params:,} parameters)" for r in runs if not _converged(r)]
     comparisons = []
-    for run in sorted((r for r in runs if r.is_packing), key=lambda r: (r.levels, r.arch, r.params)):
+    for run in sorted((r for r in runs if is_subject(r)), key=lambda r: (r.levels, r.arch, r.params)):
         pools = [p for p in runs if p.arch == reference and p.levels == run.levels and _converged(p)]
         if not _converged(run):
             comparisons.append(
@@ -327,21 +501,32 @@ def packing_comparison(runs: Sequence[PackingRun], *, reference: str = "maxpool"
                 )
             )
             continue
-        psnr, label = found
-        if len(psnr) != len(run.psnr):
-            raise ProbeError(f"packing rule: {run.arch}@{run.levels} has {len(run.psnr)} seeds, {label} {len(psnr)}")
+        psnr, matched = found
+        if len(psnr) != len(run.psnr):  # a paired difference needs the same seeds on both sides
+            comparisons.append(
+                LevelComparison(
+                    run.levels,
+                    run.arch,
+                    run.params,
+                    matched,
+                    None,
+                    None,
+                    f"unpaired: {len(run.psnr)} seeds against {len(psnr)} of {matched}",
+                )
+            )
+            continue
         diff = seed_interval([a - b for a, b in zip(run.psnr, psnr)])
-        verdict = decide(diff, above="packing better", below="packing worse")
-        comparisons.append(LevelComparison(run.levels, run.arch, run.params, label, diff, verdict))
+        verdict = decide(diff, above=f"{label} better", below=f"{label} worse")
+        comparisons.append(LevelComparison(run.levels, run.arch, run.params, matched, diff, verdict))
     decided = [c.verdict.verdict for c in comparisons if c.verdict is not None and c.verdict.conclusive]
     compared = [c for c in comparisons if c.verdict is not None]
     if not compared:
-        overall = "inconclusive: no converged packing run has a converged max-pool run of matched size"
+        overall = f"inconclusive: no converged {label} run has a converged {reference} run of matched size"
     elif len(decided) < len(compared):
         overall = "inconclusive: at some matched level the difference is within the seeds' spread"
-    elif all(v == "packing better" for v in decided):
+    elif all(v == f"{label} better" for v in decided):
         overall = "yes"
-    elif all(v == "packing worse" for v in decided):
+    elif all(v == f"{label} worse" for v in decided):
         overall = "no"
     else:
         overall = "partly"

@@ -44,12 +44,17 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "Estimate",
     "Verdict",
+    "MISSING",
     "bootstrap_interval",
     "decide",
+    "finite_values",
     "paired_bootstrap_ratio",
     "paired_difference",
+    "paired_estimate",
     "sample_std",
+    "seed_estimate",
     "seed_interval",
+    "seeds_or_images",
     "student_t_quantile",
 ]
 
@@ -158,6 +163,54 @@ def seed_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Es
     )
 
 
+def finite_values(values: Sequence[float | None]) -> list[float] | None:
+    """``values`` as floats when every one is a finite number, else None (missing data gives no estimate)."""
+    out = []
+    for v in values:
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        out.append(float(v))
+    return out or None
+
+
+def seed_estimate(values: Sequence[float | None], confidence: float = CONFIDENCE) -> Estimate | None:
+    """:func:`seed_interval` of per-seed values, or None when one is missing or not finite (never a guess).
+
+    >>> seed_estimate([1.0, None]) is None, seed_estimate([1.0, 2.0, 3.0]).n
+    (True, 3)
+    """
+    finite = finite_values(values)
+    return seed_interval(finite, confidence) if finite is not None else None
+
+
+def paired_estimate(a: Sequence[float | None], b: Sequence[float | None]) -> Estimate | None:
+    """:func:`paired_difference` of per-seed values, or None when one is missing or not finite (never a guess)."""
+    x, y = finite_values(a), finite_values(b)
+    return paired_difference(x, y) if x is not None and y is not None else None
+
+
+def seeds_or_images(
+    seed_values: Sequence[float | None],
+    image_values: Sequence[float | None] | None = None,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Estimate | None:
+    """A per-image statistic over runs: Student t over seeds when there are several, else a bootstrap over the one
+    run's images (``image_values``, summarised by ``statistic``); None when an input is missing or not finite.
+
+    >>> seeds_or_images([0.5]).method, seeds_or_images([0.5], [0.0, 1.0, 1.0, 0.0]).method[:12]
+    ('one seed: no interval', 'bootstrap_95')
+    """
+    if len(seed_values) > 1 or image_values is None:
+        return seed_estimate(seed_values)
+    finite = finite_values(image_values)
+    if finite is None:
+        return None
+    return bootstrap_interval(finite, statistic, resamples=resamples, seed=seed)
+
+
 def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     if resamples < 1:
         raise ProbeError(f"bootstrap: expected a positive number of resamples, got {resamples}")
@@ -258,7 +311,7 @@ class Verdict:
     verdict: str
     sentence: str
     threshold: float
-    estimate: Estimate
+    estimate: Estimate | None  # None: the inputs were missing or not finite
 
     @property
     def conclusive(self) -> bool:
@@ -269,21 +322,28 @@ class Verdict:
             "verdict": self.verdict,
             "sentence": self.sentence,
             "threshold": self.threshold,
-            "estimate": self.estimate.to_json(),
+            "estimate": self.estimate.to_json() if self.estimate is not None else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Verdict":
-        return cls(data["verdict"], data["sentence"], data["threshold"], Estimate.from_json(data["estimate"]))
+        estimate = Estimate.from_json(data["estimate"]) if data.get("estimate") is not None else None
+        return cls(data["verdict"], data["sentence"], data["threshold"], estimate)
 
 
-def decide(estimate: Estimate, *, above: str, below: str, threshold: float = 0.0, digits: int = 3) -> Verdict:
+MISSING = "inconclusive: a value it needs is missing or not finite"
+
+
+def decide(estimate: Estimate | None, *, above: str, below: str, threshold: float = 0.0, digits: int = 3) -> Verdict:
     """The one verdict rule: ``above`` when the whole interval lies above ``threshold``, ``below`` when it lies
-    below, otherwise ``"inconclusive"`` (also when there is no interval, e.g. one seed).
+    below, otherwise ``"inconclusive"`` (also when there is no interval, e.g. one seed, and when there is no
+    estimate at all: missing or non-finite inputs never give a verdict).
 
     >>> decide(seed_interval([0.1, -0.2, 0.15]), above="worse", below="better").sentence
     "inconclusive: the difference (0.0167 ± 0.47) is within the seeds' spread"
     """
+    if estimate is None or not math.isfinite(estimate.mean):
+        return Verdict("inconclusive", MISSING, threshold, estimate)
     shown = f"{estimate.mean:.{digits}g}"
     if not estimate.has_interval:
         return Verdict(

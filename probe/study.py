@@ -6,10 +6,15 @@ A study is a list of registered steps run in order into one run folder::
     DIR/gradients.json       DIR/noise.json        DIR/collapse.json
     DIR/autoencoder.json     DIR/attribution.json  DIR/report.html
 
-Two budgets exist: ``quick`` (tiny widths, small images, the synthetic data; a
-2-core CPU finishes in minutes) and ``full`` (published widths and the dataset
-protocol's resolution, meant for a GPU).  A step that finished in an earlier call
-is not re-run unless ``force`` is given, so an interrupted study resumes.
+Three budgets exist (:mod:`probe.budgets`): ``quick`` (a smoke test: every step
+runs in minutes on a CPU, on networks too small to learn), ``standard`` (small
+networks on small synthetic images trained until they learn, 3 seeds) and
+``full`` (published widths and the dataset protocol's resolution, meant for a
+GPU).  Every seed of the experiment matrix is an ordinary run folder; the
+gradient, noise and collapse probes ride along inside the runs of the analysed
+models, and their steps combine those files over seeds.  A step that finished in
+an earlier call is not re-run unless ``force`` is given, so an interrupted study
+resumes.
 
 ``models`` (``--model SPEC``, repeatable) puts the user's own models under study: every step
 compares them with ``baselines`` (``--baseline NAME``; default: the budget's zoo comparison, i.e.
@@ -22,16 +27,22 @@ name them.  ``encoder_module`` also trains each model's encoder in the autoencod
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
+import torch
+
+from probe.budgets import BUDGETS, Budget, get_budget
 from probe.data import dataset_info, dataset_present
 from probe.device import resolve_device
 from probe.errors import DataError, ProbeError
 from probe.io import ensure_dir
-from probe.jobs import Launch
+from probe.jobs import Launch, available_cores
+from probe.limits import MAX_EPOCHS
 from probe.models import list_models
 from probe.options import (
     data_root_option,
@@ -41,6 +52,7 @@ from probe.options import (
     option,
     out_option,
     seed_option,
+    seeds_option,
     split_scoped_key,
 )
 from probe.progress import progress_bar
@@ -49,85 +61,27 @@ from probe.results import Result
 from probe.roles import BASELINE, ModelSelection
 from probe.runs import prepare_run_dir, read_run_records, run_folder_lock
 from probe.schema import encode
-from probe.seeding import check_seed
+from probe.seeding import check_seed, seed_list
 
-
-@dataclass(frozen=True)
-class Budget:
-    """How big each step is. ``quick`` and ``full`` are the two registered budgets."""
-
-    width: float
-    input_size: tuple[int, int] | None  # None: the dataset protocol's size
-    complexity_input: tuple[int, int]
-    complexity_models: tuple[str, ...] | None  # None: every registered model
-    complexity_repeats: int
-    train_steps: int  # gradients / noise / collapse
-    collapse_every: int
-    noise_batches: tuple[int, int]
-    experiment_length: int | None  # synthetic samples per seed-study epoch (None: dataset default)
-    experiment_max_steps: int | None
-    autoencoder_steps: int
-    autoencoder_levels: tuple[int, ...]
-    autoencoder_archs: tuple[str, ...] | None  # None: every registered architecture
-    autoencoder_input: tuple[int, int]
-    attribution_images: int
-    property_examples: int
-    analysed_models: tuple[str, ...] = ("packnet_b", "packnet_c", "densedepth")
-    slim: bool = True
-
-
-BUDGETS: dict[str, Budget] = {
-    "quick": Budget(
-        width=0.0625,
-        input_size=(64, 96),
-        complexity_input=(96, 320),
-        complexity_models=("packnet_b", "packnet_slim_b", "densedepth"),
-        complexity_repeats=1,
-        train_steps=40,
-        collapse_every=10,
-        noise_batches=(2, 8),
-        experiment_length=320,
-        experiment_max_steps=None,
-        autoencoder_steps=150,
-        autoencoder_levels=(1, 2, 3),
-        autoencoder_archs=("pack3d", "pack2d", "maxpool", "strided"),
-        autoencoder_input=(64, 64),
-        attribution_images=2,
-        property_examples=200,
-        analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth"),
-    ),
-    "full": Budget(
-        width=1.0,
-        input_size=None,
-        complexity_input=(192, 640),
-        complexity_models=None,
-        complexity_repeats=10,
-        train_steps=200,
-        collapse_every=25,
-        noise_batches=(4, 16),
-        experiment_length=None,
-        experiment_max_steps=None,
-        autoencoder_steps=2000,
-        autoencoder_levels=(1, 2, 3, 4, 5),
-        autoencoder_archs=None,
-        autoencoder_input=(128, 128),
-        attribution_images=8,
-        property_examples=2000,
-        analysed_models=("packnet_slim_b", "packnet_slim_c", "densedepth"),
-    ),
-}
+__all__ = ["BUDGETS", "STEPS", "Budget", "StepRecord", "StudyConfig", "StudyLog", "quick_config", "run_study"]
 
 
 @dataclass
 class StudyConfig(ModelSelection):
     """``probe study``: which data, which budget, which models, which steps, where."""
 
-    quick: bool = option(False, flag="--quick", help="tiny widths and images: minutes on a 2-core CPU")
-    budget_name: str | None = None  # overrides quick: any key of BUDGETS
+    quick: bool = option(False, flag="--quick", help="the quick budget (same as --budget quick)")
+    budget_name: str | None = option(
+        None,
+        flag="--budget",
+        help="quick (smoke test, minutes) | standard (every model learns; 45 min on 2 CPU cores) | full (GPU); "
+        "default: full, or quick with --quick",
+    )
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
     device: str = device_option()
     seed: int = seed_option()
+    seeds: int | list[int] | None = seeds_option()  # None: the budget's number of seeds, from --seed on
     out: Path = out_option(Path("runs/study"))
     steps: list[str] | None = option(None, flag="--step", help="run only these steps (repeatable)")  # None: all
     force: bool = option(False, flag="--force", help="re-run steps whose results already exist")
@@ -151,10 +105,14 @@ class StudyConfig(ModelSelection):
         """Everything a study can check before hours of work: steps, budget, seed, models and the dataset's files."""
         for name in self.steps or []:
             STEPS.entry(name)
-        if self.small and self.dataset != "synthetic":
-            raise ProbeError(f"--quick: runs on the built-in synthetic data; got --dataset {self.dataset}")
+        if self.quick and self.budget_name not in (None, "quick"):
+            raise ProbeError(f"--quick: is the quick budget; got --budget {self.budget_name} too")
         _ = self.budget  # an unknown budget name fails here
+        if self.small and self.dataset != "synthetic":
+            flag = "--quick" if self.quick else f"--budget {self.budget.name}"
+            raise ProbeError(f"{flag}: runs on the built-in synthetic data; got --dataset {self.dataset}")
         check_seed(self.seed)
+        self.seed_list()
         if (self.baselines or self.model_options or self.encoder_module) and not self.models:
             raise ProbeError("--baseline/--model-option/--encoder-module: they apply to --model SPEC; give it too")
         if self.models:
@@ -175,20 +133,31 @@ class StudyConfig(ModelSelection):
 
     def study_record(self) -> dict[str, Any]:
         """What decides which results a study folder holds: the dataset, budget and models compared."""
-        keys = ("dataset", "budget_name", "quick", "models", "baselines", "model_options", "encoder_module")
+        keys = ("dataset", "budget_name", "quick", "seeds", "models", "baselines", "model_options", "encoder_module")
         return {k: encode(getattr(self, k)) for k in keys}
 
     @property
     def budget(self) -> Budget:
-        name = self.budget_name or ("quick" if self.quick else "full")
-        if name not in BUDGETS:
-            raise ProbeError(f"study budget: expected one of {', '.join(BUDGETS)}, got {name!r}")
-        return BUDGETS[name]
+        return get_budget(self.budget_name or ("quick" if self.quick else "full"))
 
     @property
     def small(self) -> bool:
         """Budgets other than ``full`` run on the synthetic data with few threads of work."""
-        return (self.budget_name or ("quick" if self.quick else "full")) != "full"
+        return self.budget.name != "full"
+
+    def runs_launch(self) -> Launch:
+        """How the experiment step's runs run: ``--parallel`` and the other launch flags as given; without them a
+        CPU budget below ``full`` runs as many runs side by side as there are cores (up to 4, one thread each)."""
+        launch = self.launch
+        if launch.parallel is None and launch.launcher == "local" and self.small:
+            if resolve_device(self.device).type == "cpu":
+                cores = min(4, available_cores())
+                return replace(launch, parallel=cores, threads=launch.threads or 1) if cores > 1 else launch
+        return launch
+
+    def seed_list(self) -> list[int]:
+        """``--seeds`` where given, else the budget's number of seeds from ``--seed`` on."""
+        return seed_list(self.seeds if self.seeds is not None else self.budget.seeds, self.seed)
 
 
 @dataclass
@@ -249,10 +218,12 @@ def _properties(config: StudyConfig, progress: Any) -> list[Path]:
 
 
 @STEPS.register(
-    "experiments", description="the seed's five experiments against DenseDepth", produces="experiments.json"
+    "experiments",
+    description="the seed's five experiments against DenseDepth, every seed; the probes ride along",
+    produces="experiments.json",
 )
 def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
-    from probe.experiments import SeedStudyConfig, run_seed_study
+    from probe.experiments import RideAlong, SeedStudyConfig, run_seed_study
 
     b = config.budget
     cfg = SeedStudyConfig(
@@ -261,62 +232,106 @@ def _experiments(config: StudyConfig, progress: Any) -> list[Path]:
         slim=b.slim,
         width=b.width,
         input_size=b.input_size,
+        batch_size=b.batch_size,
+        lr=b.lr,
+        loss_scales=b.loss_scales,
         dataset_length=b.experiment_length if config.dataset == "synthetic" else None,
-        max_steps=b.experiment_max_steps,
+        epochs=_epochs(b, config.dataset),
+        max_steps=b.experiment_steps,
+        eval_images=b.eval_images,
         device=config.device,
         seed=config.seed,
-        workers=0 if config.small else 4,
+        seeds=config.seed_list(),
+        workers=b.workers,
         models=list(config.models),
         baselines=list(config.baselines),
         model_options=dict(config.model_options),
+        ride_along=RideAlong(
+            models=[m for part in config.comparison(b.analysed_models) for m in part],
+            gradient_every=b.gradient_every,
+            noise_every=b.noise_every,
+            noise_batches=b.noise_batches,
+            collapse_every=b.collapse_every,
+            collapse_images=b.collapse_images,
+        ),
         out=config.out,
     )
     prepare_run_dir(config.out, "experiments", asdict(cfg), device=resolve_device(config.device), seed=config.seed)
-    run_seed_study(cfg, config.launch)
+    run_seed_study(cfg, config.runs_launch())
     return [config.out / "experiments.json"]
 
 
-def _training_runs(config: StudyConfig, analysis: str) -> dict[str, Any]:
-    """The settings shared by the analyses that train the analysed models on identical batches."""
+def _epochs(b: Budget, dataset: str) -> int:
+    """One epoch (the seed's protocol), or as many as a step budget needs over the synthetic epoch length."""
+    if b.experiment_steps is None:
+        return 1
+    if b.experiment_length is None or dataset != "synthetic":
+        return MAX_EPOCHS  # the step cap ends the run
+    return max(1, math.ceil(b.experiment_steps * b.batch_size / b.experiment_length))
+
+
+def _ride_along(config: StudyConfig, cls: Any) -> list[Path]:
+    """Combine the ``cls`` files the probes wrote into the experiment runs (every analysed model, every seed)."""
+    from probe.experiments import SeedStudyResult
+
+    experiments = config.out / "experiments.json"
+    if not experiments.is_file():
+        raise ProbeError(
+            f"study step {cls.name}: its probes ride along inside the experiment runs; run the "
+            "experiments step first (--step experiments)"
+        )
+    matrix = SeedStudyResult.read(experiments)
+    models = [
+        model
+        for row in matrix.experiments
+        for run in row.runs
+        if cls.name in run.probes
+        for model in cls.read(Path(run.run_dir) / f"{cls.name}.json").models
+    ]
+    if not models:
+        raise ProbeError(
+            f"study step {cls.name}: no experiment run carries its probe; re-run the experiments "
+            "step of this budget (--step experiments --force)"
+        )
     b = config.budget
-    models, baselines = config.comparison(b.analysed_models)
-    return dict(
-        models=models,
-        baselines=baselines,
-        model_options=dict(config.model_options),
-        steps=b.train_steps,
-        width=b.width,
-        dataset=config.dataset,
-        data_root=config.data_root,
-        input_size=b.input_size,
-        device=config.device,
-        seed=config.seed,
-        out=config.out / f"{analysis}_runs",
-    )
+    settings = {
+        "ride_along": "inside the experiment runs of the analysed models",
+        "models": list(dict.fromkeys(m.name for m in models)),
+        "seeds": config.seed_list(),
+        "gradient_every": b.gradient_every,
+        "noise_every": b.noise_every,
+        "noise_batches": list(b.noise_batches),
+        "collapse_every": b.collapse_every,
+        "collapse_images": b.collapse_images,
+    }
+    return _save(cls.of(models, matrix.roles, settings), config)
 
 
-@STEPS.register("gradients", description="per-layer gradient norms while training", produces="gradients.json")
+@STEPS.register(
+    "gradients", description="per-layer gradient norms, recorded inside the experiment runs", produces="gradients.json"
+)
 def _gradients(config: StudyConfig, progress: Any) -> list[Path]:
-    from analyses import gradients
+    from analyses.gradients import GradientsResult
 
-    return _save(gradients.run(gradients.GradientsConfig(**_training_runs(config, "gradients"))), config)
+    return _ride_along(config, GradientsResult)
 
 
-@STEPS.register("noise", description="gradient noise scale and per-batch loss spread", produces="noise.json")
+@STEPS.register(
+    "noise", description="gradient noise scale and per-batch loss spread, inside the runs", produces="noise.json"
+)
 def _noise(config: StudyConfig, progress: Any) -> list[Path]:
-    from analyses import noise
+    from analyses.noise import NoiseResult
 
-    small, big = config.budget.noise_batches
-    cfg = noise.NoiseConfig(**_training_runs(config, "noise"), small_batch=small, big_batch=big)
-    return _save(noise.run(cfg), config)
+    return _ride_along(config, NoiseResult)
 
 
-@STEPS.register("collapse", description="collapse of the prediction to the image mean", produces="collapse.json")
+@STEPS.register(
+    "collapse", description="collapse of the prediction to the image mean, inside the runs", produces="collapse.json"
+)
 def _collapse(config: StudyConfig, progress: Any) -> list[Path]:
-    from analyses import collapse
+    from analyses.collapse import CollapseResult
 
-    cfg = collapse.CollapseConfig(**_training_runs(config, "collapse"), every=config.budget.collapse_every)
-    return _save(collapse.run(cfg), config)
+    return _ride_along(config, CollapseResult)
 
 
 @STEPS.register(
@@ -326,23 +341,29 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
     from analyses import autoencoder
 
     b = config.budget
+    widths: dict[str, list[float]] = {}
+    for arch, width in b.autoencoder_runs:
+        widths.setdefault(arch, []).append(width)
     cfg = autoencoder.AutoencoderConfig(
         dataset=config.dataset,
         data_root=config.data_root,
+        archs=list(widths),
+        arch_widths=widths,
         levels=list(b.autoencoder_levels),
         steps=b.autoencoder_steps,
+        batch_size=b.autoencoder_batch,
+        lr=b.autoencoder_lr,
         input_size=b.autoencoder_input,
+        train_images=b.autoencoder_train_images,
+        eval_images=b.autoencoder_eval_images,
         models=list(config.models) if config.encoder_module else [],
         encoder_module=config.encoder_module,
         model_options=_scoped_to(config, config.models) if config.encoder_module else {},
         device=config.device,
         seed=config.seed,
+        seeds=config.seed_list(),
     )
-    if b.autoencoder_archs:  # None: the config's default, every registered architecture
-        cfg = replace(cfg, archs=list(b.autoencoder_archs))
-    if config.small:
-        cfg = replace(cfg, train_images=128, eval_images=16)
-    return _save(autoencoder.run(cfg, progress), config)
+    return _save(autoencoder.run(cfg, progress, config.out / "autoencoder_seeds"), config)
 
 
 @STEPS.register(
@@ -414,7 +435,13 @@ def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
     prepare_run_dir(
         config.out,
         "study",
-        {**asdict(config), "budget": asdict(config.budget)},
+        {
+            **asdict(config),
+            "budget": asdict(config.budget),
+            "seed_list": config.seed_list(),
+            "parallel_runs": config.runs_launch().parallel or 1,
+            "host": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        },
         device=resolve_device(config.device),
         seed=config.seed,
     )

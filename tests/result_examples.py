@@ -14,27 +14,39 @@ from typing import Callable
 
 import torch
 
-from analyses.attribution import (AttributionConfig, AttributionResult, AttributionStats, ModelAttribution, Target,
-                                  mass_radii)
+from analyses.attribution import (
+    AttributionConfig,
+    AttributionResult,
+    AttributionStats,
+    ModelAttribution,
+    Target,
+    mass_radii,
+)
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
 from analyses.collapse import CollapseResult, ModelCollapse, measure_prediction
-from analyses.complexity import (BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity,
-                                 TrainingMemory)
+from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity, TrainingMemory
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.evaluate_scale import ScaleEvaluation, ratio_summary
-from probe.experiments import ExperimentEval, ExperimentRow, SeedStudyConfig, SeedStudyResult
-from probe.jobs import Launch
+from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedStudyResult, experiment_row
+from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
 from probe.image_quality import ImageQuality
 from probe.io import write_json
+from probe.jobs import Launch
 from probe.laws import LawResult, PropertiesResult
 from probe.results import Result
 from probe.evaluate_pose import PoseEvaluation
 from probe.roles import assign_roles
-from probe.self_supervised_study import (NoiseLevel, SelfSupervisedRun, SelfSupervisedStudyConfig,
-                                         SelfSupervisedStudyResult, summarise)
+from probe.self_supervised_study import (
+    NoiseLevel,
+    SelfSupervisedRun,
+    SelfSupervisedStudyConfig,
+    SelfSupervisedStudyResult,
+    summarise,
+)
+from probe.stats import paired_bootstrap_ratio
 from probe.study import StepRecord, StudyLog
 from probe.training.summary import BadItems, TrainSummary, summarise_metrics
 
@@ -44,12 +56,35 @@ def write(result: Result, folder: Path) -> Path:
     return write_json(folder / f"{result.name}.json", result.to_json())
 
 
+# -- held-out scores: a model at `ratio` x the constant predictor's abs_rel, by the real rule --------------
+
+def held_out(ratio: float = 0.4, scale_matched: float | None = None, seed: int = 0, n: int = 12) -> HeldOutSummary:
+    """Per-image abs_rel of the constant predictor around 0.3 and of the model ``ratio`` times it (a few percent of
+    scatter that depends on ``seed``), scored by :func:`probe.heldout.learned_verdict`."""
+    constant = [0.25 + 0.1 * ((7 * i) % 5) / 5 for i in range(n)]
+    jitter = [1 + 0.04 * (((3 * i + seed) % 3) - 1) for i in range(n)]
+    model = [c * ratio * j for c, j in zip(constant, jitter)]
+    scaled = [c * (ratio if scale_matched is None else scale_matched) * j for c, j in zip(constant, reversed(jitter))]
+    ratio_estimate, learned = learned_verdict(model, constant, resamples=200, seed=seed)
+    scale_estimate = paired_bootstrap_ratio(scaled, constant, resamples=200, seed=seed)
+    return HeldOutSummary(n_images=n, loss=0.2 * ratio, abs_rel=sum(model) / n, delta1=0.5,
+                          constant_abs_rel=sum(constant) / n, ratio=ratio_estimate,
+                          scale_matched_ratio=scale_estimate, learned=learned,
+                          structure_learned=structure_verdict(scale_estimate),
+                          per_image_loss=[0.2 * ratio * j for j in jitter], per_image_abs_rel=model)
+
+
 # -- gradients: layers given by their median gradient norm, judged by the real rule ---------------
 
-def model_gradients(name: str, medians: list[float], steps: int = 3) -> ModelGradients:
-    layers = [LayerGradients.of(f"l{i}", "Conv2d", i, 100, [g] * steps, [1.0] * steps, [1e-4] * steps)
-              for i, g in enumerate(medians)]
-    return ModelGradients.of(name, list(range(1, steps + 1)), layers)
+def model_gradients(name: str, medians: list[float], steps: int = 3, seed: int = 0,
+                    learned: float | None = 0.4) -> ModelGradients:
+    """Layers with ``medians`` as |g| (|w| = 1), a few percent apart per seed; held out at ``learned`` x the
+    constant predictor (None: not measured)."""
+    wobble = 1 + 0.05 * seed
+    layers = [LayerGradients.of(f"l{i}", "Conv2d", i, 100, [g * wobble ** (i % 2)] * steps, [1.0] * steps,
+                                [1e-4] * steps) for i, g in enumerate(medians)]
+    score = held_out(learned, seed=seed) if learned is not None else None
+    return ModelGradients.of(name, list(range(1, steps + 1)), layers, [], seed, score)
 
 
 def roles(names: list[str], baselines: tuple[str, ...] = ()):
@@ -57,32 +92,41 @@ def roles(names: list[str], baselines: tuple[str, ...] = ()):
     return assign_roles([n for n in names if n not in baselines], list(baselines))
 
 
-def gradients(medians_by_model: dict[str, list[float]], baselines: tuple[str, ...] = ()) -> GradientsResult:
-    return GradientsResult(models=[model_gradients(n, m) for n, m in medians_by_model.items()],
-                           roles=roles(list(medians_by_model), baselines),
-                           config={"models": list(medians_by_model), "steps": 3})
+def gradients(medians_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0, 1, 2),
+              learned: dict[str, float | None] | None = None, baselines: tuple[str, ...] = ()) -> GradientsResult:
+    learned = learned or {}
+    models = [model_gradients(n, m, seed=s, learned=learned.get(n, 0.4))
+              for n, m in medians_by_model.items() for s in seeds]
+    return GradientsResult.of(models, roles(list(medians_by_model), baselines),
+                              config={"models": list(medians_by_model), "steps": 3})
 
 
 # -- collapse: per image, the prediction keeps `factor` of the ground truth's variation -------------
 
-def model_collapse(name: str, factors: list[float], steps: tuple[int, ...] = (0, 10)) -> ModelCollapse:
-    """``pred = mean(gt) + factor * (gt - mean(gt))`` per image: factor 0 is the image-mean predictor."""
-    gen = torch.Generator().manual_seed(0)
+def model_collapse(name: str, factors: list[float], steps: tuple[int, ...] = (0, 10), seed: int = 0,
+                   learned: float | None = 0.4, scale: float = 1.0) -> ModelCollapse:
+    """``pred = scale * (mean(gt) + factor * (gt - mean(gt)))`` per image: factor 0 is the image-mean predictor."""
+    gen = torch.Generator().manual_seed(seed)
     n = len(factors)
     gt = 1.0 + 4.0 * torch.rand(n, 1, 8, 12, generator=gen)
     valid = torch.ones_like(gt, dtype=torch.bool)
     batch = Samples(torch.rand(n, 3, 8, 12, generator=gen), gt, valid, [f"img{i}" for i in range(n)], 10.0)
     mean = gt.mean(dim=(2, 3), keepdim=True)
-    scale = torch.tensor(factors, dtype=gt.dtype).view(n, 1, 1, 1)
+    weights = torch.tensor(factors, dtype=gt.dtype).view(n, 1, 1, 1)
     flat = mean.expand_as(gt)
-    measurements = [measure_prediction(flat if step == steps[0] else mean + scale * (gt - mean), batch, step)
-                    for step in steps]
-    return ModelCollapse.of(name, "example", batch, measurements)
+    measurements = [measure_prediction(flat if step == steps[0] else scale * (mean + weights * (gt - mean)), batch,
+                                       step) for step in steps]
+    return ModelCollapse.of(name, "example", batch, measurements, seed,
+                            held_out(learned, seed=seed) if learned is not None else None)
 
 
-def collapse(factors_by_model: dict[str, list[float]], baselines: tuple[str, ...] = ()) -> CollapseResult:
-    return CollapseResult(models=[model_collapse(n, f) for n, f in factors_by_model.items()],
-                          roles=roles(list(factors_by_model), baselines), config={"every": 10})
+def collapse(factors_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0,),
+             learned: dict[str, float | None] | None = None, scale: dict[str, float] | None = None,
+             baselines: tuple[str, ...] = ()) -> CollapseResult:
+    learned, scale = learned or {}, scale or {}
+    models = [model_collapse(n, f, seed=s, learned=learned.get(n, 0.4), scale=scale.get(n, 1.0))
+              for n, f in factors_by_model.items() for s in seeds]
+    return CollapseResult.of(models, roles(list(factors_by_model), baselines), config={"every": 10})
 
 
 # -- noise: the real estimator on given measurements and per-batch losses -----------------------
@@ -92,29 +136,46 @@ def jittered_losses(mean: float, jitter: float, trend: float = 0.0, steps: int =
     return [mean + trend * (1 - t / steps) + jitter * (-1) ** t for t in range(steps)]
 
 
-def model_noise(name: str, losses: list[float], small_sq: float = 3.0, big_sq: float = 1.5) -> ModelNoise:
+def model_noise(name: str, losses: list[float], small_sq: float = 3.0, big_sq: float = 1.5, seed: int = 0,
+                learned: float | None = 0.4) -> ModelNoise:
     est = NoiseScaleEstimator(2, 8)
     for i in range(4):
-        est.update(small_sq * (1 + 0.01 * i), big_sq)
-    return ModelNoise.of(name, 4, est, [1, 2, 3, 4], list(range(1, len(losses) + 1)), losses)
+        est.update(small_sq * (1 + 0.01 * i + 0.02 * seed), big_sq)
+    return ModelNoise.of(name, 4, est, [1, 2, 3, 4], list(range(1, len(losses) + 1)), losses, seed,
+                         held_out(learned, seed=seed) if learned is not None else None)
 
 
-def noise(losses_by_model: dict[str, list[float]], baselines: tuple[str, ...] = ()) -> NoiseResult:
-    return NoiseResult(models=[model_noise(n, losses) for n, losses in losses_by_model.items()],
-                       roles=roles(list(losses_by_model), baselines), config={"small_batch": 2, "big_batch": 8})
+def noise(losses_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0, 1, 2),
+          learned: dict[str, float | None] | None = None, baselines: tuple[str, ...] = ()) -> NoiseResult:
+    """Each seed's losses are the given ones with the scatter a few percent larger per seed."""
+    learned = learned or {}
+    models = [model_noise(n, [losses[0] + (v - losses[0]) * (1 + 0.03 * s) for v in losses], seed=s,
+                          learned=learned.get(n, 0.4))
+              for n, losses in losses_by_model.items() for s in seeds]
+    return NoiseResult.of(models, roles(list(losses_by_model), baselines), config={"small_batch": 2, "big_batch": 8})
 
 
 # -- autoencoder: PSNR per level for a packing and a max-pool autoencoder ------------------------
 
-def autoencoder_run(arch: str, levels: int, psnr: float, params: int = 1000) -> AutoencoderRun:
+CONVERGED = [0.01 + 0.0001 * (-1) ** t for t in range(40)]  # flat: plateaued
+FALLING = [1.0 / (1 + t) for t in range(40)]  # still falling: not converged
+
+
+def autoencoder_run(arch: str, levels: int, psnr: float, params: int = 1000, seed: int = 0, width: float = 0.25,
+                    converged: bool = True) -> AutoencoderRun:
     quality = ImageQuality(mse=10 ** (-psnr / 10) if math.isfinite(psnr) else 0.0, psnr=psnr, ssim=0.9, images=4)
-    return AutoencoderRun.of(arch, levels, ModelCost(params, 10 * params), (16, 4, 4), 0.25, quality, 10, 1.5, 0.01)
+    return AutoencoderRun.of(arch, levels, ModelCost(params, 10 * params), (16, 4, 4), 0.25, quality, 40, 1.5,
+                             CONVERGED if converged else FALLING, width, seed)
 
 
-def autoencoder(pack_psnr: list[float], pool_psnr: list[float]) -> AutoencoderResult:
+def autoencoder(pack_psnr: list[float], pool_psnr: list[float], seeds: tuple[int, ...] = (0, 1, 2),
+                pack_params: int = 1000, pool_params: int = 1000, converged: bool = True) -> AutoencoderResult:
+    """Packing and max-pool at each level (PSNR per level, 0.1 dB apart per seed), of the given sizes."""
     runs = []
     for level, (p, q) in enumerate(zip(pack_psnr, pool_psnr), start=1):
-        runs += [autoencoder_run("pack3d", level, p), autoencoder_run("maxpool", level, q)]
+        for s in seeds:
+            runs += [autoencoder_run("pack3d", level, p + 0.1 * s, pack_params, s, converged=converged),
+                     autoencoder_run("maxpool", level, q + 0.1 * ((2 * s) % 3), pool_params, s)]
     config = AutoencoderConfig(archs=["pack3d", "maxpool"], levels=list(range(1, len(pack_psnr) + 1)))
     return AutoencoderResult(config=config, device="cpu", input_size=(32, 32), metrics_on="synthetic test split",
                              architectures={"pack3d": "packing", "maxpool": "max-pool"}, runs=runs, roles=roles([]))
@@ -146,24 +207,32 @@ def complexity() -> ComplexityResult:
                             roles=roles(["packnet_b", "densedepth"]))
 
 
-def experiment_row(id: str, model: str, curve: list[float], seed_mean_loss: float | None = None,
-                   evaluated: bool = True) -> ExperimentRow:
+def experiment_run(id: str, curve: list[float], seed: int = 0, learned: float | None = 0.4) -> ExperimentRun:
     metrics = summarise_metrics([{"step": i + 1, "epoch": 0, "loss": v, "seconds": 0.5, "images_per_s": 8.0}
                                  for i, v in enumerate(curve)])
-    scores = ExperimentEval("nyu", 2, {"abs_rel": 0.3, "rmse": 1.2, "delta1": 0.5}) if evaluated else None
-    return ExperimentRow(id=id, title=f"{model} experiment", seed_experiment=None if model == "densedepth" else 1,
-                         model=model, options={}, params=100, steps=metrics.steps,
+    return ExperimentRun(seed=seed, run_dir=f"runs/{id}/seed_{seed}", steps=metrics.steps,
                          mean_epoch_loss=metrics.mean_epoch_loss, batch_loss_std=metrics.batch_loss_std,
                          first100_mean_loss=metrics.first100_mean_loss, final_loss=metrics.final_loss,
                          seconds_per_epoch=metrics.seconds_per_epoch, images_per_s=metrics.images_per_s,
-                         loss_curve=curve, seed_mean_loss=seed_mean_loss, seed_note="", run_dir=f"runs/{id}",
-                         eval=scores)
+                         loss_curve=curve, held_out=held_out(learned, seed=seed) if learned is not None else None,
+                         probes=[])
 
 
-def experiments() -> SeedStudyResult:
+def experiment(id: str, model: str, curve: list[float], seed_mean_loss: float | None = None,
+               learned: float | None = 0.4, seeds: tuple[int, ...] = (0, 1, 2)):
+    """One row through the real summary over seeds; the curve is a little lower per seed."""
+    runs = [experiment_run(id, [v * (1 - 0.02 * s) for v in curve], s, learned) for s in seeds]
+    spec = Experiment(id, f"{model} experiment", None if model == "densedepth" else 1, model, {}, seed_mean_loss, "")
+    return experiment_row(spec, 100, "supervised densedepth loss on the finest output", runs)
+
+
+def experiments(learned: dict[str, float | None] | None = None) -> SeedStudyResult:
+    learned = learned or {}
     return SeedStudyResult(config=SeedStudyConfig(quick=True), experiments=[
-        experiment_row("densedepth", "densedepth", [0.9, 0.6, 0.5, 0.4], seed_mean_loss=0.401),
-        experiment_row("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6], evaluated=False)],
+        experiment("densedepth", "densedepth", [0.9, 0.6, 0.5, 0.4], seed_mean_loss=0.401,
+                   learned=learned.get("densedepth", 0.4)),
+        experiment("exp1_packnet_b", "packnet_slim_b", [0.9, 0.7, 0.65, 0.6],
+                   learned=learned.get("exp1_packnet_b", 0.5))],
         roles=roles(["densedepth", "packnet_slim_b"]), launch=Launch(parallel=2, threads=1))
 
 
@@ -256,12 +325,15 @@ def study_log() -> StudyLog:
 
 #: one instance of every Result class, with NaN, +inf and None values where the schema allows them
 EXAMPLES: dict[type[Result], Callable[[], Result]] = {
-    GradientsResult: lambda: gradients({"packnet_b": [1e-4, 1e-6, float("nan"), 1.0], "densedepth": [1.0] * 4}),
-    CollapseResult: lambda: collapse({"packnet_b": [0.0, 0.0, 0.0, 1.0], "densedepth": [1.0, 1.0, 1.0, 1.0]}),
-    NoiseResult: lambda: noise({"packnet_b": jittered_losses(0.5, 0.2), "densedepth": jittered_losses(0.4, 0.05)}),
-    AutoencoderResult: lambda: autoencoder([30.0, float("inf")], [24.0, 20.0]),
+    GradientsResult: lambda: gradients({"packnet_b": [1e-4, 1e-6, float("nan"), 1.0], "densedepth": [1.0] * 4},
+                                       seeds=(0, 1), learned={"densedepth": None}),
+    CollapseResult: lambda: collapse({"packnet_b": [0.0, 0.0, 0.0, 1.0], "densedepth": [1.0, 1.0, 1.0, 1.0]},
+                                     learned={"densedepth": None}),
+    NoiseResult: lambda: noise({"packnet_b": jittered_losses(0.5, 0.2), "densedepth": jittered_losses(0.4, 0.05)},
+                               seeds=(0, 1)),
+    AutoencoderResult: lambda: autoencoder([30.0, float("inf")], [24.0, 20.0], seeds=(0, 1)),
     ComplexityResult: complexity,
-    SeedStudyResult: experiments,
+    SeedStudyResult: lambda: experiments({"exp1_packnet_b": None}),
     AttributionResult: attribution,
     PropertiesResult: lambda: properties(passed=False),
     EvalResult: evaluation,

@@ -106,6 +106,11 @@ def test_packing_rule_compares_only_matched_sizes():
     assert matched.verdict == "no" and matched.levels[0].verdict.verdict == "packing worse"
 
 
+def test_packing_rule_does_not_pair_runs_with_different_seed_counts():
+    result = packing_comparison([_run("pack3d", 400_000, [24.0, 24.2, 23.9]), _run("maxpool", 420_000, [25.0, 25.1])])
+    assert result.verdict.startswith("inconclusive") and result.levels[0].note.startswith("unpaired: 3 seeds against 2 of maxpool with 420,000")
+
+
 def test_packing_rule_interpolates_on_the_max_pool_frontier():
     pools = [_run("maxpool", 100_000, [20.0, 20.0, 20.0]), _run("maxpool", 1_000_000, [24.0, 24.0, 24.0])]
     # halfway in log(parameters): max-pool's frontier gives 22 dB; packing at 22.5-22.7 dB is better

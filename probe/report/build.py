@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import analyses  # noqa: F401  (registers every analysis' questions and sections)
 import probe.experiments  # noqa: F401  (registers the experiment matrix' and the cost question's)
@@ -25,7 +25,7 @@ from probe.io import atomic_write
 from probe.registry import Entry
 from probe.report.answers import Answer, answer_all
 from probe.report.collect import Results, collect_results
-from probe.report.document import Section, Table, render_html, render_markdown
+from probe.report.document import Block, Notice, Paragraph, Section, Table, render_html, render_markdown
 from probe.report.sections import SECTIONS, Builder
 from probe.roles import BASELINE, UNDER_STUDY, Roles
 
@@ -37,8 +37,15 @@ SUMMARY_TITLE = "The seed's questions at a glance"
 def study_roles(results: Results) -> Roles | None:
     """The roles of a result comparing other models than the seed's, one with baselines first (None: the seed's)."""
     found = [getattr(item.result, "roles", None) for loaded in results.found.values() for item in loaded]
-    studies = [r for r in found if isinstance(r, Roles) and r.of(UNDER_STUDY) and not r.seed_comparison]
-    return next((r for r in studies if r.of(BASELINE)), studies[0] if studies else None)
+    subjects = [r for r in found if isinstance(r, Roles) and r.of(UNDER_STUDY)]
+    # Comparing results decide: a single model's probe inside one training run of the study (its own
+    # gradients.json, say) names that model "under study" but compares nothing.
+    comparing = [r for r in subjects if r.of(BASELINE)]
+    if comparing:
+        return next((r for r in comparing if not r.seed_comparison), None)
+    if any(r.seed_comparison for r in subjects):
+        return None
+    return subjects[0] if subjects else None
 
 
 def report_title(results: Results) -> tuple[str, str]:
@@ -53,10 +60,82 @@ def report_title(results: Results) -> tuple[str, str]:
 T = TypeVar("T")
 
 
+# -- the regime: where the numbers come from (the report's first section) ------------------------
+
+SMOKE_BANNER = "Smoke scale: verdicts describe untrained networks."
+
+
+def _size(size: Any) -> str:
+    return f"{size[0]}x{size[1]}" if size else "the dataset protocol's"
+
+
+def regime_section(results: Results) -> Section:
+    """The regime every number comes from: the study's budget, widths, input size, steps, dataset, seeds and device
+    as its ``config.json`` recorded them; a smoke-scale budget gets a banner saying its verdicts describe untrained
+    networks.  Without a study record, the experiment matrix's config, else a line saying the regime is unknown."""
+    study = next((records["study"] for _, records in results.records if "study" in records), None)
+    if study is not None and isinstance(study.config.get("budget"), dict):
+        return _study_regime(study)
+    doc = results.first(probe.experiments.SeedStudyResult)
+    if doc is not None:
+        c = doc.config
+        steps = f"{c.max_steps:,} steps" if c.max_steps is not None else f"{c.epochs} epoch(s)"
+        rows = [
+            {
+                "budget": "not a study (probe experiment seed-study)",
+                "width": c.width,
+                "input size": _size(c.input_size),
+                "steps": steps,
+                "batch, lr": f"{c.batch_size}, {c.lr:g}",
+                "dataset": c.dataset,
+                "seeds": ", ".join(str(r.seed) for r in doc.experiments[0].runs) if doc.experiments else "",
+                "device": c.device,
+            }
+        ]
+        return Section("regime", "Regime: where these numbers come from", [Table(rows, "experiments.json config")])
+    text = (
+        "These folders hold no probe study record (config.json of `probe study`): each section states the "
+        "settings of its own analysis."
+    )
+    return Section("regime", "Regime: where these numbers come from", [Paragraph(text)])
+
+
+def _study_regime(study: Any) -> Section:
+    config, prov = study.config, study.provenance
+    b = config["budget"]
+    device = prov.device or config.get("device", "?")
+    kind = "GPU" if str(device).startswith("cuda") else "CPU"
+    host = config.get("host") or {}
+    cores = f", {host['cpu_count']} CPU cores" if host.get("cpu_count") else ""
+    steps = "one epoch" if b.get("experiment_steps") is None else f"{b['experiment_steps']:,} steps"
+    seeds = config.get("seed_list") or []
+    row = {
+        "budget": b.get("name", "?"),
+        "widths": f"{b['width']:g} (autoencoders: "
+        + ", ".join(f"{a} {w:g}" for a, w in b.get("autoencoder_runs", []))
+        + ")",
+        "input size": f"{_size(b.get('input_size'))} (autoencoders {_size(b.get('autoencoder_input'))})",
+        "steps": f"{steps} per experiment (autoencoders: {b.get('autoencoder_steps', '?'):,})",
+        "batch, lr": f"{b.get('batch_size')}, {b.get('lr', 0):g}",
+        "loss scales": b.get("loss_scales", "?"),
+        "dataset": config.get("dataset", "?"),
+        "seeds": ", ".join(map(str, seeds)),
+        "device": f"{prov.device_name or device} ({kind}{cores})",
+        "runs side by side": config.get("parallel_runs", 1),
+    }
+    blocks: list[Block] = [Notice(SMOKE_BANNER)] if b.get("smoke") else []
+    blocks += [
+        Paragraph(f"Budget {b.get('name')}: {b.get('purpose', '')}."),
+        Table([row], "the study's config.json (probe study)"),
+    ]
+    return Section("regime", "Regime: where these numbers come from", blocks)
+
+
 def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     """(sections with results, one line per section not shown and why)."""
     summary = Section("summary", report_title(results)[1])
-    sections, not_run = [summary], []
+    regime, failure = _guarded(regime_section, results, "regime")
+    sections, not_run = [*([regime] if regime else []), summary], [failure] if failure else []
     named: set[str] = set()  # unreadable files already named by a section's line: one line names each file
     for entry in sorted(SECTIONS.entries(), key=lambda e: e.meta.get("order", 1000)):
         reason = _missing(entry, results, named)

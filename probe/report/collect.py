@@ -2,7 +2,8 @@
 
 A run folder is whatever ``--out DIR`` a command wrote into.  Results may sit in the
 folder itself or one level down (``probe study`` and ``probe experiment`` keep one
-sub-folder per training run), so both levels are scanned.  Which files exist is
+sub-folder per training run), or in that sub-folder's ``seed_<s>`` folders (one run
+folder per seed), so those levels are scanned.  Which files exist is
 :data:`probe.results.RESULTS` (every registered Result class); each file is read by
 its class's ``from_json``.  A file that cannot be read is kept as one line naming the
 file and the key, so the report can list it while its other sections still render.
@@ -59,8 +60,11 @@ class Results:
 
 
 def _candidate_dirs(root: Path) -> list[Path]:
+    """``root``, its sub-folders, and their ``seed_<s>`` folders (one run folder per seed)."""
     dirs = [root]
-    dirs.extend(sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        dirs.append(sub)
+        dirs.extend(sorted(p for p in sub.glob("seed_*") if p.is_dir()))
     return dirs
 
 

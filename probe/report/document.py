@@ -41,7 +41,14 @@ class AnswerBlock:
     answer: Answer
 
 
-Block = Union[Paragraph, Table, Figure, AnswerBlock]
+@dataclass
+class Notice:
+    """A banner the reader must not miss (e.g. "smoke scale: verdicts describe untrained networks")."""
+
+    text: str
+
+
+Block = Union[Paragraph, Table, Figure, AnswerBlock, Notice]
 
 
 @dataclass
@@ -90,6 +97,7 @@ figcaption{font-size:.85em;color:#555}
 .answer.yes{border-color:#c0392b}.answer.no{border-color:#27ae60}.answer.partly{border-color:#e67e22}
 .rule{font-size:.85em;color:#555}.badge{font-weight:bold;text-transform:uppercase}
 .notrun{color:#777}
+.notice{border:2px solid #c0392b;background:#fdf2f0;padding:.6em 1em;margin:1em 0;font-weight:bold}
 """
 
 
@@ -128,6 +136,8 @@ def _html_cell(value: Any) -> str:
 def _html_block(block: Block) -> str:
     if isinstance(block, Paragraph):
         return f"<p>{html.escape(block.text)}</p>"
+    if isinstance(block, Notice):
+        return f'<div class="notice">{html.escape(block.text)}</div>'
     if isinstance(block, Table):
         if not block.rows:
             return ""
@@ -164,6 +174,8 @@ def render_markdown(title: str, sections: list[Section], not_run: list[str], fig
         for block in s.blocks:
             if isinstance(block, Paragraph):
                 out += [md_text(block.text), ""]
+            elif isinstance(block, Notice):
+                out += [f"> **{md_text(block.text)}**", ""]
             elif isinstance(block, Table):
                 out += _md_table(block.rows, block.caption) + [""]
             elif isinstance(block, Figure):
@@ -186,8 +198,9 @@ def render_markdown(title: str, sections: list[Section], not_run: list[str], fig
 # entities, table cells, math, strikethrough, autolinked URLs): each is backslash-escaped, which CommonMark
 # defines for every ASCII punctuation character.
 _MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>#!|$~&:])")
-# What starts a block at the beginning of a line: a list item, a setext underline, an ordered list.
-_MD_LINE_START = re.compile(r"^([-+]|\d{1,9}(?=[.)]))(?=[.)]?(\s|$))")
+# What starts a block at the beginning of a line: a list item, a setext underline or thematic break ("---"), an
+# ordered list.
+_MD_LINE_START = re.compile(r"^(-(?=-)|[-+]|\d{1,9}(?=[.)]))(?=[-.)]?(\s|$|-))")
 
 
 def md_text(text: Any) -> str:

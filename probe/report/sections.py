@@ -31,12 +31,24 @@ SECTIONS: Registry[Builder] = Registry("report section")
 
 
 def embedded_figures(results: Results, cls: type[Result], pattern: str, caption: str) -> list[Block]:
-    """PNG figures the analysis itself wrote next to its JSON (read, never regenerated)."""
+    """PNG figures the analysis itself wrote next to the JSON the section shows (the first found; read, never
+    regenerated).  Copies in run folders below it (one per seed, or a probe's) are not repeated."""
     figs: list[Block] = []
-    for loaded in results.all(cls):
+    for loaded in results.all(cls)[:1]:
         for png in sorted(Path(loaded.path).parent.glob(pattern)):
             figs.append(Figure(png.read_bytes(), f"{caption} ({png.name})", png.stem))
     return figs
+
+
+def objective(summary: TrainSummary) -> str:
+    """What a run's training loss measures: ``"supervised densedepth (finest)"``."""
+    return f"{summary.objective} {summary.loss} ({summary.loss_scales})"
+
+
+def run_label(path: Path) -> str:
+    """The run folder a file sits in, by name; a seed's folder with its experiment (``exp1/seed_0``)."""
+    folder = Path(path).parent
+    return f"{folder.parent.name}/{folder.name}" if folder.name.startswith("seed_") else folder.name
 
 
 def answer_section(key: str, title: str, results: Results, extra: list[Block]) -> Section | None:
@@ -86,7 +98,7 @@ def evaluation_section(results: Results) -> Section | None:
         d = loaded.result
         evals.append(
             {
-                "run": loaded.path.parent.name,
+                "run": run_label(loaded.path),
                 "dataset": d.dataset,
                 "protocol": d.protocol,
                 "images": d.n_images,
@@ -100,8 +112,9 @@ def evaluation_section(results: Results) -> Section | None:
         blocks.append(Table(evals, "eval.json"))
     trains = [
         {
-            "run": loaded.path.parent.name,
+            "run": run_label(loaded.path),
             "model": s.model,
+            "objective": objective(s),
             "steps": s.steps,
             "mean epoch loss": s.mean_epoch_loss,
             "per-batch loss std": s.batch_loss_std,
@@ -111,12 +124,15 @@ def evaluation_section(results: Results) -> Section | None:
         for s in [loaded.result]
     ]
     if trains:
-        blocks.append(Table(trains, "train.json"))
+        blocks.append(Table(trains, "train.json: a training loss compares only with one of the same objective"))
     frames = []
     for log in results.metrics_logs:
         steps, losses = read_loss_curve(log)
         if steps:
-            frames.append(pd.DataFrame({"step": steps, "loss": losses, "run": log.parent.name}))
+            frames.append(pd.DataFrame({"step": steps, "loss": losses, "run": run_label(log)}))
+    if len({row["objective"] for row in trains}) > 1:  # curves of different objectives are not drawn together
+        frames = []
+        blocks.append(Paragraph("The runs trained on different objectives: their loss curves are not overlaid."))
     if frames:
         fig, ax = plt.subplots(figsize=(9, 4))
         sns.lineplot(pd.concat(frames), x="step", y="loss", hue="run", ax=ax)

@@ -89,18 +89,20 @@ def _layer(name: str, depth: int, grad: float, params: int = 100) -> LayerGradie
     return LayerGradients.of(name, "Conv2d", depth, params, [grad] * 3, [1.0] * 3, [1e-4] * 3)
 
 
-def test_verdict_flags_a_layer_far_below_the_largest_as_vanishing() -> None:
+def test_verdict_flags_a_layer_far_below_the_median_ratio_as_vanishing() -> None:
     model = ModelGradients.of("toy", [0, 1, 2], [_layer("a", 0, 1e-6), _layer("b", 1, 0.5), _layer("c", 2, 1.0)])
     verdict = model.verdict
     assert verdict.vanishing == ["a"] and verdict.exploding == []
-    assert verdict.first_last_ratio == pytest.approx(1e-6)
-    assert "1e-3" in verdict.rule.replace("0.001", "1e-3")
+    assert verdict.median_ratio == pytest.approx(0.5)
+    assert model.margin == pytest.approx(math.log10(1e-6 / 0.5))  # what the verdict over seeds reads
+    assert "1e-4" in verdict.rule.replace("0.0001", "1e-4")
 
 
-def test_verdict_normalises_by_layer_size() -> None:
-    # 1e-4 raw, but a 1-parameter layer against a 1e6-parameter one: per sqrt(param) it is 1e-1 of it.
-    small = _layer("bias", 0, 1e-4, params=1)
+def test_verdict_is_relative_to_each_layers_own_weight() -> None:
+    # the bias's gradient is 1e5 times smaller, but so is its weight: |g|/|w| is the same as the conv's
+    small = LayerGradients.of("bias", "Conv2d", 0, 1, [1e-5] * 3, [1e-5] * 3, [0.0] * 3)
     large = _layer("conv", 1, 1.0, params=1_000_000)
+    assert small.grad_weight_ratio == pytest.approx(large.grad_weight_ratio)
     assert ModelGradients.of("toy", [0, 1, 2], [small, large]).verdict.vanishing == []
 
 
@@ -112,12 +114,11 @@ def test_verdict_flags_non_finite_layers_and_growth_toward_the_input_as_explodin
     assert verdict.vanishing == []  # judged against the largest non-exploding layer
 
 
-def test_a_large_output_layer_is_not_exploding_but_the_starved_input_side_vanishes() -> None:
-    # the DenseDepth-at-init shape: most layers far below the few nearest the output
-    layers = [_layer(f"enc{i}", i, 1e-6) for i in range(8)] + [_layer("dec", 8, 1e-2), _layer("out", 9, 1.0)]
-    verdict = ModelGradients.of("toy", [0, 1, 2], layers).verdict
+def test_a_starved_input_side_vanishes_and_a_large_output_layer_does_not_explode() -> None:
+    layers = [_layer(f"enc{i}", i, 1e-9) for i in range(3)] + [_layer(f"dec{i}", 3 + i, 1.0) for i in range(6)]
+    verdict = ModelGradients.of("toy", [0, 1, 2], layers + [_layer("out", 9, 50.0)]).verdict
     assert verdict.exploding == []
-    assert verdict.vanishing == [f"enc{i}" for i in range(8)]
+    assert verdict.vanishing == ["enc0", "enc1", "enc2"]
 
 
 def test_save_writes_json_with_the_documented_fields_and_figures(tmp_path) -> None:
@@ -131,8 +132,10 @@ def test_save_writes_json_with_the_documented_fields_and_figures(tmp_path) -> No
     assert {"name", "depth", "params", "grad_norm", "weight_norm", "update_ratio"} <= set(layer)
     assert {"per_step", "mean", "median", "min", "max"} <= set(layer["grad_norm"])
     assert len(layer["grad_norm"]["per_step"]) == 3
-    first, last = model["layers"][0]["grad_norm"]["median"], model["layers"][-1]["grad_norm"]["median"]
-    assert model["verdict"]["first_last_ratio"] == pytest.approx(first / last)
+    ratios = [layer["grad_weight_ratio"] for layer in model["layers"]]
+    assert model["verdict"]["ratios"] == pytest.approx(ratios)
+    assert model["margin"] == pytest.approx(math.log10(min(ratios) / model["verdict"]["median_ratio"]))
+    assert doc["summaries"][0]["name"] == "toy" and doc["summaries"][0]["margin"]["n"] == 1
     assert (tmp_path / "gradients_heatmap_toy.png").stat().st_size > 0
     assert (tmp_path / "gradients_depth.png").stat().st_size > 0
     assert len(written) == 3
@@ -145,7 +148,7 @@ def test_result_without_recorded_steps_is_an_error() -> None:
     _drive(recorder, _OutOfOrder(), steps=0)
     with pytest.raises(ProbeError, match="no step was recorded"):
         recorder.result()
-    assert GradientsResult(models=[], roles=Roles()).to_json()["models"] == []
+    assert GradientsResult.of([], Roles()).to_json()["models"] == []
 
 
 # -- inside real training runs ------------------------------------------------------------------

@@ -31,22 +31,24 @@ def test_the_inconclusive_answer_names_every_undefined_input() -> None:
         inconclusive("Q?", "rule", [], [])
 
 
-def _answer(tmp_path, ratio: float, medians: list[float] | None = None):
-    doc = ex.gradients({"packnet_b": medians or [0.5, 1.0, 1.0, 1.0], "densedepth": [1.0] * 4})
-    doc.models[0].verdict.first_last_ratio = ratio  # written as null when not finite, as a damaged file holds it
+def _answer(tmp_path, margin_missing: bool, medians: list[float] | None = None):
+    """PackNet B (``medians`` as its layers' |g|, over 3 seeds) and C (healthy); C's margin over seeds nulled."""
+    doc = ex.gradients({"packnet_b": medians or [0.5, 1.0, 1.0, 1.0], "packnet_c": [1.0] * 4,
+                        "densedepth": [1.0] * 4})
+    if margin_missing:
+        doc.summaries[1].margin = None  # written as null, as a damaged file holds it
     ex.write(doc, tmp_path)
     return gradients_vanish(collect_results([tmp_path]))
 
 
-@pytest.mark.parametrize("ratio", [math.nan, math.inf])
-def test_a_missing_first_last_ratio_makes_the_gradient_answer_inconclusive(tmp_path, ratio) -> None:
-    answer = _answer(tmp_path, ratio)
-    assert answer.verdict == "inconclusive" and "packnet_b's first/last ratio" in answer.sentence
+def test_a_missing_margin_makes_the_gradient_answer_inconclusive(tmp_path) -> None:
+    answer = _answer(tmp_path, True)
+    assert answer.verdict == "inconclusive" and "packnet_c's weakest-layer margin" in answer.sentence
 
 
-def test_a_finite_ratio_above_the_threshold_still_answers_no(tmp_path) -> None:
-    assert _answer(tmp_path, 0.5).verdict == "no"
+def test_finite_margins_above_the_threshold_still_answer_no(tmp_path) -> None:
+    assert _answer(tmp_path, False).verdict == "no"
 
 
-def test_flagged_layers_answer_yes_even_when_the_ratio_is_missing(tmp_path) -> None:
-    assert _answer(tmp_path, math.nan, [1e-4, 1e-6, 1e-6, 1.0]).verdict == "yes"
+def test_a_vanishing_model_answers_yes_even_when_another_margin_is_missing(tmp_path) -> None:
+    assert _answer(tmp_path, True, [1e-9, 1.0, 1.0, 1.0]).verdict == "yes"

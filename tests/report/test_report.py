@@ -52,10 +52,10 @@ def test_missing_analyses_are_listed_as_not_run(tmp_path):
 def test_answers_change_with_the_numbers(tmp_path):
     run = fx.full_run(tmp_path / "run")
     first = build_report([run], tmp_path / "a.html").read_text()
-    ex.write(ex.collapse({"packnet_b": [1.0] * 4, "densedepth": [1.0] * 4}), run)
+    ex.write(ex.collapse({"packnet_b": [1.0] * 8, "densedepth": [1.0] * 8}), run)
     second = build_report([run], tmp_path / "b.html").read_text()
-    assert "Yes: the most collapsed model, packnet_b, has 75%" in first
-    assert "No: the most collapsed model" in second
+    assert "Yes: packnet_b collapsed (share of collapsed images 1" in first
+    assert "No: packnet_b not collapsed (share of collapsed images 0" in second
 
 
 def test_markdown_writes_figures_beside_it(tmp_path):

@@ -33,13 +33,17 @@ def test_moving_average_is_the_trailing_mean():
 
 def test_quick_study_writes_the_comparison_and_resumes_finished_runs(tmp_path, run_cli):
     config = SeedStudyConfig(quick=True, only=["exp1_packnet_b", "exp4_direct"], max_steps=2, input_size=(32, 64),
-                             dataset_length=8, eval_length=2, device="cpu", out=tmp_path / "study")
+                             dataset_length=8, eval_images=2, device="cpu", out=tmp_path / "study")
     result = run_seed_study(config)
     rows = {row.id: row for row in result.experiments}
     assert set(rows) == {"exp1_packnet_b", "exp4_direct"}
     for row in rows.values():
-        assert row.steps == 2 and len(row.loss_curve) == 2 and row.params > 0
-        assert row.eval is not None and row.eval.n_images == 2 and "abs_rel" in row.eval.metrics
+        (run,) = row.runs
+        assert run.steps == 2 and len(run.loss_curve) == 2 and row.params > 0 and run.seed == 0
+        assert run.held_out is not None and run.held_out.n_images == 2 and len(run.held_out.per_image_abs_rel) == 2
+        assert row.objective == "supervised densedepth loss on the finest output"
+        # one seed: the held-out score's interval is a bootstrap over its images, the learned verdict that run's
+        assert row.held_out_abs_rel.spread_of == "images" and row.learned.learned == run.held_out.learned
     steps = [[r["step"] for r in map(json.loads, (tmp_path / "study" / i / "metrics.jsonl").read_text().splitlines())]
              for i in rows]
     assert steps[0] == steps[1] == [1, 2]
@@ -48,10 +52,33 @@ def test_quick_study_writes_the_comparison_and_resumes_finished_runs(tmp_path, r
     assert (tmp_path / "study" / "experiments_loss.png").stat().st_size > 0
 
     again = run_seed_study(config)  # finished runs are resumed, not retrained from scratch
-    assert [r.loss_curve for r in again.experiments] == [r.loss_curve for r in result.experiments]
+    assert [r.runs[0].loss_curve for r in again.experiments] == [r.runs[0].loss_curve for r in result.experiments]
 
     res = run_cli("experiment", "seed-study", "--only", "exp9", "--out", tmp_path / "bad")
     assert res.code == 2 and "--only" in res.err
+
+
+def test_seeds_make_one_run_folder_each_and_an_interval_over_them(tmp_path, run_cli):
+    res = run_cli("experiment", "seed-study", "--quick", "--only", "densedepth", "--max-steps", "2",
+                  "--input-size", "32x64", "--eval-images", "2", "--seeds", "0,3", "--device", "cpu",
+                  "--out", tmp_path)
+    assert res.code == 0, res
+    (row,) = json.loads((tmp_path / "experiments.json").read_text())["experiments"]
+    assert [r["seed"] for r in row["runs"]] == [0, 3]
+    for seed in (0, 3):
+        assert (tmp_path / "densedepth" / f"seed_{seed}" / "train.json").is_file()
+    assert row["held_out_loss"]["method"] == "student_t_95 over 2 seeds" and row["held_out_loss"]["n"] == 2
+    assert row["learned"]["learned"]["estimate"]["method"] == "student_t_95 over 2 seeds"
+    curves = [r["loss_curve"] for r in row["runs"]]
+    assert curves[0] != curves[1]  # different seeds, different batches and initialisations
+    assert "held-out DenseDepth loss" in res.out and "do not compare" in res.out
+
+
+def test_the_seed_numbers_compare_only_under_the_seeds_protocol():
+    assert SeedStudyConfig(dataset="nyu").seed_comparable() is None
+    reason = SeedStudyConfig(quick=True).seed_comparable()
+    assert "dataset synthetic" in reason
+    assert "lr 0.003" in SeedStudyConfig(dataset="nyu", lr=3e-3).seed_comparable()
 
 
 def test_quick_refuses_real_datasets():
@@ -103,17 +130,19 @@ def test_study_differences_sees_one_ulp_and_ignores_only_timings_and_places(sequ
     moved = json.loads(json.dumps(study))
     moved["config"]["out"] = "/elsewhere/study"
     for row in moved["experiments"]:
-        row["run_dir"] = f"/elsewhere/study/{row['id']}"
-        row["seconds_per_epoch"], row["images_per_s"] = 1e9, 1e-9
+        for run in row["runs"]:
+            run["run_dir"] = f"/elsewhere/study/{row['id']}"
+            run["seconds_per_epoch"], run["images_per_s"] = 1e9, 1e-9
     moved["launch"] = {"parallel": 2, "launcher": "submitit-local"}
     assert study_differences(study, moved) == []
     nudged = json.loads(json.dumps(study))
-    curve = nudged["experiments"][1]["loss_curve"]
+    curve = nudged["experiments"][1]["runs"][0]["loss_curve"]
     curve[3] = math.nextafter(curve[3], math.inf)
-    assert study_differences(study, nudged) == [f".experiments[1].loss_curve[3]: {study['experiments'][1]['loss_curve'][3]!r} != {curve[3]!r}"]
+    before = study["experiments"][1]["runs"][0]["loss_curve"][3]
+    assert study_differences(study, nudged) == [f".experiments[1].runs[0].loss_curve[3]: {before!r} != {curve[3]!r}"]
     renamed = json.loads(json.dumps(study))
-    renamed["experiments"][0]["run_dir"] = str(sequential / "other")
-    assert study_differences(study, renamed) == [".experiments[0].run_dir: 'densedepth' != 'other'"]
+    renamed["experiments"][0]["runs"][0]["run_dir"] = str(sequential / "other")
+    assert study_differences(study, renamed) == [".experiments[0].runs[0].run_dir: 'densedepth' != 'other'"]
 
 
 def test_parallel_2_writes_the_sequential_runs_experiments_json(sequential, tmp_path, run_cli):
