@@ -666,8 +666,11 @@ SCALE_RULE = (
     "Per model, the runs trained with the velocity loss on clean speeds: each run's scale factor is the median over "
     "test images of median(gt) / median(pred); its mean and two-sided 95 % t-interval are taken over seeds. Yes when "
     f"the interval lies within [{METRIC_BAND[0]}, {METRIC_BAND[1]}] (within 10 % of 1), no when it lies entirely "
-    "outside that band, inconclusive when it crosses a bound or fewer than two seeds ran. Over models: yes or no when "
-    "every model gets it, partly when some get yes and others no, inconclusive otherwise."
+    "outside that band, inconclusive when it crosses a bound or fewer than two seeds ran. A scale factor is only "
+    "the scale of a depth that has structure: a model whose mean median-scaled abs_rel over those seeds does not "
+    "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
+    "seeds whose depth beats it. Over models: yes or no when every model gets it, partly when some get yes and "
+    "others no, inconclusive otherwise."
 )
 BEATS_QUESTION = "Does PackNet beat DenseDepth in its own regime?"
 BEATS_RULE = (
@@ -727,6 +730,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "scale factor, mean [95 % CI]": _interval_text(c.scale_ratio),
             "images within 10 %": fmt(c.within_10_percent.mean),
             "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
+            "seeds whose depth beats the constant predictor": f"{_seeds_learnt(result, c)} of {len(c.seeds)}",
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
         }
@@ -742,11 +746,15 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             SCALE_RULE,
             evidence,
         )
-    verdicts = [band_verdict(c.scale_ratio) for c in clean]
+    verdicts = [band_verdict(c.scale_ratio) if _learnt_depth(c) else "inconclusive" for c in clean]
     verdict = _combine(verdicts)
     lead = {"yes": "Yes", "no": "No", "partly": "Partly", "inconclusive": "Inconclusive"}[verdict]
     parts = [
-        f"{c.model} {_interval_text(c.scale_ratio)} over {len(c.seeds)} seed(s) ({v})" for c, v in zip(clean, verdicts)
+        f"{c.model} {_interval_text(c.scale_ratio)} over {len(c.seeds)} seed(s) ({v}; the depth beats the "
+        f"constant predictor in {_seeds_learnt(result, c)} of {len(c.seeds)} seeds"
+        + ("" if _learnt_depth(c) else ", not on average: its scale factor is not the scale of a learnt depth")
+        + ")"
+        for c, v in zip(clean, verdicts)
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
@@ -757,6 +765,24 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             + "."
         )
     return Answer(SCALE_QUESTION, verdict, sentence, SCALE_RULE, evidence)
+
+
+def _learnt_depth(c: ConditionSummary) -> bool:
+    """The condition's mean median-scaled abs_rel beats the median-scaled constant predictor's (NaN: it does not)."""
+    return bool(c.abs_rel_median_scaled.mean < c.constant_abs_rel.mean)
+
+
+def _seeds_learnt(result: SelfSupervisedStudyResult, c: ConditionSummary) -> int:
+    """How many of the condition's runs have a median-scaled abs_rel below their constant predictor's."""
+    runs = [r for r in result.runs if r.model == c.model and r.velocity_weight == c.velocity_weight]
+    return sum(
+        1
+        for r in runs
+        if r.noise == c.noise
+        and r.seed in c.seeds
+        and r.scale.metrics_median_scaled.get("abs_rel", math.nan)
+        < r.scale.constant_median_scaled.get("abs_rel", math.nan)
+    )
 
 
 def _paired_differences(

@@ -153,3 +153,21 @@ def test_angles_are_shown_in_degrees_with_one_decimal_not_in_exponent_form():
     assert _interval_text(interval, decimals=1) == "125.0 [61.5, 188.5]"
     assert _interval_text(interval, 2) == "1.2e+02 [61, 1.9e+02]"  # what significant digits made of it
     assert _interval_text(Interval.of([7.25]), decimals=1) == "7.2 (n=1, no interval)"
+
+
+def test_a_scale_near_one_of_a_depth_that_does_not_beat_the_constant_predictor_is_inconclusive():
+    """Learned gate: the scale factor of a structureless depth (median-scaled abs_rel at the constant predictor's
+    0.25) says nothing about metric scale, however near 1; the same factors with a learnt depth answer yes."""
+    unlearnt = _study({("packnet_b", 0.1, CLEAN): [(1.0, 0.26), (0.98, 0.25), (1.02, 0.27)]})
+    answer = metric_scale_answer(unlearnt)
+    assert answer.verdict == "inconclusive" and "not the scale of a learnt depth" in answer.sentence
+    assert "the depth beats the constant predictor in 0 of 3 seeds" in answer.sentence
+    learnt = _study({("packnet_b", 0.1, CLEAN): [(1.0, 0.2), (0.98, 0.2), (1.02, 0.2)]})
+    assert metric_scale_answer(learnt).verdict == "yes"
+
+
+def test_the_scale_answer_counts_the_seeds_whose_depth_learnt():
+    one_of_three = _study({("packnet_b", 0.1, CLEAN): [(0.81, 0.22), (0.53, 0.26), (1.15, 0.25)]})
+    answer = metric_scale_answer(one_of_three)  # mean abs_rel 0.243 < 0.25: learnt on average, 1 seed of 3
+    assert "in 1 of 3 seeds" in answer.sentence and "not the scale of a learnt depth" not in answer.sentence
+    assert answer.evidence[0]["seeds whose depth beats the constant predictor"] == "1 of 3"
