@@ -33,17 +33,15 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
+from bench.record import write_bench_record  # noqa: E402
 from probe.data import get_dataset  # noqa: E402
 from probe.evaluate_pose import evaluate_pose  # noqa: E402
 from probe.evaluate_scale import evaluate_scale  # noqa: E402
 from probe.geometry import matrix_to_pose_vec  # noqa: E402
-from probe.io import write_json  # noqa: E402
 from probe.losses import LossOutput  # noqa: E402
 from probe.models import build_model  # noqa: E402
 from probe.models.posenet import PoseNet  # noqa: E402
 from probe.options import parse_key_values, parse_size  # noqa: E402
-from probe.runs import provenance  # noqa: E402
-from probe.schema import encode  # noqa: E402
 from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss  # noqa: E402
 from probe.training.loader import make_loader  # noqa: E402
 from probe.training.loop import StepSetup, train_step  # noqa: E402
@@ -177,21 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.time() - start
     print(f"{seconds / 60:.1f} min; load average before/after {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}")
     if args.out is not None:
-        write_json(
-            args.out,
-            {
-                "benchmark": "pose_learning",
-                "argv": sys.argv[1:] if argv is None else argv,
-                "rows": rows,
-                "seconds": seconds,
-                "machine": {
-                    **encode(provenance(device="cpu")),
-                    "cpus": os.cpu_count(),
-                    "load_average_before": load_before[0],
-                },
-            },
-        )
-        print(f"wrote {args.out}")
+        write_bench_record(args.out, "pose_learning", argv, load_before, rows=rows, seconds=seconds)
     return 0
 
 

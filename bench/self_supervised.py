@@ -35,10 +35,8 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from probe.io import write_json  # noqa: E402
+from bench.record import write_bench_record  # noqa: E402
 from probe.options import parse_key_values, parse_size  # noqa: E402
-from probe.runs import provenance  # noqa: E402
-from probe.schema import encode  # noqa: E402
 from probe.self_supervised_study import (  # noqa: E402
     QUICK,
     SelfSupervisedRun,
@@ -157,22 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs"
     )
     out = args.json or args.out / "bench_self_supervised.json"
-    write_json(
-        out,
-        {
-            "benchmark": "self_supervised",
-            "argv": sys.argv[1:] if argv is None else argv,
-            "seconds": seconds,
-            "study": result.to_json(),
-            "machine": {
-                **encode(provenance(device="cpu")),
-                "cpus": os.cpu_count(),
-                "load_average_before": load_before[0],
-                "load_average_after": load_after[0],
-            },
-        },
-    )
-    print(f"wrote {out}")
+    write_bench_record(out, "self_supervised", argv, load_before, seconds=seconds, study=result.to_json())
     return 0
 
 
