@@ -893,7 +893,10 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
     return Table(rows, "self_supervised.json: mean [95 % t-interval] over seeds per condition")
 
 
-@SECTIONS.register("self_supervised_scale", description=SCALE_QUESTION, needs=(SelfSupervisedStudyResult,), order=75)
+# optional: `probe study` does not run the self-supervised experiment, so its report does not list these as not run
+@SECTIONS.register(
+    "self_supervised_scale", description=SCALE_QUESTION, needs=(SelfSupervisedStudyResult,), order=75, optional=True
+)
 def scale_section(results: Results) -> Section | None:
     result = results.first(SelfSupervisedStudyResult)
     if result is None:
@@ -922,7 +925,9 @@ def scale_section(results: Results) -> Section | None:
     return Section("self_supervised_scale", SCALE_QUESTION, blocks)
 
 
-@SECTIONS.register("self_supervised_models", description=BEATS_QUESTION, needs=(SelfSupervisedStudyResult,), order=76)
+@SECTIONS.register(
+    "self_supervised_models", description=BEATS_QUESTION, needs=(SelfSupervisedStudyResult,), order=76, optional=True
+)
 def models_section(results: Results) -> Section | None:
     result = results.first(SelfSupervisedStudyResult)
     if result is None:

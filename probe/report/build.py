@@ -138,6 +138,8 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     sections, not_run = [*([regime] if regime else []), summary], [failure] if failure else []
     named: set[str] = set()  # unreadable files already named by a section's line: one line names each file
     for entry in sorted(SECTIONS.entries(), key=lambda e: e.meta.get("order", 1000)):
+        if _optional_and_absent(entry, results):
+            continue
         reason = _missing(entry, results, named)
         section = None
         if reason is None:
@@ -157,6 +159,13 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     else:
         sections.remove(summary)
     return sections, not_run + ([failures] if failures else [])
+
+
+def _optional_and_absent(entry: Entry[Builder], results: Results) -> bool:
+    """A section registered ``optional=True`` (an experiment outside `probe study`'s steps) whose result files are
+    neither found nor unreadable: left out of the report, not listed under "Not run"."""
+    needs = entry.meta.get("needs", ())
+    return bool(entry.meta.get("optional")) and not any(results.has(c.name) or results.errors(c.name) for c in needs)
 
 
 def _missing(entry: Entry[Builder], results: Results, named: set[str]) -> str | None:

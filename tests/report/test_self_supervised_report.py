@@ -171,3 +171,11 @@ def test_the_scale_answer_counts_the_seeds_whose_depth_learnt():
     answer = metric_scale_answer(one_of_three)  # mean abs_rel 0.243 < 0.25: learnt on average, 1 seed of 3
     assert "in 1 of 3 seeds" in answer.sentence and "not the scale of a learnt depth" not in answer.sentence
     assert answer.evidence[0]["seeds whose depth beats the constant predictor"] == "1 of 3"
+
+
+def test_without_a_study_json_its_sections_are_left_out_not_listed_as_not_run(tmp_path):
+    """`probe study` does not run this experiment: its report must not list the two questions as not run."""
+    examples.write(examples.properties(), tmp_path / "run")
+    sections, not_run = report_contents(collect_results([tmp_path / "run"]))
+    assert not any(SCALE_QUESTION in line or BEATS_QUESTION in line for line in not_run), not_run
+    assert not any(s.key.startswith("self_supervised") for s in sections)
