@@ -56,6 +56,10 @@ __all__ = [
     "SCATTER_BAND",
     "SCATTER_RULE",
     "CollapseCall",
+    "IGNORES_IMAGE_BELOW",
+    "IMAGE_RULE",
+    "ImageCall",
+    "image_call",
     "ScatterComparison",
     "collapse_call",
     "gradient_margin",
@@ -245,6 +249,61 @@ def collapse_call(collapsed_share: Estimate | None, scale_flagged_share: Estimat
             )
         return CollapseCall("not collapsed", f"not collapsed (share of collapsed images {share})", collapsed, scale)
     return CollapseCall("inconclusive", collapsed.sentence, collapsed, scale)
+
+
+# -- image dependence -----------------------------------------------------------------------------
+
+#: A prediction ignores the image when it varies across images less than this fraction of the ground truth.
+IGNORES_IMAGE_BELOW = 0.1
+IMAGE_RULE = (
+    "A model ignores the image when its prediction hardly changes from one image to the next: at each pixel, the "
+    "std of log predicted depth across the held-out images (clipped to the protocol's depth range), averaged over "
+    "the valid pixels, divided by the same statistic of the ground truth, lies below "
+    f"{IGNORES_IMAGE_BELOW:g} with its whole 95% interval; it 'depends on the image' when the whole interval lies "
+    "above, and the call is inconclusive otherwise. Intervals: Student t over seeds, or a bootstrap over the images "
+    "of a single run (each resample recomputes both stds on the same images). Such a prediction is one dataset-wide "
+    "depth map whatever the image; a prediction that is one constant per image still changes with the image and is "
+    "the 'collapsed' kind. This kind is judged whether or not the model learned: it is one way of not learning."
+)
+
+
+@dataclass
+class ImageCall:
+    """What :data:`IMAGE_RULE` says about one model: ``ignores the image``, ``depends on the image`` or
+    ``inconclusive``, with the verdict behind it."""
+
+    verdict: str
+    sentence: str
+    decision: Verdict
+
+
+def image_call(cross_std_ratio: Estimate | None) -> ImageCall:
+    """:data:`IMAGE_RULE` on the prediction's cross-image std over the ground truth's (with its interval).
+
+    >>> from probe.stats import seed_estimate
+    >>> image_call(seed_estimate([0.006, 0.004, 0.005])).verdict, image_call(seed_estimate([0.9, 1.0])).verdict
+    ('ignores the image', 'depends on the image')
+    >>> image_call(None).verdict
+    'inconclusive'
+    """
+    decision = decide(
+        cross_std_ratio, threshold=IGNORES_IMAGE_BELOW, below="ignores the image", above="depends on the image"
+    )
+    if not decision.conclusive or cross_std_ratio is None:
+        return ImageCall("inconclusive", f"image dependence {decision.sentence}", decision)
+    ratio = cross_std_ratio.describe()
+    if decision.verdict == "ignores the image":
+        return ImageCall(
+            "ignores the image",
+            "ignores the image: its prediction does not depend on the image, it is a dataset-wide map (its "
+            f"cross-image variation is {ratio} of the ground truth's)",
+            decision,
+        )
+    return ImageCall(
+        "depends on the image",
+        f"depends on the image (its cross-image variation is {ratio} of the ground truth's)",
+        decision,
+    )
 
 
 # -- noise ----------------------------------------------------------------------------------------

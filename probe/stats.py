@@ -14,6 +14,8 @@ error bar means:
                                +- Student t over those differences
 :func:`paired_bootstrap_ratio` two predictors scored on the same images: ratio of their means, with a
                                percentile bootstrap that resamples the images jointly
+:func:`percentile_interval`    a statistic of a whole set of images (not a mean of per-image values),
+                               recomputed on resamples drawn by :func:`resample_counts`
 ============================  =====================================================================
 
 :func:`decide` is the one verdict rule: it states a verdict only when the whole
@@ -49,6 +51,8 @@ __all__ = [
     "decide",
     "finite_values",
     "paired_bootstrap_ratio",
+    "percentile_interval",
+    "resample_counts",
     "paired_difference",
     "paired_estimate",
     "sample_std",
@@ -247,6 +251,45 @@ def bootstrap_interval(
         f"bootstrap_{_label(confidence)} over {n} images, {resamples} resamples",
         "images",
         arr.tolist(),
+        confidence,
+    )
+
+
+def resample_counts(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """``[resamples, n]`` integer weights: how often each of ``n`` images is drawn in each bootstrap resample
+    (with replacement, seeded), for statistics that take weighted sums instead of indexing.
+
+    >>> w = resample_counts(4, 3)
+    >>> w.shape, w.sum(axis=1).tolist()
+    ((3, 4), [4, 4, 4])
+    """
+    idx = _resample_indices(n, resamples, seed)
+    counts = np.zeros((resamples, n), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(resamples), n), idx.ravel()), 1)
+    return counts
+
+
+def percentile_interval(
+    value: float, resampled: Sequence[float], n: int, *, confidence: float = CONFIDENCE
+) -> Estimate:
+    """A statistic of a set of ``n`` images, ``value``, with the percentile interval of its bootstrap
+    recomputations ``resampled`` (one per resample, e.g. over :func:`resample_counts`).
+
+    ``std`` is the bootstrap standard error; ``values`` holds ``value`` alone (there is no value per image).
+    """
+    stats = _finite(resampled, "bootstrap recomputations")
+    if not math.isfinite(value):
+        raise ProbeError(f"statistics: the statistic itself is not finite ({value})")
+    low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(
+        float(value),
+        float(stats.std(ddof=1)) if stats.size > 1 else None,
+        n,
+        float(low),
+        float(high),
+        f"bootstrap_{_label(confidence)} over {n} images, {stats.size} resamples",
+        "images",
+        [float(value)],
         confidence,
     )
 
