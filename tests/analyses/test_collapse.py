@@ -150,6 +150,11 @@ def test_measurement_restores_training_mode_and_returns_metres() -> None:
 
 def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tmp_path) -> None:
     import json
+    import shutil
+
+    from probe.report.build import build_report, report_contents
+    from probe.report.collect import collect_results
+    from tests import result_examples as ex
 
     tiny = ["--width", "0.0625", "--input-size", "32x64", "--device", "cpu"]
     res = run_cli("collapse", "--model", "packnet_slim_b", "--steps", "4", "--every", "2", "--images", "4", *tiny,
@@ -159,8 +164,32 @@ def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tm
     assert [h["step"] for h in model["history"]] == [0, 2, 4]
     assert len(model["final"]["std_ratio"]) == 4 and len(model["images"]) == 4
     assert model["final"]["collapsed_share"] == model["history"][-1]["collapsed_share"]
-    for name in ("collapse_hist.png", "collapse_over_steps.png", "collapse_examples.png"):
+    for name in ("collapse_hist.png", "collapse_over_steps.png", "collapse_examples.png", "collapse_image_fade.png"):
         assert (tmp_path / "c" / name).stat().st_size > 0
+    # the image dependence at every measurement, the last one's bootstrap, and where the image fades
+    assert all(h["image_dependence"]["n_images"] == 4 for h in model["history"])
+    last = model["history"][-1]["image_dependence"]
+    assert last == model["final"]["image_dependence"] and 0.0 <= last["gt_image_share"] <= 1.0
+    assert model["cross_std_ratio"]["mean"] == pytest.approx(last["cross_std_ratio"])
+    assert model["cross_std_ratio"]["method"].startswith("bootstrap_95 over 4 images")
+    blocks = [layer["name"] for layer in model["fade"]["layers"]]
+    assert blocks[0] == "image" and blocks[-1] == "depth" and model["fade"]["step"] == 4
+    assert blocks[1:4] == ["pre_calc", "conv1", "pack1"] and "conv2.0" in blocks and "disp2_layer" in blocks
+    summary = json.loads((tmp_path / "c" / "collapse.json").read_text())["summaries"][0]
+    assert summary["fades_at"] == [model["fade"]["fades_at"]]
+    html = build_report([tmp_path / "c"], tmp_path / "report.html").read_text()
+    assert "cross-image std / gt&#x27;s" in html and "Where the image fades" in html
+
+    # a result file missing the fade is one line naming the file and the key; the rest of the report renders
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "c", broken)
+    doc = json.loads((broken / "collapse.json").read_text())
+    del doc["models"][0]["fade"]
+    (broken / "collapse.json").write_text(json.dumps(doc))
+    ex.write(ex.complexity(), broken)  # another result, so the report has something to show
+    results = collect_results([broken])
+    lines = [line for line in report_contents(results)[1] if "collapse.json" in line]
+    assert len(lines) == 1 and "models[0]" in lines[0] and "fade" in lines[0], lines
 
     res = run_cli("train", "--model", "packnet_slim_b", *tiny, "--dataset-length", "4", "--max-steps", "1",
                   "--workers", "0", "--out", tmp_path / "run")
@@ -171,3 +200,4 @@ def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tm
     model = json.loads((tmp_path / "m" / "collapse.json").read_text())["models"][0]
     assert model["name"] == "packnet_slim_b" and [h["step"] for h in model["history"]] == [1]
     assert "checkpoint" in model["source"]
+    assert model["fade"]["step"] == 1 and model["fade"]["layers"][1]["name"] == "pre_calc"
