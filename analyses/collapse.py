@@ -463,21 +463,36 @@ def _is_container(module: nn.Module, children: list[nn.Module]) -> bool:
     return isinstance(module, nn.Sequential) and any(next(c.children(), None) is not None for c in children)
 
 
+#: Fewer readable blocks than this and each is read through its children (a user model wrapping one network).
+MIN_BLOCKS = 4
+
+
 def _blocks(root: nn.Module, recorded: set[str]) -> list[str]:
     """The readable blocks of ``root``: from the top, a module that returned one batch tensor is kept unless it is
     a container; other modules (the model itself, an encoder returning a list of features) are read through
-    their children."""
-    kept: list[str] = []
+    their children.  While fewer than :data:`MIN_BLOCKS` are kept, every kept block is read through its children
+    once more (a network wrapped in one module would otherwise be a single block)."""
+    modules = dict(root.named_modules())
 
-    def visit(name: str, module: nn.Module) -> None:
-        children = list(module.named_children())
-        if name in recorded and not _is_container(module, [c for _, c in children]):
-            kept.append(name)
-            return
-        for child_name, child in children:
-            visit(f"{name}.{child_name}" if name else child_name, child)
+    def through_children(name: str) -> list[str]:
+        return [
+            block
+            for child_name, child in modules[name].named_children()
+            for block in visit(f"{name}.{child_name}" if name else child_name, child)
+        ]
 
-    visit("", root)
+    def visit(name: str, module: nn.Module) -> list[str]:
+        children = [c for _, c in module.named_children()]
+        if name in recorded and not _is_container(module, children):
+            return [name]
+        return through_children(name)
+
+    kept = through_children("")
+    while len(kept) < MIN_BLOCKS:
+        finer = [block for name in kept for block in (through_children(name) or [name])]
+        if finer == kept:
+            break
+        kept = finer
     return kept
 
 

@@ -201,3 +201,35 @@ def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tm
     assert model["name"] == "packnet_slim_b" and [h["step"] for h in model["history"]] == [1]
     assert "checkpoint" in model["source"]
     assert model["fade"]["step"] == 1 and model["fade"]["layers"][1]["name"] == "pre_calc"
+
+
+# -- image dependence and where the image fades -----------------------------------------------------
+
+def test_image_dependence_is_zero_for_one_map_one_for_the_truth_and_ignores_scale() -> None:
+    from analyses.collapse import image_dependence
+
+    gt, valid = _scene(batch=6, seed=3)
+    fixed = gt.log().mean(0, keepdim=True).exp().expand_as(gt).clone()
+    assert image_dependence(fixed, gt, valid).cross_std_ratio == pytest.approx(0.0, abs=1e-12)
+    truth = image_dependence(gt, gt, valid)
+    assert truth.cross_std_ratio == pytest.approx(1.0) and 0.0 < truth.gt_image_share <= 1.0
+    assert image_dependence(3.0 * gt, gt, valid).cross_std_ratio == pytest.approx(1.0)  # log: a factor is an offset
+    one = image_dependence(gt[:1], gt[:1], valid[:1])
+    assert one.n_pixels == 0 and math.isnan(one.cross_std_ratio)  # one image has no variation across images
+
+
+def test_blocks_read_densedepth_and_a_user_model_in_execution_order_and_leave_no_hook() -> None:
+    from analyses.collapse import layer_image_shares
+    from probe.models import build_model
+
+    images = torch.rand(3, 3, 32, 64)
+    dense = build_model("densedepth", width=0.0625).train()
+    blocks = [layer.name for layer in layer_image_shares(dense, images)]
+    features = [f"encoder.features.{n}" for n in ("conv0", "norm0", "relu0", "pool0", "denseblock1", "transition1",
+                                                  "denseblock2", "transition2", "denseblock3", "transition3",
+                                                  "denseblock4", "norm5")]
+    assert blocks == [*features, "conv2", "up1", "up2", "up3", "up4", "conv3"]
+    assert dense.training and not any(m._forward_hooks for m in dense.modules())
+    unet = [layer.name for layer in layer_image_shares(build_model("examples/unet.py:build", width=0.0625), images)]
+    assert unet[:3] == ["net.encoder.stem", "net.encoder.pool", "net.encoder.stages.0.0"]
+    assert unet[-1] == "net.decoder.heads.0" and len(unet) == 24
