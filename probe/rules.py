@@ -18,6 +18,13 @@ median), DenseDepth (347 layers, min 0.026 x) and PackNet B / C (102 layers,
 min 0.0069 x and 0.07 x) have none, where the old size-normalised rule flagged
 56, 45 and 76 of their layers.
 
+Collapse has two kinds.  Per image (:func:`collapse_call`, :data:`COLLAPSE_RULE`): the prediction is flat within
+each image.  Across images (:func:`image_call`, :data:`IMAGE_RULE`): the prediction is one dataset-wide map that
+no longer depends on the image, measured by its cross-image std of log depth per pixel over the ground truth's.
+Calibration: one fixed map for every image is flagged; the ground truth, x 2 and each image's mean depth are not
+(on the synthetic rooms, whose scenes differ in size, the per-image mean keeps 0.78 of the ground truth's
+cross-image std).
+
 Packing (:func:`packing_comparison`): packing and max-pool autoencoders are
 compared only at matched size (parameters within :data:`PARAM_TOLERANCE`, or
 max-pool's PSNR interpolated on its PSNR-vs-log-parameters line between two
