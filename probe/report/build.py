@@ -36,8 +36,15 @@ SUMMARY_TITLE = "The seed's questions at a glance"
 def study_roles(results: Results) -> Roles | None:
     """The roles of a result comparing other models than the seed's, one with baselines first (None: the seed's)."""
     found = [getattr(item.result, "roles", None) for loaded in results.found.values() for item in loaded]
-    studies = [r for r in found if isinstance(r, Roles) and r.of(UNDER_STUDY) and not r.seed_comparison]
-    return next((r for r in studies if r.of(BASELINE)), studies[0] if studies else None)
+    subjects = [r for r in found if isinstance(r, Roles) and r.of(UNDER_STUDY)]
+    # Comparing results decide: a single model's probe inside one training run of the study (its own
+    # gradients.json, say) names that model "under study" but compares nothing.
+    comparing = [r for r in subjects if r.of(BASELINE)]
+    if comparing:
+        return next((r for r in comparing if not r.seed_comparison), None)
+    if any(r.seed_comparison for r in subjects):
+        return None
+    return subjects[0] if subjects else None
 
 
 def report_title(results: Results) -> tuple[str, str]:
