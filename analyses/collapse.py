@@ -21,8 +21,8 @@ healthy then (the map has structure), so :func:`image_dependence` measures it
 over the batch: at each pixel, how much log depth varies *across images*
 (:class:`ImageDependence`), next to the same number of the ground truth; the
 rule is :data:`probe.rules.IMAGE_RULE`.  At the end of a tracked run,
-:func:`image_fade` hooks the model's blocks and names the first one whose
-activations have lost the image (:class:`ImageFade`).
+:func:`image_fade` hooks the model's blocks and names the one from which on
+every activation has lost the image (:class:`ImageFade`).
 
 :func:`run` measures a trained checkpoint, or trains a model through
 :func:`probe.training.train` and measures it every K steps on a fixed held-out
