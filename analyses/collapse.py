@@ -63,12 +63,22 @@ from probe.report.guards import inconclusive, undefined_inputs
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles, assign_roles
-from probe.rules import COLLAPSE_RULE, IGNORES_IMAGE_BELOW, IMAGE_RULE, ImageCall, collapse_call, image_call
+from probe.rules import (
+    COLLAPSE_RULE,
+    IGNORES_IMAGE_BELOW,
+    IMAGE_RULE,
+    RATIO_FLOOR,
+    ImageCall,
+    collapse_call,
+    image_call,
+    interval_text,
+)
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
 from probe.stats import (
     DEFAULT_RESAMPLES,
     Estimate,
+    geometric_seed_estimate,
     percentile_interval,
     resample_counts,
     seed_estimate,
@@ -668,7 +678,8 @@ class CollapseOverSeeds:
     scale_flagged_share: Estimate | None
     median_std_ratio: Estimate | None
     learned: Learned | None
-    # the prediction's cross-image std over the ground truth's: Student t over seeds, one seed: its bootstrap
+    # the prediction's cross-image std over the ground truth's: geometric mean with a Student t interval on log10
+    # over seeds (probe.rules.IMAGE_RULE); one seed: its bootstrap over the images
     cross_std_ratio: Estimate | None
     image_share: Estimate | None  # share of the log prediction's variance that changes with the image
     gt_image_share: Estimate | None  # the same of the ground truth
@@ -692,7 +703,9 @@ class CollapseOverSeeds:
             ),
             learned=learned_over_runs(runs),
             cross_std_ratio=(
-                seed_estimate([d.cross_std_ratio for d in dependence]) if len(runs) > 1 else one.cross_std_ratio
+                geometric_seed_estimate([d.cross_std_ratio for d in dependence], RATIO_FLOOR)
+                if len(runs) > 1
+                else one.cross_std_ratio
             ),
             image_share=seed_estimate([d.pred_image_share for d in dependence]),
             gt_image_share=seed_estimate([d.gt_image_share for d in dependence]),
@@ -1123,7 +1136,7 @@ def prediction_collapses(results: Results) -> Answer | None:
             "scale-flagged share": shown(s.scale_flagged_share),
             "median std ratio": shown(s.median_std_ratio),
             "verdict": verdict_cell(s, collapse_call(s.collapsed_share, s.scale_flagged_share).verdict),
-            "cross-image std / gt's": shown(s.cross_std_ratio),
+            "cross-image std / gt's": interval_text(s.cross_std_ratio),
             "image share of variance (gt)": f"{shown(s.image_share)} ({shown(s.gt_image_share)})",
             "image fades at": fades_text(s.fades_at, s.seeds),
             "image": image_call(s.cross_std_ratio).verdict,

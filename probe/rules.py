@@ -65,8 +65,10 @@ __all__ = [
     "CollapseCall",
     "IGNORES_IMAGE_BELOW",
     "IMAGE_RULE",
+    "RATIO_FLOOR",
     "ImageCall",
     "image_call",
+    "interval_text",
     "ScatterComparison",
     "collapse_call",
     "gradient_margin",
@@ -262,13 +264,17 @@ def collapse_call(collapsed_share: Estimate | None, scale_flagged_share: Estimat
 
 #: A prediction ignores the image when it varies across images less than this fraction of the ground truth.
 IGNORES_IMAGE_BELOW = 0.1
+#: Cross-image std ratios below this count as it on the log scale (one fixed map has ratio 0: no logarithm).
+RATIO_FLOOR = 1e-6
 IMAGE_RULE = (
     "A model ignores the image when its prediction hardly changes from one image to the next: at each pixel, the "
     "std of log predicted depth across the held-out images (clipped to the protocol's depth range), averaged over "
     "the valid pixels, divided by the same statistic of the ground truth, lies below "
     f"{IGNORES_IMAGE_BELOW:g} with its whole 95% interval; it 'depends on the image' when the whole interval lies "
-    "above, and the call is inconclusive otherwise. Intervals: Student t over seeds, or a bootstrap over the images "
-    "of a single run (each resample recomputes both stds on the same images). Such a prediction is one dataset-wide "
+    "above, and the call is inconclusive otherwise. Intervals: over seeds, the geometric mean with a Student t "
+    f"interval on log10 of the ratio (a ratio that spans decades is judged in decades; below {RATIO_FLOOR:g} counts as "
+    f"{RATIO_FLOOR:g}), or a bootstrap over the images of a single run (each resample recomputes both stds on the "
+    "same images). Such a prediction is one dataset-wide "
     "depth map whatever the image; a prediction that is one constant per image still changes with the image and is "
     "the 'collapsed' kind. This kind is judged whether or not the model learned: it is one way of not learning."
 )
@@ -284,12 +290,28 @@ class ImageCall:
     decision: Verdict
 
 
+def interval_text(estimate: Estimate | None, digits: int = 3) -> str:
+    """``"0.0096 [0.0077, 0.011] (method)"``: the value and its interval as bounds (asymmetric on a log scale);
+    ``"x (method)"`` without an interval, ``"n/a"`` when missing or not finite.
+
+    >>> interval_text(Estimate(0.5, None, 1, 0.25, 1.0, "m", "seeds"))
+    '0.5 [0.25, 1] (m)'
+    """
+    if estimate is None or not math.isfinite(estimate.mean):
+        return "n/a"
+    if not estimate.has_interval:
+        return f"{estimate.mean:.{digits}g} ({estimate.method})"
+    return f"{estimate.mean:.{digits}g} [{estimate.low:.{digits}g}, {estimate.high:.{digits}g}] ({estimate.method})"
+
+
 def image_call(cross_std_ratio: Estimate | None) -> ImageCall:
     """:data:`IMAGE_RULE` on the prediction's cross-image std over the ground truth's (with its interval).
 
-    >>> from probe.stats import seed_estimate
-    >>> image_call(seed_estimate([0.006, 0.004, 0.005])).verdict, image_call(seed_estimate([0.9, 1.0])).verdict
-    ('ignores the image', 'depends on the image')
+    >>> from probe.stats import geometric_seed_estimate
+    >>> image_call(geometric_seed_estimate([0.006, 0.004, 0.005], RATIO_FLOOR)).verdict
+    'ignores the image'
+    >>> image_call(geometric_seed_estimate([1.0, 0.4, 0.48], RATIO_FLOOR)).verdict
+    'depends on the image'
     >>> image_call(None).verdict
     'inconclusive'
     """
@@ -298,7 +320,7 @@ def image_call(cross_std_ratio: Estimate | None) -> ImageCall:
     )
     if not decision.conclusive or cross_std_ratio is None:
         return ImageCall("inconclusive", f"image dependence {decision.sentence}", decision)
-    ratio = cross_std_ratio.describe()
+    ratio = interval_text(cross_std_ratio)
     if decision.verdict == "ignores the image":
         return ImageCall(
             "ignores the image",

@@ -50,6 +50,7 @@ __all__ = [
     "bootstrap_interval",
     "decide",
     "finite_values",
+    "geometric_seed_estimate",
     "paired_bootstrap_ratio",
     "percentile_interval",
     "resample_counts",
@@ -185,6 +186,42 @@ def seed_estimate(values: Sequence[float | None], confidence: float = CONFIDENCE
     """
     finite = finite_values(values)
     return seed_interval(finite, confidence) if finite is not None else None
+
+
+def geometric_seed_estimate(
+    values: Sequence[float | None], floor: float, confidence: float = CONFIDENCE
+) -> Estimate | None:
+    """A positive ratio over seeds on the log scale: the geometric mean with a Student t interval on log10,
+    mapped back (an asymmetric interval around the geometric mean); values below ``floor`` count as ``floor``
+    (an exact 0 has no logarithm).  None when a value is missing, not finite or negative; one seed: no interval.
+
+    Ratios that span decades (0.009 against a threshold of 0.1 against 1) are judged in decades: an arithmetic
+    mean of 1.0 and 0.4 is pulled by the larger one, and its symmetric interval crosses zero.
+
+    >>> e = geometric_seed_estimate([0.01, 0.1, 1.0], floor=1e-6)
+    >>> round(e.mean, 3), e.method
+    (0.1, 'geometric mean, student_t_95 on log10 over 3 seeds')
+    """
+    finite = finite_values(values)
+    if finite is None or any(v < 0 for v in finite):
+        return None
+    logs = np.log10(np.maximum(np.asarray(finite, dtype=np.float64), floor))
+    on_log = seed_interval(logs.tolist(), confidence)
+    mean = float(10**on_log.mean)
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+    if not on_log.has_interval:
+        return Estimate(mean, None, 1, None, None, "one seed: no interval", "seeds", finite, confidence)
+    return Estimate(
+        mean,
+        std,
+        on_log.n,
+        float(10**on_log.low),  # type: ignore[operator]
+        float(10**on_log.high),  # type: ignore[operator]
+        f"geometric mean, student_t_{_label(confidence)} on log10 over {on_log.n} seeds",
+        "seeds",
+        finite,
+        confidence,
+    )
 
 
 def paired_estimate(a: Sequence[float | None], b: Sequence[float | None]) -> Estimate | None:

@@ -15,9 +15,9 @@ from probe.controls import (CONTROLS, FadingNet, collapse_predictions, fit_regre
                             pool_autoencoder, regression_task, residual_norm_cnn)
 from probe.data.samples import load_first_samples
 from probe.image_quality import psnr
-from probe.rules import (IGNORES_IMAGE_BELOW, NEAR_LOSSLESS_MSE, PackingRun, collapse_call, image_call,
+from probe.rules import (IGNORES_IMAGE_BELOW, NEAR_LOSSLESS_MSE, RATIO_FLOOR, PackingRun, collapse_call, image_call,
                          packing_comparison, plateaued, vanishing_gradients)
-from probe.stats import bootstrap_interval, seed_estimate
+from probe.stats import bootstrap_interval, geometric_seed_estimate, seed_estimate
 from probe.training import TrainConfig, train
 
 
@@ -105,10 +105,16 @@ def test_the_two_kinds_of_collapse_are_told_apart(rooms):
     assert dependence.pred_cross_std < 1e-9 and dependence.pred_within_std > 0.1
 
 
-def test_image_rule_over_seeds_uses_student_t_and_is_inconclusive_across_the_threshold():
-    assert image_call(seed_estimate([0.004, 0.006])).verdict == "ignores the image"
-    assert image_call(seed_estimate([0.02, 0.6])).verdict == "inconclusive"
-    assert image_call(seed_estimate([0.9, 1.0, 0.95])).verdict == "depends on the image"
+def test_image_rule_over_seeds_judges_the_ratio_in_decades_and_is_inconclusive_across_the_threshold():
+    ignores = geometric_seed_estimate([0.004, 0.006], RATIO_FLOOR)
+    assert image_call(ignores).verdict == "ignores the image"
+    assert image_call(geometric_seed_estimate([0.02, 0.6], RATIO_FLOOR)).verdict == "inconclusive"
+    # DenseDepth's three seeds at 300 steps: arithmetically 0.63 +- 0.81 crosses 0; in decades it stays above 0.1
+    depends = geometric_seed_estimate([1.0, 0.40, 0.48], RATIO_FLOOR)
+    assert image_call(depends).verdict == "depends on the image" and depends.low > 0.1
+    assert image_call(seed_estimate([1.0, 0.40, 0.48])).verdict == "inconclusive"
+    # one fixed map per seed has ratio 0: on the log scale it counts as the floor, far below the threshold
+    assert image_call(geometric_seed_estimate([0.0, 0.0, 1e-9], RATIO_FLOOR)).verdict == "ignores the image"
 
 
 def test_image_fades_at_the_block_that_drops_it_and_nowhere_in_the_same_net_without_it(rooms):
