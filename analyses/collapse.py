@@ -1070,7 +1070,9 @@ COLLAPSE_ANSWER_RULE = (
     f"Two kinds of collapse. Per image: {COLLAPSE_RULE} Across images: {IMAGE_RULE} Yes when a model under study "
     "is 'collapsed' (judged only for models shown to learn) or 'ignores the image'; no when every judged model "
     "under study is 'not collapsed' or 'scale' and 'depends on the image'; inconclusive otherwise. The baselines "
-    "are shown for reference."
+    "are shown for reference. Where the image fades: the first block from which every later block, the prediction "
+    f"included, keeps less than {IGNORES_IMAGE_BELOW:g} of the input image's share of activation variance that "
+    "changes with the image (a dip that a skip connection recovers from is no fade)."
 )
 
 
