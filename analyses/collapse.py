@@ -1193,6 +1193,7 @@ def collapse_section(results: Results) -> Section | None:
             "step": h.step,
             "median std ratio": h.median_std_ratio,
             "collapsed share": h.collapsed_share,
+            "cross-image std ratio": h.image_dependence.cross_std_ratio,
         }
         for m in (doc.models if doc else [])
         for h in m.history
@@ -1221,12 +1222,15 @@ def collapse_section(results: Results) -> Section | None:
         )
     if rows:
         df = pd.DataFrame(rows)
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(18, 4))
         sns.lineplot(df, x="step", y="median std ratio", hue="model", marker="o", errorbar=("pi", 100), ax=axes[0])
         axes[0].axhline(COLLAPSE_BELOW, ls="--", c="grey")
         axes[0].set(xlabel="training step", ylabel="prediction std / ground-truth std")
         sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", errorbar=("pi", 100), ax=axes[1])
         axes[1].set(xlabel="training step", ylabel="share of collapsed images", ylim=(-0.05, 1.05))
+        sns.lineplot(df, x="step", y="cross-image std ratio", hue="model", marker="o", errorbar=("pi", 100), ax=axes[2])
+        axes[2].axhline(IGNORES_IMAGE_BELOW, ls="--", c="grey")
+        axes[2].set(xlabel="training step", ylabel="cross-image std of log pred / of log gt")
         extra.append(
             figure_from_matplotlib(
                 fig, "Collapse statistics over training: mean over seeds, band = range over seeds", "steps"
