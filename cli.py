@@ -535,7 +535,8 @@ def noise_command(config: NoiseConfig) -> None:
 
 @config_command(app, "collapse", CollapseConfig)
 def collapse_command(config: CollapseConfig) -> None:
-    """Does the prediction collapse to one value per image? Std ratio, correlations, R^2 vs the image mean.
+    """Does the prediction collapse to one value per image, or to one map for every image? Std ratio,
+    correlations, R^2 vs the image mean; cross-image std vs the ground truth's; where the image fades.
 
     Example: probe collapse --model packnet_b --steps 20 --every 5 --width 0.125 --input-size 64x96
     """
@@ -549,7 +550,9 @@ def collapse_command(config: CollapseConfig) -> None:
         typer.echo(
             f"{m.name} seed {m.seed} at step {row.step}: {row.collapsed_share:.0%} of {row.n_defined} images "
             f"collapsed, median std ratio {row.median_std_ratio:.3g}, mean r {row.mean_pearson:.3g}, "
-            f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}"
+            f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}; cross-image std of "
+            f"log depth {row.image_dependence.cross_std_ratio:.3g} x the ground truth's, image fades at "
+            f"{m.fade.fades_at if m.fade is not None and m.fade.fades_at else 'no block'}"
         )
 
 

@@ -15,6 +15,15 @@ impression into numbers per image, all computed over valid ground-truth pixels:
   [0.8, 1.25] (the delta-1 band), so a right shape at a wrong scale is not
   mistaken for collapse.
 
+A prediction can also collapse the other way: to one dataset-wide depth map
+that no longer depends on the image.  Every per-image statistic above can look
+healthy then (the map has structure), so :func:`image_dependence` measures it
+over the batch: at each pixel, how much log depth varies *across images*
+(:class:`ImageDependence`), next to the same number of the ground truth; the
+rule is :data:`probe.rules.IMAGE_RULE`.  At the end of a tracked run,
+:func:`image_fade` hooks the model's blocks and names the one from which on
+every activation has lost the image (:class:`ImageFade`).
+
 :func:`run` measures a trained checkpoint, or trains a model through
 :func:`probe.training.train` and measures it every K steps on a fixed held-out
 batch (:class:`CollapseTracker`, also available as ``probe train --probe collapse``).
@@ -39,32 +48,42 @@ import torch.nn as nn
 
 from analyses.probes import TRAIN_PROBES, TrainingProbe, by_name, learned_over_runs
 from analyses.training_runs import TrainingRuns, runs_over_seeds, score_model, train_with_hook
+from probe.controls import CONTROLS
 from probe.data.samples import Samples, load_first_samples
 from probe.device import resolve_device
 from probe.errors import ProbeError, ShapeError
 from probe.evaluate import predict_depth
-from probe.heldout import HeldOutSummary, Learned
+from probe.heldout import GATE_RULE, HeldOutSummary, Learned
 from probe.limits import MAX_ANALYSIS_STEPS, MAX_HELD_OUT_IMAGES, check_count
 from probe.options import option, out_option
-from probe.report.answers import (
-    QUESTIONS,
-    Answer,
-    excluded_sentence,
-    gate,
-    model_columns,
-    shown,
-    verdict_cell,
-    with_controls,
-)
+from probe.report.answers import QUESTIONS, Answer, excluded_sentence, fmt, gate, model_columns, shown, verdict_cell
 from probe.report.collect import Results
-from probe.report.document import Block, Section, figure_from_matplotlib
+from probe.report.document import Block, Section, Table, figure_from_matplotlib
+from probe.report.guards import inconclusive, undefined_inputs
 from probe.report.sections import SECTIONS, answer_section, embedded_figures
 from probe.results import Result, register_result
 from probe.roles import UNDER_STUDY, Roles, assign_roles
-from probe.rules import COLLAPSE_RULE, collapse_call
+from probe.rules import (
+    COLLAPSE_RULE,
+    IGNORES_IMAGE_BELOW,
+    IMAGE_RULE,
+    RATIO_FLOOR,
+    ImageCall,
+    collapse_call,
+    image_call,
+    interval_text,
+)
 from probe.schema import encode, transient
 from probe.seeding import seed_everything
-from probe.stats import Estimate, seeds_or_images
+from probe.stats import (
+    DEFAULT_RESAMPLES,
+    Estimate,
+    geometric_seed_estimate,
+    percentile_interval,
+    resample_counts,
+    seed_estimate,
+    seeds_or_images,
+)
 from probe.training import TrainConfig, load_checkpoint
 from probe.training.checkpoint import resolve_checkpoint
 
@@ -93,6 +112,7 @@ class CollapseStatistics:
     defined: list[bool]
     collapsed_share: float
     scale_flagged_share: float
+    image_dependence: ImageDependence  # over the whole batch: how much the prediction varies with the image
     collapse_below: float = COLLAPSE_BELOW
     scale_band: tuple[float, float] = SCALE_BAND
 
@@ -120,6 +140,7 @@ class CollapseStatistics:
             mean_r2=_agg(self.r2, "mean"),
             median_r2=_agg(self.r2, "median"),
             median_scale_ratio=_agg(self.scale_ratio, "median"),
+            image_dependence=self.image_dependence,
         )
 
 
@@ -139,6 +160,7 @@ class CollapseSummary:
     mean_r2: float
     median_r2: float
     median_scale_ratio: float
+    image_dependence: ImageDependence
 
 
 def _check_shapes(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> None:
@@ -235,9 +257,319 @@ def collapse_statistics(
         **out,
         collapsed_share=share(out["collapsed"]),
         scale_flagged_share=share(out["scale_flagged"]),
+        image_dependence=image_dependence(pred, gt, valid),
         collapse_below=collapse_below,
         scale_band=(lo, hi),
     )
+
+
+# -- image dependence: does the prediction change with the image? ---------------------------------
+
+
+@dataclass
+class ImageDependence:
+    """How much of the log depth varies with the image, over one batch of held-out images.
+
+    Computed on log metres at the ground truth's valid pixels (where both depths are finite and positive), at the
+    pixel positions valid in at least two images (``n_pixels``):
+
+    - ``*_cross_std``: at each pixel, the std of log depth across the images; averaged over the pixels;
+    - ``*_image_share``: the variance across images at each pixel, averaged over the pixels, over the variance of
+      every valid (image, pixel) value: the share of the variation that changes with the image (the rest is a map
+      of position shared by every image);
+    - ``*_within_std``: the spatial std of log depth within each image, averaged over the images;
+    - ``cross_std_ratio``: ``pred_cross_std / gt_cross_std``, what :data:`probe.rules.IMAGE_RULE` judges.
+
+    NaN marks an undefined value: fewer than two images, or a ground truth that does not vary.
+    """
+
+    n_images: int
+    n_pixels: int
+    pred_cross_std: float
+    gt_cross_std: float
+    cross_std_ratio: float
+    pred_image_share: float
+    gt_image_share: float
+    pred_within_std: float
+    gt_within_std: float
+
+
+def _log_pixels(
+    pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[B,1,H,W]`` x3 -> (log pred, log gt, usable) as ``[B,P]`` float64 / bool on the CPU."""
+    p = pred.detach().to(torch.float64).flatten(1).cpu()
+    g = gt.detach().to(torch.float64).flatten(1).cpu()
+    ok = valid.detach().to(torch.bool).flatten(1).cpu() & torch.isfinite(p) & torch.isfinite(g) & (p > 0) & (g > 0)
+    one = torch.ones_like(p)
+    return torch.where(ok, p, one).log(), torch.where(ok, g, one).log(), ok
+
+
+def _cross_image_std(x: torch.Tensor, ok: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Std and variance across images at each pixel, averaged over pixels, for each row of image ``weights``.
+
+    ``x`` ``[B,P]`` float64, ``ok`` ``[B,P]`` bool, ``weights`` ``[R,B]`` (how often each image counts: ones for
+    the batch itself, bootstrap counts for resamples) -> ``([R], [R])``.  Only pixels valid in at least two images
+    of the batch count; a resample that drew none of a pixel's images leaves that pixel out.
+    """
+    m = ok.to(torch.float64)
+    used = ok.sum(0) >= 2
+    centre = (m * x).sum(0) / m.sum(0).clamp_min(1)  # centring first keeps E[x^2] - E[x]^2 exact in float64
+    xc = (x - centre) * m
+    count = weights @ m
+    s1, s2 = weights @ xc, weights @ (xc * xc)
+    present = used & (count > 0)
+    safe = count.clamp_min(1)
+    var = (s2 / safe - (s1 / safe) ** 2).clamp_min(0.0)
+    n = present.sum(1).to(torch.float64)
+    mean_std = torch.where(present, var.sqrt(), torch.zeros_like(var)).sum(1) / n
+    mean_var = torch.where(present, var, torch.zeros_like(var)).sum(1) / n
+    return mean_std, mean_var
+
+
+def _total_var(x: torch.Tensor, ok: torch.Tensor) -> float:
+    """Variance of every usable value at the pixels valid in at least two images."""
+    keep = ok & (ok.sum(0, keepdim=True) >= 2)
+    values = x[keep]
+    return float(values.var(unbiased=False)) if values.numel() >= 2 else math.nan
+
+
+def _within_std(x: torch.Tensor, ok: torch.Tensor) -> float:
+    """Spatial std of each image's usable values, averaged over the images with at least two."""
+    stds = [float(row[keep].std(unbiased=False)) for row, keep in zip(x, ok) if int(keep.sum()) >= 2]
+    return sum(stds) / len(stds) if stds else math.nan
+
+
+def _share(part: float, total: float) -> float:
+    return part / total if math.isfinite(part) and math.isfinite(total) and total > 0 else math.nan
+
+
+def image_dependence(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> ImageDependence:
+    """:class:`ImageDependence` of depth predictions (metres) against the ground truth over a batch.
+
+    ``pred``, ``gt``: ``[B,1,H,W]`` float; ``valid``: ``[B,1,H,W]`` bool.
+
+    >>> gt = torch.rand(6, 1, 4, 5) + 1.0
+    >>> fixed = gt.log().mean(0, keepdim=True).exp().expand_as(gt)     # one map for every image
+    >>> image_dependence(fixed, gt, torch.ones_like(gt, dtype=torch.bool)).cross_std_ratio < 1e-6
+    True
+    """
+    _check_shapes(pred, gt, valid)
+    lp, lg, ok = _log_pixels(pred, gt, valid)
+    n_images, n_pixels = int(pred.shape[0]), int(((ok.sum(0)) >= 2).sum())
+    if n_pixels == 0:
+        nan = math.nan
+        return ImageDependence(n_images, 0, nan, nan, nan, nan, nan, _within_std(lp, ok), _within_std(lg, ok))
+    ones = torch.ones(1, n_images, dtype=torch.float64)
+    p_std, p_var = (float(v[0]) for v in _cross_image_std(lp, ok, ones))
+    g_std, g_var = (float(v[0]) for v in _cross_image_std(lg, ok, ones))
+    return ImageDependence(
+        n_images=n_images,
+        n_pixels=n_pixels,
+        pred_cross_std=p_std,
+        gt_cross_std=g_std,
+        cross_std_ratio=p_std / g_std if g_std > 0 else math.nan,
+        pred_image_share=_share(p_var, _total_var(lp, ok)),
+        gt_image_share=_share(g_var, _total_var(lg, ok)),
+        pred_within_std=_within_std(lp, ok),
+        gt_within_std=_within_std(lg, ok),
+    )
+
+
+def cross_std_ratio_interval(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    chunk: int = 250,
+) -> Estimate | None:
+    """The cross-image std ratio of one batch with a percentile bootstrap over its images (both stds recomputed on
+    each resample); None when the ratio is undefined.  A batch of fewer than 4 images, or one where more than 10%
+    of the resamples leave the ratio undefined, gives the value without an interval."""
+    _check_shapes(pred, gt, valid)
+    value = image_dependence(pred, gt, valid).cross_std_ratio
+    if not math.isfinite(value):
+        return None
+    n = int(pred.shape[0])
+    no_interval = Estimate(value, None, n, None, None, f"{n} images: too few for a bootstrap", "images", [value])
+    if n < 4:
+        return no_interval
+    lp, lg, ok = _log_pixels(pred, gt, valid)
+    counts = torch.from_numpy(resample_counts(n, resamples, seed)).to(torch.float64)
+    ratios = []
+    for start in range(0, resamples, chunk):  # chunks keep the [R,P] moments small
+        w = counts[start : start + chunk]
+        ratios.append(_cross_image_std(lp, ok, w)[0] / _cross_image_std(lg, ok, w)[0])
+    resampled = torch.cat(ratios).numpy()
+    # a resample that drew one image only has no variation across images: the ratio is undefined there and the
+    # resample is left out (about 1.6% of them at 4 images, none in practice at 16); more than 10% leaves none
+    defined = resampled[np.isfinite(resampled)]
+    if defined.size < 0.9 * resamples:
+        return no_interval
+    return percentile_interval(value, defined.tolist(), n)
+
+
+# -- where the image fades inside the model -------------------------------------------------------
+
+
+@dataclass
+class LayerShare:
+    """One block's output on the held-out images: the share of its variance that changes with the image."""
+
+    name: str  # the module's path; "image" for the input, "depth" for the prediction (log metres)
+    kind: str  # the module's class
+    shape: list[int]  # one image's activation, e.g. [C, H, W]
+    image_share: float  # NaN: the activation does not vary at all
+
+
+@dataclass
+class ImageFade:
+    """Each block's image share of activation variance, input to prediction, and where it is first lost.
+
+    ``layers`` run in execution order from the input image to the prediction; ``threshold`` is
+    :data:`probe.rules.IGNORES_IMAGE_BELOW` times the input image's share; ``fades_at`` names the first block
+    from which every later block's share, the prediction's included, lies below it (:func:`fades_at`; None: the
+    prediction keeps more).
+    """
+
+    step: int
+    layers: list[LayerShare]
+    threshold: float
+    fades_at: str | None
+
+
+def activation_image_share(x: torch.Tensor) -> float:
+    """``[B,C,...]`` -> the variance across the B images at each (channel, position), averaged, over the variance
+    of each channel's values around the channel's own mean, averaged over channels (``[B,D]``: over all values).
+    NaN when nothing varies or a value is not finite.
+
+    What remains is a fixed map of position that every image shares.  Each channel's own offset (its bias) is
+    taken out of the total: a constant per channel neither carries nor hides the image, and counting it would
+    make a layer with large biases look as if it had lost the image.
+
+    >>> activation_image_share(torch.arange(6.0).view(1, 6).expand(4, 6))      # a fixed map of position
+    0.0
+    >>> round(activation_image_share(torch.randn(64, 2, 8) + torch.tensor([[0.0], [100.0]])), 1)   # offsets
+    1.0
+    """
+    values = x.detach().to(torch.float64)
+    if values.shape[0] < 2 or not bool(torch.isfinite(values).all()):
+        return math.nan
+    cross = float(values.flatten(1).var(0, unbiased=False).mean())
+    if values.dim() >= 3:
+        per_channel = values.transpose(0, 1).flatten(1)  # [C, B*positions]
+        return _share(cross, float(per_channel.var(1, unbiased=False).mean()))
+    return _share(cross, float(values.var(unbiased=False)))
+
+
+def _is_container(module: nn.Module, children: list[nn.Module]) -> bool:
+    """Whether a module that ran is read through its children: a wrapper around one module, or a Sequential of
+    blocks (a Sequential of plain layers, conv-norm-activation, is one block).  A module that never ran as a whole
+    (a ModuleList, an encoder returning a list) is always read through its children."""
+    if len(children) == 1:
+        return True
+    return isinstance(module, nn.Sequential) and any(next(c.children(), None) is not None for c in children)
+
+
+#: Fewer readable blocks than this and each is read through its children (a user model wrapping one network).
+MIN_BLOCKS = 4
+
+
+def _blocks(root: nn.Module, recorded: set[str]) -> list[str]:
+    """The readable blocks of ``root``: from the top, a module that returned one batch tensor is kept unless it is
+    a container; other modules (the model itself, an encoder returning a list of features) are read through
+    their children.  While fewer than :data:`MIN_BLOCKS` are kept, every kept block is read through its children
+    once more (a network wrapped in one module would otherwise be a single block)."""
+    modules = dict(root.named_modules())
+
+    def through_children(name: str) -> list[str]:
+        return [
+            block
+            for child_name, child in modules[name].named_children()
+            for block in visit(f"{name}.{child_name}" if name else child_name, child)
+        ]
+
+    def visit(name: str, module: nn.Module) -> list[str]:
+        children = [c for _, c in module.named_children()]
+        if name in recorded and not _is_container(module, children):
+            return [name]
+        return through_children(name)
+
+    kept = through_children("")
+    while len(kept) < MIN_BLOCKS:
+        finer = [block for name in kept for block in (through_children(name) or [name])]
+        if finer == kept:
+            break
+        kept = finer
+    return kept
+
+
+def layer_image_shares(model: nn.Module, images: torch.Tensor) -> list[LayerShare]:
+    """Forward ``images`` ``[B,3,H,W]`` once in eval mode (then restore the mode) with a hook on every module, and
+    return each readable block's :class:`LayerShare` in execution order (a block run twice: its first call).
+
+    The hooks reduce each output to one number as it is produced, so no activation is kept.
+    """
+    root: nn.Module = getattr(model, "_orig_mod", model)  # hooks on the module torch.compile wraps
+    batch = int(images.shape[0])
+    recorded: dict[str, tuple[int, str, list[int], float]] = {}
+
+    def hook(name: str) -> Any:
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            if name in recorded or not isinstance(output, torch.Tensor) or not output.is_floating_point():
+                return
+            if output.dim() < 2 or output.shape[0] != batch:
+                return
+            share = activation_image_share(output)
+            recorded[name] = (len(recorded), type(module).__name__, list(output.shape[1:]), share)
+
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in root.named_modules() if name]
+    was_training = root.training
+    root.eval()
+    try:
+        with torch.no_grad():
+            root(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+        root.train(was_training)
+    names = sorted(_blocks(root, set(recorded)), key=lambda n: recorded[n][0])
+    return [LayerShare(n, recorded[n][1], recorded[n][2], recorded[n][3]) for n in names]
+
+
+def image_fade(model: nn.Module, images: torch.Tensor, depth_share: float, step: int) -> ImageFade:
+    """:class:`ImageFade` of ``model`` on ``images`` ``[B,3,H,W]``: the input image's share, every block's
+    (:func:`layer_image_shares`), then ``depth_share``, the prediction's (log metres, from
+    :class:`ImageDependence`)."""
+    source = LayerShare("image", "input", list(images.shape[1:]), activation_image_share(images))
+    blocks = layer_image_shares(model, images)
+    depth = LayerShare("depth", "prediction (log metres)", [], depth_share)
+    threshold = IGNORES_IMAGE_BELOW * source.image_share
+    return ImageFade(step, [source, *blocks, depth], threshold, fades_at([*blocks, depth], threshold))
+
+
+def fades_at(layers: list[LayerShare], threshold: float) -> str | None:
+    """The first of ``layers`` (execution order, the prediction last) from which every later one keeps an image
+    share below ``threshold``: where the image is lost for good.  A block whose activation does not vary at all
+    (share NaN) keeps none of the image.  None when the last one (the prediction) keeps more, or ``threshold`` is
+    undefined.  A dip that a later block recovers from (a skip connection bringing the image back) is no fade.
+
+    >>> shares = [LayerShare(n, "", [], v) for n, v in [("a", 0.9), ("b", 0.01), ("c", 0.5), ("d", 0.02), ("e", 0.0)]]
+    >>> fades_at(shares, 0.1), fades_at(shares[:3], 0.1)
+    ('d', None)
+    """
+    if not math.isfinite(threshold):
+        return None
+    first = None
+    for layer in reversed(layers):
+        if math.isfinite(layer.image_share) and layer.image_share >= threshold:
+            break
+        first = layer.name
+    return first
 
 
 # -- measuring a model ------------------------------------------------------------------------
@@ -289,6 +621,9 @@ class ModelCollapse:
     history: list[CollapseSummary]  # one per measurement, in step order
     final: CollapseStatistics
     held_out: HeldOutSummary | None  # None: not measured
+    # the last measurement's cross-image std ratio with a bootstrap over its images (None: undefined)
+    cross_std_ratio: Estimate | None
+    fade: ImageFade | None  # where the image fades inside the model, at the last step (None: not measured)
     batch: Samples | None = transient()  # for the example figure only
     final_pred: torch.Tensor | None = transient()  # [B,1,h,w] metres at the last measurement
 
@@ -301,9 +636,10 @@ class ModelCollapse:
         measurements: list[Measurement],
         seed: int = 0,
         held_out: HeldOutSummary | None = None,
+        fade: ImageFade | None = None,
     ) -> ModelCollapse:
         earlier = [m.summary() for m in measurements[:-1]]
-        return cls.of_history(name, source, batch, earlier, measurements[-1], seed, held_out)
+        return cls.of_history(name, source, batch, earlier, measurements[-1], seed, held_out, fade)
 
     @classmethod
     def of_history(
@@ -315,10 +651,12 @@ class ModelCollapse:
         last: Measurement,
         seed: int = 0,
         held_out: HeldOutSummary | None = None,
+        fade: ImageFade | None = None,
     ) -> ModelCollapse:
         """From the summaries of the earlier measurements and the last measurement (its predictions kept)."""
         history = [*earlier, last.summary()]
-        return cls(name, seed, source, list(batch.names), history, last.stats, held_out, batch, last.pred)
+        ratio = cross_std_ratio_interval(last.pred, batch.depth.cpu(), batch.valid.cpu(), seed=seed)
+        return cls(name, seed, source, list(batch.names), history, last.stats, held_out, ratio, fade, batch, last.pred)
 
     @property
     def last(self) -> CollapseSummary:
@@ -340,10 +678,17 @@ class CollapseOverSeeds:
     scale_flagged_share: Estimate | None
     median_std_ratio: Estimate | None
     learned: Learned | None
+    # the prediction's cross-image std over the ground truth's: geometric mean with a Student t interval on log10
+    # over seeds (probe.rules.IMAGE_RULE); one seed: its bootstrap over the images
+    cross_std_ratio: Estimate | None
+    image_share: Estimate | None  # share of the log prediction's variance that changes with the image
+    gt_image_share: Estimate | None  # the same of the ground truth
+    fades_at: list[str | None]  # per seed: where the image is lost for good (ImageFade.fades_at)
 
     @classmethod
     def of(cls, name: str, runs: list[ModelCollapse]) -> CollapseOverSeeds:
         one = runs[0]
+        dependence = [r.final.image_dependence for r in runs]
         return cls(
             name=name,
             seeds=[r.seed for r in runs],
@@ -357,6 +702,14 @@ class CollapseOverSeeds:
                 [r.last.median_std_ratio for r in runs], one.defined(one.final.std_ratio) or None, np.median
             ),
             learned=learned_over_runs(runs),
+            cross_std_ratio=(
+                geometric_seed_estimate([d.cross_std_ratio for d in dependence], RATIO_FLOOR)
+                if len(runs) > 1
+                else one.cross_std_ratio
+            ),
+            image_share=seed_estimate([d.pred_image_share for d in dependence]),
+            gt_image_share=seed_estimate([d.gt_image_share for d in dependence]),
+            fades_at=[r.fade.fades_at if r.fade is not None else None for r in runs],
         )
 
 
@@ -386,6 +739,7 @@ class CollapseTracker(TrainingProbe):
         # the steps by a prediction per measurement
         self.history: list[CollapseSummary] = []
         self.latest: Measurement | None = None
+        self.fade: ImageFade | None = None  # measured once, at the end of the run
         self._last_step: int | None = None
 
     def on_start(self, model: nn.Module, config: Any) -> None:
@@ -408,6 +762,9 @@ class CollapseTracker(TrainingProbe):
     def on_end(self, model: nn.Module) -> None:
         if self._last_step is not None and self.latest is not None and self.latest.step != self._last_step:
             self._record(model, self._last_step)
+        if self.batch is not None and self.latest is not None:
+            share = self.latest.stats.image_dependence.pred_image_share
+            self.fade = image_fade(model, self.batch.image, share, self.latest.step)
 
     @property
     def steps_trained(self) -> int:
@@ -425,6 +782,7 @@ class CollapseTracker(TrainingProbe):
             self.latest,
             self.seed,
             self.held_out,
+            self.fade,
         )
 
     def to_result(self) -> CollapseResult:
@@ -462,7 +820,9 @@ class CollapseConfig(TrainingRuns):
 
 RULE = (
     f"an image is collapsed when std(pred)/std(gt) over valid pixels < {COLLAPSE_BELOW}; "
-    f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]"
+    f"its scale is flagged when mean(pred)/mean(gt) is outside [{SCALE_BAND[0]}, {SCALE_BAND[1]}]; "
+    f"a model ignores the image when the std of log pred across images per pixel (averaged) is below "
+    f"{IGNORES_IMAGE_BELOW:g} of the ground truth's (interval over seeds or images)"
 )
 
 
@@ -474,7 +834,7 @@ class CollapseResult(Result):
     ``save(DIR)`` writes ``collapse.json`` and figures."""
 
     name: ClassVar[str] = "collapse"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     models: list[ModelCollapse]  # every (model, seed) run
     summaries: list[CollapseOverSeeds]
     roles: Roles  # which models are under study and which are baselines
@@ -491,6 +851,7 @@ class CollapseResult(Result):
             histogram_figure(self.models, out_dir / "collapse_hist.png"),
             over_steps_figure(self.models, out_dir / "collapse_over_steps.png"),
             examples_figure(self.models, out_dir / "collapse_examples.png"),
+            image_fade_figure(self.models, out_dir / "collapse_image_fade.png"),
         ]
 
 
@@ -527,13 +888,16 @@ def measure_checkpoint(config: CollapseConfig) -> CollapseResult:
     step = found.step
     if step is None:  # a .safetensors file not written by `probe train`: the history needs a step
         raise ProbeError(f"--checkpoint {config.checkpoint}: its weights record no training step (metadata 'step')")
+    measurement = measure(model, batch, step=step)
+    share = measurement.stats.image_dependence.pred_image_share
     measured = ModelCollapse.of(
         str(run_cfg.model),
         f"checkpoint {config.checkpoint} (step {step})",
         batch,
-        [measure(model, batch, step=step)],
+        [measurement],
         run_cfg.seed,
         score_model(model, run_cfg, config.eval_images),
+        image_fade(model, batch.image, share, step),
     )
     roles = assign_roles([str(run_cfg.model)], options={str(run_cfg.model): run_cfg.model_options})
     return CollapseResult.of([measured], roles, encode(config))
@@ -574,14 +938,21 @@ def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
 
     from probe.plotting import plt, save_figure, sns
 
-    frame = pd.DataFrame([{"model": m.name, **asdict(row)} for m in models for row in m.history])
+    frame = pd.DataFrame(
+        [
+            {"model": m.name, **asdict(row), "cross_std_ratio": row.image_dependence.cross_std_ratio}
+            for m in models
+            for row in m.history
+        ]
+    )
     panels = [
         ("median_std_ratio", "median std(pred) / std(gt)"),
         ("collapsed_share", "share of collapsed images"),
         ("mean_pearson", "mean Pearson r (pred, gt)"),
         ("median_r2", "median R² vs per-image mean"),
+        ("cross_std_ratio", "cross-image std of log pred / of log gt"),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(23, 4))
     for ax, (column, title) in zip(axes, panels):
         sns.lineplot(frame, x="step", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[0])
         ax.set(xlabel="training step", ylabel="", title=title)
@@ -589,6 +960,7 @@ def over_steps_figure(models: list[ModelCollapse], path: Path) -> Path:
     axes[1].set_ylim(-0.05, 1.05)
     axes[2].set_ylim(-1.05, 1.05)
     axes[3].axhline(0.0, ls="--", c="grey")
+    axes[4].axhline(IGNORES_IMAGE_BELOW, ls="--", c="grey")
     fig.subplots_adjust(wspace=0.25)
     return save_figure(fig, path)
 
@@ -627,12 +999,80 @@ def examples_figure(models: list[ModelCollapse], path: Path, per_model: int = 3)
     return save_figure(fig, path)
 
 
+FADE_FLOOR = 1e-8  # shares are drawn on a log axis: an exact 0 (a fixed map) is drawn at this floor
+
+
+def image_fade_frame(models: list[ModelCollapse]) -> Any:
+    """One row per (model, seed, block) with a measured fade: its order, relative depth and image share."""
+    import pandas as pd
+
+    rows = [
+        {
+            "model": m.name,
+            "seed": m.seed,
+            "order": i,
+            "relative depth": i / max(1, len(m.fade.layers) - 1),
+            "block": layer.name,
+            "image share": max(layer.image_share, FADE_FLOOR) if math.isfinite(layer.image_share) else math.nan,
+        }
+        for m in models
+        if m.fade is not None
+        for i, layer in enumerate(m.fade.layers)
+    ]
+    return pd.DataFrame(rows)
+
+
+def draw_image_fade(ax: Any, models: list[ModelCollapse]) -> bool:
+    """Image share against block order (0 = the input image, 1 = the prediction), one line per model, mean and
+    range over seeds; each seed's fading block marked and named.  False when no model has a measured fade."""
+    from probe.plotting import log_axis, sns
+
+    frame = image_fade_frame(models)
+    if frame.empty or not frame["image share"].notna().any():
+        return False
+    sns.lineplot(frame, x="relative depth", y="image share", hue="model", marker="o", errorbar=("pi", 100), ax=ax)
+    log_axis(ax)
+    thresholds = [m.fade.threshold for m in models if m.fade is not None and math.isfinite(m.fade.threshold)]
+    if thresholds:
+        ax.axhline(float(np.mean(thresholds)), ls="--", c="grey")
+    named = set()
+    for m in models:
+        if m.fade is None or m.fade.fades_at is None or (m.name, m.fade.fades_at) in named:
+            continue
+        named.add((m.name, m.fade.fades_at))
+        row = frame[(frame["model"] == m.name) & (frame["seed"] == m.seed) & (frame["block"] == m.fade.fades_at)]
+        if not row.empty and math.isfinite(float(row["image share"].iloc[0])):
+            x, y = float(row["relative depth"].iloc[0]), float(row["image share"].iloc[0])
+            ax.annotate(f"{m.name}: {m.fade.fades_at}", (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    ax.set(
+        xlabel="block, input image (0) to prediction (1), in execution order",
+        ylabel="share of variance that changes with the image",
+        title=f"Where the image fades (dashed: {IGNORES_IMAGE_BELOW:g} x the input image's share)",
+    )
+    return True
+
+
+def image_fade_figure(models: list[ModelCollapse], path: Path) -> Path:
+    """:func:`draw_image_fade` as a PNG (an empty frame with a note when no fade was measured)."""
+    from probe.plotting import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    if not draw_image_fade(ax, models):
+        ax.text(0.5, 0.5, "no model's blocks were measured", ha="center", va="center", transform=ax.transAxes)
+        ax.axis("off")
+    return save_figure(fig, path)
+
+
 # -- the report: the question this analysis answers, and its section --------------------------------------
 
 COLLAPSE_QUESTION = "Does the prediction collapse to the mean?"
 COLLAPSE_ANSWER_RULE = (
-    f"{COLLAPSE_RULE} Yes when a judged model under study is 'collapsed'; no when every judged model under study "
-    "is 'not collapsed' or 'scale'; inconclusive otherwise. The baselines are shown for reference."
+    f"Two kinds of collapse. Per image: {COLLAPSE_RULE} Across images: {IMAGE_RULE} Yes when a model under study "
+    "is 'collapsed' (judged only for models shown to learn) or 'ignores the image'; no when every judged model "
+    "under study is 'not collapsed' or 'scale' and 'depends on the image'; inconclusive otherwise. The baselines "
+    "are shown for reference. Where the image fades: the first block from which every later block, the prediction "
+    f"included, keeps less than {IGNORES_IMAGE_BELOW:g} of the input image's share of activation variance that "
+    "changes with the image (a dip that a skip connection recovers from is no fade)."
 )
 
 
@@ -645,15 +1085,52 @@ def collapse_question(roles: Roles) -> str:
     return f"Does {roles.phrase(UNDER_STUDY)}'s prediction collapse to the mean?"
 
 
+def collapse_rule_text() -> str:
+    """The rule as the report prints it: both kinds, the controls of each, the learned gate."""
+    return (
+        f"{COLLAPSE_ANSWER_RULE} Controls (tests/test_controls.py): per image, {CONTROLS['collapse']}; across "
+        f"images, {CONTROLS['image']}. {GATE_RULE} (per-image kind)."
+    )
+
+
+def fades_text(fades_at: list[str | None], seeds: list[int]) -> str:
+    """``"conv1 (2 of 2 seeds)"``, ``"conv1 (seed 0), nowhere (seed 1)"``, ``"nowhere"``, or ``"n/a"``.
+
+    >>> fades_text(["conv1", "conv1"], [0, 1]), fades_text(["conv1", None], [3, 4]), fades_text([None], [0])
+    ('conv1 (2 of 2 seeds)', 'conv1 (seed 3), nowhere (seed 4)', 'nowhere')
+    """
+    named = [f for f in fades_at if f is not None]
+    if not fades_at:
+        return "n/a"
+    if not named:
+        return "nowhere"
+    if len(named) == len(fades_at) and len(set(named)) == 1:
+        return f"{named[0]} ({len(named)} of {len(fades_at)} seeds)"
+    return ", ".join(f"{f or 'nowhere'} (seed {s})" for f, s in zip(fades_at, seeds))
+
+
+def _mean(estimate: Estimate | None) -> float | None:
+    return estimate.mean if estimate is not None else None
+
+
+def _image_phrase(name: str, call: ImageCall, s: CollapseOverSeeds) -> str:
+    where = fades_text(s.fades_at, s.seeds)
+    if call.verdict == "ignores the image" and where not in ("n/a", "nowhere"):
+        return f"{name} {call.sentence}; the image fades from its activations at {where}"
+    return f"{name} {call.sentence}"
+
+
 @QUESTIONS.register("collapse", description=COLLAPSE_QUESTION, order=20)
 def prediction_collapses(results: Results) -> Answer | None:
     doc = results.first(CollapseResult)
     if doc is None or not doc.summaries:
         return None
     roles, question = doc.roles, collapse_question(doc.roles)
-    rule = with_controls(COLLAPSE_ANSWER_RULE, "collapse")
+    rule = collapse_rule_text()
     judged, excluded = gate(doc.summaries, roles)
     calls = {s.name: collapse_call(s.collapsed_share, s.scale_flagged_share) for s in judged}
+    studied = [s for s in doc.summaries if roles.under_study(s.name)]
+    images = {s.name: image_call(s.cross_std_ratio) for s in studied}
     evidence = [
         {
             **model_columns(s, roles),
@@ -661,28 +1138,45 @@ def prediction_collapses(results: Results) -> Answer | None:
             "scale-flagged share": shown(s.scale_flagged_share),
             "median std ratio": shown(s.median_std_ratio),
             "verdict": verdict_cell(s, collapse_call(s.collapsed_share, s.scale_flagged_share).verdict),
+            "cross-image std / gt's": interval_text(s.cross_std_ratio),
+            "image share of variance (gt)": f"{shown(s.image_share)} ({shown(s.gt_image_share)})",
+            "image fades at": fades_text(s.fades_at, s.seeds),
+            "image": image_call(s.cross_std_ratio).verdict,
         }
         for s in doc.summaries
     ]
     left_out = excluded_sentence(excluded)
-    if not any(roles.under_study(s.name) for s in doc.summaries):
+    if not studied:
         sentence = "No model under study was measured, so the question cannot be answered from these runs."
         return Answer(question, "inconclusive", sentence, rule, evidence)
-    if not calls:
-        sentence = (
-            "No verdict: no model under study was shown to learn, and an untrained prediction says nothing about a "
-            f"trained one.{left_out}"
-        )
-        return Answer(question, "inconclusive", sentence, rule, evidence)
+    ignoring = [name for name, c in images.items() if c.verdict == "ignores the image"]
+    image_parts = "; ".join(_image_phrase(roles.display(s.name), images[s.name], s) for s in studied)
+    collapse_parts = "; ".join(f"{roles.display(name)} {c.sentence}" for name, c in calls.items())
     found = {c.verdict for c in calls.values()}
-    parts = "; ".join(f"{roles.display(name)} {c.sentence}" for name, c in calls.items())
-    if "collapsed" in found:
+    per_image_no = bool(calls) and found <= {"not collapsed", "scale"}
+    if "collapsed" in found or ignoring:
         verdict, lead = "yes", "Yes"
-    elif found <= {"not collapsed", "scale"}:
+    elif per_image_no and all(images[n].verdict == "depends on the image" for n in calls):
         verdict, lead = "no", "No"
     else:
+        # "no" needs every judged model's image-dependence number: a missing one never counts as depending on it
+        missing = undefined_inputs(
+            {f"{roles.display(s.name)}'s cross-image std ratio": _mean(s.cross_std_ratio) for s in judged}
+        )
+        if per_image_no and missing:
+            return inconclusive(question, rule, evidence, missing)
         verdict, lead = "inconclusive", "Inconclusive"
-    return Answer(question, verdict, f"{lead}: {parts}.{left_out}", rule, evidence)
+    per_image = (
+        collapse_parts
+        if calls
+        else "no per-image verdict, because no model under study was shown to learn and an untrained prediction "
+        "says nothing about a trained one"
+    )
+    if ignoring and "collapsed" not in found:  # the kind that decided comes first
+        sentence = f"{lead}: across images, {image_parts}. Per image: {per_image}.{left_out}"
+    else:
+        sentence = f"{lead}: {per_image}. Across images: {image_parts}.{left_out}"
+    return Answer(question, verdict, sentence, rule, evidence)
 
 
 @SECTIONS.register("collapse", description=COLLAPSE_QUESTION, needs=(CollapseResult,), order=40)
@@ -699,6 +1193,7 @@ def collapse_section(results: Results) -> Section | None:
             "step": h.step,
             "median std ratio": h.median_std_ratio,
             "collapsed share": h.collapsed_share,
+            "cross-image std ratio": h.image_dependence.cross_std_ratio,
         }
         for m in (doc.models if doc else [])
         for h in m.history
@@ -727,16 +1222,53 @@ def collapse_section(results: Results) -> Section | None:
         )
     if rows:
         df = pd.DataFrame(rows)
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(18, 4))
         sns.lineplot(df, x="step", y="median std ratio", hue="model", marker="o", errorbar=("pi", 100), ax=axes[0])
         axes[0].axhline(COLLAPSE_BELOW, ls="--", c="grey")
         axes[0].set(xlabel="training step", ylabel="prediction std / ground-truth std")
         sns.lineplot(df, x="step", y="collapsed share", hue="model", marker="o", errorbar=("pi", 100), ax=axes[1])
         axes[1].set(xlabel="training step", ylabel="share of collapsed images", ylim=(-0.05, 1.05))
+        sns.lineplot(df, x="step", y="cross-image std ratio", hue="model", marker="o", errorbar=("pi", 100), ax=axes[2])
+        axes[2].axhline(IGNORES_IMAGE_BELOW, ls="--", c="grey")
+        axes[2].set(xlabel="training step", ylabel="cross-image std of log pred / of log gt")
         extra.append(
             figure_from_matplotlib(
                 fig, "Collapse statistics over training: mean over seeds, band = range over seeds", "steps"
             )
         )
-    extra += embedded_figures(results, CollapseResult, "collapse_*.png", "Collapse analysis figure")
+    if doc is not None and any(m.fade is not None for m in doc.models):
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        if draw_image_fade(ax, doc.models):
+            extra.append(
+                figure_from_matplotlib(
+                    fig,
+                    "Where the image fades: each block's share of activation variance that changes with the image, "
+                    "input image to prediction; mean over seeds, band = range over seeds",
+                    "fade",
+                )
+            )
+        else:
+            plt.close(fig)
+        extra.append(Table([_fade_row(m) for m in doc.models if m.fade is not None], "Where the image fades, per seed"))
+    # collapse_image_fade.png is drawn above from the JSON; the analysis' other figures are embedded as written
+    extra += embedded_figures(results, CollapseResult, "collapse_[!i]*.png", "Collapse analysis figure")
     return answer_section("collapse", COLLAPSE_QUESTION, results, extra)
+
+
+def _fade_row(m: ModelCollapse) -> dict[str, Any]:
+    assert m.fade is not None
+    layers = m.fade.layers
+    at = next((layer for layer in layers if layer.name == m.fade.fades_at), None)
+    dependence = m.final.image_dependence
+    return {
+        "model": m.name,
+        "seed": m.seed,
+        "step": m.fade.step,
+        "blocks": max(0, len(layers) - 2),
+        "input image share": fmt(layers[0].image_share) if layers else "n/a",
+        "fades at": m.fade.fades_at or "nowhere",
+        "share there": fmt(at.image_share) if at is not None else "n/a",
+        "prediction share (gt)": f"{fmt(dependence.pred_image_share)} ({fmt(dependence.gt_image_share)})",
+        "cross-image std of log depth, pred / gt": f"{fmt(dependence.pred_cross_std)} / {fmt(dependence.gt_cross_std)}",
+        "within-image std, pred / gt": f"{fmt(dependence.pred_within_std)} / {fmt(dependence.gt_within_std)}",
+    }

@@ -413,7 +413,7 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from probe.plotting import save_figure
+    from probe.plotting import log_axis, save_figure
     from probe.rules import VANISH_BELOW
 
     frame = ratio_frame(models)
@@ -421,7 +421,7 @@ def depth_figure(models: Sequence[ModelGradients], path: Path) -> Path:
     if not frame.empty:
         for ax, column in zip(axes, ("|g|/|w| over the median", "median gradient L2 norm")):
             sns.lineplot(frame, x="relative depth", y=column, hue="model", errorbar=("pi", 100), ax=ax)
-            ax.set_yscale("log")
+            log_axis(ax)
             ax.set(xlabel="relative depth (0 = first layer executed, 1 = last)", ylabel=f"{column} (log)")
     axes[0].axhline(VANISH_BELOW, ls="--", c="grey")
     axes[0].set_title("the rule's measure (dashed: vanishing threshold; band: range over seeds)")
@@ -533,7 +533,7 @@ def _phrase(name: str, verdict: Verdict) -> str:
 
 @SECTIONS.register("gradients", description=VANISH_QUESTION, needs=(GradientsResult,), order=30)
 def gradients_section(results: Results) -> Section | None:
-    from probe.plotting import plt, sns
+    from probe.plotting import log_axis, plt, sns
     from probe.rules import VANISH_BELOW
 
     doc = results.first(GradientsResult)
@@ -542,7 +542,7 @@ def gradients_section(results: Results) -> Section | None:
     if not frame.empty:
         fig, ax = plt.subplots(figsize=(9, 4))
         sns.lineplot(frame, x="relative depth", y="|g|/|w| over the median", hue="model", errorbar=("pi", 100), ax=ax)
-        ax.set_yscale("log")
+        log_axis(ax)
         ax.axhline(VANISH_BELOW, ls="--", c="grey")
         ax.set(xlabel="relative depth (0 = input side)", ylabel="|g|/|w| over the model's median (log)")
         extra.append(

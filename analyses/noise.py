@@ -488,7 +488,7 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
     import pandas as pd
     import seaborn as sns
 
-    from probe.plotting import save_figure
+    from probe.plotting import log_axis, save_figure
 
     fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
     order = {"hue_order": [m.name for m in models]}
@@ -511,13 +511,13 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
     )
     if not ema.empty:
         sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **order)
-        axes[1].set_yscale("log")
+        log_axis(axes[1])
     axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running (EMA)")
     scale = pd.DataFrame([{"model": m.name, "B_simple": m.b_simple} for m in models]).dropna()
     scale = scale[scale["B_simple"] > 0]
     if not scale.empty:
         sns.barplot(scale, x="model", y="B_simple", hue="model", ax=axes[2], legend=False, **order)
-        axes[2].set_yscale("log")
+        log_axis(axes[2])
     for batch in sorted({m.train_batch_size for m in models}):
         axes[2].axhline(batch, ls="--", c="grey")
     axes[2].set(xlabel="", ylabel="B_simple (log)", title="noise scale (dashed: training batch size)")

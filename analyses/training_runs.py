@@ -35,6 +35,7 @@ from probe.limits import (
     MAX_STEPS,
     check_count,
     check_input_size,
+    check_positive_float,
     check_width,
 )
 from probe.memory import check_training_fits
@@ -71,7 +72,7 @@ class TrainingRuns(ModelSelection):
     """Which models to train and how: the part of the config shared by the analyses that watch training.
 
     Every model (the ``--model``s, then the ``--baseline``s) trains with the same seed, hence on the
-    same batches in the same order, with the seed's protocol (Adam, lr 1e-4, the DenseDepth loss);
+    same batches in the same order, with the seed's protocol (Adam, lr 1e-4 unless ``--lr``, the DenseDepth loss);
     ``--model-option`` reaches every model, ``MODEL:KEY=VALUE`` one of them.  With ``checkpoint`` a
     copy of that run is continued instead (:func:`continue_run`).
     """
@@ -88,6 +89,7 @@ class TrainingRuns(ModelSelection):
     )
     steps: int = option(50, help="training steps per model")
     batch_size: int = option(4, help="training batch size (the seed's: 4)")
+    lr: float = option(1e-4, help="Adam learning rate (the seed's: 1e-4; the study's CPU budgets: 3e-3)")
     width: float = width_option()
     dataset: str = dataset_option()
     data_root: Path | None = data_root_option()
@@ -107,6 +109,7 @@ class TrainingRuns(ModelSelection):
         """
         check_count("--steps", self.steps, MAX_ANALYSIS_STEPS, "each step's record stays in memory")
         check_count("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        check_positive_float("--lr", self.lr, what="a positive learning rate")
         check_count("--eval-images", self.eval_images, MAX_HELD_OUT_IMAGES)
         check_width(self.width)
         check_input_size(self.input_size)
@@ -176,6 +179,7 @@ class TrainingRuns(ModelSelection):
                 epochs=None,  # exactly `steps` steps, over as many passes as they need
                 max_steps=self.steps,
                 batch_size=self.batch_size,
+                lr=self.lr,
                 device=self.device,
                 seed=self.seed,
                 out=workdir / file_safe_name(name),

@@ -15,6 +15,12 @@ gradients      :func:`residual_norm_cnn`: the same 24 convolutions as pre-activa
 collapse       :func:`collapse_predictions` ``mean``: each image's mean depth          collapsed
 collapse       ``oracle``: the ground truth                                           not collapsed
 collapse       ``scaled``: the ground truth x 2 (right structure, wrong scale)        scale, not collapsed
+image          :func:`image_predictions` ``fixed_map``: one depth map (the images'    ignores the image
+               geometric mean per pixel) for every image
+image          ``oracle``, ``mean`` (each image's mean depth: the per-image kind),    depends on the image
+               ``scaled`` (the ground truth x 2), on the synthetic rooms
+image          :class:`FadingNet`: the image passes two convolutions, then a block    fades at that block
+               keeps 1e-4 of it over a fixed map of position
 packing        :func:`packing_control_images` through :func:`pack_autoencoder` (one       near-lossless (PSNR
                level of space-to-depth) vs :func:`pool_autoencoder` (one 2x2 max-pool  >= 35 dB), max-pool
                and bilinear upsampling) of matched size                               not; "packing better"
@@ -39,9 +45,11 @@ import torch.nn.functional as F
 __all__ = [
     "CONTROLS",
     "CONTROL_DEPTH",
+    "FadingNet",
     "NoiseControl",
     "collapse_predictions",
     "fit_regression",
+    "image_predictions",
     "injected_scatter_run",
     "pack_autoencoder",
     "packing_control_images",
@@ -65,6 +73,11 @@ CONTROLS: dict[str, str] = {
     "collapse": (
         "calls a per-image mean-depth predictor collapsed, the ground truth not, and the ground truth "
         "x 2 'scale' but not collapsed"
+    ),
+    "image": (
+        "calls a model emitting one fixed depth map for every image 'ignores the image', and the ground truth, "
+        "each image's mean depth (the per-image kind) and the ground truth x 2 'depends on the image'; in a "
+        "network whose third block keeps 1e-4 of its input over a fixed map, the image fades at that block"
     ),
     "packing": (
         "one level of space-to-depth packing reconstructs held-out images near-losslessly "
@@ -181,6 +194,60 @@ def collapse_predictions(depth: torch.Tensor, valid: torch.Tensor) -> dict[str, 
     counts = valid.flatten(1).sum(1).clamp_min(1).view(-1, 1, 1, 1)
     means = torch.where(valid, depth, torch.zeros_like(depth)).flatten(1).sum(1).view(-1, 1, 1, 1) / counts
     return {"mean": means.expand_as(depth).clone(), "oracle": depth.clone(), "scaled": depth * 2.0}
+
+
+# -- image dependence -----------------------------------------------------------------------------
+
+
+def image_predictions(depth: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The image-dependence controls for ground truth ``depth``/``valid`` ``[B,1,h,w]``: name -> prediction.
+
+    ``fixed_map``: at every pixel the geometric mean over the images of the valid depths there, the same map for
+    every image (the best a network that ignores the image can do on log error): it ignores the image;
+    ``oracle``, ``scaled`` (x 2) and ``mean`` (each image's mean depth) change with the image.  ``mean`` depends
+    on the image only as far as the images' mean depths differ, so the controls run on data whose scenes differ
+    in size (the synthetic rooms), as real ones do.
+    """
+    m = valid.to(depth.dtype)
+    logs = torch.where(valid, depth.clamp_min(1e-6).log(), torch.zeros_like(depth))
+    per_pixel = (logs.sum(0, keepdim=True) / m.sum(0, keepdim=True).clamp_min(1)).exp()
+    return {"fixed_map": per_pixel.expand_as(depth).clone(), **collapse_predictions(depth, valid)}
+
+
+class FadingNet(nn.Module):
+    """A control for where the image fades: ``[B,3,H,W] -> [B,1,H,W]`` positive depth.
+
+    ``stem`` and ``body`` (convolutions with ReLU) carry the image; with ``fade`` the block ``fade`` keeps 1e-4
+    of its input and adds a fixed map of position, so from there on every activation is that map; ``head`` turns
+    it into depth.  Without ``fade`` the same block passes its input unchanged and nothing fades.
+    """
+
+    output_space = "depth"
+
+    def __init__(self, height: int, width: int, fade: bool = True, channels: int = 4) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU())
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+        position_map = torch.rand(1, channels, height, width, generator=g)
+        self.fade = _Fade(1e-4, position_map) if fade else _Fade(1.0, torch.zeros_like(position_map))
+        self.head = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Softplus())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fade(self.body(self.stem(x)))) + 0.1
+
+
+class _Fade(nn.Module):
+    """``keep * x + map``: ``[B,C,H,W] -> [B,C,H,W]`` (the map broadcast over the batch)."""
+
+    def __init__(self, keep: float, position_map: torch.Tensor) -> None:
+        super().__init__()
+        self.keep = keep
+        self.position_map: torch.Tensor
+        self.register_buffer("position_map", position_map)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.keep * x + self.position_map
 
 
 # -- packing --------------------------------------------------------------------------------------

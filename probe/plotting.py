@@ -34,6 +34,20 @@ def save_figure(fig: "plt.Figure", path: str | os.PathLike[str], dpi: int = 110)
     return target
 
 
+def log_axis(ax: "plt.Axes", axis: str = "y") -> None:
+    """A log scale on ``axis`` ("x" or "y") whose tick labels are plain numbers (1, 0.01, 1e-05).
+
+    Matplotlib labels log ticks with math text (``$\\mathdefault{10^{-2}}$``), which is shown raw because
+    names are drawn as plain text here (``text.parse_math`` is off).
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def interval_plot(
     ax: "plt.Axes", rows: list[tuple[str, str, Any]], *, xlabel: str, threshold: float | None = None, log: bool = False
 ) -> None:
@@ -61,7 +75,7 @@ def interval_plot(
     if threshold is not None:
         ax.axvline(threshold, ls="--", c="grey")
     if log and shown and all(e.mean > 0 and (e.low is None or e.low > 0) for _, _, e in shown):
-        ax.set_xscale("log")
+        log_axis(ax, "x")
     ax.set(xlabel=xlabel)
 
 

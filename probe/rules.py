@@ -18,6 +18,13 @@ median), DenseDepth (347 layers, min 0.026 x) and PackNet B / C (102 layers,
 min 0.0069 x and 0.07 x) have none, where the old size-normalised rule flagged
 56, 45 and 76 of their layers.
 
+Collapse has two kinds.  Per image (:func:`collapse_call`, :data:`COLLAPSE_RULE`): the prediction is flat within
+each image.  Across images (:func:`image_call`, :data:`IMAGE_RULE`): the prediction is one dataset-wide map that
+no longer depends on the image, measured by its cross-image std of log depth per pixel over the ground truth's.
+Calibration: one fixed map for every image is flagged; the ground truth, x 2 and each image's mean depth are not
+(on the synthetic rooms, whose scenes differ in size, the per-image mean keeps 0.78 of the ground truth's
+cross-image std).
+
 Packing (:func:`packing_comparison`): packing and max-pool autoencoders are
 compared only at matched size (parameters within :data:`PARAM_TOLERANCE`, or
 max-pool's PSNR interpolated on its PSNR-vs-log-parameters line between two
@@ -56,6 +63,12 @@ __all__ = [
     "SCATTER_BAND",
     "SCATTER_RULE",
     "CollapseCall",
+    "IGNORES_IMAGE_BELOW",
+    "IMAGE_RULE",
+    "RATIO_FLOOR",
+    "ImageCall",
+    "image_call",
+    "interval_text",
     "ScatterComparison",
     "collapse_call",
     "gradient_margin",
@@ -245,6 +258,81 @@ def collapse_call(collapsed_share: Estimate | None, scale_flagged_share: Estimat
             )
         return CollapseCall("not collapsed", f"not collapsed (share of collapsed images {share})", collapsed, scale)
     return CollapseCall("inconclusive", collapsed.sentence, collapsed, scale)
+
+
+# -- image dependence -----------------------------------------------------------------------------
+
+#: A prediction ignores the image when it varies across images less than this fraction of the ground truth.
+IGNORES_IMAGE_BELOW = 0.1
+#: Cross-image std ratios below this count as it on the log scale (one fixed map has ratio 0: no logarithm).
+RATIO_FLOOR = 1e-6
+IMAGE_RULE = (
+    "A model ignores the image when its prediction hardly changes from one image to the next: at each pixel, the "
+    "std of log predicted depth across the held-out images (clipped to the protocol's depth range), averaged over "
+    "the valid pixels, divided by the same statistic of the ground truth, lies below "
+    f"{IGNORES_IMAGE_BELOW:g} with its whole 95% interval; it 'depends on the image' when the whole interval lies "
+    "above, and the call is inconclusive otherwise. Intervals: over seeds, the geometric mean with a Student t "
+    f"interval on log10 of the ratio (a ratio that spans decades is judged in decades; below {RATIO_FLOOR:g} counts as "
+    f"{RATIO_FLOOR:g}), or a bootstrap over the images of a single run (each resample recomputes both stds on the "
+    "same images). Such a prediction is one dataset-wide "
+    "depth map whatever the image; a prediction that is one constant per image still changes with the image and is "
+    "the 'collapsed' kind. This kind is judged whether or not the model learned: it is one way of not learning."
+)
+
+
+@dataclass
+class ImageCall:
+    """What :data:`IMAGE_RULE` says about one model: ``ignores the image``, ``depends on the image`` or
+    ``inconclusive``, with the verdict behind it."""
+
+    verdict: str
+    sentence: str
+    decision: Verdict
+
+
+def interval_text(estimate: Estimate | None, digits: int = 3) -> str:
+    """``"0.0096 [0.0077, 0.011] (method)"``: the value and its interval as bounds (asymmetric on a log scale);
+    ``"x (method)"`` without an interval, ``"n/a"`` when missing or not finite.
+
+    >>> interval_text(Estimate(0.5, None, 1, 0.25, 1.0, "m", "seeds"))
+    '0.5 [0.25, 1] (m)'
+    """
+    if estimate is None or not math.isfinite(estimate.mean):
+        return "n/a"
+    if not estimate.has_interval:
+        return f"{estimate.mean:.{digits}g} ({estimate.method})"
+    return f"{estimate.mean:.{digits}g} [{estimate.low:.{digits}g}, {estimate.high:.{digits}g}] ({estimate.method})"
+
+
+def image_call(cross_std_ratio: Estimate | None) -> ImageCall:
+    """:data:`IMAGE_RULE` on the prediction's cross-image std over the ground truth's (with its interval).
+
+    >>> from probe.stats import geometric_seed_estimate
+    >>> image_call(geometric_seed_estimate([0.006, 0.004, 0.005], RATIO_FLOOR)).verdict
+    'ignores the image'
+    >>> image_call(geometric_seed_estimate([1.0, 0.4, 0.48], RATIO_FLOOR)).verdict
+    'depends on the image'
+    >>> image_call(None).verdict
+    'inconclusive'
+    """
+    decision = decide(
+        cross_std_ratio, threshold=IGNORES_IMAGE_BELOW, below="ignores the image", above="depends on the image"
+    )
+    if not decision.conclusive or cross_std_ratio is None:
+        return ImageCall("inconclusive", f"image dependence {decision.sentence}", decision)
+    ratio = interval_text(cross_std_ratio)
+    if decision.verdict == "ignores the image":
+        return ImageCall(
+            "ignores the image",
+            "ignores the image: its prediction does not depend on the image, it is a dataset-wide map (its "
+            f"cross-image variation is {ratio} of the ground truth's)",
+            decision,
+        )
+    return ImageCall(
+        "depends on the image",
+        f"depends on the image (its cross-image variation is {ratio} of the ground truth's)",
+        decision,
+    )
 
 
 # -- noise ----------------------------------------------------------------------------------------

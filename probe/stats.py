@@ -14,6 +14,8 @@ error bar means:
                                +- Student t over those differences
 :func:`paired_bootstrap_ratio` two predictors scored on the same images: ratio of their means, with a
                                percentile bootstrap that resamples the images jointly
+:func:`percentile_interval`    a statistic of a whole set of images (not a mean of per-image values),
+                               recomputed on resamples drawn by :func:`resample_counts`
 ============================  =====================================================================
 
 :func:`decide` is the one verdict rule: it states a verdict only when the whole
@@ -48,7 +50,10 @@ __all__ = [
     "bootstrap_interval",
     "decide",
     "finite_values",
+    "geometric_seed_estimate",
     "paired_bootstrap_ratio",
+    "percentile_interval",
+    "resample_counts",
     "paired_difference",
     "paired_estimate",
     "sample_std",
@@ -183,6 +188,42 @@ def seed_estimate(values: Sequence[float | None], confidence: float = CONFIDENCE
     return seed_interval(finite, confidence) if finite is not None else None
 
 
+def geometric_seed_estimate(
+    values: Sequence[float | None], floor: float, confidence: float = CONFIDENCE
+) -> Estimate | None:
+    """A positive ratio over seeds on the log scale: the geometric mean with a Student t interval on log10,
+    mapped back (an asymmetric interval around the geometric mean); values below ``floor`` count as ``floor``
+    (an exact 0 has no logarithm).  None when a value is missing, not finite or negative; one seed: no interval.
+
+    Ratios that span decades (0.009 against a threshold of 0.1 against 1) are judged in decades: an arithmetic
+    mean of 1.0 and 0.4 is pulled by the larger one, and its symmetric interval crosses zero.
+
+    >>> e = geometric_seed_estimate([0.01, 0.1, 1.0], floor=1e-6)
+    >>> round(e.mean, 3), e.method
+    (0.1, 'geometric mean, student_t_95 on log10 over 3 seeds')
+    """
+    finite = finite_values(values)
+    if finite is None or any(v < 0 for v in finite):
+        return None
+    logs = np.log10(np.maximum(np.asarray(finite, dtype=np.float64), floor))
+    on_log = seed_interval(logs.tolist(), confidence)
+    mean = float(10**on_log.mean)
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+    if not on_log.has_interval:
+        return Estimate(mean, None, 1, None, None, "one seed: no interval", "seeds", finite, confidence)
+    return Estimate(
+        mean,
+        std,
+        on_log.n,
+        float(10**on_log.low),  # type: ignore[operator]
+        float(10**on_log.high),  # type: ignore[operator]
+        f"geometric mean, student_t_{_label(confidence)} on log10 over {on_log.n} seeds",
+        "seeds",
+        finite,
+        confidence,
+    )
+
+
 def paired_estimate(a: Sequence[float | None], b: Sequence[float | None]) -> Estimate | None:
     """:func:`paired_difference` of per-seed values, or None when one is missing or not finite (never a guess)."""
     x, y = finite_values(a), finite_values(b)
@@ -247,6 +288,45 @@ def bootstrap_interval(
         f"bootstrap_{_label(confidence)} over {n} images, {resamples} resamples",
         "images",
         arr.tolist(),
+        confidence,
+    )
+
+
+def resample_counts(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """``[resamples, n]`` integer weights: how often each of ``n`` images is drawn in each bootstrap resample
+    (with replacement, seeded), for statistics that take weighted sums instead of indexing.
+
+    >>> w = resample_counts(4, 3)
+    >>> w.shape, w.sum(axis=1).tolist()
+    ((3, 4), [4, 4, 4])
+    """
+    idx = _resample_indices(n, resamples, seed)
+    counts = np.zeros((resamples, n), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(resamples), n), idx.ravel()), 1)
+    return counts
+
+
+def percentile_interval(
+    value: float, resampled: Sequence[float], n: int, *, confidence: float = CONFIDENCE
+) -> Estimate:
+    """A statistic of a set of ``n`` images, ``value``, with the percentile interval of its bootstrap
+    recomputations ``resampled`` (one per resample, e.g. over :func:`resample_counts`).
+
+    ``std`` is the bootstrap standard error; ``values`` holds ``value`` alone (there is no value per image).
+    """
+    stats = _finite(resampled, "bootstrap recomputations")
+    if not math.isfinite(value):
+        raise ProbeError(f"statistics: the statistic itself is not finite ({value})")
+    low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(
+        float(value),
+        float(stats.std(ddof=1)) if stats.size > 1 else None,
+        n,
+        float(low),
+        float(high),
+        f"bootstrap_{_label(confidence)} over {n} images, {stats.size} resamples",
+        "images",
+        [float(value)],
         confidence,
     )
 

@@ -23,7 +23,7 @@ from analyses.attribution import (
     mass_radii,
 )
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
-from analyses.collapse import CollapseResult, ModelCollapse, measure_prediction
+from analyses.collapse import CollapseResult, ImageFade, LayerShare, ModelCollapse, fades_at, measure_prediction
 from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity, TrainingMemory
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
@@ -39,6 +39,7 @@ from probe.laws import LawResult, PropertiesResult
 from probe.results import Result
 from probe.evaluate_pose import PoseEvaluation
 from probe.roles import assign_roles
+from probe.rules import IGNORES_IMAGE_BELOW
 from probe.self_supervised_study import (
     NoiseLevel,
     SelfSupervisedRun,
@@ -104,27 +105,39 @@ def gradients(medians_by_model: dict[str, list[float]], seeds: tuple[int, ...] =
 # -- collapse: per image, the prediction keeps `factor` of the ground truth's variation -------------
 
 def model_collapse(name: str, factors: list[float], steps: tuple[int, ...] = (0, 10), seed: int = 0,
-                   learned: float | None = 0.4, scale: float = 1.0) -> ModelCollapse:
-    """``pred = scale * (mean(gt) + factor * (gt - mean(gt)))`` per image: factor 0 is the image-mean predictor."""
+                   learned: float | None = 0.4, scale: float = 1.0, fixed_map: bool = False) -> ModelCollapse:
+    """``pred = scale * (mean(gt) + factor * (gt - mean(gt)))`` per image: factor 0 is the image-mean predictor.
+
+    The images' scenes differ in size (each image's depth is scaled by 1 to 2.5), as real ones do.  With
+    ``fixed_map`` the last prediction is one map for every image (the per-pixel geometric mean of the ground truth):
+    a model that ignores the image.  The fade is a profile through two blocks ending at the prediction's share.
+    """
     gen = torch.Generator().manual_seed(seed)
     n = len(factors)
-    gt = 1.0 + 4.0 * torch.rand(n, 1, 8, 12, generator=gen)
+    sizes = torch.tensor([1.0 + 0.5 * (i % 4) for i in range(n)]).view(n, 1, 1, 1)
+    gt = sizes * (1.0 + 4.0 * torch.rand(n, 1, 8, 12, generator=gen))
     valid = torch.ones_like(gt, dtype=torch.bool)
     batch = Samples(torch.rand(n, 3, 8, 12, generator=gen), gt, valid, [f"img{i}" for i in range(n)], 10.0)
     mean = gt.mean(dim=(2, 3), keepdim=True)
     weights = torch.tensor(factors, dtype=gt.dtype).view(n, 1, 1, 1)
     flat = mean.expand_as(gt)
-    measurements = [measure_prediction(flat if step == steps[0] else scale * (mean + weights * (gt - mean)), batch,
-                                       step) for step in steps]
+    last = gt.log().mean(0, keepdim=True).exp().expand_as(gt) if fixed_map else mean + weights * (gt - mean)
+    measurements = [measure_prediction(flat if step == steps[0] else scale * last, batch, step) for step in steps]
+    depth_share = measurements[-1].stats.image_dependence.pred_image_share
+    profile = [("image", 0.95), ("encoder", 0.6 if not fixed_map else 0.3), ("decoder", 0.5 if not fixed_map else 1e-3),
+               ("depth", depth_share if math.isfinite(depth_share) else 0.0)]
+    layers = [LayerShare(block, "Conv2d", [4, 8, 12], share) for block, share in profile]
+    fade = ImageFade(steps[-1], layers, IGNORES_IMAGE_BELOW * 0.95, fades_at(layers[1:], IGNORES_IMAGE_BELOW * 0.95))
     return ModelCollapse.of(name, "example", batch, measurements, seed,
-                            held_out(learned, seed=seed) if learned is not None else None)
+                            held_out(learned, seed=seed) if learned is not None else None, fade)
 
 
 def collapse(factors_by_model: dict[str, list[float]], seeds: tuple[int, ...] = (0,),
              learned: dict[str, float | None] | None = None, scale: dict[str, float] | None = None,
-             baselines: tuple[str, ...] = ()) -> CollapseResult:
+             baselines: tuple[str, ...] = (), fixed: tuple[str, ...] = ()) -> CollapseResult:
+    """Models named in ``fixed`` predict one map for every image (they ignore the image)."""
     learned, scale = learned or {}, scale or {}
-    models = [model_collapse(n, f, seed=s, learned=learned.get(n, 0.4), scale=scale.get(n, 1.0))
+    models = [model_collapse(n, f, seed=s, learned=learned.get(n, 0.4), scale=scale.get(n, 1.0), fixed_map=n in fixed)
               for n, f in factors_by_model.items() for s in seeds]
     return CollapseResult.of(models, roles(list(factors_by_model), baselines), config={"every": 10})
 

@@ -143,6 +143,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("autoencoder", "--input-size", "8x8", "--out", "{out}"), "--input-size"),
     (("autoencoder", "--levels", "1..3", "--figure-level", "5", "--out", "{out}"), "--figure-level"),
     (("autoencoder", "--lr", "0", "--out", "{out}"), "--lr"),
+    (("collapse", "--model", "packnet_b", "--lr", "0", "--out", "{out}"), "--lr"),
+    (("gradients", "--model", "densedepth", "--lr", "nan", "--out", "{out}"), "--lr"),
     (("autoencoder", "--arch-width", "maxpool", "--out", "{out}"), "--arch-width"),
     (("autoencoder", "--arch", "pack2d", "--arch-width", "maxpool=0.5", "--out", "{out}"), "--arch-width maxpool"),
     (("autoencoder", "--arch-width", "maxpool=0", "--out", "{out}"), "--width"),

@@ -7,14 +7,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from analyses.collapse import collapse_statistics
+from analyses.collapse import collapse_statistics, cross_std_ratio_interval, image_fade, image_dependence
 from analyses.gradients import GradientRecorder
 from analyses.noise import loss_statistics
-from probe.controls import (CONTROLS, collapse_predictions, fit_regression, injected_scatter_run, pack_autoencoder,
-                            packing_control_images, plain_sigmoid_cnn, pool_autoencoder, regression_task,
-                            residual_norm_cnn)
+from probe.controls import (CONTROLS, FadingNet, collapse_predictions, fit_regression, image_predictions,
+                            injected_scatter_run, pack_autoencoder, packing_control_images, plain_sigmoid_cnn,
+                            pool_autoencoder, regression_task, residual_norm_cnn)
+from probe.data.samples import load_first_samples
 from probe.image_quality import psnr
-from probe.rules import (NEAR_LOSSLESS_MSE, PackingRun, packing_comparison, plateaued, vanishing_gradients)
+from probe.rules import (IGNORES_IMAGE_BELOW, NEAR_LOSSLESS_MSE, RATIO_FLOOR, PackingRun, collapse_call, image_call,
+                         packing_comparison, plateaued, vanishing_gradients)
+from probe.stats import bootstrap_interval, geometric_seed_estimate, seed_estimate
 from probe.training import TrainConfig, train
 
 
@@ -66,6 +69,65 @@ def test_collapse_rule_on_mean_oracle_and_wrong_scale_controls():
     assert mean.collapsed_share == 1.0
     assert oracle.collapsed_share == 0.0 and oracle.scale_flagged_share == 0.0
     assert scaled.collapsed_share == 0.0 and scaled.scale_flagged_share == 1.0
+
+
+# -- image dependence -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rooms():
+    """Twelve held-out synthetic rooms (32x48): scenes of different sizes, as real data has."""
+    return load_first_samples("synthetic", None, split="test", input_size=(32, 48), count=12)
+
+
+def test_image_rule_flags_a_fixed_map_and_not_the_oracle_the_per_image_mean_or_the_wrong_scale(rooms):
+    preds = image_predictions(rooms.depth, rooms.valid)
+    calls = {name: image_call(cross_std_ratio_interval(pred, rooms.depth, rooms.valid, resamples=500))
+             for name, pred in preds.items()}
+    assert calls["fixed_map"].verdict == "ignores the image"
+    assert "does not depend on the image" in calls["fixed_map"].sentence
+    assert calls["fixed_map"].decision.estimate.high < IGNORES_IMAGE_BELOW
+    for name in ("oracle", "mean", "scaled"):
+        assert calls[name].verdict == "depends on the image", (name, calls[name].sentence)
+    assert calls["oracle"].decision.estimate.mean == pytest.approx(1.0)
+    assert calls["scaled"].decision.estimate.mean == pytest.approx(1.0)  # log(2 gt): the same variation
+
+
+def test_the_two_kinds_of_collapse_are_told_apart(rooms):
+    """The per-image mean is collapsed but follows the image; the fixed map keeps structure but ignores it."""
+    preds = image_predictions(rooms.depth, rooms.valid)
+    per_image = {name: collapse_statistics(preds[name], rooms.depth, rooms.valid) for name in ("mean", "fixed_map")}
+    shares = {name: (bootstrap_interval([float(c) for c in s.collapsed], resamples=500),
+                     bootstrap_interval([float(c) for c in s.scale_flagged], resamples=500))
+              for name, s in per_image.items()}
+    assert collapse_call(*shares["mean"]).verdict == "collapsed"
+    assert collapse_call(*shares["fixed_map"]).verdict != "collapsed"  # the per-image rule misses it
+    dependence = image_dependence(preds["fixed_map"], rooms.depth, rooms.valid)
+    assert dependence.pred_cross_std < 1e-9 and dependence.pred_within_std > 0.1
+
+
+def test_image_rule_over_seeds_judges_the_ratio_in_decades_and_is_inconclusive_across_the_threshold():
+    ignores = geometric_seed_estimate([0.004, 0.006], RATIO_FLOOR)
+    assert image_call(ignores).verdict == "ignores the image"
+    assert image_call(geometric_seed_estimate([0.02, 0.6], RATIO_FLOOR)).verdict == "inconclusive"
+    # DenseDepth's three seeds at 300 steps: arithmetically 0.63 +- 0.81 crosses 0; in decades it stays above 0.1
+    depends = geometric_seed_estimate([1.0, 0.40, 0.48], RATIO_FLOOR)
+    assert image_call(depends).verdict == "depends on the image" and depends.low > 0.1
+    assert image_call(seed_estimate([1.0, 0.40, 0.48])).verdict == "inconclusive"
+    # one fixed map per seed has ratio 0: on the log scale it counts as the floor, far below the threshold
+    assert image_call(geometric_seed_estimate([0.0, 0.0, 1e-9], RATIO_FLOOR)).verdict == "ignores the image"
+
+
+def test_image_fades_at_the_block_that_drops_it_and_nowhere_in_the_same_net_without_it(rooms):
+    for fades, expected in ((True, "fade"), (False, None)):
+        torch.manual_seed(0)
+        net = FadingNet(32, 48, fade=fades)
+        with torch.no_grad():
+            depth = torch.nn.functional.interpolate(net(rooms.image), size=rooms.depth.shape[-2:], mode="bilinear")
+        share = image_dependence(depth, rooms.depth, rooms.valid).pred_image_share
+        fade = image_fade(net, rooms.image, share, step=0)
+        assert [layer.name for layer in fade.layers] == ["image", "stem", "body", "fade", "head", "depth"]
+        assert fade.fades_at == expected, [(layer.name, layer.image_share) for layer in fade.layers]
+    assert fade.layers[1].image_share > fade.threshold  # the image passes the convolutions before the fade
 
 
 # -- packing --------------------------------------------------------------------------------------
@@ -152,4 +214,4 @@ def test_noise_estimator_recovers_a_known_injected_scatter_within_ten_percent():
 
 
 def test_every_rule_names_its_controls():
-    assert set(CONTROLS) >= {"gradients", "collapse", "packing", "noise", "learned"}
+    assert set(CONTROLS) >= {"gradients", "collapse", "image", "packing", "noise", "learned"}

@@ -150,6 +150,11 @@ def test_measurement_restores_training_mode_and_returns_metres() -> None:
 
 def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tmp_path) -> None:
     import json
+    import shutil
+
+    from probe.report.build import build_report, report_contents
+    from probe.report.collect import collect_results
+    from tests import result_examples as ex
 
     tiny = ["--width", "0.0625", "--input-size", "32x64", "--device", "cpu"]
     res = run_cli("collapse", "--model", "packnet_slim_b", "--steps", "4", "--every", "2", "--images", "4", *tiny,
@@ -159,8 +164,32 @@ def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tm
     assert [h["step"] for h in model["history"]] == [0, 2, 4]
     assert len(model["final"]["std_ratio"]) == 4 and len(model["images"]) == 4
     assert model["final"]["collapsed_share"] == model["history"][-1]["collapsed_share"]
-    for name in ("collapse_hist.png", "collapse_over_steps.png", "collapse_examples.png"):
+    for name in ("collapse_hist.png", "collapse_over_steps.png", "collapse_examples.png", "collapse_image_fade.png"):
         assert (tmp_path / "c" / name).stat().st_size > 0
+    # the image dependence at every measurement, the last one's bootstrap, and where the image fades
+    assert all(h["image_dependence"]["n_images"] == 4 for h in model["history"])
+    last = model["history"][-1]["image_dependence"]
+    assert last == model["final"]["image_dependence"] and 0.0 <= last["gt_image_share"] <= 1.0
+    assert model["cross_std_ratio"]["mean"] == pytest.approx(last["cross_std_ratio"])
+    assert model["cross_std_ratio"]["method"].startswith("bootstrap_95 over 4 images")
+    blocks = [layer["name"] for layer in model["fade"]["layers"]]
+    assert blocks[0] == "image" and blocks[-1] == "depth" and model["fade"]["step"] == 4
+    assert blocks[1:4] == ["pre_calc", "conv1", "pack1"] and "conv2.0" in blocks and "disp2_layer" in blocks
+    summary = json.loads((tmp_path / "c" / "collapse.json").read_text())["summaries"][0]
+    assert summary["fades_at"] == [model["fade"]["fades_at"]]
+    html = build_report([tmp_path / "c"], tmp_path / "report.html").read_text()
+    assert "cross-image std / gt&#x27;s" in html and "Where the image fades" in html
+
+    # a result file missing the fade is one line naming the file and the key; the rest of the report renders
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "c", broken)
+    doc = json.loads((broken / "collapse.json").read_text())
+    del doc["models"][0]["fade"]
+    (broken / "collapse.json").write_text(json.dumps(doc))
+    ex.write(ex.complexity(), broken)  # another result, so the report has something to show
+    results = collect_results([broken])
+    lines = [line for line in report_contents(results)[1] if "collapse.json" in line]
+    assert len(lines) == 1 and "models[0]" in lines[0] and "fade" in lines[0], lines
 
     res = run_cli("train", "--model", "packnet_slim_b", *tiny, "--dataset-length", "4", "--max-steps", "1",
                   "--workers", "0", "--out", tmp_path / "run")
@@ -171,3 +200,36 @@ def test_cli_tracks_collapse_over_training_and_measures_a_checkpoint(run_cli, tm
     model = json.loads((tmp_path / "m" / "collapse.json").read_text())["models"][0]
     assert model["name"] == "packnet_slim_b" and [h["step"] for h in model["history"]] == [1]
     assert "checkpoint" in model["source"]
+    assert model["fade"]["step"] == 1 and model["fade"]["layers"][1]["name"] == "pre_calc"
+
+
+# -- image dependence and where the image fades -----------------------------------------------------
+
+def test_image_dependence_is_zero_for_one_map_one_for_the_truth_and_ignores_scale() -> None:
+    from analyses.collapse import image_dependence
+
+    gt, valid = _scene(batch=6, seed=3)
+    fixed = gt.log().mean(0, keepdim=True).exp().expand_as(gt).clone()
+    assert image_dependence(fixed, gt, valid).cross_std_ratio == pytest.approx(0.0, abs=1e-12)
+    truth = image_dependence(gt, gt, valid)
+    assert truth.cross_std_ratio == pytest.approx(1.0) and 0.0 < truth.gt_image_share <= 1.0
+    assert image_dependence(3.0 * gt, gt, valid).cross_std_ratio == pytest.approx(1.0)  # log: a factor is an offset
+    one = image_dependence(gt[:1], gt[:1], valid[:1])
+    assert one.n_pixels == 0 and math.isnan(one.cross_std_ratio)  # one image has no variation across images
+
+
+def test_blocks_read_densedepth_and_a_user_model_in_execution_order_and_leave_no_hook() -> None:
+    from analyses.collapse import layer_image_shares
+    from probe.models import build_model
+
+    images = torch.rand(3, 3, 32, 64)
+    dense = build_model("densedepth", width=0.0625).train()
+    blocks = [layer.name for layer in layer_image_shares(dense, images)]
+    features = [f"encoder.features.{n}" for n in ("conv0", "norm0", "relu0", "pool0", "denseblock1", "transition1",
+                                                  "denseblock2", "transition2", "denseblock3", "transition3",
+                                                  "denseblock4", "norm5")]
+    assert blocks == [*features, "conv2", "up1", "up2", "up3", "up4", "conv3"]
+    assert dense.training and not any(m._forward_hooks for m in dense.modules())
+    unet = [layer.name for layer in layer_image_shares(build_model("examples/unet.py:build", width=0.0625), images)]
+    assert unet[:3] == ["net.encoder.stem", "net.encoder.pool", "net.encoder.stages.0.0"]
+    assert unet[-1] == "net.decoder.heads.0" and len(unet) == 24

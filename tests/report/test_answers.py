@@ -111,6 +111,49 @@ def test_collapse_rule_text_names_its_controls(tmp_path):
     assert "mean-depth predictor" in rule and "ground truth x 2" in rule
 
 
+def test_a_model_ignoring_the_image_is_a_yes_worded_plainly_with_the_block_where_the_image_fades(tmp_path):
+    doc = ex.collapse({"packnet_b": [1.0] * 8, "densedepth": [1.0] * 8}, seeds=(0, 1), fixed=("packnet_b",),
+                      baselines=("densedepth",))
+    answer = prediction_collapses(_results(tmp_path, doc))
+    assert answer.verdict == "yes"
+    assert "packnet_b ignores the image: its prediction does not depend on the image, it is a dataset-wide map" \
+        in answer.sentence
+    assert "the image fades from its activations at decoder (2 of 2 seeds)" in answer.sentence
+    assert answer.sentence.startswith("Yes: across images, packnet_b ignores the image")  # the kind that decided
+    rows = {row["model"]: row for row in answer.evidence}
+    assert rows["packnet_b"]["image"] == "ignores the image" and rows["densedepth"]["image"] == "depends on the image"
+    assert rows["packnet_b"]["image fades at"] == "decoder (2 of 2 seeds)"
+    assert rows["densedepth"]["image fades at"] == "nowhere"
+
+
+def test_a_model_that_did_not_learn_is_still_judged_on_ignoring_the_image(tmp_path):
+    doc = ex.collapse({"packnet_b": [1.0] * 8}, seeds=(0, 1), fixed=("packnet_b",), learned={"packnet_b": 1.5})
+    answer = prediction_collapses(_results(tmp_path, doc))
+    assert answer.verdict == "yes" and "does not depend on the image" in answer.sentence
+    assert "no per-image verdict" in answer.sentence and "packnet_b did not learn" in answer.sentence
+
+
+def test_each_images_mean_depth_is_collapsed_but_not_ignoring_the_image(tmp_path):
+    answer = prediction_collapses(_results(tmp_path, ex.collapse({"packnet_b": [0.0] * 8}, seeds=(0, 1, 2))))
+    assert answer.verdict == "yes" and answer.evidence[0]["verdict"] == "collapsed"
+    assert answer.evidence[0]["image"] == "depends on the image"
+
+
+def test_no_needs_every_judged_model_to_depend_on_the_image(tmp_path):
+    doc = ex.collapse({"packnet_b": [1.0] * 8}, seeds=(0, 1))
+    assert prediction_collapses(_results(tmp_path / "a", doc)).verdict == "no"
+    for summary in doc.summaries:
+        summary.cross_std_ratio = None  # missing in the file: never read as depending on the image
+    answer = prediction_collapses(_results(tmp_path / "b", doc))
+    assert answer.verdict == "inconclusive"
+    assert "packnet_b's cross-image std ratio, which is missing" in answer.sentence
+
+
+def test_collapse_rule_text_names_the_image_controls(tmp_path):
+    rule = prediction_collapses(_results(tmp_path, ex.collapse({"packnet_b": [1.0] * 4}))).rule
+    assert "fixed depth map" in rule and "each image's mean depth" in rule and "fades at that block" in rule
+
+
 # -- packing --------------------------------------------------------------------------------------
 
 def test_packing_answer_is_yes_when_better_at_matched_size_on_every_seed(tmp_path):
