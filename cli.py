@@ -34,6 +34,7 @@ from probe.jobs import Launch
 from probe.laws import PropertiesConfig
 from probe.models.check import CheckConfig
 from probe.options import data_root_option, input_size_option, is_option, out_option, parse_key_values, width_option
+from probe.self_supervised_study import SelfSupervisedStudyConfig
 from probe.study import StudyConfig
 from probe.training import TrainConfig
 from probe.training.distributed import Nodes
@@ -411,7 +412,8 @@ def train_command(
 
 
 experiment_app = typer.Typer(
-    help="Experiment matrices (the seed study). Example: probe experiment seed-study --quick", no_args_is_help=True
+    help="Experiment matrices (the seed study, the self-supervised study). Example: probe experiment seed-study",
+    no_args_is_help=True,
 )
 app.add_typer(experiment_app, name="experiment")
 
@@ -426,6 +428,28 @@ def seed_study_command(config: SeedStudyConfig, launch: Launch) -> None:
     from probe.experiments import print_seed_study, run_seed_study
 
     print_seed_study(run_seed_study(config, launch))
+
+
+@config_command(experiment_app, "self-supervised", SelfSupervisedStudyConfig, Launch)
+def self_supervised_command(config: SelfSupervisedStudyConfig, launch: Launch) -> None:
+    """PackNet and DenseDepth trained from video, with and without the velocity loss and under speed noise, over
+    seeds. Writes DIR/self_supervised.json (and its figure) and a folder per run; prints both questions' answers.
+    Side by side: --parallel N (with --threads-per-run), or --launcher slurm --partition P.
+
+    Example: probe experiment self-supervised --quick --seeds 0,1,2 --velocity-noise 0,b1 --out runs/ssl
+    """
+    from probe.self_supervised_study import (
+        metric_scale_answer,
+        packnet_vs_densedepth_answer,
+        print_self_supervised_study,
+        run_self_supervised_study,
+    )
+
+    result = run_self_supervised_study(config, launch=launch)
+    print_self_supervised_study(result, _console())
+    for answer in (metric_scale_answer(result), packnet_vs_densedepth_answer(result)):
+        typer.echo(f"{answer.question} {answer.sentence}")
+    typer.echo(f"wrote {result.config.out / 'self_supervised.json'}")
 
 
 @config_command(app, "eval", EvalOptions)

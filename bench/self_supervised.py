@@ -35,34 +35,20 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from probe.io import write_json  # noqa: E402
+from bench.record import write_bench_record  # noqa: E402
 from probe.options import parse_key_values, parse_size  # noqa: E402
-from probe.runs import provenance  # noqa: E402
-from probe.schema import encode  # noqa: E402
 from probe.self_supervised_study import (  # noqa: E402
-    NoiseLevel,
+    QUICK,
     SelfSupervisedRun,
     SelfSupervisedStudyConfig,
+    parse_noise_levels,
     run_self_supervised_study,
 )
 
 
-def parse_noise(text: str) -> tuple[NoiseLevel, ...]:
-    """``"0,0.2,b0.3"`` -> clean, Gaussian std 0.2 m/s, bias +0.3 m/s (the velocity runs' sensor conditions)."""
-    levels = []
-    for token in [t.strip() for t in text.split(",") if t.strip()]:
-        if token.startswith("b"):
-            levels.append(NoiseLevel(bias=float(token[1:])))
-        elif token.startswith("d"):
-            levels.append(NoiseLevel(dropout=float(token[1:])))
-        else:
-            levels.append(NoiseLevel(std=float(token)))
-    return tuple(levels)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="synthetic_video")
+    parser.add_argument("--dataset", default=SelfSupervisedStudyConfig().dataset)
     parser.add_argument("--data-option", action="append", default=[], help="dataset option KEY=VALUE (repeatable)")
     parser.add_argument("--models", default="packnet_b", help="comma-separated depth models")
     parser.add_argument("--seeds", default="0")
@@ -81,17 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoothness-weight",
         type=float,
-        default=0.01,
-        help="packnet-sfm's is 0.001; 0.01 holds back texture copying in a short run",
+        default=QUICK["smoothness_weight"],
+        help="packnet-sfm's is 0.001; the CPU recipe's larger weight holds back texture copying in a short run",
     )
-    parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--pose-width", type=float, default=0.5)
-    parser.add_argument("--size", default="64x96")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--pose-lr", type=float, default=1e-3)
-    parser.add_argument("--eval-length", type=int, default=64)
+    parser.add_argument("--width", type=float, default=QUICK["width"])
+    parser.add_argument("--pose-width", type=float, default=QUICK["pose_width"])
+    parser.add_argument("--size", default="x".join(str(v) for v in QUICK["input_size"]))
+    parser.add_argument("--steps", type=int, default=QUICK["max_steps"])
+    parser.add_argument("--batch-size", type=int, default=QUICK["batch_size"])
+    parser.add_argument("--lr", type=float, default=QUICK["lr"])
+    parser.add_argument("--pose-lr", type=float, default=QUICK["pose_lr"])
+    parser.add_argument("--eval-length", type=int, default=QUICK["eval_length"])
     parser.add_argument("--out", type=Path, default=Path("runs/ssl-bench"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -104,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         velocity_weight=args.velocity_weight,
         include_no_velocity=args.no_velocity_run,
         smoothness_weight=args.smoothness_weight,
-        noise_levels=parse_noise(args.noise),
+        noise_levels=parse_noise_levels(args.noise, "--noise"),
         dataset=args.dataset,
         dataset_options=options,
         width=args.width,
@@ -169,22 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs"
     )
     out = args.json or args.out / "bench_self_supervised.json"
-    write_json(
-        out,
-        {
-            "benchmark": "self_supervised",
-            "argv": sys.argv[1:] if argv is None else argv,
-            "seconds": seconds,
-            "study": result.to_json(),
-            "machine": {
-                **encode(provenance(device="cpu")),
-                "cpus": os.cpu_count(),
-                "load_average_before": load_before[0],
-                "load_average_after": load_after[0],
-            },
-        },
-    )
-    print(f"wrote {out}")
+    write_bench_record(out, "self_supervised", argv, load_before, seconds=seconds, study=result.to_json())
     return 0
 
 

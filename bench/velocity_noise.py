@@ -29,12 +29,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from bench.record import write_bench_record  # noqa: E402
 from probe.data import get_dataset  # noqa: E402
-from probe.io import write_json  # noqa: E402
 from probe.models import build_model  # noqa: E402
 from probe.options import parse_size  # noqa: E402
-from probe.runs import provenance  # noqa: E402
-from probe.schema import encode  # noqa: E402
 from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss  # noqa: E402
 from probe.training.loader import make_loader  # noqa: E402
 from probe.training.loop import StepSetup, train_step  # noqa: E402
@@ -138,20 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     if args.out is not None:
-        write_json(
-            args.out,
-            {
-                "benchmark": "velocity_noise",
-                "argv": sys.argv[1:] if argv is None else argv,
-                "rows": rows,
-                "machine": {
-                    **encode(provenance(device="cpu")),
-                    "cpus": os.cpu_count(),
-                    "load_average_before": load_before[0],
-                },
-            },
-        )
-        print(f"wrote {args.out}")
+        write_bench_record(args.out, "velocity_noise", argv, load_before, rows=rows)
     return 0
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "euler_to_matrix",
     "inverse_warp",
     "invert_pose",
+    "matrix_to_pose_vec",
     "pixel_grid",
     "pose_vec_to_matrix",
     "project",
@@ -70,6 +71,27 @@ def pose_vec_to_matrix(vec: torch.Tensor) -> torch.Tensor:
     top = torch.cat([euler_to_matrix(vec[:, 3:]), vec[:, :3, None]], dim=2)
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=vec.dtype, device=vec.device).expand(vec.shape[0], 1, 4)
     return torch.cat([top, bottom], dim=1)
+
+
+def matrix_to_pose_vec(T: torch.Tensor) -> torch.Tensor:
+    """``[B,4,4]`` SE(3) -> ``[B,6]`` (tx, ty, tz, rx, ry, rz): the inverse of :func:`pose_vec_to_matrix`.
+
+    For ``R = Rx(a) Ry(b) Rz(c)``: ``R[0,2] = sin b``, ``R[1,2] = -sin a cos b``,
+    ``R[2,2] = cos a cos b``, ``R[0,1] = -cos b sin c``, ``R[0,0] = cos b cos c``;
+    exact for ``|b| < pi/2`` (camera motion between video frames is far from that).
+    """
+    if T.dim() != 3 or tuple(T.shape[1:]) != (4, 4):
+        raise ShapeError(f"matrix_to_pose_vec: expected [B,4,4] poses, got {tuple(T.shape)}")
+    R = T[:, :3, :3]
+    angles = torch.stack(
+        [
+            torch.atan2(-R[:, 1, 2], R[:, 2, 2]),
+            torch.asin(R[:, 0, 2].clamp(-1.0, 1.0)),
+            torch.atan2(-R[:, 0, 1], R[:, 0, 0]),
+        ],
+        dim=1,
+    )
+    return torch.cat([T[:, :3, 3], angles], dim=1)
 
 
 def invert_pose(T: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,17 @@ resumable) scored on the clean test split by
 noise), the mean, standard deviation and 95 % t-interval over seeds of the
 numbers that answer the two questions: "does the velocity loss recover metric
 scale?" (``scale_ratio``, ``scale_error``) and "does PackNet beat DenseDepth in
-its own regime?" (``abs_rel_median_scaled``, ``abs_rel_metric``).
+its own regime?" (``abs_rel_median_scaled``, ``abs_rel_metric``); PoseNet is scored
+against the exact poses too (:mod:`probe.evaluate_pose`), since the velocity loss fixes
+the length of its translation but not its direction.
+
+The questions are answered here, next to the result they read, by stated rules on
+95 % t-intervals over seeds (:func:`metric_scale_answer`,
+:func:`packnet_vs_densedepth_answer`), and registered with their report sections.
+
+The default dataset is the street video: PackNet's own regime is driving, and on
+the indoor video PoseNet's translation stays tens of degrees off in short runs (the
+README's "What a CPU run shows"), which leaves the depth scale free.
 
 >>> config = SelfSupervisedStudyConfig(models=("packnet_b", "densedepth"), seeds=(0, 1, 2),
 ...                                    noise_levels=(NoiseLevel(), NoiseLevel(std=0.2)), out=Path("runs/ssl"))
@@ -35,13 +45,34 @@ from typing import Any, Callable, ClassVar
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
+from probe.evaluate_pose import PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
-from probe.jobs import Job, Launch, run_jobs
+from probe.jobs import Job, Launch, check_preemptible, run_jobs
+from probe.limits import MAX_ITEMS, check_optional_count, check_positive_float
 from probe.models import list_models
-from probe.results import Result
+from probe.models.posenet import PoseNet
+from probe.options import (
+    dataset_option,
+    device_option,
+    input_size_option,
+    option,
+    out_option,
+    parse_data_options,
+    parse_name_list,
+    width_option,
+)
+from probe.progress import progress_bar
+from probe.report.answers import QUESTIONS, Answer, fmt
+from probe.report.collect import Results
+from probe.report.document import AnswerBlock, Block, Paragraph, Section, Table, figure_from_matplotlib
+from probe.report.sections import SECTIONS
+from probe.results import Result, register_result
+from probe.roles import model_family
+from probe.runs import run_folder_lock
 from probe.seeding import check_seed
+from probe.stats import Estimate, decide, paired_difference
 from probe.training import TrainConfig, load_checkpoint, read_metrics, train
-from probe.training.checkpoint import has_checkpoint
+from probe.training.checkpoint import has_checkpoint, latest_checkpoint, read_state
 
 __all__ = [
     "ConditionSummary",
@@ -50,6 +81,11 @@ __all__ = [
     "SelfSupervisedRun",
     "SelfSupervisedStudyConfig",
     "SelfSupervisedStudyResult",
+    "metric_scale_answer",
+    "packnet_vs_densedepth_answer",
+    "parse_noise_levels",
+    "plot_scale_vs_noise",
+    "print_self_supervised_study",
     "run_self_supervised_study",
     "study_runs",
 ]
@@ -78,33 +114,132 @@ class NoiseLevel:
         return {"velocity_noise": self.std, "velocity_bias": self.bias, "velocity_dropout": self.dropout}
 
 
+def parse_noise_levels(text: str, flag: str = "--velocity-noise") -> tuple[NoiseLevel, ...]:
+    """``"0,0.2,b-0.1,d0.5"`` -> clean, Gaussian std 0.2 m/s, bias -0.1 m/s, dropout 0.5 ('' -> none).
+
+    A plain number is the Gaussian std (0: clean), ``bB`` a bias in m/s, ``dP`` a dropout probability.
+    """
+    levels = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        kind, number = (token[0], token[1:]) if token[0] in "bd" else ("s", token)
+        try:
+            value = float(number)
+        except ValueError:
+            raise ProbeError(
+                f"{flag}: {token!r} is not a noise level; expected e.g. 0,0.2,b-0.1,d0.5 (std, bias, dropout)"
+            ) from None
+        if not math.isfinite(value) or (kind == "s" and value < 0) or (kind == "d" and not 0 <= value <= 1):
+            raise ProbeError(f"{flag}: {token!r} is out of range (std >= 0 m/s, finite bias, dropout in [0, 1])")
+        levels.append(
+            NoiseLevel(std=value)
+            if kind == "s"
+            else NoiseLevel(bias=value)
+            if kind == "b"
+            else NoiseLevel(dropout=value)
+        )
+    return tuple(levels)
+
+
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ProbeError(f"--seeds: expected comma-separated integers like 0,1,2, got {text!r}") from None
+
+
+def _parse_models(text: str) -> tuple[str, ...]:
+    return tuple(parse_name_list(text, "--models", list_models()))
+
+
+#: The CPU recipe (``--quick``, ``bench/self_supervised.py``): what the README's "What a CPU run shows" measured
+#: on the street video at 10 frames/s (0.5-1.5 m between frames), tiny widths at 64x96.  The pose learning rate
+#: is 3x the depth's: PoseNet's 0.01 output scaling makes Adam grow a translation by about 1e-3 m per step at
+#: lr 1e-3, too slow to reach metres in 800 steps.  The smoothness weight is 10x packnet-sfm's 0.001, which let
+#: the depth copy image texture in so short a run.
+QUICK: dict[str, Any] = dict(
+    width=0.125,
+    pose_width=0.5,
+    input_size=(64, 96),
+    max_steps=800,
+    batch_size=4,
+    lr=1e-3,
+    pose_lr=3e-3,
+    smoothness_weight=0.01,
+    eval_length=64,
+    workers=0,
+)
+
+
 @dataclass
 class SelfSupervisedStudyConfig:
     """The matrix and the training budget shared by every run (identical data, seeds and steps for all models)."""
 
-    models: tuple[str, ...] = ("packnet_b", "densedepth")
-    seeds: tuple[int, ...] = (0, 1, 2)
-    velocity_weight: float = PACKNET_VELOCITY_WEIGHT
-    include_no_velocity: bool = True  # the run without the velocity loss, per model and seed
-    smoothness_weight: float = 1e-3
-    noise_levels: tuple[NoiseLevel, ...] = (NoiseLevel(),)
-    dataset: str = "synthetic_video"
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    width: float = 1.0
-    pose_width: float = 1.0
-    pose_lr: float | None = None
+    models: tuple[str, ...] = option(
+        ("packnet_b", "densedepth"),
+        parse=_parse_models,
+        shown="packnet_b,densedepth",
+        help="comma-separated depth models",
+    )
+    seeds: tuple[int, ...] = option(
+        (0, 1, 2), parse=_parse_seeds, shown="0,1,2", help="comma-separated seeds; intervals are over them"
+    )
+    velocity_weight: float = option(PACKNET_VELOCITY_WEIGHT, help="velocity loss weight of the velocity runs")
+    include_no_velocity: bool = option(
+        True, flag="--no-velocity-run/--skip-no-velocity-run", help="also train without the velocity loss"
+    )
+    smoothness_weight: float = option(1e-3, help="edge-aware smoothness weight (packnet-sfm: 0.001)")
+    noise_levels: tuple[NoiseLevel, ...] = option(
+        (NoiseLevel(),),
+        flag="--velocity-noise",
+        parse=parse_noise_levels,
+        shown="0",
+        help="speed-sensor faults of the velocity runs (training split), e.g. 0,0.2,b0.1,d0.5: Gaussian std, "
+        "bias (b), m/s, dropout (d); 0 = clean",
+    )
+    dataset: str = dataset_option("synthetic_video_outdoor")
+    dataset_options: dict[str, Any] = option(
+        default_factory=dict,
+        flag="--data-option",
+        parse=parse_data_options,
+        help="video dataset option KEY=VALUE, repeatable (e.g. fps=5)",
+    )
+    width: float = width_option()
+    pose_width: float = option(1.0, help="PoseNet channel multiplier")
+    pose_lr: float | None = option(None, help="PoseNet learning rate (default: --lr)")
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    input_size: tuple[int, int] | None = None
-    dataset_length: int | None = None
-    eval_length: int | None = None
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    lr: float = 2e-4
-    device: str = "auto"
-    workers: int = 0
-    precision: str | None = None
-    out: Path = Path("runs/self-supervised")
+    input_size: tuple[int, int] | None = input_size_option()
+    dataset_length: int | None = option(None, help="training windows per run (default: enough for --steps)")
+    eval_length: int | None = option(None, help="test windows scored per run (generated datasets)")
+    epochs: int = option(1, help="passes over the training split")
+    max_steps: int | None = option(None, flag="--steps", help="optimizer steps per run")
+    batch_size: int = option(4, help="windows per step")
+    lr: float = option(2e-4, help="Adam learning rate (packnet-sfm: 2e-4)")
+    device: str = device_option()
+    workers: int = option(0, help="data-loading worker processes (0: main process)")
+    precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    checkpoint_every: int | None = option(
+        None, help="also keep each run's checkpoint every N steps (a killed study resumes from the last one)"
+    )
+    quick: bool = option(False, flag="--quick", help="the CPU recipe (QUICK) for every setting left at its default")
+    out: Path = out_option(Path("runs/self-supervised"))
+
+    def resolved(self) -> "SelfSupervisedStudyConfig":
+        """Checked, with ``quick`` applied (QUICK for every field still at its default) and a generated training
+        split long enough for ``max_steps``."""
+        config = self
+        if self.quick:
+            default = SelfSupervisedStudyConfig()
+            config = replace(self, **{k: v for k, v in QUICK.items() if getattr(self, k) == getattr(default, k)})
+        if (
+            config.max_steps is not None
+            and config.dataset_length is None
+            and not dataset_info(config.dataset).needs_root
+        ):
+            config = replace(config, dataset_length=config.max_steps * config.batch_size)
+        config.validate()
+        return config
 
     def validate(self) -> None:
         """One-line ProbeErrors for a matrix that cannot run, before any training."""
@@ -118,10 +253,10 @@ class SelfSupervisedStudyConfig:
                 raise ProbeError(f"--model {model}: not a depth model; expected one of {', '.join(known)}")
         for seed in self.seeds:
             check_seed(seed)
-        if not self.velocity_weight > 0:
-            raise ProbeError(
-                f"--velocity-weight: the study compares with and without it; expected > 0, got {self.velocity_weight}"
-            )
+        check_positive_float(
+            "--velocity-weight", self.velocity_weight, what="a weight > 0 (the study compares with and without it)"
+        )
+        check_optional_count("--eval-length", self.eval_length, MAX_ITEMS)
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.noise_levels)) != len(self.noise_levels):
             raise ProbeError("self-supervised study: seeds and noise levels must be distinct")
         dataset_info(self.dataset)
@@ -151,6 +286,13 @@ class Interval:
         half = _t95(len(values) - 1) * std / math.sqrt(len(values))
         return cls(mean, std, mean - half, mean + half, len(values))
 
+    def estimate(self) -> Estimate:
+        """The same numbers as a :class:`probe.stats.Estimate`, for :func:`probe.stats.decide`."""
+        has = self.n >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+        method = f"student_t_95 over {self.n} seeds" if has else f"{self.n} seed(s): no interval"
+        std = self.std if math.isfinite(self.std) else None
+        return Estimate(self.mean, std, self.n, self.low if has else None, self.high if has else None, method, "seeds")
+
 
 def _t95(dof: int) -> float:
     """Two-sided 95 % Student-t quantile (exact table up to 10 degrees of freedom, then the normal's 1.96+)."""
@@ -175,6 +317,7 @@ class SelfSupervisedRun:
     pose_scale_last: float | None
     scale: ScaleEvaluation
     run_dir: str
+    pose: PoseEvaluation | None = None  # PoseNet against the exact poses (datasets that have them)
 
     @property
     def condition(self) -> tuple[str, float, NoiseLevel]:
@@ -196,6 +339,14 @@ class ConditionSummary:
     abs_rel_median_scaled: Interval
     delta1_median_scaled: Interval
     constant_abs_rel: Interval  # the median-scaled constant predictor
+    # PoseNet on the test split (NaN without exact poses), per run the median over windows: ||t_hat|| / ||t||,
+    # and the translation angle (degrees) of the worse source frame
+    translation_ratio: Interval = field(default_factory=lambda: Interval.of([]))
+    translation_angle: Interval = field(default_factory=lambda: Interval.of([]))
+
+
+def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
+    return statistics.median(s["translation_ratio"] for s in pose.per_source) if pose else math.nan
 
 
 def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
@@ -224,17 +375,20 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 abs_rel_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["abs_rel"]),
                 delta1_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["delta1"]),
                 constant_abs_rel=over(group, lambda r: r.scale.constant_median_scaled["abs_rel"]),
+                translation_ratio=over(group, lambda r: _median_translation_ratio(r.pose)),
+                translation_angle=over(group, lambda r: r.pose.worst_angle_deg if r.pose else math.nan),
             )
         )
     return out
 
 
+@register_result
 @dataclass
 class SelfSupervisedStudyResult(Result):
-    """Every run and the per-condition summaries; ``save(dir)`` writes ``dir/self_supervised.json``."""
+    """Every run and the per-condition summaries; ``save(dir)`` writes ``dir/self_supervised.json`` and its figure."""
 
     name: ClassVar[str] = "self_supervised"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle)
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -248,6 +402,14 @@ class SelfSupervisedStudyResult(Result):
         raise ProbeError(
             f"self-supervised study: no condition {model}, velocity weight {velocity_weight}, noise {noise.label}"
         )
+
+    def figures(self, out_dir: Path) -> list[Path]:
+        """``self_supervised_scale.png``: the scale factor per velocity-noise level (:func:`plot_scale_vs_noise`)."""
+        if not self.runs:
+            return []
+        from probe.plotting import save_figure
+
+        return [save_figure(plot_scale_vs_noise(self), Path(out_dir) / f"{self.name}_scale.png")]
 
 
 @dataclass(frozen=True)
@@ -295,6 +457,7 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     smoothness_weight=config.smoothness_weight,
                     pose_width=config.pose_width,
                     pose_lr=config.pose_lr,
+                    checkpoint_every=config.checkpoint_every,
                     out=run_dir,
                     resume=has_checkpoint(run_dir),
                 )
@@ -318,6 +481,7 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
     test = get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
     scale = evaluate_scale(model, test, batch_size=config.batch_size, device=_device(config))
     scale.save(result.out / "eval")
+    pose = _evaluate_pose_net(result.out, test, config) if "poses" in test[0] else None
     return SelfSupervisedRun(
         id=plan.id,
         model=plan.model,
@@ -332,7 +496,18 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
         pose_scale_last=records[-1].get("loss_pose_scale") if records else None,
         scale=scale,
         run_dir=str(result.out),
+        pose=pose,
     )
+
+
+def _evaluate_pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> PoseEvaluation:
+    """The run's PoseNet (from its newest checkpoint's training state) against the test split's exact poses."""
+    checkpoint = latest_checkpoint(run_dir, with_state=True)
+    if checkpoint is None:
+        raise ProbeError(f"{run_dir}: no checkpoint to read the pose network from")
+    pose_net = PoseNet(n_sources=len(test.context_offsets), width=config.pose_width)
+    pose_net.load_state_dict(read_state(checkpoint)["objective"]["pose_net"])
+    return evaluate_pose(pose_net, test, batch_size=config.batch_size, device=_device(config))
 
 
 def _device(config: SelfSupervisedStudyConfig) -> Any:
@@ -354,22 +529,434 @@ def run_self_supervised_study(
     processes, SLURM jobs); each cell is seeded by its own config, so the numbers do not
     depend on it (on a CPU: with equal threads per run).
     """
+    config = config.resolved()
     planned = study_runs(config)
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()
     launch.validate()
+    check_preemptible(launch, config.checkpoint_every)
+    with run_folder_lock(config.out, "experiment self-supervised"):
+        runs = _run_matrix(planned, config, launch, on_run)
+        result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+        result.save(config.out)
+    return result
+
+
+def _run_matrix(
+    planned: list[PlannedRun],
+    config: SelfSupervisedStudyConfig,
+    launch: Launch,
+    on_run: Callable[[SelfSupervisedRun], None] | None,
+) -> list[SelfSupervisedRun]:
+    """Every planned run trained and scored as ``launch`` says, in the matrix's order."""
     jobs = [Job(plan.id, plan.train.out, _run_one, (plan, config)) for plan in planned]
     runs: list[SelfSupervisedRun] = []
-    if launch.in_process:  # one by one, reporting each as it ends
-        for job in jobs:
-            runs.extend(run_jobs([job], launch))
-            if on_run is not None:
-                on_run(runs[-1])
+    if launch.in_process:  # one by one, reporting each as it ends; each run's training bar stacks under this one
+        with progress_bar() as bar:
+            task = bar.add_task("self-supervised runs", total=len(jobs))
+            for job in jobs:
+                bar.update(task, description=f"self-supervised runs: {job.name}")
+                runs.extend(run_jobs([job], launch))
+                bar.update(task, advance=1)
+                if on_run is not None:
+                    on_run(runs[-1])
     else:
         runs = run_jobs(jobs, launch, device=config.device, out=Path(config.out), what="self-supervised runs")
         if on_run is not None:
             for run in runs:
                 on_run(run)
-    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
-    result.save(config.out)
-    return result
+    return runs
+
+
+NO_VELOCITY_LABEL = "no velocity loss"
+METRIC_BAND = (0.9, 1.1)  # a scale factor within 10 % of 1 counts as metric (probe.evaluate_scale.METRIC_TOLERANCE)
+
+
+def plot_scale_vs_noise(result: SelfSupervisedStudyResult) -> Any:
+    """Seaborn figure: each run's scale factor per velocity-noise level and model, with mean and 95 % t-interval.
+
+    The x axis lists the run without the velocity loss first (nothing ties it to metres), then the noise levels in
+    the study's order; the shaded band is within 10 % of 1.  Returns the matplotlib Figure (caller saves or embeds).
+    """
+    import pandas as pd  # the plotting stack loads only when a figure is drawn
+
+    from probe.plotting import plt, sns
+
+    rows = [
+        {
+            "condition": run.noise.label if run.velocity_weight > 0 else NO_VELOCITY_LABEL,
+            "model": run.model,
+            "scale factor": run.scale.ratio["median"],
+        }
+        for run in result.runs
+    ]
+    order = list(dict.fromkeys(r["condition"] for r in sorted(rows, key=lambda r: r["condition"] != NO_VELOCITY_LABEL)))
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * len(order) + 2), 4))
+    ax.axhspan(*METRIC_BAND, color="tab:green", alpha=0.12, label="within 10 % of 1")
+    ax.axhline(1.0, color="grey", lw=1, ls="--")
+    several = frame["model"].nunique() > 1  # seaborn cannot dodge a single hue level
+    sns.stripplot(
+        frame, x="condition", y="scale factor", hue="model", order=order, dodge=several, alpha=0.45, legend=False, ax=ax
+    )
+    sns.pointplot(
+        frame,
+        x="condition",
+        y="scale factor",
+        hue="model",
+        order=order,
+        dodge=0.4 if several else False,
+        linestyle="none",
+        errorbar=lambda v: _interval_bounds(list(v)),
+        capsize=0.1,
+        marker="D",
+        ax=ax,
+    )
+    ax.set(
+        xlabel="reported speed during training (noise on the training split only)",
+        ylabel="scale factor median(gt) / median(pred)",
+    )
+    ax.set_title("Does the velocity loss give metric depth? (dots: seeds; diamonds: mean, 95 % t-interval)")
+    fig.tight_layout()
+    return fig
+
+
+def _interval_bounds(values: list[float]) -> tuple[float, float]:
+    interval = Interval.of(values)
+    return (interval.low, interval.high) if interval.n >= 2 else (interval.mean, interval.mean)
+
+
+def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any = None) -> None:
+    """One row per condition: mean [95 % t-interval] over seeds of the scale factor and the abs_rel numbers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(interval: Interval) -> str:
+        spread = f" [{interval.low:.3f}, {interval.high:.3f}]" if interval.n >= 2 else ""
+        return f"{interval.mean:.3f}{spread}"
+
+    table = Table(title="self-supervised study: mean [95 % t-interval] over seeds (scored on the clean test split)")
+    for column in (
+        "model",
+        "condition",
+        "seeds",
+        "scale factor",
+        "abs_rel median-scaled",
+        "constant predictor",
+        "abs_rel metric",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for c in result.conditions:
+        table.add_row(
+            c.model,
+            c.noise.label if c.velocity_weight > 0 else NO_VELOCITY_LABEL,
+            ",".join(str(s) for s in c.seeds),
+            cell(c.scale_ratio),
+            cell(c.abs_rel_median_scaled),
+            cell(c.constant_abs_rel),
+            cell(c.abs_rel_metric),
+        )
+    (console or Console(width=max(140, Console().width))).print(table)
+
+
+# -- the two questions and their report sections ------------------------------------------------------------
+
+SCALE_QUESTION = "Does the velocity loss recover metric scale?"
+SCALE_RULE = (
+    "Per model, the runs trained with the velocity loss on clean speeds: each run's scale factor is the median over "
+    "test images of median(gt) / median(pred); its mean and two-sided 95 % t-interval are taken over seeds. Yes when "
+    f"the interval lies within [{METRIC_BAND[0]}, {METRIC_BAND[1]}] (within 10 % of 1), no when it lies entirely "
+    "outside that band, inconclusive when it crosses a bound or fewer than two seeds ran. A scale factor is only "
+    "the scale of a depth that has structure: a model whose mean median-scaled abs_rel over those seeds does not "
+    "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
+    "seeds whose depth beats it. Over models: yes or no when every model gets it, partly when some get yes and "
+    "others no, inconclusive otherwise."
+)
+BEATS_QUESTION = "Does PackNet beat DenseDepth in its own regime?"
+BEATS_RULE = (
+    "Both models trained self-supervised on the same video with the same seeds. For every condition (velocity loss "
+    "or none; clean speeds) both ran, the per-seed difference of median-scaled abs_rel, PackNet minus DenseDepth, and "
+    "its 95 % t-interval over the paired seeds. Yes when the interval lies below 0 in every condition, no when it lies "
+    "above 0 in every condition, partly when the conditions disagree, inconclusive otherwise: an interval holding 0, "
+    "fewer than two paired seeds, or neither model beating the median-scaled constant predictor (then neither has "
+    "learnt depth and the comparison says nothing). A model that does not beat that predictor is named in the answer: "
+    "a win over it says more about its training than about the architectures."
+)
+
+
+def _combine(verdicts: list[str]) -> str:
+    if verdicts and all(v == "yes" for v in verdicts):
+        return "yes"
+    if verdicts and all(v == "no" for v in verdicts):
+        return "no"
+    return "partly" if "yes" in verdicts and "no" in verdicts else "inconclusive"
+
+
+def _interval_text(interval: Interval, digits: int = 3, decimals: int | None = None) -> str:
+    """``mean [low, high]`` to ``digits`` significant digits, or to ``decimals`` places (angles: 128.2, not 1.3e+02)."""
+
+    def f(x: float) -> str:
+        return fmt(x, digits) if decimals is None or not math.isfinite(x) else f"{x:.{decimals}f}"
+
+    if interval.n >= 2 and math.isfinite(interval.low):
+        return f"{f(interval.mean)} [{f(interval.low)}, {f(interval.high)}]"
+    return f"{f(interval.mean)} (n={interval.n}, no interval)"
+
+
+def band_verdict(interval: Interval, band: tuple[float, float] = METRIC_BAND) -> str:
+    """yes: the 95 % interval lies inside ``band``; no: entirely outside; inconclusive: crosses it or n < 2.
+
+    Both bounds are decided by :func:`probe.stats.decide`, the one verdict rule.
+    """
+    estimate = interval.estimate()
+    lower = decide(estimate, above="above", below="below", threshold=band[0]).verdict
+    upper = decide(estimate, above="above", below="below", threshold=band[1]).verdict
+    if lower == "above" and upper == "below":
+        return "yes"
+    return "no" if "below" == lower or "above" == upper else "inconclusive"
+
+
+def _condition_label(c: ConditionSummary) -> str:
+    return f"velocity {c.velocity_weight:g}, {c.noise.label}" if c.velocity_weight > 0 else NO_VELOCITY_LABEL
+
+
+def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
+    """The rule :data:`SCALE_RULE` on ``result`` (see the module docstring)."""
+    evidence = [
+        {
+            "model": c.model,
+            "condition": _condition_label(c),
+            "seeds": len(c.seeds),
+            "scale factor, mean [95 % CI]": _interval_text(c.scale_ratio),
+            "images within 10 %": fmt(c.within_10_percent.mean),
+            "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
+            "seeds whose depth beats the constant predictor": f"{_seeds_learnt(result, c)} of {len(c.seeds)}",
+            "PoseNet |t| / distance": _interval_text(c.translation_ratio),
+            "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
+        }
+        for c in result.conditions
+    ]
+    clean = [c for c in result.conditions if c.velocity_weight > 0 and c.noise == NoiseLevel()]
+    if not clean:
+        return Answer(
+            SCALE_QUESTION,
+            "inconclusive",
+            "Inconclusive: the study trained no model with the velocity loss "
+            "on clean speeds, so the question cannot be answered from it.",
+            SCALE_RULE,
+            evidence,
+        )
+    verdicts = [band_verdict(c.scale_ratio) if _learnt_depth(c) else "inconclusive" for c in clean]
+    verdict = _combine(verdicts)
+    lead = {"yes": "Yes", "no": "No", "partly": "Partly", "inconclusive": "Inconclusive"}[verdict]
+    parts = [
+        f"{c.model} {_interval_text(c.scale_ratio)} over {len(c.seeds)} seed(s) ({v}; the depth beats the "
+        f"constant predictor in {_seeds_learnt(result, c)} of {len(c.seeds)} seeds"
+        + ("" if _learnt_depth(c) else ", not on average: its scale factor is not the scale of a learnt depth")
+        + ")"
+        for c, v in zip(clean, verdicts)
+    ]
+    sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
+    noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
+    if noisy:
+        sentence += (
+            " Under speed noise: "
+            + "; ".join(f"{c.model} {c.noise.label} {_interval_text(c.scale_ratio)}" for c in noisy)
+            + "."
+        )
+    return Answer(SCALE_QUESTION, verdict, sentence, SCALE_RULE, evidence)
+
+
+def _learnt_depth(c: ConditionSummary) -> bool:
+    """The condition's mean median-scaled abs_rel beats the median-scaled constant predictor's (NaN: it does not)."""
+    return bool(c.abs_rel_median_scaled.mean < c.constant_abs_rel.mean)
+
+
+def _seeds_learnt(result: SelfSupervisedStudyResult, c: ConditionSummary) -> int:
+    """How many of the condition's runs have a median-scaled abs_rel below their constant predictor's."""
+    runs = [r for r in result.runs if r.model == c.model and r.velocity_weight == c.velocity_weight]
+    return sum(
+        1
+        for r in runs
+        if r.noise == c.noise
+        and r.seed in c.seeds
+        and r.scale.metrics_median_scaled.get("abs_rel", math.nan)
+        < r.scale.constant_median_scaled.get("abs_rel", math.nan)
+    )
+
+
+def _paired_differences(
+    result: SelfSupervisedStudyResult, a: str, b: str, weight: float
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per seed both ran (clean speeds, ``weight``): abs_rel differences a - b, a's, b's and the constant's."""
+
+    def runs(model: str) -> dict[int, Any]:
+        return {
+            r.seed: r
+            for r in result.runs
+            if r.model == model and r.velocity_weight == weight and (weight == 0 or r.noise == NoiseLevel())
+        }
+
+    ra, rb = runs(a), runs(b)
+    seeds = sorted(set(ra) & set(rb))
+    scaled = {m: [r[s].scale.metrics_median_scaled["abs_rel"] for s in seeds] for m, r in (("a", ra), ("b", rb))}
+    constant = [ra[s].scale.constant_median_scaled["abs_rel"] for s in seeds]
+    return [x - y for x, y in zip(scaled["a"], scaled["b"])], scaled["a"], scaled["b"], constant
+
+
+def packnet_vs_densedepth_answer(result: SelfSupervisedStudyResult) -> Answer:
+    """The rule :data:`BEATS_RULE` on ``result`` (see the module docstring)."""
+    models = list(dict.fromkeys(r.model for r in result.runs))
+    packnets = [m for m in models if model_family(m) == "packnet"]  # the zoo's families, not name substrings
+    baselines = [m for m in models if model_family(m) == "densedepth"]
+    weights = sorted({r.velocity_weight for r in result.runs})
+    evidence, verdicts, parts = [], [], []
+    for p in packnets:
+        for d in baselines:
+            for weight in weights:
+                diffs, pa, da, constant = _paired_differences(result, p, d, weight)
+                if not diffs:
+                    continue
+                interval = Interval.of(diffs)
+                floor = Interval.of(constant).mean
+                below_floor = [m for m, v in ((p, pa), (d, da)) if Interval.of(v).mean < floor]
+                difference = paired_difference(pa, da)  # PackNet minus DenseDepth, seed by seed
+                verdict = decide(difference, above="no", below="yes").verdict if below_floor else "inconclusive"
+                label = NO_VELOCITY_LABEL if weight == 0 else f"velocity {weight:g}, clean"
+                verdicts.append(verdict)
+                # a win over a model that learnt no depth says little about the architectures: say so
+                unlearnt = [m for m in (p, d) if m not in below_floor]
+                note = (
+                    ", neither beats the constant predictor"
+                    if not below_floor
+                    else f", {' and '.join(unlearnt)} does not beat the constant predictor"
+                    if unlearnt
+                    else ""
+                )
+                parts.append(f"{p} minus {d}, {label}: {_interval_text(interval)} ({verdict}{note})")
+                evidence.append(
+                    {
+                        "condition": label,
+                        "PackNet": p,
+                        "DenseDepth": d,
+                        "paired seeds": interval.n,
+                        f"{p} abs_rel (scaled)": _interval_text(Interval.of(pa)),
+                        f"{d} abs_rel (scaled)": _interval_text(Interval.of(da)),
+                        "constant predictor": fmt(floor),
+                        "difference, mean [95 % CI]": _interval_text(interval),
+                        "verdict": verdict,
+                    }
+                )
+    if not verdicts:
+        return Answer(
+            BEATS_QUESTION,
+            "inconclusive",
+            "Inconclusive: the study did not train both a PackNet model and "
+            "DenseDepth on a common condition, so they cannot be compared.",
+            BEATS_RULE,
+            evidence,
+        )
+    verdict = _combine(verdicts)
+    lead = {"yes": "Yes", "no": "No", "partly": "Partly", "inconclusive": "Inconclusive"}[verdict]
+    sentence = f"{lead}: median-scaled abs_rel differences (negative: PackNet better) are " + "; ".join(parts) + "."
+    return Answer(BEATS_QUESTION, verdict, sentence, BEATS_RULE, evidence)
+
+
+@QUESTIONS.register("self_supervised_scale", description=SCALE_QUESTION, order=60)
+def velocity_gives_metric_scale(results: Results) -> Answer | None:
+    result = results.first(SelfSupervisedStudyResult)
+    return None if result is None else metric_scale_answer(result)
+
+
+@QUESTIONS.register("self_supervised_models", description=BEATS_QUESTION, order=61)
+def packnet_beats_densedepth(results: Results) -> Answer | None:
+    result = results.first(SelfSupervisedStudyResult)
+    return None if result is None else packnet_vs_densedepth_answer(result)
+
+
+def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
+    rows = [
+        {
+            "model": c.model,
+            "condition": _condition_label(c),
+            "seeds": ",".join(str(s) for s in c.seeds),
+            "scale factor": _interval_text(c.scale_ratio),
+            "abs_rel, metric": _interval_text(c.abs_rel_metric),
+            "abs_rel, median-scaled": _interval_text(c.abs_rel_median_scaled),
+            "delta1, median-scaled": _interval_text(c.delta1_median_scaled),
+            "constant predictor abs_rel": _interval_text(c.constant_abs_rel),
+            "PoseNet |t| / distance": _interval_text(c.translation_ratio),
+            "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
+        }
+        for c in result.conditions
+    ]
+    return Table(rows, "self_supervised.json: mean [95 % t-interval] over seeds per condition")
+
+
+# optional: `probe study` does not run the self-supervised experiment, so its report does not list these as not run
+@SECTIONS.register(
+    "self_supervised_scale", description=SCALE_QUESTION, needs=(SelfSupervisedStudyResult,), order=75, optional=True
+)
+def scale_section(results: Results) -> Section | None:
+    result = results.first(SelfSupervisedStudyResult)
+    if result is None:
+        return None
+    blocks: list[Block] = [AnswerBlock(metric_scale_answer(result))]
+    if result.runs:
+        blocks.append(
+            figure_from_matplotlib(
+                plot_scale_vs_noise(result),
+                "Scale factor per velocity-noise level "
+                "(dots: seeds; diamonds: mean and 95 % t-interval; band: within 10 % "
+                "of 1)",
+                "scale_noise",
+            )
+        )
+    blocks.append(
+        Paragraph(
+            "Noise acts on the reported speed of the training split only; every run is scored on "
+            "the clean test split. Without the velocity loss nothing ties depth to metres, so its "
+            "scale factor is shown for contrast. The velocity loss fixes the length of PoseNet's "
+            "translation; the depth follows it only where the translation also points the right way "
+            "(the angle column: the worse of the source frames, median over test windows)."
+        )
+    )
+    blocks.append(_conditions_table(result))
+    return Section("self_supervised_scale", SCALE_QUESTION, blocks)
+
+
+@SECTIONS.register(
+    "self_supervised_models", description=BEATS_QUESTION, needs=(SelfSupervisedStudyResult,), order=76, optional=True
+)
+def models_section(results: Results) -> Section | None:
+    result = results.first(SelfSupervisedStudyResult)
+    if result is None:
+        return None
+    cfg = result.config
+    size = "x".join(str(v) for v in cfg.input_size) if cfg.input_size else "the dataset's size"
+    steps = f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs} epoch(s)"
+    budget = (
+        f"Budget per run: {steps}, batch {cfg.batch_size}, width {cfg.width:g}, PoseNet width "
+        f"{cfg.pose_width:g}, input {size}, lr {cfg.lr:g} (pose {cfg.pose_lr or cfg.lr:g}), on {cfg.dataset}."
+    )
+    runs = [
+        {
+            "run": r.id,
+            "params": r.params,
+            "steps": r.steps,
+            "reprojection first -> last": f"{fmt(r.reprojection_first, 4)} -> {fmt(r.reprojection_last, 4)}",
+            "abs_rel, median-scaled": r.scale.metrics_median_scaled["abs_rel"],
+            "constant predictor": r.scale.constant_median_scaled["abs_rel"],
+            "scale factor": r.scale.ratio["median"],
+        }
+        for r in result.runs
+    ]
+    return Section(
+        "self_supervised_models",
+        BEATS_QUESTION,
+        [
+            AnswerBlock(packnet_vs_densedepth_answer(result)),
+            Paragraph(budget),
+            Table(runs, "every run of self_supervised.json"),
+        ],
+    )

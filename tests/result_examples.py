@@ -37,6 +37,7 @@ from probe.io import write_json
 from probe.jobs import Launch
 from probe.laws import LawResult, PropertiesResult
 from probe.results import Result
+from probe.evaluate_pose import PoseEvaluation
 from probe.roles import assign_roles
 from probe.rules import IGNORES_IMAGE_BELOW
 from probe.self_supervised_study import (
@@ -312,7 +313,13 @@ def self_supervised_run(seed: int, velocity_weight: float, noise: NoiseLevel, sc
                              velocity_weight=velocity_weight, noise=noise, params=100, steps=2, seconds=1.0,
                              reprojection_first=0.3, reprojection_last=0.2,
                              pose_scale_last=None if velocity_weight == 0 else 1.1, scale=scale_evaluation(scale),
-                             run_dir=f"runs/ssl/densedepth_{label}_seed{seed}")
+                             run_dir=f"runs/ssl/densedepth_{label}_seed{seed}",
+                             pose=None if velocity_weight == 0 else PoseEvaluation(
+                                 offsets=[-1, 1], n_windows=4,
+                                 per_source=[{"translation_ratio": 1.02, "translation_angle_deg": 3.5,
+                                              "rotation_error_deg": 0.4, "rotation_deg": 1.2},
+                                             {"translation_ratio": 0.97, "translation_angle_deg": 141.0,
+                                              "rotation_error_deg": 0.6, "rotation_deg": 1.2}]))
 
 
 def self_supervised() -> SelfSupervisedStudyResult:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from probe.errors import ShapeError
-from probe.geometry import (backproject, euler_to_matrix, inverse_warp, invert_pose, pose_vec_to_matrix, project,
-                            scale_intrinsics)
+from probe.geometry import (backproject, euler_to_matrix, inverse_warp, invert_pose, matrix_to_pose_vec,
+                            pose_vec_to_matrix, project, scale_intrinsics)
 
 K = torch.tensor([[[20.0, 0.0, 7.5], [0.0, 20.0, 5.5], [0.0, 0.0, 1.0]]], dtype=torch.float64)  # 12 x 16 image
 
@@ -83,3 +83,11 @@ def test_shape_errors_state_the_contract():
         backproject(torch.rand(1, 12, 16), K)
     with pytest.raises(ShapeError, match=r"\[B,4,4\]"):
         inverse_warp(torch.rand(1, 3, 12, 16), torch.rand(1, 1, 12, 16), torch.eye(4), K.float())
+
+
+def test_pose_vectors_and_matrices_invert_each_other():
+    torch.manual_seed(0)
+    vec = torch.cat([torch.randn(8, 3), (torch.rand(8, 3) - 0.5) * 2.0], dim=1).double()  # angles up to 1 rad
+    torch.testing.assert_close(matrix_to_pose_vec(pose_vec_to_matrix(vec)), vec)
+    with pytest.raises(ShapeError, match=r"\[B,4,4\]"):
+        matrix_to_pose_vec(torch.eye(4))

@@ -10,8 +10,9 @@ import pytest
 
 from probe.errors import ProbeError
 from probe.io import to_plain
-from probe.self_supervised_study import (Interval, NoiseLevel, SelfSupervisedStudyConfig, SelfSupervisedStudyResult,
-                                         run_self_supervised_study, study_runs)
+from probe.self_supervised_study import (QUICK, Interval, NoiseLevel, SelfSupervisedStudyConfig,
+                                         SelfSupervisedStudyResult, parse_noise_levels, run_self_supervised_study,
+                                         study_runs)
 
 
 def _config(out: Path, **overrides) -> SelfSupervisedStudyConfig:
@@ -30,6 +31,8 @@ def test_the_matrix_has_a_run_without_velocity_and_one_per_noise_level_per_model
     assert first[0].train.dataset_options == {} and first[2].train.dataset_options["velocity_noise"] == 0.2
     assert all(r.train.objective == "self_supervised" and r.train.seed == r.seed for r in runs)
     assert len({r.id for r in runs}) == len(runs)
+    assert all(r.train.checkpoint_every is None for r in runs)
+    assert {r.train.checkpoint_every for r in study_runs(_config(tmp_path, checkpoint_every=50))} == {50}
     only_velocity = study_runs(_config(tmp_path, include_no_velocity=False))
     assert [r.velocity_weight for r in only_velocity] == [0.1, 0.1]
 
@@ -59,6 +62,7 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     for run in result.runs:
         assert run.steps == 2 and run.scale.n_images == 4
         assert (Path(run.run_dir) / "eval" / "scale.json").is_file()
+        assert run.pose is not None and run.pose.offsets == [-1, 1]  # PoseNet scored against the exact poses
     clean = result.condition("densedepth", 0.1)
     assert clean.seeds == [0] and clean.scale_ratio.n == 1
     data = json.loads((tmp_path / "self_supervised.json").read_text())
@@ -69,6 +73,48 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     assert ratio.mean == result.conditions[0].scale_ratio.mean and math.isnan(ratio.std) and ratio.n == 1
     with pytest.raises(ProbeError, match="no condition"):
         result.condition("packnet_b", 0.1)
+
+
+def test_noise_levels_parse_std_bias_and_dropout_and_refuse_the_rest():
+    assert parse_noise_levels("0, 0.2,b-0.1,d0.5") == (NoiseLevel(), NoiseLevel(std=0.2), NoiseLevel(bias=-0.1),
+                                                       NoiseLevel(dropout=0.5))
+    assert parse_noise_levels("") == ()
+    for bad in ("x", "-0.1", "d1.5", "bnan"):
+        with pytest.raises(ProbeError, match="--velocity-noise"):
+            parse_noise_levels(bad)
+
+
+def test_quick_fills_the_settings_left_at_their_defaults_and_sizes_the_split_for_the_steps(tmp_path):
+    plain = SelfSupervisedStudyConfig(out=tmp_path)
+    assert plain.resolved() == plain  # nothing to apply
+    quick = SelfSupervisedStudyConfig(quick=True, seeds=(3, 4), input_size=(32, 48), out=tmp_path).resolved()
+    assert (quick.width, quick.max_steps, quick.pose_lr, quick.smoothness_weight) == (
+        QUICK["width"], QUICK["max_steps"], QUICK["pose_lr"], QUICK["smoothness_weight"])
+    assert quick.seeds == (3, 4) and quick.input_size == (32, 48)  # given settings win
+    assert quick.dataset_length == QUICK["max_steps"] * QUICK["batch_size"]  # one epoch holds every step
+
+
+def test_cli_runs_the_study_prints_both_answers_and_writes_one_schema(run_cli, tmp_path):
+    out = tmp_path / "ssl"
+    res = run_cli("experiment", "self-supervised", "--models", "densedepth", "--seeds", "0", "--steps", "1",
+                  "--velocity-noise", "0", "--skip-no-velocity-run", "--width", "0.0625", "--pose-width", "0.25",
+                  "--input-size", "32x48", "--batch-size", "2", "--eval-length", "2", "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    assert "Does the velocity loss recover metric scale? Inconclusive" in res.out  # one seed: no interval
+    assert "Does PackNet beat DenseDepth in its own regime? Inconclusive" in res.out  # no PackNet run
+    result = SelfSupervisedStudyResult.from_json(json.loads((out / "self_supervised.json").read_text()))
+    assert [r.id for r in result.runs] == ["densedepth_velocity_clean_seed0"] and result.runs[0].steps == 1
+    assert (out / "self_supervised_scale.png").is_file()
+
+
+@pytest.mark.parametrize("flags,match", [(["--velocity-noise", "fast"], "--velocity-noise"),
+                                         (["--seeds", "a,b"], "--seeds"),
+                                         (["--models", "posenet"], "--models"),
+                                         (["--input-size", "big"], "--input-size")])
+def test_cli_refuses_bad_flags_in_one_line_before_writing(run_cli, tmp_path, flags, match):
+    res = run_cli("experiment", "self-supervised", *flags, "--out", tmp_path / "never")
+    assert res.code == 2 and match in res.err and len(res.err.strip().splitlines()) == 1, res
+    assert not (tmp_path / "never").exists()
 
 
 def test_parallel_2_gives_the_sequential_matrix_numbers(tmp_path):

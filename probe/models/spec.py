@@ -89,6 +89,8 @@ def resolve_spec(spec: str) -> ResolvedSpec:
     if not isinstance(spec, str) or not spec.strip():
         raise ProbeError(f"--model: expected a model name or SPEC, got {spec!r}")
     spec = spec.strip()
+    if any(c in spec for c in "\r\n"):  # a name or path is one line; echoing several would break a one-line error
+        raise ProbeError(f"--model: a SPEC is one line (a zoo name or path.py:factory), got {spec!r}")
     if spec in MODELS:
         return ResolvedSpec(spec, "zoo", spec, "probe zoo", lambda: MODELS.get(spec))
     target, sep, attribute = spec.rpartition(":")

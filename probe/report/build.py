@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import analyses  # noqa: F401  (registers every analysis' questions and sections)
 import probe.experiments  # noqa: F401  (registers the experiment matrix' and the cost question's)
+import probe.self_supervised_study  # noqa: F401  (registers the self-supervised study's questions)
 from probe.errors import ProbeError, one_line
 from probe.io import atomic_write
 from probe.registry import Entry
@@ -135,8 +136,11 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     summary = Section("summary", report_title(results)[1])
     regime, failure = _guarded(regime_section, results, "regime")
     sections, not_run = [*([regime] if regime else []), summary], [failure] if failure else []
+    named: set[str] = set()  # unreadable files already named by a section's line: one line names each file
     for entry in sorted(SECTIONS.entries(), key=lambda e: e.meta.get("order", 1000)):
-        reason = _missing(entry, results)
+        if _optional_and_absent(entry, results):
+            continue
+        reason = _missing(entry, results, named)
         section = None
         if reason is None:
             section, reason = _guarded(entry.factory, results, entry.description)
@@ -157,13 +161,27 @@ def build_sections(results: Results) -> tuple[list[Section], list[str]]:
     return sections, not_run + ([failures] if failures else [])
 
 
-def _missing(entry: Entry[Builder], results: Results) -> str | None:
-    """Why a section cannot be built from ``results`` (None when at least one result it needs was read)."""
+def _optional_and_absent(entry: Entry[Builder], results: Results) -> bool:
+    """A section registered ``optional=True`` (an experiment outside `probe study`'s steps) whose result files are
+    neither found nor unreadable: left out of the report, not listed under "Not run"."""
+    needs = entry.meta.get("needs", ())
+    return bool(entry.meta.get("optional")) and not any(results.has(c.name) or results.errors(c.name) for c in needs)
+
+
+def _missing(entry: Entry[Builder], results: Results, named: set[str]) -> str | None:
+    """Why a section cannot be built from ``results`` (None when at least one result it needs was read).
+
+    A file that could not be read is named with its error once; a later section needing the same
+    file (one result answering two questions) points back to that line.
+    """
     needs = entry.meta.get("needs", ())
     if not needs or any(results.has(cls.name) for cls in needs):
         return None
     errors = [line for cls in needs for line in results.errors(cls.name)]
+    if errors and errors[0] in named:
+        return f"{entry.description} (could not read {', '.join(f'{cls.name}.json' for cls in needs)}: see above)"
     if errors:
+        named.add(errors[0])
         return f"{entry.description} (could not read: {errors[0]})"
     return f"{entry.description} (needs {', '.join(f'{cls.name}.json' for cls in needs)})"
 

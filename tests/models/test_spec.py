@@ -179,3 +179,10 @@ def test_display_name_is_readable_without_importing():
     assert display_name("mypkg.nets:make_unet") == "nets.make_unet"
     assert display_name("packnet_b") == "packnet_b"
     assert display_name("examples/unet.py:build", {"name": "my_unet"}) == "my_unet"
+
+
+def test_a_spec_with_line_breaks_is_refused_in_one_line():
+    """Found by tests/test_attacks_runs.py: a config.json model of several lines made a several-line error."""
+    with pytest.raises(ProbeError, match=r"SPEC is one line") as info:
+        resolve_spec("line one\n# heading\n- item")
+    assert "\n" not in str(info.value)

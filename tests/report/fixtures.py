@@ -19,7 +19,8 @@ PACK_PSNR, POOL_PSNR = [30.0, 25.0], [24.0, 20.0]
 def full_run(root: Path) -> Path:
     """A study folder with every analysis, the experiment matrix, a training run and its evaluation."""
     for result in (ex.gradients(GRADIENTS), ex.collapse(COLLAPSE), ex.autoencoder(PACK_PSNR, POOL_PSNR),
-                   ex.noise(NOISE), ex.complexity(), ex.experiments(), ex.properties(), ex.attribution()):
+                   ex.noise(NOISE), ex.complexity(), ex.experiments(), ex.properties(), ex.attribution(),
+                   ex.self_supervised()):
         ex.write(result, root)
     prepare_run_dir(root, "study", {"quick": True}, seed=0)
     train_run(root / "densedepth")

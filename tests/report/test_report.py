@@ -15,7 +15,8 @@ from tests.report import fixtures as fx
 
 QUESTION_TITLES = ("Do PackNet&#x27;s gradients vanish?", "Does the prediction collapse to the mean?",
                    "Does packing preserve information?", "How noisy are the batches?",
-                   "What does the extra capacity cost?")
+                   "What does the extra capacity cost?", "Does the velocity loss recover metric scale?",
+                   "Does PackNet beat DenseDepth in its own regime?")
 
 
 def test_full_run_fills_every_question_section(tmp_path):

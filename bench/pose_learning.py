@@ -1,0 +1,183 @@
+"""Does PoseNet learn the camera motion, and does the depth scale follow it? Self-supervised training on CPU, with
+the pose or the depth optionally replaced by the exact one, scored on held-out windows every few steps.
+
+The velocity loss fixes the *length* of PoseNet's translation; the photometric loss must find its *direction*.
+This bench trains a depth model and PoseNet on synthetic video and prints, every ``--every`` steps:
+
+- per source frame (t-1, t+1): PoseNet's translation angle to the exact one, its length over the exact
+  distance, and its rotation error (:func:`probe.evaluate_pose.evaluate_pose`);
+- the depth's scale factor median(gt) / median(pred) and its median-scaled abs_rel against the median-scaled
+  constant predictor (:func:`probe.evaluate_scale.evaluate_scale`).
+
+``--exact-pose`` warps with the exact poses (the depth learns alone: can the photometric loss make it metric?);
+``--exact-depth`` gives the loss the exact depth (PoseNet learns alone: can it find the motion at all?).
+
+    python3 bench/pose_learning.py --dataset synthetic_video --exact-depth --steps 600 --out runs/pose-indoor.json
+    python3 bench/pose_learning.py --dataset synthetic_video_outdoor --pose-lr 3e-3 --steps 800
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bench.record import write_bench_record  # noqa: E402
+from probe.data import get_dataset  # noqa: E402
+from probe.evaluate_pose import evaluate_pose  # noqa: E402
+from probe.evaluate_scale import evaluate_scale  # noqa: E402
+from probe.geometry import matrix_to_pose_vec  # noqa: E402
+from probe.losses import LossOutput  # noqa: E402
+from probe.models import build_model  # noqa: E402
+from probe.models.posenet import PoseNet  # noqa: E402
+from probe.options import parse_key_values, parse_size  # noqa: E402
+from probe.self_supervised_losses import DEFAULT_WEIGHTS, SelfSupervisedLoss  # noqa: E402
+from probe.training.loader import make_loader  # noqa: E402
+from probe.training.loop import StepSetup, train_step  # noqa: E402
+from probe.training.objective import Forward  # noqa: E402
+from probe.training.self_supervised import SelfSupervisedObjective  # noqa: E402
+
+#: exact depth (metres) -> what a model of each output space emits for it
+FROM_METRES = {"inverse": lambda d, cap: 1.0 / d, "depthnorm": lambda d, cap: cap / d, "metric": lambda d, cap: d}
+
+
+class OracleObjective(SelfSupervisedObjective):
+    """The self-supervised objective with PoseNet's output or the depth model's replaced by the exact values."""
+
+    def __init__(self, *args: Any, exact_pose: bool, exact_depth: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exact_pose, self.exact_depth = exact_pose, exact_depth
+
+    def __call__(self, model: nn.Module, batch: dict[str, Any], forward: Forward) -> LossOutput:
+        def routed(module: nn.Module, *inputs: torch.Tensor) -> Any:
+            if self.exact_pose and module is self.pose_forward:
+                poses = batch["poses"]
+                return matrix_to_pose_vec(poses.flatten(0, 1).double()).float().view(*poses.shape[:2], 6)
+            if self.exact_depth and module is model:
+                depth = torch.where(batch["valid"], batch["depth"], torch.full_like(batch["depth"], self.max_depth))
+                return [FROM_METRES[self.output_space](depth, self.max_depth)]
+            return forward(module, *inputs)
+
+        return super().__call__(model, batch, routed)
+
+
+def score(model: nn.Module, pose_net: PoseNet, test: Any, step: int) -> dict[str, Any]:
+    """PoseNet and depth on the held-out windows (both networks back in training mode afterwards)."""
+    pose = evaluate_pose(pose_net, test)
+    scale = evaluate_scale(model, test)
+    model.train()
+    pose_net.train()
+    return {
+        "step": step,
+        "translation_angle_deg": [s["translation_angle_deg"] for s in pose.per_source],
+        "translation_ratio": [s["translation_ratio"] for s in pose.per_source],
+        "rotation_error_deg": [s["rotation_error_deg"] for s in pose.per_source],
+        "rotation_deg": [s["rotation_deg"] for s in pose.per_source],
+        "scale_factor": scale.ratio["median"],
+        "abs_rel_median_scaled": scale.metrics_median_scaled["abs_rel"],
+        "constant_abs_rel": scale.constant_median_scaled["abs_rel"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="synthetic_video")
+    parser.add_argument("--data-option", action="append", default=[], help="dataset option KEY=VALUE (repeatable)")
+    parser.add_argument("--model", default="packnet_b")
+    parser.add_argument("--width", type=float, default=0.125)
+    parser.add_argument("--pose-width", type=float, default=0.5)
+    parser.add_argument("--size", default="64x96")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--every", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--pose-lr", type=float, default=1e-3)
+    parser.add_argument("--velocity-weight", type=float, default=0.1)
+    parser.add_argument("--smoothness-weight", type=float, default=0.01)
+    parser.add_argument("--exact-pose", action="store_true", help="warp with the exact poses (depth learns alone)")
+    parser.add_argument("--exact-depth", action="store_true", help="warp with the exact depth (PoseNet learns alone)")
+    parser.add_argument("--eval-length", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    size, options = parse_size(args.size), parse_key_values(args.data_option, "--data-option", "fps=5")
+    data = get_dataset(
+        args.dataset, input_size=size, length=args.steps * args.batch_size, seed=args.seed, augment=True, **options
+    )
+    test = get_dataset(args.dataset, split="test", input_size=size, length=args.eval_length, **options)
+    model = build_model(args.model, width=args.width).train()
+    pose_net = PoseNet(n_sources=len(data.context_offsets), width=args.pose_width)
+    weights = {**DEFAULT_WEIGHTS, "velocity": args.velocity_weight, "smoothness": args.smoothness_weight}
+    objective = OracleObjective(
+        pose_net,
+        SelfSupervisedLoss(weights),
+        output_space=model.output_space,
+        max_depth=data.info.max_depth,
+        exact_pose=args.exact_pose,
+        exact_depth=args.exact_depth,
+    )
+    optimizer = torch.optim.Adam(
+        [{"params": list(model.parameters())}, {"params": list(pose_net.parameters()), "lr": args.pose_lr}], lr=args.lr
+    )
+    setup = StepSetup(module=model, device=torch.device("cpu"))
+    loader = make_loader(data, args.batch_size, seed=args.seed, workers=0, shuffle=True)
+    loader.set_epoch(0)
+    load_before, start = os.getloadavg(), time.time()
+    rows = []
+    for step, batch in enumerate(loader, 1):
+        train_step(model, batch, objective, optimizer, setup, step=step, epoch=0)
+        if step % args.every == 0 or step == args.steps:
+            rows.append(score(model, pose_net, test, step))
+            r = rows[-1]
+            print(
+                f"step {step}: translation angle {[round(a, 1) for a in r['translation_angle_deg']]} deg, length "
+                f"{[round(x, 2) for x in r['translation_ratio']]}, scale factor {r['scale_factor']:.3f}",
+                flush=True,
+            )
+
+    mode = "exact pose" if args.exact_pose else "exact depth" if args.exact_depth else "both learnt"
+    table = Table(title=f"{args.dataset} {args.size}, {args.model} {args.width:g}, {mode}, seed {args.seed}")
+    for column in (
+        "step",
+        "t angle (deg) per source",
+        "|t| / distance",
+        "rotation error (deg)",
+        "scale factor",
+        "abs_rel scaled",
+        "constant",
+    ):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["step"]),
+            ", ".join(f"{a:.1f}" for a in r["translation_angle_deg"]),
+            ", ".join(f"{x:.2f}" for x in r["translation_ratio"]),
+            ", ".join(f"{x:.2f}" for x in r["rotation_error_deg"]),
+            f"{r['scale_factor']:.3f}",
+            f"{r['abs_rel_median_scaled']:.3f}",
+            f"{r['constant_abs_rel']:.3f}",
+        )
+    Console(width=140).print(table)
+    seconds = time.time() - start
+    print(f"{seconds / 60:.1f} min; load average before/after {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}")
+    if args.out is not None:
+        write_bench_record(args.out, "pose_learning", argv, load_before, rows=rows, seconds=seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

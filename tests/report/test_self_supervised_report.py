@@ -1,0 +1,181 @@
+"""The self-supervised study's two verdicts on made-up results (positive and negative controls for each rule), and
+its report sections built from a ``self_supervised.json`` written through the study's dataclass."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from probe.errors import ProbeError
+from probe.evaluate_scale import ScaleEvaluation
+from probe.report.build import build_report, report_contents
+from probe.report.collect import collect_results
+from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
+                                         SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
+                                         metric_scale_answer, packnet_vs_densedepth_answer, summarise)
+from tests import result_examples as examples
+
+CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
+
+
+def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, abs_rel: float,
+         constant: float = 0.25) -> SelfSupervisedRun:
+    scale = ScaleEvaluation(dataset="synthetic_video", split="test", protocol="nyu_eigen", model=model, n_images=8,
+                            metrics={"abs_rel": abs_rel + abs(1 - ratio)}, metrics_median_scaled={"abs_rel": abs_rel,
+                                                                                                  "delta1": 0.8},
+                            constant_median_scaled={"abs_rel": constant},
+                            ratio={"median": ratio, "within_10_percent": float(abs(ratio - 1) <= 0.1)},
+                            per_image_ratio=[ratio] * 8)
+    tag = f"velocity_{noise.label}" if weight else "no_velocity"
+    return SelfSupervisedRun(id=f"{model}_{tag}_seed{seed}", model=model, seed=seed, velocity_weight=weight,
+                             noise=noise, params=1000, steps=10, seconds=1.0, reprojection_first=0.04,
+                             reprojection_last=0.02, pose_scale_last=1.0, scale=scale, run_dir=f"runs/{seed}")
+
+
+def _study(cells: dict[tuple[str, float, NoiseLevel], list[tuple[float, float]]]) -> SelfSupervisedStudyResult:
+    """cells: (model, velocity weight, noise) -> per seed (scale factor, median-scaled abs_rel)."""
+    runs = [_run(model, seed, weight, noise, ratio, abs_rel)
+            for (model, weight, noise), values in cells.items() for seed, (ratio, abs_rel) in enumerate(values)]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+
+
+def _scale_study(ratios: list[float], model: str = "packnet_b") -> SelfSupervisedStudyResult:
+    return _study({(model, 0.0, CLEAN): [(0.8, 0.2)] * len(ratios),
+                   (model, 0.1, CLEAN): [(r, 0.2) for r in ratios],
+                   (model, 0.1, NOISY): [(r * 1.3, 0.2) for r in ratios]})
+
+
+def test_scale_factors_near_one_over_seeds_answer_yes():
+    answer = metric_scale_answer(_scale_study([1.0, 0.98, 1.02]))
+    assert answer.verdict == "yes" and answer.question == SCALE_QUESTION
+    assert answer.sentence.startswith("Yes: ") and "packnet_b 1 [0.95, 1.05]" in answer.sentence
+    assert "std0.2" in answer.sentence  # how it degrades under noise is stated too
+
+
+def test_scale_factors_far_from_one_answer_no():
+    answer = metric_scale_answer(_scale_study([0.40, 0.45, 0.35]))
+    assert answer.verdict == "no" and answer.sentence.startswith("No: ")
+
+
+@pytest.mark.parametrize("ratios", [[0.7, 1.0, 1.3], [1.0]])
+def test_a_wide_interval_or_a_single_seed_is_inconclusive(ratios):
+    assert metric_scale_answer(_scale_study(ratios)).verdict == "inconclusive"
+
+
+def test_models_that_disagree_make_the_scale_answer_partly():
+    result = _study({("packnet_b", 0.1, CLEAN): [(1.0, 0.2), (0.98, 0.2), (1.02, 0.2)],
+                     ("densedepth", 0.1, CLEAN): [(0.4, 0.2), (0.45, 0.2), (0.35, 0.2)]})
+    assert metric_scale_answer(result).verdict == "partly"
+
+
+def test_without_a_clean_velocity_run_the_scale_question_is_inconclusive():
+    result = _study({("packnet_b", 0.0, CLEAN): [(1.0, 0.2), (1.0, 0.2)],
+                     ("packnet_b", 0.1, NOISY): [(1.0, 0.2), (1.0, 0.2)]})
+    assert metric_scale_answer(result).verdict == "inconclusive"
+
+
+def test_the_band_rule_reads_the_interval_not_the_mean():
+    assert band_verdict(Interval(1.0, 0.01, 0.95, 1.05, 3)) == "yes"
+    assert band_verdict(Interval(1.0, 0.2, 0.5, 1.5, 3)) == "inconclusive"  # mean on 1, interval far wider
+    assert band_verdict(Interval(0.4, 0.02, 0.35, 0.45, 3)) == "no"
+    assert band_verdict(Interval(1.15, 0.02, 1.12, 1.18, 3)) == "no"
+    assert band_verdict(Interval(1.0, float("nan"), float("nan"), float("nan"), 1)) == "inconclusive"
+
+
+def _model_study(packnet: list[float], densedepth: list[float]) -> SelfSupervisedStudyResult:
+    return _study({("packnet_b", 0.0, CLEAN): [(1.0, a) for a in packnet],
+                   ("densedepth", 0.0, CLEAN): [(1.0, a) for a in densedepth],
+                   ("packnet_b", 0.1, CLEAN): [(1.0, a) for a in packnet],
+                   ("densedepth", 0.1, CLEAN): [(1.0, a) for a in densedepth]})
+
+
+def test_packnet_clearly_lower_abs_rel_on_paired_seeds_answers_yes():
+    answer = packnet_vs_densedepth_answer(_model_study([0.10, 0.115, 0.12], [0.15, 0.16, 0.17]))
+    assert answer.verdict == "yes" and answer.question == BEATS_QUESTION
+    assert len(answer.evidence) == 2 and all(row["verdict"] == "yes" for row in answer.evidence)
+
+
+def test_packnet_clearly_higher_abs_rel_answers_no():
+    assert packnet_vs_densedepth_answer(_model_study([0.15, 0.16, 0.17], [0.10, 0.115, 0.12])).verdict == "no"
+
+
+def test_overlapping_abs_rel_is_inconclusive():
+    assert packnet_vs_densedepth_answer(_model_study([0.10, 0.16, 0.13], [0.12, 0.13, 0.14])).verdict == "inconclusive"
+
+
+def test_models_that_do_not_beat_the_constant_predictor_are_not_compared():
+    # PackNet is clearly lower, but both are above the constant predictor's 0.25: neither learnt depth
+    answer = packnet_vs_densedepth_answer(_model_study([0.30, 0.31, 0.32], [0.40, 0.41, 0.42]))
+    assert answer.verdict == "inconclusive" and "neither beats the constant predictor" in answer.sentence
+
+
+def test_a_win_over_a_model_that_learnt_no_depth_names_it():
+    # PackNet beats the constant predictor's 0.25, DenseDepth does not: the verdict stands, with the caveat
+    answer = packnet_vs_densedepth_answer(_model_study([0.10, 0.115, 0.12], [0.26, 0.27, 0.25]))
+    assert answer.verdict == "yes" and "densedepth does not beat the constant predictor" in answer.sentence
+
+
+def test_a_study_of_one_architecture_cannot_compare():
+    assert packnet_vs_densedepth_answer(_scale_study([1.0, 1.0])).verdict == "inconclusive"
+
+
+def test_the_report_shows_both_sections_with_the_figure_from_the_study_json(tmp_path):
+    result = _model_study([0.10, 0.115, 0.12], [0.15, 0.16, 0.17])
+    result.save(tmp_path / "ssl")
+    assert (tmp_path / "ssl" / "self_supervised_scale.png").read_bytes()[:4] == b"\x89PNG"
+    html = build_report([tmp_path / "ssl"], tmp_path / "report.html").read_text()
+    assert "<h2>Does the velocity loss recover metric scale?</h2>" in html
+    assert "<h2>Does PackNet beat DenseDepth in its own regime?</h2>" in html
+    assert html.count("data:image/png;base64,") >= 1 and "Scale factor per velocity-noise level" in html
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "runs": []}))
+    with pytest.raises(ProbeError, match=r"bad/self_supervised.json: schema_version"):  # one line naming file and key
+        build_report([bad], tmp_path / "bad.html")
+
+
+def test_an_unreadable_study_json_is_named_on_one_line_though_two_sections_need_it(tmp_path):
+    run = tmp_path / "run"
+    examples.write(examples.properties(), run)  # something readable, so the report is built
+    (run / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "schema_version": 2}))
+    _, not_run = report_contents(collect_results([run]))
+    naming = [line for line in not_run if str(run / "self_supervised.json") in line]
+    assert len(naming) == 1 and "config: missing key" in naming[0] and SCALE_QUESTION in naming[0]
+    assert f"{BEATS_QUESTION} (could not read self_supervised.json: see above)" in not_run
+
+
+def test_angles_are_shown_in_degrees_with_one_decimal_not_in_exponent_form():
+    from probe.self_supervised_study import _interval_text
+
+    interval = Interval.of([120.0, 130.0])  # mean 125, t(1) = 12.706, std 7.07: half-width 63.5
+    assert _interval_text(interval, decimals=1) == "125.0 [61.5, 188.5]"
+    assert _interval_text(interval, 2) == "1.2e+02 [61, 1.9e+02]"  # what significant digits made of it
+    assert _interval_text(Interval.of([7.25]), decimals=1) == "7.2 (n=1, no interval)"
+
+
+def test_a_scale_near_one_of_a_depth_that_does_not_beat_the_constant_predictor_is_inconclusive():
+    """Learned gate: the scale factor of a structureless depth (median-scaled abs_rel at the constant predictor's
+    0.25) says nothing about metric scale, however near 1; the same factors with a learnt depth answer yes."""
+    unlearnt = _study({("packnet_b", 0.1, CLEAN): [(1.0, 0.26), (0.98, 0.25), (1.02, 0.27)]})
+    answer = metric_scale_answer(unlearnt)
+    assert answer.verdict == "inconclusive" and "not the scale of a learnt depth" in answer.sentence
+    assert "the depth beats the constant predictor in 0 of 3 seeds" in answer.sentence
+    learnt = _study({("packnet_b", 0.1, CLEAN): [(1.0, 0.2), (0.98, 0.2), (1.02, 0.2)]})
+    assert metric_scale_answer(learnt).verdict == "yes"
+
+
+def test_the_scale_answer_counts_the_seeds_whose_depth_learnt():
+    one_of_three = _study({("packnet_b", 0.1, CLEAN): [(0.81, 0.22), (0.53, 0.26), (1.15, 0.25)]})
+    answer = metric_scale_answer(one_of_three)  # mean abs_rel 0.243 < 0.25: learnt on average, 1 seed of 3
+    assert "in 1 of 3 seeds" in answer.sentence and "not the scale of a learnt depth" not in answer.sentence
+    assert answer.evidence[0]["seeds whose depth beats the constant predictor"] == "1 of 3"
+
+
+def test_without_a_study_json_its_sections_are_left_out_not_listed_as_not_run(tmp_path):
+    """`probe study` does not run this experiment: its report must not list the two questions as not run."""
+    examples.write(examples.properties(), tmp_path / "run")
+    sections, not_run = report_contents(collect_results([tmp_path / "run"]))
+    assert not any(SCALE_QUESTION in line or BEATS_QUESTION in line for line in not_run), not_run
+    assert not any(s.key.startswith("self_supervised") for s in sections)
