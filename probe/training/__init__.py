@@ -6,6 +6,8 @@
 >>> model, run_config = load_checkpoint("runs/tiny")                            # doctest: +SKIP
 """
 
+# the self-supervised objective registers itself in OBJECTIVES (objective.py does not import it: no cycle)
+from probe.training import self_supervised as _self_supervised  # noqa: F401
 from probe.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
 from probe.training.config import TrainConfig  # noqa: F401
 from probe.training.hooks import StepStats, TrainHook  # noqa: F401

@@ -104,6 +104,3 @@ def supervised_loss(config: Any, model: nn.Module, dataset: Any) -> Callable[...
 def build_objective(config: Any, model: nn.Module, dataset: Any, device: torch.device) -> Objective:
     """The objective ``config.objective`` for ``model`` trained on ``dataset`` (checks fit before any work)."""
     return OBJECTIVES.build(config.objective, config, model, dataset, device)
-
-
-from probe.training import self_supervised as _self_supervised  # noqa: E402,F401  (registers "self_supervised")
