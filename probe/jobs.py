@@ -51,6 +51,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -343,12 +344,29 @@ def _gpus_for(device: str, parallel: int, flag: str = "--parallel") -> list[str]
     return ids[:parallel]
 
 
-def _init_worker(threads: int, gpus: Any) -> None:
-    """A pool worker's set-up, before its first job: its GPU (before CUDA starts), its threads, no progress bars."""
+def _init_worker(threads: int, gpus: Any, parent: int | None = None) -> None:
+    """A pool worker's set-up, before its first job: its GPU (before CUDA starts), its threads, no progress bars,
+    and (``parent``: the pid that started the pool) a watch that ends the worker when that process is gone."""
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
     os.environ[PROGRESS_ENV] = "0"
     set_threads(threads)
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), name="probe-parent-watch", daemon=True).start()
+
+
+PARENT_POLL_S = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once ``parent`` is no longer its parent process.
+
+    A SIGTERM or SIGKILL gives the parent no chance to stop its pool, and the workers would go on training
+    for hours.  A run stopped this way resumes from its newest checkpoint (written atomically) next time.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 def _pool_job(job: Job) -> Any:
@@ -367,7 +385,7 @@ def _run_pool(jobs: Sequence[Job], launch: Launch, device: str, what: str) -> li
     threads = launch.threads or threads_per_job(workers)
     results: dict[int, Any] = {}
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, queue)
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, queue, os.getpid())
     )
     try:
         futures: dict[Future[Any], int] = {pool.submit(_pool_job, job): i for i, job in enumerate(jobs)}

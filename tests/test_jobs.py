@@ -99,6 +99,45 @@ def test_on_cuda_each_worker_gets_one_visible_gpu_of_its_own(monkeypatch):
     assert _gpus_for("auto", 2) is None
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that is gone to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_pool_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """SIGKILL leaves the parent no chance to stop its pool: the workers notice and end themselves."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from probe.jobs import Job, Launch, run_jobs; "
+        "from tests.test_jobs import _sleeps; out = Path(sys.argv[1]); "
+        "run_jobs([Job(n, out / n, _sleeps, (300,)) for n in ('a', 'b')], Launch(parallel=2), device='cpu')"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all((tmp_path / n / "job.json").is_file() for n in "ab"):
+            time.sleep(0.2)
+        pids = [JobRecord.read(tmp_path / n).attempts[0].pid for n in "ab"]
+        assert all(_alive(pid) for pid in pids) and parent.pid not in pids
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids), "a worker outlived the killed parent"
+
+
 def test_a_pool_worker_takes_its_gpu_and_threads_before_any_job(monkeypatch):
     for key in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PROBE_PROGRESS"):
         monkeypatch.setenv(key, "unset")  # restored after the test
