@@ -208,6 +208,20 @@ class SelfSupervisedStudyConfig:
     width: float = width_option()
     pose_width: float = option(1.0, help="PoseNet channel multiplier")
     pose_lr: float | None = option(None, help="PoseNet learning rate (default: --lr)")
+    pose_inputs: str = option(
+        "stack",
+        help="PoseNet input: stack (packnet-sfm) | pairs (monodepth2: one earlier-later pair per source, shared)",
+    )
+    automask_after: int = option(
+        0,
+        help="auto-mask static pixels only after N steps (before: every pixel reads the warped sources; "
+        "0: from the first step, packnet-sfm)",
+    )
+    source_average_steps: int = option(
+        0,
+        help="average the photometric error over the source frames for the first N steps, then the per-pixel "
+        "minimum (0: the minimum from the start, packnet-sfm)",
+    )
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     input_size: tuple[int, int] | None = input_size_option()
     dataset_length: int | None = option(None, help="training windows per run (default: enough for --steps)")
@@ -457,6 +471,9 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     smoothness_weight=config.smoothness_weight,
                     pose_width=config.pose_width,
                     pose_lr=config.pose_lr,
+                    source_average_steps=config.source_average_steps,
+                    automask_after=config.automask_after,
+                    pose_inputs=config.pose_inputs,
                     checkpoint_every=config.checkpoint_every,
                     out=run_dir,
                     resume=has_checkpoint(run_dir),
@@ -505,7 +522,12 @@ def _evaluate_pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConf
     checkpoint = latest_checkpoint(run_dir, with_state=True)
     if checkpoint is None:
         raise ProbeError(f"{run_dir}: no checkpoint to read the pose network from")
-    pose_net = PoseNet(n_sources=len(test.context_offsets), width=config.pose_width)
+    pose_net = PoseNet(
+        n_sources=len(test.context_offsets),
+        width=config.pose_width,
+        inputs=config.pose_inputs,
+        offsets=tuple(int(o) for o in test.context_offsets),
+    )
     pose_net.load_state_dict(read_state(checkpoint)["objective"]["pose_net"])
     return evaluate_pose(pose_net, test, batch_size=config.batch_size, device=_device(config))
 

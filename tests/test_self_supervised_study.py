@@ -33,6 +33,12 @@ def test_the_matrix_has_a_run_without_velocity_and_one_per_noise_level_per_model
     assert len({r.id for r in runs}) == len(runs)
     assert all(r.train.checkpoint_every is None for r in runs)
     assert {r.train.checkpoint_every for r in study_runs(_config(tmp_path, checkpoint_every=50))} == {50}
+    assert {r.train.source_average_steps for r in runs} == {0}
+    assert {r.train.source_average_steps for r in study_runs(_config(tmp_path, source_average_steps=7))} == {7}
+    assert {r.train.pose_inputs for r in runs} == {"stack"}
+    assert {r.train.pose_inputs for r in study_runs(_config(tmp_path, pose_inputs="pairs"))} == {"pairs"}
+    assert {r.train.automask_after for r in runs} == {0}
+    assert {r.train.automask_after for r in study_runs(_config(tmp_path, automask_after=9))} == {9}
     only_velocity = study_runs(_config(tmp_path, include_no_velocity=False))
     assert [r.velocity_weight for r in only_velocity] == [0.1, 0.1]
 
@@ -73,6 +79,15 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     assert ratio.mean == result.conditions[0].scale_ratio.mean and math.isnan(ratio.std) and ratio.n == 1
     with pytest.raises(ProbeError, match="no condition"):
         result.condition("packnet_b", 0.1)
+
+
+def test_a_run_with_paired_pose_inputs_scores_its_pair_network(tmp_path):
+    result = run_self_supervised_study(_config(tmp_path, include_no_velocity=False, noise_levels=(NoiseLevel(),),
+                                               pose_inputs="pairs", source_average_steps=1))
+    (run,) = result.runs
+    assert run.pose is not None and run.pose.offsets == [-1, 1] and run.pose.n_windows == 4
+    recorded = json.loads((Path(run.run_dir) / "config.json").read_text())["train"]["config"]
+    assert (recorded["pose_inputs"], recorded["source_average_steps"]) == ("pairs", 1)
 
 
 def test_noise_levels_parse_std_bias_and_dropout_and_refuse_the_rest():
