@@ -103,8 +103,10 @@ def test_quick_fills_the_settings_left_at_their_defaults_and_sizes_the_split_for
     plain = SelfSupervisedStudyConfig(out=tmp_path)
     assert plain.resolved() == plain  # nothing to apply
     quick = SelfSupervisedStudyConfig(quick=True, seeds=(3, 4), input_size=(32, 48), out=tmp_path).resolved()
-    assert (quick.width, quick.max_steps, quick.pose_lr, quick.smoothness_weight) == (
-        QUICK["width"], QUICK["max_steps"], QUICK["pose_lr"], QUICK["smoothness_weight"])
+    assert (quick.width, quick.max_steps, quick.pose_lr, quick.smoothness_weight, quick.automask_after) == (
+        QUICK["width"], QUICK["max_steps"], QUICK["pose_lr"], QUICK["smoothness_weight"], QUICK["automask_after"])
+    assert 0 < QUICK["automask_after"] < QUICK["max_steps"]  # PoseNet's direction first, then auto-masking
+    assert study_runs(quick)[0].train.automask_after == QUICK["automask_after"]
     assert quick.seeds == (3, 4) and quick.input_size == (32, 48)  # given settings win
     assert quick.dataset_length == QUICK["max_steps"] * QUICK["batch_size"]  # one epoch holds every step
 
