@@ -96,6 +96,8 @@ def test_a_malformed_fit_json_is_one_line_and_the_other_sections_render(tmp_path
     (("--images", "0"), "--images"),
     (("--images", "8,8"), "--images"),
     (("--steps", "0"), "--steps"),
+    (("--images", str(2**70)), "--images"),
+    (("--steps", str(2**70)), "--steps"),
     (("--lr", "-1"), "--lr"),
     (("--loss", "nope"), "--loss"),
     (("--loss-scales", "coarse"), "--loss-scales"),
