@@ -25,6 +25,7 @@ from analyses.attribution import AttributionConfig
 from analyses.autoencoder import AutoencoderConfig
 from analyses.collapse import CollapseConfig
 from analyses.complexity import ComplexityConfig
+from analyses.fit import FitConfig
 from analyses.gradients import GradientsConfig
 from analyses.noise import NoiseConfig
 from probe.errors import ProbeError, one_line
@@ -482,7 +483,7 @@ def predict_command(options: PredictOptions) -> None:
 
 
 # ----------------------------------------------------------------------------
-# section: gradients, noise, collapse
+# section: gradients, noise, collapse, fit
 # ----------------------------------------------------------------------------
 
 
@@ -553,6 +554,27 @@ def collapse_command(config: CollapseConfig) -> None:
             f"median R^2 {row.median_r2:.3g}, scale flagged {row.scale_flagged_share:.0%}; cross-image std of "
             f"log depth {row.image_dependence.cross_std_ratio:.3g} x the ground truth's, image fades at "
             f"{m.fade.fades_at if m.fade is not None and m.fade.fades_at else 'no block'}"
+        )
+
+
+@config_command(app, "fit", FitConfig)
+def fit_command(config: FitConfig) -> None:
+    """Can the model fit its own training images? Train on the first N training images (each N of --images) for
+    --steps steps, score on those images and on held-out ones against the per-image-median constant.
+
+    Example: probe fit --model packnet_slim_b --model densedepth --images 8,16,64 --steps 600 --out runs/fit
+    """
+    from analyses import fit
+    from probe.progress import progress_bar
+
+    with _writing(config.out, "fit", config), progress_bar() as progress:
+        result = fit.run(config, progress)
+        _save_analysis(result, config.out, config.device, config.seed)
+    for c in result.cells:
+        typer.echo(
+            f"{c.model} on {c.images} training images ({len(c.seeds)} seed(s)): scale-matched ratio "
+            f"{c.train_scale_matched_ratio.describe()} on them, {c.test_scale_matched_ratio.describe()} on test "
+            f"images: {c.verdict}"
         )
 
 

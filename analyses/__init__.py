@@ -14,4 +14,4 @@ batches with a hook attached) and :mod:`analyses.probes` (the training-probe
 base class and registry).
 """
 
-from analyses import attribution, autoencoder, collapse, complexity, gradients, noise  # noqa: F401
+from analyses import attribution, autoencoder, collapse, complexity, fit, gradients, noise  # noqa: F401

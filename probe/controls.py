@@ -24,6 +24,9 @@ image          :class:`FadingNet`: the image passes two convolutions, then a blo
 packing        :func:`packing_control_images` through :func:`pack_autoencoder` (one       near-lossless (PSNR
                level of space-to-depth) vs :func:`pool_autoencoder` (one 2x2 max-pool  >= 35 dB), max-pool
                and bilinear upsampling) of matched size                               not; "packing better"
+fit            :func:`fit_predictions` ``oracle``: the training images' ground truth  fits
+fit            ``constant`` (each image's median depth), ``fixed_map`` (one map for   does not fit
+               every image, the images' geometric mean per pixel)
 noise          :func:`injected_scatter_run`: a real training run whose logged loss     detrended CV within
                carries a known per-batch scatter                                      10% of the truth
 =============  =====================================================================  ====================
@@ -48,6 +51,7 @@ __all__ = [
     "FadingNet",
     "NoiseControl",
     "collapse_predictions",
+    "fit_predictions",
     "fit_regression",
     "image_predictions",
     "injected_scatter_run",
@@ -82,6 +86,10 @@ CONTROLS: dict[str, str] = {
     "packing": (
         "one level of space-to-depth packing reconstructs held-out images near-losslessly "
         "(>= 35 dB) where one 2x2 max-pool cannot; unconverged runs are reported as such"
+    ),
+    "fit": (
+        "calls the ground truth of the training images 'fits', and each image's median depth (the constant "
+        "predictor itself) and one fixed depth map for every image 'does not fit'"
     ),
     "noise": "recovers a known injected per-batch loss scatter within 10% of its true detrended CV",
     "learned": (
@@ -212,6 +220,26 @@ def image_predictions(depth: torch.Tensor, valid: torch.Tensor) -> dict[str, tor
     logs = torch.where(valid, depth.clamp_min(1e-6).log(), torch.zeros_like(depth))
     per_pixel = (logs.sum(0, keepdim=True) / m.sum(0, keepdim=True).clamp_min(1)).exp()
     return {"fixed_map": per_pixel.expand_as(depth).clone(), **collapse_predictions(depth, valid)}
+
+
+# -- fit ------------------------------------------------------------------------------------------
+
+
+def fit_predictions(depth: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The fit controls for the ground truth ``depth``/``valid`` ``[B,1,h,w]`` of training images: name -> prediction.
+
+    ``oracle``: the ground truth (a network that memorised its images: fits); ``constant``: each image filled with
+    the median of its valid depth (the reference predictor itself: does not fit); ``fixed_map``: one depth map for
+    every image (:func:`image_predictions`' geometric mean per pixel: structure that ignores the image, does not
+    fit).
+    """
+    from probe.heldout import constant_median_prediction
+
+    return {
+        "oracle": depth.clone(),
+        "constant": constant_median_prediction(depth, valid),
+        "fixed_map": image_predictions(depth, valid)["fixed_map"],
+    }
 
 
 class FadingNet(nn.Module):

@@ -58,6 +58,11 @@ __all__ = [
     "PackingComparison",
     "PackingRun",
     "COLLAPSE_RULE",
+    "FIT_BELOW",
+    "FIT_RULE",
+    "FitCall",
+    "fit_call",
+    "largest_fitted",
     "COLLAPSED_SHARE",
     "GRADIENT_SEEDS_RULE",
     "SCATTER_BAND",
@@ -333,6 +338,60 @@ def image_call(cross_std_ratio: Estimate | None) -> ImageCall:
         f"depends on the image (its cross-image variation is {ratio} of the ground truth's)",
         decision,
     )
+
+
+# -- fit: can the model fit its own training images? ---------------------------------------------
+
+#: A model fits N training images when its scale-matched abs_rel on them is below this fraction of the
+#: per-image-median constant's (interval included).  The constant is 1 by construction, the ground truth 0; a
+#: network that memorised its images sits far below the learned threshold (0.8): PackNetSlim B at 0.22 on 8
+#: images, DenseDepth at 0.72 on 64 (issue 10, 600 steps, width 1/16, 64x96), so 0.5 separates "fitted" from
+#: "learned a little" with room on both sides.
+FIT_BELOW = 0.5
+FIT_RULE = (
+    "A model 'fits N images' when, trained for the step budget on exactly the first N training images, its "
+    "scale-matched abs_rel on those same N images (after per-image median scaling, over the per-image-median "
+    f"constant predictor's abs_rel) lies below {FIT_BELOW:g} with its whole 95% interval; it 'does not fit' when "
+    f"the whole interval lies above {FIT_BELOW:g}; inconclusive otherwise. Intervals: Student t over seeds, or the "
+    "paired bootstrap over the N images of a single run. The answer names the largest N the model fits. A model "
+    "that cannot fit a handful of its own training images fails to optimise; whether it generalises is a "
+    "separate question (the test-set ratio is shown alongside)."
+)
+
+
+@dataclass
+class FitCall:
+    """What :data:`FIT_RULE` says about one model at one training-set size: ``fits``, ``does not fit`` or
+    ``inconclusive``, with the verdict behind it."""
+
+    verdict: str
+    sentence: str
+    decision: Verdict
+
+
+def fit_call(scale_matched_ratio: Estimate | None) -> FitCall:
+    """:data:`FIT_RULE` on the train-set scale-matched abs_rel ratio (with its interval).
+
+    >>> fit_call(seed_interval([0.2, 0.25, 0.22])).verdict, fit_call(seed_interval([0.95, 1.0, 0.9])).verdict
+    ('fits', 'does not fit')
+    >>> fit_call(seed_interval([0.3, 0.9, 0.5])).verdict, fit_call(None).verdict
+    ('inconclusive', 'inconclusive')
+    """
+    decision = decide(scale_matched_ratio, threshold=FIT_BELOW, below="fits", above="does not fit")
+    if not decision.conclusive or scale_matched_ratio is None:
+        return FitCall("inconclusive", decision.sentence, decision)
+    shown = interval_text(scale_matched_ratio)
+    return FitCall(decision.verdict, f"{decision.verdict} (scale-matched ratio {shown})", decision)
+
+
+def largest_fitted(calls: dict[int, str]) -> int | None:
+    """The largest training-set size whose call is ``fits`` (None: none).
+
+    >>> largest_fitted({8: "fits", 16: "inconclusive", 64: "does not fit"}), largest_fitted({8: "does not fit"})
+    (8, None)
+    """
+    fitted = [n for n, verdict in calls.items() if verdict == "fits"]
+    return max(fitted) if fitted else None
 
 
 # -- noise ----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from analyses.attribution import (
 )
 from analyses.autoencoder import AutoencoderConfig, AutoencoderResult, AutoencoderRun, ModelCost
 from analyses.collapse import CollapseResult, ImageFade, LayerShare, ModelCollapse, fades_at, measure_prediction
+from analyses.fit import FitResult, FitRun
 from analyses.complexity import BlockCost, ComplexityConfig, ComplexityResult, Latency, ModelComplexity, TrainingMemory
 from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
@@ -336,6 +337,20 @@ def study_log() -> StudyLog:
                      StepRecord("properties", "reused", 0.0, [])])
 
 
+
+# -- fit: a model at `ratios[N]` x the constant on its N training images, by the real rule ------------
+
+def fit(ratios_by_model: dict[str, dict[int, float]], seeds: tuple[int, ...] = (0,), test_ratio: float = 0.95,
+        baselines: tuple[str, ...] = ()) -> FitResult:
+    """Each model at each N: scale-matched ratio ``ratios[N]`` on its N training images, ``test_ratio`` on 12 test
+    images (a few percent of scatter per seed), cells and calls by :class:`analyses.fit.FitResult`."""
+    runs = [FitRun(name, n, s, 600, f"runs/fit/{name}/images_{n}/seed_{s}",
+                   held_out(2.0 * r, scale_matched=r, seed=s, n=max(n, 2)),
+                   held_out(2.0 * test_ratio, scale_matched=test_ratio, seed=s))
+            for name, ratios in ratios_by_model.items() for n, r in ratios.items() for s in seeds]
+    config = {"steps": 600, "images": sorted({n for r in ratios_by_model.values() for n in r})}
+    return FitResult.of(runs, roles(list(ratios_by_model), baselines), config)
+
 #: one instance of every Result class, with NaN, +inf and None values where the schema allows them
 EXAMPLES: dict[type[Result], Callable[[], Result]] = {
     GradientsResult: lambda: gradients({"packnet_b": [1e-4, 1e-6, float("nan"), 1.0], "densedepth": [1.0] * 4},
@@ -354,4 +369,6 @@ EXAMPLES: dict[type[Result], Callable[[], Result]] = {
     StudyLog: study_log,
     ScaleEvaluation: scale_evaluation,
     SelfSupervisedStudyResult: self_supervised,
+    FitResult: lambda: fit({"packnet_slim_b": {8: 0.2, 16: 0.75, 64: 1.0}, "densedepth": {8: 0.1, 64: 0.45}},
+                           seeds=(0, 1)),
 }

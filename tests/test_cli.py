@@ -308,7 +308,7 @@ COMMANDS = _command_paths(typer.main.get_command(cli.app))
 def test_every_command_is_registered() -> None:
     expected = {("models",), ("properties",), ("complexity",), ("datasets",), ("data", "check"),
                 ("data", "preview"), ("data", "download"), ("train",), ("eval",), ("predict",),
-                ("experiment", "seed-study"), ("gradients",), ("noise",), ("collapse",), ("autoencoder",),
+                ("experiment", "seed-study"), ("gradients",), ("noise",), ("collapse",), ("fit",), ("autoencoder",),
                 ("attribution",), ("report",), ("study",)}
     assert expected <= set(COMMANDS)
 

@@ -10,13 +10,14 @@ import torch
 from analyses.collapse import collapse_statistics, cross_std_ratio_interval, image_fade, image_dependence
 from analyses.gradients import GradientRecorder
 from analyses.noise import loss_statistics
-from probe.controls import (CONTROLS, FadingNet, collapse_predictions, fit_regression, image_predictions,
+from probe.controls import (CONTROLS, FadingNet, collapse_predictions, fit_predictions, fit_regression,
+                            image_predictions,
                             injected_scatter_run, pack_autoencoder, packing_control_images, plain_sigmoid_cnn,
                             pool_autoencoder, regression_task, residual_norm_cnn)
 from probe.data.samples import load_first_samples
 from probe.image_quality import psnr
-from probe.rules import (IGNORES_IMAGE_BELOW, NEAR_LOSSLESS_MSE, RATIO_FLOOR, PackingRun, collapse_call, image_call,
-                         packing_comparison, plateaued, vanishing_gradients)
+from probe.rules import (FIT_BELOW, IGNORES_IMAGE_BELOW, NEAR_LOSSLESS_MSE, RATIO_FLOOR, PackingRun, collapse_call,
+                         fit_call, image_call, largest_fitted, packing_comparison, plateaued, vanishing_gradients)
 from probe.stats import bootstrap_interval, geometric_seed_estimate, seed_estimate
 from probe.training import TrainConfig, train
 
@@ -70,6 +71,58 @@ def test_collapse_rule_on_mean_oracle_and_wrong_scale_controls():
     assert oracle.collapsed_share == 0.0 and oracle.scale_flagged_share == 0.0
     assert scaled.collapsed_share == 0.0 and scaled.scale_flagged_share == 1.0
 
+
+
+# -- fit ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def training_rooms():
+    """The first twelve synthetic training images (32x48), as `probe fit` trains on them."""
+    from probe.data import get_dataset
+
+    return get_dataset("synthetic", split="train", input_size=(32, 48), length=12, augment=False)
+
+
+def _fit_calls(dataset):
+    """FIT_RULE on each control prediction, scored as held_out_score scores a model (score_predictions)."""
+    from torch.utils.data import DataLoader
+
+    from probe.depth_space import depth_range
+    from probe.heldout import SCORE_LOSS, score_predictions
+    from probe.losses import build_loss, dataset_loss_options
+    from probe.stats import paired_bootstrap_ratio
+
+    info, batch = dataset.info, next(iter(DataLoader(dataset, batch_size=len(dataset))))
+    bounds = depth_range(info)
+    loss_fn = build_loss(SCORE_LOSS, **dataset_loss_options(SCORE_LOSS, info))
+    gt, valid = batch["depth"].float(), batch["valid"].bool()
+    scored = valid & (gt >= bounds[0]) & (gt <= bounds[1])
+    calls = {}
+    for name, pred in fit_predictions(gt, scored).items():
+        model, constant = score_predictions([(pred, gt, valid)], bounds=bounds, loss_fn=loss_fn,
+                                            max_depth=info.max_depth)
+        ratio = paired_bootstrap_ratio(model.per_image_abs_rel_median_scaled, constant.per_image_abs_rel,
+                                       resamples=500)
+        calls[name] = fit_call(ratio)
+    return calls
+
+
+def test_fit_rule_calls_the_oracle_fitted_and_the_constant_and_a_fixed_map_not(training_rooms):
+    calls = _fit_calls(training_rooms)
+    assert calls["oracle"].verdict == "fits", calls["oracle"].sentence
+    assert calls["oracle"].decision.estimate.high < FIT_BELOW
+    for name in ("constant", "fixed_map"):
+        assert calls[name].verdict == "does not fit", (name, calls[name].sentence)
+        assert calls[name].decision.estimate.low > FIT_BELOW
+    assert calls["constant"].decision.estimate.mean == pytest.approx(1.0)  # the reference predictor itself
+
+
+def test_fit_rule_is_inconclusive_across_the_threshold_and_without_an_interval():
+    assert fit_call(seed_estimate([0.3, 0.7, 0.5])).verdict == "inconclusive"
+    assert fit_call(seed_estimate([0.2])).verdict == "inconclusive"  # one value: no interval, no verdict
+    assert fit_call(None).verdict == "inconclusive"
+    assert largest_fitted({2: "fits", 4: "fits", 8: "does not fit"}) == 4
+    assert largest_fitted({2: "inconclusive", 4: "does not fit"}) is None
 
 # -- image dependence -----------------------------------------------------------------------------
 
@@ -214,4 +267,4 @@ def test_noise_estimator_recovers_a_known_injected_scatter_within_ten_percent():
 
 
 def test_every_rule_names_its_controls():
-    assert set(CONTROLS) >= {"gradients", "collapse", "image", "packing", "noise", "learned"}
+    assert set(CONTROLS) >= {"gradients", "collapse", "image", "packing", "noise", "learned", "fit"}

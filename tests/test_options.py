@@ -10,6 +10,7 @@ import analyses.attribution
 import analyses.autoencoder
 import analyses.collapse
 import analyses.complexity
+import analyses.fit
 import analyses.gradients
 import analyses.model_check
 import analyses.noise
@@ -45,6 +46,7 @@ CASES = [
     (["gradients", "--model", "packnet_b"], analyses.gradients, "run", analyses.gradients.GradientsConfig(models=["packnet_b"])),
     (["noise", "--model", "packnet_b"], analyses.noise, "run", analyses.noise.NoiseConfig(models=["packnet_b"])),
     (["collapse", "--model", "packnet_b"], analyses.collapse, "run", analyses.collapse.CollapseConfig(models=["packnet_b"])),
+    (["fit", "--model", "packnet_b"], analyses.fit, "run", analyses.fit.FitConfig(models=["packnet_b"])),
     (["autoencoder", "--out", "o"], analyses.autoencoder, "run", analyses.autoencoder.AutoencoderConfig()),
     (["attribution", "--model", "packnet_b", "--out", "o"], analyses.attribution, "run",
      analyses.attribution.AttributionConfig(models=["packnet_b"])),
