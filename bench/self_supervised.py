@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=QUICK["lr"])
     parser.add_argument("--pose-lr", type=float, default=QUICK["pose_lr"])
     parser.add_argument("--eval-length", type=int, default=QUICK["eval_length"])
+    parser.add_argument(
+        "--automask-after",
+        type=int,
+        default=QUICK["automask_after"],
+        help="auto-masking joins after N steps (0: from the first, packnet-sfm)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/ssl-bench"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         pose_lr=args.pose_lr,
+        automask_after=args.automask_after,
         device="cpu",
         workers=0,
         out=args.out,

@@ -21,6 +21,11 @@ padding); the loss at a pixel is the **minimum** over sources of ``pe``
 minimum, so pixels that do not change between frames (a static camera, objects
 moving with it, textureless regions) are explained by the identity and give
 the depth no gradient.  The minimum map is averaged over all pixels.
+The option ``sources="mean"`` (monodepth2's ``avg_reprojection``) averages the
+warped sources' errors instead and lets only that mean compete with the identity
+candidates: a source the minimum would ignore (a badly posed frame) still gets a
+gradient (:func:`combine_sources`; the self-supervised objective's
+``source_average_steps`` uses it for the first steps).
 
 Multi-scale: every depth scale the network emits is upsampled (nearest
 neighbour) to the input resolution and warps the full-resolution images, as
@@ -73,6 +78,7 @@ __all__ = [
     "SELF_SUPERVISED_TERMS",
     "SelfSupervisedLoss",
     "ViewSynthesisInputs",
+    "combine_sources",
     "min_reprojection",
     "photometric_error",
     "reprojection_errors",
@@ -125,6 +131,26 @@ def min_reprojection(errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise ShapeError(f"min_reprojection: expected [B,N,H,W] errors, got {tuple(errors.shape)}")
     smallest, index = errors.min(dim=1, keepdim=True)
     return smallest, index
+
+
+SOURCE_REDUCTIONS = ("min", "mean")
+
+
+def combine_sources(errors: torch.Tensor, n_sources: int, reduction: str = "min") -> torch.Tensor:
+    """The per-pixel loss from :func:`reprojection_errors`' candidates ``[B,N,H,W]`` -> ``[B,1,H,W]``.
+
+    ``"min"`` (packnet-sfm, monodepth2): the minimum over every candidate.  ``"mean"`` (monodepth2's
+    ``avg_reprojection``): the first ``n_sources`` channels (the warped sources) are averaged, and that mean
+    joins the identity candidates (channels ``n_sources..``, present with auto-masking) in the minimum.
+    """
+    if errors.dim() != 4 or not 1 <= n_sources <= errors.shape[1]:
+        raise ShapeError(f"combine_sources: expected [B,N,H,W] errors with N >= {n_sources}, got {tuple(errors.shape)}")
+    if reduction == "min":
+        return min_reprojection(errors)[0]
+    if reduction != "mean":
+        raise ProbeError(f"reprojection: sources must be one of {', '.join(SOURCE_REDUCTIONS)}, got {reduction!r}")
+    averaged = errors[:, :n_sources].mean(dim=1, keepdim=True)
+    return min_reprojection(torch.cat([averaged, errors[:, n_sources:]], dim=1))[0]
 
 
 def reprojection_errors(
@@ -234,14 +260,22 @@ SELF_SUPERVISED_TERMS: Registry[Callable[..., Term]] = Registry("self-supervised
     "reprojection",
     description="min over sources of 0.85 SSIM(3x3) + 0.15 L1, auto-masked, mean over full-resolution scales",
 )
-def reprojection_term(ssim_weight: float = SSIM_WEIGHT, automask: bool = True, padding_mode: str = "zeros") -> Term:
-    """The photometric reprojection loss (module docstring); ``automask=False`` drops the identity candidates."""
+def reprojection_term(
+    ssim_weight: float = SSIM_WEIGHT, automask: bool = True, padding_mode: str = "zeros", sources: str = "min"
+) -> Term:
+    """The photometric reprojection loss (module docstring); ``automask=False`` drops the identity candidates.
+
+    ``sources="mean"`` averages the warped sources' errors before the minimum with the identity candidates
+    (:func:`combine_sources`), so every source frame's pose gets a gradient at every unmasked pixel.
+    """
     if not 0.0 <= ssim_weight <= 1.0:
         raise ProbeError(f"reprojection: ssim_weight must be in [0, 1], got {ssim_weight}")
+    if sources not in SOURCE_REDUCTIONS:
+        raise ProbeError(f"reprojection: sources must be one of {', '.join(SOURCE_REDUCTIONS)}, got {sources!r}")
 
     def term(x: ViewSynthesisInputs) -> torch.Tensor:
         per_scale = [
-            min_reprojection(
+            combine_sources(
                 reprojection_errors(
                     x.target,
                     x.sources,
@@ -251,8 +285,10 @@ def reprojection_term(ssim_weight: float = SSIM_WEIGHT, automask: bool = True, p
                     ssim_weight=ssim_weight,
                     automask=automask,
                     padding_mode=padding_mode,
-                )
-            )[0].mean()
+                ),
+                x.sources.shape[1],
+                sources,
+            ).mean()
             for depth in x.depths
         ]
         return torch.stack(per_scale).mean()

@@ -11,8 +11,9 @@ import torch
 from probe.errors import ProbeError, ShapeError
 from probe.geometry import inverse_warp
 from probe.self_supervised_losses import (C1, C2, DEFAULT_WEIGHTS, SELF_SUPERVISED_TERMS, SelfSupervisedLoss,
-                                          ViewSynthesisInputs, min_reprojection, photometric_error,
-                                          reprojection_errors, smoothness_loss, ssim_map, velocity_loss)
+                                          ViewSynthesisInputs, combine_sources, min_reprojection,
+                                          photometric_error, reprojection_errors, smoothness_loss, ssim_map,
+                                          velocity_loss)
 
 K = torch.tensor([[[20.0, 0.0, 7.5], [0.0, 20.0, 5.5], [0.0, 0.0, 1.0]]], dtype=torch.float64)
 
@@ -61,6 +62,45 @@ def test_the_minimum_over_sources_is_taken_per_pixel():
     errors = torch.tensor([[[[0.3, 0.1]], [[0.2, 0.5]]]], dtype=torch.float64)  # [B=1, N=2, 1, 2]
     smallest, index = min_reprojection(errors)
     assert smallest.tolist() == [[[[0.2, 0.1]]]] and index.tolist() == [[[[1, 0]]]]
+
+
+def test_averaging_sources_takes_their_mean_before_the_minimum_with_the_identity():
+    # channels: warped t-1, warped t+1, identity t-1, identity t+1 (one pixel each, two pixels)
+    errors = torch.tensor([[[[0.9, 0.1]], [[0.1, 0.3]], [[0.4, 0.6]], [[0.5, 0.05]]]], dtype=torch.float64)
+    assert combine_sources(errors, 2, "min").tolist() == [[[[0.1, 0.05]]]]
+    assert combine_sources(errors, 2, "mean").tolist() == [[[[0.4, 0.05]]]]  # (0.9+0.1)/2 = 0.5 loses to 0.4
+    without_identity = errors[:, :2]
+    torch.testing.assert_close(combine_sources(without_identity, 2, "mean"), torch.tensor([[[[0.5, 0.2]]]],
+                                                                                          dtype=torch.float64))
+    with pytest.raises(ProbeError, match="sources must be one of min, mean"):
+        combine_sources(errors, 2, "median")
+    with pytest.raises(ProbeError, match="sources must be one of min, mean"):
+        SELF_SUPERVISED_TERMS.build("reprojection", sources="max")
+
+
+def test_averaging_sources_gives_the_source_the_minimum_ignores_a_gradient():
+    errors = torch.tensor([[[[0.9, 0.1]], [[0.1, 0.3]]]], dtype=torch.float64, requires_grad=True)
+    combine_sources(errors, 2, "min").sum().backward()
+    assert errors.grad.tolist() == [[[[0.0, 1.0]], [[1.0, 0.0]]]]  # each pixel reads one source only
+    errors.grad = None
+    combine_sources(errors, 2, "mean").sum().backward()
+    assert errors.grad.tolist() == [[[[0.5, 0.5]], [[0.5, 0.5]]]]
+
+
+def test_the_reprojection_term_averages_the_warped_sources_when_asked():
+    # one well-posed source and one whose translation is turned around: the term is their mean error
+    source, target, T = _wall_scene()
+    bad = T.clone()
+    bad[0, 0, 3] = -0.5
+    poses, sources = torch.stack([T, bad], dim=1), torch.stack([source, source], dim=1)
+    depth = torch.full((1, 1, 12, 16), 5.0, dtype=torch.float64)
+    inputs = ViewSynthesisInputs(target, sources, [depth], poses, K)
+    errors = reprojection_errors(target, sources, depth, poses, K, automask=False)
+    mean = SELF_SUPERVISED_TERMS.build("reprojection", automask=False, sources="mean")(inputs)
+    smallest = SELF_SUPERVISED_TERMS.build("reprojection", automask=False)(inputs)
+    assert float(mean) == pytest.approx(float(errors.mean()), rel=1e-9)
+    assert float(smallest) == pytest.approx(float(errors.min(dim=1).values.mean()), rel=1e-9)
+    assert float(mean) > 2 * float(smallest)
 
 
 def _wall_scene(shift: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

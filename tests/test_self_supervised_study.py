@@ -33,6 +33,12 @@ def test_the_matrix_has_a_run_without_velocity_and_one_per_noise_level_per_model
     assert len({r.id for r in runs}) == len(runs)
     assert all(r.train.checkpoint_every is None for r in runs)
     assert {r.train.checkpoint_every for r in study_runs(_config(tmp_path, checkpoint_every=50))} == {50}
+    assert {r.train.source_average_steps for r in runs} == {0}
+    assert {r.train.source_average_steps for r in study_runs(_config(tmp_path, source_average_steps=7))} == {7}
+    assert {r.train.pose_inputs for r in runs} == {"stack"}
+    assert {r.train.pose_inputs for r in study_runs(_config(tmp_path, pose_inputs="pairs"))} == {"pairs"}
+    assert {r.train.automask_after for r in runs} == {0}
+    assert {r.train.automask_after for r in study_runs(_config(tmp_path, automask_after=9))} == {9}
     only_velocity = study_runs(_config(tmp_path, include_no_velocity=False))
     assert [r.velocity_weight for r in only_velocity] == [0.1, 0.1]
 
@@ -75,6 +81,15 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
         result.condition("packnet_b", 0.1)
 
 
+def test_a_run_with_paired_pose_inputs_scores_its_pair_network(tmp_path):
+    result = run_self_supervised_study(_config(tmp_path, include_no_velocity=False, noise_levels=(NoiseLevel(),),
+                                               pose_inputs="pairs", source_average_steps=1))
+    (run,) = result.runs
+    assert run.pose is not None and run.pose.offsets == [-1, 1] and run.pose.n_windows == 4
+    recorded = json.loads((Path(run.run_dir) / "config.json").read_text())["train"]["config"]
+    assert (recorded["pose_inputs"], recorded["source_average_steps"]) == ("pairs", 1)
+
+
 def test_noise_levels_parse_std_bias_and_dropout_and_refuse_the_rest():
     assert parse_noise_levels("0, 0.2,b-0.1,d0.5") == (NoiseLevel(), NoiseLevel(std=0.2), NoiseLevel(bias=-0.1),
                                                        NoiseLevel(dropout=0.5))
@@ -88,8 +103,10 @@ def test_quick_fills_the_settings_left_at_their_defaults_and_sizes_the_split_for
     plain = SelfSupervisedStudyConfig(out=tmp_path)
     assert plain.resolved() == plain  # nothing to apply
     quick = SelfSupervisedStudyConfig(quick=True, seeds=(3, 4), input_size=(32, 48), out=tmp_path).resolved()
-    assert (quick.width, quick.max_steps, quick.pose_lr, quick.smoothness_weight) == (
-        QUICK["width"], QUICK["max_steps"], QUICK["pose_lr"], QUICK["smoothness_weight"])
+    assert (quick.width, quick.max_steps, quick.pose_lr, quick.smoothness_weight, quick.automask_after) == (
+        QUICK["width"], QUICK["max_steps"], QUICK["pose_lr"], QUICK["smoothness_weight"], QUICK["automask_after"])
+    assert 0 < QUICK["automask_after"] < QUICK["max_steps"]  # PoseNet's direction first, then auto-masking
+    assert study_runs(quick)[0].train.automask_after == QUICK["automask_after"]
     assert quick.seeds == (3, 4) and quick.input_size == (32, 48)  # given settings win
     assert quick.dataset_length == QUICK["max_steps"] * QUICK["batch_size"]  # one epoch holds every step
 

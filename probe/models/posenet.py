@@ -15,6 +15,17 @@ into ``T_target_to_source`` by :func:`probe.geometry.pose_vec_to_matrix`
 (rotation ``Rx Ry Rz``), the transform packnet-sfm's photometric loss uses to
 warp each source into the target view.
 
+``inputs="pairs"`` (monodepth2's pose input, not packnet-sfm's) runs the same
+network on one (earlier, later) pair of frames per source: ``(t, t+k)`` for a
+later source, ``(t-k, t)`` for an earlier one, whose predicted transform is
+then inverted.  Every source is thus predicted as the motion from an earlier
+to a later frame by one 6-channel network, so forward motion looks the same
+whichever side of the target a source lies on; with stacked frames each source
+has its own output channels and can learn its direction on its own (and a
+wrong one, see the README's self-supervised study).  The output is the same
+``[B, S, 6]`` ``T_target_to_source`` either way.  ``offsets`` (the sources'
+frame offsets from the target, e.g. ``(-1, 1)``) say which side each lies on.
+
 >>> import torch
 >>> from probe.models import build_model
 >>> net = build_model("posenet", width=0.25)
@@ -28,12 +39,13 @@ import torch
 import torch.nn as nn
 
 from probe.errors import ProbeError, ShapeError
-from probe.geometry import pose_vec_to_matrix
+from probe.geometry import invert_pose, matrix_to_pose_vec, pose_vec_to_matrix
 from probe.models import MODELS
 
 CHANNELS = (16, 32, 64, 128, 256, 256, 256)
 KERNELS = (7, 5, 3, 3, 3, 3, 3)
 OUTPUT_SCALE = 0.01
+INPUTS = ("stack", "pairs")
 
 
 def _channels(base: int, width: float) -> int:
@@ -52,18 +64,30 @@ class PoseNet(nn.Module):
     :meth:`poses` returns the matching ``[B, S, 4, 4]`` ``T_target_to_source`` matrices.
     """
 
-    def __init__(self, n_sources: int = 2, width: float = 1.0) -> None:
+    def __init__(
+        self, n_sources: int = 2, width: float = 1.0, inputs: str = "stack", offsets: tuple[int, ...] | None = None
+    ) -> None:
         super().__init__()
         if not (isinstance(n_sources, int) and not isinstance(n_sources, bool) and n_sources >= 1):
             raise ProbeError(f"posenet: n_sources must be a positive integer, got {n_sources!r}")
         if not (isinstance(width, (int, float)) and width > 0):
             raise ProbeError(f"posenet: width must be a positive number, got {width!r}")
+        if inputs not in INPUTS:
+            raise ProbeError(f"posenet: inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
+        if inputs == "pairs" and (
+            offsets is None or len(offsets) != n_sources or any(not isinstance(o, int) or o == 0 for o in offsets)
+        ):
+            raise ProbeError(
+                f"posenet: inputs='pairs' needs {n_sources} non-zero integer source offsets, got {offsets!r}"
+            )
         self.n_sources = n_sources
+        self.inputs = inputs
+        self.offsets = tuple(offsets) if offsets is not None else None
         self.model_name = "posenet"
         self.family = "pose"
         self.input_channels = 3 * (1 + n_sources)
         layers: list[nn.Module] = []
-        cin = self.input_channels
+        cin = 6 if inputs == "pairs" else self.input_channels
         for base, k in zip(CHANNELS, KERNELS):
             cout = _channels(base, width)
             layers += [
@@ -73,7 +97,7 @@ class PoseNet(nn.Module):
             ]
             cin = cout
         self.encoder = nn.Sequential(*layers)
-        self.pose_pred = nn.Conv2d(cin, 6 * n_sources, kernel_size=1)
+        self.pose_pred = nn.Conv2d(cin, 6 if inputs == "pairs" else 6 * n_sources, kernel_size=1)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
@@ -86,8 +110,28 @@ class PoseNet(nn.Module):
                 f"posenet: expected [B,{self.input_channels},H,W] (target + {self.n_sources} sources "
                 f"stacked on channels), got {tuple(frames.shape)}"
             )
+        if self.inputs == "pairs":
+            return self._pairs(frames)
         out = self.pose_pred(self.encoder(frames)).mean(dim=(2, 3))
         return OUTPUT_SCALE * out.view(-1, self.n_sources, 6)
+
+    def _pairs(self, frames: torch.Tensor) -> torch.Tensor:
+        """One (earlier, later) pair per source through the shared network; earlier sources' motion inverted."""
+        assert self.offsets is not None
+        b, s = frames.shape[0], self.n_sources
+        target, sources = frames[:, :3], frames[:, 3:].unflatten(1, (s, 3))
+        pairs = [
+            torch.cat([target, sources[:, i]] if offset > 0 else [sources[:, i], target], dim=1)
+            for i, offset in enumerate(self.offsets)
+        ]
+        stacked = torch.stack(pairs, dim=1).flatten(0, 1)  # [B*S, 6, H, W], item-major
+        vectors = OUTPUT_SCALE * self.pose_pred(self.encoder(stacked)).mean(dim=(2, 3)).view(b, s, 6)
+        earlier = torch.tensor([o < 0 for o in self.offsets], device=frames.device)
+        if not bool(earlier.any()):
+            return vectors
+        # an earlier source's network output is T_source_to_target: invert it (exactly, through the matrix)
+        inverted = matrix_to_pose_vec(invert_pose(pose_vec_to_matrix(vectors.reshape(-1, 6)))).view(b, s, 6)
+        return torch.where(earlier[None, :, None], inverted, vectors)
 
     def poses(self, target: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         """``target [B,3,H,W]``, ``sources [B,S,3,H,W]`` -> ``T_target_to_source [B,S,4,4]``."""
@@ -104,6 +148,8 @@ class PoseNet(nn.Module):
     family="pose",
     task="pose",
 )
-def posenet(n_sources: int = 2, width: float = 1.0) -> PoseNet:
-    """packnet-sfm's PoseNet (1,592,684 parameters for two sources at width 1.0)."""
-    return PoseNet(n_sources=n_sources, width=width)
+def posenet(
+    n_sources: int = 2, width: float = 1.0, inputs: str = "stack", offsets: tuple[int, ...] | None = None
+) -> PoseNet:
+    """packnet-sfm's PoseNet (1,592,684 parameters for two sources at width 1.0); ``inputs="pairs"``: monodepth2's."""
+    return PoseNet(n_sources=n_sources, width=width, inputs=inputs, offsets=offsets)

@@ -32,6 +32,7 @@ from probe.limits import (
 )
 from probe.losses import DEFAULT_LOSS_SCALES, check_loss_scales
 from probe.models import list_models, model_task
+from probe.models.posenet import INPUTS as POSE_INPUTS
 from probe.options import (
     data_root_option,
     dataset_option,
@@ -102,6 +103,21 @@ class TrainConfig:
     smoothness_weight: float = option(1e-3, help="self-supervised: edge-aware smoothness weight (packnet-sfm: 0.001)")
     pose_width: float = option(1.0, help="self-supervised: PoseNet channel multiplier")
     pose_lr: float | None = option(None, help="self-supervised: PoseNet learning rate (default: --lr)")
+    pose_inputs: str = option(
+        "stack",
+        help="self-supervised: PoseNet input: stack (packnet-sfm: target and sources on the channels) | pairs "
+        "(monodepth2: one earlier-later pair per source through one network)",
+    )
+    automask_after: int = option(
+        0,
+        help="self-supervised: auto-mask static pixels only after N steps (before: every pixel reads the warped "
+        "sources; 0: from the first step, packnet-sfm)",
+    )
+    source_average_steps: int = option(
+        0,
+        help="self-supervised: average the photometric error over the source frames for the first N steps, then "
+        "the per-pixel minimum (0: the minimum from the start, packnet-sfm)",
+    )
     device: str = device_option()
     seed: int = seed_option()
     # Loading overlaps the step in 2 worker processes, as `probe train` always did: GPU-first, and on a CPU
@@ -172,6 +188,16 @@ class TrainConfig:
             raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
         if self.pose_lr is not None and not self.pose_lr > 0:
             raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
+        if self.pose_inputs not in POSE_INPUTS:
+            raise ProbeError(f"--pose-inputs: expected one of {', '.join(POSE_INPUTS)}, got {self.pose_inputs!r}")
+        if self.pose_inputs != "stack" and self.objective != "self_supervised":
+            raise ProbeError("--pose-inputs: only with --objective self_supervised")
+        check_optional_count("--source-average-steps", self.source_average_steps or None, MAX_STEPS)
+        if self.source_average_steps and self.objective != "self_supervised":
+            raise ProbeError("--source-average-steps: only with --objective self_supervised")
+        check_optional_count("--automask-after", self.automask_after or None, MAX_STEPS)
+        if self.automask_after and self.objective != "self_supervised":
+            raise ProbeError("--automask-after: only with --objective self_supervised")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         """Fill the defaults: bf16 and channels_last on CUDA, fp32 on CPU; model options from the dataset protocol."""

@@ -85,9 +85,14 @@ RESUME_FIXED_FIELDS = (
     "smoothness_weight",
     "pose_width",
     "pose_lr",
+    "source_average_steps",
+    "pose_inputs",
+    "automask_after",
 )
-# What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale.
-LEGACY_FIELDS = {"loss_scales": "all"}
+# What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale, runs
+# older than --source-average-steps, --pose-inputs and --automask-after took the minimum over source frames and
+# auto-masked from the first step, and stacked the frames for PoseNet.
+LEGACY_FIELDS = {"loss_scales": "all", "source_average_steps": 0, "pose_inputs": "stack", "automask_after": 0}
 
 
 def changed_fields(recorded: dict[str, Any], config: TrainConfig) -> list[str]:

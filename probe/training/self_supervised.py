@@ -12,6 +12,25 @@ For a batch of windows (``image`` = target frame, ``context`` = source frames,
    reprojection (1), smoothness (``smoothness_weight``, packnet-sfm's 0.001)
    and velocity (``velocity_weight``; packnet-sfm uses 0.1) terms.
 
+``pose_inputs`` is PoseNet's input (:class:`probe.models.posenet.PoseNet`):
+``stack`` (packnet-sfm) or ``pairs`` (monodepth2: one shared network per
+earlier-later pair, an earlier source's motion inverted).
+
+With ``source_average_steps = N`` the first N steps average the reprojection
+error over the source frames instead of taking the per-pixel minimum
+(``SelfSupervisedLoss`` with ``{"reprojection": {"sources": "mean"}}``): the
+minimum lets the network explain every pixel by one well-posed source and the
+identity, so a source whose pose starts the wrong way (PoseNet turning the t-1
+translation backwards) gets no gradient to recover.  0 (the default) is
+packnet-sfm's minimum from the first step.
+
+With ``automask_after = N`` auto-masking joins only after N steps.  At
+initialisation the depth is several times too near, and with the identity
+candidates in the minimum the loss falls from zero translation in *both*
+directions (a translation pointing backwards explains the pixels the identity
+cannot, and leaves the rest to it); which basin PoseNet enters depends on the
+seed.  Without auto-masking backwards motion raises the loss from the start.
+
 Without the velocity term depth and translation are recovered only up to one
 unknown scale (evaluate with median scaling); the velocity term ties the
 translation, hence the depth, to metres.  Any depth model trains this way.
@@ -23,7 +42,7 @@ optimiser (packnet-sfm: Adam, the same learning rate for both).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -43,14 +62,33 @@ from probe.training.objective import OBJECTIVES, Forward, Objective
 class SelfSupervisedObjective:
     """Photometric self-supervision of ``model`` with an owned ``pose_net``; see the module docstring."""
 
-    def __init__(self, pose_net: nn.Module, loss: SelfSupervisedLoss, *, output_space: str, max_depth: float) -> None:
+    def __init__(
+        self,
+        pose_net: nn.Module,
+        loss: SelfSupervisedLoss,
+        *,
+        output_space: str,
+        max_depth: float,
+        phases: Sequence[tuple[int, SelfSupervisedLoss]] = (),
+    ) -> None:
+        bounds = [until for until, _ in phases]
+        if any(b <= 0 for b in bounds) or bounds != sorted(set(bounds)):
+            raise ProbeError(f"self-supervised objective: phase ends must be increasing positive steps, got {bounds}")
         self.pose_net = pose_net
         self.pose_forward: nn.Module = pose_net
         self.loss = loss
+        self.phases = list(phases)
+        self.steps = 0  # training steps computed so far (checkpointed: a schedule resumes where it stopped)
         self.output_space = output_space
         self.max_depth = max_depth
 
+    def current_loss(self) -> SelfSupervisedLoss:
+        """The loss of the first phase whose end lies beyond the steps computed so far, else ``loss``."""
+        return next((loss for until, loss in self.phases if self.steps < until), self.loss)
+
     def __call__(self, model: nn.Module, batch: dict[str, Any], forward: Forward) -> LossOutput:
+        loss = self.current_loss()
+        self.steps += 1
         image, sources = batch["image"], batch["context"]
         outputs = forward(model, image)
         depths = [
@@ -64,18 +102,21 @@ class SelfSupervisedObjective:
         inputs = ViewSynthesisInputs(
             image.float(), sources.float(), depths, poses, batch["K"].float(), travelled.float(), batch["speed_valid"]
         )
-        return self.loss(inputs)
+        return loss(inputs)
 
     def parameters(self) -> Iterator[nn.Parameter]:
         return self.pose_net.parameters()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"pose_net": self.pose_net.state_dict()}
+        return {"pose_net": self.pose_net.state_dict(), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "pose_net" not in state:
             raise ProbeError("--resume: the checkpoint holds no pose network (was it a supervised run?)")
+        if "steps" not in state and self.phases:
+            raise ProbeError("--resume: the checkpoint does not record its steps, so the loss schedule cannot resume")
         self.pose_net.load_state_dict(state["pose_net"])
+        self.steps = int(state.get("steps", 0))
 
     def wrap(self, fn: Callable[[nn.Module], nn.Module]) -> None:
         self.pose_forward = fn(self.pose_net)
@@ -97,12 +138,39 @@ def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.
             f"--objective self_supervised: dataset {dataset.info.name!r} has no context frames; use a "
             "video dataset (synthetic_video, synthetic_video_outdoor, kitti_raw)"
         )
-    pose_net = build_model("posenet", n_sources=len(dataset.context_offsets), width=config.pose_width).to(device)
+    pose_net = build_model(
+        "posenet",
+        n_sources=len(dataset.context_offsets),
+        width=config.pose_width,
+        inputs=config.pose_inputs,
+        offsets=tuple(int(o) for o in dataset.context_offsets),
+    ).to(device)
     weights = {
         **DEFAULT_WEIGHTS,
         "velocity": float(config.velocity_weight),
         "smoothness": float(config.smoothness_weight),
     }
     return SelfSupervisedObjective(
-        pose_net, SelfSupervisedLoss(weights), output_space=output_space_of(model), max_depth=dataset.info.max_depth
+        pose_net,
+        SelfSupervisedLoss(weights),
+        output_space=output_space_of(model),
+        max_depth=dataset.info.max_depth,
+        phases=reprojection_schedule(config, weights),
     )
+
+
+def reprojection_schedule(config: Any, weights: dict[str, float]) -> list[tuple[int, SelfSupervisedLoss]]:
+    """The early phases ``(end step, loss)`` that ``source_average_steps`` and ``automask_after`` ask for.
+
+    Before step ``source_average_steps`` the reprojection averages the sources; before ``automask_after``
+    it has no identity candidates.  None asked (both 0): no phases, packnet-sfm's loss from the first step.
+    """
+    phases, start = [], 0
+    for end in sorted({n for n in (config.source_average_steps, config.automask_after) if n > 0}):
+        options = {
+            "sources": "mean" if start < config.source_average_steps else "min",
+            "automask": start >= config.automask_after,
+        }
+        phases.append((end, SelfSupervisedLoss(weights, {"reprojection": options})))
+        start = end
+    return phases

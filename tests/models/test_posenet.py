@@ -61,3 +61,30 @@ def test_bad_inputs_and_options_are_one_line_errors():
         PoseNet(n_sources=0)
     with pytest.raises(ProbeError, match="unknown option"):
         build_model("posenet", depth=3)
+
+
+def test_pairs_run_one_shared_network_per_earlier_later_pair_and_invert_the_earlier_sources():
+    from probe.geometry import invert_pose, pose_vec_to_matrix
+
+    torch.manual_seed(0)
+    net = build_model("posenet", width=0.25, inputs="pairs", offsets=(-1, 1)).eval()
+    convs = [m for m in net.encoder if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].in_channels == 6 and net.pose_pred.out_channels == 6
+    a, b, c = (torch.rand(2, 3, 64, 96) for _ in range(3))
+    with torch.no_grad():
+        window = net(torch.cat([b, a, c], dim=1))  # target b, sources a (t-1) and c (t+1)
+        shifted = net(torch.cat([a, c, b], dim=1))  # target a: its t+1 source b is the pair (a, b)
+    # the t+1 source of window (a, ...) is the motion a -> b; b's t-1 source is its inverse, b -> a
+    torch.testing.assert_close(pose_vec_to_matrix(window[:, 0]), invert_pose(pose_vec_to_matrix(shifted[:, 1])),
+                               atol=1e-6, rtol=0)
+    stacked = build_model("posenet", width=0.25, offsets=(-1, 1))
+    assert stacked.pose_pred.out_channels == 12  # the published stack keeps its own outputs per source
+
+
+def test_pairs_need_the_sources_offsets():
+    with pytest.raises(ProbeError, match="inputs must be one of stack, pairs"):
+        PoseNet(inputs="triples")
+    with pytest.raises(ProbeError, match="non-zero integer source offsets"):
+        PoseNet(inputs="pairs")
+    with pytest.raises(ProbeError, match="non-zero integer source offsets"):
+        PoseNet(inputs="pairs", offsets=(0, 1))

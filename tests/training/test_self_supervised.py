@@ -49,6 +49,54 @@ def test_the_velocity_loss_pulls_the_translation_to_the_distance_travelled():
     assert pulled[-1]["velocity"] < 0.5 * pulled[0]["velocity"]
 
 
+def _reprojection_per_call(tmp_path: Path, calls: int, **schedule) -> list[float]:
+    """The logged reprojection term of ``calls`` successive objective calls on one batch, weights unchanged."""
+    from probe.training.objective import build_objective
+
+    dataset = get_dataset("synthetic_video", input_size=(32, 48), length=2, seed=1)
+    batch = next(iter(DataLoader(dataset, batch_size=2)))
+    torch.manual_seed(0)
+    model = build_model("densedepth", width=TINY).eval()
+    torch.manual_seed(1)  # the same PoseNet weights for every objective
+    objective = build_objective(_config(tmp_path, model="densedepth", **schedule), model, dataset, torch.device("cpu"))
+    with torch.no_grad():
+        return [float(objective(model, batch, lambda m, x: m(x)).terms["reprojection"]) for _ in range(calls)]
+
+
+def test_source_average_steps_average_the_sources_first_then_take_the_minimum(tmp_path):
+    averaged, minimum = _reprojection_per_call(tmp_path, 4, source_average_steps=2), _reprojection_per_call(tmp_path, 2)
+    assert averaged[0] == averaged[1] and averaged[2] == averaged[3] == minimum[0] == minimum[1]
+    assert averaged[0] > 1.05 * minimum[0]  # the mean over sources, not the minimum, for the first 2 steps
+
+
+def test_automask_after_leaves_the_identity_candidates_out_of_the_first_steps(tmp_path):
+    late, masked = _reprojection_per_call(tmp_path, 3, automask_after=2), _reprojection_per_call(tmp_path, 1)
+    assert late[0] == late[1] and late[2] == masked[0]
+    assert late[0] > 1.05 * masked[0]  # without the identity candidates the minimum has fewer to pick from
+
+
+def test_the_two_schedules_combine_phase_by_phase(tmp_path):
+    both = _reprojection_per_call(tmp_path, 6, source_average_steps=2, automask_after=4)
+    unmasked_min = _reprojection_per_call(tmp_path, 1, automask_after=1)[0]
+    masked_min = _reprojection_per_call(tmp_path, 1)[0]
+    assert both[0] == both[1] > both[2] == both[3] == unmasked_min > both[4] == both[5] == masked_min
+    with pytest.raises(ProbeError, match="increasing positive steps"):
+        SelfSupervisedObjective(build_model("posenet", width=0.25), SelfSupervisedLoss(), output_space="inverse",
+                                max_depth=10.0, phases=[(3, SelfSupervisedLoss()), (2, SelfSupervisedLoss())])
+
+
+def test_the_loss_schedule_resumes_where_it_stopped(tmp_path):
+    schedule = dict(source_average_steps=3, automask_after=3)
+    whole = train(_config(tmp_path / "whole", max_steps=4, **schedule))
+    train(_config(tmp_path / "split", max_steps=2, **schedule))
+    resumed = train(_config(tmp_path / "split", max_steps=4, resume=True, **schedule))
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert read_state(latest_checkpoint(resumed.out, with_state=True))["objective"]["steps"] == 4
+    with pytest.raises(ProbeError, match="--source-average-steps"):
+        train(_config(tmp_path / "split", max_steps=5, source_average_steps=1, automask_after=3, resume=True))
+
+
 def _config(out: Path, **overrides) -> TrainConfig:
     base = dict(model="packnet_slim_b", width=TINY, dataset="synthetic_video", input_size=(32, 48), dataset_length=8,
                 batch_size=2, epochs=1, objective="self_supervised", velocity_weight=0.1, pose_width=0.25, lr=1e-3,
@@ -104,6 +152,13 @@ def test_supervised_training_reads_a_video_dataset_like_any_other(tmp_path):
     ({"pose_width": 0.0}, "--pose-width"),
     ({"pose_lr": 0.0}, "--pose-lr"),
     ({"smoothness_weight": -1.0}, "--smoothness-weight"),
+    ({"source_average_steps": -1}, "--source-average-steps"),
+    ({"pose_inputs": "pile"}, "--pose-inputs: expected one of stack, pairs"),
+    ({"automask_after": -3}, "--automask-after"),
+    ({"objective": "supervised", "velocity_weight": 0.0, "automask_after": 5}, "--automask-after: only with"),
+    ({"objective": "supervised", "velocity_weight": 0.0, "pose_inputs": "pairs"}, "--pose-inputs: only with"),
+    ({"objective": "supervised", "velocity_weight": 0.0, "source_average_steps": 5},
+     "--source-average-steps: only with"),
 ])
 def test_configs_that_cannot_work_fail_before_writing_anything(tmp_path, overrides, match):
     out = tmp_path / "never"
@@ -116,11 +171,15 @@ def test_cli_trains_self_supervised_and_refuses_a_still_dataset_in_one_line(run_
     res = run_cli("train", "--model", "densedepth", "--width", TINY, "--dataset", "synthetic_video", "--input-size",
                   "32x48", "--dataset-length", "4", "--batch-size", "2", "--max-steps", "1", "--objective",
                   "self_supervised", "--velocity-weight", "0.1", "--pose-width", "0.25", "--pose-lr", "1e-3",
-                  "--smoothness-weight", "0.01", "--workers", "0", "--device", "cpu", "--out", tmp_path / "ok")
+                  "--smoothness-weight", "0.01", "--source-average-steps", "1", "--pose-inputs", "pairs",
+                  "--automask-after", "3", "--workers", "0", "--device", "cpu", "--out", tmp_path / "ok")
     assert res.code == 0, res
     config = json.loads((tmp_path / "ok" / "config.json").read_text())["train"]["config"]
-    assert (config["objective"], config["velocity_weight"], config["pose_lr"], config["smoothness_weight"]) == \
-        ("self_supervised", 0.1, 1e-3, 0.01)
+    assert (config["objective"], config["velocity_weight"], config["pose_lr"], config["smoothness_weight"],
+            config["source_average_steps"], config["pose_inputs"], config["automask_after"]) == \
+        ("self_supervised", 0.1, 1e-3, 0.01, 1, "pairs", 3)
+    state = read_state(latest_checkpoint(tmp_path / "ok", with_state=True))
+    assert state["objective"]["pose_net"]["pose_pred.weight"].shape[0] == 6  # one shared pair network
     bad = run_cli("train", "--dataset", "synthetic", "--objective", "self_supervised", "--out", tmp_path / "bad")
     assert bad.code == 2 and "no context frames" in bad.err and len(bad.err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
