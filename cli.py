@@ -10,6 +10,7 @@ whose flags, defaults and help are written once, in the config.  Bad input raise
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import inspect
 import os
@@ -72,13 +73,18 @@ def config_command(parent: typer.Typer, name: str, *configs: type) -> Callable[[
         extra = list(inspect.signature(handler, eval_str=True).parameters.values())[len(configs) :]
         params = [_parameter(f, hints[f.name]) for _, hints, fields in parts for f in fields]
         params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in extra]
+        params.append(inspect.Parameter("typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
 
         def command(**given: Any) -> None:
-            built = [
-                config(**{f.name: _value(f, hints[f.name], given.pop(f.name)) for f in fields})
-                for config, hints, fields in parts
-            ]
-            handler(*built, **given)
+            token = _GIVEN.set(_given_names(given.pop("typer_context")))
+            try:
+                built = [
+                    config(**{f.name: _value(f, hints[f.name], given.pop(f.name)) for f in fields})
+                    for config, hints, fields in parts
+                ]
+                handler(*built, **given)
+            finally:
+                _GIVEN.reset(token)
 
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what Typer reads  # what Typer reads the options from
         command.__doc__ = handler.__doc__
@@ -86,6 +92,24 @@ def config_command(parent: typer.Typer, name: str, *configs: type) -> Callable[[
         return handler
 
     return register
+
+
+#: The running command's parameters the user gave (on the command line or through the environment), by name;
+#: set by every ``config_command`` before its handler runs.
+_GIVEN: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("given", default=frozenset())
+
+
+def _given_on_command_line() -> frozenset[str]:
+    """The running command's parameters the user gave, by field name (``--steps`` is ``max_steps``).
+
+    A recipe such as ``--quick`` fills only the others: a flag given with its default value is still given.
+    """
+    return _GIVEN.get()
+
+
+def _given_names(ctx: typer.Context) -> frozenset[str]:
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return frozenset(name for name, source in sources.items() if source is not None and "DEFAULT" not in source.name)
 
 
 def _parameter(f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
@@ -446,7 +470,7 @@ def self_supervised_command(config: SelfSupervisedStudyConfig, launch: Launch) -
         run_self_supervised_study,
     )
 
-    result = run_self_supervised_study(config, launch=launch)
+    result = run_self_supervised_study(config, launch=launch, given=_given_on_command_line())
     print_self_supervised_study(result, _console())
     for answer in (metric_scale_answer(result), packnet_vs_densedepth_answer(result)):
         typer.echo(f"{answer.question} {answer.sentence}")

@@ -41,7 +41,7 @@ import math
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Collection
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
@@ -244,13 +244,19 @@ class SelfSupervisedStudyConfig:
     quick: bool = option(False, flag="--quick", help="the CPU recipe (QUICK) for every setting left at its default")
     out: Path = out_option(Path("runs/self-supervised"))
 
-    def resolved(self) -> "SelfSupervisedStudyConfig":
-        """Checked, with ``quick`` applied (QUICK for every field still at its default) and a generated training
-        split long enough for ``max_steps``."""
+    def resolved(self, given: Collection[str] = ()) -> "SelfSupervisedStudyConfig":
+        """Checked, with ``quick`` applied and a generated training split long enough for ``max_steps``.
+
+        QUICK fills every field that is still at its default and not named in ``given``: the settings the
+        user gave explicitly (the CLI passes the flags given on the command line), so ``--quick
+        --automask-after 0`` keeps packnet-sfm's 0 although 0 is also the field's default.
+        """
         config = self
         if self.quick:
             default = SelfSupervisedStudyConfig()
-            config = replace(self, **{k: v for k, v in QUICK.items() if getattr(self, k) == getattr(default, k)})
+            config = replace(
+                self, **{k: v for k, v in QUICK.items() if k not in given and getattr(self, k) == getattr(default, k)}
+            )
         if (
             config.max_steps is not None
             and config.dataset_length is None
@@ -549,8 +555,11 @@ def run_self_supervised_study(
     config: SelfSupervisedStudyConfig,
     on_run: Callable[[SelfSupervisedRun], None] | None = None,
     launch: Launch = Launch(),
+    given: Collection[str] = (),
 ) -> SelfSupervisedStudyResult:
     """Train and score every cell of the matrix (resuming unfinished runs), then summarise over seeds.
+
+    ``given``: the fields set explicitly, which ``--quick`` leaves alone (:meth:`SelfSupervisedStudyConfig.resolved`).
 
     Writes ``DIR/<run id>/`` per run (with ``eval/scale.json``) and
     ``DIR/self_supervised.json``; ``on_run`` is called after each run (progress), in the
@@ -558,7 +567,7 @@ def run_self_supervised_study(
     processes, SLURM jobs); each cell is seeded by its own config, so the numbers do not
     depend on it (on a CPU: with equal threads per run).
     """
-    config = config.resolved()
+    config = config.resolved(given)
     planned = study_runs(config)
     for plan in planned:  # every training config is checked before the first run starts
         plan.train.validate()

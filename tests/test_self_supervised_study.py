@@ -111,6 +111,27 @@ def test_quick_fills_the_settings_left_at_their_defaults_and_sizes_the_split_for
     assert quick.dataset_length == QUICK["max_steps"] * QUICK["batch_size"]  # one epoch holds every step
 
 
+def test_quick_leaves_the_settings_given_explicitly_even_at_their_default_value(tmp_path):
+    published = SelfSupervisedStudyConfig(quick=True, automask_after=0, smoothness_weight=1e-3, out=tmp_path)
+    assert published.resolved().automask_after == QUICK["automask_after"]  # not named as given: QUICK fills it
+    kept = published.resolved(given={"automask_after", "smoothness_weight"})
+    assert (kept.automask_after, kept.smoothness_weight) == (0, 1e-3)
+    assert kept.max_steps == QUICK["max_steps"] and kept.pose_lr == QUICK["pose_lr"]  # the rest still QUICK's
+
+
+def test_cli_quick_keeps_a_flag_given_with_its_default_value(run_cli, tmp_path):
+    out = tmp_path / "ssl"
+    res = run_cli("experiment", "self-supervised", "--quick", "--automask-after", "0", "--models", "densedepth",
+                  "--seeds", "0", "--steps", "1", "--velocity-noise", "0", "--skip-no-velocity-run", "--width",
+                  "0.0625", "--pose-width", "0.25", "--input-size", "32x48", "--batch-size", "2", "--eval-length",
+                  "2", "--device", "cpu", "--out", out)
+    assert res.code == 0, res
+    config = SelfSupervisedStudyResult.from_json(json.loads((out / "self_supervised.json").read_text())).config
+    assert config.automask_after == 0  # given on the command line, although 0 is the default
+    assert config.smoothness_weight == QUICK["smoothness_weight"]  # not given: the recipe's
+    assert config.max_steps == 1 and config.input_size == (32, 48)
+
+
 def test_cli_runs_the_study_prints_both_answers_and_writes_one_schema(run_cli, tmp_path):
     out = tmp_path / "ssl"
     res = run_cli("experiment", "self-supervised", "--models", "densedepth", "--seeds", "0", "--steps", "1",
