@@ -80,6 +80,7 @@ RESUME_FIXED_FIELDS = (
     "loss",
     "loss_scales",
     "optimizer",
+    "lr",  # the optimizer's restored state carries the saved learning rate: a new --lr would be ignored
     "objective",
     "velocity_weight",
     "smoothness_weight",

@@ -159,6 +159,16 @@ def test_fresh_run_refuses_an_existing_run_and_resume_refuses_a_different_model(
         train(tiny(max_steps=2, model="packnet_slim_a", resume=True))
 
 
+def test_resume_refuses_a_different_learning_rate_that_the_restored_optimizer_would_ignore(tiny):
+    first = train(tiny(max_steps=1))
+    with pytest.raises(ProbeError, match="--lr"):
+        train(tiny(max_steps=2, lr=first_lr(first) * 10, resume=True))
+
+
+def first_lr(result):
+    return json.loads((result.out / "config.json").read_text())["train"]["config"]["lr"]
+
+
 def test_resume_continues_at_the_checkpoint_step_across_epochs(tiny):
     """In-process twin of the SIGKILL test: stop after 3 of 6 steps (mid-epoch 1), resume, compare."""
     whole = train(tiny("whole", epochs=3, deterministic=True))
