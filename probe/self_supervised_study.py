@@ -235,6 +235,12 @@ class SelfSupervisedStudyConfig:
     max_steps: int | None = option(None, flag="--steps", help="optimizer steps per run")
     batch_size: int = option(4, help="windows per step")
     lr: float = option(2e-4, help="Adam learning rate (packnet-sfm: 2e-4)")
+    lr_schedule: str = option(
+        "constant",
+        help="constant | cosine (down to 0.01 x at the last step) | step (halved every --lr-decay-every steps, "
+        "packnet-sfm's StepLR); scales --lr and --pose-lr alike",
+    )
+    lr_decay_every: int | None = option(None, help="with --lr-schedule step: halve the learning rates every N steps")
     device: str = device_option()
     workers: int = option(0, help="data-loading worker processes (0: main process)")
     precision: str | None = option(None, help="bf16|fp16|fp32 (default: bf16 on CUDA, fp32 on CPU)")
@@ -414,8 +420,8 @@ class SelfSupervisedStudyResult(Result):
 
     name: ClassVar[str] = "self_supervised"
     # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle);
-    # 3: the config's pose_inputs, source_average_steps and automask_after
-    schema_version: ClassVar[int] = 3
+    # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every
+    schema_version: ClassVar[int] = 4
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -475,6 +481,8 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     max_steps=config.max_steps,
                     batch_size=config.batch_size,
                     lr=config.lr,
+                    lr_schedule=config.lr_schedule,
+                    lr_decay_every=config.lr_decay_every,
                     device=config.device,
                     seed=seed,
                     workers=config.workers,

@@ -10,6 +10,7 @@ what actually ran.
 
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -54,6 +55,17 @@ PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 #: optimizer name -> factory(params, lr); Adam with PyTorch's defaults (betas 0.9/0.999) is the seed's choice
 OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
     "adam": lambda params, lr: torch.optim.Adam(params, lr=lr)
+}
+
+#: Learning-rate schedules: name -> factor(step, total_steps, decay_every), the multiple of each parameter group's
+#: own learning rate (``--lr``, ``--pose-lr``) used for optimizer step ``step`` (1 .. total_steps).  A pure function
+#: of the step, so ``--resume`` continues the schedule exactly.
+LR_SCHEDULES: dict[str, Callable[[int, int, int | None], float]] = {
+    "constant": lambda step, total, every: 1.0,
+    # half a cosine from 1 at the first step to 1% at the last (a floor keeps the last steps moving)
+    "cosine": lambda step, total, every: 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / max(1, total - 1))),
+    # packnet-sfm's StepLR: halved after every ``decay_every`` steps
+    "step": lambda step, total, every: 0.5 ** ((step - 1) // every) if every else 1.0,
 }
 
 
@@ -133,6 +145,12 @@ class TrainConfig:
         flag="--activation-checkpointing",
         help="recompute the model's stages in backward: less memory, about one more forward of time",
     )
+    lr_schedule: str = option(
+        "constant",
+        help="constant | cosine (half a cosine down to 0.01 x each group's lr at the last step) | step (halved every "
+        "--lr-decay-every steps, packnet-sfm's StepLR)",
+    )
+    lr_decay_every: int | None = option(None, help="with --lr-schedule step: halve the learning rate every N steps")
     grad_clip: float | None = option(None, help="clip the total gradient norm to this value")
     checkpoint_every: int | None = option(None, help="also keep checkpoints/step_N every N steps")
     resume: bool = option(False, flag="--resume", help="continue the run in --out from its last checkpoint")
@@ -168,6 +186,12 @@ class TrainConfig:
             raise ProbeError("--model-option width: set the channel multiplier with --width")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ProbeError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ProbeError(f"--lr-schedule: expected one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if (self.lr_schedule == "step") != (self.lr_decay_every is not None):
+            raise ProbeError("--lr-decay-every: give it (a number of steps) exactly when --lr-schedule is step")
+        if self.lr_decay_every is not None:
+            check_count("--lr-decay-every", self.lr_decay_every, MAX_STEPS)
         if self.optimizer not in OPTIMIZERS:
             raise ProbeError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 

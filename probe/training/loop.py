@@ -51,7 +51,7 @@ from probe.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from probe.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
+from probe.training.config import LR_SCHEDULES, OPTIMIZERS, PRECISIONS, TrainConfig
 from probe.training.distributed import (
     DistInfo,
     env_dist_info,
@@ -81,6 +81,8 @@ RESUME_FIXED_FIELDS = (
     "loss_scales",
     "optimizer",
     "lr",  # the optimizer's restored state carries the saved learning rate: a new --lr would be ignored
+    "lr_schedule",
+    "lr_decay_every",
     "objective",
     "velocity_weight",
     "smoothness_weight",
@@ -352,6 +354,7 @@ class _Run:
         if extra:  # the objective's own networks (the pose net) in a group of their own, as packnet-sfm
             groups.append({"params": extra, "lr": cfg.pose_lr if cfg.pose_lr is not None else cfg.lr})
         self.optimizer = OPTIMIZERS[cfg.optimizer](groups, cfg.lr)
+        self.base_lrs = [float(group["lr"]) for group in self.optimizer.param_groups]  # what the schedule scales
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
 
     def _prepare_folder(self) -> Position:
@@ -500,6 +503,9 @@ class _Run:
     def _step(
         self, model: nn.Module, batch: dict[str, Any], setup: StepSetup, step: int, epoch: int, data_seconds: float
     ) -> StepStats:
+        factor = LR_SCHEDULES[self.config.lr_schedule](step, self.total_steps, self.config.lr_decay_every)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
         try:
             return train_step(
                 model, batch, self.objective, self.optimizer, setup, step=step, epoch=epoch, data_seconds=data_seconds

@@ -139,7 +139,7 @@ def test_the_report_shows_both_sections_with_the_figure_from_the_study_json(tmp_
 def test_an_unreadable_study_json_is_named_on_one_line_though_two_sections_need_it(tmp_path):
     run = tmp_path / "run"
     examples.write(examples.properties(), run)  # something readable, so the report is built
-    (run / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "schema_version": 3}))
+    (run / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "schema_version": 4}))
     _, not_run = report_contents(collect_results([run]))
     naming = [line for line in not_run if str(run / "self_supervised.json") in line]
     assert len(naming) == 1 and "config: missing key" in naming[0] and SCALE_QUESTION in naming[0]

@@ -234,3 +234,33 @@ def test_channels_last_bf16_training_of_packnet_saves_weights_that_reload_exactl
     assert run_config["precision"] == "bf16" and run_config["channels_last"] is True
     reference = {k: v.contiguous() for k, v in result.model.state_dict().items()}
     assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
+
+
+def test_lr_schedules_start_at_the_groups_rate_and_end_where_they_say():
+    from probe.training.config import LR_SCHEDULES
+
+    assert [LR_SCHEDULES["constant"](s, 10, None) for s in (1, 10)] == [1.0, 1.0]
+    cosine = [LR_SCHEDULES["cosine"](s, 11, None) for s in range(1, 12)]
+    assert cosine[0] == 1.0 and cosine[-1] == pytest.approx(0.01) and cosine[5] == pytest.approx(0.505)
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))  # falls at every step
+    assert [LR_SCHEDULES["step"](s, 12, 3) for s in (1, 3, 4, 6, 7, 10)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]
+
+
+def test_training_uses_the_schedule_at_every_step_and_resume_continues_it(tiny):
+    whole = train(tiny("whole", max_steps=4, lr=1e-3, lr_schedule="step", lr_decay_every=2, epochs=None))
+    assert [r["lr"] for r in read_metrics(whole.out / "metrics.jsonl")] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4])
+    step_schedule = dict(lr=1e-3, lr_schedule="step", lr_decay_every=2, epochs=None)
+    train(tiny("split", max_steps=3, **step_schedule))
+    resumed = train(tiny("split", max_steps=4, resume=True, **step_schedule))
+    assert [r["lr"] for r in read_metrics(resumed.out / "metrics.jsonl")] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4])
+    with pytest.raises(ProbeError, match="--lr-schedule"):  # a schedule is part of the run: resume keeps it
+        train(tiny("split", max_steps=5, lr=1e-3, lr_schedule="cosine", epochs=None, resume=True))
+
+
+@pytest.mark.parametrize("overrides,flag", [(dict(lr_schedule="linear"), "--lr-schedule"),
+                                            (dict(lr_schedule="step"), "--lr-decay-every"),
+                                            (dict(lr_decay_every=5), "--lr-decay-every"),
+                                            (dict(lr_schedule="step", lr_decay_every=0), "--lr-decay-every")])
+def test_bad_schedule_settings_are_refused_naming_the_flag(tiny, overrides, flag):
+    with pytest.raises(ProbeError, match=flag):
+        tiny(**overrides).validate()
