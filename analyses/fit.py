@@ -66,7 +66,7 @@ from probe.roles import ModelSelection, Roles, baselines_option
 from probe.rules import FIT_BELOW, FIT_RULE, fit_call, interval_text, largest_fitted
 from probe.schema import encode
 from probe.seeding import check_seed, seed_list
-from probe.stats import Estimate, seed_interval
+from probe.stats import Estimate, Verdict, decide, paired_estimate, seed_interval
 from probe.training import TrainConfig, train
 
 #: Images the held-out (test-split) score uses by default: enough for a bootstrap, cheap on a CPU.
@@ -370,6 +370,40 @@ def _model_phrase(result: FitResult, model: str, name: str) -> str:
     return f"{name} {head} in {result.config.get('steps', '?')} steps ({parts})"
 
 
+def paired_with_baseline(result: FitResult, model: str, baseline: str) -> list[tuple[int, Verdict]]:
+    """Per training-set size both models were trained at: ``model``'s train-set scale-matched ratio minus
+    ``baseline``'s, paired by seed (a seed trains both on the same N images, so what the images share drops out of
+    the spread), with a Student t interval over the per-seed differences and the verdict of
+    :func:`probe.stats.decide` at 0.  Sizes with fewer than two shared seeds give no interval and are left out.
+    """
+
+    def per_seed(name: str, n: int) -> dict[int, float]:
+        return {r.seed: r.train.scale_matched_ratio.mean for r in result.runs if r.model == name and r.images == n}
+
+    out = []
+    for n in sorted({c.images for c in result.cells if c.model == model}):
+        a, b = per_seed(model, n), per_seed(baseline, n)
+        seeds = sorted(set(a) & set(b))
+        if len(seeds) < 2:
+            continue
+        estimate = paired_estimate([a[s] for s in seeds], [b[s] for s in seeds])
+        out.append((n, decide(estimate, above="fits worse", below="fits better")))
+    return out
+
+
+def _paired_phrase(result: FitResult, model: str, baseline: str, names: Roles) -> str | None:
+    pairs = paired_with_baseline(result, model, baseline)
+    if not pairs:
+        return None
+    parts = ", ".join(
+        f"{n}: {v.verdict}" + (f" ({interval_text(v.estimate)})" if v.estimate is not None else "") for n, v in pairs
+    )
+    return (
+        f"against {names.display(baseline)}, paired by seed (each seed trains both on the same images; "
+        f"{names.display(model)} minus {names.display(baseline)}), {parts}"
+    )
+
+
 def fit_answer(result: FitResult) -> Answer:
     """:data:`FIT_RULE` on every model under study: yes when each fits every N tried, no when each fits none,
     partly when one fits some N and not others, inconclusive when a call is inconclusive and none is 'does not
@@ -405,7 +439,10 @@ def fit_answer(result: FitResult) -> Answer:
         verdict = "inconclusive"
     lead = {"yes": "Yes", "no": "No", "partly": "Partly", "inconclusive": "Inconclusive"}[verdict]
     phrases = "; ".join(_model_phrase(result, m, roles.display(m)) for m in studied)
-    return Answer(FIT_QUESTION, verdict, f"{lead}: {phrases}.", rule, evidence)
+    baselines = [m for m in result.models() if not roles.under_study(m)]
+    paired = [p for m in studied for b in baselines if (p := _paired_phrase(result, m, b, roles)) is not None]
+    more = "".join(f" Compared {p}." for p in paired)
+    return Answer(FIT_QUESTION, verdict, f"{lead}: {phrases}.{more}", rule, evidence)
 
 
 @QUESTIONS.register("fit", description=FIT_QUESTION, order=25)

@@ -116,3 +116,19 @@ def test_no_model_is_a_one_line_error():
         FitConfig().validate()
     with pytest.raises(ProbeError, match="--images"):
         parse_image_counts("8,-1")
+
+
+def test_the_answer_compares_with_the_baseline_paired_by_seed_in_both_directions_and_not_when_equal():
+    from analyses.fit import paired_with_baseline
+
+    worse = ex.fit({"packnet_slim_b": {8: 0.2, 64: 0.95}, "densedepth": {8: 0.1, 64: 0.5}}, seeds=(0, 1, 2))
+    assert [(n, v.verdict) for n, v in paired_with_baseline(worse, "packnet_slim_b", "densedepth")] == [
+        (8, "fits worse"), (64, "fits worse")]
+    assert "against densedepth, paired by seed" in fit_answer(worse).sentence
+    better = ex.fit({"packnet_slim_b": {8: 0.1}, "densedepth": {8: 0.6}}, seeds=(0, 1, 2))
+    assert [v.verdict for _, v in paired_with_baseline(better, "packnet_slim_b", "densedepth")] == ["fits better"]
+    same = ex.fit({"packnet_slim_b": {8: 0.4}, "densedepth": {8: 0.4}}, seeds=(0, 1, 2))
+    assert [v.verdict for _, v in paired_with_baseline(same, "packnet_slim_b", "densedepth")] == ["inconclusive"]
+    one_seed = ex.fit({"packnet_slim_b": {8: 0.2}, "densedepth": {8: 0.9}}, seeds=(0,))
+    assert paired_with_baseline(one_seed, "packnet_slim_b", "densedepth") == []  # no interval from one pair
+    assert "paired by seed" not in fit_answer(one_seed).sentence
