@@ -158,7 +158,7 @@ class DenseDepth(nn.Module):
             raise ProbeError(f"densedepth: out_channels must be an integer >= 1, got {out_channels!r}")
         if not isinstance(skips, bool):
             raise ProbeError(f"densedepth: skips expected true or false, got {skips!r}")
-        if variant not in VARIANTS:
+        if not isinstance(variant, str) or variant not in VARIANTS:
             raise ProbeError(f"densedepth: variant expected one of {', '.join(VARIANTS)}, got {variant!r}")
         if align_corners is not None and not isinstance(align_corners, bool):
             raise ProbeError(f"densedepth: align_corners expected true or false, got {align_corners!r}")

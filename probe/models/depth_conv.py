@@ -74,7 +74,7 @@ IMPLS = ("auto", *DEPTH_CONVS)
 
 def check_impl(impl: object) -> str:
     """``impl`` if it names a form (or ``auto``), else a one-line ProbeError naming the option."""
-    if impl not in IMPLS:
+    if not isinstance(impl, str) or impl not in IMPLS:
         raise ProbeError(f"depth_conv: expected one of {', '.join(IMPLS)}, got {impl!r}")
     return str(impl)
 

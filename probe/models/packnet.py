@@ -476,7 +476,7 @@ class PackNet(nn.Module):
 
 
 def _validate_choice(option: str, value: object, choices: Collection[str]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ProbeError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
 
 
@@ -496,7 +496,7 @@ def _validate_options(
     skips: bool,
 ) -> None:
     check_width(width)
-    if output_scale not in _OUTPUT_SCALES:
+    if not isinstance(output_scale, str) or output_scale not in _OUTPUT_SCALES:
         raise ProbeError(f"output_scale: expected one of {', '.join(_OUTPUT_SCALES)}, got {output_scale!r}")
     if not (_is_number(min_depth) and min_depth > 0):
         raise ProbeError(f"min_depth: expected a positive depth in metres, got {min_depth!r}")

@@ -72,7 +72,7 @@ class PoseNet(nn.Module):
             raise ProbeError(f"posenet: n_sources must be a positive integer, got {n_sources!r}")
         if not (isinstance(width, (int, float)) and width > 0):
             raise ProbeError(f"posenet: width must be a positive number, got {width!r}")
-        if inputs not in INPUTS:
+        if not isinstance(inputs, str) or inputs not in INPUTS:
             raise ProbeError(f"posenet: inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
         if inputs == "pairs" and (
             offsets is None or len(offsets) != n_sources or any(not isinstance(o, int) or o == 0 for o in offsets)

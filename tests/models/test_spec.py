@@ -186,3 +186,16 @@ def test_a_spec_with_line_breaks_is_refused_in_one_line():
     with pytest.raises(ProbeError, match=r"SPEC is one line") as info:
         resolve_spec("line one\n# heading\n- item")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name,option", [("densedepth", "variant"), ("packnet_b", "activation"),
+                                         ("packnet_b", "target"), ("packnet_b", "output_scale"),
+                                         ("packnet_b", "depth_conv"), ("posenet", "inputs")])
+@pytest.mark.parametrize("value", [{"x": 1}, ["a"]])
+def test_a_choice_option_given_an_unhashable_value_is_a_one_line_error_not_a_type_error(name, option, value):
+    """A config.json or --model-option can hold a mapping or a list where a name is expected (found by the
+    run-folder attack test: `variant not in VARIANTS` raised TypeError: unhashable type: 'dict')."""
+    from probe.models import build_model
+
+    with pytest.raises(ProbeError, match=option):
+        build_model(name, width=0.0625, **{option: value})
