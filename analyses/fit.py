@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
@@ -219,32 +219,21 @@ class FitCell:
     def of(cls, runs: list[FitRun]) -> FitCell:
         one = runs[0]
 
-        def over(get: Callable[[HeldOutSummary], Estimate], part: Callable[[FitRun], HeldOutSummary]) -> Estimate:
+        def over(part: str, ratio: str) -> Estimate:
+            """``ratio`` (an Estimate of HeldOutSummary) of ``part`` (train | test): the run's own, or over seeds."""
             if len(runs) == 1:
-                return get(part(one))
-            return seed_interval([get(part(r)).mean for r in runs])
+                return getattr(getattr(one, part), ratio)
+            return seed_interval([getattr(getattr(r, part), ratio).mean for r in runs])
 
-        def train(r: FitRun) -> HeldOutSummary:
-            return r.train
-
-        def test(r: FitRun) -> HeldOutSummary:
-            return r.test
-
-        def raw(s: HeldOutSummary) -> Estimate:
-            return s.ratio
-
-        def matched(s: HeldOutSummary) -> Estimate:
-            return s.scale_matched_ratio
-
-        fitted = over(matched, train)
+        fitted = over("train", "scale_matched_ratio")
         return cls(
             model=one.model,
             images=one.images,
             seeds=[r.seed for r in runs],
-            train_ratio=over(raw, train),
+            train_ratio=over("train", "ratio"),
             train_scale_matched_ratio=fitted,
-            test_ratio=over(raw, test),
-            test_scale_matched_ratio=over(matched, test),
+            test_ratio=over("test", "ratio"),
+            test_scale_matched_ratio=over("test", "scale_matched_ratio"),
             verdict=fit_call(fitted).verdict,
         )
 
