@@ -709,6 +709,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
         "abs_rel median-scaled",
         "constant predictor",
         "abs_rel metric",
+        "best depth multiplier",
     ):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for c in result.conditions:
@@ -720,6 +721,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
             cell(c.abs_rel_median_scaled),
             cell(c.constant_abs_rel),
             cell(c.abs_rel_metric),
+            cell(c.photometric_multiplier) if c.photometric_multiplier.n else "n/a",
         )
     (console or Console(width=max(140, Console().width))).print(table)
 
