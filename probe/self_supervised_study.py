@@ -368,6 +368,7 @@ class ConditionSummary:
     seeds: list[int]
     scale_ratio: Interval  # per run: the median over test images of median(gt) / median(pred)
     scale_error: Interval  # |scale_ratio - 1|
+    scale_ratio_uncropped: Interval  # per run: the same median ratio over every valid pixel, without the crop
     within_10_percent: Interval  # per run: fraction of test images whose ratio is within 10 % of 1
     abs_rel_metric: Interval  # no scaling
     abs_rel_median_scaled: Interval
@@ -408,6 +409,7 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 seeds=[r.seed for r in group],
                 scale_ratio=over(group, lambda r: r.scale.ratio["median"]),
                 scale_error=over(group, lambda r: r.scale.scale_error),
+                scale_ratio_uncropped=over(group, lambda r: r.scale.ratio_uncropped["median"]),
                 within_10_percent=over(group, lambda r: r.scale.ratio["within_10_percent"]),
                 abs_rel_metric=over(group, lambda r: r.scale.metrics["abs_rel"]),
                 abs_rel_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["abs_rel"]),
@@ -435,7 +437,8 @@ class SelfSupervisedStudyResult(Result):
     name: ClassVar[str] = "self_supervised"
     # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle);
     # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every;
-    # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency)
+    # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency), runs[].scale at its schema 2
+    # and scale_ratio_uncropped
     schema_version: ClassVar[int] = 5
 
     config: SelfSupervisedStudyConfig
@@ -746,7 +749,8 @@ SCALE_RULE = (
     "the scale of a depth that has structure: a model whose mean median-scaled abs_rel over those seeds does not "
     "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
     "seeds whose depth beats it. Over models: yes or no when every model gets it, partly when some get yes and "
-    "others no, inconclusive otherwise. " + CONSISTENCY_RULE + "."
+    "others no, inconclusive otherwise. The verdict reads the protocol's evaluated pixels (its crop included); the "
+    "scale factor over every valid pixel without the crop is stated beside it. " + CONSISTENCY_RULE + "."
 )
 BEATS_QUESTION = "Does PackNet beat DenseDepth in its own regime?"
 BEATS_RULE = (
@@ -804,6 +808,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "condition": _condition_label(c),
             "seeds": len(c.seeds),
             "scale factor, mean [95 % CI]": _interval_text(c.scale_ratio),
+            "scale factor without the crop": _interval_text(c.scale_ratio_uncropped),
             "images within 10 %": fmt(c.within_10_percent.mean),
             "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
             "seeds whose depth beats the constant predictor": f"{_seeds_learnt(result, c)} of {len(c.seeds)}",
@@ -835,7 +840,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
         for c, v in zip(clean, verdicts)
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
-    sentence += "".join(consistency_text(c) for c in clean)
+    sentence += "".join(uncropped_text(c) + consistency_text(c) for c in clean)
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
     if noisy:
         sentence += (
@@ -855,6 +860,17 @@ def consistency_reading(c: ConditionSummary) -> str:
         return "consistent"
     there = band_verdict(c.photometric_scale_ratio)
     return {"yes": "lag", "no": "objective"}.get(there, "none")
+
+
+def uncropped_text(c: ConditionSummary) -> str:
+    """Where the protocol crops, the scale factor over the whole image as well: a crop of the near road can miss
+    1 while the global scale is metric (a compressed depth range)."""
+    if c.scale_ratio_uncropped.n == 0 or c.scale_ratio_uncropped.mean == c.scale_ratio.mean:
+        return ""
+    return (
+        f" Without the protocol's crop (every valid pixel) {c.model}'s scale factor is "
+        f"{_interval_text(c.scale_ratio_uncropped)} ({band_verdict(c.scale_ratio_uncropped)} by the same band)."
+    )
 
 
 def consistency_text(c: ConditionSummary) -> str:
@@ -989,6 +1005,7 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "condition": _condition_label(c),
             "seeds": ",".join(str(s) for s in c.seeds),
             "scale factor": _interval_text(c.scale_ratio),
+            "scale factor, no crop": _interval_text(c.scale_ratio_uncropped),
             "abs_rel, metric": _interval_text(c.abs_rel_metric),
             "abs_rel, median-scaled": _interval_text(c.abs_rel_median_scaled),
             "delta1, median-scaled": _interval_text(c.delta1_median_scaled),

@@ -306,7 +306,9 @@ def scale_evaluation(scale: float = 2.0, abs_rel_scaled: float = 0.1) -> ScaleEv
                            metrics={"abs_rel": abs(scale - 1), "delta1": 0.0},
                            metrics_median_scaled={"abs_rel": abs_rel_scaled, "delta1": 0.9},
                            constant_median_scaled={"abs_rel": 0.3, "delta1": 0.5}, ratio=ratio_summary(ratios),
-                           per_image_ratio=ratios, options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
+                           per_image_ratio=ratios, ratio_uncropped=ratio_summary(ratios[::-1]),
+                           per_image_ratio_uncropped=ratios[::-1],
+                           options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
 
 
 def consistency(best: float = 0.8) -> ConsistencyEvaluation:

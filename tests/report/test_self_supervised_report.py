@@ -22,13 +22,15 @@ CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
 
 
 def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, abs_rel: float,
-         constant: float = 0.25) -> SelfSupervisedRun:
+         constant: float = 0.25, uncropped: float | None = None) -> SelfSupervisedRun:
     scale = ScaleEvaluation(dataset="synthetic_video", split="test", protocol="nyu_eigen", model=model, n_images=8,
                             metrics={"abs_rel": abs_rel + abs(1 - ratio)}, metrics_median_scaled={"abs_rel": abs_rel,
                                                                                                   "delta1": 0.8},
                             constant_median_scaled={"abs_rel": constant},
                             ratio={"median": ratio, "within_10_percent": float(abs(ratio - 1) <= 0.1)},
-                            per_image_ratio=[ratio] * 8)
+                            per_image_ratio=[ratio] * 8,
+                            ratio_uncropped={"median": uncropped if uncropped is not None else ratio},
+                            per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8)
     tag = f"velocity_{noise.label}" if weight else "no_velocity"
     return SelfSupervisedRun(id=f"{model}_{tag}_seed{seed}", model=model, seed=seed, velocity_weight=weight,
                              noise=noise, params=1000, steps=10, seconds=1.0, reprojection_first=0.04,
@@ -225,3 +227,16 @@ def test_a_multiplier_spread_too_wide_to_decide_gives_no_reading():
     result = _scanned([0.78, 0.72, 0.80], [0.5, 1.0, 1.6])
     assert consistency_reading(result.conditions[0]) == "none"
     assert "optimisation lag" not in metric_scale_answer(result).sentence
+
+
+def test_the_scale_answer_states_the_uncropped_factor_beside_the_protocols_without_changing_the_verdict():
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u)
+            for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)])]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+    answer = metric_scale_answer(result)
+    assert answer.verdict == "no"  # the protocol's crop decides
+    assert "Without the protocol's crop (every valid pixel) packnet_b's scale factor is 0.987" in answer.sentence
+    assert "(yes by the same band)" in answer.sentence
+    same = _study({("packnet_b", 0.1, CLEAN): [(0.85, 0.2), (0.83, 0.2), (0.84, 0.2)]})  # no crop: nothing added
+    assert "Without the protocol's crop" not in metric_scale_answer(same).sentence
