@@ -380,7 +380,7 @@ class ConditionSummary:
     translation_angle: Interval = field(default_factory=lambda: Interval.of([]))
     # per run: the depth multiplier at which the reprojection loss with its own poses is lowest (1: consistent)
     photometric_multiplier: Interval = field(default_factory=lambda: Interval.of([]))
-    # per run: the scale factor the depth would have at that multiplier (scale factor / multiplier)
+    # per run: the whole-image scale factor the depth would have at that multiplier (uncropped factor / multiplier)
     photometric_scale_ratio: Interval = field(default_factory=lambda: Interval.of([]))
 
 
@@ -422,7 +422,9 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 ),
                 photometric_scale_ratio=over(
                     group,
-                    lambda r: r.scale.ratio["median"] / r.consistency.best_multiplier if r.consistency else math.nan,
+                    lambda r: (
+                        r.scale.ratio_uncropped["median"] / r.consistency.best_multiplier if r.consistency else math.nan
+                    ),
                 ),
             )
         )
@@ -734,11 +736,13 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
 SCALE_QUESTION = "Does the velocity loss recover metric scale?"
 #: How the photometric self-consistency reads a missed scale (probe.evaluate_consistency).
 CONSISTENCY_RULE = (
-    "Where the scale factor is not within 10 % of 1, the depth of each run is multiplied by the factor at which "
-    "the reprojection loss with the run's own PoseNet is lowest: if the scale factor there is within 10 % of 1 "
-    "(95 % interval over seeds), the objective points at metric depth and the depth network has not settled "
-    "there (an optimisation lag); if it is entirely outside, the objective itself (the poses' scale) misses "
-    "metric scale; otherwise no reading"
+    "Where the scale factor is not within 10 % of 1 it is read in order (each by its 95 % interval over seeds): "
+    "if the factor over every valid pixel without the crop is within 10 % of 1, the global scale is metric and "
+    "the miss is the depth's structure inside the crop (a compressed depth range); otherwise each run's depth is "
+    "multiplied by the factor at which the reprojection loss over the whole image with the run's own PoseNet is "
+    "lowest: if the whole-image scale factor there is within 10 % of 1, the objective points at metric depth and "
+    "the depth network has not settled there (an optimisation lag); if it is entirely outside, the objective "
+    "itself (the poses' scale) misses metric scale; otherwise no reading"
 )
 
 SCALE_RULE = (
@@ -852,12 +856,14 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
 
 
 def consistency_reading(c: ConditionSummary) -> str:
-    """:data:`CONSISTENCY_RULE` on one condition: ``lag``, ``objective``, ``consistent`` (the scale is already
-    within 10 %), or ``none`` (no interval decides, or the runs were not scanned)."""
-    if c.photometric_scale_ratio.n < 2:
-        return "none"
+    """:data:`CONSISTENCY_RULE` on one condition: ``consistent`` (the scale is already within 10 %), ``structure``,
+    ``lag``, ``objective``, or ``none`` (no interval decides, or the runs were not scanned)."""
     if band_verdict(c.scale_ratio) == "yes":
         return "consistent"
+    if band_verdict(c.scale_ratio_uncropped) == "yes":
+        return "structure"
+    if c.photometric_scale_ratio.n < 2:
+        return "none"
     there = band_verdict(c.photometric_scale_ratio)
     return {"yes": "lag", "no": "objective"}.get(there, "none")
 
@@ -865,7 +871,7 @@ def consistency_reading(c: ConditionSummary) -> str:
 def uncropped_text(c: ConditionSummary) -> str:
     """Where the protocol crops, the scale factor over the whole image as well: a crop of the near road can miss
     1 while the global scale is metric (a compressed depth range)."""
-    if c.scale_ratio_uncropped.n == 0 or c.scale_ratio_uncropped.mean == c.scale_ratio.mean:
+    if c.scale_ratio_uncropped.n == 0 or c.scale_ratio_uncropped == c.scale_ratio:
         return ""
     return (
         f" Without the protocol's crop (every valid pixel) {c.model}'s scale factor is "
@@ -874,21 +880,26 @@ def uncropped_text(c: ConditionSummary) -> str:
 
 
 def consistency_text(c: ConditionSummary) -> str:
-    """One sentence for the scale answer: where the run's own objective puts the depth's scale."""
+    """The scale answer's reading of a missed scale (:data:`CONSISTENCY_RULE`), with the depth-multiplier scan."""
     reading = consistency_reading(c)
-    if c.photometric_multiplier.n == 0:
-        return ""
-    head = (
-        f" With its own poses, {c.model}'s reprojection loss is lowest at depth x "
-        f"{_interval_text(c.photometric_multiplier)}, where the scale factor would be "
-        f"{_interval_text(c.photometric_scale_ratio)}"
-    )
-    tail = {
-        "lag": ": the objective points at metric depth and the depth network has not settled there "
-        "(an optimisation lag, not a missing loss).",
-        "objective": ": the objective itself (the poses' scale) misses metric scale.",
-    }.get(reading, ".")
-    return head + tail
+    text = ""
+    if reading == "structure":
+        text += (
+            f" So {c.model}'s global scale is metric and the miss is the depth's structure inside the crop "
+            "(a compressed depth range), not its scale."
+        )
+    if c.photometric_multiplier.n:
+        text += (
+            f" With its own poses, {c.model}'s reprojection loss is lowest at depth x "
+            f"{_interval_text(c.photometric_multiplier)}, where the whole-image scale factor would be "
+            f"{_interval_text(c.photometric_scale_ratio)}"
+        )
+        text += {
+            "lag": ": the objective points at metric depth and the depth network has not settled there "
+            "(an optimisation lag, not a missing loss).",
+            "objective": ": the objective itself (the poses' scale) misses metric scale.",
+        }.get(reading, ".")
+    return text
 
 
 def _learnt_depth(c: ConditionSummary) -> bool:

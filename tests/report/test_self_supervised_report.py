@@ -240,3 +240,16 @@ def test_the_scale_answer_states_the_uncropped_factor_beside_the_protocols_witho
     assert "(yes by the same band)" in answer.sentence
     same = _study({("packnet_b", 0.1, CLEAN): [(0.85, 0.2), (0.83, 0.2), (0.84, 0.2)]})  # no crop: nothing added
     assert "Without the protocol's crop" not in metric_scale_answer(same).sentence
+
+
+def test_a_crop_that_misses_while_the_whole_image_is_metric_reads_as_structure_not_scale():
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u)
+            for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)])]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    (clean,) = summarise(runs)
+    assert consistency_reading(clean) == "structure"
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=[clean])
+    assert "global scale is metric and the miss is the depth's structure" in metric_scale_answer(result).sentence
+    # the negative control: the whole image misses as well, so the reading is not structure
+    missed = _scanned([0.78, 0.72, 0.80], [1.0, 0.98, 1.01])
+    assert consistency_reading(missed.conditions[0]) != "structure"
