@@ -15,6 +15,11 @@ one protocol (crop, depth range):
   evaluated pixels, before clamping): median, mean, std, quartiles, range and the
   fraction within 10 % of 1.  A median ratio of 1 with a small spread means
   metric depth; the velocity loss is meant to produce exactly that.
+- ``ratio_uncropped``: the same over every valid pixel in the protocol's depth range,
+  without its crop.  The KITTI (Garg) crop keeps the lower part of the image, the
+  near road; a depth map whose range is compressed (near too far, far too near) has
+  a scale factor below 1 there while its global scale is metric, and the two
+  numbers side by side tell those apart.
 
 >>> result = evaluate_scale(model, get_dataset("synthetic_video", split="test"))  # doctest: +SKIP
 >>> result.ratio["median"], result.metrics_median_scaled["abs_rel"]               # doctest: +SKIP
@@ -22,7 +27,7 @@ one protocol (crop, depth range):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -66,7 +71,7 @@ class ScaleEvaluation(Result):
     """What :func:`evaluate_scale` measured; ``save(dir)`` writes ``dir/scale.json`` (read back by ``from_json``)."""
 
     name: ClassVar[str] = "scale"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # 2: ratio_uncropped, per_image_ratio_uncropped
 
     dataset: str
     split: str
@@ -78,6 +83,8 @@ class ScaleEvaluation(Result):
     constant_median_scaled: dict[str, float]
     ratio: dict[str, int | float]  # median, mean, std, q25, q75, min, max, within_10_percent; n (a count)
     per_image_ratio: list[float]
+    ratio_uncropped: dict[str, int | float]  # the same summary without the protocol's crop
+    per_image_ratio_uncropped: list[float]
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -118,10 +125,12 @@ def evaluate_scale(
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError(f"evaluate_scale: dataset {getattr(info, 'name', dataset)!r} is empty")
     chosen = resolve_protocol(dataset, protocol)
+    uncropped = replace(chosen, crop=None, pixel_crop=None, pixel_crop_size=None)
     dev = torch.device(device)
     model = model.to(dev).eval()
     raw, scaled, constant = MetricAccumulator(), MetricAccumulator(), MetricAccumulator()
     ratios: list[float] = []
+    ratios_uncropped: list[float] = []
     loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, collate_fn=collate_keep_sizes)
     for batch in loader:
         preds = predict_depth(
@@ -137,6 +146,7 @@ def evaluate_scale(
             scaled.update(median.pred, gt, median.mask)
             constant.update(flat.pred, gt, flat.mask)
             ratios.append(float(median.ratios[0]))  # type: ignore[index]
+            ratios_uncropped.append(float(uncropped.apply(pred, gt, valid, median_scaling=True).ratios[0]))  # type: ignore[index]
     return ScaleEvaluation(
         dataset=getattr(info, "name", type(dataset).__name__),
         split=getattr(dataset, "split", "unknown"),
@@ -148,5 +158,7 @@ def evaluate_scale(
         constant_median_scaled=constant.pooled(),
         ratio=ratio_summary(ratios),
         per_image_ratio=ratios,
+        ratio_uncropped=ratio_summary(ratios_uncropped),
+        per_image_ratio_uncropped=ratios_uncropped,
         options={"max_depth": cap, "flip_tta": flip_tta or chosen.flip_tta, "batch_size": batch_size},
     )

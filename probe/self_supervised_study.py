@@ -45,6 +45,7 @@ from typing import Any, Callable, ClassVar, Collection
 
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
+from probe.evaluate_consistency import ConsistencyEvaluation, evaluate_consistency
 from probe.evaluate_pose import PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
 from probe.jobs import Job, Launch, check_preemptible, run_jobs
@@ -349,6 +350,8 @@ class SelfSupervisedRun:
     scale: ScaleEvaluation
     run_dir: str
     pose: PoseEvaluation | None = None  # PoseNet against the exact poses (datasets that have them)
+    # the reprojection loss against a depth multiplier with the run's own poses (probe.evaluate_consistency)
+    consistency: ConsistencyEvaluation | None = None
 
     @property
     def condition(self) -> tuple[str, float, NoiseLevel]:
@@ -365,6 +368,7 @@ class ConditionSummary:
     seeds: list[int]
     scale_ratio: Interval  # per run: the median over test images of median(gt) / median(pred)
     scale_error: Interval  # |scale_ratio - 1|
+    scale_ratio_uncropped: Interval  # per run: the same median ratio over every valid pixel, without the crop
     within_10_percent: Interval  # per run: fraction of test images whose ratio is within 10 % of 1
     abs_rel_metric: Interval  # no scaling
     abs_rel_median_scaled: Interval
@@ -374,6 +378,10 @@ class ConditionSummary:
     # and the translation angle (degrees) of the worse source frame
     translation_ratio: Interval = field(default_factory=lambda: Interval.of([]))
     translation_angle: Interval = field(default_factory=lambda: Interval.of([]))
+    # per run: the depth multiplier at which the reprojection loss with its own poses is lowest (1: consistent)
+    photometric_multiplier: Interval = field(default_factory=lambda: Interval.of([]))
+    # per run: the whole-image scale factor the depth would have at that multiplier (uncropped factor / multiplier)
+    photometric_scale_ratio: Interval = field(default_factory=lambda: Interval.of([]))
 
 
 def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
@@ -401,6 +409,7 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 seeds=[r.seed for r in group],
                 scale_ratio=over(group, lambda r: r.scale.ratio["median"]),
                 scale_error=over(group, lambda r: r.scale.scale_error),
+                scale_ratio_uncropped=over(group, lambda r: r.scale.ratio_uncropped["median"]),
                 within_10_percent=over(group, lambda r: r.scale.ratio["within_10_percent"]),
                 abs_rel_metric=over(group, lambda r: r.scale.metrics["abs_rel"]),
                 abs_rel_median_scaled=over(group, lambda r: r.scale.metrics_median_scaled["abs_rel"]),
@@ -408,6 +417,15 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 constant_abs_rel=over(group, lambda r: r.scale.constant_median_scaled["abs_rel"]),
                 translation_ratio=over(group, lambda r: _median_translation_ratio(r.pose)),
                 translation_angle=over(group, lambda r: r.pose.worst_angle_deg if r.pose else math.nan),
+                photometric_multiplier=over(
+                    group, lambda r: r.consistency.best_multiplier if r.consistency else math.nan
+                ),
+                photometric_scale_ratio=over(
+                    group,
+                    lambda r: (
+                        r.scale.ratio_uncropped["median"] / r.consistency.best_multiplier if r.consistency else math.nan
+                    ),
+                ),
             )
         )
     return out
@@ -420,8 +438,10 @@ class SelfSupervisedStudyResult(Result):
 
     name: ClassVar[str] = "self_supervised"
     # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle);
-    # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every
-    schema_version: ClassVar[int] = 4
+    # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every;
+    # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency), runs[].scale at its schema 2
+    # and scale_ratio_uncropped
+    schema_version: ClassVar[int] = 5
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -519,7 +539,10 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
     test = get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
     scale = evaluate_scale(model, test, batch_size=config.batch_size, device=_device(config))
     scale.save(result.out / "eval")
-    pose = _evaluate_pose_net(result.out, test, config) if "poses" in test[0] else None
+    pose_net, device = _pose_net(result.out, test, config), _device(config)
+    pose = evaluate_pose(pose_net, test, batch_size=config.batch_size, device=device) if "poses" in test[0] else None
+    consistency = evaluate_consistency(model, pose_net, test, batch_size=config.batch_size, device=device)
+    consistency.save(result.out / "eval")
     return SelfSupervisedRun(
         id=plan.id,
         model=plan.model,
@@ -535,11 +558,12 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
         scale=scale,
         run_dir=str(result.out),
         pose=pose,
+        consistency=consistency,
     )
 
 
-def _evaluate_pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> PoseEvaluation:
-    """The run's PoseNet (from its newest checkpoint's training state) against the test split's exact poses."""
+def _pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> PoseNet:
+    """The run's PoseNet, from its newest checkpoint's training state."""
     checkpoint = latest_checkpoint(run_dir, with_state=True)
     if checkpoint is None:
         raise ProbeError(f"{run_dir}: no checkpoint to read the pose network from")
@@ -550,7 +574,7 @@ def _evaluate_pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConf
         offsets=tuple(int(o) for o in test.context_offsets),
     )
     pose_net.load_state_dict(read_state(checkpoint)["objective"]["pose_net"])
-    return evaluate_pose(pose_net, test, batch_size=config.batch_size, device=_device(config))
+    return pose_net
 
 
 def _device(config: SelfSupervisedStudyConfig) -> Any:
@@ -690,6 +714,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
         "abs_rel median-scaled",
         "constant predictor",
         "abs_rel metric",
+        "best depth multiplier",
     ):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for c in result.conditions:
@@ -701,6 +726,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
             cell(c.abs_rel_median_scaled),
             cell(c.constant_abs_rel),
             cell(c.abs_rel_metric),
+            cell(c.photometric_multiplier) if c.photometric_multiplier.n else "n/a",
         )
     (console or Console(width=max(140, Console().width))).print(table)
 
@@ -708,6 +734,17 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
 # -- the two questions and their report sections ------------------------------------------------------------
 
 SCALE_QUESTION = "Does the velocity loss recover metric scale?"
+#: How the photometric self-consistency reads a missed scale (probe.evaluate_consistency).
+CONSISTENCY_RULE = (
+    "Where the scale factor is not within 10 % of 1 it is read in order (each by its 95 % interval over seeds): "
+    "if the factor over every valid pixel without the crop is within 10 % of 1, the global scale is metric and "
+    "the miss is the depth's structure inside the crop (a compressed depth range); otherwise each run's depth is "
+    "multiplied by the factor at which the reprojection loss over the whole image with the run's own PoseNet is "
+    "lowest: if the whole-image scale factor there is within 10 % of 1, the objective points at metric depth and "
+    "the depth network has not settled there (an optimisation lag); if it is entirely outside, the objective "
+    "itself (the poses' scale) misses metric scale; otherwise no reading"
+)
+
 SCALE_RULE = (
     "Per model, the runs trained with the velocity loss on clean speeds: each run's scale factor is the median over "
     "test images of median(gt) / median(pred); its mean and two-sided 95 % t-interval are taken over seeds. Yes when "
@@ -716,7 +753,8 @@ SCALE_RULE = (
     "the scale of a depth that has structure: a model whose mean median-scaled abs_rel over those seeds does not "
     "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
     "seeds whose depth beats it. Over models: yes or no when every model gets it, partly when some get yes and "
-    "others no, inconclusive otherwise."
+    "others no, inconclusive otherwise. The verdict reads the protocol's evaluated pixels (its crop included); the "
+    "scale factor over every valid pixel without the crop is stated beside it. " + CONSISTENCY_RULE + "."
 )
 BEATS_QUESTION = "Does PackNet beat DenseDepth in its own regime?"
 BEATS_RULE = (
@@ -774,11 +812,14 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "condition": _condition_label(c),
             "seeds": len(c.seeds),
             "scale factor, mean [95 % CI]": _interval_text(c.scale_ratio),
+            "scale factor without the crop": _interval_text(c.scale_ratio_uncropped),
             "images within 10 %": fmt(c.within_10_percent.mean),
             "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
             "seeds whose depth beats the constant predictor": f"{_seeds_learnt(result, c)} of {len(c.seeds)}",
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
+            "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
+            "scale factor there": _interval_text(c.photometric_scale_ratio),
         }
         for c in result.conditions
     ]
@@ -803,6 +844,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
         for c, v in zip(clean, verdicts)
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
+    sentence += "".join(uncropped_text(c) + consistency_text(c) for c in clean)
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
     if noisy:
         sentence += (
@@ -811,6 +853,53 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             + "."
         )
     return Answer(SCALE_QUESTION, verdict, sentence, SCALE_RULE, evidence)
+
+
+def consistency_reading(c: ConditionSummary) -> str:
+    """:data:`CONSISTENCY_RULE` on one condition: ``consistent`` (the scale is already within 10 %), ``structure``,
+    ``lag``, ``objective``, or ``none`` (no interval decides, or the runs were not scanned)."""
+    if band_verdict(c.scale_ratio) == "yes":
+        return "consistent"
+    if band_verdict(c.scale_ratio_uncropped) == "yes":
+        return "structure"
+    if c.photometric_scale_ratio.n < 2:
+        return "none"
+    there = band_verdict(c.photometric_scale_ratio)
+    return {"yes": "lag", "no": "objective"}.get(there, "none")
+
+
+def uncropped_text(c: ConditionSummary) -> str:
+    """Where the protocol crops, the scale factor over the whole image as well: a crop of the near road can miss
+    1 while the global scale is metric (a compressed depth range)."""
+    if c.scale_ratio_uncropped.n == 0 or c.scale_ratio_uncropped == c.scale_ratio:
+        return ""
+    return (
+        f" Without the protocol's crop (every valid pixel) {c.model}'s scale factor is "
+        f"{_interval_text(c.scale_ratio_uncropped)} ({band_verdict(c.scale_ratio_uncropped)} by the same band)."
+    )
+
+
+def consistency_text(c: ConditionSummary) -> str:
+    """The scale answer's reading of a missed scale (:data:`CONSISTENCY_RULE`), with the depth-multiplier scan."""
+    reading = consistency_reading(c)
+    text = ""
+    if reading == "structure":
+        text += (
+            f" So {c.model}'s global scale is metric and the miss is the depth's structure inside the crop "
+            "(a compressed depth range), not its scale."
+        )
+    if c.photometric_multiplier.n:
+        text += (
+            f" With its own poses, {c.model}'s reprojection loss is lowest at depth x "
+            f"{_interval_text(c.photometric_multiplier)}, where the whole-image scale factor would be "
+            f"{_interval_text(c.photometric_scale_ratio)}"
+        )
+        text += {
+            "lag": ": the objective points at metric depth and the depth network has not settled there "
+            "(an optimisation lag, not a missing loss).",
+            "objective": ": the objective itself (the poses' scale) misses metric scale.",
+        }.get(reading, ".")
+    return text
 
 
 def _learnt_depth(c: ConditionSummary) -> bool:
@@ -927,12 +1016,14 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "condition": _condition_label(c),
             "seeds": ",".join(str(s) for s in c.seeds),
             "scale factor": _interval_text(c.scale_ratio),
+            "scale factor, no crop": _interval_text(c.scale_ratio_uncropped),
             "abs_rel, metric": _interval_text(c.abs_rel_metric),
             "abs_rel, median-scaled": _interval_text(c.abs_rel_median_scaled),
             "delta1, median-scaled": _interval_text(c.delta1_median_scaled),
             "constant predictor abs_rel": _interval_text(c.constant_abs_rel),
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
+            "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
         }
         for c in result.conditions
     ]

@@ -30,6 +30,7 @@ from analyses.gradients import GradientsResult, LayerGradients, ModelGradients
 from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
+from probe.evaluate_consistency import ConsistencyEvaluation
 from probe.evaluate_scale import ScaleEvaluation, ratio_summary
 from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedStudyResult, experiment_row
 from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
@@ -305,7 +306,18 @@ def scale_evaluation(scale: float = 2.0, abs_rel_scaled: float = 0.1) -> ScaleEv
                            metrics={"abs_rel": abs(scale - 1), "delta1": 0.0},
                            metrics_median_scaled={"abs_rel": abs_rel_scaled, "delta1": 0.9},
                            constant_median_scaled={"abs_rel": 0.3, "delta1": 0.5}, ratio=ratio_summary(ratios),
-                           per_image_ratio=ratios, options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
+                           per_image_ratio=ratios, ratio_uncropped=ratio_summary(ratios[::-1]),
+                           per_image_ratio_uncropped=ratios[::-1],
+                           options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
+
+
+def consistency(best: float = 0.8) -> ConsistencyEvaluation:
+    """A depth-multiplier scan whose lowest loss lies at ``best`` (a parabola in log s)."""
+    grid = [0.5, 0.71, 1.0, 1.41, 2.0]
+    losses = [0.05 + 0.02 * (math.log(s) - math.log(best)) ** 2 for s in grid]
+    return ConsistencyEvaluation(dataset="synthetic_video", n_windows=4, multipliers=grid, losses=losses,
+                                 best_multiplier=best, loss_at_one=losses[2], loss_at_best=min(losses),
+                                 options={"batch_size": 4, "automask": True, "sources": "min", "scale": "finest"})
 
 
 def self_supervised_run(seed: int, velocity_weight: float, noise: NoiseLevel, scale: float) -> SelfSupervisedRun:
@@ -320,7 +332,8 @@ def self_supervised_run(seed: int, velocity_weight: float, noise: NoiseLevel, sc
                                  per_source=[{"translation_ratio": 1.02, "translation_angle_deg": 3.5,
                                               "rotation_error_deg": 0.4, "rotation_deg": 1.2},
                                              {"translation_ratio": 0.97, "translation_angle_deg": 141.0,
-                                              "rotation_error_deg": 0.6, "rotation_deg": 1.2}]))
+                                              "rotation_error_deg": 0.6, "rotation_deg": 1.2}]),
+                             consistency=None if velocity_weight == 0 else consistency(1 / scale))
 
 
 def self_supervised() -> SelfSupervisedStudyResult:
@@ -368,6 +381,7 @@ EXAMPLES: dict[type[Result], Callable[[], Result]] = {
     TrainSummary: train_summary,
     StudyLog: study_log,
     ScaleEvaluation: scale_evaluation,
+    ConsistencyEvaluation: consistency,
     SelfSupervisedStudyResult: self_supervised,
     FitResult: lambda: fit({"packnet_slim_b": {8: 0.2, 16: 0.75, 64: 1.0}, "densedepth": {8: 0.1, 64: 0.45}},
                            seeds=(0, 1)),

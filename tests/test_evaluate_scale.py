@@ -87,3 +87,21 @@ def test_ratio_summary_quartiles_and_tolerance():
     assert summary["within_10_percent"] == pytest.approx(0.6)
     with pytest.raises(ProbeError, match="no image"):
         ratio_summary([float("nan")])
+
+
+class FarBelow(ScaledReader):
+    """Exact depth in the top three rows, 1.25 x too far below them (a depth range stretched at the bottom)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x[:, :1].clone()
+        out[..., 3:, :] *= 1.25
+        return out + 0 * self.dummy
+
+
+def test_the_uncropped_ratio_sees_the_whole_image_where_the_crop_sees_its_lower_part():
+    cropped = evaluate_scale(FarBelow(1.0), Oracle(), protocol="kitti_eigen")  # Garg crop: rows 3..6 of 8
+    assert cropped.ratio["median"] == pytest.approx(0.8, rel=1e-5)  # inside the crop: all 1.25 x too far
+    assert 0.82 < cropped.ratio_uncropped["median"] < 0.99  # over the image: partly exact
+    assert len(cropped.per_image_ratio_uncropped) == 6
+    plain = evaluate_scale(ScaledReader(1.3), Oracle())  # no crop: the two agree
+    assert plain.per_image_ratio_uncropped == pytest.approx(plain.per_image_ratio)

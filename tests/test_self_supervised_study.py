@@ -69,8 +69,11 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
         assert run.steps == 2 and run.scale.n_images == 4
         assert (Path(run.run_dir) / "eval" / "scale.json").is_file()
         assert run.pose is not None and run.pose.offsets == [-1, 1]  # PoseNet scored against the exact poses
+        assert run.consistency is not None and run.consistency.n_windows == 4  # the depth-multiplier scan
+        assert (Path(run.run_dir) / "eval" / "consistency.json").is_file()
+        assert 0.5 <= run.consistency.best_multiplier <= 2.0
     clean = result.condition("densedepth", 0.1)
-    assert clean.seeds == [0] and clean.scale_ratio.n == 1
+    assert clean.seeds == [0] and clean.scale_ratio.n == 1 and clean.photometric_multiplier.n == 1
     data = json.loads((tmp_path / "self_supervised.json").read_text())
     assert data["analysis"] == "self_supervised"
     again = SelfSupervisedStudyResult.from_json(data)

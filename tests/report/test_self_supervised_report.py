@@ -8,25 +8,29 @@ import json
 import pytest
 
 from probe.errors import ProbeError
+from probe.evaluate_consistency import ConsistencyEvaluation
 from probe.evaluate_scale import ScaleEvaluation
 from probe.report.build import build_report, report_contents
 from probe.report.collect import collect_results
 from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
-                                         metric_scale_answer, packnet_vs_densedepth_answer, summarise)
+                                         consistency_reading, metric_scale_answer, packnet_vs_densedepth_answer,
+                                         summarise)
 from tests import result_examples as examples
 
 CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
 
 
 def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, abs_rel: float,
-         constant: float = 0.25) -> SelfSupervisedRun:
+         constant: float = 0.25, uncropped: float | None = None) -> SelfSupervisedRun:
     scale = ScaleEvaluation(dataset="synthetic_video", split="test", protocol="nyu_eigen", model=model, n_images=8,
                             metrics={"abs_rel": abs_rel + abs(1 - ratio)}, metrics_median_scaled={"abs_rel": abs_rel,
                                                                                                   "delta1": 0.8},
                             constant_median_scaled={"abs_rel": constant},
                             ratio={"median": ratio, "within_10_percent": float(abs(ratio - 1) <= 0.1)},
-                            per_image_ratio=[ratio] * 8)
+                            per_image_ratio=[ratio] * 8,
+                            ratio_uncropped={"median": uncropped if uncropped is not None else ratio},
+                            per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8)
     tag = f"velocity_{noise.label}" if weight else "no_velocity"
     return SelfSupervisedRun(id=f"{model}_{tag}_seed{seed}", model=model, seed=seed, velocity_weight=weight,
                              noise=noise, params=1000, steps=10, seconds=1.0, reprojection_first=0.04,
@@ -139,7 +143,8 @@ def test_the_report_shows_both_sections_with_the_figure_from_the_study_json(tmp_
 def test_an_unreadable_study_json_is_named_on_one_line_though_two_sections_need_it(tmp_path):
     run = tmp_path / "run"
     examples.write(examples.properties(), run)  # something readable, so the report is built
-    (run / "self_supervised.json").write_text(json.dumps({"analysis": "self_supervised", "schema_version": 4}))
+    stale = {"analysis": "self_supervised", "schema_version": SelfSupervisedStudyResult.schema_version}
+    (run / "self_supervised.json").write_text(json.dumps(stale))
     _, not_run = report_contents(collect_results([run]))
     naming = [line for line in not_run if str(run / "self_supervised.json") in line]
     assert len(naming) == 1 and "config: missing key" in naming[0] and SCALE_QUESTION in naming[0]
@@ -179,3 +184,72 @@ def test_without_a_study_json_its_sections_are_left_out_not_listed_as_not_run(tm
     sections, not_run = report_contents(collect_results([tmp_path / "run"]))
     assert not any(SCALE_QUESTION in line or BEATS_QUESTION in line for line in not_run), not_run
     assert not any(s.key.startswith("self_supervised") for s in sections)
+
+
+# -- the photometric self-consistency reading of a missed scale (CONSISTENCY_RULE) -----------------------------
+
+
+def _scanned(ratios: list[float], multipliers: list[float]) -> SelfSupervisedStudyResult:
+    """Clean velocity runs with these scale factors whose reprojection loss is lowest at these depth multipliers."""
+    result = _study({("packnet_b", 0.1, CLEAN): [(r, 0.2) for r in ratios]})
+    for run, m in zip(result.runs, multipliers):
+        run.consistency = ConsistencyEvaluation(dataset="synthetic_video_outdoor", n_windows=8,
+                                                multipliers=[0.5, 1.0, 2.0], losses=[0.2, 0.1, 0.2],
+                                                best_multiplier=m, loss_at_one=0.1, loss_at_best=0.09)
+    result.conditions = summarise(result.runs)
+    return result
+
+
+def test_a_missed_scale_whose_own_objective_points_at_metric_depth_reads_as_an_optimisation_lag():
+    result = _scanned([0.78, 0.72, 0.80], [0.80, 0.73, 0.79])  # scaling by the multiplier lands near 1
+    (clean,) = result.conditions
+    assert consistency_reading(clean) == "lag"
+    answer = metric_scale_answer(result)
+    assert answer.verdict == "no" and "optimisation lag" in answer.sentence
+    assert "CONSISTENCY" not in answer.rule and "own PoseNet" in answer.rule
+
+
+def test_a_missed_scale_that_the_poses_share_reads_as_the_objective():
+    result = _scanned([0.78, 0.72, 0.80], [1.0, 0.98, 1.01])  # the depth already sits where its poses want it
+    (clean,) = result.conditions
+    assert consistency_reading(clean) == "objective"
+    assert "the objective itself" in metric_scale_answer(result).sentence
+
+
+def test_a_metric_scale_needs_no_reading_and_unscanned_runs_get_none():
+    assert consistency_reading(_scanned([1.0, 0.98, 1.02], [1.0, 1.0, 1.0]).conditions[0]) == "consistent"
+    plain = _study({("packnet_b", 0.1, CLEAN): [(0.78, 0.2), (0.72, 0.2), (0.80, 0.2)]})
+    assert consistency_reading(plain.conditions[0]) == "none"
+    assert "reprojection loss is lowest" not in metric_scale_answer(plain).sentence
+
+
+def test_a_multiplier_spread_too_wide_to_decide_gives_no_reading():
+    result = _scanned([0.78, 0.72, 0.80], [0.5, 1.0, 1.6])
+    assert consistency_reading(result.conditions[0]) == "none"
+    assert "optimisation lag" not in metric_scale_answer(result).sentence
+
+
+def test_the_scale_answer_states_the_uncropped_factor_beside_the_protocols_without_changing_the_verdict():
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u)
+            for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)])]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+    answer = metric_scale_answer(result)
+    assert answer.verdict == "no"  # the protocol's crop decides
+    assert "Without the protocol's crop (every valid pixel) packnet_b's scale factor is 0.987" in answer.sentence
+    assert "(yes by the same band)" in answer.sentence
+    same = _study({("packnet_b", 0.1, CLEAN): [(0.85, 0.2), (0.83, 0.2), (0.84, 0.2)]})  # no crop: nothing added
+    assert "Without the protocol's crop" not in metric_scale_answer(same).sentence
+
+
+def test_a_crop_that_misses_while_the_whole_image_is_metric_reads_as_structure_not_scale():
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u)
+            for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)])]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    (clean,) = summarise(runs)
+    assert consistency_reading(clean) == "structure"
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=[clean])
+    assert "global scale is metric and the miss is the depth's structure" in metric_scale_answer(result).sentence
+    # the negative control: the whole image misses as well, so the reading is not structure
+    missed = _scanned([0.78, 0.72, 0.80], [1.0, 0.98, 1.01])
+    assert consistency_reading(missed.conditions[0]) != "structure"
