@@ -36,7 +36,6 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from probe.depth_space import to_depth
@@ -45,6 +44,7 @@ from probe.models.common import finest_scale, output_space_of
 from probe.models.posenet import PoseNet
 from probe.results import Result
 from probe.self_supervised_losses import combine_sources, reprojection_errors
+from probe.training.self_supervised import upsample_depth
 
 __all__ = ["DEFAULT_MULTIPLIERS", "ConsistencyEvaluation", "best_multiplier", "evaluate_consistency", "loss_curve"]
 
@@ -145,10 +145,7 @@ def evaluate_consistency(
     pixels, windows = 0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         image, sources, K = batch["image"].to(dev), batch["context"].to(dev), batch["K"].to(dev).float()
-        out = finest_scale(model(image)).float()
-        if out.shape[-2:] != image.shape[-2:]:
-            out = F.interpolate(out, size=tuple(image.shape[-2:]), mode="nearest")
-        depth = to_depth(out, space, info.max_depth)
+        depth = to_depth(upsample_depth(finest_scale(model(image)).float(), image.shape[-2:]), space, info.max_depth)
         poses = pose_net.poses(image, sources).float()
         total += loss_curve(image.float(), sources.float(), depth, poses, K, multipliers).cpu()
         pixels += image.shape[0] * image.shape[-2] * image.shape[-1]

@@ -92,7 +92,7 @@ class SelfSupervisedObjective:
         image, sources = batch["image"], batch["context"]
         outputs = forward(model, image)
         depths = [
-            to_depth(_upsample(out.float(), image.shape[-2:]), self.output_space, self.max_depth)
+            to_depth(upsample_depth(out.float(), image.shape[-2:]), self.output_space, self.max_depth)
             for out in output_scales(outputs)
         ]
         vectors = forward(self.pose_forward, torch.cat([image, sources.flatten(1, 2)], dim=1))
@@ -122,7 +122,7 @@ class SelfSupervisedObjective:
         self.pose_forward = fn(self.pose_net)
 
 
-def _upsample(out: torch.Tensor, size: torch.Size) -> torch.Tensor:
+def upsample_depth(out: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """A depth scale at the input resolution: nearest-neighbour upsampling, as packnet-sfm's ``upsample_depth_maps``."""
     return out if out.shape[-2:] == size else F.interpolate(out, size=tuple(size), mode="nearest")
 
