@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# CI runs every property at least 200 times; `HYPOTHESIS_PROFILE=thorough` runs many more.
+# CI runs every property at least 200 times on a fixed seed, so a run's verdict is reproducible and a
+# change cannot land or fail by the draw; `HYPOTHESIS_PROFILE=thorough` explores afresh, many more times.
 settings.register_profile(
-    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 settings.register_profile(
     "thorough", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -480,20 +480,31 @@ def copy_checkpoint(checkpoint: Checkpoint, run_dir: Path) -> Checkpoint:
     return verify_checkpoint(target)
 
 
-def load_weights(model: nn.Module, weights_path: Path, device: torch.device) -> None:
-    """Copy a safetensors checkpoint into ``model``; any missing, extra or misshapen tensor is a ProbeError."""
+def load_weights(model: nn.Module, weights_path: Path, device: torch.device, model_from: str = "") -> None:
+    """Copy a safetensors checkpoint into ``model``; any missing, extra or misshapen tensor is a ProbeError.
+
+    ``model_from`` says where the model's settings came from (for example ``config.json``'s model,
+    width and model_options), so a mismatch names the file to check as well as the weights.
+    """
+    built = f" built from {model_from}" if model_from else ""
     try:
         missing, unexpected = load_model(model, str(weights_path), strict=False, device=str(device))
     except RuntimeError as exc:  # shape mismatches: a different model or width than the one saved
         first = str(exc).strip().splitlines()[-1].strip()
-        raise ProbeError(f"{weights_path}: weights do not fit the model ({first})") from None
+        raise ProbeError(f"{weights_path}: weights do not fit the model{built} ({first})") from None
     except (SafetensorError, OSError) as exc:
         raise _unreadable(weights_path, exc) from None
     if missing or unexpected:
         raise ProbeError(
-            f"{weights_path}: weights do not match the model "
+            f"{weights_path}: weights do not match the model{built} "
             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
         )
+
+
+def _model_settings(run_config: dict[str, Any], config_path: Path) -> str:
+    """``config.json``'s settings that shape a model, for an error that names them."""
+    keys = ("model", "width", "model_options")
+    return f"{config_path} (" + ", ".join(f"{k}={run_config.get(k)!r}" for k in keys) + ")"
 
 
 def run_train_config(run_dir: Path, flag: str = "--checkpoint") -> dict[str, Any]:
@@ -592,7 +603,8 @@ def load_checkpoint(
     checkpoint = path if isinstance(path, Checkpoint) else resolve_checkpoint(path)
     run_config = run_train_config(checkpoint.run_dir)
     # The checkpoint holds every weight: the file the run started from is neither needed nor re-read.
-    model = build_recorded_model(run_config, Path(checkpoint.run_dir) / "config.json")
+    config_path = Path(checkpoint.run_dir) / "config.json"
+    model = build_recorded_model(run_config, config_path)
     dev = torch.device(device)
-    load_weights(model, checkpoint.weights, dev)
+    load_weights(model, checkpoint.weights, dev, model_from=_model_settings(run_config, config_path))
     return model.to(dev).eval(), run_config
