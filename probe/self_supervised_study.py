@@ -382,6 +382,9 @@ class ConditionSummary:
     photometric_multiplier: Interval = field(default_factory=lambda: Interval.of([]))
     # per run: the whole-image scale factor the depth would have at that multiplier (uncropped factor / multiplier)
     photometric_scale_ratio: Interval = field(default_factory=lambda: Interval.of([]))
+    # per run: the median over test images of the slope of log depth on log truth, uncropped (1: right range,
+    # below 1: compressed; scale-free, so it separates a wrong structure from a wrong scale)
+    range_slope: Interval = field(default_factory=lambda: Interval.of([]))
 
 
 def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
@@ -426,6 +429,7 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                         r.scale.ratio_uncropped["median"] / r.consistency.best_multiplier if r.consistency else math.nan
                     ),
                 ),
+                range_slope=over(group, lambda r: r.scale.range_slope.get("median", math.nan)),
             )
         )
     return out
@@ -440,8 +444,8 @@ class SelfSupervisedStudyResult(Result):
     # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle);
     # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every;
     # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency), runs[].scale at its schema 2
-    # and scale_ratio_uncropped
-    schema_version: ClassVar[int] = 5
+    # and scale_ratio_uncropped; 6: runs[].scale at its schema 3 (range_slope) and range_slope
+    schema_version: ClassVar[int] = 6
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -715,6 +719,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
         "constant predictor",
         "abs_rel metric",
         "best depth multiplier",
+        "range slope",
     ):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for c in result.conditions:
@@ -727,6 +732,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
             cell(c.constant_abs_rel),
             cell(c.abs_rel_metric),
             cell(c.photometric_multiplier) if c.photometric_multiplier.n else "n/a",
+            cell(c.range_slope) if c.range_slope.n else "n/a",
         )
     (console or Console(width=max(140, Console().width))).print(table)
 
@@ -738,7 +744,9 @@ SCALE_QUESTION = "Does the velocity loss recover metric scale?"
 CONSISTENCY_RULE = (
     "Where the scale factor is not within 10 % of 1 it is read in order (each by its 95 % interval over seeds): "
     "if the factor over every valid pixel without the crop is within 10 % of 1, the global scale is metric and "
-    "the miss is the depth's structure inside the crop (a compressed depth range); otherwise each run's depth is "
+    "the miss is the depth's structure inside the crop, and the slope of log depth on log ground truth over the "
+    "image (1 for the right range at any scale) says whether its range is compressed (interval below 1); otherwise "
+    "each run's depth is "
     "multiplied by the factor at which the reprojection loss over the whole image with the run's own PoseNet is "
     "lowest: if the whole-image scale factor there is within 10 % of 1, the objective points at metric depth and "
     "the depth network has not settled there (an optimisation lag); if it is entirely outside, the objective "
@@ -820,6 +828,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
             "scale factor there": _interval_text(c.photometric_scale_ratio),
+            "depth-range slope (1: right range)": _interval_text(c.range_slope),
         }
         for c in result.conditions
     ]
@@ -884,10 +893,8 @@ def consistency_text(c: ConditionSummary) -> str:
     reading = consistency_reading(c)
     text = ""
     if reading == "structure":
-        text += (
-            f" So {c.model}'s global scale is metric and the miss is the depth's structure inside the crop "
-            "(a compressed depth range), not its scale."
-        )
+        text += f" So {c.model}'s global scale is metric and the miss is the depth's structure inside the crop"
+        text += range_text(c)
     if c.photometric_multiplier.n:
         text += (
             f" With its own poses, {c.model}'s reprojection loss is lowest at depth x "
@@ -900,6 +907,20 @@ def consistency_text(c: ConditionSummary) -> str:
             "objective": ": the objective itself (the poses' scale) misses metric scale.",
         }.get(reading, ".")
     return text
+
+
+def range_text(c: ConditionSummary) -> str:
+    """What the depth-range slope says of a structural miss: compressed, right, or undecided (ends the sentence)."""
+    if c.range_slope.n == 0:
+        return ", not its scale."
+    slope = _interval_text(c.range_slope)
+    if band_verdict(c.range_slope) == "yes":
+        return f", not its scale (its range over the image is right: the slope of log depth on log truth is {slope})."
+    if c.range_slope.n >= 2 and c.range_slope.high < METRIC_BAND[0]:
+        return (
+            f": its depth range is compressed (the slope of log depth on log truth is {slope}, 1 for the right range)."
+        )
+    return f", not its scale (the slope of log depth on log truth is {slope}; 1 is the right range)."
 
 
 def _learnt_depth(c: ConditionSummary) -> bool:
@@ -1024,6 +1045,7 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
+            "depth-range slope": _interval_text(c.range_slope),
         }
         for c in result.conditions
     ]

@@ -302,13 +302,14 @@ def train_summary(curve: tuple[float, ...] = (0.9, 0.7, 0.6)) -> TrainSummary:
 def scale_evaluation(scale: float = 2.0, abs_rel_scaled: float = 0.1) -> ScaleEvaluation:
     """A model off by ``scale``: per-image ratios ``median(gt)/median(pred)`` near ``1/scale``, one image empty."""
     ratios = [1 / scale, 1.02 / scale, float("nan"), 0.98 / scale]
+    slopes = [0.9, 0.95, float("nan"), 0.85]  # a slightly compressed range, whatever the scale
     return ScaleEvaluation(dataset="synthetic_video", split="test", protocol="none", model="densedepth", n_images=4,
                            metrics={"abs_rel": abs(scale - 1), "delta1": 0.0},
                            metrics_median_scaled={"abs_rel": abs_rel_scaled, "delta1": 0.9},
                            constant_median_scaled={"abs_rel": 0.3, "delta1": 0.5}, ratio=ratio_summary(ratios),
                            per_image_ratio=ratios, ratio_uncropped=ratio_summary(ratios[::-1]),
-                           per_image_ratio_uncropped=ratios[::-1],
-                           options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
+                           per_image_ratio_uncropped=ratios[::-1], range_slope=ratio_summary(slopes),
+                           per_image_range_slope=slopes, options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
 
 
 def consistency(best: float = 0.8) -> ConsistencyEvaluation:

@@ -22,7 +22,7 @@ CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
 
 
 def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, abs_rel: float,
-         constant: float = 0.25, uncropped: float | None = None) -> SelfSupervisedRun:
+         constant: float = 0.25, uncropped: float | None = None, slope: float | None = None) -> SelfSupervisedRun:
     scale = ScaleEvaluation(dataset="synthetic_video", split="test", protocol="nyu_eigen", model=model, n_images=8,
                             metrics={"abs_rel": abs_rel + abs(1 - ratio)}, metrics_median_scaled={"abs_rel": abs_rel,
                                                                                                   "delta1": 0.8},
@@ -30,7 +30,9 @@ def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, 
                             ratio={"median": ratio, "within_10_percent": float(abs(ratio - 1) <= 0.1)},
                             per_image_ratio=[ratio] * 8,
                             ratio_uncropped={"median": uncropped if uncropped is not None else ratio},
-                            per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8)
+                            per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8,
+                            range_slope={"n": 0} if slope is None else {"median": slope, "n": 8},
+                            per_image_range_slope=[slope if slope is not None else float("nan")] * 8)
     tag = f"velocity_{noise.label}" if weight else "no_velocity"
     return SelfSupervisedRun(id=f"{model}_{tag}_seed{seed}", model=model, seed=seed, velocity_weight=weight,
                              noise=noise, params=1000, steps=10, seconds=1.0, reprojection_first=0.04,
@@ -253,3 +255,21 @@ def test_a_crop_that_misses_while_the_whole_image_is_metric_reads_as_structure_n
     # the negative control: the whole image misses as well, so the reading is not structure
     missed = _scanned([0.78, 0.72, 0.80], [1.0, 0.98, 1.01])
     assert consistency_reading(missed.conditions[0]) != "structure"
+
+
+@pytest.mark.parametrize(
+    ("slopes", "said", "not_said"),
+    [
+        ([0.72, 0.75, 0.70], "its depth range is compressed (the slope of log depth on log truth is 0.723", "right"),
+        ([1.0, 0.98, 1.02], "its range over the image is right", "compressed"),
+        ([0.6, 1.0, 1.3], "(the slope of log depth on log truth is 0.967", "compressed"),
+    ],
+)
+def test_a_structural_miss_says_whether_the_depth_range_is_compressed(slopes, said, not_said):
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u, slope=k)
+            for seed, (r, u, k) in enumerate(zip([0.85, 0.83, 0.84], [1.01, 0.96, 0.99], slopes))]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    (clean,) = summarise(runs)
+    assert clean.range_slope.n == 3 and clean.range_slope.mean == pytest.approx(sum(slopes) / 3)
+    sentence = metric_scale_answer(SelfSupervisedStudyResult(config=config, runs=runs, conditions=[clean])).sentence
+    assert said in sentence and not_said not in sentence.split("structure inside the crop")[1].split(".")[0]
