@@ -31,7 +31,7 @@ from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.evaluate_consistency import ConsistencyEvaluation
-from probe.evaluate_scale import ScaleEvaluation, ratio_summary
+from probe.evaluate_scale import DepthBin, ScaleEvaluation, ratio_summary
 from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedStudyResult, experiment_row
 from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
 from probe.image_quality import ImageQuality
@@ -309,7 +309,9 @@ def scale_evaluation(scale: float = 2.0, abs_rel_scaled: float = 0.1) -> ScaleEv
                            constant_median_scaled={"abs_rel": 0.3, "delta1": 0.5}, ratio=ratio_summary(ratios),
                            per_image_ratio=ratios, ratio_uncropped=ratio_summary(ratios[::-1]),
                            per_image_ratio_uncropped=ratios[::-1], range_slope=ratio_summary(slopes),
-                           per_image_range_slope=slopes, options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
+                           per_image_range_slope=slopes,
+                           ratio_by_depth=[DepthBin(0.0, 5.0, 3, 1.2), DepthBin(5.0, 10.0, 0, float("nan"))],
+                           options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
 
 
 def consistency(best: float = 0.8) -> ConsistencyEvaluation:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from probe.data.base import DatasetInfo
 from probe.errors import ProbeError
-from probe.evaluate_scale import ScaleEvaluation, evaluate_scale, ratio_summary, slope_summary
+from probe.evaluate_scale import ScaleEvaluation, depth_bins, evaluate_scale, ratio_summary, slope_summary
 from probe.metrics import range_slopes
 
 INFO = DatasetInfo("oracle", "depth written into the image", 0.1, 10.0, (8, 8), 1.0, "none", "test")
@@ -79,7 +79,7 @@ def test_result_round_trips_through_its_json(tmp_path):
     data = json.loads(path.read_text())
     assert data["analysis"] == "scale" and data["schema_version"] == ScaleEvaluation.schema_version
     again = ScaleEvaluation.from_json(data)
-    assert again == result and again.scale_error == pytest.approx(0.5)
+    assert again.to_json() == result.to_json() and again.scale_error == pytest.approx(0.5)  # NaN bins: None both
 
 
 def test_ratio_summary_quartiles_and_tolerance():
@@ -156,3 +156,17 @@ def test_range_slopes_are_nan_where_they_cannot_be_measured():
     mask[2, 0, 0, 0] = True  # one pixel: no slope
     assert torch.isnan(range_slopes(pred, gt, mask)).all()  # flat gt, a zero prediction, a single pixel
     assert slope_summary([float("nan")] * 3) == {"n": 0}
+
+
+def test_ratio_by_depth_is_flat_for_the_right_shape_and_falls_with_depth_for_a_compressed_range():
+    right = evaluate_scale(Compressed(1.7, 1.0), Oracle(), batch_size=4)
+    squeezed = evaluate_scale(Compressed(1.0, 0.5), Oracle(), batch_size=4)
+    assert [b.high for b in right.ratio_by_depth] == depth_bins(10.0)[1:]
+    filled = [b for b in right.ratio_by_depth if b.n_images]
+    assert len(filled) >= 3 and all(b.median == pytest.approx(1.0, abs=1e-4) for b in filled)
+    medians = [b.median for b in squeezed.ratio_by_depth if b.n_images]
+    assert medians == sorted(medians, reverse=True) and medians[0] > 1.2 and medians[-1] < 0.9
+    empty = [b for b in right.ratio_by_depth if not b.n_images]  # the Oracle's depth starts at 1 m
+    assert empty and all(b.median != b.median for b in empty)  # NaN where no image has pixels
+    again = ScaleEvaluation.from_json(json.loads(json.dumps(right.to_json())))
+    assert [b.n_images for b in again.ratio_by_depth] == [b.n_images for b in right.ratio_by_depth]

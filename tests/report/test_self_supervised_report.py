@@ -32,7 +32,8 @@ def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, 
                             ratio_uncropped={"median": uncropped if uncropped is not None else ratio},
                             per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8,
                             range_slope={"n": 0} if slope is None else {"median": slope, "n": 8},
-                            per_image_range_slope=[slope if slope is not None else float("nan")] * 8)
+                            per_image_range_slope=[slope if slope is not None else float("nan")] * 8,
+                            ratio_by_depth=[])
     tag = f"velocity_{noise.label}" if weight else "no_velocity"
     return SelfSupervisedRun(id=f"{model}_{tag}_seed{seed}", model=model, seed=seed, velocity_weight=weight,
                              noise=noise, params=1000, steps=10, seconds=1.0, reprojection_first=0.04,
