@@ -52,6 +52,7 @@ from probe.jobs import Job, Launch, check_preemptible, run_jobs
 from probe.limits import MAX_ITEMS, check_optional_count, check_positive_float
 from probe.models import list_models
 from probe.models.posenet import PoseNet
+from probe.observability import Observability, reprojection_parallax
 from probe.options import (
     dataset_option,
     device_option,
@@ -444,12 +445,14 @@ class SelfSupervisedStudyResult(Result):
     # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle);
     # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every;
     # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency), runs[].scale at its schema 2
-    # and scale_ratio_uncropped; 6: runs[].scale at its schema 3 (range_slope) and range_slope
+    # and scale_ratio_uncropped; 6: runs[].scale at its schema 3 (range_slope, ratio_by_depth), range_slope and
+    # observability (probe.observability: how far the loss can see depth at the study's input size)
     schema_version: ClassVar[int] = 6
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
     conditions: list[ConditionSummary]
+    observability: Observability | None = None  # the test split's reprojection shift of a 25 % depth error
 
     def condition(self, model: str, velocity_weight: float, noise: NoiseLevel = NoiseLevel()) -> ConditionSummary:
         """The summary of one condition (ProbeError if the matrix did not hold it)."""
@@ -537,10 +540,7 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
     reprojection = [r["loss_reprojection"] for r in records]
     window = max(1, min(10, len(reprojection) // 5))
     model, _ = load_checkpoint(result.out, device=_device(config))
-    options = {k: v for k, v in config.dataset_options.items()}
-    if config.eval_length is not None:
-        options["length"] = config.eval_length
-    test = get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
+    test = _test_split(config)
     scale = evaluate_scale(model, test, batch_size=config.batch_size, device=_device(config))
     scale.save(result.out / "eval")
     pose_net, device = _pose_net(result.out, test, config), _device(config)
@@ -564,6 +564,20 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
         pose=pose,
         consistency=consistency,
     )
+
+
+def _test_split(config: SelfSupervisedStudyConfig) -> Any:
+    """The clean test split every run is scored on (``--eval-length`` windows of generated data)."""
+    options = {k: v for k, v in config.dataset_options.items()}
+    if config.eval_length is not None:
+        options["length"] = config.eval_length
+    return get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
+
+
+def _observability(config: SelfSupervisedStudyConfig) -> Observability | None:
+    """How far the study's loss can see depth at its input size (None: the test split has no exact poses)."""
+    test = _test_split(config)
+    return reprojection_parallax(test) if "poses" in test[0] else None
 
 
 def _pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> PoseNet:
@@ -611,7 +625,9 @@ def run_self_supervised_study(
     check_preemptible(launch, config.checkpoint_every)
     with run_folder_lock(config.out, "experiment self-supervised"):
         runs = _run_matrix(planned, config, launch, on_run)
-        result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+        result = SelfSupervisedStudyResult(
+            config=config, runs=runs, conditions=summarise(runs), observability=_observability(config)
+        )
         result.save(config.out)
     return result
 
@@ -854,6 +870,8 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
     sentence += "".join(uncropped_text(c) + consistency_text(c) for c in clean)
+    if result.observability is not None and any(consistency_reading(c) == "structure" for c in clean):
+        sentence += result.observability.sentence()
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
     if noisy:
         sentence += (
@@ -1081,7 +1099,37 @@ def scale_section(results: Results) -> Section | None:
         )
     )
     blocks.append(_conditions_table(result))
+    profile = _depth_profile_table(result)
+    if profile is not None:
+        blocks.append(profile)
     return Section("self_supervised_scale", SCALE_QUESTION, blocks)
+
+
+def _depth_profile_table(result: SelfSupervisedStudyResult) -> Table | None:
+    """Per ground-truth depth bin: how far a 25 % depth error moves the reprojection, and each condition's
+    median-scaled depth over the truth there (mean [95 % t-interval] over seeds); None without either."""
+    obs = result.observability
+    edges = [(b.low, b.high) for b in obs.bins] if obs else []
+    for run in result.runs:
+        edges = edges or [(b.low, b.high) for b in run.scale.ratio_by_depth]
+    if not edges:
+        return None
+    rows = []
+    for k, (low, high) in enumerate(edges):
+        row: dict[str, Any] = {"ground truth (m)": f"{low:g}-{high:g}"}
+        if obs is not None:
+            row[f"shift of a {obs.multiplier - 1:.0%} error (px)"] = fmt(obs.bins[k].median)
+        for c in result.conditions:
+            group = [r for r in result.runs if r.condition == (c.model, c.velocity_weight, c.noise)]
+            values = [r.scale.ratio_by_depth[k].median for r in group if len(r.scale.ratio_by_depth) > k]
+            row[f"{c.model}, {_condition_label(c)}: s*pred/gt"] = _interval_text(Interval.of(values))
+        rows.append(row)
+    return Table(
+        rows,
+        "Depth profile: per ground-truth depth bin, the reprojection shift a depth error causes (exact poses, test "
+        "split) and each condition's depth after whole-image median scaling over the truth (1: right shape; above 1 "
+        "near and below 1 far: a compressed range)",
+    )
 
 
 @SECTIONS.register(

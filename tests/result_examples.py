@@ -32,6 +32,7 @@ from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.evaluate_consistency import ConsistencyEvaluation
 from probe.evaluate_scale import DepthBin, ScaleEvaluation, ratio_summary
+from probe.observability import Observability
 from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedStudyResult, experiment_row
 from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
 from probe.image_quality import ImageQuality
@@ -345,7 +346,9 @@ def self_supervised() -> SelfSupervisedStudyResult:
     config = SelfSupervisedStudyConfig(models=("densedepth",), seeds=(0, 1), noise_levels=(noisy,), width=0.0625)
     runs = [self_supervised_run(0, 0.0, NoiseLevel(), 3.0), self_supervised_run(1, 0.0, NoiseLevel(), 2.8),
             self_supervised_run(0, 0.1, noisy, 1.05)]
-    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+    observability = Observability(1.25, 4, (64, 96), [DepthBin(0.0, 5.0, 4, 2.7), DepthBin(5.0, 10.0, 4, 0.3),
+                                                      DepthBin(10.0, 20.0, 0, float("nan"))])
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs), observability=observability)
 
 
 def study_log() -> StudyLog:
