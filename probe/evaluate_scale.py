@@ -20,6 +20,15 @@ one protocol (crop, depth range):
   near road; a depth map whose range is compressed (near too far, far too near) has
   a scale factor below 1 there while its global scale is metric, and the two
   numbers side by side tell those apart.
+- ``range_slope``: per image, the least-squares slope of ``log pred`` on ``log gt`` over the
+  same uncropped pixels (:func:`probe.metrics.range_slopes`): 1 when the depth's range is
+  right whatever its scale, below 1 when it is compressed, 0 for a flat map.  Median
+  scaling cannot change it, so it is the structure half of what the scale factor mixes.
+- ``ratio_by_depth``: where the range goes wrong.  The ground truth's depths are cut into
+  doubling bins ending at the dataset's depth cap (:func:`depth_bins`); per bin, the median
+  over images of each image's median ``s * pred / gt`` there, ``s`` the image's whole-image
+  median scaling: 1 where the depth has the right shape, below 1 where it is too near for
+  its image, above 1 where too far.  A compressed range reads above 1 near, below 1 far.
 
 >>> result = evaluate_scale(model, get_dataset("synthetic_video", split="test"))  # doctest: +SKIP
 >>> result.ratio["median"], result.metrics_median_scaled["abs_rel"]               # doctest: +SKIP
@@ -38,10 +47,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from probe.errors import ProbeError
 from probe.evaluate import collate_keep_sizes, full_resolution, predict_depth, resolve_protocol
-from probe.metrics import MetricAccumulator
+from probe.metrics import MetricAccumulator, range_slopes
 from probe.results import Result
 
-__all__ = ["ScaleEvaluation", "evaluate_scale", "ratio_summary"]
+__all__ = ["DepthBin", "ScaleEvaluation", "depth_bins", "evaluate_scale", "ratio_summary", "slope_summary"]
 
 #: A ratio within this relative distance of 1 counts as metric scale ("within 10 %").
 METRIC_TOLERANCE = 0.10
@@ -66,12 +75,53 @@ def ratio_summary(ratios: list[float]) -> dict[str, int | float]:
     }
 
 
+#: Bins of ``ratio_by_depth``: this many doubling bins below the dataset's depth cap.
+DEPTH_BINS = 6
+
+
+def depth_bins(max_depth: float, count: int = DEPTH_BINS) -> list[float]:
+    """Edges of ``count`` doubling depth bins ending at ``max_depth``; the first bin also takes every nearer pixel.
+
+    >>> depth_bins(80.0)
+    [0.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0]
+    """
+    return [0.0] + [max_depth / 2.0**k for k in range(count - 1, -1, -1)]
+
+
+@dataclass(frozen=True)
+class DepthBin:
+    """One ground-truth depth bin ``(low, high]`` in metres: how many images have pixels there and the median over
+    them of each image's median ``s * pred / gt`` in it (NaN where none has)."""
+
+    low: float
+    high: float
+    n_images: int
+    median: float
+
+
+def _by_depth(values: list[list[float]], edges: list[float]) -> list[DepthBin]:
+    """One :class:`DepthBin` per bin from each image's value in it."""
+    out = []
+    for b, per_image in enumerate(values):
+        finite = [v for v in per_image if np.isfinite(v)]
+        median = float(np.median(finite)) if finite else float("nan")
+        out.append(DepthBin(edges[b], edges[b + 1], len(finite), median))
+    return out
+
+
+def slope_summary(slopes: list[float]) -> dict[str, int | float]:
+    """:func:`ratio_summary` of the finite range slopes, or ``{"n": 0}`` where no image had one (flat ground truth)."""
+    if not any(np.isfinite(s) for s in slopes):
+        return {"n": 0}
+    return ratio_summary(slopes)
+
+
 @dataclass
 class ScaleEvaluation(Result):
     """What :func:`evaluate_scale` measured; ``save(dir)`` writes ``dir/scale.json`` (read back by ``from_json``)."""
 
     name: ClassVar[str] = "scale"
-    schema_version: ClassVar[int] = 2  # 2: ratio_uncropped, per_image_ratio_uncropped
+    schema_version: ClassVar[int] = 3  # 2: ratio_uncropped, per_image_ratio_uncropped; 3: range_slope, ratio_by_depth
 
     dataset: str
     split: str
@@ -85,6 +135,10 @@ class ScaleEvaluation(Result):
     per_image_ratio: list[float]
     ratio_uncropped: dict[str, int | float]  # the same summary without the protocol's crop
     per_image_ratio_uncropped: list[float]
+    range_slope: dict[str, int | float]  # slope of log pred on log gt, uncropped: 1 right range, < 1 compressed
+    per_image_range_slope: list[float]  # NaN where an image's ground truth is flat
+    # per doubling depth bin (low, high, n_images, median): median over images of median(s * pred / gt) there
+    ratio_by_depth: list[DepthBin]
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,6 +185,9 @@ def evaluate_scale(
     raw, scaled, constant = MetricAccumulator(), MetricAccumulator(), MetricAccumulator()
     ratios: list[float] = []
     ratios_uncropped: list[float] = []
+    slopes: list[float] = []
+    edges = depth_bins(cap)
+    binned: list[list[float]] = [[] for _ in edges[1:]]
     loader = DataLoader(full_resolution(dataset), batch_size=batch_size, shuffle=False, collate_fn=collate_keep_sizes)
     for batch in loader:
         preds = predict_depth(
@@ -146,7 +203,14 @@ def evaluate_scale(
             scaled.update(median.pred, gt, median.mask)
             constant.update(flat.pred, gt, flat.mask)
             ratios.append(float(median.ratios[0]))  # type: ignore[index]
-            ratios_uncropped.append(float(uncropped.apply(pred, gt, valid, median_scaling=True).ratios[0]))  # type: ignore[index]
+            whole = uncropped.apply(pred, gt, valid, median_scaling=True)
+            ratios_uncropped.append(float(whole.ratios[0]))  # type: ignore[index]
+            slopes.append(float(range_slopes(pred, gt, whole.mask)[0]))
+            relative = whole.pred / gt  # median-scaled over the whole image
+            for b in range(len(binned)):
+                inside = whole.mask & (gt > edges[b]) & (gt <= edges[b + 1])
+                if bool(inside.any()):
+                    binned[b].append(float(relative[inside].median()))
     return ScaleEvaluation(
         dataset=getattr(info, "name", type(dataset).__name__),
         split=getattr(dataset, "split", "unknown"),
@@ -160,5 +224,8 @@ def evaluate_scale(
         per_image_ratio=ratios,
         ratio_uncropped=ratio_summary(ratios_uncropped),
         per_image_ratio_uncropped=ratios_uncropped,
+        range_slope=slope_summary(slopes),
+        per_image_range_slope=slopes,
+        ratio_by_depth=_by_depth(binned, edges),
         options={"max_depth": cap, "flip_tta": flip_tta or chosen.flip_tta, "batch_size": batch_size},
     )

@@ -415,6 +415,34 @@ def median_ratios(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> t
     return ratios
 
 
+def range_slopes(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per image the least-squares slope of ``log pred`` on ``log gt`` over ``mask``: ``[B]`` (float64).
+
+    1 for a depth map whose range is right up to one scale (``pred = s * gt`` for any ``s``), below 1 for a
+    compressed range (near too far, far too near), 0 for a flat map.  Median scaling leaves it unchanged, so it
+    measures the depth's structure where the scale factor measures its scale.  NaN where ``mask`` keeps fewer
+    than two pixels, the ground truth there is flat, or a prediction is not positive.
+
+    >>> gt = torch.tensor([1.0, 2.0, 4.0, 8.0]).view(1, 1, 2, 2)
+    >>> round(float(range_slopes(3 * gt, gt, gt > 0)[0]), 6), round(float(range_slopes(gt.sqrt(), gt, gt > 0)[0]), 6)
+    (1.0, 0.5)
+    """
+    slopes = torch.full((pred.shape[0],), float("nan"), dtype=torch.float64)
+    for i in range(pred.shape[0]):
+        m = mask[i]
+        if int(m.sum()) < 2:
+            continue
+        x, y = gt[i][m].double().log(), pred[i][m].double()
+        if bool((y <= 0).any()):
+            continue
+        y = y.log()
+        dx = x - x.mean()
+        spread = float((dx * dx).sum())
+        if spread > 1e-12 * x.numel():
+            slopes[i] = float((dx * (y - y.mean())).sum()) / spread
+    return slopes
+
+
 def abs_rel_as_published_sums(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> tuple[float, int]:
     """``(sum |g - p| / p, count)`` over ``mask``: DenseDepth's published "abs_rel" (arguments swapped)."""
     p, g = pred[mask].double(), gt[mask].double()

@@ -52,6 +52,7 @@ from probe.jobs import Job, Launch, check_preemptible, run_jobs
 from probe.limits import MAX_ITEMS, check_optional_count, check_positive_float
 from probe.models import list_models
 from probe.models.posenet import PoseNet
+from probe.observability import Observability, reprojection_parallax
 from probe.options import (
     dataset_option,
     device_option,
@@ -382,6 +383,9 @@ class ConditionSummary:
     photometric_multiplier: Interval = field(default_factory=lambda: Interval.of([]))
     # per run: the whole-image scale factor the depth would have at that multiplier (uncropped factor / multiplier)
     photometric_scale_ratio: Interval = field(default_factory=lambda: Interval.of([]))
+    # per run: the median over test images of the slope of log depth on log truth, uncropped (1: right range,
+    # below 1: compressed; scale-free, so it separates a wrong structure from a wrong scale)
+    range_slope: Interval = field(default_factory=lambda: Interval.of([]))
 
 
 def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
@@ -426,6 +430,7 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                         r.scale.ratio_uncropped["median"] / r.consistency.best_multiplier if r.consistency else math.nan
                     ),
                 ),
+                range_slope=over(group, lambda r: r.scale.range_slope.get("median", math.nan)),
             )
         )
     return out
@@ -440,12 +445,14 @@ class SelfSupervisedStudyResult(Result):
     # 2: PoseNet scores (runs[].pose, translation_ratio, translation_angle);
     # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every;
     # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency), runs[].scale at its schema 2
-    # and scale_ratio_uncropped
-    schema_version: ClassVar[int] = 5
+    # and scale_ratio_uncropped; 6: runs[].scale at its schema 3 (range_slope, ratio_by_depth), range_slope and
+    # observability (probe.observability: how far the loss can see depth at the study's input size)
+    schema_version: ClassVar[int] = 6
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
     conditions: list[ConditionSummary]
+    observability: Observability | None = None  # the test split's reprojection shift of a 25 % depth error
 
     def condition(self, model: str, velocity_weight: float, noise: NoiseLevel = NoiseLevel()) -> ConditionSummary:
         """The summary of one condition (ProbeError if the matrix did not hold it)."""
@@ -533,10 +540,7 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
     reprojection = [r["loss_reprojection"] for r in records]
     window = max(1, min(10, len(reprojection) // 5))
     model, _ = load_checkpoint(result.out, device=_device(config))
-    options = {k: v for k, v in config.dataset_options.items()}
-    if config.eval_length is not None:
-        options["length"] = config.eval_length
-    test = get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
+    test = _test_split(config)
     scale = evaluate_scale(model, test, batch_size=config.batch_size, device=_device(config))
     scale.save(result.out / "eval")
     pose_net, device = _pose_net(result.out, test, config), _device(config)
@@ -560,6 +564,20 @@ def _run_one(plan: PlannedRun, config: SelfSupervisedStudyConfig) -> SelfSupervi
         pose=pose,
         consistency=consistency,
     )
+
+
+def _test_split(config: SelfSupervisedStudyConfig) -> Any:
+    """The clean test split every run is scored on (``--eval-length`` windows of generated data)."""
+    options = {k: v for k, v in config.dataset_options.items()}
+    if config.eval_length is not None:
+        options["length"] = config.eval_length
+    return get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
+
+
+def _observability(config: SelfSupervisedStudyConfig) -> Observability | None:
+    """How far the study's loss can see depth at its input size (None: the test split has no exact poses)."""
+    test = _test_split(config)
+    return reprojection_parallax(test) if "poses" in test[0] else None
 
 
 def _pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> PoseNet:
@@ -607,7 +625,9 @@ def run_self_supervised_study(
     check_preemptible(launch, config.checkpoint_every)
     with run_folder_lock(config.out, "experiment self-supervised"):
         runs = _run_matrix(planned, config, launch, on_run)
-        result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+        result = SelfSupervisedStudyResult(
+            config=config, runs=runs, conditions=summarise(runs), observability=_observability(config)
+        )
         result.save(config.out)
     return result
 
@@ -715,6 +735,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
         "constant predictor",
         "abs_rel metric",
         "best depth multiplier",
+        "range slope",
     ):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for c in result.conditions:
@@ -727,6 +748,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
             cell(c.constant_abs_rel),
             cell(c.abs_rel_metric),
             cell(c.photometric_multiplier) if c.photometric_multiplier.n else "n/a",
+            cell(c.range_slope) if c.range_slope.n else "n/a",
         )
     (console or Console(width=max(140, Console().width))).print(table)
 
@@ -738,7 +760,9 @@ SCALE_QUESTION = "Does the velocity loss recover metric scale?"
 CONSISTENCY_RULE = (
     "Where the scale factor is not within 10 % of 1 it is read in order (each by its 95 % interval over seeds): "
     "if the factor over every valid pixel without the crop is within 10 % of 1, the global scale is metric and "
-    "the miss is the depth's structure inside the crop (a compressed depth range); otherwise each run's depth is "
+    "the miss is the depth's structure inside the crop, and the slope of log depth on log ground truth over the "
+    "image (1 for the right range at any scale) says whether its range is compressed (interval below 1); otherwise "
+    "each run's depth is "
     "multiplied by the factor at which the reprojection loss over the whole image with the run's own PoseNet is "
     "lowest: if the whole-image scale factor there is within 10 % of 1, the objective points at metric depth and "
     "the depth network has not settled there (an optimisation lag); if it is entirely outside, the objective "
@@ -820,6 +844,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
             "scale factor there": _interval_text(c.photometric_scale_ratio),
+            "depth-range slope (1: right range)": _interval_text(c.range_slope),
         }
         for c in result.conditions
     ]
@@ -845,6 +870,8 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
     sentence += "".join(uncropped_text(c) + consistency_text(c) for c in clean)
+    if result.observability is not None and any(consistency_reading(c) == "structure" for c in clean):
+        sentence += result.observability.sentence()
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
     if noisy:
         sentence += (
@@ -884,10 +911,8 @@ def consistency_text(c: ConditionSummary) -> str:
     reading = consistency_reading(c)
     text = ""
     if reading == "structure":
-        text += (
-            f" So {c.model}'s global scale is metric and the miss is the depth's structure inside the crop "
-            "(a compressed depth range), not its scale."
-        )
+        text += f" So {c.model}'s global scale is metric and the miss is the depth's structure inside the crop"
+        text += range_text(c)
     if c.photometric_multiplier.n:
         text += (
             f" With its own poses, {c.model}'s reprojection loss is lowest at depth x "
@@ -900,6 +925,20 @@ def consistency_text(c: ConditionSummary) -> str:
             "objective": ": the objective itself (the poses' scale) misses metric scale.",
         }.get(reading, ".")
     return text
+
+
+def range_text(c: ConditionSummary) -> str:
+    """What the depth-range slope says of a structural miss: compressed, right, or undecided (ends the sentence)."""
+    if c.range_slope.n == 0:
+        return ", not its scale."
+    slope = _interval_text(c.range_slope)
+    if band_verdict(c.range_slope) == "yes":
+        return f", not its scale (its range over the image is right: the slope of log depth on log truth is {slope})."
+    if c.range_slope.n >= 2 and c.range_slope.high < METRIC_BAND[0]:
+        return (
+            f": its depth range is compressed (the slope of log depth on log truth is {slope}, 1 for the right range)."
+        )
+    return f", not its scale (the slope of log depth on log truth is {slope}; 1 is the right range)."
 
 
 def _learnt_depth(c: ConditionSummary) -> bool:
@@ -1024,6 +1063,7 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
+            "depth-range slope": _interval_text(c.range_slope),
         }
         for c in result.conditions
     ]
@@ -1059,7 +1099,37 @@ def scale_section(results: Results) -> Section | None:
         )
     )
     blocks.append(_conditions_table(result))
+    profile = _depth_profile_table(result)
+    if profile is not None:
+        blocks.append(profile)
     return Section("self_supervised_scale", SCALE_QUESTION, blocks)
+
+
+def _depth_profile_table(result: SelfSupervisedStudyResult) -> Table | None:
+    """Per ground-truth depth bin: how far a 25 % depth error moves the reprojection, and each condition's
+    median-scaled depth over the truth there (mean [95 % t-interval] over seeds); None without either."""
+    obs = result.observability
+    edges = [(b.low, b.high) for b in obs.bins] if obs else []
+    for run in result.runs:
+        edges = edges or [(b.low, b.high) for b in run.scale.ratio_by_depth]
+    if not edges:
+        return None
+    rows = []
+    for k, (low, high) in enumerate(edges):
+        row: dict[str, Any] = {"ground truth (m)": f"{low:g}-{high:g}"}
+        if obs is not None:
+            row[f"shift of a {obs.multiplier - 1:.0%} error (px)"] = fmt(obs.bins[k].median)
+        for c in result.conditions:
+            group = [r for r in result.runs if r.condition == (c.model, c.velocity_weight, c.noise)]
+            values = [r.scale.ratio_by_depth[k].median for r in group if len(r.scale.ratio_by_depth) > k]
+            row[f"{c.model}, {_condition_label(c)}: s*pred/gt"] = _interval_text(Interval.of(values))
+        rows.append(row)
+    return Table(
+        rows,
+        "Depth profile: per ground-truth depth bin, the reprojection shift a depth error causes (exact poses, test "
+        "split) and each condition's depth after whole-image median scaling over the truth (1: right shape; above 1 "
+        "near and below 1 far: a compressed range)",
+    )
 
 
 @SECTIONS.register(

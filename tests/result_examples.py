@@ -31,7 +31,8 @@ from analyses.noise import ModelNoise, NoiseResult, NoiseScaleEstimator
 from probe.data.samples import Samples
 from probe.evaluate import EvalResult
 from probe.evaluate_consistency import ConsistencyEvaluation
-from probe.evaluate_scale import ScaleEvaluation, ratio_summary
+from probe.evaluate_scale import DepthBin, ScaleEvaluation, ratio_summary
+from probe.observability import Observability
 from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedStudyResult, experiment_row
 from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
 from probe.image_quality import ImageQuality
@@ -302,12 +303,15 @@ def train_summary(curve: tuple[float, ...] = (0.9, 0.7, 0.6)) -> TrainSummary:
 def scale_evaluation(scale: float = 2.0, abs_rel_scaled: float = 0.1) -> ScaleEvaluation:
     """A model off by ``scale``: per-image ratios ``median(gt)/median(pred)`` near ``1/scale``, one image empty."""
     ratios = [1 / scale, 1.02 / scale, float("nan"), 0.98 / scale]
+    slopes = [0.9, 0.95, float("nan"), 0.85]  # a slightly compressed range, whatever the scale
     return ScaleEvaluation(dataset="synthetic_video", split="test", protocol="none", model="densedepth", n_images=4,
                            metrics={"abs_rel": abs(scale - 1), "delta1": 0.0},
                            metrics_median_scaled={"abs_rel": abs_rel_scaled, "delta1": 0.9},
                            constant_median_scaled={"abs_rel": 0.3, "delta1": 0.5}, ratio=ratio_summary(ratios),
                            per_image_ratio=ratios, ratio_uncropped=ratio_summary(ratios[::-1]),
-                           per_image_ratio_uncropped=ratios[::-1],
+                           per_image_ratio_uncropped=ratios[::-1], range_slope=ratio_summary(slopes),
+                           per_image_range_slope=slopes,
+                           ratio_by_depth=[DepthBin(0.0, 5.0, 3, 1.2), DepthBin(5.0, 10.0, 0, float("nan"))],
                            options={"max_depth": 10.0, "flip_tta": False, "batch_size": 4})
 
 
@@ -342,7 +346,9 @@ def self_supervised() -> SelfSupervisedStudyResult:
     config = SelfSupervisedStudyConfig(models=("densedepth",), seeds=(0, 1), noise_levels=(noisy,), width=0.0625)
     runs = [self_supervised_run(0, 0.0, NoiseLevel(), 3.0), self_supervised_run(1, 0.0, NoiseLevel(), 2.8),
             self_supervised_run(0, 0.1, noisy, 1.05)]
-    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+    observability = Observability(1.25, 4, (64, 96), [DepthBin(0.0, 5.0, 4, 2.7), DepthBin(5.0, 10.0, 4, 0.3),
+                                                      DepthBin(10.0, 20.0, 0, float("nan"))])
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs), observability=observability)
 
 
 def study_log() -> StudyLog:

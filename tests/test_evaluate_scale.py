@@ -12,7 +12,8 @@ from torch.utils.data import Dataset
 
 from probe.data.base import DatasetInfo
 from probe.errors import ProbeError
-from probe.evaluate_scale import ScaleEvaluation, evaluate_scale, ratio_summary
+from probe.evaluate_scale import ScaleEvaluation, depth_bins, evaluate_scale, ratio_summary, slope_summary
+from probe.metrics import range_slopes
 
 INFO = DatasetInfo("oracle", "depth written into the image", 0.1, 10.0, (8, 8), 1.0, "none", "test")
 
@@ -78,7 +79,7 @@ def test_result_round_trips_through_its_json(tmp_path):
     data = json.loads(path.read_text())
     assert data["analysis"] == "scale" and data["schema_version"] == ScaleEvaluation.schema_version
     again = ScaleEvaluation.from_json(data)
-    assert again == result and again.scale_error == pytest.approx(0.5)
+    assert again.to_json() == result.to_json() and again.scale_error == pytest.approx(0.5)  # NaN bins: None both
 
 
 def test_ratio_summary_quartiles_and_tolerance():
@@ -105,3 +106,67 @@ def test_the_uncropped_ratio_sees_the_whole_image_where_the_crop_sees_its_lower_
     assert len(cropped.per_image_ratio_uncropped) == 6
     plain = evaluate_scale(ScaledReader(1.3), Oracle())  # no crop: the two agree
     assert plain.per_image_ratio_uncropped == pytest.approx(plain.per_image_ratio)
+
+
+class Compressed(ScaledReader):
+    """``scale * gt ** power`` in metres: the right structure for power 1, a compressed range below it."""
+
+    def __init__(self, scale: float, power: float) -> None:
+        super().__init__(scale)
+        self.power = power
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        metres = 10.0 * x[:, :1]
+        return self.scale * metres**self.power / 10.0 + 0 * self.dummy
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 1.7])
+@pytest.mark.parametrize("power", [1.0, 0.6, 0.0])
+def test_the_range_slope_is_the_power_whatever_the_scale(scale, power):
+    result = evaluate_scale(Compressed(scale, power), Oracle(), batch_size=4)
+    assert result.range_slope["n"] == 6 and len(result.per_image_range_slope) == 6
+    assert result.range_slope["median"] == pytest.approx(power, abs=1e-4)
+    assert result.range_slope["within_10_percent"] == (1.0 if power == 1.0 else 0.0)
+    if power == 0.6:  # a compressed range: the per-image factor moves with the image's depth, the slope does not
+        assert result.ratio["std"] > 0.01 and result.range_slope["std"] < 1e-4
+
+
+class FlatAbove(ScaledReader):
+    """Exact depth from row 3 down (the Garg crop of an 8-row image), a flat 5 m above it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x[:, :1].clone()
+        out[..., :3, :] = 0.5
+        return out + 0 * self.dummy
+
+
+def test_the_range_slope_reads_the_whole_image_not_the_crop():
+    result = evaluate_scale(FlatAbove(1.0), Oracle(), protocol="kitti_eigen")
+    assert result.ratio["median"] == pytest.approx(1.0, rel=1e-5)  # the crop sees only exact rows
+    assert 0.3 < result.range_slope["median"] < 0.9  # the flat rows above the crop compress the whole range
+
+
+def test_range_slopes_are_nan_where_they_cannot_be_measured():
+    gt = torch.full((3, 1, 2, 2), 4.0)
+    gt[1] = torch.tensor([[1.0, 2.0], [4.0, 8.0]])
+    pred = gt.clone()
+    pred[1, 0, 0, 0] = 0.0  # a non-positive prediction has no logarithm
+    mask = torch.ones_like(gt, dtype=torch.bool)
+    mask[2] = False
+    mask[2, 0, 0, 0] = True  # one pixel: no slope
+    assert torch.isnan(range_slopes(pred, gt, mask)).all()  # flat gt, a zero prediction, a single pixel
+    assert slope_summary([float("nan")] * 3) == {"n": 0}
+
+
+def test_ratio_by_depth_is_flat_for_the_right_shape_and_falls_with_depth_for_a_compressed_range():
+    right = evaluate_scale(Compressed(1.7, 1.0), Oracle(), batch_size=4)
+    squeezed = evaluate_scale(Compressed(1.0, 0.5), Oracle(), batch_size=4)
+    assert [b.high for b in right.ratio_by_depth] == depth_bins(10.0)[1:]
+    filled = [b for b in right.ratio_by_depth if b.n_images]
+    assert len(filled) >= 3 and all(b.median == pytest.approx(1.0, abs=1e-4) for b in filled)
+    medians = [b.median for b in squeezed.ratio_by_depth if b.n_images]
+    assert medians == sorted(medians, reverse=True) and medians[0] > 1.2 and medians[-1] < 0.9
+    empty = [b for b in right.ratio_by_depth if not b.n_images]  # the Oracle's depth starts at 1 m
+    assert empty and all(b.median != b.median for b in empty)  # NaN where no image has pixels
+    again = ScaleEvaluation.from_json(json.loads(json.dumps(right.to_json())))
+    assert [b.n_images for b in again.ratio_by_depth] == [b.n_images for b in right.ratio_by_depth]

@@ -9,20 +9,21 @@ import pytest
 
 from probe.errors import ProbeError
 from probe.evaluate_consistency import ConsistencyEvaluation
-from probe.evaluate_scale import ScaleEvaluation
+from probe.evaluate_scale import DepthBin, ScaleEvaluation
+from probe.observability import Observability
 from probe.report.build import build_report, report_contents
 from probe.report.collect import collect_results
 from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
                                          consistency_reading, metric_scale_answer, packnet_vs_densedepth_answer,
-                                         summarise)
+                                         _depth_profile_table, summarise)
 from tests import result_examples as examples
 
 CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
 
 
 def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, abs_rel: float,
-         constant: float = 0.25, uncropped: float | None = None) -> SelfSupervisedRun:
+         constant: float = 0.25, uncropped: float | None = None, slope: float | None = None) -> SelfSupervisedRun:
     scale = ScaleEvaluation(dataset="synthetic_video", split="test", protocol="nyu_eigen", model=model, n_images=8,
                             metrics={"abs_rel": abs_rel + abs(1 - ratio)}, metrics_median_scaled={"abs_rel": abs_rel,
                                                                                                   "delta1": 0.8},
@@ -30,7 +31,10 @@ def _run(model: str, seed: int, weight: float, noise: NoiseLevel, ratio: float, 
                             ratio={"median": ratio, "within_10_percent": float(abs(ratio - 1) <= 0.1)},
                             per_image_ratio=[ratio] * 8,
                             ratio_uncropped={"median": uncropped if uncropped is not None else ratio},
-                            per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8)
+                            per_image_ratio_uncropped=[uncropped if uncropped is not None else ratio] * 8,
+                            range_slope={"n": 0} if slope is None else {"median": slope, "n": 8},
+                            per_image_range_slope=[slope if slope is not None else float("nan")] * 8,
+                            ratio_by_depth=[])
     tag = f"velocity_{noise.label}" if weight else "no_velocity"
     return SelfSupervisedRun(id=f"{model}_{tag}_seed{seed}", model=model, seed=seed, velocity_weight=weight,
                              noise=noise, params=1000, steps=10, seconds=1.0, reprojection_first=0.04,
@@ -253,3 +257,39 @@ def test_a_crop_that_misses_while_the_whole_image_is_metric_reads_as_structure_n
     # the negative control: the whole image misses as well, so the reading is not structure
     missed = _scanned([0.78, 0.72, 0.80], [1.0, 0.98, 1.01])
     assert consistency_reading(missed.conditions[0]) != "structure"
+
+
+@pytest.mark.parametrize(
+    ("slopes", "said", "not_said"),
+    [
+        ([0.72, 0.75, 0.70], "its depth range is compressed (the slope of log depth on log truth is 0.723", "right"),
+        ([1.0, 0.98, 1.02], "its range over the image is right", "compressed"),
+        ([0.6, 1.0, 1.3], "(the slope of log depth on log truth is 0.967", "compressed"),
+    ],
+)
+def test_a_structural_miss_says_whether_the_depth_range_is_compressed(slopes, said, not_said):
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u, slope=k)
+            for seed, (r, u, k) in enumerate(zip([0.85, 0.83, 0.84], [1.01, 0.96, 0.99], slopes))]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    (clean,) = summarise(runs)
+    assert clean.range_slope.n == 3 and clean.range_slope.mean == pytest.approx(sum(slopes) / 3)
+    sentence = metric_scale_answer(SelfSupervisedStudyResult(config=config, runs=runs, conditions=[clean])).sentence
+    assert said in sentence and not_said not in sentence.split("structure inside the crop")[1].split(".")[0]
+
+
+def test_a_structural_miss_states_how_far_the_loss_can_see_and_a_metric_crop_does_not():
+    runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u, slope=0.5)
+            for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)])]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    seen = Observability(1.25, 24, (64, 96), [DepthBin(0.0, 10.0, 24, 2.0), DepthBin(10.0, 20.0, 24, 0.4),
+                                               DepthBin(20.0, 40.0, 24, 0.1)])
+    structural = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs), observability=seen)
+    assert "At 64x96 a 25% depth error beyond 10 m moves the reprojection by under 0.5 px" in (
+        metric_scale_answer(structural).sentence)
+    metric = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2) for seed, r in enumerate([1.0, 0.98, 1.02])]
+    fine = SelfSupervisedStudyResult(config=config, runs=metric, conditions=summarise(metric), observability=seen)
+    assert "moves the reprojection" not in metric_scale_answer(fine).sentence  # nothing to explain
+    table = _depth_profile_table(structural)  # the report's depth profile: shift and s*pred/gt per bin
+    assert table is not None and [row["ground truth (m)"] for row in table.rows] == ["0-10", "10-20", "20-40"]
+    assert [row["shift of a 25% error (px)"] for row in table.rows] == ["2", "0.4", "0.1"]
+    assert _depth_profile_table(SelfSupervisedStudyResult(config=config, runs=[], conditions=[])) is None
