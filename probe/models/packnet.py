@@ -190,6 +190,45 @@ class UnpackLayerConv3d(nn.Module):
         return unpack(self.conv3d(self.conv(x)), self.r)
 
 
+class PoolLayer(nn.Module):
+    """Ablation of :class:`PackLayerConv3d`: ``r x r`` average pooling, then the same-sized :class:`Conv2D`.
+
+    ``[B,C,H,W] -> avg_pool(r) -> [B,C,H/r,W/r] -> Conv2D -> [B,C,H/r,W/r]``: the packing layer's shapes
+    without its space-to-depth and 3-D convolution (``d`` and ``depth_conv`` are accepted and unused).
+    """
+
+    def __init__(self, in_channels: int, kernel_size: int, r: int = 2, d: int = 8, depth_conv: str = "auto") -> None:
+        super().__init__()
+        self.r = r
+        self.conv = Conv2D(in_channels, in_channels, kernel_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.avg_pool2d(x, self.r))
+
+
+class UpsampleLayer(nn.Module):
+    """Ablation of :class:`UnpackLayerConv3d`: a :class:`Conv2D` to the output channels, then nearest ``r x``.
+
+    ``[B,Cin,H,W] -> Conv2D -> [B,Cout,H,W] -> nearest -> [B,Cout,r*H,r*W]`` (``d`` and ``depth_conv`` unused).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, r: int = 2, d: int = 8, depth_conv: str = "auto"
+    ) -> None:
+        super().__init__()
+        self.r = r
+        self.conv = Conv2D(in_channels, out_channels, kernel_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.conv(x), scale_factor=self.r, mode="nearest")
+
+
+#: How the encoder halves the resolution: the published packing, or average pooling (an ablation).
+DOWNSAMPLERS: dict[str, Callable[..., nn.Module]] = {"pack": PackLayerConv3d, "avgpool": PoolLayer}
+#: How the decoder doubles it: the published unpacking, or nearest-neighbour upsampling (an ablation).
+UPSAMPLERS: dict[str, Callable[..., nn.Module]] = {"unpack": UnpackLayerConv3d, "nearest": UpsampleLayer}
+
+
 #: Depth-head activations: bounded (0, 1) as published, or unbounded (seed experiment 3's leaky ReLU, slope 0.01).
 HEAD_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
@@ -318,7 +357,10 @@ class PackNet(nn.Module):
     version C).  ``output_scale="half"`` stops after the second-to-last decoder stage and
     does not build ``unpack1``/``iconv1``/``disp1_layer``.  ``depth_conv`` (``auto``,
     ``conv3d``, ``conv2d``) picks the kernel of the packing layers' 3-D convolutions
-    (:mod:`probe.models.depth_conv`); it changes no parameter.
+    (:mod:`probe.models.depth_conv`); it changes no parameter.  ``downsample="avgpool"`` and
+    ``upsample="nearest"`` are ablations, not published: every packing layer becomes average pooling
+    plus a Conv2D of the same kernel (:class:`PoolLayer`), every unpacking layer a Conv2D plus
+    nearest upsampling (:class:`UpsampleLayer`), so the rest of PackNet can be trained without them.
 
     Slim version B fix: the published PackNetSlim01 version B does not run because skip2
     (the packed output of ``conv1``) has ``n1 = 32`` channels while ``unpack2`` emits
@@ -355,12 +397,17 @@ class PackNet(nn.Module):
         dropout: Optional[float] = None,
         skip2: str = "pack1",
         depth_conv: str = "auto",
+        downsample: str = "pack",
+        upsample: str = "unpack",
     ) -> None:
         super().__init__()
         _validate_options(width, output_scale, min_depth, out_channels, dropout, residual, skips)
         check_impl(depth_conv)
         _validate_choice("activation", activation, HEAD_ACTIVATIONS)
         _validate_choice("target", target, TARGETS)
+        _validate_choice("downsample", downsample, DOWNSAMPLERS)
+        _validate_choice("upsample", upsample, UPSAMPLERS)
+        self.downsample, self.upsample = downsample, upsample
         self.model_name = model_name
         self.spec, self.version, self.width = spec, version, width
         self.activation, self.target, self.residual, self.skips = activation, target, residual, skips
@@ -379,18 +426,19 @@ class PackNet(nn.Module):
         blocks: dict[str, Any] = dict(dropout=dropout, residual=residual)
         packing: dict[str, Any] = dict(d=d, depth_conv=depth_conv)
 
+        down, up = DOWNSAMPLERS[downsample], UPSAMPLERS[upsample]
         self.pre_calc = Conv2D(3, ni, 5, 1)
         # encoder
         self.conv1 = Conv2D(ni, n1, 7, 1)
-        self.pack1 = PackLayerConv3d(n1, spec.pack_kernels[0], **packing)
+        self.pack1 = down(n1, spec.pack_kernels[0], **packing)
         self.conv2 = residual_block(n1, n2, spec.num_blocks[0], **blocks)
-        self.pack2 = PackLayerConv3d(n2, spec.pack_kernels[1], **packing)
+        self.pack2 = down(n2, spec.pack_kernels[1], **packing)
         self.conv3 = residual_block(n2, n3, spec.num_blocks[1], **blocks)
-        self.pack3 = PackLayerConv3d(n3, spec.pack_kernels[2], **packing)
+        self.pack3 = down(n3, spec.pack_kernels[2], **packing)
         self.conv4 = residual_block(n3, n4, spec.num_blocks[2], **blocks)
-        self.pack4 = PackLayerConv3d(n4, spec.pack_kernels[3], **packing)
+        self.pack4 = down(n4, spec.pack_kernels[3], **packing)
         self.conv5 = residual_block(n4, n5, spec.num_blocks[3], **blocks)
-        self.pack5 = PackLayerConv3d(n5, spec.pack_kernels[4], **packing)
+        self.pack5 = down(n5, spec.pack_kernels[4], **packing)
 
         # decoder: stage k unpacks to the resolution of skip k, merges it, refines with iconv k.
         # Stages 1-3 also concatenate the upsampled depth of the coarser stage (+no channels).
@@ -403,9 +451,7 @@ class PackNet(nn.Module):
             kernel = 5 - k
             unpack_out = m.unpack_channels(stage_ch[k], skip_ch[k])
             iconv_in = m.merged_channels(stage_ch[k], skip_ch[k]) + (no if k <= 3 else 0)
-            setattr(
-                self, f"unpack{k}", UnpackLayerConv3d(stage_in[k], unpack_out, spec.unpack_kernels[kernel], **packing)
-            )
+            setattr(self, f"unpack{k}", up(stage_in[k], unpack_out, spec.unpack_kernels[kernel], **packing))
             setattr(self, f"iconv{k}", Conv2D(iconv_in, stage_ch[k], spec.iconv_kernels[kernel], 1))
         head: dict[str, Any] = dict(out_channels=no, min_depth=min_depth, activation=activation, target=target)
         for k in range(4, last_stage - 1, -1):
@@ -532,6 +578,8 @@ OPTIONS = (
     "dropout",
     "weights",
     "depth_conv",
+    "downsample",
+    "upsample",
 )
 
 #: Where packnet-sfm's checkpoints keep the depth network (its ModelWrapper -> SfmModel -> depth_net).

@@ -269,12 +269,51 @@ def test_every_parameter_gets_a_gradient_in_training_mode():
         (lambda: build_model("packnet_b", width=TINY, dropout=0.1, residual=False), ProbeError, "dropout"),
         (lambda: build_model("packnet_b", width=TINY, min_depth=0), ProbeError, "min_depth"),
         (lambda: build_model("packnet_slim_c", width=TINY, colour=True), ProbeError, "unknown option(s) colour"),
+        (lambda: build_model("packnet_b", width=TINY, downsample="maxpool"), ProbeError, "downsample"),
+        (lambda: build_model("packnet_b", width=TINY, upsample="bilinear"), ProbeError, "upsample"),
     ],
 )
 def test_bad_input_and_options_raise_one_line_errors(call, error, fragment):
     with pytest.raises(error) as info:
         call()
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+# -- ablations: packing and unpacking swapped for pooling and upsampling --------------------------
+
+@pytest.mark.parametrize("downsample, upsample", [("avgpool", "unpack"), ("pack", "nearest"), ("avgpool", "nearest")])
+def test_pooling_ablations_keep_every_shape_and_drop_only_the_packing_layers(downsample, upsample):
+    published = _seeded("packnet_slim_b").train()
+    ablated = _seeded("packnet_slim_b", downsample=downsample, upsample=upsample).train()
+    x = torch.rand(2, 3, 64, 96)
+    assert [o.shape for o in ablated(x)] == [o.shape for o in published(x)]
+    kinds = {type(m).__name__ for m in ablated.modules()}
+    assert ("PackLayerConv3d" in kinds) == (downsample == "pack")
+    assert ("UnpackLayerConv3d" in kinds) == (upsample == "unpack")
+    # Everything but the swapped layers keeps its published shape: the same state dict outside them.
+    swapped = {"pack"} if downsample != "pack" else set()
+    swapped |= {"unpack"} if upsample != "unpack" else set()
+
+    def kept(model):
+        return {k: v.shape for k, v in model.state_dict().items() if k.split(".")[0].rstrip("12345") not in swapped}
+
+    assert kept(ablated) == kept(published)
+
+
+def test_pool_layer_is_average_pooling_then_its_conv_and_upsample_layer_repeats_each_pixel():
+    from probe.models.packnet import PoolLayer, UpsampleLayer
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 4, 8, 12)
+    pool = PoolLayer(4, 3)
+    assert torch.allclose(pool(x), pool.conv(F.avg_pool2d(x, 2)))
+    # Constant 2x2 blocks pool to the same image as taking one pixel of each block.
+    blocks = x[..., ::2, ::2].repeat_interleave(2, -1).repeat_interleave(2, -2)
+    assert torch.allclose(F.avg_pool2d(blocks, 2), x[..., ::2, ::2])
+    up = UpsampleLayer(4, 6, 3)
+    out = up(x)
+    assert out.shape == (1, 6, 16, 24)
+    assert torch.equal(out[..., ::2, ::2], out[..., 1::2, 1::2]) and torch.equal(out[..., ::2, ::2], up.conv(x))
 
 
 # -- slim B: the two fixes the seed's text allows ------------------------------------------------
