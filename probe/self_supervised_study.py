@@ -756,6 +756,8 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
 # -- the two questions and their report sections ------------------------------------------------------------
 
 SCALE_QUESTION = "Does the velocity loss recover metric scale?"
+#: A source frame whose PoseNet translation points more than this many degrees from the motion is reversed.
+REVERSED_DEG = 90.0
 #: How the photometric self-consistency reads a missed scale (probe.evaluate_consistency).
 CONSISTENCY_RULE = (
     "Where the scale factor is not within 10 % of 1 it is read in order (each by its 95 % interval over seeds): "
@@ -778,7 +780,9 @@ SCALE_RULE = (
     "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
     "seeds whose depth beats it. Over models: yes or no when every model gets it, partly when some get yes and "
     "others no, inconclusive otherwise. The verdict reads the protocol's evaluated pixels (its crop included); the "
-    "scale factor over every valid pixel without the crop is stated beside it. " + CONSISTENCY_RULE + "."
+    "scale factor over every valid pixel without the crop is stated beside it. " + CONSISTENCY_RULE + ". A source "
+    f"frame whose PoseNet translation points more than {REVERSED_DEG:g} degrees from the true motion (median over "
+    "test windows) is reversed, and the answer names it with the number of seeds in which it is."
 )
 BEATS_QUESTION = "Does PackNet beat DenseDepth in its own regime?"
 BEATS_RULE = (
@@ -869,7 +873,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
         for c, v in zip(clean, verdicts)
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
-    sentence += "".join(uncropped_text(c) + consistency_text(c) for c in clean)
+    sentence += "".join(uncropped_text(c) + consistency_text(c) + pose_direction_text(result, c) for c in clean)
     if result.observability is not None and any(consistency_reading(c) == "structure" for c in clean):
         sentence += result.observability.sentence()
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
@@ -946,16 +950,47 @@ def _learnt_depth(c: ConditionSummary) -> bool:
     return bool(c.abs_rel_median_scaled.mean < c.constant_abs_rel.mean)
 
 
+def _condition_runs(result: SelfSupervisedStudyResult, c: ConditionSummary) -> list[SelfSupervisedRun]:
+    """The runs (one per seed) a condition summarises."""
+    return [
+        r
+        for r in result.runs
+        if r.model == c.model and r.velocity_weight == c.velocity_weight and r.noise == c.noise and r.seed in c.seeds
+    ]
+
+
 def _seeds_learnt(result: SelfSupervisedStudyResult, c: ConditionSummary) -> int:
     """How many of the condition's runs have a median-scaled abs_rel below their constant predictor's."""
-    runs = [r for r in result.runs if r.model == c.model and r.velocity_weight == c.velocity_weight]
     return sum(
         1
-        for r in runs
-        if r.noise == c.noise
-        and r.seed in c.seeds
-        and r.scale.metrics_median_scaled.get("abs_rel", math.nan)
+        for r in _condition_runs(result, c)
+        if r.scale.metrics_median_scaled.get("abs_rel", math.nan)
         < r.scale.constant_median_scaled.get("abs_rel", math.nan)
+    )
+
+
+def reversed_sources(run: SelfSupervisedRun) -> dict[int, float]:
+    """Source offset -> median translation angle (degrees) for every source frame whose PoseNet translation points
+    more than :data:`REVERSED_DEG` from the true motion (empty without a pose evaluation)."""
+    if run.pose is None:
+        return {}
+    angles = zip(run.pose.offsets, (s["translation_angle_deg"] for s in run.pose.per_source))
+    return {offset: angle for offset, angle in angles if angle > REVERSED_DEG}
+
+
+def pose_direction_text(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
+    """One sentence per source frame that PoseNet reverses in any seed of ``c`` ('' when none does)."""
+    runs = _condition_runs(result, c)
+    by_offset: dict[int, list[float]] = {}
+    for r in runs:
+        for offset, angle in reversed_sources(r).items():
+            by_offset.setdefault(offset, []).append(angle)
+    return "".join(
+        f" {c.model}'s PoseNet translation towards frame t{offset:+d} points backwards (more than "
+        f"{REVERSED_DEG:g} degrees from the motion; median {statistics.median(angles):.1f}) in {len(angles)} of "
+        f"{len(runs)} seeds: there the reprojection loss, the minimum over source frames, learns from the other "
+        "source(s) only, and the depth's scale rests on them."
+        for offset, angles in sorted(by_offset.items())
     )
 
 

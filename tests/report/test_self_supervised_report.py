@@ -4,11 +4,13 @@ its report sections built from a ``self_supervised.json`` written through the st
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from probe.errors import ProbeError
 from probe.evaluate_consistency import ConsistencyEvaluation
+from probe.evaluate_pose import PoseEvaluation
 from probe.evaluate_scale import DepthBin, ScaleEvaluation
 from probe.observability import Observability
 from probe.report.build import build_report, report_contents
@@ -293,3 +295,28 @@ def test_a_structural_miss_states_how_far_the_loss_can_see_and_a_metric_crop_doe
     assert table is not None and [row["ground truth (m)"] for row in table.rows] == ["0-10", "10-20", "20-40"]
     assert [row["shift of a 25% error (px)"] for row in table.rows] == ["2", "0.4", "0.1"]
     assert _depth_profile_table(SelfSupervisedStudyResult(config=config, runs=[], conditions=[])) is None
+
+
+def _posed(seed: int, angles: tuple[float, float]) -> SelfSupervisedRun:
+    """A clean velocity run whose PoseNet translations towards t-1 and t+1 are ``angles`` degrees off the motion."""
+    per_source = [{"translation_ratio": 0.95, "translation_angle_deg": a, "rotation_error_deg": 1.0,
+                   "rotation_deg": 0.2} for a in angles]
+    return replace(_run("packnet_b", seed, 0.1, CLEAN, 0.66, 0.16), pose=PoseEvaluation([-1, 1], 64, per_source))
+
+
+@pytest.mark.parametrize("angles, reversed_in", [
+    ([(2.4, 160.3), (1.9, 175.0), (3.0, 147.2)], "3 of 3"),   # fps 5: t+1 backwards in every seed
+    ([(2.4, 160.3), (1.9, 4.0), (3.0, 6.1)], "1 of 3"),       # one seed only
+    ([(2.4, 4.5), (1.9, 14.0), (89.0, 6.1)], None),           # forward, however rough, is not reversed
+])
+def test_the_scale_answer_names_a_source_frame_posenet_reverses_and_in_how_many_seeds(angles, reversed_in):
+    runs = [_posed(seed, a) for seed, a in enumerate(angles)]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    sentence = metric_scale_answer(SelfSupervisedStudyResult(config=config, runs=runs,
+                                                             conditions=summarise(runs))).sentence
+    if reversed_in is None:
+        assert "points backwards" not in sentence
+        return
+    assert f"towards frame t+1 points backwards (more than 90 degrees from the motion; median 160.3) in {reversed_in} " \
+           "seeds" in sentence
+    assert "frame t-1" not in sentence
