@@ -21,8 +21,22 @@ the lowest mean loss, refined by a parabola through it and its two neighbours in
   the depth network has not got there (an optimisation lag); more steps or an
   annealed learning rate are the remedy, not another loss.
 
+The same loss also reads the depth's *range*.  Each image's depth is raised to
+an exponent ``a`` about its own median ``m`` (``m * (d / m) ** a``: ``a > 1``
+stretches the range, ``a < 1`` compresses it, the median stays) and the loss is
+scanned over ``a``, once with the run's own poses (``best_exponent``) and once
+with the exact poses where the dataset has them (``best_exponent_exact``).  For a
+depth whose range is compressed (:func:`probe.metrics.range_slopes` below 1):
+
+- ``best_exponent`` near 1 and ``best_exponent_exact`` above 1: the run's own
+  poses ask for the compressed range and the exact ones would stretch it; the
+  poses' error holds the range compressed;
+- ``best_exponent`` above 1: the objective with the run's own poses already
+  asks for a wider range and the depth network has not followed it.
+
 Controls (``tests/test_evaluate_consistency.py``): exact depth with exact poses has
-its minimum at 1; exact depth times 1.25 has it at 0.8.
+its minimum at multiplier 1 and exponent 1; exact depth times 1.25 has it at 0.8;
+exact depth compressed to exponent 0.5 has it at exponent 2.
 
 >>> result = evaluate_consistency(model, pose_net, get_dataset("synthetic_video", split="test"))  # doctest: +SKIP
 >>> result.best_multiplier                                                                          # doctest: +SKIP
@@ -30,6 +44,7 @@ its minimum at 1; exact depth times 1.25 has it at 0.8.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -46,10 +61,22 @@ from probe.results import Result
 from probe.self_supervised_losses import combine_sources, reprojection_errors
 from probe.training.self_supervised import upsample_depth
 
-__all__ = ["DEFAULT_MULTIPLIERS", "ConsistencyEvaluation", "best_multiplier", "evaluate_consistency", "loss_curve"]
+__all__ = [
+    "DEFAULT_EXPONENTS",
+    "DEFAULT_MULTIPLIERS",
+    "ConsistencyEvaluation",
+    "best_exponent",
+    "best_multiplier",
+    "evaluate_consistency",
+    "loss_curve",
+    "range_loss_curve",
+    "with_range_exponent",
+]
 
 #: Depth multipliers scanned: 25 log-spaced values from 1/2 to 2 (about 6 % apart).
 DEFAULT_MULTIPLIERS: tuple[float, ...] = tuple(float(2.0 ** (k / 12)) for k in range(-12, 13))
+#: Range exponents scanned: 0.4 to 2.5 in steps of 0.1 (1 leaves the depth as it is).
+DEFAULT_EXPONENTS: tuple[float, ...] = tuple(round(0.4 + 0.1 * k, 10) for k in range(22))
 
 
 def loss_curve(
@@ -77,30 +104,80 @@ def loss_curve(
     return torch.stack(sums)
 
 
+def with_range_exponent(depth: torch.Tensor, exponent: float) -> torch.Tensor:
+    """Each image's depth raised to ``exponent`` about its own median: ``m * (d / m) ** exponent``.
+
+    ``depth [B,1,H,W]`` (positive) -> same shape; the median ``m`` is over every pixel of the image.
+    """
+    if depth.dim() != 4 or depth.shape[1] != 1:
+        raise ShapeError(f"consistency: depth {tuple(depth.shape)} must be [B,1,H,W]")
+    if exponent == 1.0:
+        return depth  # exactly, so the scan's value at 1 is the loss of the depth as it is
+    median = depth.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
+    return median * (depth / median) ** float(exponent)
+
+
+def range_loss_curve(
+    target: torch.Tensor,
+    sources: torch.Tensor,
+    depth: torch.Tensor,
+    poses: torch.Tensor,
+    K: torch.Tensor,
+    exponents: Sequence[float] = DEFAULT_EXPONENTS,
+    *,
+    automask: bool = True,
+) -> torch.Tensor:
+    """Summed per-pixel reprojection loss of :func:`with_range_exponent` ``(depth, a)`` per exponent: ``[len]``.
+
+    The :func:`loss_curve` contract, with the range exponent in place of the multiplier.
+    """
+    if depth.dim() != 4 or depth.shape[1] != 1 or depth.shape[-2:] != target.shape[-2:]:
+        raise ShapeError(f"consistency: depth {tuple(depth.shape)} must be [B,1,H,W] at the target's size")
+    sums = []
+    for a in exponents:
+        errors = reprojection_errors(target, sources, with_range_exponent(depth, a), poses, K, automask=automask)
+        sums.append(combine_sources(errors, sources.shape[1], "min").double().sum())
+    return torch.stack(sums)
+
+
+def _refined_minimum(grid: Sequence[float], losses: Sequence[float], what: str, log: bool) -> float:
+    """The grid value of the lowest loss, refined by a parabola through it and its two neighbours
+    (in ``log x`` when ``log``); at an end of the grid the end (the minimum may lie beyond it)."""
+    if len(grid) != len(losses) or len(grid) < 3:
+        raise ProbeError(f"consistency: needs at least 3 {what}, each with one loss")
+    i = int(np.argmin(losses))
+    if i in (0, len(losses) - 1):
+        return float(grid[i])
+    x = np.asarray(grid[i - 1 : i + 2], dtype=np.float64)
+    x = np.log(x) if log else x
+    y = np.asarray(losses[i - 1 : i + 2], dtype=np.float64)
+    a, b, _ = np.polyfit(x, y, 2)
+    if a <= 0:
+        return float(grid[i])
+    best = float(np.clip(-b / (2 * a), x[0], x[2]))
+    return float(np.exp(best)) if log else best
+
+
 def best_multiplier(multipliers: Sequence[float], losses: Sequence[float]) -> float:
     """The multiplier of the lowest loss, refined by a parabola in ``log s`` through it and its neighbours.
 
     At an end of the grid the grid's end is returned (the minimum may lie beyond it).
     """
-    if len(multipliers) != len(losses) or len(multipliers) < 3:
-        raise ProbeError("consistency: needs at least 3 multipliers, each with one loss")
-    i = int(np.argmin(losses))
-    if i in (0, len(losses) - 1):
-        return float(multipliers[i])
-    x = np.log(np.asarray(multipliers[i - 1 : i + 2], dtype=np.float64))
-    y = np.asarray(losses[i - 1 : i + 2], dtype=np.float64)
-    a, b, _ = np.polyfit(x, y, 2)
-    if a <= 0:
-        return float(multipliers[i])
-    return float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    return _refined_minimum(multipliers, losses, "multipliers", log=True)
+
+
+def best_exponent(exponents: Sequence[float], losses: Sequence[float]) -> float:
+    """The range exponent of the lowest loss, refined by a parabola in ``a`` (the grid's end at an end)."""
+    return _refined_minimum(exponents, losses, "exponents", log=False)
 
 
 @dataclass
 class ConsistencyEvaluation(Result):
-    """The loss against the depth multiplier; ``save(dir)`` writes ``dir/consistency.json``."""
+    """The loss against the depth multiplier and the range exponent; ``save(dir)`` writes ``dir/consistency.json``."""
 
     name: ClassVar[str] = "consistency"
-    schema_version: ClassVar[int] = 1
+    # 2: the range-exponent scans (exponents, range_losses, best_exponent and their exact-pose twins)
+    schema_version: ClassVar[int] = 2
 
     dataset: str
     n_windows: int
@@ -109,6 +186,11 @@ class ConsistencyEvaluation(Result):
     best_multiplier: float
     loss_at_one: float
     loss_at_best: float  # the lowest scanned loss
+    exponents: list[float] = field(default_factory=list)
+    range_losses: list[float] = field(default_factory=list)  # mean per-pixel loss per exponent, the run's own poses
+    best_exponent: float = math.nan  # 1: the own poses ask for the range the depth has; above 1: a wider one
+    range_losses_exact: list[float] | None = None  # the same with the exact poses (None: the dataset has none)
+    best_exponent_exact: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,12 +203,14 @@ def evaluate_consistency(
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
+    exponents: Sequence[float] = DEFAULT_EXPONENTS,
 ) -> ConsistencyEvaluation:
-    """Scan the depth multiplier for ``model`` with ``pose_net``'s poses on video ``dataset`` (module docstring).
+    """Scan the depth multiplier and the range exponent for ``model`` on video ``dataset`` (module docstring).
 
     ``pose_net.poses(target [B,3,H,W], sources [B,S,3,H,W]) -> [B,S,4,4]``; the model's finest output is
     converted to metres with its output space and brought to the image size by nearest-neighbour
-    upsampling, as in training.
+    upsampling, as in training.  The exponent scan runs with those poses and, where the dataset's items
+    hold ``poses``, with the exact ones.
     """
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError("evaluate_consistency: the dataset is empty")
@@ -135,6 +219,8 @@ def evaluate_consistency(
         raise ProbeError("evaluate_consistency: the dataset has no context frames and intrinsics (use a video dataset)")
     if 1.0 not in multipliers:
         raise ProbeError("evaluate_consistency: the multipliers must include 1.0")
+    if 1.0 not in exponents:
+        raise ProbeError("evaluate_consistency: the exponents must include 1.0")
     info = getattr(dataset, "info", None)
     if info is None:
         raise ProbeError("evaluate_consistency: the dataset has no .info (its depth cap is needed)")
@@ -142,15 +228,23 @@ def evaluate_consistency(
     model, pose_net = model.to(dev).eval(), pose_net.to(dev).eval()
     space = output_space_of(model)
     total = torch.zeros(len(multipliers), dtype=torch.float64)
+    own = torch.zeros(len(exponents), dtype=torch.float64)
+    exact: torch.Tensor | None = torch.zeros(len(exponents), dtype=torch.float64) if "poses" in first else None
     pixels, windows = 0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         image, sources, K = batch["image"].to(dev), batch["context"].to(dev), batch["K"].to(dev).float()
         depth = to_depth(upsample_depth(finest_scale(model(image)).float(), image.shape[-2:]), space, info.max_depth)
         poses = pose_net.poses(image, sources).float()
         total += loss_curve(image.float(), sources.float(), depth, poses, K, multipliers).cpu()
+        own += range_loss_curve(image.float(), sources.float(), depth, poses, K, exponents).cpu()
+        if exact is not None:
+            true_poses = batch["poses"].to(dev).float()
+            exact += range_loss_curve(image.float(), sources.float(), depth, true_poses, K, exponents).cpu()
         pixels += image.shape[0] * image.shape[-2] * image.shape[-1]
         windows += image.shape[0]
     losses = (total / pixels).tolist()
+    range_losses = (own / pixels).tolist()
+    range_losses_exact = None if exact is None else (exact / pixels).tolist()
     return ConsistencyEvaluation(
         dataset=str(info.name),
         n_windows=windows,
@@ -159,5 +253,10 @@ def evaluate_consistency(
         best_multiplier=best_multiplier(multipliers, losses),
         loss_at_one=losses[list(multipliers).index(1.0)],
         loss_at_best=min(losses),
+        exponents=[float(a) for a in exponents],
+        range_losses=range_losses,
+        best_exponent=best_exponent(exponents, range_losses),
+        range_losses_exact=range_losses_exact,
+        best_exponent_exact=None if range_losses_exact is None else best_exponent(exponents, range_losses_exact),
         options={"batch_size": batch_size, "automask": True, "sources": "min", "scale": "finest"},
     )

@@ -386,6 +386,17 @@ class ConditionSummary:
     # per run: the median over test images of the slope of log depth on log truth, uncropped (1: right range,
     # below 1: compressed; scale-free, so it separates a wrong structure from a wrong scale)
     range_slope: Interval = field(default_factory=lambda: Interval.of([]))
+    # per run: the range exponent about each image's median at which the reprojection loss is lowest, with the
+    # run's own poses and with the exact ones (1: the loss asks for the range the depth has; above 1: a wider one)
+    range_exponent: Interval = field(default_factory=lambda: Interval.of([]))
+    range_exponent_exact: Interval = field(default_factory=lambda: Interval.of([]))
+
+
+def _exponent(run: "SelfSupervisedRun", exact: bool) -> float:
+    """The run's loss-best range exponent (own or exact poses); NaN where it was not scanned."""
+    c = run.consistency
+    value = None if c is None else (c.best_exponent_exact if exact else c.best_exponent)
+    return math.nan if value is None else float(value)
 
 
 def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
@@ -431,6 +442,8 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                     ),
                 ),
                 range_slope=over(group, lambda r: r.scale.range_slope.get("median", math.nan)),
+                range_exponent=over(group, lambda r: _exponent(r, exact=False)),
+                range_exponent_exact=over(group, lambda r: _exponent(r, exact=True)),
             )
         )
     return out
@@ -446,8 +459,9 @@ class SelfSupervisedStudyResult(Result):
     # 3: the config's pose_inputs, source_average_steps and automask_after; 4: its lr_schedule and lr_decay_every;
     # 5: runs[].consistency and photometric_multiplier (probe.evaluate_consistency), runs[].scale at its schema 2
     # and scale_ratio_uncropped; 6: runs[].scale at its schema 3 (range_slope, ratio_by_depth), range_slope and
-    # observability (probe.observability: how far the loss can see depth at the study's input size)
-    schema_version: ClassVar[int] = 6
+    # observability (probe.observability: how far the loss can see depth at the study's input size);
+    # 7: runs[].consistency at its schema 2 (the range-exponent scans), range_exponent and range_exponent_exact
+    schema_version: ClassVar[int] = 7
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -768,7 +782,12 @@ CONSISTENCY_RULE = (
     "multiplied by the factor at which the reprojection loss over the whole image with the run's own PoseNet is "
     "lowest: if the whole-image scale factor there is within 10 % of 1, the objective points at metric depth and "
     "the depth network has not settled there (an optimisation lag); if it is entirely outside, the objective "
-    "itself (the poses' scale) misses metric scale; otherwise no reading"
+    "itself (the poses' scale) misses metric scale; otherwise no reading. " + "Where the range is compressed, "
+    "the reprojection loss over the whole image is scanned over a range exponent a (each image's depth "
+    "m (d / m)^a about its median m) with the run's own poses and with the exact poses: if the own-pose minimum's "
+    "interval lies within [0.9, 1.1] and the exact-pose minimum's above 1.1, the run's own poses hold the range "
+    "compressed (with the true motion the loss would widen it); if the own-pose minimum's lies above 1.1, the "
+    "objective already asks for a wider range and the depth network has not followed it; otherwise no reading"
 )
 
 SCALE_RULE = (
@@ -849,6 +868,8 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
             "scale factor there": _interval_text(c.photometric_scale_ratio),
             "depth-range slope (1: right range)": _interval_text(c.range_slope),
+            "loss-best range exponent, own poses": _interval_text(c.range_exponent),
+            "loss-best range exponent, exact poses": _interval_text(c.range_exponent_exact),
         }
         for c in result.conditions
     ]
@@ -941,8 +962,38 @@ def range_text(c: ConditionSummary) -> str:
     if c.range_slope.n >= 2 and c.range_slope.high < METRIC_BAND[0]:
         return (
             f": its depth range is compressed (the slope of log depth on log truth is {slope}, 1 for the right range)."
+            + range_exponent_text(c)
         )
     return f", not its scale (the slope of log depth on log truth is {slope}; 1 is the right range)."
+
+
+def range_reading(c: ConditionSummary) -> str:
+    """Who holds a compressed range (:data:`CONSISTENCY_RULE`'s last sentence): ``poses`` (the run's own poses ask
+    for it and the exact ones for a wider one), ``lag`` (the own poses already ask for a wider one) or ``none``."""
+    own, exact = c.range_exponent, c.range_exponent_exact
+    if own.n < 2 or not math.isfinite(own.low):
+        return "none"
+    if own.low > METRIC_BAND[1]:
+        return "lag"
+    if band_verdict(own) == "yes" and exact.n >= 2 and math.isfinite(exact.low) and exact.low > METRIC_BAND[1]:
+        return "poses"
+    return "none"
+
+
+def range_exponent_text(c: ConditionSummary) -> str:
+    """The range-exponent scans' reading of a compressed range, as sentences (empty when not scanned)."""
+    if c.range_exponent.n == 0:
+        return ""
+    text = (
+        f" The reprojection loss is lowest with each image's depth range raised to the power "
+        f"{_interval_text(c.range_exponent)} with {c.model}'s own poses"
+    )
+    if c.range_exponent_exact.n:
+        text += f" and {_interval_text(c.range_exponent_exact)} with the exact poses"
+    return text + {
+        "poses": ": its own poses hold the range compressed, and with the true motion the loss would widen it.",
+        "lag": ": the objective already asks for a wider range and the depth network has not followed it.",
+    }.get(range_reading(c), ".")
 
 
 def _learnt_depth(c: ConditionSummary) -> bool:
@@ -1099,6 +1150,9 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
             "depth-range slope": _interval_text(c.range_slope),
+            "loss-best range exponent (own, exact poses)": (
+                f"{_interval_text(c.range_exponent)}; {_interval_text(c.range_exponent_exact)}"
+            ),
         }
         for c in result.conditions
     ]

@@ -321,6 +321,8 @@ def consistency(best: float = 0.8) -> ConsistencyEvaluation:
     losses = [0.05 + 0.02 * (math.log(s) - math.log(best)) ** 2 for s in grid]
     return ConsistencyEvaluation(dataset="synthetic_video", n_windows=4, multipliers=grid, losses=losses,
                                  best_multiplier=best, loss_at_one=losses[2], loss_at_best=min(losses),
+                                 exponents=[0.5, 1.0, 1.5], range_losses=[0.06, 0.05, 0.055], best_exponent=1.1,
+                                 range_losses_exact=[0.07, 0.05, 0.045], best_exponent_exact=1.4,
                                  options={"batch_size": 4, "automask": True, "sources": "min", "scale": "finest"})
 
 

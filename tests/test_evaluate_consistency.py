@@ -11,11 +11,14 @@ import torch.nn as nn
 from probe.data import get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_consistency import (
+    DEFAULT_EXPONENTS,
     DEFAULT_MULTIPLIERS,
     ConsistencyEvaluation,
+    best_exponent,
     best_multiplier,
     evaluate_consistency,
     loss_curve,
+    with_range_exponent,
 )
 
 
@@ -34,9 +37,10 @@ class _Replay(nn.Module):
 
     output_space = "metric"
 
-    def __init__(self, dataset, factor: float) -> None:
+    def __init__(self, dataset, factor: float, exponent: float = 1.0) -> None:
         super().__init__()
-        self.depths = [_exact_depth(dataset[i]) * factor for i in range(len(dataset))]
+        exact = [_exact_depth(dataset[i])[None] for i in range(len(dataset))]
+        self.depths = [with_range_exponent(d, exponent)[0] * factor for d in exact]
         self.cursor = 0
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -57,6 +61,13 @@ class _ExactPoses(nn.Module):
         out = torch.stack(self.all[self.cursor : self.cursor + target.shape[0]])
         self.cursor += target.shape[0]
         return out
+
+
+class _Still(nn.Module):
+    """A pose network that says the camera never moved (identity poses): the warp then ignores the depth."""
+
+    def poses(self, target: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        return torch.eye(4).expand(target.shape[0], sources.shape[1], 4, 4).clone()
 
 
 @pytest.mark.parametrize("factor", [1.0, 1.25, 0.8])
@@ -113,3 +124,44 @@ def test_the_result_round_trips(video, tmp_path):
     result.save(tmp_path)
     back = ConsistencyEvaluation.read(tmp_path / "consistency.json")
     assert back == result
+
+
+@pytest.mark.parametrize("exponent", [1.0, 0.5, 1.5])
+def test_the_exponent_scan_undoes_a_range_error_with_exact_poses(video, exponent):
+    # exact depth compressed to exponent 0.5 about each image's median is best stretched by 2, and so on
+    result = evaluate_consistency(_Replay(video, 1.0, exponent), _ExactPoses(video), video, batch_size=4)
+    assert result.best_exponent == pytest.approx(1.0 / exponent, abs=0.1)
+    assert result.best_exponent_exact == pytest.approx(result.best_exponent, abs=1e-9)
+    assert result.range_losses_exact == pytest.approx(result.range_losses, rel=1e-9)
+    one = result.exponents.index(1.0)
+    if exponent != 1.0:
+        assert result.range_losses[one] > min(result.range_losses) * 1.05
+
+
+def test_the_own_scan_reads_the_networks_poses_and_the_exact_scan_the_datasets(video):
+    # with identity poses the warp ignores the depth, so every exponent explains the target equally badly;
+    # the exact poses still put the minimum at the exact range
+    result = evaluate_consistency(_Replay(video, 1.0), _Still(), video, batch_size=4)
+    assert max(result.range_losses) == pytest.approx(min(result.range_losses), rel=1e-6)
+    assert result.best_exponent_exact == pytest.approx(1.0, abs=0.1)
+    assert min(result.range_losses_exact) < min(result.range_losses) * 0.9
+
+
+def test_range_exponents_compose_and_keep_the_median():
+    depth = torch.rand(3, 1, 8, 12) * 40 + 1
+    twice = with_range_exponent(with_range_exponent(depth, 0.5), 3.0)
+    assert torch.allclose(twice, with_range_exponent(depth, 1.5), rtol=1e-5)
+    assert torch.equal(with_range_exponent(depth, 1.0), depth)
+    medians = depth.flatten(1).median(dim=1).values
+    assert torch.allclose(with_range_exponent(depth, 0.3).flatten(1).median(dim=1).values, medians, rtol=1e-6)
+
+
+def test_best_exponent_refines_between_grid_points():
+    grid = list(DEFAULT_EXPONENTS)
+    assert best_exponent(grid, [(a - 1.23) ** 2 for a in grid]) == pytest.approx(1.23, abs=1e-9)
+    assert best_exponent(grid, [-a for a in grid]) == grid[-1]
+
+
+def test_a_scan_without_an_exponent_of_one_is_refused(video):
+    with pytest.raises(ProbeError, match="exponents must include 1.0"):
+        evaluate_consistency(_Replay(video, 1.0), _ExactPoses(video), video, exponents=(0.5, 2.0, 3.0))

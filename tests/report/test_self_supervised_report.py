@@ -18,7 +18,7 @@ from probe.report.collect import collect_results
 from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
                                          consistency_reading, metric_scale_answer, packnet_vs_densedepth_answer,
-                                         _depth_profile_table, summarise)
+                                         range_reading, _depth_profile_table, summarise)
 from tests import result_examples as examples
 
 CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
@@ -277,6 +277,42 @@ def test_a_structural_miss_says_whether_the_depth_range_is_compressed(slopes, sa
     assert clean.range_slope.n == 3 and clean.range_slope.mean == pytest.approx(sum(slopes) / 3)
     sentence = metric_scale_answer(SelfSupervisedStudyResult(config=config, runs=runs, conditions=[clean])).sentence
     assert said in sentence and not_said not in sentence.split("structure inside the crop")[1].split(".")[0]
+
+
+def _range_scanned(own: list[float], exact: list[float] | None) -> SelfSupervisedStudyResult:
+    """A compressed range (slope 0.5, crop missed, whole image metric) whose runs carry range-exponent scans."""
+    runs = []
+    for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)]):
+        scan = replace(examples.consistency(1.0), exponents=[0.5, 1.0, 2.0], range_losses=[0.06, 0.05, 0.07],
+                       best_exponent=own[seed], range_losses_exact=None if exact is None else [0.07, 0.05, 0.06],
+                       best_exponent_exact=None if exact is None else exact[seed])
+        runs.append(replace(_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u, slope=0.5), consistency=scan))
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+
+
+@pytest.mark.parametrize(
+    ("own", "exact", "reading", "said"),
+    [
+        # positive control: the own poses are content with the compressed range, the exact ones would widen it
+        ([1.0, 0.98, 1.03], [1.35, 1.4, 1.3], "poses", "its own poses hold the range compressed"),
+        # the other reading: the own poses already ask for a wider range
+        ([1.4, 1.5, 1.45], [1.5, 1.6, 1.4], "lag", "the depth network has not followed it"),
+        # negative controls: the exact poses agree with the own ones; no exact poses; seeds that disagree
+        ([1.0, 0.98, 1.03], [1.0, 1.02, 0.99], "none", "with the exact poses."),
+        ([1.0, 0.98, 1.03], None, "none", "with packnet_b's own poses."),
+        ([0.7, 1.5, 1.0], [1.35, 1.4, 1.3], "none", "with the exact poses."),
+    ],
+)
+def test_a_compressed_range_is_read_by_the_range_exponent_scans(own, exact, reading, said):
+    result = _range_scanned(own, exact)
+    (clean,) = result.conditions
+    assert clean.range_exponent.mean == pytest.approx(sum(own) / 3)
+    assert range_reading(clean) == reading
+    sentence = metric_scale_answer(result).sentence
+    assert "its depth range is compressed" in sentence and said in sentence
+    if reading != "poses":
+        assert "hold the range compressed" not in sentence
 
 
 def test_a_structural_miss_states_how_far_the_loss_can_see_and_a_metric_crop_does_not():
