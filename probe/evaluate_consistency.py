@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -95,12 +95,30 @@ def loss_curve(
     ``T_target_to_source``, ``K [B,3,3]`` (the :func:`probe.self_supervised_losses.reprojection_errors`
     contract).  Sums, not means, so batches add up; divide by the pixel count for the mean.
     """
+    _check_depth(depth, target)
+    return _summed_losses(target, sources, (depth * float(s) for s in multipliers), poses, K, automask)
+
+
+def _check_depth(depth: torch.Tensor, target: torch.Tensor) -> None:
     if depth.dim() != 4 or depth.shape[1] != 1 or depth.shape[-2:] != target.shape[-2:]:
         raise ShapeError(f"consistency: depth {tuple(depth.shape)} must be [B,1,H,W] at the target's size")
-    sums = []
-    for s in multipliers:
-        errors = reprojection_errors(target, sources, depth * float(s), poses, K, automask=automask)
-        sums.append(combine_sources(errors, sources.shape[1], "min").double().sum())
+
+
+def _summed_losses(
+    target: torch.Tensor,
+    sources: torch.Tensor,
+    depths: Iterable[torch.Tensor],
+    poses: torch.Tensor,
+    K: torch.Tensor,
+    automask: bool,
+) -> torch.Tensor:
+    """The summed per-pixel reprojection loss (minimum over sources) of each depth: ``[n]`` float64."""
+    sums = [
+        combine_sources(reprojection_errors(target, sources, d, poses, K, automask=automask), sources.shape[1], "min")
+        .double()
+        .sum()
+        for d in depths
+    ]
     return torch.stack(sums)
 
 
@@ -131,13 +149,8 @@ def range_loss_curve(
 
     The :func:`loss_curve` contract, with the range exponent in place of the multiplier.
     """
-    if depth.dim() != 4 or depth.shape[1] != 1 or depth.shape[-2:] != target.shape[-2:]:
-        raise ShapeError(f"consistency: depth {tuple(depth.shape)} must be [B,1,H,W] at the target's size")
-    sums = []
-    for a in exponents:
-        errors = reprojection_errors(target, sources, with_range_exponent(depth, a), poses, K, automask=automask)
-        sums.append(combine_sources(errors, sources.shape[1], "min").double().sum())
-    return torch.stack(sums)
+    _check_depth(depth, target)
+    return _summed_losses(target, sources, (with_range_exponent(depth, a) for a in exponents), poses, K, automask)
 
 
 def _refined_minimum(grid: Sequence[float], losses: Sequence[float], what: str, log: bool) -> float:
