@@ -210,7 +210,7 @@ class ConsistencyEvaluation(Result):
 @torch.no_grad()
 def evaluate_consistency(
     model: nn.Module,
-    pose_net: PoseNet,
+    pose_net: PoseNet | None,
     dataset: Dataset,
     *,
     batch_size: int = 4,
@@ -223,7 +223,8 @@ def evaluate_consistency(
     ``pose_net.poses(target [B,3,H,W], sources [B,S,3,H,W]) -> [B,S,4,4]``; the model's finest output is
     converted to metres with its output space and brought to the image size by nearest-neighbour
     upsampling, as in training.  The exponent scan runs with those poses and, where the dataset's items
-    hold ``poses``, with the exact ones.
+    hold ``poses``, with the exact ones.  ``pose_net=None``: the run warped with the exact poses
+    (``--pose-source exact``), which are then its own.
     """
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ProbeError("evaluate_consistency: the dataset is empty")
@@ -237,8 +238,12 @@ def evaluate_consistency(
     info = getattr(dataset, "info", None)
     if info is None:
         raise ProbeError("evaluate_consistency: the dataset has no .info (its depth cap is needed)")
+    if pose_net is None and "poses" not in first:
+        raise ProbeError("evaluate_consistency: without a pose network the dataset's exact poses are needed")
     dev = torch.device(device)
-    model, pose_net = model.to(dev).eval(), pose_net.to(dev).eval()
+    model = model.to(dev).eval()
+    if pose_net is not None:
+        pose_net = pose_net.to(dev).eval()
     space = output_space_of(model)
     total = torch.zeros(len(multipliers), dtype=torch.float64)
     own = torch.zeros(len(exponents), dtype=torch.float64)
@@ -247,7 +252,7 @@ def evaluate_consistency(
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         image, sources, K = batch["image"].to(dev), batch["context"].to(dev), batch["K"].to(dev).float()
         depth = to_depth(upsample_depth(finest_scale(model(image)).float(), image.shape[-2:]), space, info.max_depth)
-        poses = pose_net.poses(image, sources).float()
+        poses = (pose_net.poses(image, sources) if pose_net is not None else batch["poses"].to(dev)).float()
         total += loss_curve(image.float(), sources.float(), depth, poses, K, multipliers).cpu()
         own += range_loss_curve(image.float(), sources.float(), depth, poses, K, exponents).cpu()
         if exact is not None:
@@ -271,5 +276,11 @@ def evaluate_consistency(
         best_exponent=best_exponent(exponents, range_losses),
         range_losses_exact=range_losses_exact,
         best_exponent_exact=None if range_losses_exact is None else best_exponent(exponents, range_losses_exact),
-        options={"batch_size": batch_size, "automask": True, "sources": "min", "scale": "finest"},
+        options={
+            "batch_size": batch_size,
+            "automask": True,
+            "sources": "min",
+            "scale": "finest",
+            "own_poses": "posenet" if pose_net is not None else "exact",
+        },
     )

@@ -165,3 +165,13 @@ def test_best_exponent_refines_between_grid_points():
 def test_a_scan_without_an_exponent_of_one_is_refused(video):
     with pytest.raises(ProbeError, match="exponents must include 1.0"):
         evaluate_consistency(_Replay(video, 1.0), _ExactPoses(video), video, exponents=(0.5, 2.0, 3.0))
+
+
+def test_without_a_pose_network_the_exact_poses_are_the_runs_own(video):
+    exact = evaluate_consistency(_Replay(video, 1.25), _ExactPoses(video), video, batch_size=4)
+    own = evaluate_consistency(_Replay(video, 1.25), None, video, batch_size=4)
+    assert own.losses == pytest.approx(exact.losses, rel=1e-9) and own.best_multiplier == exact.best_multiplier
+    assert own.options["own_poses"] == "exact" and exact.options["own_poses"] == "posenet"
+    kitti_like = get_dataset("synthetic", split="test", input_size=(32, 32), length=1)
+    with pytest.raises(ProbeError):
+        evaluate_consistency(nn.Identity(), None, kitti_like)

@@ -39,6 +39,8 @@ def test_the_matrix_has_a_run_without_velocity_and_one_per_noise_level_per_model
     assert {r.train.pose_inputs for r in study_runs(_config(tmp_path, pose_inputs="pairs"))} == {"pairs"}
     assert {r.train.automask_after for r in runs} == {0}
     assert {r.train.automask_after for r in study_runs(_config(tmp_path, automask_after=9))} == {9}
+    assert {r.train.pose_source for r in runs} == {"posenet"}
+    assert {r.train.pose_source for r in study_runs(_config(tmp_path, pose_source="exact"))} == {"exact"}
     only_velocity = study_runs(_config(tmp_path, include_no_velocity=False))
     assert [r.velocity_weight for r in only_velocity] == [0.1, 0.1]
 
@@ -91,6 +93,19 @@ def test_a_run_with_paired_pose_inputs_scores_its_pair_network(tmp_path):
     assert run.pose is not None and run.pose.offsets == [-1, 1] and run.pose.n_windows == 4
     recorded = json.loads((Path(run.run_dir) / "config.json").read_text())["train"]["config"]
     assert (recorded["pose_inputs"], recorded["source_average_steps"]) == ("pairs", 1)
+
+
+def test_an_exact_pose_control_trains_the_depth_alone_and_scores_no_posenet(tmp_path):
+    result = run_self_supervised_study(_config(tmp_path, include_no_velocity=False, noise_levels=(NoiseLevel(),),
+                                               pose_source="exact"))
+    (run,) = result.runs
+    recorded = json.loads((Path(run.run_dir) / "config.json").read_text())["train"]["config"]
+    assert recorded["pose_source"] == "exact"
+    assert run.pose is None  # no learnt pose to score
+    assert run.consistency is not None and run.consistency.options["own_poses"] == "exact"
+    assert run.consistency.range_losses == pytest.approx(run.consistency.range_losses_exact, rel=1e-9)
+    assert SelfSupervisedStudyResult.from_json(json.loads((tmp_path / "self_supervised.json").read_text())
+                                               ).config.pose_source == "exact"
 
 
 def test_noise_levels_parse_std_bias_and_dropout_and_refuse_the_rest():

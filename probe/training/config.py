@@ -50,6 +50,9 @@ from probe.schema import SchemaError, decode
 from probe.seeding import check_seed
 from probe.training.objective import OBJECTIVES
 
+#: Where the self-supervised warp's poses come from (``--pose-source``): PoseNet, or the dataset's exact poses.
+POSE_SOURCES = ("posenet", "exact")
+
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 #: optimizer name -> factory(params, lr); Adam with PyTorch's defaults (betas 0.9/0.999) is the seed's choice
@@ -119,6 +122,11 @@ class TrainConfig:
         "stack",
         help="self-supervised: PoseNet input: stack (packnet-sfm: target and sources on the channels) | pairs "
         "(monodepth2: one earlier-later pair per source through one network)",
+    )
+    pose_source: str = option(
+        "posenet",
+        help="self-supervised: the warp's poses: posenet (learnt with the depth, packnet-sfm) | exact (the "
+        "dataset's exact poses, a control in which only the depth learns)",
     )
     automask_after: int = option(
         0,
@@ -216,6 +224,10 @@ class TrainConfig:
             raise ProbeError(f"--pose-inputs: expected one of {', '.join(POSE_INPUTS)}, got {self.pose_inputs!r}")
         if self.pose_inputs != "stack" and self.objective != "self_supervised":
             raise ProbeError("--pose-inputs: only with --objective self_supervised")
+        if self.pose_source not in POSE_SOURCES:
+            raise ProbeError(f"--pose-source: expected one of {', '.join(POSE_SOURCES)}, got {self.pose_source!r}")
+        if self.pose_source != "posenet" and self.objective != "self_supervised":
+            raise ProbeError("--pose-source: only with --objective self_supervised")
         check_optional_count("--source-average-steps", self.source_average_steps or None, MAX_STEPS)
         if self.source_average_steps and self.objective != "self_supervised":
             raise ProbeError("--source-average-steps: only with --objective self_supervised")

@@ -31,6 +31,12 @@ directions (a translation pointing backwards explains the pixels the identity
 cannot, and leaves the rest to it); which basin PoseNet enters depends on the
 seed.  Without auto-masking backwards motion raises the loss from the start.
 
+With ``exact_poses`` (``--pose-source exact``) the warp reads the dataset's exact
+``poses`` instead of PoseNet's: a control in which only the depth network learns,
+so a shortfall of the learnt poses shows as the difference between the two runs.
+PoseNet is then neither run nor trained (its untrained weights still travel in
+the checkpoint), and the velocity term compares the exact translations.
+
 Without the velocity term depth and translation are recovered only up to one
 unknown scale (evaluate with median scaling); the velocity term ties the
 translation, hence the depth, to metres.  Any depth model trains this way.
@@ -70,6 +76,7 @@ class SelfSupervisedObjective:
         output_space: str,
         max_depth: float,
         phases: Sequence[tuple[int, SelfSupervisedLoss]] = (),
+        exact_poses: bool = False,
     ) -> None:
         bounds = [until for until, _ in phases]
         if any(b <= 0 for b in bounds) or bounds != sorted(set(bounds)):
@@ -81,6 +88,7 @@ class SelfSupervisedObjective:
         self.steps = 0  # training steps computed so far (checkpointed: a schedule resumes where it stopped)
         self.output_space = output_space
         self.max_depth = max_depth
+        self.exact_poses = exact_poses
 
     def current_loss(self) -> SelfSupervisedLoss:
         """The loss of the first phase whose end lies beyond the steps computed so far, else ``loss``."""
@@ -95,17 +103,28 @@ class SelfSupervisedObjective:
             to_depth(upsample_depth(out.float(), image.shape[-2:]), self.output_space, self.max_depth)
             for out in output_scales(outputs)
         ]
-        vectors = forward(self.pose_forward, torch.cat([image, sources.flatten(1, 2)], dim=1))
-        b, s = vectors.shape[:2]
-        poses = pose_vec_to_matrix(vectors.float().reshape(-1, 6)).view(b, s, 4, 4)
+        poses = self._exact_poses(batch) if self.exact_poses else self._predicted_poses(image, sources, forward)
         travelled = batch["speed"][:, None] * batch["context_dt"].abs()
         inputs = ViewSynthesisInputs(
             image.float(), sources.float(), depths, poses, batch["K"].float(), travelled.float(), batch["speed_valid"]
         )
         return loss(inputs)
 
+    def _predicted_poses(self, image: torch.Tensor, sources: torch.Tensor, forward: Forward) -> torch.Tensor:
+        """PoseNet's ``T_target_to_source`` from the stacked frames: ``[B,S,4,4]``."""
+        vectors = forward(self.pose_forward, torch.cat([image, sources.flatten(1, 2)], dim=1))
+        b, s = vectors.shape[:2]
+        return pose_vec_to_matrix(vectors.float().reshape(-1, 6)).view(b, s, 4, 4)
+
+    @staticmethod
+    def _exact_poses(batch: dict[str, Any]) -> torch.Tensor:
+        if "poses" not in batch:
+            raise ProbeError("--pose-source exact: the dataset's windows hold no exact poses (synthetic video does)")
+        return batch["poses"].float()
+
     def parameters(self) -> Iterator[nn.Parameter]:
-        return self.pose_net.parameters()
+        """The parameters the optimiser trains: PoseNet's, none with exact poses (PoseNet is not run)."""
+        return iter(()) if self.exact_poses else self.pose_net.parameters()
 
     def state_dict(self) -> dict[str, Any]:
         return {"pose_net": self.pose_net.state_dict(), "steps": self.steps}
@@ -119,7 +138,8 @@ class SelfSupervisedObjective:
         self.steps = int(state.get("steps", 0))
 
     def wrap(self, fn: Callable[[nn.Module], nn.Module]) -> None:
-        self.pose_forward = fn(self.pose_net)
+        if not self.exact_poses:  # an unused PoseNet under DDP would wait forever for its gradients
+            self.pose_forward = fn(self.pose_net)
 
 
 def upsample_depth(out: torch.Tensor, size: torch.Size) -> torch.Tensor:
@@ -137,6 +157,11 @@ def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.
         raise ProbeError(
             f"--objective self_supervised: dataset {dataset.info.name!r} has no context frames; use a "
             "video dataset (synthetic_video, synthetic_video_outdoor, kitti_raw)"
+        )
+    if config.pose_source == "exact" and len(dataset) and "poses" not in dataset[0]:
+        raise ProbeError(
+            f"--pose-source exact: dataset {dataset.info.name!r} gives no exact poses; use synthetic_video or "
+            "synthetic_video_outdoor"
         )
     pose_net = build_model(
         "posenet",
@@ -156,6 +181,7 @@ def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.
         output_space=output_space_of(model),
         max_depth=dataset.info.max_depth,
         phases=reprojection_schedule(config, weights),
+        exact_poses=config.pose_source == "exact",
     )
 
 

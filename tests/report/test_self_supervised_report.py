@@ -315,6 +315,16 @@ def test_a_compressed_range_is_read_by_the_range_exponent_scans(own, exact, read
         assert "hold the range compressed" not in sentence
 
 
+def test_an_exact_pose_control_is_not_read_as_the_velocity_loss_recovering_scale():
+    metric = _scale_study([1.0, 0.98, 1.02])
+    assert metric_scale_answer(metric).verdict == "yes"  # the same numbers with PoseNet's poses: yes
+    control = replace(metric, config=replace(metric.config, pose_source="exact"))
+    answer = metric_scale_answer(control)
+    assert answer.verdict == "inconclusive"
+    assert answer.sentence.startswith("Inconclusive: a control. The warp read the dataset's exact poses")
+    assert "packnet_b 1 [0.95, 1.05]" in answer.sentence and "--pose-source exact" in answer.rule
+
+
 def test_a_structural_miss_states_how_far_the_loss_can_see_and_a_metric_crop_does_not():
     runs = [_run("packnet_b", seed, 0.1, CLEAN, r, 0.2, uncropped=u, slope=0.5)
             for seed, (r, u) in enumerate([(0.85, 1.01), (0.83, 0.96), (0.84, 0.99)])]

@@ -132,6 +132,36 @@ def test_the_pose_network_trains_in_its_own_parameter_group_with_its_learning_ra
     assert sum(p.numel() for p in pose_group["params"]) == sum(p.numel() for p in run.objective.parameters())
 
 
+def test_exact_pose_source_warps_with_the_datasets_poses_and_trains_no_pose_network(tmp_path):
+    from probe.depth_space import to_depth
+    from probe.self_supervised_losses import DEFAULT_WEIGHTS, ViewSynthesisInputs
+    from probe.training.objective import build_objective
+    from probe.training.self_supervised import upsample_depth
+
+    dataset = get_dataset("synthetic_video", input_size=(32, 48), length=2, seed=1)
+    batch = next(iter(DataLoader(dataset, batch_size=2)))
+    torch.manual_seed(0)
+    model = build_model("densedepth", width=TINY).eval()
+    config = _config(tmp_path, model="densedepth", pose_source="exact", smoothness_weight=0.0)
+    objective = build_objective(config, model, dataset, torch.device("cpu"))
+    assert list(objective.parameters()) == []  # PoseNet is not trained
+    with torch.no_grad():
+        got = objective(model, batch, lambda m, x: m(x))
+        depth = to_depth(upsample_depth(model(batch["image"]), batch["image"].shape[-2:]), model.output_space, 10.0)
+        travelled = batch["speed"][:, None] * batch["context_dt"].abs()
+        inputs = ViewSynthesisInputs(batch["image"], batch["context"], [depth], batch["poses"], batch["K"],
+                                     travelled, batch["speed_valid"])
+        want = SelfSupervisedLoss({**DEFAULT_WEIGHTS, "velocity": 0.1, "smoothness": 0.0})(inputs)
+    assert got.terms["reprojection"] == pytest.approx(float(want.terms["reprojection"]), rel=1e-5)
+    assert float(got.terms["velocity"]) < 1e-3  # the exact translations have the distance travelled
+    with pytest.raises(ProbeError, match="--pose-source exact: .* no exact poses"):
+        objective(model, {k: v for k, v in batch.items() if k != "poses"}, lambda m, x: m(x))
+    result = train(_config(tmp_path / "run", max_steps=2, pose_source="exact"))
+    assert result.summary.objective_params == 0
+    with pytest.raises(ProbeError, match="--pose-source"):
+        train(_config(tmp_path / "run", max_steps=3, resume=True))
+
+
 def test_resume_refuses_a_different_velocity_weight(tmp_path):
     train(_config(tmp_path / "run", max_steps=1))
     with pytest.raises(ProbeError, match="--velocity-weight"):
@@ -159,6 +189,8 @@ def test_supervised_training_reads_a_video_dataset_like_any_other(tmp_path):
     ({"objective": "supervised", "velocity_weight": 0.0, "pose_inputs": "pairs"}, "--pose-inputs: only with"),
     ({"objective": "supervised", "velocity_weight": 0.0, "source_average_steps": 5},
      "--source-average-steps: only with"),
+    ({"pose_source": "oracle"}, "--pose-source: expected one of posenet, exact"),
+    ({"objective": "supervised", "velocity_weight": 0.0, "pose_source": "exact"}, "--pose-source: only with"),
 ])
 def test_configs_that_cannot_work_fail_before_writing_anything(tmp_path, overrides, match):
     out = tmp_path / "never"
