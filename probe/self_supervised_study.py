@@ -395,6 +395,8 @@ class ConditionSummary:
     # run's own poses and with the exact ones (1: the loss asks for the range the depth has; above 1: a wider one)
     range_exponent: Interval = field(default_factory=lambda: Interval.of([]))
     range_exponent_exact: Interval = field(default_factory=lambda: Interval.of([]))
+    # per run: the exact-pose exponent minus the own-pose one (above 0: the true motion asks for a wider range)
+    range_exponent_gap: Interval = field(default_factory=lambda: Interval.of([]))
 
 
 def _exponent(run: "SelfSupervisedRun", exact: bool) -> float:
@@ -449,6 +451,7 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 range_slope=over(group, lambda r: r.scale.range_slope.get("median", math.nan)),
                 range_exponent=over(group, lambda r: _exponent(r, exact=False)),
                 range_exponent_exact=over(group, lambda r: _exponent(r, exact=True)),
+                range_exponent_gap=over(group, lambda r: _exponent(r, exact=True) - _exponent(r, exact=False)),
             )
         )
     return out
@@ -796,9 +799,10 @@ CONSISTENCY_RULE = (
     "itself (the poses' scale) misses metric scale; otherwise no reading. " + "Where the range is compressed, "
     "the reprojection loss over the whole image is scanned over a range exponent a (each image's depth "
     "m (d / m)^a about its median m) with the run's own poses and with the exact poses: if the own-pose minimum's "
-    "interval lies within [0.9, 1.1] and the exact-pose minimum's above 1.1, the run's own poses hold the range "
-    "compressed (with the true motion the loss would widen it); if the own-pose minimum's lies above 1.1, the "
-    "objective already asks for a wider range and the depth network has not followed it; otherwise no reading"
+    "interval lies above 1.1, the objective already asks for a wider range and the depth network has not followed "
+    "it; otherwise, if the exact-pose minimum's interval lies above 1.1 and the paired per-seed difference "
+    "(exact minus own) lies above 0, the run's own poses hold the range compressed (with the true motion the loss "
+    "would widen it); otherwise no reading"
 )
 
 SCALE_RULE = (
@@ -999,14 +1003,16 @@ def range_text(c: ConditionSummary) -> str:
 
 
 def range_reading(c: ConditionSummary) -> str:
-    """Who holds a compressed range (:data:`CONSISTENCY_RULE`'s last sentence): ``poses`` (the run's own poses ask
-    for it and the exact ones for a wider one), ``lag`` (the own poses already ask for a wider one) or ``none``."""
-    own, exact = c.range_exponent, c.range_exponent_exact
+    """Who holds a compressed range (:data:`CONSISTENCY_RULE`'s last sentence): ``lag`` (the own poses already ask
+    for a wider one), ``poses`` (the exact poses ask for a wider one than the run's own, paired by seed) or
+    ``none``."""
+    own, exact, gap = c.range_exponent, c.range_exponent_exact, c.range_exponent_gap
     if own.n < 2 or not math.isfinite(own.low):
         return "none"
     if own.low > METRIC_BAND[1]:
         return "lag"
-    if band_verdict(own) == "yes" and exact.n >= 2 and math.isfinite(exact.low) and exact.low > METRIC_BAND[1]:
+    decided = exact.n >= 2 and gap.n >= 2 and math.isfinite(exact.low) and math.isfinite(gap.low)
+    if decided and exact.low > METRIC_BAND[1] and gap.low > 0:
         return "poses"
     return "none"
 
@@ -1020,7 +1026,10 @@ def range_exponent_text(c: ConditionSummary) -> str:
         f"{_interval_text(c.range_exponent)} with {c.model}'s own poses"
     )
     if c.range_exponent_exact.n:
-        text += f" and {_interval_text(c.range_exponent_exact)} with the exact poses"
+        text += (
+            f" and {_interval_text(c.range_exponent_exact)} with the exact poses (paired difference "
+            f"{_interval_text(c.range_exponent_gap)})"
+        )
     return text + {
         "poses": ": its own poses hold the range compressed, and with the true motion the loss would widen it.",
         "lag": ": the objective already asks for a wider range and the depth network has not followed it.",
