@@ -28,15 +28,19 @@ scanned over ``a``, once with the run's own poses (``best_exponent``) and once
 with the exact poses where the dataset has them (``best_exponent_exact``).  For a
 depth whose range is compressed (:func:`probe.metrics.range_slopes` below 1):
 
-- ``best_exponent`` near 1 and ``best_exponent_exact`` above 1: the run's own
-  poses ask for the compressed range and the exact ones would stretch it; the
-  poses' error holds the range compressed;
+- ``best_exponent_exact`` above 1 and above ``best_exponent``: the true motion
+  would stretch the range that the run's own poses accept; the poses' error
+  holds the range compressed;
 - ``best_exponent`` above 1: the objective with the run's own poses already
   asks for a wider range and the depth network has not followed it.
 
+The study decides both over seeds (:func:`probe.self_supervised_study.range_reading`).
+
 Controls (``tests/test_evaluate_consistency.py``): exact depth with exact poses has
 its minimum at multiplier 1 and exponent 1; exact depth times 1.25 has it at 0.8;
-exact depth compressed to exponent 0.5 has it at exponent 2.
+exact depth compressed to exponent 0.5 has it at exponent 2, stretched to 1.5 at
+2/3; poses that do not move make every exponent equally good while the exact
+scan still finds 1.
 
 >>> result = evaluate_consistency(model, pose_net, get_dataset("synthetic_video", split="test"))  # doctest: +SKIP
 >>> result.best_multiplier                                                                          # doctest: +SKIP
