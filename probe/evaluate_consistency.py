@@ -251,7 +251,9 @@ def evaluate_consistency(
     space = output_space_of(model)
     total = torch.zeros(len(multipliers), dtype=torch.float64)
     own = torch.zeros(len(exponents), dtype=torch.float64)
-    exact: torch.Tensor | None = torch.zeros(len(exponents), dtype=torch.float64) if "poses" in first else None
+    # a separate exact-pose scan only where the run's own poses are PoseNet's (without one they are the exact poses)
+    scan_exact = pose_net is not None and "poses" in first
+    exact: torch.Tensor | None = torch.zeros(len(exponents), dtype=torch.float64) if scan_exact else None
     pixels, windows = 0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         image, sources, K = batch["image"].to(dev), batch["context"].to(dev), batch["K"].to(dev).float()
@@ -266,7 +268,7 @@ def evaluate_consistency(
         windows += image.shape[0]
     losses = (total / pixels).tolist()
     range_losses = (own / pixels).tolist()
-    range_losses_exact = None if exact is None else (exact / pixels).tolist()
+    range_losses_exact = (exact / pixels).tolist() if exact is not None else range_losses if pose_net is None else None
     return ConsistencyEvaluation(
         dataset=str(info.name),
         n_windows=windows,
