@@ -397,6 +397,13 @@ class ConditionSummary:
     range_exponent_exact: Interval = field(default_factory=lambda: Interval.of([]))
     # per run: the exact-pose exponent minus the own-pose one (above 0: the true motion asks for a wider range)
     range_exponent_gap: Interval = field(default_factory=lambda: Interval.of([]))
+    # PoseNet on the test split, per run the source that follows its motion least: the share of the exact
+    # translation's (after its best scale) and rotation's variation across windows that PoseNet follows
+    # (probe.evaluate_pose.explained_variation; 1: every window's motion, 0: one motion for all), and the size of
+    # the rotation's mean error (degrees, the worse source: a bias every window shares)
+    translation_explained: Interval = field(default_factory=lambda: Interval.of([]))
+    rotation_explained: Interval = field(default_factory=lambda: Interval.of([]))
+    rotation_bias: Interval = field(default_factory=lambda: Interval.of([]))
 
 
 def _exponent(run: "SelfSupervisedRun", exact: bool) -> float:
@@ -408,6 +415,14 @@ def _exponent(run: "SelfSupervisedRun", exact: bool) -> float:
 
 def _median_translation_ratio(pose: PoseEvaluation | None) -> float:
     return statistics.median(s["translation_ratio"] for s in pose.per_source) if pose else math.nan
+
+
+def _rotation_bias(pose: PoseEvaluation | None) -> float:
+    """The largest per-source size of the mean Euler-angle error (degrees; NaN without the fields)."""
+    if pose is None:
+        return math.nan
+    sizes = [math.hypot(*(s.get(f"{axis}_bias_deg", math.nan) for axis in AXES)) for s in pose.per_source]
+    return max(sizes) if sizes else math.nan
 
 
 def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
@@ -452,6 +467,11 @@ def summarise(runs: list[SelfSupervisedRun]) -> list[ConditionSummary]:
                 range_exponent=over(group, lambda r: _exponent(r, exact=False)),
                 range_exponent_exact=over(group, lambda r: _exponent(r, exact=True)),
                 range_exponent_gap=over(group, lambda r: _exponent(r, exact=True) - _exponent(r, exact=False)),
+                translation_explained=over(
+                    group, lambda r: r.pose.worst("translation_explained") if r.pose else math.nan
+                ),
+                rotation_explained=over(group, lambda r: r.pose.worst("rotation_explained") if r.pose else math.nan),
+                rotation_bias=over(group, lambda r: _rotation_bias(r.pose)),
             )
         )
     return out
@@ -469,8 +489,9 @@ class SelfSupervisedStudyResult(Result):
     # and scale_ratio_uncropped; 6: runs[].scale at its schema 3 (range_slope, ratio_by_depth), range_slope and
     # observability (probe.observability: how far the loss can see depth at the study's input size);
     # 7: runs[].consistency at its schema 2 (the range-exponent scans), range_exponent and range_exponent_exact,
-    # the config's pose_source
-    schema_version: ClassVar[int] = 7
+    # the config's pose_source; 8: runs[].pose's motion fields (translation_explained, rotation_explained and the
+    # pitch, yaw and roll biases), translation_explained, rotation_explained and rotation_bias
+    schema_version: ClassVar[int] = 8
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -805,6 +826,20 @@ CONSISTENCY_RULE = (
     "would widen it); otherwise no reading"
 )
 
+#: Below this share of the exact motion's variation across test windows, PoseNet does not follow the motion.
+FOLLOWS_MOTION = 0.5
+#: The Euler axes of PoseNet's rotation (camera x right, y down, z forward).
+AXES = ("pitch", "yaw", "roll")
+POSE_MOTION_RULE = (
+    "PoseNet is scored on how much of the exact motion's variation across test windows it follows "
+    "(1 - the scatter of its error about the error's mean over the scatter of the motion about its mean; the "
+    "translation after its best single scale): 1 when it follows every window's motion, 0 when it predicts one "
+    "motion for every window, as a network that does not read its frames would. Where the 95 % interval over seeds "
+    f"of the worse source's share lies below {FOLLOWS_MOTION:g}, for the translation or for the rotation, PoseNet "
+    "does not follow the motion from window to window, and the answer says so with the mean rotation error that "
+    "every window shares (pitch, yaw, roll)"
+)
+
 SCALE_RULE = (
     "Per model, the runs trained with the velocity loss on clean speeds: each run's scale factor is the median over "
     "test images of median(gt) / median(pred); its mean and two-sided 95 % t-interval are taken over seeds. Yes when "
@@ -818,7 +853,8 @@ SCALE_RULE = (
     f"frame whose PoseNet translation points more than {REVERSED_DEG:g} degrees from the true motion (median over "
     "test windows) is reversed, and the answer names it with the number of seeds in which it is. A study whose "
     "warp read the dataset's exact poses (--pose-source exact) is a control of the depth network alone: its scale "
-    "comes from those poses, not from the velocity loss, so it answers inconclusive and states its factors."
+    "comes from those poses, not from the velocity loss, so it answers inconclusive and states its factors. "
+    + POSE_MOTION_RULE
 )
 BEATS_QUESTION = "Does PackNet beat DenseDepth in its own regime?"
 BEATS_RULE = (
@@ -887,6 +923,10 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "depth-range slope (1: right range)": _interval_text(c.range_slope),
             "loss-best range exponent, own poses": _interval_text(c.range_exponent),
             "loss-best range exponent, exact poses": _interval_text(c.range_exponent_exact),
+            "PoseNet motion followed, worse source (translation; rotation)": (
+                f"{_interval_text(c.translation_explained)}; {_interval_text(c.rotation_explained)}"
+            ),
+            "PoseNet mean rotation error, worse source (deg)": _interval_text(c.rotation_bias),
         }
         for c in result.conditions
     ]
@@ -913,7 +953,10 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
         for c, v in zip(clean, verdicts)
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
-    sentence += "".join(uncropped_text(c) + consistency_text(c) + pose_direction_text(result, c) for c in clean)
+    sentence += "".join(
+        uncropped_text(c) + consistency_text(c) + pose_direction_text(result, c) + pose_motion_text(result, c)
+        for c in clean
+    )
     if result.observability is not None and any(consistency_reading(c) == "structure" for c in clean):
         sentence += result.observability.sentence()
     noisy = [c for c in result.conditions if c.velocity_weight > 0 and c.noise != NoiseLevel()]
@@ -1085,6 +1128,47 @@ def pose_direction_text(result: SelfSupervisedStudyResult, c: ConditionSummary) 
     )
 
 
+def ignored_motion(c: ConditionSummary) -> list[str]:
+    """:data:`POSE_MOTION_RULE` on one condition: the motions ("translation", "rotation") whose worse-source
+    explained share has its 95 % interval over seeds below :data:`FOLLOWS_MOTION` (empty: none, or undecided)."""
+    out = []
+    for name, interval in (("translation", c.translation_explained), ("rotation", c.rotation_explained)):
+        if interval.n >= 2 and math.isfinite(interval.high) and interval.high < FOLLOWS_MOTION:
+            out.append(name)
+    return out
+
+
+def _mean_bias(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
+    """Per source, the rotation's mean Euler-angle error averaged over the condition's seeds (``''`` without)."""
+    runs = [r for r in _condition_runs(result, c) if r.pose is not None]
+    if not runs:
+        return ""
+    parts = []
+    for i, offset in enumerate(runs[0].pose.offsets if runs[0].pose else []):
+        means = [
+            statistics.fmean(r.pose.per_source[i].get(f"{axis}_bias_deg", math.nan) for r in runs if r.pose)
+            for axis in AXES
+        ]
+        if all(math.isfinite(m) for m in means):
+            parts.append(f"t{offset:+d} " + ", ".join(f"{axis} {m:+.2f}" for axis, m in zip(AXES, means)))
+    return "; ".join(parts)
+
+
+def pose_motion_text(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
+    """The scale answer's sentence when PoseNet does not follow the motion (:data:`POSE_MOTION_RULE`), else ''."""
+    ignored = ignored_motion(c)
+    if not ignored:
+        return ""
+    bias = _mean_bias(result, c)
+    return (
+        f" {c.model}'s PoseNet does not follow the {' or the '.join(ignored)} from window to window: over test "
+        f"windows it follows {_interval_text(c.translation_explained)} of the exact translation's variation and "
+        f"{_interval_text(c.rotation_explained)} of the rotation's (1: every window's, 0: one motion for all), so "
+        "where the motion differs from its typical one the warp is wrong and the depth absorbs it"
+        + (f"; its mean rotation error, shared by every window (degrees, seeds' mean): {bias}." if bias else ".")
+    )
+
+
 def _paired_differences(
     result: SelfSupervisedStudyResult, a: str, b: str, weight: float
 ) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -1188,6 +1272,9 @@ def _conditions_table(result: SelfSupervisedStudyResult) -> Table:
             "constant predictor abs_rel": _interval_text(c.constant_abs_rel),
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle (deg)": _interval_text(c.translation_angle, decimals=1),
+            "PoseNet motion followed (translation; rotation)": (
+                f"{_interval_text(c.translation_explained)}; {_interval_text(c.rotation_explained)}"
+            ),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
             "depth-range slope": _interval_text(c.range_slope),
             "loss-best range exponent (own, exact poses)": (

@@ -336,9 +336,15 @@ def self_supervised_run(seed: int, velocity_weight: float, noise: NoiseLevel, sc
                              pose=None if velocity_weight == 0 else PoseEvaluation(
                                  offsets=[-1, 1], n_windows=4,
                                  per_source=[{"translation_ratio": 1.02, "translation_angle_deg": 3.5,
-                                              "rotation_error_deg": 0.4, "rotation_deg": 1.2},
+                                              "rotation_error_deg": 0.4, "rotation_deg": 1.2,
+                                              "translation_explained": 0.62, "rotation_explained": 0.05,
+                                              "pitch_bias_deg": 0.05, "yaw_bias_deg": -0.02,
+                                              "roll_bias_deg": 0.01},
                                              {"translation_ratio": 0.97, "translation_angle_deg": 141.0,
-                                              "rotation_error_deg": 0.6, "rotation_deg": 1.2}]),
+                                              "rotation_error_deg": 0.6, "rotation_deg": 1.2,
+                                              "translation_explained": -0.3, "rotation_explained": -0.8,
+                                              "pitch_bias_deg": -0.44, "yaw_bias_deg": 0.1,
+                                              "roll_bias_deg": -0.02}]),
                              consistency=None if velocity_weight == 0 else consistency(1 / scale))
 
 

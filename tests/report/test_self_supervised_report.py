@@ -368,3 +368,44 @@ def test_the_scale_answer_names_a_source_frame_posenet_reverses_and_in_how_many_
     assert f"towards frame t+1 points backwards (more than 90 degrees from the motion; median 160.3) in {reversed_in} " \
            "seeds" in sentence
     assert "frame t-1" not in sentence
+
+
+def _moving(seed: int, explained: tuple[float, float], pitch: float = 0.0) -> SelfSupervisedRun:
+    """A clean velocity run whose PoseNet follows ``explained`` (translation, rotation) of the motion across
+    windows for both sources, with a shared pitch error of ``pitch`` degrees towards t+1."""
+    per_source = [{"translation_ratio": 0.95, "translation_angle_deg": 3.0, "rotation_error_deg": 0.4,
+                   "rotation_deg": 0.1, "translation_explained": explained[0], "rotation_explained": explained[1],
+                   "pitch_bias_deg": pitch * (offset > 0), "yaw_bias_deg": 0.0, "roll_bias_deg": 0.0}
+                  for offset in (-1, 1)]
+    return replace(_run("packnet_b", seed, 0.1, CLEAN, 0.85, 0.16), pose=PoseEvaluation([-1, 1], 64, per_source))
+
+
+@pytest.mark.parametrize("explained, ignored", [
+    # positive controls: one motion for every window (the measured stack PoseNet: no speed, no turns), or a
+    # rotation no better than none while the translation is followed
+    ([(-0.04, 0.0), (0.02, 0.03), (-0.05, 0.01)], "translation or the rotation"),
+    ([(0.6, 0.05), (0.55, 0.02), (0.61, 0.04)], "rotation"),
+    # negative controls: a PoseNet following the motion, one that follows half of it, and seeds that disagree
+    ([(0.97, 0.95), (0.99, 0.9), (0.98, 0.93)], None),
+    ([(0.55, 0.5), (0.6, 0.52), (0.58, 0.49)], None),
+    ([(0.1, 0.1), (0.9, 0.9), (0.2, 0.3)], None),
+])
+def test_the_scale_answer_says_when_posenet_does_not_follow_the_motion(explained, ignored):
+    runs = [_moving(seed, e, pitch=-0.44) for seed, e in enumerate(explained)]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+    sentence = metric_scale_answer(result).sentence
+    assert result.conditions[0].rotation_bias.mean == pytest.approx(0.44)
+    if ignored is None:
+        assert "does not follow" not in sentence
+        return
+    assert f"packnet_b's PoseNet does not follow the {ignored} from window to window" in sentence
+    assert "t-1 pitch +0.00, yaw +0.00, roll +0.00; t+1 pitch -0.44, yaw +0.00, roll +0.00" in sentence
+
+
+def test_a_study_written_before_the_motion_fields_reads_them_as_not_measured():
+    runs = [_posed(seed, (2.0, 3.0)) for seed in range(3)]  # pose evaluations without the motion fields
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
+    assert result.conditions[0].rotation_explained.n == 0 and result.conditions[0].rotation_bias.n == 0
+    assert "does not follow" not in metric_scale_answer(result).sentence
