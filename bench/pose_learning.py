@@ -5,7 +5,8 @@ The velocity loss fixes the *length* of PoseNet's translation; the photometric l
 This bench trains a depth model and PoseNet on synthetic video and prints, every ``--every`` steps:
 
 - per source frame (t-1, t+1): PoseNet's translation angle to the exact one, its length over the exact
-  distance, and its rotation error (:func:`probe.evaluate_pose.evaluate_pose`);
+  distance, its rotation error, and the share of the motion's variation across windows it follows (translation;
+  rotation: 1 every window's motion, 0 one motion for all) (:func:`probe.evaluate_pose.evaluate_pose`);
 - the depth's scale factor median(gt) / median(pred) and its median-scaled abs_rel against the median-scaled
   constant predictor (:func:`probe.evaluate_scale.evaluate_scale`).
 
@@ -84,6 +85,8 @@ def score(model: nn.Module, pose_net: PoseNet, test: Any, step: int) -> dict[str
         "translation_ratio": [s["translation_ratio"] for s in pose.per_source],
         "rotation_error_deg": [s["rotation_error_deg"] for s in pose.per_source],
         "rotation_deg": [s["rotation_deg"] for s in pose.per_source],
+        "translation_explained": [s["translation_explained"] for s in pose.per_source],
+        "rotation_explained": [s["rotation_explained"] for s in pose.per_source],
         "scale_factor": scale.ratio["median"],
         "abs_rel_median_scaled": scale.metrics_median_scaled["abs_rel"],
         "constant_abs_rel": scale.constant_median_scaled["abs_rel"],
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "t angle (deg) per source",
         "|t| / distance",
         "rotation error (deg)",
+        "motion followed (t; rot)",
         "scale factor",
         "abs_rel scaled",
         "constant",
@@ -167,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             ", ".join(f"{a:.1f}" for a in r["translation_angle_deg"]),
             ", ".join(f"{x:.2f}" for x in r["translation_ratio"]),
             ", ".join(f"{x:.2f}" for x in r["rotation_error_deg"]),
+            ", ".join(f"{t:.2f}; {x:.2f}" for t, x in zip(r["translation_explained"], r["rotation_explained"])),
             f"{r['scale_factor']:.3f}",
             f"{r['abs_rel_median_scaled']:.3f}",
             f"{r['constant_abs_rel']:.3f}",

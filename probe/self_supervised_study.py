@@ -785,6 +785,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
         "abs_rel metric",
         "best depth multiplier",
         "range slope",
+        "PoseNet follows (t; rot)",
     ):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for c in result.conditions:
@@ -798,6 +799,7 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
             cell(c.abs_rel_metric),
             cell(c.photometric_multiplier) if c.photometric_multiplier.n else "n/a",
             cell(c.range_slope) if c.range_slope.n else "n/a",
+            f"{c.translation_explained.mean:.2f}; {c.rotation_explained.mean:.2f}" if c.rotation_explained.n else "n/a",
         )
     (console or Console(width=max(140, Console().width))).print(table)
 
@@ -1311,7 +1313,10 @@ def scale_section(results: Results) -> Section | None:
             "the clean test split. Without the velocity loss nothing ties depth to metres, so its "
             "scale factor is shown for contrast. The velocity loss fixes the length of PoseNet's "
             "translation; the depth follows it only where the translation also points the right way "
-            "(the angle column: the worse of the source frames, median over test windows)."
+            "(the angle column: the worse of the source frames, median over test windows), and only where "
+            "PoseNet follows each window's motion rather than one typical motion for all (the motion column: "
+            "the share of the exact translation's and rotation's variation across test windows it follows, "
+            "worse source; 1 all, 0 none)."
         )
     )
     blocks.append(_conditions_table(result))

@@ -33,5 +33,6 @@ def test_a_tiny_run_scores_every_few_steps(tmp_path):
                  "--eval-length", "2", "--exact-depth", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["step"] for r in rows] == [1, 2] and len(rows[0]["translation_angle_deg"]) == 2
+    assert len(rows[0]["translation_explained"]) == len(rows[0]["rotation_explained"]) == 2
     machine = json.loads(out.read_text())["machine"]  # the shared bench record: provenance and load
     assert machine["cpus"] >= 1 and "load_average_after" in machine and machine["device"] == "cpu"
