@@ -12,14 +12,19 @@ This bench trains a depth model and PoseNet on synthetic video and prints, every
 
 ``--exact-pose`` warps with the exact poses (the depth learns alone: can the photometric loss make it metric?);
 ``--exact-depth`` gives the loss the exact depth (PoseNet learns alone: can it find the motion at all?).
+``--supervised-pose`` drops the photometric loss: PoseNet regresses the exact motion directly (L1, rotation in
+centiradians), so what it then follows is what this network can learn from its frames at this input size in so
+many steps, whatever the photometric loss teaches (the depth is neither trained nor scored).
 
     python3 bench/pose_learning.py --dataset synthetic_video --exact-depth --steps 600 --out runs/pose-indoor.json
     python3 bench/pose_learning.py --dataset synthetic_video_outdoor --pose-lr 3e-3 --steps 800
+    python3 bench/pose_learning.py --dataset synthetic_video_outdoor --supervised-pose --batch-size 8 --steps 4800
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -53,6 +58,21 @@ from probe.training.self_supervised import SelfSupervisedObjective  # noqa: E402
 FROM_METRES = {"inverse": lambda d, cap: 1.0 / d, "depthnorm": lambda d, cap: cap / d, "metric": lambda d, cap: d}
 
 
+#: per pose-vector entry (tx, ty, tz in metres; rx, ry, rz in radians): rotations in centiradians, so that a
+#: 0.01 rad (0.57 degree) error weighs like a 1 cm one
+SUPERVISED_WEIGHTS = (1.0, 1.0, 1.0, 100.0, 100.0, 100.0)
+
+
+def supervised_pose_loss(pose_net: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """Mean L1 between ``pose_net``'s ``[B,S,6]`` output and the exact poses' vectors, weighted by
+    :data:`SUPERVISED_WEIGHTS` (frames stacked as PoseNet takes them: target, then the sources)."""
+    frames = torch.cat([batch["image"], batch["context"].flatten(1, 2)], dim=1)
+    exact = batch["poses"]
+    target = matrix_to_pose_vec(exact.flatten(0, 1).double()).float().view(*exact.shape[:2], 6)
+    weights = torch.tensor(SUPERVISED_WEIGHTS, dtype=target.dtype)
+    return ((pose_net(frames) - target) * weights).abs().mean()
+
+
 class OracleObjective(SelfSupervisedObjective):
     """The self-supervised objective with PoseNet's output or the depth model's replaced by the exact values."""
 
@@ -73,12 +93,15 @@ class OracleObjective(SelfSupervisedObjective):
         return super().__call__(model, batch, routed)
 
 
-def score(model: nn.Module, pose_net: PoseNet, test: Any, step: int) -> dict[str, Any]:
-    """PoseNet and depth on the held-out windows (both networks back in training mode afterwards)."""
+def score(model: nn.Module | None, pose_net: PoseNet, test: Any, step: int) -> dict[str, Any]:
+    """PoseNet and depth on the held-out windows (both networks back in training mode afterwards; no depth scores
+    without a depth model)."""
     pose = evaluate_pose(pose_net, test)
-    scale = evaluate_scale(model, test)
-    model.train()
+    scale = evaluate_scale(model, test) if model is not None else None
+    if model is not None:
+        model.train()
     pose_net.train()
+    nan = float("nan")
     return {
         "step": step,
         "translation_angle_deg": [s["translation_angle_deg"] for s in pose.per_source],
@@ -87,9 +110,9 @@ def score(model: nn.Module, pose_net: PoseNet, test: Any, step: int) -> dict[str
         "rotation_deg": [s["rotation_deg"] for s in pose.per_source],
         "translation_explained": [s["translation_explained"] for s in pose.per_source],
         "rotation_explained": [s["rotation_explained"] for s in pose.per_source],
-        "scale_factor": scale.ratio["median"],
-        "abs_rel_median_scaled": scale.metrics_median_scaled["abs_rel"],
-        "constant_abs_rel": scale.constant_median_scaled["abs_rel"],
+        "scale_factor": scale.ratio["median"] if scale else nan,
+        "abs_rel_median_scaled": scale.metrics_median_scaled["abs_rel"] if scale else nan,
+        "constant_abs_rel": scale.constant_median_scaled["abs_rel"] if scale else nan,
     }
 
 
@@ -110,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoothness-weight", type=float, default=0.01)
     parser.add_argument("--exact-pose", action="store_true", help="warp with the exact poses (depth learns alone)")
     parser.add_argument("--exact-depth", action="store_true", help="warp with the exact depth (PoseNet learns alone)")
+    parser.add_argument(
+        "--supervised-pose", action="store_true", help="no photometric loss: PoseNet regresses the exact motion"
+    )
+    parser.add_argument("--pose-inputs", choices=("stack", "pairs"), default="stack")
     parser.add_argument("--eval-length", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
@@ -123,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     test = get_dataset(args.dataset, split="test", input_size=size, length=args.eval_length, **options)
     model = build_model(args.model, width=args.width).train()
-    pose_net = PoseNet(n_sources=len(data.context_offsets), width=args.pose_width)
+    offsets = tuple(int(o) for o in data.context_offsets)
+    pose_net = PoseNet(n_sources=len(offsets), width=args.pose_width, inputs=args.pose_inputs, offsets=offsets)
     weights = {**DEFAULT_WEIGHTS, "velocity": args.velocity_weight, "smoothness": args.smoothness_weight}
     objective = OracleObjective(
         pose_net,
@@ -133,26 +161,42 @@ def main(argv: list[str] | None = None) -> int:
         exact_pose=args.exact_pose,
         exact_depth=args.exact_depth,
     )
-    optimizer = torch.optim.Adam(
-        [{"params": list(model.parameters())}, {"params": list(pose_net.parameters()), "lr": args.pose_lr}], lr=args.lr
-    )
+    groups = [{"params": list(pose_net.parameters()), "lr": args.pose_lr}]
+    if not args.supervised_pose:
+        groups.insert(0, {"params": list(model.parameters())})
+    optimizer = torch.optim.Adam(groups, lr=args.lr)
     setup = StepSetup(module=model, device=torch.device("cpu"))
     loader = make_loader(data, args.batch_size, seed=args.seed, workers=0, shuffle=True)
     loader.set_epoch(0)
     load_before, start = os.getloadavg(), time.time()
     rows = []
     for step, batch in enumerate(loader, 1):
-        train_step(model, batch, objective, optimizer, setup, step=step, epoch=0)
+        if args.supervised_pose:
+            optimizer.zero_grad(set_to_none=True)
+            supervised_pose_loss(pose_net, batch).backward()
+            optimizer.step()
+        else:
+            train_step(model, batch, objective, optimizer, setup, step=step, epoch=0)
         if step % args.every == 0 or step == args.steps:
-            rows.append(score(model, pose_net, test, step))
+            rows.append(score(None if args.supervised_pose else model, pose_net, test, step))
             r = rows[-1]
             print(
                 f"step {step}: translation angle {[round(a, 1) for a in r['translation_angle_deg']]} deg, length "
-                f"{[round(x, 2) for x in r['translation_ratio']]}, scale factor {r['scale_factor']:.3f}",
+                f"{[round(x, 2) for x in r['translation_ratio']]}, followed "
+                f"{[(round(t, 2), round(x, 2)) for t, x in zip(r['translation_explained'], r['rotation_explained'])]}"
+                f", scale factor {r['scale_factor']:.3f}",
                 flush=True,
             )
 
-    mode = "exact pose" if args.exact_pose else "exact depth" if args.exact_depth else "both learnt"
+    mode = (
+        "PoseNet supervised by the exact poses"
+        if args.supervised_pose
+        else "exact pose"
+        if args.exact_pose
+        else "exact depth"
+        if args.exact_depth
+        else "both learnt"
+    )
     table = Table(title=f"{args.dataset} {args.size}, {args.model} {args.width:g}, {mode}, seed {args.seed}")
     for column in (
         "step",
@@ -172,9 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             ", ".join(f"{x:.2f}" for x in r["translation_ratio"]),
             ", ".join(f"{x:.2f}" for x in r["rotation_error_deg"]),
             ", ".join(f"{t:.2f}; {x:.2f}" for t, x in zip(r["translation_explained"], r["rotation_explained"])),
-            f"{r['scale_factor']:.3f}",
-            f"{r['abs_rel_median_scaled']:.3f}",
-            f"{r['constant_abs_rel']:.3f}",
+            *(
+                "n/a" if math.isnan(r[k]) else f"{r[k]:.3f}"
+                for k in ("scale_factor", "abs_rel_median_scaled", "constant_abs_rel")
+            ),
         )
     Console(width=140).print(table)
     seconds = time.time() - start
