@@ -1166,7 +1166,7 @@ def pose_motion_text(result: SelfSupervisedStudyResult, c: ConditionSummary) -> 
         f" {c.model}'s PoseNet does not follow the {' or the '.join(ignored)} from window to window: over test "
         f"windows it follows {_interval_text(c.translation_explained)} of the exact translation's variation and "
         f"{_interval_text(c.rotation_explained)} of the rotation's (1: every window's, 0: one motion for all), so "
-        "where the motion differs from its typical one the warp is wrong and the depth absorbs it"
+        "every window whose speed or turn differs from the typical one is warped with the wrong motion"
         + (f"; its mean rotation error, shared by every window (degrees, seeds' mean): {bias}." if bias else ".")
     )
 
