@@ -1320,10 +1320,46 @@ def scale_section(results: Results) -> Section | None:
         )
     )
     blocks.append(_conditions_table(result))
-    profile = _depth_profile_table(result)
-    if profile is not None:
-        blocks.append(profile)
+    for table in (_pose_runs_table(result), _depth_profile_table(result)):
+        if table is not None:
+            blocks.append(table)
     return Section("self_supervised_scale", SCALE_QUESTION, blocks)
+
+
+def _pose_runs_table(result: SelfSupervisedStudyResult) -> Table | None:
+    """One row per run scored against exact poses: how much of the motion its PoseNet follows per source, its
+    shared rotation error, and the run's scale factors, so the seeds whose PoseNet follows the motion can be set
+    against their scale (None when no run has the motion fields)."""
+    runs = [r for r in result.runs if r.pose is not None and "translation_explained" in r.pose.per_source[0]]
+    if not runs:
+        return None
+
+    def per_source(run: SelfSupervisedRun, name: str, digits: int = 2) -> str:
+        assert run.pose is not None
+        return "; ".join(
+            # + 0.0 after rounding: no "-0.00" for an error that rounds to nothing
+            f"t{o:+d} {round(s.get(name, math.nan), digits) + 0.0:.{digits}f}"
+            for o, s in zip(run.pose.offsets, run.pose.per_source)
+        )
+
+    rows = [
+        {
+            "run": r.id,
+            "translation followed": per_source(r, "translation_explained"),
+            "rotation followed": per_source(r, "rotation_explained"),
+            "pitch error (deg)": per_source(r, "pitch_bias_deg"),
+            "yaw error (deg)": per_source(r, "yaw_bias_deg"),
+            "scale factor": fmt(r.scale.ratio["median"]),
+            "scale factor, no crop": fmt(r.scale.ratio_uncropped.get("median", math.nan)),
+        }
+        for r in runs
+    ]
+    return Table(
+        rows,
+        "PoseNet per run (test split): the share of the exact translation's (after its best scale) and rotation's "
+        "variation across windows it follows (1: every window's motion, 0: one motion for all), its mean pitch and "
+        "yaw error shared by every window, and the run's scale factors",
+    )
 
 
 def _depth_profile_table(result: SelfSupervisedStudyResult) -> Table | None:

@@ -18,7 +18,7 @@ from probe.report.collect import collect_results
 from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
                                          consistency_reading, metric_scale_answer, packnet_vs_densedepth_answer,
-                                         range_reading, _depth_profile_table, summarise)
+                                         range_reading, _depth_profile_table, _pose_runs_table, summarise)
 from tests import result_examples as examples
 
 CLEAN, NOISY = NoiseLevel(), NoiseLevel(std=0.2)
@@ -409,3 +409,14 @@ def test_a_study_written_before_the_motion_fields_reads_them_as_not_measured():
     result = SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs))
     assert result.conditions[0].rotation_explained.n == 0 and result.conditions[0].rotation_bias.n == 0
     assert "does not follow" not in metric_scale_answer(result).sentence
+
+
+def test_the_per_run_pose_table_sets_each_seed_s_motion_against_its_scale():
+    runs = [_moving(0, (0.9, 0.1), pitch=-0.07), _moving(1, (0.0, -0.2), pitch=-0.44)]
+    config = SelfSupervisedStudyConfig(max_steps=10, width=0.125, input_size=(64, 96))
+    table = _pose_runs_table(SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs)))
+    assert table is not None and [row["run"] for row in table.rows] == [r.id for r in runs]
+    assert table.rows[0]["translation followed"] == "t-1 0.90; t+1 0.90"
+    assert table.rows[1]["pitch error (deg)"] == "t-1 0.00; t+1 -0.44" and table.rows[1]["scale factor"] == "0.85"
+    old = [_posed(seed, (2.0, 3.0)) for seed in range(2)]  # pose evaluations without the motion fields
+    assert _pose_runs_table(SelfSupervisedStudyResult(config=config, runs=old, conditions=summarise(old))) is None
