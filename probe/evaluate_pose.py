@@ -5,7 +5,7 @@ scale the photometric loss then teaches also depends on its *direction* and on
 the rotation (a translation pointing the wrong way, or one source frame's pose
 left wrong because the per-pixel minimum over sources ignores it, leaves the
 depth free).  :func:`evaluate_pose` reports, per source frame of the window
-(e.g. t-1 and t+1), medians over the test windows of:
+(e.g. t-1 and t+1), over the test windows (the first four are medians):
 
 - ``translation_ratio``: ``||t_hat|| / ||t||`` (1: metric translations);
 - ``translation_angle_deg``: the angle between ``t_hat`` and ``t``;

@@ -1330,7 +1330,7 @@ def _pose_runs_table(result: SelfSupervisedStudyResult) -> Table | None:
     """One row per run scored against exact poses: how much of the motion its PoseNet follows per source, its
     shared rotation error, and the run's scale factors, so the seeds whose PoseNet follows the motion can be set
     against their scale (None when no run has the motion fields)."""
-    runs = [r for r in result.runs if r.pose is not None and "translation_explained" in r.pose.per_source[0]]
+    runs = [r for r in result.runs if r.pose and r.pose.per_source and "translation_explained" in r.pose.per_source[0]]
     if not runs:
         return None
 
