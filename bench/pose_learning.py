@@ -188,15 +188,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    mode = (
-        "PoseNet supervised by the exact poses"
-        if args.supervised_pose
-        else "exact pose"
-        if args.exact_pose
-        else "exact depth"
-        if args.exact_depth
-        else "both learnt"
-    )
+    modes = {
+        "supervised_pose": "PoseNet supervised by the exact poses",
+        "exact_pose": "exact pose",
+        "exact_depth": "exact depth",
+    }
+    mode = next((text for flag, text in modes.items() if getattr(args, flag)), "both learnt")
     table = Table(title=f"{args.dataset} {args.size}, {args.model} {args.width:g}, {mode}, seed {args.seed}")
     for column in (
         "step",

@@ -268,7 +268,11 @@ def evaluate_consistency(
         windows += image.shape[0]
     losses = (total / pixels).tolist()
     range_losses = (own / pixels).tolist()
-    range_losses_exact = (exact / pixels).tolist() if exact is not None else range_losses if pose_net is None else None
+    range_losses_exact = None  # no exact poses in the dataset
+    if exact is not None:
+        range_losses_exact = (exact / pixels).tolist()
+    elif pose_net is None:  # the run's own poses are the exact ones: the same scan
+        range_losses_exact = range_losses
     return ConsistencyEvaluation(
         dataset=str(info.name),
         n_windows=windows,

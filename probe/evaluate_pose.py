@@ -44,11 +44,14 @@ from probe.errors import ProbeError
 from probe.geometry import matrix_to_pose_vec
 from probe.models.posenet import PoseNet
 
-__all__ = ["MOTION_FIELDS", "PoseEvaluation", "evaluate_pose", "explained_variation"]
+__all__ = ["AXES", "MOTION_FIELDS", "PoseEvaluation", "evaluate_pose", "explained_variation"]
+
+#: The Euler axes of PoseNet's rotation (rx, ry, rz; camera x right, y down, z forward).
+AXES = ("pitch", "yaw", "roll")
 
 #: The per-source fields on how well the predictions follow the motion from window to window (absent in
 #: results written before they existed; readers take NaN then).
-MOTION_FIELDS = ("translation_explained", "rotation_explained", "pitch_bias_deg", "yaw_bias_deg", "roll_bias_deg")
+MOTION_FIELDS = ("translation_explained", "rotation_explained", *(f"{axis}_bias_deg" for axis in AXES))
 
 #: Exact motion varying less than this across windows (summed variance, m^2 or rad^2) leaves nothing to explain.
 _MIN_VARIATION = 1e-12
@@ -76,6 +79,10 @@ class PoseEvaluation:
         vary)."""
         values = [s.get(name, math.nan) for s in self.per_source]
         return math.nan if not values or any(math.isnan(v) for v in values) else min(values)
+
+    def bias_deg(self, source: int) -> tuple[float, ...]:
+        """Source ``source``'s mean (pitch, yaw, roll) error in degrees (NaN for a result written without them)."""
+        return tuple(self.per_source[source].get(f"{axis}_bias_deg", math.nan) for axis in AXES)
 
 
 def explained_variation(predicted: torch.Tensor, exact: torch.Tensor, *, fit_scale: bool = False) -> float:
@@ -152,10 +159,8 @@ def evaluate_pose(
         | {
             "translation_explained": explained_variation(v_hat[:, s, :3], v[:, s, :3], fit_scale=True),
             "rotation_explained": explained_variation(v_hat[:, s, 3:], v[:, s, 3:]),
-            "pitch_bias_deg": float(bias[s, 0]),
-            "yaw_bias_deg": float(bias[s, 1]),
-            "roll_bias_deg": float(bias[s, 2]),
         }
+        | {f"{axis}_bias_deg": float(bias[s, k]) for k, axis in enumerate(AXES)}
         for s in range(columns["translation_ratio"].shape[1])
     ]
     return PoseEvaluation(

@@ -46,7 +46,7 @@ from typing import Any, Callable, ClassVar, Collection
 from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
 from probe.evaluate_consistency import ConsistencyEvaluation, evaluate_consistency
-from probe.evaluate_pose import PoseEvaluation, evaluate_pose
+from probe.evaluate_pose import AXES, PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
 from probe.jobs import Job, Launch, check_preemptible, run_jobs
 from probe.limits import MAX_ITEMS, check_optional_count, check_positive_float
@@ -421,7 +421,7 @@ def _rotation_bias(pose: PoseEvaluation | None) -> float:
     """The largest per-source size of the mean Euler-angle error (degrees; NaN without the fields)."""
     if pose is None:
         return math.nan
-    sizes = [math.hypot(*(s.get(f"{axis}_bias_deg", math.nan) for axis in AXES)) for s in pose.per_source]
+    sizes = [math.hypot(*pose.bias_deg(i)) for i in range(len(pose.per_source))]
     return max(sizes) if sizes else math.nan
 
 
@@ -830,8 +830,6 @@ CONSISTENCY_RULE = (
 
 #: Below this share of the exact motion's variation across test windows, PoseNet does not follow the motion.
 FOLLOWS_MOTION = 0.5
-#: The Euler axes of PoseNet's rotation (camera x right, y down, z forward).
-AXES = ("pitch", "yaw", "roll")
 POSE_MOTION_RULE = (
     "PoseNet is scored on how much of the exact motion's variation across test windows it follows "
     "(1 - the scatter of its error about the error's mean over the scatter of the motion about its mean; the "
@@ -1147,10 +1145,7 @@ def _mean_bias(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
         return ""
     parts = []
     for i, offset in enumerate(runs[0].pose.offsets if runs[0].pose else []):
-        means = [
-            statistics.fmean(r.pose.per_source[i].get(f"{axis}_bias_deg", math.nan) for r in runs if r.pose)
-            for axis in AXES
-        ]
+        means = [statistics.fmean(axis) for axis in zip(*(r.pose.bias_deg(i) for r in runs if r.pose))]
         if all(math.isfinite(m) for m in means):
             parts.append(f"t{offset:+d} " + ", ".join(f"{axis} {m:+.2f}" for axis, m in zip(AXES, means)))
     return "; ".join(parts)
