@@ -35,11 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bench.record import write_bench_record  # noqa: E402
+from bench.record import finish  # noqa: E402
 from probe.data import get_dataset  # noqa: E402
 from probe.evaluate_pose import evaluate_pose  # noqa: E402
 from probe.evaluate_scale import evaluate_scale  # noqa: E402
@@ -137,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         "--supervised-pose", action="store_true", help="no photometric loss: PoseNet regresses the exact motion"
     )
     parser.add_argument("--pose-inputs", choices=("stack", "pairs"), default="stack")
+    parser.add_argument(
+        "--pose-translation-scale", type=float, default=0.01, help="PoseNet's translation output factor"
+    )
     parser.add_argument("--eval-length", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
@@ -151,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     test = get_dataset(args.dataset, split="test", input_size=size, length=args.eval_length, **options)
     model = build_model(args.model, width=args.width).train()
     offsets = tuple(int(o) for o in data.context_offsets)
-    pose_net = PoseNet(n_sources=len(offsets), width=args.pose_width, inputs=args.pose_inputs, offsets=offsets)
+    pose_net = PoseNet(
+        n_sources=len(offsets),
+        width=args.pose_width,
+        inputs=args.pose_inputs,
+        offsets=offsets,
+        translation_scale=args.pose_translation_scale,
+    )
     weights = {**DEFAULT_WEIGHTS, "velocity": args.velocity_weight, "smoothness": args.smoothness_weight}
     objective = OracleObjective(
         pose_net,
@@ -218,11 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("scale_factor", "abs_rel_median_scaled", "constant_abs_rel")
             ),
         )
-    Console(width=140).print(table)
-    seconds = time.time() - start
-    print(f"{seconds / 60:.1f} min; load average before/after {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}")
-    if args.out is not None:
-        write_bench_record(args.out, "pose_learning", argv, load_before, rows=rows, seconds=seconds)
+    finish(table, "pose_learning", args.out, argv, load_before, start, rows=rows)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,23 @@ def write_bench_record(
     }
     write_json(out, record)
     print(f"wrote {out}")
+
+
+def finish(
+    table: Any,
+    benchmark: str,
+    out: Path | None,
+    argv: list[str] | None,
+    load_before: tuple[float, ...],
+    start: float,
+    **measured: Any,
+) -> None:
+    """Print ``table`` (a rich Table), the minutes since ``start`` with the load, and write the record to ``out``
+    (None: print only); the measured time goes in as ``seconds``."""
+    from rich.console import Console
+
+    Console(width=140).print(table)
+    seconds = time.time() - start
+    print(f"{seconds / 60:.1f} min; load average before/after {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}")
+    if out is not None:
+        write_bench_record(out, benchmark, argv, load_before, **measured, seconds=seconds)

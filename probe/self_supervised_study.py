@@ -219,6 +219,9 @@ class SelfSupervisedStudyConfig:
         "stack",
         help="PoseNet input: stack (packnet-sfm) | pairs (monodepth2: one earlier-later pair per source, shared)",
     )
+    pose_translation_scale: float = option(
+        0.01, help="factor on PoseNet's translation outputs (packnet-sfm: 0.01); larger learns a varying speed sooner"
+    )
     automask_after: int = option(
         0,
         help="auto-mask static pixels only after N steps (before: every pixel reads the warped sources; "
@@ -490,8 +493,9 @@ class SelfSupervisedStudyResult(Result):
     # observability (probe.observability: how far the loss can see depth at the study's input size);
     # 7: runs[].consistency at its schema 2 (the range-exponent scans), range_exponent and range_exponent_exact,
     # the config's pose_source; 8: runs[].pose's motion fields (translation_explained, rotation_explained and the
-    # pitch, yaw and roll biases), translation_explained, rotation_explained and rotation_bias
-    schema_version: ClassVar[int] = 8
+    # pitch, yaw and roll biases), translation_explained, rotation_explained and rotation_bias; 9: the config's
+    # pose_translation_scale
+    schema_version: ClassVar[int] = 9
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -566,6 +570,7 @@ def study_runs(config: SelfSupervisedStudyConfig) -> list[PlannedRun]:
                     source_average_steps=config.source_average_steps,
                     automask_after=config.automask_after,
                     pose_inputs=config.pose_inputs,
+                    pose_translation_scale=config.pose_translation_scale,
                     pose_source=config.pose_source,
                     checkpoint_every=config.checkpoint_every,
                     out=run_dir,
@@ -639,6 +644,7 @@ def _pose_net(run_dir: Path, test: Any, config: SelfSupervisedStudyConfig) -> Po
         width=config.pose_width,
         inputs=config.pose_inputs,
         offsets=tuple(int(o) for o in test.context_offsets),
+        translation_scale=config.pose_translation_scale,
     )
     pose_net.load_state_dict(read_state(checkpoint)["objective"]["pose_net"])
     return pose_net
@@ -1396,7 +1402,8 @@ def models_section(results: Results) -> Section | None:
     steps = f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs} epoch(s)"
     budget = (
         f"Budget per run: {steps}, batch {cfg.batch_size}, width {cfg.width:g}, PoseNet width "
-        f"{cfg.pose_width:g}, input {size}, lr {cfg.lr:g} (pose {cfg.pose_lr or cfg.lr:g}), on {cfg.dataset}."
+        f"{cfg.pose_width:g} ({cfg.pose_inputs}, translations scaled by {cfg.pose_translation_scale:g}), input "
+        f"{size}, lr {cfg.lr:g} (pose {cfg.pose_lr or cfg.lr:g}), on {cfg.dataset}."
     )
     runs = [
         {

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from probe.errors import ProbeError
+from probe.evaluate_pose import evaluate_pose
 from probe.io import to_plain
 from probe.self_supervised_study import (QUICK, Interval, NoiseLevel, SelfSupervisedStudyConfig,
                                          SelfSupervisedStudyResult, parse_noise_levels, run_self_supervised_study,
-                                         study_runs)
+                                         _test_split, study_runs)
+from probe.models.posenet import PoseNet
+from probe.training.checkpoint import latest_checkpoint, read_state
 
 
 def _config(out: Path, **overrides) -> SelfSupervisedStudyConfig:
@@ -93,6 +96,23 @@ def test_a_run_with_paired_pose_inputs_scores_its_pair_network(tmp_path):
     assert run.pose is not None and run.pose.offsets == [-1, 1] and run.pose.n_windows == 4
     recorded = json.loads((Path(run.run_dir) / "config.json").read_text())["train"]["config"]
     assert (recorded["pose_inputs"], recorded["source_average_steps"]) == ("pairs", 1)
+
+
+def test_a_run_with_a_larger_translation_scale_is_trained_and_scored_with_it(tmp_path):
+    config = _config(tmp_path, include_no_velocity=False, noise_levels=(NoiseLevel(),), pose_translation_scale=1.0)
+    result = run_self_supervised_study(config)
+    (run,) = result.runs
+    recorded = json.loads((Path(run.run_dir) / "config.json").read_text())["train"]["config"]
+    assert recorded["pose_translation_scale"] == 1.0
+    # the same weights read with the published 0.01 give translations 100x shorter: the score used the run's scale
+    state = read_state(latest_checkpoint(Path(run.run_dir), with_state=True))["objective"]["pose_net"]
+    published = PoseNet(width=0.25, offsets=(-1, 1))
+    published.load_state_dict(state)
+    published_ratios = [s["translation_ratio"] for s in evaluate_pose(published, _test_split(config)).per_source]
+    assert [s["translation_ratio"] for s in run.pose.per_source] == pytest.approx(
+        [100 * r for r in published_ratios], rel=1e-4)
+    assert SelfSupervisedStudyResult.from_json(json.loads((tmp_path / "self_supervised.json").read_text())
+                                               ).config.pose_translation_scale == 1.0
 
 
 def test_an_exact_pose_control_trains_the_depth_alone_and_scores_no_posenet(tmp_path):

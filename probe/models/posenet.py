@@ -9,6 +9,17 @@ output scaling, which starts training from near-identity motion).  Weights are
 Xavier-uniform, biases zero, as published.  1,592,684 parameters for two
 sources at width 1.0.
 
+``translation_scale`` (default the published 0.01) multiplies the translation
+outputs alone; the rotations keep 0.01.  Under Adam every weight moves by
+about the learning rate per step whatever its gradient's size, so this factor
+sets how fast the predicted translation can change, in metres per step: at
+0.01 a translation that varies by metres from window to window (a car's
+0.5-1.5 m per frame) needs weights a hundred times larger than the turns do,
+and PoseNet learns the speed thousands of steps late (``bench/pose_speed.py``).
+The translation rows of the last convolution start scaled by
+``0.01 / translation_scale``, so the initial motion is the published one and
+only the speed of learning changes.
+
 Each source's 6 numbers are ``(tx, ty, tz, rx, ry, rz)``: a translation in
 metres *up to the depth network's scale* and Euler angles in radians, turned
 into ``T_target_to_source`` by :func:`probe.geometry.pose_vec_to_matrix`
@@ -34,6 +45,8 @@ torch.Size([2, 2, 6])
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -65,7 +78,12 @@ class PoseNet(nn.Module):
     """
 
     def __init__(
-        self, n_sources: int = 2, width: float = 1.0, inputs: str = "stack", offsets: tuple[int, ...] | None = None
+        self,
+        n_sources: int = 2,
+        width: float = 1.0,
+        inputs: str = "stack",
+        offsets: tuple[int, ...] | None = None,
+        translation_scale: float = OUTPUT_SCALE,
     ) -> None:
         super().__init__()
         if not (isinstance(n_sources, int) and not isinstance(n_sources, bool) and n_sources >= 1):
@@ -80,8 +98,16 @@ class PoseNet(nn.Module):
             raise ProbeError(
                 f"posenet: inputs='pairs' needs {n_sources} non-zero integer source offsets, got {offsets!r}"
             )
+        if not (
+            isinstance(translation_scale, (int, float))
+            and not isinstance(translation_scale, bool)
+            and math.isfinite(translation_scale)
+            and translation_scale > 0
+        ):
+            raise ProbeError(f"posenet: translation_scale must be a positive number, got {translation_scale!r}")
         self.n_sources = n_sources
         self.inputs = inputs
+        self.translation_scale = float(translation_scale)
         self.offsets = tuple(offsets) if offsets is not None else None
         self.model_name = "posenet"
         self.family = "pose"
@@ -103,6 +129,13 @@ class PoseNet(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        # (tx, ty, tz, rx, ry, rz) per source: the translations scaled by translation_scale, the rotations by 0.01
+        scales = torch.tensor([self.translation_scale] * 3 + [OUTPUT_SCALE] * 3)
+        self.register_buffer("output_scales", scales, persistent=False)
+        if self.translation_scale != OUTPUT_SCALE:  # the published initial motion, whatever the scale
+            with torch.no_grad():
+                rows = self.pose_pred.weight.view(-1, 6, *self.pose_pred.weight.shape[1:])
+                rows[:, :3] *= OUTPUT_SCALE / self.translation_scale
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[1] != self.input_channels:
@@ -113,7 +146,7 @@ class PoseNet(nn.Module):
         if self.inputs == "pairs":
             return self._pairs(frames)
         out = self.pose_pred(self.encoder(frames)).mean(dim=(2, 3))
-        return OUTPUT_SCALE * out.view(-1, self.n_sources, 6)
+        return out.view(-1, self.n_sources, 6) * self.output_scales
 
     def _pairs(self, frames: torch.Tensor) -> torch.Tensor:
         """One (earlier, later) pair per source through the shared network; earlier sources' motion inverted."""
@@ -125,7 +158,7 @@ class PoseNet(nn.Module):
             for i, offset in enumerate(self.offsets)
         ]
         stacked = torch.stack(pairs, dim=1).flatten(0, 1)  # [B*S, 6, H, W], item-major
-        vectors = OUTPUT_SCALE * self.pose_pred(self.encoder(stacked)).mean(dim=(2, 3)).view(b, s, 6)
+        vectors = self.pose_pred(self.encoder(stacked)).mean(dim=(2, 3)).view(b, s, 6) * self.output_scales
         earlier = torch.tensor([o < 0 for o in self.offsets], device=frames.device)
         if not bool(earlier.any()):
             return vectors
@@ -149,7 +182,15 @@ class PoseNet(nn.Module):
     task="pose",
 )
 def posenet(
-    n_sources: int = 2, width: float = 1.0, inputs: str = "stack", offsets: tuple[int, ...] | None = None
+    n_sources: int = 2,
+    width: float = 1.0,
+    inputs: str = "stack",
+    offsets: tuple[int, ...] | None = None,
+    translation_scale: float = OUTPUT_SCALE,
 ) -> PoseNet:
-    """packnet-sfm's PoseNet (1,592,684 parameters for two sources at width 1.0); ``inputs="pairs"``: monodepth2's."""
-    return PoseNet(n_sources=n_sources, width=width, inputs=inputs, offsets=offsets)
+    """packnet-sfm's PoseNet (1,592,684 parameters for two sources at width 1.0); ``inputs="pairs"``: monodepth2's.
+
+    ``translation_scale``: the translations' output factor (published 0.01; see :class:`PoseNet`)."""
+    return PoseNet(
+        n_sources=n_sources, width=width, inputs=inputs, offsets=offsets, translation_scale=translation_scale
+    )

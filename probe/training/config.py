@@ -118,6 +118,11 @@ class TrainConfig:
     smoothness_weight: float = option(1e-3, help="self-supervised: edge-aware smoothness weight (packnet-sfm: 0.001)")
     pose_width: float = option(1.0, help="self-supervised: PoseNet channel multiplier")
     pose_lr: float | None = option(None, help="self-supervised: PoseNet learning rate (default: --lr)")
+    pose_translation_scale: float = option(
+        0.01,
+        help="self-supervised: factor on PoseNet's translation outputs (packnet-sfm: 0.01, as the rotations'); "
+        "larger learns a varying speed sooner, from the same initial motion",
+    )
     pose_inputs: str = option(
         "stack",
         help="self-supervised: PoseNet input: stack (packnet-sfm: target and sources on the channels) | pairs "
@@ -220,6 +225,14 @@ class TrainConfig:
             raise ProbeError(f"--pose-width: expected a positive channel multiplier, got {self.pose_width}")
         if self.pose_lr is not None and not self.pose_lr > 0:
             raise ProbeError(f"--pose-lr: expected a positive learning rate, got {self.pose_lr}")
+        if not (
+            isinstance(self.pose_translation_scale, (int, float))
+            and math.isfinite(self.pose_translation_scale)
+            and self.pose_translation_scale > 0
+        ):
+            raise ProbeError(f"--pose-translation-scale: expected a positive factor, got {self.pose_translation_scale}")
+        if self.pose_translation_scale != 0.01 and self.objective != "self_supervised":
+            raise ProbeError("--pose-translation-scale: only with --objective self_supervised")
         if self.pose_inputs not in POSE_INPUTS:
             raise ProbeError(f"--pose-inputs: expected one of {', '.join(POSE_INPUTS)}, got {self.pose_inputs!r}")
         if self.pose_inputs != "stack" and self.objective != "self_supervised":

@@ -90,16 +90,19 @@ RESUME_FIXED_FIELDS = (
     "pose_lr",
     "source_average_steps",
     "pose_inputs",
+    "pose_translation_scale",
     "pose_source",
     "automask_after",
 )
 # What a run recorded before a field existed meant: runs older than --loss-scales averaged every scale, runs
 # older than --source-average-steps, --pose-inputs and --automask-after took the minimum over source frames and
-# auto-masked from the first step, and stacked the frames for PoseNet, whose poses the warp used.
+# auto-masked from the first step, and stacked the frames for PoseNet, whose poses the warp used, with its
+# translations scaled by the published 0.01.
 LEGACY_FIELDS = {
     "loss_scales": "all",
     "source_average_steps": 0,
     "pose_inputs": "stack",
+    "pose_translation_scale": 0.01,
     "automask_after": 0,
     "pose_source": "posenet",
 }

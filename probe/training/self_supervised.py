@@ -168,6 +168,7 @@ def _self_supervised(config: Any, model: nn.Module, dataset: Any, device: torch.
         n_sources=len(dataset.context_offsets),
         width=config.pose_width,
         inputs=config.pose_inputs,
+        translation_scale=config.pose_translation_scale,
         offsets=tuple(int(o) for o in dataset.context_offsets),
     ).to(device)
     weights = {

@@ -36,6 +36,32 @@ def test_output_is_one_hundredth_of_the_spatial_mean_of_the_pose_head():
     torch.testing.assert_close(net(frames), 0.01 * raw.mean(dim=(2, 3)).view(2, 2, 6))
 
 
+def test_the_translation_scale_multiplies_the_translations_alone():
+    published = build_model("posenet", width=0.25).eval()
+    scaled = build_model("posenet", width=0.25, translation_scale=1.0).eval()
+    scaled.load_state_dict(published.state_dict())  # the same weights: only the output factor differs
+    frames = torch.rand(2, 9, 32, 48)
+    a, b = published(frames), scaled(frames)
+    torch.testing.assert_close(b[..., :3], 100.0 * a[..., :3])
+    torch.testing.assert_close(b[..., 3:], a[..., 3:])
+    assert "output_scales" not in scaled.state_dict()  # checkpoints stay the published network's
+
+
+@pytest.mark.parametrize("inputs", ["stack", "pairs"])
+@pytest.mark.parametrize("scale", [0.1, 1.0, 3.0])
+def test_any_translation_scale_starts_from_the_published_initial_motion(inputs, scale):
+    frames = torch.rand(2, 9, 32, 48)
+    torch.manual_seed(7)
+    published = PoseNet(width=0.25, inputs=inputs, offsets=(-1, 1)).eval()
+    torch.manual_seed(7)
+    scaled = PoseNet(width=0.25, inputs=inputs, offsets=(-1, 1), translation_scale=scale).eval()
+    torch.testing.assert_close(scaled(frames), published(frames), rtol=1e-5, atol=1e-7)
+    weights = scaled.pose_pred.weight.view(-1, 6, *scaled.pose_pred.weight.shape[1:])
+    ratio = (weights[:, :3].abs().sum() / published.pose_pred.weight.view_as(weights)[:, :3].abs().sum()).detach()
+    assert float(ratio) == pytest.approx(0.01 / scale)  # the translation rows start smaller, the rotations not
+    torch.testing.assert_close(weights[:, 3:], published.pose_pred.weight.view_as(weights)[:, 3:])
+
+
 def test_poses_are_rigid_motions_near_identity_at_initialisation():
     net = build_model("posenet", width=0.25)
     T = net.poses(torch.rand(3, 3, 32, 48), torch.rand(3, 2, 3, 32, 48))
@@ -61,6 +87,9 @@ def test_bad_inputs_and_options_are_one_line_errors():
         PoseNet(n_sources=0)
     with pytest.raises(ProbeError, match="unknown option"):
         build_model("posenet", depth=3)
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ProbeError, match="translation_scale must be a positive number"):
+            PoseNet(translation_scale=bad)
 
 
 def test_pairs_run_one_shared_network_per_earlier_later_pair_and_invert_the_earlier_sources():

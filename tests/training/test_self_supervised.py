@@ -184,6 +184,10 @@ def test_supervised_training_reads_a_video_dataset_like_any_other(tmp_path):
     ({"smoothness_weight": -1.0}, "--smoothness-weight"),
     ({"source_average_steps": -1}, "--source-average-steps"),
     ({"pose_inputs": "pile"}, "--pose-inputs: expected one of stack, pairs"),
+    ({"pose_translation_scale": 0.0}, "--pose-translation-scale: expected a positive factor"),
+    ({"pose_translation_scale": float("nan")}, "--pose-translation-scale: expected a positive factor"),
+    ({"objective": "supervised", "velocity_weight": 0.0, "pose_translation_scale": 1.0},
+     "--pose-translation-scale: only with"),
     ({"automask_after": -3}, "--automask-after"),
     ({"objective": "supervised", "velocity_weight": 0.0, "automask_after": 5}, "--automask-after: only with"),
     ({"objective": "supervised", "velocity_weight": 0.0, "pose_inputs": "pairs"}, "--pose-inputs: only with"),
@@ -204,12 +208,13 @@ def test_cli_trains_self_supervised_and_refuses_a_still_dataset_in_one_line(run_
                   "32x48", "--dataset-length", "4", "--batch-size", "2", "--max-steps", "1", "--objective",
                   "self_supervised", "--velocity-weight", "0.1", "--pose-width", "0.25", "--pose-lr", "1e-3",
                   "--smoothness-weight", "0.01", "--source-average-steps", "1", "--pose-inputs", "pairs",
-                  "--automask-after", "3", "--workers", "0", "--device", "cpu", "--out", tmp_path / "ok")
+                  "--automask-after", "3", "--pose-translation-scale", "0.5", "--workers", "0", "--device", "cpu",
+                  "--out", tmp_path / "ok")
     assert res.code == 0, res
     config = json.loads((tmp_path / "ok" / "config.json").read_text())["train"]["config"]
     assert (config["objective"], config["velocity_weight"], config["pose_lr"], config["smoothness_weight"],
-            config["source_average_steps"], config["pose_inputs"], config["automask_after"]) == \
-        ("self_supervised", 0.1, 1e-3, 0.01, 1, "pairs", 3)
+            config["source_average_steps"], config["pose_inputs"], config["automask_after"],
+            config["pose_translation_scale"]) == ("self_supervised", 0.1, 1e-3, 0.01, 1, "pairs", 3, 0.5)
     state = read_state(latest_checkpoint(tmp_path / "ok", with_state=True))
     assert state["objective"]["pose_net"]["pose_pred.weight"].shape[0] == 6  # one shared pair network
     bad = run_cli("train", "--dataset", "synthetic", "--objective", "self_supervised", "--out", tmp_path / "bad")
