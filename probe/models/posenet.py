@@ -15,10 +15,11 @@ about the learning rate per step whatever its gradient's size, so this factor
 sets how fast the predicted translation can change, in metres per step: at
 0.01 a translation that varies by metres from window to window (a car's
 0.5-1.5 m per frame) needs weights a hundred times larger than the turns do,
-and PoseNet learns the speed thousands of steps late (``bench/pose_speed.py``).
-The translation rows of the last convolution start scaled by
-``0.01 / translation_scale``, so the initial motion is the published one and
-only the speed of learning changes.
+and PoseNet, regressing the exact motion, learns the speed thousands of steps
+late (``bench/pose_speed.py``; in the self-supervised study a larger scale did
+not make it follow the speed, see the README).  The translation rows of the
+last convolution start scaled by ``0.01 / translation_scale``, so the initial
+motion is the published one and only the speed of learning changes.
 
 Each source's 6 numbers are ``(tx, ty, tz, rx, ry, rz)``: a translation in
 metres *up to the depth network's scale* and Euler angles in radians, turned
