@@ -35,7 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
+from torch.utils.data import Dataset, Subset  # noqa: E402
 
 from bench.pose_learning import supervised_pose_loss  # noqa: E402
 from bench.record import finish  # noqa: E402
@@ -62,14 +62,8 @@ class Windows(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[index] for k, v in self.tensors.items()}
 
-    def head(self, n: int) -> "Windows":
-        """The first ``n`` windows (a view)."""
-        head = Windows.__new__(Windows)
-        head.tensors = {k: v[:n] for k, v in self.tensors.items()}
-        return head
 
-
-def shares(pose_net: PoseNet, windows: Windows) -> tuple[float, float]:
+def shares(pose_net: PoseNet, windows: Dataset) -> tuple[float, float]:
     """(translation, rotation) share of the motion's variation followed, the worse source of each."""
     evaluation = evaluate_pose(pose_net, windows)
     pose_net.train()
@@ -90,7 +84,7 @@ def train_one(
     ).train()
     optimizer = torch.optim.Adam(pose_net.parameters(), lr=args.pose_lr)
     draw = torch.Generator().manual_seed(seed)
-    seen = train.head(min(len(train), args.score_train))
+    seen = Subset(train, range(min(len(train), args.score_train)))
     rows = []
     for step in range(1, args.steps + 1):
         index = torch.randint(0, len(train), (args.batch_size,), generator=draw)
