@@ -178,6 +178,19 @@ QUICK: dict[str, Any] = dict(
     workers=0,
 )
 
+#: The metric recipe (``--recipe metric``): QUICK trained 12x longer under a cosine schedule, with PoseNet reading
+#: one frame pair per source (monodepth2's shared-pair design) and its translations scaled by 1 instead of
+#: packnet-sfm's 0.01.  At 0.01 Adam moves a translation of metres so slowly that PoseNet predicted one speed for
+#: every window within 2,400 steps (``bench/pose_speed.py``); at 1 it learnt to follow the speed between steps 2,400
+#: and 4,800.  Measured on the street video (packnet_b, seeds 0, 1, 2, velocity 0.1 on clean speeds, 64 test
+#: windows): see the README's "The metric recipe".  About 46 minutes per run on one CPU core.
+METRIC: dict[str, Any] = dict(
+    QUICK, max_steps=9600, lr_schedule="cosine", pose_lr=1e-3, pose_inputs="pairs", pose_translation_scale=1.0
+)
+
+#: ``--recipe NAME``: the settings each fills in (``--quick`` is ``--recipe quick``).
+RECIPES: dict[str, dict[str, Any]] = {"quick": QUICK, "metric": METRIC}
+
 
 @dataclass
 class SelfSupervisedStudyConfig:
@@ -257,21 +270,30 @@ class SelfSupervisedStudyConfig:
     checkpoint_every: int | None = option(
         None, help="also keep each run's checkpoint every N steps (a killed study resumes from the last one)"
     )
-    quick: bool = option(False, flag="--quick", help="the CPU recipe (QUICK) for every setting left at its default")
+    quick: bool = option(False, flag="--quick", help="--recipe quick")
+    recipe: str | None = option(
+        None,
+        help="fill every setting left at its default: quick (the CPU smoke recipe, QUICK: 800 steps) | metric "
+        "(METRIC: 9,600 cosine steps, PoseNet on frame pairs with translations scaled by 1)",
+    )
     out: Path = out_option(Path("runs/self-supervised"))
 
     def resolved(self, given: Collection[str] = ()) -> "SelfSupervisedStudyConfig":
-        """Checked, with ``quick`` applied and a generated training split long enough for ``max_steps``.
+        """Checked, with the recipe applied and a generated training split long enough for ``max_steps``.
 
-        QUICK fills every field that is still at its default and not named in ``given``: the settings the
-        user gave explicitly (the CLI passes the flags given on the command line), so ``--quick
-        --automask-after 0`` keeps packnet-sfm's 0 although 0 is also the field's default.
+        The recipe (``recipe``, or ``quick`` for QUICK) fills every field that is still at its default and not
+        named in ``given``: the settings the user gave explicitly (the CLI passes the flags given on the command
+        line), so ``--quick --automask-after 0`` keeps packnet-sfm's 0 although 0 is also the field's default.
         """
         config = self
-        if self.quick:
+        name = self.recipe_name()
+        if name is not None:
             default = SelfSupervisedStudyConfig()
+            filled = RECIPES[name]
             config = replace(
-                self, **{k: v for k, v in QUICK.items() if k not in given and getattr(self, k) == getattr(default, k)}
+                self,
+                recipe=name,
+                **{k: v for k, v in filled.items() if k not in given and getattr(self, k) == getattr(default, k)},
             )
         if (
             config.max_steps is not None
@@ -281,6 +303,15 @@ class SelfSupervisedStudyConfig:
             config = replace(config, dataset_length=config.max_steps * config.batch_size)
         config.validate()
         return config
+
+    def recipe_name(self) -> str | None:
+        """The recipe to apply: ``recipe``, or ``quick`` for ``--quick``; a one-line ProbeError for an unknown or
+        contradictory one."""
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ProbeError(f"--recipe {self.recipe}: expected one of {', '.join(RECIPES)}")
+        if self.quick and self.recipe not in (None, "quick"):
+            raise ProbeError(f"--quick and --recipe {self.recipe}: --quick is --recipe quick; give one of them")
+        return "quick" if self.quick else self.recipe
 
     def validate(self) -> None:
         """One-line ProbeErrors for a matrix that cannot run, before any training."""
@@ -494,8 +525,8 @@ class SelfSupervisedStudyResult(Result):
     # 7: runs[].consistency at its schema 2 (the range-exponent scans), range_exponent and range_exponent_exact,
     # the config's pose_source; 8: runs[].pose's motion fields (translation_explained, rotation_explained and the
     # pitch, yaw and roll biases), translation_explained, rotation_explained and rotation_bias; 9: the config's
-    # pose_translation_scale
-    schema_version: ClassVar[int] = 9
+    # pose_translation_scale; 10: the config's recipe
+    schema_version: ClassVar[int] = 10
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -1400,10 +1431,14 @@ def models_section(results: Results) -> Section | None:
     cfg = result.config
     size = "x".join(str(v) for v in cfg.input_size) if cfg.input_size else "the dataset's size"
     steps = f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs} epoch(s)"
+    schedule = {"constant": "constant", "cosine": "cosine schedule"}.get(
+        cfg.lr_schedule, f"halved every {cfg.lr_decay_every} steps"
+    )
+    recipe = f" (recipe {cfg.recipe})" if cfg.recipe else ""
     budget = (
-        f"Budget per run: {steps}, batch {cfg.batch_size}, width {cfg.width:g}, PoseNet width "
+        f"Budget per run{recipe}: {steps}, batch {cfg.batch_size}, width {cfg.width:g}, PoseNet width "
         f"{cfg.pose_width:g} ({cfg.pose_inputs}, translations scaled by {cfg.pose_translation_scale:g}), input "
-        f"{size}, lr {cfg.lr:g} (pose {cfg.pose_lr or cfg.lr:g}), on {cfg.dataset}."
+        f"{size}, lr {cfg.lr:g} (pose {cfg.pose_lr or cfg.lr:g}, {schedule}), on {cfg.dataset}."
     )
     runs = [
         {

@@ -11,7 +11,7 @@ import pytest
 from probe.errors import ProbeError
 from probe.evaluate_pose import evaluate_pose
 from probe.io import to_plain
-from probe.self_supervised_study import (QUICK, Interval, NoiseLevel, SelfSupervisedStudyConfig,
+from probe.self_supervised_study import (METRIC, QUICK, Interval, NoiseLevel, SelfSupervisedStudyConfig,
                                          SelfSupervisedStudyResult, parse_noise_levels, run_self_supervised_study,
                                          _test_split, study_runs)
 from probe.models.posenet import PoseNet
@@ -155,6 +155,36 @@ def test_quick_leaves_the_settings_given_explicitly_even_at_their_default_value(
     kept = published.resolved(given={"automask_after", "smoothness_weight"})
     assert (kept.automask_after, kept.smoothness_weight) == (0, 1e-3)
     assert kept.max_steps == QUICK["max_steps"] and kept.pose_lr == QUICK["pose_lr"]  # the rest still QUICK's
+
+
+def test_the_metric_recipe_trains_longer_with_posenet_on_pairs_at_translation_scale_one(tmp_path):
+    metric = SelfSupervisedStudyConfig(recipe="metric", lr=5e-4, seeds=(1,), out=tmp_path).resolved(given={"lr"})
+    assert metric.recipe == "metric" and metric.lr == 5e-4  # given: kept
+    assert (metric.max_steps, metric.lr_schedule, metric.pose_lr, metric.pose_inputs,
+            metric.pose_translation_scale) == (9600, "cosine", 1e-3, "pairs", 1.0)
+    assert (metric.width, metric.smoothness_weight, metric.automask_after) == (
+        QUICK["width"], QUICK["smoothness_weight"], QUICK["automask_after"])  # the rest as the CPU recipe
+    assert metric.dataset_length == 9600 * QUICK["batch_size"]
+    train = study_runs(metric)[0].train
+    assert (train.max_steps, train.lr_schedule, train.pose_inputs, train.pose_translation_scale, train.lr,
+            train.pose_lr) == (9600, "cosine", "pairs", 1.0, 5e-4, METRIC["pose_lr"])
+    assert SelfSupervisedStudyConfig(quick=True, out=tmp_path).resolved().recipe == "quick"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"recipe": "long"}, "--recipe long: expected one of quick, metric"),
+    ({"recipe": "metric", "quick": True}, "--quick and --recipe metric"),
+])
+def test_an_unknown_or_contradictory_recipe_is_refused_in_one_line(tmp_path, fields, message):
+    with pytest.raises(ProbeError, match=message) as caught:
+        SelfSupervisedStudyConfig(out=tmp_path, **fields).resolved()
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_refuses_an_unknown_recipe_without_training(run_cli, tmp_path):
+    res = run_cli("experiment", "self-supervised", "--recipe", "long", "--out", tmp_path / "ssl")
+    assert res.code == 2 and "--recipe long: expected one of quick, metric" in res.out + res.err
+    assert not (tmp_path / "ssl").exists()
 
 
 def test_cli_quick_keeps_a_flag_given_with_its_default_value(run_cli, tmp_path):

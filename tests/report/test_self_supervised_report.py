@@ -146,6 +146,19 @@ def test_the_report_shows_both_sections_with_the_figure_from_the_study_json(tmp_
         build_report([bad], tmp_path / "bad.html")
 
 
+@pytest.mark.parametrize("recipe, schedule, said", [
+    ("metric", "cosine", "Budget per run (recipe metric): 10 steps"),
+    (None, "constant", "Budget per run: 10 steps"),
+])
+def test_the_budget_line_names_the_recipe_and_the_learning_rate_schedule(tmp_path, recipe, schedule, said):
+    result = _model_study([0.10, 0.115, 0.12], [0.15, 0.16, 0.17])
+    result = replace(result, config=replace(result.config, recipe=recipe, lr_schedule=schedule, pose_lr=1e-3))
+    result.save(tmp_path / "ssl", figures=False)
+    html = build_report([tmp_path / "ssl"], tmp_path / "report.html").read_text()
+    assert said in html and f"(pose 0.001, {schedule if schedule == 'constant' else 'cosine schedule'})" in html
+    assert ("recipe" in html.split("Budget per run")[1][:20]) == (recipe is not None)
+
+
 def test_an_unreadable_study_json_is_named_on_one_line_though_two_sections_need_it(tmp_path):
     run = tmp_path / "run"
     examples.write(examples.properties(), run)  # something readable, so the report is built
