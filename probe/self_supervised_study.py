@@ -48,6 +48,7 @@ from probe.errors import ProbeError
 from probe.evaluate_consistency import ConsistencyEvaluation, evaluate_consistency
 from probe.evaluate_pose import AXES, PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
+from probe.heldout import IMAGE_FRACTION, image_verdict
 from probe.jobs import Job, Launch, check_preemptible, run_jobs
 from probe.limits import MAX_ITEMS, check_int, check_optional_count, check_positive_float
 from probe.mean_map import DEFAULT_MEAN_MAP_IMAGES, MeanMapModel, mean_depth_map
@@ -922,10 +923,13 @@ POSE_MOTION_RULE = (
 MEAN_MAP_RULE = (
     "The training split's mean depth map (every test image gets the per-pixel geometric mean depth of the first "
     "training images: Eigen et al. 2014's 'Mean' baseline, a depth that never reads the image) is scored like a "
-    "run; the answer counts the seeds whose median-scaled abs_rel beats it and says so where a model's mean does "
-    "not: its depth's structure is then not shown to come from the image (on street scenes the mean map holds the "
-    "ground plane). The scale verdict does not depend on it: a self-supervised network never sees depth, so it "
-    "cannot copy the map's metres."
+    "run, and each model's per-seed median-scaled abs_rel over the map's is judged with its t-interval over seeds "
+    "by the held-out score's rule: reads the image when the interval lies below "
+    f"{IMAGE_FRACTION:g}, no better than the mean map when above (other image-blind maps score within 2 % of it); "
+    "the answer says so, with the seeds below 1, and where a model is not shown to read the image, that its depth's "
+    "structure is not shown to come from the image (on street scenes the mean map holds the ground plane). The "
+    "scale verdict does not depend on it: a self-supervised network never sees depth, so it cannot copy the map's "
+    "metres."
 )
 
 SCALE_RULE = (
@@ -1011,6 +1015,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "seeds whose depth beats the mean depth map": (
                 f"{_seeds_beating_mean_map(result, c)} of {len(c.seeds)}" if result.mean_map is not None else "n/a"
             ),
+            "median-scaled abs_rel / mean depth map's": _image_text(result, c),
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
@@ -1193,30 +1198,45 @@ def _seeds_beating_mean_map(result: SelfSupervisedStudyResult, c: ConditionSumma
     return sum(1 for r in _condition_runs(result, c) if r.scale.metrics_median_scaled["abs_rel"] < floor)
 
 
+def _image_reading(result: SelfSupervisedStudyResult, c: ConditionSummary) -> tuple[Interval, str] | None:
+    """The condition's per-seed median-scaled abs_rel over the mean depth map's, and IMAGE_RULE on its t-interval."""
+    floor = _mean_map_abs_rel(result)
+    if floor is None or not floor > 0:
+        return None
+    ratios = [r.scale.metrics_median_scaled["abs_rel"] / floor for r in _condition_runs(result, c)]
+    interval = Interval.of(ratios)
+    return interval, image_verdict(interval.estimate()).verdict
+
+
+def _image_text(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
+    """``"0.82 [0.78, 0.86] (reads the image)"``, or ``"n/a"`` without a mean map."""
+    reading = _image_reading(result, c)
+    return "n/a" if reading is None else f"{_interval_text(reading[0])} ({reading[1]})"
+
+
 def mean_map_text(result: SelfSupervisedStudyResult, conditions: list[ConditionSummary]) -> str:
     """The sentence setting each condition's median-scaled abs_rel against the mean depth map's ('' without it)."""
     floor = _mean_map_abs_rel(result)
-    if floor is None or result.mean_map is None or not conditions:
+    readings = [(c, _image_reading(result, c)) for c in conditions]
+    if floor is None or not conditions or any(r is None for _, r in readings):
         return ""
-    behind = [c for c in conditions if not c.abs_rel_median_scaled.mean < floor]
-    ahead = [c for c in conditions if c not in behind]
     text = (
         f" The training split's mean depth map, which never reads the image, scores {fmt(floor)} median-scaled "
-        f"(from {result.mean_map_images_text()})"
+        f"(from {result.mean_map_images_text()}); as a fraction of it, "
     )
-    if ahead:
-        text += "; " + ", ".join(
-            f"{c.model} beats it ({_interval_text(c.abs_rel_median_scaled)}, {_seeds_beating_mean_map(result, c)} of "
-            f"{len(c.seeds)} seeds)"
-            for c in ahead
+    parts, unshown = [], []
+    for c, reading in readings:
+        assert reading is not None
+        interval, verdict = reading
+        parts.append(
+            f"{c.model} {_interval_text(interval)} ({verdict}; {_seeds_beating_mean_map(result, c)} of "
+            f"{len(c.seeds)} seeds below 1)"
         )
-    if behind:
-        text += "; " + ", ".join(
-            f"{c.model} does not ({_interval_text(c.abs_rel_median_scaled)}, {_seeds_beating_mean_map(result, c)} of "
-            f"{len(c.seeds)} seeds below it)"
-            for c in behind
-        )
-        text += ": that depth's structure is not shown to come from the image"
+        if verdict != "reads the image":
+            unshown.append(c.model)
+    text += "; ".join(parts)
+    if unshown:
+        text += f": the depth structure of {' and '.join(dict.fromkeys(unshown))} is not shown to come from the image"
     return text + "."
 
 
