@@ -834,7 +834,7 @@ class CollapseResult(Result):
     ``save(DIR)`` writes ``collapse.json`` and figures."""
 
     name: ClassVar[str] = "collapse"
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4  # 4: held-out scores and learned verdicts with the mean depth map's fields
     models: list[ModelCollapse]  # every (model, seed) run
     summaries: list[CollapseOverSeeds]
     roles: Roles  # which models are under study and which are baselines

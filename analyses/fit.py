@@ -44,6 +44,7 @@ from probe.limits import (
     check_width,
 )
 from probe.losses import LOSSES, check_loss_scales
+from probe.mean_map import mean_depth_map
 from probe.models.spec import file_safe_name
 from probe.options import (
     data_root_option,
@@ -254,7 +255,7 @@ class FitResult(Result):
     ``save(DIR)`` writes ``fit.json`` and ``fit.png``."""
 
     name: ClassVar[str] = "fit"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # 2: held-out scores with the mean depth map's fields
     runs: list[FitRun]
     cells: list[FitCell]
     roles: Roles  # which models are under study and which are baselines
@@ -297,11 +298,13 @@ def run(config: FitConfig, progress: Any | None = None) -> FitResult:
         if result.model is None or result.steps - (resumed or 0) != config.steps:
             raise ProbeError(f"fit: {model} on {n} images trained {result.steps} steps, not the --steps {config.steps}")
         device = next(result.model.parameters()).device
-        fitted = held_out_score(result.model, training_images(cfg), batch_size=8, device=device, seed=seed)
+        fit_set = training_images(cfg)
+        layout = mean_depth_map(fit_set)  # the N images' own mean map: what memorising their layout scores
+        fitted = held_out_score(result.model, fit_set, batch_size=8, device=device, seed=seed, mean_map=layout)
         if fitted.n_images != n:
             raise ProbeError(f"fit: {n} training images were asked for, {fitted.n_images} could be scored")
         test_set = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, config.test_images)
-        held_out = held_out_score(result.model, test_set, batch_size=8, device=device, seed=seed)
+        held_out = held_out_score(result.model, test_set, batch_size=8, device=device, seed=seed, mean_map=layout)
         runs.append(FitRun(model, n, seed, config.steps, str(result.out), fitted.summary(), held_out.summary()))
         if progress is not None and task is not None:
             progress.update(task, advance=1)

@@ -335,7 +335,7 @@ class GradientsResult(Result):
     ``save(DIR)`` writes ``gradients.json`` and the figures."""
 
     name: ClassVar[str] = "gradients"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3  # 3: held-out scores and learned verdicts with the mean depth map's fields
     models: list[ModelGradients]  # every (model, seed) run
     summaries: list[GradientSummary]  # every model over its seeds
     roles: Roles  # which models are under study and which are baselines

@@ -449,7 +449,7 @@ class NoiseResult(Result):
     ``save(DIR)`` writes ``noise.json`` and ``noise.png``."""
 
     name: ClassVar[str] = "noise"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3  # 3: held-out scores and learned verdicts with the mean depth map's fields
     models: list[ModelNoise]  # every (model, seed) run
     summaries: list[NoiseOverSeeds]
     roles: Roles  # which models are under study and which are baselines

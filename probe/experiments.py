@@ -46,7 +46,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.heldout import LEARNED_FRACTION, LEARNED_RULE, HeldOutSummary, Learned, learned_of
+from probe.heldout import IMAGE_RULE, LEARNED_FRACTION, LEARNED_RULE, HeldOutSummary, Learned, learned_of
 from probe.jobs import Job, Launch, check_preemptible, json_differences, run_jobs
 from probe.limits import (
     MAX_BATCH_SIZE,
@@ -389,8 +389,10 @@ class SeedStudyResult(Result):
 
     name: ClassVar[str] = "experiments"
     # 2: launch (how the runs ran) and config.checkpoint_every; 3: roles, config.models/baselines/model_options;
-    # 4: one run per seed with its held-out score, objective and the learned verdict over seeds
-    schema_version: ClassVar[int] = 4
+    # 4: one run per seed with its held-out score, objective and the learned verdict over seeds;
+    # 5: the held-out score's and the learned verdict's mean depth map fields (mean_map_abs_rel, image_ratio,
+    # reads_image: probe.heldout.IMAGE_RULE)
+    schema_version: ClassVar[int] = 5
     config: SeedStudyConfig
     experiments: list[ExperimentRow]
     roles: Roles  # which trained models are under study and which are baselines
@@ -492,12 +494,13 @@ class RunTask:
 def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
     """Train one experiment on one seed (with the riding-along probes when it carries them), score it on held-out
     images, and write the probes' files into its run folder: -> (the run, parameters, training objective)."""
-    from probe.heldout import held_out_dataset, held_out_score
+    from probe.heldout import held_out_dataset, held_out_score, training_mean_map
 
     cfg, folder, seed = task.config, task.folder, task.seed
     ride = cfg.ride_along if task.carries_probes else None
     hooks = _ride_along_hooks(ride, folder) if ride is not None else []
-    result = train(train_config_for(task.experiment, cfg, seed, folder), hooks=hooks)
+    run_config = train_config_for(task.experiment, cfg, seed, folder)
+    result = train(run_config, hooks=hooks)
     s = result.summary
     if s is None or result.model is None:
         raise ProbeError("experiment seed-study: runs one process per experiment; start it without torchrun")
@@ -505,7 +508,14 @@ def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
     if cfg.evaluate:
         test = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, cfg.eval_images)
         device = next(result.model.parameters()).device
-        held_out = held_out_score(result.model, test, device=device, seed=seed).summary()
+        layout = training_mean_map(
+            run_config.dataset,
+            run_config.data_root,
+            run_config.input_size,
+            options={**run_config.dataset_options, "seed": seed},
+            length=run_config.dataset_length,
+        )
+        held_out = held_out_score(result.model, test, device=device, seed=seed, mean_map=layout).summary()
     for hook in hooks:  # JSON only: the study draws the figures once, over every seed
         hook.held_out = held_out
         hook.save(folder, figures=False)
@@ -691,7 +701,7 @@ def print_seed_study(result: SeedStudyResult, console: Any = None) -> None:
 EXPERIMENTS_NOTE = (
     "Every model is compared on one held-out score computed identically for all (probe.heldout: the DenseDepth "
     "loss and abs_rel of the eval-mode finest output in metres, clipped to the protocol's depth range). "
-    f"Learned: {LEARNED_RULE}."
+    f"Learned: {LEARNED_RULE}. Reads the image: {IMAGE_RULE}."
 )
 
 
@@ -726,6 +736,10 @@ def experiments_section(results: Results) -> Section | None:
             "abs_rel / constant": shown(e.learned.ratio) if e.learned else "not scored",
             "scale-matched / constant": shown(e.learned.scale_matched_ratio) if e.learned else "not scored",
             "learned": e.learned.status if e.learned else "not scored",
+            "scale-matched / mean depth map": (
+                shown(e.learned.image_ratio) if e.learned and e.learned.image_ratio else "not scored"
+            ),
+            "reads the image": (e.learned.reads_image.verdict if e.learned and e.learned.reads_image else "not scored"),
         }
         if objective is None:
             row["training objective"] = e.objective

@@ -20,6 +20,13 @@ which fills each image with the median of its own valid ground truth.  It knows
 every image's scale and nothing of its structure, so a model that does not beat
 it clearly has not learned depth from the image.
 
+Beating it does not prove the converse where the scenes share a layout (a street's
+ground plane, a room's floor at the bottom): a network can learn that average layout
+and never read the image.  Given ``mean_map`` (:func:`training_mean_map`: the training
+split's per-pixel geometric mean depth, Eigen et al. 2014's "Mean" baseline), the same
+numbers are computed for that image-blind map too, and :data:`IMAGE_RULE` compares the
+model's median-scaled abs_rel with the map's (``image_ratio``, ``reads_image``).
+
 Rule (:data:`LEARNED_RULE`): the ratio ``r = mean_i abs_rel(model, i) / mean_i
 abs_rel(constant, i)`` over the held-out images, with a paired bootstrap
 interval over images; *learned* when the whole interval lies below
@@ -42,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -51,25 +58,31 @@ from torch.utils.data import DataLoader, Dataset
 from probe.depth_space import clip_depth, depth_range
 from probe.errors import ProbeError
 from probe.losses import build_loss, dataset_loss_options
+from probe.mean_map import DEFAULT_MEAN_MAP_IMAGES, MeanDepthMap, mean_depth_map
 from probe.metrics import MetricAccumulator, median_ratios
 from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
 
 __all__ = [
     "GATE_RULE",
+    "IMAGE_FRACTION",
+    "IMAGE_RULE",
     "LEARNED_FRACTION",
     "LEARNED_RULE",
     "HeldOutScore",
     "HeldOutSummary",
+    "Scores",
     "Learned",
     "PredictorScore",
     "constant_median_prediction",
     "held_out_dataset",
     "held_out_score",
+    "image_verdict",
     "learned_of",
     "learned_over_seeds",
     "learned_verdict",
     "score_predictions",
     "structure_verdict",
+    "training_mean_map",
 ]
 
 #: A model has learned when its held-out abs_rel is below this fraction of the constant predictor's,
@@ -85,6 +98,22 @@ LEARNED_RULE = (
     f"predictor's on the same images (ratio of the per-image means), lies below {LEARNED_FRACTION:g} with its "
     "whole 95% interval (a paired bootstrap over images for one run, Student t over seeds for several); "
     f"not learned when the whole interval lies above {LEARNED_FRACTION:g}; inconclusive otherwise"
+)
+#: A model reads the image when its median-scaled abs_rel is below this fraction of the mean depth map's.  Other
+#: image-blind maps score within 2 % of the 512-image map (measured on 64 test images at 64x96, rooms and streets:
+#: the map resampled through a model's output path 0.999-1.000, blurred 5x5 1.002-1.003, from 64 other images
+#: 0.997-1.012, from 2,048 images 0.993-1.000, whole 95 % intervals 0.984-1.021), so a margin of 5 % keeps them
+#: out; a depth with every image's structure scores 0.
+IMAGE_FRACTION = 0.95
+IMAGE_RULE = (
+    "reads the image when the model's held-out abs_rel after per-image median scaling, as a fraction of the same "
+    "for the training split's mean depth map (every image given the per-pixel geometric mean depth of the first "
+    f"{DEFAULT_MEAN_MAP_IMAGES} training images: a predictor that never reads the image), lies below "
+    f"{IMAGE_FRACTION:g} with its whole 95% interval (a paired bootstrap over images for one run, Student t over "
+    f"seeds for several); no better than the mean map when the whole interval lies above {IMAGE_FRACTION:g}; "
+    "inconclusive otherwise. Other image-blind maps (resampled, blurred, from other or more training images) score "
+    "within 2% of it. Where the scenes share no layout the map is nearly the constant predictor; where they do (a "
+    "ground plane) it is far better, and beating the constant proves little"
 )
 #: The loss every model is scored with on held-out images (the seed's objective).
 SCORE_LOSS = "densedepth"
@@ -140,6 +169,11 @@ class HeldOutScore:
     scale_matched_ratio: Estimate
     structure_learned: Verdict
     method: str = field(default="")
+    # the training split's mean depth map on the same images (None: not given), its images, and IMAGE_RULE
+    mean_map: PredictorScore | None = None
+    mean_map_images: int = 0
+    image_ratio: Estimate | None = None
+    reads_image: Verdict | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +190,11 @@ class HeldOutScore:
             "rule": LEARNED_RULE,
             "scale_matched_abs_rel_ratio": self.scale_matched_ratio.to_json(),
             "structure_learned": self.structure_learned.to_json(),
+            "mean_map": None if self.mean_map is None else self.mean_map.to_json(),
+            "mean_map_images": self.mean_map_images,
+            "image_ratio": None if self.image_ratio is None else self.image_ratio.to_json(),
+            "reads_image": None if self.reads_image is None else self.reads_image.to_json(),
+            "image_rule": IMAGE_RULE,
         }
 
     def summary(self) -> HeldOutSummary:
@@ -172,6 +211,9 @@ class HeldOutScore:
             structure_learned=self.structure_learned,
             per_image_loss=list(self.model.per_image_loss),
             per_image_abs_rel=list(self.model.per_image_abs_rel),
+            mean_map_abs_rel=(None if self.mean_map is None else _mean(self.mean_map.per_image_abs_rel_median_scaled)),
+            image_ratio=self.image_ratio,
+            reads_image=self.reads_image,
         )
 
     @classmethod
@@ -188,7 +230,15 @@ class HeldOutScore:
             scale_matched_ratio=Estimate.from_json(data["scale_matched_abs_rel_ratio"]),
             structure_learned=Verdict.from_json(data["structure_learned"]),
             method=data.get("method", ""),
+            mean_map=None if data.get("mean_map") is None else PredictorScore.from_json(data["mean_map"]),
+            mean_map_images=int(data.get("mean_map_images", 0)),
+            image_ratio=None if data.get("image_ratio") is None else Estimate.from_json(data["image_ratio"]),
+            reads_image=None if data.get("reads_image") is None else Verdict.from_json(data["reads_image"]),
         )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
 
 
 @dataclass
@@ -206,6 +256,11 @@ class HeldOutSummary:
     structure_learned: Verdict
     per_image_loss: list[float]  # for an interval over images when there is one seed
     per_image_abs_rel: list[float]
+    # the training split's mean depth map, median-scaled abs_rel (mean over images); the model's median-scaled
+    # abs_rel over it (paired bootstrap) and IMAGE_RULE's verdict; None where no mean map was scored
+    mean_map_abs_rel: float | None = None
+    image_ratio: Estimate | None = None
+    reads_image: Verdict | None = None
 
 
 @dataclass
@@ -221,6 +276,9 @@ class Learned:
     scale_matched_ratio: Estimate
     learned: Verdict
     structure_learned: Verdict
+    # IMAGE_RULE over the same seeds (None: a seed had no mean map scored)
+    image_ratio: Estimate | None = None
+    reads_image: Verdict | None = None
 
     @property
     def usable(self) -> bool:
@@ -245,10 +303,13 @@ class Learned:
             "structure only": "learned depth structure but not scale",
             "not learned": "did not learn",
         }.get(self.status, "was not shown to learn")
-        return (
+        text = (
             f"{phrase}: held-out abs_rel {_shown(self.ratio)} x the constant predictor's, "
             f"scale-matched {_shown(self.scale_matched_ratio)} x"
         )
+        if self.image_ratio is not None and self.reads_image is not None:
+            text += f"; median-scaled {_shown(self.image_ratio)} x the mean depth map's ({self.reads_image.verdict})"
+        return text
 
 
 def _shown(estimate: Estimate) -> str:
@@ -263,11 +324,29 @@ def learned_of(seeds: Sequence[int], runs: Sequence[HeldOutSummary]) -> Learned:
         raise ProbeError(f"learned rule: expected one held-out score per seed, got {len(runs)} for {len(seeds)}")
     if len(runs) == 1:
         run = runs[0]
-        return Learned(list(seeds), run.ratio, run.scale_matched_ratio, run.learned, run.structure_learned)
+        return Learned(
+            list(seeds),
+            run.ratio,
+            run.scale_matched_ratio,
+            run.learned,
+            run.structure_learned,
+            run.image_ratio,
+            run.reads_image,
+        )
     learned = learned_over_seeds([r.ratio.mean for r in runs])
     assert learned.estimate is not None  # seed_interval of finite ratios
     scaled = seed_interval([r.scale_matched_ratio.mean for r in runs])
-    return Learned(list(seeds), learned.estimate, scaled, learned, structure_verdict(scaled))
+    image_ratios = [r.image_ratio.mean for r in runs if r.image_ratio is not None]
+    image = seed_interval(image_ratios) if len(image_ratios) == len(runs) else None
+    return Learned(
+        list(seeds),
+        learned.estimate,
+        scaled,
+        learned,
+        structure_verdict(scaled),
+        image,
+        None if image is None else image_verdict(image),
+    )
 
 
 def held_out_dataset(name: str, root: Any, input_size: tuple[int, int] | None, count: int | None) -> Dataset:
@@ -283,6 +362,29 @@ def held_out_dataset(name: str, root: Any, input_size: tuple[int, int] | None, c
     if count is None or generated or count >= len(dataset):
         return dataset
     return _FirstItems(dataset, count)
+
+
+def training_mean_map(
+    name: str,
+    root: Any,
+    input_size: tuple[int, int] | None,
+    *,
+    options: dict[str, Any] | None = None,
+    length: int | None = None,
+    images: int = DEFAULT_MEAN_MAP_IMAGES,
+) -> MeanDepthMap:
+    """The mean depth map (:mod:`probe.mean_map`) of the first ``images`` items of a run's training split.
+
+    ``options`` are the run's dataset options (with its ``seed`` where generated items depend on it) and ``length``
+    its training split's length; augmentation is off.  A generated split renders only the items averaged.
+    """
+    from probe.data import dataset_info, get_dataset
+
+    extra: dict[str, Any] = {**(options or {}), "augment": False}
+    if not dataset_info(name).needs_root:
+        extra["length"] = min(images, length) if length is not None else images
+    dataset = get_dataset(name, root, split="train", input_size=input_size, **extra)
+    return mean_depth_map(dataset, images)
 
 
 class _FirstItems(Dataset):
@@ -383,6 +485,11 @@ def structure_verdict(ratio: Estimate) -> Verdict:
     return decide(ratio, threshold=LEARNED_FRACTION, below="structure learned", above="no structure learned")
 
 
+def image_verdict(ratio: Estimate) -> Verdict:
+    """:data:`IMAGE_RULE` on the ratio of median-scaled abs_rel, model over the training split's mean depth map."""
+    return decide(ratio, threshold=IMAGE_FRACTION, below="reads the image", above="no better than the mean map")
+
+
 def learned_over_seeds(ratios: Sequence[float]) -> Verdict:
     """:data:`LEARNED_RULE` over seeds: each seed's abs_rel ratio (model / constant), Student t over seeds.
 
@@ -392,26 +499,40 @@ def learned_over_seeds(ratios: Sequence[float]) -> Verdict:
     return decide(seed_interval(ratios), threshold=LEARNED_FRACTION, below="learned", above="not learned")
 
 
+class Scores(NamedTuple):
+    """What :func:`score_predictions` returns: the model, the constant predictor and the mean map (None: not given)."""
+
+    model: PredictorScore
+    constant: PredictorScore
+    mean_map: PredictorScore | None = None
+
+
 def score_predictions(
     batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     *,
     bounds: tuple[float, float],
     loss_fn: Any,
     max_depth: float,
-) -> tuple[PredictorScore, PredictorScore]:
-    """(model, constant) scores of ``(pred metres, gt, valid)`` batches ``[B,1,h,w]``: the pure part of the score.
+    mean_map: MeanDepthMap | None = None,
+) -> Scores:
+    """Scores of ``(pred metres, gt, valid)`` batches ``[B,1,h,w]``: the pure part of the score.
 
-    ``pred`` is clipped to ``bounds`` here; scored pixels are valid with ``bounds[0] <= gt <= bounds[1]``.
+    ``pred`` is clipped to ``bounds`` here; scored pixels are valid with ``bounds[0] <= gt <= bounds[1]``.  The
+    constant predictor and, when given, ``mean_map`` (resized to each ground truth) are scored on the same pixels.
     """
     model, constant = _Scorer(loss_fn, max_depth), _Scorer(loss_fn, max_depth)
+    blind = _Scorer(loss_fn, max_depth) if mean_map is not None else None
     low, high = bounds
     for pred, gt, valid in batches:
         mask = valid.bool() & (gt >= low) & (gt <= high)
         model.update(clip_depth(pred, bounds), gt, mask, bounds)
         constant.update(constant_median_prediction(gt, mask), gt, mask, bounds)
+        if blind is not None and mean_map is not None:
+            layout = mean_map.log_at((gt.shape[-2], gt.shape[-1])).exp().to(gt.dtype).expand_as(gt)
+            blind.update(clip_depth(layout, bounds), gt, mask, bounds)
     if not model.losses:
         raise ProbeError("held-out score: no image has a valid ground-truth pixel inside the protocol's range")
-    return model.result(), constant.result()
+    return Scores(model.result(), constant.result(), None if blind is None else blind.result())
 
 
 @torch.no_grad()
@@ -423,11 +544,13 @@ def held_out_score(
     device: torch.device | str = "cpu",
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    mean_map: MeanDepthMap | None = None,
 ) -> HeldOutScore:
     """Score ``model`` and the per-image-median constant predictor on every item of ``dataset`` (see module doc).
 
     ``dataset`` is a :mod:`probe.data` dataset (items with ``image``, ``depth``, ``valid``; ``.info``).  The model
-    is put in eval mode.  ``resamples``/``seed`` set the bootstrap of the learned verdict.
+    is put in eval mode.  ``resamples``/``seed`` set the bootstrap of the learned verdict.  ``mean_map`` (the
+    training split's, :func:`training_mean_map`) is scored alongside and judged by :data:`IMAGE_RULE`.
     """
     from probe.evaluate import predict_depth
 
@@ -447,13 +570,23 @@ def held_out_score(
             ).cpu()
             yield pred, gt, valid
 
-    scored, constant = score_predictions(batches(), bounds=bounds, loss_fn=loss_fn, max_depth=info.max_depth)
+    scored, constant, blind = score_predictions(
+        batches(), bounds=bounds, loss_fn=loss_fn, max_depth=info.max_depth, mean_map=mean_map
+    )
     ratio, verdict = learned_verdict(
         scored.per_image_abs_rel, constant.per_image_abs_rel, resamples=resamples, seed=seed
     )
     scale_matched = paired_bootstrap_ratio(
         scored.per_image_abs_rel_median_scaled, constant.per_image_abs_rel, resamples=resamples, seed=seed
     )
+    image = None
+    if blind is not None:
+        image = paired_bootstrap_ratio(
+            scored.per_image_abs_rel_median_scaled,
+            blind.per_image_abs_rel_median_scaled,
+            resamples=resamples,
+            seed=seed,
+        )
     return HeldOutScore(
         dataset=info.name,
         split=getattr(dataset, "split", "unknown"),
@@ -465,6 +598,10 @@ def held_out_score(
         learned=verdict,
         scale_matched_ratio=scale_matched,
         structure_learned=structure_verdict(scale_matched),
+        mean_map=blind,
+        mean_map_images=0 if mean_map is None else mean_map.images,
+        image_ratio=image,
+        reads_image=None if image is None else image_verdict(image),
         method=(
             f"eval-mode finest output in metres at the ground truth's resolution, clipped to "
             f"[{bounds[0]:g}, {bounds[1]:g}] m; valid pixels with ground truth in that range; "

@@ -48,8 +48,10 @@ from probe.errors import ProbeError
 from probe.evaluate_consistency import ConsistencyEvaluation, evaluate_consistency
 from probe.evaluate_pose import AXES, PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
+from probe.heldout import IMAGE_FRACTION, image_verdict
 from probe.jobs import Job, Launch, check_preemptible, run_jobs
-from probe.limits import MAX_ITEMS, check_optional_count, check_positive_float
+from probe.limits import MAX_ITEMS, check_int, check_optional_count, check_positive_float
+from probe.mean_map import DEFAULT_MEAN_MAP_IMAGES, MeanMapModel, mean_depth_map
 from probe.models import list_models
 from probe.models.posenet import PoseNet
 from probe.observability import Observability, reprojection_parallax
@@ -255,6 +257,11 @@ class SelfSupervisedStudyConfig:
     input_size: tuple[int, int] | None = input_size_option()
     dataset_length: int | None = option(None, help="training windows per run (default: enough for --steps)")
     eval_length: int | None = option(None, help="test windows scored per run (generated datasets)")
+    mean_map_images: int = option(
+        DEFAULT_MEAN_MAP_IMAGES,
+        help="training windows averaged into the mean depth map, the image-blind baseline scored beside the runs "
+        "(0: none)",
+    )
     epochs: int = option(1, help="passes over the training split")
     max_steps: int | None = option(None, flag="--steps", help="optimizer steps per run")
     batch_size: int = option(4, help="windows per step")
@@ -330,6 +337,7 @@ class SelfSupervisedStudyConfig:
             "--velocity-weight", self.velocity_weight, what="a weight > 0 (the study compares with and without it)"
         )
         check_optional_count("--eval-length", self.eval_length, MAX_ITEMS)
+        check_int("--mean-map-images", self.mean_map_images, 0, MAX_ITEMS)
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.noise_levels)) != len(self.noise_levels):
             raise ProbeError("self-supervised study: seeds and noise levels must be distinct")
         dataset_info(self.dataset)
@@ -526,13 +534,23 @@ class SelfSupervisedStudyResult(Result):
     # 7: runs[].consistency at its schema 2 (the range-exponent scans), range_exponent and range_exponent_exact,
     # the config's pose_source; 8: runs[].pose's motion fields (translation_explained, rotation_explained and the
     # pitch, yaw and roll biases), translation_explained, rotation_explained and rotation_bias; 9: the config's
-    # pose_translation_scale; 10: the config's recipe
-    schema_version: ClassVar[int] = 10
+    # pose_translation_scale; 10: the config's recipe; 11: mean_map (the training set's mean depth map scored on
+    # the test split) and the config's mean_map_images
+    schema_version: ClassVar[int] = 11
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
     conditions: list[ConditionSummary]
     observability: Observability | None = None  # the test split's reprojection shift of a 25 % depth error
+    # the training split's mean depth map (probe.mean_map) scored like a run: what a depth that never reads the
+    # image scores on the test split (None: --mean-map-images 0)
+    mean_map: ScaleEvaluation | None = None
+
+    def mean_map_images_text(self) -> str:
+        """``"512 training images"``: what the mean depth map averaged ('' when it was not scored)."""
+        if self.mean_map is None:
+            return ""
+        return f"{int(self.mean_map.options.get('training_images', 0)):,} training images"
 
     def condition(self, model: str, velocity_weight: float, noise: NoiseLevel = NoiseLevel()) -> ConditionSummary:
         """The summary of one condition (ProbeError if the matrix did not hold it)."""
@@ -660,6 +678,20 @@ def _test_split(config: SelfSupervisedStudyConfig) -> Any:
     return get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
 
 
+def _mean_map_score(config: SelfSupervisedStudyConfig) -> ScaleEvaluation | None:
+    """The training split's mean depth map scored on the test split like a run (None: ``mean_map_images`` 0)."""
+    if config.mean_map_images == 0:
+        return None
+    options = dict(config.dataset_options)
+    if config.dataset_length is not None and not dataset_info(config.dataset).needs_root:
+        options["length"] = config.dataset_length
+    train = get_dataset(config.dataset, split="train", input_size=config.input_size, **options)
+    mean_map = mean_depth_map(train, config.mean_map_images)
+    score = evaluate_scale(MeanMapModel(mean_map), _test_split(config), batch_size=config.batch_size)
+    score.options["training_images"] = mean_map.images  # the images the map averaged
+    return score
+
+
 def _observability(config: SelfSupervisedStudyConfig) -> Observability | None:
     """How far the study's loss can see depth at its input size (None: the test split has no exact poses)."""
     test = _test_split(config)
@@ -713,7 +745,11 @@ def run_self_supervised_study(
     with run_folder_lock(config.out, "experiment self-supervised"):
         runs = _run_matrix(planned, config, launch, on_run)
         result = SelfSupervisedStudyResult(
-            config=config, runs=runs, conditions=summarise(runs), observability=_observability(config)
+            config=config,
+            runs=runs,
+            conditions=summarise(runs),
+            observability=_observability(config),
+            mean_map=_mean_map_score(config),
         )
         result.save(config.out)
     return result
@@ -839,7 +875,13 @@ def print_self_supervised_study(result: SelfSupervisedStudyResult, console: Any 
             cell(c.range_slope) if c.range_slope.n else "n/a",
             f"{c.translation_explained.mean:.2f}; {c.rotation_explained.mean:.2f}" if c.rotation_explained.n else "n/a",
         )
-    (console or Console(width=max(140, Console().width))).print(table)
+    console = console or Console(width=max(140, Console().width))
+    console.print(table)
+    if result.mean_map is not None:
+        console.print(
+            f"The training split's mean depth map ({result.mean_map_images_text()}, never reads the image) scores "
+            f"abs_rel {result.mean_map.metrics_median_scaled['abs_rel']:.3f} median-scaled on the same test split."
+        )
 
 
 # -- the two questions and their report sections ------------------------------------------------------------
@@ -878,6 +920,18 @@ POSE_MOTION_RULE = (
     "every window shares (pitch, yaw, roll)"
 )
 
+MEAN_MAP_RULE = (
+    "The training split's mean depth map (every test image gets the per-pixel geometric mean depth of the first "
+    "training images: Eigen et al. 2014's 'Mean' baseline, a depth that never reads the image) is scored like a "
+    "run, and each model's per-seed median-scaled abs_rel over the map's is judged with its t-interval over seeds "
+    "by the held-out score's rule: reads the image when the interval lies below "
+    f"{IMAGE_FRACTION:g}, no better than the mean map when above (other image-blind maps score within 2 % of it); "
+    "the answer says so, with the seeds below 1, and where a model is not shown to read the image, that its depth's "
+    "structure is not shown to come from the image (on street scenes the mean map holds the ground plane). The "
+    "scale verdict does not depend on it: a self-supervised network never sees depth, so it cannot copy the map's "
+    "metres."
+)
+
 SCALE_RULE = (
     "Per model, the runs trained with the velocity loss on clean speeds: each run's scale factor is the median over "
     "test images of median(gt) / median(pred); its mean and two-sided 95 % t-interval are taken over seeds. Yes when "
@@ -885,7 +939,9 @@ SCALE_RULE = (
     "outside that band, inconclusive when it crosses a bound or fewer than two seeds ran. A scale factor is only "
     "the scale of a depth that has structure: a model whose mean median-scaled abs_rel over those seeds does not "
     "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
-    "seeds whose depth beats it. Over models: yes or no when every model gets it, partly when some get yes and "
+    "seeds whose depth beats it. "
+    + MEAN_MAP_RULE
+    + " Over models: yes or no when every model gets it, partly when some get yes and "
     "others no, inconclusive otherwise. The verdict reads the protocol's evaluated pixels (its crop included); the "
     "scale factor over every valid pixel without the crop is stated beside it. " + CONSISTENCY_RULE + ". A source "
     f"frame whose PoseNet translation points more than {REVERSED_DEG:g} degrees from the true motion (median over "
@@ -902,7 +958,9 @@ BEATS_RULE = (
     "above 0 in every condition, partly when the conditions disagree, inconclusive otherwise: an interval holding 0, "
     "fewer than two paired seeds, or neither model beating the median-scaled constant predictor (then neither has "
     "learnt depth and the comparison says nothing). A model that does not beat that predictor is named in the answer: "
-    "a win over it says more about its training than about the architectures."
+    "a win over it says more about its training than about the architectures. Where a model does not beat the "
+    "training split's mean depth map (a depth that never reads the image), the answer names it too: the "
+    "comparison is then between fits of the scenes' average layout more than between readings of the image."
 )
 
 
@@ -954,6 +1012,10 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
             "images within 10 %": fmt(c.within_10_percent.mean),
             "within 10 % of 1": band_verdict(c.scale_ratio) if c.velocity_weight > 0 else "n/a",
             "seeds whose depth beats the constant predictor": f"{_seeds_learnt(result, c)} of {len(c.seeds)}",
+            "seeds whose depth beats the mean depth map": (
+                f"{_seeds_beating_mean_map(result, c)} of {len(c.seeds)}" if result.mean_map is not None else "n/a"
+            ),
+            "median-scaled abs_rel / mean depth map's": _image_text(result, c),
             "PoseNet |t| / distance": _interval_text(c.translation_ratio),
             "PoseNet t angle, worse source (deg)": _interval_text(c.translation_angle, decimals=1),
             "photometric-best depth multiplier": _interval_text(c.photometric_multiplier),
@@ -991,6 +1053,7 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
         for c, v in zip(clean, verdicts)
     ]
     sentence = f"{lead}: with the velocity loss on clean speeds the scale factor is " + "; ".join(parts) + "."
+    sentence += mean_map_text(result, clean)
     sentence += "".join(
         uncropped_text(c) + consistency_text(c) + pose_direction_text(result, c) + pose_motion_text(result, c)
         for c in clean
@@ -1120,6 +1183,61 @@ def range_exponent_text(c: ConditionSummary) -> str:
 def _learnt_depth(c: ConditionSummary) -> bool:
     """The condition's mean median-scaled abs_rel beats the median-scaled constant predictor's (NaN: it does not)."""
     return bool(c.abs_rel_median_scaled.mean < c.constant_abs_rel.mean)
+
+
+def _mean_map_abs_rel(result: SelfSupervisedStudyResult) -> float | None:
+    """The mean depth map's median-scaled abs_rel on the test split (None: not scored)."""
+    return None if result.mean_map is None else result.mean_map.metrics_median_scaled["abs_rel"]
+
+
+def _seeds_beating_mean_map(result: SelfSupervisedStudyResult, c: ConditionSummary) -> int:
+    """How many of the condition's runs have a median-scaled abs_rel below the mean depth map's (0: none scored)."""
+    floor = _mean_map_abs_rel(result)
+    if floor is None:
+        return 0
+    return sum(1 for r in _condition_runs(result, c) if r.scale.metrics_median_scaled["abs_rel"] < floor)
+
+
+def _image_reading(result: SelfSupervisedStudyResult, c: ConditionSummary) -> tuple[Interval, str] | None:
+    """The condition's per-seed median-scaled abs_rel over the mean depth map's, and IMAGE_RULE on its t-interval."""
+    floor = _mean_map_abs_rel(result)
+    if floor is None or not floor > 0:
+        return None
+    ratios = [r.scale.metrics_median_scaled["abs_rel"] / floor for r in _condition_runs(result, c)]
+    interval = Interval.of(ratios)
+    return interval, image_verdict(interval.estimate()).verdict
+
+
+def _image_text(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
+    """``"0.82 [0.78, 0.86] (reads the image)"``, or ``"n/a"`` without a mean map."""
+    reading = _image_reading(result, c)
+    return "n/a" if reading is None else f"{_interval_text(reading[0])} ({reading[1]})"
+
+
+def mean_map_text(result: SelfSupervisedStudyResult, conditions: list[ConditionSummary]) -> str:
+    """The sentence setting each condition's median-scaled abs_rel against the mean depth map's ('' without it)."""
+    floor = _mean_map_abs_rel(result)
+    readings = [(c, _image_reading(result, c)) for c in conditions]
+    if floor is None or not conditions or any(r is None for _, r in readings):
+        return ""
+    text = (
+        f" The training split's mean depth map, which never reads the image, scores {fmt(floor)} median-scaled "
+        f"(from {result.mean_map_images_text()}); as a fraction of it, "
+    )
+    parts, unshown = [], []
+    for c, reading in readings:
+        assert reading is not None
+        interval, verdict = reading
+        parts.append(
+            f"{c.model} {_interval_text(interval)} ({verdict}; {_seeds_beating_mean_map(result, c)} of "
+            f"{len(c.seeds)} seeds below 1)"
+        )
+        if verdict != "reads the image":
+            unshown.append(c.model)
+    text += "; ".join(parts)
+    if unshown:
+        text += f": the depth structure of {' and '.join(dict.fromkeys(unshown))} is not shown to come from the image"
+    return text + "."
 
 
 def _condition_runs(result: SelfSupervisedStudyResult, c: ConditionSummary) -> list[SelfSupervisedRun]:
@@ -1278,6 +1396,8 @@ def packnet_vs_densedepth_answer(result: SelfSupervisedStudyResult) -> Answer:
     verdict = _combine(verdicts)
     lead = {"yes": "Yes", "no": "No", "partly": "Partly", "inconclusive": "Inconclusive"}[verdict]
     sentence = f"{lead}: median-scaled abs_rel differences (negative: PackNet better) are " + "; ".join(parts) + "."
+    clean = [c for c in result.conditions if c.noise == NoiseLevel() and c.model in (*packnets, *baselines)]
+    sentence += mean_map_text(result, clean)
     return Answer(BEATS_QUESTION, verdict, sentence, BEATS_RULE, evidence)
 
 
@@ -1453,6 +1573,18 @@ def models_section(results: Results) -> Section | None:
         }
         for r in result.runs
     ]
+    if result.mean_map is not None:  # the image-blind baseline, scored by the same protocol
+        runs.append(
+            {
+                "run": f"mean depth map of {result.mean_map_images_text()} (not trained, never reads the image)",
+                "params": 0,
+                "steps": 0,
+                "reprojection first -> last": "n/a",
+                "abs_rel, median-scaled": result.mean_map.metrics_median_scaled["abs_rel"],
+                "constant predictor": result.mean_map.constant_median_scaled["abs_rel"],
+                "scale factor": result.mean_map.ratio["median"],
+            }
+        )
     return Section(
         "self_supervised_models",
         BEATS_QUESTION,

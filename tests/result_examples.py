@@ -34,7 +34,7 @@ from probe.evaluate_consistency import ConsistencyEvaluation
 from probe.evaluate_scale import DepthBin, ScaleEvaluation, ratio_summary
 from probe.observability import Observability
 from probe.experiments import Experiment, ExperimentRun, SeedStudyConfig, SeedStudyResult, experiment_row
-from probe.heldout import HeldOutSummary, learned_verdict, structure_verdict
+from probe.heldout import HeldOutSummary, image_verdict, learned_verdict, structure_verdict
 from probe.image_quality import ImageQuality
 from probe.io import write_json
 from probe.jobs import Launch
@@ -71,11 +71,15 @@ def held_out(ratio: float = 0.4, scale_matched: float | None = None, seed: int =
     scaled = [c * (ratio if scale_matched is None else scale_matched) * j for c, j in zip(constant, reversed(jitter))]
     ratio_estimate, learned = learned_verdict(model, constant, resamples=200, seed=seed)
     scale_estimate = paired_bootstrap_ratio(scaled, constant, resamples=200, seed=seed)
+    blind = [0.9 * c for c in constant]  # the training split's mean depth map: a little better than the constant
+    image_estimate = paired_bootstrap_ratio(scaled, blind, resamples=200, seed=seed)
     return HeldOutSummary(n_images=n, loss=0.2 * ratio, abs_rel=sum(model) / n, delta1=0.5,
                           constant_abs_rel=sum(constant) / n, ratio=ratio_estimate,
                           scale_matched_ratio=scale_estimate, learned=learned,
                           structure_learned=structure_verdict(scale_estimate),
-                          per_image_loss=[0.2 * ratio * j for j in jitter], per_image_abs_rel=model)
+                          per_image_loss=[0.2 * ratio * j for j in jitter], per_image_abs_rel=model,
+                          mean_map_abs_rel=sum(blind) / n, image_ratio=image_estimate,
+                          reads_image=image_verdict(image_estimate))
 
 
 # -- gradients: layers given by their median gradient norm, judged by the real rule ---------------
@@ -356,7 +360,10 @@ def self_supervised() -> SelfSupervisedStudyResult:
             self_supervised_run(0, 0.1, noisy, 1.05)]
     observability = Observability(1.25, 4, (64, 96), [DepthBin(0.0, 5.0, 4, 2.7), DepthBin(5.0, 10.0, 4, 0.3),
                                                       DepthBin(10.0, 20.0, 0, float("nan"))])
-    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs), observability=observability)
+    mean_map = scale_evaluation(1.0, 0.12)  # the image-blind baseline: metric by construction
+    mean_map.options["training_images"] = 512
+    return SelfSupervisedStudyResult(config=config, runs=runs, conditions=summarise(runs), observability=observability,
+                                     mean_map=mean_map)
 
 
 def study_log() -> StudyLog:

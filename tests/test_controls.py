@@ -99,7 +99,7 @@ def _fit_calls(dataset):
     scored = valid & (gt >= bounds[0]) & (gt <= bounds[1])
     calls = {}
     for name, pred in fit_predictions(gt, scored).items():
-        model, constant = score_predictions([(pred, gt, valid)], bounds=bounds, loss_fn=loss_fn,
+        model, constant, _ = score_predictions([(pred, gt, valid)], bounds=bounds, loss_fn=loss_fn,
                                             max_depth=info.max_depth)
         ratio = paired_bootstrap_ratio(model.per_image_abs_rel_median_scaled, constant.per_image_abs_rel,
                                        resamples=500)

@@ -144,11 +144,11 @@ def test_constant_predictor_fills_each_image_with_its_own_median():
 def test_held_out_score_of_the_truth_is_zero_and_of_the_constant_is_its_own_baseline():
     loss = build_loss("densedepth")
     depth, valid = _batch(1)
-    model, constant = score_predictions([(depth.clone(), depth, valid)], bounds=(0.1, 10.0), loss_fn=loss,
+    model, constant, _ = score_predictions([(depth.clone(), depth, valid)], bounds=(0.1, 10.0), loss_fn=loss,
                                         max_depth=MAX_DEPTH)
     assert model.loss == pytest.approx(0.0, abs=1e-6) and model.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-9)
     assert constant.metrics["abs_rel"] > 0.05
-    const_again, _ = score_predictions([(constant_median_prediction(depth, valid), depth, valid)], bounds=(0.1, 10.0),
+    const_again, _, _ = score_predictions([(constant_median_prediction(depth, valid), depth, valid)], bounds=(0.1, 10.0),
                                        loss_fn=loss, max_depth=MAX_DEPTH)
     assert const_again.loss == pytest.approx(constant.loss) and const_again.metrics == pytest.approx(constant.metrics)
 
@@ -158,7 +158,7 @@ def test_one_exploding_pixel_cannot_dominate_the_score():
     depth, valid = _batch(2)
     pred = depth.clone()
     pred[0, 0, 0, 0] = 1e7  # an untrained DepthNorm head near zero
-    model, _ = score_predictions([(pred, depth, valid)], bounds=(0.1, 10.0), loss_fn=loss, max_depth=MAX_DEPTH)
+    model, _, _ = score_predictions([(pred, depth, valid)], bounds=(0.1, 10.0), loss_fn=loss, max_depth=MAX_DEPTH)
     worst = (10.0 - depth[0, 0, 0, 0]) / depth[0, 0, 0, 0] / depth.numel()
     assert model.metrics["abs_rel"] == pytest.approx(float(worst), rel=1e-5)
 
@@ -189,7 +189,7 @@ def test_held_out_score_runs_on_a_model_and_round_trips_through_json():
 def test_scale_matched_score_separates_structure_from_scale():
     loss = build_loss("densedepth")
     depth, valid = _batch(4)
-    model, constant = score_predictions([(depth * 1.6, depth, valid)], bounds=(0.1, 10.0), loss_fn=loss,
+    model, constant, _ = score_predictions([(depth * 1.6, depth, valid)], bounds=(0.1, 10.0), loss_fn=loss,
                                         max_depth=MAX_DEPTH)
     assert model.metrics_image_mean["abs_rel"] == pytest.approx(0.6, rel=1e-5)  # the scale is wrong...
     assert max(model.per_image_abs_rel_median_scaled) < 1e-6  # ...the structure is exact

@@ -79,6 +79,10 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
         assert 0.5 <= run.consistency.best_multiplier <= 2.0
     clean = result.condition("densedepth", 0.1)
     assert clean.seeds == [0] and clean.scale_ratio.n == 1 and clean.photometric_multiplier.n == 1
+    # the image-blind baseline: the 4-window training split's mean depth map, scored on the same 4 test windows
+    blind = result.mean_map
+    assert blind is not None and blind.model == "mean depth map" and blind.n_images == 4
+    assert blind.options["training_images"] == 4 and blind.constant_median_scaled == run.scale.constant_median_scaled
     data = json.loads((tmp_path / "self_supervised.json").read_text())
     assert data["analysis"] == "self_supervised"
     again = SelfSupervisedStudyResult.from_json(data)
@@ -204,19 +208,22 @@ def test_cli_runs_the_study_prints_both_answers_and_writes_one_schema(run_cli, t
     out = tmp_path / "ssl"
     res = run_cli("experiment", "self-supervised", "--models", "densedepth", "--seeds", "0", "--steps", "1",
                   "--velocity-noise", "0", "--skip-no-velocity-run", "--width", "0.0625", "--pose-width", "0.25",
-                  "--input-size", "32x48", "--batch-size", "2", "--eval-length", "2", "--device", "cpu", "--out", out)
+                  "--input-size", "32x48", "--batch-size", "2", "--eval-length", "2", "--mean-map-images", "0",
+                  "--device", "cpu", "--out", out)
     assert res.code == 0, res
     assert "Does the velocity loss recover metric scale? Inconclusive" in res.out  # one seed: no interval
     assert "Does PackNet beat DenseDepth in its own regime? Inconclusive" in res.out  # no PackNet run
     result = SelfSupervisedStudyResult.from_json(json.loads((out / "self_supervised.json").read_text()))
     assert [r.id for r in result.runs] == ["densedepth_velocity_clean_seed0"] and result.runs[0].steps == 1
+    assert result.mean_map is None and result.config.mean_map_images == 0  # --mean-map-images 0: not scored
     assert (out / "self_supervised_scale.png").is_file()
 
 
 @pytest.mark.parametrize("flags,match", [(["--velocity-noise", "fast"], "--velocity-noise"),
                                          (["--seeds", "a,b"], "--seeds"),
                                          (["--models", "posenet"], "--models"),
-                                         (["--input-size", "big"], "--input-size")])
+                                         (["--input-size", "big"], "--input-size"),
+                                         (["--mean-map-images", "-1"], "--mean-map-images")])
 def test_cli_refuses_bad_flags_in_one_line_before_writing(run_cli, tmp_path, flags, match):
     res = run_cli("experiment", "self-supervised", *flags, "--out", tmp_path / "never")
     assert res.code == 2 and match in res.err and len(res.err.strip().splitlines()) == 1, res

@@ -37,6 +37,9 @@ def test_fit_writes_a_result_the_dataclass_reads_back(fitted):
         assert r.train.n_images == r.images and len(r.train.per_image_abs_rel) == r.images  # its own N images
         assert r.test.n_images == 4
         assert r.train.constant_abs_rel != r.test.constant_abs_rel  # training and test images differ
+        # the fit set's own mean depth map, scored on the fit set and on the test images
+        assert r.train.image_ratio is not None and r.test.image_ratio is not None
+        assert r.train.mean_map_abs_rel != r.test.mean_map_abs_rel
         run_dir = fitted / "packnet_slim_b" / f"images_{r.images}" / "seed_0"
         assert r.run_dir == str(run_dir) and (run_dir / "train.json").is_file()  # an ordinary run folder
         assert json.loads((run_dir / "train.json").read_text())["steps"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +15,10 @@ from probe.evaluate_pose import PoseEvaluation
 from probe.evaluate_scale import DepthBin, ScaleEvaluation
 from probe.observability import Observability
 from probe.report.build import build_report, report_contents
-from probe.report.collect import collect_results
+from probe.report.collect import Loaded, Results, collect_results
 from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
-                                         consistency_reading, metric_scale_answer, packnet_vs_densedepth_answer,
+                                         consistency_reading, metric_scale_answer, models_section, packnet_vs_densedepth_answer,
                                          range_reading, _depth_profile_table, _pose_runs_table, summarise)
 from tests import result_examples as examples
 
@@ -433,3 +434,80 @@ def test_the_per_run_pose_table_sets_each_seed_s_motion_against_its_scale():
     assert table.rows[1]["pitch error (deg)"] == "t-1 0.00; t+1 -0.44" and table.rows[1]["scale factor"] == "0.85"
     old = [_posed(seed, (2.0, 3.0)) for seed in range(2)]  # pose evaluations without the motion fields
     assert _pose_runs_table(SelfSupervisedStudyResult(config=config, runs=old, conditions=summarise(old))) is None
+
+
+def _with_mean_map(result: SelfSupervisedStudyResult, abs_rel: float) -> SelfSupervisedStudyResult:
+    """``result`` with the training split's mean depth map scored at median-scaled ``abs_rel``."""
+    blind = examples.scale_evaluation(1.0, abs_rel)
+    blind.options["training_images"] = 512
+    return replace(result, mean_map=blind)
+
+
+def test_a_depth_behind_the_mean_depth_map_is_said_not_to_be_shown_to_read_the_image():
+    """Negative control: seeds at 0.2 against an image-blind map at 0.15 (a street's ground plane); the scale verdict
+    stays yes, the answer judges 1.33 of the map's 'no better than the mean map', with 0 of 3 seeds below it, and
+    says the structure is not shown to come from the image."""
+    study = _with_mean_map(_study({("packnet_b", 0.1, CLEAN): [(1.0, 0.2), (0.98, 0.2), (1.02, 0.2)]}), 0.15)
+    answer = metric_scale_answer(study)
+    assert answer.verdict == "yes"
+    assert "mean depth map, which never reads the image, scores 0.15 median-scaled (from 512 training images)" in (
+        answer.sentence)
+    assert "packnet_b 1.33 [1.33, 1.33] (no better than the mean map; 0 of 3 seeds below 1)" in answer.sentence
+    assert "the depth structure of packnet_b is not shown to come from the image" in answer.sentence
+    assert answer.evidence[0]["seeds whose depth beats the mean depth map"] == "0 of 3"
+    assert answer.evidence[0]["median-scaled abs_rel / mean depth map's"].endswith("(no better than the mean map)")
+
+
+def test_a_depth_clearly_ahead_of_the_mean_depth_map_reads_the_image():
+    """Positive control: seeds at 0.15, 0.16, 0.155 against a map at 0.22: about 0.7 of it on every seed."""
+    study = _with_mean_map(_study({("packnet_b", 0.1, CLEAN): [(1.0, 0.15), (0.98, 0.16), (1.02, 0.155)]}), 0.22)
+    answer = metric_scale_answer(study)
+    assert "(reads the image; 3 of 3 seeds below 1)" in answer.sentence
+    assert "not shown to come from the image" not in answer.sentence
+    assert answer.evidence[0]["seeds whose depth beats the mean depth map"] == "3 of 3"
+
+
+def test_a_depth_a_hair_ahead_of_the_mean_depth_map_is_not_said_to_read_the_image():
+    """Near the threshold: 0.98 of the map on every seed beats it on every seed but not by the 5 % margin that other
+    image-blind maps stay within, so the answer does not say it reads the image."""
+    study = _with_mean_map(_study({("packnet_b", 0.1, CLEAN): [(1.0, 0.196), (0.98, 0.197), (1.02, 0.195)]}), 0.2)
+    answer = metric_scale_answer(study)
+    assert "3 of 3 seeds below 1" in answer.sentence and "(reads the image" not in answer.sentence
+    assert "not shown to come from the image" in answer.sentence
+
+
+def test_without_a_mean_depth_map_the_answers_do_not_mention_one():
+    study = _study({("packnet_b", 0.1, CLEAN): [(1.0, 0.2), (0.98, 0.2), (1.02, 0.2)]})
+    answer = metric_scale_answer(study)
+    assert "mean depth map" not in answer.sentence
+    assert answer.evidence[0]["seeds whose depth beats the mean depth map"] == "n/a"
+
+
+def test_the_model_comparison_names_the_models_behind_the_mean_depth_map_and_lists_it_as_a_row():
+    study = _with_mean_map(_model_study([0.12, 0.125, 0.13], [0.21, 0.2, 0.22]), 0.18)
+    answer = packnet_vs_densedepth_answer(study)
+    assert answer.verdict == "yes"
+    assert "packnet_b 0.694" in answer.sentence and "(reads the image; 3 of 3 seeds below 1)" in answer.sentence
+    assert "densedepth 1.17" in answer.sentence and "(no better than the mean map; 0 of 3 seeds below 1)" in (
+        answer.sentence)
+    results = Results(run_dirs=[], found={"self_supervised": [Loaded(Path("self_supervised.json"), study)]})
+    rows = models_section(results).blocks[-1].rows
+    assert rows[-1]["run"].startswith("mean depth map of 512 training images") and rows[-1]["params"] == 0
+    assert rows[-1]["abs_rel, median-scaled"] == 0.18
+
+
+def test_the_printed_table_is_followed_by_the_mean_depth_maps_score_only_when_it_was_scored():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from probe.self_supervised_study import print_self_supervised_study
+
+    def printed(study: SelfSupervisedStudyResult) -> str:
+        out = StringIO()
+        print_self_supervised_study(study, Console(file=out, width=200))
+        return out.getvalue()
+
+    with_map = printed(examples.self_supervised())
+    assert "mean depth map (512 training images, never reads the image) scores abs_rel 0.120" in with_map
+    assert "mean depth map" not in printed(replace(examples.self_supervised(), mean_map=None))

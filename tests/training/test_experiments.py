@@ -44,6 +44,9 @@ def test_quick_study_writes_the_comparison_and_resumes_finished_runs(tmp_path, r
         assert row.objective == "supervised densedepth loss on the finest output"
         # one seed: the held-out score's interval is a bootstrap over its images, the learned verdict that run's
         assert row.held_out_abs_rel.spread_of == "images" and row.learned.learned == run.held_out.learned
+        # the image-blind baseline: the mean depth map of the run's 8 training images, scored on the same 2
+        assert run.held_out.mean_map_abs_rel is not None and run.held_out.image_ratio is not None
+        assert row.learned.reads_image == run.held_out.reads_image and row.learned.image_ratio.n == 2
     steps = [[r["step"] for r in map(json.loads, (tmp_path / "study" / i / "metrics.jsonl").read_text().splitlines())]
              for i in rows]
     assert steps[0] == steps[1] == [1, 2]
@@ -69,6 +72,7 @@ def test_seeds_make_one_run_folder_each_and_an_interval_over_them(tmp_path, run_
         assert (tmp_path / "densedepth" / f"seed_{seed}" / "train.json").is_file()
     assert row["held_out_loss"]["method"] == "student_t_95 over 2 seeds" and row["held_out_loss"]["n"] == 2
     assert row["learned"]["learned"]["estimate"]["method"] == "student_t_95 over 2 seeds"
+    assert row["learned"]["image_ratio"]["method"] == "student_t_95 over 2 seeds"
     curves = [r["loss_curve"] for r in row["runs"]]
     assert curves[0] != curves[1]  # different seeds, different batches and initialisations
     assert "held-out DenseDepth loss" in res.out and "do not compare" in res.out
