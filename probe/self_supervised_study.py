@@ -535,8 +535,8 @@ class SelfSupervisedStudyResult(Result):
     # the config's pose_source; 8: runs[].pose's motion fields (translation_explained, rotation_explained and the
     # pitch, yaw and roll biases), translation_explained, rotation_explained and rotation_bias; 9: the config's
     # pose_translation_scale; 10: the config's recipe; 11: mean_map (the training set's mean depth map scored on
-    # the test split) and the config's mean_map_images
-    schema_version: ClassVar[int] = 11
+    # the test split) and the config's mean_map_images; 12: test_speeds (what a speed bias predicts)
+    schema_version: ClassVar[int] = 12
 
     config: SelfSupervisedStudyConfig
     runs: list[SelfSupervisedRun]
@@ -545,6 +545,21 @@ class SelfSupervisedStudyResult(Result):
     # the training split's mean depth map (probe.mean_map) scored like a run: what a depth that never reads the
     # image scores on the test split (None: --mean-map-images 0)
     mean_map: ScaleEvaluation | None = None
+    # the exact speed (m/s) of every test window, in order (None: the dataset has no exact speed)
+    test_speeds: list[float] | None = None
+
+    def bias_factor(self, bias: float) -> float | None:
+        """What a constant speed bias alone does to the scale factor: the median over test windows of v / (v + b).
+
+        The velocity loss (L1) teaches PoseNet the reported speed, v + b, for a window moving at v, so the depth that
+        is consistent with those poses is (v + b) / v times too far, and its scale factor v / (v + b) times the clean
+        one; one depth network for every window settles near the median.  None without exact speeds, or where a
+        window's v + b is not positive.
+        """
+        speeds = self.test_speeds or []
+        if not speeds or any(v + bias <= 0 for v in speeds):
+            return None
+        return float(statistics.median(v / (v + bias) for v in speeds))
 
     def mean_map_images_text(self) -> str:
         """``"512 training images"``: what the mean depth map averaged ('' when it was not scored)."""
@@ -692,6 +707,18 @@ def _mean_map_score(config: SelfSupervisedStudyConfig) -> ScaleEvaluation | None
     return score
 
 
+def _test_speeds(config: SelfSupervisedStudyConfig) -> list[float] | None:
+    """The exact speed of every test window (None where the dataset reports no exact speed, e.g. KITTI raw)."""
+    test = _test_split(config)
+    speeds = []
+    for i in range(len(test)):
+        item = test[i]
+        if "speed_true" not in item:
+            return None
+        speeds.append(float(item["speed_true"]))
+    return speeds
+
+
 def _observability(config: SelfSupervisedStudyConfig) -> Observability | None:
     """How far the study's loss can see depth at its input size (None: the test split has no exact poses)."""
     test = _test_split(config)
@@ -749,6 +776,7 @@ def run_self_supervised_study(
             runs=runs,
             conditions=summarise(runs),
             observability=_observability(config),
+            test_speeds=_test_speeds(config),
             mean_map=_mean_map_score(config),
         )
         result.save(config.out)
@@ -941,7 +969,10 @@ SCALE_RULE = (
     "beat the median-scaled constant predictor is inconclusive whatever its interval, and the answer counts the "
     "seeds whose depth beats it. "
     + MEAN_MAP_RULE
-    + " Over models: yes or no when every model gets it, partly when some get yes and "
+    + " Under a constant speed bias b the answer states, beside the factor, what the bias alone predicts: each "
+    "seed's clean factor times the median over test windows of v / (v + b), v the window's exact speed (the "
+    "velocity loss teaches PoseNet the reported v + b, so the depth consistent with its poses is (v + b) / v too "
+    "far). Over models: yes or no when every model gets it, partly when some get yes and "
     "others no, inconclusive otherwise. The verdict reads the protocol's evaluated pixels (its crop included); the "
     "scale factor over every valid pixel without the crop is stated beside it. " + CONSISTENCY_RULE + ". A source "
     f"frame whose PoseNet translation points more than {REVERSED_DEG:g} degrees from the true motion (median over "
@@ -1064,10 +1095,41 @@ def metric_scale_answer(result: SelfSupervisedStudyResult) -> Answer:
     if noisy:
         sentence += (
             " Under speed noise: "
-            + "; ".join(f"{c.model} {c.noise.label} {_interval_text(c.scale_ratio)}" for c in noisy)
+            + "; ".join(f"{c.model} {c.noise.label} {noise_text(result, c)}" for c in noisy)
             + "."
         )
     return Answer(SCALE_QUESTION, verdict, sentence, SCALE_RULE, evidence)
+
+
+def bias_prediction(result: SelfSupervisedStudyResult, c: ConditionSummary) -> tuple[Interval, float] | None:
+    """For a condition with a speed bias: per seed that also ran on clean speeds, that seed's clean scale factor
+    times :meth:`SelfSupervisedStudyResult.bias_factor`, over seeds, and that factor (None: no bias, no exact
+    speeds, or no paired clean run)."""
+    if c.noise.bias == 0 or c.velocity_weight == 0:
+        return None
+    factor = result.bias_factor(c.noise.bias)
+    if factor is None:
+        return None
+    clean = {
+        r.seed: r.scale.ratio["median"]
+        for r in result.runs
+        if r.model == c.model and r.velocity_weight == c.velocity_weight and r.noise == NoiseLevel()
+    }
+    paired = [clean[s] * factor for s in c.seeds if s in clean]
+    return (Interval.of(paired), factor) if paired else None
+
+
+def noise_text(result: SelfSupervisedStudyResult, c: ConditionSummary) -> str:
+    """A noisy condition's scale factor, and for a bias what the bias alone predicts beside it."""
+    text = _interval_text(c.scale_ratio)
+    predicted = bias_prediction(result, c)
+    if predicted is not None:
+        interval, factor = predicted
+        text += (
+            f" (the bias alone predicts {_interval_text(interval)}: each seed's clean factor x {fmt(factor)}, the "
+            f"median over test windows of v / (v {c.noise.bias:+g}))"
+        )
+    return text
 
 
 def exact_pose_control_text(clean: list[ConditionSummary]) -> str:

@@ -83,6 +83,8 @@ def test_a_tiny_matrix_runs_scores_and_round_trips_through_its_json(tmp_path):
     blind = result.mean_map
     assert blind is not None and blind.model == "mean depth map" and blind.n_images == 4
     assert blind.options["training_images"] == 4 and blind.constant_median_scaled == run.scale.constant_median_scaled
+    # the exact speed of each of the 4 test windows, for what a speed bias predicts
+    assert result.test_speeds is not None and len(result.test_speeds) == 4 and min(result.test_speeds) > 0
     data = json.loads((tmp_path / "self_supervised.json").read_text())
     assert data["analysis"] == "self_supervised"
     again = SelfSupervisedStudyResult.from_json(data)

@@ -16,7 +16,7 @@ from probe.evaluate_scale import DepthBin, ScaleEvaluation
 from probe.observability import Observability
 from probe.report.build import build_report, report_contents
 from probe.report.collect import Loaded, Results, collect_results
-from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, NoiseLevel, SelfSupervisedRun,
+from probe.self_supervised_study import (BEATS_QUESTION, SCALE_QUESTION, Interval, _interval_text, NoiseLevel, SelfSupervisedRun,
                                          SelfSupervisedStudyConfig, SelfSupervisedStudyResult, band_verdict,
                                          consistency_reading, metric_scale_answer, models_section, packnet_vs_densedepth_answer,
                                          range_reading, _depth_profile_table, _pose_runs_table, summarise)
@@ -511,3 +511,27 @@ def test_the_printed_table_is_followed_by_the_mean_depth_maps_score_only_when_it
     with_map = printed(examples.self_supervised())
     assert "mean depth map (512 training images, never reads the image) scores abs_rel 0.120" in with_map
     assert "mean depth map" not in printed(replace(examples.self_supervised(), mean_map=None))
+
+
+def test_a_speed_bias_predicts_the_median_over_windows_of_v_over_v_plus_b():
+    study = replace(_study({("packnet_b", 0.1, CLEAN): [(1.0, 0.2)]}), test_speeds=[5.0, 10.0, 15.0])
+    assert study.bias_factor(2.0) == pytest.approx(10 / 12)  # the median window's v / (v + b)
+    assert study.bias_factor(-2.0) == pytest.approx(10 / 8)
+    assert study.bias_factor(-6.0) is None  # a window whose reported speed would not be positive
+    assert replace(study, test_speeds=None).bias_factor(2.0) is None
+
+
+def test_the_scale_answer_sets_a_biased_factor_beside_what_the_bias_alone_predicts():
+    """Positive control: clean factors 0.95, 0.92, 0.96 and +2 m/s runs at 0.833 of them: the answer states the
+    prediction, each seed's clean factor x 0.833; a Gaussian noise level gets no prediction (negative control)."""
+    bias2, gauss = NoiseLevel(bias=2.0), NoiseLevel(std=1.0)
+    clean = [0.95, 0.92, 0.96]
+    study = replace(_study({("packnet_b", 0.1, CLEAN): [(f, 0.2) for f in clean],
+                            ("packnet_b", 0.1, bias2): [(f * 10 / 12, 0.2) for f in clean],
+                            ("packnet_b", 0.1, gauss): [(f, 0.2) for f in clean]}), test_speeds=[5.0, 10.0, 15.0])
+    answer = metric_scale_answer(study)
+    predicted = Interval.of([f * 10 / 12 for f in clean])
+    assert (f"packnet_b bias+2 {_interval_text(predicted)} (the bias alone predicts {_interval_text(predicted)}: "
+            "each seed's clean factor x 0.833, the median over test windows of v / (v +2))") in answer.sentence
+    assert "packnet_b std1 0.943" in answer.sentence and answer.sentence.count("the bias alone predicts") == 1
+    assert "the bias alone predicts" not in metric_scale_answer(replace(study, test_speeds=None)).sentence
