@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from probe.device import resolve_device
 from probe.errors import ProbeError
-from probe.heldout import HeldOutSummary, held_out_dataset, held_out_score, training_mean_map
+from probe.heldout import HeldOutSummary, held_out_dataset, held_out_score, run_mean_map
 from probe.io import ensure_dir
 from probe.limits import (
     MAX_ANALYSIS_STEPS,
@@ -226,13 +226,7 @@ def score_model(model: nn.Module, config: TrainConfig, images: int | None) -> He
     """The held-out score (:mod:`probe.heldout`) of a model trained by ``config``, on its dataset's test split."""
     dataset = held_out_dataset(config.dataset, config.data_root, config.input_size, images)
     device = next(model.parameters()).device
-    layout = training_mean_map(
-        config.dataset,
-        config.data_root,
-        config.input_size,
-        options={**config.dataset_options, "seed": config.seed},
-        length=config.dataset_length,
-    )
+    layout = run_mean_map(config)
     return held_out_score(model, dataset, batch_size=8, device=device, seed=config.seed, mean_map=layout).summary()
 
 

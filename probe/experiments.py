@@ -494,7 +494,7 @@ class RunTask:
 def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
     """Train one experiment on one seed (with the riding-along probes when it carries them), score it on held-out
     images, and write the probes' files into its run folder: -> (the run, parameters, training objective)."""
-    from probe.heldout import held_out_dataset, held_out_score, training_mean_map
+    from probe.heldout import held_out_dataset, held_out_score, run_mean_map
 
     cfg, folder, seed = task.config, task.folder, task.seed
     ride = cfg.ride_along if task.carries_probes else None
@@ -508,13 +508,7 @@ def train_run(task: RunTask) -> tuple[ExperimentRun, int, str]:
     if cfg.evaluate:
         test = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, cfg.eval_images)
         device = next(result.model.parameters()).device
-        layout = training_mean_map(
-            run_config.dataset,
-            run_config.data_root,
-            run_config.input_size,
-            options={**run_config.dataset_options, "seed": seed},
-            length=run_config.dataset_length,
-        )
+        layout = run_mean_map(run_config)
         held_out = held_out_score(result.model, test, device=device, seed=seed, mean_map=layout).summary()
     for hook in hooks:  # JSON only: the study draws the figures once, over every seed
         hook.held_out = held_out

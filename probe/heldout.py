@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -61,6 +61,9 @@ from probe.losses import build_loss, dataset_loss_options
 from probe.mean_map import DEFAULT_MEAN_MAP_IMAGES, MeanDepthMap, mean_depth_map
 from probe.metrics import MetricAccumulator, median_ratios
 from probe.stats import DEFAULT_RESAMPLES, Estimate, Verdict, decide, paired_bootstrap_ratio, seed_interval
+
+if TYPE_CHECKING:
+    from probe.training import TrainConfig
 
 __all__ = [
     "GATE_RULE",
@@ -80,6 +83,7 @@ __all__ = [
     "learned_of",
     "learned_over_seeds",
     "learned_verdict",
+    "run_mean_map",
     "score_predictions",
     "structure_verdict",
     "training_mean_map",
@@ -385,6 +389,17 @@ def training_mean_map(
         extra["length"] = min(images, length) if length is not None else images
     dataset = get_dataset(name, root, split="train", input_size=input_size, **extra)
     return mean_depth_map(dataset, images)
+
+
+def run_mean_map(config: TrainConfig) -> MeanDepthMap:
+    """:func:`training_mean_map` of the training split one run of ``config`` trained on (its options and seed)."""
+    return training_mean_map(
+        config.dataset,
+        config.data_root,
+        config.input_size,
+        options={**config.dataset_options, "seed": config.seed},
+        length=config.dataset_length,
+    )
 
 
 class _FirstItems(Dataset):

@@ -48,10 +48,10 @@ from probe.errors import ProbeError
 from probe.evaluate_consistency import ConsistencyEvaluation, evaluate_consistency
 from probe.evaluate_pose import AXES, PoseEvaluation, evaluate_pose
 from probe.evaluate_scale import ScaleEvaluation, evaluate_scale
-from probe.heldout import IMAGE_FRACTION, image_verdict
+from probe.heldout import IMAGE_FRACTION, image_verdict, training_mean_map
 from probe.jobs import Job, Launch, check_preemptible, run_jobs
 from probe.limits import MAX_ITEMS, check_int, check_optional_count, check_positive_float
-from probe.mean_map import DEFAULT_MEAN_MAP_IMAGES, MeanMapModel, mean_depth_map
+from probe.mean_map import DEFAULT_MEAN_MAP_IMAGES, MeanMapModel
 from probe.models import list_models
 from probe.models.posenet import PoseNet
 from probe.observability import Observability, reprojection_parallax
@@ -693,23 +693,25 @@ def _test_split(config: SelfSupervisedStudyConfig) -> Any:
     return get_dataset(config.dataset, split="test", input_size=config.input_size, **options)
 
 
-def _mean_map_score(config: SelfSupervisedStudyConfig) -> ScaleEvaluation | None:
-    """The training split's mean depth map scored on the test split like a run (None: ``mean_map_images`` 0)."""
+def _mean_map_score(config: SelfSupervisedStudyConfig, test: Any) -> ScaleEvaluation | None:
+    """The training split's mean depth map scored on ``test`` like a run (None: ``mean_map_images`` 0)."""
     if config.mean_map_images == 0:
         return None
-    options = dict(config.dataset_options)
-    if config.dataset_length is not None and not dataset_info(config.dataset).needs_root:
-        options["length"] = config.dataset_length
-    train = get_dataset(config.dataset, split="train", input_size=config.input_size, **options)
-    mean_map = mean_depth_map(train, config.mean_map_images)
-    score = evaluate_scale(MeanMapModel(mean_map), _test_split(config), batch_size=config.batch_size)
+    mean_map = training_mean_map(
+        config.dataset,
+        None,
+        config.input_size,
+        options=config.dataset_options,
+        length=config.dataset_length,
+        images=config.mean_map_images,
+    )
+    score = evaluate_scale(MeanMapModel(mean_map), test, batch_size=config.batch_size)
     score.options["training_images"] = mean_map.images  # the images the map averaged
     return score
 
 
-def _test_speeds(config: SelfSupervisedStudyConfig) -> list[float] | None:
-    """The exact speed of every test window (None where the dataset reports no exact speed, e.g. KITTI raw)."""
-    test = _test_split(config)
+def _test_speeds(test: Any) -> list[float] | None:
+    """The exact speed of every window of ``test`` (None where the dataset reports no exact speed, e.g. KITTI raw)."""
     speeds = []
     for i in range(len(test)):
         item = test[i]
@@ -719,9 +721,8 @@ def _test_speeds(config: SelfSupervisedStudyConfig) -> list[float] | None:
     return speeds
 
 
-def _observability(config: SelfSupervisedStudyConfig) -> Observability | None:
-    """How far the study's loss can see depth at its input size (None: the test split has no exact poses)."""
-    test = _test_split(config)
+def _observability(test: Any) -> Observability | None:
+    """How far the study's loss can see depth at the test split's size (None: it has no exact poses)."""
     return reprojection_parallax(test) if "poses" in test[0] else None
 
 
@@ -771,13 +772,14 @@ def run_self_supervised_study(
     check_preemptible(launch, config.checkpoint_every)
     with run_folder_lock(config.out, "experiment self-supervised"):
         runs = _run_matrix(planned, config, launch, on_run)
+        test = _test_split(config)  # the clean test split every run was scored on
         result = SelfSupervisedStudyResult(
             config=config,
             runs=runs,
             conditions=summarise(runs),
-            observability=_observability(config),
-            test_speeds=_test_speeds(config),
-            mean_map=_mean_map_score(config),
+            observability=_observability(test),
+            test_speeds=_test_speeds(test),
+            mean_map=_mean_map_score(config, test),
         )
         result.save(config.out)
     return result
