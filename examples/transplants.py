@@ -39,6 +39,7 @@ output space and the indoor range 0.1..10 m::
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -55,9 +56,9 @@ START_DEPTH = 1.0  # every head starts here, as PackNet's published heads do
 ENCODER_STAGES = ("pre_calc", *(f"{kind}{k}" for k in range(1, 6) for kind in ("conv", "pack")))
 
 
-def _packnet(width: float) -> PackNet:
+def _packnet(width: float, **options: Any) -> PackNet:
     """The donor: PackNetSlim B at ``width`` with the protocol's 0.1 m head."""
-    return packnet_slim_b(width=width, min_depth=MIN_DEPTH)
+    return packnet_slim_b(width=width, min_depth=MIN_DEPTH, **options)
 
 
 def _out_channels(module: nn.Module) -> int:
@@ -245,9 +246,12 @@ def densedepth_encoder_packnet_decoder(
     return DenseDepthEncoderPackNetDecoder(width, stages, head)
 
 
-def packnet_linear_heads(width: float = 1.0) -> PackNet:
-    """PackNetSlim B with DenseDepth's linear head at each of its four scales."""
-    model = _packnet(width)
+def packnet_linear_heads(width: float = 1.0, **options: Any) -> PackNet:
+    """PackNetSlim B with DenseDepth's linear head at each of its four scales.
+
+    Every other ``--model-option`` reaches PackNetSlim B (``upsample=nearest``, ``downsample=avgpool``, ...).
+    """
+    model = _packnet(width, **options)
     for k in range(1, 5):
         name = f"disp{k}_layer"
         head = model.get_submodule(name)

@@ -145,3 +145,12 @@ def test_transplanted_decoder_heads_start_at_one_metre(head, kind):
         assert model.output_space == space
         metres = to_depth(out, space, T.MAX_DEPTH)
         assert torch.allclose(metres, torch.ones_like(metres), atol=1e-5)
+
+
+def test_linear_heads_pass_other_options_to_packnet():
+    from probe.models.packnet import UnpackLayerConv3d, UpsampleLayer
+
+    model = T.packnet_linear_heads(WIDTH, upsample="nearest")
+    assert any(isinstance(m, UpsampleLayer) for m in model.modules())
+    assert not any(isinstance(m, UnpackLayerConv3d) for m in model.modules())
+    assert isinstance(model.get_submodule("disp1_layer"), T.LinearHead)
