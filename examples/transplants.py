@@ -18,10 +18,12 @@ same protocol:
   inverse-depth heads starting at 1 m, at full resolution.  DenseNet has no
   full-resolution feature, so skip 1 is PackNet's own ``pre_calc`` convolution of
   the image, as in PackNet.  ``stages`` sets the decoder's five widths (fine to
-  coarse; default PackNetSlim's).
+  coarse; default PackNetSlim's) and ``head="linear"`` swaps in DenseDepth's heads;
+  :func:`densedepth_encoder_wide_packnet_decoder` and
+  :func:`densedepth_encoder_packnet_decoder_linear_heads` name those two crosses.
 * :func:`packnet_linear_heads`: PackNetSlim B whose four sigmoid heads are replaced
   by DenseDepth's head, a linear 3x3 convolution emitting ``max_depth / depth``,
-  started at 1 m.
+  started at 1 m; every other option reaches PackNetSlim B (``upsample=nearest``).
 * :func:`densedepth_sigmoid_head`: DenseDepth whose final convolution passes through
   PackNet's head, ``(max_depth / min_depth) * sigmoid(x)`` in the same space (the
   inverse depth of PackNet's head, scaled by ``max_depth``), started at 1 m.
