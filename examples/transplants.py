@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from probe.models.common import crop_to_scale, pad_to_multiple
 from probe.models.densedepth import ENCODER_TAPS, DenseDepth, UpBlock
 from probe.models.densenet import TORCH_BN_EPS, densenet169
-from probe.models.packnet import Conv2D, DepthHead, PackNet, UnpackLayerConv3d, packnet_slim_b
+from probe.models.packnet import Conv2D, DepthHead, PackNet, UnpackLayerConv3d, packnet_channels, packnet_slim_b
 
 MIN_DEPTH = 0.1  # the indoor protocol's range (NYU, the synthetic rooms), metres
 MAX_DEPTH = 10.0
@@ -63,10 +63,9 @@ def _packnet(width: float, **options: Any) -> PackNet:
     return packnet_slim_b(width=width, min_depth=MIN_DEPTH, **options)
 
 
-def _out_channels(module: nn.Module) -> int:
-    """Channels emitted by the last convolution inside ``module``."""
-    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1].out_channels
+def _stage_channels(donor: PackNet) -> list[int]:
+    """The donor's five encoder stage widths at its width, fine to coarse (what ``pack1``..``pack5`` emit)."""
+    return [packnet_channels(c, donor.width) for c in donor.spec.channels]
 
 
 def _start(conv: nn.Conv2d, bias: float) -> None:
@@ -105,7 +104,7 @@ class PackNetEncoderDenseDepthDecoder(nn.Module):
         super().__init__()
         donor = _packnet(width)
         self.encoder = nn.ModuleDict({name: donor.get_submodule(name) for name in ENCODER_STAGES})
-        packed = [_out_channels(donor.get_submodule(f"pack{k}")) for k in range(1, 6)]
+        packed = _stage_channels(donor)
         # DenseDepth's decoder width follows DenseNet-169's features at this width, not PackNet's bottleneck.
         features = densenet169(width).num_features
         widths = [features] + [max(1, features // 2**k) for k in range(1, 5)]
@@ -155,12 +154,12 @@ class DenseDepthEncoderPackNetDecoder(nn.Module):
         donor = _packnet(width)
         self.encoder = densenet169(width, bn_eps=TORCH_BN_EPS)
         taps = self.encoder.channels
-        pre = _out_channels(donor.pre_calc)
+        pre = packnet_channels(donor.spec.pre_channels, donor.width)
         self.pre_calc = Conv2D(3, pre, 5, 1)
         if isinstance(stages, str):  # --model-option stages=6,14,26,52,104
             stages = tuple(int(c) for c in stages.split(","))
         if stages is None:
-            stages = tuple(_out_channels(donor.get_submodule(f"pack{k}")) for k in range(1, 6))
+            stages = tuple(_stage_channels(donor))
         if len(stages) != 5 or any(int(c) < 2 or int(c) % 2 for c in stages):
             raise ValueError(f"stages: expected five even widths >= 2, fine to coarse, got {stages!r}")
         width_of = dict(zip(range(1, 6), (int(c) for c in stages)))
