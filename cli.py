@@ -581,18 +581,19 @@ def collapse_command(config: CollapseConfig) -> None:
         )
 
 
-@config_command(app, "fit", FitConfig)
-def fit_command(config: FitConfig) -> None:
+@config_command(app, "fit", FitConfig, Launch)
+def fit_command(config: FitConfig, launch: Launch) -> None:
     """Can the model fit its own training images? Train on the first N training images (each N of --images) for
     --steps steps, score on those images and on held-out ones against the per-image-median constant.
 
+    Side by side: --parallel N (one torch thread each with --threads-per-run 1).
     Example: probe fit --model packnet_slim_b --model densedepth --images 8,16,64 --steps 600 --out runs/fit
     """
     from analyses import fit
     from probe.progress import progress_bar
 
     with _writing(config.out, "fit", config), progress_bar() as progress:
-        result = fit.run(config, progress)
+        result = fit.run(config, progress, launch)
         _save_analysis(result, config.out, config.device, config.seed)
     for c in result.cells:
         typer.echo(
@@ -663,11 +664,11 @@ def report_command(
 def study_command(config: StudyConfig, launch: Launch) -> None:
     """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study
 
-    --parallel / --launcher run the experiment step's runs side by side (as `probe experiment seed-study`)."""
+    --parallel / --launcher run the experiment and fit steps' runs side by side (as `probe experiment seed-study`)."""
     from probe.study import run_study
 
     for r in run_study(dataclasses.replace(config, launch=launch)):
-        typer.echo(f"{r.name:12s} {r.status:6s} {r.seconds:7.1f} s")
+        typer.echo(f"{r.name:12s} {r.status:7s} {r.seconds:7.1f} s" + (f"  ({r.reason})" if r.reason else ""))
     typer.echo(f"wrote {config.out / 'report.html'}")
 
 

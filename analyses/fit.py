@@ -33,6 +33,7 @@ from probe.data import dataset_info, get_dataset
 from probe.errors import ProbeError
 from probe.heldout import HeldOutSummary, held_out_dataset, held_out_score
 from probe.io import ensure_dir
+from probe.jobs import Job, Launch, run_jobs
 from probe.limits import (
     MAX_BATCH_SIZE,
     MAX_HELD_OUT_IMAGES,
@@ -281,33 +282,57 @@ class FitResult(Result):
         return [save_figure(fig, Path(out_dir) / "fit.png")]
 
 
-def run(config: FitConfig, progress: Any | None = None) -> FitResult:
-    """Train and score every (model, N, seed); ``progress`` (a rich Progress) advances once per run."""
+def fit_one(config: FitConfig, model: str, images: int, seed: int) -> FitRun:
+    """One job of :func:`run`: train ``model`` on the first ``images`` training items with ``seed``, then score it
+    on those items and on the first ``config.test_images`` of the test split."""
+    cfg = config.train_config(model, images, seed)
+    result = train(cfg)
+    resumed = result.summary.resumed_from_step if result.summary is not None else None
+    if result.model is None or result.steps - (resumed or 0) != config.steps:
+        raise ProbeError(
+            f"fit: {model} on {images} images trained {result.steps} steps, not the --steps {config.steps}"
+        )
+    device = next(result.model.parameters()).device
+    fit_set = training_images(cfg)
+    layout = mean_depth_map(fit_set)  # the N images' own mean map: what memorising their layout scores
+    fitted = held_out_score(result.model, fit_set, batch_size=8, device=device, seed=seed, mean_map=layout)
+    if fitted.n_images != images:
+        raise ProbeError(f"fit: {images} training images were asked for, {fitted.n_images} could be scored")
+    test_set = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, config.test_images)
+    held_out = held_out_score(result.model, test_set, batch_size=8, device=device, seed=seed, mean_map=layout)
+    return FitRun(model, images, seed, config.steps, str(result.out), fitted.summary(), held_out.summary())
+
+
+def run(config: FitConfig, progress: Any | None = None, launch: Launch | None = None) -> FitResult:
+    """Train and score every (model, N, seed), each a job of :func:`fit_one` in its own run folder, run as
+    ``launch`` says (default: one after another here; ``--parallel N``: side by side, numbers unchanged for a
+    fixed ``--threads-per-run``).  ``progress`` (a rich Progress) advances once per finished run."""
     config.validate()
+    launch = launch if launch is not None else Launch()
+    launch.validate()
     ensure_dir(config.out, "--out")
     seeds = seed_list(config.seeds, config.seed)
-    jobs = [(model, n, seed) for model in config.compared() for n in config.images for seed in seeds]
+    cells = [(model, n, seed) for model in config.compared() for n in config.images for seed in seeds]
+    jobs = [
+        Job(
+            f"fit {model} on {n} images, seed {seed}",
+            config.train_config(model, n, seed).out,
+            fit_one,
+            (config, model, n, seed),
+        )
+        for model, n, seed in cells
+    ]
     task = progress.add_task("fit", total=len(jobs)) if progress is not None else None
-    runs = []
-    for model, n, seed in jobs:
+    # in this process one job at a time, so the bar names each run; side by side the bar moves once at the end
+    batches = [[job] for job in jobs] if launch.in_process else [jobs]
+    runs: list[FitRun] = []
+    for batch in batches:
         if progress is not None and task is not None:
-            progress.update(task, description=f"fit {model} on {n} images, seed {seed}")
-        cfg = config.train_config(model, n, seed)
-        result = train(cfg)
-        resumed = result.summary.resumed_from_step if result.summary is not None else None
-        if result.model is None or result.steps - (resumed or 0) != config.steps:
-            raise ProbeError(f"fit: {model} on {n} images trained {result.steps} steps, not the --steps {config.steps}")
-        device = next(result.model.parameters()).device
-        fit_set = training_images(cfg)
-        layout = mean_depth_map(fit_set)  # the N images' own mean map: what memorising their layout scores
-        fitted = held_out_score(result.model, fit_set, batch_size=8, device=device, seed=seed, mean_map=layout)
-        if fitted.n_images != n:
-            raise ProbeError(f"fit: {n} training images were asked for, {fitted.n_images} could be scored")
-        test_set = held_out_dataset(cfg.dataset, cfg.data_root, cfg.input_size, config.test_images)
-        held_out = held_out_score(result.model, test_set, batch_size=8, device=device, seed=seed, mean_map=layout)
-        runs.append(FitRun(model, n, seed, config.steps, str(result.out), fitted.summary(), held_out.summary()))
+            what = batch[0].name if len(batch) == 1 else f"fit: {len(batch)} runs, {launch.parallel or 'all'} at once"
+            progress.update(task, description=what)
+        runs += run_jobs(batch, launch, device=config.device, out=config.out, what="fit")
         if progress is not None and task is not None:
-            progress.update(task, advance=1)
+            progress.update(task, advance=len(batch))
     return FitResult.of(runs, config.roles(), encode(config))
 
 
@@ -443,8 +468,7 @@ def model_fits(results: Results) -> Answer | None:
     return None if result is None or not result.cells else fit_answer(result)
 
 
-# optional: `probe study` does not run it (its CPU cost), so a study's report does not list it as not run
-@SECTIONS.register("fit", description=FIT_QUESTION, needs=(FitResult,), order=45, optional=True)
+@SECTIONS.register("fit", description=FIT_QUESTION, needs=(FitResult,), order=45)
 def fit_section(results: Results) -> Section | None:
     from probe.plotting import plt
 

@@ -4,7 +4,8 @@
 This script measures, on the current machine, the CPU time of one step of
 every configuration the standard budget trains (the six experiments of the
 seed's matrix, with the gradient/noise/collapse probes riding along inside the
-runs of the analysed models, each autoencoder of the matched-size sweep), of rendering and scoring the
+runs of the analysed models, the fit step's runs on their first N images, each
+autoencoder of the matched-size sweep), of rendering and scoring the
 synthetic images, and of the fixed steps (complexity, properties,
 attribution), then multiplies by the budget's steps and seeds:
 
@@ -250,6 +251,23 @@ def project(budget: Budget, calls: int, measure_fixed: bool) -> dict[str, Any]:
             held_out_seconds_per_image(model, {"output_scale": "half"} if "packnet" in model else {}, budget),
             model=model,
         )
+    for model in budget.fit_models:  # the fit step: each model as the zoo builds it, on its first N images
+        fit_step = training_step_seconds(model, {}, budget, calls)
+        for n in budget.fit_images:
+            add(
+                "fit",
+                f"{model} on {n} images, train step (batch {min(budget.batch_size, n)})",
+                budget.seeds * budget.fit_steps,
+                fit_step,  # the N images are rendered once and kept
+                model=model,
+            )
+            add(
+                "fit",
+                f"{model} on {n} images, scored on them and {budget.fit_test_images} test images",
+                budget.seeds * (2 * n + budget.fit_test_images),  # the N images rendered and scored, the test ones
+                held_out_seconds_per_image(model, {}, budget) + render,
+                model=model,
+            )
     for arch, width in budget.autoencoder_runs:
         for levels in budget.autoencoder_levels:
             seconds, params = autoencoder_step_seconds(arch, levels, width, budget)

@@ -9,7 +9,8 @@ these values, so a re-calibration changes numbers here and nowhere else.
                trained to have learned; the report says its verdicts describe untrained networks
 ``standard``   the in-between (issue 10): width 1/16, 64x96 synthetic images, batch 8, Adam 3e-3, 1500 steps
                per experiment, 3 seeds; the gradient, noise and collapse probes ride along inside the
-               experiment runs of the analysed models; autoencoders at 32x32 with a matched-size sweep
+               experiment runs of the analysed models; PackNetSlim B and DenseDepth each fit their first 64
+               training images for 600 steps; autoencoders at 32x32 with a matched-size sweep
 ``full``       the published widths at the dataset protocol's resolution and the seed's protocol (Adam 1e-4,
                batch 4, one epoch), 3 seeds: meant for a GPU
 =============  ==============================================================================================
@@ -50,6 +51,11 @@ class Budget:
     noise_every: int
     collapse_every: int
     collapse_images: int
+    # -- the fit check: can each model fit its own first N training images (generated datasets only) --
+    fit_models: tuple[str, ...]  # the zoo comparison (a --model is compared with them instead)
+    fit_images: tuple[int, ...]  # the training-set sizes N
+    fit_steps: int  # steps per (model, N, seed), at the experiment matrix's width, input size, batch and lr
+    fit_test_images: int  # held-out images each fit is also scored on
     # -- the autoencoder study --
     autoencoder_input: tuple[int, int]
     autoencoder_levels: tuple[int, ...]
@@ -83,6 +89,7 @@ MATCHED_AUTOENCODERS: tuple[tuple[str, float], ...] = (
 )
 
 _ANALYSED = ("packnet_slim_b", "packnet_slim_c", "densedepth")
+_FITTED = ("packnet_slim_b", "densedepth")  # the headline pair: can each fit its own images?
 
 QUICK = Budget(
     name="quick",
@@ -104,6 +111,10 @@ QUICK = Budget(
     noise_every=10,
     collapse_every=10,
     collapse_images=8,
+    fit_models=_FITTED,
+    fit_images=(8,),
+    fit_steps=40,
+    fit_test_images=8,
     autoencoder_input=(32, 32),
     autoencoder_levels=(1, 2),
     autoencoder_runs=MATCHED_AUTOENCODERS,
@@ -140,6 +151,10 @@ STANDARD = Budget(
     noise_every=25,
     collapse_every=250,
     collapse_images=16,
+    fit_models=_FITTED,
+    fit_images=(64,),
+    fit_steps=600,  # 75 passes over the 64 images: DenseDepth fits them, PackNet does not (README, Budgets)
+    fit_test_images=16,
     autoencoder_input=(32, 32),
     autoencoder_levels=(1, 2),
     autoencoder_runs=MATCHED_AUTOENCODERS,
@@ -175,6 +190,10 @@ FULL = Budget(
     noise_every=50,
     collapse_every=250,
     collapse_images=16,
+    fit_models=_FITTED,
+    fit_images=(64,),
+    fit_steps=2000,  # at Adam 1e-4 and batch 4: 125 passes over the 64 images (not run yet: meant for a GPU)
+    fit_test_images=64,
     autoencoder_input=(128, 128),
     autoencoder_levels=(1, 2, 3, 4, 5),
     autoencoder_runs=(

@@ -4,7 +4,8 @@ A study is a list of registered steps run in order into one run folder::
 
     DIR/complexity.json      DIR/properties.json   DIR/experiments.json + DIR/<experiment>/...
     DIR/gradients.json       DIR/noise.json        DIR/collapse.json
-    DIR/autoencoder.json     DIR/attribution.json  DIR/report.html
+    DIR/fit.json + DIR/fit_runs/...                DIR/autoencoder.json
+    DIR/attribution.json     DIR/report.html
 
 Three budgets exist (:mod:`probe.budgets`): ``quick`` (a smoke test: every step
 runs in minutes on a CPU, on networks too small to learn), ``standard`` (small
@@ -12,9 +13,12 @@ networks on small synthetic images trained until they learn, 3 seeds) and
 ``full`` (published widths and the dataset protocol's resolution, meant for a
 GPU).  Every seed of the experiment matrix is an ordinary run folder; the
 gradient, noise and collapse probes ride along inside the runs of the analysed
-models, and their steps combine those files over seeds.  A step that finished in
-an earlier call is not re-run unless ``force`` is given, so an interrupted study
-resumes.
+models, and their steps combine those files over seeds.  The fit step trains the
+budget's pair (PackNetSlim B, DenseDepth) on their first N training images, so the
+report can tell a model that cannot optimise from one that does not generalise; it
+applies to generated datasets only and is recorded as skipped on the others.  A step
+that finished in an earlier call is not re-run unless ``force`` is given, so an
+interrupted study resumes.
 
 ``models`` (``--model SPEC``, repeatable) puts the user's own models under study: every step
 compares them with ``baselines`` (``--baseline NAME``; default: the budget's zoo comparison, i.e.
@@ -165,9 +169,10 @@ class StepRecord:
     """One step of a study: whether it ran or reused an earlier result, how long it took, what it wrote."""
 
     name: str
-    status: str  # "ran" | "reused"
+    status: str  # "ran" | "reused" | "skipped" (the step does not apply to this study: ``reason`` says why)
     seconds: float
     files: list[str] = field(default_factory=list)
+    reason: str | None = None
 
 
 @dataclass
@@ -175,11 +180,18 @@ class StudyLog(Result):
     """``study.json``: the steps of the last ``probe study`` call, in order (its own log, not a report input)."""
 
     name: ClassVar[str] = "study"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # 2: a step may be skipped, with its reason
     steps: list[StepRecord]
 
 
 Step = Callable[[StudyConfig, Any], list[Path]]
+
+
+class StepSkipped(Exception):
+    """Raised by a step that does not apply to this study (e.g. a check only generated datasets allow); the study
+    records it as skipped with the message as its reason, and goes on with the next step."""
+
+
 STEPS: Registry[Step] = Registry("study step")
 
 
@@ -335,6 +347,43 @@ def _collapse(config: StudyConfig, progress: Any) -> list[Path]:
 
 
 @STEPS.register(
+    "fit",
+    description="can each model fit its own first N training images: optimisation apart from generalisation",
+    produces="fit.json",
+)
+def _fit(config: StudyConfig, progress: Any) -> list[Path]:
+    from analyses import fit
+
+    if dataset_info(config.dataset).needs_root:
+        raise StepSkipped(
+            f"fit trains on the first N items of a generated training split; --dataset {config.dataset} is read "
+            "from files (run `probe fit` on the synthetic data)"
+        )
+    b = config.budget
+    models, baselines = config.comparison(b.fit_models)
+    cfg = fit.FitConfig(
+        models=models,
+        baselines=baselines,
+        model_options=dict(config.model_options),
+        images=list(b.fit_images),
+        steps=b.fit_steps,
+        batch_size=b.batch_size,
+        lr=b.lr,
+        loss_scales=b.loss_scales,
+        width=b.width,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        input_size=b.input_size,
+        test_images=b.fit_test_images,
+        device=config.device,
+        seed=config.seed,
+        seeds=config.seed_list(),
+        out=config.out / "fit_runs",
+    )
+    return _save(fit.run(cfg, progress, config.runs_launch()), config)
+
+
+@STEPS.register(
     "autoencoder", description="reconstruction through a bottleneck: packing vs pooling", produces="autoencoder.json"
 )
 def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
@@ -454,8 +503,12 @@ def _run_steps(config: StudyConfig, names: list[str]) -> list[StepRecord]:
             if _produced(name, config.out).is_file() and not config.force:
                 records.append(StepRecord(name, "reused", 0.0, [str(_produced(name, config.out))]))
             else:
-                files = STEPS.get(name)(config, progress)
-                records.append(StepRecord(name, "ran", time.perf_counter() - start, [str(p) for p in files]))
+                try:
+                    files = STEPS.get(name)(config, progress)
+                except StepSkipped as skipped:
+                    records.append(StepRecord(name, "skipped", time.perf_counter() - start, reason=str(skipped)))
+                else:
+                    records.append(StepRecord(name, "ran", time.perf_counter() - start, [str(p) for p in files]))
             StudyLog(records).save(config.out)
             progress.advance(task)
         progress.update(task, description="study: report")

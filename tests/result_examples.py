@@ -368,7 +368,8 @@ def self_supervised() -> SelfSupervisedStudyResult:
 
 def study_log() -> StudyLog:
     return StudyLog([StepRecord("complexity", "ran", 1.5, ["runs/study/complexity.json"]),
-                     StepRecord("properties", "reused", 0.0, [])])
+                     StepRecord("properties", "reused", 0.0, []),
+                     StepRecord("fit", "skipped", 0.0, [], reason="fit trains on a generated training split")])
 
 
 

@@ -18,7 +18,7 @@ TINY = replace(QUICK, name="tiny", input_size=(32, 48), batch_size=4, seeds=2, e
                noise_batches=(2, 4), collapse_every=1, collapse_images=2, autoencoder_steps=3,
                autoencoder_levels=(1,), autoencoder_runs=(("pack2d", 0.0625), ("maxpool", 0.0625)),
                autoencoder_train_images=8, autoencoder_eval_images=2, attribution_images=1, property_examples=5,
-               analysed_models=("packnet_slim_b", "densedepth"))
+               analysed_models=("packnet_slim_b", "densedepth"), fit_images=(4,), fit_steps=2, fit_test_images=2)
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ def test_study_runs_every_step_and_fills_every_report_section(tiny_study):
     for title in ("Do PackNet&#x27;s gradients vanish?", "Does the prediction collapse to the mean?",
                   "Does packing preserve information?", "How noisy are the batches?",
                   "What does the extra capacity cost?", "The experiment matrix", "The models",
-                  "Attribution and receptive fields", "pack/unpack properties", "Run provenance"):
+                  "Attribution and receptive fields", "pack/unpack properties", "Run provenance",
+                  "Can the model fit its own training images?"):
         assert f"<h2>{title}</h2>" in html
     study = json.loads((out / "study.json").read_text())
     assert [s["name"] for s in study["steps"]] == STEPS.names()
@@ -77,6 +78,13 @@ def test_every_seed_is_a_run_folder_and_the_probes_ride_along_in_the_analysed_mo
     assert [s["name"] for s in noise["summaries"]] == ["densedepth", "packnet_slim_b"]
     for seed in (0, 1):
         assert (out / "autoencoder_seeds" / f"seed_{seed}" / "autoencoder.json").is_file()
+    fit = json.loads((out / "fit.json").read_text())
+    assert [(r["model"], r["images"], r["seed"], r["steps"]) for r in fit["runs"]] == [
+        (m, 4, s, 2) for m in ("packnet_slim_b", "densedepth") for s in (0, 1)]
+    for r in fit["runs"]:  # each fit is its own run folder under fit_runs/, trained the fit's steps
+        train = json.loads((out / "fit_runs" / r["model"] / "images_4" / f"seed_{r['seed']}" / "train.json").read_text())
+        assert train["steps"] == 2
+    assert [c["seeds"] for c in fit["cells"]] == [[0, 1], [0, 1]]
     autoencoder = json.loads((out / "autoencoder.json").read_text())
     assert {(r["arch"], r["seed"]) for r in autoencoder["runs"]} == {(a, s) for a in ("pack2d", "maxpool")
                                                                      for s in (0, 1)}
@@ -121,6 +129,7 @@ def test_budgets_are_registered_once_and_the_bench_reads_the_same_standard_budge
     assert (STANDARD.width, STANDARD.input_size, STANDARD.batch_size, STANDARD.lr) == (0.0625, (64, 96), 8, 3e-3)
     assert (STANDARD.experiment_steps, STANDARD.seeds, STANDARD.autoencoder_input) == (1500, 3, (32, 32))
     assert QUICK.smoke and not STANDARD.smoke and not BUDGETS["full"].smoke
+    assert (STANDARD.fit_models, STANDARD.fit_images, STANDARD.fit_steps) == (("packnet_slim_b", "densedepth"), (64,), 600)
 
 
 def test_seeds_override_the_budgets_and_quick_is_the_quick_budget():
@@ -141,3 +150,17 @@ def test_bad_study_requests_fail_before_any_work(tmp_path, run_cli):
         res = run_cli("study", *flags, "--out", tmp_path / "c")
         assert res.code == 2 and named in res.err and res.err.count("\n") == 1, (flags, res.err)
     assert not (tmp_path / "c").exists()
+
+
+def test_the_fit_step_is_skipped_with_its_reason_on_a_dataset_read_from_files(tmp_path, monkeypatch):
+    """The fit check cuts a generated training split; on NYU the study records it as skipped, and goes on."""
+    from tests.data.fixtures import make_nyu_zip
+
+    nyu = make_nyu_zip(tmp_path / "nyu", n_test=2)
+    monkeypatch.setitem(BUDGETS, "full", replace(TINY, name="full"))
+    records = run_study(StudyConfig(budget_name="full", dataset="nyu", data_root=nyu.root, device="cpu",
+                                    out=tmp_path / "s", steps=["fit", "properties"]))
+    assert [(r.name, r.status) for r in records] == [("fit", "skipped"), ("properties", "ran")]
+    assert "--dataset nyu" in records[0].reason and not (tmp_path / "s" / "fit.json").exists()
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert study["steps"][0]["status"] == "skipped" and study["steps"][0]["reason"] == records[0].reason

@@ -135,3 +135,23 @@ def test_the_answer_compares_with_the_baseline_paired_by_seed_in_both_directions
     one_seed = ex.fit({"packnet_slim_b": {8: 0.2}, "densedepth": {8: 0.9}}, seeds=(0,))
     assert paired_with_baseline(one_seed, "packnet_slim_b", "densedepth") == []  # no interval from one pair
     assert "paired by seed" not in fit_answer(one_seed).sentence
+
+
+def test_runs_side_by_side_give_the_sequential_runs_numbers(tmp_path):
+    """--parallel 2 with one thread per run: every run's scores equal the sequential one-thread runs', in order."""
+    from analyses.fit import run
+    from probe.jobs import Launch
+
+    def fit(out, launch):
+        config = FitConfig(models=["packnet_slim_b"], baselines=["densedepth"], images=[4], steps=3, width=0.0625,
+                           input_size=(32, 48), test_images=2, device="cpu", seeds=[0, 1], out=out)
+        return run(config, launch=launch)
+
+    sequential = fit(tmp_path / "seq", Launch(threads=1))
+    parallel = fit(tmp_path / "par", Launch(parallel=2, threads=1))
+    key = [(r.model, r.images, r.seed) for r in sequential.runs]
+    assert key == [(m, 4, s) for m in ("packnet_slim_b", "densedepth") for s in (0, 1)]
+    assert [(r.model, r.images, r.seed) for r in parallel.runs] == key
+    assert [(r.train, r.test) for r in parallel.runs] == [(r.train, r.test) for r in sequential.runs]
+    assert len({r.train.abs_rel for r in sequential.runs}) == 4  # four different runs, not one result repeated
+    assert all((tmp_path / "par" / m / "images_4" / f"seed_{s}" / "job.json").is_file() for m, _, s in key)
