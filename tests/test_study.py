@@ -97,7 +97,8 @@ def test_the_report_begins_with_the_regime_and_a_smoke_banner_and_shows_the_lear
     assert body.index("Regime: where these numbers come from") < body.index("The seed&#x27;s questions at a glance")
     assert "Smoke scale: verdicts describe untrained networks." in body
     regime = body.split("<h2>Regime", 1)[1].split("</section>", 1)[0]
-    for fact in ("tiny", "0.0625", "32x48", "2 steps per experiment", "synthetic", "0, 1", "CPU"):
+    for fact in ("tiny", "0.0625", "32x48", "2 steps per experiment", "fit: 2 on the first 4 training images",
+                 "synthetic", "0, 1", "CPU"):
         assert fact in regime, fact
     matrix = body.split("<h2>The experiment matrix</h2>", 1)[1].split("</section>", 1)[0]
     for column in ("held-out loss", "abs_rel / constant", "scale-matched / constant", "learned"):

@@ -115,7 +115,7 @@ def _study_regime(study: Any) -> Section:
         + ", ".join(f"{a} {w:g}" for a, w in b.get("autoencoder_runs", []))
         + ")",
         "input size": f"{_size(b.get('input_size'))} (autoencoders {_size(b.get('autoencoder_input'))})",
-        "steps": f"{steps} per experiment (autoencoders: {b.get('autoencoder_steps', '?'):,})",
+        "steps": f"{steps} per experiment ({_fit_steps(b)}autoencoders: {b.get('autoencoder_steps', '?'):,})",
         "batch, lr": f"{b.get('batch_size')}, {b.get('lr', 0):g}",
         "loss scales": b.get("loss_scales", "?"),
         "dataset": config.get("dataset", "?"),
@@ -129,6 +129,14 @@ def _study_regime(study: Any) -> Section:
         Table([row], "the study's config.json (probe study)"),
     ]
     return Section("regime", "Regime: where these numbers come from", blocks)
+
+
+def _fit_steps(b: dict[str, Any]) -> str:
+    """The fit step's size, "fit: S on N images; " (empty for a study recorded before the step existed)."""
+    if b.get("fit_steps") is None or not b.get("fit_images"):
+        return ""
+    images = ", ".join(str(n) for n in b["fit_images"])
+    return f"fit: {b['fit_steps']:,} on the first {images} training images; "
 
 
 def build_sections(results: Results) -> tuple[list[Section], list[str]]:
