@@ -364,12 +364,8 @@ def draw_fit(ax: Any, result: FitResult) -> None:
     ax.axhline(FIT_BELOW, ls=":", c="grey")
     ax.axhline(1.0, ls="-", lw=0.5, c="grey")
     ax.set_ylim(bottom=0.0)  # 0: the ground truth itself
-    drawn = [
-        c
-        for c in result.cells
-        if any(math.isfinite(e.mean) for e in (c.train_scale_matched_ratio, c.test_scale_matched_ratio))
-    ]
-    if drawn:  # a log axis needs a drawn point (every ratio unknown: the empty panel stays linear)
+    ratios = [e.mean for c in result.cells for e in (c.train_scale_matched_ratio, c.test_scale_matched_ratio)]
+    if any(math.isfinite(r) for r in ratios):  # a log axis needs a drawn point (none known: the panel stays linear)
         log_axis(ax, "x")
         ax.set_xticks(sorted({c.images for c in result.cells}))
     ax.set(
