@@ -608,16 +608,18 @@ def fit_command(config: FitConfig, launch: Launch) -> None:
 # ----------------------------------------------------------------------------
 
 
-@config_command(app, "autoencoder", AutoencoderConfig)
-def autoencoder_command(config: AutoencoderConfig, out: OutOpt) -> None:
+@config_command(app, "autoencoder", AutoencoderConfig, Launch)
+def autoencoder_command(config: AutoencoderConfig, launch: Launch, out: OutOpt) -> None:
     """Reconstruct RGB through skip-less bottlenecks (packing vs pooling vs strides). Example:
-    probe autoencoder --levels 1..3 --steps 100 --input-size 64x64 --width 0.0625 --out runs/ae"""
+    probe autoencoder --levels 1..3 --steps 100 --input-size 64x64 --width 0.0625 --out runs/ae
+
+    Side by side: --parallel N (one torch thread each with --threads-per-run 1), each run in OUT/runs/."""
     from analyses import autoencoder
     from probe.progress import progress_bar
 
     with _writing(out, "autoencoder", config):
         with progress_bar() as progress:
-            result = autoencoder.run(config, progress, out)
+            result = autoencoder.run(config, progress, out, launch)
         _echo_written(result.save_run(out, device=result.device, seed=config.seed))
     for r in result.runs:
         psnr = "inf" if r.psnr_infinite else f"{r.psnr:.2f}"
@@ -664,7 +666,8 @@ def report_command(
 def study_command(config: StudyConfig, launch: Launch) -> None:
     """The main job: every analysis, then DIR/report.html. Example: probe study --quick --out runs/study
 
-    --parallel / --launcher run the experiment and fit steps' runs side by side (as `probe experiment seed-study`)."""
+    --parallel / --launcher run the experiment, fit and autoencoder steps' runs side by side
+    (as `probe experiment seed-study`)."""
     from probe.study import run_study
 
     for r in run_study(dataclasses.replace(config, launch=launch)):

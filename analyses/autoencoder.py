@@ -59,6 +59,7 @@ from probe.data.samples import load_first_samples
 from probe.device import resolve_device, synchronize
 from probe.errors import ProbeError, ShapeError, one_line, warn
 from probe.image_quality import SSIM_WINDOW, ImageQuality, image_quality, to_uint8_rgb
+from probe.jobs import Job, Launch, run_jobs, torch_threads
 from probe.limits import (
     MAX_BATCH_SIZE,
     MAX_ITEMS,
@@ -73,7 +74,7 @@ from probe.models import build_model, check_options
 from probe.models.common import finest_scale, pad_to_multiple
 from probe.models.contract import ModelAdapter
 from probe.models.packnet import PackLayerConv3d, UnpackLayerConv3d, group_norm
-from probe.models.spec import resolve_spec
+from probe.models.spec import file_safe_name, resolve_spec
 from probe.ops import pack, unpack
 from probe.options import (
     check_model_options,
@@ -857,69 +858,150 @@ def fit_autoencoder(
     return run_, recon
 
 
-def run(config: AutoencoderConfig, progress: Any | None = None, out: Path | None = None) -> AutoencoderResult:
+#: One run of the sweep: ``(architecture or --model SPEC, width, levels, is the --model's encoder)``.
+SweepJob = tuple[str, float, int, bool]
+
+
+def sweep_images(config: AutoencoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sweep's training images ``[N,3,H,W]`` and held-out test images ``[M,3,H,W]``: the first items of each
+    split, the same in every process."""
+
+    def first(split: str, count: int) -> torch.Tensor:
+        return load_first_samples(
+            config.dataset, config.data_root, split=split, input_size=config.input_size, count=count
+        ).image
+
+    return first("train", config.train_images), first("test", config.eval_images)
+
+
+def build_job(config: AutoencoderConfig, job: SweepJob) -> nn.Module:
+    """The untrained autoencoder of one sweep job (the caller seeds first)."""
+    arch, width, levels, encoder = job
+    return encoder_autoencoder(arch, config) if encoder else build_autoencoder(arch, levels, width, config.norm)
+
+
+def job_label(job: SweepJob, seed: int) -> str:
+    arch, width, levels, _ = job
+    return f"{arch}@{levels} w{width:g} seed {seed}"
+
+
+def autoencoder_one(
+    config: AutoencoderConfig,
+    job: SweepJob,
+    seed: int,
+    cost: ModelCost,
+    figure_examples: int,
+    on_step: Callable[[float], None] | None = None,
+    images: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[AutoencoderRun, np.ndarray]:
+    """Train and score one sweep job on ``seed``: the scored run and the first ``figure_examples`` test
+    reconstructions as uint8 RGB.  A module-level function, so :func:`probe.jobs.run_jobs` can run it in a
+    worker process (which reads :func:`sweep_images` itself; ``images`` passes them in this process); the
+    numbers depend only on its arguments and the torch thread count."""
+    arch, width, levels, _ = job
+    train, test = images if images is not None else sweep_images(config)
+    run_, recon = fit_autoencoder(
+        arch,
+        levels,
+        train,
+        test,
+        replace(config, seed=seed, seeds=None),
+        resolve_device(config.device),
+        on_step,
+        cost,
+        functools.partial(build_job, config, job),
+        width,
+    )
+    return run_, to_uint8_rgb(recon[:figure_examples])
+
+
+def run(
+    config: AutoencoderConfig, progress: Any | None = None, out: Path | None = None, launch: Launch | None = None
+) -> AutoencoderResult:
     """Train and score every (architecture, width, levels) of the sweep, and each model's encoder, on the same
     data, on every seed.
 
     A model's encoder is compared at its own depth: the generic architectures are also trained at that
     number of levels when the sweep lacks it (with a warning saying so).  With several seeds and ``out``,
-    each seed's result is also saved as an ordinary run folder ``out/seed_<s>``.
+    each seed's result is also saved as an ordinary run folder ``out/seed_<s>``.  The (job, seed) runs go
+    one after another here (default), or as ``launch`` says: ``--parallel N`` runs them side by side, each
+    in its own folder ``out/runs/<arch>@<levels>_w<width>/seed_<s>`` (``job.json``), with the numbers of
+    sequential runs on the same ``--threads-per-run``.
     """
     config.validate()
+    launch = launch if launch is not None else Launch()
+    launch.validate()
+    if not launch.in_process and out is None:
+        raise ProbeError("autoencoder: runs side by side (--parallel, --launcher) need an output folder (--out)")
     seeds = seed_list(config.seeds, config.seed)
     device = resolve_device(config.device)
-    train = load_first_samples(
-        config.dataset, config.data_root, split="train", input_size=config.input_size, count=config.train_images
-    ).image
-    test = load_first_samples(
-        config.dataset, config.data_root, split="test", input_size=config.input_size, count=config.eval_images
-    ).image
+    train, test = sweep_images(config)
     size = (int(train.shape[-2]), int(train.shape[-1]))
-    builders: dict[tuple[str, float, int], Callable[[], nn.Module]] = {}
     descriptions = {a: ARCHITECTURES.entry(a).description for a in config.archs}
+    encoders: list[SweepJob] = []
     for spec in config.models:
         seed_everything(config.seed)
         model = encoder_autoencoder(spec, config)
-        builders[(spec, config.width, model.levels)] = functools.partial(encoder_autoencoder, spec, config)
+        encoders.append((spec, config.width, model.levels, True))
         descriptions[spec] = (
             f"{spec}'s {config.encoder_module} (output stride {model.input_multiple}, code of "
             f"{model.code[0]} channels) + max-pool's decoder"
         )
-    sweep = sorted(set(config.levels) | {levels for _, _, levels in builders})
+    sweep = sorted(set(config.levels) | {levels for _, _, levels, _ in encoders})
     added = sorted(set(sweep) - set(config.levels))
     if added and any(ARCHITECTURES.entry(a).meta["sweeps_levels"] for a in config.archs):
         warn(
             f"autoencoder: also training the architectures at {', '.join(map(str, added))} level(s), the depth of "
             "the --model's encoder, to compare at equal depth"
         )
-    jobs = config.configurations(sweep) + list(builders)
-
-    def build(job: tuple[str, float, int]) -> nn.Module:
-        arch, width, levels = job
-        return builders[job]() if job in builders else build_autoencoder(arch, levels, width, config.norm)
+    jobs: list[SweepJob] = [(arch, width, levels, False) for arch, width, levels in config.configurations(sweep)]
+    jobs += encoders
 
     # Build and measure every model before training any, so a model that cannot run fails in seconds.
-    costs = {job: model_cost(build(job).to(device), size, device) for job in jobs}
-    task = progress.add_task("autoencoder", total=len(jobs) * config.steps * len(seeds)) if progress else None
+    costs = {job: model_cost(build_job(config, job).to(device), size, device) for job in jobs}
     n_fig = min(config.figure_examples, len(test))
+    cells = [(seed, job) for seed in seeds for job in jobs]
+    task = progress.add_task("autoencoder", total=len(cells) * config.steps) if progress else None
+    done: list[tuple[AutoencoderRun, np.ndarray]] = []
+    if launch.in_process:  # here, one after another: the bar moves every step and names the run
+        with torch_threads(launch.threads):
+            for seed, job in cells:
+
+                def on_step(loss: float, label: str = job_label(job, seed)) -> None:
+                    if progress is not None and task is not None:
+                        progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
+
+                done.append(autoencoder_one(config, job, seed, costs[job], n_fig, on_step, (train, test)))
+    else:  # side by side: the bar moves once, at the end
+        if progress is not None and task is not None:
+            progress.update(task, description=f"autoencoder: {len(cells)} runs, {launch.parallel or 'all'} at once")
+        root = Path(str(out)) / "runs"
+        done = run_jobs(
+            [
+                Job(
+                    f"autoencoder {job_label(job, seed)}",
+                    root / f"{file_safe_name(job[0])}@{job[2]}_w{job[1]:g}" / f"seed_{seed}",
+                    autoencoder_one,
+                    (config, job, seed, costs[job], n_fig),
+                )
+                for seed, job in cells
+            ],
+            launch,
+            device=config.device,
+            out=out,
+            what="autoencoder",
+        )
+        if progress is not None and task is not None:
+            progress.update(task, advance=len(cells) * config.steps)
     roles = assign_roles(config.models, options={m: config.options_for(m) for m in config.models})
     per_seed = []
     for seed in seeds:
         cfg = replace(config, seed=seed, seeds=None)
-        runs: list[AutoencoderRun] = []
+        mine = [(job, result) for (s, job), result in zip(cells, done) if s == seed]
+        runs = [run_ for _, (run_, _) in mine]
         reconstructions: dict[str, np.ndarray] = {}
-        for job in jobs:
-            arch, width, levels = job
-
-            def on_step(loss: float, label: str = f"{arch}@{levels} w{width:g} seed {seed}") -> None:
-                if progress is not None and task is not None:
-                    progress.update(task, advance=1, description=f"{label} loss {loss:.4f}")
-
-            run_, recon = fit_autoencoder(
-                arch, levels, train, test, cfg, device, on_step, costs[job], functools.partial(build, job), width
-            )
-            runs.append(run_)
-            reconstructions.setdefault(f"{arch}@{levels}", to_uint8_rgb(recon[:n_fig]))
+        for (arch, _, levels, _), (_, recon) in mine:
+            reconstructions.setdefault(f"{arch}@{levels}", recon)
         result = _result(cfg, str(device), size, test[:n_fig], runs, reconstructions, descriptions, roles)
         if len(seeds) > 1 and out is not None:  # each seed an ordinary run folder
             result.save_run(seed_folder(out, seed, seeds), device=device, seed=seed)

@@ -282,7 +282,7 @@ def run_jobs(
     if not jobs:
         return []
     if launch.in_process:
-        with _threads(launch.threads):
+        with torch_threads(launch.threads):
             return [_named(job, partial(execute, job, "local")) for job in jobs]
     if launch.launcher == "local":
         return _run_pool(jobs, launch, device, what)
@@ -290,7 +290,7 @@ def run_jobs(
 
 
 @contextlib.contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
+def torch_threads(threads: int | None) -> Iterator[None]:
     """This process's torch threads (and OpenMP / MKL settings for its children) set to ``threads`` for a while."""
     import torch
 

@@ -103,7 +103,7 @@ class StudyConfig(ModelSelection):
     encoder_module: str | None = option(
         None, help="the --model's encoder (a submodule path such as encoder): the autoencoder step trains it too"
     )
-    launch: Launch = field(default_factory=Launch)  # how the experiment step's runs run (probe.jobs; CLI: Launch)
+    launch: Launch = field(default_factory=Launch)  # how the experiment, fit and autoencoder runs run (probe.jobs)
 
     def validate(self) -> None:
         """Everything a study can check before hours of work: steps, budget, seed, models and the dataset's files."""
@@ -150,7 +150,7 @@ class StudyConfig(ModelSelection):
         return self.budget.name != "full"
 
     def runs_launch(self) -> Launch:
-        """How the experiment step's runs run: ``--parallel`` and the other launch flags as given; without them a
+        """How the experiment, fit and autoencoder steps' runs run: the launch flags as given; without them a
         CPU budget below ``full`` runs as many runs side by side as there are cores (up to 4, one thread each)."""
         launch = self.launch
         if launch.parallel is None and launch.launcher == "local" and self.small:
@@ -412,7 +412,7 @@ def _autoencoder(config: StudyConfig, progress: Any) -> list[Path]:
         seed=config.seed,
         seeds=config.seed_list(),
     )
-    return _save(autoencoder.run(cfg, progress, config.out / "autoencoder_seeds"), config)
+    return _save(autoencoder.run(cfg, progress, config.out / "autoencoder_seeds", config.runs_launch()), config)
 
 
 @STEPS.register(

@@ -88,6 +88,12 @@ def test_every_seed_is_a_run_folder_and_the_probes_ride_along_in_the_analysed_mo
     autoencoder = json.loads((out / "autoencoder.json").read_text())
     assert {(r["arch"], r["seed"]) for r in autoencoder["runs"]} == {(a, s) for a in ("pack2d", "maxpool")
                                                                      for s in (0, 1)}
+    # with more than one core the study trains the autoencoders side by side, each run in its own folder
+    side_by_side = StudyConfig(budget_name="quick", device="cpu").runs_launch().parallel
+    jobs = sorted(p.parent.parent.name + "/" + p.parent.name
+                  for p in (out / "autoencoder_seeds" / "runs").glob("*/seed_*/job.json"))
+    assert jobs == (sorted(f"{r['arch']}@{r['levels']}_w{r['width']:g}/seed_{r['seed']}" for r in autoencoder["runs"])
+                    if side_by_side else [])
 
 
 def test_the_report_begins_with_the_regime_and_a_smoke_banner_and_shows_the_learned_column(tiny_study):

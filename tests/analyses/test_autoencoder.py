@@ -118,6 +118,48 @@ def test_cli_writes_json_and_figures_on_synthetic_data(run_cli, tmp_path):
     assert "autoencoder" in json.loads((out / "config.json").read_text())
 
 
+def test_runs_side_by_side_give_the_sequential_runs_numbers_and_reconstructions(tmp_path):
+    """--parallel 2 with one thread per run: every run's scores, losses and reconstructions equal the sequential
+    one-thread runs', in the same order, and each side-by-side run has its own folder with job.json."""
+    from probe.jobs import Launch
+
+    config = ae.AutoencoderConfig(archs=["pack2d", "maxpool"], levels=[1, 2], steps=3, batch_size=2,
+                                  input_size=(32, 32), width=0.0625, train_images=4, eval_images=2, seeds=[0, 1],
+                                  device="cpu")
+    seq = ae.run(config, out=tmp_path / "seq", launch=Launch(threads=1))
+    par = ae.run(config, out=tmp_path / "par", launch=Launch(parallel=2, threads=1))
+    key = [(r.arch, r.levels, r.seed) for r in seq.runs]
+    assert key == [(a, lv, s) for s in (0, 1) for a in ("pack2d", "maxpool") for lv in (1, 2)]
+    assert [(r.arch, r.levels, r.seed) for r in par.runs] == key
+    assert [(r.mse, r.psnr, r.ssim, r.final_train_loss, r.loss_curve) for r in par.runs] == [(r.mse, r.psnr, r.ssim, r.final_train_loss, r.loss_curve) for r in seq.runs]
+    assert len({r.mse for r in seq.runs}) == len(key)  # eight different runs, not one result repeated
+    assert seq.reconstructions is not None and par.reconstructions is not None
+    assert par.reconstructions.keys() == seq.reconstructions.keys() == {"pack2d@1", "pack2d@2", "maxpool@1", "maxpool@2"}
+    assert all((par.reconstructions[k] == seq.reconstructions[k]).all() for k in seq.reconstructions)
+    assert all((tmp_path / "par" / "runs" / f"{a}@{lv}_w0.0625" / f"seed_{s}" / "job.json").is_file() for a, lv, s in key)
+    assert not (tmp_path / "seq" / "runs").exists()
+
+
+def test_cli_runs_side_by_side_each_run_in_its_own_folder(run_cli, tmp_path):
+    out = tmp_path / "run"
+    res = run_cli("autoencoder", "--arch", "maxpool", "--levels", "1,2", "--steps", "2", "--batch-size", "2",
+                  "--input-size", "32x32", "--width", "0.0625", "--train-images", "4", "--eval-images", "2",
+                  "--device", "cpu", "--parallel", "2", "--threads-per-run", "1", "--out", out)
+    assert res.code == 0, res
+    assert [(r["arch"], r["levels"]) for r in json.loads((out / "autoencoder.json").read_text())["runs"]] == [
+        ("maxpool", 1), ("maxpool", 2)]
+    assert all((out / "runs" / f"maxpool@{lv}_w0.0625" / "seed_0" / "job.json").is_file() for lv in (1, 2))
+    assert (out / "autoencoder_reconstructions.png").stat().st_size > 0
+
+
+def test_side_by_side_runs_need_an_output_folder():
+    from probe.jobs import Launch
+
+    config = ae.AutoencoderConfig(archs=["maxpool"], levels=[1], steps=1, input_size=(32, 32), device="cpu")
+    with pytest.raises(ProbeError, match="side by side .* need an output folder"):
+        ae.run(config, launch=Launch(parallel=2))
+
+
 def test_cli_missing_make3d_files_exit_2_with_one_line_naming_the_expected_files(run_cli, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
