@@ -483,7 +483,8 @@ def run(config: NoiseConfig) -> NoiseResult:
 
 
 def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
-    """Per-batch loss against step, running B_simple (EMA) against step, and the headline numbers."""
+    """Per-batch loss against step and running B_simple (EMA) against step, one line per (model, seed) run, and
+    the headline numbers."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
@@ -491,26 +492,29 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
     from probe.plotting import log_axis, save_figure
 
     fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
-    order = {"hue_order": [m.name for m in models]}
+    order = {"hue_order": list(dict.fromkeys(m.name for m in models))}  # each model once, however many seeds
+    # One line per run (model, seed), never a mean over seeds: the batch-to-batch scatter is what this figure
+    # shows, and averaging seeds would smooth it away (seaborn's default interval would also bootstrap every step).
+    per_run = {"units": "seed", "estimator": None}
     losses = pd.DataFrame(
         [
-            {"model": m.name, "step": s, "loss": v}
+            {"model": m.name, "seed": m.seed, "step": s, "loss": v}
             for m in models
             for s, v in zip(m.per_step_loss.step, m.per_step_loss.loss)
         ]
     )
-    sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.8, **order)
+    sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.6, lw=0.8, **per_run, **order)
     axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
     ema = pd.DataFrame(
         [
-            {"model": m.name, "step": s, "B_simple (EMA)": v}
+            {"model": m.name, "seed": m.seed, "step": s, "B_simple (EMA)": v}
             for m in models
             for s, v in zip(m.per_measurement.step, m.per_measurement.b_simple_ema)
             if math.isfinite(v) and v > 0
         ]
     )
     if not ema.empty:
-        sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **order)
+        sns.lineplot(ema, x="step", y="B_simple (EMA)", hue="model", ax=axes[1], legend=False, **per_run, **order)
         log_axis(axes[1])
     axes[1].set(xlabel="training step", ylabel="running B_simple (log)", title="gradient noise scale, running (EMA)")
     scale = pd.DataFrame([{"model": m.name, "B_simple": m.b_simple} for m in models]).dropna()

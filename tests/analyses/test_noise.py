@@ -187,3 +187,27 @@ def test_detrended_loss_spread_sees_the_scatter_not_the_trend() -> None:
     assert loss_statistics(trend_only)["all"].std_detrended < 1e-9
     assert loss_statistics(trend_only)["all"].std > 1.0  # the plain std is all trend
     assert loss_statistics(noisy)["all"].std_detrended == pytest.approx(0.2, rel=0.1)
+
+
+def test_the_per_batch_loss_figure_draws_every_runs_own_losses_not_a_mean_over_seeds(monkeypatch, tmp_path) -> None:
+    """Averaging seeds would smooth away the batch-to-batch scatter the figure exists to show; each run is drawn
+    once and each model named once in the legend."""
+    import dataclasses
+
+    import probe.plotting
+    from analyses.noise import NoiseProbe, StepLosses, noise_figure
+
+    recorder = NoiseProbe(small_batch=2, big_batch=4, every=1)
+    _toy_run(recorder)
+    first = recorder.result()
+    steps = first.per_step_loss.step
+    runs = [dataclasses.replace(first, name="a", seed=seed, per_step_loss=StepLosses(steps, losses))
+            for seed, losses in ((0, [1.0, 3.0, 2.0]), (1, [2.0, 1.0, 4.0]))]
+    runs.append(dataclasses.replace(first, name="b", seed=0, per_step_loss=StepLosses(steps, [5.0, 6.0, 7.0])))
+    drawn = {}
+    monkeypatch.setattr(probe.plotting, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    noise_figure(runs, tmp_path / "noise.png")
+    lines = [line for line in drawn["fig"].axes[0].get_lines() if len(line.get_xdata()) == len(steps)]
+    assert sorted(list(line.get_ydata()) for line in lines) == [[1.0, 3.0, 2.0], [2.0, 1.0, 4.0], [5.0, 6.0, 7.0]]
+    legend = drawn["fig"].axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]  # each model once, however many seeds
