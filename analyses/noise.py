@@ -504,7 +504,14 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
         ]
     )
     sns.lineplot(losses, x="step", y="loss", hue="model", ax=axes[0], alpha=0.6, lw=0.8, **per_run, **order)
-    axes[0].set(xlabel="training step", ylabel="per-batch training loss", title="per-batch loss")
+    positive = not losses.empty and bool((losses["loss"] > 0).all())
+    if positive:  # the first steps' loss is tens of times the rest: on a linear axis the scatter would be flat
+        log_axis(axes[0])
+    axes[0].set(
+        xlabel="training step",
+        ylabel="per-batch training loss" + (" (log)" if positive else ""),
+        title="per-batch loss",
+    )
     ema = pd.DataFrame(
         [
             {"model": m.name, "seed": m.seed, "step": s, "B_simple (EMA)": v}
@@ -525,6 +532,7 @@ def noise_figure(models: Sequence[ModelNoise], path: Path) -> Path:
     for batch in sorted({m.train_batch_size for m in models}):
         axes[2].axhline(batch, ls="--", c="grey")
     axes[2].set(xlabel="", ylabel="B_simple (log)", title="noise scale (dashed: training batch size)")
+    axes[2].tick_params(axis="x", labelrotation=20)  # model names side by side would overlap
     spread = pd.DataFrame(
         [
             {"model": m.name, "part": part, "loss CV (detrended)": loss.cv_detrended}

@@ -211,3 +211,4 @@ def test_the_per_batch_loss_figure_draws_every_runs_own_losses_not_a_mean_over_s
     assert sorted(list(line.get_ydata()) for line in lines) == [[1.0, 3.0, 2.0], [2.0, 1.0, 4.0], [5.0, 6.0, 7.0]]
     legend = drawn["fig"].axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]  # each model once, however many seeds
+    assert drawn["fig"].axes[0].get_yscale() == "log"  # positive losses: the scatter is read on a log axis
