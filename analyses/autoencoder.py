@@ -975,7 +975,8 @@ def run(
     else:  # side by side: the bar moves once, at the end
         if progress is not None and task is not None:
             progress.update(task, description=f"autoencoder: {len(cells)} runs, {launch.parallel or 'all'} at once")
-        root = Path(str(out)) / "runs"
+        assert out is not None  # refused above: side by side needs its run folders
+        root = Path(out) / "runs"
         done = run_jobs(
             [
                 Job(
